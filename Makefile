@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set up the virtual environment first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Machines without an NVIDIA driver (CI, laptops) take the CPU build of torch; machines with one take
+# the default (CUDA) build. Override with e.g. `make run TORCH_SPEC='torch==2.5.1'`.
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# With DISCORD_TOKEN (environment or .env) this runs the real bot; without one, the local playground.
+run: setup
+	@if [ -n "$$DISCORD_TOKEN" ] || grep -qsE '^DISCORD_TOKEN=.+' .env; then \
+		exec $(BIN)/morph-bot; \
+	else \
+		exec $(BIN)/morph-bot --playground; \
+	fi
+
+test: setup
+	@bash scripts/ensure-chromium || true
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

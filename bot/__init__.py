@@ -1,0 +1,1 @@
+"""bot: the Discord adapter around the morph engine."""
