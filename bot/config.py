@@ -1,0 +1,175 @@
+"""Settings from the environment and an optional ``.env`` file (the environment wins).
+
+Every setting is listed in ``.env.example``. A bad value (``MORPH_COOLDOWN_S=abc``) raises
+:class:`ConfigError` naming the variable, so the bot refuses to start with a clear message instead of
+failing later.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+PLAYGROUND_MODEL = "tiny"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the bot cannot use; ``str(err)`` names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str = ""
+    db_path: Path = Path("./data/morph.sqlite3")
+    data_dir: Path = Path("./data/artifacts")
+    model: str = DEFAULT_MODEL
+    device: str | None = None  # None: CUDA when available, else CPU
+    dev_guild_id: int | None = None
+    owner_ids: tuple[int, ...] = ()
+    max_user_active: int = 2
+    max_guild_queue: int = 20
+    cooldown_s: float = 30.0
+    default_frames: int = 24
+    max_frames: int = 60
+    default_steps: int = 25
+    retention_days: float = 14.0
+    log_level: str = "INFO"
+    api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
+    gateway_url: str | None = None  # DISCORD_GATEWAY_URL; None = real Discord
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
+                 *, playground: bool = False) -> "Settings":
+        """Read settings from ``env`` (default ``os.environ``) over the values in ``dotenv_path``.
+
+        A missing ``.env`` is fine; ``dotenv_path=None`` skips it. ``playground=True`` makes the model
+        default ``tiny`` (random weights, no download). Raises :class:`ConfigError` for bad values.
+        """
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update(parse_dotenv(Path(dotenv_path).read_text(encoding="utf-8"), str(dotenv_path)))
+        values.update(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            v = values.get(name)
+            return None if v is None or v.strip() == "" else v.strip()
+
+        s = cls(
+            discord_token=get("DISCORD_TOKEN") or "",
+            db_path=Path(get("MORPH_DB") or cls.db_path),
+            data_dir=Path(get("MORPH_DATA_DIR") or cls.data_dir),
+            model=get("MORPH_MODEL") or (PLAYGROUND_MODEL if playground else DEFAULT_MODEL),
+            device=get("MORPH_DEVICE"),
+            dev_guild_id=_int(get, "DEV_GUILD_ID", None, lo=1),
+            owner_ids=_id_list(get, "OWNER_IDS"),
+            max_user_active=_int(get, "MORPH_MAX_USER_ACTIVE", cls.max_user_active, lo=1),
+            max_guild_queue=_int(get, "MORPH_MAX_GUILD_QUEUE", cls.max_guild_queue, lo=1),
+            cooldown_s=_float(get, "MORPH_COOLDOWN_S", cls.cooldown_s, lo=0),
+            default_frames=_int(get, "MORPH_DEFAULT_FRAMES", cls.default_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
+            max_frames=_int(get, "MORPH_MAX_FRAMES", cls.max_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
+            default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
+            retention_days=_float(get, "MORPH_RETENTION_DAYS", cls.retention_days, lo=0),
+            log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
+            api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
+            gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),
+        )
+        if s.log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {s.log_level!r}).")
+        if s.default_frames > s.max_frames:
+            raise ConfigError(f"MORPH_DEFAULT_FRAMES ({s.default_frames}) is larger than MORPH_MAX_FRAMES "
+                              f"({s.max_frames}).")
+        return s
+
+    def replace(self, **changes) -> "Settings":
+        """A copy with some fields changed (handy in tests)."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
+    """Parse ``KEY=value`` lines: ``#`` comments, optional ``export``, single/double quoted values,
+    `` # comment`` after an unquoted value. Raises ConfigError naming the line of anything else."""
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
+        if not m:
+            raise ConfigError(f"{source}, line {n}: expected KEY=value, got {raw!r}.")
+        key, value = m.group(1), m.group(2)
+        if value[:1] in ("'", '"'):
+            q = value[0]
+            end = value.find(q, 1)
+            if end < 0:
+                raise ConfigError(f"{source}, line {n}: the quote opened for {key} is never closed.")
+            rest = value[end + 1:].strip()
+            if rest and not rest.startswith("#"):
+                raise ConfigError(f"{source}, line {n}: unexpected text after the quoted value of {key}.")
+            value = value[1:end]
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+        out[key] = value
+    return out
+
+
+def _int(get, name: str, default: int | None, lo: int | None = None, hi: int | None = None) -> int | None:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number (got {raw!r}).") from None
+    _check_range(name, value, lo, hi)
+    return value
+
+
+def _float(get, name: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (got {raw!r}).") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be a finite number (got {raw!r}).")
+    _check_range(name, value, lo, hi)
+    return value
+
+
+def _check_range(name, value, lo, hi) -> None:
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name} must be at least {lo} (got {value}).")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name} must be at most {hi} (got {value}).")
+
+
+def _id_list(get, name: str) -> tuple[int, ...]:
+    raw = get(name)
+    if raw is None:
+        return ()
+    ids = []
+    for part in re.split(r"[,\s]+", raw):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ConfigError(f"{name} must be Discord user ids separated by commas (bad entry {part!r}).")
+        ids.append(int(part))
+    return tuple(ids)
+
+
+def _url(get, name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = get(name)
+    if raw is None:
+        return None
+    if not raw.startswith(schemes):
+        raise ConfigError(f"{name} must start with {' or '.join(schemes)} (got {raw!r}).")
+    return raw.rstrip("/")

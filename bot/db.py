@@ -1,0 +1,112 @@
+"""SQLite connection and numbered migrations.
+
+Migrations are files ``NNNN_name.sql`` in ``migrations/``. Each one runs in its own ``BEGIN IMMEDIATE``
+transaction together with the row that records it in ``schema_version``, so a failing migration leaves
+nothing behind and two processes starting at once cannot apply the same file twice.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+BUSY_TIMEOUT_MS = 10_000
+#: ``UPDATE … RETURNING`` (atomic claim) needs SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
+
+_NAME = re.compile(r"(\d{4})_([A-Za-z0-9_]+)\.sql")
+
+
+class MigrationError(RuntimeError):
+    """The database schema cannot be brought to this code's version; the message says why."""
+
+
+async def connect(path: str | Path) -> aiosqlite.Connection:
+    """Open (creating the parent folder) with WAL, a busy timeout and foreign keys.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers open transactions
+    explicitly (``BEGIN IMMEDIATE``), which is what makes the multi-process claim safe.
+    """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise MigrationError(f"SQLite {sqlite3.sqlite_version} is too old; morph-bot needs 3.35 or newer.")
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migration_files(migrations_dir: str | Path = MIGRATIONS_DIR) -> list[tuple[int, str, Path]]:
+    """``(version, name, path)`` sorted by version; refuses badly named or duplicate files."""
+    found: dict[int, tuple[int, str, Path]] = {}
+    for p in sorted(Path(migrations_dir).glob("*.sql")):
+        m = _NAME.fullmatch(p.name)
+        if not m:
+            raise MigrationError(f"Migration file {p.name!r} is not named NNNN_name.sql.")
+        version = int(m.group(1))
+        if version in found:
+            raise MigrationError(f"Two migrations have number {version:04d}: {found[version][2].name}, {p.name}.")
+        found[version] = (version, m.group(2), p)
+    return [found[v] for v in sorted(found)]
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    """The highest applied migration number (0 for a fresh database)."""
+    await _ensure_version_table(conn)
+    async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+        return (await cur.fetchone())[0]
+
+
+async def migrate(conn: aiosqlite.Connection, migrations_dir: str | Path = MIGRATIONS_DIR) -> list[int]:
+    """Apply every migration newer than the database, in order; return the versions applied.
+
+    Re-running is a no-op. A database whose version is newer than the newest file raises
+    :class:`MigrationError` (this code would misread it). A failing file is rolled back entirely and
+    raises :class:`MigrationError` naming it.
+    """
+    files = migration_files(migrations_dir)
+    latest = files[-1][0] if files else 0
+    current = await schema_version(conn)
+    if current > latest:
+        raise MigrationError(
+            f"The database is at schema version {current}, but this code only knows migrations up to "
+            f"{latest}: it was written by a newer morph-bot. Upgrade the code, or point MORPH_DB at "
+            "another file.")
+    applied = []
+    for version, name, path in files:
+        if version <= current:
+            continue
+        sql = path.read_text(encoding="utf-8")
+        script = (f"BEGIN IMMEDIATE;\n{sql}\n;\n"
+                  f"INSERT INTO schema_version (version, name, applied_at) "
+                  f"VALUES ({version}, '{name}', {time.time()!r});\nCOMMIT;")
+        try:
+            # executescript takes no parameters; version is an int and name matched [A-Za-z0-9_]+.
+            await conn.executescript(script)
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            async with conn.execute("SELECT 1 FROM schema_version WHERE version = ?", (version,)) as cur:
+                if await cur.fetchone() is not None:
+                    continue  # another process applied it at the same moment
+            raise MigrationError(f"Migration {path.name} failed and was rolled back: {e}") from e
+        log.info("applied migration %s", path.name)
+        applied.append(version)
+    return applied
+
+
+async def _ensure_version_table(conn: aiosqlite.Connection) -> None:
+    await conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                       "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")

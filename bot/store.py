@@ -1,0 +1,718 @@
+"""The persistent job queue (SQLite through aiosqlite) and every per-guild rule around it.
+
+One :class:`Store` per process wraps one connection. Every change runs in a ``BEGIN IMMEDIATE``
+transaction, so checks and writes (limits, claims) are atomic even when several processes share the
+database file. Times are Unix seconds from ``Store.clock`` (injectable for tests and the fake Discord);
+most methods also take ``now=`` to override it for one call.
+
+Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final.
+A rendered job is never rendered again; a delivered one is never delivered again.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import aiosqlite
+
+from bot import db
+from bot.config import Settings
+from bot.validation import check_request
+from morph.request import MorphError, RenderRequest
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("delivered", "failed", "cancelled")
+MAX_ATTEMPTS = 3
+INTERACTION_TTL_S = 15 * 60
+#: Keys accepted by :meth:`Store.set_limits` (None resets a key to the bot's default).
+LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
+              "allowed_channels")
+
+
+class Refused(MorphError):
+    """The request or action is not allowed; ``str(err)`` is the message to show the user."""
+
+
+@dataclass
+class Job:
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    state: str
+    request: RenderRequest
+    attempts: int = 0
+    error: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    rendered_at: float | None = None
+    delivered_at: float | None = None
+    status_message_id: int | None = None
+    result_message_id: int | None = None
+    interaction_token: str | None = None
+    interaction_expires_at: float | None = None
+    application_id: int | None = None
+    upload_limit: int = 10 * 1024 * 1024
+    result: dict | None = None
+    artifact_dir: Path | None = None
+    # beyond the contract
+    boomerang: bool = False
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    worker_id: str | None = None
+    cancelled_by: int | None = None
+    artifacts_purged_at: float | None = None
+    deleted_at: float | None = None
+    delivery_attempts: int = 0
+    next_delivery_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> "Job":
+        d = dict(row)
+        d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
+        d["result"] = json.loads(d["result"]) if d["result"] else None
+        d["artifact_dir"] = Path(d["artifact_dir"]) if d["artifact_dir"] else None
+        d["boomerang"] = bool(d["boomerang"])
+        return cls(**d)
+
+    @property
+    def expired(self) -> bool:
+        """The artifacts are gone (retention purge or the delete button)."""
+        return self.artifacts_purged_at is not None
+
+    @property
+    def gif_path(self) -> Path | None:
+        return self.artifact_dir / "morph.gif" if self.artifact_dir else None
+
+    @property
+    def sheet_path(self) -> Path | None:
+        return self.artifact_dir / "sheet.png" if self.artifact_dir else None
+
+    def frame_path(self, frame: int) -> Path | None:
+        """Path of frame ``frame`` (0-based) as written by :func:`morph.output.save_frames`."""
+        return self.artifact_dir / f"frame_{frame:03d}.png" if self.artifact_dir else None
+
+    def interaction_alive(self, now: float | None = None) -> bool:
+        """True while the interaction token can still be used for followups (15 minutes)."""
+        now = time.time() if now is None else now
+        return bool(self.interaction_token) and (self.interaction_expires_at or 0) > now
+
+
+class Store:
+    """Async facade over the database. Create with ``await Store.open(path, settings)``."""
+
+    def __init__(self, conn: aiosqlite.Connection, settings: Settings, *,
+                 clock: Callable[[], float] = time.time):
+        self.conn = conn
+        self.settings = settings
+        self.clock = clock
+        # One connection is shared by all coroutines of this process: serialise our transactions
+        # on it (other processes are serialised by SQLite's own write lock).
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, db_path: str | Path, settings: Settings, *,
+                   migrations_dir: str | Path = db.MIGRATIONS_DIR,
+                   clock: Callable[[], float] = time.time) -> "Store":
+        """Connect (WAL, busy timeout, foreign keys) and apply pending migrations.
+
+        Raises :class:`bot.db.MigrationError` when the database is newer than this code.
+        """
+        conn = await db.connect(db_path)
+        try:
+            await db.migrate(conn, migrations_dir)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, settings, clock=clock)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else float(now)
+
+    @contextlib.asynccontextmanager
+    async def _tx(self):
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception), under the process lock."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+
+    async def _read(self, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
+        async with self._lock:
+            async with self.conn.execute(sql, tuple(params)) as cur:
+                return list(await cur.fetchall())
+
+    @staticmethod
+    async def _fetch(conn, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
+        async with conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def _job_in_tx(self, conn, job_id: int) -> Job:
+        rows = await self._fetch(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            raise Refused(f"There is no morph #{job_id}.")
+        return Job.from_row(rows[0])
+
+    async def _audit(self, conn, guild_id: int | None, actor_id: int, action: str, detail: str,
+                     now: float) -> None:
+        await conn.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) "
+                           "VALUES (?, ?, ?, ?, ?)", (guild_id, actor_id, action, detail, now))
+
+    async def _limits_in_tx(self, conn, guild_id: int) -> dict:
+        rows = await self._fetch(conn, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return self._limits_from_row(rows[0] if rows else None)
+
+    def _limits_from_row(self, row) -> dict:
+        s = self.settings
+        row = dict(row) if row is not None else {}
+
+        def pick(key, default):
+            v = row.get(key)
+            return default if v is None else v
+
+        return {
+            "paused": bool(row.get("paused", 0)),
+            "max_user_active": int(pick("max_user_active", s.max_user_active)),
+            "max_guild_queue": int(pick("max_guild_queue", s.max_guild_queue)),
+            "cooldown_s": float(pick("cooldown_s", s.cooldown_s)),
+            "max_frames": int(pick("max_frames", s.max_frames)),
+            "banned_words": json.loads(row.get("banned_words") or "[]"),
+            "allowed_channels": json.loads(row.get("allowed_channels") or "[]"),
+        }
+
+    async def _ensure_guild_row(self, conn, guild_id: int) -> None:
+        await conn.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", (guild_id,))
+
+    # ------------------------------------------------------------------ submitting
+
+    async def enqueue(self, *, guild_id: int, channel_id: int, user_id: int, request: RenderRequest,
+                      upload_limit: int, interaction_token: str | None = None,
+                      application_id: int | None = None, boomerang: bool = False,
+                      now: float | None = None) -> Job:
+        """Validate ``request`` and queue it; return the new job.
+
+        Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
+        a banned word or any invalid input (``check_request``), more frames than the guild allows, a
+        user who already has ``max_user_active`` queued/running jobs, a full guild queue, and a
+        submission within ``cooldown_s`` of the user's previous one. A paused guild still accepts jobs
+        (they wait until resumed).
+        """
+        now = self._now(now)
+        async with self._tx() as conn:
+            limits = await self._limits_in_tx(conn, guild_id)
+            if await self._fetch(conn, "SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?",
+                                 (guild_id, user_id)):
+                raise Refused("You are banned from using /morph in this server.")
+            allowed = limits["allowed_channels"]
+            if allowed and channel_id not in allowed:
+                where = ", ".join(f"<#{c}>" for c in allowed)
+                raise Refused(f"/morph is not enabled in this channel. Use it in {where}.")
+            try:
+                request = check_request(request, limits["banned_words"], max_frames=limits["max_frames"])
+            except Refused:
+                raise
+            except MorphError as e:
+                raise Refused(str(e)) from None
+            mine = await self._fetch(conn, "SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
+                                     "state IN ('queued', 'running') ORDER BY id", (guild_id, user_id))
+            if len(mine) >= limits["max_user_active"]:
+                n = limits["max_user_active"]
+                ids = ", ".join(f"#{r['id']}" for r in mine)
+                raise Refused(f"You already have {len(mine)} morph{'s' if len(mine) != 1 else ''} in the queue "
+                              f"({ids}); the limit is {n}. Wait for one to finish or cancel it with "
+                              "/morph-cancel.")
+            (queued,), = await self._fetch(conn, "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND "
+                                           "state IN ('queued', 'running')", (guild_id,))
+            if queued >= limits["max_guild_queue"]:
+                raise Refused(f"This server's queue is full ({queued} morphs waiting or rendering; the limit "
+                              f"is {limits['max_guild_queue']}). Try again in a few minutes.")
+            last = await self._fetch(conn, "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
+                                     (guild_id, user_id))
+            if last[0][0] is not None and now - last[0][0] < limits["cooldown_s"]:
+                wait = limits["cooldown_s"] - (now - last[0][0])
+                raise Refused(f"Slow down: you can start another morph in {max(1, round(wait))} s.")
+            expires = now + INTERACTION_TTL_S if interaction_token else None
+            cur = await conn.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
+                "interaction_token, interaction_expires_at, application_id, upload_limit) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (guild_id, channel_id, user_id, json.dumps(request.to_dict()), int(bool(boomerang)), now,
+                 interaction_token, expires, application_id, int(upload_limit)))
+            return await self._job_in_tx(conn, cur.lastrowid)
+
+    async def get(self, job_id: int) -> Job | None:
+        rows = await self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job.from_row(rows[0]) if rows else None
+
+    async def position(self, job_id: int) -> int | None:
+        """1-based place in the global claim order among queued jobs of unpaused guilds.
+
+        None when the job is not queued. A job in a paused guild gets the place it would have.
+        """
+        rows = await self._read(
+            "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.id <= j.id AND "
+            "  o.guild_id NOT IN (SELECT guild_id FROM guild_settings WHERE paused = 1)) AS pos, "
+            "  j.state, (SELECT paused FROM guild_settings g WHERE g.guild_id = j.guild_id) AS paused "
+            "FROM jobs j WHERE j.id = ?", (job_id,))
+        if not rows or rows[0]["state"] != "queued":
+            return None
+        return rows[0]["pos"] + (1 if rows[0]["paused"] else 0)
+
+    async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
+        """The user's jobs in this guild in the given states (default queued and running), oldest first."""
+        states = _states(states)
+        rows = await self._read(f"SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN "
+                                f"({_marks(states)}) ORDER BY id", (guild_id, user_id, *states))
+        return [Job.from_row(r) for r in rows]
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None:
+        """Remember the message that shows this job's queue position / progress."""
+        async with self._tx() as conn:
+            await conn.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id))
+
+    # ------------------------------------------------------------------ worker side
+
+    async def claim(self, worker_id: str, now: float | None = None) -> Job | None:
+        """Atomically move the oldest queued job of an unpaused guild to ``running`` and return it.
+
+        One ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``: two workers (threads, connections or
+        processes) can never claim the same job.
+        """
+        now = self._now(now)
+        async with self._tx() as conn:
+            rows = await self._fetch(
+                conn,
+                "UPDATE jobs SET state = 'running', started_at = ?, heartbeat_at = ?, worker_id = ? "
+                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND guild_id NOT IN "
+                "  (SELECT guild_id FROM guild_settings WHERE paused = 1) ORDER BY id LIMIT 1) "
+                "AND state = 'queued' RETURNING *",
+                (now, now, worker_id))
+        return Job.from_row(rows[0]) if rows else None
+
+    async def heartbeat(self, job_id: int, now: float | None = None) -> str | None:
+        """Record that the worker is still rendering ``job_id``; return the job's current state
+        (anything but ``running`` means it was cancelled meanwhile, so the worker should stop)."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            await conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND state = 'running'",
+                               (now, job_id))
+            rows = await self._fetch(conn, "SELECT state FROM jobs WHERE id = ?", (job_id,))
+        return rows[0]["state"] if rows else None
+
+    async def recover(self, *, worker_id: str | None = None, stale_s: float | None = None,
+                      now: float | None = None) -> list[Job]:
+        """Put jobs left ``running`` by a crash back in the queue; return every job it changed.
+
+        Each such job gets ``attempts + 1``; at ``MAX_ATTEMPTS`` it becomes ``failed`` with the reason
+        instead (the returned Job says which: notify the failed ones). ``rendered`` jobs are untouched
+        (delivery picks them up). By default every running job is recovered (one bot process: call at
+        start before the worker runs); with several processes pass ``worker_id`` (only that worker's
+        jobs) and/or ``stale_s`` (only jobs without a heartbeat for that long).
+        """
+        now = self._now(now)
+        where, params = "state = 'running'", []
+        if worker_id is not None:
+            where += " AND worker_id = ?"
+            params.append(worker_id)
+        if stale_s is not None:
+            where += " AND COALESCE(heartbeat_at, started_at, 0) < ?"
+            params.append(now - stale_s)
+        reason = f"the renderer crashed {MAX_ATTEMPTS} times on this job"
+        async with self._tx() as conn:
+            ids = [r["id"] for r in await self._fetch(conn, f"SELECT id FROM jobs WHERE {where}", params)]
+            for job_id in ids:
+                await conn.execute(
+                    "UPDATE jobs SET attempts = attempts + 1, worker_id = NULL, "
+                    "state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'queued' END, "
+                    "error = CASE WHEN attempts + 1 >= ? THEN ? ELSE error END, "
+                    "finished_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE NULL END, "
+                    "started_at = CASE WHEN attempts + 1 >= ? THEN started_at ELSE NULL END "
+                    "WHERE id = ?",
+                    (MAX_ATTEMPTS, MAX_ATTEMPTS, reason, MAX_ATTEMPTS, now, MAX_ATTEMPTS, job_id))
+            jobs = [await self._job_in_tx(conn, i) for i in ids]
+        for j in jobs:
+            log.warning("recovered job #%d -> %s (attempts %d)", j.id, j.state, j.attempts)
+        return jobs
+
+    async def requeue(self, job_id: int) -> bool:
+        """Give a running job back to the queue without counting an attempt (clean worker shutdown)."""
+        async with self._tx() as conn:
+            cur = await conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL, worker_id = NULL "
+                                     "WHERE id = ? AND state = 'running'", (job_id,))
+            return cur.rowcount == 1
+
+    async def mark_rendered(self, job_id: int, result: dict, artifact_dir: str | Path,
+                            now: float | None = None) -> bool:
+        """running → rendered with the result dict and artifact folder. False (nothing changed) when
+        the job is no longer running, e.g. it was cancelled during the render."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET state = 'rendered', rendered_at = ?, result = ?, artifact_dir = ?, "
+                "error = NULL, next_delivery_at = NULL WHERE id = ? AND state = 'running'",
+                (now, json.dumps(result), str(artifact_dir), job_id))
+            return cur.rowcount == 1
+
+    async def mark_failed(self, job_id: int, error: str, now: float | None = None) -> bool:
+        """queued/running/rendered → failed with a user-facing reason. False if already final."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state IN "
+                "('queued', 'running', 'rendered')", (error, now, job_id))
+            return cur.rowcount == 1
+
+    async def mark_cancelled(self, job_id: int, now: float | None = None) -> bool:
+        """running/queued → cancelled (the worker saw ``Cancelled``). False if it already was final."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND "
+                                     "state IN ('queued', 'running')", (now, job_id))
+            return cur.rowcount == 1
+
+    async def cancel(self, job_id: int, *, actor_id: int, admin: bool = False, guild_id: int | None = None,
+                     now: float | None = None) -> Job:
+        """Cancel a queued or running job and return it (state ``cancelled``).
+
+        Allowed for the author, or with ``admin=True`` for an admin of ``guild_id`` (the job must belong
+        to that guild; ``guild_id=None`` with ``admin=True`` is the bot owner, any guild). Admin
+        cancels are audited. A running job is marked cancelled at once; its worker notices through
+        :meth:`heartbeat` (or ``Worker.request_cancel``) and stops within one denoising step.
+        """
+        now = self._now(now)
+        async with self._tx() as conn:
+            job = await self._job_in_tx(conn, job_id)
+            if admin and guild_id is not None and job.guild_id != guild_id:
+                raise Refused(f"Morph #{job_id} belongs to another server.")
+            if not admin and job.user_id != actor_id:
+                raise Refused(f"Morph #{job_id} is not yours; only its author or a server admin can cancel it.")
+            if job.state not in ACTIVE_STATES:
+                raise Refused(f"Morph #{job_id} is already {job.state}; only queued or rendering morphs "
+                              "can be cancelled.")
+            await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
+                               "WHERE id = ?", (now, actor_id, job_id))
+            if admin:
+                await self._audit(conn, job.guild_id, actor_id, "cancel",
+                                  f"#{job_id} by <@{job.user_id}> ({job.state})", now)
+            return await self._job_in_tx(conn, job_id)
+
+    # ------------------------------------------------------------------ delivery side
+
+    async def jobs_to_deliver(self, now: float | None = None) -> list[Job]:
+        """Rendered jobs whose next delivery attempt is due, oldest first (never delivered ones)."""
+        now = self._now(now)
+        rows = await self._read("SELECT * FROM jobs WHERE state = 'rendered' AND "
+                                "(next_delivery_at IS NULL OR next_delivery_at <= ?) ORDER BY id", (now,))
+        return [Job.from_row(r) for r in rows]
+
+    async def mark_delivered(self, job_id: int, message_id: int | None, now: float | None = None) -> bool:
+        """rendered → delivered, remembering the result message. False if it was not ``rendered``."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET state = 'delivered', delivered_at = ?, result_message_id = ?, "
+                "next_delivery_at = NULL WHERE id = ? AND state = 'rendered'", (now, message_id, job_id))
+            return cur.rowcount == 1
+
+    async def delivery_failed(self, job_id: int, error: str, retry_in: float | None,
+                              now: float | None = None) -> Job:
+        """Record a failed delivery: retry after ``retry_in`` seconds, or (None) give up → failed."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            if retry_in is None:
+                await conn.execute("UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, "
+                                   "delivery_attempts = delivery_attempts + 1 WHERE id = ? AND state = 'rendered'",
+                                   (error, now, job_id))
+            else:
+                await conn.execute("UPDATE jobs SET error = ?, next_delivery_at = ?, "
+                                   "delivery_attempts = delivery_attempts + 1 WHERE id = ? AND state = 'rendered'",
+                                   (error, now + retry_in, job_id))
+            return await self._job_in_tx(conn, job_id)
+
+    # ------------------------------------------------------------------ picks and results
+
+    async def pick(self, job_id: int, *, user_id: int, frame: int, source: str = "button",
+                   now: float | None = None) -> Path:
+        """Record that ``user_id`` picked ``frame`` (0-based) and return that frame's PNG path.
+
+        Refuses an unknown job, one not rendered yet, an expired/deleted one ("this morph has
+        expired") and a frame out of range.
+        """
+        now = self._now(now)
+        async with self._tx() as conn:
+            job = await self._job_in_tx(conn, job_id)
+            path = self._frame_or_refuse(job, frame)
+            await conn.execute("INSERT INTO picks (job_id, user_id, frame, source, created_at) VALUES (?, ?, ?, ?, ?)",
+                               (job_id, user_id, frame, source, now))
+            return path
+
+    def _frame_or_refuse(self, job: Job, frame: int) -> Path:
+        if job.deleted_at is not None or job.expired:
+            days = self.settings.retention_days
+            raise Refused(f"Morph #{job.id} has expired: its frames were deleted "
+                          f"(results are kept {days:g} days).")
+        if job.state not in ("rendered", "delivered") or not job.result or job.artifact_dir is None:
+            raise Refused(f"Morph #{job.id} has no frames to pick ({job.state}).")
+        count = int(job.result.get("frame_count", 0))
+        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
+            raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {frame + 1 if isinstance(frame, int) else frame}.")
+        path = job.frame_path(frame)
+        if not path.is_file():
+            raise Refused(f"Morph #{job.id} has expired: its frames are no longer on disk.")
+        return path
+
+    async def picks(self, job_id: int) -> list[dict]:
+        """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
+        rows = await self._read("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = ? ORDER BY id",
+                                (job_id,))
+        return [dict(r) for r in rows]
+
+    async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = False,
+                            guild_id: int | None = None, now: float | None = None) -> Job:
+        """The ❌ button: author or admin (of ``guild_id``) deletes a rendered/delivered result's files.
+
+        The row stays (state unchanged) with ``deleted_at`` set; picks then answer "expired". The
+        caller deletes the Discord message. Admin deletes are audited.
+        """
+        now = self._now(now)
+        async with self._tx() as conn:
+            job = await self._job_in_tx(conn, job_id)
+            if admin and guild_id is not None and job.guild_id != guild_id:
+                raise Refused(f"Morph #{job_id} belongs to another server.")
+            if not admin and job.user_id != actor_id:
+                raise Refused(f"Morph #{job_id} is not yours; only its author or a server admin can delete it.")
+            if job.deleted_at is not None:
+                raise Refused(f"Morph #{job_id} was already deleted.")
+            await conn.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
+                               "WHERE id = ?", (now, now, job_id))
+            if admin:
+                await self._audit(conn, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
+            job = await self._job_in_tx(conn, job_id)
+        _remove_dir(job.artifact_dir)
+        return job
+
+    # ------------------------------------------------------------------ admin
+
+    async def list_jobs(self, guild_id: int | None, states: Iterable[str] | None = None,
+                        limit: int = 50) -> list[Job]:
+        """Jobs of a guild (None: every guild), newest first; ``states`` default: queued and running."""
+        states = _states(states or ACTIVE_STATES)
+        sql = f"SELECT * FROM jobs WHERE state IN ({_marks(states)})"
+        params: list[Any] = list(states)
+        if guild_id is not None:
+            sql += " AND guild_id = ?"
+            params.append(guild_id)
+        rows = await self._read(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [Job.from_row(r) for r in rows]
+
+    async def is_paused(self, guild_id: int) -> bool:
+        rows = await self._read("SELECT paused FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return bool(rows and rows[0]["paused"])
+
+    async def pause(self, guild_id: int, actor_id: int, now: float | None = None) -> None:
+        """Stop the worker from starting this guild's jobs (a running one finishes). Audited."""
+        await self._set_paused(guild_id, actor_id, True, now)
+
+    async def resume(self, guild_id: int, actor_id: int, now: float | None = None) -> None:
+        await self._set_paused(guild_id, actor_id, False, now)
+
+    async def _set_paused(self, guild_id: int, actor_id: int, paused: bool, now: float | None) -> None:
+        now = self._now(now)
+        async with self._tx() as conn:
+            await self._ensure_guild_row(conn, guild_id)
+            await conn.execute("UPDATE guild_settings SET paused = ?, updated_at = ? WHERE guild_id = ?",
+                               (int(paused), now, guild_id))
+            await self._audit(conn, guild_id, actor_id, "pause" if paused else "resume", "", now)
+
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> int:
+        """Cancel every queued job of this guild (running ones continue); return how many. Audited."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
+                                     "WHERE guild_id = ? AND state = 'queued'", (now, actor_id, guild_id))
+            n = cur.rowcount
+            await self._audit(conn, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
+            return n
+
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> int:
+        """Ban a user from /morph in this guild and cancel their queued jobs (returned count). Audited."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            await conn.execute("INSERT OR REPLACE INTO bans (guild_id, user_id, actor_id, created_at) "
+                               "VALUES (?, ?, ?, ?)", (guild_id, user_id, actor_id, now))
+            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
+                                     "WHERE guild_id = ? AND user_id = ? AND state = 'queued'",
+                                     (now, actor_id, guild_id, user_id))
+            await self._audit(conn, guild_id, actor_id, "ban", f"<@{user_id}> ({cur.rowcount} queued cancelled)", now)
+            return cur.rowcount
+
+    async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> bool:
+        """Lift a ban; False if the user was not banned (still audited)."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+            await self._audit(conn, guild_id, actor_id, "unban",
+                              f"<@{user_id}>" + ("" if cur.rowcount else " (was not banned)"), now)
+            return cur.rowcount == 1
+
+    async def is_banned(self, guild_id: int, user_id: int) -> bool:
+        return bool(await self._read("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)))
+
+    async def bans(self, guild_id: int) -> list[int]:
+        return [r["user_id"] for r in await self._read("SELECT user_id FROM bans WHERE guild_id = ? ORDER BY created_at",
+                                                       (guild_id,))]
+
+    async def get_limits(self, guild_id: int) -> dict:
+        """Effective limits: ``paused, max_user_active, max_guild_queue, cooldown_s, max_frames,
+        banned_words (list[str]), allowed_channels (list[int], empty = all)``."""
+        rows = await self._read("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return self._limits_from_row(rows[0] if rows else None)
+
+    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> dict:
+        """Change some of ``LIMIT_KEYS`` for a guild (value None = back to the bot default); return the
+        effective limits. Raises Refused for an unknown key or a bad value (nothing changed). Audited."""
+        now = self._now(now)
+        updates = {k: _check_limit(k, v) for k, v in changes.items()}
+        if not updates:
+            raise Refused("Nothing to change: give at least one limit.")
+        async with self._tx() as conn:
+            await self._ensure_guild_row(conn, guild_id)
+            for key, value in updates.items():
+                if key in ("banned_words", "allowed_channels"):
+                    value = json.dumps(value or [])
+                await conn.execute(f"UPDATE guild_settings SET {key} = ?, updated_at = ? WHERE guild_id = ?",
+                                   (value, now, guild_id))
+            detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
+                               + (" words" if k == "banned_words" and v is not None else "")
+                               for k, v in updates.items())
+            await self._audit(conn, guild_id, actor_id, "limits", detail, now)
+            return await self._limits_in_tx(conn, guild_id)
+
+    async def stats(self, guild_id: int | None, now: float | None = None) -> dict:
+        """Numbers for ``/morphadmin stats`` (guild None: all guilds): ``queued, running, rendered,
+        queue_total`` (all guilds), ``jobs_last_hour, done_last_hour, failed_last_hour,
+        mean_render_s`` (last 24 h), ``paused``. Device name/memory come from the Morpher."""
+        now = self._now(now)
+        g, params = ("", []) if guild_id is None else (" AND guild_id = ?", [guild_id])
+        counts = {s: 0 for s in STATES}
+        for r in await self._read(f"SELECT state, COUNT(*) AS n FROM jobs WHERE 1{g} GROUP BY state", params):
+            counts[r["state"]] = r["n"]
+        (hour,), = await self._read(f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{g}", [now - 3600, *params])
+        (done,), = await self._read(f"SELECT COUNT(*) FROM jobs WHERE rendered_at >= ?{g}", [now - 3600, *params])
+        (failed,), = await self._read(f"SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?{g}",
+                                      [now - 3600, *params])
+        (mean,), = await self._read(f"SELECT AVG(rendered_at - started_at) FROM jobs WHERE rendered_at >= ?{g}",
+                                    [now - 86400, *params])
+        (total,), = await self._read("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+        return {
+            "queued": counts["queued"], "running": counts["running"], "rendered": counts["rendered"],
+            "delivered": counts["delivered"], "failed": counts["failed"], "cancelled": counts["cancelled"],
+            "queue_total": total, "jobs_last_hour": hour, "done_last_hour": done, "failed_last_hour": failed,
+            "mean_render_s": mean, "paused": (await self.is_paused(guild_id)) if guild_id is not None else None,
+        }
+
+    async def audit_log(self, guild_id: int | None, limit: int = 20) -> list[dict]:
+        """Newest first: ``{id, guild_id, actor_id, action, detail, created_at}`` (None: every guild)."""
+        if guild_id is None:
+            rows = await self._read("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._read("SELECT * FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                                    (guild_id, limit))
+        return [dict(r) for r in rows]
+
+    async def audit(self, guild_id: int | None, actor_id: int, action: str, detail: str = "",
+                    now: float | None = None) -> None:
+        """Record an admin action done outside the Store (e.g. a refused admin attempt, if wanted)."""
+        async with self._tx() as conn:
+            await self._audit(conn, guild_id, actor_id, action, detail, self._now(now))
+
+    # ------------------------------------------------------------------ retention
+
+    async def purge(self, now: float | None = None) -> int:
+        """Delete artifact folders of jobs older than ``retention_days`` (by render time, else creation
+        time) and mark them expired; return how many jobs were purged. Rows are kept."""
+        now = self._now(now)
+        cutoff = now - self.settings.retention_days * 86400
+        async with self._tx() as conn:
+            rows = await self._fetch(
+                conn, "SELECT id, artifact_dir FROM jobs WHERE artifact_dir IS NOT NULL AND "
+                "artifacts_purged_at IS NULL AND state NOT IN ('queued', 'running') AND "
+                "COALESCE(rendered_at, created_at) < ?", (cutoff,))
+            for r in rows:
+                await conn.execute("UPDATE jobs SET artifacts_purged_at = ? WHERE id = ?", (now, r["id"]))
+        for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
+            _remove_dir(Path(r["artifact_dir"]))
+        if rows:
+            log.info("purged artifacts of %d job(s)", len(rows))
+        return len(rows)
+
+
+def _states(states: Iterable[str]) -> tuple[str, ...]:
+    states = (states,) if isinstance(states, str) else tuple(states)
+    bad = [s for s in states if s not in STATES]
+    if bad or not states:
+        raise ValueError(f"unknown job state(s) {bad}; states are {', '.join(STATES)}")
+    return states
+
+
+def _marks(items) -> str:
+    return ", ".join("?" for _ in items)
+
+
+def _remove_dir(path: Path | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_limit(key: str, value):
+    """Validate one ``set_limits`` value; None passes (reset to default)."""
+    if key not in LIMIT_KEYS:
+        raise Refused(f"Unknown limit {key!r}; limits are: {', '.join(LIMIT_KEYS)}.")
+    if value is None:
+        return None
+    if key in ("max_user_active", "max_guild_queue", "max_frames"):
+        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000), "max_frames": (2, 120)}[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise Refused(f"{key} must be a whole number between {lo} and {hi} (got {value!r}).")
+        return value
+    if key == "cooldown_s":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+            raise Refused(f"cooldown_s must be between 0 and 86400 seconds (got {value!r}).")
+        return float(value)
+    if key == "banned_words":
+        if isinstance(value, str):
+            value = [w for w in value.split(",")]
+        words = sorted({" ".join(str(w).split()).casefold() for w in value} - {""})
+        if any(len(w) > 100 for w in words) or len(words) > 500:
+            raise Refused("banned_words takes at most 500 words of at most 100 characters each.")
+        return words
+    # allowed_channels
+    if isinstance(value, (int, str)):
+        value = [value]
+    try:
+        ids = sorted({int(c) for c in value})
+    except (TypeError, ValueError):
+        raise Refused(f"allowed_channels must be channel ids (got {value!r}).") from None
+    if any(c <= 0 for c in ids):
+        raise Refused("allowed_channels must be channel ids (positive numbers).")
+    return ids

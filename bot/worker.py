@@ -1,0 +1,287 @@
+"""The render worker: claims jobs from the Store one at a time and renders them in a thread.
+
+The event loop never waits on the GPU: ``Morpher.render`` and the artifact encoding run in
+``asyncio.to_thread``. While a job renders, a small monitor task on the loop forwards progress to the
+notifier (at most once per ``PROGRESS_INTERVAL_S``), refreshes the job's heartbeat and notices a
+cancel made through the database (possibly by another process).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+from bot.config import Settings
+from bot.store import Job, Store
+from morph.request import Cancelled, MorphError, Progress, RenderResult
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 2.0
+#: Room left in the upload limit for the multipart envelope and the message body.
+UPLOAD_HEADROOM = 256 * 1024
+#: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
+MIN_GIF_BUDGET = 256 * 1024
+PURGE_INTERVAL_S = 3600.0
+
+
+class Notifier(Protocol):
+    """What the worker tells the Discord layer (``bot/delivery.py``). Exceptions are logged, not fatal."""
+
+    async def job_started(self, job: Job) -> None: ...
+
+    async def job_progress(self, job: Job, progress: Progress | None, eta_s: float | None) -> None: ...
+
+    async def job_rendered(self, job: Job) -> None: ...
+
+    async def job_failed(self, job: Job) -> None: ...
+
+
+class Worker:
+    """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job."""
+
+    def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
+                 notifier: Notifier, worker_id: str = "w1", *, poll_s: float = 2.0,
+                 progress_interval_s: float = PROGRESS_INTERVAL_S):
+        self.store = store
+        self.morpher_factory = morpher_factory
+        self.settings = settings
+        self.notifier = notifier
+        self.worker_id = worker_id
+        self.poll_s = poll_s
+        self.progress_interval_s = progress_interval_s
+        self.current: Job | None = None  # the job being rendered, if any
+        self._morpher = None
+        self._morpher_lock = asyncio.Lock()
+        self._cancel: dict[int, threading.Event] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._last_purge = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the background loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self._loop(), name=f"morph-worker-{self.worker_id}")
+
+    async def stop(self) -> None:
+        """Stop the loop. A job being rendered is interrupted and put back in the queue (no attempt
+        counted), so the next start renders it again."""
+        self._stopping = True
+        for ev in self._cancel.values():
+            ev.set()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await self._task
+            finally:
+                self._task = None
+
+    def wake(self) -> None:
+        """Look at the queue now (call after an enqueue) instead of at the next poll."""
+        self._wake.set()
+
+    def request_cancel(self, job_id: int) -> bool:
+        """Set the cancel flag of a job this worker is rendering; True if it was rendering here.
+        (Mark the job cancelled in the Store too: ``Store.cancel`` does that.)"""
+        ev = self._cancel.get(job_id)
+        if ev is None:
+            return False
+        ev.set()
+        return True
+
+    @property
+    def morpher(self):
+        """The loaded Morpher, or None before the first job."""
+        return self._morpher
+
+    async def get_morpher(self):
+        """Create the Morpher in a thread on first use (loading weights can take minutes)."""
+        async with self._morpher_lock:
+            if self._morpher is None:
+                log.info("loading model %s", self.settings.model)
+                self._morpher = await asyncio.to_thread(self.morpher_factory)
+            return self._morpher
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                if time.time() - self._last_purge > PURGE_INTERVAL_S:
+                    self._last_purge = time.time()
+                    await self.store.purge()
+                if await self.run_once():
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("worker %s: error between jobs", self.worker_id)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    # ------------------------------------------------------------------ one job
+
+    async def run_once(self) -> bool:
+        """Claim one job and process it completely (render, artifacts, notify); False if none queued."""
+        if self._stopping:
+            return False
+        job = await self.store.claim(self.worker_id)
+        if job is None:
+            return False
+        await self._process(job)
+        return True
+
+    async def _process(self, job: Job) -> None:
+        cancel = self._cancel[job.id] = threading.Event()
+        self.current = job
+        await self._notify("job_started", job)
+        monitor = None
+        try:
+            morpher = await self.get_morpher()
+            state = _ProgressState()
+            monitor = asyncio.create_task(self._monitor(job, state, cancel))
+            result: RenderResult = await asyncio.to_thread(
+                morpher.render, job.request, progress=state.update, cancel=cancel)
+            monitor.cancel()
+            out_dir = Path(self.settings.data_dir) / str(job.id)
+            summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
+            if not await self.store.mark_rendered(job.id, summary, out_dir):
+                # cancelled (or failed) while rendering: keep nothing
+                shutil.rmtree(out_dir, ignore_errors=True)
+                log.info("job #%d finished rendering but is no longer running; artifacts dropped", job.id)
+                return
+            log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+            await self._notify("job_rendered", await self.store.get(job.id))
+        except Cancelled:
+            if self._stopping:
+                await self.store.requeue(job.id)
+                log.info("job #%d interrupted by shutdown; back in the queue", job.id)
+            else:
+                await self.store.mark_cancelled(job.id)
+                log.info("job #%d cancelled", job.id)
+        except Exception as e:  # MorphError, out of memory, or a bug: fail this job only
+            reason = failure_reason(e)
+            if isinstance(e, MorphError):
+                log.info("job #%d refused by the engine: %s", job.id, e)
+            else:
+                log.exception("job #%d failed", job.id)
+            _free_gpu_memory()
+            if await self.store.mark_failed(job.id, reason):
+                await self._notify("job_failed", await self.store.get(job.id))
+        finally:
+            if monitor is not None:
+                monitor.cancel()
+            self._cancel.pop(job.id, None)
+            self.current = None
+
+    async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
+        """Runs beside a render: progress to the notifier (throttled, with ETA), heartbeat, and
+        cancel requests that arrive through the database."""
+        started = time.monotonic()
+        last_sent = None
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            if now - last_beat >= self.progress_interval_s:
+                last_beat = now
+                try:
+                    if await self.store.heartbeat(job.id) != "running":
+                        cancel.set()
+                except Exception:
+                    log.exception("heartbeat for job #%d failed", job.id)
+            p = state.latest
+            if p is not None and p is not last_sent and (
+                    state.sent_at is None or now - state.sent_at >= self.progress_interval_s):
+                last_sent, state.sent_at = p, now
+                elapsed = now - started
+                eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
+                await self._notify("job_progress", job, p, eta)
+
+    async def _notify(self, name: str, *args) -> None:
+        try:
+            await getattr(self.notifier, name)(*args)
+        except Exception:
+            log.exception("notifier.%s failed", name)
+
+
+class _ProgressState:
+    """Latest Progress, written by the render thread, read by the monitor task (one reference swap)."""
+
+    def __init__(self):
+        self.latest: Progress | None = None
+        self.sent_at: float | None = None
+
+    def update(self, progress: Progress) -> None:
+        self.latest = progress
+
+
+def write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boomerang: bool = False) -> dict:
+    """Write ``sheet.png`` (candidate frames), ``morph.gif`` (fits ``upload_limit`` minus the sheet
+    and headroom) and every ``frame_NNN.png`` into ``out_dir``; return the job's result dict."""
+    from morph.output import contact_sheet, encode_gif, save_frames
+
+    out_dir = Path(out_dir)
+    if out_dir.exists():  # a previous attempt that crashed half-way
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    frames = result.frames
+    save_frames(frames, out_dir)
+    sheet = contact_sheet([frames[i] for i in result.candidates], [str(k + 1) for k in range(len(result.candidates))])
+    sheet_path = out_dir / "sheet.png"
+    sheet.save(sheet_path, optimize=True)
+    sheet_bytes = sheet_path.stat().st_size
+    budget = max(MIN_GIF_BUDGET, int(upload_limit) - sheet_bytes - UPLOAD_HEADROOM)
+    gif = encode_gif(frames, budget_bytes=budget, boomerang=boomerang)
+    (out_dir / "morph.gif").write_bytes(gif.data)
+    return {
+        "ts": [float(t) for t in result.ts],
+        "distances": [float(d) for d in result.distances],
+        "max_over_mean": float(result.max_over_mean),
+        "one_minus_gini": float(result.one_minus_gini),
+        "midpoint": int(result.midpoint),
+        "candidates": [int(i) for i in result.candidates],
+        "frame_count": len(frames),
+        "gif_reductions": list(gif.reductions),
+        "warnings": list(result.warnings),
+        "seconds": float(result.seconds),
+        # extras for messages and stats
+        "gif_bytes": len(gif.data),
+        "gif_frame_count": gif.frame_count,
+        "gif_size": [gif.width, gif.height],
+        "gif_budget": budget,
+        "sheet_bytes": sheet_bytes,
+        "frame_size": list(frames[0].size),
+        "model": result.model,
+        "unet_evals": result.unet_evals,
+    }
+
+
+def failure_reason(e: BaseException) -> str:
+    """A short user-facing reason for a failed render."""
+    if isinstance(e, MorphError):
+        return str(e)
+    text = f"{type(e).__name__}: {e}"
+    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+        return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
+    return f"the renderer failed ({text[:300]})."
+
+
+def _free_gpu_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:  # pragma: no cover - best effort
+            pass
