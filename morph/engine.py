@@ -1,0 +1,322 @@
+"""The morph renderer: encode both prompts once, interpolate, denoise every frame in batches, pace, decode.
+
+One render, top to bottom (:meth:`Morpher.render`):
+
+1. validate the request; encode prompt A, prompt B and the negative prompt once (77 tokens each);
+2. one starting noise from ``seed`` for every frame (slerped towards ``seed_b``'s noise by t when given);
+3. choose the frames' t (uniform, or perceptual pacing: :func:`morph.pacing.pace`) and for each batch of t:
+   interpolate the token embeddings (lerp or per-token slerp), run the denoising loop below with
+   classifier-free guidance in the same UNet batch, decode the latents in slices;
+4. measure neighbour distances, midpoint and candidates.
+
+The denoising loop follows diffusers' ``StableDiffusionPipeline.__call__`` step for step (init noise sigma,
+``scale_model_input``, CFG, ``scheduler.step``), so the frames at t=0 and t=1 equal plain pipeline renders of
+each prompt with the same seed. Multistep schedulers keep state, so every batch gets a fresh scheduler.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from typing import Callable
+
+import torch
+
+from morph import pacing
+from morph.interpolate import lerp, slerp
+from morph.models import CLIP_MAX_TOKENS, load_pipeline, make_scheduler, native_size, resolve_device
+from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult
+
+#: Frames per UNet batch on CPU/MPS, where bigger batches do not run faster per frame.
+CPU_BATCH = 4
+#: Upper bound on frames per UNet batch on CUDA (x2 with guidance).
+MAX_GPU_BATCH = 48
+#: Rough activation memory per latent pixel per UNet sample for an SD 1.x UNet (320 base channels) in fp16
+#: with fused attention; scaled by base channels and dtype size. OOM fallback covers a wrong guess.
+_UNET_BYTES_PER_LATENT_PIXEL = 110_000
+_VAE_BYTES_PER_PIXEL = 5_000  # SD VAE decoder (128 base channels), fp16, per output pixel
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):  # also torch.cuda.OutOfMemoryError
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+class Morpher:
+    """Renders prompt morphs with one loaded Stable Diffusion pipeline.
+
+    ``model``: a diffusers SD 1.x/2.x repo id or folder, ``tiny`` or ``sd15-random`` (see
+    :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
+    batch (None = chosen from free memory). Render calls are serialised by a lock.
+    """
+
+    def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None):
+        self.model = model
+        self.device = resolve_device(device)
+        self.pipe = load_pipeline(model, self.device)
+        self.dtype = self.pipe.unet.dtype
+        self.native_size = native_size(self.pipe)
+        if batch_size is not None and int(batch_size) < 1:
+            raise MorphError("batch size must be at least 1.")
+        self.batch_size = int(batch_size) if batch_size else None
+        self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------- info
+    def device_info(self) -> dict:
+        """Device name, total/free memory in bytes (None when unknown), model id and native size."""
+        total = free = None
+        if self.device.type == "cuda":
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            name = torch.cuda.get_device_name(index)
+            free, total = torch.cuda.mem_get_info(index)
+        else:
+            name = self.device.type
+            if self.device.type == "cpu":
+                total, free = _host_memory()
+        return {"device": name, "memory_total": total, "memory_free": free, "model": self.model,
+                "native_size": self.native_size}
+
+    def frames_per_batch(self, size: int) -> int:
+        """Frames per UNet batch at ``size`` px: the fixed ``batch_size``, else an estimate from free memory."""
+        if self.batch_size:
+            n = self.batch_size
+        elif self.device.type != "cuda":
+            n = CPU_BATCH
+        else:
+            free, _ = torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)
+            latent_pixels = (size // self.pipe.vae_scale_factor) ** 2
+            scale = self.pipe.unet.config.block_out_channels[0] / 320 * self.dtype.itemsize / 2
+            per_frame = 2 * latent_pixels * _UNET_BYTES_PER_LATENT_PIXEL * scale
+            n = max(1, min(MAX_GPU_BATCH, int(free * 0.7 // per_frame)))
+        if self._oom_cap is not None:
+            n = min(n, self._oom_cap)
+        return max(1, n)
+
+    def _decode_slice(self, size: int) -> int:
+        if self.device.type != "cuda":
+            return CPU_BATCH
+        free, _ = torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)
+        scale = self.pipe.vae.config.block_out_channels[0] / 128 * self.dtype.itemsize / 2
+        return max(1, min(16, int(free * 0.5 // (size * size * _VAE_BYTES_PER_PIXEL * scale))))
+
+    # ----------------------------------------------------------------------------------------- render
+    def render(self, request: RenderRequest, progress: Callable[[Progress], None] | None = None,
+               cancel: threading.Event | None = None) -> RenderResult:
+        """Render the morph ``request`` (see the module docstring). Raises MorphError or Cancelled."""
+        req = request.validate()
+        with self._lock, torch.inference_mode():
+            return _Render(self, req, progress, cancel).run()
+
+    # Plain tensors in, plain tensors out: used by _Render and by tests/benchmarks.
+    def encode(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
+        """Token embeddings (1×77×D) of ``prompt`` and the words dropped past CLIP's 77 tokens (if any)."""
+        tok = self.pipe.tokenizer
+        max_len = getattr(tok, "model_max_length", CLIP_MAX_TOKENS) or CLIP_MAX_TOKENS
+        max_len = min(int(max_len), CLIP_MAX_TOKENS)
+        inputs = tok(prompt, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt")
+        full = tok(prompt, truncation=False, verbose=False).input_ids
+        dropped: list[str] = []
+        if len(full) > max_len:
+            dropped = tok.decode(full[max_len - 1:-1]).split()
+        mask = None
+        if getattr(self.pipe.text_encoder.config, "use_attention_mask", False):
+            mask = inputs.attention_mask.to(self.device)
+        emb = self.pipe.text_encoder(inputs.input_ids.to(self.device), attention_mask=mask)[0]
+        return emb.to(self.dtype), dropped
+
+    def noise(self, seed: int, size: int) -> torch.Tensor:
+        """The starting latent noise (1×C×h×w, unscaled) for ``seed``: drawn on the CPU, so the same on every
+        device, then moved to the model's device and dtype."""
+        side = size // self.pipe.vae_scale_factor
+        shape = (1, self.pipe.unet.config.in_channels, side, side)
+        noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
+        return noise.to(self.device, self.dtype)
+
+
+class _Render:
+    """State of one render call (kept out of Morpher so concurrent-looking code stays obvious)."""
+
+    def __init__(self, morpher: Morpher, req: RenderRequest, progress, cancel):
+        self.m = morpher
+        self.pipe = morpher.pipe
+        self.req = req
+        self.progress = progress
+        self.cancel = cancel
+        self.size = req.size or morpher.native_size
+        self.warnings: list[str] = []
+        self.frames_done = 0
+        self.unet_evals = 0
+        self.images: dict[float, object] = {}
+        self.guided = req.guidance > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        self.steps_per_frame = 0
+
+    def run(self) -> RenderResult:
+        started = time.perf_counter()
+        req = self.req
+        self._report(0, 0, 0.0, "encode")
+        self.emb_a = self._encode(req.prompt_a, "first prompt")
+        self.emb_b = self._encode(req.prompt_b, "second prompt")
+        self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
+        self.noise_a = self.m.noise(req.seed, self.size)
+        self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
+        self.steps_per_frame = len(self._scheduler().timesteps)
+
+        batch = self.m.frames_per_batch(self.size)
+        ts, features, distances = pacing.pace(
+            self._render_ts, pacing.feature_distance, req.frames, batch, perceptual=req.pacing == "perceptual",
+            on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
+        mid = pacing.midpoint_index(distances)
+        return RenderResult(
+            frames=[self.images[t] for t in ts], ts=[float(t) for t in ts], distances=distances,
+            max_over_mean=pacing.max_over_mean(distances), one_minus_gini=pacing.one_minus_gini(distances),
+            midpoint=mid, candidates=pacing.candidate_indices(mid, len(ts), req.candidates),
+            warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
+            model=self.m.model, request=req)
+
+    # ------------------------------------------------------------------------------------ pieces
+    def _encode(self, prompt: str, what: str) -> torch.Tensor:
+        emb, dropped = self.m.encode(prompt)
+        if dropped:
+            self.warnings.append(f"The {what} is longer than CLIP's {CLIP_MAX_TOKENS} tokens; these words were "
+                                 f"dropped: {' '.join(dropped)}")
+        return emb
+
+    def _scheduler(self):
+        scheduler = make_scheduler(self.pipe, self.req.scheduler)
+        scheduler.set_timesteps(self.req.steps, device=self.m.device)
+        return scheduler
+
+    def _render_ts(self, ts: list[float]) -> list:
+        """Denoise and decode the frames at ``ts``; keep their images; return their pacing features."""
+        latents = self._denoise_with_fallback(ts)
+        images = self._decode(latents)
+        self.images.update(zip(ts, images))
+        self._report(0, 0, self._fraction(0, 0), "decode")
+        return [pacing.image_features(im) for im in images]
+
+    def _conditions(self, ts: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame text embeddings (n×77×D) and starting noise (n×C×h×w) for ``ts``."""
+        mix = slerp if self.req.interpolation == "slerp" else lerp
+        kw = {"dim": -1} if mix is slerp else {}  # per-token slerp of the embeddings
+        emb = torch.cat([mix(self.emb_a, self.emb_b, t, **kw) for t in ts])
+        if self.noise_b is None:
+            noise = self.noise_a.expand(len(ts), -1, -1, -1).clone()
+        else:
+            noise = torch.cat([slerp(self.noise_a, self.noise_b, t) for t in ts])
+        return emb, noise
+
+    def _denoise_with_fallback(self, ts: list[float]) -> torch.Tensor:
+        """Denoise ``ts`` in sub-batches; on out-of-memory halve the sub-batch and retry the same frames."""
+        out: list[torch.Tensor] = []
+        i = 0
+        cap = len(ts)
+        while i < len(ts):
+            n = min(cap, len(ts) - i, self.m.frames_per_batch(self.size))
+            chunk = ts[i:i + n]
+            try:
+                out.append(self._denoise(chunk))
+            except Exception as err:  # noqa: BLE001 — only out-of-memory is handled here
+                if not _is_oom(err):
+                    raise
+            else:
+                i += n
+                self.frames_done += n
+                self.unet_evals += n
+                continue
+            _free_memory(self.m.device)  # outside the except block: the traceback no longer pins tensors
+            if n == 1:
+                raise MorphError(f"Out of device memory even with one frame per batch at {self.size}px; "
+                                 "try a smaller size, or free the GPU from other programs.")
+            cap = n // 2
+            self.m._oom_cap = cap
+        return torch.cat(out)
+
+    def _denoise(self, ts: list[float]) -> torch.Tensor:
+        """The denoising loop of ``StableDiffusionPipeline.__call__`` for a batch of frames."""
+        req, unet = self.req, self.pipe.unet
+        emb, latents = self._conditions(ts)
+        n = len(ts)
+        if self.guided:
+            emb = torch.cat([self.uncond.expand(n, -1, -1), emb])
+        scheduler = self._scheduler()  # fresh: multistep schedulers keep state between steps
+        latents = latents * scheduler.init_noise_sigma
+        total = len(scheduler.timesteps)
+        for i, t in enumerate(scheduler.timesteps):
+            self._check_cancel()
+            model_input = torch.cat([latents] * 2) if self.guided else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise_pred = unet(model_input, t, encoder_hidden_states=emb, return_dict=False)[0]
+            if self.guided:
+                uncond, cond = noise_pred.chunk(2)
+                noise_pred = uncond + req.guidance * (cond - uncond)
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
+        return latents
+
+    def _decode(self, latents: torch.Tensor) -> list:
+        """VAE-decode in slices (halved on out-of-memory) and return PIL images."""
+        self._check_cancel()
+        vae = self.pipe.vae
+        images: list = []
+        step = self.m._decode_slice(self.size)
+        i = 0
+        while i < latents.shape[0]:
+            part = latents[i:i + step]
+            try:
+                decoded = vae.decode(part / vae.config.scaling_factor, return_dict=False)[0]
+            except Exception as err:  # noqa: BLE001 — only out-of-memory is handled here
+                if not _is_oom(err):
+                    raise
+                decoded = None
+            if decoded is None:
+                _free_memory(self.m.device)
+                if step == 1:
+                    raise MorphError(f"Out of device memory while decoding one {self.size}px frame; "
+                                     "try a smaller size.")
+                step //= 2
+                continue
+            images += self.pipe.image_processor.postprocess(decoded, output_type="pil")
+            i += part.shape[0]
+        return images
+
+    # --------------------------------------------------------------------------------- reporting
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"cancelled after {self.frames_done} of {self.req.frames} frames")
+
+    def _fraction(self, batch: int, step: int) -> float:
+        work = self.req.frames * max(1, self.steps_per_frame)
+        return min(1.0, (self.frames_done * self.steps_per_frame + batch * step) / work)
+
+    def _report(self, batch: int, step: int, fraction: float, stage: str, steps: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress(Progress(frames_done=self.frames_done, frames_total=self.req.frames, step=step,
+                                   steps=steps if steps is not None else self.steps_per_frame,
+                                   fraction=fraction, stage=stage))
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _host_memory() -> tuple[int | None, int | None]:
+    """(total, available) RAM in bytes from the OS, or (None, None)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return total, free

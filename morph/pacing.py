@@ -1,0 +1,195 @@
+"""Even pacing: where to put the frames of a morph so neighbouring frames differ by about the same amount.
+
+A prompt morph does not change at a constant rate in t: the dog may turn into another breed between
+t=0.05 and t=0.1 and then hardly change until t=0.6. Uniform t spacing shows that as a jump followed by a
+still picture. :func:`pace` renders a coarse uniform set, measures the distance between neighbouring frames
+and inserts the next batch of frames into the largest gaps, repeating until the frame budget is spent. Every
+frame is rendered exactly once, so the UNet work equals uniform spacing's; only the number of batches can
+be one higher.
+
+Everything here is pure numpy/Python: the engine passes a ``render(ts) -> features`` function and tests pass
+a synthetic one.
+
+Frame distance (:func:`image_features` / :func:`feature_distance`), chosen to need no downloads (LPIPS
+needs network weights): each frame is downsampled to 64×64 with area averaging and blurred slightly, which
+removes pixel noise and dithering so only visible changes count; the distance is the RMS difference of those
+RGB images (colour and layout) plus the RMS difference of their luminance gradients (Sobel-like), which
+responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
+the same colour). Both terms are in [0, 1]-scaled pixel units, so distances from different renders compare.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+FEATURE_SIZE = 64
+GRADIENT_WEIGHT = 1.0
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def max_over_mean(distances: Sequence[float]) -> float:
+    """Largest adjacent distance / mean adjacent distance: 1.0 is perfectly even; a jump shows as ≫ 1."""
+    d = np.asarray(distances, dtype=np.float64)
+    if d.size == 0 or d.mean() <= 0:
+        return 1.0
+    return float(d.max() / d.mean())
+
+
+def one_minus_gini(distances: Sequence[float]) -> float:
+    """1 − Gini coefficient of the adjacent distances: 1.0 is perfectly even, near 0 is one big jump."""
+    d = np.sort(np.abs(np.asarray(distances, dtype=np.float64)))
+    n = d.size
+    if n == 0 or d.sum() <= 0:
+        return 1.0
+    index = np.arange(1, n + 1)
+    gini = (2.0 * np.sum(index * d)) / (n * d.sum()) - (n + 1.0) / n
+    return float(1.0 - gini)
+
+
+def midpoint_index(distances: Sequence[float]) -> int:
+    """Index of the frame closest to half the cumulative path length (frames = len(distances) + 1).
+
+    With no change at all (zero path) it is the middle frame. Ties go to the earlier frame.
+    """
+    d = np.abs(np.asarray(distances, dtype=np.float64))
+    n_frames = d.size + 1
+    total = d.sum()
+    if total <= 0:
+        return (n_frames - 1) // 2
+    cumulative = np.concatenate([[0.0], np.cumsum(d)])
+    return int(np.argmin(np.abs(cumulative - total / 2.0)))
+
+
+def candidate_indices(midpoint: int, n_frames: int, k: int) -> list[int]:
+    """``k`` consecutive frame indices centred on ``midpoint`` (shifted to stay inside 0..n_frames-1)."""
+    k = max(1, min(int(k), int(n_frames)))
+    start = int(midpoint) - (k - 1) // 2
+    start = max(0, min(start, n_frames - k))
+    return list(range(start, start + k))
+
+
+# ------------------------------------------------------------------------------------------ planning
+def coarse_count(total: int) -> int:
+    """Frames in the first, uniform pass: about half the budget, at least 5 (or all of a smaller budget)."""
+    return min(total, max(5, math.ceil(total / 2)))
+
+
+def uniform_ts(n: int) -> list[float]:
+    """``n`` evenly spaced t in [0, 1], both ends included (exactly 0.0 and 1.0)."""
+    if n < 2:
+        return [0.0][:n]
+    return [i / (n - 1) for i in range(n)]
+
+
+def plan_inserts(ts: Sequence[float], distances: Sequence[float], count: int) -> list[float]:
+    """New t values to render next: ``count`` inserts given to the largest gaps first.
+
+    Each insert goes to the gap whose distance per resulting sub-gap (``d / (inserts + 1)``) is largest, so
+    a gap twice as big as the others gets two inserts before they get a second one; the inserts in one gap
+    split its t range evenly. Returns the new ts sorted; never a t already present.
+    """
+    ts = list(ts)
+    d = np.asarray(distances, dtype=np.float64)
+    if len(ts) < 2 or count <= 0:
+        return []
+    if d.size != len(ts) - 1:
+        raise ValueError(f"need {len(ts) - 1} distances for {len(ts)} frames, got {d.size}")
+    inserts = np.zeros(d.size, dtype=int)
+    for _ in range(count):
+        score = d / (inserts + 1)
+        # Gaps too narrow in t to split again never win (ties favour the wider gap).
+        widths = np.diff(np.asarray(ts, dtype=np.float64)) / (inserts + 1)
+        score = np.where(widths > 1e-6, score, -np.inf)
+        if not np.isfinite(score).any():
+            break
+        best = np.flatnonzero(score == score.max())
+        inserts[best[np.argmax(widths[best])]] += 1
+    new: list[float] = []
+    for i, m in enumerate(inserts):
+        for j in range(1, m + 1):
+            new.append(ts[i] + (ts[i + 1] - ts[i]) * j / (m + 1))
+    return sorted(new)
+
+
+def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, Any], float], total: int,
+         batch_size: int, perceptual: bool = True,
+         on_round: Callable[[list[float], list[float]], None] | None = None):
+    """Choose and render ``total`` frames; return ``(ts, items, distances)`` in increasing t.
+
+    ``render(ts)`` renders frames at those t (one batch or more; the caller decides) and returns one item per
+    t (whatever ``distance`` takes). Uniform pacing renders ``uniform_ts(total)`` in batches of
+    ``batch_size``. Perceptual pacing renders :func:`coarse_count` uniform frames, then rounds of at most
+    ``batch_size`` inserts at the largest gaps until ``total`` frames exist; ``on_round(ts, distances)`` is
+    called after each measurement. Every t is rendered exactly once.
+    """
+    batch_size = max(1, int(batch_size))
+    done: dict[float, Any] = {}
+
+    def render_all(ts: list[float]) -> None:
+        for i in range(0, len(ts), batch_size):
+            chunk = ts[i:i + batch_size]
+            items = render(chunk)
+            if len(items) != len(chunk):
+                raise ValueError(f"render returned {len(items)} items for {len(chunk)} ts")
+            done.update(zip(chunk, items))
+
+    def measure() -> tuple[list[float], list[float]]:
+        ts = sorted(done)
+        return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:])]
+
+    if not perceptual or total <= 2:
+        render_all(uniform_ts(total))
+        ts, dist = measure()
+        return ts, [done[t] for t in ts], dist
+    render_all(uniform_ts(coarse_count(total)))
+    ts, dist = measure()
+    while len(done) < total:
+        if on_round is not None:
+            on_round(ts, dist)
+        new = [t for t in plan_inserts(ts, dist, min(batch_size, total - len(done))) if t not in done]
+        if not new:  # cannot split further (all gaps ~0 wide): fill the rest uniformly in the widest gaps
+            new = [t for t in plan_inserts(ts, np.diff(ts), total - len(done)) if t not in done]
+            if not new:
+                break
+        render_all(new)
+        ts, dist = measure()
+    return ts, [done[t] for t in ts], dist
+
+
+# ------------------------------------------------------------------------------------------ distance
+def image_features(image) -> tuple[np.ndarray, np.ndarray]:
+    """(blurred 64×64 RGB in [0, 1], its luminance gradients) for one PIL image or HxWx3 uint8 array."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    small = image.convert("RGB").resize((FEATURE_SIZE, FEATURE_SIZE), Image.Resampling.BOX)
+    rgb = np.asarray(small, dtype=np.float32) / 255.0
+    rgb = _blur3(rgb)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gy, gx = np.gradient(luma)
+    return rgb, np.stack([gx, gy], axis=-1)
+
+
+def feature_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """RMS colour difference + GRADIENT_WEIGHT × RMS gradient difference (see the module docstring)."""
+    colour = float(np.sqrt(np.mean((a[0] - b[0]) ** 2)))
+    edges = float(np.sqrt(np.mean((a[1] - b[1]) ** 2)))
+    return colour + GRADIENT_WEIGHT * edges
+
+
+def image_distance(a, b) -> float:
+    """Distance between two images (PIL or uint8 arrays) as used by perceptual pacing."""
+    return feature_distance(image_features(a), image_features(b))
+
+
+def _blur3(x: np.ndarray) -> np.ndarray:
+    """Separable [1, 2, 1]/4 blur over the two spatial axes (edges replicated)."""
+    for axis in (0, 1):
+        p = np.concatenate([np.take(x, [0], axis=axis), x, np.take(x, [-1], axis=axis)], axis=axis)
+        n = x.shape[axis]
+        x = (np.take(p, range(0, n), axis=axis) + 2 * np.take(p, range(1, n + 1), axis=axis)
+             + np.take(p, range(2, n + 2), axis=axis)) / 4.0
+    return x
