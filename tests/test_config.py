@@ -1,0 +1,99 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_MODEL, ConfigError, Settings, parse_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_without_anything():
+    s = Settings.from_env({}, dotenv_path=None)
+    assert s.discord_token == ""
+    assert s.db_path == Path("data/morph.sqlite3")
+    assert s.data_dir == Path("data/artifacts")
+    assert s.model == DEFAULT_MODEL
+    assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (2, 20, 30.0)
+    assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (24, 60, 25, 14.0)
+    assert s.api_base is None and s.gateway_url is None and s.owner_ids == () and s.dev_guild_id is None
+
+
+def test_playground_defaults_to_tiny_unless_set():
+    assert Settings.from_env({}, None, playground=True).model == "tiny"
+    assert Settings.from_env({"MORPH_MODEL": "my/model"}, None, playground=True).model == "my/model"
+
+
+def test_environment_values_are_parsed():
+    s = Settings.from_env({
+        "DISCORD_TOKEN": " abc.def ", "MORPH_DB": "/tmp/x.db", "MORPH_DATA_DIR": "/tmp/art",
+        "DEV_GUILD_ID": "123", "OWNER_IDS": "1, 2 3", "MORPH_MAX_USER_ACTIVE": "5",
+        "MORPH_MAX_GUILD_QUEUE": "1_000", "MORPH_COOLDOWN_S": "2.5", "MORPH_DEFAULT_FRAMES": "10",
+        "MORPH_MAX_FRAMES": "12", "MORPH_DEFAULT_STEPS": "4", "MORPH_RETENTION_DAYS": "0.5",
+        "LOG_LEVEL": "debug", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
+        "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gw", "MORPH_DEVICE": "cpu"}, None)
+    assert s.discord_token == "abc.def"
+    assert s.db_path == Path("/tmp/x.db") and s.data_dir == Path("/tmp/art")
+    assert s.dev_guild_id == 123 and s.owner_ids == (1, 2, 3)
+    assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (5, 1000, 2.5)
+    assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (10, 12, 4, 0.5)
+    assert s.log_level == "DEBUG" and s.device == "cpu"
+    assert s.api_base == "http://127.0.0.1:9/api/v10" and s.gateway_url == "ws://127.0.0.1:9/gw"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"MORPH_MAX_USER_ACTIVE": "two"}, ["MORPH_MAX_USER_ACTIVE", "whole number", "'two'"]),
+    ({"MORPH_MAX_USER_ACTIVE": "0"}, ["MORPH_MAX_USER_ACTIVE", "at least 1"]),
+    ({"MORPH_MAX_GUILD_QUEUE": "1.5"}, ["MORPH_MAX_GUILD_QUEUE", "whole number"]),
+    ({"MORPH_COOLDOWN_S": "abc"}, ["MORPH_COOLDOWN_S", "number"]),
+    ({"MORPH_COOLDOWN_S": "-1"}, ["MORPH_COOLDOWN_S", "at least 0"]),
+    ({"MORPH_COOLDOWN_S": "nan"}, ["MORPH_COOLDOWN_S", "finite"]),
+    ({"MORPH_MAX_FRAMES": "500"}, ["MORPH_MAX_FRAMES", "at most 120"]),
+    ({"MORPH_DEFAULT_FRAMES": "80"}, ["MORPH_DEFAULT_FRAMES", "MORPH_MAX_FRAMES"]),
+    ({"MORPH_DEFAULT_STEPS": "0"}, ["MORPH_DEFAULT_STEPS"]),
+    ({"MORPH_RETENTION_DAYS": "forever"}, ["MORPH_RETENTION_DAYS"]),
+    ({"DEV_GUILD_ID": "my-server"}, ["DEV_GUILD_ID"]),
+    ({"OWNER_IDS": "1,bob"}, ["OWNER_IDS", "'bob'"]),
+    ({"LOG_LEVEL": "loud"}, ["LOG_LEVEL", "INFO"]),
+    ({"DISCORD_API_BASE": "127.0.0.1:80"}, ["DISCORD_API_BASE", "http://"]),
+    ({"DISCORD_GATEWAY_URL": "http://x"}, ["DISCORD_GATEWAY_URL", "ws://"]),
+])
+def test_bad_values_raise_config_error_naming_the_variable(env, words):
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env(env, None)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path):
+    p = tmp_path / ".env"
+    p.write_text("# comment\n\nDISCORD_TOKEN='from file'\nexport MORPH_COOLDOWN_S=5  # seconds\n"
+                 'MORPH_MAX_FRAMES="40"\nMORPH_MODEL=tiny\n')
+    s = Settings.from_env({"MORPH_MODEL": "env/model"}, p)
+    assert s.discord_token == "from file"
+    assert s.cooldown_s == 5.0 and s.max_frames == 40
+    assert s.model == "env/model"
+
+
+def test_missing_dotenv_is_fine(tmp_path):
+    assert Settings.from_env({}, tmp_path / "nope.env").model == DEFAULT_MODEL
+
+
+def test_bad_dotenv_line_names_the_line(tmp_path):
+    p = tmp_path / ".env"
+    p.write_text("DISCORD_TOKEN=x\nthis is not a setting\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        Settings.from_env({}, p)
+    with pytest.raises(ConfigError, match="never closed"):
+        parse_dotenv('A="open\n')
+
+
+def test_env_example_lists_every_setting_and_parses():
+    text = (ROOT / ".env.example").read_text()
+    keys = parse_dotenv(text).keys()
+    for key in ("DISCORD_TOKEN", "DEV_GUILD_ID", "OWNER_IDS", "MORPH_MODEL", "MORPH_DEVICE", "MORPH_DB",
+                "MORPH_DATA_DIR", "MORPH_RETENTION_DAYS", "MORPH_MAX_USER_ACTIVE", "MORPH_MAX_GUILD_QUEUE",
+                "MORPH_COOLDOWN_S", "MORPH_DEFAULT_FRAMES", "MORPH_MAX_FRAMES", "MORPH_DEFAULT_STEPS",
+                "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"):
+        assert key in keys
+    # the example itself yields the defaults
+    assert Settings.from_env({}, ROOT / ".env.example") == Settings.from_env({}, None)

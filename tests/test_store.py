@@ -1,0 +1,483 @@
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.store import MAX_ATTEMPTS, Job, Refused, Store
+from morph.request import MorphError, RenderRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+G1, G2 = 1001, 2002  # guilds
+C1, C2 = 11, 12  # channels
+ALICE, BOB, CAROL, ADMIN = 1, 2, 3, 99
+
+
+class Clock:
+    def __init__(self, t=1_000_000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, s):
+        self.t += s
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art")
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+async def store(settings, clock):
+    s = await Store.open(settings.db_path, settings, clock=clock)
+    yield s
+    await s.close()
+
+
+def req(a="a dog", b="a cat", **kw):
+    return RenderRequest(a, b, **kw)
+
+
+async def submit(store, user=ALICE, guild=G1, channel=C1, clock=None, **kw) -> Job:
+    job = await store.enqueue(guild_id=guild, channel_id=channel, user_id=user,
+                              request=kw.pop("request", req()), upload_limit=kw.pop("upload_limit", 10 * MiB), **kw)
+    if clock is not None:
+        clock.advance(60)  # past the cooldown
+    return job
+
+
+async def count_jobs(store) -> int:
+    async with store.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
+        return (await cur.fetchone())[0]
+
+
+# ---------------------------------------------------------------- enqueue and limits
+
+async def test_enqueue_stores_everything(store, clock):
+    job = await store.enqueue(guild_id=G1, channel_id=C1, user_id=ALICE, request=req("  a   dog ", "a cat", frames=8),
+                              upload_limit=25 * MiB, interaction_token="tok", application_id=77, boomerang=True)
+    assert job.id == 1 and job.state == "queued"
+    assert job.request.prompt_a == "a dog" and job.request.frames == 8  # validated and normalised
+    assert (job.guild_id, job.channel_id, job.user_id, job.upload_limit) == (G1, C1, ALICE, 25 * MiB)
+    assert job.created_at == clock.t and job.attempts == 0 and job.boomerang
+    assert job.interaction_token == "tok" and job.application_id == 77
+    assert job.interaction_expires_at == clock.t + 15 * 60
+    assert job.interaction_alive(clock.t + 899) and not job.interaction_alive(clock.t + 901)
+    again = await store.get(job.id)
+    assert again == job
+    assert await store.get(999) is None
+
+
+async def test_bad_input_is_refused_and_nothing_written(store):
+    for bad in (req(""), req("a", "   "), req("x" * 5000), req("a\x00b"), req("@everyone"), req("a", "<@&1>"),
+                req(frames=1), req(frames=61), req(steps=0), req(seed=-5)):
+        with pytest.raises(Refused):
+            await submit(store, request=bad)
+    assert await count_jobs(store) == 0
+
+
+async def test_refused_is_a_morph_error():
+    assert issubclass(Refused, MorphError)
+
+
+async def test_per_user_active_limit_names_the_jobs(store, clock):
+    j1 = await submit(store, clock=clock)
+    j2 = await submit(store, clock=clock)
+    with pytest.raises(Refused) as e:
+        await submit(store, clock=clock)
+    msg = str(e.value)
+    assert f"You already have 2 morphs in the queue (#{j1.id}, #{j2.id})" in msg and "/morph-cancel" in msg
+    # another user and the same user in another guild are not affected
+    await submit(store, user=BOB, clock=clock)
+    await submit(store, guild=G2, clock=clock)
+    # a running job still counts, a finished one does not
+    claimed = await store.claim("w1")
+    assert claimed.id == j1.id
+    with pytest.raises(Refused):
+        await submit(store, clock=clock)
+    await store.mark_rendered(j1.id, {"frame_count": 2}, "/nowhere")
+    j3 = await submit(store, clock=clock)
+    assert j3.state == "queued"
+    assert await count_jobs(store) == 5
+
+
+async def test_guild_queue_cap(store, clock):
+    await store.set_limits(G1, ADMIN, max_guild_queue=3)
+    for u in (ALICE, BOB, CAROL):
+        await submit(store, user=u, clock=clock)
+    with pytest.raises(Refused, match=r"queue is full \(3 .*limit is 3"):
+        await submit(store, user=44, clock=clock)
+    await submit(store, user=44, guild=G2, clock=clock)  # other guild unaffected
+    assert await count_jobs(store) == 4
+
+
+async def test_cooldown_with_injected_time(store, clock):
+    await submit(store)
+    clock.advance(10)
+    with pytest.raises(Refused, match="another morph in 20 s"):
+        await submit(store)
+    with pytest.raises(Refused, match="in 1 s"):
+        await submit(store, now=clock.t + 19.9)
+    await submit(store, now=clock.t + 20)
+    assert await count_jobs(store) == 2
+    # per-guild override
+    await store.set_limits(G2, ADMIN, cooldown_s=0)
+    await submit(store, guild=G2)
+    await submit(store, guild=G2)
+    assert await count_jobs(store) == 4
+
+
+async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
+    cancelled = await store.ban(G1, ALICE, ADMIN)
+    assert cancelled == 0
+    with pytest.raises(Refused, match="banned"):
+        await submit(store)
+    await submit(store, guild=G2, clock=clock)  # only banned in G1
+    assert await store.unban(G1, ALICE, ADMIN) is True
+    await submit(store, clock=clock)
+
+    await store.set_limits(G1, ADMIN, banned_words=["Horse", "hot dog"])
+    with pytest.raises(Refused, match="second prompt contains a word this server does not allow"):
+        await submit(store, user=BOB, request=req("a dog", "a HORSE"))
+    with pytest.raises(Refused, match="negative prompt"):
+        await submit(store, user=BOB, request=req(negative="hot  dog"))
+    await submit(store, user=BOB, guild=G2, request=req("a dog", "a horse"), clock=clock)
+
+    await store.set_limits(G1, ADMIN, allowed_channels=[C2])
+    with pytest.raises(Refused, match=f"not enabled in this channel. Use it in <#{C2}>"):
+        await submit(store, user=CAROL, channel=C1)
+    await submit(store, user=CAROL, channel=C2, clock=clock)
+    assert await count_jobs(store) == 4
+
+
+async def test_ban_cancels_queued_jobs_of_that_user(store, clock):
+    a = await submit(store, clock=clock)
+    b = await submit(store, user=BOB, clock=clock)
+    assert await store.ban(G1, ALICE, ADMIN) == 1
+    assert (await store.get(a.id)).state == "cancelled"
+    assert (await store.get(b.id)).state == "queued"
+
+
+async def test_guild_frame_cap(store):
+    await store.set_limits(G1, ADMIN, max_frames=10)
+    with pytest.raises(Refused, match="at most 10 on this server"):
+        await submit(store, request=req(frames=11))
+    assert (await submit(store, request=req(frames=10))).request.frames == 10
+
+
+async def test_set_limits_validates_and_resets(store):
+    limits = await store.get_limits(G1)
+    assert limits == {"paused": False, "max_user_active": 2, "max_guild_queue": 20, "cooldown_s": 30.0,
+                      "max_frames": 60, "banned_words": [], "allowed_channels": []}
+    for bad in ({"max_user_active": 0}, {"max_user_active": "3"}, {"cooldown_s": -1}, {"max_frames": 500},
+                {"allowed_channels": ["abc"]}, {"nonsense": 1}, {}):
+        with pytest.raises(Refused):
+            await store.set_limits(G1, ADMIN, **bad)
+    assert await store.get_limits(G1) == limits  # nothing changed
+    new = await store.set_limits(G1, ADMIN, max_user_active=5, banned_words="Foo, bar baz", allowed_channels=C1)
+    assert new["max_user_active"] == 5 and new["banned_words"] == ["bar baz", "foo"] and new["allowed_channels"] == [C1]
+    reset = await store.set_limits(G1, ADMIN, max_user_active=None, allowed_channels=None)
+    assert reset["max_user_active"] == 2 and reset["allowed_channels"] == []
+    assert (await store.get_limits(G2))["max_user_active"] == 2  # other guild untouched
+
+
+# ---------------------------------------------------------------- queue order, claim, positions
+
+async def test_position_and_claim_order_skip_paused_guilds(store, clock):
+    a = await submit(store, user=ALICE, clock=clock)
+    b = await submit(store, user=BOB, guild=G2, clock=clock)
+    c = await submit(store, user=CAROL, clock=clock)
+    assert [await store.position(j.id) for j in (a, b, c)] == [1, 2, 3]
+    await store.pause(G1, ADMIN)
+    assert await store.is_paused(G1)
+    assert await store.position(b.id) == 1
+    first = await store.claim("w1")
+    assert first.id == b.id and first.state == "running" and first.worker_id == "w1"
+    assert first.started_at == clock.t
+    assert await store.claim("w1") is None  # only paused jobs left
+    assert await store.position(b.id) is None  # running: no position
+    await store.resume(G1, ADMIN)
+    assert [(await store.claim("w1")).id, (await store.claim("w1")).id] == [a.id, c.id]
+    assert await store.claim("w1") is None
+
+
+async def test_claim_race_between_two_connections(settings, clock, tmp_path):
+    s1 = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=100, max_guild_queue=1000))
+    s2 = await Store.open(settings.db_path, settings)
+    try:
+        ids = [(await submit(s1, user=u % 7)).id for u in range(40)]
+
+        async def drain(store, wid):
+            got = []
+            while (job := await store.claim(wid)) is not None:
+                got.append(job.id)
+                await asyncio.sleep(0)
+            return got
+
+        r1, r2, r3 = await asyncio.gather(drain(s1, "a"), drain(s2, "b"), drain(s1, "c"))
+        claimed = r1 + r2 + r3
+        assert sorted(claimed) == ids  # every job exactly once
+        assert r1 and r2  # both connections got work
+        async with s1.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'") as cur:
+            assert (await cur.fetchone())[0] == 40
+    finally:
+        await s1.close()
+        await s2.close()
+
+
+CLAIMER = """
+import asyncio, sys
+from bot.config import Settings
+from bot.store import Store
+async def main():
+    s = await Store.open(sys.argv[1], Settings())
+    got = []
+    while (j := await s.claim(sys.argv[2])) is not None:
+        got.append(j.id)
+    await s.close()
+    print(" ".join(map(str, got)))
+asyncio.run(main())
+"""
+
+
+async def test_claim_race_between_two_processes(settings):
+    s = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=1000, max_guild_queue=1000))
+    try:
+        ids = [(await submit(s, request=req(seed=i))).id for i in range(60)]
+    finally:
+        await s.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(settings.db_path), f"p{i}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        outs.append([int(x) for x in out.split()])
+    assert sorted(outs[0] + outs[1]) == ids
+    print(f"process claims: {len(outs[0])} + {len(outs[1])}")
+
+
+# ---------------------------------------------------------------- recovery
+
+async def test_recover_requeues_running_and_fails_after_three_attempts(store, clock):
+    job = await submit(store)
+    rendered = await submit(store, user=BOB)
+    await store.claim("w1")
+    await store.claim("w1")
+    await store.mark_rendered(rendered.id, {"frame_count": 3}, "/art/x")
+    for attempt in range(1, MAX_ATTEMPTS):
+        changed = await store.recover()
+        assert [(j.id, j.state, j.attempts) for j in changed] == [(job.id, "queued", attempt)]
+        assert (await store.claim("w1")).id == job.id
+    changed = await store.recover()
+    assert len(changed) == 1
+    failed = changed[0]
+    assert failed.state == "failed" and failed.attempts == MAX_ATTEMPTS
+    assert failed.error == "the renderer crashed 3 times on this job"
+    assert await store.claim("w1") is None
+    # rendered job untouched and still due for delivery, never re-rendered
+    r = await store.get(rendered.id)
+    assert r.state == "rendered" and r.attempts == 0
+    assert [j.id for j in await store.jobs_to_deliver()] == [rendered.id]
+
+
+async def test_recover_only_one_worker_or_stale_heartbeats(store, clock):
+    a = await submit(store)
+    b = await submit(store, user=BOB)
+    await store.claim("w1")
+    await store.claim("w2")
+    clock.advance(100)
+    await store.heartbeat(b.id)
+    assert [j.id for j in await store.recover(stale_s=50)] == [a.id]
+    assert await store.recover(worker_id="w9") == []
+    assert [j.id for j in await store.recover(worker_id="w2")] == [b.id]
+
+
+async def test_delivery_states(store, clock):
+    job = await submit(store)
+    await store.claim("w1")
+    assert await store.jobs_to_deliver() == []
+    assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is True
+    assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is False  # not running any more
+    due = await store.jobs_to_deliver()
+    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == Path("/a")
+    j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
+    assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
+    assert await store.jobs_to_deliver() == []
+    assert len(await store.jobs_to_deliver(now=clock.t + 30)) == 1
+    assert await store.mark_delivered(job.id, 555) is True
+    assert await store.mark_delivered(job.id, 556) is False
+    j = await store.get(job.id)
+    assert j.state == "delivered" and j.result_message_id == 555 and j.delivered_at == clock.t
+    assert await store.jobs_to_deliver(now=clock.t + 10**6) == []  # delivered never again
+    assert await store.recover() == []
+
+    other = await submit(store, user=BOB)
+    await store.claim("w1")
+    await store.mark_rendered(other.id, {"frame_count": 2}, "/b")
+    gave_up = await store.delivery_failed(other.id, "Missing Access and the token expired", retry_in=None)
+    assert gave_up.state == "failed" and gave_up.error.startswith("Missing Access")
+
+
+async def test_status_message_and_user_jobs(store, clock):
+    a = await submit(store, clock=clock)
+    await submit(store, user=BOB, clock=clock)
+    b = await submit(store, clock=clock)
+    await store.set_status_message(a.id, 4242)
+    assert (await store.get(a.id)).status_message_id == 4242
+    assert [j.id for j in await store.user_jobs(G1, ALICE)] == [a.id, b.id]
+    await store.claim("w1")
+    await store.mark_failed(a.id, "boom")
+    assert [j.id for j in await store.user_jobs(G1, ALICE)] == [b.id]
+    assert [j.id for j in await store.user_jobs(G1, ALICE, states=["failed"])] == [a.id]
+
+
+# ---------------------------------------------------------------- cancel and admin scope
+
+async def test_cancel_permissions(store, clock):
+    a = await submit(store, clock=clock)
+    with pytest.raises(Refused, match="not yours"):
+        await store.cancel(a.id, actor_id=BOB)
+    with pytest.raises(Refused, match="another server"):
+        await store.cancel(a.id, actor_id=ADMIN, admin=True, guild_id=G2)
+    with pytest.raises(Refused, match="no morph #404"):
+        await store.cancel(404, actor_id=ALICE)
+    assert (await store.get(a.id)).state == "queued"
+    assert await store.audit_log(None) == []  # refused attempts change nothing
+    j = await store.cancel(a.id, actor_id=ALICE)
+    assert j.state == "cancelled" and j.cancelled_by == ALICE and j.finished_at == clock.t
+    with pytest.raises(Refused, match="already cancelled"):
+        await store.cancel(a.id, actor_id=ALICE)
+    assert await store.audit_log(G1) == []  # the author's own cancel is not an admin action
+
+    b = await submit(store, clock=clock)
+    running = await store.claim("w1")
+    assert running.id == b.id
+    j = await store.cancel(b.id, actor_id=ADMIN, admin=True, guild_id=G1)
+    assert j.state == "cancelled"
+    assert await store.heartbeat(b.id) == "cancelled"  # how the worker learns about it
+    assert await store.mark_rendered(b.id, {}, "/x") is False  # a late render does not resurrect it
+    log = await store.audit_log(G1)
+    assert [(r["action"], r["actor_id"]) for r in log] == [("cancel", ADMIN)] and f"#{b.id}" in log[0]["detail"]
+    # bot owner: admin without a guild
+    c = await submit(store, guild=G2, clock=clock)
+    assert (await store.cancel(c.id, actor_id=ADMIN, admin=True)).state == "cancelled"
+
+
+async def test_admin_ops_are_scoped_and_audited(store, clock):
+    mine = [await submit(store, user=u, clock=clock) for u in (ALICE, BOB)]
+    other = await submit(store, user=CAROL, guild=G2, clock=clock)
+    assert {j.id for j in await store.list_jobs(G1)} == {j.id for j in mine}
+    assert {j.id for j in await store.list_jobs(None)} == {j.id for j in mine} | {other.id}
+    await store.pause(G1, ADMIN)
+    assert not await store.is_paused(G2)
+    await store.resume(G1, ADMIN)
+    assert await store.clear(G1, ADMIN) == 2
+    assert (await store.get(other.id)).state == "queued"
+    assert await store.list_jobs(G1) == []
+    assert [j.id for j in await store.list_jobs(G1, states=["cancelled"])] == [mine[1].id, mine[0].id]
+    await store.ban(G1, BOB, ADMIN)
+    await store.unban(G1, BOB, ADMIN)
+    await store.set_limits(G1, ADMIN, cooldown_s=5, banned_words=["x", "y"])
+    log = await store.audit_log(G1)
+    assert [r["action"] for r in log] == ["limits", "unban", "ban", "clear", "resume", "pause"]
+    assert all(r["guild_id"] == G1 and r["actor_id"] == ADMIN and r["created_at"] == clock.t for r in log)
+    assert "2 queued morphs cancelled" in log[3]["detail"] and f"<@{BOB}>" in log[2]["detail"]
+    assert "cooldown_s=5.0" in log[0]["detail"] and "banned_words=2 words" in log[0]["detail"]
+    assert await store.audit_log(G2) == []
+    assert len(await store.audit_log(G1, limit=2)) == 2
+
+
+async def test_stats(store, clock):
+    a = await submit(store, clock=clock)
+    b = await submit(store, user=BOB, clock=clock)
+    await submit(store, user=CAROL, guild=G2, clock=clock)
+    await store.claim("w1")
+    clock.advance(12)
+    await store.mark_rendered(a.id, {"frame_count": 2}, "/a")
+    await store.claim("w1")
+    await store.mark_failed(b.id, "bad")
+    st = await store.stats(G1)
+    assert (st["queued"], st["running"], st["rendered"], st["failed"]) == (0, 0, 1, 1)
+    assert st["queue_total"] == 1 and st["jobs_last_hour"] == 2 and st["done_last_hour"] == 1
+    assert st["failed_last_hour"] == 1 and st["paused"] is False
+    assert st["mean_render_s"] == pytest.approx(12)
+    assert (await store.stats(None))["queued"] == 1
+
+
+# ---------------------------------------------------------------- picks, delete, purge
+
+async def rendered_job(store, settings, user=ALICE, frames=3, now=None) -> Job:
+    job = await submit(store, user=user, now=now)
+    claimed = await store.claim("w1", now=now)
+    assert claimed.id == job.id
+    d = Path(settings.data_dir) / str(job.id)
+    d.mkdir(parents=True)
+    for i in range(frames):
+        (d / f"frame_{i:03d}.png").write_bytes(b"png%d" % i)
+    (d / "morph.gif").write_bytes(b"GIF89a")
+    await store.mark_rendered(job.id, {"frame_count": frames, "candidates": [0, 1]}, d, now=now)
+    return await store.get(job.id)
+
+
+async def test_pick_records_and_returns_the_frame(store, settings):
+    job = await rendered_job(store, settings)
+    path = await store.pick(job.id, user_id=BOB, frame=2, source="reaction")
+    assert path.read_bytes() == b"png2"
+    for bad in (3, -1, "1"):
+        with pytest.raises(Refused, match="frames 1 to 3"):
+            await store.pick(job.id, user_id=BOB, frame=bad)
+    assert [(p["user_id"], p["frame"], p["source"]) for p in await store.picks(job.id)] == [(BOB, 2, "reaction")]
+    queued = await submit(store, user=CAROL)
+    with pytest.raises(Refused, match="no frames to pick"):
+        await store.pick(queued.id, user_id=BOB, frame=0)
+
+
+async def test_purge_deletes_old_artifacts_and_picks_say_expired(store, settings, clock):
+    old = await rendered_job(store, settings, user=ALICE, now=clock.t - 15 * 86400)
+    new = await rendered_job(store, settings, user=BOB, now=clock.t - 13 * 86400)
+    assert await store.purge() == 1
+    assert not old.artifact_dir.exists() and new.artifact_dir.exists()
+    assert (await store.get(old.id)).expired and not (await store.get(new.id)).expired
+    with pytest.raises(Refused, match="has expired"):
+        await store.pick(old.id, user_id=BOB, frame=0)
+    assert (await store.pick(new.id, user_id=BOB, frame=0)).exists()
+    assert await store.purge() == 0  # idempotent
+    assert await store.picks(old.id) == []
+    assert await store.purge(now=clock.t + 2 * 86400) == 1
+    assert not new.artifact_dir.exists()
+
+
+async def test_delete_result(store, settings):
+    job = await rendered_job(store, settings)
+    with pytest.raises(Refused, match="not yours"):
+        await store.delete_result(job.id, actor_id=BOB)
+    with pytest.raises(Refused, match="another server"):
+        await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G2)
+    assert job.artifact_dir.exists()
+    j = await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G1)
+    assert j.deleted_at is not None and not job.artifact_dir.exists()
+    with pytest.raises(Refused, match="expired"):
+        await store.pick(job.id, user_id=BOB, frame=0)
+    assert (await store.audit_log(G1))[0]["action"] == "delete"
+
+
+async def test_job_result_roundtrips_as_json(store, settings):
+    job = await rendered_job(store, settings)
+    async with store.conn.execute("SELECT result, request FROM jobs WHERE id = ?", (job.id,)) as cur:
+        row = await cur.fetchone()
+    assert json.loads(row[0]) == job.result
+    assert RenderRequest.from_dict(json.loads(row[1])) == job.request

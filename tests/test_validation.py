@@ -1,0 +1,87 @@
+import pytest
+
+from bot.validation import check_prompt, check_request
+from morph.request import MorphError, RenderRequest
+
+
+def test_clean_prompt_passes_and_is_normalised():
+    assert check_prompt("  a   dog\twith a hat \n", "first prompt") == "a dog with a hat"
+    assert check_prompt("e-mail me at cat.example", "p") == "e-mail me at cat.example"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", ["first prompt", "empty"]),
+    ("   \t\n ", ["first prompt", "empty"]),
+    (None, ["first prompt", "empty"]),
+    ("x" * 5000, ["first prompt", "5000", "1000"]),
+    ("a dog\x00", ["control"]),
+    ("a dog\x07bell", ["control"]),
+    ("a\u200bdog", ["invisible"]),
+    ("hello @everyone", ["@everyone", "mentions"]),
+    ("hi @HERE now", ["@here"]),
+    ("a dog <@123456789012345678>", ["user mention", "<@123456789012345678>"]),
+    ("a dog <@!42>", ["user mention"]),
+    ("a dog <@&42>", ["role mention", "<@&42>"]),
+    ("go to <#42>", ["channel mention"]),
+])
+def test_bad_prompts_are_refused_with_a_clear_message(text, words):
+    with pytest.raises(MorphError) as e:
+        check_prompt(text, "first prompt")
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_banned_words_whole_word_case_insensitive():
+    banned = ["Cat", "hot dog"]
+    with pytest.raises(MorphError, match="does not allow"):
+        check_prompt("a big CAT", "second prompt", banned)
+    with pytest.raises(MorphError, match="second prompt"):
+        check_prompt("a tasty  Hot   Dog!", "second prompt", banned)
+    # substrings of other words are fine
+    assert check_prompt("a category of hotdogs", "p", banned) == "a category of hotdogs"
+    # the refusal does not repeat the banned word back
+    with pytest.raises(MorphError) as e:
+        check_prompt("cat", "p", banned)
+    assert "cat" not in str(e.value).lower().replace("category", "")
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"prompt_a": ""}, ["first prompt", "empty"]),
+    ({"prompt_b": "  "}, ["second prompt", "empty"]),
+    ({"prompt_b": "y" * 5000}, ["second prompt", "5000"]),
+    ({"negative": "ugly <@&5>"}, ["negative prompt", "role mention"]),
+    ({"prompt_a": "@everyone dog"}, ["first prompt", "@everyone"]),
+    ({"frames": 1}, ["frames", "between 2 and 120"]),
+    ({"frames": 500}, ["frames"]),
+    ({"frames": 2.5}, ["frames", "whole number"]),
+    ({"frames": True}, ["frames"]),
+    ({"steps": 0}, ["steps"]),
+    ({"steps": 1000}, ["steps"]),
+    ({"seed": -1}, ["seed"]),
+    ({"seed": 2**40}, ["seed"]),
+    ({"size": 100}, ["multiple of 8"]),
+    ({"size": 4096}, ["size"]),
+    ({"guidance": 99}, ["guidance"]),
+    ({"candidates": 0}, ["candidates"]),
+    ({"scheduler": "euler_a"}, ["fresh noise"]),
+    ({"scheduler": "nope"}, ["unknown scheduler"]),
+    ({"pacing": "fast"}, ["pacing"]),
+])
+def test_bad_requests_are_refused(changes, words):
+    req = RenderRequest("a dog", "a cat")
+    for k, v in changes.items():
+        setattr(req, k, v)
+    with pytest.raises(MorphError) as e:
+        check_request(req)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_check_request_applies_banned_words_and_frame_cap():
+    req = RenderRequest("a dog", "a cat", negative="blurry", frames=40)
+    with pytest.raises(MorphError, match="at most 30 on this server"):
+        check_request(req, max_frames=30)
+    with pytest.raises(MorphError, match="negative prompt"):
+        check_request(req, ["blurry"])
+    ok = check_request(RenderRequest(" a  dog ", "a cat", frames=30), ["horse"], max_frames=30)
+    assert ok.prompt_a == "a dog" and ok.frames == 30
