@@ -1,0 +1,350 @@
+"""`morph render "a dog" "a cat" -o dog2cat.gif`: the engine from the command line.
+
+Everything the user typed is checked before the model is loaded, so a typo fails at once. Output files
+are written under temporary names and renamed into place only when the whole render succeeded, so a
+failed, interrupted or cancelled run leaves no partial file behind.
+
+Exit codes: 0 done, 2 bad input (one-line message on stderr), 130 cancelled (Ctrl-C), 1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from morph.request import (INTERPOLATIONS, MAX_FRAMES, MIN_FRAMES, PACINGS, SCHEDULERS, Cancelled, MorphError,
+                           Progress, RenderRequest)
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+BUILTIN_MODELS = ("tiny", "sd15-random")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line (and lets main() return the exit code)."""
+
+    def error(self, message):
+        raise MorphError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="morph", description="Render evenly paced Stable Diffusion prompt morphs as GIFs.")
+    sub = parser.add_subparsers(dest="command", metavar="render", parser_class=_Parser)
+    p = sub.add_parser("render", help="morph from one prompt to another and write a GIF",
+                       description="Morph from PROMPT_A (first frame) to PROMPT_B (last frame).")
+    p.add_argument("prompt_a", metavar="PROMPT_A")
+    p.add_argument("prompt_b", metavar="PROMPT_B")
+    p.add_argument("-o", "--output", default="morph.gif", help="GIF to write (default: morph.gif)")
+    p.add_argument("--frames", type=int, default=24, help=f"frames in the morph, {MIN_FRAMES}..{MAX_FRAMES} (24)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (0)")
+    p.add_argument("--seed-b", type=int, default=None, help="second seed: the noise is slerped towards it")
+    p.add_argument("--model", default=os.environ.get("MORPH_MODEL", "tiny"),
+                   help="diffusers SD 1.x/2.x repo id or local path, or 'tiny' / 'sd15-random' "
+                        "(random weights, offline); default $MORPH_MODEL or tiny")
+    p.add_argument("--steps", type=int, default=25, help="denoising steps (25)")
+    p.add_argument("--size", type=int, default=None, help="width and height in pixels, multiple of 8 "
+                                                          "(default: the model's native size)")
+    p.add_argument("--negative", default="", help="negative prompt, the same for every frame")
+    p.add_argument("--scheduler", default="dpm++2m", help=f"one of {', '.join(SCHEDULERS)} (dpm++2m)")
+    p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
+    p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (7.5)")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="midpoint candidates to offer (5, or fewer when there are fewer frames)")
+    p.add_argument("--boomerang", action="store_true", help="play forward then backward")
+    p.add_argument("--duration-ms", type=int, default=100, help="how long each GIF frame shows (100)")
+    p.add_argument("--budget-mb", type=float, default=10.0, help="largest GIF size in MiB (10)")
+    p.add_argument("--frames-dir", default=None, help="also write every frame as PNG into this directory")
+    p.add_argument("--sheet", default=None, help="also write a contact sheet PNG of the candidates")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except MorphError as exc:
+        return _fail(exc)
+    if args.command != "render":
+        build_parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _render(args)
+    except MorphError as exc:
+        return _fail(exc)
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def _fail(exc: Exception) -> int:
+    print(f"morph: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _check_inputs(args) -> tuple[RenderRequest, dict]:
+    """Everything that can be checked without loading a model. Returns the request and the output paths."""
+    request = RenderRequest(prompt_a=args.prompt_a, prompt_b=args.prompt_b, frames=args.frames, seed=args.seed,
+                            seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
+                            guidance=args.guidance, scheduler=args.scheduler,
+                            interpolation=args.interpolation, pacing=args.pacing,
+                            candidates=args.candidates if args.candidates is not None
+                            else min(5, args.frames) if isinstance(args.frames, int) else 5).validate()
+    _check_model(args.model)
+    _check_device(args.device)
+    if not args.budget_mb > 0:
+        raise MorphError(f"--budget-mb must be positive (got {args.budget_mb})")
+    if not 10 <= args.duration_ms <= 10_000:
+        raise MorphError(f"--duration-ms must be between 10 and 10000 (got {args.duration_ms})")
+    paths = {"output": _check_file(args.output, "output", ".gif")}
+    if args.sheet:
+        paths["sheet"] = _check_file(args.sheet, "sheet", ".png")
+    if args.frames_dir:
+        paths["frames_dir"] = _check_dir(args.frames_dir)
+    if len(set(paths.values())) != len(paths):
+        raise MorphError("the output, sheet and frames paths must all be different")
+    return request, paths
+
+
+def _check_model(name: str) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise MorphError("--model is empty: give a diffusers repo id, a local path, or 'tiny'")
+    if name in BUILTIN_MODELS or Path(name).expanduser().is_dir():
+        return
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and not _REPO_ID.match(name)
+    if looks_like_path:
+        raise MorphError(f"model folder '{name}' does not exist (give a diffusers model folder, a repo id such "
+                         "as stable-diffusion-v1-5/stable-diffusion-v1-5, or 'tiny')")
+    if not _REPO_ID.match(name) or "/" not in name:
+        raise MorphError(f"unknown model '{name}': give a diffusers repo id like "
+                         "stable-diffusion-v1-5/stable-diffusion-v1-5, a local folder, or one of "
+                         f"{', '.join(BUILTIN_MODELS)}")
+
+
+def _check_device(device: str | None) -> None:
+    if device is None:
+        return
+    if device not in ("cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", device):
+        raise MorphError(f"unknown device '{device}': use cpu, cuda or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MorphError("--device cuda was asked for but no CUDA GPU is available here; use --device cpu")
+    if device == "mps":
+        import torch
+
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise MorphError("--device mps was asked for but MPS is not available here; use --device cpu")
+
+
+def _check_file(raw: str, what: str, suffix: str) -> Path:
+    path = Path(raw).expanduser()
+    if not raw.strip():
+        raise MorphError(f"the {what} path is empty")
+    if path.suffix.lower() != suffix:
+        raise MorphError(f"the {what} file must end in {suffix} (got '{raw}')")
+    if path.is_dir():
+        raise MorphError(f"the {what} path '{raw}' is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise MorphError(f"cannot write the {what} '{raw}': folder '{parent}' does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MorphError(f"cannot write the {what} '{raw}': permission denied")
+    return path.resolve()
+
+
+def _check_dir(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if path.exists() and not path.is_dir():
+        raise MorphError(f"--frames-dir '{raw}' exists and is not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MorphError(f"cannot write frames into '{raw}': permission denied")
+    return path.resolve()
+
+
+class ProgressBar:
+    """A one-line text bar on stderr, redrawn with \\r at most every 0.1 s."""
+
+    def __init__(self, stream=None, width: int = 30, enabled: bool = True):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+        self._width = 0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and p.fraction < 1.0):
+            return
+        self._last = now
+        filled = int(round(self.width * min(max(p.fraction, 0.0), 1.0)))
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = (f"{p.stage:<7} [{bar}] {p.fraction * 100:3.0f}%  frames {p.frames_done}/{p.frames_total}  "
+                f"step {p.step}/{p.steps}  {now - self.start:5.1f}s")
+        self.stream.write("\r" + line.ljust(self._width))  # pad: a shorter line must cover a longer one
+        self._width = len(line)
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+def _render(args) -> int:
+    request, paths = _check_inputs(args)
+    from morph.output import contact_sheet, encode_gif, save_frames  # light (PIL only)
+
+    bar = ProgressBar(enabled=not args.quiet)
+    if not args.quiet:
+        print(f"loading model '{args.model}' …", file=sys.stderr)
+    _quiet_libraries()
+    from morph.engine import Morpher  # torch + diffusers: only once the input is known to be good
+
+    morpher = Morpher(args.model, device=args.device)
+    try:
+        result = _run_cancellable(morpher, request, bar)
+    finally:
+        bar.close()
+
+    budget = int(args.budget_mb * 1024 * 1024)
+    gif = encode_gif(result.frames, budget_bytes=budget, duration_ms=args.duration_ms, boomerang=args.boomerang)
+    staged: list[tuple[Path, Path]] = []  # (temporary, final)
+    frames_tmp = None
+    try:
+        staged.append((_stage_bytes(paths["output"], gif.data), paths["output"]))
+        if "sheet" in paths:
+            sheet = contact_sheet([result.frames[i] for i in result.candidates])
+            staged.append((_stage(paths["sheet"], lambda f: sheet.save(f, format="PNG")), paths["sheet"]))
+        if "frames_dir" in paths:
+            final_dir = paths["frames_dir"]
+            final_dir.parent.mkdir(parents=True, exist_ok=True)
+            frames_tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+            written = save_frames(result.frames, frames_tmp)
+            staged += [(p, final_dir / p.name) for p in written]
+        # Everything rendered and written: move into place.
+        for tmp, final in staged:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        if frames_tmp is not None:
+            shutil.rmtree(frames_tmp, ignore_errors=True)
+
+    _report(args, paths, result, gif)
+    return EXIT_OK
+
+
+def _quiet_libraries() -> None:
+    """diffusers/transformers log load-time notices (optional torchvision, dtype casts) that mean nothing to a
+    CLI user; keep errors only."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001 — cosmetic only
+        pass
+
+
+def _run_cancellable(morpher, request: RenderRequest, bar: ProgressBar):
+    """Render on a worker thread so Ctrl-C in the main thread can set the cancel flag; the engine then
+    stops within one denoising step and raises Cancelled."""
+    cancel = threading.Event()
+    box: dict = {}
+
+    def work():
+        try:
+            box["result"] = morpher.render(request, progress=bar, cancel=cancel)
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="morph-render", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        cancel.set()
+        thread.join(60)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _stage(final: Path, write) -> Path:
+    """Write to a hidden temporary file next to ``final`` (renamed into place later by the caller)."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _stage_bytes(final: Path, data: bytes) -> Path:
+    return _stage(final, lambda f: f.write(data))
+
+
+def _report(args, paths: dict, result, gif) -> None:
+    out = sys.stdout
+    ts = result.ts
+    size_kb = len(gif.data) / 1024
+    print(f"wrote {args.output}: {size_kb:,.1f} kB, {gif.frame_count} frames, {gif.width}x{gif.height}, "
+          f"{gif.colors} colours, {gif.duration_ms} ms/frame (render {result.seconds:.1f} s)", file=out)
+    if gif.reductions:
+        print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(gif.reductions)}", file=out)
+    print(f"midpoint: frame {result.midpoint} (t={ts[result.midpoint]:.3f})", file=out)
+    print("candidates: " + ", ".join(f"{i + 1}=frame {f} (t={ts[f]:.3f})" for i, f in enumerate(result.candidates)),
+          file=out)
+    print(f"smoothness ({args.pacing} pacing): max/mean {result.max_over_mean:.2f}, "
+          f"1-Gini {result.one_minus_gini:.3f}", file=out)
+    print("ts: " + " ".join(f"{t:.3f}" for t in ts), file=out)
+    if "sheet" in paths:
+        print(f"contact sheet: {args.sheet}", file=out)
+    if "frames_dir" in paths:
+        print(f"frames: {len(result.frames)} PNGs in {args.frames_dir}", file=out)
+    for w in result.warnings:
+        print(f"warning: {w}", file=out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The `morph render` CLI end to end with the tiny model, and every bad input it must refuse cleanly."""
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageSequence
+
+from morph import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--model", "tiny", "--steps", "2", "--device", "cpu", "-q"]  # tiny: 64 px unless --size
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def gif_frames(path):
+    im = Image.open(path)
+    frames = list(ImageSequence.Iterator(im))
+    return im.info, len(frames), im.size
+
+
+def run_main(argv, capsys):
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_render_writes_gif_sheet_and_frames(tmp_path, capsys):
+    gif = tmp_path / "dog2cat.gif"
+    sheet = tmp_path / "sheet.png"
+    frames_dir = tmp_path / "frames"
+    code, out, err = run_main(["render", "a dog", "a cat", "--frames", "6", "--seed", "7", "-o", str(gif),
+                               "--sheet", str(sheet), "--frames-dir", str(frames_dir), "--candidates", "3",
+                               *FAST], capsys)
+    assert code == 0, err
+    info, n, size = gif_frames(gif)
+    assert n == 6 and info["loop"] == 0 and size == (64, 64)
+    assert Image.open(sheet).size == (3 * 256 + 4 * 8, 256 + 2 * 8)
+    assert sorted(p.name for p in frames_dir.iterdir()) == [f"frame_{i:03d}.png" for i in range(6)]
+    assert "midpoint: frame" in out and "candidates: 1=frame" in out
+    assert "max/mean" in out and "1-Gini" in out and "ts: 0.000" in out and out.count("1.000") >= 1
+    assert f"wrote {gif}" in out
+    # No temporary files left next to the outputs.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dog2cat.gif", "frames", "sheet.png"]
+
+
+def test_boomerang_and_small_budget_report_reductions(tmp_path, capsys):
+    gif = tmp_path / "b.gif"
+    budget_mb = 0.05
+    args = ["render", "a dog", "a cat", "--frames", "4", "--boomerang", "--pacing", "uniform", "--size", "128",
+            "-o", str(gif), *FAST]
+    code, out, err = run_main([*args, "--budget-mb", str(budget_mb)], capsys)
+    assert code == 0, err
+    assert gif.stat().st_size <= int(budget_mb * 1024 * 1024)
+    assert "the GIF was reduced: size 128→" in out
+    info, n, size = gif_frames(gif)
+    assert info["loop"] == 0 and n == 6 and size[0] < 128  # 0 1 2 3 2 1
+    assert (gif.stat().st_mode & 0o777) == 0o666 & ~_umask()  # not the 0600 of a temp file
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_impossible_budget_exits_2_without_file(tmp_path, capsys):
+    gif = tmp_path / "x.gif"
+    code, out, err = run_main(["render", "a dog", "a cat", "--frames", "3", "--budget-mb", "0.001",
+                               "--sheet", str(tmp_path / "s.png"), "-o", str(gif), *FAST], capsys)
+    assert code == 2
+    assert err.startswith("morph: error: the GIF cannot fit in") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar_on_stderr(tmp_path, capsys):
+    gif = tmp_path / "p.gif"
+    code, out, err = run_main(["render", "a dog", "a cat", "--frames", "3", "-o", str(gif),
+                               *[a for a in FAST if a != "-q"]], capsys)
+    assert code == 0
+    assert "\r" in err and "frames 3/3" in err and "[" in err and "#" in err
+    assert "\r" not in out
+
+
+def test_progress_bar_format():
+    from morph.request import Progress
+
+    stream = io.StringIO()
+    bar = cli.ProgressBar(stream=stream, width=10)
+    bar(Progress(frames_done=2, frames_total=4, step=3, steps=5, fraction=0.5))
+    bar.close()
+    text = stream.getvalue()
+    assert text.startswith("\rdenoise [#####-----]  50%  frames 2/4  step 3/5") and text.endswith("\n")
+
+
+BAD = [
+    (["", "a cat"], "first prompt is empty"),
+    (["   ", "a cat"], "first prompt is empty"),
+    (["a dog", " \t "], "second prompt is empty"),
+    (["a dog", "a cat", "--frames", "1"], "frames must be between 2 and 120"),
+    (["a dog", "a cat", "--frames", "121"], "frames must be between 2 and 120"),
+    (["a dog", "a cat", "--frames", "many"], "invalid int value"),
+    (["a dog", "a cat", "--size", "100"], "multiple of 8"),
+    (["a dog", "a cat", "--model", "no-such-model"], "unknown model"),
+    (["a dog", "a cat", "--model", "./missing/folder"], "does not exist"),
+    (["a dog", "a cat", "--scheduler", "warp"], "unknown scheduler"),
+    (["a dog", "a cat", "--scheduler", "euler_a"], "adds fresh noise"),
+    (["a dog", "a cat", "--pacing", "fast"], "pacing must be one of"),
+    (["a dog", "a cat", "--interpolation", "cubic"], "interpolation must be one of"),
+    (["a dog", "a cat", "--budget-mb", "0"], "budget-mb must be positive"),
+    (["a dog", "a cat", "--device", "tpu"], "unknown device"),
+    (["a dog"], "required"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[m for _, m in BAD])
+def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, capsys, args, message):
+    out_path = tmp_path / "out.gif"
+    t0 = time.monotonic()
+    code, out, err = run_main(["render", *args, "-o", str(out_path)], capsys)
+    assert code == 2
+    assert message in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("morph: error: ")
+    assert "Traceback" not in err
+    assert not out_path.exists() and list(tmp_path.iterdir()) == []
+    assert time.monotonic() - t0 < 2.0, "bad input must be refused before loading a model"
+
+
+def test_unwritable_outputs_are_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    cases = [
+        (["-o", str(tmp_path / "nope" / "x.gif")], "does not exist"),
+        (["-o", str(tmp_path)], "must end in .gif"),
+        (["-o", str(tmp_path / "dir.gif")], "is a directory"),
+        (["-o", str(tmp_path / "x.png")], "must end in .gif"),
+        (["-o", str(tmp_path / "x.gif"), "--sheet", str(tmp_path / "s.jpg")], "must end in .png"),
+        (["-o", str(tmp_path / "x.gif"), "--frames-dir", str(tmp_path / "file.txt")], "not a directory"),
+    ]
+    (tmp_path / "dir.gif").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    if os.geteuid() != 0:  # root can write anywhere
+        locked.chmod(0o500)
+        cases.append((["-o", str(locked / "x.gif")], "permission denied"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    try:
+        for extra, message in cases:
+            code, _, err = run_main(["render", "a dog", "a cat", *extra, *FAST], capsys)
+            assert code == 2, extra
+            assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    finally:
+        locked.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert list(locked.iterdir()) == []
+
+
+def test_builtin_model_names_match_the_engine():
+    from morph import models
+
+    assert set(cli.BUILTIN_MODELS) == set(models.BUILTIN_MODELS)
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    return env
+
+
+def test_python_dash_m_morph_subprocess(tmp_path):
+    gif = tmp_path / "sub.gif"
+    proc = subprocess.run([sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "3",
+                           "-o", str(gif), *FAST], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    _, n, _ = gif_frames(gif)
+    assert n == 3
+    bad = subprocess.run([sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "500",
+                          "-o", str(tmp_path / "bad.gif")], cwd=tmp_path, env=_env(), capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("morph: error: frames must be between")
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad.gif").exists()
+
+
+def test_ctrl_c_cancels_with_130_and_no_file(tmp_path):
+    gif = tmp_path / "cancel.gif"
+    args = [sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "120", "--steps", "150",
+            "--model", "tiny", "--size", "64", "--device", "cpu", "-o", str(gif)]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    # Wait until the render is under way (the progress bar shows a denoising step), then press Ctrl-C.
+    seen = ""
+    deadline = time.monotonic() + 90
+    while "denoise" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.read(1)
+    assert "denoise" in seen, seen
+    proc.send_signal(signal.SIGINT)
+    pressed = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert time.monotonic() - pressed < 10, "the render must stop within a step or so"
+    assert "cancelled" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
