@@ -1,0 +1,154 @@
+"""The Discord client: wires Store, Worker, Delivery, cogs and persistent components together."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.delivery import Delivery
+from bot.views import DYNAMIC_ITEMS, ephemeral
+from morph.request import MorphError
+
+log = logging.getLogger(__name__)
+
+# The bot has no voice features: silence discord.py's "PyNaCl/davey is not installed" start-up warnings.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+#: Every OAuth2 scope the bot needs: ``bot`` (join the server as a bot user) and
+#: ``applications.commands`` (register the slash commands).
+SCOPES = ("bot", "applications.commands")
+
+
+def bot_permissions() -> discord.Permissions:
+    """The minimal channel permissions the invite asks for, and why:
+
+    - View Channel: see the channel /morph is used in, so the bot can post results and read reactions there.
+    - Send Messages: post the result message with the bot token (interaction tokens die after 15 min)
+      and the replies to reaction picks.
+    - Embed Links: the result message carries an embed showing the contact sheet of candidates.
+    - Attach Files: the GIF, the contact sheet and picked frames are file attachments.
+    - Add Reactions: the bot adds 1️⃣..K to the result so people can pick by reacting.
+    - Read Message History: reactions on (older, uncached) results are resolved by fetching the message,
+      and delivery reads recent history to never post a result twice after a crash.
+
+    Nothing else: no Manage Messages (the delete button deletes the bot's own message), no mentions,
+    no privileged intents (no message content, no member list).
+    """
+    return discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
+                               add_reactions=True, read_message_history=True)
+
+
+def invite_url(client_id: int) -> str:
+    """OAuth2 URL that adds the bot to a server with exactly :data:`SCOPES` and :func:`bot_permissions`."""
+    return discord.utils.oauth_url(client_id, permissions=bot_permissions(), scopes=SCOPES)
+
+
+def default_morpher_factory(settings: Settings) -> Callable[[], object]:
+    def make():
+        from morph import Morpher  # torch and diffusers load only when the first job runs
+
+        return Morpher(settings.model, device=settings.device)
+
+    return make
+
+
+class MorphBot(commands.Bot):
+    """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations),
+    recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
+
+    ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers).
+    """
+
+    def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
+                 store=None, start_worker: bool = True, **options) -> None:
+        options.setdefault("intents", discord.Intents.default())  # no privileged intents
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        options.setdefault("help_command", None)
+        super().__init__(command_prefix=commands.when_mentioned, **options)
+        self.settings = settings
+        self.morpher_factory = morpher_factory or default_morpher_factory(settings)
+        self.store = store
+        self._own_store = store is None
+        self.start_worker = start_worker
+        self.worker = None
+        self.delivery: Delivery | None = None
+        self.owner_id_set: frozenset[int] = frozenset(settings.owner_ids)
+        self.invite: str | None = None
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        from bot.cogs import AdminCog, MorphCog
+        from bot.store import Store
+        from bot.worker import Worker
+
+        if self.store is None:
+            self.store = await Store.open(self.settings.db_path, self.settings)
+        recovered = await self.store.recover()
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.add_cog(MorphCog(self))
+        await self.add_cog(AdminCog(self))
+        self.owner_id_set = frozenset(self.settings.owner_ids) | self._application_owners()
+        await self.sync_commands()
+        self.delivery = Delivery(self, self.store, self.settings)
+        await self.delivery.start(recovered)
+        if self.start_worker:
+            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
+            await self.worker.start()
+        if self.application_id:
+            self.invite = invite_url(self.application_id)
+            print(f"Invite the bot with: {self.invite}", flush=True)
+            log.info("invite URL: %s", self.invite)
+
+    def _application_owners(self) -> frozenset[int]:
+        app = self.application
+        if app is None:
+            return frozenset()
+        if app.team is not None:
+            return frozenset(m.id for m in app.team.members)
+        return frozenset([app.owner.id]) if app.owner else frozenset()
+
+    async def sync_commands(self) -> None:
+        """Globally, or to DEV_GUILD_ID (guild commands update instantly; global ones can take an hour)."""
+        try:
+            if self.settings.dev_guild_id:
+                guild = discord.Object(id=self.settings.dev_guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %s", len(synced), self.settings.dev_guild_id)
+            else:
+                synced = await self.tree.sync()
+                log.info("synced %d global commands", len(synced))
+        except discord.HTTPException as err:
+            log.error("could not sync slash commands (%s); the previous registration stays in use", err)
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.delivery is not None:
+            await self.delivery.stop()
+        await super().close()
+        if self.store is not None and self._own_store:
+            await self.store.close()
+            self.store = None
+
+    async def on_app_command_error(self, interaction: discord.Interaction,
+                                   error: app_commands.AppCommandError) -> None:
+        """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
+        original = getattr(error, "original", error)
+        if isinstance(original, (app_commands.CheckFailure, MorphError)):
+            text = str(original) or "❌ You cannot use this command here."
+        else:
+            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
+            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
+        try:
+            await ephemeral(interaction, text)
+        except discord.HTTPException:
+            pass
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))

@@ -1,0 +1,6 @@
+"""One cog per feature: ``morph`` (/morph, /morph-cancel, /morph-queue, reactions) and ``admin``
+(/morphadmin)."""
+from bot.cogs.admin import AdminCog
+from bot.cogs.morph import MorphCog
+
+__all__ = ["AdminCog", "MorphCog"]

@@ -1,0 +1,287 @@
+"""/morphadmin: queue control for server admins, checked by the bot itself.
+
+``default_permissions(manage_guild=True)`` only hides the command from members by default (server admins
+can change that in Integrations), so :meth:`AdminCog.interaction_check` checks every call with
+:func:`bot.permissions.can_admin`: Manage Server (or Administrator) in this guild, or a bot owner.
+Everything acts on the caller's guild; job ids of other guilds are refused (owners excepted), and owners
+may list/stats every guild with ``everywhere:true``. Store methods audit every change; ``list`` and
+``stats`` show the latest audit entries. All replies are ephemeral.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import messages as msg
+from bot.permissions import can_admin
+from bot.views import ephemeral, owner_ids
+from morph.request import MorphError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.bot import MorphBot
+
+log = logging.getLogger(__name__)
+
+
+class NotAdmin(app_commands.CheckFailure):
+    """Raised by the admin check; its text is shown to the caller."""
+
+
+def format_limits(limits: dict) -> str:
+    words = limits.get("banned_words") or []
+    chans = limits.get("allowed_channels") or []
+    return "\n".join([
+        f"• max_user_active: {limits.get('max_user_active')}",
+        f"• max_guild_queue: {limits.get('max_guild_queue')}",
+        f"• cooldown: {float(limits.get('cooldown_s') or 0):g} s",
+        f"• max_frames: {limits.get('max_frames')}",
+        f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
+        "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
+        f"• paused: {'yes' if limits.get('paused') else 'no'}",
+    ])
+
+
+def format_audit(entries: list[dict]) -> str:
+    if not entries:
+        return "Audit log: (empty)"
+    lines = ["Audit log (newest first):"]
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.get("created_at") or 0))
+        where = "" if e.get("guild_id") is not None else " [all servers]"
+        lines.append(f"• {when} UTC {msg.user(e.get('actor_id'))} {e.get('action')}"
+                     f"{(': ' + msg.safe(e['detail'], 120)) if e.get('detail') else ''}{where}")
+    return "\n".join(lines)
+
+
+def format_bytes(n) -> str:
+    return "?" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def parse_channel_ids(text: str) -> list[int]:
+    """``"<#1>, 2 <#3>"`` → [1, 2, 3]; raises MorphError on anything else."""
+    ids = []
+    for part in re.split(r"[\s,]+", text.strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"<#(\d+)>|(\d+)", part)
+        if not m:
+            raise MorphError(f"allowed_channels: {msg.safe(part, 40)} is not a channel (use #channel or its id; "
+                             "'all' allows every channel).")
+        ids.append(int(m.group(1) or m.group(2)))
+    return ids
+
+
+class AdminCog(commands.Cog):
+    admin = app_commands.Group(name="morphadmin", description="Morph queue controls for server admins",
+                               guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
+
+    def __init__(self, bot: "MorphBot") -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # every command here
+        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
+                         owner_ids=owner_ids(self.bot), caller_guild_id=interaction.guild_id,
+                         target_guild_id=None):
+            raise NotAdmin("❌ /morphadmin needs the Manage Server permission in this server.")
+        return True
+
+    def _is_owner(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id in owner_ids(self.bot)
+
+    def _scope(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
+        if everywhere and not self._is_owner(interaction):
+            raise NotAdmin("❌ Only the bot owner can look at every server.")
+        return None if everywhere else interaction.guild_id
+
+    async def _show_cancelled(self, jobs, actor_id: int) -> None:
+        delivery = getattr(self.bot, "delivery", None)
+        if delivery is None:
+            return
+        for job in jobs:
+            fresh = await self.bot.store.get(job.id)
+            if fresh is not None and fresh.state == "cancelled":
+                await delivery.show_cancelled(fresh, actor_id)
+        delivery.queue_changed()
+
+    # ------------------------------------------------------------------ commands
+    @admin.command(name="list", description="Queued and rendering morphs of this server, and recent admin actions")
+    @app_commands.describe(everywhere="Bot owner only: every server")
+    async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        guild = self._scope(interaction, everywhere)
+        store = self.bot.store
+        jobs = await store.list_jobs(guild, states=["queued", "running", "rendered"], limit=30)
+        lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
+        if not jobs:
+            lines.append("(none queued or rendering)")
+        for job in sorted(jobs, key=lambda j: j.id):
+            pos = await store.position(job.id)
+            state = f"position {pos}" if pos else job.state
+            lines.append(f"• #{job.id} {msg.user(job.user_id)} {msg.prompts(job.request.prompt_a, job.request.prompt_b)}"
+                         f" · {job.request.frames} frames · {state}")
+        if guild is not None and await store.is_paused(guild):
+            lines.append("⏸️ The queue of this server is paused (/morphadmin resume).")
+        lines.append(format_audit(await store.audit_log(guild, limit=5)))
+        await ephemeral(interaction, msg.clip("\n".join(lines)))
+
+    @admin.command(name="pause", description="Stop starting this server's morphs (a rendering one finishes)")
+    async def pause(self, interaction: discord.Interaction) -> None:
+        await self.bot.store.pause(interaction.guild_id, interaction.user.id)
+        self._queue_changed()
+        await ephemeral(interaction, "⏸️ Paused: new morphs wait in the queue until /morphadmin resume.")
+
+    @admin.command(name="resume", description="Start this server's morphs again")
+    async def resume(self, interaction: discord.Interaction) -> None:
+        await self.bot.store.resume(interaction.guild_id, interaction.user.id)
+        self._queue_changed()
+        worker = getattr(self.bot, "worker", None)
+        if worker is not None:
+            worker.wake()
+        await ephemeral(interaction, "▶️ Resumed.")
+
+    @admin.command(name="cancel", description="Cancel any queued or rendering morph of this server")
+    @app_commands.describe(job="The job number")
+    async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
+        store = self.bot.store
+        target = await store.get(job)
+        if target is None:
+            await ephemeral(interaction, f"❌ There is no morph job #{job}.")
+            return
+        owner = self._is_owner(interaction)
+        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
+                         owner_ids=owner_ids(self.bot), caller_guild_id=interaction.guild_id,
+                         target_guild_id=target.guild_id):
+            await ephemeral(interaction, f"❌ Morph job #{job} belongs to another server.")
+            return
+        try:
+            cancelled = await store.cancel(job, actor_id=interaction.user.id, admin=True,
+                                           guild_id=None if owner else interaction.guild_id)
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        worker = getattr(self.bot, "worker", None)
+        if worker is not None:
+            worker.request_cancel(job)
+        await self._show_cancelled([cancelled], interaction.user.id)
+        await ephemeral(interaction, f"🚫 Cancelled morph job #{job} of {msg.user(cancelled.user_id)}.")
+
+    @admin.command(name="clear", description="Cancel every queued morph of this server")
+    async def clear(self, interaction: discord.Interaction) -> None:
+        store = self.bot.store
+        queued = await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+        n = await store.clear(interaction.guild_id, interaction.user.id)
+        await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
+        await self._show_cancelled(queued, interaction.user.id)
+
+    @admin.command(name="ban", description="Stop someone from using /morph here (their queued morphs are cancelled)")
+    async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
+        store = self.bot.store
+        queued = [j for j in await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+                  if j.user_id == user.id]
+        n = await store.ban(interaction.guild_id, user.id, interaction.user.id)
+        await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"
+                                     f" ({n} queued morph{'s' if n != 1 else ''} cancelled).")
+        await self._show_cancelled(queued, interaction.user.id)
+
+    @admin.command(name="unban", description="Allow someone to use /morph here again")
+    async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
+        was = await self.bot.store.unban(interaction.guild_id, user.id, interaction.user.id)
+        await ephemeral(interaction, f"✅ {msg.user(user.id)} may use /morph here again." if was
+                        else f"{msg.user(user.id)} was not banned.")
+
+    @admin.command(name="limits", description="Show or change this server's limits (no options: show)")
+    @app_commands.describe(
+        max_user_active="Queued + rendering morphs per person",
+        max_guild_queue="Queued + rendering morphs for the whole server",
+        cooldown="Seconds between two /morph of one person",
+        max_frames="Most frames per morph (at most the bot's own cap)",
+        banned_words="Comma-separated words/phrases refused in prompts; 'none' clears the list",
+        allowed_channels="Channels where /morph works (#a #b or ids); 'all' = every channel",
+    )
+    async def limits(self, interaction: discord.Interaction,
+                     max_user_active: Optional[app_commands.Range[int, 1, 100]] = None,
+                     max_guild_queue: Optional[app_commands.Range[int, 1, 10_000]] = None,
+                     cooldown: Optional[app_commands.Range[float, 0, 86_400]] = None,
+                     max_frames: Optional[app_commands.Range[int, 2, 120]] = None,
+                     banned_words: Optional[str] = None,
+                     allowed_channels: Optional[str] = None) -> None:
+        store = self.bot.store
+        changes: dict = {}
+        try:
+            if max_user_active is not None:
+                changes["max_user_active"] = max_user_active
+            if max_guild_queue is not None:
+                changes["max_guild_queue"] = max_guild_queue
+            if cooldown is not None:
+                changes["cooldown_s"] = float(cooldown)
+            if max_frames is not None:
+                if max_frames > self.bot.settings.max_frames:
+                    raise MorphError(f"max_frames can be at most the bot's cap of {self.bot.settings.max_frames}.")
+                changes["max_frames"] = max_frames
+            if banned_words is not None:
+                words = [] if banned_words.strip().lower() in ("none", "-", "") else banned_words.split(",")
+                changes["banned_words"] = words
+            if allowed_channels is not None:
+                text = allowed_channels.strip().lower()
+                changes["allowed_channels"] = [] if text in ("all", "none", "-", "") else parse_channel_ids(
+                    allowed_channels)
+            if changes:
+                current = await store.set_limits(interaction.guild_id, interaction.user.id, **changes)
+                head = "✅ Limits updated:"
+            else:
+                current = await store.get_limits(interaction.guild_id)
+                head = "Limits of this server:"
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current)))
+
+    @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
+    @app_commands.describe(everywhere="Bot owner only: every server")
+    async def stats(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        guild = self._scope(interaction, everywhere)
+        store = self.bot.store
+        s = await store.stats(guild)
+        mean = s.get("mean_render_s")
+        lines = [
+            f"📊 Morph stats ({'every server' if guild is None else 'this server'})",
+            f"• queue: {s.get('queued', 0)} queued, {s.get('running', 0)} rendering, "
+            f"{s.get('rendered', 0)} waiting to be posted; {s.get('queue_total', 0)} queued on the whole bot",
+            f"• last hour: {s.get('jobs_last_hour', 0)} submitted, {s.get('done_last_hour', 0)} rendered, "
+            f"{s.get('failed_last_hour', 0)} failed",
+            f"• mean render time (24 h): {msg.duration(mean) if mean is not None else 'no renders yet'}",
+            f"• totals: {s.get('delivered', 0)} delivered, {s.get('failed', 0)} failed, "
+            f"{s.get('cancelled', 0)} cancelled",
+            "• " + self._device_line(),
+        ]
+        if s.get("paused"):
+            lines.append("⏸️ The queue of this server is paused.")
+        lines.append(format_audit(await store.audit_log(guild, limit=5)))
+        await ephemeral(interaction, msg.clip("\n".join(lines)))
+
+    def _device_line(self) -> str:
+        worker = getattr(self.bot, "worker", None)
+        morpher = getattr(worker, "morpher", None) if worker is not None else None
+        if morpher is None:
+            return f"device: model not loaded yet ({msg.safe(self.bot.settings.model, 80)} loads on the first morph)"
+        try:
+            info = morpher.device_info()
+        except Exception as err:  # noqa: BLE001
+            return f"device: unknown ({msg.safe(str(err), 100)})"
+        return (f"device: {msg.safe(str(info.get('device')), 80)}, memory {format_bytes(info.get('memory_free'))} free of "
+                f"{format_bytes(info.get('memory_total'))}; model {msg.safe(str(info.get('model')), 80)} "
+                f"({info.get('native_size')} px)")
+
+    def _queue_changed(self) -> None:
+        delivery = getattr(self.bot, "delivery", None)
+        if delivery is not None:
+            delivery.queue_changed()
+
+
+async def setup(bot: "MorphBot") -> None:
+    await bot.add_cog(AdminCog(bot))

@@ -1,0 +1,136 @@
+"""/morph, /morph-cancel, /morph-queue and the 1️⃣..9️⃣ reactions on result messages."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import messages as msg
+from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, pick_text, start_job
+from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.bot import MorphBot
+
+log = logging.getLogger(__name__)
+
+
+class MorphCog(commands.Cog):
+    def __init__(self, bot: "MorphBot") -> None:
+        self.bot = bot
+        # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Discord enforces it in the
+        # client; Store.enqueue checks it again, with a guild's own lower cap).
+        params = self.morph._params  # this cog instance's own copy of the command
+        params["frames"] = dataclasses.replace(params["frames"], max_value=bot.settings.max_frames)
+
+    # ------------------------------------------------------------------ /morph
+    @app_commands.command(name="morph", description="Morph one prompt into another: an animated GIF and "
+                                                    "the in-between frames to pick from.")
+    @app_commands.guild_only()
+    @app_commands.rename(from_="from")
+    @app_commands.describe(
+        from_="What the morph starts as, e.g. 'a dog'",
+        to="What it turns into, e.g. 'a cat'",
+        frames="How many frames (default from the server settings)",
+        seed="Starting noise: the same seed gives the same morph (default: random)",
+        negative="What to avoid in every frame, e.g. 'blurry, text'",
+        boomerang="Play forward and then back (default: no)",
+        pacing="perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix",
+    )
+    @app_commands.choices(pacing=[app_commands.Choice(name="perceptual (even visual steps)", value="perceptual"),
+                                  app_commands.Choice(name="uniform (even prompt steps)", value="uniform")])
+    async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
+                    to: app_commands.Range[str, 1, 1000],
+                    frames: Optional[app_commands.Range[int, MIN_FRAMES, MAX_FRAMES]] = None,
+                    seed: Optional[app_commands.Range[int, 0, SEED_MAX]] = None,
+                    negative: Optional[app_commands.Range[str, 0, 1000]] = None,
+                    boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None) -> None:
+        settings = self.bot.settings
+        request = RenderRequest(
+            prompt_a=from_, prompt_b=to,
+            frames=settings.default_frames if frames is None else frames,
+            seed=random.randint(0, SEED_MAX) if seed is None else seed,
+            negative=negative or "",
+            steps=settings.default_steps,
+            pacing=pacing.value if pacing is not None else "perceptual",
+        )
+        await start_job(interaction, request, boomerang=boomerang)
+
+    # ------------------------------------------------------------------ /morph-cancel
+    @app_commands.command(name="morph-cancel", description="Cancel one of your queued or rendering morphs.")
+    @app_commands.guild_only()
+    @app_commands.describe(job="The job number, e.g. 12 (shown in the /morph reply)")
+    async def morph_cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
+        await cancel_job(interaction, job)
+
+    @morph_cancel.autocomplete("job")
+    async def _cancel_autocomplete(self, interaction: discord.Interaction, current: str
+                                   ) -> list[app_commands.Choice[int]]:
+        if interaction.guild_id is None:
+            return []
+        jobs = await self.bot.store.user_jobs(interaction.guild_id, interaction.user.id)
+        out = []
+        for job in jobs:
+            name = f"#{job.id} {job.request.prompt_a} → {job.request.prompt_b} ({job.state})"
+            if current.strip() in str(job.id) or current.strip().lower() in name.lower():
+                out.append(app_commands.Choice(name=name[:100], value=job.id))
+        return out[:25]
+
+    # ------------------------------------------------------------------ /morph-queue
+    @app_commands.command(name="morph-queue", description="Your morphs in the queue and their positions.")
+    @app_commands.guild_only()
+    async def morph_queue(self, interaction: discord.Interaction) -> None:
+        store = self.bot.store
+        jobs = await store.user_jobs(interaction.guild_id, interaction.user.id)
+        rows = [(j.id, j.state, j.request.prompt_a, j.request.prompt_b, await store.position(j.id)) for j in jobs]
+        text = msg.queue_list_text(rows)
+        if await store.is_paused(interaction.guild_id):
+            text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")
+        await ephemeral(interaction, text)
+
+    # ------------------------------------------------------------------ reactions
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        """1️⃣..9️⃣ on a result message picks that candidate (same reply as the buttons).
+
+        Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
+        the result marker at the start of the message (``🎞️ Morph job #N``).
+        """
+        me = self.bot.user
+        if me is None or payload.user_id == me.id or (payload.member is not None and payload.member.bot):
+            return
+        emoji = str(payload.emoji)
+        if emoji not in msg.KEYCAPS:
+            return
+        n = msg.KEYCAPS.index(emoji)
+        channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+        try:
+            message = await channel.fetch_message(payload.message_id)
+        except discord.HTTPException as err:
+            log.info("reaction on message %s: cannot read it (%s)", payload.message_id, err)
+            return
+        m = msg.RESULT_MARKER_RE.match(message.content or "")
+        if message.author.id != me.id or not m:
+            return
+        job = await self.bot.store.get(int(m.group(1)))
+        candidates = list((job.result or {}).get("candidates") or []) if job else []
+        if job is None or n >= len(candidates):
+            return
+        frame = candidates[n]
+        try:
+            path = await self.bot.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
+        except MorphError as err:
+            await channel.send(msg.clip(f"❌ {err}"), reference=message.to_reference(fail_if_not_exists=False),
+                               allowed_mentions=NO_PINGS)
+            return
+        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, path),
+                           reference=message.to_reference(fail_if_not_exists=False), allowed_mentions=NO_PINGS)
+
+
+async def setup(bot: "MorphBot") -> None:  # for bot.load_extension
+    await bot.add_cog(MorphCog(bot))

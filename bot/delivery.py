@@ -1,0 +1,434 @@
+"""Everything the bot tells Discord about a job after the /morph reply: the worker's Notifier.
+
+- **Status message** (the public /morph reply): edited with the queue position, then render progress,
+  then the outcome. Edits go through :class:`StatusEditor`: at most one edit per message every 2 s
+  (newer text replaces older pending text), with the *bot* token (``channel.get_partial_message(id)
+  .edit``), because the interaction token dies after 15 minutes.
+- **Result message**: posted by :meth:`Delivery.deliver` for every job in state ``rendered``: GIF +
+  contact sheet, candidate buttons, frame select, reroll/delete, then 1️⃣..K reactions.
+
+Delivery is exactly-once across crashes:
+
+1. Rendering and delivery are separate states (``rendered`` → ``delivered``), so nothing is rendered twice.
+2. Within one process a single loop delivers one job at a time, so two posts of one job cannot race.
+3. A crash can still fall between a successful ``channel.send`` and ``mark_delivered`` (or the HTTP
+   response can be lost after Discord created the message). So before posting, :meth:`_already_posted`
+   reads the channel's recent history for a message by this bot whose content starts with the result
+   marker ``🎞️ Morph job #<id>`` (:data:`bot.messages.RESULT_MARKER`); if found, that message is adopted
+   (marked delivered, reactions re-added: adding a reaction twice is a no-op) instead of posting again.
+   The marker is unique to result messages: status messages and picks word the job differently.
+   Discord's message ``nonce`` was the alternative, but discord.py 2.7 cannot send ``enforce_nonce`` and
+   Discord only deduplicates nonces for a few minutes, which a restart can exceed.
+   Limit: the check reads the last :data:`HISTORY_LIMIT` messages; a channel that got more messages
+   between the crash and the restart could see a duplicate. Without *Read Message History* the check is
+   skipped (logged).
+
+Errors: 5xx, 429 and connection errors are retried with exponential backoff persisted through
+``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart); a 403 (missing channel
+permission) falls back to the interaction followup webhook while the interaction token lives, else the
+job fails with the reason logged and shown on the status message; other 4xx fail the job.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+import discord
+
+from bot import messages as msg
+from bot.views import NO_PINGS, result_view
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_S = 2.0
+HISTORY_LIMIT = 50
+POLL_S = 5.0
+MAX_DELIVERY_ATTEMPTS = 10
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 600.0
+
+
+class DeliveryError(Exception):
+    """A delivery problem retrying cannot fix (file too large, artifacts gone, …)."""
+
+
+def backoff_s(attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S,
+              jitter: float = 0.25) -> float:
+    """Delay before retry number ``attempt`` (1-based): base·2^(n-1), capped, ± ``jitter`` fraction."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return delay * (1 + random.uniform(-jitter, jitter))
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Discord 5xx/429, connection problems and timeouts: worth retrying later."""
+    if isinstance(err, discord.HTTPException) and not isinstance(err, (discord.Forbidden, discord.NotFound)):
+        return err.status >= 500 or err.status == 429
+    return isinstance(err, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError,
+                            discord.GatewayNotFound))
+
+
+class StatusEditor:
+    """Throttled edits of status messages: ≤ 1 edit per message per ``interval`` seconds.
+
+    :meth:`edit` never blocks: it records the wanted state (merged over any pending one, so a pending
+    ``view=None`` is kept) and one task per message applies it when the interval allows. A ``final``
+    edit (done, failed, cancelled) wins over any later non-final edit of the same message.
+    """
+
+    def __init__(self, bot: discord.Client, interval: float = EDIT_INTERVAL_S) -> None:
+        self.bot = bot
+        self.interval = interval
+        self._last: dict[int, float] = {}
+        self._pending: dict[int, tuple[int, dict]] = {}
+        self._final: set[int] = set()
+        self._tasks: dict[int, asyncio.Task] = {}
+        self.edits = 0  # applied edits (for tests and logs)
+
+    def edit(self, channel_id: int, message_id: int, *, final: bool = False, **fields) -> None:
+        if message_id in self._final and not final:
+            return
+        if final:
+            self._final.add(message_id)
+        _, pending = self._pending.get(message_id, (channel_id, {}))
+        pending.update(fields)
+        pending.setdefault("allowed_mentions", NO_PINGS)
+        self._pending[message_id] = (channel_id, pending)
+        task = self._tasks.get(message_id)
+        if task is None or task.done():
+            self._tasks[message_id] = asyncio.get_running_loop().create_task(self._flush(message_id))
+
+    async def _flush(self, message_id: int) -> None:
+        while message_id in self._pending:
+            wait = self._last.get(message_id, float("-inf")) + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            channel_id, fields = self._pending.pop(message_id)
+            self._last[message_id] = time.monotonic()
+            try:
+                channel = self.bot.get_partial_messageable(channel_id)
+                await channel.get_partial_message(message_id).edit(**fields)
+                self.edits += 1
+            except discord.NotFound:
+                log.info("status message %s is gone; not editing it any more", message_id)
+                self._final.add(message_id)
+                self._pending.pop(message_id, None)
+            except Exception as err:  # noqa: BLE001 - a failed progress edit must not stop anything
+                log.warning("could not edit status message %s: %s", message_id, err)
+        self._tasks.pop(message_id, None)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every pending edit is applied (shutdown, tests)."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+
+class Delivery:
+    """The worker's Notifier plus the loop that posts rendered results (see the module docstring)."""
+
+    def __init__(self, bot: discord.Client, store, settings, *, poll_s: float = POLL_S,
+                 edit_interval: float = EDIT_INTERVAL_S) -> None:
+        self.bot = bot
+        self.store = store
+        self.settings = settings
+        self.poll_s = poll_s
+        self.editor = StatusEditor(bot, edit_interval)
+        self._status: dict[int, tuple[int, int]] = {}  # job id -> (channel id, status message id)
+        self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
+        self._attempts: dict[int, int] = {}  # delivery attempts in this process
+        self._wake = asyncio.Event()
+        self._positions_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._lock = asyncio.Lock()  # one delivery at a time in this process
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, recovered=()) -> None:
+        """Start the delivery and queue-position loops; tell users about jobs recovery gave up on."""
+        for job in recovered or ():
+            if getattr(job, "state", None) == "failed":
+                await self.job_failed(job)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._deliver_loop(), name="morph-delivery"),
+                       loop.create_task(self._positions_loop(), name="morph-positions")]
+        self.queue_changed()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._tasks = []
+        await self.editor.drain(timeout=3)
+        self.editor.cancel()
+
+    def wake(self) -> None:
+        """Look for deliverable jobs now."""
+        self._wake.set()
+
+    def queue_changed(self) -> None:
+        """Queue order changed: refresh the position shown on queued jobs' status messages (throttled)."""
+        self._positions_dirty.set()
+
+    def remember_status(self, job_id: int, channel_id: int, message_id: int, text: str | None = None) -> None:
+        """Note a new status message (and the text it was posted with, so no identical edit follows)."""
+        self._status[job_id] = (channel_id, message_id)
+        if text is not None:
+            self._queued_text[job_id] = text
+
+    def forget_status(self, job_id: int) -> None:
+        self._queued_text.pop(job_id, None)
+
+    # ------------------------------------------------------------------ Notifier protocol
+    async def job_started(self, job) -> None:
+        await self._edit_status(job, content=msg.rendering_text(job.id, job.request.prompt_a,
+                                                                job.request.prompt_b, job.user_id))
+        self._queued_text.pop(job.id, None)
+        self.queue_changed()
+
+    async def job_progress(self, job, progress, eta_s: float | None) -> None:
+        if progress is None:
+            return
+        await self._edit_status(job, content=msg.rendering_text(job.id, job.request.prompt_a, job.request.prompt_b,
+                                                                job.user_id, progress, eta_s))
+
+    async def job_rendered(self, job) -> None:
+        self.queue_changed()
+        self.wake()
+
+    async def job_failed(self, job) -> None:
+        """Show the failure (with the job id) on the status message, or in the channel if there is none."""
+        self._queued_text.pop(job.id, None)
+        self.queue_changed()
+        text = msg.failed_text(job.id, job.error)
+        if not await self._edit_status(job, final=True, content=text, view=None):
+            try:
+                channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+                await channel.send(text, allowed_mentions=NO_PINGS)
+            except Exception as err:  # noqa: BLE001
+                log.warning("could not tell the channel that job %s failed: %s", job.id, err)
+
+    async def show_cancelled(self, job, by_user_id: int | None) -> None:
+        self._queued_text.pop(job.id, None)
+        await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
+
+    # ------------------------------------------------------------------ status message
+    async def _status_of(self, job) -> tuple[int, int] | None:
+        if job.id in self._status:
+            return self._status[job.id]
+        message_id = job.status_message_id
+        if message_id is None:  # the worker may hold a copy from before the /morph reply was stored
+            fresh = await self.store.get(job.id)
+            message_id = fresh.status_message_id if fresh else None
+        if message_id is None:
+            return None
+        self._status[job.id] = (job.channel_id, message_id)
+        return self._status[job.id]
+
+    async def _edit_status(self, job, *, final: bool = False, **fields) -> bool:
+        where = await self._status_of(job)
+        if where is None:
+            return False
+        self.editor.edit(where[0], where[1], final=final, **fields)
+        return True
+
+    async def _positions_loop(self) -> None:
+        """Keep 'position N in the queue' current on every queued job's status message."""
+        while True:
+            await self._positions_dirty.wait()
+            self._positions_dirty.clear()
+            try:
+                await self.refresh_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("could not refresh queue positions")
+            await asyncio.sleep(self.editor.interval)
+
+    async def refresh_positions(self) -> int:
+        """Edit the status of queued jobs whose position text changed; returns how many edits were asked."""
+        jobs = await self.store.list_jobs(None, states=["queued"])
+        paused: dict[int, bool] = {}
+        asked = 0
+        for job in jobs:
+            if job.status_message_id is None and job.id not in self._status:
+                continue
+            if job.guild_id not in paused:
+                paused[job.guild_id] = await self.store.is_paused(job.guild_id)
+            position = await self.store.position(job.id)
+            text = msg.queued_text(job.id, job.request.prompt_a, job.request.prompt_b, job.request.frames,
+                                   job.user_id, position, paused[job.guild_id])
+            if self._queued_text.get(job.id) == text:
+                continue
+            self._queued_text[job.id] = text
+            await self._edit_status(job, content=text)
+            asked += 1
+        return asked
+
+    # ------------------------------------------------------------------ result delivery
+    async def _deliver_loop(self) -> None:
+        await self.bot.wait_until_ready()
+        first = True
+        while True:
+            self._wake.clear()
+            try:
+                if first:  # at startup: every rendered job, whatever its retry time
+                    jobs = await self.store.list_jobs(None, states=["rendered"])
+                    first = False
+                else:
+                    jobs = await self.store.jobs_to_deliver()
+                for job in jobs:
+                    await self.deliver(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep delivering whatever one bad job does
+                log.exception("delivery loop error")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def deliver(self, job) -> str:
+        """Post ``job``'s result once. Returns 'delivered', 'retry' or 'failed'."""
+        async with self._lock:
+            fresh = await self.store.get(job.id)
+            if fresh is None or fresh.state != "rendered":
+                return "failed" if fresh is None else fresh.state
+            return await self._deliver(fresh)
+
+    async def _deliver(self, job) -> str:
+        channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        content = msg.result_text(job.id, job.request.prompt_a, job.request.prompt_b, job.user_id,
+                                  job.result or {}, seed=job.request.seed)
+        via = "channel"
+        try:
+            message = await self._already_posted(channel, job.id)
+            if message is not None:
+                log.info("job %s was already posted as message %s; adopting it", job.id, message.id)
+            else:
+                files = self._files(job)
+                message = await channel.send(content, files=files, embed=self._embed(job, files),
+                                             view=self._view(job), allowed_mentions=NO_PINGS)
+        except discord.Forbidden as err:
+            via = "followup"
+            try:
+                message = await self._followup(job, content, err)
+            except Exception as err2:  # noqa: BLE001
+                return await self._failed_delivery(job, err2)
+        except Exception as err:  # noqa: BLE001
+            return await self._failed_delivery(job, err)
+        await self.store.mark_delivered(job.id, message.id)
+        self._attempts.pop(job.id, None)
+        log.info("job %s delivered via %s as message %s", job.id, via, message.id)
+        await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
+        link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
+        await self._edit_status(job, final=True, view=None,
+                                content=msg.delivered_text(job.id, job.request.prompt_a, job.request.prompt_b,
+                                                           job.user_id, link))
+        return "delivered"
+
+    async def _failed_delivery(self, job, err: BaseException) -> str:
+        reason = _describe(err)
+        attempt = self._attempts.get(job.id, 0) + 1
+        self._attempts[job.id] = attempt
+        persisted = getattr(job, "delivery_attempts", None)
+        if isinstance(persisted, int):
+            attempt = max(attempt, persisted + 1)
+        if is_retryable(err) and attempt < MAX_DELIVERY_ATTEMPTS:
+            retry_in = backoff_s(attempt)
+            log.warning("delivery of job %s failed (%s); retry %d in %.0f s", job.id, reason, attempt, retry_in)
+            await self.store.delivery_failed(job.id, reason, retry_in)
+            return "retry"
+        log.error("delivery of job %s failed for good: %s", job.id, reason)
+        await self.store.delivery_failed(job.id, f"could not post the result: {reason}", None)
+        failed = await self.store.get(job.id)
+        await self.job_failed(failed or job)
+        self._attempts.pop(job.id, None)
+        return "failed"
+
+    async def _already_posted(self, channel, job_id: int):
+        """This bot's result message for ``job_id`` among the channel's recent messages, or None."""
+        me = self.bot.user.id if self.bot.user else None
+        try:
+            async for message in channel.history(limit=HISTORY_LIMIT):
+                if message.author.id != me:
+                    continue
+                m = msg.RESULT_MARKER_RE.match(message.content or "")
+                if m and int(m.group(1)) == job_id:
+                    return message
+        except discord.Forbidden:
+            log.warning("no Read Message History in channel %s: cannot check for an earlier post of job %s",
+                        channel.id, job_id)
+        return None
+
+    def _view(self, job) -> discord.ui.View:
+        result = job.result or {}
+        return result_view(job.id, int(result.get("frame_count") or 0), list(result.get("candidates") or []),
+                           result.get("ts"))
+
+    def _embed(self, job, files: list[discord.File]) -> discord.Embed | discord.utils.MISSING:
+        """The contact sheet shown large in an embed (needs Embed Links), when it is attached."""
+        sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
+        if sheet is None:
+            return discord.utils.MISSING
+        result = job.result or {}
+        k = len(result.get("candidates") or [])
+        embed = discord.Embed(title=f"Candidates 1–{k} around the midpoint" if k else "Candidates")
+        embed.set_image(url=f"attachment://{sheet}")
+        return embed
+
+    def _files(self, job) -> list[discord.File]:
+        """morph.gif + sheet.png when both fit ``job.upload_limit``; the GIF alone when only it fits."""
+        folder = Path(job.artifact_dir or "")
+        gif, sheet = folder / "morph.gif", folder / "sheet.png"
+        if not gif.is_file():
+            raise DeliveryError(f"the rendered GIF of job #{job.id} is missing (artifacts purged?)")
+        limit = int(job.upload_limit or 10 * 1024 * 1024)
+        size = gif.stat().st_size
+        if size > limit:
+            raise DeliveryError(f"the GIF is {size / 2**20:.1f} MiB, over this server's upload limit "
+                                f"of {limit / 2**20:.1f} MiB")
+        files = [discord.File(gif, filename=f"morph-{job.id}.gif")]
+        if sheet.is_file() and size + sheet.stat().st_size <= limit:
+            files.append(discord.File(sheet, filename=f"morph-{job.id}-sheet.png"))
+        elif sheet.is_file():
+            log.info("job %s: contact sheet left out to stay under the upload limit", job.id)
+        return files
+
+    async def _followup(self, job, content: str, forbidden: discord.Forbidden):
+        """Post through the interaction's followup webhook (needs no channel permission) while it lives."""
+        now = self.store.clock() + 5  # the store's clock: the one the expiry was computed with
+        if not job.application_id or not job.interaction_alive(now):
+            raise DeliveryError(f"the bot may not post in this channel ({forbidden.text or 'Missing Permissions'}) "
+                                "and the /morph interaction has expired; give the bot Send Messages and "
+                                "Attach Files here")
+        log.warning("job %s: no permission to post in channel %s; using the interaction followup",
+                    job.id, job.channel_id)
+        webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
+        files = self._files(job)
+        return await webhook.send(content, files=files, embed=self._embed(job, files), view=self._view(job),
+                                  allowed_mentions=NO_PINGS, wait=True)
+
+    async def _add_reactions(self, message, k: int) -> None:
+        for emoji in msg.KEYCAPS[:k]:
+            try:
+                await message.add_reaction(emoji)
+            except discord.HTTPException as err:
+                log.warning("could not add reaction %s to message %s: %s", emoji, message.id, err)
+                return
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, discord.HTTPException):
+        return f"Discord {err.status}: {err.text or type(err).__name__}"
+    return str(err) or type(err).__name__

@@ -1,0 +1,86 @@
+"""``morph-bot`` / ``python -m bot``: run the Discord bot (or, with ``--playground``, the local playground)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import aiohttp
+import discord
+
+log = logging.getLogger("bot")
+
+NO_TOKEN = ("DISCORD_TOKEN is not set. Set DISCORD_TOKEN in .env (copy .env.example; the token is on the "
+            "Bot page of your application at https://discord.com/developers/applications), "
+            "or run `make run` for the local playground without Discord.")
+BAD_TOKEN = ("Discord refused the token in DISCORD_TOKEN (login failed). Copy it again from the Bot page of "
+             "your application (Reset Token), put it in .env, and start again.")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """discord.py's coloured handler on stderr for the root logger, at ``level``."""
+    discord.utils.setup_logging(level=getattr(logging, str(level).upper(), logging.INFO), root=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="morph-bot", description="Discord bot that morphs one prompt into "
+                                     "another. Settings come from the environment and .env (see .env.example).")
+    parser.add_argument("--playground", action="store_true",
+                        help="run the local playground (a fake Discord in the browser) instead of connecting")
+    args = parser.parse_args(argv)
+
+    from bot.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env(playground=args.playground)
+    except ConfigError as err:
+        print(f"morph-bot: configuration error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+
+    if args.playground:
+        from bot.playground import run_playground
+
+        return int(run_playground(settings) or 0)
+
+    if not settings.discord_token:
+        print(f"morph-bot: {NO_TOKEN}", file=sys.stderr)
+        return 2
+    return run_bot(settings)
+
+
+def run_bot(settings) -> int:
+    from bot.bot import MorphBot
+    from bot.db import MigrationError
+    from bot.endpoints import current_endpoints, use_discord_endpoints
+
+    use_discord_endpoints(settings.api_base, settings.gateway_url)
+    if settings.api_base or settings.gateway_url:
+        log.info("using Discord endpoints %s and %s", *current_endpoints())
+
+    async def runner() -> None:
+        async with MorphBot(settings) as bot:
+            await bot.start(settings.discord_token)
+
+    try:
+        asyncio.run(runner())
+    except discord.LoginFailure:
+        print(f"morph-bot: {BAD_TOKEN}", file=sys.stderr)
+        return 2
+    except MigrationError as err:
+        print(f"morph-bot: database error: {err}", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired as err:  # pragma: no cover - we ask for none
+        print(f"morph-bot: {err}", file=sys.stderr)
+        return 2
+    except (aiohttp.ClientError, OSError) as err:
+        print(f"morph-bot: cannot reach Discord at {current_endpoints()[0]}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Every text the bot shows in Discord, as pure functions (no network), so they can be tested.
+
+Rules every function here keeps:
+- user text (prompts, error messages that quote it) goes through :func:`safe`, which defuses mentions
+  and markdown, so nothing a user typed can ping or format (the bot also sends with
+  ``AllowedMentions.none()`` as a second guard);
+- people are named with ``<@id>``: Discord shows the name, and AllowedMentions.none() keeps it silent;
+- every content string stays within Discord's 2,000 characters (:func:`clip`).
+"""
+from __future__ import annotations
+
+import re
+
+import discord
+
+MAX_CONTENT = 2000
+KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
+SELECT_LIMIT = 25
+
+#: The marker every result message starts with. Delivery searches the channel for it to avoid posting a
+#: result twice after a crash (see bot/delivery.py), and reactions use it to find the job of a message.
+RESULT_MARKER = "🎞️ Morph job #{job}"
+RESULT_MARKER_RE = re.compile(r"^🎞️ Morph job #(\d+)\b")
+
+_MENTIONISH = re.compile(r"<(?=[@#&:]|a:|/|t:)")  # <@1>, <@!1>, <@&1>, <#1>, <:e:1>, <a:e:1>, </c:1>, <t:1>
+_EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
+
+
+def clip(text: str, limit: int = MAX_CONTENT) -> str:
+    """Cut ``text`` to ``limit`` characters, ending with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe(text: str, limit: int = 200) -> str:
+    """User text made inert for a message: no mentions, no markdown, one line, at most ``limit`` chars."""
+    text = " ".join(str(text).split())
+    text = clip(text, limit)
+    text = discord.utils.escape_markdown(text)
+    text = _MENTIONISH.sub("<\u200b", text)
+    text = _EVERYONE.sub("@\u200b", text)
+    return text
+
+
+def user(user_id: int | None) -> str:
+    return f"<@{int(user_id)}>" if user_id else "someone"
+
+
+def duration(seconds: float | None) -> str:
+    """'45 s', '3 min 5 s', '1 h 2 min'; '?' for None."""
+    if seconds is None:
+        return "?"
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def prompts(prompt_a: str, prompt_b: str) -> str:
+    return f"**{safe(prompt_a)}** → **{safe(prompt_b)}**"
+
+
+def queued_text(job_id: int, prompt_a: str, prompt_b: str, frames: int, user_id: int,
+                position: int | None, paused: bool = False) -> str:
+    where = f"position **{position}** in the queue" if position else "waiting in the queue"
+    extra = " (queue paused by a server admin)" if paused else ""
+    return clip(f"🕓 Morph job #{job_id} queued for {user(user_id)}: {prompts(prompt_a, prompt_b)}, "
+                f"{frames} frames. {where.capitalize()}{extra}.")
+
+
+def rendering_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, progress=None,
+                   eta_s: float | None = None) -> str:
+    """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
+    head = f"🎨 Morph job #{job_id} for {user(user_id)}: {prompts(prompt_a, prompt_b)} — rendering"
+    if progress is None:
+        return clip(head + ", loading…")
+    pct = int(round(100 * max(0.0, min(1.0, progress.fraction))))
+    parts = [f"{progress.stage}", f"frames {progress.frames_done}/{progress.frames_total}"]
+    if progress.stage == "denoise" and progress.steps:
+        parts.append(f"step {progress.step}/{progress.steps}")
+    parts.append(f"{pct}%")
+    if eta_s is not None:
+        parts.append(f"ETA {duration(eta_s)}")
+    bar = progress_bar(progress.fraction)
+    return clip(f"{head}\n{bar} " + " · ".join(parts))
+
+
+def progress_bar(fraction: float, width: int = 16) -> str:
+    filled = int(round(width * max(0.0, min(1.0, fraction))))
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def delivered_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, link: str | None) -> str:
+    where = f": {link}" if link else " below."
+    return clip(f"✅ Morph job #{job_id} for {user(user_id)} ({prompts(prompt_a, prompt_b)}) is done{where}")
+
+
+def failed_text(job_id: int, reason: str | None) -> str:
+    return clip(f"⚠️ Morph job #{job_id} failed: {safe(reason or 'unknown error', 1500)}")
+
+
+def cancelled_text(job_id: int, by_user_id: int | None) -> str:
+    return clip(f"🚫 Morph job #{job_id} was cancelled by {user(by_user_id)}.")
+
+
+def smoothness(result: dict) -> str:
+    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), max jump 1.4× mean'."""
+    parts = []
+    if result.get("one_minus_gini") is not None:
+        parts.append(f"smoothness {float(result['one_minus_gini']):.2f}")
+    if result.get("max_over_mean") is not None:
+        parts.append(f"largest jump {float(result['max_over_mean']):.1f}× the mean")
+    return ", ".join(parts)
+
+
+def result_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, result: dict,
+                seed: int | None = None, note: str | None = None) -> str:
+    """The result message; it starts with RESULT_MARKER (exactly-once delivery and reactions rely on it)."""
+    k = len(result.get("candidates") or [])
+    lines = [RESULT_MARKER.format(job=job_id) + f" for {user(user_id)}: {prompts(prompt_a, prompt_b)}"]
+    meta = [f"{result.get('frame_count', '?')} frames"]
+    if seed is not None:
+        meta.append(f"seed {seed}")
+    if smoothness(result):
+        meta.append(smoothness(result))
+    if result.get("seconds") is not None:
+        meta.append(f"rendered in {duration(result['seconds'])}")
+    lines.append(" · ".join(meta))
+    if k:
+        lines.append(f"Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
+                     f"{KEYCAPS[0]}–{KEYCAPS[k - 1]}, or any frame from the menu.")
+    for w in (result.get("gif_reductions") or []):
+        lines.append(f"GIF shrunk to fit the upload limit: {safe(w, 100)}")
+    for w in (result.get("warnings") or []):
+        lines.append(f"Note: {safe(w, 200)}")
+    if note:
+        lines.append(safe(note, 300))
+    return clip("\n".join(lines))
+
+
+def pick_text(job_id: int, frame: int, frame_count: int | None, picker_id: int,
+              candidate: int | None = None) -> str:
+    which = f"candidate {candidate} (frame {frame + 1}" if candidate else f"frame {frame + 1}"
+    of = f" of {frame_count}" if frame_count else ""
+    which += f"{of})" if candidate else of
+    return clip(f"🖼️ {user(picker_id)} picked {which} from morph job #{job_id}.")
+
+
+def choose_select_frames(frame_count: int, candidates: list[int] | None = None,
+                         limit: int = SELECT_LIMIT) -> list[int]:
+    """Up to ``limit`` frame indices for the select menu, ascending.
+
+    All frames when they fit; otherwise the first, the last, every candidate, and the rest evenly spaced
+    over the whole morph (so the menu spans it from start to end without gaps larger than needed).
+    """
+    if frame_count <= 0:
+        return []
+    if frame_count <= limit:
+        return list(range(frame_count))
+    chosen = {0, frame_count - 1}
+    for c in sorted(set(c for c in (candidates or []) if 0 <= c < frame_count)):
+        if len(chosen) < limit:
+            chosen.add(c)
+    free = limit - len(chosen)
+    rest = [i for i in range(frame_count) if i not in chosen]
+    if free > 0:  # evenly spaced over the frames not yet chosen (len(rest) > free here)
+        step = len(rest) / free
+        chosen.update(rest[int((i + 0.5) * step)] for i in range(free))
+    return sorted(chosen)[:limit]
+
+
+def frame_label(frame: int, frame_count: int, ts: list[float] | None, candidates: list[int] | None) -> str:
+    label = f"Frame {frame + 1}/{frame_count}"
+    if ts and frame < len(ts):
+        label += f" (t={float(ts[frame]):.2f})"
+    if candidates and frame in candidates:
+        label += f" ★ candidate {candidates.index(frame) + 1}"
+    return label[:100]
+
+
+def queue_list_text(rows: list[tuple[int, str, str, str, int | None]]) -> str:
+    """``rows``: (job id, state, prompt a, prompt b, position) for /morph-queue."""
+    if not rows:
+        return "You have no queued or running morph jobs."
+    lines = ["Your morph jobs:"]
+    for job_id, state, a, b, pos in rows:
+        where = f"position {pos}" if pos else state
+        lines.append(f"• #{job_id} {prompts(a, b)}: {where}")
+    return clip("\n".join(lines))

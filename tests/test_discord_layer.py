@@ -1,0 +1,343 @@
+"""Pure parts of the Discord layer: custom ids, message texts, select options, invite URL, permissions,
+delivery backoff, and the CLI's token errors (against a real local HTTP server that refuses the token)."""
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import urllib.parse
+
+import aiohttp
+import discord
+import pytest
+from aiohttp import web
+
+from bot import messages as msg
+from bot import views
+from bot.bot import SCOPES, bot_permissions, invite_url
+from bot.delivery import backoff_s, is_retryable
+from bot.permissions import can_admin, can_manage_job
+
+GUILD, OTHER_GUILD, OWNER, ADMIN, MEMBER = 111, 222, 900, 901, 902
+MENTION = re.compile(r"<(@[!&]?|#)\d+>|@(everyone|here)")
+
+
+# ------------------------------------------------------------------------------------------ custom ids
+
+@pytest.mark.parametrize("custom_id,kind,fields", [
+    ("morph:pick:12:3", "pick", {"job": 12, "frame": 3}),
+    ("morph:frames:7", "frames", {"job": 7}),
+    ("morph:reroll:7", "reroll", {"job": 7}),
+    ("morph:delete:9999999", "delete", {"job": 9999999}),
+    ("morph:cancel:1", "cancel", {"job": 1}),
+])
+def test_custom_id_parse(custom_id, kind, fields):
+    assert views.parse_custom_id(custom_id) == (kind, fields)
+
+
+@pytest.mark.parametrize("bad", ["", "morph:pick:12", "morph:pick:a:1", "morph:pick:1:2:3", "morph:cancel:",
+                                 "xmorph:cancel:1", "morph:cancel:1 ", "morph:explode:1"])
+def test_custom_id_rejects_garbage(bad):
+    assert views.parse_custom_id(bad) is None
+
+
+def test_custom_id_builders_round_trip():
+    for job in (1, 42, 10**12):
+        assert views.parse_custom_id(views.pick_id(job, 5)) == ("pick", {"job": job, "frame": 5})
+        assert views.parse_custom_id(views.frames_id(job)) == ("frames", {"job": job})
+        assert views.parse_custom_id(views.reroll_id(job)) == ("reroll", {"job": job})
+        assert views.parse_custom_id(views.delete_id(job)) == ("delete", {"job": job})
+        assert views.parse_custom_id(views.cancel_id(job)) == ("cancel", {"job": job})
+        assert len(views.pick_id(job, 119)) <= 100  # Discord's custom_id limit
+
+
+async def test_dynamic_items_rebuild_state_from_custom_id():
+    """What discord.py does on a click after a restart: match the template, call from_custom_id."""
+    item = views.PickButton(31, 17, label="4")
+    assert item.custom_id == "morph:pick:31:17"
+    match = views.PickButton.__discord_ui_compiled_template__.fullmatch(item.custom_id)
+    again = await views.PickButton.from_custom_id(None, item.item, match)
+    assert (again.job_id, again.frame, again.item.label) == (31, 17, "4")
+    for cls, cid in ((views.RerollButton, "morph:reroll:8"), (views.DeleteButton, "morph:delete:8"),
+                     (views.CancelButton, "morph:cancel:8"), (views.FramesSelect, "morph:frames:8")):
+        m = cls.__discord_ui_compiled_template__.fullmatch(cid)
+        assert m is not None
+        built = await cls.from_custom_id(None, discord.ui.Button(custom_id=cid), m)
+        assert built.job_id == 8 and built.custom_id == cid
+    assert views.PickButton.__discord_ui_compiled_template__.fullmatch("morph:frames:8") is None
+
+
+async def test_result_view_fits_discord_limits():
+    candidates = [27, 28, 29, 30, 31, 32, 33, 34, 35]
+    view = views.result_view(5, 60, candidates, ts=[i / 59 for i in range(60)])
+    payload = view.to_components()
+    assert len(payload) <= 5
+    ids = [c["custom_id"] for row in payload for c in row["components"]]
+    assert ids[:9] == [f"morph:pick:5:{f}" for f in candidates]
+    assert "morph:frames:5" in ids and "morph:reroll:5" in ids and "morph:delete:5" in ids
+    assert all(len(row["components"]) <= 5 for row in payload)
+    select = next(c for row in payload for c in row["components"] if c["custom_id"] == "morph:frames:5")
+    values = [int(o["value"]) for o in select["options"]]
+    assert len(values) == 25 and values[0] == 0 and values[-1] == 59 and set(candidates) <= set(values)
+    assert all(len(o["label"]) <= 100 for o in select["options"])
+    labels = {int(o["value"]): o["label"] for o in select["options"]}
+    assert labels[31] == "Frame 32/60 (t=0.53) ★ candidate 5"
+
+
+async def test_result_view_small_morph():
+    payload = views.result_view(6, 4, [1, 2]).to_components()
+    ids = [c["custom_id"] for row in payload for c in row["components"]]
+    assert ids == ["morph:pick:6:1", "morph:pick:6:2", "morph:frames:6", "morph:reroll:6", "morph:delete:6"]
+    select = payload[1]["components"][0]
+    assert [o["value"] for o in select["options"]] == ["0", "1", "2", "3"]
+
+
+# ------------------------------------------------------------------------------------------ select options
+
+def test_select_frames_for_60_frames():
+    candidates = [26, 28, 29, 30, 33]
+    chosen = msg.choose_select_frames(60, candidates)
+    assert len(chosen) == 25 == len(set(chosen))
+    assert chosen == sorted(chosen)
+    assert chosen[0] == 0 and chosen[-1] == 59
+    assert set(candidates) <= set(chosen)
+    gaps = [b - a for a, b in zip(chosen, chosen[1:])]
+    assert max(gaps) <= 4, gaps  # evenly spread: 59 / 24 ≈ 2.5 per step, no big holes
+
+
+@pytest.mark.parametrize("count", [1, 2, 24, 25])
+def test_select_frames_all_when_they_fit(count):
+    assert msg.choose_select_frames(count, [0]) == list(range(count))
+
+
+def test_select_frames_many_candidates_and_120_frames():
+    chosen = msg.choose_select_frames(120, list(range(50, 59)))
+    assert len(chosen) == 25 and {0, 119, *range(50, 59)} <= set(chosen)
+    assert msg.choose_select_frames(0) == []
+
+
+# ------------------------------------------------------------------------------------------ texts
+
+NASTY = "<@123456789012345678> @everyone <@&55> <#77> **bold** @here"
+
+
+def _mentions_except(text: str, allowed: set[str]) -> list[str]:
+    return [m.group(0) for m in MENTION.finditer(text) if m.group(0) not in allowed]
+
+
+def test_texts_never_contain_mentions_from_user_text():
+    result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.91, "max_over_mean": 1.3,
+              "seconds": 75, "gif_reductions": ["size 512→384"], "warnings": [NASTY]}
+    texts = [
+        msg.queued_text(1, NASTY, NASTY, 24, MEMBER, 3),
+        msg.rendering_text(1, NASTY, NASTY, MEMBER),
+        msg.result_text(1, NASTY, NASTY, MEMBER, result, seed=5, note=NASTY),
+        msg.failed_text(1, NASTY),
+        msg.delivered_text(1, NASTY, NASTY, MEMBER, None),
+        msg.queue_list_text([(1, "queued", NASTY, NASTY, 2)]),
+    ]
+    for text in texts:
+        assert _mentions_except(text, {f"<@{MEMBER}>"}) == [], text
+        assert "**bold**" not in text  # markdown escaped too
+        assert len(text) <= 2000
+
+
+def test_result_text_names_job_prompts_user_smoothness():
+    result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.913, "max_over_mean": 1.34,
+              "seconds": 75}
+    text = msg.result_text(42, "a dog", "a cat", MEMBER, result, seed=7)
+    assert msg.RESULT_MARKER_RE.match(text).group(1) == "42"
+    assert "**a dog** → **a cat**" in text and f"<@{MEMBER}>" in text
+    assert "smoothness 0.91" in text and "1.3×" in text and "seed 7" in text and "24 frames" in text
+    assert "1️⃣–3️⃣" in text and "1 min 15 s" in text
+    # status texts must never look like a result (exactly-once delivery searches for that marker)
+    for other in (msg.queued_text(42, "a", "b", 24, MEMBER, 1), msg.rendering_text(42, "a", "b", MEMBER),
+                  msg.delivered_text(42, "a", "b", MEMBER, None), msg.failed_text(42, "x"),
+                  msg.cancelled_text(42, MEMBER), msg.pick_text(42, 3, 24, MEMBER, 1)):
+        assert not msg.RESULT_MARKER_RE.match(other)
+
+
+def test_long_texts_are_clipped_to_2000():
+    text = msg.result_text(1, "a" * 1000, "b" * 1000, MEMBER, {"warnings": ["w" * 500] * 10})
+    assert len(text) <= 2000
+    assert len(msg.failed_text(1, "x" * 5000)) <= 2000
+
+
+def test_progress_text():
+    from morph.request import Progress
+
+    text = msg.rendering_text(3, "a", "b", MEMBER, Progress(8, 24, 13, 25, 0.42), eta_s=65)
+    assert "frames 8/24" in text and "step 13/25" in text and "42%" in text and "ETA 1 min 5 s" in text
+    assert msg.queued_text(3, "a", "b", 24, MEMBER, 2).count("Position **2** in the queue") == 1
+
+
+def test_pick_text():
+    assert msg.pick_text(9, 11, 24, MEMBER, 2) == f"🖼️ <@{MEMBER}> picked candidate 2 (frame 12 of 24) from morph job #9."
+    assert msg.pick_text(9, 0, 24, MEMBER) == f"🖼️ <@{MEMBER}> picked frame 1 of 24 from morph job #9."
+
+
+# ------------------------------------------------------------------------------------------ invite
+
+def test_invite_url_has_exact_scopes_and_minimal_permissions():
+    url = invite_url(1234567890)
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+    assert query["client_id"] == ["1234567890"]
+    assert query["scope"] == ["bot applications.commands"]
+    expected = 1024 + 2048 + 16384 + 32768 + 64 + 65536  # view, send, embed, attach, react, history
+    assert query["permissions"] == [str(expected)] == [str(bot_permissions().value)]
+    perms = bot_permissions()
+    assert not (perms.administrator or perms.manage_messages or perms.mention_everyone or perms.manage_guild)
+    assert SCOPES == ("bot", "applications.commands")
+
+
+# ------------------------------------------------------------------------------------------ permissions
+
+MANAGE = discord.Permissions(manage_guild=True)
+ADMINISTRATOR = discord.Permissions(administrator=True)
+NOTHING = discord.Permissions(send_messages=True, view_channel=True)
+
+
+def test_non_admin_refused():
+    assert not can_admin(user_id=MEMBER, permissions=NOTHING, owner_ids={OWNER}, caller_guild_id=GUILD,
+                         target_guild_id=GUILD)
+    assert not can_admin(user_id=MEMBER, permissions=None, owner_ids={OWNER}, caller_guild_id=GUILD,
+                         target_guild_id=None)
+
+
+def test_admin_of_own_guild_allowed_other_guild_refused():
+    for perms in (MANAGE, ADMINISTRATOR, discord.Permissions.all()):
+        assert can_admin(user_id=ADMIN, permissions=perms, owner_ids={OWNER}, caller_guild_id=GUILD,
+                         target_guild_id=GUILD)
+        assert can_admin(user_id=ADMIN, permissions=perms, owner_ids={OWNER}, caller_guild_id=GUILD,
+                         target_guild_id=None)
+        assert not can_admin(user_id=ADMIN, permissions=perms, owner_ids={OWNER}, caller_guild_id=GUILD,
+                             target_guild_id=OTHER_GUILD)
+    # Manage Server outside a guild (a DM) is no admin at all
+    assert not can_admin(user_id=ADMIN, permissions=MANAGE, owner_ids=set(), caller_guild_id=None,
+                         target_guild_id=None)
+
+
+def test_owner_allowed_everywhere():
+    assert can_admin(user_id=OWNER, permissions=NOTHING, owner_ids={OWNER}, caller_guild_id=GUILD,
+                     target_guild_id=OTHER_GUILD)
+    assert can_admin(user_id=OWNER, permissions=None, owner_ids={OWNER}, caller_guild_id=None,
+                     target_guild_id=OTHER_GUILD)
+
+
+def test_job_management_rights():
+    kw = dict(job_user_id=MEMBER, job_guild_id=GUILD, owner_ids={OWNER}, caller_guild_id=GUILD)
+    assert can_manage_job(user_id=MEMBER, permissions=NOTHING, **kw)  # author
+    assert not can_manage_job(user_id=903, permissions=NOTHING, **kw)  # someone else
+    assert can_manage_job(user_id=ADMIN, permissions=MANAGE, **kw)  # admin of the job's guild
+    assert not can_manage_job(user_id=ADMIN, permissions=MANAGE, **{**kw, "caller_guild_id": OTHER_GUILD})
+    assert can_manage_job(user_id=OWNER, permissions=NOTHING, **{**kw, "caller_guild_id": OTHER_GUILD})
+
+
+# ------------------------------------------------------------------------------------------ delivery policy
+
+def test_backoff_grows_and_caps():
+    delays = [backoff_s(n, jitter=0) for n in range(1, 12)]
+    assert delays[:4] == [2, 4, 8, 16]
+    assert max(delays) == 600 and delays == sorted(delays)
+    assert 1.5 <= backoff_s(1) <= 2.5
+
+
+class _Resp:
+    def __init__(self, status):
+        self.status, self.reason = status, "x"
+
+
+@pytest.mark.parametrize("status,retry", [(500, True), (502, True), (429, True), (400, False), (403, False),
+                                          (404, False)])
+def test_retryable_statuses(status, retry):
+    cls = {403: discord.Forbidden, 404: discord.NotFound}.get(status, discord.HTTPException)
+    assert is_retryable(cls(_Resp(status), "boom")) is retry
+
+
+def test_connection_errors_are_retryable():
+    assert is_retryable(aiohttp.ClientConnectionError("reset"))
+    assert is_retryable(asyncio.TimeoutError())
+    assert not is_retryable(ValueError("bug"))
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("DISCORD_TOKEN", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "MORPH_DB", "DEV_GUILD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MORPH_DB", str(tmp_path / "morph.sqlite3"))
+
+
+def test_missing_token_exits_2(monkeypatch, tmp_path, capsys):
+    from bot.main import main
+
+    _clean_env(monkeypatch, tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "Set DISCORD_TOKEN in .env" in err and "make run" in err
+
+
+def test_bad_config_exits_2(monkeypatch, tmp_path, capsys):
+    from bot.main import main
+
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "x")
+    monkeypatch.setenv("MORPH_COOLDOWN_S", "soon")
+    assert main([]) == 2
+    assert "MORPH_COOLDOWN_S" in capsys.readouterr().err
+
+
+def test_invalid_token_exits_2(monkeypatch, tmp_path, capsys):
+    """A real HTTP server that answers 401 to GET /users/@me, as Discord does for a bad token."""
+    from bot.endpoints import use_discord_endpoints
+    from bot.main import main
+
+    seen = []
+
+    async def users_me(request):
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(status=401, text='{"message": "401: Unauthorized", "code": 0}',
+                            content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/v10/users/@me", users_me)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.SockSite(runner, sock).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        _clean_env(monkeypatch, tmp_path)
+        monkeypatch.setenv("DISCORD_TOKEN", "not-a-real-token")
+        monkeypatch.setenv("DISCORD_API_BASE", f"http://127.0.0.1:{port}/api/v10")
+        monkeypatch.setenv("DISCORD_GATEWAY_URL", f"ws://127.0.0.1:{port}/gateway")
+        assert main([]) == 2
+        assert "refused the token" in capsys.readouterr().err
+        assert seen == ["Bot not-a-real-token"]
+    finally:
+        use_discord_endpoints(None, None)
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_endpoints_switch_and_restore():
+    import discord.gateway
+    import discord.http
+
+    from bot.endpoints import use_discord_endpoints
+
+    try:
+        use_discord_endpoints("http://127.0.0.1:9/api/v10/", "ws://127.0.0.1:9/gw")
+        assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:9/api/v10/users/@me"
+        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gw"
+    finally:
+        use_discord_endpoints(None, None)
+    assert discord.http.Route("GET", "/users/@me").url == "https://discord.com/api/v10/users/@me"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"
