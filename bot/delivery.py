@@ -120,6 +120,12 @@ class StatusEditor:
                 log.warning("could not edit status message %s: %s", message_id, err)
         self._tasks.pop(message_id, None)
 
+    def finalize(self, message_id: int) -> None:
+        """The message was given its final text elsewhere (e.g. by an interaction response): drop any
+        pending edit and ignore later non-final ones."""
+        self._final.add(message_id)
+        self._pending.pop(message_id, None)
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every pending edit is applied (shutdown, tests)."""
         tasks = [t for t in self._tasks.values() if not t.done()]
@@ -143,7 +149,6 @@ class Delivery:
         self.editor = StatusEditor(bot, edit_interval)
         self._status: dict[int, tuple[int, int]] = {}  # job id -> (channel id, status message id)
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
-        self._attempts: dict[int, int] = {}  # delivery attempts in this process
         self._wake = asyncio.Event()
         self._positions_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -282,8 +287,9 @@ class Delivery:
         while True:
             self._wake.clear()
             try:
-                if first:  # at startup: every rendered job, whatever its retry time
-                    jobs = await self.store.list_jobs(None, states=["rendered"])
+                if first:  # at startup: every rendered job, whatever its retry time, oldest first
+                    jobs = sorted(await self.store.list_jobs(None, states=["rendered"], limit=1_000_000),
+                                  key=lambda j: j.id)
                     first = False
                 else:
                     jobs = await self.store.jobs_to_deliver()
@@ -328,7 +334,6 @@ class Delivery:
         except Exception as err:  # noqa: BLE001
             return await self._failed_delivery(job, err)
         await self.store.mark_delivered(job.id, message.id)
-        self._attempts.pop(job.id, None)
         log.info("job %s delivered via %s as message %s", job.id, via, message.id)
         await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
@@ -339,11 +344,7 @@ class Delivery:
 
     async def _failed_delivery(self, job, err: BaseException) -> str:
         reason = _describe(err)
-        attempt = self._attempts.get(job.id, 0) + 1
-        self._attempts[job.id] = attempt
-        persisted = getattr(job, "delivery_attempts", None)
-        if isinstance(persisted, int):
-            attempt = max(attempt, persisted + 1)
+        attempt = int(job.delivery_attempts or 0) + 1  # persisted: the backoff survives restarts
         if is_retryable(err) and attempt < MAX_DELIVERY_ATTEMPTS:
             retry_in = backoff_s(attempt)
             log.warning("delivery of job %s failed (%s); retry %d in %.0f s", job.id, reason, attempt, retry_in)
@@ -353,7 +354,6 @@ class Delivery:
         await self.store.delivery_failed(job.id, f"could not post the result: {reason}", None)
         failed = await self.store.get(job.id)
         await self.job_failed(failed or job)
-        self._attempts.pop(job.id, None)
         return "failed"
 
     async def _already_posted(self, channel, job_id: int):

@@ -222,14 +222,15 @@ async def cancel_job(interaction: discord.Interaction, job_id: int, *, from_butt
     if worker is not None:
         worker.request_cancel(job_id)
     text = msg.cancelled_text(job_id, interaction.user.id)
+    delivery = getattr(bot, "delivery", None)
     if from_button and interaction.message is not None and interaction.message.id == job.status_message_id:
+        if delivery is not None:  # no pending progress edit may overwrite the answer below
+            delivery.editor.finalize(interaction.message.id)
         await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
     else:
         await ephemeral(interaction, f"🚫 Cancelled morph job #{job_id}.")
-        delivery = getattr(bot, "delivery", None)
         if delivery is not None:
             await delivery.show_cancelled(job, interaction.user.id)
-    delivery = getattr(bot, "delivery", None)
     if delivery is not None:
         delivery.forget_status(job_id)
         delivery.queue_changed()

@@ -179,6 +179,7 @@ class AdminCog(commands.Cog):
         await self._show_cancelled(queued, interaction.user.id)
 
     @admin.command(name="ban", description="Stop someone from using /morph here (their queued morphs are cancelled)")
+    @app_commands.describe(user="Who may no longer use /morph in this server")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         store = self.bot.store
         queued = [j for j in await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
@@ -189,6 +190,7 @@ class AdminCog(commands.Cog):
         await self._show_cancelled(queued, interaction.user.id)
 
     @admin.command(name="unban", description="Allow someone to use /morph here again")
+    @app_commands.describe(user="Who may use /morph again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         was = await self.bot.store.unban(interaction.guild_id, user.id, interaction.user.id)
         await ephemeral(interaction, f"✅ {msg.user(user.id)} may use /morph here again." if was

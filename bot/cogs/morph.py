@@ -26,7 +26,9 @@ class MorphCog(commands.Cog):
         # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Discord enforces it in the
         # client; Store.enqueue checks it again, with a guild's own lower cap).
         params = self.morph._params  # this cog instance's own copy of the command
-        params["frames"] = dataclasses.replace(params["frames"], max_value=bot.settings.max_frames)
+        params["frames"] = dataclasses.replace(
+            params["frames"], max_value=bot.settings.max_frames,
+            description=f"How many frames, 2–{bot.settings.max_frames} (default {bot.settings.default_frames})")
 
     # ------------------------------------------------------------------ /morph
     @app_commands.command(name="morph", description="Morph one prompt into another: an animated GIF and "
@@ -36,7 +38,7 @@ class MorphCog(commands.Cog):
     @app_commands.describe(
         from_="What the morph starts as, e.g. 'a dog'",
         to="What it turns into, e.g. 'a cat'",
-        frames="How many frames (default from the server settings)",
+        frames="How many frames (default: the bot's setting)",
         seed="Starting noise: the same seed gives the same morph (default: random)",
         negative="What to avoid in every frame, e.g. 'blurry, text'",
         boomerang="Play forward and then back (default: no)",
