@@ -34,7 +34,9 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -71,32 +73,58 @@ def is_retryable(err: BaseException) -> bool:
                             discord.GatewayNotFound))
 
 
+@dataclass
+class StatusTarget:
+    """Where a job's status message is, and the interaction token that may edit it while it lives."""
+
+    channel_id: int
+    message_id: int
+    application_id: int | None = None
+    token: str | None = None
+    expires_at: float | None = None
+
+    @classmethod
+    def of(cls, job, message_id: int) -> "StatusTarget":
+        return cls(job.channel_id, message_id, job.application_id, job.interaction_token,
+                   job.interaction_expires_at)
+
+
 class StatusEditor:
     """Throttled edits of status messages: ≤ 1 edit per message per ``interval`` seconds.
 
     :meth:`edit` never blocks: it records the wanted state (merged over any pending one, so a pending
     ``view=None`` is kept) and one task per message applies it when the interval allows. A ``final``
     edit (done, failed, cancelled) wins over any later non-final edit of the same message.
+
+    The status message is the /morph interaction response. While the interaction token lives (15 min)
+    it is edited through the interaction webhook (always allowed); afterwards with the bot token via
+    ``PATCH /channels/{c}/messages/{m}``, which Discord allows for a non-ephemeral response in a guild
+    the bot is in. If that is refused (403/404), the message is left alone from then on and the edit's
+    ``fallback`` (e.g. "post the failure as a new message") runs instead.
     """
 
-    def __init__(self, bot: discord.Client, interval: float = EDIT_INTERVAL_S) -> None:
+    def __init__(self, bot: discord.Client, interval: float = EDIT_INTERVAL_S,
+                 clock: Callable[[], float] = time.time) -> None:
         self.bot = bot
         self.interval = interval
+        self.clock = clock
         self._last: dict[int, float] = {}
-        self._pending: dict[int, tuple[int, dict]] = {}
+        self._pending: dict[int, tuple[StatusTarget, dict, Callable[[], Awaitable] | None]] = {}
         self._final: set[int] = set()
         self._tasks: dict[int, asyncio.Task] = {}
         self.edits = 0  # applied edits (for tests and logs)
 
-    def edit(self, channel_id: int, message_id: int, *, final: bool = False, **fields) -> None:
+    def edit(self, target: StatusTarget, *, final: bool = False,
+             fallback: Callable[[], Awaitable] | None = None, **fields) -> None:
+        message_id = target.message_id
         if message_id in self._final and not final:
             return
         if final:
             self._final.add(message_id)
-        _, pending = self._pending.get(message_id, (channel_id, {}))
+        _, pending, old_fallback = self._pending.get(message_id, (target, {}, None))
         pending.update(fields)
         pending.setdefault("allowed_mentions", NO_PINGS)
-        self._pending[message_id] = (channel_id, pending)
+        self._pending[message_id] = (target, pending, fallback or old_fallback)
         task = self._tasks.get(message_id)
         if task is None or task.done():
             self._tasks[message_id] = asyncio.get_running_loop().create_task(self._flush(message_id))
@@ -106,19 +134,34 @@ class StatusEditor:
             wait = self._last.get(message_id, float("-inf")) + self.interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            channel_id, fields = self._pending.pop(message_id)
+            target, fields, fallback = self._pending.pop(message_id)
             self._last[message_id] = time.monotonic()
             try:
-                channel = self.bot.get_partial_messageable(channel_id)
-                await channel.get_partial_message(message_id).edit(**fields)
+                await self._apply(target, fields)
                 self.edits += 1
-            except discord.NotFound:
-                log.info("status message %s is gone; not editing it any more", message_id)
+            except (discord.NotFound, discord.Forbidden) as err:
+                log.info("status message %s cannot be edited (%s); leaving it alone", message_id, err)
                 self._final.add(message_id)
                 self._pending.pop(message_id, None)
+                if fallback is not None:
+                    await _quietly(fallback(), f"fallback for status message {message_id}")
             except Exception as err:  # noqa: BLE001 - a failed progress edit must not stop anything
                 log.warning("could not edit status message %s: %s", message_id, err)
         self._tasks.pop(message_id, None)
+
+    async def _apply(self, target: StatusTarget, fields: dict) -> None:
+        if target.token and target.application_id and (target.expires_at or 0) > self.clock() + 30:
+            webhook = discord.Webhook.partial(int(target.application_id), target.token, client=self.bot)
+            try:
+                await webhook.edit_message(target.message_id, **fields)
+                return
+            except discord.HTTPException as err:
+                if err.status not in (401, 404):
+                    raise
+                log.info("interaction token of status message %s no longer works (%s); using the bot token",
+                         target.message_id, err.status)
+        channel = self.bot.get_partial_messageable(target.channel_id)
+        await channel.get_partial_message(target.message_id).edit(**fields)
 
     def finalize(self, message_id: int) -> None:
         """The message was given its final text elsewhere (e.g. by an interaction response): drop any
@@ -137,6 +180,13 @@ class StatusEditor:
             task.cancel()
 
 
+async def _quietly(coro, what: str) -> None:
+    try:
+        await coro
+    except Exception as err:  # noqa: BLE001
+        log.warning("%s failed: %s", what, err)
+
+
 class Delivery:
     """The worker's Notifier plus the loop that posts rendered results (see the module docstring)."""
 
@@ -146,8 +196,8 @@ class Delivery:
         self.store = store
         self.settings = settings
         self.poll_s = poll_s
-        self.editor = StatusEditor(bot, edit_interval)
-        self._status: dict[int, tuple[int, int]] = {}  # job id -> (channel id, status message id)
+        self.editor = StatusEditor(bot, edit_interval, clock=getattr(store, "clock", time.time))
+        self._status: dict[int, StatusTarget] = {}  # job id -> its status message
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
         self._wake = asyncio.Event()
         self._positions_dirty = asyncio.Event()
@@ -185,11 +235,11 @@ class Delivery:
         """Queue order changed: refresh the position shown on queued jobs' status messages (throttled)."""
         self._positions_dirty.set()
 
-    def remember_status(self, job_id: int, channel_id: int, message_id: int, text: str | None = None) -> None:
+    def remember_status(self, job, message_id: int, text: str | None = None) -> None:
         """Note a new status message (and the text it was posted with, so no identical edit follows)."""
-        self._status[job_id] = (channel_id, message_id)
+        self._status[job.id] = StatusTarget.of(job, message_id)
         if text is not None:
-            self._queued_text[job_id] = text
+            self._queued_text[job.id] = text
 
     def forget_status(self, job_id: int) -> None:
         self._queued_text.pop(job_id, None)
@@ -212,39 +262,38 @@ class Delivery:
         self.wake()
 
     async def job_failed(self, job) -> None:
-        """Show the failure (with the job id) on the status message, or in the channel if there is none."""
+        """Show the failure (with the job id) on the status message, or in the channel if that cannot be."""
         self._queued_text.pop(job.id, None)
         self.queue_changed()
         text = msg.failed_text(job.id, job.error)
-        if not await self._edit_status(job, final=True, content=text, view=None):
-            try:
-                channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-                await channel.send(text, allowed_mentions=NO_PINGS)
-            except Exception as err:  # noqa: BLE001
-                log.warning("could not tell the channel that job %s failed: %s", job.id, err)
+
+        async def post_in_channel():
+            channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            await channel.send(text, allowed_mentions=NO_PINGS)
+
+        if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
+            await _quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
         self._queued_text.pop(job.id, None)
         await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
 
     # ------------------------------------------------------------------ status message
-    async def _status_of(self, job) -> tuple[int, int] | None:
+    async def _status_of(self, job) -> StatusTarget | None:
         if job.id in self._status:
             return self._status[job.id]
-        message_id = job.status_message_id
-        if message_id is None:  # the worker may hold a copy from before the /morph reply was stored
-            fresh = await self.store.get(job.id)
-            message_id = fresh.status_message_id if fresh else None
-        if message_id is None:
+        if job.status_message_id is None:  # the worker may hold a copy from before the reply was stored
+            job = await self.store.get(job.id) or job
+        if job.status_message_id is None:
             return None
-        self._status[job.id] = (job.channel_id, message_id)
+        self._status[job.id] = StatusTarget.of(job, job.status_message_id)
         return self._status[job.id]
 
-    async def _edit_status(self, job, *, final: bool = False, **fields) -> bool:
-        where = await self._status_of(job)
-        if where is None:
+    async def _edit_status(self, job, *, final: bool = False, fallback=None, **fields) -> bool:
+        target = await self._status_of(job)
+        if target is None:
             return False
-        self.editor.edit(where[0], where[1], final=final, **fields)
+        self.editor.edit(target, final=final, fallback=fallback, **fields)
         return True
 
     async def _positions_loop(self) -> None:

@@ -159,7 +159,7 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
     await store.set_status_message(job.id, message_id)
     delivery = getattr(bot, "delivery", None)
     if delivery is not None:
-        delivery.remember_status(job.id, job.channel_id, message_id, base)
+        delivery.remember_status(job, message_id, base)
         delivery.queue_changed()
     worker = getattr(bot, "worker", None)
     if worker is not None:

@@ -53,9 +53,10 @@ class MorphCog(commands.Cog):
                     negative: Optional[app_commands.Range[str, 0, 1000]] = None,
                     boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None) -> None:
         settings = self.bot.settings
+        frames = settings.default_frames if frames is None else frames
         request = RenderRequest(
-            prompt_a=from_, prompt_b=to,
-            frames=settings.default_frames if frames is None else frames,
+            prompt_a=from_, prompt_b=to, frames=frames,
+            candidates=max(1, min(RenderRequest.candidates, frames)),
             seed=random.randint(0, SEED_MAX) if seed is None else seed,
             negative=negative or "",
             steps=settings.default_steps,
