@@ -1,0 +1,359 @@
+"""The fake Discord speaks the protocol: a plain discord.py bot (no morph code) runs against it unmodified.
+
+Each test starts the fake on a random loopback port, points discord.py's REST base and gateway at it, and
+drives a small commands.Bot through slash commands, a DynamicItem button, a select, files and reactions,
+then checks Discord's rules and fault injection.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import aiohttp
+import discord
+import pytest
+import yarl
+from discord import app_commands
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+
+from bot.sandbox import FakeDiscord, InteractionFailed, OptionRejected
+
+PNG_BYTES = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+
+
+class Pick(discord.ui.DynamicItem[discord.ui.Button], template=r"demo:pick:(?P<n>\d+)"):
+    def __init__(self, n: int) -> None:
+        super().__init__(discord.ui.Button(label=str(n), custom_id=f"demo:pick:{n}"))
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"picked {self.n}", ephemeral=True)
+
+
+class Choose(discord.ui.DynamicItem[discord.ui.Select], template=r"demo:choose"):
+    def __init__(self) -> None:
+        super().__init__(discord.ui.Select(custom_id="demo:choose",
+                                           options=[discord.SelectOption(label=str(i), value=str(i))
+                                                    for i in range(1, 6)]))
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"chose {interaction.data['values'][0]}", ephemeral=True)
+
+
+class DemoBot(commands.Bot):
+    """A minimal bot written the way the morph bot is: tree commands, dynamic items, raw reactions."""
+
+    def __init__(self) -> None:
+        super().__init__(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.1,
+                         allowed_mentions=discord.AllowedMentions.none())
+        self.reactions: list[discord.RawReactionActionEvent] = []
+        self.errors: list[Exception] = []
+        self.resumed = asyncio.Event()
+        tree = self.tree
+
+        @tree.command(name="echo", description="Repeat text")
+        async def echo(interaction: discord.Interaction, text: str, times: app_commands.Range[int, 1, 5] = 1):
+            await interaction.response.send_message(" ".join([text] * times))
+
+        @tree.command(name="post", description="Post a file with buttons")
+        async def post(interaction: discord.Interaction):
+            await interaction.response.defer(thinking=True)
+            view = discord.ui.View(timeout=None)
+            for n in (1, 2, 3):
+                view.add_item(Pick(n))
+            view.add_item(Choose())
+            msg = await interaction.channel.send("here", file=discord.File(io.BytesIO(PNG_BYTES), "dot.png"), view=view)
+            await msg.add_reaction("3️⃣")
+            await interaction.followup.send(f"posted {msg.id}")
+
+        @tree.command(name="slow", description="Answers too late")
+        async def slow(interaction: discord.Interaction):
+            await asyncio.sleep(3.3)
+            try:
+                await interaction.response.send_message("late")
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+
+        @tree.command(name="long", description="Tries rule-breaking messages")
+        async def long(interaction: discord.Interaction, what: str):
+            try:
+                if what == "content":
+                    await interaction.response.send_message("x" * 2001)
+                elif what == "file":
+                    await interaction.response.send_message(file=discord.File(io.BytesIO(b"y" * 5000), "big.bin"))
+                elif what == "twice":
+                    await interaction.response.send_message("one")
+                    await interaction.followup.send("followup ok")
+                    await interaction.response.send_message("two")
+            except (discord.HTTPException, discord.InteractionResponded) as exc:
+                self.errors.append(exc)
+                if not interaction.response.is_done():
+                    await interaction.response.send_message(f"refused: {exc}", ephemeral=True)
+
+        @tree.command(name="guarded", description="Manage Server only")
+        @app_commands.default_permissions(manage_guild=True)
+        @app_commands.checks.has_permissions(manage_guild=True)
+        async def guarded(interaction: discord.Interaction):
+            await interaction.response.send_message("allowed", ephemeral=True)
+
+        @guarded.error
+        async def guarded_error(interaction: discord.Interaction, error):
+            await interaction.response.send_message(f"refused: {type(error).__name__}", ephemeral=True)
+
+        @tree.command(name="later", description="Defer then follow up after a while")
+        async def later(interaction: discord.Interaction):
+            await interaction.response.defer(ephemeral=True)
+            self.later_interaction = interaction
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(Pick, Choose)
+        await self.tree.sync()
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if payload.user_id != self.user.id:
+            self.reactions.append(payload)
+
+    async def on_resumed(self) -> None:
+        self.resumed.set()
+
+
+@pytest.fixture
+async def fake(monkeypatch):
+    f = await FakeDiscord().start()
+    monkeypatch.setattr(discord.http.Route, "BASE", f.api_base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(f.gateway_url))
+    yield f
+    await f.stop()
+
+
+@pytest.fixture
+async def world(fake):
+    guild = fake.add_guild("Test Server")
+    alice = guild.add_member("alice")
+    admin = guild.add_member("root", admin=True)
+    bot = DemoBot()
+    task = asyncio.create_task(bot.start(fake.bot_token))
+    await fake.wait_until_ready(timeout=10)
+    await asyncio.wait_for(bot.wait_until_ready(), 10)
+    yield fake, guild, alice, admin, bot
+    await bot.close()
+    await asyncio.wait_for(task, 10)
+    assert fake.unknown_routes == []
+
+
+async def test_login_sync_and_guild(world):
+    fake, guild, alice, admin, bot = world
+    assert bot.user.id == fake.bot_user.id
+    g = bot.get_guild(guild.id)
+    assert g is not None and g.default_role.id == guild.id
+    assert {c.name for c in g.text_channels} == {"general"}
+    names = {c["name"]: c for c in fake.commands[None]}
+    assert set(names) == {"echo", "post", "slow", "long", "guarded", "later"}
+    assert names["guarded"]["default_member_permissions"] == str(discord.Permissions(manage_guild=True).value)
+    assert names["echo"]["default_member_permissions"] is None
+    assert fake.gateway_stats["identifies"] == 1
+    assert fake.requests_to("GET", r"^/users/@me$") and fake.requests_to("GET", r"^/oauth2/applications/@me$")
+
+
+async def test_slash_reply_and_options(world):
+    fake, guild, alice, admin, bot = world
+    it = await fake.slash(alice, "echo", text="hi", times=3)
+    assert it.response_type == 4 and it.content == "hi hi hi" and not it.ephemeral
+    assert 0 <= it.latency < 3
+    msg = it.original
+    assert msg in fake.messages[guild.default_channel.id]
+    assert msg.allowed_mentions == {"parse": []} and not msg.pings_anyone
+    with pytest.raises(OptionRejected, match="max_value"):
+        fake.slash(alice, "echo", text="hi", times=9)
+    with pytest.raises(OptionRejected, match="required"):
+        fake.slash(alice, "echo")
+    with pytest.raises(OptionRejected, match="no option"):
+        fake.slash(alice, "echo", text="hi", color="red")
+    assert fake.violations == []
+
+
+async def test_file_button_select_and_reactions(world):
+    fake, guild, alice, admin, bot = world
+    it = await fake.slash(alice, "post")
+    assert it.response_type == 5
+    reply = await it.reply()
+    assert reply.content.startswith("posted ") and not reply.loading
+    posted = fake.message(int(reply.content.split()[1]))
+    assert posted.attachment("dot.png").data == PNG_BYTES
+    assert posted.custom_ids() == ["demo:pick:1", "demo:pick:2", "demo:pick:3", "demo:choose"]
+    assert posted.reactions == {"3️⃣": [fake.bot_user.id]}
+
+    click = await fake.click(alice, posted, "demo:pick:2")
+    assert click.response_type == 4 and click.ephemeral and click.content == "picked 2"
+    chose = await fake.select(alice, posted, "demo:choose", ["4"])
+    assert chose.content == "chose 4"
+    with pytest.raises(OptionRejected):
+        fake.select(alice, posted, "demo:choose", ["9"])
+
+    await fake.react(alice, posted, "3️⃣")
+    for _ in range(100):
+        if bot.reactions:
+            break
+        await asyncio.sleep(0.02)
+    assert [(r.user_id, str(r.emoji), r.message_id) for r in bot.reactions] == [(alice.id, "3️⃣", posted.id)]
+    assert posted.reactions["3️⃣"] == [fake.bot_user.id, alice.id]
+
+    # The bot can read the attachment back from the fake's CDN URL.
+    channel = bot.get_channel(guild.default_channel.id)
+    fetched = await channel.fetch_message(posted.id)
+    assert await fetched.attachments[0].read() == PNG_BYTES
+    assert fake.violations == []
+
+
+async def test_late_answer_fails_the_interaction(world):
+    fake, guild, alice, admin, bot = world
+    it = fake.slash(alice, "slow")
+    with pytest.raises(InteractionFailed, match="3 s"):
+        await it
+    for _ in range(100):
+        if bot.errors:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
+    assert it.state == "failed" and any("deadline" in v["rule"] or "no response" in v["rule"] for v in fake.violations)
+
+
+async def test_message_rules(world):
+    fake, guild, alice, admin, bot = world
+    it = await fake.slash(alice, "long", what="content")
+    assert it.ephemeral and "2000 or fewer" in it.content
+    assert bot.errors[-1].status == 400 and bot.errors[-1].code == 50035
+
+    it = await fake.slash(alice, "long", what="file", upload_limit=4096)
+    assert bot.errors[-1].status == 413 and "refused" in it.content
+
+    it = await fake.slash(alice, "long", what="twice")
+    followup = await fake.wait_for_message(lambda m: m.content == "followup ok")
+    assert it.content == "one" and it.followups == [followup]
+    for _ in range(100):
+        if isinstance(bot.errors[-1], discord.InteractionResponded):  # discord.py refuses a second response
+            break
+        await asyncio.sleep(0.02)
+    assert isinstance(bot.errors[-1], discord.InteractionResponded)
+    async with aiohttp.ClientSession() as http:  # … and Discord refuses it too
+        async with http.post(f"{fake.api_base}/interactions/{it.id}/{it.token}/callback",
+                             data=json.dumps({"type": 4, "data": {"content": "two"}}),
+                             headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400 and (await r.json())["code"] == 40060
+    rules = [v["rule"] for v in fake.violations]
+    assert any("content longer than 2000" in r for r in rules)
+    assert any("over the 4096-byte limit" in r for r in rules)
+
+    # Components: 6 rows and 26 options are refused with Discord's error body (raw REST, bot token).
+    headers = {"Authorization": f"Bot {fake.bot_token}", "Content-Type": "application/json"}
+    url = f"{fake.api_base}/channels/{guild.default_channel.id}/messages"
+    rows = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": f"b{i}"}]} for i in range(6)]
+    select = [{"type": 1, "components": [{"type": 3, "custom_id": "s", "options": [
+        {"label": str(i), "value": str(i)} for i in range(26)]}]}]
+    six = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": f"c{i}"} for i in range(6)]}]
+    async with aiohttp.ClientSession() as http:
+        for comps, rule in ((rows, "action rows"), (select, "26 options"), (six, "components in a row")):
+            async with http.post(url, data=json.dumps({"content": "c", "components": comps}), headers=headers) as r:
+                assert r.status == 400 and r.headers["Content-Type"] == "application/json"
+                assert (await r.json())["code"] == 50035
+            assert rule in fake.violations[-1]["rule"]
+        async with http.post(url, data=json.dumps({"content": ""}), headers=headers) as r:
+            assert (await r.json())["code"] == 50006
+        async with http.get(f"{fake.api_base}/nope/route", headers=headers) as r:
+            assert r.status == 404
+    assert fake.unknown_routes == [("GET", "/nope/route")]
+    fake.unknown_routes.clear()
+
+
+async def test_mentions_are_recorded(world):
+    fake, guild, alice, admin, bot = world
+    channel = bot.get_channel(guild.default_channel.id)
+    quiet = await channel.send(f"hi <@{alice.id}> @everyone")  # bot default: AllowedMentions.none()
+    loud = await channel.send(f"hi <@{alice.id}>", allowed_mentions=discord.AllowedMentions(users=True))
+    assert not fake.message(quiet.id).pings_anyone
+    assert fake.message(loud.id).pings["users"] == [alice.id]
+
+
+async def test_permissions_are_computed(world):
+    fake, guild, alice, admin, bot = world
+    refused = await fake.slash(alice, "guarded")
+    assert refused.command_hidden and refused.content == "refused: MissingPermissions"
+    allowed = await fake.slash(admin, "guarded")
+    assert not allowed.command_hidden and allowed.content == "allowed"
+    manager = guild.add_member("manager", permissions=["manage_guild"])
+    assert (await fake.slash(manager, "guarded")).content == "allowed"
+
+
+async def test_faults_429_and_500_are_retried_by_discord_py(world):
+    fake, guild, alice, admin, bot = world
+    rate = fake.fail_route("POST", r"^/channels/\d+/messages$", 429, times=2, retry_after=0.1)
+    boom = fake.fail_route("POST", r"^/channels/\d+/messages$", 500, times=1)
+    channel = bot.get_channel(guild.default_channel.id)
+    msg = await channel.send("survived", file=discord.File(io.BytesIO(PNG_BYTES), "dot.png"))
+    assert rate.hits == 2 and boom.hits == 1
+    statuses = [r.status for r in fake.requests_to("POST", r"^/channels/\d+/messages$")]
+    assert statuses == [429, 429, 500, 200]
+    assert [m.content for m in fake.messages[channel.id]] == ["survived"]
+    assert fake.message(msg.id).attachment("dot.png").data == PNG_BYTES
+
+
+async def test_gateway_drop_resumes_and_replays(world):
+    fake, guild, alice, admin, bot = world
+    assert await fake.drop_gateway() == 1
+    it = fake.slash(alice, "echo", text="while away")  # sent while the bot is disconnected
+    await asyncio.wait_for(bot.resumed.wait(), 5)
+    await it
+    assert it.content == "while away"
+    assert fake.gateway_stats["resumes"] == 1 and fake.gateway_stats["identifies"] == 1
+
+    await fake.drop_gateway(mode="invalidate")
+    for _ in range(200):
+        if fake.gateway_stats["identifies"] == 2 and fake.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert fake.gateway_stats["identifies"] == 2
+    assert (await fake.slash(alice, "echo", text="again")).content == "again"
+
+
+async def test_token_expires_after_15_minutes(world):
+    fake, guild, alice, admin, bot = world
+    it = await fake.slash(alice, "later")
+    assert it.response_type == 5 and it.original.loading and it.ephemeral
+    await bot.later_interaction.followup.send("in time")
+    assert (await it.reply()).content == "in time" and not it.original.loading
+
+    it2 = await fake.slash(alice, "later")
+    fake.clock.advance(15 * 60 + 1)
+    with pytest.raises(discord.HTTPException) as err:
+        await bot.later_interaction.edit_original_response(content="too late")
+    assert err.value.status == 401 and err.value.code == 50027
+    assert any("15-minute" in v["rule"] for v in fake.violations)
+    assert it2.original.loading
+
+
+async def test_subscribe_sees_messages_and_responses(world):
+    fake, guild, alice, admin, bot = world
+    q = fake.subscribe()
+    await fake.slash(alice, "echo", text="evt")
+    events = []
+    while not q.empty():
+        events.append(q.get_nowait())
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "interaction_create"
+    assert "interaction_response" in kinds and "message_create" in kinds
+    created = next(e for e in events if e["type"] == "message_create")
+    assert created["message"]["content"] == "evt" and created["channel_id"] == guild.default_channel.id
+    json.dumps(events)  # JSON-serialisable for the browser
+    fake.unsubscribe(q)
