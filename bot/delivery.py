@@ -11,17 +11,20 @@ Delivery is exactly-once across crashes:
 
 1. Rendering and delivery are separate states (``rendered`` → ``delivered``), so nothing is rendered twice.
 2. Within one process a single loop delivers one job at a time, so two posts of one job cannot race.
-3. A crash can still fall between a successful ``channel.send`` and ``mark_delivered`` (or the HTTP
-   response can be lost after Discord created the message). So before posting, :meth:`_already_posted`
-   reads the channel's recent history for a message by this bot whose content starts with the result
-   marker ``🎞️ Morph job #<id>`` (:data:`bot.messages.RESULT_MARKER`); if found, that message is adopted
-   (marked delivered, reactions re-added: adding a reaction twice is a no-op) instead of posting again.
-   The marker is unique to result messages: status messages and picks word the job differently.
-   Discord's message ``nonce`` was the alternative, but discord.py 2.7 cannot send ``enforce_nonce`` and
-   Discord only deduplicates nonces for a few minutes, which a restart can exceed.
-   Limit: the check reads the last :data:`HISTORY_LIMIT` messages; a channel that got more messages
-   between the crash and the restart could see a duplicate. Without *Read Message History* the check is
-   skipped (logged).
+3. A post can succeed while its answer is lost (timeout, 5xx after the write), and a crash can fall
+   between a successful ``channel.send`` and ``mark_delivered``. Two guards cover that:
+   - the result is sent with a per-job ``nonce`` (``morph-job-<id>``; discord.py 2.7 always sends
+     ``enforce_nonce: true`` with a nonce): Discord answers a repeat within a few minutes with the
+     message it already created instead of a new one. This covers discord.py's own 5xx retries and
+     our quick retries;
+   - before posting, :meth:`_already_posted` reads the channel's recent history for a message by this
+     bot starting with the result marker ``🎞️ Morph job #<id>`` (:data:`bot.messages.RESULT_MARKER`) and
+     adopts it (marks it delivered, re-adds reactions: adding one twice is a no-op) instead of posting
+     again. This covers restarts after longer outages. Status messages and picks word the job
+     differently, so only a result can match.
+   Limit: the history check reads the last :data:`HISTORY_LIMIT` messages; a channel that got more
+   messages than that between the lost post and the retry (and after the nonce window) could see a
+   duplicate. Without *Read Message History* the check is skipped (logged).
 
 Errors: 5xx, 429 and connection errors are retried with exponential backoff persisted through
 ``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart); a 403 (missing channel
@@ -56,6 +59,11 @@ BACKOFF_MAX_S = 600.0
 
 class DeliveryError(Exception):
     """A delivery problem retrying cannot fix (file too large, artifacts gone, …)."""
+
+
+def result_nonce(job_id: int) -> str:
+    """The nonce of a job's result message (Discord allows 25 characters)."""
+    return f"morph-job-{int(job_id)}"[:25]
 
 
 def backoff_s(attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S,
@@ -373,7 +381,8 @@ class Delivery:
             else:
                 files = self._files(job)
                 message = await channel.send(content, files=files, embed=self._embed(job, files),
-                                             view=self._view(job), allowed_mentions=NO_PINGS)
+                                             view=self._view(job), allowed_mentions=NO_PINGS,
+                                             nonce=result_nonce(job.id))
         except discord.Forbidden as err:
             via = "followup"
             try:
