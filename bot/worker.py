@@ -112,6 +112,8 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            # Clear before looking at the queue: a wake() (or stop()) from now on is not lost.
+            self._wake.clear()
             try:
                 if time.time() - self._last_purge > PURGE_INTERVAL_S:
                     self._last_purge = time.time()
@@ -122,7 +124,8 @@ class Worker:
                 raise
             except Exception:  # a database hiccup must not end the worker
                 log.exception("worker %s: error between jobs", self.worker_id)
-            self._wake.clear()
+            if self._stopping:
+                break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             except asyncio.TimeoutError:
