@@ -1,0 +1,226 @@
+"""Run the real bot against a local fake Discord and show its channel in the browser.
+
+One process, one event loop: the FakeDiscord server (REST + gateway on 127.0.0.1, random port), the
+unmodified :class:`bot.bot.MorphBot` connected to it with the fake's token, and the playground's web page
+(:mod:`bot.playground.server`). Its database and artifacts live in a temporary folder removed on exit,
+because the fake's guild, members and messages exist only while the process runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from bot.playground.server import PlaygroundServer, store_jobs
+from morph.request import MorphError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"
+TINY = "tiny"
+REAL_MODEL_HINT = ("set MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5 (or a local path to a "
+                   "Stable Diffusion 1.x/2.x model) to see real images")
+#: The simulated people in the channel: (name, permissions). The first one is who the page starts as.
+MEMBERS = (("Ada", ["manage_guild"]), ("Bob", None), ("Cleo", None))
+
+
+def tiny_banner(reason: str | None = None) -> str:
+    text = (f"**Images come from an untrained offline model (tiny)**: random weights, so expect coloured "
+            f"noise, not pictures. To see real images, {REAL_MODEL_HINT}.")
+    if reason:
+        text += f" ({reason})"
+    return text
+
+
+def load_morpher(model: str, device: str | None = None) -> tuple[object, str | None]:
+    """Load ``model``; if it cannot be loaded, the tiny model instead. Returns (morpher, banner or None).
+
+    The banner is None only when the requested, non-tiny model loaded.
+    """
+    from morph import Morpher
+
+    if model and model != TINY:
+        try:
+            return Morpher(model, device=device), None
+        except MorphError as err:
+            log.warning("could not load MORPH_MODEL=%s (%s); using the tiny model", model, err)
+            print(f"playground: could not load MORPH_MODEL={model}: {err}\n"
+                  f"playground: using the untrained tiny model instead", file=sys.stderr, flush=True)
+            return Morpher(TINY, device=device), tiny_banner(f"MORPH_MODEL={model} could not be loaded: {err}")
+    return Morpher(TINY, device=device), tiny_banner()
+
+
+class Playground:
+    """The fake Discord, the bot and the web page, started and stopped together.
+
+    ``morpher_factory``/``banner``/``model`` let a caller (a test) supply an already chosen model;
+    otherwise :func:`load_morpher` decides at :meth:`start`.
+    """
+
+    def __init__(self, settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 morpher_factory: Callable[[], object] | None = None, banner: str | None = None,
+                 model: str | None = None, data_dir: str | os.PathLike | None = None) -> None:
+        self.settings = settings
+        self.host, self.port = host, port
+        self.morpher_factory = morpher_factory
+        self.banner = banner
+        self.model = model or getattr(settings, "model", TINY)
+        self._data_dir = Path(data_dir) if data_dir else None
+        self._tmp: str | None = None
+        self.fake = None
+        self.bot = None
+        self.server: PlaygroundServer | None = None
+        self.guild = self.channel = None
+        self.members: list = []
+        self._bot_task: asyncio.Task | None = None
+        self.url: str | None = None
+
+    async def start(self) -> str:
+        """Start everything; returns the page URL once the bot is connected and its commands are synced."""
+        from bot.bot import MorphBot
+        from bot.endpoints import use_discord_endpoints
+        from bot.sandbox import FakeDiscord
+
+        if self.morpher_factory is None:
+            print(f"playground: loading model {self.model!r}…", flush=True)
+            morpher, self.banner = await asyncio.to_thread(
+                load_morpher, self.model, getattr(self.settings, "device", None))
+            if self.banner is not None:
+                self.model = TINY
+            self.morpher_factory = lambda: morpher
+
+        if self._data_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="morph-playground-")
+            self._data_dir = Path(self._tmp)
+        settings = self.settings.replace(
+            db_path=self._data_dir / "playground.sqlite3", data_dir=self._data_dir / "artifacts",
+            dev_guild_id=None, discord_token="")
+
+        self.fake = fake = await FakeDiscord(bot_name="morph-bot").start("127.0.0.1", 0)
+        self.guild = fake.add_guild("Playground")
+        self.channel = self.guild.add_channel("morph")
+        self.members = [self.guild.add_member(name, permissions=perms) for name, perms in MEMBERS]
+        settings = settings.replace(api_base=fake.api_base, gateway_url=fake.gateway_url)
+        use_discord_endpoints(fake.api_base, fake.gateway_url)
+
+        self.bot = MorphBot(settings, morpher_factory=self.morpher_factory, guild_ready_timeout=0.1)
+        self._bot_task = asyncio.create_task(self.bot.start(fake.bot_token), name="morph-bot")
+        ready = asyncio.create_task(fake.wait_until_ready(timeout=60))
+        done, _ = await asyncio.wait({ready, self._bot_task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._bot_task in done:  # the bot stopped before it was ready: show why
+            ready.cancel()
+            self._bot_task.result()
+            raise RuntimeError("the bot stopped while starting")
+        ready.result()
+
+        users = {m.id: m.name for m in self.members}
+        self.server = PlaygroundServer(
+            fake, self.guild, self.channel, self.members, banner=self.banner, model=self.model,
+            jobs=store_jobs(lambda: getattr(self.bot, "store", None), self.guild.id, users))
+        self.url = await self._listen()
+        return self.url
+
+    async def _listen(self) -> str:
+        """The configured port, or any free one when it is taken."""
+        try:
+            return await self.server.start(self.host, self.port)
+        except OSError as err:
+            if self.port == 0 or err.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            print(f"playground: port {self.port} is taken, using a free one", file=sys.stderr, flush=True)
+            return await self.server.start(self.host, 0)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.close()
+        if self._bot_task is not None:
+            self._bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._bot_task
+        if self.fake is not None:
+            await self.fake.stop()
+        from bot.endpoints import use_discord_endpoints
+
+        use_discord_endpoints(None, None)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def __aenter__(self) -> "Playground":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+def playground_address(settings=None, env=None) -> tuple[str, int]:
+    """PLAYGROUND_HOST / PLAYGROUND_PORT from settings (when it has them) or the environment."""
+    env = os.environ if env is None else env
+    host = getattr(settings, "playground_host", None) or env.get("PLAYGROUND_HOST") or DEFAULT_HOST
+    raw = getattr(settings, "playground_port", None) or env.get("PLAYGROUND_PORT") or DEFAULT_PORT
+    try:
+        port = int(raw)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"PLAYGROUND_PORT must be a port number 0–65535 (got {raw!r}).") from None
+    return host.strip(), port
+
+
+def run_playground(settings) -> int:
+    """``morph-bot --playground``: run until Ctrl-C. Returns the process exit status."""
+    try:
+        host, port = playground_address(settings)
+    except ValueError as err:
+        print(f"morph-bot: {err}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        pg = Playground(settings, host=host, port=port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            url = await pg.start()
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                print(f"playground: WARNING: listening on {host}, reachable from other machines",
+                      file=sys.stderr, flush=True)
+            line = "=" * 64
+            print(f"\n{line}\n  morph bot playground (no Discord needed): open {url}\n"
+                  f"  model: {pg.model}{' (untrained, offline)' if pg.banner else ''}\n"
+                  f"  Ctrl-C stops it.\n{line}\n", flush=True)
+            bot_task = pg._bot_task
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, bot_task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if bot_task.done() and not bot_task.cancelled() and bot_task.exception():
+                raise bot_task.exception()
+            print("playground: stopping…", flush=True)
+            return 0
+        finally:
+            await pg.stop()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+    except MorphError as err:
+        print(f"morph-bot: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"morph-bot: cannot start the playground on {host}:{port}: {err}", file=sys.stderr)
+        return 1

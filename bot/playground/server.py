@@ -1,0 +1,516 @@
+"""The playground's web server: the page, a small JSON API and a server-sent event stream over a FakeDiscord.
+
+The page never talks to the bot directly. Everything it does goes through the fake Discord exactly as a
+Discord client would: a typed command becomes ``fake.slash(...)`` (a real INTERACTION_CREATE on the
+gateway), a click ``fake.click(...)``, a pick in a menu ``fake.select(...)``, a reaction ``fake.react(...)``.
+What the bot answers arrives as the fake's events (``fake.subscribe()``) and is pushed to the page.
+
+HTTP API (all JSON; ids are strings because snowflakes do not fit in a JavaScript number):
+
+    GET  /                                   the page (static/index.html)
+    GET  /static/{file}                      app.js, style.css
+    GET  /api/state?user=ID                  guild, channel, members, banner, commands, messages, queue
+    GET  /api/events?user=ID                 text/event-stream: message, delete, queue, commands, notice
+    GET  /api/queue                          {"jobs": [...]} read from the bot's Store
+    POST /api/command  {user, text}          "/morph dog cat frames:16" → slash command
+    POST /api/click    {user, message, custom_id}
+    POST /api/select   {user, message, custom_id, values: [...]}
+    POST /api/react    {user, message, emoji}   toggles the member's reaction, as Discord's client does
+    GET  /attachments/{id}/{filename}        the bytes the bot uploaded (kept by the fake)
+
+Errors are ``{"error": "message to show"}`` with status 400 (bad input), 404 (unknown member/message) or
+503 (the bot is not connected yet).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from bot.playground import commands as cmdparse
+from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
+from bot.sandbox.model import LOADING
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+KEEPALIVE_S = 15.0
+#: Jobs shown in the queue panel: active ones first, then the most recent finished ones.
+QUEUE_STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
+QUEUE_LIMIT = 12
+MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c")
+BOT_COLOR = "#5865f2"
+
+
+class ApiProblem(Exception):
+    """A request the page should show as an error message (``status`` is the HTTP status)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Client:
+    """One open event stream: the member it shows the channel to and its outgoing queue."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+
+class PlaygroundServer:
+    """Serve one channel of ``guild`` to browsers, acting as ``members``.
+
+    ``jobs`` is an async callable returning the queue panel rows (see :func:`store_jobs`); ``banner`` is
+    shown at the top of the page when set (e.g. the untrained-model notice).
+    """
+
+    def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember], *,
+                 jobs: Callable[[], Awaitable[list[dict]]] | None = None, banner: str | None = None,
+                 model: str = "") -> None:
+        self.fake, self.guild, self.channel = fake, guild, channel
+        self.members = list(members)
+        self.jobs = jobs
+        self.banner = banner
+        self.model = model
+        self.colors = {m.id: MEMBER_COLORS[i % len(MEMBER_COLORS)] for i, m in enumerate(self.members)}
+        self._clients: set[_Client] = set()
+        self._events: asyncio.Queue | None = None
+        self._pump: asyncio.Task | None = None
+        self._queue_task: asyncio.Task | None = None
+        self._runner: web.AppRunner | None = None
+        self.host, self.port = "127.0.0.1", 0
+
+    # lifecycle ------------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/api/state", self._state)
+        app.router.add_get("/api/events", self._stream)
+        app.router.add_get("/api/queue", self._queue)
+        app.router.add_post("/api/command", self._command)
+        app.router.add_post("/api/click", self._click)
+        app.router.add_post("/api/select", self._select)
+        app.router.add_post("/api/react", self._react)
+        app.router.add_get("/attachments/{aid}/{filename}", self._attachment)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 = any free port) and return the page's URL."""
+        self._events = self.fake.subscribe()
+        self._pump = asyncio.create_task(self._pump_events(), name="playground-events")
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.host, self.port = host, site._server.sockets[0].getsockname()[1]
+        return self.url
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    async def stop(self) -> None:
+        for client in list(self._clients):
+            client.queue.put_nowait(None)  # ends its stream
+        for task in (self._pump, self._queue_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._events is not None:
+            self.fake.unsubscribe(self._events)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # members and messages as the page sees them ---------------------------------------------------------
+    def member(self, user_id) -> FakeMember:
+        try:
+            uid = int(user_id)
+        except (TypeError, ValueError):
+            raise ApiProblem(f"unknown member {user_id!r}", 404) from None
+        for m in self.members:
+            if m.id == uid:
+                return m
+        raise ApiProblem(f"unknown member {user_id!r}", 404)
+
+    def member_rows(self) -> list[dict]:
+        admin = self._admin_bits()
+        rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & admin),
+                 "bot": False, "color": self.colors[m.id]} for m in self.members]
+        rows.append({"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name, "admin": False,
+                     "bot": True, "color": BOT_COLOR})
+        return rows
+
+    @staticmethod
+    def _admin_bits() -> int:
+        from bot.sandbox.model import permissions_value
+
+        return permissions_value("manage_guild")
+
+    def _name(self, user_id) -> str:
+        user = self.fake.users.get(int(user_id)) if str(user_id).isdigit() else None
+        return user.name if user else "someone"
+
+    def visible_to(self, msg: FakeMessage, user_id: int) -> bool:
+        return msg.channel_id == self.channel.id and not msg.deleted and (
+            not msg.ephemeral or msg.interaction_user_id == user_id)
+
+    def page_message(self, msg: FakeMessage) -> dict:
+        """A message in the page's shape (see app.js ``renderMessage``); attachment URLs point here."""
+        p = msg.to_payload()
+        author = p["author"]
+        uid = int(author["id"])
+        attachments, embedded = [], set()
+        by_name = {a.filename: a for a in msg.attachments}
+        embeds = []
+        for e in p.get("embeds") or []:
+            e = dict(e)
+            for key in ("image", "thumbnail"):
+                if isinstance(e.get(key), dict) and e[key].get("url"):
+                    url = e[key]["url"]
+                    if url.startswith("attachment://") and url[13:] in by_name:
+                        embedded.add(url[13:])
+                        e[key] = {**e[key], "url": self._attachment_url(by_name[url[13:]])}
+                    elif not url.startswith(("http://", "https://")):
+                        e.pop(key)
+            embeds.append(e)
+        for a in msg.attachments:
+            if a.filename in embedded:
+                continue  # Discord shows an attachment used by an embed inside the embed only
+            row = a.to_payload()
+            row["url"] = row["proxy_url"] = self._attachment_url(a)
+            attachments.append(row)
+        interaction = None
+        reference_id = (p.get("message_reference") or {}).get("message_id")
+        it = self.fake.interactions.get(msg.interaction_id) if msg.interaction_id else None
+        if it is not None:
+            if it.type == 3 and it.message is not None and not reference_id:
+                reference_id = str(it.message.id)  # a reply to a button/menu shows above the message it came from
+            elif it.type == 2:
+                interaction = {"name": " ".join(_command_path(it.data)), "user_name": it.user.name}
+        content = p.get("content") or ""
+        if msg.flags & LOADING:
+            content = f"*{author.get('username', 'The bot')} is thinking…*"
+        reactions = [{"emoji": emoji, "count": len(users), "users": [str(u) for u in users]}
+                     for emoji, users in msg.reactions.items() if users]
+        return {
+            "id": str(msg.id), "channel_id": str(msg.channel_id),
+            "author": {"id": str(uid), "name": author.get("global_name") or author.get("username") or "?",
+                       "bot": bool(author.get("bot")),
+                       "color": BOT_COLOR if author.get("bot") else self.colors.get(uid)},
+            "content": content, "timestamp": p.get("timestamp"), "edited_timestamp": p.get("edited_timestamp"),
+            "embeds": embeds, "attachments": attachments, "components": p.get("components") or [],
+            "reactions": reactions, "ephemeral": msg.ephemeral,
+            "for_user": str(msg.interaction_user_id) if msg.ephemeral and msg.interaction_user_id else None,
+            "reference_id": str(reference_id) if reference_id else None, "interaction": interaction,
+            "loading": bool(msg.flags & LOADING),
+        }
+
+    @staticmethod
+    def _attachment_url(a) -> str:
+        return f"/attachments/{a.id}/{a.filename}"
+
+    def channel_messages(self, user_id: int) -> list[dict]:
+        msgs = self.fake.messages.get(self.channel.id, [])
+        return [self.page_message(m) for m in msgs if self.visible_to(m, user_id)]
+
+    def synced_commands(self) -> list[dict]:
+        """Commands the bot synced: guild ones shadow global ones of the same name."""
+        out: dict[str, dict] = {}
+        for scope in (None, self.guild.id):
+            for c in self.fake.commands.get(scope, []):
+                out[c["name"]] = c
+        return list(out.values())
+
+    async def queue_rows(self) -> list[dict]:
+        if self.jobs is None:
+            return []
+        try:
+            return await self.jobs()
+        except Exception:  # the panel is a convenience: never break the page for it
+            log.exception("reading the queue for the playground failed")
+            return []
+
+    # HTTP handlers --------------------------------------------------------------------------------------
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    def _user_param(self, request: web.Request) -> FakeMember:
+        user = request.query.get("user")
+        return self.member(user) if user else self.members[0]
+
+    async def _state(self, request: web.Request) -> web.Response:
+        try:
+            me = self._user_param(request)
+        except ApiProblem as err:
+            return _error(err)
+        return _json({
+            "guild": {"id": str(self.guild.id), "name": self.guild.name},
+            "channel": {"id": str(self.channel.id), "name": self.channel.name},
+            "members": self.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
+            "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
+                    "connected": self.fake.connected},
+            "commands": cmdparse.help_entries(self.synced_commands()),
+            "messages": self.channel_messages(me.id), "queue": await self.queue_rows(),
+        })
+
+    async def _queue(self, request: web.Request) -> web.Response:
+        return _json({"jobs": await self.queue_rows()})
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        try:
+            me = self._user_param(request)
+        except ApiProblem as err:
+            return _error(err)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        client = _Client(me.id)
+        self._clients.add(client)
+        try:
+            await resp.write(b": connected\n\n")
+            while True:
+                try:
+                    item = await asyncio.wait_for(client.queue.get(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    await resp.write(b": keepalive\n\n")
+                    continue
+                if item is None:
+                    break
+                event, data = item
+                await resp.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(client)
+        return resp
+
+    async def _body(self, request: web.Request) -> dict:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiProblem("the request body must be JSON") from None
+        if not isinstance(body, dict):
+            raise ApiProblem("the request body must be a JSON object")
+        return body
+
+    def _message(self, message_id, member: FakeMember) -> FakeMessage:
+        try:
+            msg = self.fake.message(int(message_id))
+        except (KeyError, TypeError, ValueError):
+            raise ApiProblem(f"unknown message {message_id!r}", 404) from None
+        if not self.visible_to(msg, member.id):
+            raise ApiProblem(f"unknown message {message_id!r}", 404)
+        return msg
+
+    def _need_bot(self) -> None:
+        if not self.fake.connected:
+            raise ApiProblem("The bot is not connected yet; try again in a moment.", 503)
+
+    async def _command(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            member = self.member(body.get("user"))
+            text = str(body.get("text") or "")
+            self._need_bot()
+            names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
+            try:
+                parsed = cmdparse.parse(text, self.synced_commands(), names)
+            except cmdparse.CommandError as err:
+                raise ApiProblem(str(err)) from None
+            options = {}
+            for name, value in parsed.options.items():
+                opt = cmdparse.option_schema(self.synced_commands(), parsed, name)
+                if opt["type"] in (cmdparse.USER, cmdparse.MENTIONABLE):
+                    value = self.guild.members.get(int(value)) or self.fake.users.get(int(value))
+                    if value is None:
+                        raise ApiProblem(f"{name}: no such member")
+                options[name] = value
+            it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
+                                                    in_channel=self.channel, options=options))
+        except ApiProblem as err:
+            return _error(err)
+        return _json({"ok": True, "interaction": str(it.id)})
+
+    async def _click(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            member = self.member(body.get("user"))
+            msg = self._message(body.get("message"), member)
+            self._need_bot()
+            it = self._send(lambda: self.fake.click(member, msg, str(body.get("custom_id") or "")))
+        except ApiProblem as err:
+            return _error(err)
+        return _json({"ok": True, "interaction": str(it.id)})
+
+    async def _select(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            member = self.member(body.get("user"))
+            msg = self._message(body.get("message"), member)
+            values = body.get("values")
+            if not isinstance(values, list):
+                raise ApiProblem("values must be a list")
+            self._need_bot()
+            it = self._send(lambda: self.fake.select(member, msg, str(body.get("custom_id") or ""),
+                                                     [str(v) for v in values]))
+        except ApiProblem as err:
+            return _error(err)
+        return _json({"ok": True, "interaction": str(it.id)})
+
+    async def _react(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            member = self.member(body.get("user"))
+            msg = self._message(body.get("message"), member)
+            emoji = str(body.get("emoji") or "")
+            if not emoji or len(emoji) > 64:
+                raise ApiProblem("emoji is missing")
+            if msg.ephemeral:
+                raise ApiProblem("Ephemeral messages cannot have reactions.")
+            if member.id in msg.reactions.get(emoji, []):
+                self.fake.unreact(member, msg, emoji)
+                added = False
+            else:
+                self._send(lambda: self.fake.react(member, msg, emoji))
+                added = True
+        except ApiProblem as err:
+            return _error(err)
+        return _json({"ok": True, "added": added})
+
+    @staticmethod
+    def _send(action):
+        """Run a fake-Discord action, turning what Discord's client would refuse into an ApiProblem."""
+        try:
+            return action()
+        except OptionRejected as err:
+            raise ApiProblem(str(err)) from None
+        except RuntimeError as err:  # no bot on the gateway
+            raise ApiProblem(str(err), 503) from None
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        try:
+            data = self.fake.attachment_bytes(int(request.match_info["aid"]))
+        except (KeyError, ValueError):
+            raise web.HTTPNotFound() from None
+        ctype = mimetypes.guess_type(request.match_info["filename"])[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=ctype,
+                            headers={"Cache-Control": "max-age=86400, immutable",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    # events from the fake → open streams ----------------------------------------------------------------
+    def _broadcast(self, event: str, data: dict, *, only: int | None = None) -> None:
+        for client in list(self._clients):
+            if only is None or client.user_id == only:
+                client.queue.put_nowait((event, data))
+
+    def _send_message(self, msg: FakeMessage) -> None:
+        if msg.channel_id != self.channel.id:
+            return
+        if msg.deleted:
+            self._broadcast("delete", {"id": str(msg.id)})
+            return
+        data = self.page_message(msg)
+        for client in list(self._clients):
+            if self.visible_to(msg, client.user_id):
+                client.queue.put_nowait(("message", data))
+
+    async def _pump_events(self) -> None:
+        assert self._events is not None
+        while True:
+            ev = await self._events.get()
+            try:
+                self._handle(ev)
+            except Exception:  # one odd event must not stop the page's updates
+                log.exception("playground: could not forward event %r", ev.get("type"))
+
+    def _handle(self, ev: dict) -> None:
+        kind = ev.get("type")
+        if kind in ("message_create", "message_update"):
+            with contextlib.suppress(KeyError):
+                self._send_message(self.fake.message(int(ev["message"]["id"])))
+        elif kind == "message_delete":
+            if int(ev["channel_id"]) == self.channel.id:
+                self._broadcast("delete", {"id": str(ev["message_id"])})
+        elif kind in ("reaction_add", "reaction_remove"):
+            with contextlib.suppress(KeyError):
+                self._send_message(self.fake.message(int(ev["message_id"])))
+        elif kind == "interaction_failed":
+            it = self.fake.interactions.get(ev.get("interaction_id"))
+            if it is not None:
+                self._broadcast("notice", {"text": f"This interaction failed: {ev.get('reason')}.", "error": True},
+                                only=it.user.id)
+        elif kind == "violation":
+            self._broadcast("notice", {"text": f"The bot broke a Discord rule: {ev.get('rule')}", "error": True})
+        elif kind == "commands_synced":
+            self._broadcast("commands", {"commands": cmdparse.help_entries(self.synced_commands())})
+        elif kind == "gateway" and ev.get("state") in ("identified", "resumed"):
+            self._broadcast("reset", {})
+        if kind in ("message_create", "message_update", "message_delete", "interaction_response"):
+            self._schedule_queue_push()
+
+    def _schedule_queue_push(self) -> None:
+        """Push the queue panel soon after something changed (coalescing bursts of events)."""
+        if self._queue_task is None or self._queue_task.done():
+            self._queue_task = asyncio.create_task(self._push_queue())
+
+    async def _push_queue(self) -> None:
+        await asyncio.sleep(0.3)
+        self._broadcast("queue", {"jobs": await self.queue_rows()})
+
+
+def _command_path(data: dict) -> list[str]:
+    """``["morphadmin", "pause"]`` from an interaction's ``data`` (name plus subcommand names)."""
+    out = [data.get("name", "")]
+    options = data.get("options") or []
+    while options and options[0].get("type") in (1, 2):
+        out.append(options[0]["name"])
+        options = options[0].get("options") or []
+    return out
+
+
+def _json(obj, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(obj), status=status, content_type="application/json")
+
+
+def _error(err: ApiProblem) -> web.Response:
+    return _json({"error": str(err)}, err.status)
+
+
+def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, str]):
+    """A ``jobs`` callable for :class:`PlaygroundServer` that reads the bot's Store (``store_of()``)."""
+
+    async def jobs() -> list[dict]:
+        store = store_of()
+        if store is None:
+            return []
+        active = await store.list_jobs(guild_id, states=("queued", "running"), limit=QUEUE_LIMIT)
+        done = await store.list_jobs(guild_id, states=("rendered", "delivered", "failed", "cancelled"),
+                                     limit=max(0, QUEUE_LIMIT - len(active)))
+        rows = []
+        for job in sorted(active, key=lambda j: j.id) + done:
+            position = await store.position(job.id) if job.state == "queued" else None
+            rows.append({"id": job.id, "state": job.state, "position": position,
+                         "user_name": users.get(job.user_id, str(job.user_id)),
+                         "prompt_a": job.request.prompt_a, "prompt_b": job.request.prompt_b,
+                         "frames": job.request.frames, "error": job.error})
+        return rows
+
+    return jobs

@@ -1,0 +1,442 @@
+"""The playground: command parsing, the HTTP/SSE API over the real bot and fake Discord, and a real browser.
+
+The integration tests start one Playground (FakeDiscord + the unmodified MorphBot + the web server on a
+free port) with the tiny model and 2 denoising steps, and drive it only through its HTTP API, as the page
+does. The browser test types into the page in headless Chromium (Debian's /usr/bin/chromium).
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from bot.playground import commands as cp
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+# ---------------------------------------------------------------------------------------------------------
+# Command parsing (pure): a schema shaped like what discord.py syncs
+# ---------------------------------------------------------------------------------------------------------
+SCHEMA = [
+    {"name": "morph", "type": 1, "description": "Morph one prompt into another", "options": [
+        {"type": 3, "name": "from", "description": "start", "required": True, "min_length": 1, "max_length": 1000},
+        {"type": 3, "name": "to", "description": "end", "required": True, "min_length": 1, "max_length": 1000},
+        {"type": 4, "name": "frames", "description": "frames", "min_value": 2, "max_value": 60},
+        {"type": 4, "name": "seed", "description": "seed", "min_value": 0, "max_value": 2**32 - 1},
+        {"type": 5, "name": "boomerang", "description": "back and forth"},
+        {"type": 3, "name": "pacing", "description": "pacing", "choices": [
+            {"name": "perceptual (even visual steps)", "value": "perceptual"},
+            {"name": "uniform (even prompt steps)", "value": "uniform"}]},
+    ]},
+    {"name": "morph-queue", "type": 1, "description": "Your morphs"},
+    {"name": "morph-cancel", "type": 1, "description": "Cancel", "options": [
+        {"type": 4, "name": "job", "description": "job", "required": True, "min_value": 1}]},
+    {"name": "morphadmin", "type": 1, "description": "Admin", "default_member_permissions": "32", "options": [
+        {"type": 1, "name": "pause", "description": "Pause the queue"},
+        {"type": 1, "name": "ban", "description": "Ban", "options": [
+            {"type": 6, "name": "user", "description": "who", "required": True}]},
+    ]},
+]
+MEMBERS = {"bob": "111", "ada": "222"}
+
+
+def parse(text):
+    return cp.parse(text, SCHEMA, MEMBERS)
+
+
+@pytest.mark.parametrize("text, options", [
+    ("/morph dog cat", {"from": "dog", "to": "cat"}),
+    ("/morph dog cat frames:16 seed:3", {"from": "dog", "to": "cat", "frames": 16, "seed": 3}),
+    ("/morph from:dog to:cat", {"from": "dog", "to": "cat"}),
+    ("/morph from:a red fox to:a cat frames:8", {"from": "a red fox", "to": "a cat", "frames": 8}),
+    ('/morph "a red fox" "a cat"', {"from": "a red fox", "to": "a cat"}),
+    ('/morph from:"a red fox" "a cat" seed:0', {"from": "a red fox", "to": "a cat", "seed": 0}),
+    ("/morph frames:8 dog cat", {"frames": 8, "from": "dog", "to": "cat"}),
+    ("/morph dog cat boomerang:yes pacing:uniform", {"from": "dog", "to": "cat", "boomerang": True,
+                                                     "pacing": "uniform"}),
+    ("/morph from:a cat in style:anime to:dog", {"from": "a cat in style:anime", "to": "dog"}),
+    ("/MORPH dog cat", {"from": "dog", "to": "cat"}),
+])
+def test_parse_morph_forms(text, options):
+    parsed = parse(text)
+    assert (parsed.name, parsed.path, parsed.options) == ("morph", [], options)
+
+
+def test_parse_subcommands_and_users():
+    assert (parse("/morphadmin pause").path, parse("/morphadmin pause").options) == (["pause"], {})
+    assert parse("/morphadmin ban user:@Ada").options == {"user": "222"}
+    assert parse("/morphadmin ban bob").options == {"user": "111"}
+    assert parse("/morphadmin ban <@!333>").options == {"user": "333"}
+    assert parse("/morph-cancel job:3").options == {"job": 3}
+    assert parse("/morph-queue").options == {}
+    parsed = parse("/morphadmin ban user:bob")
+    assert parsed.interaction_options(SCHEMA[3]["options"]) == [
+        {"name": "ban", "type": 1, "options": [{"name": "user", "type": 6, "value": "111"}]}]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("morph dog cat", "start with '/'"),
+    ("/morf dog cat", "Unknown command '/morf'"),
+    ("/morph dog", "needs to"),
+    ("/morph", "needs from, to"),
+    ("/morph a red fox a cat", 'double quotes'),
+    ('/morph "a red fox a cat', "quote is not closed"),
+    ("/morph dog cat frames:1", "frames must be between 2 and 60"),
+    ("/morph dog cat frames:many", "frames must be a whole number"),
+    ("/morph dog cat frmes:8", "has no option 'frmes'"),
+    ("/morph dog cat seed:1 seed:2", "seed is given twice"),
+    ("/morph dog cat boomerang:maybe", "true or false"),
+    ("/morph dog cat pacing:fast", "pacing must be one of"),
+    ("/morphadmin", "needs one of: pause, ban"),
+    ("/morphadmin reboot", "has no 'reboot'"),
+    ("/morphadmin ban user:@nobody", "no member called '@nobody'"),
+    ("/morph-queue now", "Too many values"),
+])
+def test_parse_refusals(text, message):
+    with pytest.raises(cp.CommandError) as err:
+        parse(text)
+    assert message in str(err.value)
+
+
+def test_help_entries_flatten_subcommands():
+    rows = {r["usage"]: r for r in cp.help_entries(SCHEMA)}
+    assert "/morph <from> <to> [frames:] [seed:] [boomerang:] [pacing:]" in rows
+    assert rows["/morphadmin pause"]["admin"] is True
+    assert rows["/morphadmin ban <user>"]["admin"] is True
+    assert rows["/morph-queue"]["admin"] is False
+
+
+def test_playground_address_env():
+    from bot.playground import playground_address
+
+    assert playground_address(None, {}) == ("127.0.0.1", 8765)
+    assert playground_address(None, {"PLAYGROUND_PORT": "9000", "PLAYGROUND_HOST": "0.0.0.0"}) == ("0.0.0.0", 9000)
+    with pytest.raises(ValueError, match="PLAYGROUND_PORT"):
+        playground_address(None, {"PLAYGROUND_PORT": "http"})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The running playground (one per module: the tiny model loads once)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_morpher():
+    import torch
+
+    torch.set_num_threads(1)
+    from morph import Morpher
+
+    return Morpher("tiny")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pg(tiny_morpher, tmp_path_factory):
+    from bot.config import Settings
+    from bot.playground import Playground
+    from bot.playground.app import tiny_banner
+
+    settings = Settings(model="tiny", cooldown_s=0, default_frames=8, default_steps=2, max_user_active=3)
+    playground = Playground(settings, host="127.0.0.1", port=0, morpher_factory=lambda: tiny_morpher,
+                            banner=tiny_banner(), model="tiny", data_dir=tmp_path_factory.mktemp("pg"))
+    await playground.start()
+    try:
+        yield playground
+    finally:
+        await playground.stop()
+
+
+class Stream:
+    """An open /api/events stream, as the page's EventSource reads it."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+        self.seen: list[tuple[str, dict]] = []
+
+    async def next(self) -> tuple[str, dict]:
+        event, data = "message", []
+        while True:
+            line = (await self.resp.content.readline()).decode()
+            if line == "":
+                raise EOFError("stream closed")
+            line = line.rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line == "" and data:
+                item = (event, json.loads("\n".join(data)))
+                self.seen.append(item)
+                return item
+
+    async def wait_for(self, predicate, timeout: float = 60.0) -> dict:
+        async def go():
+            while True:
+                event, data = await self.next()
+                if predicate(event, data):
+                    return data
+        return await asyncio.wait_for(go(), timeout)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http(pg):
+    async with aiohttp.ClientSession(base_url=pg.url) as session:
+        yield session
+
+
+async def open_stream(http, user) -> Stream:
+    resp = await http.get("/api/events", params={"user": str(user.id)}, timeout=aiohttp.ClientTimeout(total=None))
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+    return Stream(resp)
+
+
+async def post(http, path, body, status=200):
+    async with http.post(path, json=body) as resp:
+        data = await resp.json()
+        assert resp.status == status, data
+        return data
+
+
+def has_gif(event, data):
+    return event == "message" and any(a["filename"].endswith(".gif") for a in data.get("attachments", []))
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_state_lists_guild_members_commands_and_banner(pg, http):
+    ada, bob, cleo = pg.members
+    async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
+        state = await resp.json()
+    assert state["guild"]["name"] == "Playground" and state["channel"]["name"] == "morph"
+    assert state["me"] == str(bob.id)
+    rows = {m["name"]: m for m in state["members"]}
+    assert rows["Ada"]["admin"] is True and rows["Bob"]["admin"] is False and rows["morph-bot"]["bot"] is True
+    usages = [c["usage"] for c in state["commands"]]
+    assert any(u.startswith("/morph <from> <to>") for u in usages)
+    assert "/morphadmin pause" in usages and "/morph-queue" in usages
+    assert "untrained offline model (tiny)" in state["banner"] and "MORPH_MODEL=" in state["banner"]
+    async with http.get("/") as resp:
+        page = await resp.text()
+    assert resp.status == 200 and '<script src="/static/app.js">' in page
+    assert "http://" not in page and "https://" not in page  # no external asset
+    for name in ("app.js", "style.css"):
+        async with http.get(f"/static/{name}") as resp:
+            text = await resp.text()
+            assert resp.status == 200 and "https://" not in text and "@import" not in text
+    async with http.get("/static/..%2Fserver.py") as resp:
+        assert resp.status == 404
+    async with http.get("/api/state", params={"user": "42"}) as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks(pg, http):
+    ada, bob, cleo = pg.members
+    stream = await open_stream(http, bob)
+    try:
+        await post(http, "/api/command", {"user": str(bob.id), "text": "/morph dog cat frames:6 seed:3"})
+        result = await stream.wait_for(has_gif, timeout=90)
+        # the status message was shown and then edited in place (same id, new text)
+        first = next(d for e, d in stream.seen if e == "message" and d["author"]["bot"])
+        versions = [d for e, d in stream.seen if e == "message" and d["id"] == first["id"]]
+        assert len(versions) >= 2 and versions[0]["content"] != versions[-1]["content"]
+        assert first["interaction"] == {"name": "morph", "user_name": "Bob"}
+
+        gif = next(a for a in result["attachments"] if a["filename"].endswith(".gif"))
+        assert gif["url"].startswith("/attachments/")
+        async with http.get(gif["url"]) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"] == "image/gif"
+            data = await resp.read()
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.format == "GIF" and im.n_frames == 6
+        custom_ids = [c["custom_id"] for row in result["components"] for c in row["components"]
+                      if c.get("custom_id")]
+        picks = [c for c in custom_ids if c.startswith("morph:pick:")]
+        assert picks and any(c.startswith("morph:frames:") for c in custom_ids)
+        # the bot adds its 1️⃣.. reactions right after posting: they arrive as updates of the same message
+        result = await stream.wait_for(lambda e, d: e == "message" and d["id"] == result["id"]
+                                       and len(d["reactions"]) >= len(picks), 15)
+        assert [r["emoji"] for r in result["reactions"]][:2] == ["1️⃣", "2️⃣"]
+        assert all(r["users"] == [str(pg.fake.bot_user.id)] for r in result["reactions"])
+
+        # a pick button → a reply with the PNG of that frame, shown as a reply to the result
+        await post(http, "/api/click", {"user": str(cleo.id), "message": result["id"], "custom_id": picks[1]})
+        reply = await stream.wait_for(lambda e, d: e == "message" and d.get("reference_id") == result["id"]
+                                      and any(a["filename"].endswith(".png") for a in d["attachments"]), 30)
+        png = next(a for a in reply["attachments"] if a["filename"].endswith(".png"))
+        async with http.get(png["url"]) as resp:
+            with Image.open(io.BytesIO(await resp.read())) as im:
+                assert im.format == "PNG"
+        # a reaction goes through MESSAGE_REACTION_ADD: the bot answers with that candidate as a reply too
+        before = len([1 for e, d in stream.seen if e == "message" and d.get("reference_id") == result["id"]])
+        await post(http, "/api/react", {"user": str(bob.id), "message": result["id"], "emoji": "1️⃣"})
+        upd = await stream.wait_for(lambda e, d: e == "message" and d["id"] == result["id"]
+                                    and any(str(bob.id) in r["users"] for r in d["reactions"]), 10)
+        assert next(r for r in upd["reactions"] if r["emoji"] == "1️⃣")["count"] == 2
+        await stream.wait_for(lambda e, d: e == "message" and d.get("reference_id") == result["id"]
+                              and d["attachments"] and d["id"] != reply["id"], 30)
+        assert len([1 for e, d in stream.seen if e == "message" and d.get("reference_id") == result["id"]]) > before
+        # the queue panel shows the job as delivered
+        async with http.get("/api/queue") as resp:
+            jobs = (await resp.json())["jobs"]
+        assert any(j["prompt_a"] == "dog" and j["prompt_b"] == "cat" and j["state"] == "delivered"
+                   and j["user_name"] == "Bob" and j["frames"] == 6 for j in jobs)
+    finally:
+        stream.resp.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_ephemeral_replies_only_reach_their_member(pg, http):
+    ada, bob, cleo = pg.members
+    bob_stream, cleo_stream = await open_stream(http, bob), await open_stream(http, cleo)
+    try:
+        await post(http, "/api/command", {"user": str(bob.id), "text": "/morph-queue"})
+        eph = await bob_stream.wait_for(lambda e, d: e == "message" and d["ephemeral"], 15)
+        assert eph["for_user"] == str(bob.id)
+        # Cleo's stream gets other things but never Bob's ephemeral message
+        await post(http, "/api/command", {"user": str(cleo.id), "text": "/morph-queue"})
+        mine = await cleo_stream.wait_for(lambda e, d: e == "message" and d["ephemeral"], 15)
+        assert mine["for_user"] == str(cleo.id)
+        assert all(d.get("id") != eph["id"] for e, d in cleo_stream.seen)
+        async with http.get("/api/state", params={"user": str(cleo.id)}) as resp:
+            ids = [m["id"] for m in (await resp.json())["messages"]]
+        assert eph["id"] not in ids and mine["id"] in ids
+        # nor can Cleo act on it
+        await post(http, "/api/react", {"user": str(cleo.id), "message": eph["id"], "emoji": "👍"}, status=404)
+    finally:
+        bob_stream.resp.close()
+        cleo_stream.resp.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, http):
+    ada, bob, cleo = pg.members
+    stream = await open_stream(http, bob)
+    try:
+        await post(http, "/api/command", {"user": str(bob.id), "text": "/morphadmin pause"})
+        refusal = await stream.wait_for(lambda e, d: e == "message" and d["ephemeral"]
+                                        and d["interaction"] == {"name": "morphadmin pause", "user_name": "Bob"}, 15)
+        assert "❌" in refusal["content"]
+        assert not await pg.bot.store.is_paused(pg.guild.id)
+    finally:
+        stream.resp.close()
+    stream = await open_stream(http, ada)
+    try:
+        await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin pause"})
+        await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                              and d["interaction"]["name"] == "morphadmin pause", 15)
+        assert await pg.bot.store.is_paused(pg.guild.id)
+        await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin resume"})
+        await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                              and d["interaction"]["name"] == "morphadmin resume", 15)
+        assert not await pg.bot.store.is_paused(pg.guild.id)
+    finally:
+        stream.resp.close()
+
+    n_before = len(pg.fake.interactions)
+    for text, msg in [("/morph dog", "needs to"), ("/morph dog cat frames:999", "frames must be between"),
+                      ("hello", "start with '/'"), ("/nope", "Unknown command")]:
+        err = await post(http, "/api/command", {"user": str(bob.id), "text": text}, status=400)
+        assert msg in err["error"]
+    assert len(pg.fake.interactions) == n_before  # refused in the "client": nothing reached the bot
+    await post(http, "/api/command", {"user": "999", "text": "/morph-queue"}, status=404)
+    await post(http, "/api/click", {"user": str(bob.id), "message": "1", "custom_id": "x"}, status=404)
+    async with http.post("/api/command", data=b"not json") as resp:
+        assert resp.status == 400 and "JSON" in (await resp.json())["error"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A real browser
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.asyncio(loop_scope="module")
+async def test_browser_morph_pick_and_screenshot(pg):
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.skip(f"headless Chromium not found at {CHROMIUM} (Debian: apt-get install chromium); "
+                    "the browser test of the playground did not run")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (pip install playwright)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    ada, bob, cleo = pg.members
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM)
+                                          else shutil.which("chromium"), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(pg.url) and
+                    not r.url.startswith("data:") else None)
+            await page.goto(pg.url)
+            await page.wait_for_selector("#conn.live")
+            assert "untrained offline model (tiny)" in await page.inner_text("#banner")
+            await page.select_option("#member-switch", str(ada.id))
+            await page.wait_for_function(f"document.querySelector('#me-name').textContent === 'Ada'")
+            await page.wait_for_selector("#conn.live")
+
+            # autocomplete shows the commands while typing
+            box = page.locator("#command-input")
+            await box.click()
+            await box.type("/mor")
+            await page.wait_for_selector("#autocomplete:not([hidden]) .ac-row")
+            assert "/morph-queue" in await page.inner_text("#autocomplete")
+            await box.fill("")
+
+            # user text is shown as text, never as HTML
+            await box.type('/morph "<img src=x id=pwned>" cat frames:4')
+            await box.press("Enter")
+            await page.wait_for_selector(".msg .content:has-text('<img src=x id=pwned>')", timeout=30000)
+            assert await page.locator("#pwned").count() == 0
+
+            await box.type("/morph dog cat frames:8 seed:7")
+            await box.press("Enter")
+            gif = page.locator(".msg .attachment img[src$='.gif']").last
+            await gif.wait_for(timeout=90000)
+            await page.wait_for_function(
+                "[...document.querySelectorAll('.msg .attachment img')].filter(i => i.src.endsWith('.gif'))"
+                ".length >= 2 && [...document.querySelectorAll('.msg .attachment img')].every(i => i.complete)")
+            assert await gif.evaluate("img => img.naturalWidth") > 0
+            result = page.locator(".msg", has=page.locator("img[src$='.gif']")).last
+            assert "dog" in await result.inner_text() and "cat" in await result.inner_text()
+            assert await result.locator("button.btn[data-custom-id^='morph:pick:']").count() >= 2
+            assert await result.locator(".select").count() == 1
+            assert await result.locator("button.reaction").count() >= 2
+            result_id = await result.get_attribute("data-id")
+
+            await result.locator("button.btn[data-custom-id^='morph:pick:']").nth(1).click()
+            reply = page.locator(".msg", has=page.locator(f".msg-ref[data-target='{result_id}']")).last
+            await reply.locator("img[src$='.png']").wait_for(timeout=30000)
+            assert await reply.locator("img[src$='.png']").evaluate("img => img.complete && img.naturalWidth > 0")
+            assert "Ada" in await reply.inner_text()
+
+            # /morph-queue answers only Ada, marked as such
+            await box.type("/morph-queue")
+            await box.press("Enter")
+            await page.wait_for_selector(".msg.ephemeral .eph-note:has-text('Only you can see this')")
+            queue_text = await page.inner_text("#queue")
+            assert "dog → cat" in queue_text and "delivered" in queue_text
+            await page.wait_for_timeout(1500)  # let the GIF play a little for the screenshot
+            await reply.scroll_into_view_if_needed()
+            await page.screenshot(path=str(ARTIFACTS / "playground.png"))
+            if os.environ.get("PLAYGROUND_SCREENSHOT"):
+                await page.screenshot(path=os.environ["PLAYGROUND_SCREENSHOT"])
+            assert not errors, errors
+            assert not outside, f"the page fetched something outside the playground: {outside}"
+        finally:
+            await browser.close()
