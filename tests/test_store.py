@@ -237,6 +237,21 @@ async def test_claim_race_between_two_connections(settings, clock, tmp_path):
         await s2.close()
 
 
+async def test_per_user_limit_holds_when_two_connections_enqueue_at_once(settings):
+    relaxed = settings.replace(cooldown_s=0)
+    s1, s2 = await Store.open(settings.db_path, relaxed), await Store.open(settings.db_path, relaxed)
+    try:
+        results = await asyncio.gather(*(submit(s, request=req(seed=i)) for i in range(6) for s in (s1, s2)),
+                                       return_exceptions=True)
+        ok = [r for r in results if isinstance(r, Job)]
+        refused = [r for r in results if isinstance(r, Refused)]
+        assert len(ok) == 2 and len(refused) == 10 and len(ok) + len(refused) == len(results)
+        assert await count_jobs(s1) == 2
+    finally:
+        await s1.close()
+        await s2.close()
+
+
 CLAIMER = """
 import asyncio, sys
 from bot.config import Settings
