@@ -298,13 +298,13 @@ async def test_permissions_are_computed(world):
 
 async def test_faults_429_and_500_are_retried_by_discord_py(world):
     fake, guild, alice, admin, bot = world
+    boom = fake.fail_route("POST", r"^/channels/\d+/messages$", 500, times=1)  # discord.py waits 1 s
     rate = fake.fail_route("POST", r"^/channels/\d+/messages$", 429, times=2, retry_after=0.1)
-    boom = fake.fail_route("POST", r"^/channels/\d+/messages$", 500, times=1)
     channel = bot.get_channel(guild.default_channel.id)
     msg = await channel.send("survived", file=discord.File(io.BytesIO(PNG_BYTES), "dot.png"))
     assert rate.hits == 2 and boom.hits == 1
     statuses = [r.status for r in fake.requests_to("POST", r"^/channels/\d+/messages$")]
-    assert statuses == [429, 429, 500, 200]
+    assert statuses == [500, 429, 429, 200]
     assert [m.content for m in fake.messages[channel.id]] == ["survived"]
     assert fake.message(msg.id).attachment("dot.png").data == PNG_BYTES
 

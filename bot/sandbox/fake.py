@@ -419,6 +419,8 @@ class FakeDiscord:
         self.bot_token = (base64.urlsafe_b64encode(str(self.bot_user.id).encode()).decode().rstrip("=")
                           + ".fake." + secrets.token_urlsafe(27))
         self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
+        #: the application's owner (a bot owner for the bot; in no guild unless a test adds them)
+        self.app_owner = self.add_user("app-developer")
         self.guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, FakeChannel] = {}
         #: synced application commands: None → global list, guild id → that guild's list
@@ -1207,7 +1209,7 @@ class FakeDiscord:
         return user.payload()
 
     async def _r_app(self, req):
-        owner = next(iter(self.guilds.values())).owner.user if self.guilds else self.add_user("app-owner")
+        owner = self.app_owner
         return {"id": str(self.application_id), "name": self.bot_user.name, "icon": None,
                 "description": "fake-discord application", "rpc_origins": [], "bot_public": True,
                 "bot_require_code_grant": False, "bot": self.bot_user.payload(), "owner": owner.payload(),

@@ -1,0 +1,37 @@
+"""Fixtures for the end-to-end tests (helpers live in e2e_helpers.py)."""
+from __future__ import annotations
+
+import pytest
+
+from bot.sandbox import FakeDiscord
+from e2e_helpers import Harness
+
+
+@pytest.fixture(scope="session")
+def tiny_morpher():
+    """One ``tiny`` Morpher for the whole session (loading it takes a few seconds)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from morph import Morpher
+
+    return Morpher("tiny", device="cpu")
+
+
+@pytest.fixture
+async def fake():
+    from bot.endpoints import use_discord_endpoints
+
+    f = await FakeDiscord().start()
+    use_discord_endpoints(f.api_base, f.gateway_url)
+    yield f
+    use_discord_endpoints(None, None)
+    await f.stop()
+
+
+@pytest.fixture
+async def harness(fake, tmp_path, tiny_morpher):
+    h = Harness(fake, tmp_path, tiny_morpher)
+    yield h
+    await h.stop_bot()
+    assert fake.unknown_routes == [], fake.unknown_routes

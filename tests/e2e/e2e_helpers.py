@@ -1,0 +1,153 @@
+"""Helpers for the end-to-end tests: the real MorphBot (or ``python -m bot`` in a subprocess) against the fake Discord.
+
+Only discord.py's endpoints are changed (``bot.endpoints.use_discord_endpoints``); everything else is the
+bot as shipped: SQLite file, worker, the ``tiny`` model on CPU, delivery, cogs and components.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageSequence
+
+from bot.sandbox import FakeDiscord, FakeMessage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Harness:
+    """A fake Discord with one guild, plus the MorphBot under test running in this event loop."""
+
+    def __init__(self, fake: FakeDiscord, tmp: Path, morpher):
+        self.fake, self.tmp, self.morpher = fake, tmp, morpher
+        self.guild = fake.add_guild("Morph Club")
+        self.channel = self.guild.default_channel
+        self.bot = None
+        self._task: asyncio.Task | None = None
+
+    def settings(self, **overrides):
+        from bot.config import Settings
+
+        base = dict(discord_token=self.fake.bot_token, db_path=self.tmp / "morph.sqlite3",
+                    data_dir=self.tmp / "artifacts", model="tiny", device="cpu", default_frames=6,
+                    default_steps=2, cooldown_s=0.0, max_user_active=2, max_guild_queue=20,
+                    api_base=self.fake.api_base, gateway_url=self.fake.gateway_url)
+        base.update(overrides)
+        return Settings(**base)
+
+    async def start_bot(self, **overrides):
+        from bot.bot import MorphBot
+
+        self.bot = MorphBot(self.settings(**overrides), morpher_factory=lambda: self.morpher,
+                            guild_ready_timeout=0.1)
+        self._task = asyncio.create_task(self.bot.start(self.fake.bot_token))
+        await self.fake.wait_until_ready(timeout=20)
+        await asyncio.wait_for(self.bot.wait_until_ready(), 20)
+        return self.bot
+
+    async def stop_bot(self):
+        if self.bot is not None:
+            await self.bot.close()
+            await asyncio.wait_for(self._task, 20)
+            self.bot = None
+
+    @property
+    def store(self):
+        return self.bot.store
+
+    async def result_message(self, job_id: int, timeout: float = 60.0) -> FakeMessage:
+        """The result message of ``job_id`` (starts with the result marker and carries the GIF)."""
+        return await self.fake.wait_for_message(
+            lambda m: m.content.startswith(f"🎞️ Morph job #{job_id} ") and bool(m.attachments), timeout)
+
+    def result_messages(self, job_id: int) -> list[FakeMessage]:
+        return [m for m in self.fake.all_messages() if m.content.startswith(f"🎞️ Morph job #{job_id} ")]
+
+    async def wait_state(self, job_id: int, states, timeout: float = 60.0):
+        states = {states} if isinstance(states, str) else set(states)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.store.get(job_id)
+            if job is not None and job.state in states:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is {job and job.state}, not {states}")
+            await asyncio.sleep(0.05)
+
+
+def job_id_of(text: str) -> int:
+    import re
+
+    m = re.search(r"#(\d+)", text or "")
+    assert m, f"no job id in {text!r}"
+    return int(m.group(1))
+
+
+def gif_frames(data: bytes) -> list[Image.Image]:
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "GIF"
+        return [f.convert("RGB") for f in ImageSequence.Iterator(im)]
+
+
+def png(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "PNG"
+    im.load()
+    return im
+
+
+class LagProbe:
+    """Measures event-loop lag: how late a 20 ms sleep wakes up, while something else runs."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.samples: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    async def _run(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(0.0, loop.time() - t - self.interval))
+
+    def start(self):
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self):
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def bot_env(fake: FakeDiscord, tmp: Path, **extra) -> dict:
+    """Environment for ``python -m bot`` pointing at the fake."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MORPH_"))}
+    env.update({
+        "DISCORD_TOKEN": fake.bot_token, "DISCORD_API_BASE": fake.api_base,
+        "DISCORD_GATEWAY_URL": fake.gateway_url, "MORPH_DB": str(tmp / "morph.sqlite3"),
+        "MORPH_DATA_DIR": str(tmp / "artifacts"), "MORPH_MODEL": "tiny", "MORPH_DEVICE": "cpu",
+        "MORPH_COOLDOWN_S": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "INFO",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+

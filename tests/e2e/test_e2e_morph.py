@@ -1,0 +1,72 @@
+"""Scenario 1: /morph dog cat → ack < 3 s with job id and position → progress edits → result message with
+a GIF of the requested frame count, a contact sheet, buttons and a select → button 3, the select and the
+3️⃣ reaction each post the PNG of that candidate frame."""
+from __future__ import annotations
+
+import asyncio
+
+from e2e_helpers import gif_frames, job_id_of, png
+
+
+async def test_morph_to_picked_frame(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot(default_steps=12)
+    alice = h.guild.add_member("alice")
+    bob = h.guild.add_member("bob")
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=8, seed=7)
+    assert it.latency < 3.0 and it.response_type == 4 and not it.ephemeral
+    job_id = job_id_of(it.content)
+    assert "position" in it.content.lower() and "queued" in it.content.lower()
+    status = it.original
+    assert status.custom_ids() == [f"morph:cancel:{job_id}"]
+
+    result = await h.result_message(job_id, timeout=90)
+    job = await h.wait_state(job_id, "delivered")
+    assert job.result_message_id == result.id
+
+    # progress: the status message went queued → rendering (with progress) → done, by throttled edits
+    await fake.wait_for_message(lambda m: m is status and "done" in m.content, timeout=10)
+    texts = [snap["content"] for snap in status.history]
+    assert any("rendering" in t for t in texts), texts
+    assert any("%" in t and "frames" in t for t in texts), texts  # at least one progress edit
+    assert status.components == [] and f"/{result.id}" in status.content  # links to the result
+    gaps = [b - a for a, b in zip(status.edit_times, status.edit_times[1:])]
+    assert all(g >= 1.5 for g in gaps), gaps  # throttled edits
+
+    # the result: GIF with the requested number of frames, a contact sheet, buttons 1..K and a select
+    gif = gif_frames(result.attachment(f"morph-{job_id}.gif").data)
+    assert len(gif) == 8
+    sheet = png(result.attachment(f"morph-{job_id}-sheet.png").data)
+    candidates = job.result["candidates"]
+    assert sheet.width > gif[0].width and len(candidates) >= 3
+    picks = [c for c in result.custom_ids() if c.startswith(f"morph:pick:{job_id}:")]
+    assert picks == [f"morph:pick:{job_id}:{f}" for f in candidates]
+    select = next(c for c in result.selects() if c["custom_id"] == f"morph:frames:{job_id}")
+    assert [o["value"] for o in select["options"]] == [str(i) for i in range(8)]
+    assert not result.pings_anyone and not status.pings_anyone
+    assert list(result.reactions) == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"][: len(candidates)]
+
+    third = candidates[2]
+    expected = (job.artifact_dir / f"frame_{third:03d}.png").read_bytes()
+    name = f"morph-{job_id}-frame-{third + 1:03d}.png"
+
+    # button 3
+    click = await fake.click(bob, result, picks[2])
+    assert click.latency < 3.0 and click.response_type == 4
+    assert click.original.attachment(name).data == expected
+    assert png(expected).size == gif[0].size
+
+    # the select menu
+    chose = await fake.select(bob, result, f"morph:frames:{job_id}", [str(third)])
+    assert chose.original.attachment(name).data == expected
+
+    # the 3️⃣ reaction: a reply in the channel
+    await fake.react(bob, result, "3️⃣")
+    reply = await fake.wait_for_message(lambda m: any(a.filename == name for a in m.attachments)
+                                        and m.interaction_id is None, timeout=20)
+    assert reply.attachment(name).data == expected and reply.message_reference["message_id"] == str(result.id)
+    assert str(bob.id) in reply.content and not reply.pings_anyone
+
+    assert len(h.result_messages(job_id)) == 1
+    assert fake.violations == []
