@@ -419,9 +419,10 @@ class Store:
     # ------------------------------------------------------------------ delivery side
 
     async def jobs_to_deliver(self, now: float | None = None) -> list[Job]:
-        """Rendered jobs whose next delivery attempt is due, oldest first (never delivered ones)."""
+        """Rendered (not deleted) jobs whose next delivery attempt is due, oldest first. Delivered jobs
+        are never returned."""
         now = self._now(now)
-        rows = await self._read("SELECT * FROM jobs WHERE state = 'rendered' AND "
+        rows = await self._read("SELECT * FROM jobs WHERE state = 'rendered' AND deleted_at IS NULL AND "
                                 "(next_delivery_at IS NULL OR next_delivery_at <= ?) ORDER BY id", (now,))
         return [Job.from_row(r) for r in rows]
 
@@ -650,13 +651,14 @@ class Store:
 
     async def purge(self, now: float | None = None) -> int:
         """Delete artifact folders of jobs older than ``retention_days`` (by render time, else creation
-        time) and mark them expired; return how many jobs were purged. Rows are kept."""
+        time) and mark them expired; return how many jobs were purged. Rows are kept. Jobs still
+        waiting for delivery (``rendered``) keep their files."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         async with self._tx() as conn:
             rows = await self._fetch(
                 conn, "SELECT id, artifact_dir FROM jobs WHERE artifact_dir IS NOT NULL AND "
-                "artifacts_purged_at IS NULL AND state NOT IN ('queued', 'running') AND "
+                "artifacts_purged_at IS NULL AND state NOT IN ('queued', 'running', 'rendered') AND "
                 "COALESCE(rendered_at, created_at) < ?", (cutoff,))
             for r in rows:
                 await conn.execute("UPDATE jobs SET artifacts_purged_at = ? WHERE id = ?", (now, r["id"]))
