@@ -239,6 +239,25 @@ async def cancel_job(interaction: discord.Interaction, job_id: int, *, from_butt
 
 # ---------------------------------------------------------------------------------------------- items
 
+def _guarded(callback):
+    """Component callbacks: an unexpected error is logged and the clicker gets an apology, not
+    Discord's bare "This interaction failed"."""
+    import functools
+
+    @functools.wraps(callback)
+    async def run(self, interaction: discord.Interaction) -> None:
+        try:
+            await callback(self, interaction)
+        except Exception:  # noqa: BLE001
+            log.exception("%s failed for %s", getattr(self, "custom_id", "?"), interaction.user.id)
+            try:
+                await ephemeral(interaction, "❌ Something went wrong on the bot's side; it has been logged.")
+            except discord.HTTPException:
+                pass
+
+    return run
+
+
 class PickButton(discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
     def __init__(self, job_id: int, frame: int, *, label: str | None = None, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
@@ -249,6 +268,7 @@ class PickButton(discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(int(match["job"]), int(match["frame"]), label=getattr(item, "label", None))
 
+    @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         await send_pick(interaction, self.job_id, self.frame)
 
@@ -265,6 +285,7 @@ class FramesSelect(discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(int(match["job"]), list(getattr(item, "options", None) or []) or None)
 
+    @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         values = (interaction.data or {}).get("values") or self.item.values
         try:
@@ -285,6 +306,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(int(match["job"]))
 
+    @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         job = await interaction.client.store.get(self.job_id)
         if job is None:
@@ -304,6 +326,7 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(int(match["job"]))
 
+    @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
         job = await bot.store.get(self.job_id)
@@ -331,6 +354,11 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE
                 await interaction.message.delete()
             except discord.NotFound:
                 pass
+            except discord.HTTPException as err:  # e.g. a result posted through the followup webhook
+                log.warning("could not delete result message %s of job %s: %s", interaction.message.id,
+                            self.job_id, err)
+                await ephemeral(interaction, "The frames are deleted, but Discord did not let the bot remove "
+                                             "the message; a server admin can delete it.")
         log.info("result of job %s deleted by %s", self.job_id, interaction.user.id)
 
 
@@ -344,6 +372,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(int(match["job"]))
 
+    @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         await cancel_job(interaction, self.job_id, from_button=True)
 
