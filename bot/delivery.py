@@ -156,6 +156,8 @@ class StatusEditor:
             except Exception as err:  # noqa: BLE001 - a failed progress edit must not stop anything
                 log.warning("could not edit status message %s: %s", message_id, err)
         self._tasks.pop(message_id, None)
+        if message_id in self._final:
+            self._last.pop(message_id, None)
 
     async def _apply(self, target: StatusTarget, fields: dict) -> None:
         if target.token and target.application_id and (target.expires_at or 0) > self.clock() + 30:
@@ -302,6 +304,9 @@ class Delivery:
         if target is None:
             return False
         self.editor.edit(target, final=final, fallback=fallback, **fields)
+        if final:  # nothing more to say about this job
+            self._status.pop(job.id, None)
+            self._queued_text.pop(job.id, None)
         return True
 
     async def _positions_loop(self) -> None:
@@ -319,7 +324,7 @@ class Delivery:
 
     async def refresh_positions(self) -> int:
         """Edit the status of queued jobs whose position text changed; returns how many edits were asked."""
-        jobs = await self.store.list_jobs(None, states=["queued"])
+        jobs = await self.store.list_jobs(None, states=["queued"], limit=1000)
         paused: dict[int, bool] = {}
         asked = 0
         for job in jobs:
@@ -344,9 +349,8 @@ class Delivery:
         while True:
             self._wake.clear()
             try:
-                if first:  # at startup: every rendered job, whatever its retry time, oldest first
-                    jobs = sorted(await self.store.list_jobs(None, states=["rendered"], limit=1_000_000),
-                                  key=lambda j: j.id)
+                if first:  # at startup: every rendered job, whatever its retry time
+                    jobs = await self.store.jobs_to_deliver(now=self.store.clock() + 10 ** 9)
                     first = False
                 else:
                     jobs = await self.store.jobs_to_deliver()
@@ -365,7 +369,7 @@ class Delivery:
         """Post ``job``'s result once. Returns 'delivered', 'retry' or 'failed'."""
         async with self._lock:
             fresh = await self.store.get(job.id)
-            if fresh is None or fresh.state != "rendered":
+            if fresh is None or fresh.state != "rendered" or fresh.deleted_at is not None:
                 return "failed" if fresh is None else fresh.state
             return await self._deliver(fresh)
 
