@@ -61,11 +61,15 @@ class MorphBot(commands.Bot):
     """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations),
     recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
 
-    ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers).
+    ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
+    an opened Store (not closed by the bot); ``clock`` is the Store's clock when the bot opens it (a fake
+    Discord's advanceable clock, so interaction-token expiry follows it). Other keyword arguments go to
+    ``commands.Bot`` (e.g. ``guild_ready_timeout``).
     """
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
-                 store=None, start_worker: bool = True, **options) -> None:
+                 store=None, start_worker: bool = True, clock: Callable[[], float] | None = None,
+                 **options) -> None:
         options.setdefault("intents", discord.Intents.default())  # no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("help_command", None)
@@ -74,6 +78,7 @@ class MorphBot(commands.Bot):
         self.morpher_factory = morpher_factory or default_morpher_factory(settings)
         self.store = store
         self._own_store = store is None
+        self._clock = clock
         self.start_worker = start_worker
         self.worker = None
         self.delivery: Delivery | None = None
@@ -87,7 +92,8 @@ class MorphBot(commands.Bot):
         from bot.worker import Worker
 
         if self.store is None:
-            self.store = await Store.open(self.settings.db_path, self.settings)
+            self.store = await Store.open(self.settings.db_path, self.settings,
+                                          **({"clock": self._clock} if self._clock else {}))
         recovered = await self.store.recover()
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self))

@@ -119,12 +119,17 @@ class StatusEditor:
         self._last: dict[int, float] = {}
         self._pending: dict[int, tuple[StatusTarget, dict, Callable[[], Awaitable] | None]] = {}
         self._final: set[int] = set()
+        self._dead: set[int] = set()  # deleted, or Discord refuses edits
         self._tasks: dict[int, asyncio.Task] = {}
         self.edits = 0  # applied edits (for tests and logs)
 
     def edit(self, target: StatusTarget, *, final: bool = False,
              fallback: Callable[[], Awaitable] | None = None, **fields) -> None:
         message_id = target.message_id
+        if message_id in self._dead:  # known uneditable: say it another way, if there is one
+            if final and fallback is not None:
+                asyncio.get_running_loop().create_task(_quietly(fallback(), f"fallback for {message_id}"))
+            return
         if message_id in self._final and not final:
             return
         if final:
@@ -143,13 +148,15 @@ class StatusEditor:
             if wait > 0:
                 await asyncio.sleep(wait)
             target, fields, fallback = self._pending.pop(message_id)
+            if message_id in self._dead:
+                break
             self._last[message_id] = time.monotonic()
             try:
                 await self._apply(target, fields)
                 self.edits += 1
             except (discord.NotFound, discord.Forbidden) as err:
                 log.info("status message %s cannot be edited (%s); leaving it alone", message_id, err)
-                self._final.add(message_id)
+                self._dead.add(message_id)
                 self._pending.pop(message_id, None)
                 if fallback is not None:
                     await _quietly(fallback(), f"fallback for status message {message_id}")
