@@ -319,7 +319,10 @@ class Delivery:
     async def _positions_loop(self) -> None:
         """Keep 'position N in the queue' current on every queued job's status message."""
         while True:
-            await self._positions_dirty.wait()
+            try:  # also every minute: other processes may share the queue
+                await asyncio.wait_for(self._positions_dirty.wait(), timeout=60)
+            except asyncio.TimeoutError:
+                pass
             self._positions_dirty.clear()
             try:
                 await self.refresh_positions()

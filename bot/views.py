@@ -152,10 +152,19 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
     base = msg.queued_text(job.id, request.prompt_a, request.prompt_b, request.frames, interaction.user.id,
                            position, paused)
     text = msg.clip(base + "\n" + note) if note else base
-    response = await interaction.response.send_message(text, view=cancel_view(job.id), allowed_mentions=NO_PINGS)
-    message_id = getattr(response, "message_id", None)
-    if message_id is None:
-        message_id = (await interaction.original_response()).id
+    try:
+        response = await interaction.response.send_message(text, view=cancel_view(job.id), allowed_mentions=NO_PINGS)
+        message_id = getattr(response, "message_id", None)
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+    except discord.HTTPException:
+        # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
+        log.exception("could not answer /morph for job %s; cancelling it", job.id)
+        try:
+            await store.cancel(job.id, actor_id=interaction.user.id)
+        except MorphError:
+            pass
+        raise
     await store.set_status_message(job.id, message_id)
     delivery = getattr(bot, "delivery", None)
     if delivery is not None:
