@@ -276,8 +276,14 @@ def _quiet_libraries() -> None:
 
 def _run_cancellable(morpher, request: RenderRequest, bar: ProgressBar):
     """Render on a worker thread so Ctrl-C in the main thread can set the cancel flag; the engine then
-    stops within one denoising step and raises Cancelled."""
+    stops within one denoising step and raises Cancelled.
+
+    The main thread waits on an Event, not ``Thread.join``: in CPython < 3.13 a KeyboardInterrupt that lands
+    inside ``join`` marks the still-running thread as finished, and the interpreter then exits under it
+    (C++ "terminate called without an active exception", exit 134).
+    """
     cancel = threading.Event()
+    done = threading.Event()
     box: dict = {}
 
     def work():
@@ -285,15 +291,20 @@ def _run_cancellable(morpher, request: RenderRequest, bar: ProgressBar):
             box["result"] = morpher.render(request, progress=bar, cancel=cancel)
         except BaseException as exc:  # handed to the main thread
             box["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=work, name="morph-render", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="morph-render", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not done.wait(0.1):
+            pass
     except KeyboardInterrupt:
         cancel.set()
-        thread.join(60)
+        while not done.is_set():  # wait for the engine to stop (within one step); further Ctrl-C ignored
+            try:
+                done.wait(0.1)
+            except KeyboardInterrupt:
+                pass
         raise
     if "error" in box:
         raise box["error"]
