@@ -404,16 +404,15 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await page.wait_for_selector(".msg .content:has-text('<img src=x id=pwned>')", timeout=30000)
             assert await page.locator("#pwned").count() == 0
 
-            await box.type("/morph dog cat frames:8 seed:7")
+            await box.type("/morph dog cat frames:8 seed:4242")
             await box.press("Enter")
-            gif = page.locator(".msg .attachment img[src$='.gif']").last
-            await gif.wait_for(timeout=90000)
-            await page.wait_for_function(
-                "[...document.querySelectorAll('.msg .attachment img')].filter(i => i.src.endsWith('.gif'))"
-                ".length >= 2 && [...document.querySelectorAll('.msg .attachment img')].every(i => i.complete)")
+            result = page.locator(".msg", has=page.locator("img[src$='.gif']"), has_text="seed 4242")
+            await result.wait_for(timeout=90000)
+            gif = result.locator(".attachment img[src$='.gif']")
+            await page.wait_for_function("[...document.querySelectorAll('.msg img')].every(i => i.complete)")
             assert await gif.evaluate("img => img.naturalWidth") > 0
-            result = page.locator(".msg", has=page.locator("img[src$='.gif']")).last
-            assert "dog" in await result.inner_text() and "cat" in await result.inner_text()
+            assert "dog → cat" in await result.inner_text()
+            await result.locator("button.reaction").nth(1).wait_for()
             assert await result.locator("button.btn[data-custom-id^='morph:pick:']").count() >= 2
             assert await result.locator(".select").count() == 1
             assert await result.locator("button.reaction").count() >= 2
@@ -430,7 +429,7 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await box.press("Enter")
             await page.wait_for_selector(".msg.ephemeral .eph-note:has-text('Only you can see this')")
             queue_text = await page.inner_text("#queue")
-            assert "dog → cat" in queue_text and "delivered" in queue_text
+            assert "dog → cat" in queue_text and "delivered" in queue_text.lower()
             await page.wait_for_timeout(1500)  # let the GIF play a little for the screenshot
             await reply.scroll_into_view_if_needed()
             await page.screenshot(path=str(ARTIFACTS / "playground.png"))
@@ -440,3 +439,34 @@ async def test_browser_morph_pick_and_screenshot(pg):
             assert not outside, f"the page fetched something outside the playground: {outside}"
         finally:
             await browser.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_taken_port_falls_back_to_a_free_one(pg):
+    import socket
+
+    from bot.playground import Playground
+    from bot.playground.server import PlaygroundServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = Playground(pg.settings, host="127.0.0.1", port=port)
+        other.server = PlaygroundServer(pg.fake, pg.guild, pg.channel, pg.members)
+        try:
+            url = await other._listen()
+            assert url.startswith("http://127.0.0.1:") and other.server.port not in (0, port)
+            async with aiohttp.ClientSession() as s, s.get(url + "api/state") as resp:
+                assert resp.status == 200
+        finally:
+            await other.server.stop()
+
+
+def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morpher):
+    from bot.playground import load_morpher
+
+    morpher, banner = load_morpher(str(tmp_path / "no-such-model"))
+    assert morpher.device_info()["model"] == "tiny"
+    assert "untrained offline model (tiny)" in banner and "could not be loaded" in banner
+    assert "MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5" in banner

@@ -180,7 +180,9 @@ class PlaygroundServer:
                     url = e[key]["url"]
                     if url.startswith("attachment://") and url[13:] in by_name:
                         embedded.add(url[13:])
-                        e[key] = {**e[key], "url": self._attachment_url(by_name[url[13:]])}
+                        att = by_name[url[13:]]
+                        e[key] = {k: v for k, v in att.to_payload().items() if k in ("width", "height")}
+                        e[key]["url"] = self._attachment_url(att)
                     elif not url.startswith(("http://", "https://")):
                         e.pop(key)
             embeds.append(e)

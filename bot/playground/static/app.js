@@ -39,7 +39,8 @@ function fmtTime(iso) {
 function relTime(unix) {
   const s = Math.round(unix - Date.now() / 1000);
   const a = Math.abs(s);
-  const txt = a < 60 ? `${a} seconds` : a < 3600 ? `${Math.round(a / 60)} minutes` : `${Math.round(a / 3600)} hours`;
+  const txt = a < 60 ? `${a} seconds` : a < 3600 ? `${Math.round(a / 60)} minutes`
+    : a < 172800 ? `${Math.round(a / 3600)} hours` : `${Math.round(a / 86400)} days`;
   return s >= 0 ? `in ${txt}` : `${txt} ago`;
 }
 
@@ -70,6 +71,17 @@ function markdown(text) {
   return s.replace(/\u0000(\d+)\u0000/g, (_, i) => blocks[Number(i)]);
 }
 
+// One line of plain text for reply previews: mentions as @name, markdown markers dropped.
+function plainText(text) {
+  return String(text || "")
+    .replace(/<@!?(\d+)>/g, (_, id) => "@" + ((state.byId[id] || {}).name || id))
+    .replace(/<t:(\d+)(?::[tTdDfFR])?>/g, (_, n) => new Date(Number(n) * 1000).toLocaleTimeString())
+    .replace(/\\([*_~`|>\\\[\]()#-])/g, "$1")
+    .replace(/\*\*|__|~~|`/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
 async function api(path, body) {
   const res = await fetch(path, body === undefined ? {} : {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -92,7 +104,11 @@ function renderEmbed(e) {
     h += `<div class="embed-fields">` + e.fields.map((f) =>
       `<div class="embed-field ${f.inline ? "" : "block"}"><div class="fname">${markdown(f.name)}</div><div>${markdown(f.value)}</div></div>`).join("") + `</div>`;
   }
-  if (e.image && e.image.proxy_url) h += `<img src="${esc(e.image.proxy_url)}" alt="">`;
+  if (e.thumbnail && e.thumbnail.url) h += `<img class="embed-thumb" src="${esc(e.thumbnail.url)}" alt="">`;
+  if (e.image && e.image.url) {
+    const small = e.image.width && e.image.width <= 480;  // tiny-model sheets: scale up without blurring
+    h += `<img class="embed-image ${small ? "pixel" : ""}" src="${esc(e.image.url)}" alt="">`;
+  }
   if (e.footer && e.footer.text) h += `<div class="embed-footer">${esc(e.footer.text)}</div>`;
   return h + `</div>`;
 }
@@ -137,7 +153,7 @@ function renderMessage(m) {
   if (m.reference_id) {
     const ref = state.messages.get(String(m.reference_id));
     const refName = ref ? (ref.author || {}).name : "a message";
-    const refText = ref ? (ref.content || (ref.attachments && ref.attachments.length ? "Click to see attachment" : "")) : "";
+    const refText = ref ? (plainText(ref.content) || (ref.attachments && ref.attachments.length ? "Click to see attachment" : "")) : "";
     h += `<div class="msg-ref" data-action="jump" data-target="${esc(m.reference_id)}">${ref ? avatar(ref.author, "tiny") : ""}<span class="ref-name">${esc(refName)}</span> <span>${esc(refText.slice(0, 80))}</span></div>`;
   } else if (m.interaction && m.interaction.name) {
     h += `<div class="msg-ref"><span class="ref-name">${esc(m.interaction.user_name || "")}</span> used <span class="cmd" style="color:var(--link)">/${esc(m.interaction.name)}</span></div>`;
@@ -147,8 +163,8 @@ function renderMessage(m) {
   if (author.bot) h += `<span class="bot-tag">${author.system ? "System" : "Bot"}</span>`;
   h += `<span class="time" title="${esc(m.timestamp || "")}">${esc(fmtTime(m.timestamp))}</span></div>`;
   if (m.content) h += `<div class="content ${m.error ? "error-text" : ""}">${markdown(m.content)}${m.edited_timestamp ? '<span class="edited">(edited)</span>' : ""}</div>`;
-  for (const e of m.embeds || []) h += renderEmbed(e);
   if (m.attachments && m.attachments.length) h += `<div class="attachments">${m.attachments.map(renderAttachment).join("")}</div>`;
+  for (const e of m.embeds || []) h += renderEmbed(e);
   h += renderComponents(m);
   if (m.reactions && m.reactions.length) {
     h += `<div class="reactions">` + m.reactions.map((r) => {
