@@ -341,3 +341,26 @@ def test_endpoints_switch_and_restore():
         use_discord_endpoints(None, None)
     assert discord.http.Route("GET", "/users/@me").url == "https://discord.com/api/v10/users/@me"
     assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"
+
+
+# ------------------------------------------------------------------------------------------ admin texts
+
+def test_parse_channel_ids():
+    from bot.cogs.admin import parse_channel_ids
+    from morph.request import MorphError
+
+    assert parse_channel_ids("<#12>, 34 <#56>") == [12, 34, 56]
+    with pytest.raises(MorphError, match="not a channel"):
+        parse_channel_ids("<#12> general")
+
+
+def test_admin_texts_quote_user_text_safely():
+    from bot.cogs.admin import format_audit, format_limits
+
+    audit = format_audit([{"guild_id": GUILD, "actor_id": ADMIN, "action": "limits",
+                           "detail": "banned_words=@everyone <@&5>", "created_at": 0}])
+    assert _mentions_except(audit, {f"<@{ADMIN}>"}) == []
+    limits = format_limits({"max_user_active": 2, "max_guild_queue": 20, "cooldown_s": 30.0, "max_frames": 60,
+                            "banned_words": ["@here", "cat"], "allowed_channels": [77], "paused": True})
+    assert "cooldown: 30 s" in limits and "<#77>" in limits and "paused: yes" in limits
+    assert _mentions_except(limits, {"<#77>"}) == []
