@@ -151,3 +151,67 @@ def bot_env(fake: FakeDiscord, tmp: Path, **extra) -> dict:
     return env
 
 
+
+
+class BotProcess:
+    """``python -m bot`` in a subprocess pointed at the fake (log in ``tmp/bot-N.log``)."""
+
+    count = 0
+
+    def __init__(self, fake: FakeDiscord, tmp: Path, **env):
+        self.fake, self.tmp, self.env = fake, tmp, bot_env(fake, tmp, **env)
+        self.proc: asyncio.subprocess.Process | None = None
+        BotProcess.count += 1
+        self.log_path = tmp / f"bot-{BotProcess.count}.log"
+
+    async def start(self, timeout: float = 120.0) -> "BotProcess":
+        identified = self.fake.gateway_stats["identifies"]
+        self._log = open(self.log_path, "wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=str(self.tmp), env=self.env, stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while self.fake.gateway_stats["identifies"] == identified or not self.fake.connected:
+            if self.proc.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError(f"bot did not connect (rc={self.proc.returncode}):\n{self.log_tail()}")
+            await asyncio.sleep(0.1)
+        return self
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean shutdown, like a crash or a power cut."""
+        self.proc.kill()
+        await self.proc.wait()
+        self._log.close()
+
+    async def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C (SIGINT) and wait for a clean exit."""
+        import signal
+
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def db_job(db_path: Path, job_id: int) -> dict:
+    """A job row read straight from the SQLite file (another process owns the Store)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return dict(row) if row else {}
+    finally:
+        conn.close()

@@ -1,0 +1,66 @@
+"""Scenario 3: Discord faults — 429s and 5xx on the result upload, a dropped gateway, a lost response —
+and the result still arrives exactly once."""
+from __future__ import annotations
+
+import asyncio
+
+from e2e_helpers import gif_frames, job_id_of
+
+RESULT_POST = r"^/channels/\d+/messages$"
+
+
+async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot(default_steps=12)
+    alice = h.guild.add_member("alice")
+    bob = h.guild.add_member("bob")
+
+    # discord.py retries 429 (after retry_after) and 500 (after 1 s) itself; a 503 reaches the bot,
+    # whose delivery backs off and tries again.
+    rate = fake.fail_route("POST", RESULT_POST, 429, times=2, retry_after=0.3)
+    boom = fake.fail_route("POST", RESULT_POST, 500, times=1)
+    down = fake.fail_route("POST", RESULT_POST, 503, times=1)
+    react = fake.fail_route("PUT", r"/reactions/", 429, times=1, retry_after=0.2)
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=8)
+    job_id = job_id_of(it.content)
+    status = it.original
+    await fake.wait_for_message(lambda m: m is status and "rendering" in m.content, timeout=60)
+
+    assert await fake.drop_gateway() == 1
+    during = fake.slash(bob, "morph-queue")  # sent while the bot is away: replayed on RESUME
+    await during
+    assert during.ephemeral and during.latency < 3.0
+
+    result = await h.result_message(job_id, timeout=90)
+    job = await h.wait_state(job_id, "delivered", timeout=30)
+    assert job.result_message_id == result.id
+    assert len(gif_frames(result.attachment(f"morph-{job_id}.gif").data)) == 8
+    assert (rate.hits, boom.hits, down.hits, react.hits) == (2, 1, 1, 1)
+    posts = [r.status for r in fake.requests_to("POST", RESULT_POST)]
+    assert posts == [429, 429, 500, 503, 200], posts
+    assert fake.gateway_stats["resumes"] >= 1 and fake.gateway_stats["identifies"] == 1
+
+    await asyncio.sleep(1.0)
+    assert len(h.result_messages(job_id)) == 1
+    assert list(result.reactions)[:3] == ["1️⃣", "2️⃣", "3️⃣"]
+    assert fake.violations == []
+
+
+async def test_lost_response_is_not_posted_twice(harness):
+    """Discord creates the message but the answer is lost (503 after the fact): the bot's retry finds
+    its earlier post in the channel history and adopts it instead of posting again."""
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice = h.guild.add_member("alice")
+    lost = fake.fail_route("POST", RESULT_POST, 503, times=1, apply=True)
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)
+    job_id = job_id_of(it.content)
+    job = await h.wait_state(job_id, "delivered", timeout=60)
+    assert lost.hits == 1
+    posted = h.result_messages(job_id)
+    assert len(posted) == 1 and job.result_message_id == posted[0].id
+    assert [r.status for r in fake.requests_to("POST", RESULT_POST)] == [503]
+    assert fake.requests_to("GET", RESULT_POST)  # the history check that found it
+    assert fake.violations == []
