@@ -357,3 +357,58 @@ async def test_subscribe_sees_messages_and_responses(world):
     assert created["message"]["content"] == "evt" and created["channel_id"] == guild.default_channel.id
     json.dumps(events)  # JSON-serialisable for the browser
     fake.unsubscribe(q)
+
+
+async def test_rest_details(world):
+    """Edits of own/other messages, history paging, nonce dedupe, lost responses, reactions, DMs."""
+    fake, guild, alice, admin, bot = world
+    it = await fake.slash(alice, "echo", text="mine")
+    user_msg = fake.post(alice, guild.default_channel, "hello from alice")
+    headers = {"Authorization": f"Bot {fake.bot_token}", "Content-Type": "application/json"}
+    base = f"{fake.api_base}/channels/{guild.default_channel.id}/messages"
+    async with aiohttp.ClientSession() as http:
+        async def call(method, url, body=None):
+            async with http.request(method, url, data=None if body is None else json.dumps(body),
+                                    headers=headers) as r:
+                return r.status, (await r.json() if r.status != 204 else None)
+
+        # the bot may edit its own (non-ephemeral) interaction response with its token, not others' messages
+        assert (await call("PATCH", f"{base}/{it.original.id}", {"content": "edited"}))[0] == 200
+        assert it.original.content == "edited" and it.original.edited_at is not None
+        status, body = await call("PATCH", f"{base}/{user_msg.id}", {"content": "hacked"})
+        assert (status, body["code"]) == (403, 50005) and user_msg.content == "hello from alice"
+        # deleting someone else's message needs Manage Messages
+        assert (await call("DELETE", f"{base}/{user_msg.id}"))[1]["code"] == 50013
+
+        # enforce_nonce: the same nonce returns the first message instead of a duplicate
+        first = (await call("POST", base, {"content": "once", "nonce": "job-7", "enforce_nonce": True}))[1]
+        again = (await call("POST", base, {"content": "once", "nonce": "job-7", "enforce_nonce": True}))[1]
+        assert first["id"] == again["id"]
+
+        # history: newest first, limit and before
+        ids = [m["id"] for m in (await call("GET", f"{base}?limit=2"))[1]]
+        assert ids == [first["id"], str(user_msg.id)]
+        older = (await call("GET", f"{base}?limit=10&before={user_msg.id}"))[1]
+        assert [m["content"] for m in older] == ["edited"]
+
+        # a lost response: the message exists although the client got a 500
+        lost = fake.fail_route("POST", r"^/channels/\d+/messages$", 502, apply=True)
+        async with http.post(base, data=json.dumps({"content": "ghost"}), headers=headers) as r:
+            assert r.status == 502
+        assert lost.hits == 1 and fake.messages[guild.default_channel.id][-1].content == "ghost"
+
+        # reactions: not an emoji → 10014; the bot's own reaction is recorded once
+        status, body = await call("PUT", f"{base}/{first['id']}/reactions/abc/@me")
+        assert body["code"] == 10014
+        for _ in range(2):
+            assert (await call("PUT", f"{base}/{first['id']}/reactions/%E2%AD%90/@me"))[0] == 204
+        assert fake.message(int(first["id"])).reactions == {"⭐": [fake.bot_user.id]}
+
+        # DMs and unknown objects
+        dm = (await call("POST", f"{fake.api_base}/users/@me/channels", {"recipient_id": str(alice.id)}))[1]
+        assert dm["type"] == 1 and (await call("POST", f"{fake.api_base}/channels/{dm['id']}/messages",
+                                               {"content": "psst"}))[0] == 200
+        assert (await call("GET", f"{fake.api_base}/channels/123"))[1]["code"] == 10003
+        async with http.get(f"{fake.api_base}/users/@me") as r:  # no token
+            assert r.status == 401
+    assert {v["code"] for v in fake.violations} == {50005, 50013, 10014, 10003, 0}

@@ -1437,7 +1437,9 @@ class FakeDiscord:
         if req.method == "GET":
             self._require(ch, "read_message_history")
             return msg.to_payload()
-        mine = int(msg.author["id"]) == self.bot_user.id and msg.webhook_id is None
+        # The bot's own messages, including its non-ephemeral interaction responses and followups
+        # (Discord lets a bot that is in the guild edit those with its token after the 15 minutes).
+        mine = int(msg.author["id"]) == self.bot_user.id
         if req.method == "DELETE":
             if not mine:
                 self._require(ch, "manage_messages")

@@ -40,10 +40,17 @@ class Harness:
         base.update(overrides)
         return Settings(**base)
 
-    async def start_bot(self, **overrides):
+    async def start_bot(self, *, fake_clock: bool = False, **overrides):
+        """Start MorphBot; ``fake_clock=True`` gives its Store the fake's clock (``fake.clock.advance``
+        then moves time for the bot too, e.g. past the 15-minute interaction token lifetime)."""
         from bot.bot import MorphBot
+        from bot.store import Store
 
-        self.bot = MorphBot(self.settings(**overrides), morpher_factory=lambda: self.morpher,
+        settings = self.settings(**overrides)
+        self._store = None
+        if fake_clock:
+            self._store = await Store.open(settings.db_path, settings, clock=self.fake.clock.time)
+        self.bot = MorphBot(settings, morpher_factory=lambda: self.morpher, store=self._store,
                             guild_ready_timeout=0.1)
         self._task = asyncio.create_task(self.bot.start(self.fake.bot_token))
         await self.fake.wait_until_ready(timeout=20)
@@ -55,10 +62,13 @@ class Harness:
             await self.bot.close()
             await asyncio.wait_for(self._task, 20)
             self.bot = None
+        if getattr(self, "_store", None) is not None:
+            await self._store.close()
+            self._store = None
 
     @property
     def store(self):
-        return self.bot.store
+        return self.bot.store if self.bot is not None else self._store
 
     async def result_message(self, job_id: int, timeout: float = 60.0) -> FakeMessage:
         """The result message of ``job_id`` (starts with the result marker and carries the GIF)."""
