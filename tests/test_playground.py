@@ -280,6 +280,18 @@ async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks
         async with http.get(png["url"]) as resp:
             with Image.open(io.BytesIO(await resp.read())) as im:
                 assert im.format == "PNG"
+        # the select menu: any frame, sent as a real component interaction with the chosen value
+        menu = next(c for row in result["components"] for c in row["components"]
+                    if str(c.get("custom_id", "")).startswith("morph:frames:"))
+        assert len(menu["options"]) == 6
+        err = await post(http, "/api/select", {"user": str(cleo.id), "message": result["id"],
+                                               "custom_id": menu["custom_id"], "values": ["nope"]}, status=400)
+        assert "does not offer" in err["error"]
+        await post(http, "/api/select", {"user": str(cleo.id), "message": result["id"],
+                                         "custom_id": menu["custom_id"], "values": [menu["options"][-1]["value"]]})
+        by_menu = await stream.wait_for(lambda e, d: e == "message" and d.get("reference_id") == result["id"]
+                                        and d["id"] != reply["id"] and d["attachments"], 30)
+        assert by_menu["attachments"][0]["filename"].endswith(".png")
         # a reaction goes through MESSAGE_REACTION_ADD: the bot answers with that candidate as a reply too
         before = len([1 for e, d in stream.seen if e == "message" and d.get("reference_id") == result["id"]])
         await post(http, "/api/react", {"user": str(bob.id), "message": result["id"], "emoji": "1️⃣"})
@@ -287,7 +299,7 @@ async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks
                                     and any(str(bob.id) in r["users"] for r in d["reactions"]), 10)
         assert next(r for r in upd["reactions"] if r["emoji"] == "1️⃣")["count"] == 2
         await stream.wait_for(lambda e, d: e == "message" and d.get("reference_id") == result["id"]
-                              and d["attachments"] and d["id"] != reply["id"], 30)
+                              and d["attachments"] and d["id"] not in (reply["id"], by_menu["id"]), 30)
         assert len([1 for e, d in stream.seen if e == "message" and d.get("reference_id") == result["id"]]) > before
         # the queue panel shows the job as delivered
         async with http.get("/api/queue") as resp:
@@ -423,6 +435,15 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await reply.locator("img[src$='.png']").wait_for(timeout=30000)
             assert await reply.locator("img[src$='.png']").evaluate("img => img.complete && img.naturalWidth > 0")
             assert "Ada" in await reply.inner_text()
+
+            # the select menu opens and a pick from it is answered with another reply
+            replies = page.locator(".msg", has=page.locator(f".msg-ref[data-target='{result_id}']"))
+            n_replies = await replies.count()
+            await result.locator(".select-box").click()
+            await result.locator(".select-menu .select-opt").last.click()
+            await page.wait_for_function(
+                f"document.querySelectorAll(\".msg-ref[data-target='{result_id}']\").length > {n_replies}")
+            await replies.last.locator("img[src$='.png']").wait_for(timeout=30000)
 
             # /morph-queue answers only Ada, marked as such
             await box.type("/morph-queue")

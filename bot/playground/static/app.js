@@ -292,6 +292,8 @@ async function interact(path, body, el) {
 }
 
 function onMessagesClick(ev) {
+  const opt = ev.target.closest(".select-opt");
+  if (opt) { pickOption(opt); return; }
   const t = ev.target.closest("[data-action], img");
   if (!t) { closeSelect(); return; }
   const msgEl = t.closest(".msg");
@@ -317,17 +319,19 @@ function onMessagesClick(ev) {
     closeSelect();
     interact("/api/select", { user: state.me, message: mid, custom_id: sel.dataset.customId, values }, sel);
   }
-  const opt = ev.target.closest(".select-opt");
-  if (opt) {
-    const sel = opt.closest(".select");
-    if (Number(sel.dataset.max) > 1) {
-      const box = opt.querySelector("input");
-      const checked = sel.querySelectorAll(".select-opt input:checked").length;
-      if (box.checked || checked < Number(sel.dataset.max)) box.checked = !box.checked;
-    } else {
-      closeSelect();
-      interact("/api/select", { user: state.me, message: mid, custom_id: sel.dataset.customId, values: [opt.dataset.value] }, sel);
-    }
+}
+
+// A click on an option of a select menu: one value sends at once; several are ticked, then "Send".
+function pickOption(opt) {
+  const sel = opt.closest(".select");
+  const mid = opt.closest(".msg").dataset.id;
+  if (Number(sel.dataset.max) > 1) {
+    const box = opt.querySelector("input");
+    const checked = sel.querySelectorAll(".select-opt input:checked").length;
+    if (box.checked || checked < Number(sel.dataset.max)) box.checked = !box.checked;
+  } else {
+    closeSelect();
+    interact("/api/select", { user: state.me, message: mid, custom_id: sel.dataset.customId, values: [opt.dataset.value] }, sel);
   }
 }
 
