@@ -49,10 +49,13 @@ class Morpher:
 
     ``model``: a diffusers SD 1.x/2.x repo id or folder, ``tiny`` or ``sd15-random`` (see
     :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
-    batch (None = chosen from free memory). Render calls are serialised by a lock.
+    batch (None = chosen from free memory). ``pacing_rounds``: insert rounds of perceptual pacing after the
+    coarse pass (more rounds find sharp jumps better but run smaller batches). Render calls are serialised
+    by a lock.
     """
 
-    def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None):
+    def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
+                 pacing_rounds: int = 3):
         self.model = model
         self.device = resolve_device(device)
         self.pipe = load_pipeline(model, self.device)
@@ -61,6 +64,7 @@ class Morpher:
         if batch_size is not None and int(batch_size) < 1:
             raise MorphError("batch size must be at least 1.")
         self.batch_size = int(batch_size) if batch_size else None
+        self.pacing_rounds = max(1, int(pacing_rounds))
         self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
         self._lock = threading.Lock()
 
@@ -167,6 +171,7 @@ class _Render:
         batch = self.m.frames_per_batch(self.size)
         ts, features, distances = pacing.pace(
             self._render_ts, pacing.feature_distance, req.frames, batch, perceptual=req.pacing == "perceptual",
+            rounds=self.m.pacing_rounds,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
         mid = pacing.midpoint_index(distances)
         return RenderResult(
