@@ -4,7 +4,7 @@
 
 const state = {
   me: null, members: [], byId: {}, messages: new Map(), commands: [], history: [], histPos: -1,
-  acIndex: 0, acRows: [], events: null, openSelect: null,
+  acIndex: 0, acRows: [], events: null, openSelect: null, dismissed: new Set(),
 };
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#9b59b6", "#1abc9c", "#e67e22"];
@@ -179,6 +179,7 @@ function renderMessage(m) {
 
 function upsertMessage(m) {
   if (m.ephemeral && m.for_user && String(m.for_user) !== String(state.me)) return;
+  if (state.dismissed.has(String(m.id))) return;
   const id = String(m.id);
   state.messages.set(id, m);
   const list = $("messages");
@@ -302,7 +303,7 @@ function onMessagesClick(ev) {
   if (t.tagName === "IMG" && !act) { showLightbox(t.src); return; }
   if (act === "click") interact("/api/click", { user: state.me, message: mid, custom_id: t.dataset.customId }, t);
   else if (act === "react") interact("/api/react", { user: state.me, message: mid, emoji: t.dataset.emoji }, t);
-  else if (act === "dismiss") removeMessage(mid);
+  else if (act === "dismiss") { state.dismissed.add(String(mid)); removeMessage(mid); }
   else if (act === "jump") {
     const target = document.getElementById("m-" + t.dataset.target);
     if (target) target.scrollIntoView({ behavior: "smooth", block: "center" });
@@ -352,8 +353,12 @@ function connect() {
   const es = new EventSource(`/api/events?user=${encodeURIComponent(state.me)}`);
   state.events = es;
   const conn = $("conn");
-  es.onopen = () => { conn.textContent = "live"; conn.className = "conn live"; };
-  es.onerror = () => { conn.textContent = "reconnecting…"; conn.className = "conn down"; };
+  let broken = false;  // after a lost connection, reload everything: events sent meanwhile were missed
+  es.onopen = () => {
+    if (broken) { load().catch(() => {}); return; }
+    conn.textContent = "live"; conn.className = "conn live";
+  };
+  es.onerror = () => { broken = true; conn.textContent = "reconnecting…"; conn.className = "conn down"; };
   es.addEventListener("message", (e) => upsertMessage(JSON.parse(e.data)));
   es.addEventListener("delete", (e) => removeMessage(JSON.parse(e.data).id));
   es.addEventListener("queue", (e) => renderQueue(JSON.parse(e.data).jobs));
@@ -363,9 +368,16 @@ function connect() {
 }
 
 async function load() {
-  const params = state.me ? `?user=${encodeURIComponent(state.me)}` : "";
-  const s = await api("/api/state" + params);
+  let s;
+  try {
+    s = await api("/api/state" + (state.me ? `?user=${encodeURIComponent(state.me)}` : ""));
+  } catch (e) {
+    if (!state.me) throw e;
+    state.me = null;  // a member from an earlier run of the playground: start as the default one
+    s = await api("/api/state");
+  }
   state.me = String(s.me);
+  try { localStorage.setItem("playground-member", state.me); } catch (e) { /* storage disabled */ }
   state.members = s.members;
   state.byId = Object.fromEntries(s.members.map((m) => [String(m.id), m]));
   state.commands = s.commands;
@@ -427,7 +439,9 @@ function init() {
     if (row) completeWith({ usage: row.dataset.usage });
   });
   $("messages").addEventListener("click", onMessagesClick);
+  document.addEventListener("click", (ev) => { if (!ev.target.closest(".select")) closeSelect(); });
   $("member-switch").addEventListener("change", (ev) => { state.me = ev.target.value; load(); });
+  try { state.me = localStorage.getItem("playground-member"); } catch (e) { /* storage disabled */ }
   load().catch((e) => systemMessage("Could not reach the playground server: " + e.message, true));
   setInterval(() => {  // the queue panel also refreshes on its own (positions change as jobs finish)
     api("/api/queue").then((q) => renderQueue(q.jobs)).catch(() => {});
