@@ -334,6 +334,24 @@ async def test_ephemeral_replies_only_reach_their_member(pg, http):
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_late_bot_answer_shows_this_interaction_failed_to_its_member(pg, http):
+    ada, bob, cleo = pg.members
+    bob_stream, cleo_stream = await open_stream(http, bob), await open_stream(http, cleo)
+    pg.fake.delay_route("POST", r"^/interactions/", 3.5, times=1)
+    try:
+        await post(http, "/api/command", {"user": str(bob.id), "text": "/morph-queue"})
+        notice = await bob_stream.wait_for(lambda e, d: e == "notice" and "interaction failed" in d["text"], 10)
+        assert notice["error"] is True and "3 s" in notice["text"]
+        await cleo_stream.wait_for(lambda e, d: e == "notice" and "broke a Discord rule" in d["text"], 10)
+        assert not any(e == "notice" and "This interaction failed" in d["text"] for e, d in cleo_stream.seen)
+    finally:
+        pg.fake.clear_faults()
+        bob_stream.resp.close()
+        cleo_stream.resp.close()
+    await asyncio.sleep(1.0)  # let the late answer land (and be refused) before the next test
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, http):
     ada, bob, cleo = pg.members
     stream = await open_stream(http, bob)
