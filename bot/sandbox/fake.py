@@ -555,9 +555,9 @@ class FakeDiscord:
 
     async def wait_for_message(self, predicate: Callable[[FakeMessage], bool], timeout: float = 10.0, *,
                                existing: bool = True) -> FakeMessage:
-        """First message (created or edited) for which ``predicate(message)`` is true.
+        """First message (created, edited or deleted) for which ``predicate(message)`` is true.
 
-        With ``existing=True`` messages already there are checked first (newest first).
+        With ``existing=True`` live messages already there are checked first (newest first).
         """
         if existing:
             for m in reversed(list(self._messages.values())):
@@ -675,6 +675,30 @@ class FakeDiscord:
             need = int(dmp)
             it.command_hidden = (member.permissions_in(channel) & need) != need
         return it
+
+    def autocomplete(self, user: FakeMember | FakeUser, name: str, focused: str, value: str = "", *,
+                     in_channel: FakeChannel | None = None, **kwargs: Any) -> FakeInteraction:
+        """``user`` is typing ``value`` into option ``focused`` of ``/name``: an autocomplete interaction
+        (type 4). ``await`` it; the offered choices are ``it.response["choices"]``."""
+        member = user if isinstance(user, FakeMember) else None
+        guild = member.guild if member else None
+        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
+        words = name.split()
+        cmd = self.command(words[0], guild)
+        target, chain = cmd, []
+        for word in words[1:]:
+            target = next(o for o in target.get("options") or [] if o["name"] == word)
+            chain.append(target)
+        declared = {o["name"]: o for o in target.get("options") or []}
+        if focused not in declared or not declared[focused].get("autocomplete"):
+            raise OptionRejected(f"/{name} option {focused!r} does not autocomplete")
+        given = {k[:-1] if k.endswith("_") else k: v for k, v in kwargs.items()}
+        built = [{"type": declared[k]["type"], "name": k, "value": v} for k, v in given.items()]
+        built.append({"type": declared[focused]["type"], "name": focused, "value": value, "focused": True})
+        for sub in reversed(chain):
+            built = [{"type": sub["type"], "name": sub["name"], "options": built}]
+        return self._inject(4, user, channel, {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": built},
+                            None, None)
 
     def click(self, user: FakeMember | FakeUser, message: FakeMessage | int, custom_id: str) -> FakeInteraction:
         """``user`` clicks the button ``custom_id`` on ``message`` (it must be there and enabled)."""
@@ -1049,6 +1073,7 @@ class FakeDiscord:
         msg.deleted = True
         self._message_event("MESSAGE_DELETE", msg)
         self._emit({"type": "message_delete", "channel_id": msg.channel_id, "message_id": msg.id})
+        self._wake(msg)
 
     # internals: HTTP -----------------------------------------------------------------------------------
     def _route_table(self):

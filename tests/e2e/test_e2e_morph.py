@@ -67,6 +67,9 @@ async def test_morph_to_picked_frame(harness):
                                         and m.interaction_id is None, timeout=20)
     assert reply.attachment(name).data == expected and reply.message_reference["message_id"] == str(result.id)
     assert str(bob.id) in reply.content and not reply.pings_anyone
+    await asyncio.sleep(0.5)
+    replies = [m for m in fake.all_messages() if m.message_reference and m.interaction_id is None]
+    assert replies == [reply]  # the bot's own 1️⃣..K reactions did not trigger picks
 
     assert len(h.result_messages(job_id)) == 1
     assert fake.violations == []

@@ -61,6 +61,8 @@ async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
         await delivered(fake, db, c)
         assert row_b["attempts"] == 1  # recovered once, rendered again
         assert len(gif_frames(results(fake, b)[0].attachment(f"morph-{b}.gif").data)) == 40
+        link = f"/{results(fake, b)[0].id}"  # the status message of B, edited by the new process
+        await fake.wait_for_message(lambda m: m is it_b.original and link in m.content, timeout=15)
 
         # the first process's result still works: button 3 and the 3️⃣ reaction
         pick3 = [cid for cid in result_a.custom_ids() if cid.startswith(f"morph:pick:{a}:")][2]

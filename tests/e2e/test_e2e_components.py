@@ -1,0 +1,50 @@
+"""The other components through the real bot: ❌ Cancel on the status message mid-render, the
+/morph-cancel autocomplete, 🔁 Reroll and ❌ Delete on a result (author/admin only)."""
+from __future__ import annotations
+
+import asyncio
+
+from e2e_helpers import job_id_of
+
+
+async def test_cancel_autocomplete_reroll_delete(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot(default_steps=20)
+    alice, bob = h.guild.add_member("alice"), h.guild.add_member("bob")
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=16)
+    job = job_id_of(it.content)
+    status = it.original
+
+    typing = await fake.autocomplete(alice, "morph-cancel", "job", "")
+    assert typing.response_type == 8 and [c["value"] for c in typing.response["choices"]] == [job]
+    assert (await fake.autocomplete(bob, "morph-cancel", "job", "")).response["choices"] == []
+
+    await h.wait_state(job, "running")
+    refused = await fake.click(bob, status, f"morph:cancel:{job}")
+    assert refused.ephemeral and "author" in refused.content and (await h.store.get(job)).state == "running"
+    cancel = await fake.click(alice, status, f"morph:cancel:{job}")
+    assert cancel.response_type == 7 and "cancelled" in status.content and status.components == []
+    await h.wait_state(job, "cancelled", timeout=30)
+    await asyncio.sleep(2.5)  # no late progress edit may overwrite the answer, no result may appear
+    assert "cancelled" in status.content and h.result_messages(job) == []
+    assert not (h.tmp / "artifacts" / str(job)).exists()
+
+    done = job_id_of((await fake.slash(alice, "morph", from_="a tree", to="a car", frames=4)).content)
+    result = await h.result_message(done)
+    reroll = await fake.click(bob, result, f"morph:reroll:{done}")
+    assert not reroll.ephemeral and f"#{done}" in reroll.content
+    again = job_id_of(reroll.content)
+    original, rerolled = await h.store.get(done), await h.store.get(again)
+    assert rerolled.user_id == bob.id and rerolled.request.prompt_a == "a tree"
+    assert rerolled.request.seed != original.request.seed
+
+    nope = await fake.click(bob, result, f"morph:delete:{done}")
+    assert nope.ephemeral and not result.deleted
+    gone = await fake.click(alice, result, f"morph:delete:{done}")
+    assert gone.ephemeral
+    if not result.deleted:
+        await fake.wait_for_message(lambda m: m is result and m.deleted, timeout=10)
+    assert (await h.store.get(done)).deleted_at is not None
+    await h.result_message(again)
+    assert fake.violations == []
