@@ -210,3 +210,17 @@ def test_ctrl_c_cancels_with_130_and_no_file(tmp_path):
     assert time.monotonic() - pressed < 10, "the render must stop within a step or so"
     assert "cancelled" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_smoke(capsys):
+    """`python -m bench` runs engine and per-frame baseline in one go and prints the comparison table."""
+    from bench.run import main as bench_main
+
+    assert bench_main(["--frames", "3", "--steps", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("| per-frame pipeline calls (the article's way) | 2 |", "| engine, uniform pacing |",
+                "| engine, perceptual pacing |", "| uniform |", "| perceptual |", "ratio baseline/engine"):
+        assert row in out, row
+    # The baseline renders the same pictures as the engine (same noise, embeddings, scheduler).
+    line = next(x for x in out.splitlines() if x.startswith("same pictures?"))
+    assert "frame 0 = 0," in line or "frame 0 = 1," in line

@@ -1,0 +1,271 @@
+"""Engine vs "the article's way", measured in one run on one machine.
+
+The baseline is what a prompt-morph tutorial does: for every frame, interpolate the two prompts' token
+embeddings and call ``StableDiffusionPipeline.__call__`` once with ``prompt_embeds`` /
+``negative_prompt_embeds`` and the same starting latents. It uses the very same loaded modules, scheduler
+type, steps, guidance, size, seed noise and frame t's as the engine, so the only difference is how the work
+is organised (one image per UNet call vs frames batched). The engine is run with uniform pacing (exactly
+the baseline's t's) and with perceptual pacing (same number of frames and UNet work, placed by distance).
+
+After one warm-up, the methods run round-robin ``--repeat`` times and each one's best time is reported
+(other users of a shared machine only ever make a run slower). Model loading is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+import warnings
+
+PRESETS = {
+    # The H100 anchors in design.md: SD 1.5 architecture at random weights, fp16, 512², CFG 7.5, PNDM 50 steps.
+    "h100": dict(model="sd15-random", size=512, guidance=7.5, scheduler="pndm", steps=50, frames=50),
+    # The product's default render: 24 frames, DPM-Solver++ 2M, 25 steps.
+    "default24": dict(model="sd15-random", size=512, guidance=7.5, scheduler="dpm++2m", steps=25, frames=24),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), help="GPU settings: h100 (the design anchors) or default24; "
+                                                             "explicit options below override it")
+    p.add_argument("--model", help="tiny (CPU default), sd15-random (SD 1.5 FLOPs, random weights) or a repo id")
+    p.add_argument("--frames", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--scheduler")
+    p.add_argument("--size", type=int, help="pixels (default: the model's native size)")
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--batch", type=int, help="engine frames per UNet batch (default: the engine's choice)")
+    p.add_argument("--repeat", type=int, default=1, help="timed runs per method; the best is reported (1)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--prompt-a", default="a photo of a dog")
+    p.add_argument("--prompt-b", default="a photo of a cat")
+    p.add_argument("--skip-baseline", action="store_true", help="time only the engine")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time one UNet call at several batch sizes (why batching does or does not pay here)")
+    return p
+
+
+def settings(args) -> dict:
+    s = dict(model="tiny", frames=24, steps=25, scheduler="dpm++2m", size=None, guidance=7.5)
+    if args.preset:
+        s.update(PRESETS[args.preset])
+    for key in s:
+        value = getattr(args, key)
+        if value is not None:
+            s[key] = value
+    return s
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    import torch
+
+    from morph import MorphError, RenderRequest
+    from morph.engine import Morpher
+    from morph.pacing import uniform_ts
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = settings(args)
+    try:
+        morpher = Morpher(cfg["model"], device=args.device, batch_size=args.batch)
+        size = cfg["size"] or morpher.native_size
+        base = RenderRequest(args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"],
+                             size=size, guidance=cfg["guidance"], scheduler=cfg["scheduler"],
+                             pacing="uniform", candidates=min(5, cfg["frames"])).validate()
+    except MorphError as err:
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    bench = Bench(morpher, base)
+    bench.warm_up(baseline=not args.skip_baseline)
+    methods = {"uniform": lambda: bench.engine("uniform"), "perceptual": lambda: bench.engine("perceptual")}
+    if not args.skip_baseline:
+        methods["baseline"] = lambda: bench.baseline(uniform_ts(base.frames))
+    timed = bench.interleaved(methods, max(1, args.repeat))
+    uniform, perceptual, baseline = timed["uniform"], timed["perceptual"], timed.get("baseline")
+    print(report(morpher, base, cfg, args, uniform, perceptual, baseline))
+    if args.scaling:
+        print()
+        print(unet_scaling(morpher, base))
+    return 0
+
+
+class Bench:
+    def __init__(self, morpher, request):
+        import torch
+
+        self.torch = torch
+        self.m = morpher
+        self.req = request
+        self.pipe = self._baseline_pipeline()
+
+    def _sync(self):
+        if self.m.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def interleaved(self, methods: dict, repeat: int) -> dict:
+        """Run the methods round-robin ``repeat`` times (so a busy moment on a shared machine hits them all
+        alike) and keep each one's best time; returns {name: {"seconds": best, ...its last output}}."""
+        best: dict = {}
+        for _ in range(repeat):
+            for name, fn in methods.items():
+                self._sync()
+                t0 = time.perf_counter()
+                out = fn()
+                self._sync()
+                dt = time.perf_counter() - t0
+                if name not in best or dt < best[name]["seconds"]:
+                    best[name] = {**out, "seconds": dt}
+        return best
+
+    def warm_up(self, baseline: bool) -> None:
+        """One small run of each code path (kernel selection, allocator, lazy imports) before timing."""
+        import dataclasses
+
+        small = dataclasses.replace(self.req, frames=2, steps=2, candidates=1)
+        self.m.render(small)
+        if baseline:
+            self._baseline_frames([0.0], steps=2)
+
+    def engine(self, pacing: str) -> dict:
+        import dataclasses
+
+        return {"result": self.m.render(dataclasses.replace(self.req, pacing=pacing))}
+
+    def _baseline_pipeline(self):
+        """A second pipeline object over the same modules, with its own scheduler of the requested type, so
+        the engine's pipeline is left untouched."""
+        from diffusers import StableDiffusionPipeline
+
+        from morph.models import make_scheduler
+
+        components = dict(self.m.pipe.components)
+        components["scheduler"] = make_scheduler(self.m.pipe, self.req.scheduler)
+        pipe = StableDiffusionPipeline(**components)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _baseline_frames(self, ts, steps=None) -> list:
+        """The article's way: one pipeline call per frame with interpolated prompt embeddings."""
+        from morph.interpolate import lerp
+
+        torch = self.torch
+        req = self.req
+        with torch.inference_mode():
+            emb_a, _ = self.m.encode(req.prompt_a)
+            emb_b, _ = self.m.encode(req.prompt_b)
+            uncond, _ = self.m.encode(req.negative)
+            noise = self.m.noise(req.seed, req.size)
+            images = []
+            for t in ts:
+                out = self.pipe(prompt_embeds=lerp(emb_a, emb_b, t), negative_prompt_embeds=uncond,
+                                latents=noise.clone(), num_inference_steps=steps or req.steps,
+                                guidance_scale=req.guidance, height=req.size, width=req.size, output_type="pil")
+                images.append(out.images[0])
+        return images
+
+    def baseline(self, ts) -> dict:
+        return {"images": self._baseline_frames(ts)}
+
+
+def unet_scaling(morpher, req, batches=(1, 2, 4, 8, 16)) -> str:
+    """Time one UNet forward per batch size (samples, i.e. CFG halves count): ms per call and per sample."""
+    import torch
+
+    unet = morpher.pipe.unet
+    emb, _ = morpher.encode(req.prompt_a)
+    side = req.size // morpher.pipe.vae_scale_factor
+    lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
+             "| samples per call | ms per call | ms per sample |", "|---|---|---|"]
+    with torch.inference_mode():
+        for b in batches:
+            x = torch.randn(b, unet.config.in_channels, side, side, device=morpher.device, dtype=morpher.dtype)
+            e = emb.expand(b, -1, -1)
+            for _ in range(2):  # warm-up for this shape
+                unet(x, 500, encoder_hidden_states=e)
+            if morpher.device.type == "cuda":
+                torch.cuda.synchronize()
+            reps, t0 = 5, time.perf_counter()
+            for _ in range(reps):
+                unet(x, 500, encoder_hidden_states=e)
+            if morpher.device.type == "cuda":
+                torch.cuda.synchronize()
+            ms = (time.perf_counter() - t0) / reps * 1000
+            lines.append(f"| {b} | {ms:.1f} | {ms / b:.2f} |")
+    return "\n".join(lines)
+
+
+def _max_pixel_diff(a, b) -> int:
+    import numpy as np
+
+    return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs"
+
+
+def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
+    import torch
+
+    n = req.frames
+    info = morpher.device_info()
+    dev = info["device"]
+    threads = torch.get_num_threads()
+    batch = morpher.frames_per_batch(req.size)
+    lines = [
+        f"morph benchmark — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"machine: {machine()}; device: {dev}; torch {torch.__version__} ({threads} threads), "
+        f"dtype {str(morpher.dtype).replace('torch.', '')}",
+        f"settings: model {cfg['model']}, {n} frames, {req.steps} steps {req.scheduler}, {req.size}x{req.size}, "
+        f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), best of {args.repeat}",
+        "",
+        "| method | UNet batch | total s | s/frame | speed-up vs per-frame calls |",
+        "|---|---|---|---|---|",
+    ]
+    cfg_mult = 2 if req.guidance > 1 else 1
+    rows = []
+    if baseline:
+        rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline["seconds"]))
+    rows.append(("engine, uniform pacing", batch * cfg_mult, uniform["seconds"]))
+    rows.append(("engine, perceptual pacing", batch * cfg_mult, perceptual["seconds"]))
+    for name, b, sec in rows:
+        ratio = f"{baseline['seconds'] / sec:.2f}x" if baseline else "n/a"
+        lines.append(f"| {name} | {b} | {sec:.2f} | {sec / n:.3f} | {ratio} |")
+    lines.append("")
+    lines.append("| pacing | max/mean adjacent distance | 1 - Gini | UNet frame evaluations |")
+    lines.append("|---|---|---|---|")
+    for name, r in (("uniform", uniform["result"]), ("perceptual", perceptual["result"])):
+        lines.append(f"| {name} | {r.max_over_mean:.3f} | {r.one_minus_gini:.3f} | {r.unet_evals} |")
+    if baseline:
+        u = uniform["result"]
+        first = _max_pixel_diff(u.frames[0], baseline["images"][0])
+        mid = n // 2
+        middle = _max_pixel_diff(u.frames[mid], baseline["images"][mid])
+        lines.append("")
+        lines.append(f"same pictures? max |pixel difference| engine vs baseline: frame 0 = {first}, "
+                     f"frame {mid} = {middle} (of 255; batching changes float rounding only)")
+    if baseline:
+        ratio = baseline["seconds"] / uniform["seconds"]
+        lines.append(f"ratio baseline/engine (uniform): {ratio:.2f}x; "
+                     f"(perceptual): {baseline['seconds'] / perceptual['seconds']:.2f}x")
+    return "\n".join(lines)
