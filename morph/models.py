@@ -77,7 +77,9 @@ def load_pipeline(model_id: str, device: str | torch.device | None = None):
                 pipe = _build_builtin(tiny=False, device=dev)
             else:
                 pipe = _from_pretrained(model_id, dtype)
-            pipe = pipe.to(dev, dtype)
+            pipe = pipe.to(dev)
+            if pipe.unet.dtype != dtype:  # built-in models are built in fp32
+                pipe = pipe.to(dtype)
             _use_sdpa(pipe)
             pipe.set_progress_bar_config(disable=True)
             _cache[key] = pipe
@@ -112,15 +114,26 @@ def make_scheduler(pipe, name: str):
 def _from_pretrained(model_id: str, dtype):
     from diffusers import StableDiffusionPipeline
 
+    # diffusers >= 0.36 calls the argument `dtype`; older versions only know `torch_dtype`.
+    dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
-            model_id, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+            model_id, safety_checker=None, requires_safety_checker=False, **{dtype_kw: dtype})
     except Exception as err:  # noqa: BLE001 — every failure becomes one user-facing message
         raise MorphError(_load_failure_message(model_id, err)) from err
     if not isinstance(pipe, StableDiffusionPipeline) or getattr(pipe, "unet", None) is None:
         raise MorphError(f"'{model_id}' loaded, but it is not a Stable Diffusion 1.x/2.x text-to-image pipeline. "
                          "Use e.g. stable-diffusion-v1-5/stable-diffusion-v1-5, or 'tiny' for a test model.")
     return pipe
+
+
+def _accepts_dtype() -> bool:
+    """Whether this diffusers knows ``from_pretrained(dtype=...)`` (older ones only ``torch_dtype``)."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return False
+    return hasattr(deprecation_utils, "_resolve_dtype")
 
 
 def _load_failure_message(model_id: str, err: Exception) -> str:

@@ -15,7 +15,8 @@ needs network weights): each frame is downsampled to 64×64 with area averaging 
 removes pixel noise and dithering so only visible changes count; the distance is the RMS difference of those
 RGB images (colour and layout) plus the RMS difference of their luminance gradients (Sobel-like), which
 responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
-the same colour). Both terms are in [0, 1]-scaled pixel units, so distances from different renders compare.
+the same colour), weighted so both terms count about equally for a typical change. Pixel values are scaled
+to [0, 1], so distances from different renders and sizes compare.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 FEATURE_SIZE = 64
-GRADIENT_WEIGHT = 1.0
+#: Luminance gradients are ~4x smaller than colour differences at 64 px; this puts the two terms on a par.
+GRADIENT_WEIGHT = 4.0
 
 
 # ------------------------------------------------------------------------------------------------ metrics

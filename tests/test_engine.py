@@ -1,0 +1,232 @@
+"""Morpher.render on the tiny model (CPU, one thread): determinism, endpoints, pacing, progress, cancel, OOM."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from morph import Cancelled, Morpher, MorphError, RenderRequest
+from morph.models import make_scheduler
+
+torch.set_num_threads(1)
+
+DOG, CAT = "a photo of a dog", "a photo of a cat"
+
+
+@pytest.fixture(scope="module")
+def morpher():
+    return Morpher("tiny", device="cpu")
+
+
+@pytest.fixture
+def count_unet(morpher, monkeypatch):
+    """Count UNet calls and the batch sizes they saw (the real UNet still runs)."""
+    calls = []
+    forward = morpher.pipe.unet.forward
+
+    def counting(sample, *args, **kwargs):
+        calls.append(sample.shape[0])
+        return forward(sample, *args, **kwargs)
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
+    return calls
+
+
+def _arrays(result):
+    return [np.asarray(im) for im in result.frames]
+
+
+def _req(**kw):
+    base = dict(prompt_a=DOG, prompt_b=CAT, frames=6, steps=4, seed=7, pacing="uniform")
+    base.update(kw)
+    base.setdefault("candidates", min(3, base["frames"]) if isinstance(base["frames"], int) and base["frames"] > 0 else 1)
+    return RenderRequest(**base)
+
+
+def test_result_shape_and_report(morpher):
+    r = morpher.render(_req(frames=8, candidates=3, pacing="perceptual"))
+    assert len(r.frames) == 8 and len(r.ts) == 8 and len(r.distances) == 7
+    assert all(im.size == (64, 64) and im.mode == "RGB" for im in r.frames)
+    assert r.ts[0] == 0.0 and r.ts[-1] == 1.0 and r.ts == sorted(r.ts) and len(set(r.ts)) == 8
+    assert all(d > 0 for d in r.distances)
+    assert r.max_over_mean == pytest.approx(max(r.distances) / np.mean(r.distances))
+    assert 0 < r.one_minus_gini <= 1
+    assert 0 <= r.midpoint < 8 and len(r.candidates) == 3 and r.midpoint in r.candidates
+    assert r.candidates == list(range(r.candidates[0], r.candidates[0] + 3))
+    assert r.unet_evals == 8  # every frame denoised exactly once, as with uniform spacing
+    assert r.model == "tiny" and r.request.prompt_a == DOG and r.seconds > 0 and r.warnings == []
+
+
+def test_same_seed_same_frames_other_seed_other_frames(morpher):
+    first = _arrays(morpher.render(_req()))
+    again = _arrays(morpher.render(_req()))
+    other = _arrays(morpher.render(_req(seed=8)))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("scheduler", ["dpm++2m", "pndm", "euler"])
+def test_endpoints_equal_plain_pipeline_renders(morpher, scheduler):
+    req = _req(frames=4, steps=5, scheduler=scheduler, negative="blurry")
+    result = morpher.render(req)
+    pipe = morpher.pipe
+    saved = pipe.scheduler
+    try:
+        pipe.scheduler = make_scheduler(pipe, scheduler)
+        for index, prompt in ((0, DOG), (-1, CAT)):
+            plain = pipe(prompt, negative_prompt="blurry", latents=morpher.noise(req.seed, 64),
+                         num_inference_steps=5, guidance_scale=req.guidance, output_type="np").images[0]
+            ours = np.asarray(result.frames[index]).astype(np.float64) / 255
+            assert np.abs(ours - plain).max() <= 1.01 / 255  # uint8 rounding only
+    finally:
+        pipe.scheduler = saved
+
+
+def test_endpoints_do_not_depend_on_interpolation_or_pacing(morpher):
+    a = _arrays(morpher.render(_req(frames=5)))
+    b = _arrays(morpher.render(_req(frames=9, interpolation="slerp", pacing="perceptual")))
+    for i in (0, -1):
+        assert np.abs(a[i].astype(int) - b[i]).max() <= 1
+
+
+def test_second_seed_slerps_the_noise(morpher):
+    plain = _arrays(morpher.render(_req(frames=3)))
+    mixed = _arrays(morpher.render(_req(frames=3, seed_b=123)))
+    other_seed = _arrays(morpher.render(_req(frames=3, seed=123)))
+    assert np.abs(plain[0].astype(int) - mixed[0]).max() <= 1  # t=0: seed's noise
+    assert np.abs(other_seed[-1].astype(int) - mixed[-1]).max() <= 1  # t=1: seed_b's noise
+    assert np.abs(plain[1].astype(int) - mixed[1]).mean() > 2
+
+
+def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
+    morpher.render(_req(frames=3, steps=3, guidance=1.0))
+    assert count_unet and all(n <= 4 for n in count_unet)  # frames only, not doubled
+    count_unet.clear()
+    morpher.render(_req(frames=3, steps=3))
+    assert max(count_unet) == 6  # 3 frames x (unconditional + conditional) in one UNet batch
+
+
+def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet):
+    req = dict(prompt_a=DOG, prompt_b=CAT, frames=16, steps=8, seed=0)
+    uniform = morpher.render(RenderRequest(**req, pacing="uniform"))
+    uniform_calls = len(count_unet)
+    count_unet.clear()
+    paced = morpher.render(RenderRequest(**req, pacing="perceptual"))
+    assert paced.max_over_mean < uniform.max_over_mean - 0.2
+    assert paced.one_minus_gini > uniform.one_minus_gini
+    assert paced.unet_evals == uniform.unet_evals == 16
+    # Same UNet work in frames; the UNet batches are smaller, never more frames than the batch size.
+    assert sum(count_unet) == sum([2 * 16] * 8)
+    assert max(count_unet) <= 2 * morpher.frames_per_batch(64)
+    assert uniform_calls == 8 * -(-16 // morpher.frames_per_batch(64))
+
+
+def test_progress_reports_steps_frames_and_reaches_one(morpher):
+    seen = []
+    morpher.render(_req(frames=6, steps=3, pacing="perceptual"), progress=seen.append)
+    denoise = [p for p in seen if p.stage == "denoise"]
+    assert seen[0].stage == "encode" and {"decode", "pace"} <= {p.stage for p in seen}
+    assert all(p.frames_total == 6 and 1 <= p.step <= p.steps for p in denoise)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert seen[-1].frames_done == 6
+
+
+def test_cancel_stops_within_one_step(morpher, count_unet):
+    cancel = threading.Event()
+
+    def progress(p):
+        if p.stage == "denoise" and p.step == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled, match="cancelled"):
+        morpher.render(_req(frames=12, steps=10), progress=progress, cancel=cancel)
+    assert len(count_unet) == 2  # step 1 and 2 ran; step 3 was never started
+    already = threading.Event()
+    already.set()
+    count_unet.clear()
+    with pytest.raises(Cancelled):
+        morpher.render(_req(), cancel=already)
+    assert count_unet == []
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, monkeypatch):
+    req = _req(frames=7, steps=3)
+    expected = morpher.render(req)
+    forward = morpher.pipe.unet.forward
+    seen = []
+
+    def small_gpu(sample, *args, **kwargs):
+        seen.append(sample.shape[0])
+        if sample.shape[0] > 2:  # more than one frame with CFG
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(sample, *args, **kwargs)
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", small_gpu)
+    monkeypatch.setattr(morpher, "_oom_cap", None)
+    got = morpher.render(req)
+    assert got.ts == expected.ts and len(got.frames) == 7 and got.unet_evals == 7
+    for a, b in zip(_arrays(expected), _arrays(got)):
+        assert np.abs(a.astype(int) - b).max() <= 1  # batch size changes float rounding only
+    # First batch: 4 frames (8 with CFG) fail, then 2 frames fail, then 1 frame at a time.
+    assert seen[:3] == [8, 4, 2] and max(seen[3:]) == 2
+    assert morpher._oom_cap == 1  # remembered for the next batches
+    morpher._oom_cap = None
+
+
+def test_out_of_memory_with_one_frame_is_a_clear_error(morpher, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", no_memory)
+    monkeypatch.setattr(morpher, "_oom_cap", None)
+    with pytest.raises(MorphError, match="even with one frame per batch"):
+        morpher.render(_req(frames=3, steps=2))
+    morpher._oom_cap = None
+
+
+def test_other_errors_are_not_swallowed(morpher, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        morpher.render(_req(frames=2, steps=2))
+
+
+def test_long_prompt_is_truncated_with_a_warning_naming_the_dropped_words(morpher):
+    words = " ".join(["dog"] * 75)  # 75 tokens + start/end = 77: fits exactly
+    r = morpher.render(_req(prompt_a=words, frames=2, steps=1))
+    assert r.warnings == []
+    r = morpher.render(_req(prompt_a=words + " wizard castle", frames=2, steps=1))
+    assert len(r.warnings) == 1
+    assert "first prompt" in r.warnings[0] and "77" in r.warnings[0]
+    assert r.warnings[0].endswith("wizard castle")
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(scheduler="euler_a"), "fresh noise"),
+    (dict(scheduler="dpm++2m-sde"), "fresh noise"),
+    (dict(scheduler="heun"), "unknown scheduler"),
+    (dict(prompt_a="   "), "empty"),
+    (dict(frames=1), "frames"),
+    (dict(size=100), "multiple of 8"),
+])
+def test_bad_requests_are_refused_before_any_work(morpher, count_unet, bad, match):
+    with pytest.raises(MorphError, match=match):
+        morpher.render(_req(**bad))
+    assert count_unet == []
+
+
+def test_other_sizes_and_device_info(morpher):
+    r = morpher.render(_req(frames=2, steps=2, size=96))
+    assert r.frames[0].size == (96, 96)
+    info = morpher.device_info()
+    assert info["device"] == "cpu" and info["model"] == "tiny" and info["native_size"] == 64
+    assert info["memory_total"] is None or info["memory_total"] > 0
+    assert set(info) == {"device", "memory_total", "memory_free", "model", "native_size"}
+
+
+def test_bad_model_is_a_morph_error():
+    with pytest.raises(MorphError, match="tiny"):
+        Morpher("definitely/not-a-model", device="cpu")

@@ -1,0 +1,164 @@
+"""Pacing as pure functions: metrics, midpoint, insert planning, and the pacing loop on synthetic morphs."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from morph import pacing
+
+
+def test_max_over_mean_and_gini_of_even_and_uneven_steps():
+    assert pacing.max_over_mean([2, 2, 2]) == pytest.approx(1.0)
+    assert pacing.one_minus_gini([2, 2, 2]) == pytest.approx(1.0)
+    assert pacing.max_over_mean([0, 0, 3]) == pytest.approx(3.0)
+    # Gini of [0, 0, 3] is 2/3: one step does all the changing.
+    assert pacing.one_minus_gini([0, 0, 3]) == pytest.approx(1 / 3)
+    assert pacing.one_minus_gini([1, 2, 3, 4]) == pytest.approx(1 - 0.25)
+    # Degenerate inputs: nothing changes, nothing to measure.
+    assert pacing.max_over_mean([0, 0]) == 1.0 and pacing.one_minus_gini([]) == 1.0
+
+
+def test_midpoint_is_half_the_path_not_half_the_frames():
+    assert pacing.midpoint_index([1, 1, 1, 1]) == 2
+    # Frame 1 is already 3/6 of the way: the big first step moves the midpoint there.
+    assert pacing.midpoint_index([3, 1, 1, 1]) == 1
+    assert pacing.midpoint_index([1, 1, 1, 1, 1, 1, 10]) == 7 - 1
+    assert pacing.midpoint_index([0, 0, 0, 0]) == 2  # no change: middle frame
+
+
+@pytest.mark.parametrize("mid,n,k,expected", [
+    (5, 10, 3, [4, 5, 6]),
+    (5, 10, 4, [4, 5, 6, 7]),
+    (0, 10, 5, [0, 1, 2, 3, 4]),
+    (9, 10, 5, [5, 6, 7, 8, 9]),
+    (1, 3, 9, [0, 1, 2]),
+    (2, 5, 1, [2]),
+])
+def test_candidates_surround_the_midpoint_inside_the_range(mid, n, k, expected):
+    assert pacing.candidate_indices(mid, n, k) == expected
+
+
+def test_uniform_and_coarse_grids():
+    assert pacing.uniform_ts(5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert pacing.coarse_ts(24) == [i / 23 for i in (0, 4, 8, 12, 16, 20, 23)]
+    assert pacing.coarse_ts(9) == [i / 8 for i in (0, 2, 4, 6, 8)]
+    assert pacing.coarse_ts(3) == [0.0, 0.5, 1.0]
+    assert pacing.coarse_ts(2) == [0.0, 1.0]
+
+
+def test_inserts_go_to_the_largest_gap_and_split_it_evenly():
+    ts = [0.0, 0.5, 1.0]
+    assert pacing.plan_inserts(ts, [1.0, 5.0], 1) == [0.75]
+    # Gap 2 is 5x bigger: it takes 3 inserts (5/4 > 1) before gap 1 gets its first.
+    assert pacing.plan_inserts(ts, [1.0, 5.0], 3) == pytest.approx([0.625, 0.75, 0.875])
+    assert pacing.plan_inserts(ts, [1.0, 5.0], 5) == pytest.approx([0.25, 0.6, 0.7, 0.8, 0.9])
+    assert pacing.plan_inserts(ts, [1.0, 5.0], 0) == []
+    with pytest.raises(ValueError):
+        pacing.plan_inserts(ts, [1.0], 2)
+
+
+def test_inserts_snap_to_the_final_uniform_grid_when_one_is_near():
+    # Gap 0..3/6 of a 7-frame grid: its midpoint 1.5/6 snaps to the grid point 1/6 (or 2/6), not off-grid.
+    new = pacing.plan_inserts([0.0, 3 / 6, 1.0], [1.0, 1.0], 1, grid=7)
+    assert len(new) == 1 and new[0] in (1 / 6, 2 / 6)
+    # A gap one cell wide has no free grid point inside: its insert stays at the midpoint.
+    assert pacing.plan_inserts([0.0, 1 / 6], [1.0], 1, grid=7) == [pytest.approx(1 / 12)]
+
+
+def _profile_run(profile, total, batch, perceptual):
+    calls = []
+
+    def render(ts):
+        calls.append(list(ts))
+        return [profile(t) for t in ts]
+
+    ts, items, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, perceptual=perceptual)
+    return ts, items, dist, calls
+
+
+def _dog_changes_breed_at_frame_3(t):
+    """The article's dog: almost all of the change happens around t = 0.1."""
+    return 1.0 / (1.0 + math.exp(-(t - 0.1) / 0.02)) + 0.3 * t
+
+
+@pytest.mark.parametrize("total,batch", [(16, 4), (24, 8), (24, 48), (60, 16)])
+def test_perceptual_pacing_flattens_an_early_jump(total, batch):
+    ts_u, _, d_u, calls_u = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=False)
+    ts_p, _, d_p, calls_p = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
+    assert pacing.max_over_mean(d_u) > 7
+    assert pacing.max_over_mean(d_p) < 0.3 * pacing.max_over_mean(d_u)
+    assert pacing.one_minus_gini(d_p) > pacing.one_minus_gini(d_u) + 0.2
+    for ts, calls in ((ts_u, calls_u), (ts_p, calls_p)):
+        assert len(ts) == total and ts == sorted(ts) and ts[0] == 0.0 and ts[-1] == 1.0
+        rendered = [t for call in calls for t in call]
+        assert sorted(rendered) == ts  # every frame rendered exactly once: same UNet work as uniform
+        assert all(len(call) <= batch for call in calls)
+    # Frames crowd into the jump: more than a third of them sit in t < 0.2.
+    assert sum(t < 0.2 for t in ts_p) > total / 3
+    assert sum(t < 0.2 for t in ts_u) <= total / 5 + 1
+
+
+def test_an_evenly_changing_morph_stays_exactly_uniform():
+    for total in (5, 16, 24, 37):
+        ts, _, _, _ = _profile_run(lambda t: 3 * t, total, 4, perceptual=True)
+        assert ts == pytest.approx(pacing.uniform_ts(total), abs=1e-12)
+
+
+def test_perceptual_is_never_worse_than_uniform_on_random_smooth_morphs():
+    rng = np.random.default_rng(42)
+    ratios = []
+    for k in range(24):
+        if k % 3 == 0:
+            amp, freq, phase = rng.uniform(0.01, 0.08, 3), rng.uniform(2, 20, 3), rng.uniform(0, 6, 3)
+            f = (lambda t, a=amp, w=freq, p=phase: t + float(np.sum(a * np.sin(w * t + p) / w * 5)))
+        elif k % 3 == 1:
+            c, s, h = rng.uniform(0.02, 0.98, 2), rng.uniform(0.003, 0.05, 2), rng.uniform(0.2, 1, 2)
+            f = (lambda t, c=c, s=s, h=h: 0.3 * t + float(np.sum(h / (1 + np.exp(-(t - c) / s)))))
+        else:
+            power = rng.uniform(0.3, 4)
+            f = (lambda t, p=power: t ** p)
+        for total, batch in ((16, 4), (24, 16), (40, 8)):
+            _, _, d_u, _ = _profile_run(f, total, batch, perceptual=False)
+            _, _, d_p, _ = _profile_run(f, total, batch, perceptual=True)
+            ratios.append(pacing.max_over_mean(d_p) / pacing.max_over_mean(d_u))
+    assert max(ratios) <= 1.001
+    assert float(np.median(ratios)) < 0.9
+
+
+def test_pacing_reports_rounds_and_rejects_a_bad_renderer():
+    seen = []
+    pacing.pace(lambda ts: [t for t in ts], lambda a, b: abs(a - b), 16, 4,
+                on_round=lambda ts, d: seen.append(len(ts)))
+    assert seen and seen == sorted(seen) and seen[0] == len(pacing.coarse_ts(16))
+    with pytest.raises(ValueError, match="items"):
+        pacing.pace(lambda ts: [0.0], lambda a, b: 0.0, 8, 4)
+
+
+def _picture(shape="circle", colour=(200, 40, 40), offset=0, noise=0.0, seed=0):
+    im = Image.new("RGB", (128, 128), (30, 30, 60))
+    d = ImageDraw.Draw(im)
+    box = (30 + offset, 30, 98 + offset, 98)
+    (d.ellipse if shape == "circle" else d.rectangle)(box, fill=colour)
+    arr = np.asarray(im, dtype=np.float32)
+    if noise:
+        arr = arr + np.random.default_rng(seed).normal(0, noise, arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def test_image_distance_sees_content_not_pixel_noise():
+    base = _picture()
+    assert pacing.image_distance(base, base) == 0.0
+    noisy = pacing.image_distance(base, _picture(noise=8, seed=1))
+    moved_a_bit = pacing.image_distance(base, _picture(offset=4))
+    moved_more = pacing.image_distance(base, _picture(offset=16))
+    other_shape = pacing.image_distance(base, _picture(shape="square"))
+    assert noisy < moved_a_bit < moved_more
+    assert other_shape > 3 * noisy
+    # The edge (gradient) term responds to a shape change far more than to pixel noise.
+    def edges(a, b):
+        return float(np.sqrt(np.mean((pacing.image_features(a)[1] - pacing.image_features(b)[1]) ** 2)))
+    assert edges(base, _picture(shape="square")) > 4 * edges(base, _picture(noise=8, seed=1))
+    # Works on arrays and on images of different sizes (all are compared at 64x64).
+    small = base.resize((64, 64))
+    assert pacing.image_distance(np.asarray(base), small) < noisy
