@@ -38,6 +38,9 @@ _UNET_BYTES_PER_LATENT_PIXEL = 110_000
 _VAE_BYTES_PER_PIXEL = 5_000  # SD VAE decoder (128 base channels), fp16, per output pixel
 
 
+_PIPELINE_LOCKS: dict[int, threading.Lock] = {}  # pipelines live in models' cache for the process lifetime
+
+
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, torch.OutOfMemoryError):  # also torch.cuda.OutOfMemoryError
         return True
@@ -51,7 +54,7 @@ class Morpher:
     :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
     batch (None = chosen from free memory). ``pacing_rounds``: insert rounds of perceptual pacing after the
     coarse pass (more rounds find sharp jumps better but run smaller batches). Render calls are serialised
-    by a lock.
+    by a lock per pipeline.
     """
 
     def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
@@ -66,7 +69,8 @@ class Morpher:
         self.batch_size = int(batch_size) if batch_size else None
         self.pacing_rounds = max(1, int(pacing_rounds))
         self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
-        self._lock = threading.Lock()
+        # One lock per loaded pipeline: Morphers sharing a cached pipeline never run it at the same time.
+        self._lock = _PIPELINE_LOCKS.setdefault(id(self.pipe), threading.Lock())
 
     # ------------------------------------------------------------------------------------------- info
     def device_info(self) -> dict:
