@@ -412,3 +412,20 @@ async def test_rest_details(world):
         async with http.get(f"{fake.api_base}/users/@me") as r:  # no token
             assert r.status == 401
     assert {v["code"] for v in fake.violations} == {50005, 50013, 10014, 10003, 0}
+
+
+async def test_rate_limit_headers_make_discord_py_wait(world):
+    fake, guild, alice, admin, bot = world
+    rule = fake.rate_limit("POST", r"^/channels/(\d+)/messages$", 3, 0.5)
+    channel = bot.get_channel(guild.default_channel.id)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i in range(7):
+        await channel.send(f"m{i}")
+    took = loop.time() - t0
+    assert [m.content for m in fake.messages[channel.id]] == [f"m{i}" for i in range(7)]
+    assert took >= 1.0  # three windows of 0.5 s: discord.py read the headers and waited
+    assert rule.limited == 0 and fake.invalid_requests == 0
+    # concurrent sends without waiting for headers can overrun the bucket: Discord answers 429
+    await asyncio.gather(*(channel.send(f"c{i}") for i in range(6)))
+    assert len(fake.messages[channel.id]) == 13 and fake.invalid_requests == rule.limited

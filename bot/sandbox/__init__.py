@@ -55,7 +55,9 @@ Faults: ``fake.fail_route("POST", r"^/channels/\\d+/messages$", 500, times=2)``;
 headers and JSON ``retry_after`` (``retry_after=0.3``) so discord.py's own limiter retries;
 ``apply=True`` performs the request and then loses the answer; ``fake.delay_route(...)`` slows routes;
 ``await fake.drop_gateway()`` cuts the websocket (the client RESUMEs and missed events are replayed;
-``mode="invalidate"`` forces a new IDENTIFY).
+``mode="invalidate"`` forces a new IDENTIFY). Rate limits (opt-in):
+``fake.rate_limit("POST", r"^/channels/(\\d+)/messages$", 5, 5.0)`` (first group = bucket key) sends
+X-RateLimit-* headers and 429s over the limit; ``fake.invalid_requests`` counts 401/403/429 answers.
 
 Events for the playground: ``q = fake.subscribe()`` (``fake.unsubscribe(q)``) yields dicts::
 
@@ -75,12 +77,12 @@ Attachment bytes: ``fake.attachment_bytes(id)`` or GET ``{fake.base_url}/attachm
 """
 from bot.sandbox.fake import (
     FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember, FakeRole, FakeUser, FaultRule,
-    InteractionFailed, OptionRejected, RecordedRequest, UploadedFile,
+    InteractionFailed, OptionRejected, RateLimit, RecordedRequest, UploadedFile,
 )
 from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage
 
 __all__ = [
     "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
-    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "InteractionFailed", "OptionRejected", "RecordedRequest",
-    "UploadedFile",
+    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "InteractionFailed", "OptionRejected", "RateLimit",
+    "RecordedRequest", "UploadedFile",
 ]

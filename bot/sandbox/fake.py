@@ -372,6 +372,28 @@ class FaultRule:
 
 
 @dataclass
+class RateLimit:
+    """A Discord-style bucket: ``limit`` requests per ``per`` seconds for each value of the pattern's first
+    group (its "major parameter", e.g. the channel id), or for all matching requests without a group."""
+
+    method: str
+    pattern: re.Pattern
+    limit: int
+    per: float
+    bucket: str
+    limited: int = 0  # requests answered 429
+    windows: dict = field(default_factory=dict)  # key -> [reset_at (fake monotonic), used]
+
+    def match(self, method: str, path: str):
+        if self.method not in ("*", method):
+            return None
+        m = self.pattern.search(path)
+        if m is None:
+            return None
+        return m.group(1) if m.groups() else "*"
+
+
+@dataclass
 class _Req:
     method: str
     path: str
@@ -435,6 +457,7 @@ class FakeDiscord:
         self._by_channel: dict[int, list[FakeMessage]] = collections.defaultdict(list)
         self._attachments: dict[int, Attachment] = {}
         self._faults: list[FaultRule] = []
+        self._limits: list[RateLimit] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._subscribers: list[asyncio.Queue] = []
@@ -608,6 +631,47 @@ class FakeDiscord:
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    def rate_limit(self, method: str, path_regex: str, limit: int, per: float) -> RateLimit:
+        """Enforce a rate limit like Discord's: answers carry X-RateLimit-* headers (so discord.py waits
+        before it runs out), and a request over the limit gets a 429 with ``retry_after``. The first group of
+        ``path_regex`` is the bucket's major parameter, e.g. ``rate_limit("POST", r"^/channels/(\d+)/messages$",
+        5, 5.0)`` is 5 messages per 5 s per channel. ``rule.limited`` counts the 429s."""
+        rule = RateLimit(method.upper(), re.compile(path_regex), int(limit), float(per),
+                         bucket="rl" + secrets.token_hex(6))
+        self._limits.append(rule)
+        return rule
+
+    @property
+    def invalid_requests(self) -> int:
+        """Answers Discord counts toward its Cloudflare ban (10,000 per 10 minutes): 401, 403 and 429."""
+        return sum(1 for r in self.requests if r.status in (401, 403, 429))
+
+    def _take_rate_limits(self, method: str, path: str) -> tuple[web.Response | None, dict]:
+        headers: dict = {}
+        now = self.clock.monotonic()
+        for rule in self._limits:
+            key = rule.match(method, path)
+            if key is None:
+                continue
+            window = rule.windows.get(key)
+            if window is None or now >= window[0]:
+                window = rule.windows[key] = [now + rule.per, 0]
+            reset_after = max(0.0, window[0] - now)
+            if window[1] >= rule.limit:
+                rule.limited += 1
+                ra = round(reset_after, 3)
+                return _json_response(429, {"message": "You are being rate limited.", "retry_after": ra,
+                                            "global": False}, {
+                    "Retry-After": str(max(1, math.ceil(ra))), "X-RateLimit-Limit": str(rule.limit),
+                    "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{self.clock.time() + ra:.3f}",
+                    "X-RateLimit-Reset-After": f"{ra:.3f}", "X-RateLimit-Bucket": rule.bucket,
+                    "X-RateLimit-Scope": "user", "Via": "1.1 google"}), {}
+            window[1] += 1
+            headers = {"X-RateLimit-Limit": str(rule.limit), "X-RateLimit-Remaining": str(rule.limit - window[1]),
+                       "X-RateLimit-Reset": f"{self.clock.time() + reset_after:.3f}",
+                       "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": rule.bucket}
+        return None, headers
 
     async def drop_gateway(self, mode: str = "close") -> int:
         """Cut the bot's gateway connection(s). ``close``: close code 4000, the client RESUMEs and gets what it
@@ -1150,6 +1214,11 @@ class FakeDiscord:
                 rec.status, rec.injected = fault.status, True
                 return self._fault_response(fault)
 
+        limited, rl_headers = self._take_rate_limits(req.method, path)
+        if limited is not None:
+            rec.status = 429
+            return limited
+
         for methods, rx, handler, needs_auth in self._routes:
             m = rx.fullmatch(path)
             if m and req.method in methods:
@@ -1178,9 +1247,9 @@ class FakeDiscord:
             return result
         if result is None:
             rec.status = 204
-            return web.Response(status=204)
+            return web.Response(status=204, headers=rl_headers)
         rec.status = 200
-        return _json_response(200, result)
+        return _json_response(200, result, rl_headers)
 
     def _fault_response(self, fault: FaultRule) -> web.Response:
         if fault.status == 429:

@@ -12,7 +12,7 @@ import os
 import platform
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from e2e_helpers import REPO, LagProbe, job_id_of, percentile
 
@@ -32,7 +32,7 @@ async def test_burst_of_200_morphs(harness):
     await h.wait_state(first_id, "running", timeout=60)
 
     probe = LagProbe().start()
-    t0 = time.monotonic()
+    t0, start_wall = time.monotonic(), fake.clock.time()
     sent = [fake.slash(users[i % USERS], "morph", from_=f"thing {i}", to="a cat", frames=FRAMES)
             for i in range(COMMANDS)]
     await asyncio.gather(*sent)  # raises InteractionFailed if any missed the 3 s deadline
@@ -69,6 +69,9 @@ async def test_burst_of_200_morphs(harness):
         assert len(h.result_messages(job_id)) == 1, job_id
 
     lag = probe.samples
+    routes = Counter(f"{r.method} {re.sub(r'/[0-9]+|/[A-Za-z0-9_-]{40,}', '/{id}', r.path)}"
+                     for r in fake.requests if r.at >= start_wall)
+    print("\nrequests during the burst and deliveries:", dict(routes.most_common()))
     figures = {
         "commands": COMMANDS, "users": USERS, "accepted": n_accepted, "refused": COMMANDS - n_accepted,
         "ack_p50_ms": 1000 * percentile(latencies, 50), "ack_p99_ms": 1000 * percentile(latencies, 99),
