@@ -712,6 +712,8 @@ class FakeDiscord:
         channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
         words = name.split()
         cmd = self.command(words[0], guild)
+        if guild is None and (cmd.get("dm_permission") is False or 1 not in (cmd.get("contexts") or [0, 1, 2])):
+            raise OptionRejected(f"/{words[0]} is a server-only command: Discord does not offer it in DMs")
         given = {k[:-1] if k.endswith("_") else k: v for k, v in kwargs.items()}
         given.update(options or {})
         resolved: dict = {}

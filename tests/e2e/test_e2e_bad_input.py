@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.sandbox import OptionRejected
+from e2e_helpers import job_id_of
 
 ALL_STATES = ["queued", "running", "rendered", "delivered", "failed", "cancelled"]
 
@@ -64,6 +65,16 @@ async def test_bad_input_is_refused_privately(harness):
     assert all(m.allowed_mentions == {"parse": []} for m in fake.all_messages())
     assert fake.violations == []
 
-    # and a good request right after still works (the refusals did not count as submissions)
-    ok = await fake.slash(eve, "morph", from_="a dog", to="a cat", frames=4)
+    # DMs: /morph is server-only, Discord's client does not offer it there
+    with pytest.raises(OptionRejected, match="server-only"):
+        fake.slash(eve.user, "morph", from_="a dog", to="a cat")
+
+    # a good request right after still works (the refusals did not count as submissions), even at the
+    # longest allowed prompt full of markdown and mention look-alikes: every message stays within limits
+    long = ("**a** `dog` <@ 1> @ everyone " * 40)[:1000]
+    ok = await fake.slash(eve, "morph", from_=long, to="a cat", frames=4)
     assert not ok.ephemeral and "queued" in ok.content.lower()
+    result = await h.result_message(job_id_of(ok.content), timeout=60)
+    assert len(result.content) <= 2000 and not result.pings_anyone
+    assert all(len(o["label"]) <= 100 for s in result.selects() for o in s["options"])
+    assert fake.violations == []

@@ -69,7 +69,7 @@ async def test_burst_of_200_morphs(harness):
         assert len(h.result_messages(job_id)) == 1, job_id
 
     lag = probe.samples
-    routes = Counter(f"{r.method} {re.sub(r'/[0-9]+|/[A-Za-z0-9_-]{40,}', '/{id}', r.path)}"
+    routes = Counter(f"{r.method} {re.sub(r'/[0-9]+(?=/|$)|/[A-Za-z0-9_-]{40,}', '/{id}', r.path)}"
                      for r in fake.requests if r.at >= start_wall)
     print("\nrequests during the burst and deliveries:", dict(routes.most_common()))
     figures = {
