@@ -28,7 +28,7 @@ DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
 TINY = "tiny"
 REAL_MODEL_HINT = ("set MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5 (or a local path to a "
-                   "Stable Diffusion 1.x/2.x model) to see real images")
+                   "Stable Diffusion 1.x/2.x model) and start again")
 #: The simulated people in the channel: (name, permissions). The first one is who the page starts as.
 MEMBERS = (("Ada", ["manage_guild"]), ("Bob", None), ("Cleo", None))
 

@@ -24,7 +24,7 @@ async def shoot(out: Path, command: str = "/morph dog cat frames:16 seed:3") -> 
     settings = Settings.from_env(playground=True).replace(cooldown_s=0)
     async with Playground(settings, port=0) as pg, async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = await browser.new_page(viewport={"width": 1440, "height": 1240}, device_scale_factor=1)
+        page = await browser.new_page(viewport={"width": 1440, "height": 1212}, device_scale_factor=1)
         await page.goto(pg.url)
         await page.wait_for_selector("#conn.live")
         box = page.locator("#command-input")
@@ -36,6 +36,7 @@ async def shoot(out: Path, command: str = "/morph dog cat frames:16 seed:3") -> 
         await page.locator(".msg button.btn[data-custom-id^='morph:pick:']").nth(2).click()
         await page.locator(".msg-ref ~ .body img[src$='.png'], .msg .attachment img[src$='.png']").last.wait_for()
         await page.wait_for_function("[...document.images].every(i => i.complete)")
+        await page.mouse.move(700, 5)  # no hover highlight in the picture
         await page.wait_for_timeout(1200)
         await page.evaluate("document.getElementById('messages').scrollTop = 1e9")
         await result.evaluate("el => el.scrollIntoView({block: 'start'})")

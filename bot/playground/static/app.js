@@ -52,6 +52,14 @@ function markdown(text) {
   s = s.replace(/\\(&gt;|&lt;|[*_~`|\\\[\]()#\-])/g, (_, ch) => { blocks.push(ch); return `\u0000${blocks.length - 1}\u0000`; });
   s = s.replace(/```(?:[a-z]*\n)?([\s\S]*?)```/g, (_, code) => { blocks.push(`<pre>${code}</pre>`); return `\u0000${blocks.length - 1}\u0000`; });
   s = s.replace(/`([^`\n]+)`/g, (_, code) => { blocks.push(`<code>${code}</code>`); return `\u0000${blocks.length - 1}\u0000`; });
+  const keep = (html) => { blocks.push(html); return `\u0000${blocks.length - 1}\u0000`; };
+  s = s.replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, (_, text, url) => keep(
+    `<a href="${url}" target="_blank" rel="noopener noreferrer">${text}</a>`));
+  // A link to a message of this channel jumps to it in the page, as Discord's client does.
+  s = s.replace(/https:\/\/discord\.com\/channels\/\d+\/\d+\/(\d+)/g, (_, id) => keep(
+    `<a class="jump" data-action="jump" data-target="${id}">#morph › message</a>`));
+  s = s.replace(/https?:\/\/[^\s<]+[^\s<.,:;!?)'"]/g, (url) => keep(
+    `<a href="${url}" target="_blank" rel="noopener noreferrer">${url}</a>`));
   s = s.replace(/\*\*([^*]+)\*\*/g, "<b>$1</b>")
        .replace(/__([^_]+)__/g, "<u>$1</u>")
        .replace(/\*([^*\n]+)\*/g, "<i>$1</i>")
@@ -67,7 +75,6 @@ function markdown(text) {
          const u = Number(n);
          return `<span class="mention">${esc(f === "R" ? relTime(u) : new Date(u * 1000).toLocaleString())}</span>`;
        })
-       .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, '<a href="$2" target="_blank" rel="noopener noreferrer">$1</a>');
   return s.replace(/\u0000(\d+)\u0000/g, (_, i) => blocks[Number(i)]);
 }
 
