@@ -373,6 +373,15 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
                               and d["interaction"]["name"] == "morphadmin resume", 15)
         assert not await pg.bot.store.is_paused(pg.guild.id)
+        # a member option by @name reaches the bot as a resolved user
+        await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin ban user:@Cleo"})
+        await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                              and d["interaction"]["name"] == "morphadmin ban", 15)
+        assert await pg.bot.store.is_banned(pg.guild.id, cleo.id)
+        await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin unban cleo"})
+        await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                              and d["interaction"]["name"] == "morphadmin unban", 15)
+        assert not await pg.bot.store.is_banned(pg.guild.id, cleo.id)
     finally:
         stream.resp.close()
 
