@@ -61,6 +61,7 @@ class DemoBot(commands.Bot):
         self.reactions: list[discord.RawReactionActionEvent] = []
         self.errors: list[Exception] = []
         self.resumed = asyncio.Event()
+        self.gateway_events: list[tuple[str, int]] = []
         tree = self.tree
 
         @tree.command(name="echo", description="Repeat text")
@@ -127,6 +128,15 @@ class DemoBot(commands.Bot):
 
     async def on_resumed(self) -> None:
         self.resumed.set()
+
+    async def on_raw_message_edit(self, payload) -> None:
+        self.gateway_events.append(("edit", payload.message_id))
+
+    async def on_raw_message_delete(self, payload) -> None:
+        self.gateway_events.append(("delete", payload.message_id))
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.gateway_events.append(("create", message.id))
 
 
 @pytest.fixture
@@ -429,3 +439,20 @@ async def test_rate_limit_headers_make_discord_py_wait(world):
     # concurrent sends without waiting for headers can overrun the bucket: Discord answers 429
     await asyncio.gather(*(channel.send(f"c{i}") for i in range(6)))
     assert len(fake.messages[channel.id]) == 13 and fake.invalid_requests == rule.limited
+
+
+async def test_message_events_come_back_over_the_gateway(world):
+    """As on Discord, the bot receives MESSAGE_CREATE/UPDATE/DELETE for what it does itself."""
+    fake, guild, alice, admin, bot = world
+    channel = bot.get_channel(guild.default_channel.id)
+    msg = await channel.send("one")
+    await msg.edit(content="two")
+    await msg.delete()
+    eph = await fake.slash(alice, "guarded")  # an ephemeral reply: bots get no event for it
+    for _ in range(100):
+        if len(bot.gateway_events) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    assert bot.gateway_events == [("create", msg.id), ("edit", msg.id), ("delete", msg.id)]
+    assert eph.ephemeral and fake.message(msg.id).history[-1]["content"] == "two" and fake.message(msg.id).deleted

@@ -57,7 +57,8 @@ headers and JSON ``retry_after`` (``retry_after=0.3``) so discord.py's own limit
 ``await fake.drop_gateway()`` cuts the websocket (the client RESUMEs and missed events are replayed;
 ``mode="invalidate"`` forces a new IDENTIFY). Rate limits (opt-in):
 ``fake.rate_limit("POST", r"^/channels/(\\d+)/messages$", 5, 5.0)`` (first group = bucket key) sends
-X-RateLimit-* headers and 429s over the limit; ``fake.invalid_requests`` counts 401/403/429 answers.
+X-RateLimit-* headers and 429s over the limit; ``fake.use_discord_rate_limits()`` installs the usual
+buckets; ``fake.invalid_requests`` counts 401/403/429 answers.
 
 Events for the playground: ``q = fake.subscribe()`` (``fake.unsubscribe(q)``) yields dicts::
 

@@ -642,6 +642,17 @@ class FakeDiscord:
         self._limits.append(rule)
         return rule
 
+    def use_discord_rate_limits(self) -> list[RateLimit]:
+        """The buckets a bot commonly meets (Discord does not publish exact numbers): 5 messages and 5 edits
+        per 5 s per channel, 1 reaction per 0.25 s per channel, 5 requests per 2 s per webhook token."""
+        return [
+            self.rate_limit("POST", r"^/channels/(\d+)/messages$", 5, 5.0),
+            self.rate_limit("PATCH", r"^/channels/(\d+)/messages/\d+$", 5, 5.0),
+            self.rate_limit("DELETE", r"^/channels/(\d+)/messages/\d+$", 5, 5.0),
+            self.rate_limit("PUT", r"^/channels/(\d+)/messages/\d+/reactions/", 1, 0.25),
+            self.rate_limit("*", r"^/webhooks/\d+/([^/]+)", 5, 2.0),
+        ]
+
     @property
     def invalid_requests(self) -> int:
         """Answers Discord counts toward its Cloudflare ban (10,000 per 10 minutes): 401, 403 and 429."""

@@ -14,12 +14,7 @@ JOBS_PER_USER, USERS = 2, 4
 async def test_queue_drains_under_rate_limits_after_token_expiry(harness):
     fake, h = harness.fake, harness
     await h.start_bot(fake_clock=True, default_frames=2, default_steps=2, max_guild_queue=50)
-    limits = [
-        fake.rate_limit("POST", r"^/channels/(\d+)/messages$", 5, 5.0),
-        fake.rate_limit("PATCH", r"^/channels/(\d+)/messages/\d+$", 5, 5.0),
-        fake.rate_limit("PUT", r"^/channels/(\d+)/messages/\d+/reactions/", 1, 0.25),
-        fake.rate_limit("*", r"^/webhooks/\d+/([^/]+)", 5, 2.0),
-    ]
+    limits = fake.use_discord_rate_limits()
     admin = h.guild.add_member("mod", permissions=["manage_guild"])
     users = [h.guild.add_member(f"user{i}") for i in range(USERS)]
 
