@@ -192,14 +192,13 @@ def _build_builtin(tiny: bool, device: torch.device | None = None):
         text_config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                                      num_hidden_layers=2, num_attention_heads=4,
                                      max_position_embeddings=CLIP_MAX_TOKENS, **specials)
-        # 8x8 latents and an 8x VAE, as in SD (64x64 latents for 512 px): 64 px images, a few ms per call.
-        unet_kw = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        unet_kw = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
                        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
                        attention_head_dim=8, norm_num_groups=8)
         vae_kw = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-                      block_out_channels=(16, 32, 32, 32), norm_num_groups=8,
-                      down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                      block_out_channels=(16, 32, 32), norm_num_groups=8,
+                      down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                       sample_size=64)
         build_device = torch.device("cpu")
     else:
