@@ -710,14 +710,15 @@ class FakeDiscord:
         return n
 
     # test API: users acting -----------------------------------------------------------------------------
-    def slash(self, user: FakeMember | FakeUser, name: str, *, in_channel: FakeChannel | None = None,
+    def slash(self, user: FakeMember | FakeUser, name: str, /, *, in_channel: FakeChannel | None = None,
               upload_limit: int | None = None, strict: bool = True, options: dict | None = None,
               **kwargs: Any) -> FakeInteraction:
         """``user`` runs ``/name`` (``"morphadmin pause"`` for subcommands). Keyword options map to option
         names with a trailing underscore removed (``from_="dog"`` → ``from``); ``options={...}`` passes names
         verbatim. With ``strict`` the options are checked as Discord's client does (required, type, choices,
-        min/max value and length) and OptionRejected is raised instead of sending. Returns the interaction;
-        ``await`` it for the first response."""
+        min/max value and length) and OptionRejected is raised instead of sending. ``user`` and ``name`` are
+        positional-only, so options called "user" or "name" work. Returns the interaction; ``await`` it for
+        the first response."""
         member = user if isinstance(user, FakeMember) else None
         guild = member.guild if member else None
         channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
@@ -753,7 +754,7 @@ class FakeDiscord:
             it.command_hidden = (member.permissions_in(channel) & need) != need
         return it
 
-    def autocomplete(self, user: FakeMember | FakeUser, name: str, focused: str, value: str = "", *,
+    def autocomplete(self, user: FakeMember | FakeUser, name: str, focused: str, value: str = "", /, *,
                      in_channel: FakeChannel | None = None, **kwargs: Any) -> FakeInteraction:
         """``user`` is typing ``value`` into option ``focused`` of ``/name``: an autocomplete interaction
         (type 4). ``await`` it; the offered choices are ``it.response["choices"]``."""

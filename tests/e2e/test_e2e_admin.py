@@ -76,3 +76,38 @@ async def test_admin_controls_stay_in_their_guild(harness):
 
     assert not any(m.pings_anyone for m in fake.all_messages())
     assert fake.violations == []
+
+
+async def test_admin_ban_limits_stats_list(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot(default_frames=4)
+    mod = h.guild.add_member("mod", permissions=["manage_guild"])
+    troll, alice = h.guild.add_member("troll"), h.guild.add_member("alice")
+
+    await fake.slash(mod, "morphadmin pause")
+    queued = job_id_of((await fake.slash(troll, "morph", from_="spam", to="more spam")).content)
+    ban = await fake.slash(mod, "morphadmin ban", user=troll)  # a user option: resolved data is sent
+    assert ban.ephemeral and "1 queued" in ban.content and f"<@{troll.id}>" in ban.content
+    assert (await h.store.get(queued)).state == "cancelled"
+    banned = await fake.slash(troll, "morph", from_="a dog", to="a cat")
+    assert banned.ephemeral and "banned" in banned.content
+    unban = await fake.slash(mod, "morphadmin unban", user=troll)
+    assert unban.ephemeral and "again" in unban.content
+    assert not (await fake.slash(troll, "morph", from_="a dog", to="a cat")).ephemeral
+
+    limits = await fake.slash(mod, "morphadmin limits", max_user_active=1, banned_words="kraken")
+    assert limits.ephemeral and "max_user_active: 1" in limits.content and "kraken" in limits.content
+    assert not (await fake.slash(alice, "morph", from_="a dog", to="a cat")).ephemeral
+    second = await fake.slash(alice, "morph", from_="a bird", to="a fish")
+    assert second.ephemeral and "the limit is 1" in second.content
+    word = await fake.slash(troll, "morph", from_="a Kraken", to="a cat")
+    assert word.ephemeral and "does not allow" in word.content
+
+    listing = await fake.slash(mod, "morphadmin list")
+    assert listing.ephemeral and "paused" in listing.content and listing.content.count("• #") == 2
+    stats = await fake.slash(mod, "morphadmin stats")
+    assert stats.ephemeral and "2 queued" in stats.content
+    refused = await fake.slash(alice, "morphadmin stats")
+    assert refused.ephemeral and "Manage Server" in refused.content
+    assert not any(m.pings_anyone for m in fake.all_messages())
+    assert fake.violations == []

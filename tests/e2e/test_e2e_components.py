@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from e2e_helpers import job_id_of
+from e2e_helpers import gif_frames, job_id_of
 
 
 async def test_cancel_autocomplete_reroll_delete(harness):
@@ -47,4 +47,14 @@ async def test_cancel_autocomplete_reroll_delete(harness):
         await fake.wait_for_message(lambda m: m is result and m.deleted, timeout=10)
     assert (await h.store.get(done)).deleted_at is not None
     await h.result_message(again)
+
+    # every /morph option through the real command path
+    full = await fake.slash(alice, "morph", from_="a fox", to="a owl", frames=5, seed=42, negative="blurry",
+                            boomerang=True, pacing="uniform")
+    fid = job_id_of(full.content)
+    fres = await h.result_message(fid)
+    job = await h.wait_state(fid, "delivered")
+    assert (job.request.seed, job.request.negative, job.request.pacing, job.boomerang) == (42, "blurry", "uniform", True)
+    assert len(gif_frames(fres.attachment(f"morph-{fid}.gif").data)) == 2 * 5 - 2  # forward, then back
+    assert "seed 42" in fres.content
     assert fake.violations == []

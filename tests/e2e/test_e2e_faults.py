@@ -44,6 +44,16 @@ async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
     await asyncio.sleep(1.0)
     assert len(h.result_messages(job_id)) == 1
     assert list(result.reactions)[:3] == ["1️⃣", "2️⃣", "3️⃣"]
+
+    # a session Discord will not resume: the bot identifies again and its components keep working
+    await fake.drop_gateway(mode="invalidate")
+    for _ in range(200):
+        if fake.gateway_stats["identifies"] == 2 and fake.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert fake.gateway_stats["identifies"] == 2
+    click = await fake.click(bob, result, result.custom_ids()[2])
+    assert click.latency < 3.0 and click.original.attachments
     assert fake.violations == []
 
 
