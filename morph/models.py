@@ -36,7 +36,7 @@ _cache_lock = threading.Lock()
 
 # SD 1.x's scheduler settings; the built-in models use them so every scheduler behaves as on the real model.
 _SD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                     skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, clip_sample=False)
+                     skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -224,7 +224,7 @@ def _build_builtin(tiny: bool, device: torch.device | None = None):
         vae = AutoencoderKL(**vae_kw).eval()
         if tiny:
             _sharpen_cross_attention(unet)
-    scheduler = PNDMScheduler(**{k: v for k, v in _SD_SCHEDULER.items() if k != "clip_sample"})
+    scheduler = PNDMScheduler(**_SD_SCHEDULER)
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
