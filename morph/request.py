@@ -85,7 +85,8 @@ class RenderRequest:
         _int_in("seed", r.seed, 0, SEED_MAX)
         if r.seed_b is not None:
             _int_in("second seed", r.seed_b, 0, SEED_MAX)
-        _int_in("candidates", r.candidates, 1, min(MAX_CANDIDATES, r.frames))
+        _int_in("candidates", r.candidates, 1, MAX_CANDIDATES)
+        r.candidates = min(r.candidates, r.frames)  # a 3-frame morph offers at most 3 candidates
         if r.size is not None:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
