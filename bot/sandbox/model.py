@@ -482,6 +482,19 @@ def validate_commands(commands: list) -> None:
         names.add((ctype, name))
         if ctype == 1:
             _check_chat_input(cmd, [str(i)])
+            size = _command_chars(cmd)
+            if size > 8000:
+                raise form_error({str(i): _err("APPLICATION_COMMAND_TOO_LARGE",
+                                               f"Command exceeds maximum size (8000) ({size})")},
+                                 rule=f"command {name!r} is {size} characters (names, descriptions, choices; max 8000)")
+
+
+def _command_chars(item: dict) -> int:
+    """What counts toward Discord's 8,000-character limit per command."""
+    n = len(item.get("name") or "") + len(item.get("description") or "")
+    for choice in item.get("choices") or []:
+        n += len(str(choice.get("name") or "")) + len(str(choice.get("value") or ""))
+    return n + sum(_command_chars(o) for o in item.get("options") or [])
 
 
 def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
@@ -517,3 +530,8 @@ def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
         if len(opt.get("choices") or []) > 25:
             raise form_error(_nest(here + ["choices"], _err("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")),
                              rule="more than 25 choices")
+        for c, choice in enumerate(opt.get("choices") or []):
+            if not 1 <= len(str(choice.get("name") or "")) <= 100:
+                raise form_error(_nest(here + ["choices", str(c), "name"], _err(
+                    "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")),
+                    rule=f"choice name of {opt.get('name')!r} must be 1–100 characters")

@@ -26,6 +26,10 @@ class Harness:
     def __init__(self, fake: FakeDiscord, tmp: Path, morpher):
         self.fake, self.tmp, self.morpher = fake, tmp, morpher
         self.guild = fake.add_guild("Morph Club")
+        # the bot gets exactly what its invite URL asks for: the tests prove that is enough
+        from bot.bot import bot_permissions
+
+        self.guild.bot_role.permissions = bot_permissions().value
         self.channel = self.guild.default_channel
         self.bot = None
         self._task: asyncio.Task | None = None

@@ -25,7 +25,8 @@ async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
     it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=8)
     job_id = job_id_of(it.content)
     status = it.original
-    await fake.wait_for_message(lambda m: m is status and "rendering" in m.content, timeout=60)
+    await fake.wait_for_message(lambda m: m is status and ("rendering" in m.content or "done" in m.content),
+                                timeout=60)
 
     assert await fake.drop_gateway() == 1
     during = fake.slash(bob, "morph-queue")  # sent while the bot is away: replayed on RESUME

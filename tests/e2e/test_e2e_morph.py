@@ -10,7 +10,7 @@ from e2e_helpers import gif_frames, job_id_of, png
 
 async def test_morph_to_picked_frame(harness):
     fake, h = harness.fake, harness
-    await h.start_bot(default_steps=12)
+    await h.start_bot(default_steps=60)  # a render of several seconds: progress edits come every 2 s
     alice = h.guild.add_member("alice")
     bob = h.guild.add_member("bob")
 
@@ -24,6 +24,7 @@ async def test_morph_to_picked_frame(harness):
     result = await h.result_message(job_id, timeout=90)
     job = await h.wait_state(job_id, "delivered")
     assert job.result_message_id == result.id
+    print(f"render took {job.result['seconds']:.1f} s")
 
     # progress: the status message went queued → rendering (with progress) → done, by throttled edits
     await fake.wait_for_message(lambda m: m is status and "done" in m.content, timeout=10)

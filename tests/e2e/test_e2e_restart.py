@@ -37,7 +37,7 @@ async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
     guild = fake.add_guild("Morph Club")
     alice, bob = guild.add_member("alice"), guild.add_member("bob")
     db = tmp_path / "morph.sqlite3"
-    env = dict(MORPH_DEFAULT_STEPS=10, MORPH_MAX_USER_ACTIVE=3)
+    env = dict(MORPH_DEFAULT_STEPS=15, MORPH_MAX_USER_ACTIVE=3)
 
     first = await BotProcess(fake, tmp_path, **env).start()
     try:
