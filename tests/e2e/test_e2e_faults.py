@@ -75,3 +75,22 @@ async def test_lost_response_is_not_posted_twice(harness):
     assert [r.status for r in fake.requests_to("POST", RESULT_POST)] == [503]
     assert fake.requests_to("GET", RESULT_POST)  # the history check that found it
     assert fake.violations == []
+
+
+async def test_lost_response_inside_discord_py_retry_is_not_posted_twice(harness):
+    """A 500 after Discord created the message: discord.py itself retries the POST (before the bot's
+    history check could run). The retry carries the same ``nonce`` with ``enforce_nonce`` (discord.py 2.7
+    sends one on every send; the bot's own is ``morph-job-<id>``), so Discord — and the fake — answer with
+    the message created the first time instead of posting it twice."""
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice = h.guild.add_member("alice")
+    lost = fake.fail_route("POST", RESULT_POST, 500, times=1, apply=True)
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)
+    job_id = job_id_of(it.content)
+    await h.wait_state(job_id, "delivered", timeout=60)
+    assert lost.hits == 1
+    posts = fake.requests_to("POST", RESULT_POST)
+    assert [r.status for r in posts] == [500, 200] and posts[0].json["nonce"] == posts[1].json["nonce"]
+    assert len(h.result_messages(job_id)) == 1
