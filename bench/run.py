@@ -64,6 +64,7 @@ def settings(args) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.load_before = _load_average()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -211,6 +212,13 @@ def _max_pixel_diff(a, b) -> int:
     return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -238,6 +246,12 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
         f"dtype {str(morpher.dtype).replace('torch.', '')}",
         f"settings: model {cfg['model']}, {n} frames, {req.steps} steps {req.scheduler}, {req.size}x{req.size}, "
         f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), best of {args.repeat}",
+    ]
+    load = getattr(args, "load_before", None)
+    if load is not None and load >= (os.cpu_count() or 1) * 0.75:
+        lines.append(f"note: load average {load:.1f} on {os.cpu_count()} CPUs before this run: other programs share "
+                     "the CPUs, timings are noisy (--threads 1 and --repeat 3 help)")
+    lines += [
         "",
         "| method | UNet batch | total s | s/frame | speed-up vs per-frame calls |",
         "|---|---|---|---|---|",
