@@ -74,3 +74,31 @@ async def test_morph_to_picked_frame(harness):
 
     assert len(h.result_messages(job_id)) == 1
     assert fake.violations == []
+
+
+async def test_dev_guild_sync_and_a_guild_joined_later(harness):
+    """DEV_GUILD_ID syncs the commands to that guild only (instant on Discord); a guild the bot joins while
+    running arrives as GUILD_CREATE, and a global command works there."""
+    fake, h = harness.fake, harness
+    await h.start_bot(dev_guild_id=h.guild.id, default_frames=4)
+    assert set(fake.commands) == {h.guild.id}
+    names = {c["name"] for c in fake.commands[h.guild.id]}
+    assert {"morph", "morph-cancel", "morph-queue", "morphadmin"} <= names
+    alice = h.guild.add_member("alice")
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat")
+    await h.result_message(job_id_of(it.content))
+
+    await h.stop_bot()
+    fake.commands.clear()
+    await h.start_bot(default_frames=4)  # global commands this time
+    late = fake.add_guild("Late Club")
+    for _ in range(100):
+        if h.bot.get_guild(late.id) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert h.bot.get_guild(late.id) is not None
+    bob = late.add_member("bob")
+    it = await fake.slash(bob, "morph", from_="a tree", to="a car")
+    result = await h.result_message(job_id_of(it.content))
+    assert result.guild_id == late.id and result.channel_id == late.default_channel.id
+    assert fake.violations == []
