@@ -83,6 +83,32 @@ def test_impossible_budget_exits_2_without_file(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_all_render_options_and_long_prompt_warning(tmp_path, capsys):
+    gif = tmp_path / "opts.gif"
+    long_prompt = "a photo of a dog " + " ".join(["red"] * 80) + " zebra"
+    code, out, err = run_main(["render", long_prompt, "a cat", "--frames", "5", "--seed", "3", "--seed-b", "9",
+                               "--interpolation", "slerp", "--scheduler", "ddim", "--negative", "blurry",
+                               "--guidance", "5", "--candidates", "2", "--duration-ms", "60", "-o", str(gif),
+                               *FAST], capsys)
+    assert code == 0, err
+    info, n, _ = gif_frames(gif)
+    assert n == 5 and info["duration"] == 60
+    assert "candidates: 1=frame" in out and "2=frame" in out and "3=frame" not in out
+    warning = next(line for line in out.splitlines() if line.startswith("warning:"))
+    assert "77" in warning and "zebra" in warning  # names what was dropped
+
+
+def test_model_that_cannot_be_loaded_exits_2_without_file(tmp_path, capsys):
+    gif = tmp_path / "x.gif"
+    code, out, err = run_main(["render", "a dog", "a cat", "--model", "nobody-here/no-such-model", "-o", str(gif),
+                               "--device", "cpu", "-q"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Could not load the model 'nobody-here/no-such-model'" in lines[0], err
+    assert "tiny" in lines[0] and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_progress_bar_on_stderr(tmp_path, capsys):
     gif = tmp_path / "p.gif"
     code, out, err = run_main(["render", "a dog", "a cat", "--frames", "3", "-o", str(gif),
