@@ -100,11 +100,11 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
                             guidance=args.guidance, scheduler=args.scheduler,
                             interpolation=args.interpolation, pacing=args.pacing,
                             candidates=args.candidates if args.candidates is not None
-                            else min(5, args.frames) if isinstance(args.frames, int) else 5).validate()
+                            else min(5, args.frames)).validate()
     _check_model(args.model)
     _check_device(args.device)
-    if not args.budget_mb > 0:
-        raise MorphError(f"--budget-mb must be positive (got {args.budget_mb})")
+    if not 0 < args.budget_mb <= 1024:
+        raise MorphError(f"--budget-mb must be positive and at most 1024 (got {args.budget_mb})")
     if not 10 <= args.duration_ms <= 10_000:
         raise MorphError(f"--duration-ms must be between 10 and 10000 (got {args.duration_ms})")
     paths = {"output": _check_file(args.output, "output", ".gif")}

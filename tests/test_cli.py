@@ -144,6 +144,7 @@ BAD = [
     (["a dog", "a cat", "--pacing", "fast"], "pacing must be one of"),
     (["a dog", "a cat", "--interpolation", "cubic"], "interpolation must be one of"),
     (["a dog", "a cat", "--budget-mb", "0"], "budget-mb must be positive"),
+    (["a dog", "a cat", "--budget-mb", "inf"], "budget-mb must be positive"),
     (["a dog", "a cat", "--device", "tpu"], "unknown device"),
     (["a dog"], "required"),
 ]
