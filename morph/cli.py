@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boomerang", action="store_true", help="play forward then backward")
     p.add_argument("--duration-ms", type=int, default=100, help="how long each GIF frame shows (100)")
     p.add_argument("--budget-mb", type=float, default=10.0, help="largest GIF size in MiB (10)")
-    p.add_argument("--frames-dir", default=None, help="also write every frame as PNG into this directory")
+    p.add_argument("--frames-dir", default=None, help="also write every frame as frame_000.png … into this "
+                                                           "directory (older frame_NNN.png there are replaced)")
     p.add_argument("--sheet", default=None, help="also write a contact sheet PNG of the candidates")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -247,6 +248,10 @@ def _render(args) -> int:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
         staged = []
+        if "frames_dir" in paths:  # frames left over from an earlier, longer render would mix in
+            for old in paths["frames_dir"].glob("frame_[0-9][0-9][0-9].png"):
+                if int(old.stem[6:]) >= len(result.frames):
+                    old.unlink(missing_ok=True)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

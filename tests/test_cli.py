@@ -52,6 +52,13 @@ def test_render_writes_gif_sheet_and_frames(tmp_path, capsys):
     assert f"wrote {gif}" in out
     # No temporary files left next to the outputs.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dog2cat.gif", "frames", "sheet.png"]
+    # A shorter render into the same folder replaces the frames instead of mixing with the old ones.
+    (frames_dir / "notes.txt").write_text("mine")
+    code, _, err = run_main(["render", "a dog", "a cat", "--frames", "3", "-o", str(gif),
+                             "--frames-dir", str(frames_dir), *FAST], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in frames_dir.iterdir()) == ["frame_000.png", "frame_001.png", "frame_002.png",
+                                                            "notes.txt"]
 
 
 def test_boomerang_and_small_budget_report_reductions(tmp_path, capsys):
