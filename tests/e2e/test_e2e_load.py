@@ -109,7 +109,7 @@ def write_results_section(f: dict) -> None:
         f"Latency is measured by the fake from sending INTERACTION_CREATE to receiving the callback; the "
         f"fake shares the bot's process and event loop here, so its own work is included (pessimistic). "
         f"Discord's limit is 3 s; every interaction was answered in time and none broke a Discord rule "
-        f"(`fake.violations == []`). The machine is shared, so figures vary between runs (p99 0.6–1.3 s "
+        f"(`fake.violations == []`). The machine is shared, so figures vary between runs (p99 0.4–1.3 s "
         f"seen while developing).\n"
     )
     text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
