@@ -13,7 +13,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -1398,7 +1398,6 @@ class FakeDiscord:
                            rule="interaction acknowledged twice")
         body = req.json if isinstance(req.json, dict) else {}
         rtype, data = body.get("type"), body.get("data") or {}
-        component_like = it.type in (3, 5)
         allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9), 4: (8,), 5: (4, 5, 6, 7)}.get(it.type, ())
         if rtype not in allowed:
             raise ApiError(400, 50035, "Invalid Form Body", {"type": {"_errors": [{

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
