@@ -1,0 +1,28 @@
+"""Discord's upload limit: in a guild that allows only 400 kB per file, a 120-frame morph is shrunk to
+fit (the fake answers 413 to anything larger), and the result says what was reduced."""
+from __future__ import annotations
+
+from e2e_helpers import gif_frames, job_id_of
+
+LIMIT = 400_000
+
+
+async def test_gif_is_shrunk_to_the_guild_upload_limit(harness):
+    fake, h = harness.fake, harness
+    small = fake.add_guild("Small Club", upload_limit=LIMIT)
+    await h.start_bot(default_steps=1, max_frames=120)
+    alice = small.add_member("alice")
+
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=120)
+    job_id = job_id_of(it.content)
+    result = await h.result_message(job_id, timeout=120)
+    job = await h.wait_state(job_id, "delivered")
+    assert job.upload_limit == LIMIT  # from the interaction's attachment_size_limit
+    gif = result.attachment(f"morph-{job_id}.gif")
+    assert gif.size <= LIMIT and all(a.size <= LIMIT for a in result.attachments)
+    reductions = job.result["gif_reductions"]
+    assert reductions and "GIF shrunk to fit the upload limit" in result.content
+    frames = gif_frames(gif.data)
+    assert len(frames) == job.result["gif_frame_count"] and 2 <= len(frames) <= 120
+    print(f"\n120 frames → GIF of {gif.size} bytes, {len(frames)} frames; reductions: {reductions}")
+    assert fake.violations == []
