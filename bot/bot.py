@@ -107,7 +107,8 @@ class MorphBot(commands.Bot):
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)
-            print(f"Invite the bot with: {self.invite}", flush=True)
+            if self.settings.api_base is None:  # an invite link means nothing for the playground's fake
+                print(f"Invite the bot with: {self.invite}", flush=True)
             log.info("invite URL: %s", self.invite)
 
     def _application_owners(self) -> frozenset[int]:

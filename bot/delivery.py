@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 EDIT_INTERVAL_S = 2.0
 HISTORY_LIMIT = 50
 POLL_S = 5.0
+#: A result waits this long for its /morph answer to be confirmed (status message stored) before it is
+#: posted anyway: if the answer fails (Discord's 3 s window), the user saw "interaction failed" and the
+#: job is withdrawn instead of being posted behind their back. Older jobs without one (a crash between
+#: enqueue and answer) are posted.
+ANSWER_GRACE_S = 10.0
 MAX_DELIVERY_ATTEMPTS = 10
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 600.0
@@ -381,6 +386,8 @@ class Delivery:
             fresh = await self.store.get(job.id)
             if fresh is None or fresh.state != "rendered" or fresh.deleted_at is not None:
                 return "failed" if fresh is None else fresh.state
+            if fresh.status_message_id is None and self.store.clock() - fresh.created_at < ANSWER_GRACE_S:
+                return "retry"  # its /morph answer may still fail; then start_job withdraws the job
             return await self._deliver(fresh)
 
     async def _deliver(self, job) -> str:

@@ -416,6 +416,15 @@ class Store:
                                   f"#{job_id} by <@{job.user_id}> ({job.state})", now)
             return await self._job_in_tx(conn, job_id)
 
+    async def withdraw(self, job_id: int, now: float | None = None) -> bool:
+        """Take back a job whose author never got the /morph answer (queued, running or rendered but not
+        yet posted → cancelled), so it neither holds their slot nor gets posted. False if already final."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND "
+                                     "state IN ('queued', 'running', 'rendered')", (now, job_id))
+            return cur.rowcount == 1
+
     # ------------------------------------------------------------------ delivery side
 
     async def jobs_to_deliver(self, now: float | None = None) -> list[Job]:

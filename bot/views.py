@@ -159,17 +159,15 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
             message_id = (await interaction.original_response()).id
     except discord.HTTPException:
         # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
-        log.exception("could not answer /morph for job %s; cancelling it", job.id)
-        try:
-            await store.cancel(job.id, actor_id=interaction.user.id)
-        except MorphError:
-            pass
+        log.exception("could not answer /morph for job %s; withdrawing it", job.id)
+        await store.withdraw(job.id)
         raise
     await store.set_status_message(job.id, message_id)
     delivery = getattr(bot, "delivery", None)
     if delivery is not None:
         delivery.remember_status(job, message_id, base)
         delivery.queue_changed()
+        delivery.wake()  # a fast render may be waiting for this answer before it is posted
     worker = getattr(bot, "worker", None)
     if worker is not None:
         worker.wake()

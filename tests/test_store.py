@@ -335,6 +335,19 @@ async def test_recover_only_one_worker_or_stale_heartbeats(store, clock):
     assert [j.id for j in await store.recover(worker_id="w2")] == [b.id]
 
 
+async def test_withdraw_takes_back_unanswered_jobs_in_any_unposted_state(store, clock):
+    running, rendered, delivered = [await submit(store, user=u, clock=clock) for u in (BOB, CAROL, ADMIN)]
+    assert [(await store.claim("w1")).id for _ in range(3)] == [running.id, rendered.id, delivered.id]
+    queued = await submit(store, user=ALICE, clock=clock)
+    await store.mark_rendered(rendered.id, {"frame_count": 2}, "/a")
+    await store.mark_rendered(delivered.id, {"frame_count": 2}, "/b")
+    await store.mark_delivered(delivered.id, 7)
+    assert [await store.withdraw(j.id) for j in (queued, running, rendered, delivered)] == [True, True, True, False]
+    states = [(await store.get(j.id)).state for j in (queued, running, rendered, delivered)]
+    assert states == ["cancelled", "cancelled", "cancelled", "delivered"]
+    assert await store.jobs_to_deliver(now=clock.t + 10**6) == []
+
+
 async def test_delivery_states(store, clock):
     job = await submit(store)
     await store.claim("w1")

@@ -102,10 +102,7 @@ async def test_lost_response_inside_discord_py_retry_is_not_posted_twice(harness
 
 @pytest.mark.parametrize("steps", [
     60,  # the render is still running when the answer fails: it is cancelled
-    pytest.param(2, marks=pytest.mark.xfail(strict=False, reason=(
-        "bot defect: an idle worker claims the job within its 2 s poll and a sub-3 s render is already "
-        "'rendered' when the /morph answer fails; Store.cancel refuses rendered jobs, so the result is "
-        "posted although the user saw 'This interaction failed' (bot/views.py start_job)"))),
+    2,  # the render is already done when the answer fails: it is withdrawn, not posted
 ])
 async def test_unanswered_morph_takes_its_job_back(harness, steps):
     """The /morph answer reaches Discord after 3 s (a slow network): the user saw "This interaction
