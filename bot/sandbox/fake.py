@@ -633,7 +633,7 @@ class FakeDiscord:
         self._faults.clear()
 
     def rate_limit(self, method: str, path_regex: str, limit: int, per: float) -> RateLimit:
-        """Enforce a rate limit like Discord's: answers carry X-RateLimit-* headers (so discord.py waits
+        r"""Enforce a rate limit like Discord's: answers carry X-RateLimit-* headers (so discord.py waits
         before it runs out), and a request over the limit gets a 429 with ``retry_after``. The first group of
         ``path_regex`` is the bucket's major parameter, e.g. ``rate_limit("POST", r"^/channels/(\d+)/messages$",
         5, 5.0)`` is 5 messages per 5 s per channel. ``rule.limited`` counts the 429s."""
