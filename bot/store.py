@@ -402,10 +402,7 @@ class Store:
         now = self._now(now)
         async with self._tx() as conn:
             job = await self._job_in_tx(conn, job_id)
-            if admin and guild_id is not None and job.guild_id != guild_id:
-                raise Refused(f"Morph #{job_id} belongs to another server.")
-            if not admin and job.user_id != actor_id:
-                raise Refused(f"Morph #{job_id} is not yours; only its author or a server admin can cancel it.")
+            _check_may_act(job, actor_id, admin, guild_id, "cancel")
             if job.state not in ACTIVE_STATES:
                 raise Refused(f"Morph #{job_id} is already {job.state}; only queued or rendering morphs "
                               "can be cancelled.")
@@ -507,10 +504,7 @@ class Store:
         now = self._now(now)
         async with self._tx() as conn:
             job = await self._job_in_tx(conn, job_id)
-            if admin and guild_id is not None and job.guild_id != guild_id:
-                raise Refused(f"Morph #{job_id} belongs to another server.")
-            if not admin and job.user_id != actor_id:
-                raise Refused(f"Morph #{job_id} is not yours; only its author or a server admin can delete it.")
+            _check_may_act(job, actor_id, admin, guild_id, "delete")
             if job.deleted_at is not None:
                 raise Refused(f"Morph #{job_id} was already deleted.")
             await conn.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
@@ -727,3 +721,12 @@ def _check_limit(key: str, value):
     if any(c <= 0 for c in ids):
         raise Refused("allowed_channels must be channel ids (positive numbers).")
     return ids
+
+
+def _check_may_act(job: Job, actor_id: int, admin: bool, guild_id: int | None, verb: str) -> None:
+    """The author may act on their job; an admin only on jobs of their own guild (``guild_id``; None with
+    ``admin`` = the bot owner, any guild)."""
+    if admin and guild_id is not None and job.guild_id != guild_id:
+        raise Refused(f"Morph #{job.id} belongs to another server.")
+    if not admin and job.user_id != actor_id:
+        raise Refused(f"Morph #{job.id} is not yours; only its author or a server admin can {verb} it.")
