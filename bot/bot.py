@@ -94,7 +94,10 @@ class MorphBot(commands.Bot):
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings,
                                           **({"clock": self._clock} if self._clock else {}))
-        recovered = await self.store.recover()
+        # Take back only what this worker's previous run left running (it is dead: we are its restart).
+        # Jobs of other processes sharing the database are left to them, or recovered by the worker loop
+        # once their heartbeat is stale (bot/worker.py). A process without a worker recovers nothing.
+        recovered = await self.store.recover(worker_id=self.settings.worker_id) if self.start_worker else []
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self))
         await self.add_cog(AdminCog(self))
@@ -103,7 +106,8 @@ class MorphBot(commands.Bot):
         self.delivery = Delivery(self, self.store, self.settings)
         await self.delivery.start(recovered)
         if self.start_worker:
-            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
+            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery,
+                                 worker_id=self.settings.worker_id)
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)

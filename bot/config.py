@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -43,6 +44,10 @@ class Settings:
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
     gateway_url: str | None = None  # DISCORD_GATEWAY_URL; None = real Discord
+    #: MORPH_WORKER_ID: names this process's render worker in the database. A restarted process takes
+    #: back at once the jobs its earlier run left ``running``; so every process that renders from the
+    #: same database needs its own id (default: the host name, enough for one process per host).
+    worker_id: str = field(default_factory=socket.gethostname)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
@@ -79,7 +84,10 @@ class Settings:
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
             gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),
+            worker_id=get("MORPH_WORKER_ID") or socket.gethostname(),
         )
+        if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
+            raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")
         if s.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {s.log_level!r}).")
         if s.default_frames > s.max_frames:

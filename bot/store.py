@@ -267,16 +267,17 @@ class Store:
     async def position(self, job_id: int) -> int | None:
         """1-based place in the global claim order among queued jobs of unpaused guilds.
 
-        None when the job is not queued. A job in a paused guild gets the place it would have.
+        None when the job is not queued. A job in a paused guild gets the place it would have if its
+        guild were resumed now: behind the older jobs of unpaused guilds and of its own guild.
         """
         rows = await self._read(
             "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.id <= j.id AND "
-            "  o.guild_id NOT IN (SELECT guild_id FROM guild_settings WHERE paused = 1)) AS pos, "
-            "  j.state, (SELECT paused FROM guild_settings g WHERE g.guild_id = j.guild_id) AS paused "
-            "FROM jobs j WHERE j.id = ?", (job_id,))
+            "  (o.guild_id = j.guild_id OR "
+            "   o.guild_id NOT IN (SELECT guild_id FROM guild_settings WHERE paused = 1))) AS pos, "
+            "  j.state FROM jobs j WHERE j.id = ?", (job_id,))
         if not rows or rows[0]["state"] != "queued":
             return None
-        return rows[0]["pos"] + (1 if rows[0]["paused"] else 0)
+        return rows[0]["pos"]
 
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
@@ -309,15 +310,23 @@ class Store:
                 (now, now, worker_id))
         return Job.from_row(rows[0]) if rows else None
 
-    async def heartbeat(self, job_id: int, now: float | None = None) -> str | None:
+    async def heartbeat(self, job_id: int, now: float | None = None, *, worker_id: str | None = None) -> str | None:
         """Record that the worker is still rendering ``job_id``; return the job's current state
-        (anything but ``running`` means it was cancelled meanwhile, so the worker should stop)."""
+        (anything but ``running`` means it was cancelled meanwhile, so the worker should stop).
+
+        With ``worker_id`` (the id the job was claimed with) only that worker's claim counts: if the job
+        was recovered (its heartbeat looked stale) and is no longer this worker's, ``"lost"`` is
+        returned and nothing is written; the worker must then drop the job without touching it."""
         now = self._now(now)
         async with self._tx() as conn:
+            rows = await self._fetch(conn, "SELECT state, worker_id FROM jobs WHERE id = ?", (job_id,))
+            if not rows:
+                return None
+            if worker_id is not None and rows[0]["worker_id"] != worker_id:
+                return "lost"
             await conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND state = 'running'",
                                (now, job_id))
-            rows = await self._fetch(conn, "SELECT state FROM jobs WHERE id = ?", (job_id,))
-        return rows[0]["state"] if rows else None
+        return rows[0]["state"]
 
     async def recover(self, *, worker_id: str | None = None, stale_s: float | None = None,
                       now: float | None = None) -> list[Job]:
@@ -325,15 +334,16 @@ class Store:
 
         Each such job gets ``attempts + 1``; at ``MAX_ATTEMPTS`` it becomes ``failed`` with the reason
         instead (the returned Job says which: notify the failed ones). ``rendered`` jobs are untouched
-        (delivery picks them up). By default every running job is recovered (one bot process: call at
-        start before the worker runs); with several processes pass ``worker_id`` (only that worker's
-        jobs) and/or ``stale_s`` (only jobs without a heartbeat for that long).
+        (delivery picks them up). Without arguments every running job is recovered (only safe when no
+        other process renders from this database). ``worker_id``: only jobs claimed as ``worker_id`` or
+        ``worker_id/<run>`` (a restarted worker takes back its own jobs at once, see ``Worker``);
+        ``stale_s``: only jobs without a heartbeat for that long (another process died).
         """
         now = self._now(now)
         where, params = "state = 'running'", []
         if worker_id is not None:
-            where += " AND worker_id = ?"
-            params.append(worker_id)
+            where += " AND (worker_id = ? OR substr(worker_id, 1, ?) = ?)"
+            params += [worker_id, len(worker_id) + 1, worker_id + "/"]
         if stale_s is not None:
             where += " AND COALESCE(heartbeat_at, started_at, 0) < ?"
             params.append(now - stale_s)
@@ -354,32 +364,43 @@ class Store:
             log.warning("recovered job #%d -> %s (attempts %d)", j.id, j.state, j.attempts)
         return jobs
 
-    async def requeue(self, job_id: int) -> bool:
-        """Give a running job back to the queue without counting an attempt (clean worker shutdown)."""
+    async def requeue(self, job_id: int, *, worker_id: str | None = None) -> bool:
+        """Give a running job back to the queue without counting an attempt (clean worker shutdown).
+        With ``worker_id``: only while that worker still holds the job."""
         async with self._tx() as conn:
             cur = await conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL, worker_id = NULL "
-                                     "WHERE id = ? AND state = 'running'", (job_id,))
+                                     "WHERE id = ? AND state = 'running' AND (? IS NULL OR worker_id = ?)",
+                                     (job_id, worker_id, worker_id))
             return cur.rowcount == 1
 
     async def mark_rendered(self, job_id: int, result: dict, artifact_dir: str | Path,
-                            now: float | None = None) -> bool:
+                            now: float | None = None, *, worker_id: str | None = None) -> bool:
         """running → rendered with the result dict and artifact folder. False (nothing changed) when
-        the job is no longer running, e.g. it was cancelled during the render."""
+        the job is no longer running, e.g. it was cancelled during the render, or (with ``worker_id``)
+        when another worker holds it now."""
         now = self._now(now)
         async with self._tx() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET state = 'rendered', rendered_at = ?, result = ?, artifact_dir = ?, "
-                "error = NULL, next_delivery_at = NULL WHERE id = ? AND state = 'running'",
-                (now, json.dumps(result), str(artifact_dir), job_id))
+                "error = NULL, next_delivery_at = NULL WHERE id = ? AND state = 'running' AND "
+                "(? IS NULL OR worker_id = ?)",
+                (now, json.dumps(result), str(artifact_dir), job_id, worker_id, worker_id))
             return cur.rowcount == 1
 
-    async def mark_failed(self, job_id: int, error: str, now: float | None = None) -> bool:
-        """queued/running/rendered → failed with a user-facing reason. False if already final."""
+    async def mark_failed(self, job_id: int, error: str, now: float | None = None, *,
+                          worker_id: str | None = None) -> bool:
+        """queued/running/rendered → failed with a user-facing reason. False if already final (or, with
+        ``worker_id``, if the job is not running for that worker any more)."""
         now = self._now(now)
         async with self._tx() as conn:
-            cur = await conn.execute(
-                "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state IN "
-                "('queued', 'running', 'rendered')", (error, now, job_id))
+            if worker_id is None:
+                cur = await conn.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state IN "
+                    "('queued', 'running', 'rendered')", (error, now, job_id))
+            else:
+                cur = await conn.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND "
+                    "state = 'running' AND worker_id = ?", (error, now, job_id, worker_id))
             return cur.rowcount == 1
 
     async def mark_cancelled(self, job_id: int, now: float | None = None) -> bool:

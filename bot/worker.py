@@ -1,14 +1,25 @@
 """The render worker: claims jobs from the Store one at a time and renders them in a thread.
 
 The event loop never waits on the GPU: ``Morpher.render`` and the artifact encoding run in
-``asyncio.to_thread``. While a job renders, a small monitor task on the loop forwards progress to the
-notifier (at most once per ``PROGRESS_INTERVAL_S``), refreshes the job's heartbeat and notices a
-cancel made through the database (possibly by another process).
+``asyncio.to_thread``. While a job is processed (model loading, render, artifacts), a small monitor task
+on the loop forwards progress to the notifier (at most once per ``PROGRESS_INTERVAL_S``), refreshes the
+job's heartbeat and notices a cancel made through the database (possibly by another process).
+
+Several processes may render from one database. Each worker claims jobs as ``<worker_id>/<run>``
+(``worker_id`` = ``MORPH_WORKER_ID``, one per process; ``run`` is new at every start), so:
+
+- a restarted process takes back at once what its previous run left ``running``
+  (``Store.recover(worker_id=...)`` in ``MorphBot.setup_hook``);
+- every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* processes whose heartbeat is
+  older than ``STALE_S`` (that process died and was not restarted);
+- a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without
+  touching its state or files.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -27,6 +38,10 @@ UPLOAD_HEADROOM = 256 * 1024
 #: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
 MIN_GIF_BUDGET = 256 * 1024
 PURGE_INTERVAL_S = 3600.0
+#: A running job whose heartbeat (every ``progress_interval_s``, default 2 s) is older than this
+#: belongs to a dead process and is put back in the queue by any idle worker.
+STALE_S = 60.0
+RECOVER_INTERVAL_S = 30.0
 
 
 class Notifier(Protocol):
@@ -52,6 +67,8 @@ class Worker:
         self.settings = settings
         self.notifier = notifier
         self.worker_id = worker_id
+        #: what this run claims jobs as (see the module docstring)
+        self.claim_id = f"{worker_id}/{secrets.token_hex(4)}"
         self.poll_s = poll_s
         self.progress_interval_s = progress_interval_s
         self.current: Job | None = None  # the job being rendered, if any
@@ -62,6 +79,7 @@ class Worker:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._last_purge = 0.0
+        self._last_recover = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,6 +136,9 @@ class Worker:
                 if time.time() - self._last_purge > PURGE_INTERVAL_S:
                     self._last_purge = time.time()
                     await self.store.purge()
+                if time.time() - self._last_recover > RECOVER_INTERVAL_S:
+                    self._last_recover = time.time()
+                    await self.recover_stale()
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:
@@ -131,13 +152,22 @@ class Worker:
             except asyncio.TimeoutError:
                 pass
 
+    async def recover_stale(self) -> list[Job]:
+        """Requeue (or fail, after too many attempts) jobs left running by a dead process; tell the
+        notifier about the failed ones. Only call while this worker renders nothing."""
+        jobs = await self.store.recover(stale_s=STALE_S)
+        for job in jobs:
+            if job.state == "failed":
+                await self._notify("job_failed", job)
+        return jobs
+
     # ------------------------------------------------------------------ one job
 
     async def run_once(self) -> bool:
         """Claim one job and process it completely (render, artifacts, notify); False if none queued."""
         if self._stopping:
             return False
-        job = await self.store.claim(self.worker_id)
+        job = await self.store.claim(self.claim_id)
         if job is None:
             return False
         await self._process(job)
@@ -147,26 +177,33 @@ class Worker:
         cancel = self._cancel[job.id] = threading.Event()
         self.current = job
         await self._notify("job_started", job)
-        monitor = None
+        state = _ProgressState()
+        # The heartbeat runs from the claim to the end (model loading and artifacts included).
+        monitor = asyncio.create_task(self._monitor(job, state, cancel))
         try:
             morpher = await self.get_morpher()
-            state = _ProgressState()
-            monitor = asyncio.create_task(self._monitor(job, state, cancel))
+            state.render_started = time.monotonic()
             result: RenderResult = await asyncio.to_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
-            monitor.cancel()
             out_dir = Path(self.settings.data_dir) / str(job.id)
             summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
-            if not await self.store.mark_rendered(job.id, summary, out_dir):
-                # cancelled (or failed) while rendering: keep nothing
-                shutil.rmtree(out_dir, ignore_errors=True)
-                log.info("job #%d finished rendering but is no longer running; artifacts dropped", job.id)
+            monitor.cancel()
+            if not await self.store.mark_rendered(job.id, summary, out_dir, worker_id=self.claim_id):
+                fresh = await self.store.get(job.id)
+                if fresh is not None and fresh.worker_id == self.claim_id:
+                    # cancelled (or failed) while rendering: keep nothing
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                    log.info("job #%d finished rendering but is no longer running; artifacts dropped", job.id)
+                else:  # recovered by another worker meanwhile: the folder is its business now
+                    log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
             log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
             await self._notify("job_rendered", await self.store.get(job.id))
         except Cancelled:
-            if self._stopping:
-                await self.store.requeue(job.id)
+            if state.lost:
+                log.warning("job #%d was taken over by another worker (stale heartbeat); dropped here", job.id)
+            elif self._stopping:
+                await self.store.requeue(job.id, worker_id=self.claim_id)
                 log.info("job #%d interrupted by shutdown; back in the queue", job.id)
             else:
                 await self.store.mark_cancelled(job.id)
@@ -178,18 +215,16 @@ class Worker:
             else:
                 log.exception("job #%d failed", job.id)
             _free_gpu_memory()
-            if await self.store.mark_failed(job.id, reason):
+            if await self.store.mark_failed(job.id, reason, worker_id=self.claim_id):
                 await self._notify("job_failed", await self.store.get(job.id))
         finally:
-            if monitor is not None:
-                monitor.cancel()
+            monitor.cancel()
             self._cancel.pop(job.id, None)
             self.current = None
 
     async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
         """Runs beside a render: progress to the notifier (throttled, with ETA), heartbeat, and
         cancel requests that arrive through the database."""
-        started = time.monotonic()
         last_sent = None
         last_beat = time.monotonic()
         while True:
@@ -198,7 +233,9 @@ class Worker:
             if now - last_beat >= self.progress_interval_s:
                 last_beat = now
                 try:
-                    if await self.store.heartbeat(job.id) != "running":
+                    beat = await self.store.heartbeat(job.id, worker_id=self.claim_id)
+                    if beat != "running":
+                        state.lost = state.lost or beat == "lost"
                         cancel.set()
                 except Exception:
                     log.exception("heartbeat for job #%d failed", job.id)
@@ -206,7 +243,7 @@ class Worker:
             if p is not None and p is not last_sent and (
                     state.sent_at is None or now - state.sent_at >= self.progress_interval_s):
                 last_sent, state.sent_at = p, now
-                elapsed = now - started
+                elapsed = now - (state.render_started or now)
                 eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
                 await self._notify("job_progress", job, p, eta)
 
@@ -223,6 +260,8 @@ class _ProgressState:
     def __init__(self):
         self.latest: Progress | None = None
         self.sent_at: float | None = None
+        self.render_started: float | None = None  # monotonic; after the model is loaded
+        self.lost = False  # the job was recovered by another worker (stale heartbeat)
 
     def update(self, progress: Progress) -> None:
         self.latest = progress

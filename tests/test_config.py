@@ -93,7 +93,17 @@ def test_env_example_lists_every_setting_and_parses():
     for key in ("DISCORD_TOKEN", "DEV_GUILD_ID", "OWNER_IDS", "MORPH_MODEL", "MORPH_DEVICE", "MORPH_DB",
                 "MORPH_DATA_DIR", "MORPH_RETENTION_DAYS", "MORPH_MAX_USER_ACTIVE", "MORPH_MAX_GUILD_QUEUE",
                 "MORPH_COOLDOWN_S", "MORPH_DEFAULT_FRAMES", "MORPH_MAX_FRAMES", "MORPH_DEFAULT_STEPS",
-                "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL"):
+                "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "MORPH_WORKER_ID"):
         assert key in keys
     # the example itself yields the defaults
     assert Settings.from_env({}, ROOT / ".env.example") == Settings.from_env({}, None)
+
+
+def test_worker_id_defaults_to_the_host_name_and_is_checked():
+    import socket
+
+    assert Settings.from_env({}, None).worker_id == socket.gethostname() == Settings().worker_id
+    assert Settings.from_env({"MORPH_WORKER_ID": "gpu-2"}, None).worker_id == "gpu-2"
+    for bad in ("a/b", "two words", "x" * 201):
+        with pytest.raises(ConfigError, match="MORPH_WORKER_ID"):
+            Settings.from_env({"MORPH_WORKER_ID": bad}, None)

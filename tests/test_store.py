@@ -214,6 +214,17 @@ async def test_position_and_claim_order_skip_paused_guilds(store, clock):
     assert await store.claim("w1") is None
 
 
+async def test_positions_in_a_paused_guild_are_the_places_after_resume(store, clock):
+    a1, b1, a2, a3, b2 = [await submit(store, user=u, guild=g, clock=clock)
+                          for u, g in ((ALICE, G1), (BOB, G2), (CAROL, G1), (ADMIN, G1), (ALICE, G2))]
+    await store.pause(G1, ADMIN)
+    # unpaused G2 jobs skip the paused ones; paused G1 jobs count their own guild's older jobs too
+    assert [await store.position(j.id) for j in (b1, b2)] == [1, 2]
+    assert [await store.position(j.id) for j in (a1, a2, a3)] == [1, 3, 4]
+    await store.resume(G1, ADMIN)
+    assert [await store.position(j.id) for j in (a1, b1, a2, a3, b2)] == [1, 2, 3, 4, 5]
+
+
 async def test_claim_race_between_two_connections(settings, clock, tmp_path):
     s1 = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=100, max_guild_queue=1000))
     s2 = await Store.open(settings.db_path, settings)
@@ -333,6 +344,26 @@ async def test_recover_only_one_worker_or_stale_heartbeats(store, clock):
     assert [j.id for j in await store.recover(stale_s=50)] == [a.id]
     assert await store.recover(worker_id="w9") == []
     assert [j.id for j in await store.recover(worker_id="w2")] == [b.id]
+
+
+async def test_recover_by_worker_name_and_ownership_of_a_claim(store, clock):
+    """A worker claims as ``<name>/<run>``: recover(worker_id=name) takes back every run of that name (and
+    nothing of names that merely start alike); the old run then finds its claim lost."""
+    jobs = [await submit(store, user=u, clock=clock) for u in (ALICE, BOB, CAROL)]
+    for wid in ("w1/old", "w10/x", "w1x"):
+        await store.claim(wid)
+    assert [j.id for j in await store.recover(worker_id="w1")] == [jobs[0].id]
+    assert await store.heartbeat(jobs[0].id, worker_id="w1/old") == "lost"
+    assert await store.heartbeat(jobs[1].id, worker_id="w10/x") == "running"
+    assert await store.heartbeat(jobs[1].id) == "running"
+    again = await store.claim("w1/new")
+    assert again.id == jobs[0].id
+    # the old run can neither finish, fail nor requeue what the new one holds
+    assert await store.mark_rendered(again.id, {"frame_count": 2}, "/a", worker_id="w1/old") is False
+    assert await store.mark_failed(again.id, "boom", worker_id="w1/old") is False
+    assert await store.requeue(again.id, worker_id="w1/old") is False
+    assert (await store.get(again.id)).state == "running"
+    assert await store.mark_rendered(again.id, {"frame_count": 2}, "/a", worker_id="w1/new") is True
 
 
 async def test_withdraw_takes_back_unanswered_jobs_in_any_unposted_state(store, clock):

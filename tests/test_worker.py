@@ -296,3 +296,64 @@ async def test_wake_starts_a_job_without_waiting_for_the_poll(store, settings, m
         t1 = time.monotonic()
         await asyncio.wait_for(worker.stop(), 30)
     assert time.monotonic() - t1 < 5  # stop() does not wait for the 60 s poll
+
+
+# ---------------------------------------------------------------- several processes on one database
+
+async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store, settings, morpher):
+    """Process A renders; its job is recovered meanwhile (as a restart of A's id would do). A must notice
+    through its heartbeat and let go without cancelling or failing the job; B then renders it."""
+    notifier = RecordingNotifier()
+    a, job, task = await render_job_in_background(store, settings, morpher, notifier,
+                                                  small(frames=40, steps=10), progress_interval_s=0.2)
+    assert (await store.get(job.id)).worker_id == a.claim_id and a.claim_id.startswith(a.worker_id + "/")
+    other = await Store.open(settings.db_path, settings)
+    try:
+        assert [j.id for j in await other.recover(worker_id=a.worker_id)] == [job.id]
+    finally:
+        await other.close()
+    await asyncio.wait_for(task, 30)
+    j = await store.get(job.id)
+    assert j.state == "queued" and j.attempts == 1 and j.worker_id is None
+    assert "job_failed" not in notifier.names() and "job_rendered" not in notifier.names()
+
+    b = make_worker(store, settings, morpher, notifier, worker_id="b")
+    assert await b.run_once() is True
+    j = await store.get(job.id)
+    assert j.state == "rendered" and j.worker_id.startswith("b/") and j.artifact_dir.is_dir()
+
+
+async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, settings, morpher):
+    notifier = RecordingNotifier()
+    dead, alive, done = [await submit(store) for _ in range(3)]
+    assert (await store.claim("gone/1", now=time.time() - 300)).id == dead.id
+    assert (await store.claim("busy/1")).id == alive.id  # heartbeat just now
+    worker = make_worker(store, settings, morpher, notifier)
+    assert [j.id for j in await worker.recover_stale()] == [dead.id]
+    assert (await store.get(dead.id)).state == "queued" and (await store.get(dead.id)).attempts == 1
+    assert (await store.get(alive.id)).state == "running"
+    # the worker loop does it by itself (and renders the recovered job)
+    await store.conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (time.time() - 300, alive.id))
+    await store.conn.commit()
+    await worker.start()
+    try:
+        await notifier.wait_for("job_rendered", alive.id, timeout=60)
+    finally:
+        await worker.stop()
+    assert (await store.get(alive.id)).attempts == 1
+
+
+async def test_heartbeat_covers_model_loading(store, settings, morpher):
+    """A slow model load (minutes for real weights) must not look like a dead worker."""
+    def slow_factory():
+        time.sleep(1.0)
+        return morpher
+
+    worker = Worker(store, slow_factory, settings, RecordingNotifier(), progress_interval_s=0.2)
+    job = await submit(store, small(frames=2, steps=1, candidates=1))
+    task = asyncio.create_task(worker.run_once())
+    await asyncio.sleep(0.8)  # still loading
+    j = await store.get(job.id)
+    assert worker.morpher is None and j.state == "running" and j.heartbeat_at > j.started_at
+    await asyncio.wait_for(task, 30)
+    assert (await store.get(job.id)).state == "rendered"
