@@ -22,7 +22,15 @@ from bot.playground import commands as cp
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def chromium_path(env=os.environ) -> str | None:
+    """The Chromium the browser test drives: CHROMIUM_PATH exactly when set, else Debian's, else PATH's."""
+    if env.get("CHROMIUM_PATH"):
+        return env["CHROMIUM_PATH"] if os.path.isfile(env["CHROMIUM_PATH"]) else None
+    return "/usr/bin/chromium" if os.path.isfile("/usr/bin/chromium") else shutil.which("chromium")
+
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
@@ -118,6 +126,15 @@ def test_help_entries_flatten_subcommands():
     assert rows["/morph-queue"]["admin"] is False
 
 
+def test_chromium_path_respects_an_explicit_path(tmp_path):
+    """CHROMIUM_PATH, when set, is used as given: a missing one skips the browser test instead of
+    silently falling back to another Chromium."""
+    assert chromium_path({"CHROMIUM_PATH": str(tmp_path / "no-chromium")}) is None
+    exe = tmp_path / "chromium"
+    exe.write_text("")
+    assert chromium_path({"CHROMIUM_PATH": str(exe)}) == str(exe)
+
+
 def test_playground_address_env():
     from bot.playground import playground_address
 
@@ -154,6 +171,8 @@ async def pg(tiny_morpher, tmp_path_factory):
     await playground.start()
     try:
         yield playground
+        # nothing the bot or the page did hit a route the fake Discord does not know
+        assert playground.fake.unknown_routes == [], playground.fake.unknown_routes
     finally:
         await playground.stop()
 
@@ -403,8 +422,10 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
 @pytest.mark.browser
 @pytest.mark.asyncio(loop_scope="module")
 async def test_browser_morph_pick_and_screenshot(pg):
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"headless Chromium not found at {CHROMIUM} (Debian: apt-get install chromium); "
+    chromium = chromium_path()
+    if chromium is None:
+        pytest.skip(f"headless Chromium not found ({os.environ.get('CHROMIUM_PATH') or '/usr/bin/chromium, PATH'}; "
+                    "Debian: apt-get install chromium, or set CHROMIUM_PATH); "
                     "the browser test of the playground did not run")
     try:
         from playwright.async_api import async_playwright
@@ -413,8 +434,7 @@ async def test_browser_morph_pick_and_screenshot(pg):
     ARTIFACTS.mkdir(exist_ok=True)
     ada, bob, cleo = pg.members
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM)
-                                          else shutil.which("chromium"), args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []
@@ -518,3 +538,91 @@ def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morphe
     assert morpher.device_info()["model"] == "tiny"
     assert "untrained offline model (tiny)" in banner and "could not be loaded" in banner
     assert "MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5" in banner
+
+
+# ---------------------------------------------------------------------------------------------------------
+# How a new user starts it: `make run` without a token → `morph-bot --playground`
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("env_token, dotenv, expected", [
+    (None, None, "--playground"),
+    (None, "DISCORD_TOKEN=\n", "--playground"),
+    ("abc", None, ""),
+    (None, "LOG_LEVEL=INFO\nDISCORD_TOKEN=abc\n", ""),
+])
+def test_make_run_picks_the_playground_without_a_token(tmp_path, env_token, dotenv, expected):
+    """The Makefile's `run` target, with a stand-in morph-bot that prints its arguments."""
+    import subprocess
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "morph-bot").write_text('#!/bin/sh\necho "morph-bot args:[$*]"\n')
+    (bindir / "morph-bot").chmod(0o755)
+    (tmp_path / "pyproject.toml").write_text("")
+    stamp = tmp_path / "installed"
+    stamp.write_text("")
+    os.utime(tmp_path / "pyproject.toml", (0, 0))  # older than the stamp: no setup runs
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    if env_token is not None:
+        env["DISCORD_TOKEN"] = env_token
+    out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "run", f"BIN={bindir}", f"STAMP={stamp}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"morph-bot args:[{expected}]"
+
+
+@pytest.mark.slow
+def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+    """`morph-bot --playground` (what `make run` starts): prints the URL, the real bot answers there,
+    Ctrl-C stops it cleanly and removes its temporary data."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MORPH_", "PLAYGROUND_"))}
+    env.update({"PLAYGROUND_PORT": "0", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                "TMPDIR": str(tmp_path)})
+    with open(tmp_path / "stderr.log", "wb") as errlog:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "--playground"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=errlog, text=True)
+        try:
+            url, seen, deadline = None, [], time.monotonic() + 120
+            while url is None and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
+                m = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+                url = m and m.group(1)
+            assert url, "".join(seen) + (tmp_path / "stderr.log").read_text()
+            assert proc.stdout.readline().strip() == "model: tiny (untrained, offline)"
+            with urllib.request.urlopen(url + "api/state", timeout=10) as resp:
+                state = json.load(resp)
+            assert state["bot"]["connected"] and "untrained offline model (tiny)" in state["banner"]
+            bob = next(m for m in state["members"] if m["name"] == "Bob")
+            req = urllib.request.Request(url + "api/command", method="POST", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"user": bob["id"], "text": "/morph-queue"}).encode())
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert json.load(resp)["ok"] is True
+            for _ in range(100):  # the bot's private answer to Bob shows in his view of the channel
+                with urllib.request.urlopen(f"{url}api/state?user={bob['id']}", timeout=10) as resp:
+                    msgs = json.load(resp)["messages"]
+                if any(m["ephemeral"] and m["for_user"] == bob["id"] for m in msgs):
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"no answer to /morph-queue: {msgs}")
+            assert list(tmp_path.glob("morph-playground-*"))  # its database lives in a temporary folder
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0, (tmp_path / "stderr.log").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+    assert not list(tmp_path.glob("morph-playground-*"))  # removed on exit

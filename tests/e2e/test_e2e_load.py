@@ -20,7 +20,7 @@ USERS, COMMANDS, LIMIT, FRAMES = 40, 200, 2, 2
 SECTION = "Loopback load test"
 
 
-async def test_burst_of_200_morphs(harness):
+async def test_burst_of_200_morphs(harness, capsys):
     fake, h = harness.fake, harness
     await h.start_bot(default_frames=FRAMES, default_steps=2, max_user_active=LIMIT, max_guild_queue=200)
     users = [h.guild.add_member(f"user{i:02d}") for i in range(USERS)]
@@ -79,8 +79,9 @@ async def test_burst_of_200_morphs(harness):
         "lag_p50_ms": 1000 * percentile(lag, 50), "lag_p99_ms": 1000 * percentile(lag, 99),
         "lag_max_ms": 1000 * max(lag), "first_still_running": first_running,
     }
-    print("\nLoopback load test: " + ", ".join(
-        f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
+    with capsys.disabled():  # shown in `make test` output too, not only with -s
+        print("\nLoopback load test: " + ", ".join(
+            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
     assert max(latencies) < 3.0
     assert fake.violations == []
     assert not any(m.pings_anyone for m in fake.all_messages())
