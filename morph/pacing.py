@@ -4,8 +4,10 @@ A prompt morph does not change at a constant rate in t: the dog may turn into an
 t=0.05 and t=0.1 and then hardly change until t=0.6. Uniform t spacing shows that as a jump followed by a
 still picture. :func:`pace` renders a coarse uniform set (every 4th or 2nd frame of the uniform grid),
 measures the distance between neighbouring frames and inserts the next batch of frames into the largest
-gaps, repeating (about three rounds) until the frame budget is spent. Every frame is rendered exactly once,
-so the UNet work (frames x steps) equals uniform spacing's; it runs as a few more, smaller batches. Inserts
+gaps, repeating (up to three rounds) until the frame budget is spent. Every frame is rendered exactly once,
+so the UNet work (frames x steps) equals uniform spacing's, and it never takes more than one UNet batch
+more than uniform spacing (:func:`insert_rounds`): on a GPU whose batch holds the whole morph, the coarse
+pass and one insert round. Inserts
 snap to the uniform grid where the morph changes evenly, so pacing leaves an even morph exactly uniform and
 never made one less even than uniform spacing in our synthetic tests (tests/test_pacing.py).
 
@@ -96,10 +98,23 @@ def coarse_ts(total: int, stride: int | None = None) -> list[float]:
     return chosen
 
 
-def insert_round_size(inserts: int, batch_size: int, rounds: int = 3) -> int:
-    """Frames per insert round: a full batch, but small enough for about ``rounds`` rounds, so the later
-    rounds can look at the earlier rounds' frames (a sharp jump gets found by repeated splitting)."""
-    return max(1, min(int(batch_size), math.ceil(inserts / max(1, rounds))))
+def insert_rounds(total: int, coarse: int, batch_size: int, rounds: int = 3) -> int:
+    """How many insert rounds follow a coarse pass of ``coarse`` frames: about ``rounds`` (later rounds look
+    at the earlier rounds' frames, so a sharp jump gets found by repeated splitting), but never so many that
+    the render needs more than one UNet batch more than uniform spacing of ``total`` frames.
+
+    Uniform spacing takes ceil(total / batch) batches. Each round is at most a batch, so the coarse pass and
+    R rounds take ceil(coarse / batch) + R; R is the largest number up to ``rounds`` within that one spare
+    batch, and at least the ceil(inserts / batch) rounds the inserts need (which always fits). Where the
+    batch holds the whole morph (a GPU), that is one insert round: two UNet batches instead of one.
+    """
+    inserts = total - coarse
+    if inserts <= 0:
+        return 0
+    b = max(1, int(batch_size))
+    needed = math.ceil(inserts / b)
+    spare = math.ceil(total / b) + 1 - math.ceil(coarse / b)
+    return max(needed, min(max(1, int(rounds)), spare, inserts))
 
 
 def uniform_ts(n: int) -> list[float]:
@@ -140,9 +155,12 @@ def plan_inserts(ts: Sequence[float], distances: Sequence[float], count: int,
     new: list[float] = []
     for i, m in enumerate(inserts):
         lo, hi = ts[i], ts[i + 1]
+        # Snap only where the gap has a grid point for every insert; with fewer, two inserts could take
+        # the same point and one would be lost (leaving a frame for another round).
+        snap = grid is not None and grid > 1 and m <= sum(lo < g / (grid - 1) < hi for g in range(grid))
         for j in range(1, m + 1):
             t = lo + (hi - lo) * j / (m + 1)
-            if grid is not None and grid > 1:
+            if snap:
                 cell = 1.0 / (grid - 1)
                 for g in sorted({math.floor(t / cell), math.ceil(t / cell)}, key=lambda k: (abs(k * cell - t), k)):
                     snapped = g / (grid - 1)
@@ -162,10 +180,10 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``uniform_ts(total)``.
-    Perceptual pacing renders :func:`coarse_ts`, then about ``rounds`` rounds of inserts
-    (:func:`insert_round_size`, never more than a batch) at the largest gaps (:func:`plan_inserts`) until
-    ``total`` frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is
-    rendered exactly once, so the UNet work is the same as uniform spacing's.
+    Perceptual pacing renders :func:`coarse_ts`, then up to ``rounds`` rounds of inserts of equal size, each
+    at most a batch (:func:`insert_rounds`: at most one batch more than uniform spacing), at the largest gaps
+    (:func:`plan_inserts`) until ``total`` frames exist; ``on_round(ts, distances)`` is called after each
+    measurement. Every t is rendered exactly once, so the UNet work is the same as uniform spacing's.
     """
     batch_size = max(1, int(batch_size))
     done: dict[float, Any] = {}
@@ -185,11 +203,13 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
     first = coarse_ts(total, stride) if perceptual else uniform_ts(total)
     render_all(first)
     ts, dist = measure()
-    step = insert_round_size(total - len(first), batch_size, rounds)
+    rounds_left = insert_rounds(total, len(first), batch_size, rounds)
     while len(done) < total:
         if on_round is not None:
             on_round(ts, dist)
-        new = plan_inserts(ts, dist, min(step, total - len(done)), grid=total)
+        count = min(batch_size, math.ceil((total - len(done)) / max(1, rounds_left)))  # rounds of equal size
+        rounds_left -= 1
+        new = plan_inserts(ts, dist, count, grid=total)
         if not new:  # no gap can be split by distance (all ~0 wide): split the widest in t instead
             new = plan_inserts(ts, np.diff(ts), total - len(done))
             if not new:

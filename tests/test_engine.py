@@ -121,6 +121,18 @@ def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet)
     assert uniform_calls == 8 * -(-16 // morpher.frames_per_batch(64))
 
 
+def test_perceptual_pacing_takes_at_most_one_unet_batch_more_than_uniform(morpher, count_unet):
+    big = Morpher("tiny", device="cpu", batch_size=32)  # a GPU-sized batch: the whole morph fits in one
+    assert big.pipe is morpher.pipe  # same cached pipeline, so count_unet sees its calls
+    req = dict(prompt_a=DOG, prompt_b=CAT, frames=16, steps=8, seed=0)
+    uniform = big.render(RenderRequest(**req, pacing="uniform"))
+    assert count_unet == [2 * 16] * 8  # one batch of 16 frames (x2 with CFG) per step
+    count_unet.clear()
+    paced = big.render(RenderRequest(**req, pacing="perceptual"))
+    assert len(count_unet) <= 2 * 8 and sum(count_unet) == 2 * 16 * 8  # coarse pass + one insert round
+    assert paced.max_over_mean < uniform.max_over_mean - 0.2
+
+
 def test_progress_reports_steps_frames_and_reaches_one(morpher):
     seen = []
     morpher.render(_req(frames=6, steps=3, pacing="perceptual"), progress=seen.append)
