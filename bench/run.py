@@ -114,6 +114,15 @@ class Bench:
         if self.m.device.type == "cuda":
             self.torch.cuda.synchronize()
 
+    def _count_unet_calls(self, fn) -> tuple[dict, int]:
+        """Run ``fn`` and count the UNet forward calls it made (a batch of frames is one call per step)."""
+        calls = [0]
+        handle = self.m.pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        try:
+            return fn(), calls[0]
+        finally:
+            handle.remove()
+
     def interleaved(self, methods: dict, repeat: int) -> dict:
         """Run the methods round-robin ``repeat`` times (so a busy moment on a shared machine hits them all
         alike) and keep each one's best time; returns {name: {"seconds": best, ...its last output}}."""
@@ -122,11 +131,11 @@ class Bench:
             for name, fn in methods.items():
                 self._sync()
                 t0 = time.perf_counter()
-                out = fn()
+                out, calls = self._count_unet_calls(fn)
                 self._sync()
                 dt = time.perf_counter() - t0
                 if name not in best or dt < best[name]["seconds"]:
-                    best[name] = {**out, "seconds": dt}
+                    best[name] = {**out, "seconds": dt, "unet_calls": calls}
         return best
 
     def warm_up(self, baseline: bool) -> None:
@@ -179,10 +188,16 @@ class Bench:
         return {"images": self._baseline_frames(ts)}
 
 
-def unet_scaling(morpher, req, batches=(1, 2, 4, 8, 16)) -> str:
-    """Time one UNet forward per batch size (samples, i.e. CFG halves count): ms per call and per sample."""
+def unet_scaling(morpher, req, batches=None) -> str:
+    """Time one UNet forward per batch size (samples, i.e. CFG halves count): ms per call and per sample.
+    Default sizes: 1..16 and the engine's batch with CFG (on CUDA also 32 and 64)."""
     import torch
 
+    if batches is None:
+        batches = {1, 2, 4, 8, 16, 2 * morpher.frames_per_batch(req.size)}
+        if morpher.device.type == "cuda":
+            batches |= {32, 64}
+        batches = sorted(batches)
     unet = morpher.pipe.unet
     emb, _ = morpher.encode(req.prompt_a)
     side = req.size // morpher.pipe.vae_scale_factor
@@ -253,18 +268,19 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
                      "the CPUs, timings are noisy (--threads 1 and --repeat 3 help)")
     lines += [
         "",
-        "| method | UNet batch | total s | s/frame | speed-up vs per-frame calls |",
-        "|---|---|---|---|---|",
+        "| method | UNet batch | UNet calls | total s | s/frame | speed-up vs per-frame calls |",
+        "|---|---|---|---|---|---|",
     ]
     cfg_mult = 2 if req.guidance > 1 else 1
     rows = []
     if baseline:
-        rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline["seconds"]))
-    rows.append(("engine, uniform pacing", batch * cfg_mult, uniform["seconds"]))
-    rows.append(("engine, perceptual pacing", batch * cfg_mult, perceptual["seconds"]))
-    for name, b, sec in rows:
+        rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline))
+    rows.append(("engine, uniform pacing", batch * cfg_mult, uniform))
+    rows.append(("engine, perceptual pacing", f"≤{batch * cfg_mult}", perceptual))
+    for name, b, timed in rows:
+        sec = timed["seconds"]
         ratio = f"{baseline['seconds'] / sec:.2f}x" if baseline else "n/a"
-        lines.append(f"| {name} | {b} | {sec:.2f} | {sec / n:.3f} | {ratio} |")
+        lines.append(f"| {name} | {b} | {timed['unet_calls']} | {sec:.2f} | {sec / n:.3f} | {ratio} |")
     lines.append("")
     lines.append("| pacing | max/mean adjacent distance | 1 - Gini | UNet frame evaluations |")
     lines.append("|---|---|---|---|")

@@ -250,11 +250,14 @@ def test_bench_smoke(capsys):
     """`python -m bench` runs engine and per-frame baseline in one go and prints the comparison table."""
     from bench.run import main as bench_main
 
-    assert bench_main(["--frames", "3", "--steps", "1", "--threads", "1"]) == 0
+    assert bench_main(["--frames", "6", "--steps", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    for row in ("| per-frame pipeline calls (the article's way) | 2 |", "| engine, uniform pacing |",
+    for row in ("| per-frame pipeline calls (the article's way) | 2 | 6 |", "| engine, uniform pacing | 8 | 2 |",
                 "| engine, perceptual pacing |", "| uniform |", "| perceptual |", "ratio baseline/engine"):
         assert row in out, row
+    # UNet calls (one step): perceptual pacing takes at most one batch more than uniform (4 + 2 frames).
+    perceptual = next(x for x in out.splitlines() if x.startswith("| engine, perceptual pacing |"))
+    assert int(perceptual.split("|")[3]) <= 3
     # The baseline renders the same pictures as the engine (same noise, embeddings, scheduler).
     line = next(x for x in out.splitlines() if x.startswith("same pictures?"))
     assert "frame 0 = 0," in line or "frame 0 = 1," in line
