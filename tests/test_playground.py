@@ -559,6 +559,7 @@ def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morphe
     (None, "DISCORD_TOKEN=\n", "--playground"),
     ("abc", None, ""),
     (None, "LOG_LEVEL=INFO\nDISCORD_TOKEN=abc\n", ""),
+    (None, (ROOT / ".env.example").read_text(), "--playground"),  # `cp .env.example .env`, no token yet
 ])
 def test_make_run_picks_the_playground_without_a_token(tmp_path, env_token, dotenv, expected):
     """The Makefile's `run` target, with a stand-in morph-bot that prints its arguments."""

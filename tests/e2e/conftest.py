@@ -24,9 +24,13 @@ async def fake():
 
     f = await FakeDiscord().start()
     use_discord_endpoints(f.api_base, f.gateway_url)
-    yield f
-    use_discord_endpoints(None, None)
-    await f.stop()
+    try:
+        yield f
+        # every end-to-end test: the bot used only routes Discord has (the fake answers others with 404)
+        assert f.unknown_routes == [], f.unknown_routes
+    finally:
+        use_discord_endpoints(None, None)
+        await f.stop()
 
 
 @pytest.fixture
