@@ -60,6 +60,11 @@ ANSWER_GRACE_S = 10.0
 MAX_DELIVERY_ATTEMPTS = 10
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 600.0
+#: Discord lets a bot edit about 5 messages per 5 s per channel, one bucket for every message of the
+#: channel (interaction-webhook edits have their own bucket per token, but tokens die after 15 min).
+#: Queue positions use at most half of it: after n position edits with the bot token in one channel,
+#: the next refresh waits n times this, so progress and result edits are not stuck behind them.
+POSITION_EDIT_SPACING_S = 2.0
 
 
 class DeliveryError(Exception):
@@ -100,6 +105,11 @@ class StatusTarget:
     def of(cls, job, message_id: int) -> "StatusTarget":
         return cls(job.channel_id, message_id, job.application_id, job.interaction_token,
                    job.interaction_expires_at)
+
+    def webhook_usable(self, now: float) -> bool:
+        """True while the interaction token can edit the message (with 30 s to spare); afterwards
+        edits need the bot token and share the channel's rate limit."""
+        return bool(self.token and self.application_id and (self.expires_at or 0) > now + 30)
 
 
 class StatusEditor:
@@ -172,7 +182,7 @@ class StatusEditor:
             self._last.pop(message_id, None)
 
     async def _apply(self, target: StatusTarget, fields: dict) -> None:
-        if target.token and target.application_id and (target.expires_at or 0) > self.clock() + 30:
+        if target.webhook_usable(self.clock()):
             webhook = discord.Webhook.partial(int(target.application_id), target.token, client=self.bot)
             try:
                 await webhook.edit_message(target.message_id, **fields)
@@ -223,6 +233,7 @@ class Delivery:
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
         self._wake = asyncio.Event()
         self._positions_dirty = asyncio.Event()
+        self.positions_pause = edit_interval  # seconds before the next position refresh may run
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()  # one delivery at a time in this process
 
@@ -335,13 +346,18 @@ class Delivery:
                 raise
             except Exception:  # noqa: BLE001
                 log.exception("could not refresh queue positions")
-            await asyncio.sleep(self.editor.interval)
+            await asyncio.sleep(self.positions_pause)
 
     async def refresh_positions(self) -> int:
-        """Edit the status of queued jobs whose position text changed; returns how many edits were asked."""
-        jobs = await self.store.list_jobs(None, states=["queued"], limit=1000)
+        """Edit the status of queued jobs whose position text changed; returns how many edits were asked.
+
+        Sets :attr:`positions_pause` (see :data:`POSITION_EDIT_SPACING_S`): the more bot-token edits one
+        channel just got, the longer until the next refresh (positions then jump by several at once)."""
+        jobs = sorted(await self.store.list_jobs(None, states=["queued"], limit=1000), key=lambda j: j.id)
         paused: dict[int, bool] = {}
         asked = 0
+        bot_token_edits: dict[int, int] = {}  # channel id -> edits that need the bot token
+        now = self.store.clock()
         for job in jobs:
             if job.status_message_id is None and job.id not in self._status:
                 continue
@@ -355,6 +371,11 @@ class Delivery:
             self._queued_text[job.id] = text
             await self._edit_status(job, content=text)
             asked += 1
+            target = self._status.get(job.id)
+            if target is not None and not target.webhook_usable(now):
+                bot_token_edits[job.channel_id] = bot_token_edits.get(job.channel_id, 0) + 1
+        self.positions_pause = max(self.editor.interval,
+                                   POSITION_EDIT_SPACING_S * max(bot_token_edits.values(), default=0))
         return asked
 
     # ------------------------------------------------------------------ result delivery
