@@ -357,3 +357,26 @@ async def test_heartbeat_covers_model_loading(store, settings, morpher):
     assert worker.morpher is None and j.state == "running" and j.heartbeat_at > j.started_at
     await asyncio.wait_for(task, 30)
     assert (await store.get(job.id)).state == "rendered"
+
+
+async def test_worker_loop_purges_old_artifacts(store, settings, morpher):
+    """Retention runs by itself: the worker loop purges on start and then hourly; picks say "expired"."""
+    old = await submit(store, small(frames=2, steps=1, candidates=1))
+    await store.claim("gone/1")
+    folder = Path(settings.data_dir) / str(old.id)
+    folder.mkdir(parents=True)
+    (folder / "frame_000.png").write_bytes(b"png")
+    long_ago = time.time() - (settings.retention_days + 1) * 86400
+    assert await store.mark_rendered(old.id, {"frame_count": 2}, folder, now=long_ago)
+    assert await store.mark_delivered(old.id, 1)
+    worker = make_worker(store, settings, morpher, RecordingNotifier(), poll_s=0.05)
+    await worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while folder.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    assert not folder.exists() and (await store.get(old.id)).expired
+    with pytest.raises(MorphError, match="expired"):
+        await store.pick(old.id, user_id=BOB, frame=0)
