@@ -509,7 +509,7 @@ async def test_browser_morph_pick_and_screenshot(pg):
             queue_text = await page.inner_text("#queue")
             assert "dog → cat" in queue_text and "delivered" in queue_text.lower()
             await page.wait_for_timeout(1500)  # let the GIF play a little for the screenshot
-            await reply.scroll_into_view_if_needed()
+            await result.scroll_into_view_if_needed()  # the GIF, sheet, buttons and menu in the picture
             await page.screenshot(path=str(ARTIFACTS / "playground.png"))
             if os.environ.get("PLAYGROUND_SCREENSHOT"):
                 await page.screenshot(path=os.environ["PLAYGROUND_SCREENSHOT"])
