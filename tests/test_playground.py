@@ -560,6 +560,11 @@ def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morphe
     ("abc", None, ""),
     (None, "LOG_LEVEL=INFO\nDISCORD_TOKEN=abc\n", ""),
     (None, (ROOT / ".env.example").read_text(), "--playground"),  # `cp .env.example .env`, no token yet
+    # .env lines bot.config.parse_dotenv accepts but the Makefile's `grep '^DISCORD_TOKEN=.+'` misreads
+    *[pytest.param(None, dotenv, expected, marks=pytest.mark.xfail(strict=True, reason=(
+        "Makefile decides by grep '^DISCORD_TOKEN=.+' .env, not as bot.config reads .env")))
+      for dotenv, expected in [("export DISCORD_TOKEN=abc\n", ""), ("DISCORD_TOKEN = abc\n", ""),
+                               ('DISCORD_TOKEN=""\n', "--playground")]],
 ])
 def test_make_run_picks_the_playground_without_a_token(tmp_path, env_token, dotenv, expected):
     """The Makefile's `run` target, with a stand-in morph-bot that prints its arguments."""
