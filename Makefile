@@ -21,11 +21,7 @@ $(STAMP): pyproject.toml
 
 # With DISCORD_TOKEN (environment or .env) this runs the real bot; without one, the local playground.
 run: setup
-	@if [ -n "$$DISCORD_TOKEN" ] || grep -qsE '^DISCORD_TOKEN=.+' .env; then \
-		exec $(BIN)/morph-bot; \
-	else \
-		exec $(BIN)/morph-bot --playground; \
-	fi
+	exec $(BIN)/morph-bot --auto
 
 test: setup
 	@bash scripts/ensure-chromium || true

@@ -122,7 +122,7 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
                 raise ConfigError(f"{source}, line {n}: unexpected text after the quoted value of {key}.")
             value = value[1:end]
         else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+            value = re.split(r"(?:^|\s+)#", value, maxsplit=1)[0].strip()
         out[key] = value
     return out
 

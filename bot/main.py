@@ -28,18 +28,21 @@ def main(argv: list[str] | None = None) -> int:
                                      "another. Settings come from the environment and .env (see .env.example).")
     parser.add_argument("--playground", action="store_true",
                         help="run the local playground (a fake Discord in the browser) instead of connecting")
+    parser.add_argument("--auto", action="store_true",
+                        help="the bot when DISCORD_TOKEN is set (environment or .env), else the playground "
+                             "(what `make run` does)")
     args = parser.parse_args(argv)
 
-    from bot.config import ConfigError, Settings
+    from bot.config import ConfigError
 
     try:
-        settings = Settings.from_env(playground=args.playground)
+        playground, settings = choose_mode(playground=args.playground, auto=args.auto)
     except ConfigError as err:
         print(f"morph-bot: configuration error: {err}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
 
-    if args.playground:
+    if playground:
         from bot.playground import run_playground
 
         return int(run_playground(settings) or 0)
@@ -48,6 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"morph-bot: {NO_TOKEN}", file=sys.stderr)
         return 2
     return run_bot(settings)
+
+
+def choose_mode(*, playground: bool, auto: bool, env=None, dotenv_path=".env"):
+    """(run the playground?, its Settings). ``auto`` picks the playground exactly when the token, read the
+    way the bot reads it (environment over .env), is empty. Raises ConfigError for bad settings."""
+    from bot.config import Settings
+
+    if auto and not playground:
+        playground = not Settings.from_env(env, dotenv_path).discord_token
+    return playground, Settings.from_env(env, dotenv_path, playground=playground)
 
 
 def run_bot(settings) -> int:

@@ -553,20 +553,34 @@ def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morphe
 # ---------------------------------------------------------------------------------------------------------
 # How a new user starts it: `make run` without a token → `morph-bot --playground`
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-@pytest.mark.parametrize("env_token, dotenv, expected", [
-    (None, None, "--playground"),
-    (None, "DISCORD_TOKEN=\n", "--playground"),
-    ("abc", None, ""),
-    (None, "LOG_LEVEL=INFO\nDISCORD_TOKEN=abc\n", ""),
-    (None, (ROOT / ".env.example").read_text(), "--playground"),  # `cp .env.example .env`, no token yet
-    # .env lines bot.config.parse_dotenv accepts but the Makefile's `grep '^DISCORD_TOKEN=.+'` misreads
-    *[pytest.param(None, dotenv, expected, marks=pytest.mark.xfail(strict=True, reason=(
-        "Makefile decides by grep '^DISCORD_TOKEN=.+' .env, not as bot.config reads .env")))
-      for dotenv, expected in [("export DISCORD_TOKEN=abc\n", ""), ("DISCORD_TOKEN = abc\n", ""),
-                               ('DISCORD_TOKEN=""\n', "--playground")]],
+@pytest.mark.parametrize("env_token, dotenv, playground", [
+    (None, None, True),
+    (None, "DISCORD_TOKEN=\n", True),
+    (None, 'DISCORD_TOKEN=""\n', True),
+    (None, "DISCORD_TOKEN=  # paste it here\n", True),
+    ("abc", None, False),
+    ("abc", "DISCORD_TOKEN=\n", False),  # the environment wins over .env
+    (None, "LOG_LEVEL=INFO\nDISCORD_TOKEN=abc\n", False),
+    (None, "export DISCORD_TOKEN=abc\n", False),
+    (None, "DISCORD_TOKEN = abc\n", False),
+    (None, (ROOT / ".env.example").read_text(), True),  # `cp .env.example .env`, no token yet
 ])
-def test_make_run_picks_the_playground_without_a_token(tmp_path, env_token, dotenv, expected):
+def test_make_run_mode_follows_the_token_as_the_bot_reads_it(tmp_path, env_token, dotenv, playground):
+    """`make run` is `morph-bot --auto`: the playground exactly when the bot would see no token."""
+    from bot.main import choose_mode
+
+    dotenv_path = tmp_path / ".env"
+    if dotenv is not None:
+        dotenv_path.write_text(dotenv)
+    env = {} if env_token is None else {"DISCORD_TOKEN": env_token}
+    chosen, settings = choose_mode(playground=False, auto=True, env=env, dotenv_path=dotenv_path)
+    assert chosen is playground
+    assert settings.model == ("tiny" if playground else "stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert choose_mode(playground=False, auto=False, env=env, dotenv_path=dotenv_path)[0] is False
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_starts_morph_bot_auto(tmp_path):
     """The Makefile's `run` target, with a stand-in morph-bot that prints its arguments."""
     import subprocess
 
@@ -578,15 +592,10 @@ def test_make_run_picks_the_playground_without_a_token(tmp_path, env_token, dote
     stamp = tmp_path / "installed"
     stamp.write_text("")
     os.utime(tmp_path / "pyproject.toml", (0, 0))  # older than the stamp: no setup runs
-    if dotenv is not None:
-        (tmp_path / ".env").write_text(dotenv)
-    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
-    if env_token is not None:
-        env["DISCORD_TOKEN"] = env_token
     out = subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "run", f"BIN={bindir}", f"STAMP={stamp}"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"morph-bot args:[{expected}]"
+    assert out.stdout.strip() == "morph-bot args:[--auto]"
 
 
 @pytest.mark.slow
