@@ -46,10 +46,12 @@ def user(user_id: int | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """'45 s', '3 min 5 s', '1 h 2 min'; '?' for None."""
+    """'2.4 s', '45 s', '3 min 5 s', '1 h 2 min'; '?' for None."""
     if seconds is None:
         return "?"
-    s = max(0, int(round(seconds)))
+    if seconds < 9.95:
+        return f"{max(0.0, seconds):.1f} s"
+    s = int(round(seconds))
     if s < 60:
         return f"{s} s"
     if s < 3600:

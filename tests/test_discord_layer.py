@@ -426,3 +426,10 @@ async def test_position_refreshes_slow_down_when_many_need_the_bot_token(tmp_pat
         assert delivery.positions_pause == delivery.editor.interval
     finally:
         await store.close()
+
+
+def test_duration_reads_well_from_tenths_to_hours():
+    from bot.messages import duration
+
+    assert [duration(x) for x in (None, 0.04, 2.44, 9.96, 45.2, 185, 3720)] == \
+        ["?", "0.0 s", "2.4 s", "10 s", "45 s", "3 min 5 s", "1 h 2 min"]
