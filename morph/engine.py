@@ -52,8 +52,9 @@ class Morpher:
 
     ``model``: a diffusers SD 1.x/2.x repo id or folder, ``tiny`` or ``sd15-random`` (see
     :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
-    batch (None = chosen from free memory). ``pacing_rounds``: insert rounds of perceptual pacing after the
-    coarse pass (more rounds find sharp jumps better but run smaller batches). Render calls are serialised
+    batch (None = chosen from free memory). ``pacing_rounds``: at most this many insert rounds of perceptual
+    pacing after the coarse pass (more rounds find sharp jumps better); fewer where more would cost more than
+    one UNet batch beyond uniform spacing (:func:`morph.pacing.insert_rounds`). Render calls are serialised
     by a lock per pipeline.
     """
 
