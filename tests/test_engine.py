@@ -186,6 +186,26 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, monkeypat
     morpher._oom_cap = None
 
 
+def test_out_of_memory_while_decoding_halves_the_slice_and_keeps_every_frame(morpher, monkeypatch):
+    req = _req(frames=5, steps=2)
+    expected = morpher.render(req)
+    decode = morpher.pipe.vae.decode
+    seen = []
+
+    def small_gpu(latents, *args, **kwargs):
+        seen.append(latents.shape[0])
+        if latents.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(morpher.pipe.vae, "decode", small_gpu)
+    got = morpher.render(req)
+    assert got.ts == expected.ts and len(got.frames) == 5
+    for a, b in zip(_arrays(expected), _arrays(got)):
+        assert np.abs(a.astype(int) - b).max() <= 1
+    assert seen[:3] == [4, 2, 1]  # slice of 4 fails, then 2, then one frame at a time
+
+
 def test_out_of_memory_with_one_frame_is_a_clear_error(morpher, monkeypatch):
     def no_memory(*args, **kwargs):
         raise RuntimeError("CUDA error: out of memory")
