@@ -48,6 +48,8 @@ class Settings:
     #: back at once the jobs its earlier run left ``running``; so every process that renders from the
     #: same database needs its own id (default: the host name, enough for one process per host).
     worker_id: str = field(default_factory=socket.gethostname)
+    playground_host: str = "127.0.0.1"  # PLAYGROUND_HOST: where `morph-bot --playground` serves its page
+    playground_port: int = 8765  # PLAYGROUND_PORT (0 = any free port)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
@@ -85,6 +87,8 @@ class Settings:
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
             gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),
             worker_id=get("MORPH_WORKER_ID") or socket.gethostname(),
+            playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
+            playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
         )
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
             raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")

@@ -107,3 +107,13 @@ def test_worker_id_defaults_to_the_host_name_and_is_checked():
     for bad in ("a/b", "two words", "x" * 201):
         with pytest.raises(ConfigError, match="MORPH_WORKER_ID"):
             Settings.from_env({"MORPH_WORKER_ID": bad}, None)
+
+
+def test_playground_address_comes_from_dotenv_too(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PLAYGROUND_HOST=0.0.0.0\nPLAYGROUND_PORT=9000\n")
+    s = Settings.from_env({}, dotenv)
+    assert (s.playground_host, s.playground_port) == ("0.0.0.0", 9000)
+    assert (Settings.from_env({}, None).playground_host, Settings.from_env({}, None).playground_port) == ("127.0.0.1", 8765)
+    with pytest.raises(ConfigError, match="PLAYGROUND_PORT"):
+        Settings.from_env({"PLAYGROUND_PORT": "70000"}, None)

@@ -135,15 +135,6 @@ def test_chromium_path_respects_an_explicit_path(tmp_path):
     assert chromium_path({"CHROMIUM_PATH": str(exe)}) == str(exe)
 
 
-def test_playground_address_env():
-    from bot.playground import playground_address
-
-    assert playground_address(None, {}) == ("127.0.0.1", 8765)
-    assert playground_address(None, {"PLAYGROUND_PORT": "9000", "PLAYGROUND_HOST": "0.0.0.0"}) == ("0.0.0.0", 9000)
-    with pytest.raises(ValueError, match="PLAYGROUND_PORT"):
-        playground_address(None, {"PLAYGROUND_PORT": "http"})
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The running playground (one per module: the tiny model loads once)
 # ---------------------------------------------------------------------------------------------------------
@@ -446,7 +437,7 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await page.wait_for_selector("#conn.live")
             assert "untrained offline model (tiny)" in await page.inner_text("#banner")
             await page.select_option("#member-switch", str(ada.id))
-            await page.wait_for_function(f"document.querySelector('#me-name').textContent === 'Ada'")
+            await page.wait_for_function("document.querySelector('#me-name').textContent === 'Ada'")
             await page.wait_for_selector("#conn.live")
 
             # autocomplete shows the commands while typing

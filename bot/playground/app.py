@@ -165,27 +165,9 @@ class Playground:
         await self.stop()
 
 
-def playground_address(settings=None, env=None) -> tuple[str, int]:
-    """PLAYGROUND_HOST / PLAYGROUND_PORT from settings (when it has them) or the environment."""
-    env = os.environ if env is None else env
-    host = getattr(settings, "playground_host", None) or env.get("PLAYGROUND_HOST") or DEFAULT_HOST
-    raw = getattr(settings, "playground_port", None) or env.get("PLAYGROUND_PORT") or DEFAULT_PORT
-    try:
-        port = int(raw)
-        if not 0 <= port <= 65535:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ValueError(f"PLAYGROUND_PORT must be a port number 0–65535 (got {raw!r}).") from None
-    return host.strip(), port
-
-
 def run_playground(settings) -> int:
     """``morph-bot --playground``: run until Ctrl-C. Returns the process exit status."""
-    try:
-        host, port = playground_address(settings)
-    except ValueError as err:
-        print(f"morph-bot: {err}", file=sys.stderr)
-        return 2
+    host, port = settings.playground_host, settings.playground_port  # PLAYGROUND_HOST / _PORT
 
     async def main() -> int:
         pg = Playground(settings, host=host, port=port)
