@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bot.sandbox import FakeDiscord, InteractionFailed, OptionRejected
+from bot.sandbox import FakeDiscord, InteractionFailed, OptionRejected, eventually
 
 PNG_BYTES = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -213,10 +213,7 @@ async def test_file_button_select_and_reactions(world):
         fake.select(alice, posted, "demo:choose", ["9"])
 
     await fake.react(alice, posted, "3️⃣")
-    for _ in range(100):
-        if bot.reactions:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: bot.reactions, timeout=2)
     assert [(r.user_id, str(r.emoji), r.message_id) for r in bot.reactions] == [(alice.id, "3️⃣", posted.id)]
     assert posted.reactions["3️⃣"] == [fake.bot_user.id, alice.id]
 
@@ -232,10 +229,7 @@ async def test_late_answer_fails_the_interaction(world):
     it = fake.slash(alice, "slow")
     with pytest.raises(InteractionFailed, match="3 s"):
         await it
-    for _ in range(100):
-        if bot.errors:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: bot.errors)
     assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
     assert it.state == "failed" and any("deadline" in v["rule"] or "no response" in v["rule"] for v in fake.violations)
 
@@ -252,10 +246,8 @@ async def test_message_rules(world):
     it = await fake.slash(alice, "long", what="twice")
     followup = await fake.wait_for_message(lambda m: m.content == "followup ok")
     assert it.content == "one" and it.followups == [followup]
-    for _ in range(100):
-        if isinstance(bot.errors[-1], discord.InteractionResponded):  # discord.py refuses a second response
-            break
-        await asyncio.sleep(0.02)
+    # discord.py refuses a second response
+    await eventually(lambda: isinstance(bot.errors[-1], discord.InteractionResponded), timeout=2)
     assert isinstance(bot.errors[-1], discord.InteractionResponded)
     async with aiohttp.ClientSession() as http:  # … and Discord refuses it too
         async with http.post(f"{fake.api_base}/interactions/{it.id}/{it.token}/callback",
@@ -329,10 +321,7 @@ async def test_gateway_drop_resumes_and_replays(world):
     assert fake.gateway_stats["resumes"] == 1 and fake.gateway_stats["identifies"] == 1
 
     await fake.drop_gateway(mode="invalidate")
-    for _ in range(200):
-        if fake.gateway_stats["identifies"] == 2 and fake.connected:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: fake.gateway_stats["identifies"] == 2 and fake.connected, timeout=10)
     assert fake.gateway_stats["identifies"] == 2
     assert (await fake.slash(alice, "echo", text="again")).content == "again"
 
@@ -449,10 +438,7 @@ async def test_message_events_come_back_over_the_gateway(world):
     await msg.edit(content="two")
     await msg.delete()
     eph = await fake.slash(alice, "guarded")  # an ephemeral reply: bots get no event for it
-    for _ in range(100):
-        if len(bot.gateway_events) >= 3:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(bot.gateway_events) >= 3, timeout=2)
     await asyncio.sleep(0.1)
     assert bot.gateway_events == [("create", msg.id), ("edit", msg.id), ("delete", msg.id)]
     assert eph.ephemeral and fake.message(msg.id).history[-1]["content"] == "two" and fake.message(msg.id).deleted

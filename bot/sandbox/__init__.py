@@ -78,12 +78,12 @@ Attachment bytes: ``fake.attachment_bytes(id)`` or GET ``{fake.base_url}/attachm
 """
 from bot.sandbox.fake import (
     FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember, FakeRole, FakeUser, FaultRule,
-    InteractionFailed, OptionRejected, RateLimit, RecordedRequest, UploadedFile,
+    InteractionFailed, OptionRejected, RateLimit, RecordedRequest, UploadedFile, eventually,
 )
 from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage
 
 __all__ = [
-    "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
+    "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
     "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "InteractionFailed", "OptionRejected", "RateLimit",
     "RecordedRequest", "UploadedFile",
 ]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import inspect
 import json
 import logging
 import math
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -40,6 +42,19 @@ DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 12, 1 << 13, 1
 OPTION_TYPES = {3: "string", 4: "integer", 5: "boolean", 6: "user", 7: "channel", 8: "role", 9: "mentionable",
                 10: "number", 11: "attachment"}
 
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` (plain or async) until it returns something true or ``timeout`` seconds pass;
+    return its last value, so the caller asserts on exactly what it needs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value or time.monotonic() >= deadline:
+            return value
+        await asyncio.sleep(interval)
 
 class OptionRejected(ValueError):
     """Discord's client would refuse to send this command (missing/unknown option, out of range, …)."""

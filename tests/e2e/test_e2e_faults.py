@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.sandbox import InteractionFailed
+from bot.sandbox import InteractionFailed, eventually
 
 from e2e_helpers import gif_frames, job_id_of
 
@@ -52,10 +52,7 @@ async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
 
     # a session Discord will not resume: the bot identifies again and its components keep working
     await fake.drop_gateway(mode="invalidate")
-    for _ in range(200):
-        if fake.gateway_stats["identifies"] == 2 and fake.connected:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: fake.gateway_stats["identifies"] == 2 and fake.connected, timeout=10)
     assert fake.gateway_stats["identifies"] == 2
     click = await fake.click(bob, result, result.custom_ids()[2])
     assert click.latency < 3.0 and click.original.attachments
@@ -115,11 +112,12 @@ async def test_unanswered_morph_takes_its_job_back(harness, steps):
     it = fake.slash(alice, "morph", from_="a dog", to="a cat", frames=8)
     with pytest.raises(InteractionFailed):
         await it
-    for _ in range(200):
+    async def settled():
         jobs = await h.store.list_jobs(None, states=["queued", "running", "rendered", "delivered", "cancelled"])
-        if jobs and jobs[0].state in ("cancelled", "delivered"):
-            break
-        await asyncio.sleep(0.05)
+        return jobs if jobs and jobs[0].state in ("cancelled", "delivered") else None
+
+    jobs = await eventually(settled, timeout=10)
+    assert jobs, "the job neither got cancelled nor delivered"
     assert [j.state for j in jobs] == ["cancelled"]
     # the late callback, the failed interaction, and the bot's apology on the dead interaction
     assert {v["code"] for v in fake.violations} == {10062} and len(fake.violations) <= 3

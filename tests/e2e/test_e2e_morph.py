@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.sandbox import eventually
 from e2e_helpers import gif_frames, job_id_of, png
 
 
@@ -92,10 +93,7 @@ async def test_dev_guild_sync_and_a_guild_joined_later(harness):
     fake.commands.clear()
     await h.start_bot(default_frames=4)  # global commands this time
     late = fake.add_guild("Late Club")
-    for _ in range(100):
-        if h.bot.get_guild(late.id) is not None:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: h.bot.get_guild(late.id) is not None, timeout=2)
     assert h.bot.get_guild(late.id) is not None
     bob = late.add_member("bob")
     it = await fake.slash(bob, "morph", from_="a tree", to="a car")
