@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--batch", type=int, help="engine frames per UNet batch (default: the engine's choice)")
+    p.add_argument("--compile", action="store_true",
+                   help="engine with torch.compile'd UNet (compiled before timing; the baseline stays eager)")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per method; the best is reported (1)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--prompt-a", default="a photo of a dog")
@@ -79,7 +81,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     cfg = settings(args)
     try:
-        morpher = Morpher(cfg["model"], device=args.device, batch_size=args.batch)
+        morpher = Morpher(cfg["model"], device=args.device, batch_size=args.batch, compile=args.compile)
+        if morpher.compile_error:
+            print(f"bench: error: --compile failed, the UNet would run eagerly: {morpher.compile_error}",
+                  file=sys.stderr)
+            return 2
         size = cfg["size"] or morpher.native_size
         base = RenderRequest(args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"],
                              size=size, guidance=cfg["guidance"], scheduler=cfg["scheduler"],
@@ -89,12 +95,16 @@ def main(argv=None) -> int:
         return 2
     bench = Bench(morpher, base)
     bench.warm_up(baseline=not args.skip_baseline)
-    methods = {"uniform": lambda: bench.engine("uniform"), "perceptual": lambda: bench.engine("perceptual")}
+    methods = {"uniform": (lambda: bench.engine("uniform"), morpher.unet),
+               "perceptual": (lambda: bench.engine("perceptual"), morpher.unet)}
     if not args.skip_baseline:
-        methods["baseline"] = lambda: bench.baseline(uniform_ts(base.frames))
+        methods["baseline"] = (lambda: bench.baseline(uniform_ts(base.frames)), morpher.pipe.unet)
+    if args.compile:  # what compiling alone buys: the same engine with the eager UNet, in the same run
+        eager = Morpher(cfg["model"], device=args.device, batch_size=args.batch)
+        methods["uniform_eager"] = (lambda: bench.engine("uniform", eager), eager.unet)
     timed = bench.interleaved(methods, max(1, args.repeat))
     uniform, perceptual, baseline = timed["uniform"], timed["perceptual"], timed.get("baseline")
-    print(report(morpher, base, cfg, args, uniform, perceptual, baseline))
+    print(report(morpher, base, cfg, args, uniform, perceptual, baseline, timed.get("uniform_eager")))
     if args.scaling:
         print()
         print(unet_scaling(morpher, base))
@@ -114,10 +124,12 @@ class Bench:
         if self.m.device.type == "cuda":
             self.torch.cuda.synchronize()
 
-    def _count_unet_calls(self, fn) -> tuple[dict, int]:
-        """Run ``fn`` and count the UNet forward calls it made (a batch of frames is one call per step)."""
+    def _count_unet_calls(self, fn, unet) -> tuple[dict, int]:
+        """Run ``fn`` and count its forward calls of ``unet`` (a batch of frames is one call per step). The
+        hook goes on the module the method calls: the compiled wrapper for a compiled engine (a hook inside
+        the compiled module would force a recompile)."""
         calls = [0]
-        handle = self.m.pipe.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        handle = unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
         try:
             return fn(), calls[0]
         finally:
@@ -125,13 +137,14 @@ class Bench:
 
     def interleaved(self, methods: dict, repeat: int) -> dict:
         """Run the methods round-robin ``repeat`` times (so a busy moment on a shared machine hits them all
-        alike) and keep each one's best time; returns {name: {"seconds": best, ...its last output}}."""
+        alike) and keep each one's best time. ``methods``: {name: (function, the UNet module it calls)};
+        returns {name: {"seconds": best, "unet_calls": n, ...its last output}}."""
         best: dict = {}
         for _ in range(repeat):
-            for name, fn in methods.items():
+            for name, (fn, unet) in methods.items():
                 self._sync()
                 t0 = time.perf_counter()
-                out, calls = self._count_unet_calls(fn)
+                out, calls = self._count_unet_calls(fn, unet)
                 self._sync()
                 dt = time.perf_counter() - t0
                 if name not in best or dt < best[name]["seconds"]:
@@ -147,10 +160,10 @@ class Bench:
         if baseline:
             self._baseline_frames([0.0], steps=2)
 
-    def engine(self, pacing: str) -> dict:
+    def engine(self, pacing: str, morpher=None) -> dict:
         import dataclasses
 
-        return {"result": self.m.render(dataclasses.replace(self.req, pacing=pacing))}
+        return {"result": (morpher or self.m).render(dataclasses.replace(self.req, pacing=pacing))}
 
     def _baseline_pipeline(self):
         """A second pipeline object over the same modules, with its own scheduler of the requested type, so
@@ -198,7 +211,7 @@ def unet_scaling(morpher, req, batches=None) -> str:
         if morpher.device.type == "cuda":
             batches |= {32, 64}
         batches = sorted(batches)
-    unet = morpher.pipe.unet
+    unet = morpher.unet  # the compiled wrapper under --compile
     emb, _ = morpher.encode(req.prompt_a)
     side = req.size // morpher.pipe.vae_scale_factor
     lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
@@ -247,7 +260,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs"
 
 
-def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
+def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager=None) -> str:
     import torch
 
     n = req.frames
@@ -260,7 +273,8 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
         f"machine: {machine()}; device: {dev}; torch {torch.__version__} ({threads} threads), "
         f"dtype {str(morpher.dtype).replace('torch.', '')}",
         f"settings: model {cfg['model']}, {n} frames, {req.steps} steps {req.scheduler}, {req.size}x{req.size}, "
-        f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), best of {args.repeat}",
+        f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), "
+        f"engine UNet {'torch.compile' if morpher.unet is not morpher.pipe.unet else 'eager'}, best of {args.repeat}",
     ]
     load = getattr(args, "load_before", None)
     if load is not None and load >= (os.cpu_count() or 1) * 0.75:
@@ -275,6 +289,8 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
     rows = []
     if baseline:
         rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline))
+    if uniform_eager:
+        rows.append(("engine, uniform pacing, eager UNet", batch * cfg_mult, uniform_eager))
     rows.append(("engine, uniform pacing", batch * cfg_mult, uniform))
     rows.append(("engine, perceptual pacing", f"≤{batch * cfg_mult}", perceptual))
     for name, b, timed in rows:
@@ -298,4 +314,7 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline) -> str:
         ratio = baseline["seconds"] / uniform["seconds"]
         lines.append(f"ratio baseline/engine (uniform): {ratio:.2f}x; "
                      f"(perceptual): {baseline['seconds'] / perceptual['seconds']:.2f}x")
+    if uniform_eager:
+        lines.append(f"torch.compile alone (uniform pacing, eager/compiled UNet): "
+                     f"{uniform_eager['seconds'] / uniform['seconds']:.2f}x")
     return "\n".join(lines)

@@ -52,7 +52,11 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     def make():
         from morph import Morpher  # torch and diffusers load only when the first job runs
 
-        return Morpher(settings.model, device=settings.device)
+        morpher = Morpher(settings.model, device=settings.device, compile=settings.compile)
+        if morpher.compile_error:
+            log.warning("MORPH_COMPILE=1 but the UNet could not be compiled, rendering without it: %s",
+                        morpher.compile_error)
+        return morpher
 
     return make
 

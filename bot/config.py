@@ -32,6 +32,7 @@ class Settings:
     data_dir: Path = Path("./data/artifacts")
     model: str = DEFAULT_MODEL
     device: str | None = None  # None: CUDA when available, else CPU
+    compile: bool = False  # MORPH_COMPILE: torch.compile the UNet (faster renders, slow first load)
     dev_guild_id: int | None = None
     owner_ids: tuple[int, ...] = ()
     max_user_active: int = 2
@@ -74,6 +75,7 @@ class Settings:
             data_dir=Path(get("MORPH_DATA_DIR") or cls.data_dir),
             model=get("MORPH_MODEL") or (PLAYGROUND_MODEL if playground else DEFAULT_MODEL),
             device=get("MORPH_DEVICE"),
+            compile=_bool(get, "MORPH_COMPILE", cls.compile),
             dev_guild_id=_int(get, "DEV_GUILD_ID", None, lo=1),
             owner_ids=_id_list(get, "OWNER_IDS"),
             max_user_active=_int(get, "MORPH_MAX_USER_ACTIVE", cls.max_user_active, lo=1),
@@ -155,6 +157,18 @@ def _float(get, name: str, default: float, lo: float | None = None, hi: float | 
         raise ConfigError(f"{name} must be a finite number (got {raw!r}).")
     _check_range(name, value, lo, hi)
     return value
+
+
+def _bool(get, name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off; got {raw!r}).")
 
 
 def _check_range(name, value, lo, hi) -> None:

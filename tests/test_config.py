@@ -16,6 +16,7 @@ def test_defaults_without_anything():
     assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (2, 20, 30.0)
     assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (24, 60, 25, 14.0)
     assert s.api_base is None and s.gateway_url is None and s.owner_ids == () and s.dev_guild_id is None
+    assert s.compile is False
 
 
 def test_playground_defaults_to_tiny_unless_set():
@@ -30,13 +31,13 @@ def test_environment_values_are_parsed():
         "MORPH_MAX_GUILD_QUEUE": "1_000", "MORPH_COOLDOWN_S": "2.5", "MORPH_DEFAULT_FRAMES": "10",
         "MORPH_MAX_FRAMES": "12", "MORPH_DEFAULT_STEPS": "4", "MORPH_RETENTION_DAYS": "0.5",
         "LOG_LEVEL": "debug", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10/",
-        "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gw", "MORPH_DEVICE": "cpu"}, None)
+        "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gw", "MORPH_DEVICE": "cpu", "MORPH_COMPILE": "yes"}, None)
     assert s.discord_token == "abc.def"
     assert s.db_path == Path("/tmp/x.db") and s.data_dir == Path("/tmp/art")
     assert s.dev_guild_id == 123 and s.owner_ids == (1, 2, 3)
     assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (5, 1000, 2.5)
     assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (10, 12, 4, 0.5)
-    assert s.log_level == "DEBUG" and s.device == "cpu"
+    assert s.log_level == "DEBUG" and s.device == "cpu" and s.compile is True
     assert s.api_base == "http://127.0.0.1:9/api/v10" and s.gateway_url == "ws://127.0.0.1:9/gw"
 
 
@@ -56,6 +57,7 @@ def test_environment_values_are_parsed():
     ({"LOG_LEVEL": "loud"}, ["LOG_LEVEL", "INFO"]),
     ({"DISCORD_API_BASE": "127.0.0.1:80"}, ["DISCORD_API_BASE", "http://"]),
     ({"DISCORD_GATEWAY_URL": "http://x"}, ["DISCORD_GATEWAY_URL", "ws://"]),
+    ({"MORPH_COMPILE": "maybe"}, ["MORPH_COMPILE", "1 or 0", "'maybe'"]),
 ])
 def test_bad_values_raise_config_error_naming_the_variable(env, words):
     with pytest.raises(ConfigError) as e:

@@ -226,6 +226,36 @@ def test_other_errors_are_not_swallowed(morpher, monkeypatch):
         morpher.render(_req(frames=2, steps=2))
 
 
+def test_compiled_unet_renders_the_same_frames(morpher):
+    compiled = Morpher("tiny", device="cpu", compile=True)  # same cached pipeline, compiled UNet wrapper
+    assert compiled.compile_error is None
+    assert compiled.unet is not compiled.pipe.unet and morpher.unet is morpher.pipe.unet
+    calls = []
+    handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        got = compiled.render(_req(frames=5, steps=3))
+    finally:
+        handle.remove()
+    expected = morpher.render(_req(frames=5, steps=3))
+    assert calls == [8] * 3 + [2] * 3  # the compiled UNet did the work: 4 + 1 frames (x2 guidance), 3 steps
+    assert got.ts == expected.ts and got.unet_evals == expected.unet_evals == 5
+    for a, b in zip(_arrays(expected), _arrays(got)):
+        assert np.abs(a.astype(int) - b).max() <= 2  # fused kernels round differently
+
+
+def test_compile_failure_falls_back_to_the_eager_unet(monkeypatch):
+    def no_compiler(module, **kwargs):  # what a machine without a C++ compiler / Triton gives on first call
+        def call(*args, **kw):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore details")
+        return call
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    m = Morpher("tiny", device="cpu", compile=True)
+    assert m.unet is m.pipe.unet
+    assert m.compile_error == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
+    assert len(m.render(_req(frames=2, steps=1)).frames) == 2
+
+
 def test_long_prompt_is_truncated_with_a_warning_naming_the_dropped_words(morpher):
     words = " ".join(["dog"] * 75)  # 75 tokens + start/end = 77: fits exactly
     r = morpher.render(_req(prompt_a=words, frames=2, steps=1))
