@@ -93,15 +93,15 @@ class MorphBot(commands.Bot):
     async def setup_hook(self) -> None:
         from bot.cogs import AdminCog, MorphCog
         from bot.store import Store
-        from bot.worker import Worker
+        from bot.worker import Worker, recover_own_jobs
 
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings,
                                           **({"clock": self._clock} if self._clock else {}))
-        # Take back only what this worker's previous run left running (it is dead: we are its restart).
-        # Jobs of other processes sharing the database are left to them, or recovered by the worker loop
-        # once their heartbeat is stale (bot/worker.py). A process without a worker recovers nothing.
-        recovered = await self.store.recover(worker_id=self.settings.worker_id) if self.start_worker else []
+        # Take back only what this worker's previous run left running (we are its restart; see
+        # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered by
+        # the worker loop once their heartbeat is stale. A process without a worker recovers nothing.
+        recovered = await recover_own_jobs(self.store, self.settings.worker_id) if self.start_worker else []
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self))
         await self.add_cog(AdminCog(self))

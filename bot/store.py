@@ -329,7 +329,7 @@ class Store:
         return rows[0]["state"]
 
     async def recover(self, *, worker_id: str | None = None, stale_s: float | None = None,
-                      now: float | None = None) -> list[Job]:
+                      keep: Iterable[int] = (), now: float | None = None) -> list[Job]:
         """Put jobs left ``running`` by a crash back in the queue; return every job it changed.
 
         Each such job gets ``attempts + 1``; at ``MAX_ATTEMPTS`` it becomes ``failed`` with the reason
@@ -337,7 +337,8 @@ class Store:
         (delivery picks them up). Without arguments every running job is recovered (only safe when no
         other process renders from this database). ``worker_id``: only jobs claimed as ``worker_id`` or
         ``worker_id/<run>`` (a restarted worker takes back its own jobs at once, see ``Worker``);
-        ``stale_s``: only jobs without a heartbeat for that long (another process died).
+        ``stale_s``: only jobs without a heartbeat for that long (another process died). ``keep``: ids of
+        jobs to leave running whatever else matches.
         """
         now = self._now(now)
         where, params = "state = 'running'", []
@@ -347,6 +348,10 @@ class Store:
         if stale_s is not None:
             where += " AND COALESCE(heartbeat_at, started_at, 0) < ?"
             params.append(now - stale_s)
+        keep = [int(i) for i in keep]
+        if keep:
+            where += f" AND id NOT IN ({_marks(keep)})"
+            params += keep
         reason = f"the renderer crashed {MAX_ATTEMPTS} times on this job"
         async with self._tx() as conn:
             ids = [r["id"] for r in await self._fetch(conn, f"SELECT id FROM jobs WHERE {where}", params)]

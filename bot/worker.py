@@ -9,7 +9,8 @@ Several processes may render from one database. Each worker claims jobs as ``<wo
 (``worker_id`` = ``MORPH_WORKER_ID``, one per process; ``run`` is new at every start), so:
 
 - a restarted process takes back at once what its previous run left ``running``
-  (``Store.recover(worker_id=...)`` in ``MorphBot.setup_hook``);
+  (:func:`recover_own_jobs`, called by ``MorphBot.setup_hook``), except a job whose heartbeat still moves:
+  a live process with the same id renders it (two processes were given one ``MORPH_WORKER_ID``);
 - every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* processes whose heartbeat is
   older than ``STALE_S`` (that process died and was not restarted);
 - a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without
@@ -42,6 +43,36 @@ PURGE_INTERVAL_S = 3600.0
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
 RECOVER_INTERVAL_S = 30.0
+
+
+async def recover_own_jobs(store: Store, worker_id: str,
+                           live_wait_s: float = 2.5 * PROGRESS_INTERVAL_S) -> list[Job]:
+    """Put back in the queue what earlier runs of ``worker_id`` left ``running``; return the changed jobs.
+
+    We are their restart, so they are taken back at once, not after ``STALE_S``. Unless another live
+    process uses the same ``MORPH_WORKER_ID`` (a configuration mistake, e.g. two processes on one host with
+    the default id): when such a job's heartbeat is recent, wait ``live_wait_s`` (longer than a heartbeat
+    interval) and look again. A job whose heartbeat moved on is being rendered right now: it is left to
+    that process and the log says what to fix; taking it would render and post it twice.
+    """
+    def ours(job: Job) -> bool:
+        return job.worker_id == worker_id or (job.worker_id or "").startswith(worker_id + "/")
+
+    now = store.clock()
+    beats = {j.id: j.heartbeat_at for j in await store.list_jobs(None, ["running"], limit=1000)
+             if ours(j) and j.heartbeat_at is not None and now - j.heartbeat_at < live_wait_s}
+    alive = []
+    if beats:
+        await asyncio.sleep(live_wait_s)
+        for job_id, beat in beats.items():
+            job = await store.get(job_id)
+            if job is not None and job.state == "running" and ours(job) and job.heartbeat_at != beat:
+                alive.append(job_id)
+    if alive:
+        log.error("another running process uses MORPH_WORKER_ID=%s and is rendering job(s) %s: left to it. "
+                  "Give every process that shares the database its own MORPH_WORKER_ID.",
+                  worker_id, ", ".join(f"#{i}" for i in alive))
+    return await store.recover(worker_id=worker_id, keep=alive)
 
 
 class Notifier(Protocol):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.store import Store
-from bot.worker import MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker, failure_reason
+from bot.worker import MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker, failure_reason, recover_own_jobs
 from morph.request import MorphError, RenderRequest
 
 MiB = 1024 * 1024
@@ -321,6 +321,36 @@ async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store
     assert await b.run_once() is True
     j = await store.get(job.id)
     assert j.state == "rendered" and j.worker_id.startswith("b/") and j.artifact_dir.is_dir()
+
+
+async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store, settings, morpher):
+    """Start-up recovery of jobs claimed under this MORPH_WORKER_ID: a previous run that died (heartbeat
+    recent but frozen) is taken back; a second live process given the same id keeps its job."""
+    notifier = RecordingNotifier()
+    twin, job, task = await render_job_in_background(store, settings, morpher, notifier,
+                                                     small(frames=40, steps=10), progress_interval_s=0.2)
+    dead = await submit(store, user=BOB)
+    assert (await store.claim(f"{twin.worker_id}/dead-run")).id == dead.id  # heartbeat now, then nothing
+    restarted = await Store.open(settings.db_path, settings)  # the starting process's own connection
+    try:
+        t0 = time.monotonic()
+        recovered = await recover_own_jobs(restarted, twin.worker_id, live_wait_s=0.8)
+        assert time.monotonic() - t0 >= 0.8  # it looked twice
+    finally:
+        await restarted.close()
+    assert [(j.id, j.state, j.attempts) for j in recovered] == [(dead.id, "queued", 1)]
+    j = await store.get(job.id)
+    assert j.state == "running" and j.worker_id == twin.claim_id and j.attempts == 0
+    await asyncio.wait_for(task, 60)
+    assert (await store.get(job.id)).state == "rendered"  # rendered once, by the twin that had it
+
+
+async def test_start_up_recovery_does_not_wait_for_old_heartbeats(store, settings):
+    old = await submit(store)
+    assert (await store.claim("w1/old", now=time.time() - 30)).id == old.id
+    t0 = time.monotonic()
+    assert [j.id for j in await recover_own_jobs(store, "w1", live_wait_s=5)] == [old.id]
+    assert time.monotonic() - t0 < 5
 
 
 async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, settings, morpher):
