@@ -35,6 +35,10 @@ class Pick(discord.ui.DynamicItem[discord.ui.Button], template=r"demo:pick:(?P<n
         return cls(int(match["n"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        if self.n == 3:  # acknowledge without a message (callback type 6), then follow up
+            await interaction.response.defer()
+            await interaction.followup.send("picked 3 quietly", ephemeral=True)
+            return
         await interaction.response.send_message(f"picked {self.n}", ephemeral=True)
 
 
@@ -207,6 +211,19 @@ async def test_file_button_select_and_reactions(world):
 
     click = await fake.click(alice, posted, "demo:pick:2")
     assert click.response_type == 4 and click.ephemeral and click.content == "picked 2"
+    quiet = await fake.click(alice, posted, "demo:pick:3")
+    assert quiet.response_type == 6  # deferred update: the clicked message stays as it was
+    followup = await fake.wait_for_message(lambda m: m.content == "picked 3 quietly")
+    assert followup.ephemeral and quiet.followups == [followup]
+    assert posted.content == "here" and len(posted.custom_ids()) == 4
+    pending = fake.slash(alice, "slow")  # unanswered for 3.3 s: answer it by hand with type 6 meanwhile
+    await eventually(lambda: pending.state == "pending" and pending.id, timeout=2)
+    async with aiohttp.ClientSession() as http:  # type 6 answers components only, never a slash command
+        async with http.post(f"{fake.api_base}/interactions/{pending.id}/{pending.token}/callback",
+                             data=json.dumps({"type": 6}), headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400 and (await r.json())["code"] == 50035
+    assert "callback type 6 not valid for interaction type 2" in fake.violations[-1]["rule"]
+    fake.violations.clear()
     chose = await fake.select(alice, posted, "demo:choose", ["4"])
     assert chose.content == "chose 4"
     with pytest.raises(OptionRejected):
