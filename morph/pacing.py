@@ -77,11 +77,26 @@ def candidate_indices(midpoint: int, n_frames: int, k: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------ planning
+def default_stride(total: int, batch_size: int | None = None, rounds: int = 3) -> int:
+    """Stride of the coarse pass: 4 from 16 frames up (a quarter of the budget, at least 5 frames) where at
+    least two insert rounds follow it (:func:`insert_rounds` with ``batch_size``; None: assume they do), else
+    2 from 4 frames up (about half), else 1 (all frames; nothing left to pace).
+
+    With one insert round only (the whole morph in one UNet batch: a GPU), stride 4 leaves three quarters of
+    the frames to one placement that no later round can repair: on 300 synthetic smooth morphs of 24 frames
+    it ended with a larger max/mean than uniform spacing in 20% of them (up to 1.4x), stride 2 in none; with
+    two or more rounds stride 4 is the better one (measured with 16-120 frames, batches 4-48).
+    """
+    if total >= 16 and (batch_size is None
+                        or insert_rounds(total, len(coarse_ts(total, 4)), batch_size, rounds) >= 2):
+        return 4
+    return 2 if total >= 4 else 1
+
+
 def coarse_ts(total: int, stride: int | None = None) -> list[float]:
     """The first, uniform pass: every ``stride``-th t of ``uniform_ts(total)`` plus t=1.
 
-    Default stride: 4 from 16 frames up (a quarter of the budget, at least 5 frames), else 2 from 4 frames
-    up (about half), else 1 (all frames; nothing left to pace). Taking the coarse frames from the final
+    Default stride: :func:`default_stride` without a batch size. Taking the coarse frames from the final
     uniform grid means a morph that changes at a constant rate ends up exactly uniform (``stride - 1``
     inserts per gap, snapped to the grid by :func:`plan_inserts`), so pacing does not make an already even
     morph worse; leaving ``stride - 1`` frames per gap lets a gap that changes more take several inserts
@@ -91,7 +106,7 @@ def coarse_ts(total: int, stride: int | None = None) -> list[float]:
     """
     grid = uniform_ts(total)
     if stride is None:
-        stride = 4 if total >= 16 else 2 if total >= 4 else 1
+        stride = default_stride(total)
     chosen = grid[::max(1, int(stride))]
     if chosen[-1] != grid[-1]:
         chosen.append(grid[-1])
@@ -180,7 +195,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``uniform_ts(total)``.
-    Perceptual pacing renders :func:`coarse_ts`, then up to ``rounds`` rounds of inserts of equal size, each
+    Perceptual pacing renders :func:`coarse_ts` (stride: ``stride`` or :func:`default_stride`), then up to ``rounds`` rounds of inserts of equal size, each
     at most a batch (:func:`insert_rounds`: at most one batch more than uniform spacing), at the largest gaps
     (:func:`plan_inserts`) until ``total`` frames exist; ``on_round(ts, distances)`` is called after each
     measurement. Every t is rendered exactly once, so the UNet work is the same as uniform spacing's.
@@ -200,6 +215,8 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
         ts = sorted(done)
         return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:])]
 
+    if perceptual and stride is None:
+        stride = default_stride(total, batch_size, rounds)
     first = coarse_ts(total, stride) if perceptual else uniform_ts(total)
     render_all(first)
     ts, dist = measure()

@@ -108,8 +108,16 @@ def test_perceptual_pacing_takes_at_most_one_render_call_more_than_uniform(total
     _, _, _, calls = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
     assert sum(len(c) for c in calls) == total and all(len(c) <= batch for c in calls)
     assert len(calls) <= math.ceil(total / batch) + 1
-    rounds = pacing.insert_rounds(total, len(pacing.coarse_ts(total)), batch)
-    assert len(calls) == math.ceil(len(pacing.coarse_ts(total)) / batch) + rounds
+    coarse = len(pacing.coarse_ts(total, pacing.default_stride(total, batch)))
+    assert len(calls) == math.ceil(coarse / batch) + pacing.insert_rounds(total, coarse, batch)
+
+
+def test_coarse_stride_is_finer_when_only_one_insert_round_follows():
+    assert pacing.default_stride(24) == pacing.default_stride(24, 8) == 4  # three rounds follow
+    assert pacing.default_stride(24, 48) == 2  # one batch holds the morph: one round
+    assert pacing.default_stride(50, 48) == 4  # uniform takes 2 batches: two rounds fit
+    assert pacing.default_stride(8, 4) == 2 and pacing.default_stride(3, 4) == 1
+    assert len(pacing.coarse_ts(24, 2)) == 13
 
 
 def test_insert_rounds_use_the_spare_batch_for_up_to_three_rounds():
@@ -140,7 +148,8 @@ def test_perceptual_is_never_worse_than_uniform_on_random_smooth_morphs():
         else:
             power = rng.uniform(0.3, 4)
             f = (lambda t, p=power: t ** p)
-        for total, batch in ((16, 4), (24, 16), (40, 8)):
+        # several insert rounds (CPU-sized batches), and one (the whole morph in one GPU batch)
+        for total, batch in ((16, 4), (24, 16), (40, 8), (24, 48), (16, 200), (60, 64)):
             _, _, d_u, _ = _profile_run(f, total, batch, perceptual=False)
             _, _, d_p, _ = _profile_run(f, total, batch, perceptual=True)
             ratios.append(pacing.max_over_mean(d_p) / pacing.max_over_mean(d_u))
