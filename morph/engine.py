@@ -120,12 +120,12 @@ class Morpher:
     def _compile_unet(self) -> None:
         """Compile the UNet once, with a dynamic batch dimension, and warm it up at the native size.
 
-        Worth it for a long-running worker (bench/RESULTS.md: 1.18x on a 2-core CPU with ``tiny``; a static-shape
-        compile gave 1.33x on an H100), but the first call of each batch-size range (1, 2-15, 16+ samples)
-        compiles for 20 s to a minute or more.
-        The warm-up pays that here, at start-up, for the batch sizes renders use (one frame and a full
-        batch, x2 with guidance). If compiling fails (no C++ compiler, no Triton, an unsupported model), the
-        UNet stays eager and ``compile_error`` says why: a slower worker beats a broken one.
+        Worth it for a long-running worker (bench/RESULTS.md: 1.18x on a 2-core CPU with ``tiny``; a
+        static-shape compile gave 1.33x on an H100), but the first call of each batch-size range (1, 2-15,
+        16+ samples) compiles for 20 s to a minute or more. The warm-up pays that here, at start-up, for the
+        batch sizes renders use (one frame and a full batch, x2 with guidance). If compiling fails (no C++
+        compiler, no Triton, an unsupported model), the UNet stays eager and ``compile_error`` says why: a
+        slower worker beats a broken one.
         """
         compiled = torch.compile(self.pipe.unet, dynamic=True)
         side = self.native_size // self.pipe.vae_scale_factor
@@ -138,7 +138,8 @@ class Morpher:
                     x = torch.zeros(n, self.pipe.unet.config.in_channels, side, side, device=self.device,
                                     dtype=self.dtype)
                     cond = emb.expand(n, -1, -1).contiguous()  # renders pass contiguous embeddings
-                    compiled(x, torch.tensor(999, device=self.device), encoder_hidden_states=cond, return_dict=False)
+                    t = torch.tensor(999, device=self.device)
+                    compiled(x, t, encoder_hidden_states=cond, return_dict=False)
         except Exception as err:  # noqa: BLE001 — any compile failure falls back to the eager UNet
             first_line = (str(err).strip().splitlines() or [""])[0][:300]
             self.compile_error = f"{type(err).__name__}: {first_line}"

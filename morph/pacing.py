@@ -195,10 +195,10 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``uniform_ts(total)``.
-    Perceptual pacing renders :func:`coarse_ts` (stride: ``stride`` or :func:`default_stride`), then up to ``rounds`` rounds of inserts of equal size, each
-    at most a batch (:func:`insert_rounds`: at most one batch more than uniform spacing), at the largest gaps
-    (:func:`plan_inserts`) until ``total`` frames exist; ``on_round(ts, distances)`` is called after each
-    measurement. Every t is rendered exactly once, so the UNet work is the same as uniform spacing's.
+    Perceptual pacing renders :func:`coarse_ts` (every ``stride``-th frame, default :func:`default_stride`),
+    then up to ``rounds`` rounds of inserts of equal size, each at most a batch (:func:`insert_rounds`: at
+    most one batch more than uniform spacing), at the largest gaps (:func:`plan_inserts`) until ``total``
+    frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is rendered exactly once, so the UNet work is the same as uniform spacing's.
     """
     batch_size = max(1, int(batch_size))
     done: dict[float, Any] = {}
