@@ -198,7 +198,8 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
     Perceptual pacing renders :func:`coarse_ts` (every ``stride``-th frame, default :func:`default_stride`),
     then up to ``rounds`` rounds of inserts of equal size, each at most a batch (:func:`insert_rounds`: at
     most one batch more than uniform spacing), at the largest gaps (:func:`plan_inserts`) until ``total``
-    frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is rendered exactly once, so the UNet work is the same as uniform spacing's.
+    frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is rendered
+    exactly once, so the UNet work is the same as uniform spacing's.
     """
     batch_size = max(1, int(batch_size))
     done: dict[float, Any] = {}
