@@ -38,7 +38,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import aiohttp
@@ -136,7 +135,6 @@ class StatusEditor:
         self._final: set[int] = set()
         self._dead: set[int] = set()  # deleted, or Discord refuses edits
         self._tasks: dict[int, asyncio.Task] = {}
-        self.edits = 0  # applied edits (for tests and logs)
 
     def edit(self, target: StatusTarget, *, final: bool = False,
              fallback: Callable[[], Awaitable] | None = None, **fields) -> None:
@@ -168,7 +166,6 @@ class StatusEditor:
             self._last[message_id] = time.monotonic()
             try:
                 await self._apply(target, fields)
-                self.edits += 1
             except (discord.NotFound, discord.Forbidden) as err:
                 log.info("status message %s cannot be edited (%s); leaving it alone", message_id, err)
                 self._dead.add(message_id)
@@ -489,9 +486,8 @@ class Delivery:
 
     def _files(self, job) -> list[discord.File]:
         """morph.gif + sheet.png when both fit ``job.upload_limit``; the GIF alone when only it fits."""
-        folder = Path(job.artifact_dir or "")
-        gif, sheet = folder / "morph.gif", folder / "sheet.png"
-        if not gif.is_file():
+        gif, sheet = job.gif_path, job.sheet_path
+        if gif is None or not gif.is_file():
             raise DeliveryError(f"the rendered GIF of job #{job.id} is missing (artifacts purged?)")
         limit = int(job.upload_limit or 10 * 1024 * 1024)
         size = gif.stat().st_size

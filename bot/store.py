@@ -25,14 +25,16 @@ import aiosqlite
 from bot import db
 from bot.config import Settings
 from bot.validation import check_request
+from morph.output import frame_filename
 from morph.request import MorphError, RenderRequest
 
 log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
-FINAL_STATES = ("delivered", "failed", "cancelled")
 MAX_ATTEMPTS = 3
+#: A rendered job's folder (``Job.artifact_dir``) holds these, written by ``bot.worker.write_artifacts``.
+GIF_FILE, SHEET_FILE = "morph.gif", "sheet.png"
 INTERACTION_TTL_S = 15 * 60
 #: Keys accepted by :meth:`Store.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
@@ -92,15 +94,15 @@ class Job:
 
     @property
     def gif_path(self) -> Path | None:
-        return self.artifact_dir / "morph.gif" if self.artifact_dir else None
+        return self.artifact_dir / GIF_FILE if self.artifact_dir else None
 
     @property
     def sheet_path(self) -> Path | None:
-        return self.artifact_dir / "sheet.png" if self.artifact_dir else None
+        return self.artifact_dir / SHEET_FILE if self.artifact_dir else None
 
     def frame_path(self, frame: int) -> Path | None:
         """Path of frame ``frame`` (0-based) as written by :func:`morph.output.save_frames`."""
-        return self.artifact_dir / f"frame_{frame:03d}.png" if self.artifact_dir else None
+        return self.artifact_dir / frame_filename(frame) if self.artifact_dir else None
 
     def interaction_alive(self, now: float | None = None) -> bool:
         """True while the interaction token can still be used for followups (15 minutes)."""
@@ -343,8 +345,9 @@ class Store:
         now = self._now(now)
         where, params = "state = 'running'", []
         if worker_id is not None:
-            where += " AND (worker_id = ? OR substr(worker_id, 1, ?) = ?)"
-            params += [worker_id, len(worker_id) + 1, worker_id + "/"]
+            claimed, claimed_params = _claimed_by(worker_id)
+            where += f" AND {claimed}"
+            params += claimed_params
         if stale_s is not None:
             where += " AND COALESCE(heartbeat_at, started_at, 0) < ?"
             params.append(now - stale_s)
@@ -368,6 +371,12 @@ class Store:
         for j in jobs:
             log.warning("recovered job #%d -> %s (attempts %d)", j.id, j.state, j.attempts)
         return jobs
+
+    async def running(self, worker_id: str) -> list[Job]:
+        """Jobs running under ``worker_id`` (claimed as ``worker_id`` or ``worker_id/<run>``), oldest first."""
+        claimed, params = _claimed_by(worker_id)
+        rows = await self._read(f"SELECT * FROM jobs WHERE state = 'running' AND {claimed} ORDER BY id", params)
+        return [Job.from_row(r) for r in rows]
 
     async def requeue(self, job_id: int, *, worker_id: str | None = None) -> bool:
         """Give a running job back to the queue without counting an attempt (clean worker shutdown).
@@ -608,10 +617,6 @@ class Store:
     async def is_banned(self, guild_id: int, user_id: int) -> bool:
         return bool(await self._read("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)))
 
-    async def bans(self, guild_id: int) -> list[int]:
-        return [r["user_id"] for r in await self._read("SELECT user_id FROM bans WHERE guild_id = ? ORDER BY created_at",
-                                                       (guild_id,))]
-
     async def get_limits(self, guild_id: int) -> dict:
         """Effective limits: ``paused, max_user_active, max_guild_queue, cooldown_s, max_frames,
         banned_words (list[str]), allowed_channels (list[int], empty = all)``."""
@@ -704,6 +709,12 @@ def _states(states: Iterable[str]) -> tuple[str, ...]:
     if bad or not states:
         raise ValueError(f"unknown job state(s) {bad}; states are {', '.join(STATES)}")
     return states
+
+
+def _claimed_by(worker_id: str) -> tuple[str, list]:
+    """SQL condition and parameters: the job was claimed as ``worker_id`` or ``worker_id/<run>`` (not by
+    names that merely start alike)."""
+    return "(worker_id = ? OR substr(worker_id, 1, ?) = ?)", [worker_id, len(worker_id) + 1, worker_id + "/"]
 
 
 def _marks(items) -> str:

@@ -320,7 +320,8 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE
             await ephemeral(interaction, f"❌ Morph job #{self.job_id} no longer exists.")
             return
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None)
-        await start_job(interaction, request, boomerang=job.boomerang, note=f"🔁 Reroll of job #{self.job_id} with seed {request.seed}.")
+        await start_job(interaction, request, boomerang=job.boomerang,
+                        note=f"🔁 Reroll of job #{self.job_id} with seed {request.seed}.")
 
 
 class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from bot.config import Settings
-from bot.store import Job, Store
+from bot.store import GIF_FILE, SHEET_FILE, Job, Store
 from morph.request import Cancelled, MorphError, Progress, RenderResult
 
 log = logging.getLogger(__name__)
@@ -55,19 +55,13 @@ async def recover_own_jobs(store: Store, worker_id: str,
     interval) and look again. A job whose heartbeat moved on is being rendered right now: it is left to
     that process and the log says what to fix; taking it would render and post it twice.
     """
-    def ours(job: Job) -> bool:
-        return job.worker_id == worker_id or (job.worker_id or "").startswith(worker_id + "/")
-
     now = store.clock()
-    beats = {j.id: j.heartbeat_at for j in await store.list_jobs(None, ["running"], limit=1000)
-             if ours(j) and j.heartbeat_at is not None and now - j.heartbeat_at < live_wait_s}
+    beats = {j.id: j.heartbeat_at for j in await store.running(worker_id)
+             if j.heartbeat_at is not None and now - j.heartbeat_at < live_wait_s}
     alive = []
     if beats:
         await asyncio.sleep(live_wait_s)
-        for job_id, beat in beats.items():
-            job = await store.get(job_id)
-            if job is not None and job.state == "running" and ours(job) and job.heartbeat_at != beat:
-                alive.append(job_id)
+        alive = [j.id for j in await store.running(worker_id) if j.id in beats and j.heartbeat_at != beats[j.id]]
     if alive:
         log.error("another running process uses MORPH_WORKER_ID=%s and is rendering job(s) %s: left to it. "
                   "Give every process that shares the database its own MORPH_WORKER_ID.",
@@ -310,12 +304,12 @@ def write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boom
     frames = result.frames
     save_frames(frames, out_dir)
     sheet = contact_sheet([frames[i] for i in result.candidates], [str(k + 1) for k in range(len(result.candidates))])
-    sheet_path = out_dir / "sheet.png"
+    sheet_path = out_dir / SHEET_FILE
     sheet.save(sheet_path, optimize=True)
     sheet_bytes = sheet_path.stat().st_size
     budget = max(MIN_GIF_BUDGET, int(upload_limit) - sheet_bytes - UPLOAD_HEADROOM)
     gif = encode_gif(frames, budget_bytes=budget, boomerang=boomerang)
-    (out_dir / "morph.gif").write_bytes(gif.data)
+    (out_dir / GIF_FILE).write_bytes(gif.data)
     return {
         "ts": [float(t) for t in result.ts],
         "distances": [float(d) for d in result.distances],

@@ -209,7 +209,7 @@ class _Render:
         self.steps_per_frame = len(self._scheduler().timesteps)
 
         batch = self.m.frames_per_batch(self.size)
-        ts, features, distances = pacing.pace(
+        ts, _features, distances = pacing.pace(
             self._render_ts, pacing.feature_distance, req.frames, batch, perceptual=req.pacing == "perceptual",
             rounds=self.m.pacing_rounds,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))

@@ -247,13 +247,18 @@ def _font(px: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def frame_filename(index: int) -> str:
+    """File name of frame ``index`` (0-based) as :func:`save_frames` writes it."""
+    return f"frame_{index:03d}.png"
+
+
 def save_frames(frames: list[Image.Image], directory) -> list[Path]:
     """Write each frame as ``frame_000.png`` … into ``directory`` (created if needed); return the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, frame in enumerate(frames):
-        path = directory / f"frame_{i:03d}.png"
+        path = directory / frame_filename(i)
         frame.save(path, format="PNG")
         paths.append(path)
     return paths

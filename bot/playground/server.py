@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE_S = 15.0
 #: Jobs shown in the queue panel: active ones first, then the most recent finished ones.
-QUEUE_STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
 QUEUE_LIMIT = 12
 MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c")
 BOT_COLOR = "#5865f2"
@@ -156,10 +155,6 @@ class PlaygroundServer:
         from bot.sandbox.model import permissions_value
 
         return permissions_value("manage_guild")
-
-    def _name(self, user_id) -> str:
-        user = self.fake.users.get(int(user_id)) if str(user_id).isdigit() else None
-        return user.name if user else "someone"
 
     def visible_to(self, msg: FakeMessage, user_id: int) -> bool:
         return msg.channel_id == self.channel.id and not msg.deleted and (
