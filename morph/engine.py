@@ -118,16 +118,18 @@ class Morpher:
         return max(1, min(16, int(free * 0.5 // (size * size * _VAE_BYTES_PER_PIXEL * scale))))
 
     def _compile_unet(self) -> None:
-        """Compile the UNet once, with a dynamic batch dimension, and warm it up at the native size.
+        """Compile the UNet once, with only the batch dimension dynamic, and warm it up at the native size.
 
-        Worth it for a long-running worker (bench/RESULTS.md: 1.18x on a 2-core CPU with ``tiny``; a
-        static-shape compile gave 1.33x on an H100), but the first call of each batch-size range (1, 2-15,
-        16+ samples) compiles for 20 s to a minute or more. The warm-up pays that here, at start-up, for the
-        batch sizes renders use (one frame and a full batch, x2 with guidance). If compiling fails (no C++
+        Worth it for a long-running worker (bench/RESULTS.md: 1.25x per render on an H100, 1.32x on a
+        2-core CPU), but compiling takes a while: 160 s for SD 1.5 on an H100, 36 s for ``tiny`` on that CPU.
+        The warm-up pays that here, at start-up, for the batch sizes renders use (one frame and a full batch,
+        x2 with guidance); the batch dimension is marked dynamic, so every batch size in between reuses those
+        graphs. Only the batch: with ``dynamic=True`` the image sides turn symbolic too, and on an H100
+        compiling SD 1.5's UNet that way had not finished after 9 minutes. If compiling fails (no C++
         compiler, no Triton, an unsupported model), the UNet stays eager and ``compile_error`` says why: a
         slower worker beats a broken one.
         """
-        compiled = torch.compile(self.pipe.unet, dynamic=True)
+        compiled = torch.compile(self.pipe.unet)
         side = self.native_size // self.pipe.vae_scale_factor
         try:
             with torch.inference_mode():  # renders run in inference mode: same guards, no recompile
@@ -138,6 +140,8 @@ class Morpher:
                     x = torch.zeros(n, self.pipe.unet.config.in_channels, side, side, device=self.device,
                                     dtype=self.dtype)
                     cond = emb.expand(n, -1, -1).contiguous()  # renders pass contiguous embeddings
+                    torch._dynamo.mark_dynamic(x, 0)
+                    torch._dynamo.mark_dynamic(cond, 0)
                     t = torch.tensor(999, device=self.device)
                     compiled(x, t, encoder_hidden_states=cond, return_dict=False)
         except Exception as err:  # noqa: BLE001 — any compile failure falls back to the eager UNet

@@ -243,6 +243,25 @@ def test_compiled_unet_renders_the_same_frames(morpher):
         assert np.abs(a.astype(int) - b).max() <= 2  # fused kernels round differently
 
 
+def test_compiled_unet_serves_every_batch_size_without_recompiling():
+    """The start-up warm-up covers all batch sizes: a new one must not compile again (a minute on a GPU)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()  # forget graphs other tests compiled for this UNet: only the warm-up's may serve
+    compiled = Morpher("tiny", device="cpu", compile=True)
+    graphs = torch._dynamo.utils.counters["stats"]
+    before = graphs["unique_graphs"]
+    calls = []
+    handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        compiled.render(_req(frames=3, steps=1, pacing="uniform"))
+        compiled.render(_req(frames=7, steps=1, pacing="perceptual"))
+    finally:
+        handle.remove()
+    assert {6, 8, 2} <= set(calls)  # batch sizes of 3, 4 and 1 frames (x2 guidance) went through it
+    assert graphs["unique_graphs"] == before
+
+
 def test_compile_failure_falls_back_to_the_eager_unet(monkeypatch):
     def no_compiler(module, **kwargs):  # what a machine without a C++ compiler / Triton gives on first call
         def call(*args, **kw):
