@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The GPU check still owed to bench/RESULTS.md, as one call of the device tool (/work/.library/device):
-# the product's default morph (sd15-random, 512², fp16, DPM-Solver++ 25 steps, 24 frames) per-frame vs
-# engine vs engine with the compiled UNet, in one run. Expect about 5 minutes on an H100 (two compiles of
-# a minute or two each, then 2 repeats); use timeout_s=600.
+# The GPU measurements owed to bench/RESULTS.md, as one call of the device tool (/work/.library/device):
+# bench/probe.py on sd15-random (512², fp16): UNet attention backends, VAE decode slices, the default 24-frame
+# morph with the eager engine vs the engine's compiled UNet (MORPH_COMPILE=1), then the design anchors'
+# setting. It watches its own budget (--budget-s) and always ends with its tables; expect about 5 minutes on
+# an H100 (of which 160 s compiling). Use timeout_s=600.
 #
 # Prepare once, on the machine without a GPU (the device image has torch and transformers, not diffusers):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl diffusers==0.42.1 importlib_metadata
-# Run: device run, carry [".whl"], command "bash bench/gpu-check.sh"; the log comes back as $OUT/*.txt.
+# Run: device run, carry [".whl"], command "bash bench/gpu-check.sh"; the tables come back as $OUT/probe.md.
 set -uo pipefail
 out=${OUT:-bench-out}
 mkdir -p "$out"
@@ -18,5 +19,5 @@ if [ -d .whl ]; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$out/gpu.txt"
-python3 -m bench --preset default24 --device cuda --compile --repeat 2 2>&1 | tee "$out/default24-compile.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,temperature.gpu --format=csv 2>&1 | tee "$out/gpu.txt"
+python3 -m bench.probe --budget-s "${BUDGET_S:-460}" --out "$out/probe.md" 2>&1 | tee "$out/probe-log.txt"

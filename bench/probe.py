@@ -1,0 +1,209 @@
+"""Which speed-ups pay on this device: UNet and VAE variants timed against the eager engine in one run.
+
+``python -m bench.probe`` loads one model (default ``sd15-random`` on CUDA, fp16) and, in one process:
+
+1. times one UNet forward at the default render's batch (24 frames x 2 with CFG) for each PyTorch attention
+   backend (the default choice, flash, cuDNN, memory-efficient), median of synchronised timings;
+2. times the VAE decode of 24 frames (the engine's slices, other slice sizes, channels_last);
+3. renders the default morph (24 frames, DPM-Solver++ 25 steps, 512², CFG 7.5) with the eager engine (the
+   baseline of every ratio printed), then compiles the UNet as ``Morpher(compile=True)`` does and renders it
+   again, uniform and perceptual, counting graphs compiled during the timed renders (should be 0);
+4. if the budget allows, the design anchors' setting (50 frames, PNDM 50 steps), eager vs compiled.
+
+Each step checks the time budget (``--budget-s``) first, so one device call of fixed length always ends with
+the tables; results go to stdout and, as markdown, to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import statistics
+import sys
+import time
+import warnings
+
+START = time.perf_counter()
+
+
+def elapsed() -> float:
+    return time.perf_counter() - START
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="sd15-random")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--budget-s", type=float, default=480, help="skip steps that would end after this (480)")
+    p.add_argument("--skip-kernels", action="store_true", help="skip steps 1-2 (attention backends, VAE)")
+    p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "probe.md"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore")
+    import torch
+    import torch._dynamo
+
+    from morph import RenderRequest
+    from morph.engine import Morpher
+
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    m = Morpher(args.model, device=args.device)
+    cuda = m.device.type == "cuda"
+    say(f"# probe: {m.device_info()['device']}, torch {torch.__version__}, model {args.model}, "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
+    req = RenderRequest("a photo of a dog", "a photo of a cat", frames=args.frames, seed=7, steps=args.steps,
+                        size=args.size, guidance=7.5, scheduler="dpm++2m", pacing="uniform",
+                        candidates=5).validate()
+    side = args.size // m.pipe.vae_scale_factor
+    samples = 2 * args.frames
+    gen = torch.Generator("cpu").manual_seed(0)
+    x = torch.randn(samples, m.pipe.unet.config.in_channels, side, side, generator=gen).to(m.device, m.dtype)
+    emb = torch.randn(samples, 77, m.pipe.unet.config.cross_attention_dim, generator=gen).to(m.device, m.dtype)
+    t = torch.tensor(500, device=m.device)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def timed_ms(fn, reps=8, warm=2) -> float:
+        """Median wall time of ``fn`` in ms (synchronised around each call)."""
+        with torch.inference_mode():
+            for _ in range(warm):
+                fn()
+            times = []
+            for _ in range(reps):
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+
+    def graphs() -> int:
+        return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+
+    def render_s(unet, r=req, reps=2, ctx=contextlib.nullcontext) -> tuple[float, int]:
+        """Best of ``reps`` renders of ``r`` with ``unet``; graphs compiled during them."""
+        m.unet = unet
+        before = graphs()
+        best = float("inf")
+        with ctx():
+            for _ in range(reps):
+                sync()
+                t0 = time.perf_counter()
+                m.render(r)
+                sync()
+                best = min(best, time.perf_counter() - t0)
+        return best, graphs() - before
+
+    eager = m.pipe.unet
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    unet_ms: dict[str, float] = {}
+    if args.skip_kernels:
+        unet_ms["default"] = timed_ms(lambda: eager(x, t, encoder_hidden_states=emb, return_dict=False))
+    else:
+        say(f"\n## 1. UNet forward, {samples} samples ({args.frames} frames x 2), {args.size}px, t={elapsed():.0f}s\n")
+        say("| attention backend | ms | vs default |")
+        say("|---|---|---|")
+        for name, backend in backends.items():
+            ctx = sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+            try:
+                with ctx:
+                    unet_ms[name] = timed_ms(lambda: eager(x, t, encoder_hidden_states=emb, return_dict=False))
+            except Exception as err:  # noqa: BLE001 — a backend that does not run here is a result too
+                say(f"| {name} | failed: {type(err).__name__}: {str(err).splitlines()[0][:120]} | |")
+                continue
+            say(f"| {name} | {unet_ms[name]:.1f} | {unet_ms['default'] / unet_ms[name]:.2f}x |")
+
+        say(f"\n## 2. VAE decode of {args.frames} frames, t={elapsed():.0f}s\n")
+        vae = m.pipe.vae
+        lat = torch.randn(args.frames, 4, side, side, generator=gen).to(m.device, m.dtype)
+        shipped = m._decode_slice(args.size)
+
+        def decode(step):
+            for i in range(0, lat.shape[0], step):
+                vae.decode(lat[i:i + step] / vae.config.scaling_factor, return_dict=False)
+
+        say("| variant | ms | vs engine's slices |")
+        say("|---|---|---|")
+        base_vae = timed_ms(lambda: decode(shipped), reps=4)
+        say(f"| slices of {shipped} (engine) | {base_vae:.1f} | 1.00x |")
+        for step in sorted({1, 4, 8, args.frames} - {shipped}):
+            ms = timed_ms(lambda: decode(step), reps=4)
+            say(f"| slices of {step} | {ms:.1f} | {base_vae / ms:.2f}x |")
+        vae.to(memory_format=torch.channels_last)
+        ms = timed_ms(lambda: decode(shipped), reps=4)
+        vae.to(memory_format=torch.contiguous_format)
+        say(f"| slices of {shipped}, channels_last | {ms:.1f} | {base_vae / ms:.2f}x |")
+        with torch.inference_mode():
+            decoded = vae.decode(lat[:shipped] / vae.config.scaling_factor, return_dict=False)[0]
+        ms = timed_ms(lambda: m.pipe.image_processor.postprocess(decoded, output_type="pil"), reps=4)
+        say(f"| to PIL, {shipped} images (CPU side) | {ms:.1f} | |")
+
+    say(f"\n## 3. Whole render: {args.frames} frames, {req.steps} steps {req.scheduler}, {args.size}px, "
+        f"best of 2, t={elapsed():.0f}s\n")
+    say("| engine UNet | compile s | UNet ms at " + str(samples) + " | render s | s/frame | vs eager | "
+        "graphs compiled while rendering |")
+    say("|---|---|---|---|---|---|---|")
+    eager_s, _ = render_s(eager)
+    say(f"| eager (as shipped) | | {unet_ms['default']:.1f} | {eager_s:.2f} | {eager_s / args.frames:.3f} | "
+        f"1.00x | |")
+    fastest = min(unet_ms, key=unet_ms.get)
+    if unet_ms[fastest] < 0.97 * unet_ms["default"]:
+        s, _ = render_s(eager, ctx=lambda: sdpa_kernel(backends[fastest]))
+        say(f"| eager, {fastest} attention | | {unet_ms[fastest]:.1f} | {s:.2f} | {s / args.frames:.3f} | "
+            f"{eager_s / s:.2f}x | |")
+
+    compiled = None
+    if elapsed() > args.budget_s - 220:  # SD 1.5 on an H100: 160 s to compile, 30 s of renders
+        say("| engine's torch.compile (MORPH_COMPILE=1) | skipped: time budget | | | | | |")
+    else:
+        c0 = time.perf_counter()
+        m._compile_unet()
+        compile_s = time.perf_counter() - c0
+        if m.compile_error:
+            say(f"| engine's torch.compile (MORPH_COMPILE=1) | failed: {m.compile_error} | | | | | |")
+        else:
+            unet = m.unet
+            ms = timed_ms(lambda: unet(x, t, encoder_hidden_states=emb, return_dict=False))
+            s, new = render_s(unet)
+            say(f"| engine's torch.compile (MORPH_COMPILE=1) | {compile_s:.0f} | {ms:.1f} | {s:.2f} | "
+                f"{s / args.frames:.3f} | {eager_s / s:.2f}x | {new} |")
+            compiled = unet
+            p_eager, _ = render_s(eager, dataclasses.replace(req, pacing="perceptual"))
+            p_comp, new = render_s(unet, dataclasses.replace(req, pacing="perceptual"))
+            say(f"| eager, perceptual pacing | | | {p_eager:.2f} | {p_eager / args.frames:.3f} | "
+                f"{eager_s / p_eager:.2f}x | |")
+            say(f"| engine's torch.compile, perceptual pacing | | | {p_comp:.2f} | {p_comp / args.frames:.3f} | "
+                f"{eager_s / p_comp:.2f}x | {new} |")
+
+    if compiled is not None and elapsed() < args.budget_s - 60:
+        anchors = dataclasses.replace(req, frames=50, steps=50, scheduler="pndm")
+        say(f"\n## 4. Design anchors' setting: 50 frames, PNDM 50 steps, {args.size}px, one render each, "
+            f"t={elapsed():.0f}s\n")
+        say("| engine UNet | render s | s/frame | vs eager | graphs compiled while rendering |")
+        say("|---|---|---|---|---|")
+        s_e, _ = render_s(eager, anchors, reps=1)
+        say(f"| eager | {s_e:.2f} | {s_e / 50:.3f} | 1.00x | |")
+        s_c, new = render_s(compiled, anchors, reps=1)
+        say(f"| engine's torch.compile | {s_c:.2f} | {s_c / 50:.3f} | {s_e / s_c:.2f}x | {new} |")
+    say(f"\nprobe done in {elapsed():.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
