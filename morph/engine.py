@@ -140,8 +140,9 @@ class Morpher:
                     x = torch.zeros(n, self.pipe.unet.config.in_channels, side, side, device=self.device,
                                     dtype=self.dtype)
                     cond = emb.expand(n, -1, -1).contiguous()  # renders pass contiguous embeddings
-                    torch._dynamo.mark_dynamic(x, 0)
-                    torch._dynamo.mark_dynamic(cond, 0)
+                    # "maybe": a UNet whose code fixes the batch size still compiles, with static graphs
+                    torch._dynamo.maybe_mark_dynamic(x, 0)
+                    torch._dynamo.maybe_mark_dynamic(cond, 0)
                     t = torch.tensor(999, device=self.device)
                     compiled(x, t, encoder_hidden_states=cond, return_dict=False)
         except Exception as err:  # noqa: BLE001 — any compile failure falls back to the eager UNet
