@@ -2,8 +2,9 @@
 # The GPU measurements owed to bench/RESULTS.md, as one call of the device tool (/work/.library/device):
 # bench/probe.py on sd15-random (512², fp16): UNet attention backends, VAE decode slices, the default 24-frame
 # morph with the eager engine vs the engine's compiled UNet (MORPH_COMPILE=1), then the design anchors'
-# setting. It watches its own budget (--budget-s) and always ends with its tables; expect about 5 minutes on
-# an H100 (of which 160 s compiling). Use timeout_s=600.
+# setting. It watches its own budget (--budget-s) and always ends with its tables. Its parts took about 5
+# minutes on an H100 (160 s of it compiling), measured over two calls: it has not yet run whole in one.
+# Use timeout_s=600.
 #
 # Prepare once, on the machine without a GPU (the device image has torch and transformers, not diffusers):
 #   echo /.whl/ >> .git/info/exclude
