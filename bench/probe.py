@@ -10,6 +10,14 @@
    again, uniform and perceptual, counting graphs compiled during the timed renders (should be 0);
 4. if the budget allows, the design anchors' setting (50 frames, PNDM 50 steps), eager vs compiled.
 
+``--levers`` runs step 5 instead of steps 1, 2 and 4: what is left beyond the engine's compile, each variant
+timed against the eager engine of the same run and its frames compared with the eager frames: a static-shape
+compile (and where its UNet time goes, from the profiler), CUDA graphs on it (``mode="reduce-overhead"``),
+CUDA graphs on the engine's own compile (``Morpher(compile="reduce-overhead")``), a compiled VAE decode on the
+fastest variant, and the anchors' setting with the engine's compile + CUDA graphs (static graphs would compile
+again for its batch sizes). It also measures the card's fp16 matrix-product rate and
+the UNet's rate, from a FLOP count of one forward.
+
 Each step checks the time budget (``--budget-s``) first, so one device call of fixed length always ends with
 the tables; results go to stdout and, as markdown, to ``--out``.
 """
@@ -40,6 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--budget-s", type=float, default=480, help="skip steps that would end after this (480)")
     p.add_argument("--skip-kernels", action="store_true", help="skip steps 1-2 (attention backends, VAE)")
+    p.add_argument("--levers", action="store_true", help="step 5 instead of steps 1, 2 and 4 (see above)")
     p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "probe.md"))
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,9 +77,10 @@ def main(argv=None) -> int:
     side = args.size // m.pipe.vae_scale_factor
     samples = 2 * args.frames
     gen = torch.Generator("cpu").manual_seed(0)
-    x = torch.randn(samples, m.pipe.unet.config.in_channels, side, side, generator=gen).to(m.device, m.dtype)
-    emb = torch.randn(samples, 77, m.pipe.unet.config.cross_attention_dim, generator=gen).to(m.device, m.dtype)
-    t = torch.tensor(500, device=m.device)
+    with torch.inference_mode():  # inference tensors, like a render's: a compiled UNet reuses the same graphs
+        x = torch.randn(samples, m.pipe.unet.config.in_channels, side, side, generator=gen).to(m.device, m.dtype)
+        emb = torch.randn(samples, 77, m.pipe.unet.config.cross_attention_dim, generator=gen).to(m.device, m.dtype)
+        t = torch.tensor(500, device=m.device)
 
     def sync():
         if cuda:
@@ -93,17 +103,20 @@ def main(argv=None) -> int:
     def graphs() -> int:
         return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
-    def render_s(morpher, r=req, reps=2, ctx=contextlib.nullcontext) -> tuple[float, int]:
-        """Best of ``reps`` renders of ``r`` by ``morpher``; graphs compiled during them."""
+    def render_s(morpher, r=req, reps=2, ctx=contextlib.nullcontext, result=None):
+        """Best of ``reps`` renders of ``r`` by ``morpher``; graphs compiled during them. With ``result`` (a
+        list), the last render's RenderResult is appended to it."""
         before = graphs()
         best = float("inf")
         with ctx():
             for _ in range(reps):
                 sync()
                 t0 = time.perf_counter()
-                morpher.render(r)
+                out = morpher.render(r)
                 sync()
                 best = min(best, time.perf_counter() - t0)
+        if result is not None:
+            result.append(out)
         return best, graphs() - before
 
     eager = m.pipe.unet
@@ -112,7 +125,7 @@ def main(argv=None) -> int:
     backends = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
                 "efficient": SDPBackend.EFFICIENT_ATTENTION}
     unet_ms: dict[str, float] = {}
-    if args.skip_kernels:
+    if args.skip_kernels or args.levers:
         unet_ms["default"] = timed_ms(lambda: eager(x, t, encoder_hidden_states=emb, return_dict=False))
     else:
         say(f"\n## 1. UNet forward, {samples} samples ({args.frames} frames x 2), {args.size}px, t={elapsed():.0f}s\n")
@@ -158,7 +171,8 @@ def main(argv=None) -> int:
     say("| engine UNet | compile s | UNet ms at " + str(samples) + " | render s | s/frame | vs eager | "
         "graphs compiled while rendering |")
     say("|---|---|---|---|---|---|---|")
-    eager_s, _ = render_s(m)
+    eager_frames: list = []
+    eager_s, _ = render_s(m, result=eager_frames)
     say(f"| eager (as shipped) | | {unet_ms['default']:.1f} | {eager_s:.2f} | {eager_s / args.frames:.3f} | "
         f"1.00x | |")
     fastest = min(unet_ms, key=unet_ms.get)
@@ -166,6 +180,11 @@ def main(argv=None) -> int:
         s, _ = render_s(m, ctx=lambda: sdpa_kernel(backends[fastest]))
         say(f"| eager, {fastest} attention | | {unet_ms[fastest]:.1f} | {s:.2f} | {s / args.frames:.3f} | "
             f"{eager_s / s:.2f}x | |")
+
+    if args.levers:
+        levers(args, m, req, x, emb, t, eager_s, eager_frames[0], unet_ms["default"], say, timed_ms, render_s)
+        say(f"\nprobe done in {elapsed():.0f} s")
+        return 0
 
     compiled = None
     if elapsed() > args.budget_s - 220:  # SD 1.5 on an H100: 160 s to compile, 30 s of renders
@@ -201,6 +220,127 @@ def main(argv=None) -> int:
         say(f"| engine's torch.compile | {s_c:.2f} | {s_c / 50:.3f} | {s_e / s_c:.2f}x | {new} |")
     say(f"\nprobe done in {elapsed():.0f} s")
     return 0
+
+
+def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:
+    """Step 5 (``--levers``): see the module docstring. Every step checks the budget with its own estimate."""
+    import numpy as np
+    import torch
+    import torch._dynamo
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from morph.engine import Morpher
+
+    torch._dynamo.config.cache_size_limit = 64  # several compiled wrappers of the same UNet in one process
+    samples = x.shape[0]
+    unet = m.pipe.unet
+    budget = args.budget_s
+
+    def fits(name: str, seconds: float) -> bool:
+        if elapsed() + seconds <= budget:
+            return True
+        say(f"| {name} | skipped: time budget | | | | | |")
+        return False
+
+    def max_diff(result) -> int:
+        return max(int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
+                   for a, b in zip(result.frames, eager_result.frames))
+
+    def skips() -> int:
+        return int(torch._dynamo.utils.counters["inductor"].get("cudagraph_skips", 0))
+
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            unet(x[:1], t, encoder_hidden_states=emb[:1], return_dict=False)
+    flop = counter.get_total_flops() * samples  # per forward at the render's batch
+    mm_ms = timed_ms(lambda big=torch.randn(8192, 8192, device=m.device, dtype=m.dtype): big @ big, reps=20)
+
+    def rate(ms: float) -> str:
+        return f"{flop / ms / 1e9:.3g}"
+
+    say(f"\n## 5. Levers beyond the engine's compile, t={elapsed():.0f}s\n")
+    say(f"{str(m.dtype).removeprefix('torch.')} matrix product 8192x8192x8192: {mm_ms:.2f} ms = {2 * 8192 ** 3 / mm_ms / 1e9:.3g} TFLOP/s. "
+        f"UNet forward: {flop / samples / 1e12:.3g} TFLOP per sample (FlopCounterMode), "
+        f"{flop / 1e12:.3g} TFLOP at {samples} samples.\n")
+    say(f"| variant | compile s | UNet ms at {samples} | UNet TFLOP/s | render s | vs eager | "
+        f"max pixel diff vs eager / graphs compiled while rendering / CUDA-graph skips |")
+    say("|---|---|---|---|---|---|---|")
+    say(f"| eager engine (as shipped) | | {eager_ms:.1f} | {rate(eager_ms)} | {eager_s:.2f} | 1.00x | |")
+    best = {"s": eager_s, "morpher": m, "name": "eager"}
+
+    def measure(name: str, morpher, compile_s: float, perceptual: bool = False) -> None:
+        before = skips()
+        ms = timed_ms(lambda: morpher.unet(x, t, encoder_hidden_states=emb, return_dict=False))
+        result: list = []
+        s, new = render_s(morpher, result=result)
+        say(f"| {name} | {compile_s:.0f} | {ms:.1f} | {rate(ms)} | {s:.2f} | {eager_s / s:.2f}x | "
+            f"{max_diff(result[0])} / {new} / {skips() - before} |")
+        if perceptual:
+            s_p, new = render_s(morpher, dataclasses.replace(req, pacing="perceptual"))
+            say(f"| {name}, perceptual pacing | | | | {s_p:.2f} | {eager_s / s_p:.2f}x | - / {new} / |")
+        if s < best["s"]:
+            best.update(s=s, morpher=morpher, name=name)
+
+    def static(mode):
+        """A Morpher (same cached pipeline) whose UNet is compiled for this batch shape only."""
+        c0 = time.perf_counter()
+        v = Morpher(args.model, device=args.device)
+        v.unet = torch.compile(unet, dynamic=False, mode=mode)
+        with torch.inference_mode():
+            for _ in range(3):  # compile, then (CUDA graphs) warm up and record
+                v.unet(x, t, encoder_hidden_states=emb, return_dict=False)
+        if m.device.type == "cuda":
+            torch.cuda.synchronize()
+        return v, time.perf_counter() - c0
+
+    if fits("static shapes (batch fixed), default mode", 100):
+        v, c = static(None)
+        measure("static shapes (batch fixed), default mode", v, c)
+        prof = os.path.join(os.path.dirname(os.path.abspath(args.out)), "profile.txt")
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if m.device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.inference_mode(), torch.profiler.profile(activities=activities) as p:
+            for _ in range(3):
+                v.unet(x, t, encoder_hidden_states=emb, return_dict=False)
+        sort = "self_cuda_time_total" if m.device.type == "cuda" else "self_cpu_time_total"
+        with open(prof, "w") as f:
+            f.write(p.key_averages().table(sort_by=sort, row_limit=60, max_name_column_width=90))
+        say(f"| (profile of 3 forwards of it: {os.path.basename(prof)}) | | | | | | |")
+    if fits("static shapes + CUDA graphs (reduce-overhead)", 100):
+        v, c = static("reduce-overhead")
+        measure("static shapes + CUDA graphs (reduce-overhead)", v, c)
+    graphed = None  # the engine's own compile with CUDA graphs: any batch size without compiling again
+    if fits("engine compile + CUDA graphs (compile='reduce-overhead')", 230):
+        c0 = time.perf_counter()
+        v = Morpher(args.model, device=args.device, compile="reduce-overhead")
+        if v.compile_error:
+            say(f"| engine compile + CUDA graphs | failed: {v.compile_error} | | | | | |")
+        else:
+            graphed = v
+            measure("engine compile + CUDA graphs (compile='reduce-overhead')", v, time.perf_counter() - c0,
+                    perceptual=True)
+    vae = m.pipe.vae
+    if best["morpher"] is not m and fits(f"{best['name']} + compiled VAE decode", 90):
+        c0 = time.perf_counter()
+        plain = vae.decode
+        vae.decode = torch.compile(plain)  # instance attribute over the method; removed below
+        try:
+            with torch.inference_mode():
+                for n in sorted({m._decode_slice(args.size), args.frames % m._decode_slice(args.size) or 1}):
+                    z = torch.randn(n, 4, *x.shape[2:], device=m.device, dtype=m.dtype)
+                    torch._dynamo.maybe_mark_dynamic(z, 0)
+                    vae.decode(z, return_dict=False)
+            measure(f"{best['name']} + compiled VAE decode", best["morpher"], time.perf_counter() - c0)
+        finally:
+            del vae.decode
+    if graphed is not None and fits("anchors' setting", 60):  # other batch sizes: static graphs would recompile
+        anchors = dataclasses.replace(req, frames=50, steps=50, scheduler="pndm")
+        s_e, _ = render_s(m, anchors, reps=1)
+        s_g, new = render_s(graphed, anchors, reps=1)
+        say(f"\nAnchors' setting (50 frames, PNDM 50 steps, one render each): eager {s_e:.2f} s "
+            f"({s_e / 50:.3f} s/frame), engine compile + CUDA graphs {s_g:.2f} s ({s_g / 50:.3f} s/frame, "
+            f"{s_e / s_g:.2f}x, {new} graphs compiled while rendering).")
 
 
 if __name__ == "__main__":

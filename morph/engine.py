@@ -55,11 +55,13 @@ class Morpher:
     batch (None = chosen from free memory). ``pacing_rounds``: at most this many insert rounds of perceptual
     pacing after the coarse pass (more rounds find sharp jumps better); fewer where more would cost more than
     one UNet batch beyond uniform spacing (:func:`morph.pacing.insert_rounds`). ``compile``: run the UNet
-    through ``torch.compile`` (see :meth:`_compile_unet`). Render calls are serialised by a lock per pipeline.
+    through ``torch.compile`` (see :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode
+    (``"reduce-overhead"`` adds CUDA graphs, which won nothing on an H100: bench/RESULTS.md). Render calls are
+    serialised by a lock per pipeline.
     """
 
     def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
-                 pacing_rounds: int = 3, compile: bool = False):
+                 pacing_rounds: int = 3, compile: bool | str = False):
         self.model = model
         self.device = resolve_device(device)
         self.pipe = load_pipeline(model, self.device)
@@ -77,7 +79,7 @@ class Morpher:
         #: Why ``compile`` was asked for but the UNet runs eagerly (None when compile works or was not asked).
         self.compile_error: str | None = None
         if compile:
-            self._compile_unet()
+            self._compile_unet(None if compile is True else str(compile))
 
     # ------------------------------------------------------------------------------------------- info
     def device_info(self) -> dict:
@@ -117,11 +119,11 @@ class Morpher:
         scale = self.pipe.vae.config.block_out_channels[0] / 128 * self.dtype.itemsize / 2
         return max(1, min(16, int(free * 0.5 // (size * size * _VAE_BYTES_PER_PIXEL * scale))))
 
-    def _compile_unet(self) -> None:
+    def _compile_unet(self, mode: str | None = None) -> None:
         """Compile the UNet once, with only the batch dimension dynamic, and warm it up at the native size.
 
         Worth it for a long-running worker (bench/RESULTS.md: 1.25x per render on an H100, 1.32x on a
-        2-core CPU), but compiling takes a while: 160 s for SD 1.5 on an H100, 36 s for ``tiny`` on that CPU.
+        2-core CPU), but compiling takes a while: 140-160 s for SD 1.5 on an H100, 36 s for ``tiny`` on that CPU.
         The warm-up pays that here, at start-up, for the batch sizes renders use (one frame and a full batch,
         x2 with guidance); the batch dimension is marked dynamic, so every batch size in between reuses those
         graphs. Only the batch: with ``dynamic=True`` the image sides turn symbolic too, and on an H100
@@ -129,9 +131,9 @@ class Morpher:
         compiler, no Triton, an unsupported model), the UNet stays eager and ``compile_error`` says why: a
         slower worker beats a broken one.
         """
-        compiled = torch.compile(self.pipe.unet)
         side = self.native_size // self.pipe.vae_scale_factor
         try:
+            compiled = torch.compile(self.pipe.unet, mode=mode)
             with torch.inference_mode():  # renders run in inference mode: same guards, no recompile
                 emb = torch.zeros(1, CLIP_MAX_TOKENS, self.pipe.unet.config.cross_attention_dim,
                                   device=self.device, dtype=self.dtype)

@@ -311,3 +311,10 @@ def test_other_sizes_and_device_info(morpher):
 def test_bad_model_is_a_morph_error():
     with pytest.raises(MorphError, match="tiny"):
         Morpher("definitely/not-a-model", device="cpu")
+
+
+def test_unknown_compile_mode_falls_back_to_the_eager_unet():
+    m = Morpher("tiny", device="cpu", compile="no-such-mode")  # torch.compile refuses it before compiling
+    assert m.unet is m.pipe.unet
+    assert m.compile_error is not None and "no-such-mode" in m.compile_error
+    assert len(m.render(_req(frames=2, steps=1)).frames) == 2
