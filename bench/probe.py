@@ -259,7 +259,8 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
         return f"{flop / ms / 1e9:.3g}"
 
     say(f"\n## 5. Levers beyond the engine's compile, t={elapsed():.0f}s\n")
-    say(f"{str(m.dtype).removeprefix('torch.')} matrix product 8192x8192x8192: {mm_ms:.2f} ms = {2 * 8192 ** 3 / mm_ms / 1e9:.3g} TFLOP/s. "
+    dtype = str(m.dtype).removeprefix("torch.")
+    say(f"{dtype} matrix product 8192x8192x8192: {mm_ms:.2f} ms = {2 * 8192 ** 3 / mm_ms / 1e9:.3g} TFLOP/s. "
         f"UNet forward: {flop / samples / 1e12:.3g} TFLOP per sample (FlopCounterMode), "
         f"{flop / 1e12:.3g} TFLOP at {samples} samples.\n")
     say(f"| variant | compile s | UNet ms at {samples} | UNet TFLOP/s | render s | vs eager | "
