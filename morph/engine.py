@@ -145,7 +145,7 @@ class Morpher:
                     # "maybe": a UNet whose code fixes the batch size still compiles, with static graphs
                     torch._dynamo.maybe_mark_dynamic(x, 0)
                     torch._dynamo.maybe_mark_dynamic(cond, 0)
-                    t = torch.tensor(999, device=self.device)
+                    t = torch.tensor(999.0, device=self.device)  # float32, as _denoise passes every timestep
                     compiled(x, t, encoder_hidden_states=cond, return_dict=False)
         except Exception as err:  # noqa: BLE001 — any compile failure falls back to the eager UNet
             first_line = (str(err).strip().splitlines() or [""])[0][:300]
@@ -300,7 +300,9 @@ class _Render:
             self._check_cancel()
             model_input = torch.cat([latents] * 2) if self.guided else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = unet(model_input, t, encoder_hidden_states=emb, return_dict=False)[0]
+            # One timestep dtype for every scheduler (Euler's are float, the others' int64), so a compiled UNet
+            # never compiles again for another scheduler; the UNet turns it into float32 anyway.
+            noise_pred = unet(model_input, t.float(), encoder_hidden_states=emb, return_dict=False)[0]
             if self.guided:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (cond - uncond)

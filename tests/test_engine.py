@@ -256,6 +256,7 @@ def test_compiled_unet_serves_every_batch_size_without_recompiling():
     try:
         compiled.render(_req(frames=3, steps=1, pacing="uniform"))
         compiled.render(_req(frames=7, steps=1, pacing="perceptual"))
+        compiled.render(_req(frames=3, steps=1, scheduler="euler"))  # float timesteps, the others int64
     finally:
         handle.remove()
     assert {6, 8, 2} <= set(calls)  # batch sizes of 3, 4 and 1 frames (x2 guidance) went through it
