@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
     p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (7.5)")
-    p.add_argument("--candidates", type=int, default=None,
+    p.add_argument("--candidates", type=int, default=5,
                    help="midpoint candidates to offer (5, or fewer when there are fewer frames)")
     p.add_argument("--boomerang", action="store_true", help="play forward then backward")
     p.add_argument("--duration-ms", type=int, default=100, help="how long each GIF frame shows (100)")
@@ -100,8 +100,7 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
                             seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
                             guidance=args.guidance, scheduler=args.scheduler,
                             interpolation=args.interpolation, pacing=args.pacing,
-                            candidates=args.candidates if args.candidates is not None
-                            else min(5, args.frames)).validate()
+                            candidates=args.candidates).validate()
     _check_model(args.model)
     _check_device(args.device)
     if not 0 < args.budget_mb <= 1024:
@@ -249,8 +248,9 @@ def _render(args) -> int:
             os.replace(tmp, final)
         staged = []
         if "frames_dir" in paths:  # frames left over from an earlier, longer render would mix in
-            for old in paths["frames_dir"].glob("frame_[0-9][0-9][0-9].png"):
-                if int(old.stem[6:]) >= len(result.frames):
+            keep = {p.name for p in written}
+            for old in paths["frames_dir"].glob("frame_[0-9]*.png"):
+                if old.name not in keep:
                     old.unlink(missing_ok=True)
     finally:
         for tmp, _ in staged:

@@ -52,16 +52,14 @@ class Morpher:
 
     ``model``: a diffusers SD 1.x/2.x repo id or folder, ``tiny`` or ``sd15-random`` (see
     :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
-    batch (None = chosen from free memory). ``pacing_rounds``: at most this many insert rounds of perceptual
-    pacing after the coarse pass (more rounds find sharp jumps better); fewer where more would cost more than
-    one UNet batch beyond uniform spacing (:func:`morph.pacing.insert_rounds`). ``compile``: run the UNet
-    through ``torch.compile`` (see :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode
-    (``"reduce-overhead"`` adds CUDA graphs, which won nothing on an H100: bench/RESULTS.md). Render calls are
-    serialised by a lock per pipeline.
+    batch (None = chosen from free memory). ``compile``: run the UNet through ``torch.compile`` (see
+    :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode (``"reduce-overhead"`` adds CUDA
+    graphs, which won nothing on an H100: bench/RESULTS.md). Render calls are serialised by a lock per
+    pipeline.
     """
 
     def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
-                 pacing_rounds: int = 3, compile: bool | str = False):
+                 compile: bool | str = False):
         self.model = model
         self.device = resolve_device(device)
         self.pipe = load_pipeline(model, self.device)
@@ -70,7 +68,6 @@ class Morpher:
         if batch_size is not None and int(batch_size) < 1:
             raise MorphError("batch size must be at least 1.")
         self.batch_size = int(batch_size) if batch_size else None
-        self.pacing_rounds = max(1, int(pacing_rounds))
         self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
         # One lock per loaded pipeline: Morphers sharing a cached pipeline never run it at the same time.
         self._lock = _PIPELINE_LOCKS.setdefault(id(self.pipe), threading.Lock())
@@ -218,7 +215,6 @@ class _Render:
         batch = self.m.frames_per_batch(self.size)
         ts, _features, distances = pacing.pace(
             self._render_ts, pacing.feature_distance, req.frames, batch, perceptual=req.pacing == "perceptual",
-            rounds=self.m.pacing_rounds,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
         mid = pacing.midpoint_index(distances)
         return RenderResult(

@@ -224,7 +224,9 @@ def _build_builtin(tiny: bool, device: torch.device | None = None):
         vae = AutoencoderKL(**vae_kw).eval()
         if tiny:
             _sharpen_cross_attention(unet)
-    scheduler = PNDMScheduler(**_SD_SCHEDULER)
+    # from_config keeps clip_sample (not a PNDM setting) in the config, as a real model's file does, so DDIM
+    # built from it does not clip samples (diffusers' default) where the real model does not.
+    scheduler = PNDMScheduler.from_config({**_SD_SCHEDULER, "clip_sample": False})
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)

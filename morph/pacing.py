@@ -4,7 +4,8 @@ A prompt morph does not change at a constant rate in t: the dog may turn into an
 t=0.05 and t=0.1 and then hardly change until t=0.6. Uniform t spacing shows that as a jump followed by a
 still picture. :func:`pace` renders a coarse uniform set (every 4th or 2nd frame of the uniform grid),
 measures the distance between neighbouring frames and inserts the next batch of frames into the largest
-gaps, repeating (up to three rounds) until the frame budget is spent. Every frame is rendered exactly once,
+gaps, repeating until the frame budget is spent (three rounds where the batches allow, more where the inserts
+need more batches). Every frame is rendered exactly once,
 so the UNet work (frames x steps) equals uniform spacing's, and it never takes more than one UNet batch
 more than uniform spacing (:func:`insert_rounds`): on a GPU whose batch holds the whole morph, the coarse
 pass and one insert round. Inserts
@@ -189,15 +190,16 @@ def plan_inserts(ts: Sequence[float], distances: Sequence[float], count: int,
 
 
 def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, Any], float], total: int,
-         batch_size: int, perceptual: bool = True, rounds: int = 3, stride: int | None = None,
+         batch_size: int, perceptual: bool = True, rounds: int = 3,
          on_round: Callable[[list[float], list[float]], None] | None = None):
     """Choose and render ``total`` frames; return ``(ts, items, distances)`` in increasing t.
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``uniform_ts(total)``.
-    Perceptual pacing renders :func:`coarse_ts` (every ``stride``-th frame, default :func:`default_stride`),
-    then up to ``rounds`` rounds of inserts of equal size, each at most a batch (:func:`insert_rounds`: at
-    most one batch more than uniform spacing), at the largest gaps (:func:`plan_inserts`) until ``total``
+    Perceptual pacing renders :func:`coarse_ts` (every :func:`default_stride`-th frame), then rounds of
+    inserts of equal size, each at most a batch (:func:`insert_rounds`: about ``rounds``, fewer where more
+    would take more than one batch beyond uniform spacing, more where the inserts need more batches), at the
+    largest gaps (:func:`plan_inserts`) until ``total``
     frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is rendered
     exactly once, so the UNet work is the same as uniform spacing's.
     """
@@ -216,9 +218,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
         ts = sorted(done)
         return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:])]
 
-    if perceptual and stride is None:
-        stride = default_stride(total, batch_size, rounds)
-    first = coarse_ts(total, stride) if perceptual else uniform_ts(total)
+    first = coarse_ts(total, default_stride(total, batch_size, rounds)) if perceptual else uniform_ts(total)
     render_all(first)
     ts, dist = measure()
     rounds_left = insert_rounds(total, len(first), batch_size, rounds)

@@ -79,7 +79,7 @@ def test_sd15_random_has_the_real_architecture():
 
 @pytest.mark.parametrize("name,cls,extra", [
     ("dpm++2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    ("ddim", "DDIMScheduler", {}),
+    ("ddim", "DDIMScheduler", {"clip_sample": False}),  # as SD 1.x's scheduler file says
     ("pndm", "PNDMScheduler", {}),
     ("euler", "EulerDiscreteScheduler", {}),
 ])
