@@ -69,14 +69,12 @@ class MorphBot(commands.Bot):
     recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
 
     ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
-    an opened Store (not closed by the bot); ``clock`` is the Store's clock when the bot opens it (a fake
-    Discord's advanceable clock, so interaction-token expiry follows it). Other keyword arguments go to
-    ``commands.Bot`` (e.g. ``guild_ready_timeout``).
+    an opened Store (not closed by the bot). Other keyword arguments go to ``commands.Bot``
+    (e.g. ``guild_ready_timeout``).
     """
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
-                 store=None, start_worker: bool = True, clock: Callable[[], float] | None = None,
-                 **options) -> None:
+                 store=None, start_worker: bool = True, **options) -> None:
         options.setdefault("intents", discord.Intents.default())  # no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("help_command", None)
@@ -85,7 +83,6 @@ class MorphBot(commands.Bot):
         self.morpher_factory = morpher_factory or default_morpher_factory(settings)
         self.store = store
         self._own_store = store is None
-        self._clock = clock
         self.start_worker = start_worker
         self.worker = None
         self.delivery: Delivery | None = None
@@ -99,8 +96,7 @@ class MorphBot(commands.Bot):
         from bot.worker import Worker, recover_own_jobs
 
         if self.store is None:
-            self.store = await Store.open(self.settings.db_path, self.settings,
-                                          **({"clock": self._clock} if self._clock else {}))
+            self.store = await Store.open(self.settings.db_path, self.settings)
         # Take back only what this worker's previous run left running (we are its restart; see
         # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered by
         # the worker loop once their heartbeat is stale. A process without a worker recovers nothing.
@@ -113,8 +109,7 @@ class MorphBot(commands.Bot):
         self.delivery = Delivery(self, self.store, self.settings)
         await self.delivery.start(recovered)
         if self.start_worker:
-            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery,
-                                 worker_id=self.settings.worker_id)
+            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)

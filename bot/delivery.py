@@ -135,13 +135,16 @@ class StatusEditor:
         self._final: set[int] = set()
         self._dead: set[int] = set()  # deleted, or Discord refuses edits
         self._tasks: dict[int, asyncio.Task] = {}
+        self._fallbacks: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak refs)
 
     def edit(self, target: StatusTarget, *, final: bool = False,
              fallback: Callable[[], Awaitable] | None = None, **fields) -> None:
         message_id = target.message_id
         if message_id in self._dead:  # known uneditable: say it another way, if there is one
             if final and fallback is not None:
-                asyncio.get_running_loop().create_task(_quietly(fallback(), f"fallback for {message_id}"))
+                task = asyncio.get_running_loop().create_task(_quietly(fallback(), f"fallback for {message_id}"))
+                self._fallbacks.add(task)
+                task.add_done_callback(self._fallbacks.discard)
             return
         if message_id in self._final and not final:
             return
@@ -200,12 +203,12 @@ class StatusEditor:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every pending edit is applied (shutdown, tests)."""
-        tasks = [t for t in self._tasks.values() if not t.done()]
+        tasks = [t for t in (*self._tasks.values(), *self._fallbacks) if not t.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
     def cancel(self) -> None:
-        for task in self._tasks.values():
+        for task in (*self._tasks.values(), *self._fallbacks):
             task.cancel()
 
 
@@ -293,7 +296,6 @@ class Delivery:
 
     async def job_failed(self, job) -> None:
         """Show the failure (with the job id) on the status message, or in the channel if that cannot be."""
-        self._queued_text.pop(job.id, None)
         self.queue_changed()
         text = msg.failed_text(job.id, job.error)
 
@@ -305,7 +307,6 @@ class Delivery:
             await _quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
-        self._queued_text.pop(job.id, None)
         await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
 
     # ------------------------------------------------------------------ status message
@@ -350,19 +351,14 @@ class Delivery:
 
         Sets :attr:`positions_pause` (see :data:`POSITION_EDIT_SPACING_S`): the more bot-token edits one
         channel just got, the longer until the next refresh (positions then jump by several at once)."""
-        jobs = sorted(await self.store.list_jobs(None, states=["queued"], limit=1000), key=lambda j: j.id)
-        paused: dict[int, bool] = {}
         asked = 0
         bot_token_edits: dict[int, int] = {}  # channel id -> edits that need the bot token
         now = self.store.clock()
-        for job in jobs:
+        for job, position, paused in await self.store.queued_positions():
             if job.status_message_id is None and job.id not in self._status:
                 continue
-            if job.guild_id not in paused:
-                paused[job.guild_id] = await self.store.is_paused(job.guild_id)
-            position = await self.store.position(job.id)
             text = msg.queued_text(job.id, job.request.prompt_a, job.request.prompt_b, job.request.frames,
-                                   job.user_id, position, paused[job.guild_id])
+                                   job.user_id, position, paused)
             if self._queued_text.get(job.id) == text:
                 continue
             self._queued_text[job.id] = text

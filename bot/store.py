@@ -281,6 +281,27 @@ class Store:
             return None
         return rows[0]["pos"]
 
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]:
+        """Every queued job, oldest first, with its :meth:`position` and whether its guild is paused:
+        one query instead of one :meth:`position` per job."""
+        rows = await self._read(
+            "SELECT j.*, COALESCE(g.paused, 0) AS guild_paused FROM jobs j LEFT JOIN guild_settings g "
+            "ON g.guild_id = j.guild_id WHERE j.state = 'queued' ORDER BY j.id")
+        unpaused = 0  # queued jobs of unpaused guilds so far: everyone's queue
+        own: dict[int, int] = {}  # paused guild -> its queued jobs so far
+        out = []
+        for row in rows:
+            d = dict(row)
+            paused = bool(d.pop("guild_paused"))
+            job = Job.from_row(d)
+            if paused:
+                own[job.guild_id] = own.get(job.guild_id, 0) + 1
+                out.append((job, unpaused + own[job.guild_id], True))
+            else:
+                unpaused += 1
+                out.append((job, unpaused, False))
+        return out
+
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
         states = _states(states)
@@ -417,12 +438,14 @@ class Store:
                     "state = 'running' AND worker_id = ?", (error, now, job_id, worker_id))
             return cur.rowcount == 1
 
-    async def mark_cancelled(self, job_id: int, now: float | None = None) -> bool:
-        """running/queued → cancelled (the worker saw ``Cancelled``). False if it already was final."""
+    async def mark_cancelled(self, job_id: int, now: float | None = None, *,
+                             states: tuple[str, ...] = ("queued", "running")) -> bool:
+        """running/queued (or any of ``states``) → cancelled (the worker saw ``Cancelled``). False if it
+        was in none of them (e.g. already final)."""
         now = self._now(now)
         async with self._tx() as conn:
             cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND "
-                                     "state IN ('queued', 'running')", (now, job_id))
+                                     f"state IN ({_marks(states)})", (now, job_id, *states))
             return cur.rowcount == 1
 
     async def cancel(self, job_id: int, *, actor_id: int, admin: bool = False, guild_id: int | None = None,
@@ -451,11 +474,7 @@ class Store:
     async def withdraw(self, job_id: int, now: float | None = None) -> bool:
         """Take back a job whose author never got the /morph answer (queued, running or rendered but not
         yet posted → cancelled), so it neither holds their slot nor gets posted. False if already final."""
-        now = self._now(now)
-        async with self._tx() as conn:
-            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND "
-                                     "state IN ('queued', 'running', 'rendered')", (now, job_id))
-            return cur.rowcount == 1
+        return await self.mark_cancelled(job_id, now, states=("queued", "running", "rendered"))
 
     # ------------------------------------------------------------------ delivery side
 

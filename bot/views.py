@@ -19,6 +19,7 @@ in ``bot/cogs`` and the components share one implementation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import re
@@ -249,8 +250,6 @@ async def cancel_job(interaction: discord.Interaction, job_id: int, *, from_butt
 def _guarded(callback):
     """Component callbacks: an unexpected error is logged and the clicker gets an apology, not
     Discord's bare "This interaction failed"."""
-    import functools
-
     @functools.wraps(callback)
     async def run(self, interaction: discord.Interaction) -> None:
         try:

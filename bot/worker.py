@@ -82,18 +82,19 @@ class Notifier(Protocol):
 
 
 class Worker:
-    """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job."""
+    """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job.
+    ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
     def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
-                 notifier: Notifier, worker_id: str = "w1", *, poll_s: float = 2.0,
+                 notifier: Notifier, worker_id: str | None = None, *, poll_s: float = 2.0,
                  progress_interval_s: float = PROGRESS_INTERVAL_S):
         self.store = store
         self.morpher_factory = morpher_factory
         self.settings = settings
         self.notifier = notifier
-        self.worker_id = worker_id
+        self.worker_id = settings.worker_id if worker_id is None else worker_id
         #: what this run claims jobs as (see the module docstring)
-        self.claim_id = f"{worker_id}/{secrets.token_hex(4)}"
+        self.claim_id = f"{self.worker_id}/{secrets.token_hex(4)}"
         self.poll_s = poll_s
         self.progress_interval_s = progress_interval_s
         self.current: Job | None = None  # the job being rendered, if any
@@ -210,6 +211,10 @@ class Worker:
             state.render_started = time.monotonic()
             result: RenderResult = await asyncio.to_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
+            if await self.store.heartbeat(job.id, worker_id=self.claim_id) == "lost":
+                # rendered just as another worker took the job over: its folder is not ours to write
+                log.warning("job #%d finished rendering here but another worker holds it now", job.id)
+                return
             out_dir = Path(self.settings.data_dir) / str(job.id)
             summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
             monitor.cancel()

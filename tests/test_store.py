@@ -225,6 +225,30 @@ async def test_positions_in_a_paused_guild_are_the_places_after_resume(store, cl
     assert [await store.position(j.id) for j in (a1, b1, a2, a3, b2)] == [1, 2, 3, 4, 5]
 
 
+async def test_queued_positions_equal_position(store, clock):
+    G3 = 3003
+    guilds = [G1, G2, G3, G1, G3, G2, G1, G1, G3, G2, G3, G1]
+    jobs = [await submit(store, user=100 + i, guild=g, clock=clock) for i, g in enumerate(guilds)]
+    await store.claim("w1")  # running: no position
+    await store.cancel(jobs[5].id, actor_id=105)
+    await store.pause(G1, ADMIN)
+    await store.pause(G3, ADMIN)
+    await store.claim("w1")  # the oldest job of unpaused G2
+    await store.pause(G2, ADMIN)
+    await store.resume(G2, ADMIN)  # a guild row that is not paused
+
+    async def check():
+        got = await store.queued_positions()
+        expected = [(j.id, await store.position(j.id), await store.is_paused(j.guild_id)) for j in jobs]
+        assert [(j.id, pos, paused) for j, pos, paused in got] == [e for e in expected if e[1] is not None]
+        assert all(j.state == "queued" for j, _, _ in got)
+        return got
+
+    assert len(await check()) == 9
+    await store.resume(G3, ADMIN)
+    await check()
+
+
 async def test_claim_race_between_two_connections(settings, clock, tmp_path):
     s1 = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=100, max_guild_queue=1000))
     s2 = await Store.open(settings.db_path, settings)

@@ -323,6 +323,30 @@ async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store
     assert j.state == "rendered" and j.worker_id.startswith("b/") and j.artifact_dir.is_dir()
 
 
+async def test_a_job_taken_over_after_its_render_gets_no_artifacts_here(store, settings, morpher):
+    """The render finished (it did not stop at the cancel) but the job was taken over meanwhile: the
+    worker drops it before writing into the job's folder, which belongs to the new owner now."""
+    taken = threading.Event()
+
+    class FinishesAnyway:
+        def render(self, request, progress=None, cancel=None):
+            assert taken.wait(30)
+            return morpher.render(request, progress=progress, cancel=threading.Event())
+
+    notifier = RecordingNotifier()
+    worker = Worker(store, FinishesAnyway, settings, notifier, progress_interval_s=0.2)
+    job = await submit(store)
+    task = asyncio.create_task(worker.run_once())
+    await notifier.wait_for("job_started", job.id)
+    assert [j.id for j in await store.recover(worker_id=worker.worker_id)] == [job.id]
+    taken.set()
+    assert await asyncio.wait_for(task, 30) is True
+    j = await store.get(job.id)
+    assert j.state == "queued" and j.attempts == 1 and j.worker_id is None
+    assert not (Path(settings.data_dir) / str(job.id)).exists()
+    assert "job_failed" not in notifier.names() and "job_rendered" not in notifier.names()
+
+
 async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store, settings, morpher):
     """Start-up recovery of jobs claimed under this MORPH_WORKER_ID: a previous run that died (heartbeat
     recent but frozen) is taken back; a second live process given the same id keeps its job."""

@@ -54,8 +54,7 @@ class MorphCog(commands.Cog):
                     boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None) -> None:
         settings = self.bot.settings
         if frames is None:  # the bot's default, but never above this server's own cap
-            cap = (await self.bot.store.get_limits(interaction.guild_id)).get("max_frames") if interaction.guild_id else None
-            frames = min(settings.default_frames, cap or settings.default_frames)
+            frames = min(settings.default_frames, (await self.bot.store.get_limits(interaction.guild_id))["max_frames"])
         request = RenderRequest(
             prompt_a=from_, prompt_b=to, frames=frames,
             candidates=max(1, min(RenderRequest.candidates, frames)),
