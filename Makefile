@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Machines without an NVIDIA driver (CI, laptops) take the CPU build of torch; machines with one take
-# the default (CUDA) build. Override with e.g. `make run TORCH_SPEC='torch==2.5.1'`.
+# Machines without an NVIDIA driver (CI, laptops) take torch==2.13.0 (the CPU build where the package index
+# serves one; see README); machines with one take the default (CUDA) build. Override with e.g.
+# `make run TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 
 .PHONY: setup run test bench clean

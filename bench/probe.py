@@ -224,11 +224,11 @@ def main(argv=None) -> int:
 
 def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:
     """Step 5 (``--levers``): see the module docstring. Every step checks the budget with its own estimate."""
-    import numpy as np
     import torch
     import torch._dynamo
     from torch.utils.flop_counter import FlopCounterMode
 
+    from bench.run import _max_pixel_diff
     from morph.engine import Morpher
 
     torch._dynamo.config.cache_size_limit = 64  # several compiled wrappers of the same UNet in one process
@@ -243,8 +243,7 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
         return False
 
     def max_diff(result) -> int:
-        return max(int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
-                   for a, b in zip(result.frames, eager_result.frames))
+        return max(_max_pixel_diff(a, b) for a, b in zip(result.frames, eager_result.frames))
 
     def skips() -> int:
         return int(torch._dynamo.utils.counters["inductor"].get("cudagraph_skips", 0))

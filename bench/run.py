@@ -13,6 +13,7 @@ After one warm-up, the methods run round-robin ``--repeat`` times and each one's
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -153,16 +154,12 @@ class Bench:
 
     def warm_up(self, baseline: bool) -> None:
         """One small run of each code path (kernel selection, allocator, lazy imports) before timing."""
-        import dataclasses
-
         small = dataclasses.replace(self.req, frames=2, steps=2, candidates=1)
         self.m.render(small)
         if baseline:
             self._baseline_frames([0.0], steps=2)
 
     def engine(self, pacing: str, morpher=None) -> dict:
-        import dataclasses
-
         return {"result": (morpher or self.m).render(dataclasses.replace(self.req, pacing=pacing))}
 
     def _baseline_pipeline(self):
@@ -201,16 +198,15 @@ class Bench:
         return {"images": self._baseline_frames(ts)}
 
 
-def unet_scaling(morpher, req, batches=None) -> str:
+def unet_scaling(morpher, req) -> str:
     """Time one UNet forward per batch size (samples, i.e. CFG halves count): ms per call and per sample.
-    Default sizes: 1..16 and the engine's batch with CFG (on CUDA also 32 and 64)."""
+    Sizes: 1..16 and the engine's batch with CFG (on CUDA also 32 and 64)."""
     import torch
 
-    if batches is None:
-        batches = {1, 2, 4, 8, 16, 2 * morpher.frames_per_batch(req.size)}
-        if morpher.device.type == "cuda":
-            batches |= {32, 64}
-        batches = sorted(batches)
+    batches = {1, 2, 4, 8, 16, 2 * morpher.frames_per_batch(req.size)}
+    if morpher.device.type == "cuda":
+        batches |= {32, 64}
+    batches = sorted(batches)
     unet = morpher.unet  # the compiled wrapper under --compile
     emb, _ = morpher.encode(req.prompt_a)
     side = req.size // morpher.pipe.vae_scale_factor
@@ -276,7 +272,7 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
         f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), "
         f"engine UNet {'torch.compile' if morpher.unet is not morpher.pipe.unet else 'eager'}, best of {args.repeat}",
     ]
-    load = getattr(args, "load_before", None)
+    load = args.load_before
     if load is not None and load >= (os.cpu_count() or 1) * 0.75:
         lines.append(f"note: load average {load:.1f} on {os.cpu_count()} CPUs before this run: other programs share "
                      "the CPUs, timings are noisy (--threads 1 and --repeat 3 help)")
@@ -286,13 +282,14 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
         "|---|---|---|---|---|---|",
     ]
     cfg_mult = 2 if req.guidance > 1 else 1
+    largest = min(batch, n) * cfg_mult  # samples in the largest UNet call of this morph
     rows = []
     if baseline:
         rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline))
     if uniform_eager:
-        rows.append(("engine, uniform pacing, eager UNet", batch * cfg_mult, uniform_eager))
-    rows.append(("engine, uniform pacing", batch * cfg_mult, uniform))
-    rows.append(("engine, perceptual pacing", f"≤{batch * cfg_mult}", perceptual))
+        rows.append(("engine, uniform pacing, eager UNet", largest, uniform_eager))
+    rows.append(("engine, uniform pacing", largest, uniform))
+    rows.append(("engine, perceptual pacing", f"≤{largest}", perceptual))
     for name, b, timed in rows:
         sec = timed["seconds"]
         ratio = f"{baseline['seconds'] / sec:.2f}x" if baseline else "n/a"
@@ -310,7 +307,6 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
         lines.append("")
         lines.append(f"same pictures? max |pixel difference| engine vs baseline: frame 0 = {first}, "
                      f"frame {mid} = {middle} (of 255; batching changes float rounding only)")
-    if baseline:
         ratio = baseline["seconds"] / uniform["seconds"]
         lines.append(f"ratio baseline/engine (uniform): {ratio:.2f}x; "
                      f"(perceptual): {baseline['seconds'] / perceptual['seconds']:.2f}x")

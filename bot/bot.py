@@ -53,7 +53,7 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
         from morph import Morpher  # torch and diffusers load only when the first job runs
 
         if settings.compile:
-            log.info("MORPH_COMPILE=1: compiling the UNet before the first render (about 3 minutes for SD 1.5 "
+            log.info("MORPH_COMPILE=1: compiling the UNet before the first render (140-160 s for SD 1.5 "
                      "on an H100; jobs wait in the queue meanwhile)")
         morpher = Morpher(settings.model, device=settings.device, compile=settings.compile)
         if morpher.compile_error:

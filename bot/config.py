@@ -31,7 +31,7 @@ class Settings:
     db_path: Path = Path("./data/morph.sqlite3")
     data_dir: Path = Path("./data/artifacts")
     model: str = DEFAULT_MODEL
-    device: str | None = None  # None: CUDA when available, else CPU
+    device: str | None = None  # None: CUDA when available, then MPS, else CPU
     compile: bool = False  # MORPH_COMPILE: torch.compile the UNet (faster renders, slow first load)
     dev_guild_id: int | None = None
     owner_ids: tuple[int, ...] = ()
