@@ -19,13 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from bot.config import Settings
 from bot.playground.server import PlaygroundServer, store_jobs
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8765
-DEFAULT_HOST = "127.0.0.1"
 TINY = "tiny"
 REAL_MODEL_HINT = ("set MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5 (or a local path to a "
                    "Stable Diffusion 1.x/2.x model) and start again")
@@ -66,7 +65,8 @@ class Playground:
     otherwise :func:`load_morpher` decides at :meth:`start`.
     """
 
-    def __init__(self, settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+    def __init__(self, settings, *, host: str = Settings.playground_host,
+                 port: int = Settings.playground_port,
                  morpher_factory: Callable[[], object] | None = None, banner: str | None = None,
                  model: str | None = None, data_dir: str | os.PathLike | None = None) -> None:
         self.settings = settings

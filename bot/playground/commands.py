@@ -36,15 +36,6 @@ class ParsedCommand:
     options: dict = field(default_factory=dict)  # option name -> converted value (of the leaf command)
     path: list = field(default_factory=list)  # subcommand group/subcommand names, e.g. ["pause"]
 
-    def interaction_options(self, schema_options: list) -> list:
-        """The ``data.options`` list Discord would send for this command (nested for subcommands)."""
-        leaf = [{"name": k, "type": _find(schema_options, self.path, k)["type"], "value": v}
-                for k, v in self.options.items()]
-        for name in reversed(self.path):
-            kind = _sub_type(schema_options, self.path, name)
-            leaf = [{"name": name, "type": kind, "options": leaf}]
-        return leaf
-
 
 # name:"quoted value" | name:value | "quoted" | bare
 _TOKEN = re.compile(r'([A-Za-z_][\w-]*):(?:"([^"]*)"|(\S*))|"([^"]*)"|(\S+)')
@@ -184,11 +175,6 @@ def _leaf_options(options: list, path: list) -> list:
 
 def _find(options: list, path: list, name: str) -> dict:
     return next(o for o in _leaf_options(options, path) if o["name"] == name)
-
-
-def _sub_type(options: list, path: list, name: str) -> int:
-    i = path.index(name)
-    return next(o for o in _leaf_options(options, path[:i]) if o["name"] == name)["type"]
 
 
 def usage(cmd: dict, path: list | None = None) -> str:

@@ -35,7 +35,7 @@ from aiohttp import web
 
 from bot.playground import commands as cmdparse
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
-from bot.sandbox.model import LOADING
+from bot.sandbox.model import LOADING, permissions_value
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ KEEPALIVE_S = 15.0
 QUEUE_LIMIT = 12
 MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c")
 BOT_COLOR = "#5865f2"
+#: Members with this permission are shown as admins (what /morphadmin needs).
+ADMIN_BITS = permissions_value("manage_guild")
 
 
 class ApiProblem(Exception):
@@ -88,7 +90,7 @@ class PlaygroundServer:
 
     # lifecycle ------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[_problems])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
@@ -143,18 +145,11 @@ class PlaygroundServer:
         raise ApiProblem(f"unknown member {user_id!r}", 404)
 
     def member_rows(self) -> list[dict]:
-        admin = self._admin_bits()
-        rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & admin),
+        rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & ADMIN_BITS),
                  "bot": False, "color": self.colors[m.id]} for m in self.members]
         rows.append({"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name, "admin": False,
                      "bot": True, "color": BOT_COLOR})
         return rows
-
-    @staticmethod
-    def _admin_bits() -> int:
-        from bot.sandbox.model import permissions_value
-
-        return permissions_value("manage_guild")
 
     def visible_to(self, msg: FakeMessage, user_id: int) -> bool:
         return msg.channel_id == self.channel.id and not msg.deleted and (
@@ -254,10 +249,7 @@ class PlaygroundServer:
         return self.member(user) if user else self.members[0]
 
     async def _state(self, request: web.Request) -> web.Response:
-        try:
-            me = self._user_param(request)
-        except ApiProblem as err:
-            return _error(err)
+        me = self._user_param(request)
         return _json({
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
             "channel": {"id": str(self.channel.id), "name": self.channel.name},
@@ -272,10 +264,7 @@ class PlaygroundServer:
         return _json({"jobs": await self.queue_rows()})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        try:
-            me = self._user_param(request)
-        except ApiProblem as err:
-            return _error(err)
+        me = self._user_param(request)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
@@ -322,85 +311,73 @@ class PlaygroundServer:
             raise ApiProblem("The bot is not connected yet; try again in a moment.", 503)
 
     async def _command(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        member = self.member(body.get("user"))
+        text = str(body.get("text") or "")
+        self._need_bot()
+        names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
+        synced = self.synced_commands()
         try:
-            body = await self._body(request)
-            member = self.member(body.get("user"))
-            text = str(body.get("text") or "")
-            self._need_bot()
-            names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
-            try:
-                parsed = cmdparse.parse(text, self.synced_commands(), names)
-            except cmdparse.CommandError as err:
-                raise ApiProblem(str(err)) from None
-            options = {}
-            for name, value in parsed.options.items():
-                opt = cmdparse.option_schema(self.synced_commands(), parsed, name)
-                if opt["type"] in (cmdparse.USER, cmdparse.MENTIONABLE):
-                    value = self.guild.members.get(int(value)) or self.fake.users.get(int(value))
-                    if value is None:
-                        raise ApiProblem(f"{name}: no such member")
-                options[name] = value
-            it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
-                                                    in_channel=self.channel, options=options))
-        except ApiProblem as err:
-            return _error(err)
+            parsed = cmdparse.parse(text, synced, names)
+        except cmdparse.CommandError as err:
+            raise ApiProblem(str(err)) from None
+        options = {}
+        for name, value in parsed.options.items():
+            opt = cmdparse.option_schema(synced, parsed, name)
+            if opt["type"] in (cmdparse.USER, cmdparse.MENTIONABLE):
+                value = self.guild.members.get(int(value)) or self.fake.users.get(int(value))
+                if value is None:
+                    raise ApiProblem(f"{name}: no such member")
+            options[name] = value
+        it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
+                                                in_channel=self.channel, options=options))
         return _json({"ok": True, "interaction": str(it.id)})
 
+    async def _target(self, request: web.Request) -> tuple[dict, FakeMember, FakeMessage]:
+        """The body of a click/select/react and the member and message it names."""
+        body = await self._body(request)
+        member = self.member(body.get("user"))
+        return body, member, self._message(body.get("message"), member)
+
     async def _click(self, request: web.Request) -> web.Response:
-        try:
-            body = await self._body(request)
-            member = self.member(body.get("user"))
-            msg = self._message(body.get("message"), member)
-            self._need_bot()
-            it = self._send(lambda: self.fake.click(member, msg, str(body.get("custom_id") or "")))
-        except ApiProblem as err:
-            return _error(err)
+        body, member, msg = await self._target(request)
+        self._need_bot()
+        it = self._send(lambda: self.fake.click(member, msg, str(body.get("custom_id") or "")))
         return _json({"ok": True, "interaction": str(it.id)})
 
     async def _select(self, request: web.Request) -> web.Response:
-        try:
-            body = await self._body(request)
-            member = self.member(body.get("user"))
-            msg = self._message(body.get("message"), member)
-            values = body.get("values")
-            if not isinstance(values, list):
-                raise ApiProblem("values must be a list")
-            self._need_bot()
-            it = self._send(lambda: self.fake.select(member, msg, str(body.get("custom_id") or ""),
-                                                     [str(v) for v in values]))
-        except ApiProblem as err:
-            return _error(err)
+        body, member, msg = await self._target(request)
+        values = body.get("values")
+        if not isinstance(values, list):
+            raise ApiProblem("values must be a list")
+        self._need_bot()
+        it = self._send(lambda: self.fake.select(member, msg, str(body.get("custom_id") or ""),
+                                                 [str(v) for v in values]))
         return _json({"ok": True, "interaction": str(it.id)})
 
     async def _react(self, request: web.Request) -> web.Response:
-        try:
-            body = await self._body(request)
-            member = self.member(body.get("user"))
-            msg = self._message(body.get("message"), member)
-            emoji = str(body.get("emoji") or "")
-            if not emoji or len(emoji) > 64:
-                raise ApiProblem("emoji is missing")
-            if msg.ephemeral:
-                raise ApiProblem("Ephemeral messages cannot have reactions.")
-            if member.id in msg.reactions.get(emoji, []):
-                self.fake.unreact(member, msg, emoji)
-                added = False
-            else:
-                self._send(lambda: self.fake.react(member, msg, emoji))
-                added = True
-        except ApiProblem as err:
-            return _error(err)
+        body, member, msg = await self._target(request)
+        emoji = str(body.get("emoji") or "")
+        if not emoji or len(emoji) > 64:
+            raise ApiProblem("emoji is missing")
+        if msg.ephemeral:
+            raise ApiProblem("Ephemeral messages cannot have reactions.")
+        if member.id in msg.reactions.get(emoji, []):
+            self.fake.unreact(member, msg, emoji)
+            added = False
+        else:
+            self._send(lambda: self.fake.react(member, msg, emoji))
+            added = True
         return _json({"ok": True, "added": added})
 
     @staticmethod
     def _send(action):
-        """Run a fake-Discord action, turning what Discord's client would refuse into an ApiProblem."""
+        """Run a fake-Discord action, turning what Discord's client would refuse into an ApiProblem.
+        (Callers that send an interaction check :meth:`_need_bot` just before, so the bot is there.)"""
         try:
             return action()
         except OptionRejected as err:
             raise ApiProblem(str(err)) from None
-        except RuntimeError as err:  # no bot on the gateway
-            raise ApiProblem(str(err), 503) from None
 
     async def _attachment(self, request: web.Request) -> web.Response:
         try:
@@ -487,8 +464,13 @@ def _json(obj, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(obj), status=status, content_type="application/json")
 
 
-def _error(err: ApiProblem) -> web.Response:
-    return _json({"error": str(err)}, err.status)
+@web.middleware
+async def _problems(request: web.Request, handler) -> web.StreamResponse:
+    """Answer an ApiProblem raised by any handler as ``{"error": ...}`` with its status."""
+    try:
+        return await handler(request)
+    except ApiProblem as err:
+        return _json({"error": str(err)}, err.status)
 
 
 def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, str]):

@@ -7,17 +7,6 @@ from bot.sandbox import FakeDiscord
 from e2e_helpers import Harness
 
 
-@pytest.fixture(scope="session")
-def tiny_morpher():
-    """One ``tiny`` Morpher for the whole session (loading it takes a few seconds)."""
-    import torch
-
-    torch.set_num_threads(1)
-    from morph import Morpher
-
-    return Morpher("tiny", device="cpu")
-
-
 @pytest.fixture
 async def fake():
     from bot.endpoints import use_discord_endpoints

@@ -14,9 +14,21 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence
 
-from bot.sandbox import FakeDiscord, FakeMessage
+from bot.messages import RESULT_MARKER_RE
+from bot.sandbox import FakeDiscord, FakeMessage, eventually
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def is_result(m: FakeMessage, job_id: int) -> bool:
+    """``m`` is the result message of ``job_id`` (it starts with the bot's result marker)."""
+    match = RESULT_MARKER_RE.match(m.content or "")
+    return match is not None and int(match.group(1)) == job_id
+
+
+def result_messages(fake: FakeDiscord, job_id: int) -> list[FakeMessage]:
+    """Every result message of ``job_id`` the bot posted (exactly-once delivery: there should be one)."""
+    return [m for m in fake.all_messages() if is_result(m, job_id)]
 
 
 class Harness:
@@ -75,22 +87,23 @@ class Harness:
 
     async def result_message(self, job_id: int, timeout: float = 60.0) -> FakeMessage:
         """The result message of ``job_id`` (starts with the result marker and carries the GIF)."""
-        return await self.fake.wait_for_message(
-            lambda m: m.content.startswith(f"🎞️ Morph job #{job_id} ") and bool(m.attachments), timeout)
+        return await self.fake.wait_for_message(lambda m: is_result(m, job_id) and bool(m.attachments), timeout)
 
     def result_messages(self, job_id: int) -> list[FakeMessage]:
-        return [m for m in self.fake.all_messages() if m.content.startswith(f"🎞️ Morph job #{job_id} ")]
+        return result_messages(self.fake, job_id)
 
     async def wait_state(self, job_id: int, states, timeout: float = 60.0):
         states = {states} if isinstance(states, str) else set(states)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def reached():
             job = await self.store.get(job_id)
-            if job is not None and job.state in states:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is {job and job.state}, not {states}")
-            await asyncio.sleep(0.05)
+            return job if job is not None and job.state in states else None
+
+        job = await eventually(reached, timeout, interval=0.05)
+        if job is None:
+            job = await self.store.get(job_id)
+            raise TimeoutError(f"job {job_id} is {job and job.state}, not {states}")
+        return job
 
 
 def job_id_of(text: str) -> int:

@@ -12,14 +12,11 @@ import time
 
 import pytest
 
-from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of
+from bot.sandbox import eventually
+from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages as results
 
 RESULT_POST = r"^/channels/\d+/messages$"
 pytestmark = pytest.mark.slow  # three bot processes, each loading torch
-
-
-def results(fake, job_id: int):
-    return [m for m in fake.all_messages() if m.content.startswith(f"🎞️ Morph job #{job_id} ")]
 
 
 async def delivered(fake, db, job_id: int, timeout: float = 120.0) -> dict:
@@ -79,10 +76,7 @@ async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
         # D: the process dies while the result upload is in flight; Discord still creates the message
         slow = fake.delay_route("POST", RESULT_POST, 3.0, times=1)
         d = job_id_of((await fake.slash(bob, "morph", from_="a key", to="a lock", frames=4)).content)
-        deadline = time.monotonic() + 90
-        while slow.hits == 0:
-            assert time.monotonic() < deadline, "the upload of D never started"
-            await asyncio.sleep(0.05)
+        assert await eventually(lambda: slow.hits, timeout=90, interval=0.05), "the upload of D never started"
     finally:
         await second.kill()
     assert db_job(db, d)["state"] == "rendered"

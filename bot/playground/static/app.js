@@ -127,11 +127,11 @@ function renderAttachment(a) {
       <span class="muted"> ${esc(Math.round((a.size || 0) / 1024))} KB</span></div>`;
   }
   const small = a.width && a.width <= 160;
-  return `<div class="attachment ${small ? "pixel" : ""}"><img src="${esc(a.url)}" alt="${esc(a.filename)}" data-kind="${esc(a.filename)}" title="${esc(a.filename)}" loading="lazy"><div class="fname">${esc(a.filename)}</div></div>`;
+  return `<div class="attachment ${small ? "pixel" : ""}"><img src="${esc(a.url)}" alt="${esc(a.filename)}" title="${esc(a.filename)}" loading="lazy"><div class="fname">${esc(a.filename)}</div></div>`;
 }
 
 function renderComponents(msg) {
-  const rows = (msg.components || []).map((row, r) => {
+  const rows = (msg.components || []).map((row) => {
     const items = (row.components || [row]).map((c, i) => {
       if (c.type === 2) {
         const label = `${c.emoji && c.emoji.name ? esc(c.emoji.name) + " " : ""}${esc(c.label || "")}`;
@@ -148,7 +148,7 @@ function renderComponents(msg) {
       }
       return `<span class="muted">[component ${esc(c.type)}]</span>`;
     }).join("");
-    return `<div class="row" data-row="${r}">${items}</div>`;
+    return `<div class="row">${items}</div>`;
   }).join("");
   return rows ? `<div class="components">${rows}</div>` : "";
 }
@@ -163,7 +163,7 @@ function renderMessage(m) {
     const refText = ref ? (plainText(ref.content) || (ref.attachments && ref.attachments.length ? "Click to see attachment" : "")) : "";
     h += `<div class="msg-ref" data-action="jump" data-target="${esc(m.reference_id)}">${ref ? avatar(ref.author, "tiny") : ""}<span class="ref-name">${esc(refName)}</span> <span>${esc(refText.slice(0, 80))}</span></div>`;
   } else if (m.interaction && m.interaction.name) {
-    h += `<div class="msg-ref"><span class="ref-name">${esc(m.interaction.user_name || "")}</span> used <span class="cmd" style="color:var(--link)">/${esc(m.interaction.name)}</span></div>`;
+    h += `<div class="msg-ref"><span class="ref-name">${esc(m.interaction.user_name || "")}</span> used <span class="cmd">/${esc(m.interaction.name)}</span></div>`;
   }
   h += avatar(author);
   h += `<div class="body"><div class="msg-head"><span class="author ${member.admin ? "admin" : ""}">${esc(author.name)}</span>`;
