@@ -72,6 +72,11 @@ class DemoBot(commands.Bot):
         async def echo(interaction: discord.Interaction, text: str, times: app_commands.Range[int, 1, 5] = 1):
             await interaction.response.send_message(" ".join([text] * times))
 
+        @echo.autocomplete("text")
+        async def echo_text(interaction: discord.Interaction, current: str):
+            said = current * (interaction.namespace.times or 1)  # the options already filled in arrive too
+            return [app_commands.Choice(name=said, value=said)]
+
         @tree.command(name="post", description="Post a file with buttons")
         async def post(interaction: discord.Interaction):
             await interaction.response.defer(thinking=True)
@@ -445,6 +450,64 @@ async def test_rate_limit_headers_make_discord_py_wait(world):
     # concurrent sends without waiting for headers can overrun the bucket: Discord answers 429
     await asyncio.gather(*(channel.send(f"c{i}") for i in range(6)))
     assert len(fake.messages[channel.id]) == 13 and fake.invalid_requests == rule.limited
+
+
+async def test_rate_limit_answers_429_past_the_limit(fake):
+    """Raw requests past a bucket's limit get Discord's 429 (discord.py itself waits before it gets there)."""
+    guild = fake.add_guild("Test Server")
+    other = guild.add_channel("other")
+    rule = fake.rate_limit("POST", r"^/channels/(\d+)/messages$", 2, 60.0)
+    headers = {"Authorization": f"Bot {fake.bot_token}", "Content-Type": "application/json"}
+    url = f"{fake.api_base}/channels/{guild.default_channel.id}/messages"
+    async with aiohttp.ClientSession() as http:
+        async def post(url):
+            async with http.post(url, data=json.dumps({"content": "hi"}), headers=headers) as r:
+                return r.status, r.headers, await r.json()
+
+        for remaining in ("1", "0"):
+            status, h, _ = await post(url)
+            assert status == 200 and h["X-RateLimit-Remaining"] == remaining and h["X-RateLimit-Bucket"] == rule.bucket
+        status, h, body = await post(url)
+        assert status == 429 and body["message"] == "You are being rate limited." and body["global"] is False
+        assert 59 < body["retry_after"] <= 60 and float(h["X-RateLimit-Reset-After"]) == body["retry_after"]
+        assert h["Retry-After"] == "60" and h["X-RateLimit-Limit"] == "2" and h["X-RateLimit-Remaining"] == "0"
+        assert h["X-RateLimit-Bucket"] == rule.bucket and h["X-RateLimit-Scope"] == "user"
+        assert rule.limited == 1 and fake.invalid_requests == 1
+        assert len(fake.messages[guild.default_channel.id]) == 2
+        # another channel is another bucket; once the window has passed the first channel may post again
+        assert (await post(f"{fake.api_base}/channels/{other.id}/messages"))[0] == 200
+        fake.clock.advance(60)
+        assert (await post(url))[0] == 200
+    assert rule.limited == 1 and len(fake.messages[guild.default_channel.id]) == 3
+    assert fake.unknown_routes == []
+
+
+async def test_autocomplete_checks_like_slash(world):
+    fake, guild, alice, admin, bot = world
+    it = await fake.autocomplete(alice, "echo", "text", "ab", times=2)
+    assert it.response_type == 8 and [c["value"] for c in it.response["choices"]] == ["abab"]
+    assert it.data["options"] == [{"type": 4, "name": "times", "value": 2},
+                                  {"type": 3, "name": "text", "value": "ab", "focused": True}]
+    with pytest.raises(OptionRejected, match="no subcommand"):
+        fake.autocomplete(alice, "echo loud", "text")
+    with pytest.raises(OptionRejected, match="no option"):
+        fake.autocomplete(alice, "echo", "text", "ab", color="red")
+    with pytest.raises(OptionRejected, match="does not autocomplete"):
+        fake.autocomplete(alice, "echo", "times")
+
+
+async def test_wait_for_message_sees_deleted_messages_on_both_paths(world):
+    fake, guild, alice, admin, bot = world
+    channel = bot.get_channel(guild.default_channel.id)
+    gone = await channel.send("bye")
+    await gone.delete()
+    found = await fake.wait_for_message(lambda m: m.content == "bye", timeout=1)  # already there
+    assert found.id == gone.id and found.deleted
+    waiting = asyncio.create_task(fake.wait_for_message(lambda m: m.content == "later" and m.deleted,
+                                                        timeout=5, existing=False))
+    later = await channel.send("later")
+    await later.delete()
+    assert (await waiting).id == later.id
 
 
 async def test_message_events_come_back_over_the_gateway(world):

@@ -32,7 +32,7 @@ the command unless a server admin overrode it; the fake still sends it, so the b
 
 Looking at what happened::
 
-    await fake.wait_for_message(lambda m: m.attachments, timeout=30)   # FakeMessage, created or edited
+    await fake.wait_for_message(lambda m: m.attachments, timeout=30)   # FakeMessage: created, edited or deleted
     fake.messages[channel_id]   # live messages, oldest first; ephemeral ones have m.ephemeral
     m.content, m.components, m.buttons(), m.selects(), m.custom_ids(), m.attachment("morph.gif").data,
     m.allowed_mentions, m.pings (who Discord would notify), m.reactions, m.history, m.edit_times

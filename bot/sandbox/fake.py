@@ -433,6 +433,21 @@ class _Conn:
         self.writer: asyncio.Task | None = None
 
 
+def _option_names(kwargs: dict) -> dict:
+    """Keyword options → option names: a trailing underscore is removed (``from_`` → ``from``)."""
+    return {k[:-1] if k.endswith("_") else k: v for k, v in kwargs.items()}
+
+
+def _command_data(cmd: dict, chain: list[dict], options: list[dict]) -> dict:
+    """An application command interaction's ``data``: ``options`` wrapped in the subcommand ``chain``."""
+    for sub in reversed(chain):
+        options = [{"type": sub["type"], "name": sub["name"], "options": options}]
+    data = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": options}
+    if cmd.get("guild_id"):
+        data["guild_id"] = cmd["guild_id"]
+    return data
+
+
 def _json_response(status: int, obj: Any, headers: dict | None = None) -> web.Response:
     # discord.py parses JSON only when Content-Type is exactly "application/json".
     return web.Response(status=status, body=json.dumps(obj).encode(),
@@ -593,11 +608,12 @@ class FakeDiscord:
                                existing: bool = True) -> FakeMessage:
         """First message (created, edited or deleted) for which ``predicate(message)`` is true.
 
-        With ``existing=True`` live messages already there are checked first (newest first).
+        With ``existing=True`` messages already there are checked first (newest first). Deleted ones count
+        too, on both paths (``m.deleted`` is set): add ``not m.deleted`` to the predicate to skip them.
         """
         if existing:
             for m in reversed(list(self._messages.values())):
-                if not m.deleted and predicate(m):
+                if predicate(m):
                     return m
         fut = asyncio.get_running_loop().create_future()
         entry = (predicate, fut)
@@ -684,18 +700,23 @@ class FakeDiscord:
             reset_after = max(0.0, window[0] - now)
             if window[1] >= rule.limit:
                 rule.limited += 1
-                ra = round(reset_after, 3)
-                return _json_response(429, {"message": "You are being rate limited.", "retry_after": ra,
-                                            "global": False}, {
-                    "Retry-After": str(max(1, math.ceil(ra))), "X-RateLimit-Limit": str(rule.limit),
-                    "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{self.clock.time() + ra:.3f}",
-                    "X-RateLimit-Reset-After": f"{ra:.3f}", "X-RateLimit-Bucket": rule.bucket,
-                    "X-RateLimit-Scope": "user", "Via": "1.1 google"}), {}
+                return self._rate_limited(reset_after, rule.limit, rule.bucket), {}
             window[1] += 1
-            headers = {"X-RateLimit-Limit": str(rule.limit), "X-RateLimit-Remaining": str(rule.limit - window[1]),
-                       "X-RateLimit-Reset": f"{self.clock.time() + reset_after:.3f}",
-                       "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": rule.bucket}
+            headers = self._rate_limit_headers(rule.limit, rule.limit - window[1], reset_after, rule.bucket)
         return None, headers
+
+    def _rate_limit_headers(self, limit: int, remaining: int, reset_after: float, bucket: str) -> dict:
+        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": f"{self.clock.time() + reset_after:.3f}",
+                "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": bucket}
+
+    def _rate_limited(self, retry_after: float, limit: int, bucket: str, body: dict | None = None) -> web.Response:
+        """Discord's 429: Retry-After (whole seconds), X-RateLimit-* headers and ``retry_after`` in the body."""
+        ra = round(retry_after, 3)
+        headers = {"Retry-After": str(max(1, math.ceil(ra))), **self._rate_limit_headers(limit, 0, ra, bucket),
+                   "X-RateLimit-Scope": "user", "Via": "1.1 google"}
+        body = body or {"message": "You are being rate limited.", "retry_after": ra, "global": False}
+        return _json_response(429, body, headers)
 
     async def drop_gateway(self, mode: str = "close") -> int:
         """Cut the bot's gateway connection(s). ``close``: close code 4000, the client RESUMEs and gets what it
@@ -732,64 +753,56 @@ class FakeDiscord:
         min/max value and length) and OptionRejected is raised instead of sending. ``user`` and ``name`` are
         positional-only, so options called "user" or "name" work. Returns the interaction; ``await`` it for
         the first response."""
-        member = user if isinstance(user, FakeMember) else None
-        guild = member.guild if member else None
-        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
-        words = name.split()
-        cmd = self.command(words[0], guild)
-        if guild is None and (cmd.get("dm_permission") is False or 1 not in (cmd.get("contexts") or [0, 1, 2])):
-            raise OptionRejected(f"/{words[0]} is a server-only command: Discord does not offer it in DMs")
-        given = {k[:-1] if k.endswith("_") else k: v for k, v in kwargs.items()}
-        given.update(options or {})
+        guild, channel, cmd, target, chain = self._resolve_command(user, name, in_channel)
+        given = {**_option_names(kwargs), **(options or {})}
         resolved: dict = {}
-        target, chain = cmd, []
-        for word in words[1:]:
-            sub = next((o for o in target.get("options") or [] if o["name"] == word and o["type"] in (1, 2)), None)
-            if sub is None:
-                raise OptionRejected(f"/{name}: no subcommand {word!r} in /{' '.join([cmd['name']] + [c['name'] for c in chain])}")
-            chain.append(sub)
-            target = sub
-        if any(o.get("type") in (1, 2) for o in target.get("options") or []):
-            subs = [o["name"] for o in target["options"]]
-            raise OptionRejected(f"/{name} needs a subcommand: {subs}")
         built = self._build_options(name, target, given, strict, resolved, guild)
-        for sub in reversed(chain):
-            built = [{"type": sub["type"], "name": sub["name"], "options": built}]
-        data = {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": built}
-        if cmd.get("guild_id"):
-            data["guild_id"] = cmd["guild_id"]
+        data = _command_data(cmd, chain, built)
         if resolved:
             data["resolved"] = resolved
         it = self._inject(2, user, channel, data, None, upload_limit)
         dmp = cmd.get("default_member_permissions")
-        if member is not None and dmp is not None:
+        if isinstance(user, FakeMember) and dmp is not None:
             need = int(dmp)
-            it.command_hidden = (member.permissions_in(channel) & need) != need
+            it.command_hidden = (user.permissions_in(channel) & need) != need
         return it
 
     def autocomplete(self, user: FakeMember | FakeUser, name: str, focused: str, value: str = "", /, *,
                      in_channel: FakeChannel | None = None, **kwargs: Any) -> FakeInteraction:
         """``user`` is typing ``value`` into option ``focused`` of ``/name``: an autocomplete interaction
-        (type 4). ``await`` it; the offered choices are ``it.response["choices"]``."""
-        member = user if isinstance(user, FakeMember) else None
-        guild = member.guild if member else None
-        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
-        words = name.split()
-        cmd = self.command(words[0], guild)
-        target, chain = cmd, []
-        for word in words[1:]:
-            target = next(o for o in target.get("options") or [] if o["name"] == word)
-            chain.append(target)
+        (type 4). Keyword options are the ones already filled in, named as for :meth:`slash` (not checked:
+        the user is still typing). ``await`` it; the offered choices are ``it.response["choices"]``."""
+        guild, channel, cmd, target, chain = self._resolve_command(user, name, in_channel)
         declared = {o["name"]: o for o in target.get("options") or []}
         if focused not in declared or not declared[focused].get("autocomplete"):
             raise OptionRejected(f"/{name} option {focused!r} does not autocomplete")
-        given = {k[:-1] if k.endswith("_") else k: v for k, v in kwargs.items()}
-        built = [{"type": declared[k]["type"], "name": k, "value": v} for k, v in given.items()]
+        built = self._build_options(name, target, _option_names(kwargs), False, {}, guild)
         built.append({"type": declared[focused]["type"], "name": focused, "value": value, "focused": True})
-        for sub in reversed(chain):
-            built = [{"type": sub["type"], "name": sub["name"], "options": built}]
-        return self._inject(4, user, channel, {"id": cmd["id"], "name": cmd["name"], "type": 1, "options": built},
-                            None, None)
+        return self._inject(4, user, channel, _command_data(cmd, chain, built), None, None)
+
+    def _resolve_command(self, user: FakeMember | FakeUser, name: str, in_channel: FakeChannel | None
+                         ) -> tuple[FakeGuild | None, FakeChannel, dict, dict, list[dict]]:
+        """Where ``user`` runs ``/name`` and what it runs: ``(guild, channel, command, target, chain)``, where
+        ``target`` is the (sub)command whose options are filled in and ``chain`` the subcommand (group)s
+        leading to it. Raises OptionRejected where Discord's client would not offer the command."""
+        guild = user.guild if isinstance(user, FakeMember) else None
+        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
+        words = name.split()
+        cmd = self.command(words[0], guild)
+        if guild is None and (cmd.get("dm_permission") is False or 1 not in (cmd.get("contexts") or [0, 1, 2])):
+            raise OptionRejected(f"/{words[0]} is a server-only command: Discord does not offer it in DMs")
+        target, chain = cmd, []
+        for word in words[1:]:
+            sub = next((o for o in target.get("options") or [] if o["name"] == word and o["type"] in (1, 2)), None)
+            if sub is None:
+                path = " ".join([cmd["name"]] + [c["name"] for c in chain])
+                raise OptionRejected(f"/{name}: no subcommand {word!r} in /{path}")
+            chain.append(sub)
+            target = sub
+        if any(o.get("type") in (1, 2) for o in target.get("options") or []):
+            subs = [o["name"] for o in target["options"]]
+            raise OptionRejected(f"/{name} needs a subcommand: {subs}")
+        return guild, channel, cmd, target, chain
 
     def click(self, user: FakeMember | FakeUser, message: FakeMessage | int, custom_id: str) -> FakeInteraction:
         """``user`` clicks the button ``custom_id`` on ``message`` (it must be there and enabled)."""
@@ -1280,13 +1293,7 @@ class FakeDiscord:
 
     def _fault_response(self, fault: FaultRule) -> web.Response:
         if fault.status == 429:
-            ra = float(fault.retry_after or 0.5)
-            headers = {"Retry-After": str(max(1, math.ceil(ra))), "X-RateLimit-Limit": "5",
-                       "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{self.clock.time() + ra:.3f}",
-                       "X-RateLimit-Reset-After": f"{ra:.3f}", "X-RateLimit-Bucket": "fake" + secrets.token_hex(8),
-                       "X-RateLimit-Scope": "user", "Via": "1.1 google"}
-            body = fault.body or {"message": "You are being rate limited.", "retry_after": ra, "global": False}
-            return _json_response(429, body, headers)
+            return self._rate_limited(float(fault.retry_after or 0.5), 5, "fake" + secrets.token_hex(8), fault.body)
         body = fault.body or {"message": f"{fault.status}: injected by fake-discord", "code": 0}
         return _json_response(fault.status, body)
 
