@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import messages as msg
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.views import DYNAMIC_ITEMS, ephemeral
@@ -155,6 +156,8 @@ class MorphBot(commands.Bot):
         original = getattr(error, "original", error)
         if isinstance(original, (app_commands.CheckFailure, MorphError)):
             text = str(original) or "❌ You cannot use this command here."
+        elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
+            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
         else:
             log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
             text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."

@@ -37,7 +37,9 @@ class Settings:
     owner_ids: tuple[int, ...] = ()
     max_user_active: int = 2
     max_guild_queue: int = 20
+    max_queue: int = 200  # MORPH_MAX_QUEUE: queued + rendering morphs of every server together
     cooldown_s: float = 30.0
+    pick_cooldown_s: float = 3.0  # MORPH_PICK_COOLDOWN_S: seconds between one person's picks in one server
     default_frames: int = 24
     max_frames: int = 60
     default_steps: int = 25
@@ -51,6 +53,12 @@ class Settings:
     worker_id: str = field(default_factory=socket.gethostname)
     playground_host: str = "127.0.0.1"  # PLAYGROUND_HOST: where `morph-bot --playground` serves its page
     playground_port: int = 8765  # PLAYGROUND_PORT (0 = any free port)
+
+    def __post_init__(self) -> None:
+        # Absolute from the start: a job's files must be found (and only its files deleted) whatever the
+        # working directory of a later process is.
+        object.__setattr__(self, "db_path", _absolute(self.db_path))
+        object.__setattr__(self, "data_dir", _absolute(self.data_dir))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
@@ -80,7 +88,9 @@ class Settings:
             owner_ids=_id_list(get, "OWNER_IDS"),
             max_user_active=_int(get, "MORPH_MAX_USER_ACTIVE", cls.max_user_active, lo=1),
             max_guild_queue=_int(get, "MORPH_MAX_GUILD_QUEUE", cls.max_guild_queue, lo=1),
+            max_queue=_int(get, "MORPH_MAX_QUEUE", cls.max_queue, lo=1),
             cooldown_s=_float(get, "MORPH_COOLDOWN_S", cls.cooldown_s, lo=0),
+            pick_cooldown_s=_float(get, "MORPH_PICK_COOLDOWN_S", cls.pick_cooldown_s, lo=0),
             default_frames=_int(get, "MORPH_DEFAULT_FRAMES", cls.default_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             max_frames=_int(get, "MORPH_MAX_FRAMES", cls.max_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
@@ -104,6 +114,11 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
+
+
+def _absolute(path) -> Path:
+    path = Path(path)
+    return path if str(path) == ":memory:" else path.expanduser().resolve()
 
 
 def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:

@@ -416,7 +416,7 @@ class Delivery:
             else:
                 files = self._files(job)
                 message = await channel.send(content, files=files, embed=self._embed(job, files),
-                                             view=self._view(job), allowed_mentions=NO_PINGS,
+                                             view=result_view(job), allowed_mentions=NO_PINGS,
                                              nonce=result_nonce(job.id))
         except discord.Forbidden as err:
             via = "followup"
@@ -464,11 +464,6 @@ class Delivery:
                         channel.id, job_id)
         return None
 
-    def _view(self, job) -> discord.ui.View:
-        result = job.result or {}
-        return result_view(job.id, int(result.get("frame_count") or 0), list(result.get("candidates") or []),
-                           result.get("ts"))
-
     def _embed(self, job, files: list[discord.File]) -> discord.Embed | discord.utils.MISSING:
         """The contact sheet shown large in an embed (needs Embed Links), when it is attached."""
         sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
@@ -508,7 +503,7 @@ class Delivery:
                     job.id, job.channel_id)
         webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
         files = self._files(job)
-        return await webhook.send(content, files=files, embed=self._embed(job, files), view=self._view(job),
+        return await webhook.send(content, files=files, embed=self._embed(job, files), view=result_view(job),
                                   allowed_mentions=NO_PINGS, wait=True)
 
     async def _add_reactions(self, message, k: int) -> None:

@@ -26,6 +26,16 @@ _MENTIONISH = re.compile(r"<(?=[@#&:]|a:|/|t:)")  # <@1>, <@!1>, <@&1>, <#1>, <:
 _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 
 
+def keycap_index(emoji: str) -> int | None:
+    """0 for 1️⃣ … 8 for 9️⃣, with or without the U+FE0F variation selector (some clients and bridges
+    send ``3⃣``); None for any other emoji."""
+    bare = emoji.replace("\ufe0f", "")
+    for n, keycap in enumerate(KEYCAPS):
+        if bare == keycap.replace("\ufe0f", ""):
+            return n
+    return None
+
+
 def clip(text: str, limit: int = MAX_CONTENT) -> str:
     """Cut ``text`` to ``limit`` characters, ending with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import aiosqlite
 
@@ -36,6 +37,11 @@ MAX_ATTEMPTS = 3
 #: A rendered job's folder (``Job.artifact_dir``) holds these, written by ``bot.worker.write_artifacts``.
 GIF_FILE, SHEET_FILE = "morph.gif", "sheet.png"
 INTERACTION_TTL_S = 15 * 60
+#: SQLite and PostgreSQL integers are signed 64-bit: a larger id (a forged custom id) names no job.
+MAX_ID = 2 ** 63 - 1
+#: An artifact folder no job points to is removed by the purge once it is this old (a worker may be
+#: writing a fresh one right now; its job points to it only after the render is recorded).
+ORPHAN_GRACE_S = 3600.0
 #: Keys accepted by :meth:`Store.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
               "allowed_channels")
@@ -43,6 +49,17 @@ LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", 
 
 class Refused(MorphError):
     """The request or action is not allowed; ``str(err)`` is the message to show the user."""
+
+
+class Expired(Refused):
+    """The job's frames are gone (retention purge or the delete button)."""
+
+
+class Pick(NamedTuple):
+    """What :meth:`Store.pick` found: the frame's file, and whether this person had picked it before."""
+
+    path: Path
+    repeat: bool
 
 
 @dataclass
@@ -77,15 +94,45 @@ class Job:
     deleted_at: float | None = None
     delivery_attempts: int = 0
     next_delivery_at: float | None = None
+    #: random, in the component custom ids and the artifact folder name (None: a job from before 0002)
+    token: str | None = None
+    withdrawn_at: float | None = None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> "Job":
+    def from_row(cls, row: aiosqlite.Row, data_dir: Path | None = None) -> "Job":
+        """A Job from a ``jobs`` row. The row stores only the artifact folder's name; it is resolved in
+        ``data_dir`` (older rows stored a path: its last part is the name)."""
         d = dict(row)
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
         d["result"] = json.loads(d["result"]) if d["result"] else None
-        d["artifact_dir"] = Path(d["artifact_dir"]) if d["artifact_dir"] else None
+        name = Path(d["artifact_dir"]).name if d["artifact_dir"] else None
+        d["artifact_dir"] = (Path(data_dir) / name if data_dir is not None else Path(name)) if name else None
         d["boomerang"] = bool(d["boomerang"])
         return cls(**d)
+
+    @property
+    def folder_name(self) -> str:
+        """The name of this job's artifact folder in ``MORPH_DATA_DIR``: unique across databases."""
+        return f"{self.id}-{self.token}" if self.token else str(self.id)
+
+    def came_from(self, *, guild_id: int | None, channel_id: int | None, message_id: int | None,
+                  token: str | None, message: str = "result") -> bool:
+        """True when a component or reaction on ``message_id`` in that guild and channel, carrying
+        ``token``, belongs to this job: its ``message`` ("result" or "status") message, its token.
+
+        Custom ids carry only the job number and the token, and job numbers start at 1 again in a new
+        database: without this check a button of an old message would act on another server's job.
+        A custom id without a token (posted before tokens existed) must come from the job's own message.
+        """
+        if guild_id != self.guild_id or channel_id != self.channel_id:
+            return False
+        if token is not None or self.token is not None:
+            if token != self.token:
+                return False
+        own = self.result_message_id if message == "result" else self.status_message_id
+        if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
+            return token is not None
+        return message_id == own
 
     @property
     def expired(self) -> bool:
@@ -146,6 +193,9 @@ class Store:
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else float(now)
 
+    def _job(self, row) -> Job:
+        return Job.from_row(row, self.settings.data_dir)
+
     @contextlib.asynccontextmanager
     async def _tx(self):
         """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any exception), under the process lock."""
@@ -170,10 +220,10 @@ class Store:
             return list(await cur.fetchall())
 
     async def _job_in_tx(self, conn, job_id: int) -> Job:
-        rows = await self._fetch(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._fetch(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,)) if _valid_id(job_id) else []
         if not rows:
             raise Refused(f"There is no morph #{job_id}.")
-        return Job.from_row(rows[0])
+        return self._job(rows[0])
 
     async def _audit(self, conn, guild_id: int | None, actor_id: int, action: str, detail: str,
                      now: float) -> None:
@@ -185,25 +235,28 @@ class Store:
         return self._limits_from_row(rows[0] if rows else None)
 
     def _limits_from_row(self, row) -> dict:
+        """A guild's effective limits: its own values, but never looser than the operator's settings
+        (``MORPH_MAX_*`` are ceilings, ``MORPH_COOLDOWN_S`` a floor), also when the operator tightened them
+        after the guild stored its values."""
         s = self.settings
         row = dict(row) if row is not None else {}
 
-        def pick(key, default):
+        def own(key, default):
             v = row.get(key)
             return default if v is None else v
 
         return {
             "paused": bool(row.get("paused", 0)),
-            "max_user_active": int(pick("max_user_active", s.max_user_active)),
-            "max_guild_queue": int(pick("max_guild_queue", s.max_guild_queue)),
-            "cooldown_s": float(pick("cooldown_s", s.cooldown_s)),
-            "max_frames": int(pick("max_frames", s.max_frames)),
+            "max_user_active": min(int(own("max_user_active", s.max_user_active)), s.max_user_active),
+            "max_guild_queue": min(int(own("max_guild_queue", s.max_guild_queue)), s.max_guild_queue),
+            "cooldown_s": max(float(own("cooldown_s", s.cooldown_s)), s.cooldown_s),
+            "max_frames": min(int(own("max_frames", s.max_frames)), s.max_frames),
             "banned_words": json.loads(row.get("banned_words") or "[]"),
             "allowed_channels": json.loads(row.get("allowed_channels") or "[]"),
         }
 
     async def _ensure_guild_row(self, conn, guild_id: int) -> None:
-        await conn.execute("INSERT OR IGNORE INTO guild_settings (guild_id) VALUES (?)", (guild_id,))
+        await conn.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", (guild_id,))
 
     # ------------------------------------------------------------------ submitting
 
@@ -248,66 +301,73 @@ class Store:
             if queued >= limits["max_guild_queue"]:
                 raise Refused(f"This server's queue is full ({queued} morphs waiting or rendering; the limit "
                               f"is {limits['max_guild_queue']}). Try again in a few minutes.")
-            last = await self._fetch(conn, "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ?",
-                                     (guild_id, user_id))
+            (total,), = await self._fetch(conn, "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+            if total >= self.settings.max_queue:
+                raise Refused(f"The bot's queue is full ({total} morphs waiting or rendering across all servers). "
+                              "Try again in a few minutes.")
+            last = await self._fetch(conn, "SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ? "
+                                     "AND withdrawn_at IS NULL", (guild_id, user_id))
             if last[0][0] is not None and now - last[0][0] < limits["cooldown_s"]:
                 wait = limits["cooldown_s"] - (now - last[0][0])
                 raise Refused(f"Slow down: you can start another morph in {max(1, round(wait))} s.")
             expires = now + INTERACTION_TTL_S if interaction_token else None
             cur = await conn.execute(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
-                "interaction_token, interaction_expires_at, application_id, upload_limit) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                "interaction_token, interaction_expires_at, application_id, upload_limit, token) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (guild_id, channel_id, user_id, json.dumps(request.to_dict()), int(bool(boomerang)), now,
-                 interaction_token, expires, application_id, int(upload_limit)))
+                 interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4)))
             return await self._job_in_tx(conn, cur.lastrowid)
 
     async def get(self, job_id: int) -> Job | None:
+        if not _valid_id(job_id):
+            return None
         rows = await self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return Job.from_row(rows[0]) if rows else None
+        return self._job(rows[0]) if rows else None
 
     async def position(self, job_id: int) -> int | None:
-        """1-based place in the global claim order among queued jobs of unpaused guilds.
-
-        None when the job is not queued. A job in a paused guild gets the place it would have if its
-        guild were resumed now: behind the older jobs of unpaused guilds and of its own guild.
-        """
-        rows = await self._read(
-            "SELECT (SELECT COUNT(*) FROM jobs o WHERE o.state = 'queued' AND o.id <= j.id AND "
-            "  (o.guild_id = j.guild_id OR "
-            "   o.guild_id NOT IN (SELECT guild_id FROM guild_settings WHERE paused = 1))) AS pos, "
-            "  j.state FROM jobs j WHERE j.id = ?", (job_id,))
-        if not rows or rows[0]["state"] != "queued":
-            return None
-        return rows[0]["pos"]
+        """1-based place in the claim order (see :meth:`queued_positions`); None when not queued."""
+        for job, pos, _ in await self.queued_positions():
+            if job.id == job_id:
+                return pos
+        return None
 
     async def queued_positions(self) -> list[tuple[Job, int, bool]]:
-        """Every queued job, oldest first, with its :meth:`position` and whether its guild is paused:
-        one query instead of one :meth:`position` per job."""
+        """Every queued job, oldest first, with its place in the claim order and whether its guild is paused.
+
+        Claims take one job per guild in turn (:meth:`claim`), so a place is where the job comes in that
+        rotation: guilds in the order they will be served (longest since their last claim first, then the
+        oldest job), one job of each per round. A job in a paused guild gets the place it would have if
+        its guild were resumed now; paused guilds do not delay anyone else.
+        """
         rows = await self._read(
-            "SELECT j.*, COALESCE(g.paused, 0) AS guild_paused FROM jobs j LEFT JOIN guild_settings g "
-            "ON g.guild_id = j.guild_id WHERE j.state = 'queued' ORDER BY j.id")
-        unpaused = 0  # queued jobs of unpaused guilds so far: everyone's queue
-        own: dict[int, int] = {}  # paused guild -> its queued jobs so far
-        out = []
+            "SELECT j.*, COALESCE(g.paused, 0) AS guild_paused, COALESCE(g.last_claim_seq, 0) AS guild_seq "
+            "FROM jobs j LEFT JOIN guild_settings g ON g.guild_id = j.guild_id WHERE j.state = 'queued' "
+            "ORDER BY j.id")
+        queues: dict[int, list[Job]] = {}  # guild -> its queued jobs, oldest first
+        turn: dict[int, tuple[int, int]] = {}  # guild -> (last claim, oldest job): rotation order
+        paused: set[int] = set()
         for row in rows:
             d = dict(row)
-            paused = bool(d.pop("guild_paused"))
-            job = Job.from_row(d)
-            if paused:
-                own[job.guild_id] = own.get(job.guild_id, 0) + 1
-                out.append((job, unpaused + own[job.guild_id], True))
-            else:
-                unpaused += 1
-                out.append((job, unpaused, False))
-        return out
+            is_paused, seq = bool(d.pop("guild_paused")), d.pop("guild_seq")
+            job = self._job(d)
+            queues.setdefault(job.guild_id, []).append(job)
+            turn.setdefault(job.guild_id, (seq, job.id))
+            if is_paused:
+                paused.add(job.guild_id)
+        active = [g for g in queues if g not in paused]
+        place = _round_robin(queues, sorted(active, key=turn.__getitem__))
+        for g in paused:
+            place.update(_round_robin(queues, sorted([*active, g], key=turn.__getitem__), only=g))
+        out = [(job, place[job.id], job.guild_id in paused) for jobs in queues.values() for job in jobs]
+        return sorted(out, key=lambda item: item[0].id)
 
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
         states = _states(states)
         rows = await self._read(f"SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN "
                                 f"({_marks(states)}) ORDER BY id", (guild_id, user_id, *states))
-        return [Job.from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the message that shows this job's queue position / progress."""
@@ -317,21 +377,31 @@ class Store:
     # ------------------------------------------------------------------ worker side
 
     async def claim(self, worker_id: str, now: float | None = None) -> Job | None:
-        """Atomically move the oldest queued job of an unpaused guild to ``running`` and return it.
+        """Atomically move the next queued job of an unpaused guild to ``running`` and return it.
 
-        One ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``: two workers (threads, connections or
-        processes) can never claim the same job.
+        Fair across servers: the next job is the oldest of the guild served longest ago (its
+        ``last_claim_seq`` is the lowest; 0 = never), so guilds take turns, one job each, however many one
+        of them queued. One ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``: two workers (threads,
+        connections or processes) can never claim the same job.
         """
         now = self._now(now)
         async with self._tx() as conn:
             rows = await self._fetch(
                 conn,
                 "UPDATE jobs SET state = 'running', started_at = ?, heartbeat_at = ?, worker_id = ? "
-                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND guild_id NOT IN "
-                "  (SELECT guild_id FROM guild_settings WHERE paused = 1) ORDER BY id LIMIT 1) "
+                "WHERE id = (SELECT j.id FROM jobs j LEFT JOIN guild_settings g ON g.guild_id = j.guild_id "
+                "  WHERE j.state = 'queued' AND COALESCE(g.paused, 0) = 0 "
+                "  ORDER BY COALESCE(g.last_claim_seq, 0), j.id LIMIT 1) "
                 "AND state = 'queued' RETURNING *",
                 (now, now, worker_id))
-        return Job.from_row(rows[0]) if rows else None
+            if not rows:
+                return None
+            job = self._job(rows[0])
+            await self._ensure_guild_row(conn, job.guild_id)
+            await conn.execute("UPDATE guild_settings SET last_claim_seq = "
+                               "(SELECT MAX(last_claim_seq) FROM guild_settings) + 1 WHERE guild_id = ?",
+                               (job.guild_id,))
+        return job
 
     async def heartbeat(self, job_id: int, now: float | None = None, *, worker_id: str | None = None) -> str | None:
         """Record that the worker is still rendering ``job_id``; return the job's current state
@@ -397,7 +467,7 @@ class Store:
         """Jobs running under ``worker_id`` (claimed as ``worker_id`` or ``worker_id/<run>``), oldest first."""
         claimed, params = _claimed_by(worker_id)
         rows = await self._read(f"SELECT * FROM jobs WHERE state = 'running' AND {claimed} ORDER BY id", params)
-        return [Job.from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     async def requeue(self, job_id: int, *, worker_id: str | None = None) -> bool:
         """Give a running job back to the queue without counting an attempt (clean worker shutdown).
@@ -410,16 +480,17 @@ class Store:
 
     async def mark_rendered(self, job_id: int, result: dict, artifact_dir: str | Path,
                             now: float | None = None, *, worker_id: str | None = None) -> bool:
-        """running → rendered with the result dict and artifact folder. False (nothing changed) when
-        the job is no longer running, e.g. it was cancelled during the render, or (with ``worker_id``)
-        when another worker holds it now."""
+        """running → rendered with the result dict and artifact folder (a folder in ``MORPH_DATA_DIR``:
+        only its name is stored, so the data folder can move). False (nothing changed) when the job is no
+        longer running, e.g. it was cancelled during the render, or (with ``worker_id``) when another
+        worker holds it now."""
         now = self._now(now)
         async with self._tx() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET state = 'rendered', rendered_at = ?, result = ?, artifact_dir = ?, "
                 "error = NULL, next_delivery_at = NULL WHERE id = ? AND state = 'running' AND "
                 "(? IS NULL OR worker_id = ?)",
-                (now, json.dumps(result), str(artifact_dir), job_id, worker_id, worker_id))
+                (now, json.dumps(result), Path(artifact_dir).name, job_id, worker_id, worker_id))
             return cur.rowcount == 1
 
     async def mark_failed(self, job_id: int, error: str, now: float | None = None, *,
@@ -473,8 +544,14 @@ class Store:
 
     async def withdraw(self, job_id: int, now: float | None = None) -> bool:
         """Take back a job whose author never got the /morph answer (queued, running or rendered but not
-        yet posted → cancelled), so it neither holds their slot nor gets posted. False if already final."""
-        return await self.mark_cancelled(job_id, now, states=("queued", "running", "rendered"))
+        yet posted → cancelled), so it neither holds their slot, nor counts for their cooldown, nor gets
+        posted. False if already final."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            cur = await conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, withdrawn_at = ? "
+                                     "WHERE id = ? AND state IN ('queued', 'running', 'rendered')",
+                                     (now, now, job_id))
+            return cur.rowcount == 1
 
     # ------------------------------------------------------------------ delivery side
 
@@ -484,7 +561,7 @@ class Store:
         now = self._now(now)
         rows = await self._read("SELECT * FROM jobs WHERE state = 'rendered' AND deleted_at IS NULL AND "
                                 "(next_delivery_at IS NULL OR next_delivery_at <= ?) ORDER BY id", (now,))
-        return [Job.from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     async def mark_delivered(self, job_id: int, message_id: int | None, now: float | None = None) -> bool:
         """rendered → delivered, remembering the result message. False if it was not ``rendered``."""
@@ -513,24 +590,39 @@ class Store:
     # ------------------------------------------------------------------ picks and results
 
     async def pick(self, job_id: int, *, user_id: int, frame: int, source: str = "button",
-                   now: float | None = None) -> Path:
-        """Record that ``user_id`` picked ``frame`` (0-based) and return that frame's PNG path.
+                   now: float | None = None) -> Pick:
+        """Record that ``user_id`` picked ``frame`` (0-based); return that frame's PNG path and whether
+        the same person had already picked the same frame (``repeat``: answer privately, not again in
+        public; nothing is recorded).
 
-        Refuses an unknown job, one not rendered yet, an expired/deleted one ("this morph has
-        expired") and a frame out of range.
+        Refuses an unknown job, a user banned in the job's guild, one not rendered yet, an expired/deleted
+        one ("this morph has expired"), a frame out of range, and a pick within ``MORPH_PICK_COOLDOWN_S`` of
+        the same person's previous pick in that guild (buttons, menu and reactions together).
         """
         now = self._now(now)
         async with self._tx() as conn:
             job = await self._job_in_tx(conn, job_id)
+            if await self._fetch(conn, "SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?",
+                                 (job.guild_id, user_id)):
+                raise Refused("You are banned from using /morph in this server.")
             path = self._frame_or_refuse(job, frame)
+            (last,), = await self._fetch(
+                conn, "SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
+                "WHERE p.user_id = ? AND j.guild_id = ?", (user_id, job.guild_id))
+            wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
+            if wait > 0:
+                raise Refused(f"Slow down: you can pick again in {max(1, round(wait))} s.")
+            if await self._fetch(conn, "SELECT 1 FROM picks WHERE job_id = ? AND user_id = ? AND frame = ?",
+                                 (job_id, user_id, frame)):
+                return Pick(path, repeat=True)
             await conn.execute("INSERT INTO picks (job_id, user_id, frame, source, created_at) VALUES (?, ?, ?, ?, ?)",
                                (job_id, user_id, frame, source, now))
-            return path
+            return Pick(path, repeat=False)
 
     def _frame_or_refuse(self, job: Job, frame: int) -> Path:
         if job.deleted_at is not None or job.expired:
             days = self.settings.retention_days
-            raise Refused(f"Morph #{job.id} has expired: its frames were deleted "
+            raise Expired(f"Morph #{job.id} has expired: its frames were deleted "
                           f"(results are kept {days:g} days).")
         if job.state not in ("rendered", "delivered") or not job.result or job.artifact_dir is None:
             raise Refused(f"Morph #{job.id} has no frames to pick ({job.state}).")
@@ -539,7 +631,7 @@ class Store:
             raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {frame + 1 if isinstance(frame, int) else frame}.")
         path = job.frame_path(frame)
         if not path.is_file():
-            raise Refused(f"Morph #{job.id} has expired: its frames are no longer on disk.")
+            raise Expired(f"Morph #{job.id} has expired: its frames are no longer on disk.")
         return path
 
     async def picks(self, job_id: int) -> list[dict]:
@@ -566,7 +658,7 @@ class Store:
             if admin:
                 await self._audit(conn, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
             job = await self._job_in_tx(conn, job_id)
-        _remove_dir(job.artifact_dir)
+        self._remove_artifacts(job.artifact_dir)
         return job
 
     # ------------------------------------------------------------------ admin
@@ -581,7 +673,7 @@ class Store:
             sql += " AND guild_id = ?"
             params.append(guild_id)
         rows = await self._read(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
-        return [Job.from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     async def is_paused(self, guild_id: int) -> bool:
         rows = await self._read("SELECT paused FROM guild_settings WHERE guild_id = ?", (guild_id,))
@@ -611,6 +703,19 @@ class Store:
             n = cur.rowcount
             await self._audit(conn, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
             return n
+
+    async def guild_left(self, guild_id: int, now: float | None = None) -> list[Job]:
+        """The bot left (or was removed from) a guild: cancel its queued and rendering jobs, which could
+        never be posted; return them. Audited as a bot action (actor 0)."""
+        now = self._now(now)
+        async with self._tx() as conn:
+            rows = await self._fetch(conn, "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE guild_id = ? "
+                                     "AND state IN ('queued', 'running') RETURNING *", (now, guild_id))
+            if rows:
+                await self._audit(conn, guild_id, 0, "left",
+                                  f"the bot left the server: {len(rows)} morph{'s' if len(rows) != 1 else ''} "
+                                  "cancelled", now)
+        return [self._job(r) for r in rows]
 
     async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> int:
         """Ban a user from /morph in this guild and cancel their queued jobs (returned count). Audited."""
@@ -644,9 +749,19 @@ class Store:
 
     async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> dict:
         """Change some of ``LIMIT_KEYS`` for a guild (value None = back to the bot default); return the
-        effective limits. Raises Refused for an unknown key or a bad value (nothing changed). Audited."""
+        effective limits. Raises Refused for an unknown key, a bad value, or a value looser than the
+        operator's settings (nothing changed). Audited."""
         now = self._now(now)
         updates = {k: _check_limit(k, v) for k, v in changes.items()}
+        s = self.settings
+        for key, cap in (("max_user_active", s.max_user_active), ("max_guild_queue", s.max_guild_queue),
+                         ("max_frames", s.max_frames)):
+            if updates.get(key) is not None and updates[key] > cap:
+                raise Refused(f"{key} can be at most {cap} on this bot (the operator's limit); "
+                              "a server can only make it stricter.")
+        if updates.get("cooldown_s") is not None and updates["cooldown_s"] < s.cooldown_s:
+            raise Refused(f"cooldown_s must be at least {s.cooldown_s:g} s on this bot (the operator's limit); "
+                          "a server can only make it longer.")
         if not updates:
             raise Refused("Nothing to change: give at least one limit.")
         async with self._tx() as conn:
@@ -705,21 +820,58 @@ class Store:
     async def purge(self, now: float | None = None) -> int:
         """Delete artifact folders of jobs older than ``retention_days`` (by render time, else creation
         time) and mark them expired; return how many jobs were purged. Rows are kept. Jobs still
-        waiting for delivery (``rendered``) keep their files."""
+        waiting for delivery (``rendered``) keep their files. Folders in the data folder that no job
+        points to (a render that failed half-way, a crash) are removed too, once ``ORPHAN_GRACE_S`` old."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         async with self._tx() as conn:
             rows = await self._fetch(
-                conn, "SELECT id, artifact_dir FROM jobs WHERE artifact_dir IS NOT NULL AND "
+                conn, "SELECT * FROM jobs WHERE artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL AND state NOT IN ('queued', 'running', 'rendered') AND "
                 "COALESCE(rendered_at, created_at) < ?", (cutoff,))
             for r in rows:
                 await conn.execute("UPDATE jobs SET artifacts_purged_at = ? WHERE id = ?", (now, r["id"]))
+            kept = {self._job(r).folder_name if r["artifact_dir"] is None else Path(r["artifact_dir"]).name
+                    for r in await self._fetch(conn, "SELECT * FROM jobs WHERE state = 'running' OR "
+                                               "(artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL)")}
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
-            _remove_dir(Path(r["artifact_dir"]))
-        if rows:
-            log.info("purged artifacts of %d job(s)", len(rows))
+            self._remove_artifacts(self._job(r).artifact_dir)
+        orphans = [d for d in _folders(self.settings.data_dir)
+                   if d.name not in kept and time.time() - d.stat().st_mtime > ORPHAN_GRACE_S]
+        for d in orphans:
+            self._remove_artifacts(d)
+        if rows or orphans:
+            log.info("purged artifacts of %d job(s) and %d folder(s) no job points to", len(rows), len(orphans))
         return len(rows)
+
+    def _remove_artifacts(self, path: Path | None) -> None:
+        """Delete an artifact folder, but never anything outside ``MORPH_DATA_DIR`` (nor that folder)."""
+        if path is None:
+            return
+        root, target = Path(self.settings.data_dir).resolve(), Path(path).resolve()
+        if target == root or not target.is_relative_to(root):
+            log.error("refusing to delete %s: it is not inside the data folder %s", target, root)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _round_robin(queues: dict[int, list[Job]], order: list[int], only: int | None = None) -> dict[int, int]:
+    """Job id -> 1-based place when the guilds in ``order`` take turns, one job each per round
+    (``only``: return just that guild's jobs)."""
+    place: dict[int, int] = {}
+    n, depth, rest = 0, 0, list(order)
+    while rest:
+        for g in rest:
+            n += 1
+            if only is None or g == only:
+                place[queues[g][depth].id] = n
+        depth += 1
+        rest = [g for g in rest if len(queues[g]) > depth]
+    return place
+
+
+def _valid_id(job_id) -> bool:
+    return isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_ID
 
 
 def _states(states: Iterable[str]) -> tuple[str, ...]:
@@ -740,9 +892,11 @@ def _marks(items) -> str:
     return ", ".join("?" for _ in items)
 
 
-def _remove_dir(path: Path | None) -> None:
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
+def _folders(root: Path) -> list[Path]:
+    try:
+        return [d for d in Path(root).iterdir() if d.is_dir() and not d.is_symlink()]
+    except FileNotFoundError:
+        return []
 
 
 def _check_limit(key: str, value):

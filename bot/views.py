@@ -1,9 +1,9 @@
 """Buttons and the select menu, as ``discord.ui.DynamicItem`` so they work after a restart.
 
-Every component carries its state in its ``custom_id`` (job id, frame index); the rest comes from the
-database. The classes are registered once with ``bot.add_dynamic_items(*DYNAMIC_ITEMS)``.
+Every component carries its state in its ``custom_id`` (job number, the job's random token, frame index);
+the rest comes from the database. The classes are registered once with ``bot.add_dynamic_items(*DYNAMIC_ITEMS)``.
 
-Custom ids:
+Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens existed carry the number alone):
 
 =============================  ================================================================
 ``morph:pick:<job>:<frame>``   button 1..K on a result: reply with that frame (0-based index)
@@ -13,18 +13,21 @@ Custom ids:
 ``morph:cancel:<job>``         cancel a queued/running job (button on the status message)
 =============================  ================================================================
 
-The interaction-level actions (start a job, send a pick, cancel) live here too, so the slash commands
-in ``bot/cogs`` and the components share one implementation.
+A component acts only when it comes from its job's own message, guild and channel with the job's token
+(:meth:`bot.store.Job.came_from`): job numbers start at 1 again in a new database, and anyone can send any
+custom id. The interaction-level actions (start a job, send a pick, cancel) live here too, so the slash
+commands in ``bot/cogs`` and the components share one implementation.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
 import random
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, TypeVar
 
 import discord
 
@@ -34,47 +37,50 @@ from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.bot import MorphBot
+    from bot.store import Job
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NO_PINGS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+#: Discord fails an interaction that is not answered within 3 s. Work that takes longer than this (a
+#: database locked by another process) first answers "thinking…" and fills the answer in afterwards.
+DEFER_AFTER_S = 1.5
+#: Discord's error code for a second answer to one interaction. After a lost answer (applied, but the
+#: reply was a 5xx) discord.py retries and gets it: the first answer stands.
+ALREADY_ACKNOWLEDGED = 40060
 
-PICK_RE = r"morph:pick:(?P<job>[0-9]+):(?P<frame>[0-9]+)"
-FRAMES_RE = r"morph:frames:(?P<job>[0-9]+)"
-REROLL_RE = r"morph:reroll:(?P<job>[0-9]+)"
-DELETE_RE = r"morph:delete:(?P<job>[0-9]+)"
-CANCEL_RE = r"morph:cancel:(?P<job>[0-9]+)"
-_ALL = {"pick": PICK_RE, "frames": FRAMES_RE, "reroll": REROLL_RE, "delete": DELETE_RE, "cancel": CANCEL_RE}
-
-
-def pick_id(job_id: int, frame: int) -> str:
-    return f"morph:pick:{int(job_id)}:{int(frame)}"
-
-
-def frames_id(job_id: int) -> str:
-    return f"morph:frames:{int(job_id)}"
+_JOB = r"(?P<job>[0-9]+)(?:-(?P<token>[0-9a-f]{8}))?"
+PICK_RE = rf"morph:pick:{_JOB}:(?P<frame>[0-9]+)"
+FRAMES_RE = rf"morph:frames:{_JOB}"
+REROLL_RE = rf"morph:reroll:{_JOB}"
+DELETE_RE = rf"morph:delete:{_JOB}"
+CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
-def reroll_id(job_id: int) -> str:
-    return f"morph:reroll:{int(job_id)}"
+def _ref(job_id: int, token: str | None) -> str:
+    return f"{int(job_id)}-{token}" if token else str(int(job_id))
 
 
-def delete_id(job_id: int) -> str:
-    return f"morph:delete:{int(job_id)}"
+def pick_id(job_id: int, frame: int, token: str | None = None) -> str:
+    return f"morph:pick:{_ref(job_id, token)}:{int(frame)}"
 
 
-def cancel_id(job_id: int) -> str:
-    return f"morph:cancel:{int(job_id)}"
+def frames_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:frames:{_ref(job_id, token)}"
 
 
-def parse_custom_id(custom_id: str) -> tuple[str, dict[str, int]] | None:
-    """``"morph:pick:12:3"`` → ``("pick", {"job": 12, "frame": 3})``; None for anything else."""
-    for kind, pattern in _ALL.items():
-        m = re.fullmatch(pattern, custom_id or "")
-        if m:
-            return kind, {k: int(v) for k, v in m.groupdict().items()}
-    return None
+def reroll_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:reroll:{_ref(job_id, token)}"
+
+
+def delete_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:delete:{_ref(job_id, token)}"
+
+
+def cancel_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:cancel:{_ref(job_id, token)}"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -91,78 +97,138 @@ def owner_ids(bot) -> frozenset[int]:
     return frozenset(getattr(bot, "owner_id_set", None) or getattr(bot.settings, "owner_ids", ()) or ())
 
 
+async def reply(interaction: discord.Interaction, text: str, *, private: bool = False,
+                file: discord.File | None = None, view: discord.ui.View | None = None) -> int | None:
+    """Answer ``interaction`` (publicly, or only for the user with ``private``); return the message id
+    when Discord tells it.
+
+    Also after :func:`in_time` answered "thinking…": a public answer replaces that message, a private one
+    removes it first (it must not stay behind for everyone).
+    """
+    text = msg.clip(text)
+    extra = {k: v for k, v in (("file", file), ("view", view)) if v is not None}
+    response = interaction.response
+    if not response.is_done():
+        sent = await response.send_message(text, ephemeral=private, allowed_mentions=NO_PINGS, **extra)
+        return getattr(sent, "message_id", None)
+    if response.type == discord.InteractionResponseType.deferred_channel_message:
+        if not private:
+            edited = await interaction.edit_original_response(
+                content=text, attachments=[file] if file else discord.utils.MISSING, allowed_mentions=NO_PINGS,
+                **({"view": view} if view is not None else {}))
+            return edited.id
+        await interaction.delete_original_response()
+    sent = await interaction.followup.send(text, ephemeral=private, allowed_mentions=NO_PINGS, wait=True, **extra)
+    return sent.id
+
+
 async def ephemeral(interaction: discord.Interaction, text: str) -> None:
     """Reply privately (or follow up privately if this interaction was already answered)."""
-    text = msg.clip(text)
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
-    else:
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+    await reply(interaction, text, private=True)
 
 
-def cancel_view(job_id: int) -> discord.ui.View:
+async def in_time(interaction: discord.Interaction, work: Awaitable[T]) -> T:
+    """Await ``work``; if it takes longer than :data:`DEFER_AFTER_S`, answer "thinking…" meanwhile, so
+    the interaction outlives Discord's 3 s window whatever the database does. Answer with :func:`reply`."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER_S)
+    if not done and not interaction.response.is_done():
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as err:  # too late already: the answer after the work will fail too
+            log.warning("could not defer interaction %s: %s", interaction.id, err)
+    return await task
+
+
+async def own_job(interaction: discord.Interaction, job_id: int, token: str | None, *,
+                  message: str = "result") -> "Job":
+    """The job a component names, if the component really is one of that job's (see the module
+    docstring); else :class:`~bot.store.Refused` "There is no morph #N." (as for an unknown number)."""
+    from bot.store import Refused
+
+    job = await interaction.client.store.get(job_id)  # type: ignore[attr-defined]
+    origin = interaction.message.id if interaction.message is not None else None
+    if job is None or not job.came_from(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                                        message_id=origin, token=token, message=message):
+        raise Refused(f"There is no morph #{job_id}.")
+    return job
+
+
+def cancel_view(job: "Job") -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job.id, job.token))
     return view
 
 
-def result_view(job_id: int, frame_count: int, candidates: list[int], ts: list[float] | None = None
-                ) -> discord.ui.View:
+def result_view(job: "Job") -> discord.ui.View:
     """Rows 0–1: candidate buttons 1..K (≤ 9, five per row); row 2: frame select (≤ 25 options);
     row 3: reroll and delete. Four rows of Discord's five."""
+    result = job.result or {}
+    frame_count, candidates, ts = int(result.get("frame_count") or 0), list(result.get("candidates") or []), result.get("ts")
     view = discord.ui.View(timeout=None)
     for n, frame in enumerate(candidates[: len(msg.KEYCAPS)]):
-        view.add_item(PickButton(job_id, frame, label=str(n + 1), row=n // 5))
+        view.add_item(PickButton(job.id, job.token, frame, label=str(n + 1), row=n // 5))
     frames = msg.choose_select_frames(frame_count, candidates)
     if frames:
-        view.add_item(FramesSelect(job_id, [
+        view.add_item(FramesSelect(job.id, job.token, [
             discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates), value=str(f))
             for f in frames], row=2))
-    view.add_item(RerollButton(job_id, row=3))
-    view.add_item(DeleteButton(job_id, row=3))
+    view.add_item(RerollButton(job.id, job.token, row=3))
+    view.add_item(DeleteButton(job.id, job.token, row=3))
     return view
 
 
 # ---------------------------------------------------------------------------------------------- actions
 
 async def start_job(interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
-                    note: str = "") -> object | None:
+                    note: str = "") -> "Job | None":
     """Validate, enqueue for ``interaction.user`` and answer publicly with job id, position and ❌ Cancel.
 
     ``Store.enqueue`` validates the request (``check_request`` with the guild's banned words and frame cap)
-    and enforces bans, channel allow-list, per-user/guild limits and the cooldown. Errors are answered
-    ephemerally and enqueue nothing. Returns the Job or None.
+    and enforces bans, channel allow-list, per-user/guild/bot limits and the cooldown. Errors are answered
+    ephemerally and enqueue nothing. A job whose answer Discord refused is withdrawn (the user saw
+    "interaction failed"). Returns the Job or None.
     """
     bot: MorphBot = interaction.client  # type: ignore[assignment]
     store = bot.store
     if interaction.guild_id is None:
         await ephemeral(interaction, "❌ Morphs run in servers, not in direct messages.")
         return None
-    try:
+
+    async def enqueue():
         job = await store.enqueue(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
                                   user_id=interaction.user.id, request=request,
                                   upload_limit=upload_limit_for(interaction),
                                   interaction_token=interaction.token,
                                   application_id=interaction.application_id, boomerang=boomerang)
+        return job, await store.position(job.id), await store.is_paused(job.guild_id)
+
+    try:
+        job, position, paused = await in_time(interaction, enqueue())
     except MorphError as err:
         await ephemeral(interaction, f"❌ {err}")
         return None
     request = job.request
-    position = await store.position(job.id)
-    paused = await store.is_paused(interaction.guild_id)
     base = msg.queued_text(job.id, request.prompt_a, request.prompt_b, request.frames, interaction.user.id,
                            position, paused)
     text = msg.clip(base + "\n" + note) if note else base
     try:
-        response = await interaction.response.send_message(text, view=cancel_view(job.id), allowed_mentions=NO_PINGS)
-        message_id = getattr(response, "message_id", None)
-        if message_id is None:
+        message_id = await reply(interaction, text, view=cancel_view(job))
+    except discord.HTTPException as err:
+        if err.code != ALREADY_ACKNOWLEDGED:
+            # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
+            log.exception("could not answer /morph for job %s; withdrawing it", job.id)
+            await store.withdraw(job.id)
+            raise
+        # Our answer was applied but its reply was lost; discord.py's retry then hit "already acknowledged".
+        log.warning("the answer to /morph for job %s was already applied (40060); keeping the job", job.id)
+        message_id = None
+    if message_id is None:
+        try:
             message_id = (await interaction.original_response()).id
-    except discord.HTTPException:
-        # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
-        log.exception("could not answer /morph for job %s; withdrawing it", job.id)
-        await store.withdraw(job.id)
-        raise
+        except discord.HTTPException as err:  # the job stands; its result is posted without a status message
+            log.warning("could not read the /morph answer of job %s: %s", job.id, err)
+            return job
     await store.set_status_message(job.id, message_id)
     delivery = getattr(bot, "delivery", None)
     if delivery is not None:
@@ -177,21 +243,26 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
     return job
 
 
-async def send_pick(interaction: discord.Interaction, job_id: int, frame: int, source: str = "button") -> None:
-    """Reply publicly with the full-size PNG of ``frame`` (0-based) of ``job_id``, naming who picked it.
+async def send_pick(interaction: discord.Interaction, job_id: int, token: str | None, frame: int,
+                    source: str = "button") -> None:
+    """Reply publicly with the full-size PNG of ``frame`` (0-based) of the job, naming who picked it.
 
-    ``Store.pick`` records the pick and refuses unknown/expired/deleted jobs and frames out of range.
+    ``Store.pick`` records the pick and refuses unknown/expired/deleted jobs, frames out of range, banned
+    users and picks in quick succession; a repeat of one's own pick is answered privately.
     """
     bot: MorphBot = interaction.client  # type: ignore[assignment]
+
+    async def pick():
+        job = await own_job(interaction, job_id, token)
+        return job, await bot.store.pick(job.id, user_id=interaction.user.id, frame=frame, source=source)
+
     try:
-        path = await bot.store.pick(job_id, user_id=interaction.user.id, frame=frame, source=source)
+        job, picked = await in_time(interaction, pick())
     except MorphError as err:
         await ephemeral(interaction, f"❌ {err}")
         return
-    job = await bot.store.get(job_id)
-    await interaction.response.send_message(
-        pick_text(job, frame, interaction.user.id), file=frame_file(job_id, frame, path),
-        allowed_mentions=NO_PINGS)
+    await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
+                file=frame_file(job.id, frame, picked.path))
 
 
 def pick_text(job, frame: int, picker_id: int) -> str:
@@ -205,12 +276,19 @@ def frame_file(job_id: int, frame: int, path: Path) -> discord.File:
     return discord.File(path, filename=f"morph-{job_id}-frame-{frame + 1:03d}.png")
 
 
-async def cancel_job(interaction: discord.Interaction, job_id: int, *, from_button: bool = False) -> None:
-    """Cancel ``job_id`` for its author, an admin of its guild, or a bot owner; update its status message."""
+async def cancel_job(interaction: discord.Interaction, job_id: int, *, token: str | None = None,
+                     from_button: bool = False) -> None:
+    """Cancel ``job_id`` for its author, an admin of its guild, or a bot owner; update its status message.
+    ``from_button``: the ❌ button on the job's status message (which must be that job's, see :func:`own_job`)."""
     bot: MorphBot = interaction.client  # type: ignore[assignment]
-    job = await bot.store.get(job_id)
+    try:
+        job = await (own_job(interaction, job_id, token, message="status") if from_button
+                     else bot.store.get(job_id))
+    except MorphError as err:
+        await ephemeral(interaction, f"❌ {err}")
+        return
     if job is None:
-        await ephemeral(interaction, f"❌ There is no morph job #{job_id}.")
+        await ephemeral(interaction, f"❌ There is no morph #{job_id}.")
         return
     owners = owner_ids(bot)
     if not can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
@@ -264,32 +342,37 @@ def _guarded(callback):
     return run
 
 
+def _job_ref(match: re.Match[str]) -> tuple[int, str | None]:
+    return int(match["job"]), match["token"]
+
+
 class PickButton(discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
-    def __init__(self, job_id: int, frame: int, *, label: str | None = None, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str | None, frame: int, *, label: str | None = None,
+                 row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
-                                           custom_id=pick_id(job_id, frame)), row=row)
-        self.job_id, self.frame = job_id, frame
+                                           custom_id=pick_id(job_id, frame, token)), row=row)
+        self.job_id, self.token, self.frame = job_id, token, frame
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(int(match["job"]), int(match["frame"]), label=getattr(item, "label", None))
+        return cls(*_job_ref(match), int(match["frame"]), label=getattr(item, "label", None))
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
-        await send_pick(interaction, self.job_id, self.frame)
+        await send_pick(interaction, self.job_id, self.token, self.frame)
 
 
 class FramesSelect(discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
-    def __init__(self, job_id: int, options: list[discord.SelectOption] | None = None, *,
+    def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
         options = (options or [discord.SelectOption(label="frame", value="0")])[: msg.SELECT_LIMIT]
-        super().__init__(discord.ui.Select(custom_id=frames_id(job_id), placeholder="Pick any frame…",
+        super().__init__(discord.ui.Select(custom_id=frames_id(job_id, token), placeholder="Pick any frame…",
                                            min_values=1, max_values=1, options=options), row=row)
-        self.job_id = job_id
+        self.job_id, self.token = job_id, token
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(int(match["job"]), list(getattr(item, "options", None) or []) or None)
+        return cls(*_job_ref(match), list(getattr(item, "options", None) or []) or None)
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -299,61 +382,67 @@ class FramesSelect(discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE
         except (IndexError, TypeError, ValueError):
             await ephemeral(interaction, "❌ Choose a frame from the menu.")
             return
-        await send_pick(interaction, self.job_id, frame, source="select")
+        await send_pick(interaction, self.job_id, self.token, frame, source="select")
 
 
 class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
-    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Reroll", emoji="🔁", style=discord.ButtonStyle.secondary,
-                                           custom_id=reroll_id(job_id)), row=row)
-        self.job_id = job_id
+                                           custom_id=reroll_id(job_id, token)), row=row)
+        self.job_id, self.token = job_id, token
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(int(match["job"]))
+        return cls(*_job_ref(match))
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
-        job = await interaction.client.store.get(self.job_id)
-        if job is None:
-            await ephemeral(interaction, f"❌ Morph job #{self.job_id} no longer exists.")
+        try:
+            job = await own_job(interaction, self.job_id, self.token)
+            cap = (await interaction.client.store.get_limits(job.guild_id))["max_frames"]
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
             return
-        request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None)
-        await start_job(interaction, request, boomerang=job.boomerang,
-                        note=f"🔁 Reroll of job #{self.job_id} with seed {request.seed}.")
+        request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
+                                      frames=min(job.request.frames, cap))
+        note = f"🔁 Reroll of job #{self.job_id} with seed {request.seed}."
+        if request.frames < job.request.frames:
+            note += f" Frames lowered to this server's limit of {cap}."
+        await start_job(interaction, request, boomerang=job.boomerang, note=note)
 
 
 class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Delete", emoji="❌", style=discord.ButtonStyle.danger,
-                                           custom_id=delete_id(job_id)), row=row)
-        self.job_id = job_id
+                                           custom_id=delete_id(job_id, token)), row=row)
+        self.job_id, self.token = job_id, token
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(int(match["job"]))
+        return cls(*_job_ref(match))
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
-        job = await bot.store.get(self.job_id)
-        author = job.user_id if job is not None else None
-        if not can_manage_job(user_id=interaction.user.id, job_user_id=author or 0,
-                              job_guild_id=job.guild_id if job else interaction.guild_id,
+        try:
+            job = await own_job(interaction, self.job_id, self.token)
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        if not can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
                               permissions=interaction.permissions, owner_ids=owner_ids(bot),
                               caller_guild_id=interaction.guild_id):
             await ephemeral(interaction, "❌ Only the author of this morph or a server admin can delete it.")
             return
         is_owner = interaction.user.id in owner_ids(bot)
-        if job is not None:
-            try:
-                await bot.store.delete_result(self.job_id, actor_id=interaction.user.id,
-                                              admin=interaction.user.id != job.user_id,
-                                              guild_id=None if is_owner else interaction.guild_id)
-            except MorphError as err:
-                if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
-                    await ephemeral(interaction, f"❌ {err}")
-                    return
+        try:
+            await bot.store.delete_result(self.job_id, actor_id=interaction.user.id,
+                                          admin=interaction.user.id != job.user_id,
+                                          guild_id=None if is_owner else interaction.guild_id)
+        except MorphError as err:
+            if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
+                await ephemeral(interaction, f"❌ {err}")
+                return
         await interaction.response.send_message(f"🗑️ Deleted the result of morph job #{self.job_id}.",
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
         if interaction.message is not None:
@@ -370,18 +459,18 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
-                                           custom_id=cancel_id(job_id)), row=row)
-        self.job_id = job_id
+                                           custom_id=cancel_id(job_id, token)), row=row)
+        self.job_id, self.token = job_id, token
 
     @classmethod
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(int(match["job"]))
+        return cls(*_job_ref(match))
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
-        await cancel_job(interaction, self.job_id, from_button=True)
+        await cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
 DYNAMIC_ITEMS = (PickButton, FramesSelect, RerollButton, DeleteButton, CancelButton)

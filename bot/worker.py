@@ -19,6 +19,7 @@ Several processes may render from one database. Each worker claims jobs as ``<wo
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import shutil
@@ -43,6 +44,9 @@ PURGE_INTERVAL_S = 3600.0
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
 RECOVER_INTERVAL_S = 30.0
+#: After a job could not be written for lack of disk space (it went back to the queue), the worker waits
+#: this long before it claims again, instead of rendering the same job into a full disk in a loop.
+DISK_FULL_PAUSE_S = 60.0
 
 
 async def recover_own_jobs(store: Store, worker_id: str,
@@ -106,6 +110,8 @@ class Worker:
         self._stopping = False
         self._last_purge = 0.0
         self._last_recover = 0.0
+        self.disk_full_pause_s = DISK_FULL_PAUSE_S
+        self._disk_full_until = 0.0  # monotonic
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -191,7 +197,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim one job and process it completely (render, artifacts, notify); False if none queued."""
-        if self._stopping:
+        if self._stopping or time.monotonic() < self._disk_full_until:
             return False
         job = await self.store.claim(self.claim_id)
         if job is None:
@@ -215,7 +221,7 @@ class Worker:
                 # rendered just as another worker took the job over: its folder is not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            out_dir = Path(self.settings.data_dir) / str(job.id)
+            out_dir = Path(self.settings.data_dir) / job.folder_name
             summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
             monitor.cancel()
             if not await self.store.mark_rendered(job.id, summary, out_dir, worker_id=self.claim_id):
@@ -238,19 +244,32 @@ class Worker:
             else:
                 await self.store.mark_cancelled(job.id)
                 log.info("job #%d cancelled", job.id)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                await self._fail(job, e)
+            elif await self.store.requeue(job.id, worker_id=self.claim_id):
+                # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
+                self._disk_full_until = time.monotonic() + self.disk_full_pause_s
+                self._last_purge = 0.0  # purge expired artifacts at once: it may free the space
+                log.error("job #%d: no space left in %s; the job is back in the queue and this worker waits "
+                          "%.0f s before rendering again (free disk space or lower MORPH_RETENTION_DAYS)",
+                          job.id, self.settings.data_dir, self.disk_full_pause_s)
         except Exception as e:  # MorphError, out of memory, or a bug: fail this job only
-            reason = failure_reason(e)
-            if isinstance(e, MorphError):
-                log.info("job #%d refused by the engine: %s", job.id, e)
-            else:
-                log.exception("job #%d failed", job.id)
-            _free_gpu_memory()
-            if await self.store.mark_failed(job.id, reason, worker_id=self.claim_id):
-                await self._notify("job_failed", await self.store.get(job.id))
+            await self._fail(job, e)
         finally:
             monitor.cancel()
             self._cancel.pop(job.id, None)
             self.current = None
+
+    async def _fail(self, job: Job, e: BaseException) -> None:
+        """Mark ``job`` failed with a user-facing reason (details only in the log) and tell the notifier."""
+        if isinstance(e, MorphError):
+            log.info("job #%d refused by the engine: %s", job.id, e)
+        else:
+            log.error("job #%d failed", job.id, exc_info=e)
+        _free_gpu_memory()
+        if await self.store.mark_failed(job.id, failure_reason(e), worker_id=self.claim_id):
+            await self._notify("job_failed", await self.store.get(job.id))
 
     async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
         """Runs beside a render: progress to the notifier (throttled, with ETA), heartbeat, and
@@ -306,6 +325,16 @@ def write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boom
     if out_dir.exists():  # a previous attempt that crashed half-way
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
+    try:
+        return _write_artifacts(result, out_dir, upload_limit, boomerang)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)  # no half-written folder is left behind (disk full…)
+        raise
+
+
+def _write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boomerang: bool) -> dict:
+    from morph.output import contact_sheet, encode_gif, save_frames
+
     frames = result.frames
     save_frames(frames, out_dir)
     sheet = contact_sheet([frames[i] for i in result.candidates], [str(k + 1) for k in range(len(result.candidates))])
@@ -339,13 +368,13 @@ def write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boom
 
 
 def failure_reason(e: BaseException) -> str:
-    """A short user-facing reason for a failed render."""
+    """A short user-facing reason for a failed render. Only the engine's own messages (MorphError) are
+    shown as they are: anything else may carry paths or internals of the server, so it stays in the log."""
     if isinstance(e, MorphError):
         return str(e)
-    text = f"{type(e).__name__}: {e}"
-    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
         return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
-    return f"the renderer failed ({text[:300]})."
+    return "the renderer failed on the bot's side (the details are in the bot's log)."
 
 
 def _free_gpu_memory() -> None:

@@ -25,59 +25,87 @@ MENTION = re.compile(r"<(@[!&]?|#)\d+>|@(everyone|here)")
 
 # ------------------------------------------------------------------------------------------ custom ids
 
+ITEMS = {"pick": views.PickButton, "frames": views.FramesSelect, "reroll": views.RerollButton,
+         "delete": views.DeleteButton, "cancel": views.CancelButton}
+
+
+def parse(custom_id: str):
+    """What discord.py does with a clicked custom id: the item whose template matches, and its fields."""
+    for kind, cls in ITEMS.items():
+        m = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
+        if m:
+            return kind, {k: v for k, v in m.groupdict().items() if v is not None}
+    return None
+
+
 @pytest.mark.parametrize("custom_id,kind,fields", [
-    ("morph:pick:12:3", "pick", {"job": 12, "frame": 3}),
-    ("morph:frames:7", "frames", {"job": 7}),
-    ("morph:reroll:7", "reroll", {"job": 7}),
-    ("morph:delete:9999999", "delete", {"job": 9999999}),
-    ("morph:cancel:1", "cancel", {"job": 1}),
+    ("morph:pick:12-0a1b2c3d:3", "pick", {"job": "12", "token": "0a1b2c3d", "frame": "3"}),
+    ("morph:pick:12:3", "pick", {"job": "12", "frame": "3"}),  # posted before job tokens existed
+    ("morph:frames:7-ffffffff", "frames", {"job": "7", "token": "ffffffff"}),
+    ("morph:reroll:7", "reroll", {"job": "7"}),
+    ("morph:delete:9999999-00000000", "delete", {"job": "9999999", "token": "00000000"}),
+    ("morph:cancel:1", "cancel", {"job": "1"}),
+    ("morph:cancel:" + "9" * 40, "cancel", {"job": "9" * 40}),  # matched, then answered "There is no morph"
 ])
 def test_custom_id_parse(custom_id, kind, fields):
-    assert views.parse_custom_id(custom_id) == (kind, fields)
+    assert parse(custom_id) == (kind, fields)
 
 
 @pytest.mark.parametrize("bad", ["", "morph:pick:12", "morph:pick:a:1", "morph:pick:1:2:3", "morph:cancel:",
-                                 "xmorph:cancel:1", "morph:cancel:1 ", "morph:explode:1"])
+                                 "xmorph:cancel:1", "morph:cancel:1 ", "morph:explode:1", "morph:cancel:1-ABCDEF12",
+                                 "morph:cancel:1-abc"])
 def test_custom_id_rejects_garbage(bad):
-    assert views.parse_custom_id(bad) is None
+    assert parse(bad) is None
 
 
 def test_custom_id_builders_round_trip():
-    for job in (1, 42, 10**12):
-        assert views.parse_custom_id(views.pick_id(job, 5)) == ("pick", {"job": job, "frame": 5})
-        assert views.parse_custom_id(views.frames_id(job)) == ("frames", {"job": job})
-        assert views.parse_custom_id(views.reroll_id(job)) == ("reroll", {"job": job})
-        assert views.parse_custom_id(views.delete_id(job)) == ("delete", {"job": job})
-        assert views.parse_custom_id(views.cancel_id(job)) == ("cancel", {"job": job})
-        assert len(views.pick_id(job, 119)) <= 100  # Discord's custom_id limit
+    for job, token in ((1, "0a1b2c3d"), (42, None), (10**12, "ffffffff")):
+        ref = {"job": str(job), **({"token": token} if token else {})}
+        assert parse(views.pick_id(job, 5, token)) == ("pick", {**ref, "frame": "5"})
+        assert parse(views.frames_id(job, token)) == ("frames", ref)
+        assert parse(views.reroll_id(job, token)) == ("reroll", ref)
+        assert parse(views.delete_id(job, token)) == ("delete", ref)
+        assert parse(views.cancel_id(job, token)) == ("cancel", ref)
+        assert len(views.pick_id(job, 119, token)) <= 100  # Discord's custom_id limit
 
 
 async def test_dynamic_items_rebuild_state_from_custom_id():
     """What discord.py does on a click after a restart: match the template, call from_custom_id."""
-    item = views.PickButton(31, 17, label="4")
-    assert item.custom_id == "morph:pick:31:17"
+    item = views.PickButton(31, "0a1b2c3d", 17, label="4")
+    assert item.custom_id == "morph:pick:31-0a1b2c3d:17"
     match = views.PickButton.__discord_ui_compiled_template__.fullmatch(item.custom_id)
     again = await views.PickButton.from_custom_id(None, item.item, match)
-    assert (again.job_id, again.frame, again.item.label) == (31, 17, "4")
-    for cls, cid in ((views.RerollButton, "morph:reroll:8"), (views.DeleteButton, "morph:delete:8"),
-                     (views.CancelButton, "morph:cancel:8"), (views.FramesSelect, "morph:frames:8")):
+    assert (again.job_id, again.token, again.frame, again.item.label) == (31, "0a1b2c3d", 17, "4")
+    for cls, cid, token in ((views.RerollButton, "morph:reroll:8-12345678", "12345678"),
+                            (views.DeleteButton, "morph:delete:8", None),
+                            (views.CancelButton, "morph:cancel:8-abcdef00", "abcdef00"),
+                            (views.FramesSelect, "morph:frames:8", None)):
         m = cls.__discord_ui_compiled_template__.fullmatch(cid)
         assert m is not None
         built = await cls.from_custom_id(None, discord.ui.Button(custom_id=cid), m)
-        assert built.job_id == 8 and built.custom_id == cid
+        assert (built.job_id, built.token) == (8, token) and built.custom_id == cid
     assert views.PickButton.__discord_ui_compiled_template__.fullmatch("morph:frames:8") is None
+
+
+def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str | None = "0a1b2c3d"):
+    from bot.store import Job
+    from morph.request import RenderRequest
+
+    return Job(id=job_id, guild_id=GUILD, channel_id=1, user_id=MEMBER, state="rendered",
+               request=RenderRequest("a", "b"), token=token,
+               result={"frame_count": frame_count, "candidates": candidates, "ts": ts})
 
 
 async def test_result_view_fits_discord_limits():
     candidates = [27, 28, 29, 30, 31, 32, 33, 34, 35]
-    view = views.result_view(5, 60, candidates, ts=[i / 59 for i in range(60)])
+    view = views.result_view(result_job(5, 60, candidates, ts=[i / 59 for i in range(60)]))
     payload = view.to_components()
     assert len(payload) <= 5
     ids = [c["custom_id"] for row in payload for c in row["components"]]
-    assert ids[:9] == [f"morph:pick:5:{f}" for f in candidates]
-    assert "morph:frames:5" in ids and "morph:reroll:5" in ids and "morph:delete:5" in ids
+    assert ids[:9] == [f"morph:pick:5-0a1b2c3d:{f}" for f in candidates]
+    assert {"morph:frames:5-0a1b2c3d", "morph:reroll:5-0a1b2c3d", "morph:delete:5-0a1b2c3d"} <= set(ids)
     assert all(len(row["components"]) <= 5 for row in payload)
-    select = next(c for row in payload for c in row["components"] if c["custom_id"] == "morph:frames:5")
+    select = next(c for row in payload for c in row["components"] if c["custom_id"] == "morph:frames:5-0a1b2c3d")
     values = [int(o["value"]) for o in select["options"]]
     assert len(values) == 25 and values[0] == 0 and values[-1] == 59 and set(candidates) <= set(values)
     assert all(len(o["label"]) <= 100 for o in select["options"])
@@ -85,12 +113,19 @@ async def test_result_view_fits_discord_limits():
     assert labels[31] == "Frame 32/60 (t=0.53) ★ candidate 5"
 
 
-async def test_result_view_small_morph():
-    payload = views.result_view(6, 4, [1, 2]).to_components()
+async def test_result_view_small_morph_of_a_job_without_token():
+    payload = views.result_view(result_job(6, 4, [1, 2], token=None)).to_components()
     ids = [c["custom_id"] for row in payload for c in row["components"]]
     assert ids == ["morph:pick:6:1", "morph:pick:6:2", "morph:frames:6", "morph:reroll:6", "morph:delete:6"]
     select = payload[1]["components"][0]
     assert [o["value"] for o in select["options"]] == ["0", "1", "2", "3"]
+
+
+def test_keycaps_with_and_without_the_variation_selector():
+    assert [msg.keycap_index(k) for k in msg.KEYCAPS] == list(range(9))
+    assert msg.keycap_index("3\u20e3") == 2 and msg.keycap_index("9\u20e3") == 8  # as some clients send them
+    for other in ("🔁", "❌", "0\u20e3", "#\ufe0f\u20e3", "3", ""):
+        assert msg.keycap_index(other) is None
 
 
 # ------------------------------------------------------------------------------------------ select options

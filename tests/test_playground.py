@@ -142,7 +142,7 @@ async def pg(tiny_morpher, tmp_path_factory):
     from bot.playground import Playground
     from bot.playground.app import tiny_banner
 
-    settings = Settings(model="tiny", cooldown_s=0, default_frames=8, default_steps=2, max_user_active=3)
+    settings = Settings(model="tiny", cooldown_s=0, pick_cooldown_s=0, default_frames=8, default_steps=2, max_user_active=3)
     playground = Playground(settings, host="127.0.0.1", port=0, morpher_factory=lambda: tiny_morpher,
                             banner=tiny_banner(), model="tiny", data_dir=tmp_path_factory.mktemp("pg"))
     await playground.start()

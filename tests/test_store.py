@@ -133,11 +133,14 @@ async def test_cooldown_with_injected_time(store, clock):
         await submit(store, now=clock.t + 19.9)
     await submit(store, now=clock.t + 20)
     assert await count_jobs(store) == 2
-    # per-guild override
-    await store.set_limits(G2, ADMIN, cooldown_s=0)
+    # a guild may make it longer, never shorter than the operator's MORPH_COOLDOWN_S
+    with pytest.raises(Refused, match="at least 30 s"):
+        await store.set_limits(G2, ADMIN, cooldown_s=0)
+    await store.set_limits(G2, ADMIN, cooldown_s=100)
     await submit(store, guild=G2)
-    await submit(store, guild=G2)
-    assert await count_jobs(store) == 4
+    with pytest.raises(Refused, match="another morph in 60 s"):
+        await submit(store, guild=G2, now=clock.t + 40)
+    assert await count_jobs(store) == 3
 
 
 async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
@@ -187,8 +190,8 @@ async def test_set_limits_validates_and_resets(store):
         with pytest.raises(Refused):
             await store.set_limits(G1, ADMIN, **bad)
     assert await store.get_limits(G1) == limits  # nothing changed
-    new = await store.set_limits(G1, ADMIN, max_user_active=5, banned_words="Foo, bar baz", allowed_channels=C1)
-    assert new["max_user_active"] == 5 and new["banned_words"] == ["bar baz", "foo"] and new["allowed_channels"] == [C1]
+    new = await store.set_limits(G1, ADMIN, max_user_active=1, banned_words="Foo, bar baz", allowed_channels=C1)
+    assert new["max_user_active"] == 1 and new["banned_words"] == ["bar baz", "foo"] and new["allowed_channels"] == [C1]
     reset = await store.set_limits(G1, ADMIN, max_user_active=None, allowed_channels=None)
     assert reset["max_user_active"] == 2 and reset["allowed_channels"] == []
     assert (await store.get_limits(G2))["max_user_active"] == 2  # other guild untouched
@@ -218,11 +221,12 @@ async def test_positions_in_a_paused_guild_are_the_places_after_resume(store, cl
     a1, b1, a2, a3, b2 = [await submit(store, user=u, guild=g, clock=clock)
                           for u, g in ((ALICE, G1), (BOB, G2), (CAROL, G1), (ADMIN, G1), (ALICE, G2))]
     await store.pause(G1, ADMIN)
-    # unpaused G2 jobs skip the paused ones; paused G1 jobs count their own guild's older jobs too
+    # unpaused G2 jobs skip the paused ones; paused G1 jobs get their places in the rotation after resume
     assert [await store.position(j.id) for j in (b1, b2)] == [1, 2]
-    assert [await store.position(j.id) for j in (a1, a2, a3)] == [1, 3, 4]
+    assert [await store.position(j.id) for j in (a1, a2, a3)] == [1, 3, 5]
     await store.resume(G1, ADMIN)
-    assert [await store.position(j.id) for j in (a1, b1, a2, a3, b2)] == [1, 2, 3, 4, 5]
+    # guilds take turns: G1, G2, G1, G2, G1
+    assert [await store.position(j.id) for j in (a1, b1, a2, b2, a3)] == [1, 2, 3, 4, 5]
 
 
 async def test_queued_positions_equal_position(store, clock):
@@ -410,7 +414,8 @@ async def test_delivery_states(store, clock):
     assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is True
     assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is False  # not running any more
     due = await store.jobs_to_deliver()
-    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == Path("/a")
+    # only the folder's name is stored: it is found in the data folder wherever that is
+    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == store.settings.data_dir / "a"
     j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
     assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
     assert await store.jobs_to_deliver() == []
@@ -488,12 +493,12 @@ async def test_admin_ops_are_scoped_and_audited(store, clock):
     assert [j.id for j in await store.list_jobs(G1, states=["cancelled"])] == [mine[1].id, mine[0].id]
     await store.ban(G1, BOB, ADMIN)
     await store.unban(G1, BOB, ADMIN)
-    await store.set_limits(G1, ADMIN, cooldown_s=5, banned_words=["x", "y"])
+    await store.set_limits(G1, ADMIN, cooldown_s=45, banned_words=["x", "y"])
     log = await store.audit_log(G1)
     assert [r["action"] for r in log] == ["limits", "unban", "ban", "clear", "resume", "pause"]
     assert all(r["guild_id"] == G1 and r["actor_id"] == ADMIN and r["created_at"] == clock.t for r in log)
     assert "2 queued morphs cancelled" in log[3]["detail"] and f"<@{BOB}>" in log[2]["detail"]
-    assert "cooldown_s=5.0" in log[0]["detail"] and "banned_words=2 words" in log[0]["detail"]
+    assert "cooldown_s=45.0" in log[0]["detail"] and "banned_words=2 words" in log[0]["detail"]
     assert await store.audit_log(G2) == []
     assert len(await store.audit_log(G1, limit=2)) == 2
 
@@ -505,23 +510,23 @@ async def test_stats(store, clock):
     await store.claim("w1")
     clock.advance(12)
     await store.mark_rendered(a.id, {"frame_count": 2}, "/a")
-    await store.claim("w1")
+    assert (await store.claim("w1")).guild_id == G2  # G2's turn: G1 was served last
     await store.mark_failed(b.id, "bad")
     st = await store.stats(G1)
     assert (st["queued"], st["running"], st["rendered"], st["failed"]) == (0, 0, 1, 1)
-    assert st["queue_total"] == 1 and st["jobs_last_hour"] == 2 and st["done_last_hour"] == 1
+    assert st["queue_total"] == 0 and st["jobs_last_hour"] == 2 and st["done_last_hour"] == 1
     assert st["failed_last_hour"] == 1 and st["paused"] is False
     assert st["mean_render_s"] == pytest.approx(12)
-    assert (await store.stats(None))["queued"] == 1
+    assert (await store.stats(None))["running"] == 1
 
 
 # ---------------------------------------------------------------- picks, delete, purge
 
-async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=True) -> Job:
-    job = await submit(store, user=user, now=now)
+async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=True, guild=G1) -> Job:
+    job = await submit(store, user=user, now=now, guild=guild)
     claimed = await store.claim("w1", now=now)
     assert claimed.id == job.id
-    d = Path(settings.data_dir) / str(job.id)
+    d = Path(settings.data_dir) / job.folder_name
     d.mkdir(parents=True)
     for i in range(frames):
         (d / f"frame_{i:03d}.png").write_bytes(b"png%d" % i)
@@ -534,8 +539,8 @@ async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=
 
 async def test_pick_records_and_returns_the_frame(store, settings):
     job = await rendered_job(store, settings)
-    path = await store.pick(job.id, user_id=BOB, frame=2, source="reaction")
-    assert path.read_bytes() == b"png2"
+    picked = await store.pick(job.id, user_id=BOB, frame=2, source="reaction")
+    assert picked.path.read_bytes() == b"png2" and not picked.repeat
     for bad in (3, -1, "1"):
         with pytest.raises(Refused, match="frames 1 to 3"):
             await store.pick(job.id, user_id=BOB, frame=bad)
@@ -553,7 +558,7 @@ async def test_purge_deletes_old_artifacts_and_picks_say_expired(store, settings
     assert (await store.get(old.id)).expired and not (await store.get(new.id)).expired
     with pytest.raises(Refused, match="has expired"):
         await store.pick(old.id, user_id=BOB, frame=0)
-    assert (await store.pick(new.id, user_id=BOB, frame=0)).exists()
+    assert (await store.pick(new.id, user_id=BOB, frame=0, now=clock.t + 10)).path.exists()
     assert await store.purge() == 0  # idempotent
     assert await store.picks(old.id) == []
     assert await store.purge(now=clock.t + 2 * 86400) == 1
@@ -586,3 +591,207 @@ async def test_job_result_roundtrips_as_json(store, settings):
         row = await cur.fetchone()
     assert json.loads(row[0]) == job.result
     assert RenderRequest.from_dict(json.loads(row[1])) == job.request
+
+
+# ---------------------------------------------------------------- hardening: limits are the operator's ceilings
+
+async def test_operator_settings_are_ceilings_even_when_lowered_later(tmp_path, clock):
+    roomy = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", max_user_active=50,
+                     max_guild_queue=5000, max_frames=120, cooldown_s=0)
+    s = await Store.open(roomy.db_path, roomy, clock=clock)
+    await s.set_limits(G1, ADMIN, max_user_active=50, max_guild_queue=5000, max_frames=120, cooldown_s=0)
+    await s.close()
+    # the operator tightens the bot's settings: the guild's stored values no longer count
+    strict = roomy.replace(max_user_active=2, max_guild_queue=3, max_frames=60, cooldown_s=30)
+    store = await Store.open(strict.db_path, strict, clock=clock)
+    try:
+        limits = await store.get_limits(G1)
+        assert (limits["max_user_active"], limits["max_guild_queue"], limits["max_frames"], limits["cooldown_s"]) == \
+            (2, 3, 60, 30.0)
+        with pytest.raises(Refused, match="at most 60 on this server"):
+            await submit(store, request=req(frames=120))
+        await submit(store)
+        with pytest.raises(Refused, match="another morph in 30 s"):
+            await submit(store, user=ALICE)
+        await submit(store, user=ALICE, clock=clock, now=clock.t + 30)
+        with pytest.raises(Refused, match="limit is 2"):
+            await submit(store, user=ALICE, now=clock.t + 100)
+        await submit(store, user=BOB)
+        with pytest.raises(Refused, match="limit is 3"):
+            await submit(store, user=CAROL)
+        # and a server admin cannot loosen them again
+        for key, value in (("max_user_active", 3), ("max_guild_queue", 4), ("max_frames", 61)):
+            with pytest.raises(Refused, match=f"{key} can be at most"):
+                await store.set_limits(G1, ADMIN, **{key: value})
+        with pytest.raises(Refused, match="cooldown_s must be at least 30"):
+            await store.set_limits(G1, ADMIN, cooldown_s=29)
+        assert (await store.set_limits(G1, ADMIN, max_user_active=1))["max_user_active"] == 1  # stricter is fine
+    finally:
+        await store.close()
+
+
+async def test_the_bot_wide_queue_cap_counts_every_guild(tmp_path, clock):
+    settings = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", cooldown_s=0, max_queue=3)
+    store = await Store.open(settings.db_path, settings, clock=clock)
+    try:
+        for user, guild in ((ALICE, G1), (BOB, G2), (CAROL, 3003)):
+            await submit(store, user=user, guild=guild)
+        await store.claim("w1")  # a rendering job still counts
+        with pytest.raises(Refused, match=r"bot's queue is full \(3 morphs"):
+            await submit(store, user=44, guild=4004)
+        assert await count_jobs(store) == 3
+    finally:
+        await store.close()
+
+
+async def test_claims_take_turns_across_guilds_3000_jobs_vs_one(tmp_path, clock):
+    """The issue's case: server A queued 3,000 jobs; server B's one job must come next, not at 3,001."""
+    settings = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", cooldown_s=0,
+                        max_user_active=3000, max_guild_queue=3000, max_queue=5000)
+    store = await Store.open(settings.db_path, settings, clock=clock)
+    try:
+        a = [await submit(store, user=ALICE, guild=G1) for _ in range(3000)]
+        first = await store.claim("w1")
+        assert first.id == a[0].id
+        b = await submit(store, user=BOB, guild=G2)
+        assert await store.position(b.id) == 1 and await store.position(a[1].id) == 2
+        assert (await store.claim("w1")).id == b.id  # delayed by the one job already rendering, no more
+        c1, c2 = await submit(store, user=CAROL, guild=3003), await submit(store, user=CAROL, guild=3003)
+        order = [(await store.claim("w2")).id for _ in range(5)]
+        assert order == [c1.id, a[1].id, c2.id, a[2].id, a[3].id]
+    finally:
+        await store.close()
+
+
+async def test_positions_follow_the_claim_order(store, clock):
+    G3 = 3003
+    jobs = [await submit(store, user=100 + i, guild=g, clock=clock)
+            for i, g in enumerate([G1, G1, G1, G2, G3, G2, G1, G3])]
+    await store.claim("w1")
+    await store.pause(G3, ADMIN)
+    predicted = sorted((pos, j.id) for j, pos, paused in await store.queued_positions() if not paused)
+    claimed = []
+    while (job := await store.claim("w1")) is not None:
+        claimed.append(job.id)
+    assert claimed == [job_id for _, job_id in predicted]
+    assert len(claimed) == len(jobs) - 1 - 2  # the first claim and G3's two paused jobs
+
+
+async def test_leaving_a_guild_cancels_its_jobs(store, clock):
+    a = await submit(store, clock=clock)
+    b = await submit(store, user=BOB, clock=clock)
+    other = await submit(store, user=CAROL, guild=G2, clock=clock)
+    running = await store.claim("w1")
+    cancelled = await store.guild_left(G1)
+    assert sorted(j.id for j in cancelled) == [a.id, b.id] and running.id in (a.id, b.id)
+    assert {(await store.get(j.id)).state for j in (a, b)} == {"cancelled"}
+    assert (await store.get(other.id)).state == "queued"
+    assert await store.heartbeat(running.id) == "cancelled"  # the worker stops rendering it
+    assert (await store.audit_log(G1))[0]["action"] == "left"
+    assert await store.guild_left(G1) == []
+
+
+async def test_withdrawn_jobs_count_for_no_limit(store, clock):
+    job = await submit(store)
+    assert await store.withdraw(job.id)
+    j = await store.get(job.id)
+    assert j.state == "cancelled" and j.withdrawn_at == clock.t
+    again = await submit(store)  # no "Slow down": the user never saw the first one
+    assert again.state == "queued"
+    with pytest.raises(Refused, match="Slow down"):
+        await submit(store)  # a job they did see counts as before
+
+
+async def test_ids_beyond_64_bit_name_no_job(store):
+    for big in (2 ** 63, 10 ** 23, 10 ** 40, 0, -1):
+        assert await store.get(big) is None
+        with pytest.raises(Refused, match=f"There is no morph #{big}"):
+            await store.cancel(big, actor_id=ALICE)
+        with pytest.raises(Refused, match="no morph"):
+            await store.pick(big, user_id=ALICE, frame=0)
+
+
+# ---------------------------------------------------------------- hardening: picks
+
+async def test_picks_respect_bans_cooldown_and_repeats(store, settings, clock):
+    job = await rendered_job(store, settings)
+    first = await store.pick(job.id, user_id=BOB, frame=1)
+    assert not first.repeat
+    with pytest.raises(Refused, match="Slow down: you can pick again in 3 s"):
+        await store.pick(job.id, user_id=BOB, frame=2)
+    clock.advance(3)
+    again = await store.pick(job.id, user_id=BOB, frame=1)
+    assert again.repeat and again.path == first.path  # answered privately, not recorded twice
+    clock.advance(3)
+    await store.pick(job.id, user_id=CAROL, frame=1)  # someone else: no cooldown for them
+    await store.ban(G1, CAROL, ADMIN)
+    clock.advance(10)
+    with pytest.raises(Refused, match="banned"):
+        await store.pick(job.id, user_id=CAROL, frame=2)
+    assert [(p["user_id"], p["frame"]) for p in await store.picks(job.id)] == [(BOB, 1), (CAROL, 1)]
+
+
+# ---------------------------------------------------------------- hardening: job identity and files
+
+async def test_jobs_get_random_tokens_and_their_folders_carry_them(store, settings, clock):
+    job = await rendered_job(store, settings, user=CAROL, guild=G2)
+    a, b = await submit(store, clock=clock), await submit(store, user=BOB, clock=clock)
+    assert len({a.token, b.token, job.token}) == 3
+    assert all(len(t) == 8 and int(t, 16) >= 0 for t in (a.token, b.token))
+    assert a.folder_name == f"{a.id}-{a.token}"
+    assert job.artifact_dir == settings.data_dir / job.folder_name and job.artifact_dir.is_dir()
+    async with store.conn.execute("SELECT artifact_dir FROM jobs WHERE id = ?", (job.id,)) as cur:
+        assert (await cur.fetchone())[0] == job.folder_name  # a name, not a path
+
+
+async def test_came_from_checks_guild_channel_message_and_token(store, settings, clock):
+    job = await rendered_job(store, settings)  # delivered as message 1000 + id
+    ok = dict(guild_id=G1, channel_id=C1, message_id=1000 + job.id, token=job.token)
+    assert job.came_from(**ok)
+    for wrong in (dict(guild_id=G2), dict(channel_id=C2), dict(message_id=5), dict(token="deadbeef"),
+                  dict(token=None)):
+        assert not job.came_from(**{**ok, **wrong}), wrong
+    await store.set_status_message(job.id, 7)
+    job = await store.get(job.id)
+    assert job.came_from(**{**ok, "message_id": 7}, message="status")
+    assert not job.came_from(**ok, message="status")  # the result message is not its status message
+
+
+async def test_settings_paths_are_absolute_so_another_working_directory_finds_the_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env({"MORPH_DB": "db/m.sqlite3", "MORPH_DATA_DIR": "art"}, dotenv_path=None)
+    assert s.db_path == tmp_path / "db" / "m.sqlite3" and s.data_dir == tmp_path / "art"
+    store = await Store.open(s.db_path, s)
+    try:
+        job = await rendered_job(store, s)
+        monkeypatch.chdir(tmp_path / "art")  # started from elsewhere later
+        assert (await store.pick(job.id, user_id=BOB, frame=0)).path.read_bytes() == b"png0"
+    finally:
+        await store.close()
+
+
+async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(store, settings, clock):
+    job = await rendered_job(store, settings)
+    data = settings.data_dir
+    orphan = data / "77-deadbeef"  # a render that failed half-way long ago
+    orphan.mkdir()
+    (orphan / "frame_000.png").write_bytes(b"x")
+    fresh = data / "78-cafecafe"  # being written right now by a worker
+    fresh.mkdir()
+    running = await submit(store, user=BOB, clock=clock)
+    await store.claim("w1")
+    its_folder = data / running.folder_name
+    its_folder.mkdir()
+    old = time.time() - 2 * 3600
+    for d in (orphan, its_folder):
+        os.utime(d, (old, old))
+    await store.purge()
+    assert not orphan.exists() and fresh.exists() and its_folder.exists() and job.artifact_dir.exists()
+
+    # a row pointing outside the data folder (a hand-edited or corrupt database) deletes nothing there
+    outside = settings.data_dir.parent / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    await store.conn.execute("UPDATE jobs SET artifact_dir = ? WHERE id = ?", ("..", job.id))
+    await store.purge(now=clock.t + 30 * 86400)
+    assert (outside / "keep.txt").read_text() == "keep" and settings.data_dir.is_dir()

@@ -33,9 +33,14 @@ class NotAdmin(app_commands.CheckFailure):
     """Raised by the admin check; its text is shown to the caller."""
 
 
-def format_limits(limits: dict) -> str:
+def format_limits(limits: dict, settings=None) -> str:
+    """The limits as ``/morphadmin limits`` shows them; with ``settings``, also the operator's bounds, which
+    a server can only make stricter."""
     words = limits.get("banned_words") or []
     chans = limits.get("allowed_channels") or []
+    bounds = [] if settings is None else [
+        f"This bot allows at most {settings.max_user_active} per person, {settings.max_guild_queue} per server and "
+        f"{settings.max_frames} frames, with a cooldown of at least {settings.cooldown_s:g} s."]
     return "\n".join([
         f"• max_user_active: {limits.get('max_user_active')}",
         f"• max_guild_queue: {limits.get('max_guild_queue')}",
@@ -44,6 +49,7 @@ def format_limits(limits: dict) -> str:
         f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
         "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
         f"• paused: {'yes' if limits.get('paused') else 'no'}",
+        *bounds,
     ])
 
 
@@ -119,8 +125,9 @@ class AdminCog(commands.Cog):
         lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
         if not jobs:
             lines.append("(none queued or rendering)")
+        places = {job.id: place for job, place, _ in await store.queued_positions()}
         for job in sorted(jobs, key=lambda j: j.id):
-            pos = await store.position(job.id)
+            pos = places.get(job.id)
             state = f"position {pos}" if pos else job.state
             lines.append(f"• #{job.id} {msg.user(job.user_id)} {msg.prompts(job.request.prompt_a, job.request.prompt_b)}"
                          f" · {job.request.frames} frames · {state}")
@@ -198,10 +205,10 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="limits", description="Show or change this server's limits (no options: show)")
     @app_commands.describe(
-        max_user_active="Queued + rendering morphs per person",
-        max_guild_queue="Queued + rendering morphs for the whole server",
-        cooldown="Seconds between two /morph of one person",
-        max_frames="Most frames per morph (at most the bot's own cap)",
+        max_user_active="Queued + rendering morphs per person (at most the bot's own limit)",
+        max_guild_queue="Queued + rendering morphs for the whole server (at most the bot's own limit)",
+        cooldown="Seconds between two /morph of one person (at least the bot's own cooldown)",
+        max_frames="Most frames per morph (at most the bot's own limit)",
         banned_words="Comma-separated words/phrases refused in prompts; 'none' clears the list",
         allowed_channels="Channels where /morph works (#a #b or ids); 'all' = every channel",
     )
@@ -222,8 +229,6 @@ class AdminCog(commands.Cog):
             if cooldown is not None:
                 changes["cooldown_s"] = float(cooldown)
             if max_frames is not None:
-                if max_frames > self.bot.settings.max_frames:
-                    raise MorphError(f"max_frames can be at most the bot's cap of {self.bot.settings.max_frames}.")
                 changes["max_frames"] = max_frames
             if banned_words is not None:
                 words = [] if banned_words.strip().lower() in ("none", "-", "") else banned_words.split(",")
@@ -241,7 +246,7 @@ class AdminCog(commands.Cog):
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
-        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current)))
+        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.bot.settings)))
 
     @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
     @app_commands.describe(everywhere="Bot owner only: every server")
@@ -284,6 +289,3 @@ class AdminCog(commands.Cog):
         if delivery is not None:
             delivery.queue_changed()
 
-
-async def setup(bot: "MorphBot") -> None:
-    await bot.add_cog(AdminCog(bot))

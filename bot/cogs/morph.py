@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot.store import Expired
 from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, pick_text, start_job
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 class MorphCog(commands.Cog):
     def __init__(self, bot: "MorphBot") -> None:
         self.bot = bot
+        self._told_expired: set[int] = set()  # result messages already told (once) that they expired
         # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Discord enforces it in the
         # client; Store.enqueue checks it again, with a guild's own lower cap).
         params = self.morph._params  # this cog instance's own copy of the command
@@ -91,7 +93,8 @@ class MorphCog(commands.Cog):
     async def morph_queue(self, interaction: discord.Interaction) -> None:
         store = self.bot.store
         jobs = await store.user_jobs(interaction.guild_id, interaction.user.id)
-        rows = [(j.id, j.state, j.request.prompt_a, j.request.prompt_b, await store.position(j.id)) for j in jobs]
+        places = {job.id: place for job, place, _ in await store.queued_positions()}
+        rows = [(j.id, j.state, j.request.prompt_a, j.request.prompt_b, places.get(j.id)) for j in jobs]
         text = msg.queue_list_text(rows)
         if await store.is_paused(interaction.guild_id):
             text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")
@@ -103,15 +106,16 @@ class MorphCog(commands.Cog):
         """1️⃣..9️⃣ on a result message picks that candidate (same reply as the buttons).
 
         Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
-        the result marker at the start of the message (``🎞️ Morph job #N``).
+        the result marker at the start of the message (``🎞️ Morph job #N``) and must have been posted as
+        that very message. Reactions cannot be answered privately, so nothing but a pick is ever posted:
+        refusals (ban, too fast) and repeats are only logged, and an expired result says so once.
         """
         me = self.bot.user
         if me is None or payload.user_id == me.id or (payload.member is not None and payload.member.bot):
             return
-        emoji = str(payload.emoji)
-        if emoji not in msg.KEYCAPS:
+        n = msg.keycap_index(str(payload.emoji))
+        if n is None:
             return
-        n = msg.KEYCAPS.index(emoji)
         channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
         try:
             message = await channel.fetch_message(payload.message_id)
@@ -122,19 +126,40 @@ class MorphCog(commands.Cog):
         if message.author.id != me.id or not m:
             return
         job = await self.bot.store.get(int(m.group(1)))
-        candidates = list((job.result or {}).get("candidates") or []) if job else []
-        if job is None or n >= len(candidates):
+        if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (
+                payload.guild_id, payload.channel_id, message.id):
+            return  # e.g. a result of an earlier database whose job number is taken by another job now
+        candidates = list((job.result or {}).get("candidates") or [])
+        if n >= len(candidates):
             return
         frame = candidates[n]
+        reference = message.to_reference(fail_if_not_exists=False)
         try:
-            path = await self.bot.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
-        except MorphError as err:
-            await channel.send(msg.clip(f"❌ {err}"), reference=message.to_reference(fail_if_not_exists=False),
-                               allowed_mentions=NO_PINGS)
+            picked = await self.bot.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
+        except Expired as err:
+            if message.id not in self._told_expired:
+                self._told_expired.add(message.id)
+                await channel.send(msg.clip(f"❌ {err}"), reference=reference, allowed_mentions=NO_PINGS)
             return
-        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, path),
-                           reference=message.to_reference(fail_if_not_exists=False), allowed_mentions=NO_PINGS)
+        except MorphError as err:
+            log.info("reaction pick of %s on job %s refused: %s", payload.user_id, job.id, err)
+            return
+        if picked.repeat:
+            log.info("reaction pick of %s on job %s repeats frame %d; not posted again", payload.user_id, job.id, frame)
+            return
+        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, picked.path),
+                           reference=reference, allowed_mentions=NO_PINGS)
 
-
-async def setup(bot: "MorphBot") -> None:  # for bot.load_extension
-    await bot.add_cog(MorphCog(bot))
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot left (or was removed from) a server: its queued and rendering morphs are cancelled."""
+        jobs = await self.bot.store.guild_left(guild.id)
+        worker = getattr(self.bot, "worker", None)
+        for job in jobs:
+            if worker is not None:
+                worker.request_cancel(job.id)
+        if jobs:
+            log.info("left guild %s: cancelled %d morph(s)", guild.id, len(jobs))
+            delivery = getattr(self.bot, "delivery", None)
+            if delivery is not None:
+                delivery.queue_changed()

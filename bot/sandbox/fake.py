@@ -554,6 +554,15 @@ class FakeDiscord:
             self._dispatch("GUILD_CREATE", guild.payload(), intent=GUILDS)
         return guild
 
+    def remove_guild(self, guild: FakeGuild) -> None:
+        """The bot leaves the guild (kicked, or the guild is deleted): GUILD_DELETE without ``unavailable``;
+        the guild's channels and messages are gone for the bot."""
+        self.guilds.pop(guild.id, None)
+        for cid in guild.channels:
+            self.channels.pop(cid, None)
+        if self._sessions:
+            self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=GUILDS)
+
     def dm_channel(self, user: FakeUser) -> FakeChannel:
         for ch in self.channels.values():
             if ch.guild is None and ch.recipient is user:

@@ -50,7 +50,7 @@ class Harness:
 
         base = dict(discord_token=self.fake.bot_token, db_path=self.tmp / "morph.sqlite3",
                     data_dir=self.tmp / "artifacts", model="tiny", device="cpu", default_frames=6,
-                    default_steps=2, cooldown_s=0.0, max_user_active=2, max_guild_queue=20,
+                    default_steps=2, cooldown_s=0.0, pick_cooldown_s=0.0, max_user_active=2, max_guild_queue=20,
                     api_base=self.fake.api_base, gateway_url=self.fake.gateway_url)
         base.update(overrides)
         return Settings(**base)

@@ -21,27 +21,30 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert (await fake.autocomplete(bob, "morph-cancel", "job", "")).response["choices"] == []
 
     await h.wait_state(job, "running")
-    refused = await fake.click(bob, status, f"morph:cancel:{job}")
+    cancel_id = status.custom_ids()[0]
+    assert cancel_id == f"morph:cancel:{job}-{(await h.store.get(job)).token}"
+    refused = await fake.click(bob, status, cancel_id)
     assert refused.ephemeral and "author" in refused.content and (await h.store.get(job)).state == "running"
-    cancel = await fake.click(alice, status, f"morph:cancel:{job}")
+    cancel = await fake.click(alice, status, cancel_id)
     assert cancel.response_type == 7 and "cancelled" in status.content and status.components == []
     await h.wait_state(job, "cancelled", timeout=30)
     await asyncio.sleep(2.5)  # no late progress edit may overwrite the answer, no result may appear
     assert "cancelled" in status.content and h.result_messages(job) == []
-    assert not (h.tmp / "artifacts" / str(job)).exists()
+    assert not (h.tmp / "artifacts" / (await h.store.get(job)).folder_name).exists()
 
     done = job_id_of((await fake.slash(alice, "morph", from_="a tree", to="a car", frames=4)).content)
     result = await h.result_message(done)
-    reroll = await fake.click(bob, result, f"morph:reroll:{done}")
+    ref = f"{done}-{(await h.store.get(done)).token}"
+    reroll = await fake.click(bob, result, f"morph:reroll:{ref}")
     assert not reroll.ephemeral and f"#{done}" in reroll.content
     again = job_id_of(reroll.content)
     original, rerolled = await h.store.get(done), await h.store.get(again)
     assert rerolled.user_id == bob.id and rerolled.request.prompt_a == "a tree"
     assert rerolled.request.seed != original.request.seed
 
-    nope = await fake.click(bob, result, f"morph:delete:{done}")
+    nope = await fake.click(bob, result, f"morph:delete:{ref}")
     assert nope.ephemeral and not result.deleted
-    gone = await fake.click(alice, result, f"morph:delete:{done}")
+    gone = await fake.click(alice, result, f"morph:delete:{ref}")
     assert gone.ephemeral
     if not result.deleted:
         await fake.wait_for_message(lambda m: m is result and m.deleted, timeout=10)

@@ -3,6 +3,10 @@ and the result still arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import subprocess
+import threading
 
 import pytest
 
@@ -105,7 +109,7 @@ async def test_unanswered_morph_takes_its_job_back(harness, steps):
     """The /morph answer reaches Discord after 3 s (a slow network): the user saw "This interaction
     failed", so the job must not be posted behind their back, nor hold one of their slots."""
     fake, h = harness.fake, harness
-    await h.start_bot(max_user_active=1, default_steps=steps)
+    await h.start_bot(max_user_active=1, default_steps=steps, cooldown_s=60)
     alice = h.guild.add_member("alice")
     fake.delay_route("POST", r"^/interactions/\d+/[^/]+/callback$", 3.2, times=1)
 
@@ -122,6 +126,108 @@ async def test_unanswered_morph_takes_its_job_back(harness, steps):
     # the late callback, the failed interaction, and the bot's apology on the dead interaction
     assert {v["code"] for v in fake.violations} == {10062} and len(fake.violations) <= 3
     again = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)
-    assert not again.ephemeral  # the slot was given back
+    assert not again.ephemeral  # the slot was given back, and the withdrawn job counts for no cooldown
     await h.result_message(job_id_of(again.content), timeout=90)
     assert h.result_messages(jobs[0].id) == []
+
+
+async def test_lost_answer_to_morph_keeps_the_job_and_its_message(harness):
+    """Discord applied the /morph answer but replied 500; discord.py retried and got 40060 "already
+    acknowledged". The first answer stands: the job is kept and its public message is completed, not left
+    with a live Cancel button for a withdrawn job."""
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice = h.guild.add_member("alice")
+    lost = fake.fail_route("POST", r"^/interactions/\d+/[^/]+/callback$", 500, times=1, apply=True)
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)
+    job_id = job_id_of(it.content)
+    assert lost.hits == 1 and "queued" in it.content
+    await h.result_message(job_id)
+    job = await h.wait_state(job_id, "delivered")
+    assert job.status_message_id == it.original.id
+    await fake.wait_for_message(lambda m: m is it.original and "done" in m.content, timeout=10)
+    assert it.original.components == []
+    assert [v["code"] for v in fake.violations] == [40060]  # discord.py's retry of the applied answer
+
+
+async def test_a_locked_database_defers_instead_of_failing(harness):
+    """Another process holds the database's write lock for 4 s: /morph and a pick answer "thinking…" within
+    Discord's 3 s and then fill in the answer; nothing is withdrawn."""
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice, bob = h.guild.add_member("alice"), h.guild.add_member("bob")
+    first = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)).content)
+    result = await h.result_message(first)
+    await h.wait_state(first, "delivered")
+
+    async def while_locked(action):
+        locked, release = threading.Event(), threading.Event()
+
+        def hold():
+            conn = sqlite3.connect(h.tmp / "morph.sqlite3", timeout=10)
+            conn.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(4.0)
+            conn.rollback()
+            conn.close()
+
+        holder = asyncio.create_task(asyncio.to_thread(hold))
+        await asyncio.to_thread(locked.wait)
+        try:
+            it = await action()
+        finally:
+            release.set()
+            await holder
+        return it
+
+    it = await while_locked(lambda: fake.slash(bob, "morph", from_="a sun", to="a moon", frames=4))
+    assert it.latency < 3.0 and it.response_type == 5  # deferred: "morph-bot is thinking…"
+    answer = await it.reply(timeout=15)
+    assert "queued" in answer.content and not answer.ephemeral
+    second = job_id_of(answer.content)
+    await h.result_message(second)
+    assert (await h.wait_state(second, "delivered")).status_message_id == answer.id
+
+    pick = result.custom_ids()[0]
+    it = await while_locked(lambda: fake.click(bob, result, pick))
+    assert it.latency < 3.0 and it.response_type == 5
+    picked = await it.reply(timeout=15)
+    assert picked.attachments and not picked.ephemeral and str(bob.id) in picked.content
+    assert fake.violations == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 32 KiB file system (tmpfs) for the artifacts: writes fail with ENOSPC."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and permission to mount a tmpfs (a real full disk); not available here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_puts_the_job_back_and_leaves_no_files(harness, small_disk):
+    fake, h = harness.fake, harness
+    await h.start_bot(data_dir=small_disk)
+    h.bot.worker.disk_full_pause_s = 1.0
+    alice = h.guild.add_member("alice")
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=12)
+    job_id = job_id_of(it.content)
+
+    async def back_in_queue():
+        job = await h.store.get(job_id)
+        return job.started_at is None and job.state == "queued" and h.bot.worker.current is None
+
+    assert await eventually(lambda: h.bot.worker._disk_full_until > 0, timeout=60)
+    assert await eventually(back_in_queue, timeout=10)
+    job = await h.store.get(job_id)
+    assert job.attempts == 0 and job.error is None  # not failed, not counted as a crash
+    assert list(small_disk.iterdir()) == []  # the partial output is gone
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    await h.result_message(job_id, timeout=60)
+    assert (await h.wait_state(job_id, "delivered")).attempts == 0
+    assert fake.violations == []

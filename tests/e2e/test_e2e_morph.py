@@ -20,7 +20,8 @@ async def test_morph_to_picked_frame(harness):
     job_id = job_id_of(it.content)
     assert "position" in it.content.lower() and "queued" in it.content.lower()
     status = it.original
-    assert status.custom_ids() == [f"morph:cancel:{job_id}"]
+    token = (await h.store.get(job_id)).token
+    assert status.custom_ids() == [f"morph:cancel:{job_id}-{token}"]
 
     result = await h.result_message(job_id, timeout=90)
     job = await h.wait_state(job_id, "delivered")
@@ -42,9 +43,9 @@ async def test_morph_to_picked_frame(harness):
     sheet = png(result.attachment(f"morph-{job_id}-sheet.png").data)
     candidates = job.result["candidates"]
     assert sheet.width > gif[0].width and len(candidates) >= 3
-    picks = [c for c in result.custom_ids() if c.startswith(f"morph:pick:{job_id}:")]
-    assert picks == [f"morph:pick:{job_id}:{f}" for f in candidates]
-    select = next(c for c in result.selects() if c["custom_id"] == f"morph:frames:{job_id}")
+    picks = [c for c in result.custom_ids() if c.startswith(f"morph:pick:{job_id}-")]
+    assert picks == [f"morph:pick:{job_id}-{token}:{f}" for f in candidates]
+    select = next(c for c in result.selects() if c["custom_id"] == f"morph:frames:{job_id}-{token}")
     assert [o["value"] for o in select["options"]] == [str(i) for i in range(8)]
     assert not result.pings_anyone and not status.pings_anyone
     assert list(result.reactions) == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"][: len(candidates)]
@@ -60,15 +61,16 @@ async def test_morph_to_picked_frame(harness):
     assert png(expected).size == gif[0].size
 
     # the select menu
-    chose = await fake.select(bob, result, f"morph:frames:{job_id}", [str(third)])
+    carol, dave = h.guild.add_member("carol"), h.guild.add_member("dave")
+    chose = await fake.select(carol, result, f"morph:frames:{job_id}-{token}", [str(third)])
     assert chose.original.attachment(name).data == expected
 
     # the 3️⃣ reaction: a reply in the channel
-    await fake.react(bob, result, "3️⃣")
+    await fake.react(dave, result, "3️⃣")
     reply = await fake.wait_for_message(lambda m: any(a.filename == name for a in m.attachments)
                                         and m.interaction_id is None, timeout=20)
     assert reply.attachment(name).data == expected and reply.message_reference["message_id"] == str(result.id)
-    assert str(bob.id) in reply.content and not reply.pings_anyone
+    assert str(dave.id) in reply.content and not reply.pings_anyone
     await asyncio.sleep(0.5)
     replies = [m for m in fake.all_messages() if m.message_reference and m.interaction_id is None]
     assert replies == [reply]  # the bot's own 1️⃣..K reactions did not trigger picks

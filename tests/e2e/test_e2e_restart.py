@@ -32,7 +32,7 @@ async def delivered(fake, db, job_id: int, timeout: float = 120.0) -> dict:
 
 async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
     guild = fake.add_guild("Morph Club")
-    alice, bob = guild.add_member("alice"), guild.add_member("bob")
+    alice, bob, carol = guild.add_member("alice"), guild.add_member("bob"), guild.add_member("carol")
     db = tmp_path / "morph.sqlite3"
     env = dict(MORPH_DEFAULT_STEPS=15, MORPH_MAX_USER_ACTIVE=3)
 
@@ -62,13 +62,13 @@ async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
         await fake.wait_for_message(lambda m: m is it_b.original and link in m.content, timeout=15)
 
         # the first process's result still works: button 3 and the 3️⃣ reaction
-        pick3 = [cid for cid in result_a.custom_ids() if cid.startswith(f"morph:pick:{a}:")][2]
+        pick3 = [cid for cid in result_a.custom_ids() if cid.startswith(f"morph:pick:{a}-")][2]
         frame = int(pick3.rsplit(":", 1)[1])
         name = f"morph-{a}-frame-{frame + 1:03d}.png"
-        expected = (tmp_path / "artifacts" / str(a) / f"frame_{frame:03d}.png").read_bytes()
+        expected = (tmp_path / "artifacts" / db_job(db, a)["artifact_dir"] / f"frame_{frame:03d}.png").read_bytes()
         click = await fake.click(bob, result_a, pick3)
         assert click.latency < 3.0 and click.original.attachment(name).data == expected
-        await fake.react(bob, result_a, "3️⃣")
+        await fake.react(carol, result_a, "3️⃣")
         reply = await fake.wait_for_message(
             lambda m: m.interaction_id is None and any(x.filename == name for x in m.attachments), timeout=30)
         assert reply.attachment(name).data == expected
