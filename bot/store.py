@@ -327,10 +327,8 @@ class Store:
 
     async def position(self, job_id: int) -> int | None:
         """1-based place in the claim order (see :meth:`queued_positions`); None when not queued."""
-        for job, pos, _ in await self.queued_positions():
-            if job.id == job_id:
-                return pos
-        return None
+        place = (await self._places()).get(job_id)
+        return place[0] if place else None
 
     async def queued_positions(self) -> list[tuple[Job, int, bool]]:
         """Every queued job, oldest first, with its place in the claim order and whether its guild is paused.
@@ -340,27 +338,29 @@ class Store:
         oldest job), one job of each per round. A job in a paused guild gets the place it would have if
         its guild were resumed now; paused guilds do not delay anyone else.
         """
+        places = await self._places()
+        rows = await self._read("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id")
+        return [(job, *places[job.id]) for job in map(self._job, rows) if job.id in places]
+
+    async def _places(self) -> dict[int, tuple[int, bool]]:
+        """Job id -> (place in the claim order, guild paused) for every queued job (see queued_positions)."""
         rows = await self._read(
-            "SELECT j.*, COALESCE(g.paused, 0) AS guild_paused, COALESCE(g.last_claim_seq, 0) AS guild_seq "
+            "SELECT j.id, j.guild_id, COALESCE(g.paused, 0) AS paused, COALESCE(g.last_claim_seq, 0) AS seq "
             "FROM jobs j LEFT JOIN guild_settings g ON g.guild_id = j.guild_id WHERE j.state = 'queued' "
             "ORDER BY j.id")
-        queues: dict[int, list[Job]] = {}  # guild -> its queued jobs, oldest first
+        queues: dict[int, list[int]] = {}  # guild -> its queued job ids, oldest first
         turn: dict[int, tuple[int, int]] = {}  # guild -> (last claim, oldest job): rotation order
         paused: set[int] = set()
-        for row in rows:
-            d = dict(row)
-            is_paused, seq = bool(d.pop("guild_paused")), d.pop("guild_seq")
-            job = self._job(d)
-            queues.setdefault(job.guild_id, []).append(job)
-            turn.setdefault(job.guild_id, (seq, job.id))
-            if is_paused:
-                paused.add(job.guild_id)
+        for r in rows:
+            queues.setdefault(r["guild_id"], []).append(r["id"])
+            turn.setdefault(r["guild_id"], (r["seq"], r["id"]))
+            if r["paused"]:
+                paused.add(r["guild_id"])
         active = [g for g in queues if g not in paused]
         place = _round_robin(queues, sorted(active, key=turn.__getitem__))
         for g in paused:
             place.update(_round_robin(queues, sorted([*active, g], key=turn.__getitem__), only=g))
-        out = [(job, place[job.id], job.guild_id in paused) for jobs in queues.values() for job in jobs]
-        return sorted(out, key=lambda item: item[0].id)
+        return {job_id: (place[job_id], guild in paused) for guild, ids in queues.items() for job_id in ids}
 
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
@@ -855,7 +855,7 @@ class Store:
         shutil.rmtree(target, ignore_errors=True)
 
 
-def _round_robin(queues: dict[int, list[Job]], order: list[int], only: int | None = None) -> dict[int, int]:
+def _round_robin(queues: dict[int, list[int]], order: list[int], only: int | None = None) -> dict[int, int]:
     """Job id -> 1-based place when the guilds in ``order`` take turns, one job each per round
     (``only``: return just that guild's jobs)."""
     place: dict[int, int] = {}
@@ -864,7 +864,7 @@ def _round_robin(queues: dict[int, list[Job]], order: list[int], only: int | Non
         for g in rest:
             n += 1
             if only is None or g == only:
-                place[queues[g][depth].id] = n
+                place[queues[g][depth]] = n
         depth += 1
         rest = [g for g in rest if len(queues[g]) > depth]
     return place
