@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from morph.profiles import PROFILE_NAMES
+from morph.profiles import PROFILE_NAMES, PROFILES
 from morph.request import (INTERPOLATIONS, MAX_FRAMES, MIN_FRAMES, PACINGS, SCHEDULERS, Cancelled, MorphError,
                            Progress, RenderRequest, parse_loras)
 
@@ -116,6 +116,8 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
     args.profile = (args.profile or "auto").strip().lower()
     if args.profile not in PROFILE_NAMES:
         raise MorphError(f"--profile must be one of {', '.join(PROFILE_NAMES)} (got '{args.profile}')")
+    if args.profile != "auto":  # a named profile's step limit is known before the model loads
+        PROFILES[args.profile].fill(request)
     _check_device(args.device)
     if not 0 < args.budget_mb <= 1024:
         raise MorphError(f"--budget-mb must be positive and at most 1024 (got {args.budget_mb})")

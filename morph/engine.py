@@ -140,7 +140,7 @@ class Morpher:
 
     # ------------------------------------------------------------------------------------------- info
     def device_info(self) -> dict:
-        """Device name, total/free memory in bytes (None when unknown), model id and native size."""
+        """Device name, total/free memory in bytes (None when unknown), model id, native size, profile name."""
         total = free = None
         if self.device.type == "cuda":
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
@@ -315,6 +315,9 @@ class _Render:
         self.emb_a = self._encode(req.prompt_a, "first prompt")
         self.emb_b = self._encode(req.prompt_b, "second prompt")
         self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
+        if req.negative and not self.guided:
+            self.warnings.append(f"The negative prompt was not used: at guidance {req.guidance:g} this model renders "
+                                 "without classifier-free guidance, which is what a negative prompt steers.")
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
         self.steps_per_frame = len(self._scheduler().timesteps)

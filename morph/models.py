@@ -144,9 +144,9 @@ def make_scheduler(pipe, name: str, timestep_spacing: str | None = None):
     if name == "euler":
         return EulerDiscreteScheduler.from_config(config, **kw)
     if name == "lcm":  # adds noise per step: the engine makes it the same for every frame
-        known = inspect.signature(LCMScheduler.__init__).parameters  # unknown keys would log a warning per batch
-        return LCMScheduler.from_config({k: v for k, v in config.items() if k in known or k == "_use_default_values"},
-                                        **kw)
+        # only its own settings: the others (e.g. PNDM's skip_prk_steps) would log a warning for every batch
+        known = set(inspect.signature(LCMScheduler.__init__).parameters) | {"_use_default_values"}
+        return LCMScheduler.from_config({k: v for k, v in config.items() if k in known}, **kw)
     raise MorphError(f"unknown scheduler '{name}'; use one of: {', '.join(SCHEDULERS)}.")
 
 
@@ -174,7 +174,8 @@ def _from_pretrained(model_id: str, dtype):
     except Exception as err:  # noqa: BLE001 — every failure becomes one user-facing message
         raise MorphError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
-        raise MorphError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). Supported: {SUPPORTED}.")
+        raise MorphError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
+                         f"Supported: {SUPPORTED}.")
     return pipe
 
 

@@ -57,13 +57,18 @@ STANDARD = Profile("standard", "dpm++2m", 25, 7.5)
 STANDARD_XL = dataclasses.replace(STANDARD, guidance=5.0)
 #: SD-Turbo / SDXL-Turbo (adversarial distillation): 1-4 steps, no guidance, trailing spacing.
 TURBO = Profile("turbo", "euler", 4, 0.0, timestep_spacing="trailing", max_steps=FEW_STEPS_MAX)
-#: SDXL-Lightning / Hyper-SD: Euler with trailing spacing, no guidance, as their model cards say.
+#: SDXL-Lightning (its model card: Euler, trailing spacing, no guidance); Hyper-SD's LoRAs also want trailing
+#: spacing and no guidance (its examples sample with DDIM, a request's ``scheduler="ddim"``).
 LIGHTNING = dataclasses.replace(TURBO, name="lightning")
 #: LCM and LCM-LoRA: the LCM sampler, 2-8 steps; guidance 1 (none) for LCM-LoRA.
 LCM = Profile("lcm", "lcm", 4, 1.0, max_steps=FEW_STEPS_MAX)
 #: An LCM-distilled UNet takes the guidance scale as an input (no unconditional batch at any guidance);
 #: 8.5 is diffusers' LatentConsistencyModelPipeline default.
 LCM_GUIDANCE_INPUT = dataclasses.replace(LCM, guidance=8.5)
+
+
+#: The profiles a name selects (SDXL's "standard" differs only in guidance: see profile_for).
+PROFILES = {"standard": STANDARD, "turbo": TURBO, "lightning": LIGHTNING, "lcm": LCM}
 
 
 def profile_for(pipe, name: str | None = "auto") -> Profile:
@@ -81,6 +86,8 @@ def profile_for(pipe, name: str | None = "auto") -> Profile:
             name = "turbo"
         else:
             name = "standard"
-    if name == "lcm":
-        return LCM_GUIDANCE_INPUT if guidance_input else LCM
-    return {"turbo": TURBO, "lightning": LIGHTNING, "standard": STANDARD_XL if xl else STANDARD}[name]
+    if name == "lcm" and guidance_input:
+        return LCM_GUIDANCE_INPUT
+    if name == "standard" and xl:
+        return STANDARD_XL
+    return PROFILES[name]

@@ -13,28 +13,12 @@ torch.set_num_threads(1)
 REQ = RenderRequest("a photo of a dog", "a photo of a cat", frames=3, steps=3, seed=7, pacing="uniform", candidates=1)
 
 
-def make_lora(model: str, path, seed: int = 0) -> str:
-    """A rank-4 LoRA on every attention projection of ``model``'s UNet, random (not zero) weights, saved to
-    ``path`` with the pipeline's own ``save_lora_weights``."""
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = models._build_builtin(tiny=True, xl=model == "tiny-sdxl")  # a fresh copy: the cached one stays clean
-    torch.manual_seed(seed)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
-    type(pipe).save_lora_weights(str(path.parent), unet_lora_layers=layers, weight_name=path.name)
-    return str(path)
-
-
 def _frames(model, loras=()):
     return [np.asarray(im).astype(int) for im in Morpher(model, device="cpu", loras=loras).render(REQ).frames]
 
 
 @pytest.mark.parametrize("model", ["tiny", "tiny-sdxl"])
-def test_a_lora_changes_the_frames_and_weight_zero_restores_them(tmp_path, model):
+def test_a_lora_changes_the_frames_and_weight_zero_restores_them(tmp_path, make_lora, model):
     ink = make_lora(model, tmp_path / "ink.safetensors")
     plain = _frames(model)
     styled = _frames(model, ((ink, 1.0),))
@@ -48,7 +32,7 @@ def test_a_lora_changes_the_frames_and_weight_zero_restores_them(tmp_path, model
     assert all(np.array_equal(a, b) for a, b in zip(plain, _frames(model)))  # the plain model stayed plain
 
 
-def test_fused_weights_render_as_the_unfused_adapter(tmp_path):
+def test_fused_weights_render_as_the_unfused_adapter(tmp_path, make_lora):
     ink = make_lora("tiny", tmp_path / "ink.safetensors")
     fused = models.load_pipeline("tiny", "cpu", loras=((ink, 0.5),))
     reference = models._build_builtin(tiny=True)
@@ -63,7 +47,7 @@ def test_fused_weights_render_as_the_unfused_adapter(tmp_path):
     assert "lora" not in " ".join(name for name, _ in fused.unet.named_modules()).lower()  # plain modules left
 
 
-def test_two_loras_each_with_its_own_weight(tmp_path):
+def test_two_loras_each_with_its_own_weight(tmp_path, make_lora):
     ink = make_lora("tiny", tmp_path / "ink.safetensors", seed=0)
     film = make_lora("tiny", tmp_path / "film.safetensors", seed=1)
     both = _frames("tiny", ((ink, 1.0), (film, 1.0)))
@@ -72,7 +56,7 @@ def test_two_loras_each_with_its_own_weight(tmp_path):
     assert all(np.abs(a - b).mean() > 1 for a, b in zip(both, only_ink))
 
 
-def test_a_lora_for_another_architecture_is_refused_naming_it(tmp_path):
+def test_a_lora_for_another_architecture_is_refused_naming_it(tmp_path, make_lora):
     xl_lora = make_lora("tiny-sdxl", tmp_path / "xl_style.safetensors")
     with pytest.raises(MorphError, match=r"LoRA '.*xl_style.safetensors' into 'tiny'.*architecture"):
         models.load_pipeline("tiny", "cpu", loras=((xl_lora, 1.0),))
@@ -86,6 +70,7 @@ def test_lora_lists_are_parsed_and_checked(tmp_path):
     assert parse_loras(f"{ink}:-0.5") == ((str(ink), -0.5),)
     assert parse_loras("") == () and parse_loras(None) == ()
     for bad, words in [(f"{ink}:lots", "must be a number"), (f"{ink}:nan", "finite"),
-                       (str(tmp_path / "none.safetensors"), "no such file"), (str(tmp_path / "ink.ckpt"), ".safetensors")]:
+                       (str(tmp_path / "none.safetensors"), "no such file"),
+                       (str(tmp_path / "ink.ckpt"), ".safetensors")]:
         with pytest.raises(MorphError, match=words):
             parse_loras(bad)
