@@ -51,7 +51,7 @@ class Profile:
         return r
 
 
-#: SD 1.x/2.x: 25 steps of DPM-Solver++ 2M with guidance 7.5 (diffusers' StableDiffusionPipeline default).
+#: SD 1.x/2.x: 25 steps of DPM-Solver++ 2M, guidance 7.5 (diffusers' StableDiffusionPipeline default guidance).
 STANDARD = Profile("standard", "dpm++2m", 25, 7.5)
 #: SDXL: the same sampler, guidance 5 (diffusers' StableDiffusionXLPipeline default).
 STANDARD_XL = dataclasses.replace(STANDARD, guidance=5.0)
@@ -77,7 +77,7 @@ def profile_for(pipe, name: str | None = "auto") -> Profile:
     if name not in PROFILE_NAMES:
         raise MorphError(f"unknown profile '{name}'; use one of: {', '.join(PROFILE_NAMES)}.")
     guidance_input = getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None
-    xl = type(pipe).__name__.startswith("StableDiffusionXL")
+    xl = getattr(pipe, "text_encoder_2", None) is not None  # as morph.models.is_sdxl (which imports torch)
     if name == "auto":
         scheduler = type(pipe.scheduler).__name__
         if scheduler == "LCMScheduler" or guidance_input:
