@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     import torch._dynamo
 
     from morph import RenderRequest
-    from morph.engine import Morpher
+    from morph.engine import Morpher, TextEmbedding
 
     lines: list[str] = []
 
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     with torch.inference_mode():  # inference tensors, like a render's: a compiled UNet reuses the same graphs
         x = torch.randn(samples, m.pipe.unet.config.in_channels, side, side, generator=gen).to(m.device, m.dtype)
         emb = torch.randn(samples, 77, m.pipe.unet.config.cross_attention_dim, generator=gen).to(m.device, m.dtype)
+        # the UNet's text (and, for SDXL, added) conditions, as a render's guided batch passes them
+        kw = m.unet_kwargs(TextEmbedding(emb, m.zero_text(samples).pooled), args.size, 7.5)
         t = torch.tensor(500, device=m.device)
 
     def sync():
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
                 "efficient": SDPBackend.EFFICIENT_ATTENTION}
     unet_ms: dict[str, float] = {}
     if args.skip_kernels or args.levers:
-        unet_ms["default"] = timed_ms(lambda: eager(x, t, encoder_hidden_states=emb, return_dict=False))
+        unet_ms["default"] = timed_ms(lambda: eager(x, t, return_dict=False, **kw))
     else:
         say(f"\n## 1. UNet forward, {samples} samples ({args.frames} frames x 2), {args.size}px, t={elapsed():.0f}s\n")
         say("| attention backend | ms | vs default |")
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
             ctx = sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
             try:
                 with ctx:
-                    unet_ms[name] = timed_ms(lambda: eager(x, t, encoder_hidden_states=emb, return_dict=False))
+                    unet_ms[name] = timed_ms(lambda: eager(x, t, return_dict=False, **kw))
             except Exception as err:  # noqa: BLE001 — a backend that does not run here is a result too
                 say(f"| {name} | failed: {type(err).__name__}: {str(err).splitlines()[0][:120]} | |")
                 continue
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
             f"{eager_s / s:.2f}x | |")
 
     if args.levers:
-        levers(args, m, req, x, emb, t, eager_s, eager_frames[0], unet_ms["default"], say, timed_ms, render_s)
+        levers(args, m, req, x, kw, t, eager_s, eager_frames[0], unet_ms["default"], say, timed_ms, render_s)
         say(f"\nprobe done in {elapsed():.0f} s")
         return 0
 
@@ -196,7 +198,7 @@ def main(argv=None) -> int:
         if fast.compile_error:
             say(f"| engine's torch.compile (MORPH_COMPILE=1) | failed: {fast.compile_error} | | | | | |")
         else:
-            ms = timed_ms(lambda: fast.unet(x, t, encoder_hidden_states=emb, return_dict=False))
+            ms = timed_ms(lambda: fast.unet(x, t, return_dict=False, **kw))
             s, new = render_s(fast)
             say(f"| engine's torch.compile (MORPH_COMPILE=1) | {compile_s:.0f} | {ms:.1f} | {s:.2f} | "
                 f"{s / args.frames:.3f} | {eager_s / s:.2f}x | {new} |")
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:
+def levers(args, m, req, x, kw, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:
     """Step 5 (``--levers``): see the module docstring. Every step checks the budget with its own estimate."""
     import torch
     import torch._dynamo
@@ -250,7 +252,7 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
 
     with torch.inference_mode():
         with FlopCounterMode(display=False) as counter:
-            unet(x[:1], t, encoder_hidden_states=emb[:1], return_dict=False)
+            unet(x[:1], t, return_dict=False, **m.unet_kwargs(m.zero_text(1), args.size, 7.5))
     flop = counter.get_total_flops() * samples  # per forward at the render's batch
     mm_ms = timed_ms(lambda big=torch.randn(8192, 8192, device=m.device, dtype=m.dtype): big @ big, reps=20)
 
@@ -270,7 +272,7 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
 
     def measure(name: str, morpher, compile_s: float, perceptual: bool = False) -> None:
         before = skips()
-        ms = timed_ms(lambda: morpher.unet(x, t, encoder_hidden_states=emb, return_dict=False))
+        ms = timed_ms(lambda: morpher.unet(x, t, return_dict=False, **kw))
         result: list = []
         s, new = render_s(morpher, result=result)
         say(f"| {name} | {compile_s:.0f} | {ms:.1f} | {rate(ms)} | {s:.2f} | {eager_s / s:.2f}x | "
@@ -288,7 +290,7 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
         v.unet = torch.compile(unet, dynamic=False, mode=mode)
         with torch.inference_mode():
             for _ in range(3):  # compile, then (CUDA graphs) warm up and record
-                v.unet(x, t, encoder_hidden_states=emb, return_dict=False)
+                v.unet(x, t, return_dict=False, **kw)
         if m.device.type == "cuda":
             torch.cuda.synchronize()
         return v, time.perf_counter() - c0
@@ -302,7 +304,7 @@ def levers(args, m, req, x, emb, t, eager_s, eager_result, eager_ms, say, timed_
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.inference_mode(), torch.profiler.profile(activities=activities) as p:
             for _ in range(3):
-                v.unet(x, t, encoder_hidden_states=emb, return_dict=False)
+                v.unet(x, t, return_dict=False, **kw)
         sort = "self_cuda_time_total" if m.device.type == "cuda" else "self_cpu_time_total"
         with open(prof, "w") as f:
             f.write(p.key_averages().table(sort_by=sort, row_limit=60, max_name_column_width=90))

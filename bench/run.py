@@ -1,11 +1,16 @@
 """Engine vs "the article's way", measured in one run on one machine.
 
-The baseline is what a prompt-morph tutorial does: for every frame, interpolate the two prompts' token
-embeddings and call ``StableDiffusionPipeline.__call__`` once with ``prompt_embeds`` /
-``negative_prompt_embeds`` and the same starting latents. It uses the very same loaded modules, scheduler
-type, steps, guidance, size, seed noise and frame t's as the engine, so the only difference is how the work
-is organised (one image per UNet call vs frames batched). The engine is run with uniform pacing (exactly
-the baseline's t's) and with perceptual pacing (same number of frames and UNet work, placed by distance).
+The baseline is what a prompt-morph tutorial does: for every frame, interpolate the two prompts' text
+embeddings and call the pipeline (``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``) once with
+``prompt_embeds`` / ``negative_prompt_embeds`` (SDXL: and the pooled ones) and the same starting latents. It
+uses the very same loaded modules, scheduler type, steps, guidance, size, seed noise and frame t's as the
+engine, so the only difference is how the work is organised (one image per UNet call vs frames batched). The
+engine is run with uniform pacing (exactly the baseline's t's) and with perceptual pacing (same number of
+frames and UNet work, placed by distance).
+
+Several models (``--model tiny,tiny-sdxl``, the CPU default) are measured one after the other in the same
+run, each against its own baseline. Steps, scheduler and guidance default to each model's profile
+(``--profile turbo`` measures the 4-step no-guidance way on any model).
 
 After one warm-up, the methods run round-robin ``--repeat`` times and each one's best time is reported
 (other users of a shared machine only ever make a run slower). Model loading is not timed.
@@ -26,19 +31,25 @@ PRESETS = {
     "h100": dict(model="sd15-random", size=512, guidance=7.5, scheduler="pndm", steps=50, frames=50),
     # The product's default render: 24 frames, DPM-Solver++ 2M, 25 steps.
     "default24": dict(model="sd15-random", size=512, guidance=7.5, scheduler="dpm++2m", steps=25, frames=24),
+    # SDXL at its native 1024² and its default profile (25 DPM-Solver++ steps, guidance 5), 24 frames.
+    "sdxl24": dict(model="sdxl-random", frames=24),
+    # The few-step way on both architectures: 4 Euler steps, trailing spacing, no guidance, 24 frames.
+    "fast4": dict(model="sd15-random,sdxl-random", profile="turbo", frames=24),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=sorted(PRESETS), help="GPU settings: h100 (the design anchors) or default24; "
-                                                             "explicit options below override it")
-    p.add_argument("--model", help="tiny (CPU default), sd15-random (SD 1.5 FLOPs, random weights) or a repo id")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="GPU settings: h100 (the design anchors), default24, "
+                                                             "sdxl24 or fast4; explicit options below override it")
+    p.add_argument("--model", help="comma-separated: tiny,tiny-sdxl (CPU default), sd15-random / sdxl-random "
+                                   "(real FLOPs, random weights) or repo ids")
+    p.add_argument("--profile", help="auto (default), standard, turbo, lightning or lcm (morph.profiles)")
     p.add_argument("--frames", type=int)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--scheduler")
+    p.add_argument("--steps", type=int, help="default: the model's profile")
+    p.add_argument("--scheduler", help="default: the model's profile")
     p.add_argument("--size", type=int, help="pixels (default: the model's native size)")
-    p.add_argument("--guidance", type=float)
+    p.add_argument("--guidance", type=float, help="default: the model's profile")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--batch", type=int, help="engine frames per UNet batch (default: the engine's choice)")
@@ -55,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings(args) -> dict:
-    s = dict(model="tiny", frames=24, steps=25, scheduler="dpm++2m", size=None, guidance=7.5)
+    """Preset, then explicit options; None = the model's own (its profile's steps, scheduler, guidance; its size)."""
+    s = dict(model="tiny,tiny-sdxl", profile="auto", frames=24, steps=None, scheduler=None, size=None, guidance=None)
     if args.preset:
         s.update(PRESETS[args.preset])
     for key in s:
@@ -74,23 +86,37 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = settings(args)
+    models = [m.strip() for m in cfg["model"].split(",") if m.strip()]
+    for i, model in enumerate(models):
+        if i:
+            print()
+        code = run_model(args, {**cfg, "model": model})
+        if code:
+            return code
+    return 0
+
+
+def run_model(args, cfg: dict) -> int:
+    """Benchmark one model (cfg["model"]) and print its report."""
     from morph import MorphError, RenderRequest
     from morph.engine import Morpher
     from morph.pacing import uniform_ts
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = settings(args)
     try:
-        morpher = Morpher(cfg["model"], device=args.device, batch_size=args.batch, compile=args.compile)
+        morpher = Morpher(cfg["model"], device=args.device, batch_size=args.batch, compile=args.compile,
+                          profile=cfg["profile"])
         if morpher.compile_error:
             print(f"bench: error: --compile failed, the UNet would run eagerly: {morpher.compile_error}",
                   file=sys.stderr)
             return 2
         size = cfg["size"] or morpher.native_size
-        base = RenderRequest(args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"],
-                             size=size, guidance=cfg["guidance"], scheduler=cfg["scheduler"],
-                             pacing="uniform", candidates=min(5, cfg["frames"])).validate()
+        base = morpher.profile.fill(RenderRequest(
+            args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
+            guidance=cfg["guidance"], scheduler=cfg["scheduler"], pacing="uniform",
+            candidates=min(5, cfg["frames"])).validate())
     except MorphError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
@@ -101,7 +127,7 @@ def main(argv=None) -> int:
     if not args.skip_baseline:
         methods["baseline"] = (lambda: bench.baseline(uniform_ts(base.frames)), morpher.pipe.unet)
     if args.compile:  # what compiling alone buys: the same engine with the eager UNet, in the same run
-        eager = Morpher(cfg["model"], device=args.device, batch_size=args.batch)
+        eager = Morpher(cfg["model"], device=args.device, batch_size=args.batch, profile=cfg["profile"])
         methods["uniform_eager"] = (lambda: bench.engine("uniform", eager), eager.unet)
     timed = bench.interleaved(methods, max(1, args.repeat))
     uniform, perceptual, baseline = timed["uniform"], timed["perceptual"], timed.get("baseline")
@@ -163,21 +189,19 @@ class Bench:
         return {"result": (morpher or self.m).render(dataclasses.replace(self.req, pacing=pacing))}
 
     def _baseline_pipeline(self):
-        """A second pipeline object over the same modules, with its own scheduler of the requested type, so
-        the engine's pipeline is left untouched."""
-        from diffusers import StableDiffusionPipeline
-
+        """A second pipeline object of the same class over the same modules, with its own scheduler of the
+        requested type (and the profile's timestep spacing), so the engine's pipeline is left untouched."""
         from morph.models import make_scheduler
 
         components = dict(self.m.pipe.components)
-        components["scheduler"] = make_scheduler(self.m.pipe, self.req.scheduler)
-        pipe = StableDiffusionPipeline(**components)
+        components["scheduler"] = make_scheduler(self.m.pipe, self.req.scheduler, self.m.profile.timestep_spacing)
+        pipe = type(self.m.pipe)(**components)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
     def _baseline_frames(self, ts, steps=None) -> list:
         """The article's way: one pipeline call per frame with interpolated prompt embeddings."""
-        from morph.interpolate import lerp
+        from morph.engine import step_generators
 
         torch = self.torch
         req = self.req
@@ -188,8 +212,13 @@ class Bench:
             noise = self.m.noise(req.seed, req.size)
             images = []
             for t in ts:
-                out = self.pipe(prompt_embeds=lerp(emb_a, emb_b, t), negative_prompt_embeds=uncond,
-                                latents=noise.clone(), num_inference_steps=steps or req.steps,
+                text = emb_a.mix(emb_b, t)
+                kw = dict(prompt_embeds=text.tokens, negative_prompt_embeds=uncond.tokens)
+                if self.m.xl:
+                    kw.update(pooled_prompt_embeds=text.pooled, negative_pooled_prompt_embeds=uncond.pooled)
+                if req.scheduler == "lcm":  # the per-step noise the engine gives every frame
+                    kw["generator"] = step_generators(req.seed, 1)[0]
+                out = self.pipe(**kw, latents=noise.clone(), num_inference_steps=steps or req.steps,
                                 guidance_scale=req.guidance, height=req.size, width=req.size, output_type="pil")
                 images.append(out.images[0])
         return images
@@ -208,21 +237,22 @@ def unet_scaling(morpher, req) -> str:
         batches |= {32, 64}
     batches = sorted(batches)
     unet = morpher.unet  # the compiled wrapper under --compile
-    emb, _ = morpher.encode(req.prompt_a)
+    text, _ = morpher.encode(req.prompt_a)
     side = req.size // morpher.pipe.vae_scale_factor
     lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
              "| samples per call | ms per call | ms per sample |", "|---|---|---|"]
     with torch.inference_mode():
         for b in batches:
-            x = torch.randn(b, unet.config.in_channels, side, side, device=morpher.device, dtype=morpher.dtype)
-            e = emb.expand(b, -1, -1)
+            x = torch.randn(b, morpher.pipe.unet.config.in_channels, side, side, device=morpher.device,
+                            dtype=morpher.dtype)
+            kwargs = morpher.unet_kwargs(text.expand(b), req.size, req.guidance)
             for _ in range(2):  # warm-up for this shape
-                unet(x, 500, encoder_hidden_states=e)
+                unet(x, 500, **kwargs)
             if morpher.device.type == "cuda":
                 torch.cuda.synchronize()
             reps, t0 = 5, time.perf_counter()
             for _ in range(reps):
-                unet(x, 500, encoder_hidden_states=e)
+                unet(x, 500, **kwargs)
             if morpher.device.type == "cuda":
                 torch.cuda.synchronize()
             ms = (time.perf_counter() - t0) / reps * 1000
@@ -268,8 +298,9 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
         f"morph benchmark — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"machine: {machine()}; device: {dev}; torch {torch.__version__} ({threads} threads), "
         f"dtype {str(morpher.dtype).replace('torch.', '')}",
-        f"settings: model {cfg['model']}, {n} frames, {req.steps} steps {req.scheduler}, {req.size}x{req.size}, "
-        f"CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames (x2 with CFG), "
+        f"settings: model {cfg['model']} ({morpher.profile.name} profile), {n} frames, {req.steps} steps "
+        f"{req.scheduler}, {req.size}x{req.size}, CFG {req.guidance}, seed {req.seed}, engine batch {batch} frames"
+        f"{' (x2 with CFG)' if morpher.guided(req.guidance) else ''}, "
         f"engine UNet {'torch.compile' if morpher.unet is not morpher.pipe.unet else 'eager'}, best of {args.repeat}",
     ]
     load = args.load_before
@@ -281,7 +312,7 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
         "| method | UNet batch | UNet calls | total s | s/frame | speed-up vs per-frame calls |",
         "|---|---|---|---|---|---|",
     ]
-    cfg_mult = 2 if req.guidance > 1 else 1
+    cfg_mult = 2 if morpher.guided(req.guidance) else 1
     largest = min(batch, n) * cfg_mult  # samples in the largest UNet call of this morph
     rows = []
     if baseline:

@@ -56,7 +56,8 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
         if settings.compile:
             log.info("MORPH_COMPILE=1: compiling the UNet before the first render (140-160 s for SD 1.5 "
                      "on an H100; jobs wait in the queue meanwhile)")
-        morpher = Morpher(settings.model, device=settings.device, compile=settings.compile)
+        morpher = Morpher(settings.model, device=settings.device, compile=settings.compile, loras=settings.loras,
+                          profile=settings.profile)
         if morpher.compile_error:
             log.warning("MORPH_COMPILE=1 but the UNet could not be compiled, rendering without it: %s",
                         morpher.compile_error)

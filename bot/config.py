@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS
+from morph.profiles import PROFILE_NAMES
+from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 PLAYGROUND_MODEL = "tiny"
@@ -33,6 +34,8 @@ class Settings:
     model: str = DEFAULT_MODEL
     device: str | None = None  # None: CUDA when available, then MPS, else CPU
     compile: bool = False  # MORPH_COMPILE: torch.compile the UNet (faster renders, slow first load)
+    loras: tuple[tuple[str, float], ...] = ()  # MORPH_LORAS: (path, weight) LoRA styles fused in at load
+    profile: str = "auto"  # MORPH_PROFILE: sampler/steps/guidance defaults (morph.profiles); auto = from the model
     dev_guild_id: int | None = None
     owner_ids: tuple[int, ...] = ()
     max_user_active: int = 2
@@ -42,7 +45,7 @@ class Settings:
     pick_cooldown_s: float = 3.0  # MORPH_PICK_COOLDOWN_S: seconds between one person's picks in one server
     default_frames: int = 24
     max_frames: int = 60
-    default_steps: int = 25
+    default_steps: int | None = None  # None: the model's default (25, or 4 for a few-step model)
     retention_days: float = 14.0
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
@@ -84,6 +87,8 @@ class Settings:
             model=get("MORPH_MODEL") or (PLAYGROUND_MODEL if playground else DEFAULT_MODEL),
             device=get("MORPH_DEVICE"),
             compile=_bool(get, "MORPH_COMPILE", cls.compile),
+            loras=_loras(get, "MORPH_LORAS"),
+            profile=(get("MORPH_PROFILE") or cls.profile).lower(),
             dev_guild_id=_int(get, "DEV_GUILD_ID", None, lo=1),
             owner_ids=_id_list(get, "OWNER_IDS"),
             max_user_active=_int(get, "MORPH_MAX_USER_ACTIVE", cls.max_user_active, lo=1),
@@ -104,6 +109,8 @@ class Settings:
         )
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
             raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")
+        if s.profile not in PROFILE_NAMES:
+            raise ConfigError(f"MORPH_PROFILE must be one of {', '.join(PROFILE_NAMES)} (got {s.profile!r}).")
         if s.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {s.log_level!r}).")
         if s.default_frames > s.max_frames:
@@ -191,6 +198,13 @@ def _check_range(name, value, lo, hi) -> None:
         raise ConfigError(f"{name} must be at least {lo} (got {value}).")
     if hi is not None and value > hi:
         raise ConfigError(f"{name} must be at most {hi} (got {value}).")
+
+
+def _loras(get, name: str) -> tuple[tuple[str, float], ...]:
+    try:
+        return parse_loras(get(name))
+    except MorphError as err:
+        raise ConfigError(f"{name}: {err}") from None
 
 
 def _id_list(get, name: str) -> tuple[int, ...]:

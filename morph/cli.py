@@ -19,11 +19,12 @@ import time
 import warnings
 from pathlib import Path
 
+from morph.profiles import PROFILE_NAMES, PROFILES
 from morph.request import (INTERPOLATIONS, MAX_FRAMES, MIN_FRAMES, PACINGS, SCHEDULERS, Cancelled, MorphError,
-                           Progress, RenderRequest)
+                           Progress, RenderRequest, parse_loras)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-BUILTIN_MODELS = ("tiny", "sd15-random")
+BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -46,16 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (0)")
     p.add_argument("--seed-b", type=int, default=None, help="second seed: the noise is slerped towards it")
     p.add_argument("--model", default=os.environ.get("MORPH_MODEL", "tiny"),
-                   help="diffusers SD 1.x/2.x repo id or local path, or 'tiny' / 'sd15-random' "
-                        "(random weights, offline); default $MORPH_MODEL or tiny")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps (25)")
+                   help="diffusers SD 1.x/2.x or SDXL repo id or local path, or one of "
+                        f"{', '.join(BUILTIN_MODELS)} (random weights, offline); default $MORPH_MODEL or tiny")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="a LoRA style (.safetensors) fused into the model, weight 1 unless given; repeatable "
+                        "(default: $MORPH_LORAS)")
+    p.add_argument("--profile", default=os.environ.get("MORPH_PROFILE", "auto"),
+                   help=f"sampler/steps/guidance defaults: {', '.join(PROFILE_NAMES)} "
+                        "(default $MORPH_PROFILE or auto: recognised from the model)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (the model's: 25, or 4 for few-step "
+                                                           "models)")
     p.add_argument("--size", type=int, default=None, help="width and height in pixels, multiple of 8 "
                                                           "(default: the model's native size)")
     p.add_argument("--negative", default="", help="negative prompt, the same for every frame")
-    p.add_argument("--scheduler", default="dpm++2m", help=f"one of {', '.join(SCHEDULERS)} (dpm++2m)")
+    p.add_argument("--scheduler", default=None, help=f"one of {', '.join(SCHEDULERS)} (the model's: dpm++2m, "
+                                                       "euler for Turbo/Lightning, lcm for LCM)")
     p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
-    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (7.5)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale; 0 or 1 = none "
+                                                                "(the model's: 7.5, SDXL 5, Turbo 0, LCM 1)")
     p.add_argument("--candidates", type=int, default=5,
                    help="midpoint candidates to offer (5, or fewer when there are fewer frames)")
     p.add_argument("--boomerang", action="store_true", help="play forward then backward")
@@ -102,6 +112,12 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
                             interpolation=args.interpolation, pacing=args.pacing,
                             candidates=args.candidates).validate()
     _check_model(args.model)
+    args.loras = parse_loras(",".join(args.lora) if args.lora else os.environ.get("MORPH_LORAS"))
+    args.profile = (args.profile or "auto").strip().lower()
+    if args.profile not in PROFILE_NAMES:
+        raise MorphError(f"--profile must be one of {', '.join(PROFILE_NAMES)} (got '{args.profile}')")
+    if args.profile != "auto":  # a named profile's step limit is known before the model loads
+        PROFILES[args.profile].fill(request)
     _check_device(args.device)
     if not 0 < args.budget_mb <= 1024:
         raise MorphError(f"--budget-mb must be positive and at most 1024 (got {args.budget_mb})")
@@ -221,7 +237,7 @@ def _render(args) -> int:
     _quiet_libraries()
     from morph.engine import Morpher  # torch + diffusers: only once the input is known to be good
 
-    morpher = Morpher(args.model, device=args.device)
+    morpher = Morpher(args.model, device=args.device, loras=args.loras, profile=args.profile)
     try:
         result = _run_cancellable(morpher, request, bar)
     finally:
@@ -348,6 +364,8 @@ def _report(args, paths: dict, result, gif) -> None:
           f"{gif.colors} colours, {gif.duration_ms} ms/frame (render {result.seconds:.1f} s)", file=out)
     if gif.reductions:
         print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(gif.reductions)}", file=out)
+    req = result.request
+    print(f"sampling: {req.steps} steps {req.scheduler}, guidance {req.guidance:g}", file=out)
     print(f"midpoint: frame {result.midpoint} (t={ts[result.midpoint]:.3f})", file=out)
     print("candidates: " + ", ".join(f"{i + 1}=frame {f} (t={ts[f]:.3f})" for i, f in enumerate(result.candidates)),
           file=out)

@@ -2,16 +2,22 @@
 
 One render, top to bottom (:meth:`Morpher.render`):
 
-1. validate the request; encode prompt A, prompt B and the negative prompt once (77 tokens each);
+1. validate the request and fill in what it left out from the model's profile (:mod:`morph.profiles`:
+   sampler, steps, guidance); encode prompt A, prompt B and the negative prompt once (77 tokens each; for
+   SDXL both text encoders' hidden states plus the pooled embedding);
 2. one starting noise from ``seed`` for every frame (slerped towards ``seed_b``'s noise by t when given);
 3. choose the frames' t (uniform, or perceptual pacing: :func:`morph.pacing.pace`) and for each batch of t:
-   interpolate the token embeddings (lerp or per-token slerp), run the denoising loop below with
-   classifier-free guidance in the same UNet batch, decode the latents in slices;
+   interpolate the text embeddings (lerp or per-token slerp; SDXL's pooled embedding alike), run the
+   denoising loop below with classifier-free guidance in the same UNet batch (none when guidance is 0 or 1),
+   decode the latents in slices;
 4. measure neighbour distances, midpoint and candidates.
 
-The denoising loop follows diffusers' ``StableDiffusionPipeline.__call__`` step for step (init noise sigma,
-``scale_model_input``, CFG, ``scheduler.step``), so the frames at t=0 and t=1 equal plain pipeline renders of
-each prompt with the same seed. Multistep schedulers keep state, so every batch gets a fresh scheduler.
+The denoising loop follows diffusers' ``StableDiffusionPipeline.__call__`` (and ``StableDiffusionXLPipeline``'s:
+pooled text and size/crop numbers as added conditions, the same for every frame) step for step (init noise
+sigma, ``scale_model_input``, CFG, ``scheduler.step``), so the frames at t=0 and t=1 equal plain pipeline
+renders of each prompt with the same seed. Multistep schedulers keep state, so every batch gets a fresh
+scheduler. A sampler that adds fresh noise at each step (LCM) gets the same noise for every frame, drawn
+from the seed (:func:`step_generators`), or neighbouring frames would disagree.
 """
 from __future__ import annotations
 
@@ -19,13 +25,15 @@ import gc
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from morph import pacing
 from morph.interpolate import lerp, slerp
-from morph.models import CLIP_MAX_TOKENS, load_pipeline, make_scheduler, native_size, resolve_device
+from morph.models import CLIP_MAX_TOKENS, is_sdxl, load_pipeline, make_scheduler, native_size, resolve_device
+from morph.profiles import profile_for
 from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult
 
 #: Frames per UNet batch on CPU/MPS, where bigger batches do not run faster per frame.
@@ -39,6 +47,45 @@ _VAE_BYTES_PER_PIXEL = 5_000  # SD VAE decoder (128 base channels), fp16, per ou
 
 
 _PIPELINE_LOCKS: dict[int, threading.Lock] = {}  # pipelines live in models' cache for the process lifetime
+#: Added to the request's seed for the per-step noise of samplers that add noise at each step (LCM), so that
+#: noise is not the starting noise over again.
+_STEP_NOISE_SEED_OFFSET = 0x5EED
+
+
+def step_generators(seed: int, frames: int) -> list[torch.Generator]:
+    """CPU generators for ``scheduler.step(generator=...)``, one per frame, all seeded alike from ``seed``.
+
+    diffusers draws a sampler's per-step noise frame by frame from a list of generators, so every frame gets
+    the same noise at each step (fresh from step to step), whatever the batch: a frame at t comes out the
+    same in any render, and neighbours differ only by their text. On the CPU, so the same on every device.
+    """
+    return [torch.Generator("cpu").manual_seed(int(seed) + _STEP_NOISE_SEED_OFFSET) for _ in range(frames)]
+
+
+@dataclass
+class TextEmbedding:
+    """A prompt's conditioning: token embeddings (n×77×D) and, for SDXL, the pooled embedding (n×P)."""
+
+    tokens: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+    def mix(self, other: "TextEmbedding", t: float, how: str = "lerp") -> "TextEmbedding":
+        """Towards ``other`` by ``t``: lerp, or slerp of each token vector (and of the pooled vector)."""
+        def f(a, b):
+            return slerp(a, b, t, dim=-1) if how == "slerp" else lerp(a, b, t)
+
+        return TextEmbedding(f(self.tokens, other.tokens),
+                             None if self.pooled is None else f(self.pooled, other.pooled))
+
+    def expand(self, n: int) -> "TextEmbedding":
+        """The same prompt for ``n`` samples (contiguous, as a compiled UNet was warmed up with)."""
+        return TextEmbedding(self.tokens.expand(n, -1, -1).contiguous(),
+                             None if self.pooled is None else self.pooled.expand(n, -1).contiguous())
+
+    @staticmethod
+    def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
+        pooled = None if parts[0].pooled is None else torch.cat([p.pooled for p in parts])
+        return TextEmbedding(torch.cat([p.tokens for p in parts]), pooled)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -48,23 +95,31 @@ def _is_oom(err: BaseException) -> bool:
 
 
 class Morpher:
-    """Renders prompt morphs with one loaded Stable Diffusion pipeline.
+    """Renders prompt morphs with one loaded Stable Diffusion (1.x/2.x or SDXL) pipeline.
 
-    ``model``: a diffusers SD 1.x/2.x repo id or folder, ``tiny`` or ``sd15-random`` (see
-    :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu. ``batch_size``: frames per UNet
-    batch (None = chosen from free memory). ``compile``: run the UNet through ``torch.compile`` (see
-    :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode (``"reduce-overhead"`` adds CUDA
-    graphs, which won nothing on an H100: bench/RESULTS.md). Render calls are serialised by a lock per
-    pipeline.
+    ``model``: a diffusers SD 1.x/2.x or SDXL repo id or folder, or a built-in model (``tiny``, ``tiny-sdxl``,
+    ``sd15-random``, ``sdxl-random``; see :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu.
+    ``batch_size``: frames per UNet batch (None = chosen from free memory). ``compile``: run the UNet through
+    ``torch.compile`` (see :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode
+    (``"reduce-overhead"`` adds CUDA graphs, which won nothing on an H100: bench/RESULTS.md). ``loras``:
+    (path, weight) pairs of LoRA styles fused in at load (:func:`morph.request.parse_loras` reads them).
+    ``profile``: the sampling profile (:mod:`morph.profiles`) whose sampler, steps and guidance a request
+    gets when it leaves them out; "auto" recognises it from the model. Render calls are serialised by a lock
+    per pipeline.
     """
 
     def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
-                 compile: bool | str = False):
+                 compile: bool | str = False, loras: tuple[tuple[str, float], ...] = (),
+                 profile: str | None = "auto"):
         self.model = model
         self.device = resolve_device(device)
-        self.pipe = load_pipeline(model, self.device)
+        self.pipe = load_pipeline(model, self.device, loras=loras)
         self.dtype = self.pipe.unet.dtype
         self.native_size = native_size(self.pipe)
+        #: SDXL: two text encoders, a pooled embedding and size conditioning.
+        self.xl = is_sdxl(self.pipe)
+        #: The sampler, steps and guidance requests get by default (morph.profiles).
+        self.profile = profile_for(self.pipe, profile)
         if batch_size is not None and int(batch_size) < 1:
             raise MorphError("batch size must be at least 1.")
         self.batch_size = int(batch_size) if batch_size else None
@@ -78,9 +133,14 @@ class Morpher:
         if compile:
             self._compile_unet(None if compile is True else str(compile))
 
+    def guided(self, guidance: float) -> bool:
+        """Whether ``guidance`` runs classifier-free guidance (an unconditional half of every UNet batch): above
+        1, and not on a UNet that takes the guidance scale as an input (LCM-distilled)."""
+        return guidance > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+
     # ------------------------------------------------------------------------------------------- info
     def device_info(self) -> dict:
-        """Device name, total/free memory in bytes (None when unknown), model id and native size."""
+        """Device name, total/free memory in bytes (None when unknown), model id, native size, profile name."""
         total = free = None
         if self.device.type == "cuda":
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
@@ -91,7 +151,7 @@ class Morpher:
             if self.device.type == "cpu":
                 total, free = _host_memory()
         return {"device": name, "memory_total": total, "memory_free": free, "model": self.model,
-                "native_size": self.native_size}
+                "native_size": self.native_size, "profile": self.profile.name}
 
     def frames_per_batch(self, size: int) -> int:
         """Frames per UNet batch at ``size`` px: the fixed ``batch_size``, else an estimate from free memory."""
@@ -129,21 +189,20 @@ class Morpher:
         slower worker beats a broken one.
         """
         side = self.native_size // self.pipe.vae_scale_factor
+        per_frame = 2 if self.guided(self.profile.guidance) else 1  # samples per frame at the default guidance
         try:
             compiled = torch.compile(self.pipe.unet, mode=mode)
             with torch.inference_mode():  # renders run in inference mode: same guards, no recompile
-                emb = torch.zeros(1, CLIP_MAX_TOKENS, self.pipe.unet.config.cross_attention_dim,
-                                  device=self.device, dtype=self.dtype)
                 for frames in sorted({1, self.frames_per_batch(self.native_size)}):
-                    n = 2 * frames  # with classifier-free guidance
+                    n = per_frame * frames
                     x = torch.zeros(n, self.pipe.unet.config.in_channels, side, side, device=self.device,
                                     dtype=self.dtype)
-                    cond = emb.expand(n, -1, -1).contiguous()  # renders pass contiguous embeddings
+                    kwargs = self.unet_kwargs(self.zero_text(n), self.native_size, self.profile.guidance)
                     # "maybe": a UNet whose code fixes the batch size still compiles, with static graphs
-                    torch._dynamo.maybe_mark_dynamic(x, 0)
-                    torch._dynamo.maybe_mark_dynamic(cond, 0)
+                    for tensor in [x, *_tensors(kwargs)]:
+                        torch._dynamo.maybe_mark_dynamic(tensor, 0)
                     t = torch.tensor(999.0, device=self.device)  # float32, as _denoise passes every timestep
-                    compiled(x, t, encoder_hidden_states=cond, return_dict=False)
+                    compiled(x, t, return_dict=False, **kwargs)
         except Exception as err:  # noqa: BLE001 — any compile failure falls back to the eager UNet
             first_line = (str(err).strip().splitlines() or [""])[0][:300]
             self.compile_error = f"{type(err).__name__}: {first_line}"
@@ -154,26 +213,74 @@ class Morpher:
     def render(self, request: RenderRequest, progress: Callable[[Progress], None] | None = None,
                cancel: threading.Event | None = None) -> RenderResult:
         """Render the morph ``request`` (see the module docstring). Raises MorphError or Cancelled."""
-        req = request.validate()
+        req = self.profile.fill(request.validate())
         with self._lock, torch.inference_mode():
             return _Render(self, req, progress, cancel).run()
 
     # Plain tensors in, plain tensors out: used by _Render and by tests/benchmarks.
-    def encode(self, prompt: str) -> tuple[torch.Tensor, list[str]]:
-        """Token embeddings (1×77×D) of ``prompt`` and the words dropped past CLIP's 77 tokens (if any)."""
-        tok = self.pipe.tokenizer
-        max_len = getattr(tok, "model_max_length", CLIP_MAX_TOKENS) or CLIP_MAX_TOKENS
-        max_len = min(int(max_len), CLIP_MAX_TOKENS)
-        inputs = tok(prompt, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt")
-        full = tok(prompt, truncation=False, verbose=False).input_ids
-        dropped: list[str] = []
-        if len(full) > max_len:
-            dropped = tok.decode(full[max_len - 1:-1]).split()
-        mask = None
-        if getattr(self.pipe.text_encoder.config, "use_attention_mask", False):
-            mask = inputs.attention_mask.to(self.device)
-        emb = self.pipe.text_encoder(inputs.input_ids.to(self.device), attention_mask=mask)[0]
-        return emb.to(self.dtype), dropped
+    def encode(self, prompt: str) -> tuple[TextEmbedding, list[str]]:
+        """The text embedding (1×77×D, SDXL: plus the pooled 1×P) of ``prompt`` and the words dropped past
+        CLIP's 77 tokens (if any).
+
+        SD 1.x/2.x: the text encoder's last hidden state. SDXL, as its pipeline does: both encoders' penultimate
+        hidden states side by side, the pooled embedding from the second; and an empty prompt (only the
+        negative prompt may be empty) is zeros when the model says ``force_zeros_for_empty_prompt``.
+        """
+        pipe = self.pipe
+        pairs = [(pipe.tokenizer, pipe.text_encoder)]
+        if self.xl:
+            pairs.append((pipe.tokenizer_2, pipe.text_encoder_2))
+        hidden, pooled, dropped = [], None, []
+        for i, (tok, encoder) in enumerate(pairs):
+            max_len = min(int(getattr(tok, "model_max_length", CLIP_MAX_TOKENS) or CLIP_MAX_TOKENS), CLIP_MAX_TOKENS)
+            inputs = tok(prompt, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt")
+            if i == 0:
+                full = tok(prompt, truncation=False, verbose=False).input_ids
+                if len(full) > max_len:
+                    dropped = tok.decode(full[max_len - 1:-1]).split()
+            ids = inputs.input_ids.to(self.device)
+            if not self.xl:
+                mask = None
+                if getattr(encoder.config, "use_attention_mask", False):
+                    mask = inputs.attention_mask.to(self.device)
+                hidden.append(encoder(ids, attention_mask=mask)[0])
+                continue
+            out = encoder(ids, output_hidden_states=True)
+            if out[0].ndim == 2:  # CLIPTextModelWithProjection: the pooled, projected embedding
+                pooled = out[0]
+            hidden.append(out.hidden_states[-2])
+        text = TextEmbedding(torch.cat(hidden, dim=-1).to(self.dtype),
+                             None if pooled is None else pooled.to(self.dtype))
+        if self.xl and not prompt.strip() and pipe.config.get("force_zeros_for_empty_prompt", False):
+            text = TextEmbedding(torch.zeros_like(text.tokens), torch.zeros_like(text.pooled))
+        return text, dropped
+
+    def zero_text(self, n: int) -> TextEmbedding:
+        """A text embedding of zeros for ``n`` samples, shaped as :meth:`encode`'s (for warm-ups)."""
+        config = self.pipe.unet.config
+        tokens = torch.zeros(n, CLIP_MAX_TOKENS, config.cross_attention_dim, device=self.device, dtype=self.dtype)
+        pooled = None
+        if self.xl:
+            pooled = torch.zeros(n, self.pipe.text_encoder_2.config.projection_dim, device=self.device,
+                                 dtype=self.dtype)
+        return TextEmbedding(tokens, pooled)
+
+    def unet_kwargs(self, text: TextEmbedding, size: int, guidance: float) -> dict:
+        """The UNet's keyword arguments besides sample and timestep for a batch conditioned on ``text``: the
+        token embeddings; for SDXL the added conditions (pooled text, and the size/crop numbers
+        (size, size, 0, 0, size, size) that its pipeline passes for a square image without crop); for a
+        UNet that takes the guidance scale as an input (LCM-distilled), its embedding."""
+        n = text.tokens.shape[0]
+        kwargs: dict = {"encoder_hidden_states": text.tokens}
+        if self.xl:
+            time_ids = torch.tensor([[size, size, 0, 0, size, size]], device=self.device, dtype=self.dtype)
+            kwargs["added_cond_kwargs"] = {"text_embeds": text.pooled, "time_ids": time_ids.repeat(n, 1)}
+        dim = self.pipe.unet.config.time_cond_proj_dim
+        if dim is not None:
+            w = torch.full((n,), float(guidance) - 1.0)
+            kwargs["timestep_cond"] = self.pipe.get_guidance_scale_embedding(w, embedding_dim=dim).to(
+                self.device, self.dtype)
+        return kwargs
 
     def noise(self, seed: int, size: int) -> torch.Tensor:
         """The starting latent noise (1×C×h×w, unscaled) for ``seed``: drawn on the CPU, so the same on every
@@ -198,7 +305,7 @@ class _Render:
         self.frames_done = 0
         self.unet_evals = 0
         self.images: dict[float, object] = {}
-        self.guided = req.guidance > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        self.guided = morpher.guided(req.guidance)
         self.steps_per_frame = 0
 
     def run(self) -> RenderResult:
@@ -208,6 +315,9 @@ class _Render:
         self.emb_a = self._encode(req.prompt_a, "first prompt")
         self.emb_b = self._encode(req.prompt_b, "second prompt")
         self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
+        if req.negative and not self.guided:
+            self.warnings.append(f"The negative prompt was not used: at guidance {req.guidance:g} this model renders "
+                                 "without classifier-free guidance, which is what a negative prompt steers.")
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
         self.steps_per_frame = len(self._scheduler().timesteps)
@@ -225,7 +335,7 @@ class _Render:
             model=self.m.model, request=req)
 
     # ------------------------------------------------------------------------------------ pieces
-    def _encode(self, prompt: str, what: str) -> torch.Tensor:
+    def _encode(self, prompt: str, what: str) -> TextEmbedding:
         emb, dropped = self.m.encode(prompt)
         if dropped:
             self.warnings.append(f"The {what} is longer than CLIP's {CLIP_MAX_TOKENS} tokens; these words were "
@@ -233,7 +343,7 @@ class _Render:
         return emb
 
     def _scheduler(self):
-        scheduler = make_scheduler(self.pipe, self.req.scheduler)
+        scheduler = make_scheduler(self.pipe, self.req.scheduler, self.m.profile.timestep_spacing)
         scheduler.set_timesteps(self.req.steps, device=self.m.device)
         return scheduler
 
@@ -245,11 +355,9 @@ class _Render:
         self._report(0, 0, self._fraction(0, 0), "decode")
         return [pacing.image_features(im) for im in images]
 
-    def _conditions(self, ts: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame text embeddings (n×77×D) and starting noise (n×C×h×w) for ``ts``."""
-        mix = slerp if self.req.interpolation == "slerp" else lerp
-        kw = {"dim": -1} if mix is slerp else {}  # per-token slerp of the embeddings
-        emb = torch.cat([mix(self.emb_a, self.emb_b, t, **kw) for t in ts])
+    def _conditions(self, ts: list[float]) -> tuple[TextEmbedding, torch.Tensor]:
+        """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for ``ts``."""
+        emb = TextEmbedding.cat([self.emb_a.mix(self.emb_b, t, self.req.interpolation) for t in ts])
         if self.noise_b is None:
             noise = self.noise_a.expand(len(ts), -1, -1, -1).clone()
         else:
@@ -288,8 +396,10 @@ class _Render:
         emb, latents = self._conditions(ts)
         n = len(ts)
         if self.guided:
-            emb = torch.cat([self.uncond.expand(n, -1, -1), emb])
+            emb = TextEmbedding.cat([self.uncond.expand(n), emb])
+        kwargs = self.m.unet_kwargs(emb, self.size, req.guidance)
         scheduler = self._scheduler()  # fresh: multistep schedulers keep state between steps
+        step_kwargs = {"generator": step_generators(req.seed, n)} if req.scheduler == "lcm" else {}
         latents = latents * scheduler.init_noise_sigma
         total = len(scheduler.timesteps)
         for i, t in enumerate(scheduler.timesteps):
@@ -298,11 +408,11 @@ class _Render:
             model_input = scheduler.scale_model_input(model_input, t)
             # One timestep dtype for every scheduler (Euler's are float, the others' int64), so a compiled UNet
             # never compiles again for another scheduler; the UNet turns it into float32 anyway.
-            noise_pred = unet(model_input, t.float(), encoder_hidden_states=emb, return_dict=False)[0]
+            noise_pred = unet(model_input, t.float(), return_dict=False, **kwargs)[0]
             if self.guided:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (cond - uncond)
-            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         return latents
 
@@ -316,7 +426,8 @@ class _Render:
         while i < latents.shape[0]:
             part = latents[i:i + step]
             try:
-                decoded = vae.decode(part / vae.config.scaling_factor, return_dict=False)[0]
+                # an SDXL VAE may stay in fp32 (models.load_pipeline): decode in its dtype
+                decoded = vae.decode(part.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             except Exception as err:  # noqa: BLE001 — only out-of-memory is handled here
                 if not _is_oom(err):
                     raise
@@ -346,6 +457,15 @@ class _Render:
             self.progress(Progress(frames_done=self.frames_done, frames_total=self.req.frames, step=step,
                                    steps=steps if steps is not None else self.steps_per_frame,
                                    fraction=fraction, stage=stage))
+
+
+def _tensors(kwargs: dict):
+    """The tensors among UNet keyword arguments (one level of nested dicts: SDXL's added conditions)."""
+    for value in kwargs.values():
+        if isinstance(value, dict):
+            yield from _tensors(value)
+        elif isinstance(value, torch.Tensor):
+            yield value
 
 
 def _free_memory(device: torch.device) -> None:

@@ -6,6 +6,7 @@ so a bad prompt or number gets the same clear message everywhere.
 from __future__ import annotations
 
 import dataclasses
+import os
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -16,10 +17,11 @@ MAX_PROMPT_CHARS = 1000
 MAX_CANDIDATES = 9
 SEED_MAX = 2**32 - 1
 
-#: Deterministic schedulers only: every frame must see the same noise at every step.
-SCHEDULERS = ("dpm++2m", "ddim", "pndm", "euler")
+#: Every frame must see the same noise at every step: deterministic schedulers, and ``lcm``, whose multistep
+#: sampling adds fresh noise at each step, which the engine makes the same noise for every frame.
+SCHEDULERS = ("dpm++2m", "ddim", "pndm", "euler", "lcm")
 #: Schedulers people ask for that add fresh noise per step (and so break frame coherence).
-STOCHASTIC_SCHEDULERS = ("euler_a", "euler-ancestral", "dpm++2m-sde", "dpm++sde", "ddpm", "lcm", "k_euler_a")
+STOCHASTIC_SCHEDULERS = ("euler_a", "euler-ancestral", "dpm++2m-sde", "dpm++sde", "ddpm", "k_euler_a")
 INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
 
@@ -56,8 +58,10 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
 class RenderRequest:
     """One morph from ``prompt_a`` (t=0) to ``prompt_b`` (t=1).
 
-    ``size`` None means the model's native size (512 for SD 1.x, 768 for SD 2.x 768-v, 64 for ``tiny``).
-    ``seed_b``, when given, slerps the starting noise from ``seed``'s to ``seed_b``'s along t.
+    ``size`` None means the model's native size (512 for SD 1.x, 768 for SD 2.x 768-v, 1024 for SDXL, 64 for
+    ``tiny``). ``steps``, ``guidance`` and ``scheduler`` None mean the model's defaults (its profile, see
+    :mod:`morph.profiles`: 25 DPM-Solver++ steps with guidance for most models, 4 steps without guidance for
+    Turbo/Lightning). ``seed_b``, when given, slerps the starting noise from ``seed``'s to ``seed_b``'s along t.
     """
 
     prompt_a: str
@@ -66,10 +70,10 @@ class RenderRequest:
     seed: int = 0
     seed_b: int | None = None
     negative: str = ""
-    steps: int = 25
+    steps: int | None = None
     size: int | None = None
-    guidance: float = 7.5
-    scheduler: str = "dpm++2m"
+    guidance: float | None = None
+    scheduler: str | None = None
     interpolation: str = "lerp"
     pacing: str = "perceptual"
     candidates: int = 5
@@ -81,7 +85,8 @@ class RenderRequest:
         r.prompt_b = clean_prompt(r.prompt_b, "second prompt")
         r.negative = clean_prompt(r.negative, "negative prompt") if (r.negative or "").strip() else ""
         _int_in("frames", r.frames, MIN_FRAMES, MAX_FRAMES)
-        _int_in("steps", r.steps, MIN_STEPS, MAX_STEPS)
+        if r.steps is not None:
+            _int_in("steps", r.steps, MIN_STEPS, MAX_STEPS)
         _int_in("seed", r.seed, 0, SEED_MAX)
         if r.seed_b is not None:
             _int_in("second seed", r.seed_b, 0, SEED_MAX)
@@ -91,13 +96,13 @@ class RenderRequest:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
                 raise MorphError(f"size must be a multiple of 8 (got {r.size}; try {r.size // 8 * 8}).")
-        if not (0.0 <= float(r.guidance) <= 30.0):
+        if r.guidance is not None and not (0.0 <= float(r.guidance) <= 30.0):
             raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
-        r.scheduler = (r.scheduler or "").strip().lower()
+        r.scheduler = (r.scheduler or "").strip().lower() or None
         if r.scheduler in STOCHASTIC_SCHEDULERS:
             raise MorphError(f"scheduler '{r.scheduler}' adds fresh noise at every step, so neighbouring frames "
                              f"would not match; use one of: {', '.join(SCHEDULERS)}.")
-        if r.scheduler not in SCHEDULERS:
+        if r.scheduler is not None and r.scheduler not in SCHEDULERS:
             raise MorphError(f"unknown scheduler '{r.scheduler}'; use one of: {', '.join(SCHEDULERS)}.")
         if r.interpolation not in INTERPOLATIONS:
             raise MorphError(f"interpolation must be one of: {', '.join(INTERPOLATIONS)}.")
@@ -149,3 +154,34 @@ class RenderResult:
     seconds: float = 0.0
     model: str = ""
     request: RenderRequest | None = None
+
+
+def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
+    """LoRA styles as ``MORPH_LORAS`` and ``morph render --lora`` write them: comma-separated
+    ``path[:weight]`` entries, e.g. ``styles/ink.safetensors:0.8, styles/film.safetensors`` (weight 1 when
+    left out; 0 turns a LoRA off, negative weights push away from its style). Each path must be an existing
+    ``.safetensors`` file. Returns ((path, weight), ...) in the given order; raises MorphError naming the
+    bad entry."""
+    out = []
+    for raw in (text or "").split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        path, weight = entry, 1.0
+        head, sep, tail = entry.rpartition(":")
+        if sep and "/" not in tail and "\\" not in tail:  # "path:0.8", not the drive of "C:\\styles\\ink…"
+            try:
+                weight = float(tail)
+            except ValueError:
+                raise MorphError(f"LoRA '{entry}': the weight after ':' must be a number, e.g. "
+                                 "styles/ink.safetensors:0.8.") from None
+            path = head.strip()
+        if weight != weight or abs(weight) == float("inf"):
+            raise MorphError(f"LoRA '{entry}': the weight must be a finite number.")
+        if not path.endswith(".safetensors"):
+            raise MorphError(f"LoRA '{entry}': give a .safetensors file (as diffusers and kohya trainers save "
+                             "them).")
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise MorphError(f"LoRA '{entry}': no such file '{path}'.")
+        out.append((os.path.expanduser(path), weight))
+    return tuple(out)

@@ -15,3 +15,28 @@ def tiny_morpher():
     from morph import Morpher
 
     return Morpher("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def make_lora():
+    """``make_lora(model, path, seed=0)``: write a small LoRA for the built-in ``model`` (tiny or tiny-sdxl) to
+    ``path`` (a .safetensors file) and return the path as a string: rank 4 on every attention projection of
+    the UNet, random (not zero) weights, saved with the pipeline's own ``save_lora_weights``."""
+    def make(model: str, path, seed: int = 0) -> str:
+        import torch
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft import LoraConfig
+        from peft.utils import get_peft_model_state_dict
+
+        from morph import models
+
+        pipe = models._build_builtin(tiny=True, xl=model == "tiny-sdxl")  # a fresh copy: the cached one stays clean
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                             target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
+        type(pipe).save_lora_weights(str(path.parent), unet_lora_layers=layers, weight_name=path.name)
+        return str(path)
+
+    return make

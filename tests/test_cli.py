@@ -105,6 +105,18 @@ def test_all_render_options_and_long_prompt_warning(tmp_path, capsys):
     assert "77" in warning and "zebra" in warning  # names what was dropped
 
 
+def test_sdxl_with_a_lora_and_a_few_step_profile(tmp_path, capsys, make_lora):
+    style = make_lora("tiny-sdxl", tmp_path / "style.safetensors")
+    gif = tmp_path / "xl.gif"
+    code, out, err = run_main(["render", "a dog", "a cat", "--frames", "3", "--model", "tiny-sdxl",
+                               "--profile", "turbo", "--lora", f"{style}:0.7", "--device", "cpu", "-q",
+                               "-o", str(gif)], capsys)
+    assert code == 0, err
+    _, n, size = gif_frames(gif)
+    assert n == 3 and size == (96, 96)  # tiny-sdxl's own size
+    assert "sampling: 4 steps euler, guidance 0" in out
+
+
 def test_model_that_cannot_be_loaded_exits_2_without_file(tmp_path, capsys):
     gif = tmp_path / "x.gif"
     code, out, err = run_main(["render", "a dog", "a cat", "--model", "nobody-here/no-such-model", "-o", str(gif),
@@ -153,6 +165,9 @@ BAD = [
     (["a dog", "a cat", "--budget-mb", "0"], "budget-mb must be positive"),
     (["a dog", "a cat", "--budget-mb", "inf"], "budget-mb must be positive"),
     (["a dog", "a cat", "--device", "tpu"], "unknown device"),
+    (["a dog", "a cat", "--profile", "fast"], "--profile must be one of"),
+    (["a dog", "a cat", "--lora", "styles/none.safetensors:0.5"], "no such file"),
+    (["a dog", "a cat", "--steps", "25", "--profile", "turbo", "--model", "tiny"], "distilled for 1-8 steps"),
     (["a dog"], "required"),
 ]
 
@@ -252,6 +267,9 @@ def test_bench_smoke(capsys):
 
     assert bench_main(["--frames", "6", "--steps", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
+    # both built-in test models, one after the other, each against its own baseline
+    assert "model tiny (standard profile)" in out and "model tiny-sdxl (standard profile)" in out
+    assert out.count("same pictures?") == 2
     for row in ("| per-frame pipeline calls (the article's way) | 2 | 6 |", "| engine, uniform pacing | 8 | 2 |",
                 "| engine, perceptual pacing |", "| uniform |", "| perceptual |", "ratio baseline/engine"):
         assert row in out, row

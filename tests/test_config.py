@@ -14,9 +14,9 @@ def test_defaults_without_anything():
     assert s.data_dir == Path("data/artifacts")
     assert s.model == DEFAULT_MODEL
     assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (2, 20, 30.0)
-    assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (24, 60, 25, 14.0)
+    assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (24, 60, None, 14.0)
     assert s.api_base is None and s.gateway_url is None and s.owner_ids == () and s.dev_guild_id is None
-    assert s.compile is False
+    assert s.compile is False and s.loras == () and s.profile == "auto"
 
 
 def test_playground_defaults_to_tiny_unless_set():
@@ -58,6 +58,9 @@ def test_environment_values_are_parsed():
     ({"DISCORD_API_BASE": "127.0.0.1:80"}, ["DISCORD_API_BASE", "http://"]),
     ({"DISCORD_GATEWAY_URL": "http://x"}, ["DISCORD_GATEWAY_URL", "ws://"]),
     ({"MORPH_COMPILE": "maybe"}, ["MORPH_COMPILE", "1 or 0", "'maybe'"]),
+    ({"MORPH_PROFILE": "fast"}, ["MORPH_PROFILE", "turbo", "lcm", "'fast'"]),
+    ({"MORPH_LORAS": "styles/missing.safetensors:0.8"}, ["MORPH_LORAS", "no such file", "styles/missing.safetensors"]),
+    ({"MORPH_LORAS": "ink.ckpt"}, ["MORPH_LORAS", ".safetensors"]),
 ])
 def test_bad_values_raise_config_error_naming_the_variable(env, words):
     with pytest.raises(ConfigError) as e:
@@ -95,7 +98,8 @@ def test_env_example_lists_every_setting_and_parses():
     for key in ("DISCORD_TOKEN", "DEV_GUILD_ID", "OWNER_IDS", "MORPH_MODEL", "MORPH_DEVICE", "MORPH_DB",
                 "MORPH_DATA_DIR", "MORPH_RETENTION_DAYS", "MORPH_MAX_USER_ACTIVE", "MORPH_MAX_GUILD_QUEUE",
                 "MORPH_COOLDOWN_S", "MORPH_DEFAULT_FRAMES", "MORPH_MAX_FRAMES", "MORPH_DEFAULT_STEPS",
-                "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "MORPH_WORKER_ID"):
+                "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "MORPH_WORKER_ID", "MORPH_LORAS",
+                "MORPH_PROFILE"):
         assert key in keys
     # the example itself yields the defaults
     assert Settings.from_env({}, ROOT / ".env.example") == Settings.from_env({}, None)
@@ -119,3 +123,13 @@ def test_playground_address_comes_from_dotenv_too(tmp_path):
     assert (Settings.from_env({}, None).playground_host, Settings.from_env({}, None).playground_port) == ("127.0.0.1", 8765)
     with pytest.raises(ConfigError, match="PLAYGROUND_PORT"):
         Settings.from_env({"PLAYGROUND_PORT": "70000"}, None)
+
+
+def test_loras_and_profile(tmp_path):
+    ink, film = tmp_path / "ink.safetensors", tmp_path / "film.safetensors"
+    ink.write_bytes(b"x")
+    film.write_bytes(b"x")
+    s = Settings.from_env({"MORPH_LORAS": f" {ink}:0.8 , {film}", "MORPH_PROFILE": "LCM"}, None)
+    assert s.loras == ((str(ink), 0.8), (str(film), 1.0)) and s.profile == "lcm"
+    with pytest.raises(ConfigError, match="MORPH_LORAS.*weight after ':' must be a number"):
+        Settings.from_env({"MORPH_LORAS": f"{ink}:strong"}, None)

@@ -75,7 +75,7 @@ def test_endpoints_equal_plain_pipeline_renders(morpher, scheduler):
         pipe.scheduler = make_scheduler(pipe, scheduler)
         for index, prompt in ((0, DOG), (-1, CAT)):
             plain = pipe(prompt, negative_prompt="blurry", latents=morpher.noise(req.seed, 64),
-                         num_inference_steps=5, guidance_scale=req.guidance, output_type="np").images[0]
+                         num_inference_steps=5, guidance_scale=result.request.guidance, output_type="np").images[0]
             ours = np.asarray(result.frames[index]).astype(np.float64) / 255
             assert np.abs(ours - plain).max() <= 1.01 / 255  # uint8 rounding only
     finally:
@@ -304,7 +304,8 @@ def test_other_sizes_and_device_info(morpher):
     info = morpher.device_info()
     assert info["device"] == "cpu" and info["model"] == "tiny" and info["native_size"] == 64
     assert info["memory_total"] is None or info["memory_total"] > 0
-    assert set(info) == {"device", "memory_total", "memory_free", "model", "native_size"}
+    assert info["profile"] == "standard"
+    assert set(info) == {"device", "memory_total", "memory_free", "model", "native_size", "profile"}
 
 
 def test_bad_model_is_a_morph_error():

@@ -129,3 +129,71 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(MorphError, match="no usable CUDA"):
             models.resolve_device("cuda")
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl():
+    return models.load_pipeline("tiny-sdxl", "cpu")
+
+
+def test_tiny_sdxl_uses_the_real_sdxl_pipeline_classes(tiny_sdxl):
+    from diffusers import StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    assert isinstance(tiny_sdxl, StableDiffusionXLPipeline) and models.is_sdxl(tiny_sdxl)
+    assert isinstance(tiny_sdxl.text_encoder, CLIPTextModel)
+    assert isinstance(tiny_sdxl.text_encoder_2, CLIPTextModelWithProjection)
+    assert tiny_sdxl.unet.config.addition_embed_type == "text_time"
+    assert models.native_size(tiny_sdxl) == 96
+    assert not models.is_sdxl(models.load_pipeline("tiny", "cpu"))
+    # as fast as tiny: about a million UNet parameters
+    assert sum(p.numel() for p in tiny_sdxl.unet.parameters()) < 2_000_000
+
+
+def test_sdxl_random_has_the_real_architecture():
+    pipe = models._build_builtin(tiny=False, device=torch.device("meta"), xl=True)
+    count = {n: sum(p.numel() for p in getattr(pipe, n).parameters()) for n in ("unet", "vae")}
+    assert count["unet"] == 2_567_463_684  # SDXL base 1.0's UNet
+    assert count["vae"] == 83_653_863
+    unet = pipe.unet.config
+    assert tuple(unet.block_out_channels) == (320, 640, 1280) and unet.cross_attention_dim == 2048
+    assert tuple(unet.transformer_layers_per_block) == (1, 2, 10)
+    te2 = pipe.text_encoder_2.config
+    assert (te2.hidden_size, te2.num_hidden_layers, te2.projection_dim) == (1280, 32, 1280)
+    assert models.native_size(pipe) == 1024
+    assert pipe.vae.config.scaling_factor == 0.13025 and pipe.vae.config.force_upcast
+
+
+@pytest.mark.parametrize("name,cls", [("tiny", "StableDiffusionPipeline"), ("tiny-sdxl", "StableDiffusionXLPipeline")])
+def test_a_saved_model_folder_loads_with_its_pipeline_class(tmp_path, name, cls):
+    """The from_pretrained path on real files: a saved built-in model loads as itself, same weights."""
+    original = models.load_pipeline(name, "cpu")
+    original.save_pretrained(tmp_path / name)
+    loaded = models.load_pipeline(str(tmp_path / name), "cpu")
+    assert type(loaded).__name__ == cls and loaded is not original
+    assert models.native_size(loaded) == models.native_size(original)
+    ours, theirs = original.unet.state_dict(), loaded.unet.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.parametrize("class_name", ["StableDiffusion3Pipeline", "FluxPipeline", "KandinskyV22Pipeline"])
+def test_other_architectures_are_refused_naming_what_is_supported(tmp_path, class_name):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": class_name,
+                                                            "transformer": ["diffusers", "SD3Transformer2DModel"]}))
+    with pytest.raises(MorphError) as info:
+        models.load_pipeline(str(tmp_path), "cpu")
+    msg = str(info.value)
+    assert class_name in msg and "1.x/2.x" in msg and "SDXL" in msg and "'tiny'" in msg
+    assert "\n" not in msg
+
+
+def test_lcm_scheduler_and_trailing_spacing(tiny, caplog):
+    lcm = models.make_scheduler(tiny, "lcm")
+    assert type(lcm).__name__ == "LCMScheduler" and lcm.config.beta_end == tiny.scheduler.config.beta_end
+    assert "were passed to LCMScheduler" not in caplog.text  # no warning per batch about PNDM-only settings
+    euler = models.make_scheduler(tiny, "euler", timestep_spacing="trailing")
+    euler.set_timesteps(4)
+    assert euler.timesteps.tolist() == [999.0, 749.0, 499.0, 249.0]  # Turbo/Lightning's spacing
+    own = models.make_scheduler(tiny, "euler")
+    own.set_timesteps(4)
+    assert own.timesteps.tolist() != euler.timesteps.tolist()  # without it, the model's own spacing
