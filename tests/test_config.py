@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_defaults_without_anything():
     s = Settings.from_env({}, dotenv_path=None)
     assert s.discord_token == ""
-    assert s.db_path == Path("data/morph.sqlite3")
-    assert s.data_dir == Path("data/artifacts")
+    assert s.db_path == Path.cwd() / "data" / "morph.sqlite3"  # made absolute once, at start
+    assert s.data_dir == Path.cwd() / "data" / "artifacts"
     assert s.model == DEFAULT_MODEL
     assert (s.max_user_active, s.max_guild_queue, s.cooldown_s) == (2, 20, 30.0)
     assert (s.default_frames, s.max_frames, s.default_steps, s.retention_days) == (24, 60, None, 14.0)
