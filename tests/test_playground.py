@@ -460,14 +460,15 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await replies.last.locator("img[src$='.png']").wait_for(timeout=30000)
 
             # a reaction button adds Ada's reaction (MESSAGE_REACTION_ADD): counted, and answered with a reply
+            # (3️⃣: candidate 2 she already picked with its button would not be posted again)
             n_replies = await replies.count()
-            await result.locator("button.reaction").nth(1).click()
+            await result.locator("button.reaction").nth(2).click()
             await page.wait_for_function(
                 f"document.querySelectorAll(\".msg-ref[data-target='{result_id}']\").length > {n_replies}")
             await replies.last.locator("img[src$='.png']").wait_for(timeout=30000)
             await result.locator("button.reaction.me").wait_for()
-            assert await result.locator("button.reaction").nth(1).locator("span").inner_text() == "2"
-            assert "candidate 2" in await replies.last.inner_text()
+            assert await result.locator("button.reaction").nth(2).locator("span").inner_text() == "2"
+            assert "candidate 3" in await replies.last.inner_text()
 
             # /morph-queue answers only Ada, marked as such
             await box.type("/morph-queue")
