@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot import messages as msg
 from bot.config import Settings
 from bot.delivery import Delivery
+from bot import sharding
 from bot.views import DYNAMIC_ITEMS, ephemeral
 from morph.request import MorphError
 
@@ -76,6 +77,8 @@ class MorphBot(commands.Bot):
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
                  store=None, start_worker: bool = True, **options) -> None:
+        if settings.shard_count is not None and not isinstance(self, discord.AutoShardedClient):
+            raise TypeError("DISCORD_SHARD_COUNT is set: run ShardedMorphBot (make_bot(settings) picks it)")
         options.setdefault("intents", discord.Intents.default())  # no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("help_command", None)
@@ -117,6 +120,11 @@ class MorphBot(commands.Bot):
             if self.settings.api_base is None:  # an invite link means nothing for the playground's fake
                 print(f"Invite the bot with: {self.invite}", flush=True)
             log.info("invite URL: %s", self.invite)
+
+    def owns_guild(self, guild_id: int | None) -> bool:
+        """Whether this process runs the Discord shard of ``guild_id`` (None: a DM, shard 0), so it hears
+        that guild and must be the one to deliver its jobs. Always true unsharded."""
+        return sharding.owns_guild(guild_id, self.settings.shard_count, self.settings.shard_ids)
 
     def _application_owners(self) -> frozenset[int]:
         app = self.application
@@ -168,3 +176,23 @@ class MorphBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+
+class ShardedMorphBot(MorphBot, commands.AutoShardedBot):
+    """MorphBot on Discord shards: runs shards ``settings.shard_ids`` (all when None) of
+    ``settings.shard_count`` in this process, one gateway session each (discord.py's AutoShardedBot).
+    Several such processes, each with its own shards, together hear every guild once."""
+
+    def __init__(self, settings: Settings, **kwargs) -> None:
+        if settings.shard_count is None:
+            raise TypeError("ShardedMorphBot needs settings.shard_count (DISCORD_SHARD_COUNT)")
+        kwargs.setdefault("shard_count", settings.shard_count)
+        kwargs.setdefault("shard_ids", None if settings.shard_ids is None else list(settings.shard_ids))
+        super().__init__(settings, **kwargs)
+
+
+def make_bot(settings: Settings, **kwargs) -> MorphBot:
+    """The bot the settings ask for: the plain single-session MorphBot, or ShardedMorphBot when
+    DISCORD_SHARD_COUNT is set. Keyword arguments as for MorphBot."""
+    cls = MorphBot if settings.shard_count is None else ShardedMorphBot
+    return cls(settings, **kwargs)

@@ -98,6 +98,6 @@ from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage
 
 __all__ = [
     "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
-    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "GatewaySession", "InteractionFailed", "OptionRejected", "RateLimit",
-    "RecordedRequest", "UploadedFile",
+    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "GatewaySession", "InteractionFailed", "OptionRejected",
+    "RateLimit", "RecordedRequest", "UploadedFile",
 ]

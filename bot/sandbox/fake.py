@@ -778,9 +778,10 @@ class FakeDiscord:
     async def drop_gateway(self, mode: str = "close", *, session: GatewaySession | str | None = None,
                            shard: int | None = None) -> int:
         """Cut the bot's gateway connection(s): all, one ``session`` (or its id), or those of shard id
-        ``shard`` (an unsharded session is shard 0, as on Discord). ``close``: close code 4000, the client RESUMEs and gets what it missed; ``reconnect``: op 7
-        RECONNECT; ``invalidate``: op 9 (not resumable), the client IDENTIFYs again and events sent meanwhile
-        are lost, as on Discord. Returns how many connections were cut."""
+        ``shard`` (an unsharded session is shard 0, as on Discord). ``close``: close code 4000, the client
+        RESUMEs and gets what it missed; ``reconnect``: op 7 RECONNECT; ``invalidate``: op 9 (not
+        resumable), the client IDENTIFYs again and events sent meanwhile are lost, as on Discord. Returns
+        how many connections were cut."""
         sid = getattr(session, "id", session)
         n = 0
         for conn in list(self._conns):
