@@ -9,9 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot import sharding
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot import sharding
 from bot.views import DYNAMIC_ITEMS, ephemeral
 from morph.request import MorphError
 
@@ -72,7 +72,8 @@ class MorphBot(commands.Bot):
 
     ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
     an opened Store (not closed by the bot). Other keyword arguments go to ``commands.Bot``
-    (e.g. ``guild_ready_timeout``).
+    (e.g. ``guild_ready_timeout``). Sharded settings (DISCORD_SHARD_COUNT) need :class:`ShardedMorphBot`;
+    :func:`make_bot` picks the right class.
     """
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
