@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot import sharding
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.views import DYNAMIC_ITEMS, ephemeral
@@ -72,11 +73,14 @@ class MorphBot(commands.Bot):
 
     ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
     an opened Store (not closed by the bot). Other keyword arguments go to ``commands.Bot``
-    (e.g. ``guild_ready_timeout``).
+    (e.g. ``guild_ready_timeout``). Sharded settings (DISCORD_SHARD_COUNT) need :class:`ShardedMorphBot`;
+    :func:`make_bot` picks the right class.
     """
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
                  store=None, start_worker: bool = True, **options) -> None:
+        if settings.shard_count is not None and not isinstance(self, discord.AutoShardedClient):
+            raise TypeError("DISCORD_SHARD_COUNT is set: run ShardedMorphBot (make_bot(settings) picks it)")
         options.setdefault("intents", discord.Intents.default())  # no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("help_command", None)
@@ -118,6 +122,11 @@ class MorphBot(commands.Bot):
             if self.settings.api_base is None:  # an invite link means nothing for the playground's fake
                 print(f"Invite the bot with: {self.invite}", flush=True)
             log.info("invite URL: %s", self.invite)
+
+    def owns_guild(self, guild_id: int | None) -> bool:
+        """Whether this process runs the Discord shard of ``guild_id`` (None: a DM, shard 0), so it hears
+        that guild and must be the one to deliver its jobs. Always true unsharded."""
+        return sharding.owns_guild(guild_id, self.settings.shard_count, self.settings.shard_ids)
 
     def _application_owners(self) -> frozenset[int]:
         app = self.application
@@ -169,3 +178,23 @@ class MorphBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+
+class ShardedMorphBot(MorphBot, commands.AutoShardedBot):
+    """MorphBot on Discord shards: runs shards ``settings.shard_ids`` (all when None) of
+    ``settings.shard_count`` in this process, one gateway session each (discord.py's AutoShardedBot).
+    Several such processes, each with its own shards, together hear every guild once."""
+
+    def __init__(self, settings: Settings, **kwargs) -> None:
+        if settings.shard_count is None:
+            raise TypeError("ShardedMorphBot needs settings.shard_count (DISCORD_SHARD_COUNT)")
+        kwargs.setdefault("shard_count", settings.shard_count)
+        kwargs.setdefault("shard_ids", None if settings.shard_ids is None else list(settings.shard_ids))
+        super().__init__(settings, **kwargs)
+
+
+def make_bot(settings: Settings, **kwargs) -> MorphBot:
+    """The bot the settings ask for: the plain single-session MorphBot, or ShardedMorphBot when
+    DISCORD_SHARD_COUNT is set. Keyword arguments as for MorphBot."""
+    cls = MorphBot if settings.shard_count is None else ShardedMorphBot
+    return cls(settings, **kwargs)

@@ -50,6 +50,10 @@ class Settings:
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
     gateway_url: str | None = None  # DISCORD_GATEWAY_URL; None = real Discord
+    #: DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS: this process runs Discord shards ``shard_ids`` (None: all)
+    #: of ``shard_count``. ``shard_count`` None (the default): unsharded, one gateway session.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
     #: MORPH_WORKER_ID: names this process's render worker in the database. A restarted process takes
     #: back at once the jobs its earlier run left ``running``; so every process that renders from the
     #: same database needs its own id (default: the host name, enough for one process per host).
@@ -103,10 +107,13 @@ class Settings:
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
             gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),
+            shard_count=_int(get, "DISCORD_SHARD_COUNT", None, lo=1),
+            shard_ids=_shard_ids(get),
             worker_id=get("MORPH_WORKER_ID") or socket.gethostname(),
             playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
             playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
         )
+        _check_shards(s.shard_count, s.shard_ids)
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
             raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")
         if s.profile not in PROFILE_NAMES:
@@ -219,6 +226,32 @@ def _id_list(get, name: str) -> tuple[int, ...]:
             raise ConfigError(f"{name} must be Discord user ids separated by commas (bad entry {part!r}).")
         ids.append(int(part))
     return tuple(ids)
+
+
+def _shard_ids(get) -> tuple[int, ...] | None:
+    raw = get("DISCORD_SHARD_IDS")
+    if raw is None:
+        return None
+    parts = [p for p in re.split(r"[,\s]+", raw) if p]
+    bad = [p for p in parts if not p.isdigit()]
+    if bad or not parts:
+        raise ConfigError(f"DISCORD_SHARD_IDS must be shard numbers separated by commas, e.g. 0,1 "
+                          f"(got {raw!r}).")
+    return tuple(int(p) for p in parts)
+
+
+def _check_shards(count: int | None, ids: tuple[int, ...] | None) -> None:
+    if ids is None:
+        return
+    if count is None:
+        raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the bot's total number of shards "
+                          "(e.g. DISCORD_SHARD_COUNT=4 with DISCORD_SHARD_IDS=0,1 here and 2,3 elsewhere).")
+    outside = [i for i in ids if i >= count]
+    if outside:
+        raise ConfigError(f"DISCORD_SHARD_IDS must be between 0 and {count - 1} with DISCORD_SHARD_COUNT={count} "
+                          f"(got {', '.join(map(str, outside))}).")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"DISCORD_SHARD_IDS lists a shard twice ({', '.join(map(str, ids))}).")
 
 
 def _url(get, name: str, schemes: tuple[str, ...]) -> str | None:

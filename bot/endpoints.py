@@ -2,8 +2,10 @@
 
 discord.py builds every REST URL from the class attribute ``discord.http.Route.BASE`` (webhooks and
 interaction callbacks use the same ``Route``) and opens the gateway at
-``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`` when a plain (non-sharded) client connects. After
-READY it resumes at the ``resume_gateway_url`` the server sent, so the server must send its own URL there.
+``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`` when a plain client connects, and so does an
+AutoShardedClient given a ``shard_count`` (the bot always gives one when sharded; without one, discord.py
+would connect to the ``url`` of GET /gateway/bot, which the fake answers with its own). After READY it
+resumes at the ``resume_gateway_url`` the server sent, so the server must send its own URL there.
 Nothing else in the bot knows which server it talks to.
 """
 from __future__ import annotations

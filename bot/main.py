@@ -64,7 +64,7 @@ def choose_mode(*, playground: bool, auto: bool, env=None, dotenv_path=".env"):
 
 
 def run_bot(settings) -> int:
-    from bot.bot import MorphBot
+    from bot.bot import make_bot
     from bot.db import MigrationError
     from bot.endpoints import current_endpoints, use_discord_endpoints
 
@@ -72,8 +72,12 @@ def run_bot(settings) -> int:
     if settings.api_base or settings.gateway_url:
         log.info("using Discord endpoints %s and %s", *current_endpoints())
 
+    if settings.shard_count is not None:
+        ids = settings.shard_ids if settings.shard_ids is not None else range(settings.shard_count)
+        log.info("running Discord shards %s of %d", ", ".join(map(str, ids)), settings.shard_count)
+
     async def runner() -> None:
-        async with MorphBot(settings) as bot:
+        async with make_bot(settings) as bot:
             await bot.start(settings.discord_token)
 
     try:

@@ -133,3 +133,27 @@ def test_loras_and_profile(tmp_path):
     assert s.loras == ((str(ink), 0.8), (str(film), 1.0)) and s.profile == "lcm"
     with pytest.raises(ConfigError, match="MORPH_LORAS.*weight after ':' must be a number"):
         Settings.from_env({"MORPH_LORAS": f"{ink}:strong"}, None)
+
+
+def test_shard_settings_are_parsed_and_checked():
+    s = Settings.from_env({}, None)
+    assert s.shard_count is None and s.shard_ids is None  # unsharded: one gateway session, as always
+    s = Settings.from_env({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "2, 0"}, None)
+    assert (s.shard_count, s.shard_ids) == (4, (2, 0))
+    s = Settings.from_env({"DISCORD_SHARD_COUNT": "3"}, None)
+    assert (s.shard_count, s.shard_ids) == (3, None)  # every shard of the count in this process
+    for env, words in [
+        ({"DISCORD_SHARD_COUNT": "0"}, ["DISCORD_SHARD_COUNT", "at least 1"]),
+        ({"DISCORD_SHARD_COUNT": "two"}, ["DISCORD_SHARD_COUNT", "whole number"]),
+        ({"DISCORD_SHARD_IDS": "0"}, ["DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT"]),
+        ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "0,2"}, ["between 0 and 1", "got 2"]),
+        ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "-1"}, ["DISCORD_SHARD_IDS", "'-1'"]),
+        ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "one"}, ["DISCORD_SHARD_IDS", "'one'"]),
+        ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": ",,"}, ["DISCORD_SHARD_IDS", "',,'"]),
+        ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "1,1"}, ["DISCORD_SHARD_IDS", "twice"]),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            Settings.from_env(env, None)
+        for w in words:
+            assert w in str(e.value), (env, str(e.value))
+    assert {"DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS"} <= parse_dotenv((ROOT / ".env.example").read_text()).keys()

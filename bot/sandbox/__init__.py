@@ -40,7 +40,7 @@ Looking at what happened::
     fake.unknown_routes   # [(method, path)] answered 404 — a test should assert it is empty
     fake.violations       # Discord rules the bot broke (late/duplicate acks, limits, expired tokens, …)
     fake.commands         # synced commands per scope (None = global), with default_member_permissions
-    fake.interactions, fake.gateway_stats (connects, identifies, resumes, drops)
+    fake.interactions, fake.gateway_stats (connects, identifies, resumes, drops: totals of all sessions)
 
 Rules enforced (violations are answered as Discord does *and* appended to ``fake.violations``):
 3 s to the first interaction response (late → 10062 Unknown interaction, the interaction fails); one
@@ -60,6 +60,20 @@ headers and JSON ``retry_after`` (``retry_after=0.3``) so discord.py's own limit
 X-RateLimit-* headers and 429s over the limit; ``fake.use_discord_rate_limits()`` installs the usual
 buckets; ``fake.invalid_requests`` counts 401/403/429 answers.
 
+Shards (as on Discord: https://discord.com/developers/docs/events/gateway#sharding)::
+
+    g = fake.add_guild("Big", shard=(1, 2))       # an id with (id >> 22) % 2 == 1
+    fake.recommended_shards = 2                   # GET /gateway/bot "shards" (AutoShardedClient asks it)
+    await fake.wait_until_ready(shard_count=2)    # every shard of that count connected; or sessions=N
+    fake.sessions, fake.connected_shards          # GatewaySession: id, shard, connected, received(event)
+    await fake.drop_gateway(shard=1)              # or session=…; default: every connection
+
+A session that IDENTIFYs with ``shard: [id, count]`` gets READY with only its shard's guilds and then only
+their events (GUILD_CREATE/DELETE, messages, reactions, members, INTERACTION_CREATE); DMs go to shard 0; an
+invalid ``shard`` is closed with 4010. Every session of a shard gets each event: two processes on one
+shard both receive every interaction (and only one may answer it). A session without ``shard`` gets
+everything.
+
 Events for the playground: ``q = fake.subscribe()`` (``fake.unsubscribe(q)``) yields dicts::
 
     {"type": "message_create" | "message_update", "channel_id": int, "message": {...Discord message JSON,
@@ -78,12 +92,12 @@ Attachment bytes: ``fake.attachment_bytes(id)`` or GET ``{fake.base_url}/attachm
 """
 from bot.sandbox.fake import (
     FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember, FakeRole, FakeUser, FaultRule,
-    InteractionFailed, OptionRejected, RateLimit, RecordedRequest, UploadedFile, eventually,
+    GatewaySession, InteractionFailed, OptionRejected, RateLimit, RecordedRequest, UploadedFile, eventually,
 )
 from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage
 
 __all__ = [
     "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
-    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "InteractionFailed", "OptionRejected", "RateLimit",
-    "RecordedRequest", "UploadedFile",
+    "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "GatewaySession", "InteractionFailed", "OptionRejected",
+    "RateLimit", "RecordedRequest", "UploadedFile",
 ]

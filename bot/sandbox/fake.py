@@ -23,8 +23,8 @@ from aiohttp import web
 from bot.sandbox.model import (
     ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, EPHEMERAL,
     INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, IS_COMPONENTS_V2, LOADING, MAX_FILES, TIER_UPLOAD_LIMITS,
-    ApiError, Attachment, Clock, FakeMessage, Snowflakes, check_not_empty, compute_pings, emoji_payload, iso,
-    permissions_value, validate_commands, validate_message_fields,
+    ApiError, Attachment, Clock, FakeMessage, Snowflakes, check_not_empty, compute_pings, emoji_payload,
+    identify_shard, iso, permissions_value, shard_of, validate_commands, validate_message_fields,
 )
 
 log = logging.getLogger("bot.sandbox")
@@ -193,9 +193,10 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None):
+    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None,
+                 guild_id: int | None = None):
         self.fake = fake
-        self.id = fake.ids.next()
+        self.id = guild_id or fake.ids.next()
         self.name = name
         self.premium_tier = premium_tier
         self.upload_limit = upload_limit or TIER_UPLOAD_LIMITS.get(premium_tier, DEFAULT_UPLOAD_LIMIT)
@@ -416,19 +417,42 @@ class _Req:
     headers: Any
 
 
-class _Session:
-    def __init__(self, sid: str, intents: int, shard: list | None):
+class GatewaySession:
+    """An identified gateway session; it outlives a dropped connection until it is resumed or invalidated.
+
+    ``shard`` is IDENTIFY's ``(shard_id, shard_count)``, or None for an unsharded session, which gets the
+    events of every guild. ``fake.sessions`` lists the live ones.
+    """
+
+    def __init__(self, sid: str, intents: int, shard: tuple[int, int] | None):
         self.id, self.intents, self.shard = sid, intents, shard
         self.seq = 0
-        self.log: collections.deque = collections.deque(maxlen=20000)
+        self.log: collections.deque = collections.deque(maxlen=20000)  # (seq, frame text) for RESUME
         self.conn: _Conn | None = None
+
+    def __repr__(self) -> str:
+        return f"<GatewaySession {self.id[:8]} shard={self.shard} connected={self.connected}>"
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Discord sends a guild's events to every session of the guild's shard, DMs (``None``) to shard 0's."""
+        return self.shard is None or shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+    def received(self, event: str | None = None) -> list[dict]:
+        """The ``d`` of the dispatches sent to this session (as far as the replay log reaches), oldest first;
+        only ``event`` ones when given."""
+        frames = (json.loads(text) for _, text in self.log)
+        return [f["d"] for f in frames if event in (None, f["t"])]
 
 
 class _Conn:
     def __init__(self, ws: web.WebSocketResponse):
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue()
-        self.session: _Session | None = None
+        self.session: GatewaySession | None = None
         self.dropped = False
         self.writer: asyncio.Task | None = None
 
@@ -486,7 +510,10 @@ class FakeDiscord:
         self._attachments: dict[int, Attachment] = {}
         self._faults: list[FaultRule] = []
         self._limits: list[RateLimit] = []
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, GatewaySession] = {}
+        #: ``shards`` in the answer to GET /gateway/bot: the count discord.py's AutoShardedClient runs
+        #: when it is given no shard_count
+        self.recommended_shards = 1
         self._conns: set[_Conn] = set()
         self._subscribers: list[asyncio.Queue] = []
         self._waiters: list[tuple[Callable[[FakeMessage], bool], asyncio.Future]] = []
@@ -546,12 +573,15 @@ class FakeDiscord:
         return user
 
     def add_guild(self, name: str = "Test Server", *, premium_tier: int = 0,
-                  upload_limit: int | None = None) -> FakeGuild:
-        """A guild with @everyone, an owner, the bot (with its own role) and a #general channel."""
-        guild = FakeGuild(self, name, premium_tier, upload_limit)
+                  upload_limit: int | None = None, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """A guild with @everyone, an owner, the bot (with its own role) and a #general channel.
+
+        ``shard=(shard_id, shard_count)`` picks its id so that it lives on that shard (Discord derives the
+        shard from the id: ``(guild_id >> 22) % shard_count``)."""
+        gid = self.ids.next_on_shard(*shard) if shard is not None else None
+        guild = FakeGuild(self, name, premium_tier, upload_limit, guild_id=gid)
         self.guilds[guild.id] = guild
-        if self._sessions:
-            self._dispatch("GUILD_CREATE", guild.payload(), intent=GUILDS)
+        self._dispatch("GUILD_CREATE", guild.payload(), guild_id=guild.id, intent=GUILDS)
         return guild
 
     def remove_guild(self, guild: FakeGuild) -> None:
@@ -560,8 +590,7 @@ class FakeDiscord:
         self.guilds.pop(guild.id, None)
         for cid in guild.channels:
             self.channels.pop(cid, None)
-        if self._sessions:
-            self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, intent=GUILDS)
+        self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, guild_id=guild.id, intent=GUILDS)
 
     def dm_channel(self, user: FakeUser) -> FakeChannel:
         for ch in self.channels.values():
@@ -600,16 +629,35 @@ class FakeDiscord:
         raise OptionRejected(f"/{name} is not a synced command (synced: {synced})")
 
     @property
-    def connected(self) -> bool:
-        return any(s.conn is not None for s in self._sessions.values())
+    def sessions(self) -> list[GatewaySession]:
+        """Identified gateway sessions that are still live or resumable, oldest first."""
+        return list(self._sessions.values())
 
-    async def wait_until_ready(self, timeout: float = 30.0, *, commands: bool = True) -> None:
-        """Wait until a bot identified on the gateway (and, by default, synced its commands)."""
+    @property
+    def connected(self) -> bool:
+        """Some session is connected right now."""
+        return any(s.connected for s in self._sessions.values())
+
+    @property
+    def connected_shards(self) -> set[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every connected sharded session."""
+        return {s.shard for s in self._sessions.values() if s.connected and s.shard is not None}
+
+    async def wait_until_ready(self, timeout: float = 30.0, *, commands: bool = True, sessions: int = 1,
+                               shard_count: int | None = None) -> None:
+        """Wait until ``sessions`` gateway sessions are connected (with ``shard_count``: until every shard
+        0..shard_count-1 of that count is) and, by default, commands were synced."""
+        def ready() -> bool:
+            connected = sum(s.connected for s in self._sessions.values())
+            shards = shard_count is None or self.connected_shards >= {(i, shard_count) for i in range(shard_count)}
+            return connected >= sessions and shards and bool(self.commands or not commands)
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not (self.connected and (self.commands or not commands)):
+        while not ready():
             if loop.time() > deadline:
-                raise TimeoutError(f"bot not ready after {timeout} s (connected={self.connected}, "
+                raise TimeoutError(f"bot not ready after {timeout} s (sessions={self.sessions}, "
+                                   f"wanted sessions={sessions} shard_count={shard_count}, "
                                    f"commands={list(self.commands)}, unknown_routes={self.unknown_routes})")
             await asyncio.sleep(0.02)
 
@@ -727,13 +775,18 @@ class FakeDiscord:
         body = body or {"message": "You are being rate limited.", "retry_after": ra, "global": False}
         return _json_response(429, body, headers)
 
-    async def drop_gateway(self, mode: str = "close") -> int:
-        """Cut the bot's gateway connection(s). ``close``: close code 4000, the client RESUMEs and gets what it
-        missed; ``reconnect``: op 7 RECONNECT; ``invalidate``: op 9 (not resumable), the client IDENTIFYs
-        again and events sent meanwhile are lost, as on Discord. Returns how many connections were cut."""
+    async def drop_gateway(self, mode: str = "close", *, session: GatewaySession | str | None = None,
+                           shard: int | None = None) -> int:
+        """Cut the bot's gateway connection(s): all, one ``session`` (or its id), or those of shard id
+        ``shard`` (an unsharded session is shard 0, as on Discord). ``close``: close code 4000, the client
+        RESUMEs and gets what it missed; ``reconnect``: op 7 RECONNECT; ``invalidate``: op 9 (not
+        resumable), the client IDENTIFYs again and events sent meanwhile are lost, as on Discord. Returns
+        how many connections were cut."""
+        sid = getattr(session, "id", session)
         n = 0
         for conn in list(self._conns):
-            if conn.session is None:
+            if conn.session is None or sid not in (None, conn.session.id) \
+                    or (shard is not None and (conn.session.shard or (0, 1))[0] != shard):
                 continue
             n += 1
             self.gateway_stats["drops"] += 1
@@ -974,7 +1027,7 @@ class FakeDiscord:
         if message is not None:
             payload["message"] = message.to_payload()
         it.sent_at = self.clock.monotonic()
-        self._dispatch("INTERACTION_CREATE", payload)
+        self._dispatch("INTERACTION_CREATE", payload, guild_id=guild.id if guild else None)
         asyncio.get_running_loop().call_later(INTERACTION_DEADLINE_S + 0.01, self._check_deadlines)
         self._emit({"type": "interaction_create", "interaction_id": it.id, "kind": itype,
                     "user_id": base_user.id, "channel_id": channel.id, "data": data})
@@ -1014,22 +1067,21 @@ class FakeDiscord:
             q.put_nowait(event)
 
     def _guild_event(self, name: str, guild: FakeGuild, data: dict) -> None:
-        if self._sessions and guild.id in self.guilds:
+        if guild.id in self.guilds:
             intent = GUILD_MEMBERS if name.startswith("GUILD_MEMBER") else GUILDS
-            self._dispatch(name, data, intent=intent)
+            self._dispatch(name, data, guild_id=guild.id, intent=intent)
 
-    def _dispatch(self, event: str, data: dict, *, intent: int = 0, needs_content: bool = False) -> None:
+    def _dispatch(self, event: str, data: dict, *, guild_id: int | None, intent: int = 0,
+                  needs_content: bool = False) -> None:
+        """Send an event of guild ``guild_id`` (None: a DM) to every session of its shard that asked for
+        ``intent``; without MESSAGE_CONTENT, others' messages arrive with their content blanked."""
         for s in list(self._sessions.values()):
-            if intent and not s.intents & intent:
+            if not s.owns(guild_id) or (intent and not s.intents & intent):
                 continue
             d = data
             if needs_content and not s.intents & MESSAGE_CONTENT:
                 d = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
-            s.seq += 1
-            text = json.dumps({"op": 0, "t": event, "s": s.seq, "d": d})
-            s.log.append((s.seq, text))
-            if s.conn is not None:
-                s.conn.queue.put_nowait(text)
+            self._send_to(s, event, d)
 
     def _message_event(self, name: str, msg: FakeMessage) -> None:
         if msg.ephemeral:
@@ -1047,7 +1099,8 @@ class FakeDiscord:
                 data["member"] = guild.members[author_id].payload(with_user=False)
         by_other = int(msg.author["id"]) != self.bot_user.id and msg.guild_id is not None \
             and f"<@{self.bot_user.id}>" not in msg.content
-        self._dispatch(name, data, intent=intent, needs_content=by_other and name != "MESSAGE_DELETE")
+        self._dispatch(name, data, guild_id=msg.guild_id, intent=intent,
+                       needs_content=by_other and name != "MESSAGE_DELETE")
 
     def _reaction_event(self, name: str, msg: FakeMessage, user_id: int, emoji: str) -> None:
         data = {"user_id": str(user_id), "channel_id": str(msg.channel_id), "message_id": str(msg.id),
@@ -1058,7 +1111,8 @@ class FakeDiscord:
             guild = self.guilds[msg.guild_id]
             if name == "MESSAGE_REACTION_ADD" and user_id in guild.members:
                 data["member"] = guild.members[user_id].payload()
-        self._dispatch(name, data, intent=GUILD_MESSAGE_REACTIONS if msg.guild_id else DIRECT_MESSAGE_REACTIONS)
+        self._dispatch(name, data, guild_id=msg.guild_id,
+                       intent=GUILD_MESSAGE_REACTIONS if msg.guild_id else DIRECT_MESSAGE_REACTIONS)
         self._emit({"type": "reaction_add" if name.endswith("ADD") else "reaction_remove",
                     "channel_id": msg.channel_id, "message_id": msg.id, "user_id": user_id, "emoji": emoji})
 
@@ -1356,7 +1410,7 @@ class FakeDiscord:
                 "integration_types_config": {"0": {}}}
 
     async def _r_gateway(self, req):
-        return {"url": self.gateway_url, "shards": 1,
+        return {"url": self.gateway_url, "shards": self.recommended_shards,
                 "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
 
     def _check_app(self, app) -> None:
@@ -1727,31 +1781,7 @@ class FakeDiscord:
         if op == 1:
             conn.queue.put_nowait(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
         elif op == 2:
-            if conn.session is not None:
-                await conn.ws.close(code=4005, message=b"Already authenticated")
-                return
-            if (d or {}).get("token") != self.bot_token:
-                self._violation("IDENTIFY with a wrong token", "WS", "/gateway", 4004, 4004, "Authentication failed")
-                await conn.ws.close(code=4004, message=b"Authentication failed")
-                return
-            self.gateway_stats["identifies"] += 1
-            session = _Session(secrets.token_hex(16), int(d.get("intents") or 0), d.get("shard"))
-            self._sessions[session.id] = session
-            session.conn = conn
-            conn.session = session
-            ready = {"v": 10, "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False},
-                     "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-                     "session_id": session.id, "session_type": "normal", "resume_gateway_url": self.gateway_url,
-                     "application": {"id": str(self.application_id), "flags": (1 << 19) | (1 << 23)},
-                     "private_channels": [], "relationships": [], "presences": [], "guild_join_requests": [],
-                     "geo_ordered_rtc_regions": [], "user_settings": {}, "_trace": ["fake-discord"]}
-            if session.shard is not None:
-                ready["shard"] = session.shard
-            self._send_to(session, "READY", ready)
-            for g in self.guilds.values():
-                if session.intents & GUILDS:
-                    self._send_to(session, "GUILD_CREATE", g.payload())
-            self._emit({"type": "gateway", "state": "identified", "session_id": session.id})
+            await self._identify(conn, d or {})
         elif op == 6:
             session = self._sessions.get((d or {}).get("session_id"))
             seq = (d or {}).get("seq") or 0
@@ -1777,7 +1807,7 @@ class FakeDiscord:
                 return
             gid = int((d or {}).get("guild_id") or 0)
             g = self.guilds.get(gid)
-            if g is not None:
+            if g is not None and conn.session.owns(gid):
                 chunk = {"guild_id": str(g.id), "members": [m.payload() for m in g.members.values()],
                          "chunk_index": 0, "chunk_count": 1, "not_found": []}
                 if d.get("nonce"):
@@ -1788,7 +1818,43 @@ class FakeDiscord:
         else:
             await conn.ws.close(code=4001, message=b"Unknown opcode")
 
-    def _send_to(self, session: _Session, event: str, data: dict) -> None:
+    async def _identify(self, conn: _Conn, d: dict) -> None:
+        """op 2: a new session gets READY (its shard's guilds, unavailable) and then their GUILD_CREATEs."""
+        if conn.session is not None:
+            await conn.ws.close(code=4005, message=b"Already authenticated")
+            return
+        if d.get("token") != self.bot_token:
+            self._violation("IDENTIFY with a wrong token", "WS", "/gateway", 4004, 4004, "Authentication failed")
+            await conn.ws.close(code=4004, message=b"Authentication failed")
+            return
+        try:
+            shard = identify_shard(d.get("shard"))
+        except (TypeError, ValueError) as err:
+            self._violation(f"IDENTIFY with an invalid shard: {err}", "WS", "/gateway", 4010, 4010, "Invalid shard")
+            await conn.ws.close(code=4010, message=b"Invalid shard")
+            return
+        self.gateway_stats["identifies"] += 1
+        session = GatewaySession(secrets.token_hex(16), int(d.get("intents") or 0), shard)
+        self._sessions[session.id] = session
+        session.conn = conn
+        conn.session = session
+        guilds = [g for g in self.guilds.values() if session.owns(g.id)]
+        ready = {"v": 10, "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False},
+                 "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+                 "session_id": session.id, "session_type": "normal", "resume_gateway_url": self.gateway_url,
+                 "application": {"id": str(self.application_id), "flags": (1 << 19) | (1 << 23)},
+                 "private_channels": [], "relationships": [], "presences": [], "guild_join_requests": [],
+                 "geo_ordered_rtc_regions": [], "user_settings": {}, "_trace": ["fake-discord"]}
+        if shard is not None:
+            ready["shard"] = list(shard)
+        self._send_to(session, "READY", ready)
+        if session.intents & GUILDS:
+            for g in guilds:
+                self._send_to(session, "GUILD_CREATE", g.payload())
+        self._emit({"type": "gateway", "state": "identified", "session_id": session.id,
+                    "shard": list(shard) if shard else None})
+
+    def _send_to(self, session: GatewaySession, event: str, data: dict) -> None:
         session.seq += 1
         text = json.dumps({"op": 0, "t": event, "s": session.seq, "d": data})
         session.log.append((session.seq, text))

@@ -94,6 +94,45 @@ class Snowflakes:
         self._last = value = max(value, self._last + 1)
         return value
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next id of a guild that lives on shard ``shard_id`` of ``shard_count`` (see :func:`shard_of`).
+
+        The shard comes from the timestamp bits, so the timestamp moves ahead by at most ``shard_count - 1``
+        ms: later ids still sort after it."""
+        check_shard(shard_id, shard_count)
+        value = self.next()
+        value += ((shard_id - (value >> 22)) % shard_count) << 22
+        self._last = value
+        return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sharding (https://discord.com/developers/docs/events/gateway#sharding)
+# ---------------------------------------------------------------------------------------------------------
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """The shard whose sessions get a guild's events: ``(guild_id >> 22) % shard_count``; DMs (no guild)
+    are on shard 0. Written here from Discord's documentation, independently of the bot's own helper, so
+    the fake stays a check on it."""
+    return 0 if guild_id is None else (int(guild_id) >> 22) % shard_count
+
+
+def check_shard(shard_id: Any, shard_count: Any) -> None:
+    """Raise ValueError unless ``0 <= shard_id < shard_count`` (whole numbers)."""
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (shard_id, shard_count))
+    if not ok or not 0 <= shard_id < shard_count:
+        raise ValueError(f"invalid shard {shard_id!r} of {shard_count!r}: needs 0 <= shard id < shard count")
+
+
+def identify_shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` field as ``(shard_id, shard_count)``; ValueError when it is not a valid
+    ``[id, count]`` pair (Discord closes such a connection with 4010 Invalid shard)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"shard must be [shard_id, shard_count], got {value!r}")
+    check_shard(*value)
+    return value[0], value[1]
+
 
 class ApiError(Exception):
     """An error answer as Discord gives it: HTTP status plus ``{"message", "code"[, "errors"]}``."""
