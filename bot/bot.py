@@ -12,7 +12,7 @@ from bot import messages as msg
 from bot import sharding
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.views import DYNAMIC_ITEMS, ephemeral
+from bot.views import DYNAMIC_ITEMS, ephemeral, first_to_answer
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)
@@ -67,29 +67,37 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     return make
 
 
+class MorphTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Only the first front to record an interaction answers it (see ``bot.views.first_to_answer``)."""
+        return await first_to_answer(interaction)
+
+
 class MorphBot(commands.Bot):
     """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations),
     recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
 
-    ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
+    ``start_worker=False`` (default: ``MORPH_WORKER``) runs the Discord front only: render workers run as
+    ``morph-worker`` processes sharing the database. ``store`` injects
     an opened Store (not closed by the bot). Other keyword arguments go to ``commands.Bot``
     (e.g. ``guild_ready_timeout``). Sharded settings (DISCORD_SHARD_COUNT) need :class:`ShardedMorphBot`;
     :func:`make_bot` picks the right class.
     """
 
     def __init__(self, settings: Settings, *, morpher_factory: Callable[[], object] | None = None,
-                 store=None, start_worker: bool = True, **options) -> None:
+                 store=None, start_worker: bool | None = None, **options) -> None:
         if settings.shard_count is not None and not isinstance(self, discord.AutoShardedClient):
             raise TypeError("DISCORD_SHARD_COUNT is set: run ShardedMorphBot (make_bot(settings) picks it)")
         options.setdefault("intents", discord.Intents.default())  # no privileged intents
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("help_command", None)
+        options.setdefault("tree_cls", MorphTree)
         super().__init__(command_prefix=commands.when_mentioned, **options)
         self.settings = settings
         self.morpher_factory = morpher_factory or default_morpher_factory(settings)
         self.store = store
         self._own_store = store is None
-        self.start_worker = start_worker
+        self.start_worker = settings.run_worker if start_worker is None else start_worker
         self.worker = None
         self.delivery: Delivery | None = None
         self.owner_id_set: frozenset[int] = frozenset(settings.owner_ids)
@@ -106,16 +114,17 @@ class MorphBot(commands.Bot):
         # Take back only what this worker's previous run left running (we are its restart; see
         # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered by
         # the worker loop once their heartbeat is stale. A process without a worker recovers nothing.
-        recovered = await recover_own_jobs(self.store, self.settings.worker_id) if self.start_worker else []
+        if self.start_worker:
+            await recover_own_jobs(self.store, self.settings.worker_id)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self))
         await self.add_cog(AdminCog(self))
         self.owner_id_set = frozenset(self.settings.owner_ids) | self._application_owners()
         await self.sync_commands()
         self.delivery = Delivery(self, self.store, self.settings)
-        await self.delivery.start(recovered)
+        await self.delivery.start()
         if self.start_worker:
-            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
+            self.worker = Worker(self.store, self.morpher_factory, self.settings)
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)

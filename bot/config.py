@@ -29,11 +29,13 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     discord_token: str = ""
-    db_path: Path = Path("./data/morph.sqlite3")
+    #: MORPH_DB: a SQLite file (absolute once read) or a ``postgresql://`` URL (see bot.db)
+    db_path: Path | str = Path("./data/morph.sqlite3")
     data_dir: Path = Path("./data/artifacts")
     model: str = DEFAULT_MODEL
     device: str | None = None  # None: CUDA when available, then MPS, else CPU
     compile: bool = False  # MORPH_COMPILE: torch.compile the UNet (faster renders, slow first load)
+    run_worker: bool = True  # MORPH_WORKER: this morph-bot process also renders (0: Discord front only)
     loras: tuple[tuple[str, float], ...] = ()  # MORPH_LORAS: (path, weight) LoRA styles fused in at load
     profile: str = "auto"  # MORPH_PROFILE: sampler/steps/guidance defaults (morph.profiles); auto = from the model
     dev_guild_id: int | None = None
@@ -86,11 +88,12 @@ class Settings:
 
         s = cls(
             discord_token=get("DISCORD_TOKEN") or "",
-            db_path=Path(get("MORPH_DB") or cls.db_path),
+            db_path=get("MORPH_DB") or cls.db_path,
             data_dir=Path(get("MORPH_DATA_DIR") or cls.data_dir),
             model=get("MORPH_MODEL") or (PLAYGROUND_MODEL if playground else DEFAULT_MODEL),
             device=get("MORPH_DEVICE"),
             compile=_bool(get, "MORPH_COMPILE", cls.compile),
+            run_worker=_bool(get, "MORPH_WORKER", cls.run_worker),
             loras=_loras(get, "MORPH_LORAS"),
             profile=(get("MORPH_PROFILE") or cls.profile).lower(),
             dev_guild_id=_int(get, "DEV_GUILD_ID", None, lo=1),
@@ -130,7 +133,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _absolute(path) -> Path:
+def _absolute(path) -> Path | str:
+    if str(path).startswith(("postgresql://", "postgres://")):
+        return str(path)
     path = Path(path)
     return path if str(path) == ":memory:" else path.expanduser().resolve()
 

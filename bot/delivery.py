@@ -1,11 +1,19 @@
-"""Everything the bot tells Discord about a job after the /morph reply: the worker's Notifier.
+"""Everything the bot tells Discord about a job after the /morph reply.
 
-- **Status message** (the public /morph reply): edited with the queue position, then render progress,
-  then the outcome. Edits go through :class:`StatusEditor`: at most one edit per message every 2 s
-  (newer text replaces older pending text), with the *bot* token (``channel.get_partial_message(id)
-  .edit``), because the interaction token dies after 15 minutes.
+The render workers (in this process or another) only write to the database; :class:`Delivery` watches it
+and tells Discord, for the jobs of guilds on this front's shards (``bot.owns_guild``):
+
+- **Status message** (the public /morph reply): edited with the queue position, then the worker's render
+  progress, then the outcome. Edits go through :class:`StatusEditor`: at most one edit per message every
+  2 s (newer text replaces older pending text), with the *bot* token (``channel.get_partial_message(id)
+  .edit``) once the interaction token died (after 15 minutes). A failure is shown by one front only
+  (``Store.take_failure``).
 - **Result message**: posted by :meth:`Delivery.deliver` for every job in state ``rendered``: GIF +
-  contact sheet, candidate buttons, frame select, reroll/delete, then 1️⃣..K reactions.
+  contact sheet, candidate buttons, frame select, reroll/delete, then 1️⃣..K reactions. A front takes a job
+  before posting it (``Store.take_delivery``), so two fronts never post one job at the same time.
+
+The watcher wakes on the database's notifications (``bot.db.JOBS_CHANNEL``) and polls every
+``WATCH_S`` besides (SQLite cannot notify other processes).
 
 Delivery is exactly-once across crashes:
 
@@ -34,6 +42,7 @@ job fails with the reason logged and shown on the status message; other 4xx fail
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
 import time
@@ -44,13 +53,18 @@ import aiohttp
 import discord
 
 from bot import messages as msg
-from bot.views import NO_PINGS, result_view
+from bot.artifacts import GIF_FILE, SHEET_FILE
+from bot.db import JOBS_CHANNEL
+from bot.views import DEFAULT_UPLOAD_LIMIT, NO_PINGS, result_view
+from morph.request import Progress
 
 log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 2.0
 HISTORY_LIMIT = 50
 POLL_S = 5.0
+#: How often the watcher looks at running and failed jobs without being notified.
+WATCH_S = 1.0
 #: A result waits this long for its /morph answer to be confirmed (status message stored) before it is
 #: posted anyway: if the answer fails (Discord's 3 s window), the user saw "interaction failed" and the
 #: job is withdrawn instead of being posted behind their back. Older jobs without one (a crash between
@@ -220,31 +234,33 @@ async def _quietly(coro, what: str) -> None:
 
 
 class Delivery:
-    """The worker's Notifier plus the loop that posts rendered results (see the module docstring)."""
+    """The loops that show jobs' progress and outcomes and post rendered results (module docstring)."""
 
     def __init__(self, bot: discord.Client, store, settings, *, poll_s: float = POLL_S,
-                 edit_interval: float = EDIT_INTERVAL_S) -> None:
+                 edit_interval: float = EDIT_INTERVAL_S, watch_s: float = WATCH_S) -> None:
         self.bot = bot
         self.store = store
         self.settings = settings
         self.poll_s = poll_s
+        self.watch_s = watch_s
         self.editor = StatusEditor(bot, edit_interval, clock=getattr(store, "clock", time.time))
         self._status: dict[int, StatusTarget] = {}  # job id -> its status message
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
+        self._shown: dict[int, str] = {}  # last progress text per running job (skip equal edits)
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
         self._positions_dirty = asyncio.Event()
         self.positions_pause = edit_interval  # seconds before the next position refresh may run
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()  # one delivery at a time in this process
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self, recovered=()) -> None:
-        """Start the delivery and queue-position loops; tell users about jobs recovery gave up on."""
-        for job in recovered or ():
-            if getattr(job, "state", None) == "failed":
-                await self.job_failed(job)
+    async def start(self) -> None:
+        """Start the watcher, delivery and queue-position loops."""
+        self.store.db.subscribe(JOBS_CHANNEL, self._jobs_changed)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._deliver_loop(), name="morph-delivery"),
+                       loop.create_task(self._watch_loop(), name="morph-watch"),
                        loop.create_task(self._positions_loop(), name="morph-positions")]
         self.queue_changed()
 
@@ -268,6 +284,15 @@ class Delivery:
         """Queue order changed: refresh the position shown on queued jobs' status messages (throttled)."""
         self._positions_dirty.set()
 
+    def _jobs_changed(self) -> None:
+        self._changed.set()
+        self._wake.set()
+        self._positions_dirty.set()
+
+    def _mine(self, job) -> bool:
+        owns = getattr(self.bot, "owns_guild", None)
+        return owns is None or owns(job.guild_id)
+
     def remember_status(self, job, message_id: int, text: str | None = None) -> None:
         """Note a new status message (and the text it was posted with, so no identical edit follows)."""
         self._status[job.id] = StatusTarget.of(job, message_id)
@@ -277,24 +302,40 @@ class Delivery:
     def forget_status(self, job_id: int) -> None:
         self._queued_text.pop(job_id, None)
 
-    # ------------------------------------------------------------------ Notifier protocol
-    async def job_started(self, job) -> None:
-        await self._edit_status(job, content=msg.rendering_text(job.id, job.request.prompt_a,
-                                                                job.request.prompt_b, job.user_id))
-        self._queued_text.pop(job.id, None)
-        self.queue_changed()
+    # ------------------------------------------------------------------ what the workers did
+    async def _watch_loop(self) -> None:
+        await self.bot.wait_until_ready()
+        while True:
+            self._changed.clear()
+            try:
+                await self.show_changes()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep watching whatever one bad job does
+                log.exception("could not show the workers' changes")
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=self.watch_s)
+            except asyncio.TimeoutError:
+                pass
 
-    async def job_progress(self, job, progress, eta_s: float | None) -> None:
-        if progress is None:
-            return
-        await self._edit_status(job, content=msg.rendering_text(job.id, job.request.prompt_a, job.request.prompt_b,
-                                                                job.user_id, progress, eta_s))
+    async def show_changes(self) -> None:
+        """Show the progress of this front's running jobs (when it changed) and every failure not shown yet."""
+        running = {job.id: job for job in await self.store.running() if self._mine(job)}
+        for job_id in [j for j in self._shown if j not in running]:
+            self._shown.pop(job_id)
+        for job in running.values():
+            progress = Progress(**{k: v for k, v in job.progress.items() if k != "eta_s"}) if job.progress else None
+            text = msg.rendering_text(job.id, job.request.prompt_a, job.request.prompt_b, job.user_id, progress,
+                                      (job.progress or {}).get("eta_s"))
+            if self._shown.get(job.id) != text:
+                self._shown[job.id] = text
+                self._queued_text.pop(job.id, None)
+                await self._edit_status(job, content=text)
+        for job in await self.store.failures_to_show():
+            if self._mine(job) and await self.store.take_failure(job.id):
+                await self.show_failure(job)
 
-    async def job_rendered(self, job) -> None:
-        self.queue_changed()
-        self.wake()
-
-    async def job_failed(self, job) -> None:
+    async def show_failure(self, job) -> None:
         """Show the failure (with the job id) on the status message, or in the channel if that cannot be."""
         self.queue_changed()
         text = msg.failed_text(job.id, job.error)
@@ -355,7 +396,7 @@ class Delivery:
         bot_token_edits: dict[int, int] = {}  # channel id -> edits that need the bot token
         now = self.store.clock()
         for job, position, paused in await self.store.queued_positions():
-            if job.status_message_id is None and job.id not in self._status:
+            if (job.status_message_id is None and job.id not in self._status) or not self._mine(job):
                 continue
             text = msg.queued_text(job.id, job.request.prompt_a, job.request.prompt_b, job.request.frames,
                                    job.user_id, position, paused)
@@ -378,31 +419,44 @@ class Delivery:
         while True:
             self._wake.clear()
             try:
-                if first:  # at startup: every rendered job, whatever its retry time
-                    jobs = await self.store.jobs_to_deliver(now=self.store.clock() + 10 ** 9)
-                    first = False
-                else:
-                    jobs = await self.store.jobs_to_deliver()
-                for job in jobs:
-                    await self.deliver(job)
+                # at start-up every rendered job of this front's shards, whatever its retry time: the
+                # process that was posting it (this front's previous run) is gone
+                for job in await self.store.jobs_to_deliver(now=self.store.clock() + (10 ** 9 if first else 0)):
+                    if self._mine(job):
+                        await self.deliver(job, force=first)
+                first = False
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep delivering whatever one bad job does
                 log.exception("delivery loop error")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._sleep_s())
             except asyncio.TimeoutError:
                 pass
 
-    async def deliver(self, job) -> str:
-        """Post ``job``'s result once. Returns 'delivered', 'retry' or 'failed'."""
+    async def _sleep_s(self) -> float:
+        """Until the next delivery retry is due (so a retry comes when the log said), at most ``poll_s``
+        (workers of other processes render without waking this loop when the database cannot notify)."""
+        try:
+            due = await self.store.next_retry_at()
+        except Exception:  # noqa: BLE001 - the poll still comes
+            log.exception("could not read the next delivery retry time")
+            due = None
+        return self.poll_s if due is None else min(self.poll_s, max(0.0, due - self.store.clock()))
+
+    async def deliver(self, job, *, force: bool = False) -> str:
+        """Post ``job``'s result once. Returns 'delivered', 'retry', 'failed', or why nothing was done.
+        ``force``: take it even while its retry time (or another post's lease) has not come."""
         async with self._lock:
             fresh = await self.store.get(job.id)
             if fresh is None or fresh.state != "rendered" or fresh.deleted_at is not None:
                 return "failed" if fresh is None else fresh.state
             if fresh.status_message_id is None and self.store.clock() - fresh.created_at < ANSWER_GRACE_S:
                 return "retry"  # its /morph answer may still fail; then start_job withdraws the job
-            return await self._deliver(fresh)
+            taken = await self.store.take_delivery(job.id, force=force)
+            if taken is None:
+                return "taken"  # another front is posting it
+            return await self._deliver(taken)
 
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -414,7 +468,7 @@ class Delivery:
             if message is not None:
                 log.info("job %s was already posted as message %s; adopting it", job.id, message.id)
             else:
-                files = self._files(job)
+                files = await self._files(job)
                 message = await channel.send(content, files=files, embed=self._embed(job, files),
                                              view=result_view(job), allowed_mentions=NO_PINGS,
                                              nonce=result_nonce(job.id))
@@ -440,13 +494,13 @@ class Delivery:
         attempt = int(job.delivery_attempts or 0) + 1  # persisted: the backoff survives restarts
         if is_retryable(err) and attempt < MAX_DELIVERY_ATTEMPTS:
             retry_in = backoff_s(attempt)
-            log.warning("delivery of job %s failed (%s); retry %d in %.0f s", job.id, reason, attempt, retry_in)
+            log.warning("delivery of job %s failed (%s); retry %d in %.1f s", job.id, reason, attempt, retry_in)
             await self.store.delivery_failed(job.id, reason, retry_in)
             return "retry"
         log.error("delivery of job %s failed for good: %s", job.id, reason)
-        await self.store.delivery_failed(job.id, f"could not post the result: {reason}", None)
-        failed = await self.store.get(job.id)
-        await self.job_failed(failed or job)
+        failed = await self.store.delivery_failed(job.id, f"could not post the result: {reason}", None)
+        if await self.store.take_failure(job.id):
+            await self.show_failure(failed)
         return "failed"
 
     async def _already_posted(self, channel, job_id: int):
@@ -475,20 +529,20 @@ class Delivery:
         embed.set_image(url=f"attachment://{sheet}")
         return embed
 
-    def _files(self, job) -> list[discord.File]:
+    async def _files(self, job) -> list[discord.File]:
         """morph.gif + sheet.png when both fit ``job.upload_limit``; the GIF alone when only it fits."""
-        gif, sheet = job.gif_path, job.sheet_path
-        if gif is None or not gif.is_file():
+        gif = await self.store.artifacts.read(job, GIF_FILE)
+        if gif is None:
             raise DeliveryError(f"the rendered GIF of job #{job.id} is missing (artifacts purged?)")
-        limit = int(job.upload_limit or 10 * 1024 * 1024)
-        size = gif.stat().st_size
-        if size > limit:
-            raise DeliveryError(f"the GIF is {size / 2**20:.1f} MiB, over this server's upload limit "
+        limit = int(job.upload_limit or DEFAULT_UPLOAD_LIMIT)
+        if len(gif) > limit:
+            raise DeliveryError(f"the GIF is {len(gif) / 2**20:.1f} MiB, over this server's upload limit "
                                 f"of {limit / 2**20:.1f} MiB")
-        files = [discord.File(gif, filename=f"morph-{job.id}.gif")]
-        if sheet.is_file() and size + sheet.stat().st_size <= limit:
-            files.append(discord.File(sheet, filename=f"morph-{job.id}-sheet.png"))
-        elif sheet.is_file():
+        files = [discord.File(io.BytesIO(gif), filename=f"morph-{job.id}.gif")]
+        sheet = await self.store.artifacts.read(job, SHEET_FILE)
+        if sheet is not None and len(gif) + len(sheet) <= limit:
+            files.append(discord.File(io.BytesIO(sheet), filename=f"morph-{job.id}-sheet.png"))
+        elif sheet is not None:
             log.info("job %s: contact sheet left out to stay under the upload limit", job.id)
         return files
 
@@ -502,7 +556,7 @@ class Delivery:
         log.warning("job %s: no permission to post in channel %s; using the interaction followup",
                     job.id, job.channel_id)
         webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
-        files = self._files(job)
+        files = await self._files(job)
         return await webhook.send(content, files=files, embed=self._embed(job, files), view=result_view(job),
                                   allowed_mentions=NO_PINGS, wait=True)
 

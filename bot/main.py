@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "another. Settings come from the environment and .env (see .env.example).")
     parser.add_argument("--playground", action="store_true",
                         help="run the local playground (a fake Discord in the browser) instead of connecting")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="the Discord front only: render workers run as morph-worker (same as MORPH_WORKER=0)")
     parser.add_argument("--auto", action="store_true",
                         help="the bot when DISCORD_TOKEN is set (environment or .env), else the playground "
                              "(what `make run` does)")
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"morph-bot: configuration error: {err}", file=sys.stderr)
         return 2
+    if args.no_worker:
+        settings = settings.replace(run_worker=False)
     setup_logging(settings.log_level)
 
     if playground:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import io
 import logging
 import random
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, TypeVar
 
 import discord
@@ -235,9 +235,6 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
         delivery.remember_status(job, message_id, base)
         delivery.queue_changed()
         delivery.wake()  # a fast render may be waiting for this answer before it is posted
-    worker = getattr(bot, "worker", None)
-    if worker is not None:
-        worker.wake()
     log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id,
              interaction.guild_id, position)
     return job
@@ -262,7 +259,7 @@ async def send_pick(interaction: discord.Interaction, job_id: int, token: str | 
         await ephemeral(interaction, f"❌ {err}")
         return
     await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
-                file=frame_file(job.id, frame, picked.path))
+                file=frame_file(job.id, frame, picked.data))
 
 
 def pick_text(job, frame: int, picker_id: int) -> str:
@@ -272,8 +269,8 @@ def pick_text(job, frame: int, picker_id: int) -> str:
     return msg.pick_text(job.id, frame, result.get("frame_count"), picker_id, candidate)
 
 
-def frame_file(job_id: int, frame: int, path: Path) -> discord.File:
-    return discord.File(path, filename=f"morph-{job_id}-frame-{frame + 1:03d}.png")
+def frame_file(job_id: int, frame: int, data: bytes) -> discord.File:
+    return discord.File(io.BytesIO(data), filename=f"morph-{job_id}-frame-{frame + 1:03d}.png")
 
 
 async def cancel_job(interaction: discord.Interaction, job_id: int, *, token: str | None = None,
@@ -346,7 +343,21 @@ def _job_ref(match: re.Match[str]) -> tuple[int, str | None]:
     return int(match["job"]), match["token"]
 
 
-class PickButton(discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
+async def first_to_answer(interaction: discord.Interaction) -> bool:
+    """True if this process is the one to answer ``interaction``: every gateway session of a shard gets
+    every interaction (two fronts on one shard, a resume replaying events), and only the first front to
+    record it in the database answers (``Store.claim_interaction``); the others stay silent."""
+    return await interaction.client.store.claim_interaction(interaction.id)  # type: ignore[attr-defined]
+
+
+class _JobItem:
+    """What every component of a job shares: only the first front to record an interaction answers it."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await first_to_answer(interaction)
+
+
+class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
     def __init__(self, job_id: int, token: str | None, frame: int, *, label: str | None = None,
                  row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
@@ -362,7 +373,7 @@ class PickButton(discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
         await send_pick(interaction, self.job_id, self.token, self.frame)
 
 
-class FramesSelect(discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
+class FramesSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
     def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
         options = (options or [discord.SelectOption(label="frame", value="0")])[: msg.SELECT_LIMIT]
@@ -385,7 +396,7 @@ class FramesSelect(discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE
         await send_pick(interaction, self.job_id, self.token, frame, source="select")
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
+class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
     def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Reroll", emoji="🔁", style=discord.ButtonStyle.secondary,
                                            custom_id=reroll_id(job_id, token)), row=row)
@@ -411,7 +422,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE
         await start_job(interaction, request, boomerang=job.boomerang, note=note)
 
 
-class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
+class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
     def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Delete", emoji="❌", style=discord.ButtonStyle.danger,
                                            custom_id=delete_id(job_id, token)), row=row)
@@ -458,7 +469,7 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE
         log.info("result of job %s deleted by %s", self.job_id, interaction.user.id)
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
+class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
     def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
                                            custom_id=cancel_id(job_id, token)), row=row)

@@ -1,35 +1,39 @@
-"""The render worker: claims jobs from the Store one at a time and renders them in a thread.
+"""The render worker: claims jobs from the Store one at a time, renders them in a thread, stores the files.
 
-The event loop never waits on the GPU: ``Morpher.render`` and the artifact encoding run in
-``asyncio.to_thread``. While a job is processed (model loading, render, artifacts), a small monitor task
-on the loop forwards progress to the notifier (at most once per ``PROGRESS_INTERVAL_S``), refreshes the
-job's heartbeat and notices a cancel made through the database (possibly by another process).
+A worker never talks to Discord: everything it has to say goes into the database (claim, progress and
+heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``). So it runs inside
+``morph-bot`` (the default: one process) or as ``morph-worker`` on any machine that reaches the database.
 
-Several processes may render from one database. Each worker claims jobs as ``<worker_id>/<run>``
-(``worker_id`` = ``MORPH_WORKER_ID``, one per process; ``run`` is new at every start), so:
+The event loop never waits on the GPU: ``Morpher.render`` and the encoding of the GIF, the contact sheet
+and the frames run in ``asyncio.to_thread``. While a job is processed (model loading, render, files), a
+small monitor task writes the progress and the heartbeat to the database (at most once per
+``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
-- a restarted process takes back at once what its previous run left ``running``
-  (:func:`recover_own_jobs`, called by ``MorphBot.setup_hook``), except a job whose heartbeat still moves:
-  a live process with the same id renders it (two processes were given one ``MORPH_WORKER_ID``);
-- every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* processes whose heartbeat is
-  older than ``STALE_S`` (that process died and was not restarted);
-- a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without
-  touching its state or files.
+Several workers may render from one database. Each claims jobs as its ``worker_id`` (``MORPH_WORKER_ID``,
+one per process) and a ``run_id`` new at every start, so:
+
+- a restarted worker takes back at once what its previous run left ``running`` (:func:`recover_own_jobs`),
+  except a job whose heartbeat still moves: a live process with the same id renders it (two processes were
+  given one ``MORPH_WORKER_ID``);
+- every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* workers whose heartbeat is older
+  than ``STALE_S`` (that process died and was not restarted);
+- a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without touching
+  its state or files.
 """
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import secrets
-import shutil
 import threading
 import time
-from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
+from bot.artifacts import GIF_FILE, SHEET_FILE, StorageFull
 from bot.config import Settings
-from bot.store import GIF_FILE, SHEET_FILE, Job, Store
+from bot.db import QUEUE_CHANNEL
+from bot.jobs import Job
+from bot.store import Store, WorkerRun
 from morph.request import Cancelled, MorphError, Progress, RenderResult
 
 log = logging.getLogger(__name__)
@@ -44,9 +48,12 @@ PURGE_INTERVAL_S = 3600.0
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
 RECOVER_INTERVAL_S = 30.0
-#: After a job could not be written for lack of disk space (it went back to the queue), the worker waits
-#: this long before it claims again, instead of rendering the same job into a full disk in a loop.
+#: After a job's files could not be stored for lack of space (it went back to the queue), the worker
+#: waits this long before it claims again, instead of rendering the same job into a full disk in a loop.
 DISK_FULL_PAUSE_S = 60.0
+#: How often an idle worker looks at the queue by itself. With PostgreSQL a notification wakes it as soon
+#: as a job is queued, so the poll is only a safety net; SQLite cannot notify other processes.
+POLL_S = {"sqlite": 2.0, "postgres": 30.0}
 
 
 async def recover_own_jobs(store: Store, worker_id: str,
@@ -73,34 +80,22 @@ async def recover_own_jobs(store: Store, worker_id: str,
     return await store.recover(worker_id=worker_id, keep=alive)
 
 
-class Notifier(Protocol):
-    """What the worker tells the Discord layer (``bot/delivery.py``). Exceptions are logged, not fatal."""
-
-    async def job_started(self, job: Job) -> None: ...
-
-    async def job_progress(self, job: Job, progress: Progress | None, eta_s: float | None) -> None: ...
-
-    async def job_rendered(self, job: Job) -> None: ...
-
-    async def job_failed(self, job: Job) -> None: ...
-
-
 class Worker:
     """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job.
     ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
     def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
-                 notifier: Notifier, worker_id: str | None = None, *, poll_s: float = 2.0,
+                 worker_id: str | None = None, *, poll_s: float | None = None,
                  progress_interval_s: float = PROGRESS_INTERVAL_S):
         self.store = store
         self.morpher_factory = morpher_factory
         self.settings = settings
-        self.notifier = notifier
         self.worker_id = settings.worker_id if worker_id is None else worker_id
         #: what this run claims jobs as (see the module docstring)
-        self.claim_id = f"{self.worker_id}/{secrets.token_hex(4)}"
-        self.poll_s = poll_s
+        self.run = WorkerRun(self.worker_id, secrets.token_hex(4))
+        self.poll_s = POLL_S[store.db.dialect] if poll_s is None else poll_s
         self.progress_interval_s = progress_interval_s
+        self.disk_full_pause_s = DISK_FULL_PAUSE_S
         self.current: Job | None = None  # the job being rendered, if any
         self._morpher = None
         self._morpher_lock = asyncio.Lock()
@@ -110,8 +105,8 @@ class Worker:
         self._stopping = False
         self._last_purge = 0.0
         self._last_recover = 0.0
-        self.disk_full_pause_s = DISK_FULL_PAUSE_S
         self._disk_full_until = 0.0  # monotonic
+        store.db.subscribe(QUEUE_CHANNEL, self.wake)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,12 +130,12 @@ class Worker:
                 self._task = None
 
     def wake(self) -> None:
-        """Look at the queue now (call after an enqueue) instead of at the next poll."""
+        """Look at the queue now instead of at the next poll (a job may be claimable)."""
         self._wake.set()
 
     def request_cancel(self, job_id: int) -> bool:
-        """Set the cancel flag of a job this worker is rendering; True if it was rendering here.
-        (Mark the job cancelled in the Store too: ``Store.cancel`` does that.)"""
+        """Set the cancel flag of a job this worker is rendering; True if it was rendering here. (A cancel
+        through the database reaches every worker anyway, within one heartbeat.)"""
         ev = self._cancel.get(job_id)
         if ev is None:
             return False
@@ -170,7 +165,7 @@ class Worker:
                     await self.store.purge()
                 if time.time() - self._last_recover > RECOVER_INTERVAL_S:
                     self._last_recover = time.time()
-                    await self.recover_stale()
+                    await self.store.recover(stale_s=STALE_S)
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:
@@ -184,22 +179,13 @@ class Worker:
             except asyncio.TimeoutError:
                 pass
 
-    async def recover_stale(self) -> list[Job]:
-        """Requeue (or fail, after too many attempts) jobs left running by a dead process; tell the
-        notifier about the failed ones. Only call while this worker renders nothing."""
-        jobs = await self.store.recover(stale_s=STALE_S)
-        for job in jobs:
-            if job.state == "failed":
-                await self._notify("job_failed", job)
-        return jobs
-
     # ------------------------------------------------------------------ one job
 
     async def run_once(self) -> bool:
-        """Claim one job and process it completely (render, artifacts, notify); False if none queued."""
+        """Claim one job and process it completely (render, files, result); False if none was claimable."""
         if self._stopping or time.monotonic() < self._disk_full_until:
             return False
-        job = await self.store.claim(self.claim_id)
+        job = await self.store.claim(self.run)
         if job is None:
             return False
         await self._process(job)
@@ -208,52 +194,47 @@ class Worker:
     async def _process(self, job: Job) -> None:
         cancel = self._cancel[job.id] = threading.Event()
         self.current = job
-        await self._notify("job_started", job)
         state = _ProgressState()
-        # The heartbeat runs from the claim to the end (model loading and artifacts included).
+        # The heartbeat runs from the claim to the end (model loading and files included).
         monitor = asyncio.create_task(self._monitor(job, state, cancel))
         try:
             morpher = await self.get_morpher()
             state.render_started = time.monotonic()
             result: RenderResult = await asyncio.to_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
-            if await self.store.heartbeat(job.id, worker_id=self.claim_id) == "lost":
-                # rendered just as another worker took the job over: its folder is not ours to write
+            files, summary = await asyncio.to_thread(render_files, result, job.upload_limit, job.boomerang)
+            if await self.store.heartbeat(job.id, self.run) == "lost":
+                # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            out_dir = Path(self.settings.data_dir) / job.folder_name
-            summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
+            await self.store.artifacts.save(job, files)
             monitor.cancel()
-            if not await self.store.mark_rendered(job.id, summary, out_dir, worker_id=self.claim_id):
+            if not await self.store.mark_rendered(job.id, summary, self.run):
                 fresh = await self.store.get(job.id)
-                if fresh is not None and fresh.worker_id == self.claim_id:
-                    # cancelled (or failed) while rendering: keep nothing
-                    shutil.rmtree(out_dir, ignore_errors=True)
-                    log.info("job #%d finished rendering but is no longer running; artifacts dropped", job.id)
-                else:  # recovered by another worker meanwhile: the folder is its business now
+                if fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run):
+                    await self.store.artifacts.delete_unclaimed(job)  # cancelled while rendering: keep nothing
+                    log.info("job #%d finished rendering but is no longer running; its files are dropped", job.id)
+                else:  # recovered by another worker meanwhile: the files are its business now
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
             log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
-            await self._notify("job_rendered", await self.store.get(job.id))
         except Cancelled:
             if state.lost:
                 log.warning("job #%d was taken over by another worker (stale heartbeat); dropped here", job.id)
             elif self._stopping:
-                await self.store.requeue(job.id, worker_id=self.claim_id)
+                await self.store.requeue(job.id, self.run)
                 log.info("job #%d interrupted by shutdown; back in the queue", job.id)
             else:
                 await self.store.mark_cancelled(job.id)
                 log.info("job #%d cancelled", job.id)
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
-                await self._fail(job, e)
-            elif await self.store.requeue(job.id, worker_id=self.claim_id):
+        except StorageFull as e:
+            if await self.store.requeue(job.id, self.run):
                 # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
                 self._disk_full_until = time.monotonic() + self.disk_full_pause_s
-                self._last_purge = 0.0  # purge expired artifacts at once: it may free the space
-                log.error("job #%d: no space left in %s; the job is back in the queue and this worker waits "
-                          "%.0f s before rendering again (free disk space or lower MORPH_RETENTION_DAYS)",
-                          job.id, self.settings.data_dir, self.disk_full_pause_s)
+                self._last_purge = 0.0  # purge expired results at once: it may free the space
+                log.error("job #%d: %s; the job is back in the queue and this worker waits %.0f s before "
+                          "rendering again (free space or lower MORPH_RETENTION_DAYS)", job.id, e,
+                          self.disk_full_pause_s)
         except Exception as e:  # MorphError, out of memory, or a bug: fail this job only
             await self._fail(job, e)
         finally:
@@ -262,45 +243,31 @@ class Worker:
             self.current = None
 
     async def _fail(self, job: Job, e: BaseException) -> None:
-        """Mark ``job`` failed with a user-facing reason (details only in the log) and tell the notifier."""
+        """Mark ``job`` failed with a user-facing reason (details only in the log); a front shows it."""
         if isinstance(e, MorphError):
             log.info("job #%d refused by the engine: %s", job.id, e)
         else:
             log.error("job #%d failed", job.id, exc_info=e)
         _free_gpu_memory()
-        if await self.store.mark_failed(job.id, failure_reason(e), worker_id=self.claim_id):
-            await self._notify("job_failed", await self.store.get(job.id))
+        await self.store.mark_failed(job.id, failure_reason(e), self.run)
 
     async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
-        """Runs beside a render: progress to the notifier (throttled, with ETA), heartbeat, and
-        cancel requests that arrive through the database."""
-        last_sent = None
+        """Runs beside a render: heartbeat with the latest progress and ETA (throttled), and cancel
+        requests that arrive through the database."""
         last_beat = time.monotonic()
         while True:
             await asyncio.sleep(0.25)
             now = time.monotonic()
-            if now - last_beat >= self.progress_interval_s:
-                last_beat = now
-                try:
-                    beat = await self.store.heartbeat(job.id, worker_id=self.claim_id)
-                    if beat != "running":
-                        state.lost = state.lost or beat == "lost"
-                        cancel.set()
-                except Exception:
-                    log.exception("heartbeat for job #%d failed", job.id)
-            p = state.latest
-            if p is not None and p is not last_sent and (
-                    state.sent_at is None or now - state.sent_at >= self.progress_interval_s):
-                last_sent, state.sent_at = p, now
-                elapsed = now - (state.render_started or now)
-                eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
-                await self._notify("job_progress", job, p, eta)
-
-    async def _notify(self, name: str, *args) -> None:
-        try:
-            await getattr(self.notifier, name)(*args)
-        except Exception:
-            log.exception("notifier.%s failed", name)
+            if now - last_beat < self.progress_interval_s:
+                continue
+            last_beat = now
+            try:
+                beat = await self.store.heartbeat(job.id, self.run, progress=state.take(now))
+                if beat != "running":
+                    state.lost = state.lost or beat == "lost"
+                    cancel.set()
+            except Exception:
+                log.exception("heartbeat for job #%d failed", job.id)
 
 
 class _ProgressState:
@@ -308,43 +275,45 @@ class _ProgressState:
 
     def __init__(self):
         self.latest: Progress | None = None
-        self.sent_at: float | None = None
+        self.sent: Progress | None = None
         self.render_started: float | None = None  # monotonic; after the model is loaded
         self.lost = False  # the job was recovered by another worker (stale heartbeat)
 
     def update(self, progress: Progress) -> None:
         self.latest = progress
 
-
-def write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boomerang: bool = False) -> dict:
-    """Write ``sheet.png`` (candidate frames), ``morph.gif`` (fits ``upload_limit`` minus the sheet
-    and headroom) and every ``frame_NNN.png`` into ``out_dir``; return the job's result dict."""
-    from morph.output import contact_sheet, encode_gif, save_frames
-
-    out_dir = Path(out_dir)
-    if out_dir.exists():  # a previous attempt that crashed half-way
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    try:
-        return _write_artifacts(result, out_dir, upload_limit, boomerang)
-    except BaseException:
-        shutil.rmtree(out_dir, ignore_errors=True)  # no half-written folder is left behind (disk full…)
-        raise
+    def take(self, now: float) -> dict | None:
+        """The progress to record (with its ETA), or None when nothing new happened since the last one."""
+        p = self.latest
+        if p is None or p is self.sent:
+            return None
+        self.sent = p
+        elapsed = now - (self.render_started or now)
+        eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
+        return {"stage": p.stage, "frames_done": p.frames_done, "frames_total": p.frames_total, "step": p.step,
+                "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
 
 
-def _write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boomerang: bool) -> dict:
-    from morph.output import contact_sheet, encode_gif, save_frames
+def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False) -> tuple[dict[str, bytes], dict]:
+    """The job's files — ``sheet.png`` (candidate frames), ``morph.gif`` (fits ``upload_limit`` minus the
+    sheet and headroom) and every ``frame_NNN.png`` — and its result dict."""
+    import io
+
+    from morph.output import contact_sheet, encode_gif, frame_filename
+
+    def png(image) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", optimize=True)
+        return buf.getvalue()
 
     frames = result.frames
-    save_frames(frames, out_dir)
-    sheet = contact_sheet([frames[i] for i in result.candidates], [str(k + 1) for k in range(len(result.candidates))])
-    sheet_path = out_dir / SHEET_FILE
-    sheet.save(sheet_path, optimize=True)
-    sheet_bytes = sheet_path.stat().st_size
-    budget = max(MIN_GIF_BUDGET, int(upload_limit) - sheet_bytes - UPLOAD_HEADROOM)
+    files = {frame_filename(i): png(frame) for i, frame in enumerate(frames)}
+    sheet = png(contact_sheet([frames[i] for i in result.candidates],
+                              [str(k + 1) for k in range(len(result.candidates))]))
+    budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
     gif = encode_gif(frames, budget_bytes=budget, boomerang=boomerang)
-    (out_dir / GIF_FILE).write_bytes(gif.data)
-    return {
+    files[SHEET_FILE], files[GIF_FILE] = sheet, gif.data
+    return files, {
         "ts": [float(t) for t in result.ts],
         "distances": [float(d) for d in result.distances],
         "max_over_mean": float(result.max_over_mean),
@@ -360,7 +329,7 @@ def _write_artifacts(result: RenderResult, out_dir: Path, upload_limit: int, boo
         "gif_frame_count": gif.frame_count,
         "gif_size": [gif.width, gif.height],
         "gif_budget": budget,
-        "sheet_bytes": sheet_bytes,
+        "sheet_bytes": len(sheet),
         "frame_size": list(frames[0].size),
         "model": result.model,
         "unet_evals": result.unet_evals,

@@ -40,3 +40,24 @@ def make_lora():
         return str(path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the whole session (``initdb`` + ``pg_ctl`` in a temp folder);
+    ``postgres.create_database()`` gives each test an empty database. Skipped, with the reason, only where
+    the server binaries are missing (``make test`` installs them when it runs as root)."""
+    from bot.sandbox.postgres import PostgresUnavailable, TempPostgres
+
+    server = TempPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as err:
+        server.stop()
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server here: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.store import MAX_ATTEMPTS, Job, Refused, Store
+from bot.jobs import Job, Refused
+from bot.store import MAX_ATTEMPTS, Store, WorkerRun
 from morph.request import MorphError, RenderRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,9 +31,21 @@ class Clock:
         self.t += s
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    return request.param
+
+
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art")
+def settings(backend, tmp_path, request):
+    """The same Store tests on a SQLite file and on a fresh database of a real PostgreSQL server."""
+    db = tmp_path / "m.sqlite3" if backend == "sqlite" else request.getfixturevalue("postgres").create_database()
+    return Settings(db_path=db, data_dir=tmp_path / "art")
+
+
+def sqlite_only(settings) -> None:
+    if not isinstance(settings.db_path, Path):
+        pytest.skip("files in MORPH_DATA_DIR: SQLite only (PostgreSQL keeps them in the database)")
 
 
 @pytest.fixture
@@ -45,6 +58,12 @@ async def store(settings, clock):
     s = await Store.open(settings.db_path, settings, clock=clock)
     yield s
     await s.close()
+
+
+def run(spec: str) -> WorkerRun:
+    """``"w1/old"`` → worker w1, run old (``"w1"``: run r1)."""
+    worker, _, run_id = spec.partition("/")
+    return WorkerRun(worker, run_id or "r1")
 
 
 def req(a="a dog", b="a cat", **kw):
@@ -60,8 +79,12 @@ async def submit(store, user=ALICE, guild=G1, channel=C1, clock=None, **kw) -> J
 
 
 async def count_jobs(store) -> int:
-    async with store.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
-        return (await cur.fetchone())[0]
+    return await store.db.fetchval("SELECT COUNT(*) FROM jobs")
+
+
+async def stored(store, job) -> bool:
+    """Are the job's files still kept (a folder, or rows of the database)?"""
+    return await store.artifacts.read(job, "morph.gif") is not None
 
 
 # ---------------------------------------------------------------- enqueue and limits
@@ -104,11 +127,11 @@ async def test_per_user_active_limit_names_the_jobs(store, clock):
     await submit(store, user=BOB, clock=clock)
     await submit(store, guild=G2, clock=clock)
     # a running job still counts, a finished one does not
-    claimed = await store.claim("w1")
+    claimed = await store.claim(run("w1"))
     assert claimed.id == j1.id
     with pytest.raises(Refused):
         await submit(store, clock=clock)
-    await store.mark_rendered(j1.id, {"frame_count": 2}, "/nowhere")
+    await store.mark_rendered(j1.id, {"frame_count": 2}, run("w1"))
     j3 = await submit(store, clock=clock)
     assert j3.state == "queued"
     assert await count_jobs(store) == 5
@@ -207,14 +230,14 @@ async def test_position_and_claim_order_skip_paused_guilds(store, clock):
     await store.pause(G1, ADMIN)
     assert await store.is_paused(G1)
     assert await store.position(b.id) == 1
-    first = await store.claim("w1")
+    first = await store.claim(run("w1"))
     assert first.id == b.id and first.state == "running" and first.worker_id == "w1"
     assert first.started_at == clock.t
-    assert await store.claim("w1") is None  # only paused jobs left
+    assert await store.claim(run("w1")) is None  # only paused jobs left
     assert await store.position(b.id) is None  # running: no position
     await store.resume(G1, ADMIN)
-    assert [(await store.claim("w1")).id, (await store.claim("w1")).id] == [a.id, c.id]
-    assert await store.claim("w1") is None
+    assert [(await store.claim(run("w1"))).id, (await store.claim(run("w1"))).id] == [a.id, c.id]
+    assert await store.claim(run("w1")) is None
 
 
 async def test_positions_in_a_paused_guild_are_the_places_after_resume(store, clock):
@@ -233,11 +256,11 @@ async def test_queued_positions_equal_position(store, clock):
     G3 = 3003
     guilds = [G1, G2, G3, G1, G3, G2, G1, G1, G3, G2, G3, G1]
     jobs = [await submit(store, user=100 + i, guild=g, clock=clock) for i, g in enumerate(guilds)]
-    await store.claim("w1")  # running: no position
+    await store.claim(run("w1"))  # running: no position
     await store.cancel(jobs[5].id, actor_id=105)
     await store.pause(G1, ADMIN)
     await store.pause(G3, ADMIN)
-    await store.claim("w1")  # the oldest job of unpaused G2
+    await store.claim(run("w1"))  # the oldest job of unpaused G2
     await store.pause(G2, ADMIN)
     await store.resume(G2, ADMIN)  # a guild row that is not paused
 
@@ -261,7 +284,7 @@ async def test_claim_race_between_two_connections(settings, clock, tmp_path):
 
         async def drain(store, wid):
             got = []
-            while (job := await store.claim(wid)) is not None:
+            while (job := await store.claim(run(wid))) is not None:
                 got.append(job.id)
                 await asyncio.sleep(0)
             return got
@@ -270,8 +293,7 @@ async def test_claim_race_between_two_connections(settings, clock, tmp_path):
         claimed = r1 + r2 + r3
         assert sorted(claimed) == ids  # every job exactly once
         print(f"connection claims: {len(r1)} + {len(r3)} (same connection), {len(r2)} (second connection)")
-        async with s1.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'") as cur:
-            assert (await cur.fetchone())[0] == 40
+        assert await s1.db.fetchval("SELECT COUNT(*) FROM jobs WHERE state = 'running'") == 40
     finally:
         await s1.close()
         await s2.close()
@@ -295,12 +317,12 @@ async def test_per_user_limit_holds_when_two_connections_enqueue_at_once(setting
 CLAIMER = """
 import asyncio, sys, time
 from bot.config import Settings
-from bot.store import Store
+from bot.store import Store, WorkerRun
 async def main():
     s = await Store.open(sys.argv[1], Settings())
     time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # start together
     got = []
-    while (j := await s.claim(sys.argv[2])) is not None:
+    while (j := await s.claim(WorkerRun(sys.argv[2], "r"))) is not None:
         got.append(j.id)
     await s.close()
     print(" ".join(map(str, got)))
@@ -343,19 +365,19 @@ async def test_claim_race_between_two_processes(settings):
 async def test_recover_requeues_running_and_fails_after_three_attempts(store, clock):
     job = await submit(store)
     rendered = await submit(store, user=BOB)
-    await store.claim("w1")
-    await store.claim("w1")
-    await store.mark_rendered(rendered.id, {"frame_count": 3}, "/art/x")
+    await store.claim(run("w1"))
+    await store.claim(run("w1"))
+    await store.mark_rendered(rendered.id, {"frame_count": 3}, run("w1"))
     for attempt in range(1, MAX_ATTEMPTS):
         changed = await store.recover()
         assert [(j.id, j.state, j.attempts) for j in changed] == [(job.id, "queued", attempt)]
-        assert (await store.claim("w1")).id == job.id
+        assert (await store.claim(run("w1"))).id == job.id
     changed = await store.recover()
     assert len(changed) == 1
     failed = changed[0]
     assert failed.state == "failed" and failed.attempts == MAX_ATTEMPTS
     assert failed.error == "the renderer crashed 3 times on this job"
-    assert await store.claim("w1") is None
+    assert await store.claim(run("w1")) is None
     # rendered job untouched and still due for delivery, never re-rendered
     r = await store.get(rendered.id)
     assert r.state == "rendered" and r.attempts == 0
@@ -365,10 +387,10 @@ async def test_recover_requeues_running_and_fails_after_three_attempts(store, cl
 async def test_recover_only_one_worker_or_stale_heartbeats(store, clock):
     a = await submit(store)
     b = await submit(store, user=BOB)
-    await store.claim("w1")
-    await store.claim("w2")
+    await store.claim(run("w1"))
+    await store.claim(run("w2"))
     clock.advance(100)
-    await store.heartbeat(b.id)
+    await store.heartbeat(b.id, run("w2"))
     assert [j.id for j in await store.recover(stale_s=50)] == [a.id]
     assert await store.recover(worker_id="w9") == []
     assert [j.id for j in await store.recover(worker_id="w2")] == [b.id]
@@ -379,27 +401,27 @@ async def test_recover_by_worker_name_and_ownership_of_a_claim(store, clock):
     nothing of names that merely start alike); the old run then finds its claim lost."""
     jobs = [await submit(store, user=u, clock=clock) for u in (ALICE, BOB, CAROL)]
     for wid in ("w1/old", "w10/x", "w1x"):
-        await store.claim(wid)
+        await store.claim(run(wid))
     assert [j.id for j in await store.recover(worker_id="w1")] == [jobs[0].id]
-    assert await store.heartbeat(jobs[0].id, worker_id="w1/old") == "lost"
-    assert await store.heartbeat(jobs[1].id, worker_id="w10/x") == "running"
-    assert await store.heartbeat(jobs[1].id) == "running"
-    again = await store.claim("w1/new")
+    assert await store.heartbeat(jobs[0].id, run("w1/old")) == "lost"
+    assert await store.heartbeat(jobs[1].id, run("w10/x")) == "running"
+    assert await store.heartbeat(jobs[1].id, run("w10/y")) == "lost"  # another run of that worker
+    again = await store.claim(run("w1/new"))
     assert again.id == jobs[0].id
     # the old run can neither finish, fail nor requeue what the new one holds
-    assert await store.mark_rendered(again.id, {"frame_count": 2}, "/a", worker_id="w1/old") is False
-    assert await store.mark_failed(again.id, "boom", worker_id="w1/old") is False
-    assert await store.requeue(again.id, worker_id="w1/old") is False
+    assert await store.mark_rendered(again.id, {"frame_count": 2}, run("w1/old")) is False
+    assert await store.mark_failed(again.id, "boom", run("w1/old")) is False
+    assert await store.requeue(again.id, run("w1/old")) is False
     assert (await store.get(again.id)).state == "running"
-    assert await store.mark_rendered(again.id, {"frame_count": 2}, "/a", worker_id="w1/new") is True
+    assert await store.mark_rendered(again.id, {"frame_count": 2}, run("w1/new")) is True
 
 
 async def test_withdraw_takes_back_unanswered_jobs_in_any_unposted_state(store, clock):
     running, rendered, delivered = [await submit(store, user=u, clock=clock) for u in (BOB, CAROL, ADMIN)]
-    assert [(await store.claim("w1")).id for _ in range(3)] == [running.id, rendered.id, delivered.id]
+    assert [(await store.claim(run("w1"))).id for _ in range(3)] == [running.id, rendered.id, delivered.id]
     queued = await submit(store, user=ALICE, clock=clock)
-    await store.mark_rendered(rendered.id, {"frame_count": 2}, "/a")
-    await store.mark_rendered(delivered.id, {"frame_count": 2}, "/b")
+    await store.mark_rendered(rendered.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(delivered.id, {"frame_count": 2}, run("w1"))
     await store.mark_delivered(delivered.id, 7)
     assert [await store.withdraw(j.id) for j in (queued, running, rendered, delivered)] == [True, True, True, False]
     states = [(await store.get(j.id)).state for j in (queued, running, rendered, delivered)]
@@ -409,13 +431,13 @@ async def test_withdraw_takes_back_unanswered_jobs_in_any_unposted_state(store, 
 
 async def test_delivery_states(store, clock):
     job = await submit(store)
-    await store.claim("w1")
+    await store.claim(run("w1"))
     assert await store.jobs_to_deliver() == []
-    assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is True
-    assert await store.mark_rendered(job.id, {"frame_count": 2}, "/a") is False  # not running any more
+    assert await store.mark_rendered(job.id, {"frame_count": 2}, run("w1")) is True
+    assert await store.mark_rendered(job.id, {"frame_count": 2}, run("w1")) is False  # not running any more
     due = await store.jobs_to_deliver()
     # only the folder's name is stored: it is found in the data folder wherever that is
-    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == store.settings.data_dir / "a"
+    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == job.folder_name
     j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
     assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
     assert await store.jobs_to_deliver() == []
@@ -428,8 +450,8 @@ async def test_delivery_states(store, clock):
     assert await store.recover() == []
 
     other = await submit(store, user=BOB)
-    await store.claim("w1")
-    await store.mark_rendered(other.id, {"frame_count": 2}, "/b")
+    await store.claim(run("w1"))
+    await store.mark_rendered(other.id, {"frame_count": 2}, run("w1"))
     gave_up = await store.delivery_failed(other.id, "Missing Access and the token expired", retry_in=None)
     assert gave_up.state == "failed" and gave_up.error.startswith("Missing Access")
 
@@ -441,7 +463,7 @@ async def test_status_message_and_user_jobs(store, clock):
     await store.set_status_message(a.id, 4242)
     assert (await store.get(a.id)).status_message_id == 4242
     assert [j.id for j in await store.user_jobs(G1, ALICE)] == [a.id, b.id]
-    await store.claim("w1")
+    await store.claim(run("w1"))
     await store.mark_failed(a.id, "boom")
     assert [j.id for j in await store.user_jobs(G1, ALICE)] == [b.id]
     assert [j.id for j in await store.user_jobs(G1, ALICE, states=["failed"])] == [a.id]
@@ -466,12 +488,12 @@ async def test_cancel_permissions(store, clock):
     assert await store.audit_log(G1) == []  # the author's own cancel is not an admin action
 
     b = await submit(store, clock=clock)
-    running = await store.claim("w1")
+    running = await store.claim(run("w1"))
     assert running.id == b.id
     j = await store.cancel(b.id, actor_id=ADMIN, admin=True, guild_id=G1)
     assert j.state == "cancelled"
-    assert await store.heartbeat(b.id) == "cancelled"  # how the worker learns about it
-    assert await store.mark_rendered(b.id, {}, "/x") is False  # a late render does not resurrect it
+    assert await store.heartbeat(b.id, run("w1")) == "cancelled"  # how the worker learns about it
+    assert await store.mark_rendered(b.id, {}, run("w1")) is False  # a late render does not resurrect it
     log = await store.audit_log(G1)
     assert [(r["action"], r["actor_id"]) for r in log] == [("cancel", ADMIN)] and f"#{b.id}" in log[0]["detail"]
     # bot owner: admin without a guild
@@ -507,10 +529,10 @@ async def test_stats(store, clock):
     a = await submit(store, clock=clock)
     b = await submit(store, user=BOB, clock=clock)
     await submit(store, user=CAROL, guild=G2, clock=clock)
-    await store.claim("w1")
+    await store.claim(run("w1"))
     clock.advance(12)
-    await store.mark_rendered(a.id, {"frame_count": 2}, "/a")
-    assert (await store.claim("w1")).guild_id == G2  # G2's turn: G1 was served last
+    await store.mark_rendered(a.id, {"frame_count": 2}, run("w1"))
+    assert (await store.claim(run("w1"))).guild_id == G2  # G2's turn: G1 was served last
     await store.mark_failed(b.id, "bad")
     st = await store.stats(G1)
     assert (st["queued"], st["running"], st["rendered"], st["failed"]) == (0, 0, 1, 1)
@@ -524,14 +546,11 @@ async def test_stats(store, clock):
 
 async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=True, guild=G1) -> Job:
     job = await submit(store, user=user, now=now, guild=guild)
-    claimed = await store.claim("w1", now=now)
+    claimed = await store.claim(run("w1"), now=now)
     assert claimed.id == job.id
-    d = Path(settings.data_dir) / job.folder_name
-    d.mkdir(parents=True)
-    for i in range(frames):
-        (d / f"frame_{i:03d}.png").write_bytes(b"png%d" % i)
-    (d / "morph.gif").write_bytes(b"GIF89a")
-    await store.mark_rendered(job.id, {"frame_count": frames, "candidates": [0, 1]}, d, now=now)
+    files = {f"frame_{i:03d}.png": b"png%d" % i for i in range(frames)}
+    await store.artifacts.save(claimed, {**files, "morph.gif": b"GIF89a"})
+    await store.mark_rendered(job.id, {"frame_count": frames, "candidates": [0, 1]}, run("w1"), now=now)
     if deliver:
         await store.mark_delivered(job.id, 1000 + job.id, now=now)
     return await store.get(job.id)
@@ -540,7 +559,7 @@ async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=
 async def test_pick_records_and_returns_the_frame(store, settings):
     job = await rendered_job(store, settings)
     picked = await store.pick(job.id, user_id=BOB, frame=2, source="reaction")
-    assert picked.path.read_bytes() == b"png2" and not picked.repeat
+    assert picked.data == b"png2" and not picked.repeat
     for bad in (3, -1, "1"):
         with pytest.raises(Refused, match="frames 1 to 3"):
             await store.pick(job.id, user_id=BOB, frame=bad)
@@ -554,20 +573,20 @@ async def test_purge_deletes_old_artifacts_and_picks_say_expired(store, settings
     old = await rendered_job(store, settings, user=ALICE, now=clock.t - 15 * 86400)
     new = await rendered_job(store, settings, user=BOB, now=clock.t - 13 * 86400)
     assert await store.purge() == 1
-    assert not old.artifact_dir.exists() and new.artifact_dir.exists()
+    assert not await stored(store, old) and await stored(store, new)
     assert (await store.get(old.id)).expired and not (await store.get(new.id)).expired
     with pytest.raises(Refused, match="has expired"):
         await store.pick(old.id, user_id=BOB, frame=0)
-    assert (await store.pick(new.id, user_id=BOB, frame=0, now=clock.t + 10)).path.exists()
+    assert (await store.pick(new.id, user_id=BOB, frame=0, now=clock.t + 10)).data == b"png0"
     assert await store.purge() == 0  # idempotent
     assert await store.picks(old.id) == []
     assert await store.purge(now=clock.t + 2 * 86400) == 1
-    assert not new.artifact_dir.exists()
+    assert not await stored(store, new)
     # a result still waiting to be posted keeps its files however old it is
     waiting = await rendered_job(store, settings, user=CAROL, now=clock.t - 30 * 86400, deliver=False)
-    assert await store.purge() == 0 and waiting.artifact_dir.exists()
+    assert await store.purge() == 0 and await stored(store, waiting)
     await store.mark_delivered(waiting.id, 1)
-    assert await store.purge() == 1 and not waiting.artifact_dir.exists()
+    assert await store.purge() == 1 and not await stored(store, waiting)
 
 
 async def test_delete_result(store, settings):
@@ -576,9 +595,9 @@ async def test_delete_result(store, settings):
         await store.delete_result(job.id, actor_id=BOB)
     with pytest.raises(Refused, match="another server"):
         await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G2)
-    assert job.artifact_dir.exists()
+    assert await stored(store, job)
     j = await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G1)
-    assert j.deleted_at is not None and not job.artifact_dir.exists()
+    assert j.deleted_at is not None and not await stored(store, job)
     assert await store.jobs_to_deliver() == []  # a deleted result is not posted
     with pytest.raises(Refused, match="expired"):
         await store.pick(job.id, user_id=BOB, frame=0)
@@ -587,17 +606,15 @@ async def test_delete_result(store, settings):
 
 async def test_job_result_roundtrips_as_json(store, settings):
     job = await rendered_job(store, settings)
-    async with store.conn.execute("SELECT result, request FROM jobs WHERE id = ?", (job.id,)) as cur:
-        row = await cur.fetchone()
-    assert json.loads(row[0]) == job.result
-    assert RenderRequest.from_dict(json.loads(row[1])) == job.request
+    row = (await store.db.fetch("SELECT result, request FROM jobs WHERE id = ?", job.id))[0]
+    assert json.loads(row["result"]) == job.result
+    assert RenderRequest.from_dict(json.loads(row["request"])) == job.request
 
 
 # ---------------------------------------------------------------- hardening: limits are the operator's ceilings
 
-async def test_operator_settings_are_ceilings_even_when_lowered_later(tmp_path, clock):
-    roomy = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", max_user_active=50,
-                     max_guild_queue=5000, max_frames=120, cooldown_s=0)
+async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, clock):
+    roomy = settings.replace(max_user_active=50, max_guild_queue=5000, max_frames=120, cooldown_s=0)
     s = await Store.open(roomy.db_path, roomy, clock=clock)
     await s.set_limits(G1, ADMIN, max_user_active=50, max_guild_queue=5000, max_frames=120, cooldown_s=0)
     await s.close()
@@ -630,13 +647,13 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(tmp_path, 
         await store.close()
 
 
-async def test_the_bot_wide_queue_cap_counts_every_guild(tmp_path, clock):
-    settings = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", cooldown_s=0, max_queue=3)
+async def test_the_bot_wide_queue_cap_counts_every_guild(settings, clock):
+    settings = settings.replace(cooldown_s=0, max_queue=3)
     store = await Store.open(settings.db_path, settings, clock=clock)
     try:
         for user, guild in ((ALICE, G1), (BOB, G2), (CAROL, 3003)):
             await submit(store, user=user, guild=guild)
-        await store.claim("w1")  # a rendering job still counts
+        await store.claim(run("w1"))  # a rendering job still counts
         with pytest.raises(Refused, match=r"bot's queue is full \(3 morphs"):
             await submit(store, user=44, guild=4004)
         assert await count_jobs(store) == 3
@@ -644,20 +661,19 @@ async def test_the_bot_wide_queue_cap_counts_every_guild(tmp_path, clock):
         await store.close()
 
 
-async def test_claims_take_turns_across_guilds_3000_jobs_vs_one(tmp_path, clock):
+async def test_claims_take_turns_across_guilds_3000_jobs_vs_one(settings, clock):
     """The issue's case: server A queued 3,000 jobs; server B's one job must come next, not at 3,001."""
-    settings = Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", cooldown_s=0,
-                        max_user_active=3000, max_guild_queue=3000, max_queue=5000)
+    settings = settings.replace(cooldown_s=0, max_user_active=3000, max_guild_queue=3000, max_queue=5000)
     store = await Store.open(settings.db_path, settings, clock=clock)
     try:
         a = [await submit(store, user=ALICE, guild=G1) for _ in range(3000)]
-        first = await store.claim("w1")
+        first = await store.claim(run("w1"))
         assert first.id == a[0].id
         b = await submit(store, user=BOB, guild=G2)
         assert await store.position(b.id) == 1 and await store.position(a[1].id) == 2
-        assert (await store.claim("w1")).id == b.id  # delayed by the one job already rendering, no more
+        assert (await store.claim(run("w1"))).id == b.id  # delayed by the one job already rendering, no more
         c1, c2 = await submit(store, user=CAROL, guild=3003), await submit(store, user=CAROL, guild=3003)
-        order = [(await store.claim("w2")).id for _ in range(5)]
+        order = [(await store.claim(run("w2"))).id for _ in range(5)]
         assert order == [c1.id, a[1].id, c2.id, a[2].id, a[3].id]
     finally:
         await store.close()
@@ -667,11 +683,11 @@ async def test_positions_follow_the_claim_order(store, clock):
     G3 = 3003
     jobs = [await submit(store, user=100 + i, guild=g, clock=clock)
             for i, g in enumerate([G1, G1, G1, G2, G3, G2, G1, G3])]
-    await store.claim("w1")
+    await store.claim(run("w1"))
     await store.pause(G3, ADMIN)
     predicted = sorted((pos, j.id) for j, pos, paused in await store.queued_positions() if not paused)
     claimed = []
-    while (job := await store.claim("w1")) is not None:
+    while (job := await store.claim(run("w1"))) is not None:
         claimed.append(job.id)
     assert claimed == [job_id for _, job_id in predicted]
     assert len(claimed) == len(jobs) - 1 - 2  # the first claim and G3's two paused jobs
@@ -681,12 +697,12 @@ async def test_leaving_a_guild_cancels_its_jobs(store, clock):
     a = await submit(store, clock=clock)
     b = await submit(store, user=BOB, clock=clock)
     other = await submit(store, user=CAROL, guild=G2, clock=clock)
-    running = await store.claim("w1")
+    running = await store.claim(run("w1"))
     cancelled = await store.guild_left(G1)
     assert sorted(j.id for j in cancelled) == [a.id, b.id] and running.id in (a.id, b.id)
     assert {(await store.get(j.id)).state for j in (a, b)} == {"cancelled"}
     assert (await store.get(other.id)).state == "queued"
-    assert await store.heartbeat(running.id) == "cancelled"  # the worker stops rendering it
+    assert await store.heartbeat(running.id, run("w1")) == "cancelled"  # the worker stops rendering it
     assert (await store.audit_log(G1))[0]["action"] == "left"
     assert await store.guild_left(G1) == []
 
@@ -721,7 +737,7 @@ async def test_picks_respect_bans_cooldown_and_repeats(store, settings, clock):
         await store.pick(job.id, user_id=BOB, frame=2)
     clock.advance(3)
     again = await store.pick(job.id, user_id=BOB, frame=1)
-    assert again.repeat and again.path == first.path  # answered privately, not recorded twice
+    assert again.repeat and again.data == first.data  # answered privately, not recorded twice
     clock.advance(3)
     await store.pick(job.id, user_id=CAROL, frame=1)  # someone else: no cooldown for them
     await store.ban(G1, CAROL, ADMIN)
@@ -739,9 +755,9 @@ async def test_jobs_get_random_tokens_and_their_folders_carry_them(store, settin
     assert len({a.token, b.token, job.token}) == 3
     assert all(len(t) == 8 and int(t, 16) >= 0 for t in (a.token, b.token))
     assert a.folder_name == f"{a.id}-{a.token}"
-    assert job.artifact_dir == settings.data_dir / job.folder_name and job.artifact_dir.is_dir()
-    async with store.conn.execute("SELECT artifact_dir FROM jobs WHERE id = ?", (job.id,)) as cur:
-        assert (await cur.fetchone())[0] == job.folder_name  # a name, not a path
+    assert job.artifact_dir == job.folder_name and await stored(store, job)
+    if isinstance(settings.db_path, Path):  # files in MORPH_DATA_DIR, in a folder of that name
+        assert (settings.data_dir / job.folder_name / "morph.gif").read_bytes() == b"GIF89a"
 
 
 async def test_came_from_checks_guild_channel_message_and_token(store, settings, clock):
@@ -757,7 +773,9 @@ async def test_came_from_checks_guild_channel_message_and_token(store, settings,
     assert not job.came_from(**ok, message="status")  # the result message is not its status message
 
 
-async def test_settings_paths_are_absolute_so_another_working_directory_finds_the_files(tmp_path, monkeypatch):
+async def test_settings_paths_are_absolute_so_another_working_directory_finds_the_files(settings, tmp_path,
+                                                                                       monkeypatch):
+    sqlite_only(settings)
     monkeypatch.chdir(tmp_path)
     s = Settings.from_env({"MORPH_DB": "db/m.sqlite3", "MORPH_DATA_DIR": "art"}, dotenv_path=None)
     assert s.db_path == tmp_path / "db" / "m.sqlite3" and s.data_dir == tmp_path / "art"
@@ -765,12 +783,13 @@ async def test_settings_paths_are_absolute_so_another_working_directory_finds_th
     try:
         job = await rendered_job(store, s)
         monkeypatch.chdir(tmp_path / "art")  # started from elsewhere later
-        assert (await store.pick(job.id, user_id=BOB, frame=0)).path.read_bytes() == b"png0"
+        assert (await store.pick(job.id, user_id=BOB, frame=0)).data == b"png0"
     finally:
         await store.close()
 
 
 async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(store, settings, clock):
+    sqlite_only(settings)
     job = await rendered_job(store, settings)
     data = settings.data_dir
     orphan = data / "77-deadbeef"  # a render that failed half-way long ago
@@ -779,19 +798,19 @@ async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(
     fresh = data / "78-cafecafe"  # being written right now by a worker
     fresh.mkdir()
     running = await submit(store, user=BOB, clock=clock)
-    await store.claim("w1")
+    await store.claim(run("w1"))
     its_folder = data / running.folder_name
     its_folder.mkdir()
     old = time.time() - 2 * 3600
     for d in (orphan, its_folder):
         os.utime(d, (old, old))
     await store.purge()
-    assert not orphan.exists() and fresh.exists() and its_folder.exists() and job.artifact_dir.exists()
+    assert not orphan.exists() and fresh.exists() and its_folder.exists() and await stored(store, job)
 
     # a row pointing outside the data folder (a hand-edited or corrupt database) deletes nothing there
     outside = settings.data_dir.parent / "precious"
     outside.mkdir()
     (outside / "keep.txt").write_text("keep")
-    await store.conn.execute("UPDATE jobs SET artifact_dir = ? WHERE id = ?", ("..", job.id))
+    await store.db.execute("UPDATE jobs SET artifact_dir = ? WHERE id = ?", "..", job.id)
     await store.purge(now=clock.t + 30 * 86400)
     assert (outside / "keep.txt").read_text() == "keep" and settings.data_dir.is_dir()

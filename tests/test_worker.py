@@ -1,5 +1,8 @@
-"""The worker end to end with the real ``tiny`` model: render → artifacts on disk → store → notifier."""
+"""The worker end to end with the real ``tiny`` model: claim → render → files stored → job rendered, with
+progress and heartbeats in the database (what the Discord fronts show)."""
 import asyncio
+import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -9,7 +12,8 @@ import torch
 from PIL import Image
 
 from bot.config import Settings
-from bot.store import Store
+from bot.db import JOBS_CHANNEL
+from bot.store import Store, WorkerRun
 from bot.worker import MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker, failure_reason, recover_own_jobs
 from morph.request import MorphError, RenderRequest
 
@@ -25,46 +29,50 @@ def morpher():
     return Morpher("tiny", device="cpu")
 
 
-class RecordingNotifier:
-    """A real Notifier: remembers every call (name, job id, state, args, time)."""
+class Watch:
+    """What a Discord front sees: every time the database says jobs changed (``JOBS_CHANNEL``), the
+    state and progress of each job, recorded when they differ from the last look."""
 
-    def __init__(self, fail_on=()):
-        self.calls = []
-        self.fail_on = set(fail_on)
+    def __init__(self, store):
+        self.store = store
+        self.seen: list[tuple[int, str, dict | None, float]] = []  # (job id, state, progress, when)
+        self._last: dict[int, tuple] = {}
         self.changed = asyncio.Event()
+        store.db.subscribe(JOBS_CHANNEL, lambda: asyncio.get_running_loop().create_task(self._look()))
 
-    async def _record(self, name, job, *args):
-        self.calls.append((name, job.id, job.state, args, time.monotonic()))
+    async def _look(self):
+        for row in await self.store.db.fetch("SELECT id, state, progress FROM jobs"):
+            key = (row["state"], row["progress"])
+            if self._last.get(row["id"]) != key:
+                self._last[row["id"]] = key
+                progress = json.loads(row["progress"]) if row["progress"] else None
+                self.seen.append((row["id"], row["state"], progress, time.monotonic()))
         self.changed.set()
-        if name in self.fail_on:
-            raise RuntimeError(f"notifier {name} broke")
 
-    async def job_started(self, job):
-        await self._record("job_started", job)
+    def states(self, job_id: int) -> list[str]:
+        """The job's states in the order seen, repeats collapsed."""
+        out = []
+        for jid, state, _, _ in self.seen:
+            if jid == job_id and (not out or out[-1] != state):
+                out.append(state)
+        return out
 
-    async def job_progress(self, job, progress, eta_s):
-        await self._record("job_progress", job, progress, eta_s)
+    def progress(self, job_id: int) -> list[tuple[dict, float]]:
+        return [(p, t) for jid, state, p, t in self.seen if jid == job_id and p is not None]
 
-    async def job_rendered(self, job):
-        await self._record("job_rendered", job)
-
-    async def job_failed(self, job):
-        await self._record("job_failed", job)
-
-    def names(self, job_id=None):
-        return [c[0] for c in self.calls if job_id is None or c[1] == job_id]
-
-    async def wait_for(self, name, job_id, timeout=30):
+    async def wait_for(self, job_id: int, state: str | None = None, *, progress: bool = False, timeout=30):
         deadline = time.monotonic() + timeout
-        while not any(c[0] == name and c[1] == job_id for c in self.calls):
+        while not any(jid == job_id and (state is None or s == state) and (not progress or p is not None)
+                      for jid, s, p, _ in self.seen):
             self.changed.clear()
             await asyncio.wait_for(self.changed.wait(), max(0.01, deadline - time.monotonic()))
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(db_path=tmp_path / "m.sqlite3", data_dir=tmp_path / "art", cooldown_s=0, max_user_active=10,
-                    model="tiny")
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request, tmp_path):
+    """Every worker test on a SQLite file and on a PostgreSQL database (files kept in the database)."""
+    db = tmp_path / "m.sqlite3" if request.param == "sqlite" else request.getfixturevalue("postgres").create_database()
+    return Settings(db_path=db, data_dir=tmp_path / "art", cooldown_s=0, max_user_active=10, model="tiny")
 
 
 @pytest.fixture
@@ -84,21 +92,21 @@ async def submit(store, request=None, user=ALICE, **kw):
                                upload_limit=kw.pop("upload_limit", 10 * MiB), **kw)
 
 
-def make_worker(store, settings, morpher, notifier, **kw):
+def make_worker(store, settings, morpher, **kw):
     calls = []
 
     def factory():
         calls.append(threading.current_thread() is threading.main_thread())
         return morpher
 
-    w = Worker(store, factory, settings, notifier, **kw)
+    w = Worker(store, factory, settings, **kw)
     w.factory_calls = calls
     return w
 
 
 async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
-    notifier = RecordingNotifier()
-    worker = make_worker(store, settings, morpher, notifier)
+    watch = Watch(store)
+    worker = make_worker(store, settings, morpher)
     assert worker.factory_calls == [] and worker.morpher is None  # lazy: nothing loaded yet
     job = await submit(store, upload_limit=8 * MiB)
     assert await worker.run_once() is True
@@ -106,8 +114,7 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
 
     done = await store.get(job.id)
     assert done.state == "rendered" and done.error is None and done.rendered_at >= done.started_at
-    d = Path(settings.data_dir) / job.folder_name
-    assert done.artifact_dir == d
+    assert done.artifact_dir == job.folder_name and (done.worker_id, done.run_id) == tuple(worker.run)
     r = done.result
     assert r["frame_count"] == 8 and len(r["ts"]) == 8 and len(r["distances"]) == 7
     assert r["ts"][0] == 0.0 and r["ts"][-1] == 1.0 and r["ts"] == sorted(r["ts"])
@@ -117,50 +124,53 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     assert r["gif_reductions"] == [] and r["frame_size"] == [64, 64]
 
     # the GIF decodes with every frame, within the budget left after the sheet
-    gif = Image.open(d / "morph.gif")
+    stored = {name: await store.artifacts.read(done, name)
+              for name in ["morph.gif", "sheet.png", *(f"frame_{i:03d}.png" for i in range(8)), "frame_008.png"]}
+    gif = Image.open(io.BytesIO(stored["morph.gif"]))
     assert gif.format == "GIF" and gif.n_frames == 8 == r["gif_frame_count"]
-    assert (d / "morph.gif").stat().st_size == r["gif_bytes"] <= r["gif_budget"]
+    assert len(stored["morph.gif"]) == r["gif_bytes"] <= r["gif_budget"]
     assert r["gif_budget"] == 8 * MiB - r["sheet_bytes"] - UPLOAD_HEADROOM
-    sheet = Image.open(d / "sheet.png")
-    assert sheet.format == "PNG" and sheet.width > sheet.height > 0
-    assert (d / "sheet.png").stat().st_size == r["sheet_bytes"]
-    frames = sorted(p.name for p in d.glob("frame_*.png"))
-    assert frames == [f"frame_{i:03d}.png" for i in range(8)]
-    assert Image.open(d / "frame_000.png").size == (64, 64)
+    sheet = Image.open(io.BytesIO(stored["sheet.png"]))
+    assert sheet.format == "PNG" and sheet.width > sheet.height > 0 and len(stored["sheet.png"]) == r["sheet_bytes"]
+    assert stored["frame_008.png"] is None  # eight frames, no more
+    assert Image.open(io.BytesIO(stored["frame_000.png"])).size == (64, 64)
+    if isinstance(settings.db_path, Path):  # SQLite: a folder of files in MORPH_DATA_DIR
+        folder = settings.data_dir / job.folder_name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(k for k, v in stored.items() if v is not None)
     # a pick serves one of those files
-    assert (await store.pick(job.id, user_id=BOB, frame=r["candidates"][0])).path.parent == d
+    frame = r["candidates"][0]
+    assert (await store.pick(job.id, user_id=BOB, frame=frame)).data == stored[f"frame_{frame:03d}.png"]
 
-    assert notifier.names(job.id)[0] == "job_started" and notifier.names(job.id)[-1] == "job_rendered"
-    assert [c[2] for c in notifier.calls if c[0] == "job_rendered"] == ["rendered"]
-    assert "job_failed" not in notifier.names()
+    await asyncio.sleep(0.05)  # let the last look at the database finish
+    assert watch.states(job.id)[-2:] == ["running", "rendered"]
     assert await worker.run_once() is False  # queue empty
     assert await store.jobs_to_deliver() == [done]
 
 
 async def test_boomerang_and_tiny_upload_limit(store, settings, morpher):
-    worker = make_worker(store, settings, morpher, RecordingNotifier())
+    worker = make_worker(store, settings, morpher)
     job = await submit(store, small(frames=6), boomerang=True, upload_limit=100)
     await worker.run_once()
-    r = (await store.get(job.id)).result
-    assert r["gif_frame_count"] == 10 == Image.open(Path(settings.data_dir) / job.folder_name / "morph.gif").n_frames
-    assert r["gif_budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
+    done = await store.get(job.id)
+    gif = Image.open(io.BytesIO(await store.artifacts.read(done, "morph.gif")))
+    assert done.result["gif_frame_count"] == 10 == gif.n_frames
+    assert done.result["gif_budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
 
 
 async def test_render_errors_fail_only_that_job(store, settings, morpher):
-    notifier = RecordingNotifier()
-    worker = make_worker(store, settings, morpher, notifier, poll_s=0.05)
+    watch = Watch(store)
+    worker = make_worker(store, settings, morpher, poll_s=0.05)
     bad_engine = await submit(store)
     bad_bug = await submit(store)
     good = await submit(store)
     # Requests the engine refuses at render time (e.g. written by an older version), and one that makes
     # it raise a plain ValueError (not a MorphError): both must fail just their own job.
-    await store.conn.execute("UPDATE jobs SET request = json_set(request, '$.scheduler', 'euler_a') WHERE id = ?",
-                             (bad_engine.id,))
-    await store.conn.execute("UPDATE jobs SET request = json_set(request, '$.guidance', 'abc') WHERE id = ?",
-                             (bad_bug.id,))
+    for job, key, value in ((bad_engine, "scheduler", "euler_a"), (bad_bug, "guidance", "abc")):
+        request = {**job.request.to_dict(), key: value}
+        await store.db.execute("UPDATE jobs SET request = ? WHERE id = ?", json.dumps(request), job.id)
     await worker.start()
     try:
-        await notifier.wait_for("job_rendered", good.id)
+        await watch.wait_for(good.id, "rendered")
     finally:
         await worker.stop()
     j1, j2, j3 = [await store.get(j.id) for j in (bad_engine, bad_bug, good)]
@@ -168,21 +178,21 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     # the engine's own messages are shown; anything else stays in the log (it may carry server paths)
     assert j2.state == "failed" and j2.error == "the renderer failed on the bot's side (the details are in the bot's log)."
     assert j3.state == "rendered"
-    assert [c[1] for c in notifier.calls if c[0] == "job_failed"] == [j1.id, j2.id]
-    assert [c[2] for c in notifier.calls if c[0] == "job_failed"] == ["failed", "failed"]
-    assert not (Path(settings.data_dir) / j1.folder_name).exists()
+    assert [j.id for j in await store.failures_to_show()] == [j1.id, j2.id]  # for a front to show, once
+    assert await store.artifacts.read(j1, "morph.gif") is None
 
 
 async def test_model_that_cannot_load_fails_the_job_with_the_reason(store, settings):
     from morph import Morpher
 
-    notifier = RecordingNotifier()
-    worker = Worker(store, lambda: Morpher("no-such-org/no-such-model", device="cpu"), settings, notifier)
+    watch = Watch(store)
+    worker = Worker(store, lambda: Morpher("no-such-org/no-such-model", device="cpu"), settings)
     job = await submit(store)
     await worker.run_once()
     j = await store.get(job.id)
     assert j.state == "failed" and "no-such-org/no-such-model" in j.error
-    assert notifier.names(job.id) == ["job_started", "job_failed"]
+    await asyncio.sleep(0.05)
+    assert watch.states(job.id)[-2:] == ["running", "failed"]
 
 
 def test_failure_reasons():
@@ -194,19 +204,19 @@ def test_failure_reasons():
         assert failure_reason(err) == "the renderer failed on the bot's side (the details are in the bot's log)."
 
 
-async def render_job_in_background(store, settings, morpher, notifier, request, **kw):
-    worker = make_worker(store, settings, morpher, notifier, **kw)
+async def render_job_in_background(store, settings, morpher, request, **kw):
+    watch = Watch(store)
+    worker = make_worker(store, settings, morpher, **kw)
     await worker.get_morpher()
     job = await submit(store, request)
     task = asyncio.create_task(worker.run_once())
-    await notifier.wait_for("job_progress", job.id)
-    return worker, job, task
+    await watch.wait_for(job.id, progress=True)
+    return worker, job, task, watch
 
 
 async def test_cancel_running_job_through_the_worker(store, settings, morpher):
-    notifier = RecordingNotifier()
-    worker, job, task = await render_job_in_background(store, settings, morpher, notifier,
-                                                       small(frames=40, steps=10), progress_interval_s=0.2)
+    worker, job, task, watch = await render_job_in_background(store, settings, morpher, small(frames=40, steps=10),
+                                                              progress_interval_s=0.2)
     t0 = time.monotonic()
     assert (await store.cancel(job.id, actor_id=ALICE)).state == "cancelled"
     assert worker.request_cancel(job.id) is True
@@ -215,16 +225,15 @@ async def test_cancel_running_job_through_the_worker(store, settings, morpher):
     assert time.monotonic() - t0 < 2.0
     j = await store.get(job.id)
     assert j.state == "cancelled" and j.result is None and j.artifact_dir is None
-    assert not (Path(settings.data_dir) / job.folder_name).exists()
-    assert "job_rendered" not in notifier.names() and "job_failed" not in notifier.names()
+    assert await store.artifacts.read(job, "morph.gif") is None
+    assert "rendered" not in watch.states(job.id) and "failed" not in watch.states(job.id)
     assert worker.request_cancel(job.id) is False  # no longer rendering
 
 
 async def test_cancel_seen_through_the_database(store, settings, morpher):
-    """Another process (or an admin on another bot instance) cancels: the heartbeat notices."""
-    notifier = RecordingNotifier()
-    worker, job, task = await render_job_in_background(store, settings, morpher, notifier,
-                                                       small(frames=40, steps=10), progress_interval_s=0.2)
+    """Another process (or an admin on another front) cancels: the heartbeat notices."""
+    worker, job, task, watch = await render_job_in_background(store, settings, morpher, small(frames=40, steps=10),
+                                                              progress_interval_s=0.2)
     other = await Store.open(settings.db_path, settings)
     try:
         await other.cancel(job.id, actor_id=99, admin=True, guild_id=G)
@@ -232,25 +241,25 @@ async def test_cancel_seen_through_the_database(store, settings, morpher):
         await other.close()
     await asyncio.wait_for(task, 30)
     assert (await store.get(job.id)).state == "cancelled"
-    assert "job_rendered" not in notifier.names()
+    assert "rendered" not in watch.states(job.id)
 
 
 async def test_stop_during_render_puts_the_job_back(store, settings, morpher):
-    notifier = RecordingNotifier()
-    worker = make_worker(store, settings, morpher, notifier, progress_interval_s=0.2)
+    watch = Watch(store)
+    worker = make_worker(store, settings, morpher, progress_interval_s=0.2)
     job = await submit(store, small(frames=40, steps=10))
     await worker.start()
-    await notifier.wait_for("job_progress", job.id)
+    await watch.wait_for(job.id, progress=True)
     await asyncio.wait_for(worker.stop(), 30)
     j = await store.get(job.id)
-    assert j.state == "queued" and j.attempts == 0 and j.worker_id is None
+    assert j.state == "queued" and j.attempts == 0 and j.worker_id is None and j.progress is None
 
 
 async def test_progress_is_throttled_has_eta_and_loop_stays_responsive(store, settings, morpher):
     """Event-loop lag during a real render: a task sleeps 10 ms in a loop and records the overshoot."""
-    notifier = RecordingNotifier(fail_on={"job_started"})  # a broken notifier must not stop the render
+    watch = Watch(store)
     interval = 0.4
-    worker = make_worker(store, settings, morpher, notifier, progress_interval_s=interval)
+    worker = make_worker(store, settings, morpher, progress_interval_s=interval)
     await worker.get_morpher()
     job = await submit(store, small(frames=16, steps=8))
     lags, stop = [], asyncio.Event()
@@ -273,27 +282,25 @@ async def test_progress_is_throttled_has_eta_and_loop_stays_responsive(store, se
     assert (await store.get(job.id)).state == "rendered"
     assert max_lag_ms < 250
 
-    progress = [c for c in notifier.calls if c[0] == "job_progress"]
-    assert len(progress) >= 2
-    times = [c[4] for c in progress]
-    assert all(b - a >= interval - 0.01 for a, b in zip(times, times[1:]))
-    fractions = [c[3][0].fraction for c in progress]
+    progress = watch.progress(job.id)
+    assert 2 <= len(progress) <= render_s / interval + 1  # at most one write per interval
+    fractions = [p["fraction"] for p, _ in progress]
     assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
-    etas = [c[3][1] for c in progress if c[3][1] is not None]
+    assert all(p["frames_total"] == 16 and p["stage"] in ("encode", "denoise", "decode", "pace") for p, _ in progress)
+    etas = [p["eta_s"] for p, _ in progress if p["eta_s"] is not None]
     assert etas and all(e >= 0 for e in etas) and etas[-1] < render_s
 
 
-async def test_wake_starts_a_job_without_waiting_for_the_poll(store, settings, morpher):
-    notifier = RecordingNotifier()
-    worker = make_worker(store, settings, morpher, notifier, poll_s=60)
+async def test_a_queued_job_wakes_an_idle_worker_without_waiting_for_the_poll(store, settings, morpher):
+    watch = Watch(store)
+    worker = make_worker(store, settings, morpher, poll_s=60)
     await worker.get_morpher()
     await worker.start()
     try:
         await asyncio.sleep(0.1)  # idle, waiting up to 60 s
-        job = await submit(store, small(frames=2, steps=1, candidates=1))
         t0 = time.monotonic()
-        worker.wake()
-        await notifier.wait_for("job_rendered", job.id, timeout=20)
+        job = await submit(store, small(frames=2, steps=1, candidates=1))  # the database's notification wakes it
+        await watch.wait_for(job.id, "rendered", timeout=20)
         assert time.monotonic() - t0 < 20
     finally:
         t1 = time.monotonic()
@@ -306,10 +313,10 @@ async def test_wake_starts_a_job_without_waiting_for_the_poll(store, settings, m
 async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store, settings, morpher):
     """Process A renders; its job is recovered meanwhile (as a restart of A's id would do). A must notice
     through its heartbeat and let go without cancelling or failing the job; B then renders it."""
-    notifier = RecordingNotifier()
-    a, job, task = await render_job_in_background(store, settings, morpher, notifier,
-                                                  small(frames=40, steps=10), progress_interval_s=0.2)
-    assert (await store.get(job.id)).worker_id == a.claim_id and a.claim_id.startswith(a.worker_id + "/")
+    a, job, task, watch = await render_job_in_background(store, settings, morpher, small(frames=40, steps=10),
+                                                         progress_interval_s=0.2)
+    held = await store.get(job.id)
+    assert (held.worker_id, held.run_id) == tuple(a.run) and a.run.worker_id == a.worker_id
     other = await Store.open(settings.db_path, settings)
     try:
         assert [j.id for j in await other.recover(worker_id=a.worker_id)] == [job.id]
@@ -318,17 +325,17 @@ async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store
     await asyncio.wait_for(task, 30)
     j = await store.get(job.id)
     assert j.state == "queued" and j.attempts == 1 and j.worker_id is None
-    assert "job_failed" not in notifier.names() and "job_rendered" not in notifier.names()
+    assert "failed" not in watch.states(job.id) and "rendered" not in watch.states(job.id)
 
-    b = make_worker(store, settings, morpher, notifier, worker_id="b")
+    b = make_worker(store, settings, morpher, worker_id="b")
     assert await b.run_once() is True
     j = await store.get(job.id)
-    assert j.state == "rendered" and j.worker_id.startswith("b/") and j.artifact_dir.is_dir()
+    assert j.state == "rendered" and j.worker_id == "b" and await store.artifacts.read(j, "morph.gif")
 
 
-async def test_a_job_taken_over_after_its_render_gets_no_artifacts_here(store, settings, morpher):
+async def test_a_job_taken_over_after_its_render_gets_no_files_from_here(store, settings, morpher):
     """The render finished (it did not stop at the cancel) but the job was taken over meanwhile: the
-    worker drops it before writing into the job's folder, which belongs to the new owner now."""
+    worker drops it before storing any file under the job's name, which belongs to the new owner now."""
     taken = threading.Event()
 
     class FinishesAnyway:
@@ -336,28 +343,27 @@ async def test_a_job_taken_over_after_its_render_gets_no_artifacts_here(store, s
             assert taken.wait(30)
             return morpher.render(request, progress=progress, cancel=threading.Event())
 
-    notifier = RecordingNotifier()
-    worker = Worker(store, FinishesAnyway, settings, notifier, progress_interval_s=0.2)
+    watch = Watch(store)
+    worker = Worker(store, FinishesAnyway, settings, progress_interval_s=0.2)
     job = await submit(store)
     task = asyncio.create_task(worker.run_once())
-    await notifier.wait_for("job_started", job.id)
+    await watch.wait_for(job.id, "running")
     assert [j.id for j in await store.recover(worker_id=worker.worker_id)] == [job.id]
     taken.set()
     assert await asyncio.wait_for(task, 30) is True
     j = await store.get(job.id)
     assert j.state == "queued" and j.attempts == 1 and j.worker_id is None
-    assert not (Path(settings.data_dir) / job.folder_name).exists()
-    assert "job_failed" not in notifier.names() and "job_rendered" not in notifier.names()
+    assert await store.artifacts.read(job, "morph.gif") is None
+    assert "failed" not in watch.states(job.id) and "rendered" not in watch.states(job.id)
 
 
 async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store, settings, morpher):
     """Start-up recovery of jobs claimed under this MORPH_WORKER_ID: a previous run that died (heartbeat
     recent but frozen) is taken back; a second live process given the same id keeps its job."""
-    notifier = RecordingNotifier()
-    twin, job, task = await render_job_in_background(store, settings, morpher, notifier,
-                                                     small(frames=40, steps=10), progress_interval_s=0.2)
+    twin, job, task, _ = await render_job_in_background(store, settings, morpher, small(frames=40, steps=10),
+                                                        progress_interval_s=0.2)
     dead = await submit(store, user=BOB)
-    assert (await store.claim(f"{twin.worker_id}/dead-run")).id == dead.id  # heartbeat now, then nothing
+    assert (await store.claim(WorkerRun(twin.worker_id, "dead-run"))).id == dead.id  # heartbeat now, then nothing
     restarted = await Store.open(settings.db_path, settings)  # the starting process's own connection
     try:
         t0 = time.monotonic()
@@ -367,37 +373,37 @@ async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store
         await restarted.close()
     assert [(j.id, j.state, j.attempts) for j in recovered] == [(dead.id, "queued", 1)]
     j = await store.get(job.id)
-    assert j.state == "running" and j.worker_id == twin.claim_id and j.attempts == 0
+    assert j.state == "running" and (j.worker_id, j.run_id) == tuple(twin.run) and j.attempts == 0
     await asyncio.wait_for(task, 60)
     assert (await store.get(job.id)).state == "rendered"  # rendered once, by the twin that had it
 
 
 async def test_start_up_recovery_does_not_wait_for_old_heartbeats(store, settings):
     old = await submit(store)
-    assert (await store.claim("w1/old", now=time.time() - 30)).id == old.id
+    assert (await store.claim(WorkerRun("w1", "old"), now=time.time() - 30)).id == old.id
     t0 = time.monotonic()
     assert [j.id for j in await recover_own_jobs(store, "w1", live_wait_s=5)] == [old.id]
     assert time.monotonic() - t0 < 5
 
 
 async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, settings, morpher):
-    notifier = RecordingNotifier()
+    watch = Watch(store)
     dead, alive, done = [await submit(store) for _ in range(3)]
-    assert (await store.claim("gone/1", now=time.time() - 300)).id == dead.id
-    assert (await store.claim("busy/1")).id == alive.id  # heartbeat just now
-    worker = make_worker(store, settings, morpher, notifier)
-    assert [j.id for j in await worker.recover_stale()] == [dead.id]
-    assert (await store.get(dead.id)).state == "queued" and (await store.get(dead.id)).attempts == 1
-    assert (await store.get(alive.id)).state == "running"
+    assert (await store.claim(WorkerRun("gone", "1"), now=time.time() - 300)).id == dead.id
+    assert (await store.claim(WorkerRun("busy", "1"))).id == alive.id  # heartbeat just now
+    worker = make_worker(store, settings, morpher)
     # the worker loop does it by itself (and renders the recovered job)
-    await store.conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (time.time() - 300, alive.id))
-    await store.conn.commit()
     await worker.start()
     try:
-        await notifier.wait_for("job_rendered", alive.id, timeout=60)
+        await watch.wait_for(dead.id, "rendered", timeout=60)
+        assert (await store.get(alive.id)).state == "running"  # its heartbeat is fresh: not taken
+        await store.db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", time.time() - 300, alive.id)
+        worker._last_recover = 0.0  # the next look at the queue recovers again (every 30 s otherwise)
+        worker.wake()
+        await watch.wait_for(alive.id, "rendered", timeout=60)
     finally:
         await worker.stop()
-    assert (await store.get(alive.id)).attempts == 1
+    assert [(await store.get(j.id)).attempts for j in (dead, alive)] == [1, 1]
 
 
 async def test_heartbeat_covers_model_loading(store, settings, morpher):
@@ -406,7 +412,7 @@ async def test_heartbeat_covers_model_loading(store, settings, morpher):
         time.sleep(1.0)
         return morpher
 
-    worker = Worker(store, slow_factory, settings, RecordingNotifier(), progress_interval_s=0.2)
+    worker = Worker(store, slow_factory, settings, progress_interval_s=0.2)
     job = await submit(store, small(frames=2, steps=1, candidates=1))
     task = asyncio.create_task(worker.run_once())
     await asyncio.sleep(0.8)  # still loading
@@ -419,21 +425,20 @@ async def test_heartbeat_covers_model_loading(store, settings, morpher):
 async def test_worker_loop_purges_old_artifacts(store, settings, morpher):
     """Retention runs by itself: the worker loop purges on start and then hourly; picks say "expired"."""
     old = await submit(store, small(frames=2, steps=1, candidates=1))
-    await store.claim("gone/1")
-    folder = Path(settings.data_dir) / old.folder_name
-    folder.mkdir(parents=True)
-    (folder / "frame_000.png").write_bytes(b"png")
+    claimed = await store.claim(WorkerRun("gone", "1"))
+    await store.artifacts.save(claimed, {"frame_000.png": b"png", "morph.gif": b"GIF89a"})
     long_ago = time.time() - (settings.retention_days + 1) * 86400
-    assert await store.mark_rendered(old.id, {"frame_count": 2}, folder, now=long_ago)
+    assert await store.mark_rendered(old.id, {"frame_count": 2}, WorkerRun("gone", "1"), now=long_ago)
     assert await store.mark_delivered(old.id, 1)
-    worker = make_worker(store, settings, morpher, RecordingNotifier(), poll_s=0.05)
+    worker = make_worker(store, settings, morpher, poll_s=0.05)
     await worker.start()
     try:
         deadline = time.monotonic() + 10
-        while folder.exists() and time.monotonic() < deadline:
+        while not (await store.get(old.id)).expired and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         await worker.stop()
-    assert not folder.exists() and (await store.get(old.id)).expired
+    old = await store.get(old.id)
+    assert old.expired and await store.artifacts.read(old, "frame_000.png") is None
     with pytest.raises(MorphError, match="expired"):
         await store.pick(old.id, user_id=BOB, frame=0)

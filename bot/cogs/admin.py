@@ -144,11 +144,8 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="resume", description="Start this server's morphs again")
     async def resume(self, interaction: discord.Interaction) -> None:
-        await self.bot.store.resume(interaction.guild_id, interaction.user.id)
+        await self.bot.store.resume(interaction.guild_id, interaction.user.id)  # wakes the workers
         self._queue_changed()
-        worker = getattr(self.bot, "worker", None)
-        if worker is not None:
-            worker.wake()
         await ephemeral(interaction, "▶️ Resumed.")
 
     @admin.command(name="cancel", description="Cancel any queued or rendering morph of this server")

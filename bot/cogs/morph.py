@@ -147,7 +147,7 @@ class MorphCog(commands.Cog):
         if picked.repeat:
             log.info("reaction pick of %s on job %s repeats frame %d; not posted again", payload.user_id, job.id, frame)
             return
-        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, picked.path),
+        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, picked.data),
                            reference=reference, allowed_mentions=NO_PINGS)
 
     @commands.Cog.listener()

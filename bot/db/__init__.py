@@ -1,0 +1,37 @@
+"""The job database: one SQLite file (the default) or a PostgreSQL server (``MORPH_DB=postgresql://…``).
+
+:func:`open_database` connects and applies the numbered migrations of its dialect (``migrations/sqlite/``,
+``migrations/postgres/``). :class:`Database` is what the Store works with: transactions, reads, and
+notifications to other processes. Everything that differs between the two databases lives in this
+package: connecting, placeholders (callers write ``?``), migrations, how claims lock rows, and
+LISTEN/NOTIFY (PostgreSQL) versus waking only this process (SQLite, where other processes poll).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.db.base import (
+    JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnusable, MigrationError, Tx, migration_files,
+)
+
+__all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnusable", "MigrationError",
+           "Tx", "is_postgres", "migration_files", "open_database"]
+
+
+def is_postgres(target: str | Path) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL; anything else is a SQLite file path."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+async def open_database(target: str | Path, *, migrations_dir: str | Path | None = None) -> Database:
+    """Connect to ``target`` (a SQLite path or a PostgreSQL URL) and bring its schema up to date.
+
+    Raises :class:`DatabaseUnusable` (cannot connect or read; the message names the database and what to
+    do) or :class:`MigrationError` (e.g. a database written by a newer morph-bot).
+    """
+    if is_postgres(target):
+        from bot.db.postgres import PostgresDatabase as cls
+    else:
+        from bot.db.sqlite import SqliteDatabase as cls
+    folder = Path(migrations_dir) if migrations_dir is not None else MIGRATIONS_DIR / cls.dialect
+    return await cls.open(target, folder)

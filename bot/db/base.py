@@ -1,0 +1,104 @@
+"""What both databases offer the Store (:class:`Database`, :class:`Tx`), their errors and migration files."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, AsyncContextManager, Callable
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+#: Notification channels. QUEUE: a job may have become claimable (workers wake). JOBS: a job changed in a
+#: way a Discord front shows (claimed, progress, rendered, failed, back in the queue).
+QUEUE_CHANNEL, JOBS_CHANNEL = "morph_queue", "morph_jobs"
+
+_NAME = re.compile(r"(\d{4})_([A-Za-z0-9_]+)\.sql")
+
+
+class MigrationError(RuntimeError):
+    """The database schema cannot be brought to this code's version; the message says why."""
+
+
+class DatabaseUnusable(RuntimeError):
+    """The database cannot be opened, reached or read; the message names it and what to do."""
+
+
+class Tx:
+    """One transaction. Statements use ``?`` placeholders; rows come back as dicts."""
+
+    async def fetch(self, sql: str, *params: Any) -> list[dict]:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        """Run one statement; return how many rows it changed."""
+        raise NotImplementedError
+
+    def notify(self, channel: str) -> None:
+        """Tell every subscriber of ``channel`` (in every process) once this transaction commits."""
+        raise NotImplementedError
+
+    async def serialize(self, what: str) -> None:
+        """Make the transactions that check-then-write ``what`` ("claims", "queue", "picks") take turns
+        (PostgreSQL: an advisory lock held until commit), so a check (a limit, the next job) sees every
+        earlier write. SQLite's ``BEGIN IMMEDIATE`` already serialises every writing transaction."""
+
+    async def fetchrow(self, sql: str, *params: Any) -> dict | None:
+        rows = await self.fetch(sql, *params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *params: Any) -> Any:
+        row = await self.fetchrow(sql, *params)
+        return None if row is None else next(iter(row.values()))
+
+
+class Database:
+    """A connected, migrated database. Subclasses: ``bot.db.sqlite.SqliteDatabase``,
+    ``bot.db.postgres.PostgresDatabase``."""
+
+    dialect: str
+    #: appended to the claim's ``SELECT … LIMIT 1``: row locking where the database has it
+    skip_locked: str = ""
+    #: the database for log lines and messages (a path, or a URL without its password)
+    name: str = ""
+
+    def transaction(self) -> AsyncContextManager[Tx]:
+        """``async with db.transaction() as tx``: commit at the end, roll back on any exception."""
+        raise NotImplementedError
+
+    async def fetch(self, sql: str, *params: Any) -> list[dict]:
+        """A read outside any transaction."""
+        raise NotImplementedError
+
+    async def fetchval(self, sql: str, *params: Any) -> Any:
+        rows = await self.fetch(sql, *params)
+        return next(iter(rows[0].values())) if rows else None
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        """One statement in its own transaction; return how many rows it changed."""
+        async with self.transaction() as tx:
+            return await tx.execute(sql, *params)
+
+    def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on this event loop) whenever a transaction notifies ``channel``."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+def migration_files(migrations_dir: str | Path) -> list[tuple[int, str, Path]]:
+    """``(version, name, path)`` sorted by version; refuses badly named or duplicate files."""
+    found: dict[int, tuple[int, str, Path]] = {}
+    for p in sorted(Path(migrations_dir).glob("*.sql")):
+        m = _NAME.fullmatch(p.name)
+        if not m:
+            raise MigrationError(f"Migration file {p.name!r} is not named NNNN_name.sql.")
+        version = int(m.group(1))
+        if version in found:
+            raise MigrationError(f"Two migrations have number {version:04d}: {found[version][2].name}, {p.name}.")
+        found[version] = (version, m.group(2), p)
+    return [found[v] for v in sorted(found)]
+
+
+def newer_than_code(current: int, latest: int, what: str) -> MigrationError:
+    return MigrationError(
+        f"The database is at schema version {current}, but this code only knows migrations up to {latest}: it "
+        f"was written by a newer morph-bot. Upgrade the code, or point MORPH_DB at {what}.")

@@ -1,0 +1,240 @@
+"""Per-guild rules and admin actions: limits (never looser than the operator's settings), bans, pause, clear,
+the audit log and the numbers of ``/morphadmin stats``. Mixed into :class:`bot.store.Store`."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.jobs import STATES, Job, Refused
+
+#: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
+LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
+              "allowed_channels")
+
+
+class GuildRules:
+    """Needs ``self.db``, ``self.settings``, ``self._now`` and ``self._job`` (see :class:`bot.store.Store`)."""
+
+    db: Any
+    settings: Any
+
+    # ------------------------------------------------------------------ limits
+    def limits_from_row(self, row: dict | None) -> dict:
+        """A guild's effective limits: its own values, but never looser than the operator's settings
+        (``MORPH_MAX_*`` are ceilings, ``MORPH_COOLDOWN_S`` a floor), also when the operator tightened them
+        after the guild stored its values."""
+        s = self.settings
+        row = dict(row) if row is not None else {}
+
+        def own(key, default):
+            v = row.get(key)
+            return default if v is None else v
+
+        return {
+            "paused": bool(row.get("paused", 0)),
+            "max_user_active": min(int(own("max_user_active", s.max_user_active)), s.max_user_active),
+            "max_guild_queue": min(int(own("max_guild_queue", s.max_guild_queue)), s.max_guild_queue),
+            "cooldown_s": max(float(own("cooldown_s", s.cooldown_s)), s.cooldown_s),
+            "max_frames": min(int(own("max_frames", s.max_frames)), s.max_frames),
+            "banned_words": json.loads(row.get("banned_words") or "[]"),
+            "allowed_channels": json.loads(row.get("allowed_channels") or "[]"),
+        }
+
+    async def get_limits(self, guild_id: int) -> dict:
+        """Effective limits: ``paused, max_user_active, max_guild_queue, cooldown_s, max_frames,
+        banned_words (list[str]), allowed_channels (list[int], empty = all)``."""
+        rows = await self.db.fetch("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id)
+        return self.limits_from_row(rows[0] if rows else None)
+
+    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> dict:
+        """Change some of ``LIMIT_KEYS`` for a guild (value None = back to the bot default); return the
+        effective limits. Raises Refused for an unknown key, a bad value, or a value looser than the
+        operator's settings (nothing changed). Audited."""
+        now = self._now(now)
+        updates = {k: _check_limit(k, v) for k, v in changes.items()}
+        s = self.settings
+        for key, cap in (("max_user_active", s.max_user_active), ("max_guild_queue", s.max_guild_queue),
+                         ("max_frames", s.max_frames)):
+            if updates.get(key) is not None and updates[key] > cap:
+                raise Refused(f"{key} can be at most {cap} on this bot (the operator's limit); "
+                              "a server can only make it stricter.")
+        if updates.get("cooldown_s") is not None and updates["cooldown_s"] < s.cooldown_s:
+            raise Refused(f"cooldown_s must be at least {s.cooldown_s:g} s on this bot (the operator's limit); "
+                          "a server can only make it longer.")
+        if not updates:
+            raise Refused("Nothing to change: give at least one limit.")
+        async with self.db.transaction() as tx:
+            await ensure_guild_row(tx, guild_id)
+            for key, value in updates.items():
+                if key in ("banned_words", "allowed_channels"):
+                    value = json.dumps(value or [])
+                await tx.execute(f"UPDATE guild_settings SET {key} = ?, updated_at = ? WHERE guild_id = ?",
+                                 value, now, guild_id)
+            detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
+                               + (" words" if k == "banned_words" and v is not None else "")
+                               for k, v in updates.items())
+            await audit(tx, guild_id, actor_id, "limits", detail, now)
+            return self.limits_from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?",
+                                                          guild_id))
+
+    # ------------------------------------------------------------------ pause, clear, bans
+    async def is_paused(self, guild_id: int) -> bool:
+        return bool(await self.db.fetchval("SELECT paused FROM guild_settings WHERE guild_id = ?", guild_id))
+
+    async def pause(self, guild_id: int, actor_id: int, now: float | None = None) -> None:
+        """Stop workers from starting this guild's jobs (a running one finishes). Audited."""
+        await self._set_paused(guild_id, actor_id, True, now)
+
+    async def resume(self, guild_id: int, actor_id: int, now: float | None = None) -> None:
+        await self._set_paused(guild_id, actor_id, False, now)
+
+    async def _set_paused(self, guild_id: int, actor_id: int, paused: bool, now: float | None) -> None:
+        from bot.db import QUEUE_CHANNEL
+
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            await ensure_guild_row(tx, guild_id)
+            await tx.execute("UPDATE guild_settings SET paused = ?, updated_at = ? WHERE guild_id = ?",
+                             int(paused), now, guild_id)
+            await audit(tx, guild_id, actor_id, "pause" if paused else "resume", "", now)
+            if not paused:
+                tx.notify(QUEUE_CHANNEL)
+
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> int:
+        """Cancel every queued job of this guild (running ones continue); return how many. Audited."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            n = await tx.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
+                                 "WHERE guild_id = ? AND state = 'queued'", now, actor_id, guild_id)
+            await audit(tx, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
+            return n
+
+    async def guild_left(self, guild_id: int, now: float | None = None) -> list[Job]:
+        """The bot left (or was removed from) a guild: cancel its queued and rendering jobs, which could
+        never be posted; return them. Audited as a bot action (actor 0)."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE guild_id = ? "
+                                  "AND state IN ('queued', 'running') RETURNING *", now, guild_id)
+            if rows:
+                await audit(tx, guild_id, 0, "left", f"the bot left the server: {len(rows)} "
+                            f"morph{'s' if len(rows) != 1 else ''} cancelled", now)
+        return [self._job(r) for r in rows]
+
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> int:
+        """Ban a user from /morph in this guild and cancel their queued jobs (returned count). Audited."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            await tx.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (guild_id, user_id) DO UPDATE SET actor_id = excluded.actor_id, "
+                             "created_at = excluded.created_at", guild_id, user_id, actor_id, now)
+            n = await tx.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
+                                 "WHERE guild_id = ? AND user_id = ? AND state = 'queued'",
+                                 now, actor_id, guild_id, user_id)
+            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({n} queued cancelled)", now)
+            return n
+
+    async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> bool:
+        """Lift a ban; False if the user was not banned (still audited)."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            n = await tx.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", guild_id, user_id)
+            await audit(tx, guild_id, actor_id, "unban", f"<@{user_id}>" + ("" if n else " (was not banned)"), now)
+            return n == 1
+
+    # ------------------------------------------------------------------ listing, stats, audit
+    async def list_jobs(self, guild_id: int | None, states=None, limit: int = 50) -> list[Job]:
+        """Jobs of a guild (None: every guild), newest first; ``states`` default: queued and running."""
+        states = check_states(states or ("queued", "running"))
+        sql = f"SELECT * FROM jobs WHERE state IN ({marks(states)})"
+        params: list[Any] = list(states)
+        if guild_id is not None:
+            sql += " AND guild_id = ?"
+            params.append(guild_id)
+        return [self._job(r) for r in await self.db.fetch(sql + " ORDER BY id DESC LIMIT ?", *params, limit)]
+
+    async def stats(self, guild_id: int | None, now: float | None = None) -> dict:
+        """Numbers for ``/morphadmin stats`` (guild None: all guilds): ``queued, running, rendered,
+        queue_total`` (all guilds), ``jobs_last_hour, done_last_hour, failed_last_hour,
+        mean_render_s`` (last 24 h), ``paused``. Device name/memory come from the Morpher."""
+        now = self._now(now)
+        g, params = ("", []) if guild_id is None else (" AND guild_id = ?", [guild_id])
+        counts = {s: 0 for s in STATES}
+        for r in await self.db.fetch(f"SELECT state, COUNT(*) AS n FROM jobs WHERE TRUE{g} GROUP BY state", *params):
+            counts[r["state"]] = r["n"]
+        value = self.db.fetchval
+        hour = await value(f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{g}", now - 3600, *params)
+        done = await value(f"SELECT COUNT(*) FROM jobs WHERE rendered_at >= ?{g}", now - 3600, *params)
+        failed = await value(f"SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?{g}",
+                             now - 3600, *params)
+        mean = await value(f"SELECT AVG(rendered_at - started_at) FROM jobs WHERE rendered_at >= ?{g}",
+                           now - 86400, *params)
+        total = await value("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+        return {
+            "queued": counts["queued"], "running": counts["running"], "rendered": counts["rendered"],
+            "delivered": counts["delivered"], "failed": counts["failed"], "cancelled": counts["cancelled"],
+            "queue_total": total, "jobs_last_hour": hour, "done_last_hour": done, "failed_last_hour": failed,
+            "mean_render_s": mean, "paused": (await self.is_paused(guild_id)) if guild_id is not None else None,
+        }
+
+    async def audit_log(self, guild_id: int | None, limit: int = 20) -> list[dict]:
+        """Newest first: ``{id, guild_id, actor_id, action, detail, created_at}`` (None: every guild)."""
+        if guild_id is None:
+            return await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", limit)
+        return await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                                   guild_id, limit)
+
+
+async def audit(tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
+    await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+                     guild_id, actor_id, action, detail, now)
+
+
+async def ensure_guild_row(tx, guild_id: int) -> None:
+    await tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", guild_id)
+
+
+def check_states(states) -> tuple[str, ...]:
+    states = (states,) if isinstance(states, str) else tuple(states)
+    bad = [s for s in states if s not in STATES]
+    if bad or not states:
+        raise ValueError(f"unknown job state(s) {bad}; states are {', '.join(STATES)}")
+    return states
+
+
+def marks(items) -> str:
+    return ", ".join("?" for _ in items)
+
+
+def _check_limit(key: str, value):
+    """Validate one ``set_limits`` value; None passes (reset to default)."""
+    if key not in LIMIT_KEYS:
+        raise Refused(f"Unknown limit {key!r}; limits are: {', '.join(LIMIT_KEYS)}.")
+    if value is None:
+        return None
+    if key in ("max_user_active", "max_guild_queue", "max_frames"):
+        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000), "max_frames": (2, 120)}[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise Refused(f"{key} must be a whole number between {lo} and {hi} (got {value!r}).")
+        return value
+    if key == "cooldown_s":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+            raise Refused(f"cooldown_s must be between 0 and 86400 seconds (got {value!r}).")
+        return float(value)
+    if key == "banned_words":
+        if isinstance(value, str):
+            value = [w for w in value.split(",")]
+        words = sorted({" ".join(str(w).split()).casefold() for w in value} - {""})
+        if any(len(w) > 100 for w in words) or len(words) > 500:
+            raise Refused("banned_words takes at most 500 words of at most 100 characters each.")
+        return words
+    # allowed_channels
+    if isinstance(value, (int, str)):
+        value = [value]
+    try:
+        ids = sorted({int(c) for c in value})
+    except (TypeError, ValueError):
+        raise Refused(f"allowed_channels must be channel ids (got {value!r}).") from None
+    if any(c <= 0 for c in ids):
+        raise Refused("allowed_channels must be channel ids (positive numbers).")
+    return ids

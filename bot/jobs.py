@@ -1,0 +1,120 @@
+"""A morph job as the database holds it (:class:`Job`), and the answers the Store gives about it."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from morph.request import MorphError, RenderRequest
+
+STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running")
+#: SQLite and PostgreSQL integers are signed 64-bit: a larger id (a forged custom id) names no job.
+MAX_ID = 2 ** 63 - 1
+
+
+class Refused(MorphError):
+    """The request or action is not allowed; ``str(err)`` is the message to show the user."""
+
+
+class Expired(Refused):
+    """The job's frames are gone (retention purge or the delete button)."""
+
+
+class Pick(NamedTuple):
+    """What :meth:`Store.pick` found: the frame's PNG, and whether this person had picked it before."""
+
+    data: bytes
+    repeat: bool
+
+
+@dataclass
+class Job:
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    state: str
+    request: RenderRequest
+    attempts: int = 0
+    error: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    rendered_at: float | None = None
+    delivered_at: float | None = None
+    status_message_id: int | None = None
+    result_message_id: int | None = None
+    interaction_token: str | None = None
+    interaction_expires_at: float | None = None
+    application_id: int | None = None
+    upload_limit: int = 10 * 1024 * 1024
+    result: dict | None = None
+    #: the name of the job's files (a folder in MORPH_DATA_DIR, see bot.artifacts); None before rendering
+    artifact_dir: str | None = None
+    boomerang: bool = False
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    #: who renders it: MORPH_WORKER_ID, and the run of that worker (new at every start)
+    worker_id: str | None = None
+    run_id: str | None = None
+    #: the worker's latest progress (stage, frames_done, frames_total, step, steps, fraction, eta_s)
+    progress: dict | None = None
+    cancelled_by: int | None = None
+    artifacts_purged_at: float | None = None
+    deleted_at: float | None = None
+    delivery_attempts: int = 0
+    next_delivery_at: float | None = None
+    #: random, in the component custom ids and the artifact folder name (None: a job from before 0002)
+    token: str | None = None
+    withdrawn_at: float | None = None
+    failure_shown_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Job":
+        d = dict(row)
+        d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
+        d["result"] = json.loads(d["result"]) if d["result"] else None
+        d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
+        if d["artifact_dir"] and "/" in d["artifact_dir"]:  # rows before 0002 stored a path: keep its name
+            d["artifact_dir"] = d["artifact_dir"].rstrip("/").rsplit("/", 1)[-1]
+        d["boomerang"] = bool(d["boomerang"])
+        return cls(**d)
+
+    @property
+    def folder_name(self) -> str:
+        """The name of this job's files: unique across databases."""
+        return f"{self.id}-{self.token}" if self.token else str(self.id)
+
+    def came_from(self, *, guild_id: int | None, channel_id: int | None, message_id: int | None,
+                  token: str | None, message: str = "result") -> bool:
+        """True when a component or reaction on ``message_id`` in that guild and channel, carrying
+        ``token``, belongs to this job: its ``message`` ("result" or "status") message, its token.
+
+        Custom ids carry only the job number and the token, and job numbers start at 1 again in a new
+        database: without this check a button of an old message would act on another server's job.
+        A custom id without a token (posted before tokens existed) must come from the job's own message.
+        """
+        if guild_id != self.guild_id or channel_id != self.channel_id:
+            return False
+        if token is not None or self.token is not None:
+            if token != self.token:
+                return False
+        own = self.result_message_id if message == "result" else self.status_message_id
+        if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
+            return token is not None
+        return message_id == own
+
+    @property
+    def expired(self) -> bool:
+        """The artifacts are gone (retention purge or the delete button)."""
+        return self.artifacts_purged_at is not None
+
+    def interaction_alive(self, now: float | None = None) -> bool:
+        """True while the interaction token can still be used for followups (15 minutes)."""
+        now = time.time() if now is None else now
+        return bool(self.interaction_token) and (self.interaction_expires_at or 0) > now
+
+
+def valid_id(job_id) -> bool:
+    return isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_ID
