@@ -37,7 +37,7 @@ from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.bot import MorphBot
-    from bot.store import Job
+    from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,7 +144,7 @@ async def own_job(interaction: discord.Interaction, job_id: int, token: str | No
                   message: str = "result") -> "Job":
     """The job a component names, if the component really is one of that job's (see the module
     docstring); else :class:`~bot.store.Refused` "There is no morph #N." (as for an unknown number)."""
-    from bot.store import Refused
+    from bot.jobs import Refused
 
     job = await interaction.client.store.get(job_id)  # type: ignore[attr-defined]
     origin = interaction.message.id if interaction.message is not None else None
@@ -306,7 +306,8 @@ async def cancel_job(interaction: discord.Interaction, job_id: int, *, token: st
         worker.request_cancel(job_id)
     text = msg.cancelled_text(job_id, interaction.user.id)
     delivery = getattr(bot, "delivery", None)
-    if from_button and interaction.message is not None and interaction.message.id == job.status_message_id:
+    if (from_button and interaction.message is not None and interaction.message.id == job.status_message_id
+            and not interaction.response.is_done()):
         if delivery is not None:  # no pending progress edit may overwrite the answer below
             delivery.editor.finalize(interaction.message.id)
         await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
@@ -346,8 +347,18 @@ def _job_ref(match: re.Match[str]) -> tuple[int, str | None]:
 async def first_to_answer(interaction: discord.Interaction) -> bool:
     """True if this process is the one to answer ``interaction``: every gateway session of a shard gets
     every interaction (two fronts on one shard, a resume replaying events), and only the first front to
-    record it in the database answers (``Store.claim_interaction``); the others stay silent."""
-    return await interaction.client.store.claim_interaction(interaction.id)  # type: ignore[attr-defined]
+    record it in the database answers (``Store.claim_interaction``); the others stay silent.
+
+    A database that takes longer than :data:`DEFER_AFTER_S` (locked by another process) gets the
+    interaction deferred meanwhile, as :func:`in_time` does, so Discord's 3 s are kept."""
+    claim = asyncio.ensure_future(interaction.client.store.claim_interaction(interaction.id))  # type: ignore[attr-defined]
+    done, _ = await asyncio.wait({claim}, timeout=DEFER_AFTER_S)
+    if not done and interaction.type != discord.InteractionType.autocomplete and not interaction.response.is_done():
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as err:
+            log.warning("could not defer interaction %s: %s", interaction.id, err)
+    return await claim
 
 
 class _JobItem:
@@ -454,8 +465,7 @@ class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
             if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
                 await ephemeral(interaction, f"❌ {err}")
                 return
-        await interaction.response.send_message(f"🗑️ Deleted the result of morph job #{self.job_id}.",
-                                                ephemeral=True, allowed_mentions=NO_PINGS)
+        await ephemeral(interaction, f"🗑️ Deleted the result of morph job #{self.job_id}.")
         if interaction.message is not None:
             try:
                 await interaction.message.delete()

@@ -88,7 +88,7 @@ async def test_dynamic_items_rebuild_state_from_custom_id():
 
 
 def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str | None = "0a1b2c3d"):
-    from bot.store import Job
+    from bot.jobs import Job
     from morph.request import RenderRequest
 
     return Job(id=job_id, guild_id=GUILD, channel_id=1, user_id=MEMBER, state="rendered",

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
-from bot.store import Expired
+from bot.jobs import Expired
 from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, pick_text, start_job
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
 

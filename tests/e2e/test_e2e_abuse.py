@@ -113,7 +113,7 @@ async def test_components_act_only_on_their_own_job(harness):
     alice = h.guild.add_member("alice")
     old_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)).content)
     old = await h.result_message(old_id)
-    old_folder = (await h.store.get(old_id)).artifact_dir
+    old_folder = h.tmp / "artifacts" / (await h.store.get(old_id)).artifact_dir
     await h.stop_bot()
 
     other = fake.add_guild("Other Club")
@@ -122,7 +122,7 @@ async def test_components_act_only_on_their_own_job(harness):
     new_id = job_id_of((await fake.slash(bob, "morph", from_="a secret", to="a plan", frames=4)).content)
     assert new_id == old_id == 1
     new = await h.result_message(new_id)
-    assert old_folder.is_dir() and (await h.store.get(new_id)).artifact_dir != old_folder  # no collision
+    assert old_folder.is_dir() and (await h.store.get(new_id)).artifact_dir != old_folder.name  # no collision
 
     for cid in old.custom_ids():
         if cid.startswith("morph:frames:"):

@@ -51,7 +51,7 @@ async def test_morph_to_picked_frame(harness):
     assert list(result.reactions) == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"][: len(candidates)]
 
     third = candidates[2]
-    expected = (job.artifact_dir / f"frame_{third:03d}.png").read_bytes()
+    expected = await h.store.artifacts.read(job, f"frame_{third:03d}.png")
     name = f"morph-{job_id}-frame-{third + 1:03d}.png"
 
     # button 3

@@ -10,7 +10,7 @@ import asyncio
 
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
 from bot.sandbox import eventually
-from bot.store import STATES
+from bot.jobs import STATES
 from e2e_helpers import gif_frames, job_id_of, result_messages
 
 
