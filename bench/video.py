@@ -171,8 +171,8 @@ def main(argv=None) -> int:
 
     frames = scene_frames(args.frames, args.size)
     print(f"# GIF vs MP4, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.processor() or platform.machine()}, PyAV {av.__version__} (FFmpeg "
-          f"{av.library_versions['libavcodec']} libavcodec)")
+          f"{platform.processor() or platform.machine()}, PyAV {av.__version__} (libavcodec "
+          f"{'.'.join(map(str, av.library_versions['libavcodec']))})")
     print(f"frames: {args.frames} procedural landscape frames (bench.video.scene_frames), {args.size}x{args.size}, "
           f"{args.duration_ms} ms each; PNGs together {_png_bytes(frames) / MIB:.2f} MiB")
     print()

@@ -123,3 +123,14 @@ def test_gif_only_and_bad_format(frames):
     with pytest.raises(MorphError, match="format must be one of: mp4, gif, both"):
         encode_animation(frames, "webm")
     assert available() is None
+
+
+def test_bench_video_smoke(capsys):
+    """`python -m bench.video` encodes both ways at each budget and prints one table row per budget."""
+    from bench.video import main
+
+    assert main(["--frames", "4", "--size", "64", "--budgets", "1,0.01"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 1 MiB") or line.startswith("| 0.01 MiB")]
+    assert len(rows) == 2 and all(len(row.split("|")) == 11 for row in rows)
+    assert "— (constant quality)" in rows[0] and "GIF/MP4 bytes" in out
