@@ -12,6 +12,12 @@ pass and one insert round. Inserts
 snap to the uniform grid where the morph changes evenly, so pacing leaves an even morph exactly uniform and
 never made one less even than uniform spacing in our synthetic tests (tests/test_pacing.py).
 
+A chain (dog → cat → bird) is paced the same way over its whole path 0..segments, with a frame on every
+prompt (the *knots*, also a refine range's two ends): the uniform grid shares the frames among the pieces
+between knots (:func:`path_grid`), the coarse pass restarts at every knot, and the inserts go to the largest
+gaps wherever they are, so a segment that changes more gets more frames; :func:`segment_picks` gives each
+segment its own midpoint and candidates.
+
 Everything here is pure numpy/Python: the engine passes a ``render(ts) -> features`` function and tests pass
 a synthetic one.
 
