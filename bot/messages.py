@@ -28,7 +28,8 @@ _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 #: A scheme (``https://``, ``steam://``…), ``www.``, or a domain name followed by a path (``evil.com/x``,
 #: ``discord.gg/abc``). A bare ``name.tld`` without a path is not one: Discord does not make it
 #: clickable, and prompts like "node.js" are ordinary words.
-LINK_RE = re.compile(r"\b[^\W_][\w+.-]*://\S*|\bwww\.\S*|\b(?:[^\W_][\w-]*\.)+[^\W\d_]{2,}/\S*",
+#: (Each alternative starts only where a run of name characters starts, so it takes linear time.)
+LINK_RE = re.compile(r"(?<![\w+.-])[\w+.-]+://\S*|\bwww\.\S*|(?<![\w.-])(?:[\w-]+\.)+[^\W\d_]{2,}/\S*",
                      re.IGNORECASE)
 
 
