@@ -129,11 +129,17 @@ class MorphBot(commands.Bot):
         return sharding.owns_guild(guild_id, self.settings.shard_count, self.settings.shard_ids)
 
     def _application_owners(self) -> frozenset[int]:
+        """Who owns the application on Discord: its owner; for a team-owned one, the team's owner and the
+        members who accepted the invitation with the admin or developer role (as ``commands.Bot.is_owner``
+        counts them). Read-only members and people only invited are not bot owners."""
         app = self.application
         if app is None:
             return frozenset()
         if app.team is not None:
-            return frozenset(m.id for m in app.team.members)
+            owners = {m.id for m in app.team.members
+                      if m.membership_state is discord.TeamMembershipState.accepted
+                      and m.role in (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)}
+            return frozenset(owners | ({app.team.owner_id} if app.team.owner_id else set()))
         return frozenset([app.owner.id]) if app.owner else frozenset()
 
     async def sync_commands(self) -> None:

@@ -60,6 +60,9 @@ class Settings:
     worker_id: str = field(default_factory=socket.gethostname)
     playground_host: str = "127.0.0.1"  # PLAYGROUND_HOST: where `morph-bot --playground` serves its page
     playground_port: int = 8765  # PLAYGROUND_PORT (0 = any free port)
+    #: PLAYGROUND_ALLOW_REMOTE: serve the playground on a PLAYGROUND_HOST other machines can reach
+    #: (anyone there can use it as any of its members); without it such a host is refused at start.
+    playground_allow_remote: bool = False
 
     def __post_init__(self) -> None:
         # Absolute from the start: a job's files must be found (and only its files deleted) whatever the
@@ -112,6 +115,7 @@ class Settings:
             worker_id=get("MORPH_WORKER_ID") or socket.gethostname(),
             playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
             playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
+            playground_allow_remote=_bool(get, "PLAYGROUND_ALLOW_REMOTE", cls.playground_allow_remote),
         )
         _check_shards(s.shard_count, s.shard_ids)
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):

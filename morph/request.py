@@ -28,6 +28,23 @@ INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
 
 
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, stable since Unicode 6):
+#: characters that render as nothing (joiners, variation selectors, tag characters) or as blank filler
+#: letters (Hangul fillers U+115F, U+1160, U+3164, U+FFA0). They never count as a prompt's letters.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+
+
+def is_default_ignorable(char: str) -> bool:
+    """True for a character Unicode says to render invisibly (see :data:`DEFAULT_IGNORABLE`)."""
+    code = ord(char)
+    return any(lo <= code <= hi for lo, hi in DEFAULT_IGNORABLE)
+
+
 class MorphError(ValueError):
     """A problem the user can fix; ``str(err)`` is the message to show them (no traceback)."""
 
@@ -40,7 +57,9 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
     """Return the prompt with surrounding whitespace removed, or raise MorphError.
 
     Refuses empty/whitespace-only text, control characters (newlines and tabs are folded to spaces
-    first), and text longer than MAX_PROMPT_CHARS.
+    first), text longer than MAX_PROMPT_CHARS, and text without a single visible letter or digit (only
+    blank-looking characters such as U+3164 HANGUL FILLER or U+2800 BRAILLE PATTERN BLANK, or only
+    symbols): such a prompt looks empty in a message and gives the model nothing to draw.
     """
     if text is None:
         raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
@@ -53,6 +72,8 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
     if bad:
         raise MorphError(f"The {what} contains control or invisible characters (e.g. U+{ord(bad[0]):04X}); "
                          "use plain text.")
+    if not any(c.isalnum() and not is_default_ignorable(c) for c in text):
+        raise MorphError(f"The {what} has no letters or digits; give a few words, e.g. 'a dog'.")
     return " ".join(text.split())
 
 

@@ -82,3 +82,19 @@ def test_refine_requests():
 def test_bad_chains_and_ranges_are_refused(kwargs, message):
     with pytest.raises(MorphError, match=re.escape(message)):
         RenderRequest(**kwargs).validate()
+
+
+@pytest.mark.parametrize("prompt", [
+    "\u3164", "\u2800", "\u115f", "\u034f", "\uffa0", "\u3164 \u2800\u2800 \u115f\u1160", "\u034f\u034f",
+    "...", "🐶 → 🐱",
+])
+def test_prompts_without_a_visible_letter_or_digit_are_refused(prompt):
+    """Blank-looking fillers (Hangul fillers, the braille blank, the combining grapheme joiner) and
+    symbols alone: the prompt looks empty in Discord and gives the model no words."""
+    with pytest.raises(MorphError, match="first prompt has no letters or digits"):
+        RenderRequest(prompt, "a cat").validate()
+
+
+@pytest.mark.parametrize("prompt", ["a", "猫", "42", "é", "🐶 dog", "개", "a\u3164b"])
+def test_one_visible_letter_or_digit_is_enough(prompt):
+    assert RenderRequest(prompt, "a cat").validate().prompt_a == prompt

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.config import Settings
-from bot.playground.server import PlaygroundServer, store_jobs
+from bot.playground.server import PlaygroundServer, is_loopback, store_jobs
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ class Playground:
         from bot.endpoints import use_discord_endpoints
         from bot.sandbox import FakeDiscord
 
+        if not is_loopback(self.host) and not self.settings.playground_allow_remote:
+            raise MorphError(f"PLAYGROUND_HOST={self.host} can be reached from other machines, and anyone there "
+                             "could use the playground as any of its members. Use 127.0.0.1, or set "
+                             "PLAYGROUND_ALLOW_REMOTE=1 to allow it.")
         if self.morpher_factory is None:
             print(f"playground: loading model {self.model!r}…", flush=True)
             morpher, self.banner = await asyncio.to_thread(
@@ -149,11 +153,11 @@ class Playground:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
-        if self.fake is not None:
-            await self.fake.stop()
-        from bot.endpoints import use_discord_endpoints
+        if self.fake is not None:  # start() pointed discord.py at it: point it back
+            from bot.endpoints import use_discord_endpoints
 
-        use_discord_endpoints(None, None)
+            await self.fake.stop()
+            use_discord_endpoints(None, None)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -178,7 +182,7 @@ def run_playground(settings) -> int:
                 loop.add_signal_handler(sig, stop.set)
         try:
             url = await pg.start()
-            if host not in ("127.0.0.1", "localhost", "::1"):
+            if not is_loopback(host):  # allowed by PLAYGROUND_ALLOW_REMOTE=1 (Playground.start checks)
                 print(f"playground: WARNING: listening on {host}, reachable from other machines",
                       file=sys.stderr, flush=True)
             line = "=" * 64
