@@ -159,15 +159,15 @@ class Store:
             else:
                 await self.conn.execute("COMMIT")
 
+    # execute_fetchall: one trip to the connection's thread per query (a cursor takes three), which is
+    # what a burst of /morph waits for.
     async def _read(self, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
         async with self._lock:
-            async with self.conn.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
+            return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
     @staticmethod
     async def _fetch(conn, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
-        async with conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await conn.execute_fetchall(sql, tuple(params)))
 
     async def _job_in_tx(self, conn, job_id: int) -> Job:
         rows = await self._fetch(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
