@@ -55,9 +55,12 @@ async def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -
             raise DatabaseUnusable(f"Cannot create the folder of the database {path} ({e}). Point MORPH_DB at "
                                    "a file in a folder this user may write to.") from e
     try:
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        # Opening first without aiosqlite: its thread, stopped when its connect fails, would then report
+        # back to an event loop that may be gone. (Opening takes no lock and reads nothing.)
+        sqlite3.connect(str(path)).close()
     except sqlite3.Error as e:
         raise unusable(path, e, busy_timeout_ms) from e
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
