@@ -34,13 +34,19 @@ EXIT_GRACE_S = 10.0
 def cli() -> None:
     """The ``morph-bot`` command and ``python -m bot``: :func:`main`, then exit with its status.
 
-    Python waits at exit for every non-daemon thread; a library thread that never ends (a database
-    connection left open on an error path, a stuck model load) would keep the process alive forever,
-    and a supervisor would never restart it. So after :data:`EXIT_GRACE_S` the process exits anyway.
+    - A daemon thread still running (the model load, when the bot stops while it loads: see
+      ``Worker.preload``) is not waited for; and Python's own exit beside a thread inside torch aborts the
+      process ("terminate called without an active exception"), so then the process exits at once.
+    - Python waits at exit for every non-daemon thread; one that never ends (a database connection left
+      open on an error path) would keep the process alive forever, and a supervisor would never restart
+      it. So after :data:`EXIT_GRACE_S` the process exits anyway.
     """
     code = main()
+    logging.shutdown()  # flush the log handlers (Python does it at exit, which os._exit skips)
     sys.stdout.flush()
     sys.stderr.flush()
+    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        os._exit(code)
     watchdog = threading.Timer(EXIT_GRACE_S, os._exit, (code,))
     watchdog.daemon = True
     watchdog.start()

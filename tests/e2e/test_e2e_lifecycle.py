@@ -5,6 +5,8 @@
 - SIGTERM (``docker stop``, systemd) shuts down exactly as Ctrl-C does: the job being rendered goes back
   to the queue with its attempts unchanged and the process exits 0. (It used to die on the signal, and
   three such restarts failed the job as "the renderer crashed 3 times".)
+- The model loads at start-up in a thread: its libraries before the bot connects, its weights while the bot
+  serves; jobs wait queued meanwhile, and a stop does not wait for the load.
 """
 from __future__ import annotations
 
@@ -67,6 +69,28 @@ async def test_sigterm_mid_render_requeues_the_job_like_ctrl_c(fake, tmp_path):
     assert len(gif_frames(result.attachment(f"morph-{job_id}.gif").data)) == 40
     assert "recovered job" not in "".join((tmp_path / f).read_text() for f in _logs(tmp_path))
     assert fake.violations == []
+
+
+async def test_sigterm_while_the_model_loads_exits_0_at_once(fake, tmp_path):
+    """The model loads in a thread at start-up while the bot serves (sd15-random: the SD 1.5 architecture,
+    tens of seconds to build on a CPU). A job sent meanwhile waits in the queue; SIGTERM then stops the
+    process at once with status 0 (Python's own exit beside a thread inside torch used to abort it)."""
+    guild = fake.add_guild("Morph Club")
+    alice = guild.add_member("alice")
+    bot = await BotProcess(fake, tmp_path, MORPH_MODEL="sd15-random").start()
+    it = await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)
+    assert "queued" in it.content
+    db, job_id = tmp_path / "morph.sqlite3", job_id_of(it.content)
+    assert await eventually(lambda: db_job(db, job_id)["status_message_id"], timeout=10)  # /morph fully handled
+    assert "model sd15-random loaded" not in bot.log_text()  # still loading
+    rc = await bot.interrupt(sig=signal.SIGTERM, timeout=10)
+    log = bot.log_text()
+    assert rc == 0, log
+    assert "terminate called" not in log and "Traceback" not in log, log
+    # the libraries were imported (seconds holding the GIL) before the bot went online
+    assert log.index("model sd15-random: libraries imported in") < log.index("has connected to Gateway"), log
+    row = db_job(db, job_id)
+    assert (row["state"], row["attempts"], row["started_at"]) == ("queued", 0, None)
 
 
 def _logs(tmp_path):
