@@ -3,7 +3,8 @@
 The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
 of its own (:meth:`Worker.preload`, at start-up), ``Morpher.render`` and the artifact encoding run in the
 worker's render thread. Both threads run at a lower CPU priority than the event loop, which must answer
-Discord within 3 s (:func:`lower_priority`). While a job is processed (model loading, render, artifacts), a
+Discord within 3 s (:func:`lower_priority`), and hand the GIL over to it within 1 ms
+(:data:`GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render, artifacts), a
 small monitor task on the loop forwards progress to the notifier (at most once per ``PROGRESS_INTERVAL_S``),
 refreshes the job's heartbeat and notices a cancel made through the database (possibly by another process).
 
@@ -48,6 +49,10 @@ MIN_GIF_BUDGET = 256 * 1024
 PURGE_INTERVAL_S = 3600.0
 #: How much lower the CPU priority (nice value) of the render and model-loading threads is.
 BACKGROUND_NICE = 10
+#: Python's GIL switch interval once the worker loads or renders (Python's default: 5 ms): a thread waiting
+#: for the GIL, such as the event loop with Discord's answers, gets it after at most this long while
+#: another runs Python (loading a model is seconds of it; a render on a GPU mostly Python between kernels).
+GIL_SWITCH_INTERVAL_S = 0.001
 #: A running job whose heartbeat (every ``progress_interval_s``, default 2 s) is older than this
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
@@ -196,6 +201,7 @@ class Worker:
             return morpher
 
         log.info("loading model %s", self.settings.model)
+        _share_gil_quickly()
         self._loading = _in_daemon_thread(load, name="morph-model-load")
         return prepared
 
@@ -327,6 +333,7 @@ class Worker:
     async def _in_render_thread(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` in the worker's own thread, at a lower CPU priority (:func:`lower_priority`)."""
         if self._executor is None:
+            _share_gil_quickly()
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="morph-render",
                                                 initializer=lower_priority)
         return await asyncio.get_running_loop().run_in_executor(
@@ -374,6 +381,12 @@ def lower_priority() -> None:
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
+
+
+def _share_gil_quickly() -> None:
+    """Lower the process's GIL switch interval to :data:`GIL_SWITCH_INTERVAL_S` (never raise it)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 def _settle_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result, error) -> None:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.store import Store
-from bot.worker import (BACKGROUND_NICE, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker, failure_reason,
-                        recover_own_jobs)
+from bot.worker import (BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker,
+                        failure_reason, recover_own_jobs)
 from morph.request import MorphError, RenderRequest
 
 MiB = 1024 * 1024
@@ -465,6 +465,7 @@ async def test_preload_loads_the_model_in_a_thread_of_its_own_before_any_job(sto
         assert {nice for _, _, nice in seen} == {min(19, _nice() + BACKGROUND_NICE)}
     await asyncio.wait_for(worker.preload(), 1)  # idempotent: nothing loads twice
     assert len(seen) == 2
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S  # the event loop gets the GIL back within 1 ms
 
 
 async def test_jobs_stay_queued_while_the_model_loads_and_stop_does_not_wait_for_the_load(store, settings,
