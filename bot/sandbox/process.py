@@ -31,12 +31,13 @@ def bot_env(fake: FakeDiscord, tmp: Path, **extra) -> dict:
 
 
 class BotProcess:
-    """``python -m bot`` in a subprocess pointed at the fake (log in ``tmp/bot-N.log``)."""
+    """``python -m bot`` (or ``python -m <module>``) in a subprocess pointed at the fake (log in
+    ``tmp/bot-N.log``)."""
 
     count = 0
 
-    def __init__(self, fake: FakeDiscord, tmp: Path, **env):
-        self.fake, self.tmp, self.env = fake, tmp, bot_env(fake, tmp, **env)
+    def __init__(self, fake: FakeDiscord, tmp: Path, *, module: str = "bot", **env):
+        self.fake, self.tmp, self.env, self.module = fake, tmp, bot_env(fake, tmp, **env), module
         self.proc: asyncio.subprocess.Process | None = None
         BotProcess.count += 1
         self.log_path = tmp / f"bot-{BotProcess.count}.log"
@@ -45,7 +46,7 @@ class BotProcess:
         """Start the process and return at once (:meth:`start` also waits until it is connected)."""
         self._log = open(self.log_path, "wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=str(self.tmp), env=self.env, stdout=self._log,
+            sys.executable, "-m", self.module, cwd=str(self.tmp), env=self.env, stdout=self._log,
             stderr=asyncio.subprocess.STDOUT)
         return self
 
