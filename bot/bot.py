@@ -52,7 +52,7 @@ def invite_url(client_id: int) -> str:
 
 def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     def make():
-        from morph import Morpher  # torch and diffusers load only when the first job runs
+        from morph import Morpher  # torch and diffusers: imported in the worker's loading thread, not before
 
         if settings.compile:
             log.info("MORPH_COMPILE=1: compiling the UNet before the first render (140-160 s for SD 1.5 "
@@ -67,9 +67,18 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     return make
 
 
+def import_engine_libraries() -> None:
+    """Import what loading a model needs (:func:`morph.models.import_libraries`); call it in a thread."""
+    from morph.models import import_libraries
+
+    import_libraries()
+
+
 class MorphBot(commands.Bot):
-    """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations),
-    recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
+    """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations), start
+    loading the model in a thread (its libraries are imported before the gateway connects, its weights load
+    while the bot serves), recover crashed jobs, register cogs and dynamic components, sync commands, start
+    Delivery and Worker.
 
     ``start_worker=False`` runs the Discord side only (e.g. a process that only delivers). ``store`` injects
     an opened Store (not closed by the bot). Other keyword arguments go to ``commands.Bot``
@@ -103,6 +112,10 @@ class MorphBot(commands.Bot):
 
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings)
+        self.delivery = Delivery(self, self.store, self.settings)
+        if self.start_worker:  # the model starts loading in a thread of its own (see Worker.preload)
+            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
+            libraries_imported = self.worker.preload(prepare=import_engine_libraries)
         # Take back only what this worker's previous run left running (we are its restart; see
         # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered by
         # the worker loop once their heartbeat is stale. A process without a worker recovers nothing.
@@ -112,10 +125,9 @@ class MorphBot(commands.Bot):
         await self.add_cog(AdminCog(self))
         self.owner_id_set = frozenset(self.settings.owner_ids) | self._application_owners()
         await self.sync_commands()
-        self.delivery = Delivery(self, self.store, self.settings)
         await self.delivery.start(recovered)
-        if self.start_worker:
-            self.worker = Worker(self.store, self.morpher_factory, self.settings, self.delivery)
+        if self.worker is not None:
+            await libraries_imported  # before the gateway connects; the weights load on while the bot serves
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)

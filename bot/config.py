@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     """A setting has a value the bot cannot use; ``str(err)`` names the variable and the fix."""
 
 
+#: Settings never shown in ``repr(Settings)`` (logs, tracebacks): only whether they are set.
+SECRET_FIELDS = ("discord_token",)
+
+
 @dataclass(frozen=True)
 class Settings:
     discord_token: str = ""
@@ -129,6 +133,13 @@ class Settings:
                               f"({s.max_frames}).")
         return s
 
+    def __repr__(self) -> str:
+        def shown(name: str):
+            value = getattr(self, name)
+            return ("<set>" if value else "") if name in SECRET_FIELDS else value
+
+        return f"{type(self).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in dataclasses.fields(self))})"
+
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
@@ -149,7 +160,12 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
             continue
         m = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
         if not m:
-            raise ConfigError(f"{source}, line {n}: expected KEY=value, got {raw!r}.")
+            # Never echo the line: it may be a token written the wrong way (``DISCORD_TOKEN: MTIz…``).
+            # Name its key only when it looks like one (upper case); a bare secret is mixed case.
+            key = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
+            what = f" (it starts with {key.group(1)})" if key else ""
+            raise ConfigError(f"{source}, line {n}{what}: expected KEY=value; the line is not shown here, as it "
+                              "may hold a secret.")
         key, value = m.group(1), m.group(2)
         if value[:1] in ("'", '"'):
             q = value[0]

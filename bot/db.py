@@ -6,6 +6,7 @@ nothing behind and two processes starting at once cannot apply the same file twi
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sqlite3
@@ -28,24 +29,90 @@ class MigrationError(RuntimeError):
     """The database schema cannot be brought to this code's version; the message says why."""
 
 
-async def connect(path: str | Path) -> aiosqlite.Connection:
+class DatabaseUnusable(RuntimeError):
+    """The database file cannot be opened or read (damaged, not a database, no access, locked for longer
+    than the busy timeout); the message names the file and what to do."""
+
+
+async def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
     """Open (creating the parent folder) with WAL, a busy timeout and foreign keys.
 
     The connection is in autocommit mode (``isolation_level=None``): callers open transactions
     explicitly (``BEGIN IMMEDIATE``), which is what makes the multi-process claim safe.
+
+    A file that cannot be used raises :class:`DatabaseUnusable` (and leaves no connection thread behind,
+    which would keep the process alive). A lock held by another process (e.g. one starting at the same
+    moment) is waited out for up to ``busy_timeout_ms``.
     """
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         raise MigrationError(f"SQLite {sqlite3.sqlite_version} is too old; morph-bot needs 3.35 or newer.")
     path = Path(path)
     if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = path.resolve()  # messages name the file wherever the bot was started from
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DatabaseUnusable(f"Cannot create the folder of the database {path} ({e}). Point MORPH_DB at "
+                                   "a file in a folder this user may write to.") from e
+    try:
+        # Opening first without aiosqlite: its thread, stopped when its connect fails, would then report
+        # back to an event loop that may be gone. (Opening takes no lock and reads nothing.)
+        sqlite3.connect(str(path)).close()
+    except sqlite3.Error as e:
+        raise unusable(path, e, busy_timeout_ms) from e
     conn = await aiosqlite.connect(str(path), isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await _journal_mode_wal(conn, busy_timeout_ms / 1000)
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        async with conn.execute("SELECT COUNT(*) FROM sqlite_master") as cur:  # a damaged schema fails here
+            await cur.fetchone()
+    except BaseException as e:
+        await conn.close()
+        if isinstance(e, sqlite3.Error):
+            raise unusable(path, e, busy_timeout_ms) from e
+        raise
     return conn
+
+
+async def _journal_mode_wal(conn: aiosqlite.Connection, timeout_s: float) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds a lock. SQLite answers this
+    pragma "database is locked" at once, without its busy handler, when another connection is writing to a
+    file still in rollback mode: two processes creating a new database at the same moment."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cur:
+                await cur.fetchone()
+            return
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
+
+
+def unusable(path: Path, e: sqlite3.Error, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> DatabaseUnusable:
+    """A :class:`DatabaseUnusable` for ``e`` naming ``path`` and what to do about it."""
+    text = str(e).lower()
+    if _is_busy(e):
+        what = (f"stayed locked by another process for longer than {busy_timeout_ms / 1000:g} s. Another program "
+                "holds a write lock on it (a backup, an open sqlite3 shell?): close it and start again")
+    elif "readonly" in text or "read-only" in text:
+        what = (f"is read-only for this user. Give it write access to the file and its folder (SQLite writes "
+                f"{path.name}-wal and {path.name}-shm beside it)")
+    elif "unable to open" in text or isinstance(e, sqlite3.OperationalError):
+        what = "cannot be opened. Check that MORPH_DB names a file (not a folder) that this user may read and write"
+    else:  # "file is not a database", "database disk image is malformed"
+        what = ("is damaged or not a SQLite database. Stop every bot using it; restore it from a backup, or move "
+                "it aside (or point MORPH_DB at a new file) to start with an empty queue and default settings")
+    return DatabaseUnusable(f"The database {path} {what} ({e}).")
 
 
 def migration_files(migrations_dir: str | Path = MIGRATIONS_DIR) -> list[tuple[int, str, Path]]:

@@ -27,7 +27,8 @@ Delivery is exactly-once across crashes:
    duplicate. Without *Read Message History* the check is skipped (logged).
 
 Errors: 5xx, 429 and connection errors are retried with exponential backoff persisted through
-``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart); a 403 (missing channel
+``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart; the delivery loop
+sleeps until the earliest retry is due, so it comes when the log says); a 403 (missing channel
 permission) falls back to the interaction followup webhook while the interaction token lives, else the
 job fails with the reason logged and shown on the status message; other 4xx fail the job.
 """
@@ -390,9 +391,19 @@ class Delivery:
             except Exception:  # noqa: BLE001 - keep delivering whatever one bad job does
                 log.exception("delivery loop error")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._sleep_s())
             except asyncio.TimeoutError:
                 pass
+
+    async def _sleep_s(self) -> float:
+        """Until the next delivery retry is due (so a retry comes when the log said), at most ``poll_s``
+        (other processes sharing the database may render jobs without waking this loop)."""
+        try:
+            due = await self.store.next_retry_at()
+        except Exception:  # noqa: BLE001 - the poll still comes
+            log.exception("could not read the next delivery retry time")
+            due = None
+        return self.poll_s if due is None else min(self.poll_s, max(0.0, due - self.store.clock()))
 
     async def deliver(self, job) -> str:
         """Post ``job``'s result once. Returns 'delivered', 'retry' or 'failed'."""
@@ -440,7 +451,7 @@ class Delivery:
         attempt = int(job.delivery_attempts or 0) + 1  # persisted: the backoff survives restarts
         if is_retryable(err) and attempt < MAX_DELIVERY_ATTEMPTS:
             retry_in = backoff_s(attempt)
-            log.warning("delivery of job %s failed (%s); retry %d in %.0f s", job.id, reason, attempt, retry_in)
+            log.warning("delivery of job %s failed (%s); retry %d in %.1f s", job.id, reason, attempt, retry_in)
             await self.store.delivery_failed(job.id, reason, retry_in)
             return "retry"
         log.error("delivery of job %s failed for good: %s", job.id, reason)

@@ -209,15 +209,15 @@ class Store:
             else:
                 await self.conn.execute("COMMIT")
 
+    # execute_fetchall: one trip to the connection's thread per query (a cursor takes three), which is
+    # what a burst of /morph waits for.
     async def _read(self, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
         async with self._lock:
-            async with self.conn.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
+            return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
     @staticmethod
     async def _fetch(conn, sql: str, params: Iterable = ()) -> list[aiosqlite.Row]:
-        async with conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await conn.execute_fetchall(sql, tuple(params)))
 
     async def _job_in_tx(self, conn, job_id: int) -> Job:
         rows = await self._fetch(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,)) if _valid_id(job_id) else []
@@ -563,12 +563,21 @@ class Store:
                                 "(next_delivery_at IS NULL OR next_delivery_at <= ?) ORDER BY id", (now,))
         return [self._job(r) for r in rows]
 
+    async def next_retry_at(self, now: float | None = None) -> float | None:
+        """The earliest delivery retry still to come (``next_delivery_at`` after ``now``) of a rendered
+        job, or None: the delivery loop sleeps until then."""
+        now = self._now(now)
+        (due,), = await self._read("SELECT MIN(next_delivery_at) FROM jobs WHERE state = 'rendered' AND "
+                                   "deleted_at IS NULL AND next_delivery_at > ?", (now,))
+        return due
+
     async def mark_delivered(self, job_id: int, message_id: int | None, now: float | None = None) -> bool:
-        """rendered → delivered, remembering the result message. False if it was not ``rendered``."""
+        """rendered → delivered, remembering the result message (and forgetting the error of a failed
+        attempt). False if it was not ``rendered``."""
         now = self._now(now)
         async with self._tx() as conn:
             cur = await conn.execute(
-                "UPDATE jobs SET state = 'delivered', delivered_at = ?, result_message_id = ?, "
+                "UPDATE jobs SET state = 'delivered', delivered_at = ?, result_message_id = ?, error = NULL, "
                 "next_delivery_at = NULL WHERE id = ? AND state = 'rendered'", (now, message_id, job_id))
             return cur.rowcount == 1
 

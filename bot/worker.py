@@ -1,9 +1,12 @@
 """The render worker: claims jobs from the Store one at a time and renders them in a thread.
 
-The event loop never waits on the GPU: ``Morpher.render`` and the artifact encoding run in
-``asyncio.to_thread``. While a job is processed (model loading, render, artifacts), a small monitor task
-on the loop forwards progress to the notifier (at most once per ``PROGRESS_INTERVAL_S``), refreshes the
-job's heartbeat and notices a cancel made through the database (possibly by another process).
+The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
+of its own (:meth:`Worker.preload`, at start-up), ``Morpher.render`` and the artifact encoding run in the
+worker's render thread. Both threads run at a lower CPU priority than the event loop, which must answer
+Discord within 3 s (:func:`lower_priority`), and hand the GIL over to it within 1 ms
+(:data:`GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render, artifacts), a
+small monitor task on the loop forwards progress to the notifier (at most once per ``PROGRESS_INTERVAL_S``),
+refreshes the job's heartbeat and notices a cancel made through the database (possibly by another process).
 
 Several processes may render from one database. Each worker claims jobs as ``<worker_id>/<run>``
 (``worker_id`` = ``MORPH_WORKER_ID``, one per process; ``run`` is new at every start), so:
@@ -19,12 +22,17 @@ Several processes may render from one database. Each worker claims jobs as ``<wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
+import os
 import secrets
 import shutil
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -40,6 +48,12 @@ UPLOAD_HEADROOM = 256 * 1024
 #: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
 MIN_GIF_BUDGET = 256 * 1024
 PURGE_INTERVAL_S = 3600.0
+#: How much lower the CPU priority (nice value) of the render and model-loading threads is.
+BACKGROUND_NICE = 10
+#: Python's GIL switch interval once the worker loads or renders (Python's default: 5 ms): a thread waiting
+#: for the GIL, such as the event loop with Discord's answers, gets it after at most this long while
+#: another runs Python (loading a model is seconds of it; a render on a GPU mostly Python between kernels).
+GIL_SWITCH_INTERVAL_S = 0.001
 #: A running job whose heartbeat (every ``progress_interval_s``, default 2 s) is older than this
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
@@ -86,8 +100,9 @@ class Notifier(Protocol):
 
 
 class Worker:
-    """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job.
-    ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
+    """One render at a time. ``morpher_factory`` is called once, in a thread of its own: when
+    :meth:`preload` is called (the bot does at start-up), else on the first job. ``worker_id`` defaults to
+    ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
     def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
                  notifier: Notifier, worker_id: str | None = None, *, poll_s: float = 2.0,
@@ -104,6 +119,9 @@ class Worker:
         self.current: Job | None = None  # the job being rendered, if any
         self._morpher = None
         self._morpher_lock = asyncio.Lock()
+        self._loading: asyncio.Future | None = None  # the model load running in its thread
+        self._stopped = asyncio.Event()  # set by stop(): ends a wait for the model
+        self._executor: ThreadPoolExecutor | None = None  # renders and artifacts (see _in_render_thread)
         self._cancel: dict[int, threading.Event] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -119,12 +137,14 @@ class Worker:
         """Start the background loop (idempotent)."""
         if self._task is None or self._task.done():
             self._stopping = False
+            self._stopped.clear()
             self._task = asyncio.create_task(self._loop(), name=f"morph-worker-{self.worker_id}")
 
     async def stop(self) -> None:
         """Stop the loop. A job being rendered is interrupted and put back in the queue (no attempt
         counted), so the next start renders it again."""
         self._stopping = True
+        self._stopped.set()
         for ev in self._cancel.values():
             ev.set()
         self._wake.set()
@@ -133,6 +153,9 @@ class Worker:
                 await self._task
             finally:
                 self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def wake(self) -> None:
         """Look at the queue now (call after an enqueue) instead of at the next poll."""
@@ -152,15 +175,69 @@ class Worker:
         """The loaded Morpher, or None before the first job."""
         return self._morpher
 
+    def preload(self, prepare: Callable[[], object] | None = None) -> asyncio.Future:
+        """Start loading the model now, in a thread of its own (idempotent); returns a Future that is done
+        once ``prepare()``, run first in that thread, has returned (at once without ``prepare``).
+
+        The bot calls it at start-up, so the first job does not wait for the model, and nothing of the load
+        runs on the event loop. Its ``prepare`` imports the engine's libraries (torch, diffusers,
+        transformers), seconds of Python work that holds the GIL and slowed every answer while it ran, and
+        the bot waits for that before it connects; the weights then load while it serves. The thread runs
+        at a lower CPU priority (:func:`lower_priority`) and is a daemon: a process stopped during the load
+        does not wait for it.
+        """
+        loop = asyncio.get_running_loop()
+        prepared = loop.create_future()
+        if self._morpher is not None or self._loading is not None:
+            prepared.set_result(None)
+            return prepared
+
+        def load():
+            lower_priority()
+            try:
+                if prepare is not None:
+                    started = time.monotonic()
+                    prepare()
+                    log.info("model %s: libraries imported in %.1f s", self.settings.model, time.monotonic() - started)
+            finally:
+                _settle_threadsafe(loop, prepared, None, None)
+            started = time.monotonic()
+            morpher = self.morpher_factory()
+            log.info("model %s loaded in %.1f s", self.settings.model, time.monotonic() - started)
+            return morpher
+
+        log.info("loading model %s", self.settings.model)
+        _share_gil_quickly()
+        self._loading = _in_daemon_thread(load, name="morph-model-load")
+        return prepared
+
     async def get_morpher(self):
-        """Create the Morpher in a thread on first use (loading weights can take minutes)."""
+        """The Morpher, once loaded (see :meth:`preload`; started here if nothing loads it yet). A failed
+        load raises its error, and the next call loads again. Raises ``Cancelled`` when the worker stops
+        first."""
         async with self._morpher_lock:
             if self._morpher is None:
-                log.info("loading model %s", self.settings.model)
-                self._morpher = await asyncio.to_thread(self.morpher_factory)
+                self.preload()
+                loading = self._loading
+                stopped = asyncio.ensure_future(self._stopped.wait())
+                try:
+                    await asyncio.wait({loading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopped.cancel()
+                if not loading.done():
+                    raise Cancelled("the worker stopped while the model was loading")
+                self._loading = None
+                self._morpher = loading.result()
             return self._morpher
 
     async def _loop(self) -> None:
+        if self._loading is not None:  # the start-up load: jobs wait in the queue (showing their position)
+            try:
+                await self.get_morpher()
+            except Cancelled:
+                return
+            except Exception as e:  # the next job loads again, and fails with the reason if it fails again
+                log.error("could not load model %s: %s", self.settings.model, e)
         while not self._stopping:
             # Clear before looking at the queue: a wake() (or stop()) from now on is not lost.
             self._wake.clear()
@@ -215,14 +292,15 @@ class Worker:
         try:
             morpher = await self.get_morpher()
             state.render_started = time.monotonic()
-            result: RenderResult = await asyncio.to_thread(
+            result: RenderResult = await self._in_render_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
             if await self.store.heartbeat(job.id, worker_id=self.claim_id) == "lost":
                 # rendered just as another worker took the job over: its folder is not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
             out_dir = Path(self.settings.data_dir) / job.folder_name
-            summary = await asyncio.to_thread(write_artifacts, result, out_dir, job.upload_limit, job.boomerang)
+            summary = await self._in_render_thread(write_artifacts, result, out_dir, job.upload_limit,
+                                                   job.boomerang)
             monitor.cancel()
             if not await self.store.mark_rendered(job.id, summary, out_dir, worker_id=self.claim_id):
                 fresh = await self.store.get(job.id)
@@ -271,6 +349,15 @@ class Worker:
         if await self.store.mark_failed(job.id, failure_reason(e), worker_id=self.claim_id):
             await self._notify("job_failed", await self.store.get(job.id))
 
+    async def _in_render_thread(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in the worker's own thread, at a lower CPU priority (:func:`lower_priority`)."""
+        if self._executor is None:
+            _share_gil_quickly()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="morph-render",
+                                                initializer=lower_priority)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(fn, *args, **kwargs))
+
     async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
         """Runs beside a render: progress to the notifier (throttled, with ETA), heartbeat, and
         cancel requests that arrive through the database."""
@@ -301,6 +388,51 @@ class Worker:
             await getattr(self.notifier, name)(*args)
         except Exception:
             log.exception("notifier.%s failed", name)
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority by :data:`BACKGROUND_NICE` (Linux, where every thread has
+    its own nice value and the threads it starts, such as torch's OpenMP workers, inherit it; elsewhere
+    nothing). For the threads that render and load models: when the CPU is short, the event loop's thread,
+    which must answer Discord within 3 s, runs first."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
+
+
+def _share_gil_quickly() -> None:
+    """Lower the process's GIL switch interval to :data:`GIL_SWITCH_INTERVAL_S` (never raise it)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+def _settle_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result, error) -> None:
+    """From another thread: complete ``future`` (unless done) with ``result`` or ``error``."""
+    def settle() -> None:
+        if not future.done():
+            future.set_result(result) if error is None else future.set_exception(error)
+
+    with contextlib.suppress(RuntimeError):  # the event loop is gone: the process is exiting
+        loop.call_soon_threadsafe(settle)
+
+
+def _in_daemon_thread(fn: Callable[[], object], name: str) -> asyncio.Future:
+    """Run ``fn()`` in a new daemon thread; its result (or exception) arrives in the returned Future."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            _settle_threadsafe(loop, future, None, e)
+        else:
+            _settle_threadsafe(loop, future, result, None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class _ProgressState:

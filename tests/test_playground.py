@@ -632,9 +632,10 @@ def test_make_run_starts_morph_bot_auto(tmp_path):
 
 
 @pytest.mark.slow
-def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_path, stop_signal):
     """`morph-bot --playground` (what `make run` starts): prints the URL, the real bot answers there,
-    Ctrl-C stops it cleanly and removes its temporary data."""
+    Ctrl-C (or SIGTERM, as `docker stop` sends) stops it cleanly and removes its temporary data."""
     import re
     import signal
     import subprocess
@@ -681,8 +682,9 @@ def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_pa
             else:
                 raise AssertionError(f"no answer to /morph-queue: {msgs}")
             assert list(tmp_path.glob("morph-playground-*"))  # its database lives in a temporary folder
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(getattr(signal, stop_signal))
             assert proc.wait(timeout=30) == 0, (tmp_path / "stderr.log").read_text()
+            assert "playground: stopping" in proc.stdout.read()
         finally:
             if proc.poll() is None:
                 proc.kill()
