@@ -30,6 +30,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.video
 
 clean:
 	rm -rf $(VENV) .pytest_cache

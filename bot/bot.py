@@ -52,7 +52,7 @@ def invite_url(client_id: int) -> str:
 
 def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     def make():
-        from morph import Morpher  # torch and diffusers load only when the first job runs
+        from morph import Morpher  # torch and diffusers: imported in the worker's loading thread, not before
 
         if settings.compile:
             log.info("MORPH_COMPILE=1: compiling the UNet before the first render (140-160 s for SD 1.5 "
@@ -67,6 +67,13 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     return make
 
 
+def import_engine_libraries() -> None:
+    """Import what loading a model needs (:func:`morph.models.import_libraries`); call it in a thread."""
+    from morph.models import import_libraries
+
+    import_libraries()
+
+
 class MorphTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Only the first front to record an interaction answers it (see ``bot.views.first_to_answer``)."""
@@ -74,8 +81,10 @@ class MorphTree(app_commands.CommandTree):
 
 
 class MorphBot(commands.Bot):
-    """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations),
-    recover crashed jobs, register cogs and dynamic components, sync commands, start Delivery and Worker.
+    """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations), start
+    loading the model in a thread (its libraries are imported before the gateway connects, its weights load
+    while the bot serves), recover crashed jobs, register cogs and dynamic components, sync commands, start
+    Delivery and Worker.
 
     ``start_worker=False`` (default: ``MORPH_WORKER``) runs the Discord front only: render workers run as
     ``morph-worker`` processes sharing the database. ``store`` injects
@@ -111,20 +120,22 @@ class MorphBot(commands.Bot):
 
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings)
-        # Take back only what this worker's previous run left running (we are its restart; see
-        # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered by
-        # the worker loop once their heartbeat is stale. A process without a worker recovers nothing.
-        if self.start_worker:
+        self.delivery = Delivery(self, self.store, self.settings)
+        if self.start_worker:  # the model starts loading in a thread of its own (see Worker.preload)
+            self.worker = Worker(self.store, self.morpher_factory, self.settings)
+            libraries_imported = self.worker.preload(prepare=import_engine_libraries)
+            # Take back only what this worker's previous run left running (we are its restart; see
+            # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered
+            # by the worker loop once their heartbeat is stale.
             await recover_own_jobs(self.store, self.settings.worker_id)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self))
         await self.add_cog(AdminCog(self))
         self.owner_id_set = frozenset(self.settings.owner_ids) | self._application_owners()
         await self.sync_commands()
-        self.delivery = Delivery(self, self.store, self.settings)
         await self.delivery.start()
-        if self.start_worker:
-            self.worker = Worker(self.store, self.morpher_factory, self.settings)
+        if self.worker is not None:
+            await libraries_imported  # before the gateway connects; the weights load on while the bot serves
             await self.worker.start()
         if self.application_id:
             self.invite = invite_url(self.application_id)
@@ -138,11 +149,17 @@ class MorphBot(commands.Bot):
         return sharding.owns_guild(guild_id, self.settings.shard_count, self.settings.shard_ids)
 
     def _application_owners(self) -> frozenset[int]:
+        """Who owns the application on Discord: its owner; for a team-owned one, the team's owner and the
+        members who accepted the invitation with the admin or developer role (as ``commands.Bot.is_owner``
+        counts them). Read-only members and people only invited are not bot owners."""
         app = self.application
         if app is None:
             return frozenset()
         if app.team is not None:
-            return frozenset(m.id for m in app.team.members)
+            owners = {m.id for m in app.team.members
+                      if m.membership_state is discord.TeamMembershipState.accepted
+                      and m.role in (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)}
+            return frozenset(owners | ({app.team.owner_id} if app.team.owner_id else set()))
         return frozenset([app.owner.id]) if app.owner else frozenset()
 
     async def sync_commands(self) -> None:

@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     """A setting has a value the bot cannot use; ``str(err)`` names the variable and the fix."""
 
 
+#: Settings never shown in ``repr(Settings)`` (logs, tracebacks): only whether they are set.
+SECRET_FIELDS = ("discord_token",)
+
+
 @dataclass(frozen=True)
 class Settings:
     discord_token: str = ""
@@ -62,6 +66,9 @@ class Settings:
     worker_id: str = field(default_factory=socket.gethostname)
     playground_host: str = "127.0.0.1"  # PLAYGROUND_HOST: where `morph-bot --playground` serves its page
     playground_port: int = 8765  # PLAYGROUND_PORT (0 = any free port)
+    #: PLAYGROUND_ALLOW_REMOTE: serve the playground on a PLAYGROUND_HOST other machines can reach
+    #: (anyone there can use it as any of its members); without it such a host is refused at start.
+    playground_allow_remote: bool = False
 
     def __post_init__(self) -> None:
         # Absolute from the start: a job's files must be found (and only its files deleted) whatever the
@@ -115,6 +122,7 @@ class Settings:
             worker_id=get("MORPH_WORKER_ID") or socket.gethostname(),
             playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
             playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
+            playground_allow_remote=_bool(get, "PLAYGROUND_ALLOW_REMOTE", cls.playground_allow_remote),
         )
         _check_shards(s.shard_count, s.shard_ids)
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
@@ -127,6 +135,13 @@ class Settings:
             raise ConfigError(f"MORPH_DEFAULT_FRAMES ({s.default_frames}) is larger than MORPH_MAX_FRAMES "
                               f"({s.max_frames}).")
         return s
+
+    def __repr__(self) -> str:
+        def shown(name: str):
+            value = getattr(self, name)
+            return ("<set>" if value else "") if name in SECRET_FIELDS else value
+
+        return f"{type(self).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in dataclasses.fields(self))})"
 
     def replace(self, **changes) -> "Settings":
         """A copy with some fields changed (handy in tests)."""
@@ -150,7 +165,12 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
             continue
         m = re.fullmatch(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)", line)
         if not m:
-            raise ConfigError(f"{source}, line {n}: expected KEY=value, got {raw!r}.")
+            # Never echo the line: it may be a token written the wrong way (``DISCORD_TOKEN: MTIz…``).
+            # Name its key only when it looks like one (upper case); a bare secret is mixed case.
+            key = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
+            what = f" (it starts with {key.group(1)})" if key else ""
+            raise ConfigError(f"{source}, line {n}{what}: expected KEY=value; the line is not shown here, as it "
+                              "may hold a secret.")
         key, value = m.group(1), m.group(2)
         if value[:1] in ("'", '"'):
             q = value[0]

@@ -35,7 +35,8 @@ Delivery is exactly-once across crashes:
    duplicate. Without *Read Message History* the check is skipped (logged).
 
 Errors: 5xx, 429 and connection errors are retried with exponential backoff persisted through
-``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart); a 403 (missing channel
+``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart; the delivery loop
+sleeps until the earliest retry is due, so it comes when the log says); a 403 (missing channel
 permission) falls back to the interaction followup webhook while the interaction token lives, else the
 job fails with the reason logged and shown on the status message; other 4xx fail the job.
 """
@@ -53,6 +54,7 @@ import aiohttp
 import discord
 
 from bot import messages as msg
+from bot.aio import wait_event
 from bot.artifacts import GIF_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL
 from bot.views import DEFAULT_UPLOAD_LIMIT, NO_PINGS, result_view
@@ -313,10 +315,7 @@ class Delivery:
                 raise
             except Exception:  # noqa: BLE001 - keep watching whatever one bad job does
                 log.exception("could not show the workers' changes")
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=self.watch_s)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._changed, self.watch_s)
 
     async def show_changes(self) -> None:
         """Show the progress of this front's running jobs (when it changed) and every failure not shown yet."""
@@ -374,10 +373,7 @@ class Delivery:
     async def _positions_loop(self) -> None:
         """Keep 'position N in the queue' current on every queued job's status message."""
         while True:
-            try:  # also every minute: other processes may share the queue
-                await asyncio.wait_for(self._positions_dirty.wait(), timeout=60)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._positions_dirty, 60)  # also every minute: other processes share the queue
             self._positions_dirty.clear()
             try:
                 await self.refresh_positions()
@@ -429,10 +425,7 @@ class Delivery:
                 raise
             except Exception:  # noqa: BLE001 - keep delivering whatever one bad job does
                 log.exception("delivery loop error")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._sleep_s())
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, await self._sleep_s())
 
     async def _sleep_s(self) -> float:
         """Until the next delivery retry is due (so a retry comes when the log said), at most ``poll_s``

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 
 import aiohttp
 import discord
@@ -21,6 +25,32 @@ BAD_TOKEN = ("Discord refused the token in DISCORD_TOKEN (login failed). Copy it
 def setup_logging(level: str = "INFO") -> None:
     """discord.py's coloured handler on stderr for the root logger, at ``level``."""
     discord.utils.setup_logging(level=getattr(logging, str(level).upper(), logging.INFO), root=True)
+
+
+#: Seconds the process may take to exit after :func:`main` returned before :func:`cli` ends it anyway.
+EXIT_GRACE_S = 10.0
+
+
+def cli() -> None:
+    """The ``morph-bot`` command and ``python -m bot``: :func:`main`, then exit with its status.
+
+    - A daemon thread still running (the model load, when the bot stops while it loads: see
+      ``Worker.preload``) is not waited for; and Python's own exit beside a thread inside torch aborts the
+      process ("terminate called without an active exception"), so then the process exits at once.
+    - Python waits at exit for every non-daemon thread; one that never ends (a database connection left
+      open on an error path) would keep the process alive forever, and a supervisor would never restart
+      it. So after :data:`EXIT_GRACE_S` the process exits anyway.
+    """
+    code = main()
+    logging.shutdown()  # flush the log handlers (Python does it at exit, which os._exit skips)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        os._exit(code)
+    watchdog = threading.Timer(EXIT_GRACE_S, os._exit, (code,))
+    watchdog.daemon = True
+    watchdog.start()
+    raise SystemExit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +98,9 @@ def choose_mode(*, playground: bool, auto: bool, env=None, dotenv_path=".env"):
 
 
 def run_bot(settings) -> int:
+    """Run the bot until SIGINT or SIGTERM (exit status 0) or a failure (1 or 2, with a message)."""
     from bot.bot import make_bot
-    from bot.db import MigrationError
+    from bot.db import DatabaseUnusable, MigrationError
     from bot.endpoints import current_endpoints, use_discord_endpoints
 
     use_discord_endpoints(settings.api_base, settings.gateway_url)
@@ -81,15 +112,22 @@ def run_bot(settings) -> int:
         log.info("running Discord shards %s of %d", ", ".join(map(str, ids)), settings.shard_count)
 
     async def runner() -> None:
-        async with make_bot(settings) as bot:
-            await bot.start(settings.discord_token)
+        with stop_on_signals() as stopping:
+            try:
+                # Leaving this block closes the bot: a job being rendered goes back to the queue, attempts
+                # unchanged. A signal during start-up or while running ends up here the same way.
+                async with make_bot(settings) as bot:
+                    await bot.start(settings.discord_token)
+            except asyncio.CancelledError:
+                if not stopping:
+                    raise
 
     try:
         asyncio.run(runner())
     except discord.LoginFailure:
         print(f"morph-bot: {BAD_TOKEN}", file=sys.stderr)
         return 2
-    except MigrationError as err:
+    except (MigrationError, DatabaseUnusable) as err:
         print(f"morph-bot: database error: {err}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired as err:  # pragma: no cover - we ask for none
@@ -98,10 +136,43 @@ def run_bot(settings) -> int:
     except (aiohttp.ClientError, OSError) as err:
         print(f"morph-bot: cannot reach Discord at {current_endpoints()[0]}: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        log.info("stopped")
+    except KeyboardInterrupt:  # where signal handlers cannot be installed (Windows)
+        pass
+    except Exception as err:  # noqa: BLE001 - whatever it was, exit (a supervisor restarts us), never hang
+        log.exception("morph-bot stopped on an unexpected error")
+        print(f"morph-bot: stopped on an unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    log.info("stopped")
     return 0
 
 
+@contextlib.contextmanager
+def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT (Ctrl-C) and SIGTERM (``docker stop``, systemd, Kubernetes) both cancel the
+    current task, so the caller shuts down the same clean way for either. Yields a list that holds the
+    signal once one came (true from then on)."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    received: list[signal.Signals] = []
+
+    def handle(sig: signal.Signals) -> None:
+        if received:  # a second cancel would cut the clean shutdown short
+            log.warning("%s received: already shutting down (SIGKILL stops at once)", sig.name)
+        else:
+            log.info("%s received: shutting down", sig.name)
+            task.cancel()
+        received.append(sig)
+
+    installed = []
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises KeyboardInterrupt
+            loop.add_signal_handler(sig, handle, sig)
+            installed.append(sig)
+    try:
+        yield received
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    cli()

@@ -1,9 +1,9 @@
 """Every text the bot shows in Discord, as pure functions (no network), so they can be tested.
 
 Rules every function here keeps:
-- user text (prompts, error messages that quote it) goes through :func:`safe`, which defuses mentions
-  and markdown, so nothing a user typed can ping or format (the bot also sends with
-  ``AllowedMentions.none()`` as a second guard);
+- user text (prompts, error messages that quote it) goes through :func:`safe`, which defuses mentions,
+  markdown and links, so nothing a user typed can ping, format or become a clickable link with a preview
+  (the bot also sends with ``AllowedMentions.none()`` as a second guard);
 - people are named with ``<@id>``: Discord shows the name, and AllowedMentions.none() keeps it silent;
 - every content string stays within Discord's 2,000 characters (:func:`clip`).
 """
@@ -24,6 +24,13 @@ RESULT_MARKER_RE = re.compile(r"^🎞️ Morph job #(\d+)\b")
 
 _MENTIONISH = re.compile(r"<(?=[@#&:]|a:|/|t:)")  # <@1>, <@!1>, <@&1>, <#1>, <:e:1>, <a:e:1>, </c:1>, <t:1>
 _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
+#: What the bot counts as a link: refused in prompts (bot/validation.py) and defanged by :func:`safe`.
+#: A scheme (``https://``, ``steam://``…), ``www.``, or a domain name followed by a path (``evil.com/x``,
+#: ``discord.gg/abc``). A bare ``name.tld`` without a path is not one: Discord does not make it
+#: clickable, and prompts like "node.js" are ordinary words.
+#: (Each alternative starts only where a run of name characters starts, so it takes linear time.)
+LINK_RE = re.compile(r"(?<![\w+.-])[\w+.-]+://\S*|\bwww\.\S*|(?<![\w.-])(?:[\w-]+\.)+[^\W\d_]{2,}/\S*",
+                     re.IGNORECASE)
 
 
 def keycap_index(emoji: str) -> int | None:
@@ -41,10 +48,18 @@ def clip(text: str, limit: int = MAX_CONTENT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def defang(text: str) -> str:
+    """Every :data:`LINK_RE` match with a zero-width space after each ``:`` and before each ``.``: it
+    reads the same but Discord no longer sees a link (no click, no preview)."""
+    return LINK_RE.sub(lambda m: m.group(0).replace(":", ":\u200b").replace(".", "\u200b."), text)
+
+
 def safe(text: str, limit: int = 200) -> str:
-    """User text made inert for a message: no mentions, no markdown, one line, at most ``limit`` chars."""
+    """User text made inert for a message: no mentions, no markdown, no links, one line, at most
+    ``limit`` chars (plus the zero-width spaces that defuse it)."""
     text = " ".join(str(text).split())
     text = clip(text, limit)
+    text = defang(text)
     text = discord.utils.escape_markdown(text)
     text = _MENTIONISH.sub("<\u200b", text)
     text = _EVERYONE.sub("@\u200b", text)

@@ -1,26 +1,91 @@
 """Discord-specific checks on user text, on top of :func:`morph.request.clean_prompt`.
 
 Messages are sent with ``AllowedMentions.none()`` anyway; refusing mention syntax here means a prompt
-can never even look like a ping when it is echoed back.
+can never even look like a ping when it is echoed back. Links are refused because prompts are echoed in
+public messages (the bot has Embed Links, so Discord would preview the page).
+
+Banned words are matched on the words the text encoder sees, not on the raw text. CLIP's tokenizer
+(see :data:`_TOKEN`) lowercases, then splits text into runs of letters, single digits, a few English
+contractions and runs of everything else, so ``big_cat``, ``cat2`` and ``2cat`` all contain the word
+``cat`` for it. Before splitting, :func:`fold` removes what only changes how a word looks: compatibility
+forms (fullwidth ``ｃａｔ``), case, accents and other combining marks, invisible characters (``ca`` +
+U+034F + ``t``) and Cyrillic/Greek letters drawn like Latin ones (Cyrillic ``cаt``). The check needs no
+model or tokenizer, so it runs in the Discord front wherever the renderer is.
 """
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from typing import Iterable
 
-from morph.request import MorphError, RenderRequest, clean_prompt
+from bot.messages import LINK_RE
+from morph.request import PROMPT_NAMES, MorphError, RenderRequest, clean_prompt, is_default_ignorable
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _MENTION = re.compile(r"<(@[!&]?|#)\d+>")
 _KIND = {"@": "user mention", "@!": "user mention", "@&": "role mention", "#": "channel mention"}
 
+#: Cyrillic and Greek letters that look like Latin ones, mapped to the Latin letter (both cases).
+_HOMOGLYPHS = str.maketrans(
+    "АВЕКМНОРСТХУЅІЈԚԜҺӀаеорсухѕіјԁһԛԝӏ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοικνρτυχγ" "ıȷɡɑ",
+    "ABEKMHOPCTXYSIJQWHIaeopcyxsijdhqwl" "ABEZHIKMNOPTYXaoikvptuxy" "ijga")
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+#: CLIP's pre-tokenizer, ``'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`` in Python's ``re``
+#: (letters are ``[^\W\d_]``), except that Chinese and Japanese characters, written without spaces
+#: between words, are one word each. Group ``word``: what banned words are matched against.
+_TOKEN = re.compile(rf"(?P<word>'(?:s|t|re|ve|m|ll|d)|[{_CJK}]|(?:(?![{_CJK}])[^\W\d_])+|\d)|(?:[^\w\s]|_)+")
+
+
+def fold(text: str) -> str:
+    """``text`` as the banned-word check compares it: compatibility forms unfolded (NFKC), combining marks
+    and default-ignorable characters removed, look-alike Cyrillic/Greek letters made Latin, casefolded."""
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(c for c in text
+                   if unicodedata.category(c) not in ("Mn", "Me") and not is_default_ignorable(c))
+    return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS).casefold())
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` the way CLIP splits them, after :func:`fold`: ``"a big_Cat2"`` →
+    ``["a", "big", "cat", "2"]`` (punctuation and symbols are not words)."""
+    return [m.group("word") for m in _TOKEN.finditer(fold(text)) if m.group("word")]
+
+
+@functools.lru_cache(maxsize=4096)
+def _banned_pattern(entry: str) -> tuple[str, bool]:
+    """(what to look for, whether it is a word sequence) for one banned-list entry.
+
+    Words or phrases match as whole words: ``"hot dog"`` → ``" hot dog "`` in the prompt's words joined
+    with spaces. An entry of symbols only (an emoji) has no words and matches anywhere in the folded text.
+    """
+    w = words(entry)
+    return (" " + " ".join(w) + " ", True) if w else ("".join(fold(entry).split()), False)
+
+
+def contains_banned(text: str, banned_words: Iterable[str]) -> bool:
+    """Whether ``text`` contains one of ``banned_words`` (see :func:`_banned_pattern`); banning ``cat``
+    refuses ``Big_CAT``, ``cat2``, ``ｃａｔ`` and ``cаt`` (Cyrillic а) but not ``category``."""
+    joined = " " + " ".join(words(text)) + " "
+    folded = None
+    for entry in banned_words:
+        pattern, is_words = _banned_pattern(str(entry))
+        if is_words:
+            if pattern in joined:
+                return True
+        elif pattern:
+            folded = fold(text) if folded is None else folded
+            if pattern in folded:
+                return True
+    return False
+
 
 def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = ()) -> str:
     """Return the cleaned prompt or raise MorphError with a message for the user.
 
-    Refuses what ``clean_prompt`` refuses (empty, too long, control characters), ``@everyone`` and
-    ``@here``, user/role/channel mentions, and any of ``banned_words`` (case-insensitive, whole words
-    or phrases: banning "cat" does not refuse "category").
+    Refuses what ``clean_prompt`` refuses (empty, too long, control characters, no letter or digit),
+    ``@everyone`` and ``@here``, user/role/channel mentions, links (:data:`bot.messages.LINK_RE`), and
+    any of ``banned_words`` (:func:`contains_banned`).
     """
     text = clean_prompt(text, what)
     m = _MASS_MENTION.search(text)
@@ -30,24 +95,25 @@ def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = 
     if m:
         raise MorphError(f"The {what} contains a {_KIND[m.group(1)]} ({m.group(0)}); "
                          "mentions are not allowed in prompts.")
-    folded = text.casefold()
-    for word in banned_words:
-        w = " ".join(str(word).casefold().split())
-        if w and re.search(r"(?<!\w)" + re.escape(w) + r"(?!\w)", folded):
-            raise MorphError(f"The {what} contains a word this server does not allow. Rephrase it and try again.")
+    if LINK_RE.search(text):
+        raise MorphError(f"The {what} contains a link (http://…, www.…, or a name like example.com/…); "
+                         "links are not allowed in prompts.")
+    if contains_banned(text, banned_words):
+        raise MorphError(f"The {what} contains a word this server does not allow. Rephrase it and try again.")
     return text
 
 
 def check_request(request: RenderRequest, banned_words: Iterable[str] = (), *,
                   max_frames: int | None = None) -> RenderRequest:
-    """``request.validate()`` plus :func:`check_prompt` on all three prompts and the server's frame cap.
+    """``request.validate()`` plus :func:`check_prompt` on every prompt (a chain has up to four) and the
+    negative prompt, and the server's frame cap.
 
     Returns the normalised request; raises MorphError naming the first problem.
     """
     banned_words = tuple(banned_words)
     r = request.validate()
-    r.prompt_a = check_prompt(r.prompt_a, "first prompt", banned_words)
-    r.prompt_b = check_prompt(r.prompt_b, "second prompt", banned_words)
+    r.prompts = [check_prompt(p, PROMPT_NAMES[i], banned_words) for i, p in enumerate(r.prompts)]
+    r.prompt_a, r.prompt_b = r.prompts[0], r.prompts[1]
     if r.negative:
         r.negative = check_prompt(r.negative, "negative prompt", banned_words)
     if max_frames is not None and r.frames > max_frames:

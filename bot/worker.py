@@ -4,9 +4,12 @@ A worker never talks to Discord: everything it has to say goes into the database
 heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``). So it runs inside
 ``morph-bot`` (the default: one process) or as ``morph-worker`` on any machine that reaches the database.
 
-The event loop never waits on the GPU: ``Morpher.render`` and the encoding of the GIF, the contact sheet
-and the frames run in ``asyncio.to_thread``. While a job is processed (model loading, render, files), a
-small monitor task writes the progress and the heartbeat to the database (at most once per
+The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
+of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the GIF, the
+contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU priority
+than the event loop, which must answer Discord within 3 s (:func:`lower_priority`), and hand the GIL over
+to it within 1 ms (:data:`GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
+files), a small monitor task writes the progress and the heartbeat to the database (at most once per
 ``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
 Several workers may render from one database. Each claims jobs as its ``worker_id`` (``MORPH_WORKER_ID``,
@@ -23,13 +26,19 @@ one per process) and a ``run_id`` new at every start, so:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import os
 import secrets
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from bot.artifacts import GIF_FILE, SHEET_FILE, StorageFull
+from bot.aio import wait_event
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import Job
@@ -44,6 +53,12 @@ UPLOAD_HEADROOM = 256 * 1024
 #: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
 MIN_GIF_BUDGET = 256 * 1024
 PURGE_INTERVAL_S = 3600.0
+#: How much lower the CPU priority (nice value) of the render and model-loading threads is.
+BACKGROUND_NICE = 10
+#: Python's GIL switch interval once the worker loads or renders (Python's default: 5 ms): a thread waiting
+#: for the GIL, such as the event loop with Discord's answers, gets it after at most this long while
+#: another runs Python (loading a model is seconds of it; a render on a GPU mostly Python between kernels).
+GIL_SWITCH_INTERVAL_S = 0.001
 #: A running job whose heartbeat (every ``progress_interval_s``, default 2 s) is older than this
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
@@ -81,7 +96,8 @@ async def recover_own_jobs(store: Store, worker_id: str,
 
 
 class Worker:
-    """One render at a time. ``morpher_factory`` is called (once, in a thread) on the first job.
+    """One render at a time. ``morpher_factory`` is called once, in a thread of its own: when
+    :meth:`preload` is called (the bot and ``morph-worker`` do at start-up), else on the first job.
     ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
     def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
@@ -99,6 +115,9 @@ class Worker:
         self.current: Job | None = None  # the job being rendered, if any
         self._morpher = None
         self._morpher_lock = asyncio.Lock()
+        self._loading: asyncio.Future | None = None  # the model load running in its thread
+        self._stopped = asyncio.Event()  # set by stop(): ends a wait for the model
+        self._executor: ThreadPoolExecutor | None = None  # renders and files (see _in_render_thread)
         self._cancel: dict[int, threading.Event] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -114,12 +133,14 @@ class Worker:
         """Start the background loop (idempotent)."""
         if self._task is None or self._task.done():
             self._stopping = False
+            self._stopped.clear()
             self._task = asyncio.create_task(self._loop(), name=f"morph-worker-{self.worker_id}")
 
     async def stop(self) -> None:
         """Stop the loop. A job being rendered is interrupted and put back in the queue (no attempt
         counted), so the next start renders it again."""
         self._stopping = True
+        self._stopped.set()
         for ev in self._cancel.values():
             ev.set()
         self._wake.set()
@@ -128,6 +149,9 @@ class Worker:
                 await self._task
             finally:
                 self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def wake(self) -> None:
         """Look at the queue now instead of at the next poll (a job may be claimable)."""
@@ -147,15 +171,69 @@ class Worker:
         """The loaded Morpher, or None before the first job."""
         return self._morpher
 
+    def preload(self, prepare: Callable[[], object] | None = None) -> asyncio.Future:
+        """Start loading the model now, in a thread of its own (idempotent); returns a Future that is done
+        once ``prepare()``, run first in that thread, has returned (at once without ``prepare``).
+
+        The bot calls it at start-up, so the first job does not wait for the model, and nothing of the load
+        runs on the event loop. Its ``prepare`` imports the engine's libraries (torch, diffusers,
+        transformers), seconds of Python work that holds the GIL and slowed every answer while it ran, and
+        the bot waits for that before it connects; the weights then load while it serves. The thread runs
+        at a lower CPU priority (:func:`lower_priority`) and is a daemon: a process stopped during the load
+        does not wait for it.
+        """
+        loop = asyncio.get_running_loop()
+        prepared = loop.create_future()
+        if self._morpher is not None or self._loading is not None:
+            prepared.set_result(None)
+            return prepared
+
+        def load():
+            lower_priority()
+            try:
+                if prepare is not None:
+                    started = time.monotonic()
+                    prepare()
+                    log.info("model %s: libraries imported in %.1f s", self.settings.model, time.monotonic() - started)
+            finally:
+                _settle_threadsafe(loop, prepared, None, None)
+            started = time.monotonic()
+            morpher = self.morpher_factory()
+            log.info("model %s loaded in %.1f s", self.settings.model, time.monotonic() - started)
+            return morpher
+
+        log.info("loading model %s", self.settings.model)
+        _share_gil_quickly()
+        self._loading = _in_daemon_thread(load, name="morph-model-load")
+        return prepared
+
     async def get_morpher(self):
-        """Create the Morpher in a thread on first use (loading weights can take minutes)."""
+        """The Morpher, once loaded (see :meth:`preload`; started here if nothing loads it yet). A failed
+        load raises its error, and the next call loads again. Raises ``Cancelled`` when the worker stops
+        first."""
         async with self._morpher_lock:
             if self._morpher is None:
-                log.info("loading model %s", self.settings.model)
-                self._morpher = await asyncio.to_thread(self.morpher_factory)
+                self.preload()
+                loading = self._loading
+                stopped = asyncio.ensure_future(self._stopped.wait())
+                try:
+                    await asyncio.wait({loading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopped.cancel()
+                if not loading.done():
+                    raise Cancelled("the worker stopped while the model was loading")
+                self._loading = None
+                self._morpher = loading.result()
             return self._morpher
 
     async def _loop(self) -> None:
+        if self._loading is not None:  # the start-up load: jobs wait in the queue (showing their position)
+            try:
+                await self.get_morpher()
+            except Cancelled:
+                return
+            except Exception as e:  # the next job loads again, and fails with the reason if it fails again
+                log.error("could not load model %s: %s", self.settings.model, e)
         while not self._stopping:
             # Clear before looking at the queue: a wake() (or stop()) from now on is not lost.
             self._wake.clear()
@@ -174,10 +252,7 @@ class Worker:
                 log.exception("worker %s: error between jobs", self.worker_id)
             if self._stopping:
                 break
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, self.poll_s)
 
     # ------------------------------------------------------------------ one job
 
@@ -200,9 +275,9 @@ class Worker:
         try:
             morpher = await self.get_morpher()
             state.render_started = time.monotonic()
-            result: RenderResult = await asyncio.to_thread(
+            result: RenderResult = await self._in_render_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
-            files, summary = await asyncio.to_thread(render_files, result, job.upload_limit, job.boomerang)
+            files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang)
             if await self.store.heartbeat(job.id, self.run) == "lost":
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
@@ -251,6 +326,15 @@ class Worker:
         _free_gpu_memory()
         await self.store.mark_failed(job.id, failure_reason(e), self.run)
 
+    async def _in_render_thread(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in the worker's own thread, at a lower CPU priority (:func:`lower_priority`)."""
+        if self._executor is None:
+            _share_gil_quickly()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="morph-render",
+                                                initializer=lower_priority)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(fn, *args, **kwargs))
+
     async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
         """Runs beside a render: heartbeat with the latest progress and ETA (throttled), and cancel
         requests that arrive through the database."""
@@ -268,6 +352,51 @@ class Worker:
                     cancel.set()
             except Exception:
                 log.exception("heartbeat for job #%d failed", job.id)
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority by :data:`BACKGROUND_NICE` (Linux, where every thread has
+    its own nice value and the threads it starts, such as torch's OpenMP workers, inherit it; elsewhere
+    nothing). For the threads that render and load models: when the CPU is short, the event loop's thread,
+    which must answer Discord within 3 s, runs first."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
+
+
+def _share_gil_quickly() -> None:
+    """Lower the process's GIL switch interval to :data:`GIL_SWITCH_INTERVAL_S` (never raise it)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+def _settle_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result, error) -> None:
+    """From another thread: complete ``future`` (unless done) with ``result`` or ``error``."""
+    def settle() -> None:
+        if not future.done():
+            future.set_result(result) if error is None else future.set_exception(error)
+
+    with contextlib.suppress(RuntimeError):  # the event loop is gone: the process is exiting
+        loop.call_soon_threadsafe(settle)
+
+
+def _in_daemon_thread(fn: Callable[[], object], name: str) -> asyncio.Future:
+    """Run ``fn()`` in a new daemon thread; its result (or exception) arrives in the returned Future."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            _settle_threadsafe(loop, future, None, e)
+        else:
+            _settle_threadsafe(loop, future, result, None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class _ProgressState:
@@ -301,15 +430,15 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
 
     from morph.output import contact_sheet, encode_gif, frame_filename
 
-    def png(image) -> bytes:
+    def png(image, optimize: bool = False) -> bytes:
         buf = io.BytesIO()
-        image.save(buf, format="PNG", optimize=True)
+        image.save(buf, format="PNG", optimize=optimize)
         return buf.getvalue()
 
     frames = result.frames
     files = {frame_filename(i): png(frame) for i, frame in enumerate(frames)}
     sheet = png(contact_sheet([frames[i] for i in result.candidates],
-                              [str(k + 1) for k in range(len(result.candidates))]))
+                              [str(k + 1) for k in range(len(result.candidates))]), optimize=True)
     budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
     gif = encode_gif(frames, budget_bytes=budget, boomerang=boomerang)
     files[SHEET_FILE], files[GIF_FILE] = sheet, gif.data

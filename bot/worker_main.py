@@ -52,18 +52,11 @@ async def run_worker(settings, morpher_factory=None, stop: asyncio.Event | None 
         await recover_own_jobs(store, settings.worker_id)
         worker = Worker(store, morpher_factory or default_morpher_factory(settings), settings)
         log.info("morph-worker %s renders from %s (model %s)", worker.run.worker_id, store.db.name, settings.model)
-        loading = asyncio.create_task(worker.get_morpher())  # at start-up, not on the first job
-        loading.add_done_callback(_report_load)
+        worker.preload()  # at start-up, in a thread of its own: jobs wait in the queue meanwhile
         await worker.start()
         await stop.wait()
         log.info("stopping: a job being rendered goes back to the queue")
         await worker.stop()
-        loading.cancel()
     finally:
         await store.close()
     return 0
-
-
-def _report_load(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the model could not be loaded (jobs will fail with the reason): %s", task.exception())

@@ -2,10 +2,12 @@
 
     from morph import Morpher, RenderRequest
     result = Morpher("tiny").render(RenderRequest("a dog", "a cat", frames=16))
+    chain = Morpher("tiny").render(RenderRequest(prompts=["a dog", "a cat", "a bird"], loop=True, frames=24))
+    files = morph.output.encode_animation(result.frames, "mp4", budget_bytes=10 * 2**20)  # MP4, or GIF + note
 """
-from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult
+from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult, Segment
 
-__all__ = ["Cancelled", "MorphError", "Morpher", "Progress", "RenderRequest", "RenderResult"]
+__all__ = ["Cancelled", "MorphError", "Morpher", "Progress", "RenderRequest", "RenderResult", "Segment"]
 
 
 def __getattr__(name):  # import torch/diffusers only when the engine is actually used

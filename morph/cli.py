@@ -1,5 +1,8 @@
 """`morph render "a dog" "a cat" -o dog2cat.gif`: the engine from the command line.
 
+Also a chain (`morph render "a dog" "a cat" "a bird" --loop`), an MP4 (`-o dog2cat.mp4`, or `--format both`)
+and a refine of part of an earlier render (`--range 0.25 0.3`, with that render's prompts, seed and settings).
+
 Everything the user typed is checked before the model is loaded, so a typo fails at once. Output files
 are written under temporary names and renamed into place only when the whole render succeeded, so a
 failed, interrupted or cancelled run leaves no partial file behind.
@@ -19,9 +22,10 @@ import time
 import warnings
 from pathlib import Path
 
+from morph.output import FORMATS
 from morph.profiles import PROFILE_NAMES, PROFILES
-from morph.request import (INTERPOLATIONS, MAX_FRAMES, MIN_FRAMES, PACINGS, SCHEDULERS, Cancelled, MorphError,
-                           Progress, RenderRequest, parse_loras)
+from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
+                           Cancelled, MorphError, Progress, RenderRequest, parse_loras)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random")  # morph.models' (which imports torch)
@@ -36,13 +40,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="morph", description="Render evenly paced Stable Diffusion prompt morphs as GIFs.")
+    parser = _Parser(prog="morph", description="Render evenly paced Stable Diffusion prompt morphs as GIFs or MP4s.")
     sub = parser.add_subparsers(dest="command", metavar="render", parser_class=_Parser)
-    p = sub.add_parser("render", help="morph from one prompt to another and write a GIF",
-                       description="Morph from PROMPT_A (first frame) to PROMPT_B (last frame).")
-    p.add_argument("prompt_a", metavar="PROMPT_A")
-    p.add_argument("prompt_b", metavar="PROMPT_B")
-    p.add_argument("-o", "--output", default="morph.gif", help="GIF to write (default: morph.gif)")
+    p = sub.add_parser("render", help="morph from one prompt to another (or through up to 4) and write a GIF/MP4",
+                       description="Morph from the first prompt (first frame) to the last, through any between "
+                                   f"them in order ({MIN_PROMPTS} to {MAX_PROMPTS} prompts).")
+    p.add_argument("prompts", metavar="PROMPT", nargs="*", help="the prompts, in order")
+    p.add_argument("-o", "--output", default=None,
+                   help="file to write, .gif or .mp4 (default: morph.gif, or morph.mp4 with --format mp4); with "
+                        "--format both, its name with each suffix")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="mp4 (H.264), gif, or both (default: from the output's suffix, else gif)")
+    p.add_argument("--loop", action="store_true", help="go on from the last prompt back to the first")
+    p.add_argument("--range", nargs=2, type=float, default=None, metavar=("FROM", "TO"),
+                   help="refine: render the frames over only this part of the path (0..1 for two prompts; prompt "
+                        "k is at k), e.g. between two neighbouring frames' ts of an earlier render with the same "
+                        "prompts, seed and settings")
     p.add_argument("--frames", type=int, default=24, help=f"frames in the morph, {MIN_FRAMES}..{MAX_FRAMES} (24)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (0)")
     p.add_argument("--seed-b", type=int, default=None, help="second seed: the noise is slerped towards it")
@@ -69,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=5,
                    help="midpoint candidates to offer (5, or fewer when there are fewer frames)")
     p.add_argument("--boomerang", action="store_true", help="play forward then backward")
-    p.add_argument("--duration-ms", type=int, default=100, help="how long each GIF frame shows (100)")
-    p.add_argument("--budget-mb", type=float, default=10.0, help="largest GIF size in MiB (10)")
+    p.add_argument("--duration-ms", type=int, default=100, help="how long each frame shows (100)")
+    p.add_argument("--budget-mb", type=float, default=10.0,
+                   help="largest size in MiB of the GIF/MP4 (both: together) (10)")
     p.add_argument("--frames-dir", default=None, help="also write every frame as frame_000.png … into this "
                                                            "directory (older frame_NNN.png there are replaced)")
     p.add_argument("--sheet", default=None, help="also write a contact sheet PNG of the candidates")
@@ -106,7 +120,12 @@ def _fail(exc: Exception) -> int:
 
 def _check_inputs(args) -> tuple[RenderRequest, dict]:
     """Everything that can be checked without loading a model. Returns the request and the output paths."""
-    request = RenderRequest(prompt_a=args.prompt_a, prompt_b=args.prompt_b, frames=args.frames, seed=args.seed,
+    if not MIN_PROMPTS <= len(args.prompts) <= MAX_PROMPTS:
+        raise MorphError(f"give {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {len(args.prompts)}): the morph goes "
+                         "from the first to the last, in order")
+    t_start, t_end = args.range if args.range else (None, None)
+    request = RenderRequest(prompts=args.prompts, loop=args.loop, t_start=t_start, t_end=t_end,
+                            frames=args.frames, seed=args.seed,
                             seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
                             guidance=args.guidance, scheduler=args.scheduler,
                             interpolation=args.interpolation, pacing=args.pacing,
@@ -123,7 +142,7 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
         raise MorphError(f"--budget-mb must be positive and at most 1024 (got {args.budget_mb})")
     if not 10 <= args.duration_ms <= 10_000:
         raise MorphError(f"--duration-ms must be between 10 and 10000 (got {args.duration_ms})")
-    paths = {"output": _check_file(args.output, "output", ".gif")}
+    paths = _output_paths(args)
     if args.sheet:
         paths["sheet"] = _check_file(args.sheet, "sheet", ".png")
     if args.frames_dir:
@@ -131,6 +150,24 @@ def _check_inputs(args) -> tuple[RenderRequest, dict]:
     if len(set(paths.values())) != len(paths):
         raise MorphError("the output, sheet and frames paths must all be different")
     return request, paths
+
+
+def _output_paths(args) -> dict:
+    """{"mp4": path, "gif": path} as ``--format`` and ``-o`` ask (sets ``args.format``). An MP4 also gets its
+    GIF path checked: the GIF is written there instead when MP4 cannot be encoded here."""
+    raw = args.output or ("morph.mp4" if args.format == "mp4" else "morph.gif")
+    suffix = Path(raw).suffix.lower()
+    if args.format is None:
+        if suffix not in (".gif", ".mp4"):
+            raise MorphError(f"the output file must end in .gif or .mp4, or give --format (got '{raw}')")
+        args.format = suffix[1:]
+    if args.format == "both":
+        stem = raw[:-len(suffix)] if suffix in (".gif", ".mp4") else raw
+        return {"mp4": _check_file(stem + ".mp4", "output", ".mp4"), "gif": _check_file(stem + ".gif", "output", ".gif")}
+    path = _check_file(raw, "output", "." + args.format)
+    if args.format == "gif":
+        return {"gif": path}
+    return {"mp4": path, "gif": _check_file(raw[:-len(suffix)] + ".gif", "output", ".gif")}
 
 
 def _check_model(name: str) -> None:
@@ -229,7 +266,7 @@ class ProgressBar:
 
 def _render(args) -> int:
     request, paths = _check_inputs(args)
-    from morph.output import contact_sheet, encode_gif, save_frames  # light (PIL only)
+    from morph.output import contact_sheet, encode_animation, save_frames  # light (PIL; PyAV once encoding)
 
     bar = ProgressBar(enabled=not args.quiet)
     if not args.quiet:
@@ -244,11 +281,14 @@ def _render(args) -> int:
         bar.close()
 
     budget = int(args.budget_mb * 1024 * 1024)
-    gif = encode_gif(result.frames, budget_bytes=budget, duration_ms=args.duration_ms, boomerang=args.boomerang)
+    animation = encode_animation(result.frames, args.format, budget_bytes=budget, duration_ms=args.duration_ms,
+                                 boomerang=args.boomerang)
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
     frames_tmp = None
     try:
-        staged.append((_stage_bytes(paths["output"], gif.data), paths["output"]))
+        for kind, encoded in (("mp4", animation.mp4), ("gif", animation.gif)):
+            if encoded is not None:
+                staged.append((_stage_bytes(paths[kind], encoded.data), paths[kind]))
         if "sheet" in paths:
             sheet = contact_sheet([result.frames[i] for i in result.candidates])
             staged.append((_stage(paths["sheet"], lambda f: sheet.save(f, format="PNG")), paths["sheet"]))
@@ -274,7 +314,7 @@ def _render(args) -> int:
         if frames_tmp is not None:
             shutil.rmtree(frames_tmp, ignore_errors=True)
 
-    _report(args, paths, result, gif)
+    _report(args, paths, result, animation)
     return EXIT_OK
 
 
@@ -356,22 +396,41 @@ def _stage_bytes(final: Path, data: bytes) -> Path:
     return _stage(final, lambda f: f.write(data))
 
 
-def _report(args, paths: dict, result, gif) -> None:
+def _report(args, paths: dict, result, animation) -> None:
     out = sys.stdout
     ts = result.ts
-    size_kb = len(gif.data) / 1024
-    print(f"wrote {args.output}: {size_kb:,.1f} kB, {gif.frame_count} frames, {gif.width}x{gif.height}, "
-          f"{gif.colors} colours, {gif.duration_ms} ms/frame (render {result.seconds:.1f} s)", file=out)
-    if gif.reductions:
-        print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(gif.reductions)}", file=out)
+    if animation.mp4 is not None:
+        mp4 = animation.mp4
+        quality = f"{mp4.bitrate / 1000:,.0f} kbit/s" if mp4.bitrate else "constant quality"
+        print(f"wrote {paths['mp4']}: {len(mp4.data) / 1024:,.1f} kB, {mp4.frame_count} frames, "
+              f"{mp4.width}x{mp4.height}, H.264 {quality}, {mp4.duration_ms} ms/frame "
+              f"(render {result.seconds:.1f} s)", file=out)
+        if mp4.reductions:
+            print(f"to fit {args.budget_mb:g} MiB the MP4 was reduced: {', '.join(mp4.reductions)}", file=out)
+    for note in animation.notes:
+        print(f"warning: {note}", file=out)
+    gif = animation.gif
+    if gif is not None:
+        print(f"wrote {paths['gif']}: {len(gif.data) / 1024:,.1f} kB, {gif.frame_count} frames, {gif.width}x"
+              f"{gif.height}, {gif.colors} colours, {gif.duration_ms} ms/frame (render {result.seconds:.1f} s)",
+              file=out)
+        if gif.reductions:
+            print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(gif.reductions)}", file=out)
     req = result.request
     print(f"sampling: {req.steps} steps {req.scheduler}, guidance {req.guidance:g}", file=out)
+    if req.segments > 1 or req.t_start is not None:
+        lo, hi = req.path_range()
+        prompts = " → ".join(req.prompts + req.prompts[:1] * req.loop)
+        print(f"path: {prompts} (prompt k at k); frames over {lo:g}..{hi:g}", file=out)
     print(f"midpoint: frame {result.midpoint} (t={ts[result.midpoint]:.3f})", file=out)
-    print("candidates: " + ", ".join(f"{i + 1}=frame {f} (t={ts[f]:.3f})" for i, f in enumerate(result.candidates)),
-          file=out)
+    for seg in result.segments:
+        prefix = "candidates" if len(result.segments) == 1 else f"segment {seg.index + 1} candidates"
+        first = result.candidates.index(seg.candidates[0])
+        print(f"{prefix}: " + ", ".join(f"{first + i + 1}=frame {f} (t={ts[f]:.3f})"
+                                        for i, f in enumerate(seg.candidates)), file=out)
     print(f"smoothness ({args.pacing} pacing): max/mean {result.max_over_mean:.2f}, "
           f"1-Gini {result.one_minus_gini:.3f}", file=out)
-    print("ts: " + " ".join(f"{t:.3f}" for t in ts), file=out)
+    print("ts: " + " ".join(f"{t:.6f}" for t in ts), file=out)  # precise enough to refine between two
     if "sheet" in paths:
         print(f"contact sheet: {args.sheet}", file=out)
     if "frames_dir" in paths:

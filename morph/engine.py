@@ -3,14 +3,16 @@
 One render, top to bottom (:meth:`Morpher.render`):
 
 1. validate the request and fill in what it left out from the model's profile (:mod:`morph.profiles`:
-   sampler, steps, guidance); encode prompt A, prompt B and the negative prompt once (77 tokens each; for
-   SDXL both text encoders' hidden states plus the pooled embedding);
-2. one starting noise from ``seed`` for every frame (slerped towards ``seed_b``'s noise by t when given);
-3. choose the frames' t (uniform, or perceptual pacing: :func:`morph.pacing.pace`) and for each batch of t:
-   interpolate the text embeddings (lerp or per-token slerp; SDXL's pooled embedding alike), run the
-   denoising loop below with classifier-free guidance in the same UNet batch (none when guidance is 0 or 1),
-   decode the latents in slices;
-4. measure neighbour distances, midpoint and candidates.
+   sampler, steps, guidance); encode every prompt (two, or a chain's up to four) and the negative prompt once
+   (77 tokens each; for SDXL both text encoders' hidden states plus the pooled embedding);
+2. one starting noise from ``seed`` for every frame of the whole path (slerped towards ``seed_b``'s noise by
+   t when given, two-prompt morphs only), so a chain's frame at a prompt is that prompt's plain render;
+3. choose the frames' path positions (uniform, or perceptual pacing: :func:`morph.pacing.pace`, with a frame
+   on every prompt of a chain and on both ends of a refine range) and for each batch: interpolate the text
+   embeddings between the two prompts of each frame's segment (lerp or per-token slerp; SDXL's pooled
+   embedding alike), run the denoising loop below with classifier-free guidance in the same UNet batch (none
+   when guidance is 0 or 1), decode the latents in slices;
+4. measure neighbour distances, the midpoint and candidates of each segment.
 
 The denoising loop follows diffusers' ``StableDiffusionPipeline.__call__`` (and ``StableDiffusionXLPipeline``'s:
 pooled text and size/crop numbers as added conditions, the same for every frame) step for step (init noise
@@ -34,7 +36,7 @@ from morph import pacing
 from morph.interpolate import lerp, slerp
 from morph.models import CLIP_MAX_TOKENS, is_sdxl, load_pipeline, make_scheduler, native_size, resolve_device
 from morph.profiles import profile_for
-from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult
+from morph.request import PROMPT_NAMES, Cancelled, MorphError, Progress, RenderRequest, RenderResult, Segment
 
 #: Frames per UNet batch on CPU/MPS, where bigger batches do not run faster per frame.
 CPU_BATCH = 4
@@ -304,7 +306,7 @@ class _Render:
         self.warnings: list[str] = []
         self.frames_done = 0
         self.unet_evals = 0
-        self.images: dict[float, object] = {}
+        self.images: dict[float, object] = {}  # by path position (_key)
         self.guided = morpher.guided(req.guidance)
         self.steps_per_frame = 0
 
@@ -312,8 +314,7 @@ class _Render:
         started = time.perf_counter()
         req = self.req
         self._report(0, 0, 0.0, "encode")
-        self.emb_a = self._encode(req.prompt_a, "first prompt")
-        self.emb_b = self._encode(req.prompt_b, "second prompt")
+        self.embs = [self._encode(prompt, PROMPT_NAMES[i]) for i, prompt in enumerate(req.prompts)]
         self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
         if req.negative and not self.guided:
             self.warnings.append(f"The negative prompt was not used: at guidance {req.guidance:g} this model renders "
@@ -323,14 +324,22 @@ class _Render:
         self.steps_per_frame = len(self._scheduler().timesteps)
 
         batch = self.m.frames_per_batch(self.size)
+        knots = req.knots()
+        closed = req.closes_loop()  # the closing position is the first frame again: paced, not rendered twice
         ts, _features, distances = pacing.pace(
-            self._render_ts, pacing.feature_distance, req.frames, batch, perceptual=req.pacing == "perceptual",
+            self._render_ts, pacing.feature_distance, req.frames + closed, batch,
+            perceptual=req.pacing == "perceptual", knots=knots,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
-        mid = pacing.midpoint_index(distances)
+        picks = pacing.segment_picks(ts, distances, knots, req.candidates, closed)
+        segments = [Segment(req.locate(knot)[0], first, last, mid, cands)
+                    for knot, (first, last, mid, cands) in zip(knots, picks)]
+        n = req.frames
         return RenderResult(
-            frames=[self.images[t] for t in ts], ts=[float(t) for t in ts], distances=distances,
-            max_over_mean=pacing.max_over_mean(distances), one_minus_gini=pacing.one_minus_gini(distances),
-            midpoint=mid, candidates=pacing.candidate_indices(mid, len(ts), req.candidates),
+            frames=[self.images[self._key(t)] for t in ts[:n]], ts=[float(t) for t in ts[:n]],
+            distances=distances[:n - 1], max_over_mean=pacing.max_over_mean(distances),
+            one_minus_gini=pacing.one_minus_gini(distances),
+            midpoint=min(n - 1, pacing.midpoint_index(distances)),
+            candidates=[c for s in segments for c in s.candidates], segments=segments,
             warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
             model=self.m.model, request=req)
 
@@ -347,20 +356,33 @@ class _Render:
         scheduler.set_timesteps(self.req.steps, device=self.m.device)
         return scheduler
 
+    def _key(self, u: float) -> float:
+        """The position whose image is the frame at path position ``u``: ``u`` itself, except that a loop's
+        end is its start (the same prompt, noise and seed)."""
+        return u % self.req.segments if self.req.loop else u
+
     def _render_ts(self, ts: list[float]) -> list:
-        """Denoise and decode the frames at ``ts``; keep their images; return their pacing features."""
-        latents = self._denoise_with_fallback(ts)
-        images = self._decode(latents)
-        self.images.update(zip(ts, images))
+        """Denoise and decode the frames at ``ts`` (each position once); keep their images; return their
+        pacing features."""
+        keys = [self._key(t) for t in ts]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.images]
+        if todo:
+            images = self._decode(self._denoise_with_fallback(todo))
+            self.images.update(zip(todo, images))
         self._report(0, 0, self._fraction(0, 0), "decode")
-        return [pacing.image_features(im) for im in images]
+        return [pacing.image_features(self.images[k]) for k in keys]
 
     def _conditions(self, ts: list[float]) -> tuple[TextEmbedding, torch.Tensor]:
-        """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for ``ts``."""
-        emb = TextEmbedding.cat([self.emb_a.mix(self.emb_b, t, self.req.interpolation) for t in ts])
+        """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for path
+        positions ``ts``: segment k's embedding mixes prompt k's towards the next prompt's by its t."""
+        mixes = []
+        for u in ts:
+            k, t = self.req.locate(u)
+            mixes.append(self.embs[k].mix(self.embs[(k + 1) % len(self.embs)], t, self.req.interpolation))
+        emb = TextEmbedding.cat(mixes)
         if self.noise_b is None:
             noise = self.noise_a.expand(len(ts), -1, -1, -1).clone()
-        else:
+        else:  # a plain two-prompt morph only (validate): u is its t
             noise = torch.cat([slerp(self.noise_a, self.noise_b, t) for t in ts])
         return emb, noise
 

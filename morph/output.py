@@ -1,4 +1,5 @@
-"""Turn rendered frames into files: a looping GIF that fits an upload limit, a contact sheet, PNGs.
+"""Turn rendered frames into files: a looping GIF that fits an upload limit, a contact sheet, PNGs; and
+:func:`encode_animation`, the one call for "the morph as MP4, GIF or both" (MP4s: :mod:`morph.video`).
 
 The GIF encoder walks a fixed ladder of ever cheaper settings, in the order the product prefers to give
 things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64 colours), then the
@@ -14,9 +15,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from PIL import Image, ImageDraw, ImageFont
 
 from morph.request import MorphError
+
+if TYPE_CHECKING:
+    from morph.video import VideoResult
 
 DEFAULT_BUDGET = 10 * 1024 * 1024  # Discord's default upload limit
 SIZE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)  # picture size ladder, fractions of the input
@@ -60,10 +66,16 @@ def _thin(indices: tuple[int, ...]) -> tuple[int, ...]:
     return kept
 
 
+def size_scales(width: int, height: int) -> list[float]:
+    """The picture sizes an encoder may step down to, largest first: SIZE_SCALES that keep both sides at
+    MIN_SIDE or more (all of a picture already smaller)."""
+    floor = min(MIN_SIDE, width, height)
+    return [s for s in SIZE_SCALES if s == 1.0 or min(width, height) * s >= floor]
+
+
 def _ladder(n_frames: int, width: int, height: int) -> list[_Rung]:
     """All settings to try, best first: size steps, then palette steps, then frame halvings."""
-    floor = min(MIN_SIDE, width, height)
-    scales = [s for s in SIZE_SCALES if s == 1.0 or min(width, height) * s >= floor]
+    scales = size_scales(width, height)
     everything = tuple(range(n_frames))
     rungs = [_Rung(s, PALETTES[0], everything) for s in scales]
     smallest = scales[-1]
@@ -75,17 +87,18 @@ def _ladder(n_frames: int, width: int, height: int) -> list[_Rung]:
     return rungs
 
 
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)
+def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """``width`` and ``height`` scaled by ``scale``, each rounded to an even number (at least 2)."""
+    return tuple(max(2, int(round(x * scale / 2)) * 2) for x in (width, height))
 
 
 def _dims(rung: _Rung, width: int, height: int) -> tuple[int, int]:
     if rung.scale == 1.0:
         return width, height
-    return _even(width * rung.scale), _even(height * rung.scale)
+    return even_size(width, height, rung.scale)
 
 
-def _boomerang(frames: list) -> list:
+def boomerang_frames(frames: list) -> list:
     """Forward then backward, without repeating the two end frames (the loop closes the circle)."""
     return frames + frames[-2:0:-1]
 
@@ -105,7 +118,7 @@ def _encode(frames: list[Image.Image], rung: _Rung, width: int, height: int, dur
     palette = _global_palette(picked, rung.colors)
     quantized = [f.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for f in picked]
     if boomerang:
-        quantized = _boomerang(quantized)
+        quantized = boomerang_frames(quantized)
     buf = io.BytesIO()
     quantized[0].save(buf, format="GIF", save_all=True, append_images=quantized[1:], loop=0,
                       duration=_frame_duration(duration_ms, len(frames), len(rung.keep)),
@@ -175,8 +188,8 @@ def encode_gif(frames: list[Image.Image], budget_bytes: int = DEFAULT_BUDGET, du
         if i == len(ladder) - 1:
             w, h = _dims(rung, width, height)
             raise MorphError(
-                f"the GIF cannot fit in {_human(budget_bytes)}: even at {w}x{h}, {rung.colors} colours and "
-                f"{len(rung.keep)} frames it is {_human(len(data))}")
+                f"the GIF cannot fit in {human_size(budget_bytes)}: even at {w}x{h}, {rung.colors} colours and "
+                f"{len(rung.keep)} frames it is {human_size(len(data))}")
         # Jump to the first later rung predicted to fit (or the last one).
         nxt = i + 1
         while nxt < len(ladder) - 1 and _predict(len(data), rung, ladder[nxt], width, height) > budget_bytes * SAFETY:
@@ -184,13 +197,60 @@ def encode_gif(frames: list[Image.Image], budget_bytes: int = DEFAULT_BUDGET, du
         i = nxt
 
     w, h = _dims(rung, width, height)
-    shown = len(rung.keep) if not boomerang else len(_boomerang(list(rung.keep)))
+    shown = len(rung.keep) if not boomerang else len(boomerang_frames(list(rung.keep)))
     return GifResult(data=data, width=w, height=h, frame_count=shown, colors=rung.colors,
                      reductions=_describe(ladder[0], rung, width, height, len(frames)),
                      duration_ms=_frame_duration(duration_ms, len(frames), len(rung.keep)), encodes=encodes)
 
 
-def _human(n: int) -> str:
+FORMATS = ("mp4", "gif", "both")
+
+
+@dataclass
+class Animation:
+    """What :func:`encode_animation` made. ``mp4_error``: why an MP4 that was asked for could not be made
+    (None otherwise); ``notes``: what to tell the user about it (e.g. that a GIF was sent instead)."""
+
+    mp4: "VideoResult | None" = None
+    gif: GifResult | None = None
+    mp4_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Bytes of all files together."""
+        return sum(len(x.data) for x in (self.mp4, self.gif) if x is not None)
+
+
+def encode_animation(frames: list[Image.Image], format: str = "mp4", budget_bytes: int = DEFAULT_BUDGET,
+                     duration_ms: int = 100, boomerang: bool = False) -> Animation:
+    """The morph as ``format`` (``mp4``, ``gif`` or ``both``) within ``budget_bytes`` for all files together.
+
+    ``mp4``: an H.264 MP4 (:func:`morph.video.encode_mp4`). ``both``: the MP4 gets at most half the budget
+    (it rarely needs that much) and the GIF the rest. When the MP4 cannot be made here (PyAV missing, no
+    H.264 encoder, FFmpeg failed: :class:`morph.video.VideoUnavailable`), a GIF takes its place within the
+    whole budget, ``mp4_error`` says why and ``notes`` carries a sentence for the user. A budget even the
+    smallest setting cannot meet raises MorphError, as :func:`encode_gif` does.
+    """
+    if format not in FORMATS:
+        raise MorphError(f"format must be one of: {', '.join(FORMATS)} (got {format!r}).")
+    from morph.video import VideoUnavailable, encode_mp4
+
+    out = Animation()
+    if format in ("mp4", "both"):
+        try:
+            out.mp4 = encode_mp4(frames, budget_bytes // 2 if format == "both" else budget_bytes,
+                                 duration_ms=duration_ms, boomerang=boomerang)
+        except VideoUnavailable as err:
+            out.mp4_error = str(err)
+            out.notes.append(f"No MP4 this time, here is a GIF instead: {err}")
+    if format == "gif" or out.mp4 is None or format == "both":
+        rest = budget_bytes - (len(out.mp4.data) if out.mp4 else 0)
+        out.gif = encode_gif(frames, budget_bytes=rest, duration_ms=duration_ms, boomerang=boomerang)
+    return out
+
+
+def human_size(n: int) -> str:
     if n >= 1024 * 1024:
         return f"{n / 1024 / 1024:.1f} MiB"
     if n >= 1024:

@@ -12,6 +12,12 @@ pass and one insert round. Inserts
 snap to the uniform grid where the morph changes evenly, so pacing leaves an even morph exactly uniform and
 never made one less even than uniform spacing in our synthetic tests (tests/test_pacing.py).
 
+A chain (dog → cat → bird) is paced the same way over its whole path 0..segments, with a frame on every
+prompt (the *knots*, also a refine range's two ends): the uniform grid shares the frames among the pieces
+between knots (:func:`path_grid`), the coarse pass restarts at every knot, and the inserts go to the largest
+gaps wherever they are, so a segment that changes more gets more frames; :func:`segment_picks` gives each
+segment its own midpoint and candidates.
+
 Everything here is pure numpy/Python: the engine passes a ``render(ts) -> features`` function and tests pass
 a synthetic one.
 
@@ -25,6 +31,7 @@ to [0, 1], so distances from different renders and sizes compare.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any, Callable, Sequence
 
@@ -77,8 +84,30 @@ def candidate_indices(midpoint: int, n_frames: int, k: int) -> list[int]:
     return list(range(start, start + k))
 
 
+def segment_picks(ts: Sequence[float], distances: Sequence[float], knots: Sequence[float], k: int,
+                  closed: bool = False) -> list[tuple[int, int, int, list[int]]]:
+    """(first, last, midpoint, candidates) of each piece of the path between neighbouring ``knots``.
+
+    ``ts`` and ``distances`` are the paced frames and their neighbour distances; with ``closed`` the last t
+    is a loop's closing position, whose frame is the first one again and is not kept. A piece owns the frames
+    from its starting knot up to the frame before the next knot (the final piece of an open path also owns
+    the end frame), so no frame belongs to two pieces. The midpoint is the frame at half the piece's
+    cumulative distance (:func:`midpoint_index`), the ``k`` candidates surround it inside the piece.
+    """
+    ts = list(ts)
+    starts = [ts.index(knot) for knot in knots]
+    out = []
+    for p, (first, end) in enumerate(zip(starts, starts[1:])):
+        last = end if p == len(starts) - 2 and not closed else end - 1
+        mid = min(last, first + midpoint_index(distances[first:end]))
+        cands = [first + c for c in candidate_indices(mid - first, last - first + 1, k)]
+        out.append((first, last, mid, cands))
+    return out
+
+
 # ------------------------------------------------------------------------------------------ planning
-def default_stride(total: int, batch_size: int | None = None, rounds: int = 3) -> int:
+def default_stride(total: int, batch_size: int | None = None, rounds: int = 3,
+                   knots: Sequence[float] = (0.0, 1.0)) -> int:
     """Stride of the coarse pass: 4 from 16 frames up (a quarter of the budget, at least 5 frames) where at
     least two insert rounds follow it (:func:`insert_rounds` with ``batch_size``; None: assume they do), else
     2 from 4 frames up (about half), else 1 (all frames; nothing left to pace).
@@ -89,13 +118,14 @@ def default_stride(total: int, batch_size: int | None = None, rounds: int = 3) -
     two or more rounds stride 4 is the better one (measured with 16-120 frames, batches 4-48).
     """
     if total >= 16 and (batch_size is None
-                        or insert_rounds(total, len(coarse_ts(total, 4)), batch_size, rounds) >= 2):
+                        or insert_rounds(total, len(coarse_ts(total, 4, knots)), batch_size, rounds) >= 2):
         return 4
     return 2 if total >= 4 else 1
 
 
-def coarse_ts(total: int, stride: int | None = None) -> list[float]:
-    """The first, uniform pass: every ``stride``-th t of ``uniform_ts(total)`` plus t=1.
+def coarse_ts(total: int, stride: int | None = None, knots: Sequence[float] = (0.0, 1.0)) -> list[float]:
+    """The first, uniform pass: every ``stride``-th t of ``uniform_ts(total)`` plus t=1 (with ``knots``: of
+    ``path_grid(total, knots)``, counted afresh from every knot, and every knot).
 
     Default stride: :func:`default_stride` without a batch size. Taking the coarse frames from the final
     uniform grid means a morph that changes at a constant rate ends up exactly uniform (``stride - 1``
@@ -105,12 +135,15 @@ def coarse_ts(total: int, stride: int | None = None) -> list[float]:
     between two grid points and the grid is lost (measured on 600 synthetic morphs: stride 2 and 4 never
     ended worse than uniform, stride 3 did in 2%).
     """
-    grid = uniform_ts(total)
+    grid = path_grid(total, knots)
     if stride is None:
-        stride = default_stride(total)
-    chosen = grid[::max(1, int(stride))]
-    if chosen[-1] != grid[-1]:
-        chosen.append(grid[-1])
+        stride = default_stride(total, knots=knots)
+    stride = max(1, int(stride))
+    chosen: list[float] = []
+    starts = [grid.index(k) for k in knots]
+    for lo, hi in zip(starts, starts[1:]):
+        chosen += grid[lo:hi:stride]
+    chosen.append(grid[-1])
     return chosen
 
 
@@ -140,16 +173,43 @@ def uniform_ts(n: int) -> list[float]:
     return [i / (n - 1) for i in range(n)]
 
 
+def path_grid(total: int, knots: Sequence[float] = (0.0, 1.0)) -> list[float]:
+    """Uniform spacing of ``total`` frames over a path that must have a frame at every knot (a chain's
+    prompts, a refine's ends): the ``total - 1`` steps are shared among the pieces between neighbouring
+    knots in proportion to their length (largest remainders, earlier pieces first on ties, at least one
+    step each), and each piece is split evenly. ``path_grid(n)`` is ``uniform_ts(n)`` exactly; knots come out
+    exactly as given.
+    """
+    knots = [float(k) for k in knots]
+    pieces = len(knots) - 1
+    if pieces < 1 or any(b <= a for a, b in zip(knots, knots[1:])):
+        raise ValueError(f"knots must increase, at least two: {knots}")
+    if total < pieces + 1:
+        raise ValueError(f"{total} frames cannot hold {pieces + 1} knots")
+    lengths = np.diff(knots)
+    share = (total - 1) * lengths / lengths.sum()
+    steps = np.floor(share).astype(int)
+    for i in sorted(range(pieces), key=lambda i: (-(share[i] - steps[i]), i))[:total - 1 - steps.sum()]:
+        steps[i] += 1
+    while (steps == 0).any():  # a short piece still needs its step: from the piece with the most
+        steps[int(np.argmax(steps))] -= 1
+        steps[int(np.argmin(steps))] += 1
+    grid = []
+    for lo, hi, m in zip(knots, knots[1:], steps):
+        grid += [lo + (hi - lo) * j / m for j in range(int(m))]
+    return grid + [knots[-1]]
+
+
 def plan_inserts(ts: Sequence[float], distances: Sequence[float], count: int,
-                 grid: int | None = None) -> list[float]:
+                 grid: int | Sequence[float] | None = None) -> list[float]:
     """New t values to render next: ``count`` inserts given to the largest gaps first.
 
     Each insert goes to the gap whose distance per resulting sub-gap (``d / (inserts + 1)``) is largest, so
     a gap twice as big as the others gets two inserts before they get a second one; the inserts in one gap
-    split its t range evenly. With ``grid`` (the final frame count), an insert moves to the nearest point
-    of ``uniform_ts(grid)`` that lies inside its gap, is free, and is at most half a grid cell away: where
-    the morph changes evenly, frames land exactly on the uniform grid. Returns sorted new ts, never one
-    already present.
+    split its t range evenly. With ``grid`` (the final frame count, or the grid's points: :func:`path_grid`),
+    an insert moves to the nearest point of ``uniform_ts(grid)`` that lies inside its gap, is free, and is at
+    most half a grid cell away: where the morph changes evenly, frames land exactly on the uniform grid.
+    Returns sorted new ts, never one already present.
     """
     ts = list(ts)
     d = np.asarray(distances, dtype=np.float64)
@@ -168,40 +228,54 @@ def plan_inserts(ts: Sequence[float], distances: Sequence[float], count: int,
         best = np.flatnonzero(score == score.max())
         inserts[best[np.argmax(widths[best])]] += 1
     taken = set(ts)
+    points = uniform_ts(grid) if isinstance(grid, int) else list(grid or [])
     new: list[float] = []
     for i, m in enumerate(inserts):
         lo, hi = ts[i], ts[i + 1]
         # Snap only where the gap has a grid point for every insert; with fewer, two inserts could take
         # the same point and one would be lost (leaving a frame for another round).
-        snap = grid is not None and grid > 1 and m <= sum(lo < g / (grid - 1) < hi for g in range(grid))
+        snap = len(points) > 1 and m <= sum(lo < g < hi for g in points)
         for j in range(1, m + 1):
             t = lo + (hi - lo) * j / (m + 1)
             if snap:
-                cell = 1.0 / (grid - 1)
-                for g in sorted({math.floor(t / cell), math.ceil(t / cell)}, key=lambda k: (abs(k * cell - t), k)):
-                    snapped = g / (grid - 1)
-                    if lo < snapped < hi and snapped not in taken and abs(snapped - t) <= cell / 2 + 1e-12:
-                        t = snapped
-                        break
+                t = _snap(t, points, lo, hi, taken)
             if t not in taken and lo < t < hi:
                 taken.add(t)
                 new.append(t)
     return sorted(new)
 
 
+def _snap(t: float, points: Sequence[float], lo: float, hi: float, taken: set) -> float:
+    """The grid point nearest ``t`` of the two around it (the lower on a tie) if it lies inside (lo, hi), is
+    free and is at most half their cell away; else ``t``."""
+    right = bisect.bisect_left(points, t)
+    around = sorted({points[max(0, right - 1)], points[min(len(points) - 1, right)]})
+    cell = around[-1] - around[0]
+    for g in sorted(around, key=lambda g: (abs(g - t), g)):
+        if lo < g < hi and g not in taken and abs(g - t) <= cell / 2 + 1e-12:
+            return g
+    return t
+
+
 def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, Any], float], total: int,
          batch_size: int, perceptual: bool = True, rounds: int = 3,
-         on_round: Callable[[list[float], list[float]], None] | None = None):
+         on_round: Callable[[list[float], list[float]], None] | None = None,
+         knots: Sequence[float] = (0.0, 1.0)):
     """Choose and render ``total`` frames; return ``(ts, items, distances)`` in increasing t.
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
-    called with at most ``batch_size`` ts at a time. Uniform pacing renders ``uniform_ts(total)``.
+    called with at most ``batch_size`` ts at a time. Uniform pacing renders ``path_grid(total, knots)``.
     Perceptual pacing renders :func:`coarse_ts` (every :func:`default_stride`-th frame), then rounds of
     inserts of equal size, each at most a batch (:func:`insert_rounds`: about ``rounds``, fewer where more
     would take more than one batch beyond uniform spacing, more where the inserts need more batches), at the
     largest gaps (:func:`plan_inserts`) until ``total``
     frames exist; ``on_round(ts, distances)`` is called after each measurement. Every t is rendered
     exactly once, so the UNet work is the same as uniform spacing's.
+
+    ``knots``: positions that always get a frame, the path's ends first and last (a chain's prompts, a
+    refine's range); the uniform grid is then :func:`path_grid` and the coarse pass starts afresh at each
+    knot, and the inserts go to the largest gaps of the whole path, so a segment that changes more gets
+    more of the frames.
     """
     batch_size = max(1, int(batch_size))
     done: dict[float, Any] = {}
@@ -218,7 +292,8 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
         ts = sorted(done)
         return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:])]
 
-    first = coarse_ts(total, default_stride(total, batch_size, rounds)) if perceptual else uniform_ts(total)
+    grid = path_grid(total, knots)
+    first = coarse_ts(total, default_stride(total, batch_size, rounds, knots), knots) if perceptual else grid
     render_all(first)
     ts, dist = measure()
     rounds_left = insert_rounds(total, len(first), batch_size, rounds)
@@ -227,7 +302,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
             on_round(ts, dist)
         count = min(batch_size, math.ceil((total - len(done)) / max(1, rounds_left)))  # rounds of equal size
         rounds_left -= 1
-        new = plan_inserts(ts, dist, count, grid=total)
+        new = plan_inserts(ts, dist, count, grid=grid)
         if not new:  # no gap can be split by distance (all ~0 wide): split the widest in t instead
             new = plan_inserts(ts, np.diff(ts), total - len(done))
             if not new:

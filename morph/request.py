@@ -6,11 +6,13 @@ so a bad prompt or number gets the same clear message everywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import unicodedata
 from dataclasses import dataclass, field
 
 MIN_FRAMES, MAX_FRAMES = 2, 120
+MIN_PROMPTS, MAX_PROMPTS = 2, 4  # a chain morphs through up to 4 prompts in order
 MIN_STEPS, MAX_STEPS = 1, 150
 MIN_SIZE, MAX_SIZE = 64, 1024
 MAX_PROMPT_CHARS = 1000
@@ -26,6 +28,23 @@ INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
 
 
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, stable since Unicode 6):
+#: characters that render as nothing (joiners, variation selectors, tag characters) or as blank filler
+#: letters (Hangul fillers U+115F, U+1160, U+3164, U+FFA0). They never count as a prompt's letters.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+
+
+def is_default_ignorable(char: str) -> bool:
+    """True for a character Unicode says to render invisibly (see :data:`DEFAULT_IGNORABLE`)."""
+    code = ord(char)
+    return any(lo <= code <= hi for lo, hi in DEFAULT_IGNORABLE)
+
+
 class MorphError(ValueError):
     """A problem the user can fix; ``str(err)`` is the message to show them (no traceback)."""
 
@@ -38,7 +57,9 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
     """Return the prompt with surrounding whitespace removed, or raise MorphError.
 
     Refuses empty/whitespace-only text, control characters (newlines and tabs are folded to spaces
-    first), and text longer than MAX_PROMPT_CHARS.
+    first), text longer than MAX_PROMPT_CHARS, and text without a single visible letter or digit (only
+    blank-looking characters such as U+3164 HANGUL FILLER or U+2800 BRAILLE PATTERN BLANK, or only
+    symbols): such a prompt looks empty in a message and gives the model nothing to draw.
     """
     if text is None:
         raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
@@ -51,12 +72,34 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
     if bad:
         raise MorphError(f"The {what} contains control or invisible characters (e.g. U+{ord(bad[0]):04X}); "
                          "use plain text.")
+    if not any(c.isalnum() and not is_default_ignorable(c) for c in text):
+        raise MorphError(f"The {what} has no letters or digits; give a few words, e.g. 'a dog'.")
     return " ".join(text.split())
+
+
+PROMPT_NAMES = ("first prompt", "second prompt", "third prompt", "fourth prompt")
 
 
 @dataclass
 class RenderRequest:
-    """One morph from ``prompt_a`` (t=0) to ``prompt_b`` (t=1).
+    """One morph from ``prompt_a`` (t=0) to ``prompt_b`` (t=1), or a chain through ``prompts`` in order.
+
+    **The path.** Every frame sits at a position ``u`` on the morph's path: ``u = k`` is exactly prompt k
+    (``prompts[k]``), and between two whole numbers the frame is that fraction of the way to the next prompt.
+    A two-prompt morph's path is 0..1 (``u`` is the familiar t). A chain ``prompts=[dog, cat, bird]`` runs
+    0..2 (the cat at u=1); with ``loop`` it runs on to the dog again at u=3 (its last segment is
+    bird → dog; the closing frame equals the first, so a full looped render leaves it out and the animation
+    loops without a repeated frame). :meth:`locate` turns ``u`` into (segment, t). Every frame starts from
+    the same noise (one ``seed``), so a chain's frame at prompt k is the same picture as the end frame of a
+    plain morph to that prompt.
+
+    ``prompts``: 2..4 prompts of a chain. Leave it empty for a plain morph: :meth:`validate` fills it in
+    as ``[prompt_a, prompt_b]``, and for a chain sets ``prompt_a``/``prompt_b`` to its first two prompts.
+
+    **Refine.** ``t_start``/``t_end`` (both, or neither) render the ``frames`` over exactly that part of the
+    path (positions as above, so in a chain a range may cross a prompt, whose frame is then rendered too);
+    the first and last frames are the same pictures as an earlier render's frames at those positions with
+    the same settings (:meth:`refine` makes such a request from an existing one). None: the whole path.
 
     ``size`` None means the model's native size (512 for SD 1.x, 768 for SD 2.x 768-v, 1024 for SDXL, 64 for
     ``tiny``). ``steps``, ``guidance`` and ``scheduler`` None mean the model's defaults (its profile, see
@@ -64,8 +107,8 @@ class RenderRequest:
     Turbo/Lightning). ``seed_b``, when given, slerps the starting noise from ``seed``'s to ``seed_b``'s along t.
     """
 
-    prompt_a: str
-    prompt_b: str
+    prompt_a: str = ""
+    prompt_b: str = ""
     frames: int = 24
     seed: int = 0
     seed_b: int | None = None
@@ -76,13 +119,57 @@ class RenderRequest:
     scheduler: str | None = None
     interpolation: str = "lerp"
     pacing: str = "perceptual"
-    candidates: int = 5
+    candidates: int = 5  # per segment (a chain offers this many around each segment's midpoint)
+    prompts: list[str] = field(default_factory=list)
+    loop: bool = False
+    t_start: float | None = None
+    t_end: float | None = None
+
+    # ------------------------------------------------------------------------------------------ path
+    @property
+    def segments(self) -> int:
+        """Morphs in the path: prompts - 1, plus one back to the first prompt with ``loop``."""
+        n = len(self.prompts) if self.prompts else 2
+        return n - 1 + bool(self.loop)
+
+    def locate(self, u: float) -> tuple[int, float]:
+        """(segment, t) of path position ``u``: segment k morphs from prompt k to the next (t 0..1).
+
+        A prompt's own position belongs to the segment it starts (t=0), the path's end to the last one (t=1).
+        """
+        k = min(int(u), self.segments - 1)
+        return k, float(u) - k
+
+    def knots(self) -> list[float]:
+        """The path positions of the prompts (0, 1, …, segments) that lie inside the rendered range,
+        its two ends included."""
+        lo, hi = self.path_range()
+        inner = [float(k) for k in range(math.floor(lo) + 1, math.ceil(hi)) if lo < k < hi]
+        return [lo] + inner + [hi]
+
+    def path_range(self) -> tuple[float, float]:
+        """The part of the path this request renders: (t_start, t_end), or the whole (0, segments)."""
+        if self.t_start is None:
+            return 0.0, float(self.segments)
+        return float(self.t_start), float(self.t_end)
+
+    def closes_loop(self) -> bool:
+        """Whether the render covers a whole looped path, whose closing frame (the first again) is left out."""
+        return bool(self.loop) and self.t_start is None
+
+    def refine(self, t_start: float, t_end: float, frames: int) -> "RenderRequest":
+        """The same morph (prompts, seed, settings) with ``frames`` frames over exactly ``t_start..t_end``;
+        its first and last frames are this request's frames at those positions (e.g. two neighbouring frames'
+        ``RenderResult.ts``). Not validated yet."""
+        return dataclasses.replace(self, prompts=list(self.prompts), t_start=t_start, t_end=t_end, frames=frames)
 
     def validate(self) -> "RenderRequest":
         """Return a normalised copy or raise MorphError naming the first problem."""
         r = dataclasses.replace(self)
-        r.prompt_a = clean_prompt(r.prompt_a, "first prompt")
-        r.prompt_b = clean_prompt(r.prompt_b, "second prompt")
+        r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
+        r.prompt_a, r.prompt_b = r.prompts[:2]
+        if not isinstance(r.loop, bool):
+            raise MorphError(f"loop must be true or false (got {r.loop!r}).")
         r.negative = clean_prompt(r.negative, "negative prompt") if (r.negative or "").strip() else ""
         _int_in("frames", r.frames, MIN_FRAMES, MAX_FRAMES)
         if r.steps is not None:
@@ -92,6 +179,10 @@ class RenderRequest:
             _int_in("second seed", r.seed_b, 0, SEED_MAX)
         _int_in("candidates", r.candidates, 1, MAX_CANDIDATES)
         r.candidates = min(r.candidates, r.frames)  # a 3-frame morph offers at most 3 candidates
+        if r.seed_b is not None and r.segments > 1:
+            raise MorphError("a second seed only works for a plain two-prompt morph, not a chain or a loop "
+                             "(a chain keeps one starting noise so its joins do not jump).")
+        _check_range(r)
         if r.size is not None:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
@@ -119,6 +210,46 @@ class RenderRequest:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
+    """The cleaned chain: ``prompts`` (2..4), or ``[prompt_a, prompt_b]`` when it is empty. ``prompt_a`` and
+    ``prompt_b`` given next to ``prompts`` must be its first two (as a validated request has them)."""
+    if not prompts:
+        return [clean_prompt(prompt_a, PROMPT_NAMES[0]), clean_prompt(prompt_b, PROMPT_NAMES[1])]
+    if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts) <= MAX_PROMPTS:
+        count = "one text" if isinstance(prompts, str) else f"{len(prompts)}"
+        raise MorphError(f"a chain takes {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {count}).")
+    cleaned = [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
+    for i, given in enumerate((prompt_a, prompt_b)):
+        if (given or "").strip() and clean_prompt(given, PROMPT_NAMES[i]) != cleaned[i]:
+            raise MorphError(f"the {PROMPT_NAMES[i]} is given twice, differently: leave prompt_a/prompt_b "
+                             "empty when giving prompts.")
+    return cleaned
+
+
+def _check_range(r: "RenderRequest") -> None:
+    """A refine range inside the path, and enough frames for the path's prompts (whose frames are always
+    rendered, so a chain's joins never fall between frames)."""
+    if (r.t_start is None) != (r.t_end is None):
+        raise MorphError("a refine range needs both ends (t_start and t_end), or neither.")
+    length = r.segments
+    if r.t_start is not None:
+        for name in ("t_start", "t_end"):
+            value = getattr(r, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MorphError(f"{name} must be a number (got {value!r}).")
+            setattr(r, name, float(value))
+        if not 0.0 <= r.t_start < r.t_end <= length:
+            raise MorphError(f"the refine range must run forwards inside the path 0..{length} "
+                             f"(got {r.t_start:g}..{r.t_end:g}).")
+        needed = len(r.knots())
+        if r.frames < needed:
+            raise MorphError(f"frames must be at least {needed} to refine {r.t_start:g}..{r.t_end:g}: its ends and "
+                             "the prompts inside it each take a frame.")
+    elif length > 1 and r.frames < 2 * length:
+        raise MorphError(f"a chain of {length} segments needs at least {2 * length} frames (2 per segment; "
+                         f"got {r.frames}).")
+
+
 def _int_in(name: str, value, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MorphError(f"{name} must be a whole number between {lo} and {hi} (got {value!r}).")
@@ -139,8 +270,34 @@ class Progress:
 
 
 @dataclass
+class Segment:
+    """The frames of one segment of the path (a refine: the part of it inside the range).
+
+    ``index`` k: the morph from ``prompts[k]`` to the next prompt (the first again after the last, with loop).
+    ``first``..``last``: the frames it owns, inclusive; each segment owns the frame at its starting prompt and
+    the next segment starts at ``last + 1`` (the path's last segment also owns the end frame). ``midpoint``:
+    the frame at half the segment's visual length; ``candidates``: up to ``request.candidates`` frames around
+    it, within first..last.
+    """
+
+    index: int
+    first: int
+    last: int
+    midpoint: int
+    candidates: list[int]
+
+
+@dataclass
 class RenderResult:
-    """Frames in t order plus what the pacing and midpoint pick measured."""
+    """Frames in path order plus what the pacing and midpoint pick measured.
+
+    ``ts``: each frame's position on the path (see :class:`RenderRequest`: 0..1 for a two-prompt morph,
+    0..segments for a chain; ``request.locate(u)`` gives (segment, t)). ``segments``: one :class:`Segment`
+    per segment, each with its own midpoint and candidates; ``candidates`` lists them all in path order (for a
+    two-prompt morph, the K frames around its midpoint). ``midpoint``: the frame at half the whole visual path.
+    ``distances``: between neighbouring frames (len(frames) - 1); ``max_over_mean`` and ``one_minus_gini``
+    also count the step from the last frame back to the first in a closed loop, which plays too.
+    """
 
     frames: list  # list[PIL.Image.Image], RGB, in increasing t
     ts: list[float]
@@ -148,12 +305,13 @@ class RenderResult:
     max_over_mean: float
     one_minus_gini: float
     midpoint: int  # index into frames: half the cumulative path length
-    candidates: list[int]  # K indices around the midpoint, in t order
+    candidates: list[int]  # K indices around each segment's midpoint, in path order
     warnings: list[str] = field(default_factory=list)  # e.g. prompt truncated to 77 tokens
     unet_evals: int = 0  # frames denoised (each = `steps` UNet calls incl. CFG); for checking pacing cost
     seconds: float = 0.0
     model: str = ""
     request: RenderRequest | None = None
+    segments: list[Segment] = field(default_factory=list)
 
 
 def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:

@@ -90,6 +90,41 @@ def test_impossible_budget_exits_2_without_file(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_looping_chain_as_mp4_and_gif(tmp_path, capsys):
+    from morph.video import decode_mp4
+
+    code, out, err = run_main(["render", "a dog", "a cat", "a bird", "--loop", "--frames", "6", "--format", "both",
+                               "--candidates", "1", "-o", str(tmp_path / "chain"), *FAST], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.gif", "chain.mp4"]
+    assert len(decode_mp4((tmp_path / "chain.mp4").read_bytes())) == 6 and gif_frames(tmp_path / "chain.gif")[1] == 6
+    assert "H.264 constant quality" in out and "path: a dog → a cat → a bird → a dog" in out
+    assert [line.split(":")[0] for line in out.splitlines() if "candidates:" in line] == [
+        "segment 1 candidates", "segment 2 candidates", "segment 3 candidates"]
+    ts = [float(x) for x in next(x for x in out.splitlines() if x.startswith("ts: ")).split()[1:]]
+    assert len(ts) == 6 and ts[0] == 0 and {1.0, 2.0} <= set(ts) and max(ts) < 3
+
+
+def test_refine_a_range_into_an_mp4(tmp_path, capsys):
+    mp4 = tmp_path / "refine.mp4"
+    code, out, err = run_main(["render", "a dog", "a cat", "--range", "0.25", "0.5", "--frames", "4",
+                               "--boomerang", "-o", str(mp4), *FAST], capsys)
+    assert code == 0, err
+    assert "frames over 0.25..0.5" in out and "ts: 0.250000 " in out and out.split("ts: ")[1].split()[-1] == "0.500000"
+    from morph.video import probe_mp4
+
+    assert probe_mp4(mp4.read_bytes())["frames"] == 6 and list(tmp_path.iterdir()) == [mp4]
+
+
+def test_without_pyav_the_mp4_becomes_a_gif_with_a_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    code, out, err = run_main(["render", "a dog", "a cat", "--frames", "3", "-o", str(tmp_path / "m.mp4"), *FAST],
+                              capsys)
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["m.gif"] and gif_frames(tmp_path / "m.gif")[1] == 3
+    assert "warning: No MP4 this time, here is a GIF instead: MP4 needs PyAV" in out
+
+
 def test_all_render_options_and_long_prompt_warning(tmp_path, capsys):
     gif = tmp_path / "opts.gif"
     long_prompt = "a photo of a dog " + " ".join(["red"] * 80) + " zebra"
@@ -168,7 +203,13 @@ BAD = [
     (["a dog", "a cat", "--profile", "fast"], "--profile must be one of"),
     (["a dog", "a cat", "--lora", "styles/none.safetensors:0.5"], "no such file"),
     (["a dog", "a cat", "--steps", "25", "--profile", "turbo", "--model", "tiny"], "distilled for 1-8 steps"),
-    (["a dog"], "required"),
+    (["a dog"], "give 2 to 4 prompts (got 1)"),
+    (["a", "b", "c", "d", "e"], "give 2 to 4 prompts (got 5)"),
+    (["a dog", "a cat", "a bird", "--frames", "3"], "needs at least 4 frames"),
+    (["a dog", "a cat", "--range", "0.5", "0.2"], "must run forwards"),
+    (["a dog", "a cat", "--range", "0.5"], "expected 2 arguments"),
+    (["a dog", "a cat", "--format", "webm"], "invalid choice"),
+    (["a dog", "a cat", "a bird", "--seed-b", "3"], "a second seed only works"),
 ]
 
 
@@ -194,6 +235,7 @@ def test_unwritable_outputs_are_refused(tmp_path, capsys):
         (["-o", str(tmp_path)], "must end in .gif"),
         (["-o", str(tmp_path / "dir.gif")], "is a directory"),
         (["-o", str(tmp_path / "x.png")], "must end in .gif"),
+        (["-o", str(tmp_path / "x.gif"), "--format", "mp4"], "must end in .mp4"),
         (["-o", str(tmp_path / "x.gif"), "--sheet", str(tmp_path / "s.jpg")], "must end in .png"),
         (["-o", str(tmp_path / "x.gif"), "--frames-dir", str(tmp_path / "file.txt")], "not a directory"),
     ]

@@ -92,6 +92,33 @@ def test_bad_dotenv_line_names_the_line(tmp_path):
         parse_dotenv('A="open\n')
 
 
+def test_settings_repr_hides_the_token():
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx7qZk.hidden-part-of-the-token"
+    s = Settings(discord_token=token)
+    for text in (repr(s), str(s), repr(s.replace(model="tiny"))):
+        assert token not in text and "hidden" not in text, text
+    assert "discord_token='<set>'" in repr(s) and "model=" in repr(s)  # still a useful repr
+    assert "discord_token=''" in repr(Settings())  # an unset token is shown as unset
+    assert s.discord_token == token  # only the repr hides it
+
+
+@pytest.mark.parametrize("line, key", [
+    ("DISCORD_TOKEN: MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx7qZk.hidden-part", "DISCORD_TOKEN"),
+    ("export DISCORD_TOKEN MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx7qZk.hidden-part", "DISCORD_TOKEN"),
+    ("MTIzNDU2Nzg5MDEyMzQ1Njc4.Gx7qZk.hidden-part", None),
+])
+def test_malformed_dotenv_line_is_named_but_not_echoed(tmp_path, line, key):
+    p = tmp_path / ".env"
+    p.write_text(f"# my settings\nMORPH_MODEL=tiny\n{line}\n")
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env({}, p)
+    text = str(e.value)
+    assert "hidden" not in text and "MTIz" not in text and "Gx7qZk" not in text, text
+    assert f"{p}, line 3" in text and "KEY=value" in text
+    if key:
+        assert key in text
+
+
 def test_env_example_lists_every_setting_and_parses():
     text = (ROOT / ".env.example").read_text()
     keys = parse_dotenv(text).keys()

@@ -1,5 +1,8 @@
+import asyncio
 import shutil
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -221,3 +224,99 @@ async def test_unreachable_postgres_names_the_server_without_the_password(postgr
     with pytest.raises(DatabaseUnusable) as err:
         await open_database(url)
     assert "127.0.0.1:1/morph" in str(err.value) and "s3cret" not in str(err.value) and "***" in str(err.value)
+
+
+
+
+def _new_threads(before: set) -> list[threading.Thread]:
+    """Threads started since ``before`` that are still alive after a moment (a connection's thread that
+    was never stopped keeps the process alive at exit)."""
+    new = [t for t in threading.enumerate() if t not in before]
+    for t in new:
+        t.join(2)
+    return [t for t in new if t.is_alive()]
+
+
+def _damaged_database(path) -> bytes:
+    """A real morph database whose first page (the schema) was overwritten."""
+    conn = sqlite3.connect(path)
+    conn.executescript(SQLITE_MIGRATIONS.joinpath("0001_init.sql").read_text())
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["not a database", "damaged"])
+async def test_unusable_database_is_refused_naming_the_file_and_leaves_no_thread(tmp_path, monkeypatch, kind):
+    path = tmp_path / "data" / "morph.sqlite3"
+    path.parent.mkdir()
+    content = b"this is not SQLite\n" * 400 if kind == "not a database" else _damaged_database(path)
+    path.write_bytes(content)
+    monkeypatch.chdir(path.parent)  # given relative, named absolute
+    before = set(threading.enumerate())
+    with pytest.raises(DatabaseUnusable) as e:
+        await connect("morph.sqlite3")
+    text = str(e.value)
+    assert f"The database {path} is damaged or not a SQLite database" in text, text
+    assert "restore it from a backup" in text and "MORPH_DB" in text
+    assert path.read_bytes() == content  # left as it was, for whoever repairs it
+    assert _new_threads(before) == []
+
+
+async def test_database_path_that_cannot_be_opened_is_refused(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(DatabaseUnusable, match=f"The database {folder} cannot be opened.*names a file"):
+        await connect(folder)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatabaseUnusable, match="Cannot create the folder"):
+        await connect(tmp_path / "file" / "morph.sqlite3")
+
+
+def _hold_write_lock(path, seconds: float) -> threading.Thread:
+    """Another connection (as another process starting would) holds a write lock on ``path`` for a while."""
+    locked = threading.Event()
+
+    def hold():
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert locked.wait(5)
+    return t
+
+
+async def test_start_up_waits_out_a_lock_on_a_new_file(tmp_path):
+    """Two processes creating a new database at once: SQLite refuses the switch to WAL at once (no busy
+    wait) while the other one writes; start-up waits for the lock instead of failing."""
+    path = tmp_path / "new.sqlite3"
+    holder = _hold_write_lock(path, 0.5)
+    conn = await connect(path)
+    try:
+        await migrate(conn)
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        assert await schema_version(conn) == versions()[-1]
+    finally:
+        await conn.close()
+        holder.join()
+
+
+async def test_lock_held_past_the_busy_timeout_is_refused_within_it(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    holder = _hold_write_lock(path, 3.0)
+    before = set(threading.enumerate()) - {holder}
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(DatabaseUnusable, match=f"The database {path} stayed locked .* longer than 0.3 s"):
+            await connect(path, busy_timeout_ms=300)
+        assert time.monotonic() - t0 < 2.5  # gave up after its timeout, not when the lock went
+    finally:
+        holder.join()
+    assert _new_threads(before) == []

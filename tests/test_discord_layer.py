@@ -178,6 +178,30 @@ def test_texts_never_contain_mentions_from_user_text():
         assert len(text) <= 2000
 
 
+#: What Discord's client turns into a link or an invite embed (its url, autolink and masked-link rules
+#: need ``scheme://``; invites are recognised from ``discord.gg/…`` and ``discord.com/invite/…``), plus
+#: any ``www.`` and ``name.tld/path``, which no message of the bot should carry from user text either.
+DISCORD_LINK = re.compile(r"[a-z][\w+.-]*://|www\.|discord(?:\.gg|(?:app)?\.com/invite)/|\w\.[a-z]{2,}/", re.I)
+LINKS = "go https://evil.example/x or HTTP://a.b, www.evil.com, discord.gg/abc, evil.com/x, [c](https://e.co)"
+
+
+def test_texts_never_carry_a_clickable_link_from_user_text():
+    """Prompts stored before links were refused, error texts and warnings: any link in user text is
+    defanged (a zero-width space after its ``:`` and before its dots), so Discord shows no link and no preview."""
+    result = {"frame_count": 24, "candidates": [1], "warnings": [LINKS], "gif_reductions": [LINKS]}
+    texts = [
+        msg.queued_text(1, LINKS, LINKS, 24, MEMBER, 3), msg.rendering_text(1, LINKS, LINKS, MEMBER),
+        msg.result_text(1, LINKS, LINKS, MEMBER, result, seed=5, note=LINKS), msg.failed_text(1, LINKS),
+        msg.delivered_text(1, LINKS, LINKS, MEMBER, None), msg.queue_list_text([(1, "queued", LINKS, LINKS, 2)]),
+        msg.safe(LINKS, 500),
+    ]
+    for text in texts:
+        assert DISCORD_LINK.findall(text) == [], text
+    # it still reads the same: only invisible characters were added
+    assert msg.safe(LINKS, 500).replace("\u200b", "").replace("\\", "") == LINKS
+    assert msg.safe("node.js at 16:9, cuda:0") == "node.js at 16:9, cuda:0"  # not links: untouched
+
+
 def test_result_text_names_job_prompts_user_smoothness():
     result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.913, "max_over_mean": 1.34,
               "seconds": 75}

@@ -193,3 +193,70 @@ def test_image_distance_sees_content_not_pixel_noise():
     # Works on arrays and on images of different sizes (all are compared at 64x64).
     small = base.resize((64, 64))
     assert pacing.image_distance(np.asarray(base), small) < noisy
+
+
+# ------------------------------------------------------------------------------------------- chains
+def test_path_grid_puts_a_frame_on_every_knot_and_shares_the_rest_evenly():
+    for n in (2, 3, 7, 24):
+        assert pacing.path_grid(n) == pacing.uniform_ts(n)  # bit for bit
+    grid = pacing.path_grid(12, [0.0, 1.0, 2.0])  # 11 steps over two segments: 6 + 5
+    assert grid == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1, 1.2, 1.4, 1.6, 1.8, 2])
+    assert {0.0, 1.0, 2.0} <= set(grid)
+    # A refine range crossing a prompt: pieces share the steps by length (0.75 : 0.25).
+    assert pacing.path_grid(5, [0.25, 1.0, 1.25]) == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25])
+    # Every piece gets a step even when it is short.
+    assert pacing.path_grid(4, [0.0, 2.9, 2.95, 3.0]) == [0.0, 2.9, 2.95, 3.0]
+    with pytest.raises(ValueError):
+        pacing.path_grid(3, [0.0, 1.0, 2.0, 3.0])
+
+
+def test_coarse_pass_starts_afresh_at_every_knot():
+    knots = [0.0, 1.0, 2.0]
+    grid = pacing.path_grid(20, knots)  # 10 + 9 steps
+    coarse = pacing.coarse_ts(20, 4, knots)
+    assert coarse == [grid[i] for i in (0, 4, 8, 10, 14, 18, 19)] and {0.0, 1.0, 2.0} <= set(coarse)
+    assert pacing.coarse_ts(24) == pacing.coarse_ts(24, None, (0.0, 1.0))
+
+
+def test_inserts_snap_to_a_chains_grid():
+    grid = pacing.path_grid(12, [0.0, 1.0, 2.0])
+    new = pacing.plan_inserts([0.0, 1.0, 1.4, 2.0], [0.0, 1.0, 3.0], 3, grid=grid)
+    assert all(t in grid for t in new) and all(1.0 < t < 2.0 for t in new)  # none in the still segment
+
+
+def _segment_profile(t):
+    """Three segments that change 1, 3 and 0.2 units (a chain where the middle morph is the big one)."""
+    k = min(int(t), 2)
+    start = (0.0, 1.0, 4.0)[k]
+    return start + (1.0, 3.0, 0.2)[k] * (t - k)
+
+
+@pytest.mark.parametrize("total,batch", [(24, 4), (36, 8), (24, 48)])
+def test_pacing_over_a_chain_gives_each_segment_frames_by_its_change(total, batch):
+    knots = [0.0, 1.0, 2.0, 3.0]
+    calls = []
+
+    def render(ts):
+        calls.append(list(ts))
+        return [_segment_profile(t) for t in ts]
+
+    ts, _, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, knots=knots)
+    assert len(ts) == total and set(knots) <= set(ts)
+    assert sorted(t for c in calls for t in c) == ts  # each frame once: the UNet work of uniform spacing
+    counts = [sum(k <= t < k + 1 for t in ts) for k in range(3)]
+    counts[2] += 1  # the end frame
+    assert counts[1] > counts[0] > counts[2]  # uniform spacing gives each a third
+    uniform = [abs(_segment_profile(b) - _segment_profile(a))
+               for a, b in zip(pacing.path_grid(total, knots), pacing.path_grid(total, knots)[1:])]
+    assert pacing.max_over_mean(dist) < 0.75 * pacing.max_over_mean(uniform)
+
+
+def test_segment_picks_split_the_frames_between_the_prompts():
+    ts = [0.0, 0.5, 1.0, 1.25, 1.5, 1.75, 2.0]
+    d = [1, 1, 1, 1, 1, 1]
+    assert pacing.segment_picks(ts, d, [0.0, 1.0, 2.0], 3) == [
+        (0, 1, 1, [0, 1]),  # owns 0..1 (frame 2 is the next prompt's): at most 2 candidates
+        (2, 6, 4, [3, 4, 5]),  # the last segment owns the end frame too
+    ]
+    # A closed loop: the last position is the first frame again, owned by nobody.
+    assert pacing.segment_picks(ts, d, [0.0, 1.0, 2.0], 1, closed=True)[-1] == (2, 5, 4, [4])

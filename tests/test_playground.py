@@ -190,7 +190,8 @@ class Stream:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def http(pg):
-    async with aiohttp.ClientSession(base_url=pg.url) as session:
+    """A client of the API as the page is: with the per-run token the page carries."""
+    async with aiohttp.ClientSession(base_url=pg.url, headers={"X-Playground-Token": pg.server.token}) as session:
         yield session
 
 
@@ -380,8 +381,71 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
     assert len(pg.fake.interactions) == n_before  # refused in the "client": nothing reached the bot
     await post(http, "/api/command", {"user": "999", "text": "/morph-queue"}, status=404)
     await post(http, "/api/click", {"user": str(bob.id), "message": "1", "custom_id": "x"}, status=404)
-    async with http.post("/api/command", data=b"not json") as resp:
+    async with http.post("/api/command", data=b"not json", headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400 and "JSON" in (await resp.json())["error"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_only_the_playgrounds_own_page_may_use_it(pg, http):
+    """Cross-site requests are refused: a page on another site (or one rebinding its DNS name to
+    127.0.0.1) can neither run a command nor read the channel."""
+    ada = pg.members[0]  # an admin: what an attacker would act as
+    token = pg.server.token
+    own = f"http://127.0.0.1:{pg.server.port}"
+    command = json.dumps({"user": str(ada.id), "text": "/morphadmin limits max_user_active:50"})
+    n_before = len(pg.fake.interactions)
+
+    async def status_of(method, path, *, body=None, ctype=None, **headers):
+        if ctype:
+            headers["Content-Type"] = ctype
+        async with aiohttp.ClientSession() as s, s.request(method, pg.url.rstrip("/") + path, data=body,
+                                                            headers=headers, skip_auto_headers=["Content-Type"]) as r:
+            return r.status, (await r.json() if r.content_type == "application/json" else await r.text())
+
+    # the audit's request: text/plain (no CORS preflight) from another site's page
+    st, err = await status_of("POST", "/api/command", body=command, ctype="text/plain", Origin="http://evil.example")
+    assert st == 403 and "Cross-site" in err["error"]
+    # each defence on its own: text/plain with the right origin and token, another origin, no token
+    st, err = await status_of("POST", "/api/command", body=command, ctype="text/plain", Origin=own,
+                              **{"X-Playground-Token": token})
+    assert st == 415 and "application/json" in err["error"]
+    st, _ = await status_of("POST", "/api/command", body=command, ctype="application/json",
+                            Origin="http://evil.example", **{"X-Playground-Token": token})
+    assert st == 403
+    st, err = await status_of("POST", "/api/command", body=command, ctype="application/json", Origin=own)
+    assert st == 403 and "token" in err["error"]
+    st, _ = await status_of("POST", "/api/command", body=command, ctype="application/json", Origin=own,
+                            **{"X-Playground-Token": "x" * len(token)})
+    assert st == 403
+    # reading: the state, the events and the page itself need the right Host (DNS rebinding) and token
+    for path in ("/api/state", "/api/queue", f"/api/events?user={ada.id}"):
+        assert (await status_of("GET", path))[0] == 403
+        assert (await status_of("GET", path, Host=f"evil.example:{pg.server.port}",
+                                **{"X-Playground-Token": token}))[0] == 403
+    assert (await status_of("GET", "/", Host=f"evil.example:{pg.server.port}"))[0] == 403
+    assert (await status_of("GET", "/", Host="127.0.0.1:1"))[0] == 403
+    assert len(pg.fake.interactions) == n_before  # nothing reached the bot
+    assert (await pg.bot.store.get_limits(pg.guild.id))["max_user_active"] != 50
+
+    # the page carries the token, and the page's own way of calling works
+    st, page = await status_of("GET", "/", Host=f"localhost:{pg.server.port}")
+    assert st == 200 and f'content="{token}"' in page
+    st, _ = await status_of("GET", f"/api/state?token={token}", Host=f"[::1]:{pg.server.port}")
+    assert st == 200
+
+
+def test_a_host_reachable_from_other_machines_needs_an_explicit_opt_in(capsys):
+    from bot.config import Settings
+    from bot.playground.app import run_playground
+    from bot.playground.server import is_loopback
+
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2")] == [True] * 5
+    assert [is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "myhost")] == [False] * 4
+    assert run_playground(Settings(playground_host="0.0.0.0", playground_port=0)) == 2
+    err = capsys.readouterr().err
+    assert "PLAYGROUND_HOST=0.0.0.0" in err and "PLAYGROUND_ALLOW_REMOTE=1" in err
+    assert Settings.from_env({"PLAYGROUND_ALLOW_REMOTE": "1"}, None).playground_allow_remote is True
+    assert Settings.from_env({}, None).playground_allow_remote is False
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -504,7 +568,8 @@ async def test_taken_port_falls_back_to_a_free_one(pg):
         try:
             url = await other._listen()
             assert url.startswith("http://127.0.0.1:") and other.server.port not in (0, port)
-            async with aiohttp.ClientSession() as s, s.get(url + "api/state") as resp:
+            async with aiohttp.ClientSession() as s, \
+                    s.get(url + "api/state", headers={"X-Playground-Token": other.server.token}) as resp:
                 assert resp.status == 200
         finally:
             await other.server.stop()
@@ -568,9 +633,10 @@ def test_make_run_starts_morph_bot_auto(tmp_path):
 
 
 @pytest.mark.slow
-def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_path, stop_signal):
     """`morph-bot --playground` (what `make run` starts): prints the URL, the real bot answers there,
-    Ctrl-C stops it cleanly and removes its temporary data."""
+    Ctrl-C (or SIGTERM, as `docker stop` sends) stops it cleanly and removes its temporary data."""
     import re
     import signal
     import subprocess
@@ -595,16 +661,21 @@ def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_pa
                 url = m and m.group(1)
             assert url, "".join(seen) + (tmp_path / "stderr.log").read_text()
             assert proc.stdout.readline().strip() == "model: tiny (untrained, offline)"
-            with urllib.request.urlopen(url + "api/state", timeout=10) as resp:
+            with urllib.request.urlopen(url, timeout=10) as resp:  # the page carries the API token
+                token = {"X-Playground-Token": re.search(r'name="playground-token" content="([^"]+)"',
+                                                         resp.read().decode()).group(1)}
+            with urllib.request.urlopen(urllib.request.Request(url + "api/state", headers=token), timeout=10) as resp:
                 state = json.load(resp)
             assert state["bot"]["connected"] and "untrained offline model (tiny)" in state["banner"]
             bob = next(m for m in state["members"] if m["name"] == "Bob")
-            req = urllib.request.Request(url + "api/command", method="POST", headers={"Content-Type": "application/json"},
+            req = urllib.request.Request(url + "api/command", method="POST",
+                                         headers={"Content-Type": "application/json", **token},
                                          data=json.dumps({"user": bob["id"], "text": "/morph-queue"}).encode())
             with urllib.request.urlopen(req, timeout=10) as resp:
                 assert json.load(resp)["ok"] is True
             for _ in range(100):  # the bot's private answer to Bob shows in his view of the channel
-                with urllib.request.urlopen(f"{url}api/state?user={bob['id']}", timeout=10) as resp:
+                with urllib.request.urlopen(urllib.request.Request(f"{url}api/state?user={bob['id']}", headers=token),
+                                            timeout=10) as resp:
                     msgs = json.load(resp)["messages"]
                 if any(m["ephemeral"] and m["for_user"] == bob["id"] for m in msgs):
                     break
@@ -612,8 +683,9 @@ def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_pa
             else:
                 raise AssertionError(f"no answer to /morph-queue: {msgs}")
             assert list(tmp_path.glob("morph-playground-*"))  # its database lives in a temporary folder
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(getattr(signal, stop_signal))
             assert proc.wait(timeout=30) == 0, (tmp_path / "stderr.log").read_text()
+            assert "playground: stopping" in proc.stdout.read()
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -441,11 +441,15 @@ async def test_delivery_states(store, clock):
     j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
     assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
     assert await store.jobs_to_deliver() == []
+    assert await store.next_retry_at() == clock.t + 30  # the delivery loop sleeps until then
+    assert await store.next_retry_at(now=clock.t + 30) is None  # due now, nothing later
     assert len(await store.jobs_to_deliver(now=clock.t + 30)) == 1
     assert await store.mark_delivered(job.id, 555) is True
     assert await store.mark_delivered(job.id, 556) is False
     j = await store.get(job.id)
     assert j.state == "delivered" and j.result_message_id == 555 and j.delivered_at == clock.t
+    assert j.error is None  # the failed attempt is history once delivered
+    assert await store.next_retry_at() is None
     assert await store.jobs_to_deliver(now=clock.t + 10**6) == []  # delivered never again
     assert await store.recover() == []
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.validation import check_prompt, check_request
+from bot.validation import check_prompt, check_request, words
 from morph.request import MorphError, RenderRequest
 
 
@@ -45,6 +45,61 @@ def test_banned_words_whole_word_case_insensitive():
     assert "cat" not in str(e.value).lower().replace("category", "")
 
 
+@pytest.mark.parametrize("prompt", [
+    "a big_cat", "a cat2", "2cat", "ｃａｔ", "c\u0430t", "ca\u034ft",  # the audit's bypasses
+    "CAT_", "a cat's tail", "cat-like", "a càt", "C\u0410T", "ΗΟΤ DOG", "hot_dog", "HOT--DOG!", "a 🍆🍆",
+])
+def test_banned_words_are_matched_on_the_words_clip_sees(prompt):
+    """Joined with ``_`` or digits, fullwidth, look-alike letters, invisible or combining marks in the
+    middle: still the banned word for the text encoder, so still refused."""
+    with pytest.raises(MorphError, match="does not allow"):
+        check_prompt(prompt, "second prompt", ["cat", "hot dog", "🍆"])
+
+
+def test_banned_words_stay_whole_words_and_the_list_is_folded_the_same_way():
+    for ok in ("a category", "a concatenation", "scatter", "hot", "a dog", "a hotdog", "caat", "c a t"):
+        assert check_prompt(ok, "p", ["cat", "hot dog"]) == ok
+    # what admins enter is folded like the prompt: case, fullwidth, Cyrillic look-alikes, accents
+    for entry in ("ＣＡＴ", "C\u0430t", "cat\u034f", "  Cat  ", "càt"):
+        with pytest.raises(MorphError):
+            check_prompt("a cat", "p", [entry])
+    # an entry that folds to nothing bans nothing
+    assert check_prompt("a cat", "p", ["\u034f", " ", "_"]) == "a cat"
+    # Chinese and Japanese have no spaces between words: one character is one word
+    with pytest.raises(MorphError):
+        check_prompt("一只猫", "p", ["猫"])
+    assert check_prompt("一只狗", "p", ["猫"]) == "一只狗"
+
+
+@pytest.mark.parametrize("text", [
+    "a big_cat", "a cat2 and 2cats", "it's a dog's life", "don't stop", "R2D2 at 3000K", "hello,world!!",
+    "foo_bar-baz.qux", "Mixed CASE words", "a--b__c", "x1y2z3",
+])
+def test_words_are_the_letter_and_digit_pieces_of_clips_pre_tokenizer(text):
+    """The check splits text as CLIP's own pre-tokenizer does (compared here with transformers'
+    CLIPTokenizer, which the bot's front does not need)."""
+    from transformers import CLIPTokenizer
+
+    backend = CLIPTokenizer().backend_tokenizer
+    pieces = [p for p, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))]
+    assert words(text) == [p for p in pieces if any(c.isalnum() for c in p)]
+
+
+@pytest.mark.parametrize("prompt", [
+    "see https://evil.example/x", "HTTP://EVIL.COM", "www.evil.com", "join discord.gg/abcdef",
+    "discord.com/invite/abc", "evil.com/x", "a cat [click](https://evil.com)", "steam://run/1",
+])
+def test_links_are_refused(prompt):
+    with pytest.raises(MorphError) as e:
+        check_prompt(prompt, "first prompt")
+    assert "first prompt" in str(e.value) and "link" in str(e.value)
+
+
+@pytest.mark.parametrize("prompt", ["node.js logo", "a cat.", "version 1.5/2", "ratio 16:9", "e-mail me at cat.example"])
+def test_words_with_dots_and_colons_are_not_links(prompt):
+    assert check_prompt(prompt, "p") == prompt
+
+
 @pytest.mark.parametrize("changes, words", [
     ({"prompt_a": ""}, ["first prompt", "empty"]),
     ({"prompt_b": "  "}, ["second prompt", "empty"]),
@@ -85,3 +140,13 @@ def test_check_request_applies_banned_words_and_frame_cap():
         check_request(req, ["blurry"])
     ok = check_request(RenderRequest(" a  dog ", "a cat", frames=30), ["horse"], max_frames=30)
     assert ok.prompt_a == "a dog" and ok.frames == 30
+
+
+def test_every_prompt_of_a_chain_is_checked():
+    chain = RenderRequest(prompts=["a dog", "a cow", "a big_cat", "a fish"], frames=8)
+    with pytest.raises(MorphError, match="third prompt contains a word this server does not allow"):
+        check_request(chain, ["cat"])
+    with pytest.raises(MorphError, match="fourth prompt"):
+        check_request(RenderRequest(prompts=["a dog", "a cat", "a bird", "@everyone fish"], frames=8))
+    ok = check_request(RenderRequest(prompts=["  a dog", "a cat ", "a bird", "a fish"], frames=8))
+    assert ok.prompts == ["a dog", "a cat", "a bird", "a fish"] and (ok.prompt_a, ok.prompt_b) == ("a dog", "a cat")

@@ -3,6 +3,8 @@ progress and heartbeats in the database (what the Discord fronts show)."""
 import asyncio
 import io
 import json
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +16,8 @@ from PIL import Image
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
 from bot.store import Store, WorkerRun
-from bot.worker import MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker, failure_reason, recover_own_jobs
+from bot.worker import (BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker,
+                        failure_reason, recover_own_jobs)
 from morph.request import MorphError, RenderRequest
 
 MiB = 1024 * 1024
@@ -442,3 +445,79 @@ async def test_worker_loop_purges_old_artifacts(store, settings, morpher):
     assert old.expired and await store.artifacts.read(old, "frame_000.png") is None
     with pytest.raises(MorphError, match="expired"):
         await store.pick(old.id, user_id=BOB, frame=0)
+
+
+def _nice() -> int:
+    """The calling thread's own nice value (Linux: per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+async def test_preload_loads_the_model_in_a_thread_of_its_own_before_any_job(store, settings, morpher):
+    """At start-up the bot calls preload: the libraries, then the model, load in one thread beside the event
+    loop, so the first job does not wait for them."""
+    seen = []
+
+    def prepare():
+        seen.append(("prepare", threading.current_thread().name, _nice()))
+
+    def factory():
+        seen.append(("factory", threading.current_thread().name, _nice()))
+        return morpher
+
+    worker = Worker(store, factory, settings)
+    await asyncio.wait_for(worker.preload(prepare=prepare), 10)
+    assert await worker.get_morpher() is morpher  # no job needed
+    assert [(what, thread) for what, thread, _ in seen] == [("prepare", "morph-model-load"),
+                                                            ("factory", "morph-model-load")]
+    if sys.platform.startswith("linux"):  # below the event loop's priority (nice is per thread there)
+        assert {nice for _, _, nice in seen} == {min(19, _nice() + BACKGROUND_NICE)}
+    await asyncio.wait_for(worker.preload(), 1)  # idempotent: nothing loads twice
+    assert len(seen) == 2
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S  # the event loop gets the GIL back within 1 ms
+
+
+async def test_jobs_stay_queued_while_the_model_loads_and_stop_does_not_wait_for_the_load(store, settings,
+                                                                                          morpher):
+    release = threading.Event()
+
+    def slow_factory():
+        release.wait(30)  # a model read from disk: minutes
+        return morpher
+
+    worker = Worker(store, slow_factory, settings, poll_s=0.05)
+    worker.preload()
+    await worker.start()
+    try:
+        job = await submit(store)
+        worker.wake()
+        await asyncio.sleep(0.5)
+        j = await store.get(job.id)
+        assert (j.state, j.started_at) == ("queued", None)  # shows its queue position, not "rendering"
+        await asyncio.wait_for(worker.stop(), 5)  # SIGTERM during the load: no waiting for it
+        j = await store.get(job.id)
+        assert (j.state, j.attempts) == ("queued", 0)
+        release.set()  # the load finishes; started again, the worker renders the job without loading again
+        await worker.start()
+        deadline = time.monotonic() + 60
+        while (await store.get(job.id)).state != "rendered" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert (await store.get(job.id)).state == "rendered"
+    finally:
+        release.set()
+        await worker.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+async def test_renders_run_below_the_event_loops_cpu_priority(store, settings, morpher):
+    seen = []
+
+    class Recording:
+        def render(self, *args, **kwargs):
+            seen.append(_nice())
+            return morpher.render(*args, **kwargs)
+
+    worker = Worker(store, lambda: Recording(), settings)
+    job = await submit(store, small(frames=2, steps=1, candidates=1))
+    assert await worker.run_once() is True
+    assert (await store.get(job.id)).state == "rendered"
+    assert seen == [min(19, _nice() + BACKGROUND_NICE)]

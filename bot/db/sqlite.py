@@ -31,12 +31,10 @@ class SqliteTx(Tx):
         self.notifications: set[str] = set()
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
-        async with self.conn.execute(sql, params) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
 
     async def execute(self, sql: str, *params: Any) -> int:
-        async with self.conn.execute(sql, params) as cur:
-            return cur.rowcount
+        return (await self.conn.execute(sql, params)).rowcount  # one trip to the connection's thread
 
     def notify(self, channel: str) -> None:
         self.notifications.add(channel)
@@ -86,8 +84,7 @@ class SqliteDatabase(Database):
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         async with self._lock:
-            async with self.conn.execute(sql, params) as cur:
-                return [dict(r) for r in await cur.fetchall()]
+            return [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         self._subscribers.setdefault(channel, []).append(callback)
@@ -117,9 +114,12 @@ async def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -
             raise DatabaseUnusable(f"Cannot create the folder of the database {path} ({e}). Point MORPH_DB at "
                                    "a file in a folder this user may write to.") from e
     try:
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        # Opening first without aiosqlite: its thread, stopped when its connect fails, would then report
+        # back to an event loop that may be gone. (Opening takes no lock and reads nothing.)
+        sqlite3.connect(str(path)).close()
     except sqlite3.Error as e:
         raise unusable(path, e, busy_timeout_ms) from e
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

@@ -13,14 +13,13 @@ import errno
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from bot.config import Settings
-from bot.playground.server import PlaygroundServer, store_jobs
+from bot.playground.server import PlaygroundServer, is_loopback, store_jobs
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)
@@ -90,6 +89,10 @@ class Playground:
         from bot.endpoints import use_discord_endpoints
         from bot.sandbox import FakeDiscord
 
+        if not is_loopback(self.host) and not self.settings.playground_allow_remote:
+            raise MorphError(f"PLAYGROUND_HOST={self.host} can be reached from other machines, and anyone there "
+                             "could use the playground as any of its members. Use 127.0.0.1, or set "
+                             "PLAYGROUND_ALLOW_REMOTE=1 to allow it.")
         if self.morpher_factory is None:
             print(f"playground: loading model {self.model!r}…", flush=True)
             morpher, self.banner = await asyncio.to_thread(
@@ -149,11 +152,11 @@ class Playground:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
-        if self.fake is not None:
-            await self.fake.stop()
-        from bot.endpoints import use_discord_endpoints
+        if self.fake is not None:  # start() pointed discord.py at it: point it back
+            from bot.endpoints import use_discord_endpoints
 
-        use_discord_endpoints(None, None)
+            await self.fake.stop()
+            use_discord_endpoints(None, None)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -170,31 +173,32 @@ def run_playground(settings) -> int:
     host, port = settings.playground_host, settings.playground_port  # PLAYGROUND_HOST / _PORT
 
     async def main() -> int:
+        from bot.main import stop_on_signals
+
         pg = Playground(settings, host=host, port=port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        try:
-            url = await pg.start()
-            if host not in ("127.0.0.1", "localhost", "::1"):
-                print(f"playground: WARNING: listening on {host}, reachable from other machines",
-                      file=sys.stderr, flush=True)
-            line = "=" * 64
-            print(f"\n{line}\n  morph bot playground (no Discord needed): open {url}\n"
-                  f"  model: {pg.model}{' (untrained, offline)' if pg.banner else ''}\n"
-                  f"  Ctrl-C stops it.\n{line}\n", flush=True)
-            bot_task = pg._bot_task
-            waiter = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiter, bot_task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if bot_task.done() and not bot_task.cancelled() and bot_task.exception():
-                raise bot_task.exception()
-            print("playground: stopping…", flush=True)
-            return 0
-        finally:
-            await pg.stop()
+        # SIGINT (Ctrl-C) and SIGTERM both cancel this task, during start-up too, and stop it cleanly.
+        with stop_on_signals() as stopping:
+            try:
+                url = await pg.start()
+                if not is_loopback(host):  # allowed by PLAYGROUND_ALLOW_REMOTE=1 (Playground.start checks)
+                    print(f"playground: WARNING: listening on {host}, reachable from other machines",
+                          file=sys.stderr, flush=True)
+                line = "=" * 64
+                print(f"\n{line}\n  morph bot playground (no Discord needed): open {url}\n"
+                      f"  model: {pg.model}{' (untrained, offline)' if pg.banner else ''}\n"
+                      f"  Ctrl-C stops it.\n{line}\n", flush=True)
+                bot_task = pg._bot_task
+                await asyncio.wait({bot_task})  # (a signal cancels the wait, not the bot: pg.stop() closes it)
+                if not bot_task.cancelled() and bot_task.exception():
+                    raise bot_task.exception()
+                return 0
+            except asyncio.CancelledError:
+                if not stopping:
+                    raise
+                print("playground: stopping…", flush=True)
+                return 0
+            finally:
+                await pg.stop()
 
     try:
         return asyncio.run(main())

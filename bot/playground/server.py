@@ -18,20 +18,32 @@ HTTP API (all JSON; ids are strings because snowflakes do not fit in a JavaScrip
     POST /api/react    {user, message, emoji}   toggles the member's reaction, as Discord's client does
     GET  /attachments/{id}/{filename}        the bytes the bot uploaded (kept by the fake)
 
-Errors are ``{"error": "message to show"}`` with status 400 (bad input), 404 (unknown member/message) or
-503 (the bot is not connected yet).
+Errors are ``{"error": "message to show"}`` with status 400 (bad input), 403 (refused, see below),
+404 (unknown member/message), 415 (a POST body not sent as ``application/json``) or 503 (the bot is not
+connected yet).
+
+Only the playground's own page may use the API (:meth:`PlaygroundServer._guard`, on every request): the
+``Host`` header must name this server (so a DNS-rebinding site cannot read the page), an ``Origin``, when
+sent, must be the page's own, every ``/api/`` call must carry the random per-run :attr:`token` that the
+page embeds (header ``X-Playground-Token``, or ``?token=`` for the event stream), and a POST must be
+``application/json`` (which a cross-site form or ``text/plain`` fetch cannot send without a CORS
+preflight, which this server never grants).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import mimetypes
+import secrets
+import socket
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from yarl import URL
 
 from bot.playground import commands as cmdparse
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
@@ -47,6 +59,20 @@ MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c
 BOT_COLOR = "#5865f2"
 #: Members with this permission are shown as admins (what /morphadmin needs).
 ADMIN_BITS = permissions_value("manage_guild")
+TOKEN_HEADER = "X-Playground-Token"
+#: Where index.html carries the per-run token (``<meta name="playground-token" content="…">``).
+TOKEN_PLACEHOLDER = "{{PLAYGROUND_TOKEN}}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a PLAYGROUND_HOST value) is reachable from this machine only."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiProblem(Exception):
@@ -87,10 +113,12 @@ class PlaygroundServer:
         self._queue_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.host, self.port = "127.0.0.1", 0
+        #: Random per run, embedded in the page; every /api/ call must carry it.
+        self.token = secrets.token_urlsafe(32)
 
     # lifecycle ------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[_problems])
+        app = web.Application(client_max_size=64 * 1024, middlewares=[_problems, self._guard])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
@@ -233,9 +261,49 @@ class PlaygroundServer:
             log.exception("reading the queue for the playground failed")
             return []
 
+    # who may call -------------------------------------------------------------------------------------
+    def host_allowed(self, host_header: str | None) -> bool:
+        """``Host`` names this server: its port, and an IP address, ``localhost``, the configured host, or
+        (bound to every interface) this machine's name. A DNS-rebinding page sends its own domain."""
+        try:
+            url = URL(f"http://{host_header}")
+            name, port = (url.host or "").lower().rstrip("."), url.port
+        except (TypeError, ValueError):
+            return False
+        if not name or port != self.port:
+            return False
+        names = {"localhost", self.host.strip("[]").lower()}
+        if self.host in ("0.0.0.0", "::"):
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        if name in names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return False
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
+        """Refuse what did not come from this playground's own page (see the module docstring)."""
+        host = request.headers.get("Host")
+        if not self.host_allowed(host):
+            raise ApiProblem(f"This playground answers only at its own address ({self.url}), not {host!r}.", 403)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{host}".lower():
+            raise ApiProblem("Cross-site request refused: only the playground's own page may use it.", 403)
+        if request.path.startswith("/api/"):
+            token = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
+            if not secrets.compare_digest(token.encode(), self.token.encode()):
+                raise ApiProblem("Missing or wrong playground token: reload the page.", 403)
+            if request.method == "POST" and request.content_type != "application/json":
+                raise ApiProblem("Send the request body as JSON with Content-Type: application/json.", 415)
+        return await handler(request)
+
     # HTTP handlers --------------------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        page = (STATIC / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, self.token)
+        return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

@@ -12,6 +12,7 @@ Setting up::
     alice = guild.add_member("alice")             # plain member
     mod = guild.add_member("mod", permissions=["manage_guild"])   # or admin=True, roles=[...]
     room = guild.add_channel("art"); room.overwrite(guild.everyone, deny="send_messages")
+    fake.set_team([(fake.add_user("dev"), "developer", "accepted")])   # a team-owned application
     await fake.wait_until_ready()                 # a bot identified and synced its commands
 
 Acting as users (each returns a FakeInteraction; ``await`` it for the first response)::

@@ -495,6 +495,8 @@ class FakeDiscord:
         self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
         #: the application's owner (a bot owner for the bot; in no guild unless a test adds them)
         self.app_owner = self.add_user("app-developer")
+        #: the application's team (see :meth:`set_team`); None = owned by ``app_owner`` alone
+        self.app_team: dict | None = None
         self.guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, FakeChannel] = {}
         #: synced application commands: None → global list, guild id → that guild's list
@@ -571,6 +573,22 @@ class FakeDiscord:
         user = FakeUser(self.ids.next(), name)
         self.users[user.id] = user
         return user
+
+    def set_team(self, members: list[tuple[FakeUser, str, str]], owner: FakeUser | None = None) -> None:
+        """Make the application team-owned, as ``GET /oauth2/applications/@me`` then reports it.
+
+        ``members``: (user, role, membership) with role ``"admin"``, ``"developer"`` or ``"read_only"`` and
+        membership ``"invited"`` or ``"accepted"``; ``owner`` (default: the first member) is the team's
+        ``owner_user_id``. The application's ``owner`` becomes the team's pseudo-user, as on Discord.
+        """
+        team_id = self.ids.next()
+        states = {"invited": 1, "accepted": 2}
+        self.app_team = {
+            "id": str(team_id), "name": "fake team", "icon": None,
+            "owner_user_id": str((owner or members[0][0]).id),
+            "members": [{"user": user.payload(), "role": role, "membership_state": states[membership],
+                         "permissions": ["*"], "team_id": str(team_id)} for user, role, membership in members],
+        }
 
     def add_guild(self, name: str = "Test Server", *, premium_tier: int = 0,
                   upload_limit: int | None = None, shard: tuple[int, int] | None = None) -> FakeGuild:
@@ -1400,11 +1418,13 @@ class FakeDiscord:
         return user.payload()
 
     async def _r_app(self, req):
-        owner = self.app_owner
+        owner = self.app_owner.payload()
+        if self.app_team is not None:  # Discord names a team-owned application's owner "team<id>"
+            owner = FakeUser(int(self.app_team["id"]), f"team{self.app_team['id']}").payload() | {"flags": 1024}
         return {"id": str(self.application_id), "name": self.bot_user.name, "icon": None,
                 "description": "fake-discord application", "rpc_origins": [], "bot_public": True,
-                "bot_require_code_grant": False, "bot": self.bot_user.payload(), "owner": owner.payload(),
-                "team": None, "verify_key": "0" * 64, "flags": (1 << 19) | (1 << 23),
+                "bot_require_code_grant": False, "bot": self.bot_user.payload(), "owner": owner,
+                "team": self.app_team, "verify_key": "0" * 64, "flags": (1 << 19) | (1 << 23),
                 "summary": "", "tags": [], "install_params": None, "custom_install_url": None,
                 "interactions_endpoint_url": None, "redirect_uris": [], "approximate_guild_count": len(self.guilds),
                 "integration_types_config": {"0": {}}}

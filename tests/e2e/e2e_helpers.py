@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import sys
-import time
 from pathlib import Path
 
 from PIL import Image, ImageSequence
 
 from bot.messages import RESULT_MARKER_RE
 from bot.sandbox import FakeDiscord, FakeMessage, eventually
-
-REPO = Path(__file__).resolve().parents[2]
+from bot.sandbox.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
 
 
 def is_result(m: FakeMessage, job_id: int) -> bool:
@@ -160,74 +156,6 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
     return values[k]
-
-
-def bot_env(fake: FakeDiscord, tmp: Path, **extra) -> dict:
-    """Environment for ``python -m bot`` pointing at the fake."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MORPH_"))}
-    env.update({
-        "DISCORD_TOKEN": fake.bot_token, "DISCORD_API_BASE": fake.api_base,
-        "DISCORD_GATEWAY_URL": fake.gateway_url, "MORPH_DB": str(tmp / "morph.sqlite3"),
-        "MORPH_DATA_DIR": str(tmp / "artifacts"), "MORPH_MODEL": "tiny", "MORPH_DEVICE": "cpu",
-        "MORPH_COOLDOWN_S": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1",
-        "LOG_LEVEL": "INFO",
-    })
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-
-
-class BotProcess:
-    """``python -m bot`` in a subprocess pointed at the fake (log in ``tmp/bot-N.log``)."""
-
-    count = 0
-
-    def __init__(self, fake: FakeDiscord, tmp: Path, **env):
-        self.fake, self.tmp, self.env = fake, tmp, bot_env(fake, tmp, **env)
-        self.proc: asyncio.subprocess.Process | None = None
-        BotProcess.count += 1
-        self.log_path = tmp / f"bot-{BotProcess.count}.log"
-
-    async def start(self, timeout: float = 120.0) -> "BotProcess":
-        identified = self.fake.gateway_stats["identifies"]
-        self._log = open(self.log_path, "wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=str(self.tmp), env=self.env, stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while self.fake.gateway_stats["identifies"] == identified or not self.fake.connected:
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"bot did not connect (rc={self.proc.returncode}):\n{self.log_tail()}")
-            await asyncio.sleep(0.1)
-        return self
-
-    async def kill(self) -> None:
-        """SIGKILL: no clean shutdown, like a crash or a power cut."""
-        self.proc.kill()
-        await self.proc.wait()
-        self._log.close()
-
-    async def interrupt(self, timeout: float = 30.0) -> int:
-        """Ctrl-C (SIGINT) and wait for a clean exit."""
-        import signal
-
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 def db_job(db_path: Path, job_id: int) -> dict:

@@ -3,7 +3,9 @@ and the result still arrives exactly once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import sqlite3
 import subprocess
 import threading
@@ -61,6 +63,28 @@ async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
     click = await fake.click(bob, result, result.custom_ids()[2])
     assert click.latency < 3.0 and click.original.attachments
     assert fake.violations == []
+
+
+async def test_delivery_retry_comes_when_the_log_says(harness, caplog):
+    """A 503 on the result post: the bot logs "retry 1 in N s" and really posts again N s later (the
+    delivery loop sleeps until the job's retry time, not until its next 5 s poll); once delivered, the job
+    keeps no error."""
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice = h.guild.add_member("alice")
+    down = fake.fail_route("POST", RESULT_POST, 503, times=1)
+    caplog.set_level(logging.WARNING, logger="bot.delivery")
+
+    job_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=2)).content)
+    await h.result_message(job_id, timeout=90)
+    job = await h.wait_state(job_id, "delivered", timeout=30)
+    assert down.hits == 1 and job.error is None and job.delivery_attempts == 1
+
+    said = [float(m.group(1)) for r in caplog.records
+            if (m := re.search(rf"delivery of job {job_id} failed .*; retry 1 in ([0-9.]+) s", r.getMessage()))]
+    failed, posted = [r.at for r in fake.requests_to("POST", RESULT_POST)]
+    assert len(said) == 1 and 1.0 <= said[0] <= 3.0, said
+    assert said[0] - 0.2 <= posted - failed <= said[0] + 0.8, (said, posted - failed)
 
 
 async def test_lost_response_is_not_posted_twice(harness):

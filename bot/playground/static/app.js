@@ -89,9 +89,13 @@ function plainText(text) {
     .trim();
 }
 
+// The per-run token the server put in the page: every API call must carry it (see server.py).
+const TOKEN = document.querySelector('meta[name="playground-token"]').content;
+
 async function api(path, body) {
-  const res = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  const headers = { "X-Playground-Token": TOKEN };
+  const res = await fetch(path, body === undefined ? { headers } : {
+    method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   let data = {};
   try { data = await res.json(); } catch (e) { /* empty body */ }
@@ -357,7 +361,7 @@ function showLightbox(src) {
 
 function connect() {
   if (state.events) state.events.close();
-  const es = new EventSource(`/api/events?user=${encodeURIComponent(state.me)}`);
+  const es = new EventSource(`/api/events?user=${encodeURIComponent(state.me)}&token=${encodeURIComponent(TOKEN)}`);
   state.events = es;
   const conn = $("conn");
   let broken = false;  // after a lost connection, reload everything: events sent meanwhile were missed
