@@ -26,6 +26,7 @@ run: setup
 
 test: setup
 	@bash scripts/ensure-chromium || true
+	@bash scripts/ensure-postgres || true
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 import aiohttp
 import discord
@@ -32,16 +33,20 @@ EXIT_GRACE_S = 10.0
 
 
 def cli() -> None:
-    """The ``morph-bot`` command and ``python -m bot``: :func:`main`, then exit with its status.
+    """The ``morph-bot`` command and ``python -m bot``: :func:`main`, then :func:`exit_with` its status."""
+    exit_with(main())
 
-    - A daemon thread still running (the model load, when the bot stops while it loads: see
+
+def exit_with(code: int) -> NoReturn:
+    """Exit the process with ``code``, also when a thread would keep it alive (``morph-bot``, ``morph-worker``).
+
+    - A daemon thread still running (the model load, when the process stops while it loads: see
       ``Worker.preload``) is not waited for; and Python's own exit beside a thread inside torch aborts the
       process ("terminate called without an active exception"), so then the process exits at once.
     - Python waits at exit for every non-daemon thread; one that never ends (a database connection left
       open on an error path) would keep the process alive forever, and a supervisor would never restart
       it. So after :data:`EXIT_GRACE_S` the process exits anyway.
     """
-    code = main()
     logging.shutdown()  # flush the log handlers (Python does it at exit, which os._exit skips)
     sys.stdout.flush()
     sys.stderr.flush()

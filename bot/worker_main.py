@@ -16,6 +16,13 @@ import sys
 log = logging.getLogger("bot.worker")
 
 
+def cli() -> None:
+    """The ``morph-worker`` command and ``python -m bot.worker_main``."""
+    from bot.main import exit_with
+
+    exit_with(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="morph-worker", description="Render morphs from the queue in MORPH_DB "
                                      "(settings from the environment and .env, see .env.example).")
@@ -60,3 +67,7 @@ async def run_worker(settings, morpher_factory=None, stop: asyncio.Event | None 
     finally:
         await store.close()
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
