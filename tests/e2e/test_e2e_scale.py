@@ -109,9 +109,8 @@ async def test_two_fronts_two_workers_postgres_kill_and_restart(fake, postgres, 
         recovered = await store.get(victim.id)
         assert recovered.attempts == 1 and recovered.state == "delivered"
         # the long jobs showed their render progress on their status messages
-        long_ids = ids[:4]
-        assert sum(any("%" in snap["content"] for snap in fake.message((await store.get(j)).status_message_id).history)
-                   for j in long_ids) >= 2
+        long_status = [fake.message((await store.get(j)).status_message_id) for j in ids[:4]]
+        assert sum(any("%" in snap["content"] for snap in status.history) for status in long_status) >= 2
         # no job rendered by two workers: every "rendered" line names a different job
         rendered = re.findall(r"job #(\d+) rendered in", "".join(w.log_text() for w in [*workers, killed_worker]))
         assert sorted(map(int, rendered)) == sorted(ids), rendered
