@@ -159,3 +159,26 @@ async def test_ids_beyond_64_bit_and_unknown_choices_get_a_clean_answer(harness)
     assert bad.ephemeral and "not a valid value" in bad.content
     assert len(await h.store.list_jobs(None, states=["queued", "running", "rendered", "delivered"])) == 1
     assert fake.violations == []
+
+
+async def test_reroll_after_the_operator_lowered_max_frames_stays_under_the_new_cap(harness):
+    """A server stored max_frames 120 while the bot allowed it; the operator then lowers MORPH_MAX_FRAMES to
+    60: the stored value no longer counts, and 🔁 Reroll of a 100-frame morph queues 60 frames, saying so."""
+    fake, h = harness.fake, harness
+    await h.start_bot(max_frames=120, default_steps=1)
+    mod = h.guild.add_member("mod", permissions=["manage_guild"])
+    alice = h.guild.add_member("alice")
+    assert "max_frames: 120" in (await fake.slash(mod, "morphadmin limits", max_frames=120)).content
+    job_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=100)).content)
+    result = await h.result_message(job_id, timeout=120)
+    await h.stop_bot()
+
+    await h.start_bot(max_frames=60, default_steps=1)
+    assert "max_frames: 60" in (await fake.slash(mod, "morphadmin limits")).content
+    reroll = next(c for c in result.custom_ids() if c.startswith("morph:reroll:"))
+    it = await fake.click(alice, result, reroll)
+    answer = await it.reply()
+    assert not answer.ephemeral and "lowered to this server's limit of 60" in answer.content
+    again = await h.store.get(job_id_of(answer.content))
+    assert again.request.frames == 60 and again.request.prompts == ["a dog", "a cat"]
+    assert fake.violations == []
