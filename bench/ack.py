@@ -32,8 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import replace_section
+
 SECTION = "Answer latency with the bot as its own process"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -232,10 +233,7 @@ def write_results(args, rows: list[dict]) -> None:
             f"process with OMP_NUM_THREADS={args.threads}{src}. {args.commands} `/morph` from {args.users} "
             f"members at once, to a server whose queue is paused; latency from INTERACTION_CREATE sent to "
             f"callback received, by the fake Discord in the benchmark's process.\n\n" + report(args, rows))
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body
-    RESULTS.write_text(text.rstrip() + "\n", encoding="utf-8")
+    replace_section(title, body)
 
 
 def main(argv: list[str] | None = None) -> int:

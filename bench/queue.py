@@ -18,12 +18,13 @@ import asyncio
 import datetime
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.results import replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "Queue: SQLite vs PostgreSQL"
@@ -193,14 +194,6 @@ def report(r: dict, args) -> str:
     )
 
 
-def write_results(section: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.queue", description=__doc__.split("\n\n")[0])
     p.add_argument("--submissions", type=int, default=200)
@@ -214,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(asyncio.run(measure(args)), args)
     print("\n" + section)
     if args.write_results:
-        write_results(section)
+        replace_section(SECTION, section)
     return 0
 
 
