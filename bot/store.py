@@ -96,7 +96,15 @@ class Store(GuildRules):
             await tx.serialize("queue")
             limits = self.limits_from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?",
                                                             guild_id))
-            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", guild_id, user_id):
+            # one query for every count the limits need (each query is a round trip to the database)
+            counts = await tx.fetchrow(
+                "SELECT (SELECT COUNT(*) FROM bans WHERE guild_id = ? AND user_id = ?) AS banned, "
+                "(SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN ('queued', 'running')) "
+                "AS mine, (SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN ('queued', 'running')) AS guild, "
+                "(SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')) AS total, "
+                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ? AND withdrawn_at IS NULL) AS last",
+                guild_id, user_id, guild_id, user_id, guild_id, guild_id, user_id)
+            if counts["banned"]:
                 raise Refused("You are banned from using /morph in this server.")
             allowed = limits["allowed_channels"]
             if allowed and channel_id not in allowed:
@@ -108,24 +116,20 @@ class Store(GuildRules):
                 raise
             except MorphError as e:
                 raise Refused(str(e)) from None
-            mine = [r["id"] for r in await tx.fetch("SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
-                                                    "state IN ('queued', 'running') ORDER BY id", guild_id, user_id)]
-            if len(mine) >= limits["max_user_active"]:
+            if counts["mine"] >= limits["max_user_active"]:
+                mine = [r["id"] for r in await tx.fetch("SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
+                                                        "state IN ('queued', 'running') ORDER BY id", guild_id, user_id)]
                 ids = ", ".join(f"#{i}" for i in mine)
                 raise Refused(f"You already have {len(mine)} morph{'s' if len(mine) != 1 else ''} in the queue "
                               f"({ids}); the limit is {limits['max_user_active']}. Wait for one to finish or "
                               "cancel it with /morph-cancel.")
-            queued = await tx.fetchval("SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND "
-                                       "state IN ('queued', 'running')", guild_id)
-            if queued >= limits["max_guild_queue"]:
-                raise Refused(f"This server's queue is full ({queued} morphs waiting or rendering; the limit "
-                              f"is {limits['max_guild_queue']}). Try again in a few minutes.")
-            total = await tx.fetchval("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
-            if total >= self.settings.max_queue:
-                raise Refused(f"The bot's queue is full ({total} morphs waiting or rendering across all servers). "
-                              "Try again in a few minutes.")
-            last = await tx.fetchval("SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ? "
-                                     "AND withdrawn_at IS NULL", guild_id, user_id)
+            if counts["guild"] >= limits["max_guild_queue"]:
+                raise Refused(f"This server's queue is full ({counts['guild']} morphs waiting or rendering; the "
+                              f"limit is {limits['max_guild_queue']}). Try again in a few minutes.")
+            if counts["total"] >= self.settings.max_queue:
+                raise Refused(f"The bot's queue is full ({counts['total']} morphs waiting or rendering across all "
+                              "servers). Try again in a few minutes.")
+            last = counts["last"]
             if last is not None and now - last < limits["cooldown_s"]:
                 wait = limits["cooldown_s"] - (now - last)
                 raise Refused(f"Slow down: you can start another morph in {max(1, round(wait))} s.")
