@@ -105,10 +105,28 @@ def title(request) -> str:
 
 
 def short_segment(request, index: int, limit: int = 12) -> str:
-    """``dog→cat``: segment ``index`` of a chain, each prompt cut to ``limit`` characters (button labels)."""
-    names = path_prompts(request)
+    """``dog→cat``: segment ``index`` of a chain for a button label, each prompt by what sets it apart from the
+    others (:func:`distinct_words`) cut to ``limit`` characters."""
+    names = distinct_words(path_prompts(request))
     a, b = names[index % len(names)], names[(index + 1) % len(names)]
-    return f"{clip(' '.join(a.split()), limit)}→{clip(' '.join(b.split()), limit)}"
+    return f"{clip(a, limit)}→{clip(b, limit)}"
+
+
+def distinct_words(names: list[str]) -> list[str]:
+    """Each prompt without the words every prompt starts or ends with: ``a photo of a dog, in snow`` and
+    ``a photo of a cat, in snow`` → ``dog,`` and ``cat,`` (so short labels still tell them apart). A prompt keeps
+    at least one word."""
+    words = [n.split() for n in names]
+
+    def common(ws) -> int:  # leading words all of ``ws`` share, leaving each at least one
+        n, keep = 0, min(len(w) for w in ws) - 1
+        while n < keep and len({w[n] for w in ws}) == 1:
+            n += 1
+        return n
+
+    head = common(words)
+    tail = common([w[head:][::-1] for w in words])
+    return [" ".join(w[head:len(w) - tail]) for w in words]
 
 
 def queued_text(job_id: int, request, user_id: int, position: int | None, paused: bool = False) -> str:

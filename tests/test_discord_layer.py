@@ -153,8 +153,8 @@ async def test_result_view_of_a_chain_names_each_candidates_segment():
     # two segments: one row of buttons each
     candidates, payload, job = chain(["a dog", "a cat", "a bird"], False, 4)
     rows = [[c.get("label") for c in row["components"]] for row in payload]
-    assert rows[0] == ["1 · a dog→a cat", "2 · a dog→a cat", "3 · a dog→a cat", "4 · a dog→a cat"]
-    assert rows[1] == ["5 · a cat→a bird", "6 · a cat→a bird", "7 · a cat→a bird", "8 · a cat→a bird"]
+    assert rows[0] == ["1 · dog→cat", "2 · dog→cat", "3 · dog→cat", "4 · dog→cat"]  # "a" is in every prompt
+    assert rows[1] == ["5 · cat→bird", "6 · cat→bird", "7 · cat→bird", "8 · cat→bird"]
     text = msg.result_text(9, job.request, MEMBER, job.result)
     assert "Candidates by part: 1–4 **a dog** → **a cat**, 5–8 **a cat** → **a bird**" in text
     assert "**a dog** → **a cat** → **a bird**" in text.splitlines()[0]
@@ -164,7 +164,7 @@ async def test_result_view_of_a_chain_names_each_candidates_segment():
     assert len(payload) == 5 and all(len(row["components"]) <= 5 for row in payload)
     buttons = [c for row in payload[:2] for c in row["components"]]
     assert [b["custom_id"] for b in buttons] == [f"morph:pick:9-0a1b2c3d:{f}" for f in candidates]
-    assert buttons[0]["label"] == "1 · a very long…→a cat" and buttons[7]["label"] == "8 · a fish→a very long…"
+    assert buttons[0]["label"] == "1 · very long p…→cat" and buttons[7]["label"] == "8 · fish→very long p…"
     assert all(len(b["label"]) <= 80 for b in buttons)
     assert msg.title(job.request).endswith("**a fish** → **a very long prompt about a fox in the snow**")
 

@@ -33,8 +33,8 @@ class MorphCog(commands.Cog):
             description=f"How many frames, 2–{bot.settings.max_frames} (default {bot.settings.default_frames})")
 
     # ------------------------------------------------------------------ /morph
-    @app_commands.command(name="morph", description="Morph one prompt into another (or through up to four): "
-                                                    "an animation and the in-between frames to pick from.")
+    @app_commands.command(name="morph", description="Morph one prompt into another (or through up to 4): "
+                                                    "an animation and frames to pick from.")
     @app_commands.guild_only()
     @app_commands.rename(from_="from", output_format="format")
     @app_commands.describe(
