@@ -29,7 +29,7 @@ import io
 import logging
 import random
 import re
-from typing import TYPE_CHECKING, Awaitable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 import discord
 
@@ -430,11 +430,17 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
         await send_pick(interaction, self.job_id, self.token, self.frame)
 
 
-class FramesSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
+class _JobSelect(_JobItem):
+    """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
+    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder``."""
+
+    make_id: Callable[[int, str | None], str]
+    placeholder: str
+
     def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
-        options = (options or [discord.SelectOption(label="frame", value="0")])[: msg.SELECT_LIMIT]
-        super().__init__(discord.ui.Select(custom_id=frames_id(job_id, token), placeholder="Pick any frame…",
+        options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
+        super().__init__(discord.ui.Select(custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder,
                                            min_values=1, max_values=1, options=options), row=row)
         self.job_id, self.token = job_id, token
 
@@ -442,46 +448,47 @@ class FramesSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(*_job_ref(match), list(getattr(item, "options", None) or []) or None)
 
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
+    def chosen(self, interaction: discord.Interaction) -> int | None:
+        """The chosen option's value (a frame index), or None when the interaction carries no number."""
         values = (interaction.data or {}).get("values") or self.item.values
         try:
-            frame = int(values[0])
+            return int(values[0])
         except (IndexError, TypeError, ValueError):
+            return None
+
+
+class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
+    make_id = staticmethod(frames_id)
+    placeholder = "Pick any frame…"
+
+    @_guarded
+    async def callback(self, interaction: discord.Interaction) -> None:
+        frame = self.chosen(interaction)
+        if frame is None:
             await ephemeral(interaction, "❌ Choose a frame from the menu.")
             return
         await send_pick(interaction, self.job_id, self.token, frame, source="select")
 
 
-class RefineSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template=REFINE_RE):
+class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=REFINE_RE):
     """🔍 Refine: the chosen gap (value = index of its first frame) is rendered again with more frames
     (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with the
     same prompts, seed and settings: the new job's first and last frames are those two frames. Queued for
     the clicker under the limits and bans of /morph; its result replies to this result."""
 
-    def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
-                 row: int | None = None) -> None:
-        options = (options or [discord.SelectOption(label="frames 1–2", value="0")])[: msg.SELECT_LIMIT]
-        super().__init__(discord.ui.Select(custom_id=refine_id(job_id, token), min_values=1, max_values=1,
-                                           placeholder="🔍 Refine: more frames between two neighbours…",
-                                           options=options), row=row)
-        self.job_id, self.token = job_id, token
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match), list(getattr(item, "options", None) or []) or None)
+    make_id = staticmethod(refine_id)
+    placeholder = "🔍 Refine: more frames between two neighbours…"
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
-        values = (interaction.data or {}).get("values") or self.item.values
-        try:
-            gap = int(values[0])
-            job = await own_job(interaction, self.job_id, self.token)
-            cap = (await bot.store.get_limits(job.guild_id))["max_frames"]
-        except (IndexError, TypeError, ValueError):
+        gap = self.chosen(interaction)
+        if gap is None:
             await ephemeral(interaction, "❌ Choose two neighbouring frames from the menu.")
             return
+        try:
+            job = await own_job(interaction, self.job_id, self.token)
+            cap = (await bot.store.get_limits(job.guild_id))["max_frames"]
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
