@@ -182,7 +182,7 @@ def result_view(job: "Job") -> discord.ui.View:
     result = job.result or {}
     frame_count, candidates, ts = int(result.get("frame_count") or 0), list(result.get("candidates") or []), result.get("ts")
     view = discord.ui.View(timeout=None)
-    for n, frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
+    for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
         view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = msg.choose_select_frames(frame_count, candidates)
     if frames:
@@ -198,19 +198,19 @@ def result_view(job: "Job") -> discord.ui.View:
     return view
 
 
-def candidate_buttons(request: RenderRequest, result: dict) -> list[tuple[int, int, str, int]]:
-    """``(number, frame, label, row)`` of each candidate button. A plain morph: labels 1..K, five per row. A
+def candidate_buttons(request: RenderRequest, result: dict) -> list[tuple[int, str, int]]:
+    """``(frame, label, row)`` of each candidate button, in number order. A plain morph: labels 1..K, five per row. A
     chain: ``4 · cat→bird`` (which segment the candidate is from), and one row per segment when there are
     two (each offers at most five)."""
     candidates = list(result.get("candidates") or [])
     parts = msg.candidate_parts(request, result)
     if len(parts) <= 1:
-        return [(n + 1, frame, str(n + 1), n // 5) for n, frame in enumerate(candidates)]
+        return [(frame, str(n + 1), n // 5) for n, frame in enumerate(candidates)]
     out = []
-    for row, (index, first, last) in enumerate(parts):
+    for part, (index, first, last) in enumerate(parts):
         for n in range(first, last + 1):
             label = f"{n} · {msg.short_segment(request, index)}"
-            out.append((n, candidates[n - 1], label, row if len(parts) == 2 else (n - 1) // 5))
+            out.append((candidates[n - 1], label, part if len(parts) == 2 else (n - 1) // 5))
     return out
 
 

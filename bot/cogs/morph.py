@@ -70,10 +70,9 @@ class MorphCog(commands.Cog):
             return
         if frames is None:  # the bot's default, but never above this server's own cap
             frames = min(settings.default_frames, (await self.bot.store.get_limits(interaction.guild_id))["max_frames"])
-        chain = [p for p in (from_, to, then, then2) if p is not None]
         request = RenderRequest(
-            prompt_a=from_, prompt_b=to, prompts=chain if len(chain) > 2 or loop else [], loop=loop,
-            frames=frames, seed=random.randint(0, SEED_MAX) if seed is None else seed,
+            prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
+            seed=random.randint(0, SEED_MAX) if seed is None else seed,
             negative=negative or "",
             steps=settings.default_steps,
             pacing=pacing.value if pacing is not None else "perceptual",
