@@ -1,4 +1,4 @@
-"""Where a rendered job's files live: the GIF, the contact sheet and every frame as PNG.
+"""Where a rendered job's files live: the MP4 and/or GIF, the contact sheet and every frame as PNG.
 
 - :class:`FolderArtifacts` (SQLite, the default): a folder per job in ``MORPH_DATA_DIR``, named
   ``<job>-<token>`` so folders of different databases never collide. Only processes on this machine (or
@@ -22,7 +22,7 @@ from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 
-GIF_FILE, SHEET_FILE = "morph.gif", "sheet.png"
+GIF_FILE, MP4_FILE, SHEET_FILE = "morph.gif", "morph.mp4", "sheet.png"
 #: A folder no job points to is removed by the purge once it is this old (a worker may be writing a fresh
 #: one right now; its job points to it only once the render is recorded).
 ORPHAN_GRACE_S = 3600.0

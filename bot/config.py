@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from morph.output import FORMATS
 from morph.profiles import PROFILE_NAMES
 from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
 
@@ -52,6 +53,8 @@ class Settings:
     default_frames: int = 24
     max_frames: int = 60
     default_steps: int | None = None  # None: the model's default (25, or 4 for a few-step model)
+    #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.output.FORMATS)
+    output_format: str = "both"
     retention_days: float = 14.0
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
@@ -113,6 +116,7 @@ class Settings:
             default_frames=_int(get, "MORPH_DEFAULT_FRAMES", cls.default_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             max_frames=_int(get, "MORPH_MAX_FRAMES", cls.max_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
+            output_format=(get("MORPH_FORMAT") or cls.output_format).lower(),
             retention_days=_float(get, "MORPH_RETENTION_DAYS", cls.retention_days, lo=0),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
@@ -129,6 +133,8 @@ class Settings:
             raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")
         if s.profile not in PROFILE_NAMES:
             raise ConfigError(f"MORPH_PROFILE must be one of {', '.join(PROFILE_NAMES)} (got {s.profile!r}).")
+        if s.output_format not in FORMATS:
+            raise ConfigError(f"MORPH_FORMAT must be one of {', '.join(FORMATS)} (got {s.output_format!r}).")
         if s.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {s.log_level!r}).")
         if s.default_frames > s.max_frames:

@@ -8,8 +8,9 @@ and tells Discord, for the jobs of guilds on this front's shards (``bot.owns_gui
   2 s (newer text replaces older pending text), with the *bot* token (``channel.get_partial_message(id)
   .edit``) once the interaction token died (after 15 minutes). A failure is shown by one front only
   (``Store.take_failure``).
-- **Result message**: posted by :meth:`Delivery.deliver` for every job in state ``rendered``: GIF +
-  contact sheet, candidate buttons, frame select, reroll/delete, then 1️⃣..K reactions. A front takes a job
+- **Result message**: posted by :meth:`Delivery.deliver` for every job in state ``rendered``: MP4 and/or
+  GIF + contact sheet, candidate buttons, frame select, 🔍 refine select, reroll/delete, then 1️⃣..K
+  reactions; a 🔍 refine's result replies to the result it refines. A front takes a job
   before posting it (``Store.take_delivery``), so two fronts never post one job at the same time.
 
 The watcher wakes on the database's notifications (``bot.db.JOBS_CHANNEL``) and polls every
@@ -55,7 +56,7 @@ import discord
 
 from bot import messages as msg
 from bot.aio import wait_event
-from bot.artifacts import GIF_FILE, SHEET_FILE
+from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL
 from bot.views import DEFAULT_UPLOAD_LIMIT, NO_PINGS, result_view
 from morph.request import Progress
@@ -324,8 +325,7 @@ class Delivery:
             self._shown.pop(job_id)
         for job in running.values():
             progress = Progress(**{k: v for k, v in job.progress.items() if k != "eta_s"}) if job.progress else None
-            text = msg.rendering_text(job.id, job.request.prompt_a, job.request.prompt_b, job.user_id, progress,
-                                      (job.progress or {}).get("eta_s"))
+            text = msg.rendering_text(job.id, job.request, job.user_id, progress, (job.progress or {}).get("eta_s"))
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text
                 self._queued_text.pop(job.id, None)
@@ -394,8 +394,7 @@ class Delivery:
         for job, position, paused in await self.store.queued_positions():
             if (job.status_message_id is None and job.id not in self._status) or not self._mine(job):
                 continue
-            text = msg.queued_text(job.id, job.request.prompt_a, job.request.prompt_b, job.request.frames,
-                                   job.user_id, position, paused)
+            text = msg.queued_text(job.id, job.request, job.user_id, position, paused)
             if self._queued_text.get(job.id) == text:
                 continue
             self._queued_text[job.id] = text
@@ -453,8 +452,7 @@ class Delivery:
 
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        content = msg.result_text(job.id, job.request.prompt_a, job.request.prompt_b, job.user_id,
-                                  job.result or {}, seed=job.request.seed)
+        content = msg.result_text(job.id, job.request, job.user_id, job.result or {}, refined_from=job.parent_id)
         via = "channel"
         try:
             message = await self._already_posted(channel, job.id)
@@ -462,9 +460,13 @@ class Delivery:
                 log.info("job %s was already posted as message %s; adopting it", job.id, message.id)
             else:
                 files = await self._files(job)
+                reply = {}
+                if job.reply_to_message_id:  # a 🔍 refine answers the result it refines (if still there)
+                    reply["reference"] = channel.get_partial_message(job.reply_to_message_id).to_reference(
+                        fail_if_not_exists=False)
                 message = await channel.send(content, files=files, embed=self._embed(job, files),
                                              view=result_view(job), allowed_mentions=NO_PINGS,
-                                             nonce=result_nonce(job.id))
+                                             nonce=result_nonce(job.id), **reply)
         except discord.Forbidden as err:
             via = "followup"
             try:
@@ -478,8 +480,7 @@ class Delivery:
         await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
         await self._edit_status(job, final=True, view=None,
-                                content=msg.delivered_text(job.id, job.request.prompt_a, job.request.prompt_b,
-                                                           job.user_id, link))
+                                content=msg.delivered_text(job.id, job.request, job.user_id, link))
         return "delivered"
 
     async def _failed_delivery(self, job, err: BaseException) -> str:
@@ -518,22 +519,29 @@ class Delivery:
             return discord.utils.MISSING
         result = job.result or {}
         k = len(result.get("candidates") or [])
-        embed = discord.Embed(title=f"Candidates 1–{k} around the midpoint" if k else "Candidates")
+        around = "each part's midpoint" if len(result.get("segments") or []) > 1 else "the midpoint"
+        embed = discord.Embed(title=f"Candidates 1–{k} around {around}" if k else "Candidates")
         embed.set_image(url=f"attachment://{sheet}")
         return embed
 
     async def _files(self, job) -> list[discord.File]:
-        """morph.gif + sheet.png when both fit ``job.upload_limit``; the GIF alone when only it fits."""
-        gif = await self.store.artifacts.read(job, GIF_FILE)
-        if gif is None:
-            raise DeliveryError(f"the rendered GIF of job #{job.id} is missing (artifacts purged?)")
+        """The animation files the worker made (MP4 first, then GIF) + sheet.png when it fits ``job.upload_limit``
+        too; the animations alone when only they fit."""
+        result = job.result or {}
+        stored = {"mp4": MP4_FILE, "gif": GIF_FILE}
+        files, total = [], 0
+        for kind in result.get("files") or ["gif"]:  # results from before MP4s have a GIF only
+            data = await self.store.artifacts.read(job, stored[kind])
+            if data is None:
+                raise DeliveryError(f"the rendered {kind.upper()} of job #{job.id} is missing (artifacts purged?)")
+            files.append(discord.File(io.BytesIO(data), filename=f"morph-{job.id}.{kind}"))
+            total += len(data)
         limit = int(job.upload_limit or DEFAULT_UPLOAD_LIMIT)
-        if len(gif) > limit:
-            raise DeliveryError(f"the GIF is {len(gif) / 2**20:.1f} MiB, over this server's upload limit "
+        if total > limit:
+            raise DeliveryError(f"the animation is {total / 2**20:.1f} MiB, over this server's upload limit "
                                 f"of {limit / 2**20:.1f} MiB")
-        files = [discord.File(io.BytesIO(gif), filename=f"morph-{job.id}.gif")]
         sheet = await self.store.artifacts.read(job, SHEET_FILE)
-        if sheet is not None and len(gif) + len(sheet) <= limit:
+        if sheet is not None and total + len(sheet) <= limit:
             files.append(discord.File(io.BytesIO(sheet), filename=f"morph-{job.id}-sheet.png"))
         elif sheet is not None:
             log.info("job %s: contact sheet left out to stay under the upload limit", job.id)

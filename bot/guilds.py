@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from bot.jobs import STATES, Job, Refused
+from morph.output import FORMATS
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
-              "allowed_channels")
+              "allowed_channels", "default_format")
 
 
 class GuildRules:
@@ -38,11 +39,13 @@ class GuildRules:
             "max_frames": min(int(own("max_frames", s.max_frames)), s.max_frames),
             "banned_words": json.loads(row.get("banned_words") or "[]"),
             "allowed_channels": json.loads(row.get("allowed_channels") or "[]"),
+            "default_format": row.get("default_format") or s.output_format,
         }
 
     async def get_limits(self, guild_id: int) -> dict:
         """Effective limits: ``paused, max_user_active, max_guild_queue, cooldown_s, max_frames,
-        banned_words (list[str]), allowed_channels (list[int], empty = all)``."""
+        banned_words (list[str]), allowed_channels (list[int], empty = all), default_format`` (what /morph
+        sends when not told: the server's choice, else ``MORPH_FORMAT``; not a limit, but set the same way)."""
         rows = await self.db.fetch("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id)
         return self.limits_from_row(rows[0] if rows else None)
 
@@ -221,6 +224,10 @@ def _check_limit(key: str, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
             raise Refused(f"cooldown_s must be between 0 and 86400 seconds (got {value!r}).")
         return float(value)
+    if key == "default_format":
+        if value not in FORMATS:
+            raise Refused(f"default_format must be one of: {', '.join(FORMATS)} (got {value!r}).")
+        return value
     if key == "banned_words":
         if isinstance(value, str):
             value = [w for w in value.split(",")]

@@ -69,6 +69,11 @@ class Job:
     token: str | None = None
     withdrawn_at: float | None = None
     failure_shown_at: float | None = None
+    #: what the animation is encoded as: "mp4", "gif" or "both" (None in a row from before 0004: a GIF)
+    output_format: str | None = None
+    #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
+    parent_id: int | None = None
+    reply_to_message_id: int | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "Job":
@@ -104,6 +109,11 @@ class Job:
         if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
             return token is not None
         return message_id == own
+
+    @property
+    def format(self) -> str:
+        """``mp4``, ``gif`` or ``both`` (a job from before formats existed made a GIF)."""
+        return self.output_format or "gif"
 
     @property
     def expired(self) -> bool:

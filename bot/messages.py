@@ -88,18 +88,57 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
     return f"**{safe(prompt_a)}** → **{safe(prompt_b)}**"
 
 
-def queued_text(job_id: int, prompt_a: str, prompt_b: str, frames: int, user_id: int,
-                position: int | None, paused: bool = False) -> str:
+def path_prompts(request) -> list[str]:
+    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b)."""
+    return list(request.prompts) or [request.prompt_a, request.prompt_b]
+
+
+def title(request) -> str:
+    """What a job morphs, for every message about it: ``**a dog** → **a cat**``; a chain names every prompt
+    (``→ **a dog**`` again at the end when it loops); a 🔍 refine adds the part of the path it fills."""
+    names = path_prompts(request)
+    limit = 200 if len(names) == 2 else 100
+    text = " → ".join(f"**{safe(p, limit)}**" for p in names + names[:1] * bool(request.loop))
+    if request.t_start is not None:
+        text += f" (🔍 t {request.t_start:.3f}–{request.t_end:.3f})"
+    return text
+
+
+def short_segment(request, index: int, limit: int = 12) -> str:
+    """``dog→cat``: segment ``index`` of a chain for a button label, each prompt by what sets it apart from the
+    others (:func:`distinct_words`) cut to ``limit`` characters."""
+    names = distinct_words(path_prompts(request))
+    a, b = names[index % len(names)], names[(index + 1) % len(names)]
+    return f"{clip(a, limit)}→{clip(b, limit)}"
+
+
+def distinct_words(names: list[str]) -> list[str]:
+    """Each prompt without the words every prompt starts or ends with: ``a photo of a dog, in snow`` and
+    ``a photo of a cat, in snow`` → ``dog,`` and ``cat,`` (so short labels still tell them apart). A prompt keeps
+    at least one word."""
+    words = [n.split() for n in names]
+
+    def common(ws) -> int:  # leading words all of ``ws`` share, leaving each at least one
+        n, keep = 0, min(len(w) for w in ws) - 1
+        while n < keep and len({w[n] for w in ws}) == 1:
+            n += 1
+        return n
+
+    head = common(words)
+    tail = common([w[head:][::-1] for w in words])
+    return [" ".join(w[head:len(w) - tail]) for w in words]
+
+
+def queued_text(job_id: int, request, user_id: int, position: int | None, paused: bool = False) -> str:
     where = f"position **{position}** in the queue" if position else "waiting in the queue"
     extra = " (queue paused by a server admin)" if paused else ""
-    return clip(f"🕓 Morph job #{job_id} queued for {user(user_id)}: {prompts(prompt_a, prompt_b)}, "
-                f"{frames} frames. {where.capitalize()}{extra}.")
+    return clip(f"🕓 Morph job #{job_id} queued for {user(user_id)}: {title(request)}, "
+                f"{request.frames} frames. {where.capitalize()}{extra}.")
 
 
-def rendering_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, progress=None,
-                   eta_s: float | None = None) -> str:
+def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None) -> str:
     """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
-    head = f"🎨 Morph job #{job_id} for {user(user_id)}: {prompts(prompt_a, prompt_b)} — rendering"
+    head = f"🎨 Morph job #{job_id} for {user(user_id)}: {title(request)} — rendering"
     if progress is None:
         return clip(head + ", loading…")
     pct = int(round(100 * max(0.0, min(1.0, progress.fraction))))
@@ -118,9 +157,9 @@ def progress_bar(fraction: float, width: int = 16) -> str:
     return "▰" * filled + "▱" * (width - filled)
 
 
-def delivered_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, link: str | None) -> str:
+def delivered_text(job_id: int, request, user_id: int, link: str | None) -> str:
     where = f": {link}" if link else " below."
-    return clip(f"✅ Morph job #{job_id} for {user(user_id)} ({prompts(prompt_a, prompt_b)}) is done{where}")
+    return clip(f"✅ Morph job #{job_id} for {user(user_id)} ({title(request)}) is done{where}")
 
 
 def failed_text(job_id: int, reason: str | None) -> str:
@@ -141,14 +180,21 @@ def smoothness(result: dict) -> str:
     return ", ".join(parts)
 
 
-def result_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, result: dict,
-                seed: int | None = None, note: str | None = None) -> str:
-    """The result message; it starts with RESULT_MARKER (exactly-once delivery and reactions rely on it)."""
+#: What the result says when an MP4 was asked for and a GIF came instead (the reason, which may name
+#: the server's paths, is in the log only).
+MP4_FALLBACK = ("No MP4 this time: the video encoder is missing or failed on the bot's side (the details "
+                "are in its log), so this is a GIF.")
+
+
+def result_text(job_id: int, request, user_id: int, result: dict, note: str | None = None,
+                refined_from: int | None = None) -> str:
+    """The result message; it starts with RESULT_MARKER (exactly-once delivery and reactions rely on it).
+    ``refined_from``: the job whose two frames this 🔍 refine fills in."""
     k = len(result.get("candidates") or [])
-    lines = [RESULT_MARKER.format(job=job_id) + f" for {user(user_id)}: {prompts(prompt_a, prompt_b)}"]
-    meta = [f"{result.get('frame_count', '?')} frames"]
-    if seed is not None:
-        meta.append(f"seed {seed}")
+    lines = [RESULT_MARKER.format(job=job_id) + f" for {user(user_id)}: {title(request)}"]
+    if refined_from is not None:
+        lines.append(f"🔍 More frames between two neighbouring frames of morph job #{int(refined_from)}.")
+    meta = [f"{result.get('frame_count', '?')} frames", f"seed {request.seed}"]
     if smoothness(result):
         meta.append(smoothness(result))
     if result.get("seconds") is not None:
@@ -156,14 +202,42 @@ def result_text(job_id: int, prompt_a: str, prompt_b: str, user_id: int, result:
     lines.append(" · ".join(meta))
     if k:
         lines.append(f"Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
-                     f"{KEYCAPS[0]}–{KEYCAPS[k - 1]}, or any frame from the menu.")
-    for w in (result.get("gif_reductions") or []):
-        lines.append(f"GIF shrunk to fit the upload limit: {safe(w, 100)}")
+                     f"{KEYCAPS[0]}–{KEYCAPS[min(k, len(KEYCAPS)) - 1]}, or any frame from the menu; "
+                     "🔍 the refine menu renders more frames between two neighbours.")
+    parts = candidate_parts(request, result)
+    if len(parts) > 1:
+        lines.append("Candidates by part: " + ", ".join(
+            f"{first}–{last} {title_of_segment(request, index)}" if first != last
+            else f"{first} {title_of_segment(request, index)}" for index, first, last in parts))
+    for kind in ("mp4", "gif"):
+        for w in (result.get(f"{kind}_reductions") or []):
+            lines.append(f"{kind.upper()} shrunk to fit the upload limit: {safe(w, 100)}")
+    if result.get("fell_back"):
+        lines.append(MP4_FALLBACK)
     for w in (result.get("warnings") or []):
         lines.append(f"Note: {safe(w, 200)}")
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
+
+
+def title_of_segment(request, index: int) -> str:
+    """``**a dog** → **a cat**``: segment ``index`` of the job's path (the last one of a loop goes back to
+    the first prompt)."""
+    names = path_prompts(request)
+    return prompts(names[index % len(names)], names[(index + 1) % len(names)])
+
+
+def candidate_parts(request, result: dict) -> list[tuple[int, int, int]]:
+    """``(segment index, first, last)`` candidate numbers (1-based, as on the buttons) of each segment
+    of the result that offers candidates, in path order."""
+    out, n = [], 0
+    for seg in result.get("segments") or []:
+        count = len(seg.get("candidates") or [])
+        if count:
+            out.append((int(seg["index"]), n + 1, n + count))
+            n += count
+    return out
 
 
 def pick_text(job_id: int, frame: int, frame_count: int | None, picker_id: int,
@@ -206,12 +280,17 @@ def frame_label(frame: int, frame_count: int, ts: list[float] | None, candidates
     return label[:100]
 
 
-def queue_list_text(rows: list[tuple[int, str, str, str, int | None]]) -> str:
-    """``rows``: (job id, state, prompt a, prompt b, position) for /morph-queue."""
+def gap_label(gap: int, ts: list[float]) -> str:
+    """A 🔍 refine menu option: the gap between frames ``gap`` and ``gap + 1`` (0-based) and its path positions."""
+    return f"Frames {gap + 1}–{gap + 2} (t {float(ts[gap]):.3f}–{float(ts[gap + 1]):.3f})"[:100]
+
+
+def queue_list_text(rows: list[tuple[int, str, object, int | None]]) -> str:
+    """``rows``: (job id, state, request, position) for /morph-queue."""
     if not rows:
         return "You have no queued or running morph jobs."
     lines = ["Your morph jobs:"]
-    for job_id, state, a, b, pos in rows:
+    for job_id, state, request, pos in rows:
         where = f"position {pos}" if pos else state
-        lines.append(f"• #{job_id} {prompts(a, b)}: {where}")
+        lines.append(f"• #{job_id} {title(request)}: {where}")
     return clip("\n".join(lines))

@@ -25,7 +25,7 @@ from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL, Database, open_database
 from bot.guilds import GuildRules, audit, check_states, ensure_guild_row, marks
 from bot.jobs import ACTIVE_STATES, Expired, Job, Pick, Refused, valid_id
 from bot.validation import check_request
-from morph.output import frame_filename
+from morph.output import FORMATS, frame_filename
 from morph.request import MorphError, RenderRequest
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,13 @@ class Store(GuildRules):
     async def enqueue(self, *, guild_id: int, channel_id: int, user_id: int, request: RenderRequest,
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
-                      now: float | None = None) -> Job:
+                      output_format: str | None = None, parent_id: int | None = None,
+                      reply_to_message_id: int | None = None, now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
+
+        ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
+        ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
+        is posted as a reply to that message.
 
         Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
         a banned word or any invalid input (``check_request``), more frames than the guild allows, a
@@ -116,6 +121,9 @@ class Store(GuildRules):
                 raise
             except MorphError as e:
                 raise Refused(str(e)) from None
+            output_format = output_format or limits["default_format"]
+            if output_format not in FORMATS:
+                raise Refused(f"format must be one of: {', '.join(FORMATS)} (got {output_format!r}).")
             if counts["mine"] >= limits["max_user_active"]:
                 mine = [r["id"] for r in await tx.fetch("SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
                                                         "state IN ('queued', 'running') ORDER BY id", guild_id, user_id)]
@@ -136,10 +144,12 @@ class Store(GuildRules):
             expires = now + INTERACTION_TTL_S if interaction_token else None
             row = await tx.fetchrow(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
-                "interaction_token, interaction_expires_at, application_id, upload_limit, token) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
+                "parent_id, reply_to_message_id) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 guild_id, channel_id, user_id, json.dumps(request.to_dict()), int(bool(boomerang)), now,
-                interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4))
+                interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4), output_format,
+                parent_id, reply_to_message_id)
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)
 

@@ -8,6 +8,8 @@ Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens exis
 =============================  ================================================================
 ``morph:pick:<job>:<frame>``   button 1..K on a result: reply with that frame (0-based index)
 ``morph:frames:<job>``         select on a result: reply with the chosen frame (value = index)
+``morph:refine:<job>``         🔍 select on a result: more frames between two neighbouring frames (value =
+                               the first frame's index), queued for the clicker, posted as a reply
 ``morph:reroll:<job>``         same prompts, new random seed, queued for the clicker
 ``morph:delete:<job>``         delete the result message (author, guild admin or bot owner)
 ``morph:cancel:<job>``         cancel a queued/running job (button on the status message)
@@ -27,7 +29,7 @@ import io
 import logging
 import random
 import re
-from typing import TYPE_CHECKING, Awaitable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 import discord
 
@@ -54,6 +56,7 @@ ALREADY_ACKNOWLEDGED = 40060
 _JOB = r"(?P<job>[0-9]+)(?:-(?P<token>[0-9a-f]{8}))?"
 PICK_RE = rf"morph:pick:{_JOB}:(?P<frame>[0-9]+)"
 FRAMES_RE = rf"morph:frames:{_JOB}"
+REFINE_RE = rf"morph:refine:{_JOB}"
 REROLL_RE = rf"morph:reroll:{_JOB}"
 DELETE_RE = rf"morph:delete:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
@@ -69,6 +72,10 @@ def pick_id(job_id: int, frame: int, token: str | None = None) -> str:
 
 def frames_id(job_id: int, token: str | None = None) -> str:
     return f"morph:frames:{_ref(job_id, token)}"
+
+
+def refine_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:refine:{_ref(job_id, token)}"
 
 
 def reroll_id(job_id: int, token: str | None = None) -> str:
@@ -160,29 +167,62 @@ def cancel_view(job: "Job") -> discord.ui.View:
     return view
 
 
+def offered_candidates(request: RenderRequest) -> int:
+    """Candidates per segment (``RenderRequest.candidates``) so that a result offers at most nine in all: the
+    1️⃣..9️⃣ reactions and two rows of buttons. A plain morph or a refine offers 5, a chain of 2 segments 4
+    each, of 3 segments 3 each, of 4 segments 2 each."""
+    segments = len(request.knots()) - 1
+    return max(1, min(RenderRequest.candidates, len(msg.KEYCAPS) // segments))
+
+
 def result_view(job: "Job") -> discord.ui.View:
-    """Rows 0–1: candidate buttons 1..K (≤ 9, five per row); row 2: frame select (≤ 25 options);
-    row 3: reroll and delete. Four rows of Discord's five."""
+    """Rows 0–1: candidate buttons 1..K (≤ 9; a chain's labels name their segment, and with two segments each
+    has its own row); row 2: frame select; row 3: 🔍 refine select (the gaps between neighbouring frames;
+    ≤ 25 options each); row 4: reroll and delete. Discord's five rows."""
     result = job.result or {}
     frame_count, candidates, ts = int(result.get("frame_count") or 0), list(result.get("candidates") or []), result.get("ts")
     view = discord.ui.View(timeout=None)
-    for n, frame in enumerate(candidates[: len(msg.KEYCAPS)]):
-        view.add_item(PickButton(job.id, job.token, frame, label=str(n + 1), row=n // 5))
+    for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
+        view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = msg.choose_select_frames(frame_count, candidates)
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [
             discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates), value=str(f))
             for f in frames], row=2))
-    view.add_item(RerollButton(job.id, job.token, row=3))
-    view.add_item(DeleteButton(job.id, job.token, row=3))
+    gaps = msg.choose_select_frames(len(ts) - 1, candidates) if ts and len(ts) == frame_count else []
+    if gaps:
+        view.add_item(RefineSelect(job.id, job.token, [
+            discord.SelectOption(label=msg.gap_label(g, ts), value=str(g)) for g in gaps], row=3))
+    view.add_item(RerollButton(job.id, job.token, row=4))
+    view.add_item(DeleteButton(job.id, job.token, row=4))
     return view
+
+
+def candidate_buttons(request: RenderRequest, result: dict) -> list[tuple[int, str, int]]:
+    """``(frame, label, row)`` of each candidate button, in number order. A plain morph: labels 1..K, five per row. A
+    chain: ``4 · cat→bird`` (which segment the candidate is from), and one row per segment when there are
+    two (each offers at most five)."""
+    candidates = list(result.get("candidates") or [])
+    parts = msg.candidate_parts(request, result)
+    if len(parts) <= 1:
+        return [(frame, str(n + 1), n // 5) for n, frame in enumerate(candidates)]
+    out = []
+    for part, (index, first, last) in enumerate(parts):
+        for n in range(first, last + 1):
+            label = f"{n} · {msg.short_segment(request, index)}"
+            out.append((candidates[n - 1], label, part if len(parts) == 2 else (n - 1) // 5))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- actions
 
 async def start_job(interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
+                    output_format: str | None = None, refines: "Job | None" = None,
                     note: str = "") -> "Job | None":
     """Validate, enqueue for ``interaction.user`` and answer publicly with job id, position and ❌ Cancel.
+
+    ``output_format`` None: the server's default. ``refines``: the job whose result this 🔍 refine was asked
+    on (its result message is ``interaction.message``): the new result is posted as a reply to it.
 
     ``Store.enqueue`` validates the request (``check_request`` with the guild's banned words and frame cap)
     and enforces bans, channel allow-list, per-user/guild/bot limits and the cooldown. Errors are answered
@@ -195,12 +235,19 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
         await ephemeral(interaction, "❌ Morphs run in servers, not in direct messages.")
         return None
 
+    reply_to = None
+    if refines is not None:
+        reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
+
     async def enqueue():
         job = await store.enqueue(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
                                   user_id=interaction.user.id, request=request,
                                   upload_limit=upload_limit_for(interaction),
                                   interaction_token=interaction.token,
-                                  application_id=interaction.application_id, boomerang=boomerang)
+                                  application_id=interaction.application_id, boomerang=boomerang,
+                                  output_format=output_format,
+                                  parent_id=refines.id if refines is not None else None,
+                                  reply_to_message_id=reply_to)
         return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
     try:
@@ -209,8 +256,7 @@ async def start_job(interaction: discord.Interaction, request: RenderRequest, *,
         await ephemeral(interaction, f"❌ {err}")
         return None
     request = job.request
-    base = msg.queued_text(job.id, request.prompt_a, request.prompt_b, request.frames, interaction.user.id,
-                           position, paused)
+    base = msg.queued_text(job.id, request, interaction.user.id, position, paused)
     text = msg.clip(base + "\n" + note) if note else base
     try:
         message_id = await reply(interaction, text, view=cancel_view(job))
@@ -384,11 +430,17 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
         await send_pick(interaction, self.job_id, self.token, self.frame)
 
 
-class FramesSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
+class _JobSelect(_JobItem):
+    """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
+    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder``."""
+
+    make_id: Callable[[int, str | None], str]
+    placeholder: str
+
     def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
-        options = (options or [discord.SelectOption(label="frame", value="0")])[: msg.SELECT_LIMIT]
-        super().__init__(discord.ui.Select(custom_id=frames_id(job_id, token), placeholder="Pick any frame…",
+        options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
+        super().__init__(discord.ui.Select(custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder,
                                            min_values=1, max_values=1, options=options), row=row)
         self.job_id, self.token = job_id, token
 
@@ -396,15 +448,60 @@ class FramesSelect(_JobItem, discord.ui.DynamicItem[discord.ui.Select], template
     async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
         return cls(*_job_ref(match), list(getattr(item, "options", None) or []) or None)
 
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
+    def chosen(self, interaction: discord.Interaction) -> int | None:
+        """The chosen option's value (a frame index), or None when the interaction carries no number."""
         values = (interaction.data or {}).get("values") or self.item.values
         try:
-            frame = int(values[0])
+            return int(values[0])
         except (IndexError, TypeError, ValueError):
+            return None
+
+
+class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
+    make_id = staticmethod(frames_id)
+    placeholder = "Pick any frame…"
+
+    @_guarded
+    async def callback(self, interaction: discord.Interaction) -> None:
+        frame = self.chosen(interaction)
+        if frame is None:
             await ephemeral(interaction, "❌ Choose a frame from the menu.")
             return
         await send_pick(interaction, self.job_id, self.token, frame, source="select")
+
+
+class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=REFINE_RE):
+    """🔍 Refine: the chosen gap (value = index of its first frame) is rendered again with more frames
+    (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with the
+    same prompts, seed and settings: the new job's first and last frames are those two frames. Queued for
+    the clicker under the limits and bans of /morph; its result replies to this result."""
+
+    make_id = staticmethod(refine_id)
+    placeholder = "🔍 Refine: more frames between two neighbours…"
+
+    @_guarded
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        gap = self.chosen(interaction)
+        if gap is None:
+            await ephemeral(interaction, "❌ Choose two neighbouring frames from the menu.")
+            return
+        try:
+            job = await own_job(interaction, self.job_id, self.token)
+            cap = (await bot.store.get_limits(job.guild_id))["max_frames"]
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        ts = list((job.result or {}).get("ts") or [])
+        if not 0 <= gap < len(ts) - 1:
+            await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
+            return
+        request = job.request.refine(ts[gap], ts[gap + 1], min(bot.settings.default_frames, cap))
+        request.candidates = offered_candidates(request)
+        note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
+                "the result comes as a reply to it.")
+        await start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, refines=job,
+                        note=note)
 
 
 class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
@@ -430,7 +527,7 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
         note = f"🔁 Reroll of job #{self.job_id} with seed {request.seed}."
         if request.frames < job.request.frames:
             note += f" Frames lowered to this server's limit of {cap}."
-        await start_job(interaction, request, boomerang=job.boomerang, note=note)
+        await start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
 
 
 class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
@@ -494,4 +591,4 @@ class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
         await cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
-DYNAMIC_ITEMS = (PickButton, FramesSelect, RerollButton, DeleteButton, CancelButton)
+DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, CancelButton)

@@ -37,7 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from bot.artifacts import GIF_FILE, SHEET_FILE, StorageFull
+from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE, StorageFull
 from bot.aio import wait_event
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
@@ -277,7 +277,8 @@ class Worker:
             state.render_started = time.monotonic()
             result: RenderResult = await self._in_render_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)
-            files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang)
+            files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
+                                                          job.format)
             if await self.store.heartbeat(job.id, self.run) == "lost":
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
@@ -423,12 +424,19 @@ class _ProgressState:
                 "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
 
 
-def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False) -> tuple[dict[str, bytes], dict]:
-    """The job's files — ``sheet.png`` (candidate frames), ``morph.gif`` (fits ``upload_limit`` minus the
-    sheet and headroom) and every ``frame_NNN.png`` — and its result dict."""
+def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False,
+                 output_format: str = "gif") -> tuple[dict[str, bytes], dict]:
+    """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
+    and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
+    :func:`morph.output.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
+
+    When an MP4 was asked for but cannot be made here, a GIF takes its place: the result dict's ``files``
+    says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
+    ``fell_back`` is True.
+    """
     import io
 
-    from morph.output import contact_sheet, encode_gif, frame_filename
+    from morph.output import contact_sheet, encode_animation, frame_filename
 
     def png(image, optimize: bool = False) -> bytes:
         buf = io.BytesIO()
@@ -440,29 +448,47 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
     sheet = png(contact_sheet([frames[i] for i in result.candidates],
                               [str(k + 1) for k in range(len(result.candidates))]), optimize=True)
     budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
-    gif = encode_gif(frames, budget_bytes=budget, boomerang=boomerang)
-    files[SHEET_FILE], files[GIF_FILE] = sheet, gif.data
-    return files, {
+    anim = encode_animation(frames, output_format, budget_bytes=budget, boomerang=boomerang)
+    files[SHEET_FILE] = sheet
+    summary = {
         "ts": [float(t) for t in result.ts],
         "distances": [float(d) for d in result.distances],
         "max_over_mean": float(result.max_over_mean),
         "one_minus_gini": float(result.one_minus_gini),
         "midpoint": int(result.midpoint),
         "candidates": [int(i) for i in result.candidates],
+        "segments": [{"index": int(s.index), "first": int(s.first), "last": int(s.last),
+                      "midpoint": int(s.midpoint), "candidates": [int(c) for c in s.candidates]}
+                     for s in result.segments],
         "frame_count": len(frames),
-        "gif_reductions": list(gif.reductions),
         "warnings": list(result.warnings),
         "seconds": float(result.seconds),
+        # what was made, in the order it is posted (MP4 first)
+        "format": output_format,
+        "files": [],
+        "fell_back": anim.mp4_error is not None,
+        "mp4_error": anim.mp4_error,
+        "budget": budget,
         # extras for messages and stats
-        "gif_bytes": len(gif.data),
-        "gif_frame_count": gif.frame_count,
-        "gif_size": [gif.width, gif.height],
-        "gif_budget": budget,
         "sheet_bytes": len(sheet),
         "frame_size": list(frames[0].size),
         "model": result.model,
         "unet_evals": result.unet_evals,
     }
+    if anim.mp4 is not None:
+        files[MP4_FILE] = anim.mp4.data
+        summary["files"].append("mp4")
+        summary.update({"mp4_bytes": len(anim.mp4.data), "mp4_frame_count": anim.mp4.frame_count,
+                        "mp4_size": [anim.mp4.width, anim.mp4.height], "mp4_reductions": list(anim.mp4.reductions),
+                        "mp4_bitrate": anim.mp4.bitrate})
+    if anim.gif is not None:
+        files[GIF_FILE] = anim.gif.data
+        summary["files"].append("gif")
+        summary.update({"gif_bytes": len(anim.gif.data), "gif_frame_count": anim.gif.frame_count,
+                        "gif_size": [anim.gif.width, anim.gif.height], "gif_reductions": list(anim.gif.reductions)})
+    if anim.mp4_error is not None:
+        log.warning("no MP4 for this render, a GIF instead: %s", anim.mp4_error)
+    return files, summary
 
 
 def failure_reason(e: BaseException) -> str:

@@ -59,6 +59,7 @@ def test_environment_values_are_parsed():
     ({"DISCORD_GATEWAY_URL": "http://x"}, ["DISCORD_GATEWAY_URL", "ws://"]),
     ({"MORPH_COMPILE": "maybe"}, ["MORPH_COMPILE", "1 or 0", "'maybe'"]),
     ({"MORPH_PROFILE": "fast"}, ["MORPH_PROFILE", "turbo", "lcm", "'fast'"]),
+    ({"MORPH_FORMAT": "webm"}, ["MORPH_FORMAT", "mp4, gif, both", "'webm'"]),
     ({"MORPH_LORAS": "styles/missing.safetensors:0.8"}, ["MORPH_LORAS", "no such file", "styles/missing.safetensors"]),
     ({"MORPH_LORAS": "ink.ckpt"}, ["MORPH_LORAS", ".safetensors"]),
 ])
@@ -126,7 +127,7 @@ def test_env_example_lists_every_setting_and_parses():
                 "MORPH_DATA_DIR", "MORPH_RETENTION_DAYS", "MORPH_MAX_USER_ACTIVE", "MORPH_MAX_GUILD_QUEUE",
                 "MORPH_COOLDOWN_S", "MORPH_DEFAULT_FRAMES", "MORPH_MAX_FRAMES", "MORPH_DEFAULT_STEPS",
                 "LOG_LEVEL", "DISCORD_API_BASE", "DISCORD_GATEWAY_URL", "MORPH_WORKER_ID", "MORPH_LORAS",
-                "MORPH_PROFILE"):
+                "MORPH_PROFILE", "MORPH_FORMAT"):
         assert key in keys
     # the example itself yields the defaults
     assert Settings.from_env({}, ROOT / ".env.example") == Settings.from_env({}, None)

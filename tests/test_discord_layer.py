@@ -18,6 +18,7 @@ from bot import views
 from bot.bot import SCOPES, bot_permissions, invite_url
 from bot.delivery import POSITION_EDIT_SPACING_S, Delivery, StatusEditor, backoff_s, is_retryable
 from bot.permissions import can_admin, can_manage_job
+from morph.request import RenderRequest
 
 GUILD, OTHER_GUILD, OWNER, ADMIN, MEMBER = 111, 222, 900, 901, 902
 MENTION = re.compile(r"<(@[!&]?|#)\d+>|@(everyone|here)")
@@ -25,7 +26,7 @@ MENTION = re.compile(r"<(@[!&]?|#)\d+>|@(everyone|here)")
 
 # ------------------------------------------------------------------------------------------ custom ids
 
-ITEMS = {"pick": views.PickButton, "frames": views.FramesSelect, "reroll": views.RerollButton,
+ITEMS = {"pick": views.PickButton, "frames": views.FramesSelect, "refine": views.RefineSelect, "reroll": views.RerollButton,
          "delete": views.DeleteButton, "cancel": views.CancelButton}
 
 
@@ -43,6 +44,7 @@ def parse(custom_id: str):
     ("morph:pick:12:3", "pick", {"job": "12", "frame": "3"}),  # posted before job tokens existed
     ("morph:frames:7-ffffffff", "frames", {"job": "7", "token": "ffffffff"}),
     ("morph:reroll:7", "reroll", {"job": "7"}),
+    ("morph:refine:7-0a1b2c3d", "refine", {"job": "7", "token": "0a1b2c3d"}),
     ("morph:delete:9999999-00000000", "delete", {"job": "9999999", "token": "00000000"}),
     ("morph:cancel:1", "cancel", {"job": "1"}),
     ("morph:cancel:" + "9" * 40, "cancel", {"job": "9" * 40}),  # matched, then answered "There is no morph"
@@ -64,6 +66,7 @@ def test_custom_id_builders_round_trip():
         assert parse(views.pick_id(job, 5, token)) == ("pick", {**ref, "frame": "5"})
         assert parse(views.frames_id(job, token)) == ("frames", ref)
         assert parse(views.reroll_id(job, token)) == ("reroll", ref)
+        assert parse(views.refine_id(job, token)) == ("refine", ref)
         assert parse(views.delete_id(job, token)) == ("delete", ref)
         assert parse(views.cancel_id(job, token)) == ("cancel", ref)
         assert len(views.pick_id(job, 119, token)) <= 100  # Discord's custom_id limit
@@ -79,7 +82,8 @@ async def test_dynamic_items_rebuild_state_from_custom_id():
     for cls, cid, token in ((views.RerollButton, "morph:reroll:8-12345678", "12345678"),
                             (views.DeleteButton, "morph:delete:8", None),
                             (views.CancelButton, "morph:cancel:8-abcdef00", "abcdef00"),
-                            (views.FramesSelect, "morph:frames:8", None)):
+                            (views.FramesSelect, "morph:frames:8", None),
+                            (views.RefineSelect, "morph:refine:8-00000001", "00000001")):
         m = cls.__discord_ui_compiled_template__.fullmatch(cid)
         assert m is not None
         built = await cls.from_custom_id(None, discord.ui.Button(custom_id=cid), m)
@@ -87,13 +91,13 @@ async def test_dynamic_items_rebuild_state_from_custom_id():
     assert views.PickButton.__discord_ui_compiled_template__.fullmatch("morph:frames:8") is None
 
 
-def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str | None = "0a1b2c3d"):
+def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str | None = "0a1b2c3d",
+               request=None, segments=None):
     from bot.jobs import Job
-    from morph.request import RenderRequest
 
     return Job(id=job_id, guild_id=GUILD, channel_id=1, user_id=MEMBER, state="rendered",
-               request=RenderRequest("a", "b"), token=token,
-               result={"frame_count": frame_count, "candidates": candidates, "ts": ts})
+               request=request or RenderRequest("a", "b"), token=token,
+               result={"frame_count": frame_count, "candidates": candidates, "ts": ts, "segments": segments or []})
 
 
 async def test_result_view_fits_discord_limits():
@@ -111,6 +115,58 @@ async def test_result_view_fits_discord_limits():
     assert all(len(o["label"]) <= 100 for o in select["options"])
     labels = {int(o["value"]): o["label"] for o in select["options"]}
     assert labels[31] == "Frame 32/60 (t=0.53) ★ candidate 5"
+    # 🔍 refine: 25 of the 59 gaps between neighbours, the first and last included, each named by its frames
+    rows = [[c.get("custom_id") for c in row["components"]] for row in payload]
+    assert rows[3] == ["morph:refine:5-0a1b2c3d"] and rows[4] == ["morph:reroll:5-0a1b2c3d", "morph:delete:5-0a1b2c3d"]
+    refine = payload[3]["components"][0]
+    gaps = [int(o["value"]) for o in refine["options"]]
+    assert len(gaps) == 25 and gaps[0] == 0 and gaps[-1] == 58 and set(candidates) <= set(gaps)
+    assert refine["options"][0]["label"] == "Frames 1–2 (t 0.000–0.017)"
+
+
+def test_candidates_offered_per_segment_stay_within_nine():
+    """A plain morph and a refine offer 5 candidates; a chain fewer per segment, never more than 9 in all
+    (the 1️⃣..9️⃣ reactions)."""
+    dog, cat, bird, fish = "a dog", "a cat", "a bird", "a fish"
+    cases = [(RenderRequest(dog, cat), 5), (RenderRequest(dog, cat, loop=True), 4),
+             (RenderRequest(prompts=[dog, cat, bird]), 4), (RenderRequest(prompts=[dog, cat, bird, fish]), 3),
+             (RenderRequest(prompts=[dog, cat, bird], loop=True), 3),
+             (RenderRequest(prompts=[dog, cat, bird, fish], loop=True), 2),
+             (RenderRequest(prompts=[dog, cat, bird, fish], loop=True).refine(1.25, 1.5, 8), 5)]
+    for request, per_segment in cases:
+        assert views.offered_candidates(request) == per_segment, request
+        assert per_segment * (len(request.knots()) - 1) <= len(msg.KEYCAPS)
+
+
+async def test_result_view_of_a_chain_names_each_candidates_segment():
+    def chain(prompts, loop, per_segment, frames=24):
+        request = RenderRequest(prompts=prompts, loop=loop)
+        n = request.segments
+        size = frames // n
+        segments = [{"index": k, "first": size * k, "last": size * k + size - 1, "midpoint": size * k + size // 2,
+                     "candidates": [size * k + 1 + i for i in range(per_segment)]} for k in range(n)]
+        candidates = [c for s in segments for c in s["candidates"]]
+        job = result_job(9, frames, candidates, ts=[i * n / frames for i in range(frames)], request=request,
+                         segments=segments)
+        return candidates, views.result_view(job).to_components(), job
+
+    # two segments: one row of buttons each
+    candidates, payload, job = chain(["a dog", "a cat", "a bird"], False, 4)
+    rows = [[c.get("label") for c in row["components"]] for row in payload]
+    assert rows[0] == ["1 · dog→cat", "2 · dog→cat", "3 · dog→cat", "4 · dog→cat"]  # "a" is in every prompt
+    assert rows[1] == ["5 · cat→bird", "6 · cat→bird", "7 · cat→bird", "8 · cat→bird"]
+    text = msg.result_text(9, job.request, MEMBER, job.result)
+    assert "Candidates by part: 1–4 **a dog** → **a cat**, 5–8 **a cat** → **a bird**" in text
+    assert "**a dog** → **a cat** → **a bird**" in text.splitlines()[0]
+    # four segments of a loop, long prompts: 8 buttons in two rows, the last back to the first prompt
+    long = "a very long prompt about a fox in the snow"
+    candidates, payload, job = chain([long, "a cat", "a bird", "a fish"], True, 2)
+    assert len(payload) == 5 and all(len(row["components"]) <= 5 for row in payload)
+    buttons = [c for row in payload[:2] for c in row["components"]]
+    assert [b["custom_id"] for b in buttons] == [f"morph:pick:9-0a1b2c3d:{f}" for f in candidates]
+    assert buttons[0]["label"] == "1 · very long p…→cat" and buttons[7]["label"] == "8 · fish→very long p…"
+    assert all(len(b["label"]) <= 80 for b in buttons)
+    assert msg.title(job.request).endswith("**a fish** → **a very long prompt about a fox in the snow**")
 
 
 async def test_result_view_small_morph_of_a_job_without_token():
@@ -155,6 +211,10 @@ def test_select_frames_many_candidates_and_120_frames():
 # ------------------------------------------------------------------------------------------ texts
 
 NASTY = "<@123456789012345678> @everyone <@&55> <#77> **bold** @here"
+#: A 4-prompt looped chain's result: two candidates in each of its four segments.
+CHAIN_RESULT = {"frame_count": 24, "candidates": [2, 3, 8, 9, 14, 15, 20, 21], "mp4_reductions": ["size 512→384"],
+                "fell_back": True, "segments": [{"index": k, "first": 6 * k, "last": 6 * k + 5, "midpoint": 6 * k + 3,
+                                                 "candidates": [6 * k + 2, 6 * k + 3]} for k in range(4)]}
 
 
 def _mentions_except(text: str, allowed: set[str]) -> list[str]:
@@ -165,12 +225,13 @@ def test_texts_never_contain_mentions_from_user_text():
     result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.91, "max_over_mean": 1.3,
               "seconds": 75, "gif_reductions": ["size 512→384"], "warnings": [NASTY]}
     texts = [
-        msg.queued_text(1, NASTY, NASTY, 24, MEMBER, 3),
-        msg.rendering_text(1, NASTY, NASTY, MEMBER),
-        msg.result_text(1, NASTY, NASTY, MEMBER, result, seed=5, note=NASTY),
+        msg.queued_text(1, RenderRequest(NASTY, NASTY, frames=24), MEMBER, 3),
+        msg.rendering_text(1, RenderRequest(NASTY, NASTY), MEMBER),
+        msg.result_text(1, RenderRequest(NASTY, NASTY, seed=5), MEMBER, result, note=NASTY),
+        msg.result_text(1, RenderRequest(prompts=[NASTY] * 4, loop=True), MEMBER, CHAIN_RESULT),
         msg.failed_text(1, NASTY),
-        msg.delivered_text(1, NASTY, NASTY, MEMBER, None),
-        msg.queue_list_text([(1, "queued", NASTY, NASTY, 2)]),
+        msg.delivered_text(1, RenderRequest(NASTY, NASTY), MEMBER, None),
+        msg.queue_list_text([(1, "queued", RenderRequest(NASTY, NASTY), 2)]),
     ]
     for text in texts:
         assert _mentions_except(text, {f"<@{MEMBER}>"}) == [], text
@@ -190,9 +251,11 @@ def test_texts_never_carry_a_clickable_link_from_user_text():
     defanged (a zero-width space after its ``:`` and before its dots), so Discord shows no link and no preview."""
     result = {"frame_count": 24, "candidates": [1], "warnings": [LINKS], "gif_reductions": [LINKS]}
     texts = [
-        msg.queued_text(1, LINKS, LINKS, 24, MEMBER, 3), msg.rendering_text(1, LINKS, LINKS, MEMBER),
-        msg.result_text(1, LINKS, LINKS, MEMBER, result, seed=5, note=LINKS), msg.failed_text(1, LINKS),
-        msg.delivered_text(1, LINKS, LINKS, MEMBER, None), msg.queue_list_text([(1, "queued", LINKS, LINKS, 2)]),
+        msg.queued_text(1, RenderRequest(LINKS, LINKS), MEMBER, 3), msg.rendering_text(1, RenderRequest(LINKS, LINKS), MEMBER),
+        msg.result_text(1, RenderRequest(LINKS, LINKS), MEMBER, result, note=LINKS), msg.failed_text(1, LINKS),
+        msg.result_text(1, RenderRequest(prompts=[LINKS] * 3), MEMBER, CHAIN_RESULT),
+        msg.delivered_text(1, RenderRequest(LINKS, LINKS), MEMBER, None),
+        msg.queue_list_text([(1, "queued", RenderRequest(LINKS, LINKS), 2)]),
         msg.safe(LINKS, 500),
     ]
     for text in texts:
@@ -205,20 +268,22 @@ def test_texts_never_carry_a_clickable_link_from_user_text():
 def test_result_text_names_job_prompts_user_smoothness():
     result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.913, "max_over_mean": 1.34,
               "seconds": 75}
-    text = msg.result_text(42, "a dog", "a cat", MEMBER, result, seed=7)
+    text = msg.result_text(42, RenderRequest("a dog", "a cat", seed=7), MEMBER, result)
     assert msg.RESULT_MARKER_RE.match(text).group(1) == "42"
     assert "**a dog** → **a cat**" in text and f"<@{MEMBER}>" in text
     assert "smoothness 0.91" in text and "1.3×" in text and "seed 7" in text and "24 frames" in text
     assert "1️⃣–3️⃣" in text and "1 min 15 s" in text
     # status texts must never look like a result (exactly-once delivery searches for that marker)
-    for other in (msg.queued_text(42, "a", "b", 24, MEMBER, 1), msg.rendering_text(42, "a", "b", MEMBER),
-                  msg.delivered_text(42, "a", "b", MEMBER, None), msg.failed_text(42, "x"),
+    for other in (msg.queued_text(42, RenderRequest("a", "b"), MEMBER, 1), msg.rendering_text(42, RenderRequest("a", "b"), MEMBER),
+                  msg.delivered_text(42, RenderRequest("a", "b"), MEMBER, None), msg.failed_text(42, "x"),
                   msg.cancelled_text(42, MEMBER), msg.pick_text(42, 3, 24, MEMBER, 1)):
         assert not msg.RESULT_MARKER_RE.match(other)
 
 
 def test_long_texts_are_clipped_to_2000():
-    text = msg.result_text(1, "a" * 1000, "b" * 1000, MEMBER, {"warnings": ["w" * 500] * 10})
+    text = msg.result_text(1, RenderRequest("a" * 1000, "b" * 1000), MEMBER, {"warnings": ["w" * 500] * 10})
+    assert len(text) <= 2000
+    text = msg.result_text(1, RenderRequest(prompts=["a" * 1000] * 4, loop=True), MEMBER, CHAIN_RESULT)
     assert len(text) <= 2000
     assert len(msg.failed_text(1, "x" * 5000)) <= 2000
 
@@ -226,9 +291,9 @@ def test_long_texts_are_clipped_to_2000():
 def test_progress_text():
     from morph.request import Progress
 
-    text = msg.rendering_text(3, "a", "b", MEMBER, Progress(8, 24, 13, 25, 0.42), eta_s=65)
+    text = msg.rendering_text(3, RenderRequest("a", "b"), MEMBER, Progress(8, 24, 13, 25, 0.42), eta_s=65)
     assert "frames 8/24" in text and "step 13/25" in text and "42%" in text and "ETA 1 min 5 s" in text
-    assert msg.queued_text(3, "a", "b", 24, MEMBER, 2).count("Position **2** in the queue") == 1
+    assert msg.queued_text(3, RenderRequest("a", "b", frames=24), MEMBER, 2).count("Position **2** in the queue") == 1
 
 
 def test_pick_text():

@@ -505,7 +505,12 @@ async def test_browser_morph_pick_and_screenshot(pg):
             assert "dog → cat" in await result.inner_text()
             await result.locator("button.reaction").nth(1).wait_for()
             assert await result.locator("button.btn[data-custom-id^='morph:pick:']").count() >= 2
-            assert await result.locator(".select").count() == 1
+            assert await result.locator(".select").count() == 2  # the frame menu and the 🔍 refine menu
+            # the MP4 (MORPH_FORMAT=both) in a <video> element that plays: the browser read its frames
+            video = result.locator(".attachment video[src$='.mp4']")
+            assert await video.count() == 1
+            await page.wait_for_function("v => v.readyState >= 2 || v.error", arg=await video.element_handle())
+            assert await video.evaluate("v => [v.error, v.videoWidth, v.videoHeight]") == [None, 64, 64]
             assert await result.locator("button.reaction").count() >= 2
             result_id = await result.get_attribute("data-id")
 
@@ -518,8 +523,9 @@ async def test_browser_morph_pick_and_screenshot(pg):
             # the select menu opens and a pick from it is answered with another reply
             replies = page.locator(".msg", has=page.locator(f".msg-ref[data-target='{result_id}']"))
             n_replies = await replies.count()
-            await result.locator(".select-box").click()
-            await result.locator(".select-menu .select-opt").last.click()
+            frame_menu = result.locator(".select").first
+            await frame_menu.locator(".select-box").click()
+            await frame_menu.locator(".select-menu .select-opt").last.click()
             await page.wait_for_function(
                 f"document.querySelectorAll(\".msg-ref[data-target='{result_id}']\").length > {n_replies}")
             await replies.last.locator("img[src$='.png']").wait_for(timeout=30000)

@@ -207,9 +207,9 @@ async def test_guild_frame_cap(store):
 async def test_set_limits_validates_and_resets(store):
     limits = await store.get_limits(G1)
     assert limits == {"paused": False, "max_user_active": 2, "max_guild_queue": 20, "cooldown_s": 30.0,
-                      "max_frames": 60, "banned_words": [], "allowed_channels": []}
+                      "max_frames": 60, "banned_words": [], "allowed_channels": [], "default_format": "both"}
     for bad in ({"max_user_active": 0}, {"max_user_active": "3"}, {"cooldown_s": -1}, {"max_frames": 500},
-                {"allowed_channels": ["abc"]}, {"nonsense": 1}, {}):
+                {"allowed_channels": ["abc"]}, {"nonsense": 1}, {}, {"default_format": "webm"}):
         with pytest.raises(Refused):
             await store.set_limits(G1, ADMIN, **bad)
     assert await store.get_limits(G1) == limits  # nothing changed
@@ -218,6 +218,30 @@ async def test_set_limits_validates_and_resets(store):
     reset = await store.set_limits(G1, ADMIN, max_user_active=None, allowed_channels=None)
     assert reset["max_user_active"] == 2 and reset["allowed_channels"] == []
     assert (await store.get_limits(G2))["max_user_active"] == 2  # other guild untouched
+
+
+async def test_the_format_of_a_job_comes_from_the_command_else_the_servers_default(store, clock):
+    """``/morph format:`` wins; without it the server's default_format, else MORPH_FORMAT (here: both). An
+    unknown format is refused and queues nothing."""
+    assert (await submit(store, clock=clock)).format == "both"
+    assert (await store.set_limits(G1, ADMIN, default_format="mp4"))["default_format"] == "mp4"
+    assert (await submit(store, user=BOB, clock=clock)).format == "mp4"
+    assert (await submit(store, user=CAROL, output_format="gif", clock=clock)).format == "gif"
+    assert (await submit(store, user=BOB, guild=G2, clock=clock)).format == "both"  # another server's default
+    with pytest.raises(Refused, match="format must be one of: mp4, gif, both"):
+        await submit(store, user=ALICE, output_format="webm", clock=clock)
+    assert len(await store.list_jobs(None, states=["queued"])) == 4
+    assert (await store.set_limits(G1, ADMIN, default_format=None))["default_format"] == "both"
+
+
+async def test_a_refine_job_remembers_its_parent_and_the_message_to_reply_to(store, clock):
+    parent = await submit(store, clock=clock)
+    child = await submit(store, user=BOB, request=req().refine(0.25, 0.5, 6), parent_id=parent.id,
+                         reply_to_message_id=2 ** 62, clock=clock)
+    again = await store.get(child.id)
+    assert (again.parent_id, again.reply_to_message_id) == (parent.id, 2 ** 62)
+    assert (again.request.t_start, again.request.t_end, again.request.frames) == (0.25, 0.5, 6)
+    assert (parent.parent_id, parent.reply_to_message_id) == (None, None)
 
 
 # ---------------------------------------------------------------- queue order, claim, positions

@@ -19,9 +19,10 @@ from bot.store import Store, WorkerRun
 from bot.worker import (BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker,
                         failure_reason, recover_own_jobs)
 from morph.request import MorphError, RenderRequest
+from morph.video import decode_mp4
 
 MiB = 1024 * 1024
-G, C, ALICE, BOB = 10, 20, 1, 2
+G, G2, C, ALICE, BOB = 10, 11, 20, 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +125,20 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     assert len(r["candidates"]) == 3 and r["midpoint"] in range(8) and all(0 <= i < 8 for i in r["candidates"])
     assert r["max_over_mean"] >= 1.0 and 0.0 <= r["one_minus_gini"] <= 1.0
     assert r["seconds"] > 0 and r["model"] == "tiny" and isinstance(r["warnings"], list)
-    assert r["gif_reductions"] == [] and r["frame_size"] == [64, 64]
+    assert r["gif_reductions"] == [] == r["mp4_reductions"] and r["frame_size"] == [64, 64]
 
-    # the GIF decodes with every frame, within the budget left after the sheet
+    # the bot's default format (MORPH_FORMAT=both): an MP4 and a GIF, each with every frame, together within
+    # the budget left after the sheet
+    assert (r["format"], r["files"], r["fell_back"], r["mp4_error"]) == ("both", ["mp4", "gif"], False, None)
     stored = {name: await store.artifacts.read(done, name)
-              for name in ["morph.gif", "sheet.png", *(f"frame_{i:03d}.png" for i in range(8)), "frame_008.png"]}
+              for name in ["morph.mp4", "morph.gif", "sheet.png", *(f"frame_{i:03d}.png" for i in range(8)),
+                           "frame_008.png"]}
     gif = Image.open(io.BytesIO(stored["morph.gif"]))
     assert gif.format == "GIF" and gif.n_frames == 8 == r["gif_frame_count"]
-    assert len(stored["morph.gif"]) == r["gif_bytes"] <= r["gif_budget"]
-    assert r["gif_budget"] == 8 * MiB - r["sheet_bytes"] - UPLOAD_HEADROOM
+    video = decode_mp4(stored["morph.mp4"])
+    assert len(video) == 8 == r["mp4_frame_count"] and video[0].size == (64, 64) and r["mp4_size"] == [64, 64]
+    assert len(stored["morph.gif"]) == r["gif_bytes"] and len(stored["morph.mp4"]) == r["mp4_bytes"]
+    assert r["mp4_bytes"] + r["gif_bytes"] <= r["budget"] == 8 * MiB - r["sheet_bytes"] - UPLOAD_HEADROOM
     sheet = Image.open(io.BytesIO(stored["sheet.png"]))
     assert sheet.format == "PNG" and sheet.width > sheet.height > 0 and len(stored["sheet.png"]) == r["sheet_bytes"]
     assert stored["frame_008.png"] is None  # eight frames, no more
@@ -157,7 +163,26 @@ async def test_boomerang_and_tiny_upload_limit(store, settings, morpher):
     done = await store.get(job.id)
     gif = Image.open(io.BytesIO(await store.artifacts.read(done, "morph.gif")))
     assert done.result["gif_frame_count"] == 10 == gif.n_frames
-    assert done.result["gif_budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
+    assert done.result["budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
+
+
+async def test_the_jobs_format_decides_the_files(store, settings, morpher):
+    """A GIF-only job stores no MP4, an MP4-only job no GIF; a job of a server whose default is gif gets a GIF."""
+    worker = make_worker(store, settings, morpher)
+    gif_job = await submit(store, output_format="gif")
+    mp4_job = await submit(store, small(frames=5), output_format="mp4", boomerang=True)
+    await store.set_limits(G2, ALICE, default_format="gif")
+    server_default = await store.enqueue(guild_id=G2, channel_id=C, user_id=ALICE, request=small(), upload_limit=MiB)
+    assert [j.format for j in (gif_job, mp4_job, server_default)] == ["gif", "mp4", "gif"]
+    while await worker.run_once():
+        pass
+    for job, files in ((gif_job, ["gif"]), (mp4_job, ["mp4"]), (server_default, ["gif"])):
+        done = await store.get(job.id)
+        assert done.result["files"] == files
+        assert [await store.artifacts.read(done, f"morph.{k}") is not None for k in ("mp4", "gif")] == \
+            [k in files for k in ("mp4", "gif")]
+    mp4 = decode_mp4(await store.artifacts.read(await store.get(mp4_job.id), "morph.mp4"))
+    assert len(mp4) == 2 * 5 - 2  # boomerang: forward, then back
 
 
 async def test_render_errors_fail_only_that_job(store, settings, morpher):

@@ -48,6 +48,7 @@ def format_limits(limits: dict, settings=None) -> str:
         f"• max_frames: {limits.get('max_frames')}",
         f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
         "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
+        f"• default_format: {limits.get('default_format')} (what /morph sends when not told)",
         f"• paused: {'yes' if limits.get('paused') else 'no'}",
         *bounds,
     ])
@@ -129,7 +130,7 @@ class AdminCog(commands.Cog):
         for job in sorted(jobs, key=lambda j: j.id):
             pos = places.get(job.id)
             state = f"position {pos}" if pos else job.state
-            lines.append(f"• #{job.id} {msg.user(job.user_id)} {msg.prompts(job.request.prompt_a, job.request.prompt_b)}"
+            lines.append(f"• #{job.id} {msg.user(job.user_id)} {msg.title(job.request)}"
                          f" · {job.request.frames} frames · {state}")
         if guild is not None and await store.is_paused(guild):
             lines.append("⏸️ The queue of this server is paused (/morphadmin resume).")
@@ -208,14 +209,19 @@ class AdminCog(commands.Cog):
         max_frames="Most frames per morph (at most the bot's own limit)",
         banned_words="Comma-separated words/phrases refused in prompts; 'none' clears the list",
         allowed_channels="Channels where /morph works (#a #b or ids); 'all' = every channel",
+        default_format="What /morph sends when its format option is not given: mp4, gif or both",
     )
+    @app_commands.choices(default_format=[app_commands.Choice(name="MP4 video", value="mp4"),
+                                          app_commands.Choice(name="GIF", value="gif"),
+                                          app_commands.Choice(name="both", value="both")])
     async def limits(self, interaction: discord.Interaction,
                      max_user_active: Optional[app_commands.Range[int, 1, 100]] = None,
                      max_guild_queue: Optional[app_commands.Range[int, 1, 10_000]] = None,
                      cooldown: Optional[app_commands.Range[float, 0, 86_400]] = None,
                      max_frames: Optional[app_commands.Range[int, 2, 120]] = None,
                      banned_words: Optional[str] = None,
-                     allowed_channels: Optional[str] = None) -> None:
+                     allowed_channels: Optional[str] = None,
+                     default_format: Optional[app_commands.Choice[str]] = None) -> None:
         store = self.bot.store
         changes: dict = {}
         try:
@@ -234,6 +240,8 @@ class AdminCog(commands.Cog):
                 text = allowed_channels.strip().lower()
                 changes["allowed_channels"] = [] if text in ("all", "none", "-", "") else parse_channel_ids(
                     allowed_channels)
+            if default_format is not None:
+                changes["default_format"] = default_format.value
             if changes:
                 current = await store.set_limits(interaction.guild_id, interaction.user.id, **changes)
                 head = "✅ Limits updated:"

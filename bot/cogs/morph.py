@@ -1,4 +1,4 @@
-"""/morph, /morph-cancel, /morph-queue and the 1️⃣..9️⃣ reactions on result messages."""
+"""/morph (plain morphs and chains), /morph-cancel, /morph-queue and the 1️⃣..9️⃣ reactions on result messages."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.jobs import Expired
-from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, pick_text, start_job
+from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, offered_candidates, pick_text, start_job
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,39 +33,53 @@ class MorphCog(commands.Cog):
             description=f"How many frames, 2–{bot.settings.max_frames} (default {bot.settings.default_frames})")
 
     # ------------------------------------------------------------------ /morph
-    @app_commands.command(name="morph", description="Morph one prompt into another: an animated GIF and "
-                                                    "the in-between frames to pick from.")
+    @app_commands.command(name="morph", description="Morph one prompt into another (or through up to 4): "
+                                                    "an animation and frames to pick from.")
     @app_commands.guild_only()
-    @app_commands.rename(from_="from")
+    @app_commands.rename(from_="from", output_format="format")
     @app_commands.describe(
         from_="What the morph starts as, e.g. 'a dog'",
         to="What it turns into, e.g. 'a cat'",
-        frames="How many frames (default: the bot's setting)",
+        then="A third prompt the morph goes on to, e.g. 'a bird' (a chain)",
+        then2="A fourth prompt, after 'then'",
+        loop="Go on from the last prompt back to the first, so the animation loops (default: no)",
+        frames="How many frames in all (default: the bot's setting)",
         seed="Starting noise: the same seed gives the same morph (default: random)",
         negative="What to avoid in every frame, e.g. 'blurry, text'",
         boomerang="Play forward and then back (default: no)",
         pacing="perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix",
+        output_format="mp4 (full colour), gif (plays by itself everywhere) or both (default: this server's choice)",
     )
     @app_commands.choices(pacing=[app_commands.Choice(name="perceptual (even visual steps)", value="perceptual"),
-                                  app_commands.Choice(name="uniform (even prompt steps)", value="uniform")])
+                                  app_commands.Choice(name="uniform (even prompt steps)", value="uniform")],
+                          output_format=[app_commands.Choice(name="MP4 video (full colour, smaller)", value="mp4"),
+                                         app_commands.Choice(name="GIF (256 colours)", value="gif"),
+                                         app_commands.Choice(name="both", value="both")])
     async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
                     to: app_commands.Range[str, 1, 1000],
+                    then: Optional[app_commands.Range[str, 1, 1000]] = None,
+                    then2: Optional[app_commands.Range[str, 1, 1000]] = None, loop: bool = False,
                     frames: Optional[app_commands.Range[int, MIN_FRAMES, MAX_FRAMES]] = None,
                     seed: Optional[app_commands.Range[int, 0, SEED_MAX]] = None,
                     negative: Optional[app_commands.Range[str, 0, 1000]] = None,
-                    boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None) -> None:
+                    boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None,
+                    output_format: Optional[app_commands.Choice[str]] = None) -> None:
         settings = self.bot.settings
+        if then2 is not None and then is None:
+            await ephemeral(interaction, "❌ then2 is the fourth prompt: give the third one as 'then' first.")
+            return
         if frames is None:  # the bot's default, but never above this server's own cap
             frames = min(settings.default_frames, (await self.bot.store.get_limits(interaction.guild_id))["max_frames"])
         request = RenderRequest(
-            prompt_a=from_, prompt_b=to, frames=frames,
-            candidates=max(1, min(RenderRequest.candidates, frames)),
+            prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
             seed=random.randint(0, SEED_MAX) if seed is None else seed,
             negative=negative or "",
             steps=settings.default_steps,
             pacing=pacing.value if pacing is not None else "perceptual",
         )
-        await start_job(interaction, request, boomerang=boomerang)
+        request.candidates = offered_candidates(request)
+        await start_job(interaction, request, boomerang=boomerang,
+                        output_format=output_format.value if output_format is not None else None)
 
     # ------------------------------------------------------------------ /morph-cancel
     @app_commands.command(name="morph-cancel", description="Cancel one of your queued or rendering morphs.")
@@ -82,7 +96,7 @@ class MorphCog(commands.Cog):
         jobs = await self.bot.store.user_jobs(interaction.guild_id, interaction.user.id)
         out = []
         for job in jobs:
-            name = f"#{job.id} {job.request.prompt_a} → {job.request.prompt_b} ({job.state})"
+            name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} ({job.state})"
             if current.strip() in str(job.id) or current.strip().lower() in name.lower():
                 out.append(app_commands.Choice(name=name[:100], value=job.id))
         return out[:25]
@@ -94,7 +108,7 @@ class MorphCog(commands.Cog):
         store = self.bot.store
         jobs = await store.user_jobs(interaction.guild_id, interaction.user.id)
         places = {job.id: place for job, place, _ in await store.queued_positions()}
-        rows = [(j.id, j.state, j.request.prompt_a, j.request.prompt_b, places.get(j.id)) for j in jobs]
+        rows = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
         text = msg.queue_list_text(rows)
         if await store.is_paused(interaction.guild_id):
             text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")

@@ -1382,7 +1382,7 @@ class FakeDiscord:
         att = self._attachments.get(int(request.match_info["aid"]))
         if att is None:
             return web.Response(status=404)
-        return web.Response(body=att.data, headers={"Content-Type": att.content_type or "application/octet-stream"})
+        return web.Response(body=att.data, headers={"Content-Type": att.media_type or "application/octet-stream"})
 
     # REST handlers ---------------------------------------------------------------------------------------
     def _channel(self, cid) -> FakeChannel:

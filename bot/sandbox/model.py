@@ -181,9 +181,18 @@ class Attachment:
     def size(self) -> int:
         return len(self.data)
 
+    @property
+    def media_type(self) -> str | None:
+        """What Discord reports as ``content_type``: it goes by the file name (``video/mp4``, ``image/gif``),
+        not by the upload's part header, which discord.py always sends as ``application/octet-stream``."""
+        import mimetypes
+
+        guessed = mimetypes.guess_type(self.filename)[0]
+        return guessed if guessed and self.content_type in (None, "application/octet-stream") else self.content_type
+
     def to_payload(self) -> dict:
         out = {"id": str(self.id), "filename": self.filename, "size": self.size, "url": self.url,
-               "proxy_url": self.url, "content_type": self.content_type, "ephemeral": self.ephemeral}
+               "proxy_url": self.url, "content_type": self.media_type, "ephemeral": self.ephemeral}
         if self.description:
             out["description"] = self.description
         dims = image_size(self.data)
@@ -193,6 +202,9 @@ class Attachment:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of an image (GIF, PNG, JPEG) or an MP4 video, as Discord reports them; else None."""
+    if data[4:8] == b"ftyp":
+        return _video_size(data)
     if not data[:4] in (b"GIF8", b"\x89PNG") and not data[:3] == b"\xff\xd8\xff":
         return None
     try:
@@ -201,6 +213,17 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
     except Exception:
+        return None
+
+
+def _video_size(data: bytes) -> tuple[int, int] | None:
+    try:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            ctx = container.streams.video[0].codec_context
+            return ctx.width, ctx.height
+    except Exception:  # no PyAV, or not a video it can read: Discord would leave the size out too
         return None
 
 

@@ -125,7 +125,7 @@ async def test_components_act_only_on_their_own_job(harness):
     assert old_folder.is_dir() and (await h.store.get(new_id)).artifact_dir != old_folder.name  # no collision
 
     for cid in old.custom_ids():
-        if cid.startswith("morph:frames:"):
+        if cid.startswith(("morph:frames:", "morph:refine:")):  # the frame and 🔍 refine menus
             it = await fake.select(carol, old, cid, ["0"])
         else:
             it = await fake.click(carol, old, cid)

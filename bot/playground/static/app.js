@@ -125,6 +125,11 @@ function renderEmbed(e) {
 }
 
 function renderAttachment(a) {
+  const isVideo = /^video\//.test(a.content_type || "") || /\.(mp4|webm|mov)$/i.test(a.filename || "");
+  if (isVideo) {  // as Discord shows a video attachment: a player with controls (no autoplay)
+    const small = a.width && a.width <= 160;
+    return `<div class="attachment video ${small ? "pixel" : ""}"><video src="${esc(a.url)}" controls loop muted playsinline preload="auto" title="${esc(a.filename)}"></video><div class="fname">${esc(a.filename)}</div></div>`;
+  }
   const isImg = /^image\//.test(a.content_type || "") || /\.(gif|png|jpe?g|webp)$/i.test(a.filename || "");
   if (!isImg) {
     return `<div class="attachment file-card"><a href="${esc(a.url)}" download="${esc(a.filename)}">${esc(a.filename)}</a>
