@@ -21,11 +21,11 @@ import aiohttp
 from aiohttp import web
 
 from bot.sandbox.model import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, EPHEMERAL,
-    INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, IS_COMPONENTS_V2, LOADING, MAX_FILES, TIER_UPLOAD_LIMITS,
-    ApiError, Attachment, Clock, FakeMessage, Snowflakes, check_not_empty, compute_pings, emoji_payload,
-    identify_shard, iso, permissions_value, shard_of, validate_commands, validate_message_fields,
+    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, EPHEMERAL, INTERACTION_DEADLINE_S,
+    INTERACTION_TOKEN_TTL_S, IS_COMPONENTS_V2, LOADING, TIER_UPLOAD_LIMITS, ApiError, Attachment, Clock, FakeMessage,
+    Snowflakes, compute_pings, emoji_payload, identify_shard, iso, permissions_value, shard_of,
 )
+from bot.sandbox.rules import MAX_FILES, check_not_empty, validate_commands, validate_message_fields
 
 log = logging.getLogger("bot.sandbox")
 
