@@ -437,7 +437,7 @@ async def test_only_the_playgrounds_own_page_may_use_it(pg, http):
 def test_a_host_reachable_from_other_machines_needs_an_explicit_opt_in(capsys):
     from bot.config import Settings
     from bot.playground.app import run_playground
-    from bot.playground.server import is_loopback
+    from bot.playground.guard import is_loopback
 
     assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2")] == [True] * 5
     assert [is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "myhost")] == [False] * 4

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from bot.config import Settings
-from bot.playground.server import PlaygroundServer, is_loopback, store_jobs
+from bot.playground.guard import is_loopback
+from bot.playground.page import store_jobs
+from bot.playground.server import PlaygroundServer
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)

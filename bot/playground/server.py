@@ -18,69 +18,36 @@ HTTP API (all JSON; ids are strings because snowflakes do not fit in a JavaScrip
     POST /api/react    {user, message, emoji}   toggles the member's reaction, as Discord's client does
     GET  /attachments/{id}/{filename}        the bytes the bot uploaded (kept by the fake)
 
-Errors are ``{"error": "message to show"}`` with status 400 (bad input), 403 (refused, see below),
-404 (unknown member/message), 415 (a POST body not sent as ``application/json``) or 503 (the bot is not
-connected yet).
+Errors are ``{"error": "message to show"}`` with status 400 (bad input), 403 (refused: see
+:mod:`bot.playground.guard`), 404 (unknown member/message), 415 (a POST body not sent as
+``application/json``) or 503 (the bot is not connected yet).
 
-Only the playground's own page may use the API (:meth:`PlaygroundServer._guard`, on every request): the
-``Host`` header must name this server (so a DNS-rebinding site cannot read the page), an ``Origin``, when
-sent, must be the page's own, every ``/api/`` call must carry the random per-run :attr:`token` that the
-page embeds (header ``X-Playground-Token``, or ``?token=`` for the event stream), and a POST must be
-``application/json`` (which a cross-site form or ``text/plain`` fetch cannot send without a CORS
-preflight, which this server never grants).
+What the page shows is built in :mod:`bot.playground.page`; who may call is decided in
+:mod:`bot.playground.guard`.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import mimetypes
 import secrets
-import socket
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from aiohttp import web
-from yarl import URL
 
 from bot.playground import commands as cmdparse
+from bot.playground.guard import TOKEN_PLACEHOLDER, guard
+from bot.playground.page import PageView
+from bot.playground.problems import ApiProblem, json_response, problems
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
-from bot.sandbox.model import LOADING, permissions_value
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE_S = 15.0
-#: Jobs shown in the queue panel: active ones first, then the most recent finished ones.
-QUEUE_LIMIT = 12
-MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c")
-BOT_COLOR = "#5865f2"
-#: Members with this permission are shown as admins (what /morphadmin needs).
-ADMIN_BITS = permissions_value("manage_guild")
-TOKEN_HEADER = "X-Playground-Token"
-#: Where index.html carries the per-run token (``<meta name="playground-token" content="…">``).
-TOKEN_PLACEHOLDER = "{{PLAYGROUND_TOKEN}}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a PLAYGROUND_HOST value) is reachable from this machine only."""
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class ApiProblem(Exception):
-    """A request the page should show as an error message (``status`` is the HTTP status)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Client:
@@ -94,8 +61,9 @@ class _Client:
 class PlaygroundServer:
     """Serve one channel of ``guild`` to browsers, acting as ``members``.
 
-    ``jobs`` is an async callable returning the queue panel rows (see :func:`store_jobs`); ``banner`` is
-    shown at the top of the page when set (e.g. the untrained-model notice).
+    ``jobs`` is an async callable returning the queue panel rows (see
+    :func:`bot.playground.page.store_jobs`); ``banner`` is shown at the top of the page when set (e.g. the
+    untrained-model notice).
     """
 
     def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember], *,
@@ -106,7 +74,7 @@ class PlaygroundServer:
         self.jobs = jobs
         self.banner = banner
         self.model = model
-        self.colors = {m.id: MEMBER_COLORS[i % len(MEMBER_COLORS)] for i, m in enumerate(self.members)}
+        self.view = PageView(fake, guild, channel, self.members)
         self._clients: set[_Client] = set()
         self._events: asyncio.Queue | None = None
         self._pump: asyncio.Task | None = None
@@ -118,7 +86,7 @@ class PlaygroundServer:
 
     # lifecycle ------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[_problems, self._guard])
+        app = web.Application(client_max_size=64 * 1024, middlewares=[problems, guard(self)])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
@@ -161,7 +129,7 @@ class PlaygroundServer:
             await self._runner.cleanup()
             self._runner = None
 
-    # members and messages as the page sees them ---------------------------------------------------------
+    # the member a request names; the queue panel --------------------------------------------------------
     def member(self, user_id) -> FakeMember:
         try:
             uid = int(user_id)
@@ -172,86 +140,6 @@ class PlaygroundServer:
                 return m
         raise ApiProblem(f"unknown member {user_id!r}", 404)
 
-    def member_rows(self) -> list[dict]:
-        rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & ADMIN_BITS),
-                 "bot": False, "color": self.colors[m.id]} for m in self.members]
-        rows.append({"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name, "admin": False,
-                     "bot": True, "color": BOT_COLOR})
-        return rows
-
-    def visible_to(self, msg: FakeMessage, user_id: int) -> bool:
-        return msg.channel_id == self.channel.id and not msg.deleted and (
-            not msg.ephemeral or msg.interaction_user_id == user_id)
-
-    def page_message(self, msg: FakeMessage) -> dict:
-        """A message in the page's shape (see app.js ``renderMessage``); attachment URLs point here."""
-        p = msg.to_payload()
-        author = p["author"]
-        uid = int(author["id"])
-        attachments, embedded = [], set()
-        by_name = {a.filename: a for a in msg.attachments}
-        embeds = []
-        for e in p.get("embeds") or []:
-            e = dict(e)
-            for key in ("image", "thumbnail"):
-                if isinstance(e.get(key), dict) and e[key].get("url"):
-                    url = e[key]["url"]
-                    if url.startswith("attachment://") and url[13:] in by_name:
-                        embedded.add(url[13:])
-                        att = by_name[url[13:]]
-                        e[key] = {k: v for k, v in att.to_payload().items() if k in ("width", "height")}
-                        e[key]["url"] = self._attachment_url(att)
-                    elif not url.startswith(("http://", "https://")):
-                        e.pop(key)
-            embeds.append(e)
-        for a in msg.attachments:
-            if a.filename in embedded:
-                continue  # Discord shows an attachment used by an embed inside the embed only
-            row = a.to_payload()
-            row["url"] = row["proxy_url"] = self._attachment_url(a)
-            attachments.append(row)
-        interaction = None
-        reference_id = (p.get("message_reference") or {}).get("message_id")
-        it = self.fake.interactions.get(msg.interaction_id) if msg.interaction_id else None
-        if it is not None:
-            if it.type == 3 and it.message is not None and not reference_id:
-                reference_id = str(it.message.id)  # a reply to a button/menu shows above the message it came from
-            elif it.type == 2:
-                interaction = {"name": " ".join(_command_path(it.data)), "user_name": it.user.name}
-        content = p.get("content") or ""
-        if msg.flags & LOADING:
-            content = f"*{author.get('username', 'The bot')} is thinking…*"
-        reactions = [{"emoji": emoji, "count": len(users), "users": [str(u) for u in users]}
-                     for emoji, users in msg.reactions.items() if users]
-        return {
-            "id": str(msg.id), "channel_id": str(msg.channel_id),
-            "author": {"id": str(uid), "name": author.get("global_name") or author.get("username") or "?",
-                       "bot": bool(author.get("bot")),
-                       "color": BOT_COLOR if author.get("bot") else self.colors.get(uid)},
-            "content": content, "timestamp": p.get("timestamp"), "edited_timestamp": p.get("edited_timestamp"),
-            "embeds": embeds, "attachments": attachments, "components": p.get("components") or [],
-            "reactions": reactions, "ephemeral": msg.ephemeral,
-            "for_user": str(msg.interaction_user_id) if msg.ephemeral and msg.interaction_user_id else None,
-            "reference_id": str(reference_id) if reference_id else None, "interaction": interaction,
-            "loading": bool(msg.flags & LOADING),
-        }
-
-    @staticmethod
-    def _attachment_url(a) -> str:
-        return f"/attachments/{a.id}/{a.filename}"
-
-    def channel_messages(self, user_id: int) -> list[dict]:
-        msgs = self.fake.messages.get(self.channel.id, [])
-        return [self.page_message(m) for m in msgs if self.visible_to(m, user_id)]
-
-    def synced_commands(self) -> list[dict]:
-        """Commands the bot synced: guild ones shadow global ones of the same name."""
-        out: dict[str, dict] = {}
-        for scope in (None, self.guild.id):
-            for c in self.fake.commands.get(scope, []):
-                out[c["name"]] = c
-        return list(out.values())
-
     async def queue_rows(self) -> list[dict]:
         if self.jobs is None:
             return []
@@ -260,45 +148,6 @@ class PlaygroundServer:
         except Exception:  # the panel is a convenience: never break the page for it
             log.exception("reading the queue for the playground failed")
             return []
-
-    # who may call -------------------------------------------------------------------------------------
-    def host_allowed(self, host_header: str | None) -> bool:
-        """``Host`` names this server: its port, and an IP address, ``localhost``, the configured host, or
-        (bound to every interface) this machine's name. A DNS-rebinding page sends its own domain."""
-        try:
-            url = URL(f"http://{host_header}")
-            name, port = (url.host or "").lower().rstrip("."), url.port
-        except (TypeError, ValueError):
-            return False
-        if not name or port != self.port:
-            return False
-        names = {"localhost", self.host.strip("[]").lower()}
-        if self.host in ("0.0.0.0", "::"):
-            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
-        if name in names:
-            return True
-        try:
-            ipaddress.ip_address(name)
-            return True
-        except ValueError:
-            return False
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        """Refuse what did not come from this playground's own page (see the module docstring)."""
-        host = request.headers.get("Host")
-        if not self.host_allowed(host):
-            raise ApiProblem(f"This playground answers only at its own address ({self.url}), not {host!r}.", 403)
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.lower() != f"http://{host}".lower():
-            raise ApiProblem("Cross-site request refused: only the playground's own page may use it.", 403)
-        if request.path.startswith("/api/"):
-            token = request.headers.get(TOKEN_HEADER) or request.query.get("token") or ""
-            if not secrets.compare_digest(token.encode(), self.token.encode()):
-                raise ApiProblem("Missing or wrong playground token: reload the page.", 403)
-            if request.method == "POST" and request.content_type != "application/json":
-                raise ApiProblem("Send the request body as JSON with Content-Type: application/json.", 415)
-        return await handler(request)
 
     # HTTP handlers --------------------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
@@ -318,18 +167,18 @@ class PlaygroundServer:
 
     async def _state(self, request: web.Request) -> web.Response:
         me = self._user_param(request)
-        return _json({
+        return json_response({
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
             "channel": {"id": str(self.channel.id), "name": self.channel.name},
-            "members": self.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
+            "members": self.view.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
             "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
                     "connected": self.fake.connected},
-            "commands": cmdparse.help_entries(self.synced_commands()),
-            "messages": self.channel_messages(me.id), "queue": await self.queue_rows(),
+            "commands": cmdparse.help_entries(self.view.synced_commands()),
+            "messages": self.view.channel_messages(me.id), "queue": await self.queue_rows(),
         })
 
     async def _queue(self, request: web.Request) -> web.Response:
-        return _json({"jobs": await self.queue_rows()})
+        return json_response({"jobs": await self.queue_rows()})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         me = self._user_param(request)
@@ -370,7 +219,7 @@ class PlaygroundServer:
             msg = self.fake.message(int(message_id))
         except (KeyError, TypeError, ValueError):
             raise ApiProblem(f"unknown message {message_id!r}", 404) from None
-        if not self.visible_to(msg, member.id):
+        if not self.view.visible_to(msg, member.id):
             raise ApiProblem(f"unknown message {message_id!r}", 404)
         return msg
 
@@ -384,7 +233,7 @@ class PlaygroundServer:
         text = str(body.get("text") or "")
         self._need_bot()
         names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
-        synced = self.synced_commands()
+        synced = self.view.synced_commands()
         try:
             parsed = cmdparse.parse(text, synced, names)
         except cmdparse.CommandError as err:
@@ -399,7 +248,7 @@ class PlaygroundServer:
             options[name] = value
         it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
                                                 in_channel=self.channel, options=options))
-        return _json({"ok": True, "interaction": str(it.id)})
+        return json_response({"ok": True, "interaction": str(it.id)})
 
     async def _target(self, request: web.Request) -> tuple[dict, FakeMember, FakeMessage]:
         """The body of a click/select/react and the member and message it names."""
@@ -411,7 +260,7 @@ class PlaygroundServer:
         body, member, msg = await self._target(request)
         self._need_bot()
         it = self._send(lambda: self.fake.click(member, msg, str(body.get("custom_id") or "")))
-        return _json({"ok": True, "interaction": str(it.id)})
+        return json_response({"ok": True, "interaction": str(it.id)})
 
     async def _select(self, request: web.Request) -> web.Response:
         body, member, msg = await self._target(request)
@@ -421,7 +270,7 @@ class PlaygroundServer:
         self._need_bot()
         it = self._send(lambda: self.fake.select(member, msg, str(body.get("custom_id") or ""),
                                                  [str(v) for v in values]))
-        return _json({"ok": True, "interaction": str(it.id)})
+        return json_response({"ok": True, "interaction": str(it.id)})
 
     async def _react(self, request: web.Request) -> web.Response:
         body, member, msg = await self._target(request)
@@ -436,7 +285,7 @@ class PlaygroundServer:
         else:
             self._send(lambda: self.fake.react(member, msg, emoji))
             added = True
-        return _json({"ok": True, "added": added})
+        return json_response({"ok": True, "added": added})
 
     @staticmethod
     def _send(action):
@@ -469,9 +318,9 @@ class PlaygroundServer:
         if msg.deleted:
             self._broadcast("delete", {"id": str(msg.id)})
             return
-        data = self.page_message(msg)
+        data = self.view.page_message(msg)
         for client in list(self._clients):
-            if self.visible_to(msg, client.user_id):
+            if self.view.visible_to(msg, client.user_id):
                 client.queue.put_nowait(("message", data))
 
     async def _pump_events(self) -> None:
@@ -502,7 +351,7 @@ class PlaygroundServer:
         elif kind == "violation":
             self._broadcast("notice", {"text": f"The bot broke a Discord rule: {ev.get('rule')}", "error": True})
         elif kind == "commands_synced":
-            self._broadcast("commands", {"commands": cmdparse.help_entries(self.synced_commands())})
+            self._broadcast("commands", {"commands": cmdparse.help_entries(self.view.synced_commands())})
         elif kind == "gateway" and ev.get("state") in ("identified", "resumed"):
             self._broadcast("reset", {})
         if kind in ("message_create", "message_update", "message_delete", "interaction_response"):
@@ -516,48 +365,3 @@ class PlaygroundServer:
     async def _push_queue(self) -> None:
         await asyncio.sleep(0.3)
         self._broadcast("queue", {"jobs": await self.queue_rows()})
-
-
-def _command_path(data: dict) -> list[str]:
-    """``["morphadmin", "pause"]`` from an interaction's ``data`` (name plus subcommand names)."""
-    out = [data.get("name", "")]
-    options = data.get("options") or []
-    while options and options[0].get("type") in (1, 2):
-        out.append(options[0]["name"])
-        options = options[0].get("options") or []
-    return out
-
-
-def _json(obj, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(obj), status=status, content_type="application/json")
-
-
-@web.middleware
-async def _problems(request: web.Request, handler) -> web.StreamResponse:
-    """Answer an ApiProblem raised by any handler as ``{"error": ...}`` with its status."""
-    try:
-        return await handler(request)
-    except ApiProblem as err:
-        return _json({"error": str(err)}, err.status)
-
-
-def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, str]):
-    """A ``jobs`` callable for :class:`PlaygroundServer` that reads the bot's Store (``store_of()``)."""
-
-    async def jobs() -> list[dict]:
-        store = store_of()
-        if store is None:
-            return []
-        active = await store.list_jobs(guild_id, states=("queued", "running"), limit=QUEUE_LIMIT)
-        done = await store.list_jobs(guild_id, states=("rendered", "delivered", "failed", "cancelled"),
-                                     limit=max(0, QUEUE_LIMIT - len(active)))
-        rows = []
-        for job in sorted(active, key=lambda j: j.id) + done:
-            position = await store.position(job.id) if job.state == "queued" else None
-            rows.append({"id": job.id, "state": job.state, "position": position,
-                         "user_name": users.get(job.user_id, str(job.user_id)),
-                         "prompt_a": job.request.prompt_a, "prompt_b": job.request.prompt_b,
-                         "frames": job.request.frames, "error": job.error})
-        return rows
-
-    return jobs

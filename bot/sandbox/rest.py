@@ -1,0 +1,207 @@
+"""The fake's REST front: the route table, reading requests, auth, recording, faults and limits, 404s.
+
+The handlers live in :mod:`bot.sandbox.routes` (one module per area); this module decides which one runs
+and turns its result (a dict/list, None, or an ApiError) into Discord's answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.sandbox.model import ApiError, FakeMessage
+from bot.sandbox.world import P
+
+if TYPE_CHECKING:
+    from bot.sandbox.world import FakeChannel
+
+log = logging.getLogger("bot.sandbox")
+
+
+@dataclass
+class UploadedFile:
+    name: str  # form field, e.g. "files[0]"
+    filename: str
+    data: bytes
+    content_type: str | None
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # after /api/v10, decoded
+    query: dict
+    json: Any
+    files: list[UploadedFile]
+    at: float
+    status: int = 0
+    injected: bool = False  # answered by fail_route()
+
+
+@dataclass
+class _Req:
+    method: str
+    path: str
+    query: Any
+    json: Any
+    files: list[UploadedFile]
+    headers: Any
+
+
+def json_response(status: int, obj: Any, headers: dict | None = None) -> web.Response:
+    # discord.py parses JSON only when Content-Type is exactly "application/json".
+    return web.Response(status=status, body=json.dumps(obj).encode(),
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+class RestServer:
+    """FakeDiscord's HTTP front (a mixin: the state lives in FakeDiscord.__init__)."""
+
+    def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
+        rx = re.compile(path_regex)
+        return [r for r in self.requests if method in ("*", r.method) and rx.search(r.path)]
+
+    def _route_table(self):
+        r = [
+            ("GET", r"/users/@me", self._r_me, True),
+            ("GET", r"/users/(?P<uid>\d+)", self._r_user, True),
+            ("GET", r"/oauth2/applications/@me", self._r_app, True),
+            ("GET", r"/applications/@me", self._r_app, True),
+            ("GET", r"/gateway", self._r_gateway, False),
+            ("GET", r"/gateway/bot", self._r_gateway, True),
+            ("GET PUT POST", r"/applications/(?P<app>\d+)(?:/guilds/(?P<gid>\d+))?/commands", self._r_commands, True),
+            ("GET PATCH DELETE", r"/applications/(?P<app>\d+)(?:/guilds/(?P<gid>\d+))?/commands/(?P<cid>\d+)",
+             self._r_command, True),
+            ("POST", r"/interactions/(?P<iid>\d+)/(?P<token>[^/]+)/callback", self._r_callback, False),
+            ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", self._r_followup, False),
+            ("GET PATCH DELETE", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)",
+             self._r_webhook_message, False),
+            ("GET", r"/channels/(?P<cid>\d+)", self._r_channel, True),
+            ("GET POST", r"/channels/(?P<cid>\d+)/messages", self._r_channel_messages, True),
+            ("POST", r"/channels/(?P<cid>\d+)/messages/bulk-delete", self._r_bulk_delete, True),
+            ("GET PATCH DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._r_channel_message, True),
+            ("POST", r"/channels/(?P<cid>\d+)/typing", self._r_typing, True),
+            ("PUT DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/reactions/(?P<emoji>[^/]+)/(?P<who>@me|\d+)",
+             self._r_reaction, True),
+            ("GET DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/reactions/(?P<emoji>[^/]+)",
+             self._r_reactions_emoji, True),
+            ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/reactions", self._r_reactions_all, True),
+            ("GET", r"/guilds/(?P<gid>\d+)", self._r_guild, True),
+            ("GET", r"/guilds/(?P<gid>\d+)/channels", self._r_guild_channels, True),
+            ("GET", r"/guilds/(?P<gid>\d+)/roles", self._r_guild_roles, True),
+            ("GET", r"/guilds/(?P<gid>\d+)/members/(?P<uid>\d+)", self._r_guild_member, True),
+            ("POST", r"/users/@me/channels", self._r_dm, True),
+        ]
+        return [(set(m.split()), re.compile(rx), fn, auth) for m, rx, fn, auth in r]
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        self.unknown_routes.append((request.method, request.path))
+        log.warning("fake-discord: unknown route %s %s", request.method, request.path)
+        return json_response(404, {"message": "404: Not Found", "code": 0})
+
+    async def _read(self, request: web.Request, path: str) -> _Req:
+        payload: Any = None
+        files: list[UploadedFile] = []
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                data = await part.read(decode=False)
+                if part.name == "payload_json":
+                    payload = json.loads(data.decode())
+                else:
+                    files.append(UploadedFile(part.name or "", part.filename or "file", bytes(data),
+                                              part.headers.get("Content-Type")))
+        elif request.can_read_body:
+            raw = await request.read()
+            if raw:
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = raw.decode(errors="replace")
+        return _Req(request.method, path, request.query, payload, files, request.headers)
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        req = await self._read(request, path)
+        rec = RecordedRequest(req.method, path, dict(request.query), req.json, req.files, self.clock.time())
+        self.requests.append(rec)
+
+        fault = next((f for f in self._faults if f.matches(req.method, path)), None)
+        if fault is not None:
+            fault.hits += 1
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None and not fault.apply:
+                rec.status, rec.injected = fault.status, True
+                return self._fault_response(fault)
+
+        limited, rl_headers = self._take_rate_limits(req.method, path)
+        if limited is not None:
+            rec.status = 429
+            return limited
+
+        for methods, rx, handler, needs_auth in self._routes:
+            m = rx.fullmatch(path)
+            if m and req.method in methods:
+                break
+        else:
+            self.unknown_routes.append((req.method, path))
+            log.warning("fake-discord: unknown route %s %s", req.method, path)
+            rec.status = 404
+            return json_response(404, {"message": "404: Not Found", "code": 0})
+
+        if needs_auth and request.headers.get("Authorization") != f"Bot {self.bot_token}":
+            rec.status = 401
+            self._violation("bad or missing bot token", req.method, path, 401, 0, "401: Unauthorized")
+            return json_response(401, {"message": "401: Unauthorized", "code": 0})
+        try:
+            result = await handler(req, **{k: v for k, v in m.groupdict().items()})
+        except ApiError as err:
+            rec.status = err.status
+            self._violation(err.rule or err.message, req.method, path, err.status, err.code, err.message)
+            return json_response(err.status, err.body())
+        if fault is not None and fault.status is not None:  # apply=True: done, but the answer is lost
+            rec.status, rec.injected = fault.status, True
+            return self._fault_response(fault)
+        if isinstance(result, web.StreamResponse):
+            rec.status = result.status
+            return result
+        if result is None:
+            rec.status = 204
+            return web.Response(status=204, headers=rl_headers)
+        rec.status = 200
+        return json_response(200, result, rl_headers)
+
+    async def _serve_attachment(self, request: web.Request) -> web.Response:
+        att = self._attachments.get(int(request.match_info["aid"]))
+        if att is None:
+            return web.Response(status=404)
+        return web.Response(body=att.data, headers={"Content-Type": att.media_type or "application/octet-stream"})
+
+    # helpers for the handlers ---------------------------------------------------------------------------
+    def _channel(self, cid) -> FakeChannel:
+        ch = self.channels.get(int(cid))
+        if ch is None:
+            raise ApiError(404, 10003, "Unknown Channel", rule=f"unknown channel {cid}")
+        return ch
+
+    def _require(self, ch: FakeChannel, *perm_names: str) -> None:
+        if ch.guild is None:
+            return
+        perms = ch.guild.bot_member.permissions_in(ch)
+        if not perms & P["view_channel"]:
+            raise ApiError(403, 50001, "Missing Access", rule=f"bot cannot see #{ch.name}")
+        missing = [p for p in perm_names if not perms & P[p]]
+        if missing:
+            raise ApiError(403, 50013, "Missing Permissions", rule=f"bot lacks {missing} in #{ch.name}")
+
+    def _msg_in(self, ch: FakeChannel, mid) -> FakeMessage:
+        msg = self._messages.get(int(mid))
+        if msg is None or msg.channel_id != ch.id or msg.deleted or msg.ephemeral:
+            raise ApiError(404, 10008, "Unknown Message", rule=f"unknown message {mid}")
+        return msg

@@ -1,0 +1,289 @@
+"""What exists in the fake Discord: users, roles, channels, members, guilds, and the application.
+
+The objects carry Discord's payload shapes and permission arithmetic. :class:`World` is FakeDiscord's part
+that builds them (``fake.add_guild``, ``fake.add_user``, ``fake.set_team``…). A guild built before the bot
+connects arrives in GUILD_CREATE; later additions are dispatched (GUILD_ROLE_CREATE, CHANNEL_CREATE,
+GUILD_MEMBER_ADD).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from bot.sandbox.gateway import GUILDS
+from bot.sandbox.interaction import OptionRejected
+from bot.sandbox.model import (
+    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, iso,
+    permissions_value,
+)
+
+if TYPE_CHECKING:
+    from bot.sandbox.fake import FakeDiscord
+
+#: Permission bits by name: what @everyone gets by default and what the REST routes check the bot for.
+P = {name: permissions_value(name) for name in (
+    "view_channel", "send_messages", "attach_files", "add_reactions", "read_message_history", "manage_messages",
+    "embed_links", "use_application_commands")}
+EVERYONE_DEFAULT = (P["view_channel"] | P["send_messages"] | P["read_message_history"] | P["add_reactions"]
+                    | P["use_application_commands"] | P["attach_files"] | P["embed_links"])
+
+
+@dataclass(eq=False)
+class FakeUser:
+    id: int
+    name: str
+    bot: bool = False
+
+    def payload(self) -> dict:
+        return {"id": str(self.id), "username": self.name, "global_name": None if self.bot else self.name,
+                "discriminator": "0", "avatar": None, "bot": self.bot, "public_flags": 0, "flags": 0,
+                "system": False, "banner": None, "accent_color": None, "avatar_decoration_data": None}
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+
+@dataclass(eq=False)
+class FakeRole:
+    id: int
+    guild: "FakeGuild"
+    name: str
+    permissions: int = 0
+    position: int = 1
+    mentionable: bool = False
+    managed: bool = False
+
+    def payload(self) -> dict:
+        return {"id": str(self.id), "name": self.name, "color": 0, "colors": {"primary_color": 0},
+                "hoist": False, "icon": None, "unicode_emoji": None, "position": self.position,
+                "permissions": str(self.permissions), "managed": self.managed, "mentionable": self.mentionable,
+                "flags": 0}
+
+
+@dataclass(eq=False)
+class FakeChannel:
+    id: int
+    name: str
+    guild: "FakeGuild | None" = None
+    type: int = 0  # 0 text, 1 DM
+    overwrites: list[dict] = field(default_factory=list)  # {"id", "type": 0 role / 1 member, "allow", "deny"}
+    recipient: FakeUser | None = None
+    position: int = 0
+
+    def payload(self) -> dict:
+        if self.guild is None:
+            return {"id": str(self.id), "type": 1, "last_message_id": None, "flags": 0,
+                    "recipients": [self.recipient.payload()] if self.recipient else []}
+        return {"id": str(self.id), "type": self.type, "guild_id": str(self.guild.id), "name": self.name,
+                "position": self.position, "parent_id": None, "topic": None, "nsfw": False,
+                "last_message_id": None, "rate_limit_per_user": 0, "flags": 0,
+                "permission_overwrites": [{"id": str(o["id"]), "type": o["type"], "allow": str(o.get("allow", 0)),
+                                           "deny": str(o.get("deny", 0))} for o in self.overwrites]}
+
+    def overwrite(self, target: "FakeRole | FakeMember", *, allow=0, deny=0) -> None:
+        """Add a permission overwrite for a role or member (names or ints)."""
+        self.overwrites.append({"id": target.id, "type": 0 if isinstance(target, FakeRole) else 1,
+                                "allow": permissions_value(allow), "deny": permissions_value(deny)})
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+
+@dataclass(eq=False)
+class FakeMember:
+    user: FakeUser
+    guild: "FakeGuild"
+    role_ids: list[int] = field(default_factory=list)
+    nick: str | None = None
+    joined_at: float = 0.0
+
+    @property
+    def id(self) -> int:
+        return self.user.id
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def base_permissions(self) -> int:
+        g = self.guild
+        if g.owner_id == self.id:
+            return ALL_PERMISSIONS
+        perms = g.everyone.permissions
+        for rid in self.role_ids:
+            perms |= g.roles[rid].permissions
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+    def permissions_in(self, channel: FakeChannel | None) -> int:
+        """Discord's computed permissions: roles, administrator → all bits, then channel overwrites."""
+        perms = self.base_permissions()
+        if perms == ALL_PERMISSIONS or channel is None:
+            return perms
+        ows = {(o["type"], o["id"]): o for o in channel.overwrites}
+        if (o := ows.get((0, self.guild.id))):
+            perms = (perms & ~o["deny"]) | o["allow"]
+        allow = deny = 0
+        for rid in self.role_ids:
+            if (o := ows.get((0, rid))):
+                allow |= o["allow"]
+                deny |= o["deny"]
+        perms = (perms & ~deny) | allow
+        if (o := ows.get((1, self.id))):
+            perms = (perms & ~o["deny"]) | o["allow"]
+        return perms
+
+    def payload(self, *, with_user: bool = True, permissions_in: FakeChannel | None | bool = False) -> dict:
+        out = {"roles": [str(r) for r in self.role_ids], "nick": self.nick, "avatar": None, "banner": None,
+               "joined_at": iso(self.joined_at), "premium_since": None, "deaf": False, "mute": False,
+               "flags": 0, "pending": False, "communication_disabled_until": None}
+        if with_user:
+            out["user"] = self.user.payload()
+        if permissions_in is not False:
+            out["permissions"] = str(self.permissions_in(permissions_in or None))
+        return out
+
+
+class FakeGuild:
+    """A guild with an @everyone role (id = guild id), channels, roles and members.
+
+    Build it before the bot connects (it arrives in GUILD_CREATE); later additions are dispatched as
+    GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
+    """
+
+    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None,
+                 guild_id: int | None = None):
+        self.fake = fake
+        self.id = guild_id or fake.ids.next()
+        self.name = name
+        self.premium_tier = premium_tier
+        self.upload_limit = upload_limit or TIER_UPLOAD_LIMITS.get(premium_tier, DEFAULT_UPLOAD_LIMIT)
+        self.roles: dict[int, FakeRole] = {}
+        self.channels: dict[int, FakeChannel] = {}
+        self.members: dict[int, FakeMember] = {}
+        self.everyone = FakeRole(self.id, self, "@everyone", EVERYONE_DEFAULT, position=0)
+        self.roles[self.id] = self.everyone
+        owner = fake.add_user(f"{name.lower().replace(' ', '-')}-owner")
+        self.owner_id = owner.id
+        self.owner = self.add_member(owner)
+        self.bot_role = self.add_role(fake.bot_user.name, DEFAULT_BOT_PERMISSIONS, managed=True)
+        self.bot_member = self.add_member(fake.bot_user, roles=[self.bot_role])
+        self.default_channel = self.add_channel("general")
+
+    # builders -------------------------------------------------------------------------------------------
+    def add_channel(self, name: str, *, type: int = 0) -> FakeChannel:
+        ch = FakeChannel(self.fake.ids.next(), name, self, type, position=len(self.channels))
+        self.channels[ch.id] = ch
+        self.fake.channels[ch.id] = ch
+        self.fake._guild_event("CHANNEL_CREATE", self, ch.payload())
+        return ch
+
+    def add_role(self, name: str, permissions=0, *, mentionable: bool = False, managed: bool = False) -> FakeRole:
+        role = FakeRole(self.fake.ids.next(), self, name, permissions_value(permissions), len(self.roles),
+                        mentionable, managed)
+        self.roles[role.id] = role
+        self.fake._guild_event("GUILD_ROLE_CREATE", self, {"guild_id": str(self.id), "role": role.payload()})
+        return role
+
+    def add_member(self, user: FakeUser | str, *, roles: Iterable[FakeRole] = (), permissions=None,
+                   admin: bool = False, nick: str | None = None) -> FakeMember:
+        """Add a member; ``permissions=["manage_guild"]`` or ``admin=True`` give them a role of their own."""
+        if isinstance(user, str):
+            user = self.fake.add_user(user)
+        role_ids = [r.id for r in roles]
+        if admin or permissions is not None:
+            perms = permissions_value(permissions) | (ADMINISTRATOR if admin else 0)
+            role_ids.append(self.add_role(f"{user.name}-role", perms).id)
+        member = FakeMember(user, self, role_ids, nick, joined_at=self.fake.clock.time())
+        self.members[user.id] = member
+        self.fake._guild_event("GUILD_MEMBER_ADD", self, {**member.payload(), "guild_id": str(self.id)})
+        return member
+
+    def channel(self, name: str) -> FakeChannel:
+        return next(c for c in self.channels.values() if c.name == name)
+
+    def member(self, name_or_id: str | int) -> FakeMember:
+        return next(m for m in self.members.values() if name_or_id in (m.id, m.name))
+
+    def payload(self) -> dict:
+        return {
+            "id": str(self.id), "name": self.name, "icon": None, "splash": None, "discovery_splash": None,
+            "banner": None, "description": None, "owner_id": str(self.owner_id), "afk_channel_id": None,
+            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": self.premium_tier,
+            "premium_subscription_count": 0, "preferred_locale": "en-US", "features": [], "emojis": [],
+            "stickers": [], "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
+            "vanity_url_code": None, "max_members": 500000, "max_video_channel_users": 25,
+            "roles": [r.payload() for r in self.roles.values()],
+            "joined_at": iso(self.fake.clock.time()), "large": False, "unavailable": False,
+            "member_count": len(self.members), "members": [m.payload() for m in self.members.values()],
+            "channels": [c.payload() for c in self.channels.values()], "threads": [], "presences": [],
+            "voice_states": [], "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+        }
+
+
+class World:
+    """FakeDiscord's builders and lookups of the world (a mixin: the state lives in FakeDiscord.__init__)."""
+
+    def add_user(self, name: str) -> FakeUser:
+        user = FakeUser(self.ids.next(), name)
+        self.users[user.id] = user
+        return user
+
+    def set_team(self, members: list[tuple[FakeUser, str, str]], owner: FakeUser | None = None) -> None:
+        """Make the application team-owned, as ``GET /oauth2/applications/@me`` then reports it.
+
+        ``members``: (user, role, membership) with role ``"admin"``, ``"developer"`` or ``"read_only"`` and
+        membership ``"invited"`` or ``"accepted"``; ``owner`` (default: the first member) is the team's
+        ``owner_user_id``. The application's ``owner`` becomes the team's pseudo-user, as on Discord.
+        """
+        team_id = self.ids.next()
+        states = {"invited": 1, "accepted": 2}
+        self.app_team = {
+            "id": str(team_id), "name": "fake team", "icon": None,
+            "owner_user_id": str((owner or members[0][0]).id),
+            "members": [{"user": user.payload(), "role": role, "membership_state": states[membership],
+                         "permissions": ["*"], "team_id": str(team_id)} for user, role, membership in members],
+        }
+
+    def add_guild(self, name: str = "Test Server", *, premium_tier: int = 0,
+                  upload_limit: int | None = None, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """A guild with @everyone, an owner, the bot (with its own role) and a #general channel.
+
+        ``shard=(shard_id, shard_count)`` picks its id so that it lives on that shard (Discord derives the
+        shard from the id: ``(guild_id >> 22) % shard_count``)."""
+        gid = self.ids.next_on_shard(*shard) if shard is not None else None
+        guild = FakeGuild(self, name, premium_tier, upload_limit, guild_id=gid)
+        self.guilds[guild.id] = guild
+        self._dispatch("GUILD_CREATE", guild.payload(), guild_id=guild.id, intent=GUILDS)
+        return guild
+
+    def remove_guild(self, guild: FakeGuild) -> None:
+        """The bot leaves the guild (kicked, or the guild is deleted): GUILD_DELETE without ``unavailable``;
+        the guild's channels and messages are gone for the bot."""
+        self.guilds.pop(guild.id, None)
+        for cid in guild.channels:
+            self.channels.pop(cid, None)
+        self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, guild_id=guild.id, intent=GUILDS)
+
+    def dm_channel(self, user: FakeUser) -> FakeChannel:
+        for ch in self.channels.values():
+            if ch.guild is None and ch.recipient is user:
+                return ch
+        ch = FakeChannel(self.ids.next(), f"dm-{user.name}", None, 1, recipient=user)
+        self.channels[ch.id] = ch
+        return ch
+
+    def command(self, name: str, guild: FakeGuild | None = None) -> dict:
+        """The synced command called ``name`` (guild commands shadow global ones)."""
+        for scope in ([guild.id] if guild else []) + [None]:
+            for cmd in self.commands.get(scope, []):
+                if cmd["name"] == name and cmd.get("type", 1) == 1:
+                    return cmd
+        synced = sorted({c["name"] for cmds in self.commands.values() for c in cmds})
+        raise OptionRejected(f"/{name} is not a synced command (synced: {synced})")
