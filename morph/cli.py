@@ -23,7 +23,7 @@ from morph.request import (INTERPOLATIONS, MAX_FRAMES, MIN_FRAMES, PACINGS, SCHE
                            Progress, RenderRequest)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-BUILTIN_MODELS = ("tiny", "sd15-random")
+BUILTIN_MODELS = ("tiny", "sd15-random", "toy")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (0)")
     p.add_argument("--seed-b", type=int, default=None, help="second seed: the noise is slerped towards it")
     p.add_argument("--model", default=os.environ.get("MORPH_MODEL", "tiny"),
-                   help="diffusers SD 1.x/2.x repo id or local path, or 'tiny' / 'sd15-random' "
-                        "(random weights, offline); default $MORPH_MODEL or tiny")
+                   help="diffusers SD 1.x/2.x repo id or local path, or 'toy' (small model trained on "
+                        "coloured shapes: 'a red circle') or 'tiny' / 'sd15-random' (random weights), all "
+                        "offline; default $MORPH_MODEL or tiny")
     p.add_argument("--steps", type=int, default=25, help="denoising steps (25)")
     p.add_argument("--size", type=int, default=None, help="width and height in pixels, multiple of 8 "
                                                           "(default: the model's native size)")
