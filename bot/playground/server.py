@@ -69,17 +69,19 @@ class PlaygroundServer:
     """Serve one channel of ``guild`` to browsers, acting as ``members``.
 
     ``jobs`` is an async callable returning the queue panel rows (see :func:`store_jobs`); ``banner`` is
-    shown at the top of the page when set (e.g. the untrained-model notice).
+    shown at the top of the page when set (e.g. the built-in model notice); ``examples`` are commands the
+    page suggests (the first in the command box's placeholder, all of them in the Commands panel).
     """
 
     def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember], *,
                  jobs: Callable[[], Awaitable[list[dict]]] | None = None, banner: str | None = None,
-                 model: str = "") -> None:
+                 model: str = "", examples: list[str] | None = None) -> None:
         self.fake, self.guild, self.channel = fake, guild, channel
         self.members = list(members)
         self.jobs = jobs
         self.banner = banner
         self.model = model
+        self.examples = list(examples or [])
         self.colors = {m.id: MEMBER_COLORS[i % len(MEMBER_COLORS)] for i, m in enumerate(self.members)}
         self._clients: set[_Client] = set()
         self._events: asyncio.Queue | None = None
@@ -254,6 +256,7 @@ class PlaygroundServer:
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
             "channel": {"id": str(self.channel.id), "name": self.channel.name},
             "members": self.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
+            "examples": self.examples,
             "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
                     "connected": self.fake.connected},
             "commands": cmdparse.help_entries(self.synced_commands()),
