@@ -15,7 +15,7 @@ midpoint land" is read from (:func:`progress`). :func:`features` is a continuous
 (colours, overlap with every outline, area, position) for measuring how far apart two pictures are, with no
 reference to the engine's own pacing distance (:mod:`morph.pacing`).
 
-Helpers for scoring a model (:func:`render_prompts`, :func:`held_out_score`) and for judging approximate
+Helpers for scoring a model (:func:`render_prompts`, :func:`score_model`) and for judging approximate
 renders against the exact one (:func:`frame_drift`) live here too.
 """
 from __future__ import annotations
@@ -149,6 +149,14 @@ def held_out_prompts(seeds=range(8)) -> list[tuple[str, int]]:
     return out
 
 
+def trained_prompts(count: int = 32, seed: int = 1000) -> list[tuple[str, int]]:
+    """(full prompt, seed) for ``count`` random scenes of the kind training drew (no held-out pair)."""
+    import random
+
+    rng = random.Random(seed)
+    return [(shapes.describe(shapes.random_scene(rng)), seed + i) for i in range(count)]
+
+
 def score(pictures, prompts: list[str]) -> dict:
     """Share of pictures whose shape and colour match the prompt (``match``), per attribute, and the misses."""
     verdicts = [judge(p) for p in pictures]
@@ -164,9 +172,8 @@ def score(pictures, prompts: list[str]) -> dict:
             "colour": share(("colour",)), "background": share(("background",)), "misses": misses}
 
 
-def held_out_score(model, seeds=range(8), steps: int = 25) -> dict:
-    """:func:`score` of ``model`` on :func:`held_out_prompts`."""
-    cases = held_out_prompts(seeds)
+def score_model(model, cases: list[tuple[str, int]], steps: int = 25) -> dict:
+    """:func:`score` of ``model``'s pictures for ``cases``, (prompt, seed) pairs such as :func:`held_out_prompts`."""
     prompts = [p for p, _ in cases]
     return score(render_prompts(model, prompts, [s for _, s in cases], steps=steps), prompts)
 

@@ -1,25 +1,34 @@
 """Train the ``toy`` model: a small Stable Diffusion that draws the coloured shapes of :mod:`morph.shapes`.
 
-::
+The committed model was made by two runs (one thread each; about 80 CPU-minutes in all, see
+bench/RESULTS.md)::
 
-    python -m morph.toy train                       # the committed model: ~40 min on a 2-core CPU
-    python -m morph.toy train --out /tmp/t --vae-steps 20 --unet-steps 20 --scenes 500   # a smoke run
-    python -m morph.toy eval [--model PATH]         # the judge's score on held-out shape/colour pairs
+    python -m morph.toy train --checkpoints /tmp/toy-ck      # VAE 1200 steps, then UNet 2000 steps
+    python -m morph.toy train --init-from morph/toy_model --seed 1 --unet-steps 2500 --unet-lr 6e-4
 
-The result is an ordinary diffusers Stable Diffusion 1.x pipeline folder (``save_pretrained``, safetensors):
-CLIP text encoder + its tokenizer, ``AutoencoderKL``, ``UNet2DConditionModel``, SD 1.x's scheduler config.
-``load_pipeline("toy")`` loads it from ``morph/toy_model/`` with ``from_pretrained``, as any local model.
+and is checked by::
 
-Sizes (chosen so a default 24-frame, 25-step morph renders in seconds on 2 CPU cores, and training fits in
-well under an hour there): 64×64 pictures, 16×16×4 latents (VAE scale factor 4); a UNet of 32/64/128
-channels with cross-attention at 16×16 and 8×8; a 2-layer CLIP text encoder of width 64 with the generated
-BPE tokenizer (:func:`morph.models.build_tokenizer`) plus whole-word tokens for the shapes' words.
+    python -m morph.toy eval [--model PATH] [--trained 32]   # the judge's score on held-out shape/colour pairs
+
+A smoke run: ``python -m morph.toy train --out /tmp/t --vae-steps 20 --unet-steps 20 --scenes 500``.
+
+The result is an ordinary diffusers Stable Diffusion 1.x pipeline folder (``save_pretrained``, safetensors in
+float16 to halve the size): CLIP text encoder + its tokenizer, ``AutoencoderKL``, ``UNet2DConditionModel``,
+SD 1.x's scheduler config. ``load_pipeline("toy")`` loads it from ``morph/toy_model/`` with
+``from_pretrained``, as any local model.
+
+Sizes, chosen so a default 24-frame, 25-step morph renders in seconds on 2 CPU cores and a training run fits
+in well under an hour there: 64×64 pictures, 16×16×4 latents (VAE of 32/64/64 channels, scale factor 4, no
+attention); a UNet of 32/64/128 channels with self- and cross-attention at 8×8 and 4×4 (4.1M parameters);
+a 2-layer CLIP text encoder of width 64 with the generated BPE tokenizer
+(:func:`morph.models.build_tokenizer`) plus whole-word tokens for the shapes' words.
 
 Training, seeded end to end (same seed, same machine type: same weights):
 
 1. draw ``--scenes`` random scenes (:func:`morph.shapes.random_scene`, never a :data:`~morph.shapes.HELD_OUT`
    shape/colour pair);
-2. train the VAE to reconstruct them (MSE + a small KL term), then encode every picture once (the
+2. train the VAE to reconstruct random 32-pixel crops of them (MSE + a small KL term; fully convolutional,
+   so crops teach it whole pictures at a quarter of the cost), then encode every picture once (the
    posterior mean) and set ``scaling_factor`` to 1/std of those latents, as SD does;
 3. train the UNet and the text encoder together on the latents: SD 1.x's noise schedule and epsilon
    target, min-SNR-5 loss weighting (faster convergence), a fresh prompt per picture each time it is seen
@@ -27,8 +36,10 @@ Training, seeded end to end (same seed, same machine type: same weights):
    prompts (for classifier-free guidance), AdamW with warm-up and cosine decay, and an exponential moving
    average of the weights, which is what gets saved.
 
-``--text-encoder frozen`` keeps the text encoder at its random initial weights instead (the comparison is
-in bench/RESULTS.md). The run's settings, time and losses are written to ``training.json`` in the folder.
+``--init-from`` continues from a saved folder (its VAE and scale as they are; new scenes with a new
+``--seed``). ``--text-encoder frozen`` keeps the text encoder at its random initial weights instead of
+training it (the comparison is in bench/RESULTS.md). The run's settings, time and losses are written to
+``training.json`` in the folder (a continued run keeps the earlier run's under ``continues``).
 """
 from __future__ import annotations
 
@@ -363,13 +374,16 @@ def main(argv=None) -> int:
     e = sub.add_parser("eval", help="score a model with the judge on held-out shape/colour pairs")
     e.add_argument("--model", default=TOY_DIR)
     e.add_argument("--seeds", type=int, default=8, help="renders per held-out pair")
+    e.add_argument("--trained", type=int, default=0, help="also score this many random trained-kind prompts")
     args = p.parse_args(argv)
     if args.command == "train":
         train(args)
     else:
         from morph import judge
 
-        report = judge.held_out_score(args.model, seeds=range(args.seeds))
+        report = {"held_out": judge.score_model(args.model, judge.held_out_prompts(range(args.seeds)))}
+        if args.trained:
+            report["trained"] = judge.score_model(args.model, judge.trained_prompts(args.trained))
         print(json.dumps(report, indent=1))
     return 0
 
