@@ -51,6 +51,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import sys
 import time
 
@@ -58,7 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from morph import shapes
-from morph.models import CLIP_MAX_TOKENS, TOY_DIR, _SD_SCHEDULER, build_tokenizer
+from morph.models import CLIP_MAX_TOKENS, TOY_DIR, _SD_SCHEDULER, _generated_tokenizer_dir, build_tokenizer
 
 TEXT_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                    max_position_embeddings=CLIP_MAX_TOKENS)
@@ -281,6 +282,10 @@ def save_pipeline(out: str, tokenizer, text_encoder, vae, unet, info: dict) -> N
                                    requires_safety_checker=False)
     # float16 files: half the size; from_pretrained turns them back into float32 where asked (the CPU)
     copy.deepcopy(pipe).to(torch.float16).save_pretrained(out, safe_serialization=True)
+    # transformers 5 writes tokenizer.json only; older ones read CLIP's vocab.json + merges.txt
+    source = _generated_tokenizer_dir(shapes.WORDS)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(os.path.join(source, name), os.path.join(out, "tokenizer", name))
     with open(os.path.join(out, "training.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
         f.write("\n")
