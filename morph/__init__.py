@@ -3,7 +3,15 @@
     from morph import Morpher, RenderRequest
     result = Morpher("tiny").render(RenderRequest("a dog", "a cat", frames=16))
 """
-from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult
+import os
+
+# OpenMP threads that wait for each other spin by default; on a CPU that other processes also use, the
+# spinning threads take the cores from the one doing the work: a default 24-frame `toy` morph took 40-82 s
+# with 2 threads instead of 6-7 s (bench/RESULTS.md). Sleeping waits cost little on an idle machine. Set
+# before torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult  # noqa: E402
 
 __all__ = ["Cancelled", "MorphError", "Morpher", "Progress", "RenderRequest", "RenderResult"]
 

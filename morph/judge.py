@@ -1,9 +1,12 @@
 """An independent judge of pictures of the shapes world (:mod:`morph.shapes`): which shape, which colour, on
 which background. It measures instead of learning, so it needs no weights and no training:
 
-1. the **background** is the median colour of the picture's 2-pixel border (shapes keep off the border);
+1. the **background** is the palette colour most of the picture's 2-pixel border is nearest to (shapes keep
+   off the border), measured as the median of every pixel nearest to that palette colour (a model's
+   background is rarely flat: often lighter at the border);
 2. the **shape's pixels** are those far from it (more than half-way to the shape's own colour, which is the
-   median of the pixels clearly off the background), and the largest connected patch of them is the shape;
+   median of the pixels nearest to another palette colour), and the largest connected patch of them is the
+   shape;
 3. its **colour** is the median of the patch's inner pixels (edges blend with the background);
 4. its **shape** is the outline that overlaps the patch best (intersection over union) when each of
    :data:`~morph.shapes.SHAPES` is drawn into the patch's bounding box with the training pictures' own
@@ -60,11 +63,12 @@ class Verdict:
 def judge(image) -> Verdict:
     """Judge one picture (PIL image or H×W×3 uint8 array; scaled to 64×64)."""
     rgb = _as_array(image)
-    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
-                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
+    nearest = ((rgb[..., None, :] - _PALETTE) ** 2).sum(axis=-1).argmin(axis=-1)  # palette colour per pixel
+    border = np.concatenate([nearest[:2].ravel(), nearest[-2:].ravel(), nearest[:, :2].ravel(), nearest[:, -2:].ravel()])
+    background = np.bincount(border, minlength=len(_PALETTE)).argmax()
+    bg = np.median(rgb[nearest == background], axis=0)
     off = np.linalg.norm(rgb - bg, axis=-1)
-    rough = off > 40.0  # half the smallest distance between two palette colours
+    rough = nearest != background
     fg = np.median(rgb[rough], axis=0) if rough.sum() >= MIN_PIXELS else bg
     mask = _largest_patch(off > max(20.0, 0.5 * float(np.linalg.norm(fg - bg))))
     background_probs = _colour_probs(bg)
