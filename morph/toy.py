@@ -44,6 +44,7 @@ training it (the comparison is in bench/RESULTS.md). The run's settings, time an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -254,21 +255,18 @@ def train_unet(unet, text_encoder, tokenizer, scenes, latents: torch.Tensor, ste
     return {**log.summary(), "schedule_steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay}
 
 
-class _swapped:
-    """Temporarily load the EMA weights into the models (and eval mode); restore on exit."""
-
-    def __init__(self, models, averages):
-        self.models, self.averages = models, averages
-
-    def __enter__(self):
-        self.saved = [copy.deepcopy(m.state_dict()) for m in self.models]
-        for m, a in zip(self.models, self.averages):
-            m.load_state_dict(a.state_dict())
-            m.eval()
-
-    def __exit__(self, *exc):
-        for m, s in zip(self.models, self.saved):
-            m.load_state_dict(s)
+@contextlib.contextmanager
+def _swapped(models, averages):
+    """Temporarily load the EMA weights into the models (in eval mode); the training weights come back after."""
+    saved = [copy.deepcopy(m.state_dict()) for m in models]
+    for m, a in zip(models, averages):
+        m.load_state_dict(a.state_dict())
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, state in zip(models, saved):
+            m.load_state_dict(state)
             m.train()
 
 
