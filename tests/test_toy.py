@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from morph import judge, shapes
+from morph import judge, models, shapes
 from morph.models import TOY_DIR, load_pipeline, native_size
 
 torch.set_num_threads(1)
@@ -106,6 +106,7 @@ def test_toy_loads_through_from_pretrained_by_name_and_by_path(monkeypatch):
         return real(cls, path, *args, **kwargs)
 
     monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", classmethod(spy))
+    monkeypatch.setattr(models, "_cache", {})  # load afresh even if an earlier test loaded toy
     by_path = load_pipeline(TOY_DIR + os.sep, "cpu")  # a local folder, as a user would give it
     assert calls == [TOY_DIR + os.sep]
     pipe = load_pipeline("toy", "cpu")
