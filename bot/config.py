@@ -19,7 +19,7 @@ from morph.profiles import PROFILE_NAMES
 from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-PLAYGROUND_MODEL = "tiny"
+PLAYGROUND_MODEL = "toy"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -85,7 +85,8 @@ class Settings:
         """Read settings from ``env`` (default ``os.environ``) over the values in ``dotenv_path``.
 
         A missing ``.env`` is fine; ``dotenv_path=None`` skips it. ``playground=True`` makes the model
-        default ``tiny`` (random weights, no download). Raises :class:`ConfigError` for bad values.
+        default ``toy`` (the small model trained on coloured shapes that ships in the repo; no download).
+        Raises :class:`ConfigError` for bad values.
         """
         values: dict[str, str] = {}
         if dotenv_path is not None and Path(dotenv_path).is_file():

@@ -28,7 +28,7 @@ from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, 
                            Cancelled, MorphError, Progress, RenderRequest, parse_loras)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random")  # morph.models' (which imports torch)
+BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (0)")
     p.add_argument("--seed-b", type=int, default=None, help="second seed: the noise is slerped towards it")
     p.add_argument("--model", default=os.environ.get("MORPH_MODEL", "tiny"),
-                   help="diffusers SD 1.x/2.x or SDXL repo id or local path, or one of "
-                        f"{', '.join(BUILTIN_MODELS)} (random weights, offline); default $MORPH_MODEL or tiny")
+                   help="diffusers SD 1.x/2.x or SDXL repo id or local path, or 'toy' (small model trained on "
+                        "coloured shapes: 'a red circle') or 'tiny', 'tiny-sdxl', 'sd15-random', 'sdxl-random' "
+                        "(random weights), all offline; default $MORPH_MODEL or tiny")
     p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
                    help="a LoRA style (.safetensors) fused into the model, weight 1 unless given; repeatable "
                         "(default: $MORPH_LORAS)")

@@ -19,8 +19,8 @@ def test_defaults_without_anything():
     assert s.compile is False and s.loras == () and s.profile == "auto"
 
 
-def test_playground_defaults_to_tiny_unless_set():
-    assert Settings.from_env({}, None, playground=True).model == "tiny"
+def test_playground_defaults_to_toy_unless_set():
+    assert Settings.from_env({}, None, playground=True).model == "toy"
     assert Settings.from_env({"MORPH_MODEL": "my/model"}, None, playground=True).model == "my/model"
 
 

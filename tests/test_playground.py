@@ -140,11 +140,11 @@ def test_chromium_path_respects_an_explicit_path(tmp_path):
 async def pg(tiny_morpher, tmp_path_factory):
     from bot.config import Settings
     from bot.playground import Playground
-    from bot.playground.app import tiny_banner
+    from bot.playground.app import model_banner
 
     settings = Settings(model="tiny", cooldown_s=0, pick_cooldown_s=0, default_frames=8, default_steps=2, max_user_active=3)
     playground = Playground(settings, host="127.0.0.1", port=0, morpher_factory=lambda: tiny_morpher,
-                            banner=tiny_banner(), model="tiny", data_dir=tmp_path_factory.mktemp("pg"))
+                            banner=model_banner("tiny"), model="tiny", data_dir=tmp_path_factory.mktemp("pg"))
     await playground.start()
     try:
         yield playground
@@ -581,13 +581,33 @@ async def test_taken_port_falls_back_to_a_free_one(pg):
             await other.server.stop()
 
 
-def test_unloadable_model_falls_back_to_tiny_with_a_banner(tmp_path, tiny_morpher):
+def test_unloadable_model_falls_back_to_toy_with_a_banner(tmp_path):
     from bot.playground import load_morpher
 
     morpher, banner = load_morpher(str(tmp_path / "no-such-model"))
-    assert morpher.device_info()["model"] == "tiny"
-    assert "untrained offline model (tiny)" in banner and "could not be loaded" in banner
-    assert "MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5" in banner
+    assert morpher.device_info()["model"] == "toy"
+    assert "trained here on coloured shapes" in banner and "could not be loaded" in banner
+    assert "no-such-model" in banner and "MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5" in banner
+
+
+def test_playground_defaults_to_toy_and_suggests_prompts_it_knows():
+    from bot.config import Settings
+    from bot.playground import load_morpher
+    from bot.playground.app import examples
+    from morph import shapes
+
+    model = Settings.from_env({}, None, playground=True).model
+    morpher, banner = load_morpher(model)
+    assert model == "toy" and morpher.model == "toy"
+    assert "trained here on coloured shapes" in banner and "MORPH_MODEL=" in banner
+    suggested = examples("toy")
+    assert suggested[0] == '/morph "a red circle" "a blue square"'
+    for command in suggested:  # every suggested prompt names a shape (and only words the model learnt)
+        prompts = cp.parse(command, SCHEMA, MEMBERS).options
+        for prompt in (prompts["from"], prompts["to"]):
+            assert "shape" in shapes.parse(prompt)
+            assert set(prompt.split()) <= set(shapes.WORDS), prompt
+    assert examples("some/other-model") == ["/morph dog cat frames:16 seed:3"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -615,7 +635,7 @@ def test_make_run_mode_follows_the_token_as_the_bot_reads_it(tmp_path, env_token
     env = {} if env_token is None else {"DISCORD_TOKEN": env_token}
     chosen, settings = choose_mode(playground=False, auto=True, env=env, dotenv_path=dotenv_path)
     assert chosen is playground
-    assert settings.model == ("tiny" if playground else "stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert settings.model == ("toy" if playground else "stable-diffusion-v1-5/stable-diffusion-v1-5")
     assert choose_mode(playground=False, auto=False, env=env, dotenv_path=dotenv_path)[0] is False
 
 
@@ -666,13 +686,15 @@ def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_pa
                 m = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
                 url = m and m.group(1)
             assert url, "".join(seen) + (tmp_path / "stderr.log").read_text()
-            assert proc.stdout.readline().strip() == "model: tiny (untrained, offline)"
+            assert proc.stdout.readline().strip() == "model: toy (trained on coloured shapes, offline)"
+            assert proc.stdout.readline().strip() == 'try: /morph "a red circle" "a blue square"'
             with urllib.request.urlopen(url, timeout=10) as resp:  # the page carries the API token
                 token = {"X-Playground-Token": re.search(r'name="playground-token" content="([^"]+)"',
                                                          resp.read().decode()).group(1)}
             with urllib.request.urlopen(urllib.request.Request(url + "api/state", headers=token), timeout=10) as resp:
                 state = json.load(resp)
-            assert state["bot"]["connected"] and "untrained offline model (tiny)" in state["banner"]
+            assert state["bot"]["connected"] and "trained here on coloured shapes" in state["banner"]
+            assert state["examples"][0] == '/morph "a red circle" "a blue square"'
             bob = next(m for m in state["members"] if m["name"] == "Bob")
             req = urllib.request.Request(url + "api/command", method="POST",
                                          headers={"Content-Type": "application/json", **token},

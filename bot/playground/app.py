@@ -26,37 +26,67 @@ from morph.request import MorphError
 
 log = logging.getLogger(__name__)
 
-TINY = "tiny"
+TOY, TINY = "toy", "tiny"
 REAL_MODEL_HINT = ("set MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5 (or a local path to a "
                    "Stable Diffusion 1.x/2.x model) and start again")
+#: Commands the page suggests (placeholder, Commands panel): prompts the model knows. The first is the default.
+EXAMPLES = {
+    TOY: ('/morph "a red circle" "a blue square"',
+          '/morph "a big yellow star on a black background" "a small white heart on a blue background"',
+          '/morph "a green ring" "a pink cross" pacing:uniform',
+          '/morph "an orange triangle on a white background" "a purple diamond on a white background"'),
+}
+OTHER_EXAMPLES = ("/morph dog cat frames:16 seed:3",)
+#: What the start-up message says after the model's name.
+MODEL_NOTES = {TOY: " (trained on coloured shapes, offline)", TINY: " (untrained, offline)"}
 #: The simulated people in the channel: (name, permissions). The first one is who the page starts as.
 MEMBERS = (("Ada", ["manage_guild"]), ("Bob", None), ("Cleo", None))
 
 
-def tiny_banner(reason: str | None = None) -> str:
-    text = (f"**Images come from an untrained offline model (tiny)**: random weights, so expect coloured "
-            f"noise, not pictures. To see real images, {REAL_MODEL_HINT}.")
+def model_banner(model: str, reason: str | None = None) -> str | None:
+    """The notice shown above the channel for the built-in models (None for a real model that loaded)."""
+    if model == TOY:
+        text = ("**Images come from `toy`, a small model trained here on coloured shapes**: a circle, square, "
+                "triangle, star, heart, ring, cross or diamond in red, orange, yellow, green, blue, purple, pink, "
+                "white, black or gray, small or big, on a background of another colour. Try the prompts under "
+                f"Commands. To see real pictures, {REAL_MODEL_HINT}.")
+    elif model == TINY:
+        text = (f"**Images come from an untrained offline model (tiny)**: random weights, so expect coloured "
+                f"noise, not pictures. To see real images, {REAL_MODEL_HINT}.")
+    else:
+        return None
     if reason:
         text += f" ({reason})"
     return text
 
 
-def load_morpher(model: str, device: str | None = None) -> tuple[object, str | None]:
-    """Load ``model``; if it cannot be loaded, the tiny model instead. Returns (morpher, banner or None).
+def examples(model: str) -> list[str]:
+    return list(EXAMPLES.get(model, OTHER_EXAMPLES))
 
-    The banner is None only when the requested, non-tiny model loaded.
+
+def load_morpher(model: str, device: str | None = None) -> tuple[object, str | None]:
+    """Load ``model``; if it cannot be loaded, ``toy`` instead (and ``tiny`` if even that fails).
+    Returns (morpher, banner or None); ``morpher.model`` says which one loaded.
+
+    The banner is None only when a requested model other than the built-in ones loaded.
     """
     from morph import Morpher
 
-    if model and model != TINY:
+    reason = None
+    for candidate in dict.fromkeys([model or TOY, TOY, TINY]):
         try:
-            return Morpher(model, device=device), None
+            morpher = Morpher(candidate, device=device)
         except MorphError as err:
-            log.warning("could not load MORPH_MODEL=%s (%s); using the tiny model", model, err)
-            print(f"playground: could not load MORPH_MODEL={model}: {err}\n"
-                  f"playground: using the untrained tiny model instead", file=sys.stderr, flush=True)
-            return Morpher(TINY, device=device), tiny_banner(f"MORPH_MODEL={model} could not be loaded: {err}")
-    return Morpher(TINY, device=device), tiny_banner()
+            if candidate == TINY:
+                raise
+            log.warning("could not load MORPH_MODEL=%s (%s); trying the next model", candidate, err)
+            print(f"playground: could not load {candidate}: {err}", file=sys.stderr, flush=True)
+            reason = reason or f"MORPH_MODEL={candidate} could not be loaded: {err}"
+            continue
+        if reason:
+            print(f"playground: using the built-in model {candidate} instead", file=sys.stderr, flush=True)
+        return morpher, model_banner(candidate, reason)
+    raise AssertionError("unreachable: tiny is built in-process")
 
 
 class Playground:
@@ -74,7 +104,7 @@ class Playground:
         self.host, self.port = host, port
         self.morpher_factory = morpher_factory
         self.banner = banner
-        self.model = model or getattr(settings, "model", TINY)
+        self.model = model or getattr(settings, "model", TOY)
         self._data_dir = Path(data_dir) if data_dir else None
         self._tmp: str | None = None
         self.fake = None
@@ -99,8 +129,7 @@ class Playground:
             print(f"playground: loading model {self.model!r}…", flush=True)
             morpher, self.banner = await asyncio.to_thread(
                 load_morpher, self.model, getattr(self.settings, "device", None))
-            if self.banner is not None:
-                self.model = TINY
+            self.model = morpher.model
             self.morpher_factory = lambda: morpher
 
         if self._data_dir is None:
@@ -130,6 +159,7 @@ class Playground:
         users = {m.id: m.name for m in self.members}
         self.server = PlaygroundServer(
             fake, self.guild, self.channel, self.members, banner=self.banner, model=self.model,
+            examples=examples(self.model),
             jobs=store_jobs(lambda: getattr(self.bot, "store", None), self.guild.id, users))
         self.url = await self._listen()
         return self.url
@@ -187,7 +217,8 @@ def run_playground(settings) -> int:
                           file=sys.stderr, flush=True)
                 line = "=" * 64
                 print(f"\n{line}\n  morph bot playground (no Discord needed): open {url}\n"
-                      f"  model: {pg.model}{' (untrained, offline)' if pg.banner else ''}\n"
+                      f"  model: {pg.model}{MODEL_NOTES.get(pg.model, '')}\n"
+                      f"  try: {examples(pg.model)[0]}\n"
                       f"  Ctrl-C stops it.\n{line}\n", flush=True)
                 bot_task = pg._bot_task
                 await asyncio.wait({bot_task})  # (a signal cancels the wait, not the bot: pg.stop() closes it)

@@ -1,6 +1,6 @@
 """Make the README's screenshot of the playground: ``python -m bot.playground.screenshot [out.png]``.
 
-Starts a playground (tiny model unless MORPH_MODEL says otherwise), types a morph in headless Chromium
+Starts a playground (the toy model unless MORPH_MODEL says otherwise), types a morph in headless Chromium
 (Debian's /usr/bin/chromium, driven by Playwright), picks a frame and saves the page as a PNG.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 
-async def shoot(out: Path, command: str = "/morph dog cat frames:16 seed:3") -> None:
+async def shoot(out: Path, command: str = '/morph "a red circle" "a blue square" seed:3') -> None:
     from playwright.async_api import async_playwright
 
     from bot.config import Settings

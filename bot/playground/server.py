@@ -63,18 +63,20 @@ class PlaygroundServer:
 
     ``jobs`` is an async callable returning the queue panel rows (see
     :func:`bot.playground.page.store_jobs`); ``banner`` is shown at the top of the page when set (e.g. the
-    untrained-model notice).
+    built-in model notice); ``examples`` are commands the page suggests (the first in the command box's
+    placeholder, all of them in the Commands panel).
     """
 
     def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember], *,
                  jobs: Callable[[], Awaitable[list[dict]]] | None = None, banner: str | None = None,
-                 model: str = "") -> None:
+                 model: str = "", examples: list[str] | None = None) -> None:
         self.fake, self.guild, self.channel = fake, guild, channel
         self.members = list(members)
         self.jobs = jobs
         self.banner = banner
         self.model = model
         self.view = PageView(fake, guild, channel, self.members)
+        self.examples = list(examples or [])
         self._clients: set[_Client] = set()
         self._events: asyncio.Queue | None = None
         self._pump: asyncio.Task | None = None
@@ -171,6 +173,7 @@ class PlaygroundServer:
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
             "channel": {"id": str(self.channel.id), "name": self.channel.name},
             "members": self.view.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
+            "examples": self.examples,
             "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
                     "connected": self.fake.connected},
             "commands": cmdparse.help_entries(self.view.synced_commands()),

@@ -3,7 +3,7 @@
 "use strict";
 
 const state = {
-  me: null, members: [], byId: {}, messages: new Map(), commands: [], history: [], histPos: -1,
+  me: null, members: [], byId: {}, messages: new Map(), commands: [], examples: [], history: [], histPos: -1,
   acIndex: 0, acRows: [], events: null, openSelect: null, dismissed: new Set(),
 };
 const $ = (id) => document.getElementById(id);
@@ -243,9 +243,12 @@ function renderMembers() {
 }
 
 function renderHelp() {
-  $("help").innerHTML = state.commands.length ? state.commands.map((c) =>
+  const tries = state.examples.map((e) =>
+    `<div class="help-row" data-example="${esc(e)}"><code>${esc(e)}</code></div>`).join("");
+  $("help").innerHTML = (state.commands.length ? state.commands.map((c) =>
     `<div class="help-row" data-usage="${esc(c.usage)}"><code>${esc(c.usage)}</code>${c.admin ? ' <span class="ac-admin">admin</span>' : ""}<span class="muted">${esc(c.description)}</span></div>`).join("")
-    : '<div class="muted">Waiting for the bot to sync its commands…</div>';
+    : '<div class="muted">Waiting for the bot to sync its commands…</div>')
+    + (tries ? `<h3 class="muted">Try (prompts this model knows)</h3>${tries}` : "");
 }
 
 function renderQueue(jobs) {
@@ -397,11 +400,12 @@ async function load() {
   state.members = s.members;
   state.byId = Object.fromEntries(s.members.map((m) => [String(m.id), m]));
   state.commands = s.commands;
+  state.examples = s.examples || [];
   $("guild-name").textContent = s.guild.name;
   $("guild-icon").textContent = s.guild.name[0].toUpperCase();
   $("guild-icon").title = s.guild.name;
   $("channel-name").textContent = $("channel-name-side").textContent = s.channel.name;
-  $("command-input").placeholder = `Message #${s.channel.name} — try /morph dog cat frames:16 seed:3`;
+  $("command-input").placeholder = `Message #${s.channel.name}` + (state.examples.length ? ` — try ${state.examples[0]}` : "");
   const banner = $("banner");
   if (s.banner) { banner.innerHTML = markdown(s.banner); banner.hidden = false; } else banner.hidden = true;
   document.title = `#${s.channel.name} · ${s.guild.name} · morph bot`;
@@ -451,6 +455,8 @@ function init() {
     if (row) { ev.preventDefault(); completeWith(state.acRows[Number(row.dataset.ac)]); }
   });
   $("help").addEventListener("click", (ev) => {
+    const example = ev.target.closest("[data-example]");
+    if (example) { $("command-input").value = example.dataset.example; $("command-input").focus(); return; }
     const row = ev.target.closest("[data-usage]");
     if (row) completeWith({ usage: row.dataset.usage });
   });
