@@ -305,7 +305,7 @@ async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks
         # the queue panel shows the job as delivered
         async with http.get("/api/queue") as resp:
             jobs = (await resp.json())["jobs"]
-        assert any(j["prompt_a"] == "dog" and j["prompt_b"] == "cat" and j["state"] == "delivered"
+        assert any(j["prompts"] == ["dog", "cat"] and j["state"] == "delivered"
                    and j["user_name"] == "Bob" and j["frames"] == 6 for j in jobs)
 
 
@@ -383,6 +383,28 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
     await post(http, "/api/click", {"user": str(bob.id), "message": "1", "custom_id": "x"}, status=404)
     async with http.post("/api/command", data=b"not json", headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400 and "JSON" in (await resp.json())["error"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_queue_panel_shows_a_chains_whole_path_and_its_place(pg, http):
+    ada, bob, cleo = pg.members
+    async with open_stream(http, ada) as stream:
+        await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin pause"})  # keep it queued
+        await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                              and d["interaction"]["name"] == "morphadmin pause", 15)
+        try:
+            await post(http, "/api/command", {"user": str(ada.id),
+                                              "text": "/morph dog cat then:bird loop:True frames:6"})
+            await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                                  and d["interaction"]["name"] == "morph" and "#" in d["content"], 15)
+            async with http.get("/api/queue") as resp:
+                queued = [j for j in (await resp.json())["jobs"] if j["state"] == "queued"]
+            assert [(j["prompts"], j["position"]) for j in queued] == [(["dog", "cat", "bird", "dog"], 1)]
+            await post(http, "/api/command", {"user": str(ada.id), "text": f"/morphadmin cancel {queued[0]['id']}"})
+            await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
+                                  and d["interaction"]["name"] == "morphadmin cancel", 15)
+        finally:
+            await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin resume"})
 
 
 @pytest.mark.asyncio(loop_scope="module")

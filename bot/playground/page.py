@@ -127,13 +127,15 @@ def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, s
         active = await store.list_jobs(guild_id, states=("queued", "running"), limit=QUEUE_LIMIT)
         done = await store.list_jobs(guild_id, states=("rendered", "delivered", "failed", "cancelled"),
                                      limit=max(0, QUEUE_LIMIT - len(active)))
+        places = {job.id: place for job, place, _paused in await store.queued_positions()} if active else {}
         rows = []
         for job in sorted(active, key=lambda j: j.id) + done:
-            position = await store.position(job.id) if job.state == "queued" else None
-            rows.append({"id": job.id, "state": job.state, "position": position,
+            request = job.request
+            prompts = list(request.prompts or (request.prompt_a, request.prompt_b))
+            rows.append({"id": job.id, "state": job.state, "position": places.get(job.id),
                          "user_name": users.get(job.user_id, str(job.user_id)),
-                         "prompt_a": job.request.prompt_a, "prompt_b": job.request.prompt_b,
-                         "frames": job.request.frames, "error": job.error})
+                         "prompts": prompts + prompts[:1] if request.loop else prompts,
+                         "frames": request.frames, "error": job.error})
         return rows
 
     return jobs

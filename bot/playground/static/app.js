@@ -255,9 +255,9 @@ function renderQueue(jobs) {
   $("queue-count").textContent = jobs.length ? `(${jobs.length})` : "";
   $("queue").innerHTML = jobs.length ? jobs.map((j) => `<div class="job" data-job="${esc(j.id)}">
       <div class="job-top"><span class="job-id">#${esc(j.id)}</span><span class="state ${esc(j.state)}">${esc(j.state)}${j.position ? " · " + esc(j.position) : ""}</span></div>
-      <div class="job-prompts" title="${esc(j.prompt_a)} → ${esc(j.prompt_b)}">${esc(j.prompt_a)} → ${esc(j.prompt_b)}</div>
+      <div class="job-prompts" title="${esc(j.prompts.join(" → "))}">${esc(j.prompts.join(" → "))}</div>
       <div class="job-meta">${esc(j.user_name)} · ${esc(j.frames)} frames${j.error ? " · " + esc(j.error) : ""}</div></div>`).join("")
-    : '<div class="muted">No jobs yet. Type /morph dog cat below.</div>';
+    : '<div class="muted">No jobs yet. Type a /morph command below.</div>';
 }
 
 // ---------- autocomplete ----------
