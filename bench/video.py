@@ -125,8 +125,8 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
 def fidelity(shown: list[np.ndarray], frames: list[Image.Image]) -> tuple[float, float]:
     """(mean PSNR, mean SSIM) of what is shown vs the rendered frames."""
     src = [np.asarray(f.convert("RGB"), dtype=np.float64) for f in frames]
-    return (float(np.mean([psnr(a, b) for a, b in zip(shown, src)])),
-            float(np.mean([ssim(a, b) for a, b in zip(shown, src)])))
+    return (float(np.mean([psnr(a, b) for a, b in zip(shown, src, strict=True)])),
+            float(np.mean([ssim(a, b) for a, b in zip(shown, src, strict=True)])))
 
 
 # ------------------------------------------------------------------------------------------------- run

@@ -12,7 +12,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from morph.output import FORMATS
 from morph.profiles import PROFILE_NAMES
@@ -81,7 +81,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
-                 *, playground: bool = False) -> "Settings":
+                 *, playground: bool = False) -> Settings:
         """Read settings from ``env`` (default ``os.environ``) over the values in ``dotenv_path``.
 
         A missing ``.env`` is fine; ``dotenv_path=None`` skips it. ``playground=True`` makes the model
@@ -150,7 +150,7 @@ class Settings:
 
         return f"{type(self).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in dataclasses.fields(self))})"
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
 

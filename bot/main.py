@@ -143,7 +143,7 @@ def run_bot(settings) -> int:
         return 1
     except KeyboardInterrupt:  # where signal handlers cannot be installed (Windows)
         pass
-    except Exception as err:  # noqa: BLE001 - whatever it was, exit (a supervisor restarts us), never hang
+    except Exception as err:  # whatever it was, exit (a supervisor restarts us), never hang
         log.exception("morph-bot stopped on an unexpected error")
         print(f"morph-bot: stopped on an unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

@@ -2,11 +2,11 @@
 :func:`encode_animation`, the one call for "the morph as MP4, GIF or both" (MP4s: :mod:`morph.video`).
 
 The GIF encoder walks a fixed ladder of ever cheaper settings, in the order the product prefers to give
-things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64 colours), then the
-frame count (drop every other frame, keeping the first and the last, down to two). It does not try every
-rung: GIF size scales roughly with pixels × frames × bits per colour, so after each encode it predicts
-which rung is the first to fit and jumps there; a wrong guess only costs one more encode on the next
-rung. The result is never larger than the budget; if even the cheapest rung is too big it says so.
+things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64
+colours), then the frame count (drop every other frame, keeping the first and the last, down to two). It
+does not try every rung: GIF size scales roughly with pixels × frames × bits per colour, so after each
+encode it predicts which rung is the first to fit and jumps there; a wrong guess only costs one more
+encode on the next rung. The result is never larger than the budget; if even the cheapest rung is too big it says so.
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ class Animation:
     """What :func:`encode_animation` made. ``mp4_error``: why an MP4 that was asked for could not be made
     (None otherwise); ``notes``: what to tell the user about it (e.g. that a GIF was sent instead)."""
 
-    mp4: "VideoResult | None" = None
+    mp4: VideoResult | None = None
     gif: GifResult | None = None
     mp4_error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -288,7 +288,7 @@ def contact_sheet(frames: list[Image.Image], labels: list[str] | None = None) ->
     draw = ImageDraw.Draw(sheet)
     font = _font(cell_h * 2 // 7)
     pad = max(4, cell_h // 40)
-    for i, (frame, label) in enumerate(zip(frames, labels)):
+    for i, (frame, label) in enumerate(zip(frames, labels, strict=True)):
         row, col = divmod(i, SHEET_MAX_COLUMNS)
         x = SHEET_GAP + col * (cell_w + SHEET_GAP)
         y = SHEET_GAP + row * (cell_h + SHEET_GAP)

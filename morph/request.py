@@ -157,13 +157,13 @@ class RenderRequest:
         """Whether the render covers a whole looped path, whose closing frame (the first again) is left out."""
         return bool(self.loop) and self.t_start is None
 
-    def refine(self, t_start: float, t_end: float, frames: int) -> "RenderRequest":
+    def refine(self, t_start: float, t_end: float, frames: int) -> RenderRequest:
         """The same morph (prompts, seed, settings) with ``frames`` frames over exactly ``t_start..t_end``;
         its first and last frames are this request's frames at those positions (e.g. two neighbouring frames'
         ``RenderResult.ts``). Not validated yet."""
         return dataclasses.replace(self, prompts=list(self.prompts), t_start=t_start, t_end=t_end, frames=frames)
 
-    def validate(self) -> "RenderRequest":
+    def validate(self) -> RenderRequest:
         """Return a normalised copy or raise MorphError naming the first problem."""
         r = dataclasses.replace(self)
         r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
@@ -205,7 +205,7 @@ class RenderRequest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RenderRequest":
+    def from_dict(cls, data: dict) -> RenderRequest:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -226,7 +226,7 @@ def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
     return cleaned
 
 
-def _check_range(r: "RenderRequest") -> None:
+def _check_range(r: RenderRequest) -> None:
     """A refine range inside the path, and enough frames for the path's prompts (whose frames are always
     rendered, so a chain's joins never fall between frames)."""
     if (r.t_start is None) != (r.t_end is None):

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from bot.config import Settings
 from bot.playground.guard import is_loopback
@@ -192,7 +192,7 @@ class Playground:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    async def __aenter__(self) -> "Playground":
+    async def __aenter__(self) -> Playground:
         await self.start()
         return self
 

@@ -116,7 +116,7 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
             raise CommandError(f"{full} has no option '{unknown[0]}'. Options: {', '.join(by_opt) or 'none'}")
         raise CommandError(f"Too many values for {full} ('{extra}'). "
                            'Put multi-word prompts in "double quotes" or use name:value.')
-    for name, value in zip(free, positional):
+    for name, value in zip(free, positional, strict=False):
         raw[name] = value
     missing = [o["name"] for o in options if o.get("required") and not str(raw.get(o["name"], "")).strip()]
     if missing:

@@ -5,7 +5,7 @@ of attachments point at the playground's own ``/attachments/`` route.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from bot.sandbox.model import LOADING, permissions_value

@@ -34,7 +34,7 @@ import logging
 import mimetypes
 import secrets
 from pathlib import Path
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

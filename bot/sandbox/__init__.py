@@ -20,7 +20,8 @@ from bot.sandbox.rest import RecordedRequest, UploadedFile
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 __all__ = [
-    "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
+    "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction",
+    "FakeMember",
     "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "GatewaySession", "InteractionFailed", "OptionRejected",
     "RateLimit", "RecordedRequest", "UploadedFile",
 ]

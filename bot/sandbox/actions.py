@@ -7,7 +7,8 @@ interaction or event to the bot's gateway sessions.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from bot.sandbox.interaction import FakeInteraction, OptionRejected
 from bot.sandbox.model import (
@@ -208,7 +209,8 @@ class UserActions:
                 resolved.setdefault("members", {})[str(value.id)] = guild.members[value.id].payload(
                     with_user=False, permissions_in=None)
         elif isinstance(value, FakeChannel):
-            resolved.setdefault("channels", {})[str(value.id)] = {**value.payload(), "permissions": str(ALL_PERMISSIONS)}
+            resolved.setdefault("channels", {})[str(value.id)] = {**value.payload(),
+                                                                  "permissions": str(ALL_PERMISSIONS)}
         elif isinstance(value, FakeRole):
             resolved.setdefault("roles", {})[str(value.id)] = value.payload()
         else:
@@ -241,7 +243,8 @@ class UserActions:
             "id": str(it.id), "application_id": str(self.application_id), "type": itype, "data": data,
             "token": it.token, "version": 1, "locale": "en-US", "entitlements": [], "entitlement_sku_ids": [],
             "attachment_size_limit": limit, "channel_id": str(channel.id),
-            "channel": {**channel.payload(), "permissions": str(member.permissions_in(channel) if member else ALL_PERMISSIONS)},
+            "channel": {**channel.payload(),
+                        "permissions": str(member.permissions_in(channel) if member else ALL_PERMISSIONS)},
             "app_permissions": str(guild.bot_member.permissions_in(channel) if guild else DEFAULT_BOT_PERMISSIONS),
             "authorizing_integration_owners": {"0": str(guild.id)} if guild else {"1": str(base_user.id)},
             "context": 0 if guild else 1,

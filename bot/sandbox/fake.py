@@ -12,7 +12,8 @@ import inspect
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -92,7 +93,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer,
         self.host, self.port = "127.0.0.1", 0
 
     # lifecycle ------------------------------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeDiscord":
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeDiscord:
         app = web.Application(client_max_size=512 * 1024 * 1024)
         app.router.add_route("GET", "/gateway", self._gateway)
         app.router.add_route("GET", "/attachments/{aid}/{filename}", self._serve_attachment)
@@ -116,7 +117,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer,
             if not fut.done():
                 fut.cancel()
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

@@ -29,7 +29,7 @@ class FakeInteraction:
     ``followups``. ``await it.reply()`` waits until a deferred response has real content.
     """
 
-    def __init__(self, fake: "FakeDiscord", itype: int, user: FakeUser, member: FakeMember | None,
+    def __init__(self, fake: FakeDiscord, itype: int, user: FakeUser, member: FakeMember | None,
                  channel: FakeChannel, data: dict, message: FakeMessage | None, upload_limit: int):
         self.fake = fake
         self.id = fake.ids.next()
@@ -69,7 +69,7 @@ class FakeInteraction:
     def __await__(self):
         return self.wait().__await__()
 
-    async def wait(self, timeout: float | None = None) -> "FakeInteraction":
+    async def wait(self, timeout: float | None = None) -> FakeInteraction:
         """Wait for the first response; raise InteractionFailed if Discord's 3 s deadline passed."""
         timeout = timeout if timeout is not None else INTERACTION_DEADLINE_S + 2
         try:

@@ -7,7 +7,8 @@ subscribers, and wakes tests waiting in :meth:`~MessageStore.wait_for_message`.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from bot.sandbox.model import (
     EPHEMERAL, IS_COMPONENTS_V2, LOADING, ApiError, Attachment, FakeMessage, compute_pings,
@@ -85,7 +86,7 @@ class MessageStore:
             try:
                 if pred(msg):
                     fut.set_result(msg)
-            except Exception as exc:  # a broken predicate should fail the test, not hang it
+            except Exception as exc:  # noqa: BLE001 — a broken predicate should fail the test, not hang it
                 fut.set_exception(exc)
 
     def _new_message(self, channel: FakeChannel, body: dict, files: list[UploadedFile], *, upload_limit: int,

@@ -51,7 +51,7 @@ class TempPostgres:
     def url_for(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> "TempPostgres":
+    def start(self) -> TempPostgres:
         initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
         self.dir = Path(tempfile.mkdtemp(prefix="morph-pg-"))
         data, sockets = self.dir / "data", self.dir / "run"
@@ -97,7 +97,7 @@ class TempPostgres:
             raise RuntimeError(f"{' '.join(cmd[:2])} failed ({done.returncode}): {done.stderr.strip()}\n"
                                f"{self.log_tail()}")
 
-    def __enter__(self) -> "TempPostgres":
+    def __enter__(self) -> TempPostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -42,15 +42,15 @@ class BotProcess:
         BotProcess.count += 1
         self.log_path = tmp / f"bot-{BotProcess.count}.log"
 
-    async def spawn(self) -> "BotProcess":
+    async def spawn(self) -> BotProcess:
         """Start the process and return at once (:meth:`start` also waits until it is connected)."""
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: ASYNC230 — a local file for the child's output
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module, cwd=str(self.tmp), env=self.env, stdout=self._log,
             stderr=asyncio.subprocess.STDOUT)
         return self
 
-    async def start(self, timeout: float = 120.0) -> "BotProcess":
+    async def start(self, timeout: float = 120.0) -> BotProcess:
         """Start the process and wait until it has identified on the fake's gateway."""
         identified = self.fake.gateway_stats["identifies"]
         await self.spawn()

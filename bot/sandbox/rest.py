@@ -145,15 +145,14 @@ class RestServer:
             rec.status = 429
             return limited
 
-        for methods, rx, handler, needs_auth in self._routes:
-            m = rx.fullmatch(path)
-            if m and req.method in methods:
-                break
-        else:
+        route = next(((handler, needs_auth, m) for methods, rx, handler, needs_auth in self._routes
+                      if (m := rx.fullmatch(path)) and req.method in methods), None)
+        if route is None:
             self.unknown_routes.append((req.method, path))
             log.warning("fake-discord: unknown route %s %s", req.method, path)
             rec.status = 404
             return json_response(404, {"message": "404: Not Found", "code": 0})
+        handler, needs_auth, m = route
 
         if needs_auth and request.headers.get("Authorization") != f"Bot {self.bot_token}":
             rec.status = 401

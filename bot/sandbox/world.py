@@ -8,7 +8,8 @@ GUILD_MEMBER_ADD).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from bot.sandbox.gateway import GUILDS
 from bot.sandbox.interaction import OptionRejected
@@ -47,7 +48,7 @@ class FakeUser:
 @dataclass(eq=False)
 class FakeRole:
     id: int
-    guild: "FakeGuild"
+    guild: FakeGuild
     name: str
     permissions: int = 0
     position: int = 1
@@ -65,7 +66,7 @@ class FakeRole:
 class FakeChannel:
     id: int
     name: str
-    guild: "FakeGuild | None" = None
+    guild: FakeGuild | None = None
     type: int = 0  # 0 text, 1 DM
     overwrites: list[dict] = field(default_factory=list)  # {"id", "type": 0 role / 1 member, "allow", "deny"}
     recipient: FakeUser | None = None
@@ -81,7 +82,7 @@ class FakeChannel:
                 "permission_overwrites": [{"id": str(o["id"]), "type": o["type"], "allow": str(o.get("allow", 0)),
                                            "deny": str(o.get("deny", 0))} for o in self.overwrites]}
 
-    def overwrite(self, target: "FakeRole | FakeMember", *, allow=0, deny=0) -> None:
+    def overwrite(self, target: FakeRole | FakeMember, *, allow=0, deny=0) -> None:
         """Add a permission overwrite for a role or member (names or ints)."""
         self.overwrites.append({"id": target.id, "type": 0 if isinstance(target, FakeRole) else 1,
                                 "allow": permissions_value(allow), "deny": permissions_value(deny)})
@@ -94,7 +95,7 @@ class FakeChannel:
 @dataclass(eq=False)
 class FakeMember:
     user: FakeUser
-    guild: "FakeGuild"
+    guild: FakeGuild
     role_ids: list[int] = field(default_factory=list)
     nick: str | None = None
     joined_at: float = 0.0
@@ -156,7 +157,7 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None,
+    def __init__(self, fake: FakeDiscord, name: str, premium_tier: int = 0, upload_limit: int | None = None,
                  guild_id: int | None = None):
         self.fake = fake
         self.id = guild_id or fake.ids.next()

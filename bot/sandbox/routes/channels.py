@@ -47,7 +47,8 @@ class ChannelRoutes:
                 ref = None
             else:
                 msg_type = 19
-        msg = self._new_message(ch, body, req.files, upload_limit=ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT,
+        upload_limit = ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT
+        msg = self._new_message(ch, body, req.files, upload_limit=upload_limit,
                                 flags_allowed=(1 << 2) | (1 << 12) | IS_COMPONENTS_V2, msg_type=msg_type)
         if ref:
             msg.message_reference = {"message_id": str(ref["message_id"]), "channel_id": str(ch.id),
@@ -73,7 +74,8 @@ class ChannelRoutes:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user",
                            rule="edit of someone else's message")
         body = req.json if isinstance(req.json, dict) else {}
-        self._edit_message(msg, body, req.files, upload_limit=ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT)
+        upload_limit = ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT
+        self._edit_message(msg, body, req.files, upload_limit=upload_limit)
         return msg.to_payload()
 
     async def _r_bulk_delete(self, req, cid):
@@ -103,7 +105,8 @@ class ChannelRoutes:
             if emoji not in msg.reactions or not msg.reactions[emoji]:
                 self._require(ch, "add_reactions")
                 if sum(1 for u in msg.reactions.values() if u) >= 20:
-                    raise ApiError(400, 30010, "Maximum number of reactions reached (20)", rule="more than 20 reactions")
+                    raise ApiError(400, 30010, "Maximum number of reactions reached (20)",
+                                   rule="more than 20 reactions")
             users = msg.reactions.setdefault(emoji, [])
             if self.bot_user.id not in users:
                 users.append(self.bot_user.id)

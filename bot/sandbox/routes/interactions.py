@@ -30,7 +30,8 @@ class InteractionRoutes:
         allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9), 4: (8,), 5: (4, 5, 6, 7)}.get(it.type, ())
         if rtype not in allowed:
             raise ApiError(400, 50035, "Invalid Form Body", {"type": {"_errors": [{
-                "code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": f"Invalid interaction response type {rtype}"}]}},
+                "code": "INTERACTION_RESPONSE_TYPE_INVALID",
+                "message": f"Invalid interaction response type {rtype}"}]}},
                 rule=f"callback type {rtype} not valid for interaction type {it.type}")
         msg: FakeMessage | None = None
         if rtype in (4, 5):
