@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import socket
+from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -174,8 +175,8 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
         if not m:
             # Never echo the line: it may be a token written the wrong way (``DISCORD_TOKEN: MTIz…``).
             # Name its key only when it looks like one (upper case); a bare secret is mixed case.
-            key = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
-            what = f" (it starts with {key.group(1)})" if key else ""
+            named = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
+            what = f" (it starts with {named.group(1)})" if named else ""
             raise ConfigError(f"{source}, line {n}{what}: expected KEY=value; the line is not shown here, as it "
                               "may hold a secret.")
         key, value = m.group(1), m.group(2)
@@ -194,7 +195,10 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
     return out
 
 
-def _int(get, name: str, default: int | None, lo: int | None = None, hi: int | None = None) -> int | None:
+_IntDefault = TypeVar("_IntDefault", bound=int | None)
+
+
+def _int(get, name: str, default: _IntDefault, lo: int | None = None, hi: int | None = None) -> int | _IntDefault:
     raw = get(name)
     if raw is None:
         return default

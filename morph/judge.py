@@ -247,7 +247,7 @@ def _softmax(x) -> list[float]:
 
 
 def _best(probs: dict[str, float]) -> str:
-    return max(probs, key=probs.get)
+    return max(probs, key=lambda name: probs[name])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

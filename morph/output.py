@@ -89,7 +89,10 @@ def _ladder(n_frames: int, width: int, height: int) -> list[_Rung]:
 
 def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
     """``width`` and ``height`` scaled by ``scale``, each rounded to an even number (at least 2)."""
-    return tuple(max(2, int(round(x * scale / 2)) * 2) for x in (width, height))
+    def even(x: int) -> int:
+        return max(2, int(round(x * scale / 2)) * 2)
+
+    return even(width), even(height)
 
 
 def _dims(rung: _Rung, width: int, height: int) -> tuple[int, int]:
@@ -300,7 +303,7 @@ def contact_sheet(frames: list[Image.Image], labels: list[str] | None = None) ->
     return sheet
 
 
-def _font(px: int) -> ImageFont.ImageFont:
+def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=px)  # bundled scalable font (Pillow ≥ 10.1 with FreeType)
     except (TypeError, OSError, ImportError):

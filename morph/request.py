@@ -149,7 +149,7 @@ class RenderRequest:
 
     def path_range(self) -> tuple[float, float]:
         """The part of the path this request renders: (t_start, t_end), or the whole (0, segments)."""
-        if self.t_start is None:
+        if self.t_start is None or self.t_end is None:
             return 0.0, float(self.segments)
         return float(self.t_start), float(self.t_end)
 
@@ -232,15 +232,16 @@ def _check_range(r: RenderRequest) -> None:
     if (r.t_start is None) != (r.t_end is None):
         raise MorphError("a refine range needs both ends (t_start and t_end), or neither.")
     length = r.segments
-    if r.t_start is not None:
+    if r.t_start is not None and r.t_end is not None:
         for name in ("t_start", "t_end"):
             value = getattr(r, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise MorphError(f"{name} must be a number (got {value!r}).")
-            setattr(r, name, float(value))
-        if not 0.0 <= r.t_start < r.t_end <= length:
+        t_start, t_end = float(r.t_start), float(r.t_end)
+        r.t_start, r.t_end = t_start, t_end
+        if not 0.0 <= t_start < t_end <= length:
             raise MorphError(f"the refine range must run forwards inside the path 0..{length} "
-                             f"(got {r.t_start:g}..{r.t_end:g}).")
+                             f"(got {t_start:g}..{t_end:g}).")
         needed = len(r.knots())
         if r.frames < needed:
             raise MorphError(f"frames must be at least {needed} to refine {r.t_start:g}..{r.t_end:g}: its ends and "

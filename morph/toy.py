@@ -55,6 +55,7 @@ import resource
 import shutil
 import sys
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,8 @@ import torch.nn.functional as F
 from morph import shapes
 from morph.models import CLIP_MAX_TOKENS, TOY_DIR, _SD_SCHEDULER, _generated_tokenizer_dir, build_tokenizer
 
-TEXT_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   max_position_embeddings=CLIP_MAX_TOKENS)
+TEXT_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, max_position_embeddings=CLIP_MAX_TOKENS)
 # No attention in the VAE: fully convolutional, so it trains on crops (4x cheaper) and works on whole pictures.
 VAE_CONFIG = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
                   block_out_channels=(32, 64, 64), norm_num_groups=8, sample_size=shapes.IMAGE_SIZE,

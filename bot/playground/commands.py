@@ -125,8 +125,9 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
     return ParsedCommand(head, values, path)
 
 
-def _convert(opt: dict, value: str, members: dict[str, str]):
+def _convert(opt: dict, value: str, members: dict[str, str]) -> int | float | bool | str:
     name, kind = opt["name"], opt["type"]
+    v: int | float | bool | str
     if kind in (INTEGER, NUMBER):
         try:
             v = int(value) if kind == INTEGER else float(value)

@@ -15,6 +15,7 @@ from bot.sandbox.model import (
     ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, FakeMessage,
     compute_pings,
 )
+from bot.sandbox.state import DiscordState
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 
@@ -33,7 +34,7 @@ def _command_data(cmd: dict, chain: list[dict], options: list[dict]) -> dict:
     return data
 
 
-class UserActions:
+class UserActions(DiscordState):
     """FakeDiscord's test API for users acting (a mixin: the state lives in FakeDiscord.__init__)."""
 
     def slash(self, user: FakeMember | FakeUser, name: str, /, *, in_channel: FakeChannel | None = None,
@@ -77,13 +78,17 @@ class UserActions:
         """Where ``user`` runs ``/name`` and what it runs: ``(guild, channel, command, target, chain)``, where
         ``target`` is the (sub)command whose options are filled in and ``chain`` the subcommand (group)s
         leading to it. Raises OptionRejected where Discord's client would not offer the command."""
-        guild = user.guild if isinstance(user, FakeMember) else None
-        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
+        if isinstance(user, FakeMember):
+            guild: FakeGuild | None = user.guild
+            channel = in_channel or user.guild.default_channel
+        else:
+            guild, channel = None, in_channel or self.dm_channel(user)
         words = name.split()
         cmd = self.command(words[0], guild)
         if guild is None and (cmd.get("dm_permission") is False or 1 not in (cmd.get("contexts") or [0, 1, 2])):
             raise OptionRejected(f"/{words[0]} is a server-only command: Discord does not offer it in DMs")
-        target, chain = cmd, []
+        target = cmd
+        chain: list[dict] = []
         for word in words[1:]:
             sub = next((o for o in target.get("options") or [] if o["name"] == word and o["type"] in (1, 2)), None)
             if sub is None:
@@ -249,7 +254,7 @@ class UserActions:
             "authorizing_integration_owners": {"0": str(guild.id)} if guild else {"1": str(base_user.id)},
             "context": 0 if guild else 1,
         }
-        if guild:
+        if guild and member:
             payload["guild_id"] = str(guild.id)
             payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
             payload["guild_locale"] = "en-US"

@@ -86,9 +86,11 @@ class TempPostgres:
         self.dir = None
 
     def log_tail(self, n: int = 40) -> str:
+        if self.dir is None:
+            return "(no server log)"
         try:
             return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-n:])
-        except (OSError, TypeError):
+        except OSError:
             return "(no server log)"
 
     def _run(self, cmd: list[str], check: bool = True) -> None:

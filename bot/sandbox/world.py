@@ -8,7 +8,7 @@ GUILD_MEMBER_ADD).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 from collections.abc import Iterable
 
 from bot.sandbox.gateway import GUILDS
@@ -17,9 +17,10 @@ from bot.sandbox.model import (
     ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, iso,
     permissions_value,
 )
+from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
-    from bot.sandbox.fake import FakeDiscord
+    from bot.sandbox.state import DiscordState
 
 #: Permission bits by name: what @everyone gets by default and what the REST routes check the bot for.
 P = {name: permissions_value(name) for name in (
@@ -139,10 +140,11 @@ class FakeMember:
             perms = (perms & ~o["deny"]) | o["allow"]
         return perms
 
-    def payload(self, *, with_user: bool = True, permissions_in: FakeChannel | None | bool = False) -> dict:
-        out = {"roles": [str(r) for r in self.role_ids], "nick": self.nick, "avatar": None, "banner": None,
-               "joined_at": iso(self.joined_at), "premium_since": None, "deaf": False, "mute": False,
-               "flags": 0, "pending": False, "communication_disabled_until": None}
+    def payload(self, *, with_user: bool = True, permissions_in: FakeChannel | None | Literal[False] = False) -> dict:
+        out: dict[str, Any] = {
+            "roles": [str(r) for r in self.role_ids], "nick": self.nick, "avatar": None, "banner": None,
+            "joined_at": iso(self.joined_at), "premium_since": None, "deaf": False, "mute": False,
+            "flags": 0, "pending": False, "communication_disabled_until": None}
         if with_user:
             out["user"] = self.user.payload()
         if permissions_in is not False:
@@ -157,7 +159,7 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: FakeDiscord, name: str, premium_tier: int = 0, upload_limit: int | None = None,
+    def __init__(self, fake: DiscordState, name: str, premium_tier: int = 0, upload_limit: int | None = None,
                  guild_id: int | None = None):
         self.fake = fake
         self.id = guild_id or fake.ids.next()
@@ -228,7 +230,7 @@ class FakeGuild:
         }
 
 
-class World:
+class World(DiscordState):
     """FakeDiscord's builders and lookups of the world (a mixin: the state lives in FakeDiscord.__init__)."""
 
     def add_user(self, name: str) -> FakeUser:

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import re
 
-from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError
+from typing import TYPE_CHECKING
+
+from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
+from bot.sandbox.state import DiscordState
+from bot.sandbox.world import P
+
+if TYPE_CHECKING:
+    from bot.sandbox.world import FakeChannel
 
 
-class ChannelRoutes:
+class ChannelRoutes(DiscordState):
     """A mixin of FakeDiscord (the state lives in FakeDiscord.__init__)."""
 
     async def _r_channel(self, req, cid):
@@ -142,3 +149,26 @@ class ChannelRoutes:
         if user is None:
             raise ApiError(400, 50035, "Invalid Form Body", rule="DM to an unknown user")
         return self.dm_channel(user).payload()
+
+    # lookups and permission checks ---------------------------------------------------------------------------
+    def _channel(self, cid) -> FakeChannel:
+        ch = self.channels.get(int(cid))
+        if ch is None:
+            raise ApiError(404, 10003, "Unknown Channel", rule=f"unknown channel {cid}")
+        return ch
+
+    def _require(self, ch: FakeChannel, *perm_names: str) -> None:
+        if ch.guild is None:
+            return
+        perms = ch.guild.bot_member.permissions_in(ch)
+        if not perms & P["view_channel"]:
+            raise ApiError(403, 50001, "Missing Access", rule=f"bot cannot see #{ch.name}")
+        missing = [p for p in perm_names if not perms & P[p]]
+        if missing:
+            raise ApiError(403, 50013, "Missing Permissions", rule=f"bot lacks {missing} in #{ch.name}")
+
+    def _msg_in(self, ch: FakeChannel, mid) -> FakeMessage:
+        msg = self._messages.get(int(mid))
+        if msg is None or msg.channel_id != ch.id or msg.deleted or msg.ephemeral:
+            raise ApiError(404, 10008, "Unknown Message", rule=f"unknown message {mid}")
+        return msg

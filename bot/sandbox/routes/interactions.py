@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from bot.sandbox.interaction import FakeInteraction
 from bot.sandbox.model import EPHEMERAL, INTERACTION_DEADLINE_S, LOADING, ApiError, FakeMessage
+from bot.sandbox.state import DiscordState
 
 
-class InteractionRoutes:
+class InteractionRoutes(DiscordState):
     """A mixin of FakeDiscord (the state lives in FakeDiscord.__init__)."""
 
     async def _r_callback(self, req, iid, token):
@@ -133,7 +134,7 @@ class InteractionRoutes:
                 self._fail_interaction(it, f"no response within {INTERACTION_DEADLINE_S:.0f} s")
             elif (it.state == "responded" and it.response_type == 5 and now_w > it.expires_at
                   and it.original is not None and it.original.loading and not it.original.deleted
-                  and not getattr(it, "_expiry_reported", False)):
+                  and not it._expiry_reported):
                 it._expiry_reported = True
                 self._violation("deferred response never completed before the 15-minute token expiry",
                                 "POST", f"/interactions/{it.id}/…/callback", 0, 0, "")
