@@ -132,13 +132,13 @@ def summary(name: str, b: dict, note: str = "") -> dict:
 
 async def scenario_floor(args, tmp: Path) -> dict:
     async with Run(args, "tiny", tmp, module="bench.null_bot") as run:
-        await until_idle(run.bot.proc.pid)
+        await until_idle(run.bot.process.pid)
         return summary("floor: a bot that answers at once", await run.burst())
 
 
 async def scenario_idle(args, tmp: Path) -> dict:
     async with Run(args, "tiny", tmp) as run:
-        await until_idle(run.bot.proc.pid)  # connected, model loaded (or not loading at all), nothing to do
+        await until_idle(run.bot.process.pid)  # connected, model loaded (or not loading at all), nothing to do
         return summary("idle (baseline)", await run.burst())
 
 
@@ -179,8 +179,8 @@ async def measure(args) -> list[dict]:
             "load-big": lambda d: scenario_load(args, d, "sd15-random")}
     rows = []
     for rep in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-ack-") as d:
-            d = Path(args.keep or d) / f"run-{rep + 1}"
+        with tempfile.TemporaryDirectory(prefix="bench-ack-") as tmp:
+            d = Path(args.keep or tmp) / f"run-{rep + 1}"
             for name in args.scenarios:
                 (d / name).mkdir(parents=True)
                 print(f"[{name}, run {rep + 1}] …", file=sys.stderr, flush=True)

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         return 2
     pairs = PAIRS[:max(1, args.pairs)]
     started = time.perf_counter()
-    rows = {p: [] for p in ("uniform", "perceptual")}
+    rows: dict[str, list[dict]] = {p: [] for p in ("uniform", "perceptual")}
     classic: list[float] = []
     for a, b in pairs:
         for pacing in rows:
@@ -195,7 +195,7 @@ def timing_report(morpher, base) -> str:
     request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square",
                                   pacing="perceptual")
     tiny = Morpher("tiny", device="cpu")
-    best = {}
+    best: dict[str, float] = {}
     for _ in range(2):
         for name, m in ((morpher.model, morpher), ("tiny", tiny)):
             t0 = time.perf_counter()

@@ -151,8 +151,8 @@ async def measure(args) -> dict:
     from bot.sandbox.postgres import TempPostgres
 
     out: dict = {}
-    with TempPostgres() as pg, tempfile.TemporaryDirectory(prefix="morph-bench-queue-") as tmp:
-        tmp = Path(tmp)
+    with TempPostgres() as pg, tempfile.TemporaryDirectory(prefix="morph-bench-queue-") as tmp_name:
+        tmp = Path(tmp_name)
         dbs = {"SQLite": lambda name: tmp / f"{name}.sqlite3", "PostgreSQL": lambda name: pg.create_database()}
         for label, make in dbs.items():
             lat = await enqueue_latencies(make("enqueue"), tmp / "art", args.submissions)

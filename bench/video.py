@@ -18,9 +18,14 @@ import argparse
 import datetime
 import platform
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageSequence
+
+if TYPE_CHECKING:
+    from morph.output import GifResult
+    from morph.video import VideoResult
 
 MIB = 1024 * 1024
 DEFAULT_BUDGETS = "10,1,0.5,0.1,0.05"  # MiB: Discord's default upload limit, then tighter
@@ -137,7 +142,8 @@ def compare(frames: list[Image.Image], budget: int, duration_ms: int = 100, repe
     from morph.video import decode_mp4, encode_mp4
 
     size = frames[0].size
-    row = {"budget": budget}
+    row: dict[str, Any] = {"budget": budget}
+    enc: GifResult | VideoResult
     for kind in ("gif", "mp4", "mp4_as_gif"):
         best = float("inf")
         for _ in range(max(1, repeat)):
