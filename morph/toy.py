@@ -1,7 +1,6 @@
 """Train the ``toy`` model: a small Stable Diffusion that draws the coloured shapes of :mod:`morph.shapes`.
 
-The committed model was made by two runs (one thread each; about 80 CPU-minutes in all, see
-bench/RESULTS.md)::
+The committed model was made by two runs (one thread each; their time is in bench/RESULTS.md)::
 
     python -m morph.toy train --checkpoints /tmp/toy-ck      # VAE 1200 steps, then UNet 2000 steps
     python -m morph.toy train --init-from morph/toy_model --seed 1 --unet-steps 2500 --unet-lr 6e-4
