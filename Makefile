@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # `make run TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
@@ -29,9 +29,14 @@ test: setup
 	@bash scripts/ensure-postgres || true
 	$(BIN)/python -m pytest
 
+# ruff (style, bugs, blocking calls in async code) and mypy (types): configured in pyproject.toml
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 bench: setup
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.video
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -66,8 +66,9 @@ class Run:
 
     def __init__(self, args, model: str, tmp: Path, module: str = "bot"):
         self.args, self.model, self.tmp, self.module = args, model, tmp, module
+        self.bot_src = str(Path(args.bot_src).resolve()) if args.bot_src else None
 
-    async def __aenter__(self) -> "Run":
+    async def __aenter__(self) -> Run:
         from bot.sandbox import FakeDiscord
         from bot.sandbox.process import BotProcess
 
@@ -80,8 +81,8 @@ class Run:
         env = dict(MORPH_MODEL=self.model, MORPH_MAX_USER_ACTIVE=per_user, MORPH_MAX_GUILD_QUEUE=10_000,
                    MORPH_DEFAULT_STEPS=25, MORPH_COOLDOWN_S=0, LOG_LEVEL="INFO",
                    OMP_NUM_THREADS=self.args.threads, MKL_NUM_THREADS=self.args.threads)
-        if self.args.bot_src and self.module == "bot":
-            env["PYTHONPATH"] = str(Path(self.args.bot_src).resolve())
+        if self.bot_src and self.module == "bot":
+            env["PYTHONPATH"] = self.bot_src
         self.bot = BotProcess(fake, self.tmp, module=self.module, **env)
         await self.bot.start(timeout=300)
         self.connected = fake.clock.monotonic()
@@ -96,7 +97,7 @@ class Run:
 
     async def log_line(self, pattern: str) -> float:
         """When (fake's clock) a line matching ``pattern`` shows in the bot's log."""
-        while not re.search(pattern, self.bot.log_text()):
+        while not re.search(pattern, self.bot.log_text()):  # noqa: ASYNC110 — a child's log file: no event to await
             await asyncio.sleep(0.02)
         return self.fake.clock.monotonic()
 
@@ -131,13 +132,13 @@ def summary(name: str, b: dict, note: str = "") -> dict:
 
 async def scenario_floor(args, tmp: Path) -> dict:
     async with Run(args, "tiny", tmp, module="bench.null_bot") as run:
-        await until_idle(run.bot.proc.pid)
+        await until_idle(run.bot.process.pid)
         return summary("floor: a bot that answers at once", await run.burst())
 
 
 async def scenario_idle(args, tmp: Path) -> dict:
     async with Run(args, "tiny", tmp) as run:
-        await until_idle(run.bot.proc.pid)  # connected, model loaded (or not loading at all), nothing to do
+        await until_idle(run.bot.process.pid)  # connected, model loaded (or not loading at all), nothing to do
         return summary("idle (baseline)", await run.burst())
 
 
@@ -173,19 +174,17 @@ async def scenario_load(args, tmp: Path, model: str) -> dict:
 
 
 async def measure(args) -> list[dict]:
+    plan = {"floor": lambda d: scenario_floor(args, d), "idle": lambda d: scenario_idle(args, d),
+            "render": lambda d: scenario_render(args, d), "load": lambda d: scenario_load(args, d, "tiny"),
+            "load-big": lambda d: scenario_load(args, d, "sd15-random")}
     rows = []
     for rep in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-ack-") as d:
-            d = Path(args.keep or d) / f"run-{rep + 1}"
-            plan = {"floor": lambda: scenario_floor(args, d / "floor"),
-                    "idle": lambda: scenario_idle(args, d / "idle"),
-                    "render": lambda: scenario_render(args, d / "render"),
-                    "load": lambda: scenario_load(args, d / "load", "tiny"),
-                    "load-big": lambda: scenario_load(args, d / "load-big", "sd15-random")}
+        with tempfile.TemporaryDirectory(prefix="bench-ack-") as tmp:
+            d = Path(args.keep or tmp) / f"run-{rep + 1}"
             for name in args.scenarios:
                 (d / name).mkdir(parents=True)
                 print(f"[{name}, run {rep + 1}] …", file=sys.stderr, flush=True)
-                rows.append({**await plan[name](), "run": rep})
+                rows.append({**await plan[name](d / name), "run": rep})
                 print(fmt_row(rows[-1], rows), file=sys.stderr, flush=True)
     return rows
 

@@ -6,7 +6,6 @@ Run by ``bench.ack`` as ``python -m bench.null_bot`` with the same DISCORD_* env
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import discord
 from discord import app_commands
@@ -21,7 +20,7 @@ class NullBot(discord.Client):
 
         @self.tree.command(name="morph", description="Answer at once")
         @app_commands.rename(from_="from")
-        async def morph(interaction: discord.Interaction, from_: str, to: str, frames: Optional[int] = None) -> None:
+        async def morph(interaction: discord.Interaction, from_: str, to: str, frames: int | None = None) -> None:
             await interaction.response.send_message(f"🕓 Morph job #1 queued: {from_} → {to}",
                                                     allowed_mentions=discord.AllowedMentions.none())
 

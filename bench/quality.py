@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 import warnings
+from itertools import pairwise
 
 #: (from, to): at least 20 pairs, each changing the colour, the shape, both, the background or the size.
 PAIRS = (
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         return 2
     pairs = PAIRS[:max(1, args.pairs)]
     started = time.perf_counter()
-    rows = {p: [] for p in ("uniform", "perceptual")}
+    rows: dict[str, list[dict]] = {p: [] for p in ("uniform", "perceptual")}
     classic: list[float] = []
     for a, b in pairs:
         for pacing in rows:
@@ -122,7 +123,7 @@ def measure(result) -> dict:
     from morph import judge, pacing, shapes
 
     verdicts = [judge.judge(im) for im in result.frames]
-    judged = [judge.feature_distance(x.features, y.features) for x, y in zip(verdicts, verdicts[1:])]
+    judged = [judge.feature_distance(x.features, y.features) for x, y in pairwise(verdicts)]
     a, b = shapes.parse(result.request.prompt_a), shapes.parse(result.request.prompt_b)
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
@@ -157,14 +158,14 @@ def report(rows: dict, classic: list[float]) -> str:
     n = len(u)
     lines.append("")
     for key, label in (("engine_max_over_mean", "engine max/mean"), ("judge_max_over_mean", "judge max/mean")):
-        better = sum(y[key] < x[key] for x, y in zip(u, p))
+        better = sum(y[key] < x[key] for x, y in zip(u, p, strict=True))
         ratio = mean(x[key] for x in u) / mean(y[key] for y in p)
         lines.append(f"{label}: perceptual lower in {better}/{n} pairs; ratio uniform/perceptual {ratio:.2f}x")
     for key, label in (("engine_1_gini", "engine 1 − Gini"), ("judge_1_gini", "judge 1 − Gini")):
-        better = sum(y[key] > x[key] for x, y in zip(u, p))
+        better = sum(y[key] > x[key] for x, y in zip(u, p, strict=True))
         lines.append(f"{label}: perceptual higher in {better}/{n} pairs")
     closer = sum(abs(y["progress_at_midpoint"] - 0.5) < abs(x["progress_at_midpoint"] - 0.5)
-                 for x, y in zip(u, p) if x["progress_at_midpoint"] is not None)
+                 for x, y in zip(u, p, strict=True) if x["progress_at_midpoint"] is not None)
     lines.append(f"midpoint: perceptual's closer to 0.5 than uniform's in {closer}/{n} pairs")
     return "\n".join(lines)
 
@@ -194,7 +195,7 @@ def timing_report(morpher, base) -> str:
     request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square",
                                   pacing="perceptual")
     tiny = Morpher("tiny", device="cpu")
-    best = {}
+    best: dict[str, float] = {}
     for _ in range(2):
         for name, m in ((morpher.model, morpher), ("tiny", tiny)):
             t0 = time.perf_counter()

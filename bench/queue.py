@@ -77,7 +77,7 @@ def worker_env(db, data_dir: Path, worker_id: str) -> dict:
 async def start_workers(db, data_dir: Path, count: int, tmp: Path) -> list[asyncio.subprocess.Process]:
     procs = []
     for i in range(count):
-        log = open(tmp / f"worker-{i}.log", "wb")
+        log = open(tmp / f"worker-{i}.log", "wb")  # noqa: ASYNC230 — a local file for the child's output
         procs.append(await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.worker_main", env=worker_env(db, data_dir, f"bench-{i}"), stdout=log,
             stderr=asyncio.subprocess.STDOUT))
@@ -151,8 +151,8 @@ async def measure(args) -> dict:
     from bot.sandbox.postgres import TempPostgres
 
     out: dict = {}
-    with TempPostgres() as pg, tempfile.TemporaryDirectory(prefix="morph-bench-queue-") as tmp:
-        tmp = Path(tmp)
+    with TempPostgres() as pg, tempfile.TemporaryDirectory(prefix="morph-bench-queue-") as tmp_name:
+        tmp = Path(tmp_name)
         dbs = {"SQLite": lambda name: tmp / f"{name}.sqlite3", "PostgreSQL": lambda name: pg.create_database()}
         for label, make in dbs.items():
             lat = await enqueue_latencies(make("enqueue"), tmp / "art", args.submissions)

@@ -235,14 +235,13 @@ def unet_scaling(morpher, req) -> str:
     batches = {1, 2, 4, 8, 16, 2 * morpher.frames_per_batch(req.size)}
     if morpher.device.type == "cuda":
         batches |= {32, 64}
-    batches = sorted(batches)
     unet = morpher.unet  # the compiled wrapper under --compile
     text, _ = morpher.encode(req.prompt_a)
     side = req.size // morpher.pipe.vae_scale_factor
     lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
              "| samples per call | ms per call | ms per sample |", "|---|---|---|"]
     with torch.inference_mode():
-        for b in batches:
+        for b in sorted(batches):
             x = torch.randn(b, morpher.pipe.unet.config.in_channels, side, side, device=morpher.device,
                             dtype=morpher.dtype)
             kwargs = morpher.unet_kwargs(text.expand(b), req.size, req.guidance)
@@ -314,7 +313,7 @@ def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager
     ]
     cfg_mult = 2 if morpher.guided(req.guidance) else 1
     largest = min(batch, n) * cfg_mult  # samples in the largest UNet call of this morph
-    rows = []
+    rows: list[tuple[str, int | str, dict]] = []
     if baseline:
         rows.append(("per-frame pipeline calls (the article's way)", cfg_mult, baseline))
     if uniform_eager:

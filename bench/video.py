@@ -18,9 +18,14 @@ import argparse
 import datetime
 import platform
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageSequence
+
+if TYPE_CHECKING:
+    from morph.output import GifResult
+    from morph.video import VideoResult
 
 MIB = 1024 * 1024
 DEFAULT_BUDGETS = "10,1,0.5,0.1,0.05"  # MiB: Discord's default upload limit, then tighter
@@ -125,8 +130,8 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
 def fidelity(shown: list[np.ndarray], frames: list[Image.Image]) -> tuple[float, float]:
     """(mean PSNR, mean SSIM) of what is shown vs the rendered frames."""
     src = [np.asarray(f.convert("RGB"), dtype=np.float64) for f in frames]
-    return (float(np.mean([psnr(a, b) for a, b in zip(shown, src)])),
-            float(np.mean([ssim(a, b) for a, b in zip(shown, src)])))
+    return (float(np.mean([psnr(a, b) for a, b in zip(shown, src, strict=True)])),
+            float(np.mean([ssim(a, b) for a, b in zip(shown, src, strict=True)])))
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -137,7 +142,8 @@ def compare(frames: list[Image.Image], budget: int, duration_ms: int = 100, repe
     from morph.video import decode_mp4, encode_mp4
 
     size = frames[0].size
-    row = {"budget": budget}
+    row: dict[str, Any] = {"budget": budget}
+    enc: GifResult | VideoResult
     for kind in ("gif", "mp4", "mp4_as_gif"):
         best = float("inf")
         for _ in range(max(1, repeat)):

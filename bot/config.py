@@ -10,9 +10,10 @@ import dataclasses
 import os
 import re
 import socket
+from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from morph.output import FORMATS
 from morph.profiles import PROFILE_NAMES
@@ -81,7 +82,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike | None = ".env",
-                 *, playground: bool = False) -> "Settings":
+                 *, playground: bool = False) -> Settings:
         """Read settings from ``env`` (default ``os.environ``) over the values in ``dotenv_path``.
 
         A missing ``.env`` is fine; ``dotenv_path=None`` skips it. ``playground=True`` makes the model
@@ -150,7 +151,7 @@ class Settings:
 
         return f"{type(self).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in dataclasses.fields(self))})"
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
 
@@ -174,8 +175,8 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
         if not m:
             # Never echo the line: it may be a token written the wrong way (``DISCORD_TOKEN: MTIz…``).
             # Name its key only when it looks like one (upper case); a bare secret is mixed case.
-            key = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
-            what = f" (it starts with {key.group(1)})" if key else ""
+            named = re.match(r"(?:export\s+)?([A-Z][A-Z0-9_]{0,63})\b", line)
+            what = f" (it starts with {named.group(1)})" if named else ""
             raise ConfigError(f"{source}, line {n}{what}: expected KEY=value; the line is not shown here, as it "
                               "may hold a secret.")
         key, value = m.group(1), m.group(2)
@@ -194,7 +195,10 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
     return out
 
 
-def _int(get, name: str, default: int | None, lo: int | None = None, hi: int | None = None) -> int | None:
+_IntDefault = TypeVar("_IntDefault", bound=int | None)
+
+
+def _int(get, name: str, default: _IntDefault, lo: int | None = None, hi: int | None = None) -> int | _IntDefault:
     raw = get(name)
     if raw is None:
         return default

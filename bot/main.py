@@ -143,7 +143,7 @@ def run_bot(settings) -> int:
         return 1
     except KeyboardInterrupt:  # where signal handlers cannot be installed (Windows)
         pass
-    except Exception as err:  # noqa: BLE001 - whatever it was, exit (a supervisor restarts us), never hang
+    except Exception as err:  # whatever it was, exit (a supervisor restarts us), never hang
         log.exception("morph-bot stopped on an unexpected error")
         print(f"morph-bot: stopped on an unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
@@ -157,6 +157,8 @@ def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     current task, so the caller shuts down the same clean way for either. Yields a list that holds the
     signal once one came (true from then on)."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is None:
+        raise RuntimeError("stop_on_signals() cancels the current task: use it inside one")
     received: list[signal.Signals] = []
 
     def handle(sig: signal.Signals) -> None:

@@ -7,7 +7,7 @@ edit and reposition their jobs.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def shard_of(guild_id: int | None, shard_count: int) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 from bot.messages import LINK_RE
 from morph.request import PROMPT_NAMES, MorphError, RenderRequest, clean_prompt, is_default_ignorable

@@ -8,12 +8,12 @@
 import os
 
 # OpenMP threads that wait for each other spin by default; on a CPU that other processes also use, the
-# spinning threads take the cores from the one doing the work: a default 24-frame `toy` morph took 40-82 s
-# with 2 threads instead of 6-7 s (bench/RESULTS.md). Sleeping waits cost little on an idle machine. Set
-# before torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY in the environment wins.
+# spinning threads take the cores from the one doing the work, many times slower (bench/RESULTS.md).
+# Sleeping waits cost little on an idle machine. Set before torch loads its OpenMP runtime; an explicit
+# OMP_WAIT_POLICY in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult, Segment  # noqa: E402
+from morph.request import Cancelled, MorphError, Progress, RenderRequest, RenderResult, Segment
 
 __all__ = ["Cancelled", "MorphError", "Morpher", "Progress", "RenderRequest", "RenderResult", "Segment"]
 

@@ -64,7 +64,8 @@ def judge(image) -> Verdict:
     """Judge one picture (PIL image or H×W×3 uint8 array; scaled to 64×64)."""
     rgb = _as_array(image)
     nearest = ((rgb[..., None, :] - _PALETTE) ** 2).sum(axis=-1).argmin(axis=-1)  # palette colour per pixel
-    border = np.concatenate([nearest[:2].ravel(), nearest[-2:].ravel(), nearest[:, :2].ravel(), nearest[:, -2:].ravel()])
+    border = np.concatenate([nearest[:2].ravel(), nearest[-2:].ravel(),
+                             nearest[:, :2].ravel(), nearest[:, -2:].ravel()])
     background = np.bincount(border, minlength=len(_PALETTE)).argmax()
     bg = np.median(rgb[nearest == background], axis=0)
     off = np.linalg.norm(rgb - bg, axis=-1)
@@ -81,7 +82,7 @@ def judge(image) -> Verdict:
     ys, xs = np.nonzero(mask)
     box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     ious = np.array([_iou(mask, np.asarray(shapes.shape_mask(s, box)) >= 128) for s in shapes.SHAPES])
-    shape_probs = dict(zip(shapes.SHAPES, _softmax(ious / SHAPE_TEMPERATURE)))
+    shape_probs = dict(zip(shapes.SHAPES, _softmax(ious / SHAPE_TEMPERATURE), strict=True))
     colour_probs = _colour_probs(colour)
     side = ((box[2] - box[0]) + (box[3] - box[1])) / 2
     size = "small" if side <= shapes.SMALL_MAX + 2 else "big" if side >= shapes.BIG_MIN - 2 else None
@@ -130,7 +131,7 @@ def render_prompts(model, prompts: list[str], seeds: list[int], steps: int = 25,
         try:
             pipe.scheduler = make_scheduler(pipe, scheduler)
             for i in range(0, len(prompts), batch):
-                chunk = list(zip(prompts[i:i + batch], seeds[i:i + batch]))
+                chunk = list(zip(prompts[i:i + batch], seeds[i:i + batch], strict=True))
                 latents = torch.cat([morpher.noise(seed, morpher.native_size) for _, seed in chunk])
                 pictures += pipe([p for p, _ in chunk], latents=latents, num_inference_steps=steps,
                                  guidance_scale=guidance, output_type="pil").images
@@ -167,11 +168,11 @@ def score(pictures, prompts: list[str]) -> dict:
     wanted = [shapes.parse(p) for p in prompts]
 
     def share(attrs):
-        pairs = [(v, w) for v, w in zip(verdicts, wanted) if all(a in w for a in attrs)]
+        pairs = [(v, w) for v, w in zip(verdicts, wanted, strict=True) if all(a in w for a in attrs)]
         return round(sum(v.matches(w, attrs) for v, w in pairs) / len(pairs), 4) if pairs else None
 
     misses = [f"{p!r}: saw {v.size or ''} {v.colour} {v.shape} on {v.background}".replace("  ", " ")
-              for p, v, w in zip(prompts, verdicts, wanted) if not v.matches(w, ("shape", "colour"))]
+              for p, v, w in zip(prompts, verdicts, wanted, strict=True) if not v.matches(w, ("shape", "colour"))]
     return {"pictures": len(pictures), "match": share(("shape", "colour")), "shape": share(("shape",)),
             "colour": share(("colour",)), "background": share(("background",)), "misses": misses}
 
@@ -202,11 +203,11 @@ def frame_drift(exact, approx) -> dict:
     b = list(getattr(approx, "frames", approx))
     if len(a) != len(b) or not a:
         raise ValueError(f"need the same number of frames on both sides, got {len(a)} and {len(b)}")
-    engine = [pacing.image_distance(x, y) for x, y in zip(a, b)]
+    engine = [pacing.image_distance(x, y) for x, y in zip(a, b, strict=True)]
     va, vb = [judge(x) for x in a], [judge(y) for y in b]
-    judged = [feature_distance(x.features, y.features) for x, y in zip(va, vb)]
-    pixels = [float(np.abs(_as_array(x) - _as_array(y)).mean()) for x, y in zip(a, b)]
-    same = [(x.shape, x.colour, x.background) == (y.shape, y.colour, y.background) for x, y in zip(va, vb)]
+    judged = [feature_distance(x.features, y.features) for x, y in zip(va, vb, strict=True)]
+    pixels = [float(np.abs(_as_array(x) - _as_array(y)).mean()) for x, y in zip(a, b, strict=True)]
+    same = [(x.shape, x.colour, x.background) == (y.shape, y.colour, y.background) for x, y in zip(va, vb, strict=True)]
     return {"frames": len(a), "engine_mean": float(np.mean(engine)), "engine_max": float(np.max(engine)),
             "judge_mean": float(np.mean(judged)), "judge_max": float(np.max(judged)),
             "pixel_mean": float(np.mean(pixels)), "agreement": float(np.mean(same))}
@@ -236,7 +237,7 @@ def _features(colour, background, ious, mask) -> np.ndarray:
 
 def _colour_probs(rgb) -> dict[str, float]:
     d2 = ((_PALETTE - np.asarray(rgb)) ** 2).sum(axis=1)
-    return dict(zip(_NAMES, _softmax(-d2 / (2 * COLOUR_SIGMA ** 2))))
+    return dict(zip(_NAMES, _softmax(-d2 / (2 * COLOUR_SIGMA ** 2)), strict=True))
 
 
 def _softmax(x) -> list[float]:
@@ -246,7 +247,7 @@ def _softmax(x) -> list[float]:
 
 
 def _best(probs: dict[str, float]) -> str:
-    return max(probs, key=probs.get)
+    return max(probs, key=lambda name: probs[name])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -259,7 +260,7 @@ def _largest_patch(mask: np.ndarray) -> np.ndarray:
     labels = np.zeros(mask.shape, dtype=np.int32)
     best, best_size, label = 0, 0, 0
     h, w = mask.shape
-    for y0, x0 in zip(*np.nonzero(mask)):
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
         if labels[y0, x0]:
             continue
         label += 1

@@ -31,6 +31,7 @@ import os
 import tempfile
 import threading
 from functools import lru_cache
+from itertools import pairwise
 
 import torch
 
@@ -87,12 +88,12 @@ def import_libraries() -> None:
     classes, which those libraries import lazily on first use. Seconds of Python work that holds the GIL;
     a program that must stay responsive (the bot's event loop) does it in a thread before it serves anyone.
     """
-    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401
+    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401 — loaded, not used
                            EulerDiscreteScheduler, LCMScheduler, PNDMScheduler, StableDiffusionPipeline,
                            StableDiffusionXLPipeline, UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401 — loaded, not used
 
-    import morph.engine  # noqa: F401
+    import morph.engine  # noqa: F401 — loaded, not used
 
 
 def load_pipeline(model_id: str, device: str | torch.device | None = None,
@@ -179,7 +180,7 @@ def _from_pretrained(model_id: str, dtype):
 
     try:
         class_name = DiffusionPipeline.load_config(model_id).get("_class_name", "")
-    except Exception as err:  # noqa: BLE001 — every failure becomes one user-facing message
+    except Exception as err:  # every failure becomes one user-facing message
         raise MorphError(_load_failure_message(model_id, err)) from err
     if class_name in _SDXL_CLASSES:
         cls, kwargs = StableDiffusionXLPipeline, {}
@@ -193,7 +194,7 @@ def _from_pretrained(model_id: str, dtype):
     dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:
         pipe = cls.from_pretrained(model_id, **kwargs, **{dtype_kw: dtype})
-    except Exception as err:  # noqa: BLE001 — every failure becomes one user-facing message
+    except Exception as err:  # every failure becomes one user-facing message
         raise MorphError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
         raise MorphError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
@@ -253,7 +254,7 @@ def _fuse_loras(pipe, loras: tuple[tuple[str, float], ...], model_id: str) -> No
         name = f"style{i}"
         try:
             pipe.load_lora_weights(load_file(path), adapter_name=name)
-        except Exception as err:  # noqa: BLE001 — wrong architecture, corrupt file, missing peft ...
+        except Exception as err:  # wrong architecture, corrupt file, missing peft ...
             detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise MorphError(f"Could not load the LoRA '{path}' into '{model_id}': is it made for this model's "
                              f"architecture (SD 1.x/2.x or SDXL)? ({type(err).__name__}: {detail})") from err
@@ -275,7 +276,7 @@ def _use_sdpa(pipe) -> None:
     for module in (pipe.unet, pipe.vae):
         try:
             module.set_attn_processor(AttnProcessor2_0())
-        except Exception:  # noqa: BLE001 — models with custom processors keep theirs
+        except Exception:  # noqa: BLE001 — models with custom processors keep theirs, whatever they raise
             pass
 
 
@@ -419,7 +420,7 @@ def _bytes_to_unicode():
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def _write_tokenizer_files(extra_words: tuple[str, ...] = ()) -> str:
@@ -453,7 +454,7 @@ def _write_tokenizer_files(extra_words: tuple[str, ...] = ()) -> str:
 def _bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """Apply BPE merges (lowest rank first) to a list of symbols."""
     while len(parts) > 1:
-        pairs = [(ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+        pairs = [(ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(pairwise(parts))]
         rank, i = min(pairs)
         if rank == 1 << 30:
             break

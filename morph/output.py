@@ -2,11 +2,11 @@
 :func:`encode_animation`, the one call for "the morph as MP4, GIF or both" (MP4s: :mod:`morph.video`).
 
 The GIF encoder walks a fixed ladder of ever cheaper settings, in the order the product prefers to give
-things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64 colours), then the
-frame count (drop every other frame, keeping the first and the last, down to two). It does not try every
-rung: GIF size scales roughly with pixels × frames × bits per colour, so after each encode it predicts
-which rung is the first to fit and jumps there; a wrong guess only costs one more encode on the next
-rung. The result is never larger than the budget; if even the cheapest rung is too big it says so.
+things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64
+colours), then the frame count (drop every other frame, keeping the first and the last, down to two). It
+does not try every rung: GIF size scales roughly with pixels × frames × bits per colour, so after each
+encode it predicts which rung is the first to fit and jumps there; a wrong guess only costs one more
+encode on the next rung. The result is never larger than the budget; if even the cheapest rung is too big it says so.
 """
 from __future__ import annotations
 
@@ -89,7 +89,10 @@ def _ladder(n_frames: int, width: int, height: int) -> list[_Rung]:
 
 def even_size(width: int, height: int, scale: float) -> tuple[int, int]:
     """``width`` and ``height`` scaled by ``scale``, each rounded to an even number (at least 2)."""
-    return tuple(max(2, int(round(x * scale / 2)) * 2) for x in (width, height))
+    def even(x: int) -> int:
+        return max(2, int(round(x * scale / 2)) * 2)
+
+    return even(width), even(height)
 
 
 def _dims(rung: _Rung, width: int, height: int) -> tuple[int, int]:
@@ -211,7 +214,7 @@ class Animation:
     """What :func:`encode_animation` made. ``mp4_error``: why an MP4 that was asked for could not be made
     (None otherwise); ``notes``: what to tell the user about it (e.g. that a GIF was sent instead)."""
 
-    mp4: "VideoResult | None" = None
+    mp4: VideoResult | None = None
     gif: GifResult | None = None
     mp4_error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -288,7 +291,7 @@ def contact_sheet(frames: list[Image.Image], labels: list[str] | None = None) ->
     draw = ImageDraw.Draw(sheet)
     font = _font(cell_h * 2 // 7)
     pad = max(4, cell_h // 40)
-    for i, (frame, label) in enumerate(zip(frames, labels)):
+    for i, (frame, label) in enumerate(zip(frames, labels, strict=True)):
         row, col = divmod(i, SHEET_MAX_COLUMNS)
         x = SHEET_GAP + col * (cell_w + SHEET_GAP)
         y = SHEET_GAP + row * (cell_h + SHEET_GAP)
@@ -300,7 +303,7 @@ def contact_sheet(frames: list[Image.Image], labels: list[str] | None = None) ->
     return sheet
 
 
-def _font(px: int) -> ImageFont.ImageFont:
+def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=px)  # bundled scalable font (Pillow ≥ 10.1 with FreeType)
     except (TypeError, OSError, ImportError):

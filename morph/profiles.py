@@ -40,13 +40,13 @@ class Profile:
     def fill(self, request: RenderRequest) -> RenderRequest:
         """``request`` (validated) with the steps, guidance and scheduler it left out taken from this profile.
         Raises MorphError when it asks for more steps than the model is made for."""
+        steps = request.steps or self.steps
         r = dataclasses.replace(
-            request, steps=request.steps or self.steps,
-            guidance=self.guidance if request.guidance is None else float(request.guidance),
+            request, steps=steps, guidance=self.guidance if request.guidance is None else float(request.guidance),
             scheduler=request.scheduler or self.scheduler)
-        if r.steps > self.max_steps:
+        if steps > self.max_steps:
             raise MorphError(f"this model is distilled for 1-{self.max_steps} steps ({self.name} profile); "
-                             f"{r.steps} steps would make its pictures worse. Ask for {self.steps}, or leave steps "
+                             f"{steps} steps would make its pictures worse. Ask for {self.steps}, or leave steps "
                              "out for the model's default.")
         return r
 

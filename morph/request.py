@@ -149,7 +149,7 @@ class RenderRequest:
 
     def path_range(self) -> tuple[float, float]:
         """The part of the path this request renders: (t_start, t_end), or the whole (0, segments)."""
-        if self.t_start is None:
+        if self.t_start is None or self.t_end is None:
             return 0.0, float(self.segments)
         return float(self.t_start), float(self.t_end)
 
@@ -157,13 +157,13 @@ class RenderRequest:
         """Whether the render covers a whole looped path, whose closing frame (the first again) is left out."""
         return bool(self.loop) and self.t_start is None
 
-    def refine(self, t_start: float, t_end: float, frames: int) -> "RenderRequest":
+    def refine(self, t_start: float, t_end: float, frames: int) -> RenderRequest:
         """The same morph (prompts, seed, settings) with ``frames`` frames over exactly ``t_start..t_end``;
         its first and last frames are this request's frames at those positions (e.g. two neighbouring frames'
         ``RenderResult.ts``). Not validated yet."""
         return dataclasses.replace(self, prompts=list(self.prompts), t_start=t_start, t_end=t_end, frames=frames)
 
-    def validate(self) -> "RenderRequest":
+    def validate(self) -> RenderRequest:
         """Return a normalised copy or raise MorphError naming the first problem."""
         r = dataclasses.replace(self)
         r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
@@ -205,7 +205,7 @@ class RenderRequest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RenderRequest":
+    def from_dict(cls, data: dict) -> RenderRequest:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -226,21 +226,22 @@ def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
     return cleaned
 
 
-def _check_range(r: "RenderRequest") -> None:
+def _check_range(r: RenderRequest) -> None:
     """A refine range inside the path, and enough frames for the path's prompts (whose frames are always
     rendered, so a chain's joins never fall between frames)."""
     if (r.t_start is None) != (r.t_end is None):
         raise MorphError("a refine range needs both ends (t_start and t_end), or neither.")
     length = r.segments
-    if r.t_start is not None:
+    if r.t_start is not None and r.t_end is not None:
         for name in ("t_start", "t_end"):
             value = getattr(r, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise MorphError(f"{name} must be a number (got {value!r}).")
-            setattr(r, name, float(value))
-        if not 0.0 <= r.t_start < r.t_end <= length:
+        t_start, t_end = float(r.t_start), float(r.t_end)
+        r.t_start, r.t_end = t_start, t_end
+        if not 0.0 <= t_start < t_end <= length:
             raise MorphError(f"the refine range must run forwards inside the path 0..{length} "
-                             f"(got {r.t_start:g}..{r.t_end:g}).")
+                             f"(got {t_start:g}..{t_end:g}).")
         needed = len(r.knots())
         if r.frames < needed:
             raise MorphError(f"frames must be at least {needed} to refine {r.t_start:g}..{r.t_end:g}: its ends and "

@@ -1,7 +1,6 @@
 """Train the ``toy`` model: a small Stable Diffusion that draws the coloured shapes of :mod:`morph.shapes`.
 
-The committed model was made by two runs (one thread each; about 80 CPU-minutes in all, see
-bench/RESULTS.md)::
+The committed model was made by two runs (one thread each; their time is in bench/RESULTS.md)::
 
     python -m morph.toy train --checkpoints /tmp/toy-ck      # VAE 1200 steps, then UNet 2000 steps
     python -m morph.toy train --init-from morph/toy_model --seed 1 --unet-steps 2500 --unet-lr 6e-4
@@ -55,6 +54,7 @@ import resource
 import shutil
 import sys
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +62,8 @@ import torch.nn.functional as F
 from morph import shapes
 from morph.models import CLIP_MAX_TOKENS, TOY_DIR, _SD_SCHEDULER, _generated_tokenizer_dir, build_tokenizer
 
-TEXT_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   max_position_embeddings=CLIP_MAX_TOKENS)
+TEXT_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, max_position_embeddings=CLIP_MAX_TOKENS)
 # No attention in the VAE: fully convolutional, so it trains on crops (4x cheaper) and works on whole pictures.
 VAE_CONFIG = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
                   block_out_channels=(32, 64, 64), norm_num_groups=8, sample_size=shapes.IMAGE_SIZE,
@@ -169,7 +169,7 @@ def train_vae(vae, pictures: torch.Tensor, steps: int, batch: int, lr: float, se
 def _crops(pictures: torch.Tensor, side: int, g: torch.Generator) -> torch.Tensor:
     """One random ``side``-pixel square crop of each picture (corners on a multiple of 4: the VAE's stride)."""
     top = torch.randint(0, (pictures.shape[-1] - side) // 4 + 1, (len(pictures), 2), generator=g) * 4
-    return torch.stack([p[:, y:y + side, x:x + side] for p, (y, x) in zip(pictures, top.tolist())])
+    return torch.stack([p[:, y:y + side, x:x + side] for p, (y, x) in zip(pictures, top.tolist(), strict=True)])
 
 
 @torch.no_grad()
@@ -242,14 +242,14 @@ def train_unet(unet, text_encoder, tokenizer, scenes, latents: torch.Tensor, ste
         sched.step()
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for model, avg in zip(trained, ema):
-                for p, q in zip(model.parameters(), avg.parameters()):
+            for model, avg in zip(trained, ema, strict=True):
+                for p, q in zip(model.parameters(), avg.parameters(), strict=True):
                     q.lerp_(p, 1 - decay)
         log.add(step, loss.item())
         if save is not None and save_every and (step + 1) % save_every == 0 and step + 1 < run:
             with _swapped(trained, ema):
                 save(step + 1)
-    for model, avg in zip(trained, ema):
+    for model, avg in zip(trained, ema, strict=True):
         model.load_state_dict(avg.state_dict())
         model.eval()
     return {**log.summary(), "schedule_steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay}
@@ -259,13 +259,13 @@ def train_unet(unet, text_encoder, tokenizer, scenes, latents: torch.Tensor, ste
 def _swapped(models, averages):
     """Temporarily load the EMA weights into the models (in eval mode); the training weights come back after."""
     saved = [copy.deepcopy(m.state_dict()) for m in models]
-    for m, a in zip(models, averages):
+    for m, a in zip(models, averages, strict=True):
         m.load_state_dict(a.state_dict())
         m.eval()
     try:
         yield
     finally:
-        for m, state in zip(models, saved):
+        for m, state in zip(models, saved, strict=True):
             m.load_state_dict(state)
             m.train()
 

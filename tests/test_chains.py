@@ -44,11 +44,12 @@ def test_a_chains_joins_are_the_plain_morphs_end_frames(tiny_morpher):
 
 def test_a_loop_returns_to_the_first_prompt_without_repeating_its_frame(tiny_morpher):
     loop = tiny_morpher.render(RenderRequest(prompts=[DOG, CAT], loop=True, frames=6, pacing="uniform", **FAST))
-    assert loop.ts == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])  # the path is 0..2; 2 (the dog again) is frame 0
+    # the path is 0..2; 2 (the dog again) is frame 0
+    assert loop.ts == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])
     assert loop.unet_evals == 6  # the closing frame was not rendered twice
     back = tiny_morpher.render(RenderRequest(CAT, DOG, frames=4, pacing="uniform", **FAST))
     assert _same(loop.frames[3], back.frames[0])
-    assert all(_same(a, b) for a, b in zip(loop.frames[3:], back.frames[:3]))
+    assert all(_same(a, b) for a, b in zip(loop.frames[3:], back.frames[:3], strict=True))
     assert [s.index for s in loop.segments] == [0, 1] and loop.segments[1].last == 5
 
 

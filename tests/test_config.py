@@ -148,7 +148,8 @@ def test_playground_address_comes_from_dotenv_too(tmp_path):
     dotenv.write_text("PLAYGROUND_HOST=0.0.0.0\nPLAYGROUND_PORT=9000\n")
     s = Settings.from_env({}, dotenv)
     assert (s.playground_host, s.playground_port) == ("0.0.0.0", 9000)
-    assert (Settings.from_env({}, None).playground_host, Settings.from_env({}, None).playground_port) == ("127.0.0.1", 8765)
+    default = Settings.from_env({}, None)
+    assert (default.playground_host, default.playground_port) == ("127.0.0.1", 8765)
     with pytest.raises(ConfigError, match="PLAYGROUND_PORT"):
         Settings.from_env({"PLAYGROUND_PORT": "70000"}, None)
 

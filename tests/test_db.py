@@ -120,7 +120,6 @@ async def test_badly_named_or_duplicate_migration_files_are_refused(tmp_path):
 
 
 async def test_two_connections_migrating_at_once_apply_each_file_once(tmp_path):
-    import asyncio
 
     path = tmp_path / "m.sqlite3"
     a, b = await connect(path), await connect(path)
@@ -149,7 +148,8 @@ async def test_postgres_fresh_database_gets_every_migration_and_rerun_is_a_noop(
     try:
         rows = await database.fetch("SELECT version FROM schema_version ORDER BY version")
         assert [r["version"] for r in rows] == versions(POSTGRES_MIGRATIONS)
-        tables = {r["tablename"] for r in await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        rows = await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = {r["tablename"] for r in rows}
         assert {"jobs", "guild_settings", "bans", "picks", "audit_log", "interactions", "artifacts"} <= tables
         await database.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?)",
                                2 ** 62, 2, 3, 0.5)  # 64-bit Discord ids fit
@@ -176,8 +176,8 @@ async def test_postgres_failing_migration_rolls_back_entirely(postgres, tmp_path
     mig = tmp_path / "migs"
     mig.mkdir()
     shutil.copy(POSTGRES_MIGRATIONS / "0001_init.sql", mig)
-    (mig / "0002_broken.sql").write_text("CREATE TABLE half_done (x INTEGER);\nALTER TABLE jobs ADD COLUMN extra TEXT;\n"
-                                         "THIS IS NOT SQL;\n")
+    (mig / "0002_broken.sql").write_text("CREATE TABLE half_done (x INTEGER);\n"
+                                         "ALTER TABLE jobs ADD COLUMN extra TEXT;\nTHIS IS NOT SQL;\n")
     url = postgres.create_database()
     with pytest.raises(MigrationError, match="0002_broken.sql failed and was rolled back"):
         await open_database(url, migrations_dir=mig)
@@ -195,7 +195,6 @@ async def test_postgres_failing_migration_rolls_back_entirely(postgres, tmp_path
 async def test_postgres_processes_starting_at_once_apply_each_migration_once(postgres):
     """Four processes open the same new database at the same moment: the advisory lock lets one apply
     each file; the others find it applied."""
-    import asyncio
     import os
     import sys
     import time

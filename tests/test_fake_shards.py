@@ -31,7 +31,7 @@ class RawGateway:
         self.ready: dict | None = None
         self.close_code: int | None = None
 
-    async def connect(self) -> "RawGateway":
+    async def connect(self) -> RawGateway:
         self.http = aiohttp.ClientSession()
         self.ws = await self.http.ws_connect(self.fake.gateway_url)
         hello = await self.ws.receive_json()
@@ -158,7 +158,7 @@ async def test_an_interaction_reaches_every_session_of_its_shard(fake):
 async def test_invalid_shard_is_refused_with_4010(fake):
     for shard in ([2, 2], [0, 0], [-1, 2], "0,2", [0]):
         client = await RawGateway(fake, shard).connect()
-        await eventually(lambda: client.close_code is not None, timeout=5)
+        await eventually(lambda c=client: c.close_code is not None, timeout=5)
         assert client.close_code == 4010, shard
         await client.close()
     assert [v["code"] for v in fake.violations] == [4010] * 5

@@ -24,12 +24,12 @@ def test_a_lora_changes_the_frames_and_weight_zero_restores_them(tmp_path, make_
     styled = _frames(model, ((ink, 1.0),))
     off = _frames(model, ((ink, 0.0),))
     half = _frames(model, ((ink, 0.5),))
-    assert all(np.abs(a - b).mean() > 2 for a, b in zip(plain, styled))
-    assert all(np.array_equal(a, b) for a, b in zip(plain, off))
+    assert all(np.abs(a - b).mean() > 2 for a, b in zip(plain, styled, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))
     # half the weight: in between
-    for p, h, s in zip(plain, half, styled):
+    for p, h, s in zip(plain, half, styled, strict=True):
         assert 0 < np.abs(p - h).mean() < np.abs(p - s).mean()
-    assert all(np.array_equal(a, b) for a, b in zip(plain, _frames(model)))  # the plain model stayed plain
+    assert all(np.array_equal(a, b) for a, b in zip(plain, _frames(model), strict=True))  # the plain model stayed plain
 
 
 def test_fused_weights_render_as_the_unfused_adapter(tmp_path, make_lora):
@@ -52,8 +52,8 @@ def test_two_loras_each_with_its_own_weight(tmp_path, make_lora):
     film = make_lora("tiny", tmp_path / "film.safetensors", seed=1)
     both = _frames("tiny", ((ink, 1.0), (film, 1.0)))
     only_ink = _frames("tiny", ((ink, 1.0), (film, 0.0)))
-    assert all(np.array_equal(a, b) for a, b in zip(only_ink, _frames("tiny", ((ink, 1.0),))))
-    assert all(np.abs(a - b).mean() > 1 for a, b in zip(both, only_ink))
+    assert all(np.array_equal(a, b) for a, b in zip(only_ink, _frames("tiny", ((ink, 1.0),)), strict=True))
+    assert all(np.abs(a - b).mean() > 1 for a, b in zip(both, only_ink, strict=True))
 
 
 def test_a_lora_for_another_architecture_is_refused_naming_it(tmp_path, make_lora):

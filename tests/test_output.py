@@ -153,5 +153,5 @@ def test_save_frames_writes_numbered_pngs(tmp_path):
     frames = gradient_frames(3)
     paths = save_frames(frames, tmp_path / "out" / "frames")
     assert [p.name for p in paths] == ["frame_000.png", "frame_001.png", "frame_002.png"]
-    for p, f in zip(paths, frames):
+    for p, f in zip(paths, frames, strict=True):
         assert np.array_equal(np.asarray(Image.open(p).convert("RGB")), np.asarray(f))

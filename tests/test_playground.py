@@ -142,7 +142,8 @@ async def pg(tiny_morpher, tmp_path_factory):
     from bot.playground import Playground
     from bot.playground.app import model_banner
 
-    settings = Settings(model="tiny", cooldown_s=0, pick_cooldown_s=0, default_frames=8, default_steps=2, max_user_active=3)
+    settings = Settings(model="tiny", cooldown_s=0, pick_cooldown_s=0, default_frames=8, default_steps=2,
+                        max_user_active=3)
     playground = Playground(settings, host="127.0.0.1", port=0, morpher_factory=lambda: tiny_morpher,
                             banner=model_banner("tiny"), model="tiny", data_dir=tmp_path_factory.mktemp("pg"))
     await playground.start()
@@ -366,7 +367,8 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
         await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin ban user:@Cleo"})
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
                               and d["interaction"]["name"] == "morphadmin ban", 15)
-        assert await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", pg.guild.id, cleo.id)
+        assert await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?",
+                                           pg.guild.id, cleo.id)
         await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin unban cleo"})
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
                               and d["interaction"]["name"] == "morphadmin unban", 15)

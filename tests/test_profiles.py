@@ -2,6 +2,7 @@
 recognised from the model, their defaults per model, no unconditional batch without guidance, and LCM's
 per-step noise the same for every frame."""
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_turbo_profile_renders_four_trailing_steps_without_an_unconditional_batc
     with_negative = m.render(_req(frames=4, negative="blurry"))
     assert with_negative.warnings == ["The negative prompt was not used: at guidance 0 this model renders without "
                                       "classifier-free guidance, which is what a negative prompt steers."]
-    assert all(np.array_equal(a, b) for a, b in zip(_arrays(r), _arrays(with_negative)))
+    assert all(np.array_equal(a, b) for a, b in zip(_arrays(r), _arrays(with_negative), strict=True))
 
 
 def test_lcm_adds_the_same_noise_to_every_frame():
@@ -95,8 +96,8 @@ def test_lcm_adds_the_same_noise_to_every_frame():
     for i, j in ((0, 0), (2, 1), (4, 2)):
         assert np.abs(a[i] - b[j]).max() <= 1  # float rounding of another batch size at most
     other_seed = _arrays(m.render(_req(frames=5, seed=8)))
-    seed_gap = np.mean([np.abs(x - y).mean() for x, y in zip(a, other_seed)])
-    neighbours = [np.abs(x - y).mean() for x, y in zip(a, a[1:])]
+    seed_gap = np.mean([np.abs(x - y).mean() for x, y in zip(a, other_seed, strict=True)])
+    neighbours = [np.abs(x - y).mean() for x, y in pairwise(a)]
     assert max(neighbours) < seed_gap / 4, (neighbours, seed_gap)
 
 

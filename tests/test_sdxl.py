@@ -104,7 +104,7 @@ def test_batching_keeps_the_frames(xl):
     expected = _arrays(xl.render(_req(frames=5, steps=3)))
     one_at_a_time = Morpher("tiny-sdxl", device="cpu", batch_size=1)
     assert one_at_a_time.pipe is xl.pipe and xl.frames_per_batch(96) == 4
-    for a, b in zip(expected, _arrays(one_at_a_time.render(_req(frames=5, steps=3)))):
+    for a, b in zip(expected, _arrays(one_at_a_time.render(_req(frames=5, steps=3))), strict=True):
         assert np.abs(a - b).max() <= 1  # float rounding of another batch size only
 
 
@@ -118,5 +118,5 @@ def test_compiled_sdxl_unet_renders_the_same_frames_without_recompiling(xl):
     before = graphs["unique_graphs"]
     got = compiled.render(_req(frames=5, steps=2))  # batches of 4 and 1 frames (x2 guidance)
     assert graphs["unique_graphs"] == before  # the warm-up's graphs served both batch sizes
-    for a, b in zip(_arrays(xl.render(_req(frames=5, steps=2))), _arrays(got)):
+    for a, b in zip(_arrays(xl.render(_req(frames=5, steps=2))), _arrays(got), strict=True):
         assert np.abs(a - b).max() <= 2  # fused kernels round differently

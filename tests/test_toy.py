@@ -2,6 +2,7 @@
 import os
 import random
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -148,12 +149,12 @@ def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
     req = dict(prompt_a="a big red circle on a white background", prompt_b="a small blue square on a black background",
                frames=3, pacing="uniform", candidates=1)
     first, again = toy.render(RenderRequest(**req, seed=1)), toy.render(RenderRequest(**req, seed=1))
-    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(first.frames, again.frames))
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(first.frames, again.frames, strict=True))
     wanted = (shapes.parse(req["prompt_a"]), shapes.parse(req["prompt_b"]))
     for seed in (2, 3, 4):
         other = toy.render(RenderRequest(**req, seed=seed))
         assert np.abs(np.asarray(other.frames[0], dtype=int) - np.asarray(first.frames[0])).mean() > 2
-        for frame, prompt in zip((other.frames[0], other.frames[-1]), wanted):
+        for frame, prompt in zip((other.frames[0], other.frames[-1]), wanted, strict=True):
             assert judge.judge(frame).matches(prompt, ("shape", "colour", "background")), (seed, prompt)
 
 
@@ -184,7 +185,7 @@ def test_perceptual_pacing_is_smoother_on_pictures_by_the_judges_measure_too(toy
     judged = {}
     for name, result in results.items():
         v = _verdicts(result)
-        judged[name] = [judge.feature_distance(x.features, y.features) for x, y in zip(v, v[1:])]
+        judged[name] = [judge.feature_distance(x.features, y.features) for x, y in pairwise(v)]
     uniform, paced = results["uniform"], results["perceptual"]
     assert paced.unet_evals == uniform.unet_evals == 16
     assert paced.max_over_mean < uniform.max_over_mean
@@ -211,7 +212,8 @@ def test_negative_prompt_steers_the_picture_away(toy):
     seen = [v.colour for v in plain]
     common = max(set(seen), key=seen.count)
     assert sum(v.shape == "circle" for v in plain) >= 10
-    steered = _render_with_negative(toy, "a circle", common, [s for s, c in zip(seeds, seen) if c == common])
+    with_common = [s for s, c in zip(seeds, seen, strict=True) if c == common]
+    steered = _render_with_negative(toy, "a circle", common, with_common)
     assert all(v.colour != common for v in steered), (common, [v.colour for v in steered])
     assert sum(v.shape == "circle" for v in steered) >= len(steered) - 1
 

@@ -95,7 +95,8 @@ def test_links_are_refused(prompt):
     assert "first prompt" in str(e.value) and "link" in str(e.value)
 
 
-@pytest.mark.parametrize("prompt", ["node.js logo", "a cat.", "version 1.5/2", "ratio 16:9", "e-mail me at cat.example"])
+@pytest.mark.parametrize("prompt",
+                         ["node.js logo", "a cat.", "version 1.5/2", "ratio 16:9", "e-mail me at cat.example"])
 def test_words_with_dots_and_colons_are_not_links(prompt):
     assert check_prompt(prompt, "p") == prompt
 

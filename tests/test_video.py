@@ -69,7 +69,7 @@ def test_mp4_is_smaller_and_truer_than_the_gif(frames):
     mp4 = decode_mp4(both.mp4.data)
 
     def mean_psnr(decoded):
-        return np.mean([psnr(np.asarray(d), np.asarray(f)) for d, f in zip(decoded, frames)])
+        return np.mean([psnr(np.asarray(d), np.asarray(f)) for d, f in zip(decoded, frames, strict=True)])
 
     assert len(both.mp4.data) < len(both.gif.data) / 2 and mean_psnr(mp4) > mean_psnr(gif) + 1
     assert both.size <= 10 * 1024 * 1024 and both.notes == [] and both.mp4_error is None

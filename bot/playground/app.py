@@ -15,14 +15,20 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.playground.guard import is_loopback
 from bot.playground.page import store_jobs
 from bot.playground.server import PlaygroundServer
 from morph.request import MorphError
+
+if TYPE_CHECKING:
+    from bot.bot import MorphBot
+    from bot.sandbox import FakeChannel, FakeDiscord, FakeGuild
+    from morph import Morpher
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,7 @@ def examples(model: str) -> list[str]:
     return list(EXAMPLES.get(model, OTHER_EXAMPLES))
 
 
-def load_morpher(model: str, device: str | None = None) -> tuple[object, str | None]:
+def load_morpher(model: str, device: str | None = None) -> tuple[Morpher, str | None]:
     """Load ``model``; if it cannot be loaded, ``toy`` instead (and ``tiny`` if even that fails).
     Returns (morpher, banner or None); ``morpher.model`` says which one loaded.
 
@@ -104,13 +110,14 @@ class Playground:
         self.host, self.port = host, port
         self.morpher_factory = morpher_factory
         self.banner = banner
-        self.model = model or getattr(settings, "model", TOY)
+        self.model = model or settings.model
         self._data_dir = Path(data_dir) if data_dir else None
         self._tmp: str | None = None
-        self.fake = None
-        self.bot = None
+        self.fake: FakeDiscord | None = None
+        self.bot: MorphBot | None = None
         self.server: PlaygroundServer | None = None
-        self.guild = self.channel = None
+        self.guild: FakeGuild | None = None
+        self.channel: FakeChannel | None = None
         self.members: list = []
         self._bot_task: asyncio.Task | None = None
         self.url: str | None = None
@@ -140,39 +147,42 @@ class Playground:
             dev_guild_id=None, discord_token="")
 
         self.fake = fake = await FakeDiscord(bot_name="morph-bot").start("127.0.0.1", 0)
-        self.guild = fake.add_guild("Playground")
-        self.channel = self.guild.add_channel("morph")
-        self.members = [self.guild.add_member(name, permissions=perms) for name, perms in MEMBERS]
+        self.guild = guild = fake.add_guild("Playground")
+        self.channel = channel = guild.add_channel("morph")
+        self.members = [guild.add_member(name, permissions=perms) for name, perms in MEMBERS]
         settings = settings.replace(api_base=fake.api_base, gateway_url=fake.gateway_url)
         use_discord_endpoints(fake.api_base, fake.gateway_url)
 
-        self.bot = MorphBot(settings, morpher_factory=self.morpher_factory, guild_ready_timeout=0.1)
-        self._bot_task = asyncio.create_task(self.bot.start(fake.bot_token), name="morph-bot")
+        self.bot = bot = MorphBot(settings, morpher_factory=self.morpher_factory, guild_ready_timeout=0.1)
+        self._bot_task = bot_task = asyncio.create_task(bot.start(fake.bot_token), name="morph-bot")
         ready = asyncio.create_task(fake.wait_until_ready(timeout=60))
-        done, _ = await asyncio.wait({ready, self._bot_task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._bot_task in done:  # the bot stopped before it was ready: show why
+        done, _ = await asyncio.wait({ready, bot_task}, return_when=asyncio.FIRST_COMPLETED)
+        if bot_task in done:  # the bot stopped before it was ready: show why
             ready.cancel()
-            self._bot_task.result()
+            bot_task.result()
             raise RuntimeError("the bot stopped while starting")
         ready.result()
 
         users = {m.id: m.name for m in self.members}
         self.server = PlaygroundServer(
-            fake, self.guild, self.channel, self.members, banner=self.banner, model=self.model,
+            fake, guild, channel, self.members, banner=self.banner, model=self.model,
             examples=examples(self.model),
-            jobs=store_jobs(lambda: getattr(self.bot, "store", None), self.guild.id, users))
+            jobs=store_jobs(lambda: getattr(self.bot, "store", None), guild.id, users))
         self.url = await self._listen()
         return self.url
 
     async def _listen(self) -> str:
         """The configured port, or any free one when it is taken."""
+        server = self.server
+        if server is None:
+            raise RuntimeError("no playground server to start")
         try:
-            return await self.server.start(self.host, self.port)
+            return await server.start(self.host, self.port)
         except OSError as err:
             if self.port == 0 or err.errno not in (errno.EADDRINUSE, errno.EACCES):
                 raise
             print(f"playground: port {self.port} is taken, using a free one", file=sys.stderr, flush=True)
-            return await self.server.start(self.host, 0)
+            return await server.start(self.host, 0)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -192,7 +202,7 @@ class Playground:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    async def __aenter__(self) -> "Playground":
+    async def __aenter__(self) -> Playground:
         await self.start()
         return self
 
@@ -221,9 +231,11 @@ def run_playground(settings) -> int:
                       f"  try: {examples(pg.model)[0]}\n"
                       f"  Ctrl-C stops it.\n{line}\n", flush=True)
                 bot_task = pg._bot_task
+                assert bot_task is not None  # start() returned: the bot runs
                 await asyncio.wait({bot_task})  # (a signal cancels the wait, not the bot: pg.stop() closes it)
-                if not bot_task.cancelled() and bot_task.exception():
-                    raise bot_task.exception()
+                error = None if bot_task.cancelled() else bot_task.exception()
+                if error is not None:
+                    raise error
                 return 0
             except asyncio.CancelledError:
                 if not stopping:

@@ -116,7 +116,7 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
             raise CommandError(f"{full} has no option '{unknown[0]}'. Options: {', '.join(by_opt) or 'none'}")
         raise CommandError(f"Too many values for {full} ('{extra}'). "
                            'Put multi-word prompts in "double quotes" or use name:value.')
-    for name, value in zip(free, positional):
+    for name, value in zip(free, positional, strict=False):
         raw[name] = value
     missing = [o["name"] for o in options if o.get("required") and not str(raw.get(o["name"], "")).strip()]
     if missing:
@@ -125,8 +125,9 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
     return ParsedCommand(head, values, path)
 
 
-def _convert(opt: dict, value: str, members: dict[str, str]):
+def _convert(opt: dict, value: str, members: dict[str, str]) -> int | float | bool | str:
     name, kind = opt["name"], opt["type"]
+    v: int | float | bool | str
     if kind in (INTEGER, NUMBER):
         try:
             v = int(value) if kind == INTEGER else float(value)

@@ -5,7 +5,8 @@ of attachments point at the playground's own ``/attachments/`` route.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from bot.sandbox.model import LOADING, permissions_value
@@ -117,7 +118,7 @@ def _command_path(data: dict) -> list[str]:
     return out
 
 
-def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, str]):
+def store_jobs(store_of: Callable[[], Any], guild_id: int, users: dict[int, str]):
     """A ``jobs`` callable for :class:`PlaygroundServer` that reads the bot's Store (``store_of()``)."""
 
     async def jobs() -> list[dict]:

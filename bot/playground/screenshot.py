@@ -25,6 +25,7 @@ async def shoot(out: Path, command: str = '/morph "a red circle" "a blue square"
     async with Playground(settings, port=0) as pg, async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = await browser.new_page(viewport={"width": 1440, "height": 1212}, device_scale_factor=1)
+        assert pg.url is not None  # set once the playground started
         await page.goto(pg.url)
         await page.wait_for_selector("#conn.live")
         box = page.locator("#command-input")

@@ -34,7 +34,7 @@ import logging
 import mimetypes
 import secrets
 from pathlib import Path
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -109,7 +109,7 @@ class PlaygroundServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.host, self.port = host, site._server.sockets[0].getsockname()[1]
+        self.host, self.port = host, self._runner.addresses[0][1]
         return self.url
 
     @property
@@ -347,7 +347,7 @@ class PlaygroundServer:
             with contextlib.suppress(KeyError):
                 self._send_message(self.fake.message(int(ev["message_id"])))
         elif kind == "interaction_failed":
-            it = self.fake.interactions.get(ev.get("interaction_id"))
+            it = self.fake.interactions.get(ev.get("interaction_id", 0))
             if it is not None:
                 self._broadcast("notice", {"text": f"This interaction failed: {ev.get('reason')}.", "error": True},
                                 only=it.user.id)

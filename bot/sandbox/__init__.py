@@ -8,8 +8,8 @@ every request and broken rule, and lets a test act as users, inject faults and d
 The guide to the test API, the rules enforced, and where each part lives is docs/fake-discord.md.
 :class:`FakeDiscord` is one object assembled from mixins, one concern per module (world, actions,
 messages, gateway, faults, rest, routes/…): tests use one flat API and the parts share one world, so
-mixins keep every method where its concern is without a forwarding layer; all state is created in
-``FakeDiscord.__init__``.
+mixins keep every method where its concern is without a forwarding layer; the shared state is declared in
+:class:`~bot.sandbox.state.DiscordState` and created in ``FakeDiscord.__init__``.
 """
 from bot.sandbox.fake import FakeDiscord, eventually
 from bot.sandbox.faults import FaultRule, RateLimit
@@ -20,7 +20,8 @@ from bot.sandbox.rest import RecordedRequest, UploadedFile
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 __all__ = [
-    "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction", "FakeMember",
+    "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction",
+    "FakeMember",
     "FakeMessage", "FakeRole", "FakeUser", "FaultRule", "GatewaySession", "InteractionFailed", "OptionRejected",
     "RateLimit", "RecordedRequest", "UploadedFile",
 ]

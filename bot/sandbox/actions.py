@@ -7,13 +7,15 @@ interaction or event to the bot's gateway sessions.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from bot.sandbox.interaction import FakeInteraction, OptionRejected
 from bot.sandbox.model import (
     ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, FakeMessage,
     compute_pings,
 )
+from bot.sandbox.state import DiscordState
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 
@@ -32,7 +34,7 @@ def _command_data(cmd: dict, chain: list[dict], options: list[dict]) -> dict:
     return data
 
 
-class UserActions:
+class UserActions(DiscordState):
     """FakeDiscord's test API for users acting (a mixin: the state lives in FakeDiscord.__init__)."""
 
     def slash(self, user: FakeMember | FakeUser, name: str, /, *, in_channel: FakeChannel | None = None,
@@ -76,13 +78,17 @@ class UserActions:
         """Where ``user`` runs ``/name`` and what it runs: ``(guild, channel, command, target, chain)``, where
         ``target`` is the (sub)command whose options are filled in and ``chain`` the subcommand (group)s
         leading to it. Raises OptionRejected where Discord's client would not offer the command."""
-        guild = user.guild if isinstance(user, FakeMember) else None
-        channel = in_channel or (guild.default_channel if guild else self.dm_channel(user))
+        if isinstance(user, FakeMember):
+            guild: FakeGuild | None = user.guild
+            channel = in_channel or user.guild.default_channel
+        else:
+            guild, channel = None, in_channel or self.dm_channel(user)
         words = name.split()
         cmd = self.command(words[0], guild)
         if guild is None and (cmd.get("dm_permission") is False or 1 not in (cmd.get("contexts") or [0, 1, 2])):
             raise OptionRejected(f"/{words[0]} is a server-only command: Discord does not offer it in DMs")
-        target, chain = cmd, []
+        target = cmd
+        chain: list[dict] = []
         for word in words[1:]:
             sub = next((o for o in target.get("options") or [] if o["name"] == word and o["type"] in (1, 2)), None)
             if sub is None:
@@ -208,7 +214,8 @@ class UserActions:
                 resolved.setdefault("members", {})[str(value.id)] = guild.members[value.id].payload(
                     with_user=False, permissions_in=None)
         elif isinstance(value, FakeChannel):
-            resolved.setdefault("channels", {})[str(value.id)] = {**value.payload(), "permissions": str(ALL_PERMISSIONS)}
+            resolved.setdefault("channels", {})[str(value.id)] = {**value.payload(),
+                                                                  "permissions": str(ALL_PERMISSIONS)}
         elif isinstance(value, FakeRole):
             resolved.setdefault("roles", {})[str(value.id)] = value.payload()
         else:
@@ -241,12 +248,13 @@ class UserActions:
             "id": str(it.id), "application_id": str(self.application_id), "type": itype, "data": data,
             "token": it.token, "version": 1, "locale": "en-US", "entitlements": [], "entitlement_sku_ids": [],
             "attachment_size_limit": limit, "channel_id": str(channel.id),
-            "channel": {**channel.payload(), "permissions": str(member.permissions_in(channel) if member else ALL_PERMISSIONS)},
+            "channel": {**channel.payload(),
+                        "permissions": str(member.permissions_in(channel) if member else ALL_PERMISSIONS)},
             "app_permissions": str(guild.bot_member.permissions_in(channel) if guild else DEFAULT_BOT_PERMISSIONS),
             "authorizing_integration_owners": {"0": str(guild.id)} if guild else {"1": str(base_user.id)},
             "context": 0 if guild else 1,
         }
-        if guild:
+        if guild and member:
             payload["guild_id"] = str(guild.id)
             payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
             payload["guild_locale"] = "en-US"

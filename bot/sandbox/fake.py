@@ -12,21 +12,18 @@ import inspect
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
 from bot.sandbox.actions import UserActions
-from bot.sandbox.faults import Faults, FaultRule, RateLimit
-from bot.sandbox.gateway import Gateway, GatewaySession, _Conn
-from bot.sandbox.interaction import FakeInteraction
+from bot.sandbox.faults import Faults
+from bot.sandbox.gateway import Gateway
 from bot.sandbox.messages import MessageStore
-from bot.sandbox.model import Attachment, Clock, FakeMessage, Snowflakes
-from bot.sandbox.rest import RecordedRequest, RestServer
-from bot.sandbox.routes.application import ApplicationRoutes
-from bot.sandbox.routes.channels import ChannelRoutes
-from bot.sandbox.routes.interactions import InteractionRoutes
-from bot.sandbox.world import FakeChannel, FakeGuild, FakeUser, World
+from bot.sandbox.model import Clock, Snowflakes
+from bot.sandbox.rest import RestServer
+from bot.sandbox.world import FakeUser, World
 
 log = logging.getLogger("bot.sandbox")
 
@@ -44,12 +41,11 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interva
         await asyncio.sleep(interval)
 
 
-class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer, ApplicationRoutes,
-                  InteractionRoutes, ChannelRoutes):
+class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer):
     """A small Discord: REST v10 and the gateway on 127.0.0.1, with the rules a bot must follow.
 
-    Each base class adds the methods of one concern (see :mod:`bot.sandbox`); all attributes are created
-    here, in ``__init__``.
+    Each base class adds the methods of one concern (see :mod:`bot.sandbox`); the attributes they share are
+    declared in :class:`~bot.sandbox.state.DiscordState` and created here, in ``__init__``.
     """
 
     def __init__(self, *, bot_name: str = "morph-bot") -> None:
@@ -60,39 +56,33 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer,
         self.application_id = self.bot_user.id
         self.bot_token = (base64.urlsafe_b64encode(str(self.bot_user.id).encode()).decode().rstrip("=")
                           + ".fake." + secrets.token_urlsafe(27))
-        self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
-        #: the application's owner (a bot owner for the bot; in no guild unless a test adds them)
+        self.users = {self.bot_user.id: self.bot_user}
         self.app_owner = self.add_user("app-developer")
-        #: the application's team (see :meth:`set_team`); None = owned by ``app_owner`` alone
-        self.app_team: dict | None = None
-        self.guilds: dict[int, FakeGuild] = {}
-        self.channels: dict[int, FakeChannel] = {}
-        #: synced application commands: None → global list, guild id → that guild's list
-        self.commands: dict[int | None, list[dict]] = {}
-        self.requests: list[RecordedRequest] = []
-        self.unknown_routes: list[tuple[str, str]] = []
-        #: Discord rules the bot broke: {"rule", "method", "path", "status", "code", "message"}
-        self.violations: list[dict] = []
-        self.interactions: dict[int, FakeInteraction] = {}
+        self.app_team = None
+        self.guilds = {}
+        self.channels = {}
+        self.commands = {}
+        self.requests = []
+        self.unknown_routes = []
+        self.violations = []
+        self.interactions = {}
         self.gateway_stats = collections.Counter()
-        self._messages: dict[int, FakeMessage] = {}
-        self._by_channel: dict[int, list[FakeMessage]] = collections.defaultdict(list)
-        self._attachments: dict[int, Attachment] = {}
-        self._faults: list[FaultRule] = []
-        self._limits: list[RateLimit] = []
-        self._sessions: dict[str, GatewaySession] = {}
-        #: ``shards`` in the answer to GET /gateway/bot: the count discord.py's AutoShardedClient runs
-        #: when it is given no shard_count
+        self._messages = {}
+        self._by_channel = collections.defaultdict(list)
+        self._attachments = {}
+        self._faults = []
+        self._limits = []
+        self._sessions = {}
         self.recommended_shards = 1
-        self._conns: set[_Conn] = set()
-        self._subscribers: list[asyncio.Queue] = []
-        self._waiters: list[tuple[Callable[[FakeMessage], bool], asyncio.Future]] = []
-        self._runner: web.AppRunner | None = None
+        self._conns = set()
+        self._subscribers = []
+        self._waiters = []
+        self._runner = None
         self._routes = self._route_table()
         self.host, self.port = "127.0.0.1", 0
 
     # lifecycle ------------------------------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeDiscord":
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeDiscord:
         app = web.Application(client_max_size=512 * 1024 * 1024)
         app.router.add_route("GET", "/gateway", self._gateway)
         app.router.add_route("GET", "/attachments/{aid}/{filename}", self._serve_attachment)
@@ -102,7 +92,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer,
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.host, self.port = host, site._server.sockets[0].getsockname()[1]
+        self.host, self.port = host, self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -116,7 +106,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer,
             if not fut.done():
                 fut.cancel()
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

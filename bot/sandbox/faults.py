@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bot.sandbox.rest import json_response
+from bot.sandbox.state import DiscordState
 
 
 @dataclass
@@ -57,7 +58,7 @@ class RateLimit:
         return m.group(1) if m.groups() else "*"
 
 
-class Faults:
+class Faults(DiscordState):
     """FakeDiscord's fault injection and rate limits (a mixin: the state lives in FakeDiscord.__init__)."""
 
     def fail_route(self, method: str, path_regex: str, status: int, times: int | None = 1,
@@ -139,8 +140,8 @@ class Faults:
         body = body or {"message": "You are being rate limited.", "retry_after": ra, "global": False}
         return json_response(429, body, headers)
 
-    def _fault_response(self, fault: FaultRule) -> web.Response:
-        if fault.status == 429:
+    def _fault_response(self, fault: FaultRule, status: int) -> web.Response:
+        if status == 429:
             return self._rate_limited(float(fault.retry_after or 0.5), 5, "fake" + secrets.token_hex(8), fault.body)
-        body = fault.body or {"message": f"{fault.status}: injected by fake-discord", "code": 0}
-        return json_response(fault.status, body)
+        body = fault.body or {"message": f"{status}: injected by fake-discord", "code": 0}
+        return json_response(status, body)

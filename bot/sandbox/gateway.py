@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.sandbox.model import FakeMessage, emoji_payload, identify_shard, shard_of
+from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
     from bot.sandbox.world import FakeGuild
@@ -67,7 +68,7 @@ class _Conn:
         self.writer: asyncio.Task | None = None
 
 
-class Gateway:
+class Gateway(DiscordState):
     """FakeDiscord's gateway (a mixin: the state lives in FakeDiscord.__init__)."""
 
     @property
@@ -154,6 +155,7 @@ class Gateway:
     def _message_event(self, name: str, msg: FakeMessage) -> None:
         if msg.ephemeral:
             return  # bots do not receive ephemeral messages over the gateway
+        data: dict
         if name == "MESSAGE_DELETE":
             data = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
         else:
@@ -228,14 +230,15 @@ class Gateway:
             pass
 
     async def _on_op(self, conn: _Conn, frame: dict) -> None:
-        op, d = frame.get("op"), frame.get("d")
+        op = frame.get("op")
+        d: dict = frame.get("d") or {}
         if op == 1:
             conn.queue.put_nowait(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
         elif op == 2:
-            await self._identify(conn, d or {})
+            await self._identify(conn, d)
         elif op == 6:
-            session = self._sessions.get((d or {}).get("session_id"))
-            seq = (d or {}).get("seq") or 0
+            session = self._sessions.get(d.get("session_id", ""))
+            seq = d.get("seq") or 0
             if session is None or d.get("token") != self.bot_token or \
                     (session.log and seq < session.log[0][0] - 1):
                 conn.queue.put_nowait(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
@@ -256,7 +259,7 @@ class Gateway:
         elif op == 8:
             if conn.session is None:
                 return
-            gid = int((d or {}).get("guild_id") or 0)
+            gid = int(d.get("guild_id") or 0)
             g = self.guilds.get(gid)
             if g is not None and conn.session.owns(gid):
                 chunk = {"guild_id": str(g.id), "members": [m.payload() for m in g.members.values()],

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from bot.sandbox.model import INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, FakeMessage
 
 if TYPE_CHECKING:
-    from bot.sandbox.fake import FakeDiscord
+    from bot.sandbox.state import DiscordState
     from bot.sandbox.world import FakeChannel, FakeMember, FakeUser
 
 
@@ -29,7 +29,7 @@ class FakeInteraction:
     ``followups``. ``await it.reply()`` waits until a deferred response has real content.
     """
 
-    def __init__(self, fake: "FakeDiscord", itype: int, user: FakeUser, member: FakeMember | None,
+    def __init__(self, fake: DiscordState, itype: int, user: FakeUser, member: FakeMember | None,
                  channel: FakeChannel, data: dict, message: FakeMessage | None, upload_limit: int):
         self.fake = fake
         self.id = fake.ids.next()
@@ -50,6 +50,7 @@ class FakeInteraction:
         self.original: FakeMessage | None = None
         self.followups: list[FakeMessage] = []
         self.command_hidden = False  # member lacks the command's default_member_permissions
+        self._expiry_reported = False  # a deferred response left past the token's expiry was reported
         self._done: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def __repr__(self) -> str:
@@ -69,7 +70,7 @@ class FakeInteraction:
     def __await__(self):
         return self.wait().__await__()
 
-    async def wait(self, timeout: float | None = None) -> "FakeInteraction":
+    async def wait(self, timeout: float | None = None) -> FakeInteraction:
         """Wait for the first response; raise InteractionFailed if Discord's 3 s deadline passed."""
         timeout = timeout if timeout is not None else INTERACTION_DEADLINE_S + 2
         try:

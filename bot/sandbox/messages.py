@@ -7,12 +7,14 @@ subscribers, and wakes tests waiting in :meth:`~MessageStore.wait_for_message`.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from bot.sandbox.model import (
     EPHEMERAL, IS_COMPONENTS_V2, LOADING, ApiError, Attachment, FakeMessage, compute_pings,
 )
 from bot.sandbox.rules import MAX_FILES, check_not_empty, validate_message_fields
+from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
     from bot.sandbox.interaction import FakeInteraction
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from bot.sandbox.world import FakeChannel, FakeUser
 
 
-class MessageStore:
+class MessageStore(DiscordState):
     """FakeDiscord's messages (a mixin: the state lives in FakeDiscord.__init__)."""
 
     # queries --------------------------------------------------------------------------------------------
@@ -30,7 +32,7 @@ class MessageStore:
         return {cid: [m for m in msgs if not m.deleted] for cid, msgs in self._by_channel.items()}
 
     def message(self, message_id: int | FakeMessage) -> FakeMessage:
-        return self._messages[int(getattr(message_id, "id", message_id))]
+        return self._messages[message_id.id if isinstance(message_id, FakeMessage) else int(message_id)]
 
     def all_messages(self, *, include_deleted: bool = False) -> list[FakeMessage]:
         return [m for m in self._messages.values() if include_deleted or not m.deleted]
@@ -85,7 +87,7 @@ class MessageStore:
             try:
                 if pred(msg):
                     fut.set_result(msg)
-            except Exception as exc:  # a broken predicate should fail the test, not hang it
+            except Exception as exc:  # noqa: BLE001 — a broken predicate should fail the test, not hang it
                 fut.set_exception(exc)
 
     def _new_message(self, channel: FakeChannel, body: dict, files: list[UploadedFile], *, upload_limit: int,
@@ -129,6 +131,7 @@ class MessageStore:
         declared = body.get("attachments")
         by_field = {f.name: f for f in files}
         out: list[Attachment] = []
+        new: list[tuple[UploadedFile, dict | None]]  # (file, its entry in ``attachments``)
         if declared is None:
             out = list(existing)
             new = [(f, None) for f in files]
@@ -137,9 +140,9 @@ class MessageStore:
             out = [a for a in existing if str(a.id) in keep]
             new = []
             for a in declared:
-                f = by_field.get(f"files[{a.get('id')}]")
-                if f is not None:
-                    new.append((f, a))
+                upload = by_field.get(f"files[{a.get('id')}]")
+                if upload is not None:
+                    new.append((upload, a))
         for f, meta in new:
             aid = self.ids.next()
             filename = (meta or {}).get("filename") or f.filename

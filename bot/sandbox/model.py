@@ -12,7 +12,8 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import discord
 
@@ -191,14 +192,14 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     """Width and height of an image (GIF, PNG, JPEG) or an MP4 video, as Discord reports them; else None."""
     if data[4:8] == b"ftyp":
         return _video_size(data)
-    if not data[:4] in (b"GIF8", b"\x89PNG") and not data[:3] == b"\xff\xd8\xff":
+    if data[:4] not in (b"GIF8", b"\x89PNG") and not data[:3] == b"\xff\xd8\xff":
         return None
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
             return im.size
-    except Exception:
+    except Exception:  # noqa: BLE001 — PIL raises many kinds on bad bytes: Discord would leave the size out
         return None
 
 
@@ -209,7 +210,7 @@ def _video_size(data: bytes) -> tuple[int, int] | None:
         with av.open(io.BytesIO(data)) as container:
             ctx = container.streams.video[0].codec_context
             return ctx.width, ctx.height
-    except Exception:  # no PyAV, or not a video it can read: Discord would leave the size out too
+    except Exception:  # noqa: BLE001 — no PyAV, or not a video it can read: Discord would leave the size out too
         return None
 
 
@@ -354,7 +355,8 @@ def compute_pings(content: str, allowed_mentions: dict | None, *, ephemeral: boo
     allowed_users = {int(u) for u in am.get("users") or []}
     allowed_roles = {int(r) for r in am.get("roles") or []}
     pinged_users = [u for u in users if "users" in parse or u in allowed_users]
-    if replied_user is not None and am.get("replied_user", allowed_mentions is None) and replied_user not in pinged_users:
+    if (replied_user is not None and am.get("replied_user", allowed_mentions is None)
+            and replied_user not in pinged_users):
         pinged_users.append(replied_user)
     return {
         "users": pinged_users,

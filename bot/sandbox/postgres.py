@@ -51,7 +51,7 @@ class TempPostgres:
     def url_for(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> "TempPostgres":
+    def start(self) -> TempPostgres:
         initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
         self.dir = Path(tempfile.mkdtemp(prefix="morph-pg-"))
         data, sockets = self.dir / "data", self.dir / "run"
@@ -86,9 +86,11 @@ class TempPostgres:
         self.dir = None
 
     def log_tail(self, n: int = 40) -> str:
+        if self.dir is None:
+            return "(no server log)"
         try:
             return "\n".join((self.dir / "server.log").read_text(errors="replace").splitlines()[-n:])
-        except (OSError, TypeError):
+        except OSError:
             return "(no server log)"
 
     def _run(self, cmd: list[str], check: bool = True) -> None:
@@ -97,7 +99,7 @@ class TempPostgres:
             raise RuntimeError(f"{' '.join(cmd[:2])} failed ({done.returncode}): {done.stderr.strip()}\n"
                                f"{self.log_tail()}")
 
-    def __enter__(self) -> "TempPostgres":
+    def __enter__(self) -> TempPostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -42,47 +42,53 @@ class BotProcess:
         BotProcess.count += 1
         self.log_path = tmp / f"bot-{BotProcess.count}.log"
 
-    async def spawn(self) -> "BotProcess":
+    async def spawn(self) -> BotProcess:
         """Start the process and return at once (:meth:`start` also waits until it is connected)."""
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: ASYNC230 — a local file for the child's output
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", self.module, cwd=str(self.tmp), env=self.env, stdout=self._log,
             stderr=asyncio.subprocess.STDOUT)
         return self
 
-    async def start(self, timeout: float = 120.0) -> "BotProcess":
+    @property
+    def process(self) -> asyncio.subprocess.Process:
+        if self.proc is None:
+            raise RuntimeError("the bot process was not started (call spawn() or start())")
+        return self.proc
+
+    async def start(self, timeout: float = 120.0) -> BotProcess:
         """Start the process and wait until it has identified on the fake's gateway."""
         identified = self.fake.gateway_stats["identifies"]
         await self.spawn()
         deadline = time.monotonic() + timeout
         while self.fake.gateway_stats["identifies"] == identified or not self.fake.connected:
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"bot did not connect (rc={self.proc.returncode}):\n{self.log_tail()}")
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError(f"bot did not connect (rc={self.process.returncode}):\n{self.log_tail()}")
             await asyncio.sleep(0.1)
         return self
 
     async def kill(self) -> None:
         """SIGKILL: no clean shutdown, like a crash or a power cut."""
-        self.proc.kill()
-        await self.proc.wait()
+        self.process.kill()
+        await self.process.wait()
         self._log.close()
 
     async def interrupt(self, timeout: float = 30.0, sig: int = signal.SIGINT) -> int:
         """Ctrl-C (SIGINT), or ``sig`` (SIGTERM: ``docker stop``, systemd), and wait for the exit status
         (SIGKILL after ``timeout``)."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
         return await self.wait_exit(timeout)
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
         """The exit status; a process still running after ``timeout`` is killed (and returns -9)."""
         try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
+            return await asyncio.wait_for(self.process.wait(), timeout)
         except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+            self.process.kill()
+            return await self.process.wait()
+        finally:
+            self._log.close()
 
     def log_text(self) -> str:
         try:

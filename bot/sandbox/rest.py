@@ -9,16 +9,19 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from bot.sandbox.model import ApiError, FakeMessage
-from bot.sandbox.world import P
+from bot.sandbox.model import ApiError
+from bot.sandbox.routes.application import ApplicationRoutes
+from bot.sandbox.routes.channels import ChannelRoutes
+from bot.sandbox.routes.interactions import InteractionRoutes
 
 if TYPE_CHECKING:
-    from bot.sandbox.world import FakeChannel
+    from bot.sandbox.state import Route
 
 log = logging.getLogger("bot.sandbox")
 
@@ -59,15 +62,16 @@ def json_response(status: int, obj: Any, headers: dict | None = None) -> web.Res
                         headers={"Content-Type": "application/json", **(headers or {})})
 
 
-class RestServer:
-    """FakeDiscord's HTTP front (a mixin: the state lives in FakeDiscord.__init__)."""
+class RestServer(ApplicationRoutes, InteractionRoutes, ChannelRoutes):
+    """FakeDiscord's HTTP front, over the handlers of :mod:`bot.sandbox.routes` (a mixin: the state it
+    shares is declared in :class:`~bot.sandbox.state.DiscordState`)."""
 
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
         rx = re.compile(path_regex)
         return [r for r in self.requests if method in ("*", r.method) and rx.search(r.path)]
 
-    def _route_table(self):
-        r = [
+    def _route_table(self) -> list[Route]:
+        r: list[tuple[str, str, Callable[..., Awaitable[Any]], bool]] = [
             ("GET", r"/users/@me", self._r_me, True),
             ("GET", r"/users/(?P<uid>\d+)", self._r_user, True),
             ("GET", r"/oauth2/applications/@me", self._r_app, True),
@@ -110,6 +114,8 @@ class RestServer:
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    raise web.HTTPBadRequest(text="nested multipart bodies are not supported")
                 data = await part.read(decode=False)
                 if part.name == "payload_json":
                     payload = json.loads(data.decode())
@@ -138,22 +144,21 @@ class RestServer:
                 await asyncio.sleep(fault.delay)
             if fault.status is not None and not fault.apply:
                 rec.status, rec.injected = fault.status, True
-                return self._fault_response(fault)
+                return self._fault_response(fault, fault.status)
 
         limited, rl_headers = self._take_rate_limits(req.method, path)
         if limited is not None:
             rec.status = 429
             return limited
 
-        for methods, rx, handler, needs_auth in self._routes:
-            m = rx.fullmatch(path)
-            if m and req.method in methods:
-                break
-        else:
+        route = next(((handler, needs_auth, m) for methods, rx, handler, needs_auth in self._routes
+                      if (m := rx.fullmatch(path)) and req.method in methods), None)
+        if route is None:
             self.unknown_routes.append((req.method, path))
             log.warning("fake-discord: unknown route %s %s", req.method, path)
             rec.status = 404
             return json_response(404, {"message": "404: Not Found", "code": 0})
+        handler, needs_auth, m = route
 
         if needs_auth and request.headers.get("Authorization") != f"Bot {self.bot_token}":
             rec.status = 401
@@ -167,7 +172,7 @@ class RestServer:
             return json_response(err.status, err.body())
         if fault is not None and fault.status is not None:  # apply=True: done, but the answer is lost
             rec.status, rec.injected = fault.status, True
-            return self._fault_response(fault)
+            return self._fault_response(fault, fault.status)
         if isinstance(result, web.StreamResponse):
             rec.status = result.status
             return result
@@ -182,26 +187,3 @@ class RestServer:
         if att is None:
             return web.Response(status=404)
         return web.Response(body=att.data, headers={"Content-Type": att.media_type or "application/octet-stream"})
-
-    # helpers for the handlers ---------------------------------------------------------------------------
-    def _channel(self, cid) -> FakeChannel:
-        ch = self.channels.get(int(cid))
-        if ch is None:
-            raise ApiError(404, 10003, "Unknown Channel", rule=f"unknown channel {cid}")
-        return ch
-
-    def _require(self, ch: FakeChannel, *perm_names: str) -> None:
-        if ch.guild is None:
-            return
-        perms = ch.guild.bot_member.permissions_in(ch)
-        if not perms & P["view_channel"]:
-            raise ApiError(403, 50001, "Missing Access", rule=f"bot cannot see #{ch.name}")
-        missing = [p for p in perm_names if not perms & P[p]]
-        if missing:
-            raise ApiError(403, 50013, "Missing Permissions", rule=f"bot lacks {missing} in #{ch.name}")
-
-    def _msg_in(self, ch: FakeChannel, mid) -> FakeMessage:
-        msg = self._messages.get(int(mid))
-        if msg is None or msg.channel_id != ch.id or msg.deleted or msg.ephemeral:
-            raise ApiError(404, 10008, "Unknown Message", rule=f"unknown message {mid}")
-        return msg

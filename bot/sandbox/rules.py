@@ -66,7 +66,8 @@ def validate_message_fields(body: dict, path: list | None = None) -> None:
             total += len(f.get("name") or "") + len(f.get("value") or "")
         total += len((e.get("footer") or {}).get("text") or "") + len((e.get("author") or {}).get("name") or "")
     if total > 6000:
-        raise form_error(_nest(path + ["embeds"], _err("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")),
+        raise form_error(_nest(path + ["embeds"],
+                               _err("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")),
                          rule="embeds longer than 6000 characters in total")
     am = body.get("allowed_mentions")
     if am:
@@ -92,11 +93,13 @@ def validate_components(rows: list, path: list, v2: bool = False) -> None:
     seen: set[str] = set()
     for r, row in enumerate(rows):
         if row.get("type") != 1:
-            raise form_error(_nest(path + [r, "type"], _err("UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (1,).")),
+            raise form_error(_nest(path + [r, "type"],
+                                   _err("UNION_TYPE_CHOICES", "Value of field \"type\" must be one of (1,).")),
                              rule="top-level component is not an action row")
         items = row.get("components") or []
         if not items:
-            raise form_error(_nest(path + [r, "components"], _err("BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length.")),
+            raise form_error(_nest(path + [r, "components"],
+                                   _err("BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length.")),
                              rule="empty action row")
         if len(items) > MAX_ROW_BUTTONS:
             raise form_error(_nest(path + [r, "components"], _err(
@@ -125,13 +128,15 @@ def validate_components(rows: list, path: list, v2: bool = False) -> None:
                 style = comp.get("style")
                 if style == 5:
                     if not comp.get("url") or cid:
-                        raise form_error(_nest(here, _err("BUTTON_COMPONENT_INVALID_URL", "A link button needs a url and no custom_id.")),
+                        raise form_error(_nest(here, _err("BUTTON_COMPONENT_INVALID_URL",
+                                                          "A link button needs a url and no custom_id.")),
                                          rule="link button without url")
                 elif style != 6 and not cid:
                     raise form_error(_nest(here + ["custom_id"], _err("BASE_TYPE_REQUIRED", "This field is required")),
                                      rule="button without custom_id")
                 if len(comp.get("label") or "") > 80:
-                    raise form_error(_nest(here + ["label"], _err("BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length.")),
+                    raise form_error(_nest(here + ["label"],
+                                           _err("BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length.")),
                                      rule="button label longer than 80")
             elif ctype == 3:
                 options = comp.get("options") or []
@@ -142,7 +147,8 @@ def validate_components(rows: list, path: list, v2: bool = False) -> None:
                 values = [o.get("value") for o in options]
                 if len(set(values)) != len(values):
                     raise form_error(_nest(here + ["options"], _err(
-                        "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED", "Select component option values cannot be duplicated")),
+                        "SELECT_COMPONENT_OPTION_VALUE_DUPLICATED",
+                        "Select component option values cannot be duplicated")),
                         rule="duplicate select option values")
                 for o_i, o in enumerate(options):
                     for key, limit in (("label", 100), ("value", 100), ("description", 100)):
@@ -156,7 +162,8 @@ def validate_components(rows: list, path: list, v2: bool = False) -> None:
                         "BASE_TYPE_BAD_INT", "min_values/max_values out of range")),
                         rule="select min_values/max_values out of range")
                 if len(comp.get("placeholder") or "") > 150:
-                    raise form_error(_nest(here + ["placeholder"], _err("BASE_TYPE_MAX_LENGTH", "Must be 150 or fewer in length.")),
+                    raise form_error(_nest(here + ["placeholder"],
+                                           _err("BASE_TYPE_MAX_LENGTH", "Must be 150 or fewer in length.")),
                                      rule="select placeholder longer than 150")
             elif ctype in (5, 6, 7, 8):
                 if not cid:
@@ -211,11 +218,13 @@ def _command_chars(item: dict) -> int:
 def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
     name = item.get("name") or ""
     if not COMMAND_NAME.match(name) or name != name.lower():
-        raise form_error(_nest(path + ["name"], _err("APPLICATION_COMMAND_INVALID_NAME", f"Command name is invalid ({name!r})")),
+        raise form_error(_nest(path + ["name"],
+                               _err("APPLICATION_COMMAND_INVALID_NAME", f"Command name is invalid ({name!r})")),
                          rule=f"invalid command/option name {name!r}")
     desc = item.get("description") or ""
     if not 1 <= len(desc) <= 100:
-        raise form_error(_nest(path + ["description"], _err("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")),
+        raise form_error(_nest(path + ["description"],
+                               _err("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")),
                          rule=f"description of {name!r} must be 1–100 characters")
     options = item.get("options") or []
     if len(options) > 25:
@@ -234,7 +243,8 @@ def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
         if opt.get("required"):
             if seen_optional:
                 raise form_error(_nest(here + ["required"], _err(
-                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", "Required options must be placed before non-required options")),
+                    "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                    "Required options must be placed before non-required options")),
                     rule=f"required option {opt.get('name')!r} after an optional one")
         else:
             seen_optional = True

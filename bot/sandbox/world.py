@@ -8,7 +8,8 @@ GUILD_MEMBER_ADD).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable
 
 from bot.sandbox.gateway import GUILDS
 from bot.sandbox.interaction import OptionRejected
@@ -16,9 +17,10 @@ from bot.sandbox.model import (
     ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, iso,
     permissions_value,
 )
+from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
-    from bot.sandbox.fake import FakeDiscord
+    from bot.sandbox.state import DiscordState
 
 #: Permission bits by name: what @everyone gets by default and what the REST routes check the bot for.
 P = {name: permissions_value(name) for name in (
@@ -47,7 +49,7 @@ class FakeUser:
 @dataclass(eq=False)
 class FakeRole:
     id: int
-    guild: "FakeGuild"
+    guild: FakeGuild
     name: str
     permissions: int = 0
     position: int = 1
@@ -65,7 +67,7 @@ class FakeRole:
 class FakeChannel:
     id: int
     name: str
-    guild: "FakeGuild | None" = None
+    guild: FakeGuild | None = None
     type: int = 0  # 0 text, 1 DM
     overwrites: list[dict] = field(default_factory=list)  # {"id", "type": 0 role / 1 member, "allow", "deny"}
     recipient: FakeUser | None = None
@@ -81,7 +83,7 @@ class FakeChannel:
                 "permission_overwrites": [{"id": str(o["id"]), "type": o["type"], "allow": str(o.get("allow", 0)),
                                            "deny": str(o.get("deny", 0))} for o in self.overwrites]}
 
-    def overwrite(self, target: "FakeRole | FakeMember", *, allow=0, deny=0) -> None:
+    def overwrite(self, target: FakeRole | FakeMember, *, allow=0, deny=0) -> None:
         """Add a permission overwrite for a role or member (names or ints)."""
         self.overwrites.append({"id": target.id, "type": 0 if isinstance(target, FakeRole) else 1,
                                 "allow": permissions_value(allow), "deny": permissions_value(deny)})
@@ -94,7 +96,7 @@ class FakeChannel:
 @dataclass(eq=False)
 class FakeMember:
     user: FakeUser
-    guild: "FakeGuild"
+    guild: FakeGuild
     role_ids: list[int] = field(default_factory=list)
     nick: str | None = None
     joined_at: float = 0.0
@@ -138,10 +140,11 @@ class FakeMember:
             perms = (perms & ~o["deny"]) | o["allow"]
         return perms
 
-    def payload(self, *, with_user: bool = True, permissions_in: FakeChannel | None | bool = False) -> dict:
-        out = {"roles": [str(r) for r in self.role_ids], "nick": self.nick, "avatar": None, "banner": None,
-               "joined_at": iso(self.joined_at), "premium_since": None, "deaf": False, "mute": False,
-               "flags": 0, "pending": False, "communication_disabled_until": None}
+    def payload(self, *, with_user: bool = True, permissions_in: FakeChannel | None | Literal[False] = False) -> dict:
+        out: dict[str, Any] = {
+            "roles": [str(r) for r in self.role_ids], "nick": self.nick, "avatar": None, "banner": None,
+            "joined_at": iso(self.joined_at), "premium_since": None, "deaf": False, "mute": False,
+            "flags": 0, "pending": False, "communication_disabled_until": None}
         if with_user:
             out["user"] = self.user.payload()
         if permissions_in is not False:
@@ -156,7 +159,7 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None,
+    def __init__(self, fake: DiscordState, name: str, premium_tier: int = 0, upload_limit: int | None = None,
                  guild_id: int | None = None):
         self.fake = fake
         self.id = guild_id or fake.ids.next()
@@ -227,7 +230,7 @@ class FakeGuild:
         }
 
 
-class World:
+class World(DiscordState):
     """FakeDiscord's builders and lookups of the world (a mixin: the state lives in FakeDiscord.__init__)."""
 
     def add_user(self, name: str) -> FakeUser:

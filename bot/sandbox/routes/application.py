@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from bot.sandbox.model import ApiError
 from bot.sandbox.rules import validate_commands
+from bot.sandbox.state import DiscordState
 from bot.sandbox.world import FakeUser
 
 
-class ApplicationRoutes:
+class ApplicationRoutes(DiscordState):
     """A mixin of FakeDiscord (the state lives in FakeDiscord.__init__)."""
 
     async def _r_me(self, req):

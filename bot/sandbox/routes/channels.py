@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import re
 
-from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError
+from typing import TYPE_CHECKING
+
+from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
+from bot.sandbox.state import DiscordState
+from bot.sandbox.world import P
+
+if TYPE_CHECKING:
+    from bot.sandbox.world import FakeChannel
 
 
-class ChannelRoutes:
+class ChannelRoutes(DiscordState):
     """A mixin of FakeDiscord (the state lives in FakeDiscord.__init__)."""
 
     async def _r_channel(self, req, cid):
@@ -47,7 +54,8 @@ class ChannelRoutes:
                 ref = None
             else:
                 msg_type = 19
-        msg = self._new_message(ch, body, req.files, upload_limit=ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT,
+        upload_limit = ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT
+        msg = self._new_message(ch, body, req.files, upload_limit=upload_limit,
                                 flags_allowed=(1 << 2) | (1 << 12) | IS_COMPONENTS_V2, msg_type=msg_type)
         if ref:
             msg.message_reference = {"message_id": str(ref["message_id"]), "channel_id": str(ch.id),
@@ -73,7 +81,8 @@ class ChannelRoutes:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user",
                            rule="edit of someone else's message")
         body = req.json if isinstance(req.json, dict) else {}
-        self._edit_message(msg, body, req.files, upload_limit=ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT)
+        upload_limit = ch.guild.upload_limit if ch.guild else DEFAULT_UPLOAD_LIMIT
+        self._edit_message(msg, body, req.files, upload_limit=upload_limit)
         return msg.to_payload()
 
     async def _r_bulk_delete(self, req, cid):
@@ -103,7 +112,8 @@ class ChannelRoutes:
             if emoji not in msg.reactions or not msg.reactions[emoji]:
                 self._require(ch, "add_reactions")
                 if sum(1 for u in msg.reactions.values() if u) >= 20:
-                    raise ApiError(400, 30010, "Maximum number of reactions reached (20)", rule="more than 20 reactions")
+                    raise ApiError(400, 30010, "Maximum number of reactions reached (20)",
+                                   rule="more than 20 reactions")
             users = msg.reactions.setdefault(emoji, [])
             if self.bot_user.id not in users:
                 users.append(self.bot_user.id)
@@ -139,3 +149,26 @@ class ChannelRoutes:
         if user is None:
             raise ApiError(400, 50035, "Invalid Form Body", rule="DM to an unknown user")
         return self.dm_channel(user).payload()
+
+    # lookups and permission checks ---------------------------------------------------------------------------
+    def _channel(self, cid) -> FakeChannel:
+        ch = self.channels.get(int(cid))
+        if ch is None:
+            raise ApiError(404, 10003, "Unknown Channel", rule=f"unknown channel {cid}")
+        return ch
+
+    def _require(self, ch: FakeChannel, *perm_names: str) -> None:
+        if ch.guild is None:
+            return
+        perms = ch.guild.bot_member.permissions_in(ch)
+        if not perms & P["view_channel"]:
+            raise ApiError(403, 50001, "Missing Access", rule=f"bot cannot see #{ch.name}")
+        missing = [p for p in perm_names if not perms & P[p]]
+        if missing:
+            raise ApiError(403, 50013, "Missing Permissions", rule=f"bot lacks {missing} in #{ch.name}")
+
+    def _msg_in(self, ch: FakeChannel, mid) -> FakeMessage:
+        msg = self._messages.get(int(mid))
+        if msg is None or msg.channel_id != ch.id or msg.deleted or msg.ephemeral:
+            raise ApiError(404, 10008, "Unknown Message", rule=f"unknown message {mid}")
+        return msg

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from bot.sandbox.interaction import FakeInteraction
 from bot.sandbox.model import EPHEMERAL, INTERACTION_DEADLINE_S, LOADING, ApiError, FakeMessage
+from bot.sandbox.state import DiscordState
 
 
-class InteractionRoutes:
+class InteractionRoutes(DiscordState):
     """A mixin of FakeDiscord (the state lives in FakeDiscord.__init__)."""
 
     async def _r_callback(self, req, iid, token):
@@ -30,7 +31,8 @@ class InteractionRoutes:
         allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9), 4: (8,), 5: (4, 5, 6, 7)}.get(it.type, ())
         if rtype not in allowed:
             raise ApiError(400, 50035, "Invalid Form Body", {"type": {"_errors": [{
-                "code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": f"Invalid interaction response type {rtype}"}]}},
+                "code": "INTERACTION_RESPONSE_TYPE_INVALID",
+                "message": f"Invalid interaction response type {rtype}"}]}},
                 rule=f"callback type {rtype} not valid for interaction type {it.type}")
         msg: FakeMessage | None = None
         if rtype in (4, 5):
@@ -132,7 +134,7 @@ class InteractionRoutes:
                 self._fail_interaction(it, f"no response within {INTERACTION_DEADLINE_S:.0f} s")
             elif (it.state == "responded" and it.response_type == 5 and now_w > it.expires_at
                   and it.original is not None and it.original.loading and not it.original.deleted
-                  and not getattr(it, "_expiry_reported", False)):
+                  and not it._expiry_reported):
                 it._expiry_reported = True
                 self._violation("deferred response never completed before the 15-minute token expiry",
                                 "POST", f"/interactions/{it.id}/…/callback", 0, 0, "")
