@@ -124,7 +124,8 @@ class Actions:
         "interaction failed"). Returns the Job or None.
         """
         store = self.store
-        if interaction.guild_id is None:
+        guild_id, channel_id = interaction.guild_id, interaction.channel_id
+        if guild_id is None or channel_id is None:
             await ephemeral(interaction, "❌ Morphs run in servers, not in direct messages.")
             return None
 
@@ -133,7 +134,7 @@ class Actions:
             reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
 
         async def enqueue():
-            job = await store.enqueue(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            job = await store.enqueue(guild_id=guild_id, channel_id=channel_id,
                                       user_id=interaction.user.id, request=request,
                                       upload_limit=upload_limit_for(interaction),
                                       interaction_token=interaction.token,
@@ -169,8 +170,7 @@ class Actions:
                 return job
         await store.set_status_message(job.id, message_id)
         self.events.job_queued(job, message_id, base)
-        log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id,
-                 interaction.guild_id, position)
+        log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id, guild_id, position)
         return job
 
     async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None:

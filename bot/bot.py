@@ -87,6 +87,21 @@ class MorphTree(app_commands.CommandTree):
         """Only the first front to record an interaction answers it (see ``bot.interactions.first_to_answer``)."""
         return await first_to_answer(interaction)
 
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
+        original = getattr(error, "original", error)
+        if isinstance(original, (app_commands.CheckFailure, MorphError)):
+            text = str(original) or "❌ You cannot use this command here."
+        elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
+            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
+        else:
+            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
+            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
+        try:
+            await ephemeral(interaction, text)
+        except discord.HTTPException:
+            pass
+
 
 class MorphBot(commands.Bot):
     """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations), start
@@ -121,7 +136,6 @@ class MorphBot(commands.Bot):
         self.actions: Actions | None = None
         self.owner_id_set: frozenset[int] = frozenset(settings.owner_ids)
         self.invite: str | None = None
-        self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
         from bot.store import Store
@@ -196,22 +210,6 @@ class MorphBot(commands.Bot):
         if self.store is not None and self._own_store:
             await self.store.close()
             self.store = None
-
-    async def on_app_command_error(self, interaction: discord.Interaction,
-                                   error: app_commands.AppCommandError) -> None:
-        """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
-        original = getattr(error, "original", error)
-        if isinstance(original, (app_commands.CheckFailure, MorphError)):
-            text = str(original) or "❌ You cannot use this command here."
-        elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
-            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
-        else:
-            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
-            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
-        try:
-            await ephemeral(interaction, text)
-        except discord.HTTPException:
-            pass
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import discord
@@ -309,7 +310,7 @@ class Delivery:
                 log.info("job %s was already posted as message %s; adopting it", job.id, message.id)
             else:
                 files = await self._files(job)
-                reply = {}
+                reply: dict[str, Any] = {}
                 if job.reply_to_message_id:  # a 🔍 refine answers the result it refines (if still there)
                     reply["reference"] = channel.get_partial_message(job.reply_to_message_id).to_reference(
                         fail_if_not_exists=False)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import discord
+from discord import app_commands
 
 from bot import messages as msg
 
@@ -34,6 +35,13 @@ def upload_limit_for(interaction: discord.Interaction) -> int:
     limits = [v for v in (getattr(interaction, "filesize_limit", None),
                           interaction.guild.filesize_limit if interaction.guild else None) if v]
     return min(limits) if limits else DEFAULT_UPLOAD_LIMIT
+
+
+def guild_of(interaction: discord.Interaction) -> int:
+    """The guild of a guild-only command's interaction (Discord sends none from a direct message)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
 
 
 async def reply(interaction: discord.Interaction, text: str, *, private: bool = False,

@@ -75,9 +75,9 @@ class StatusEditor:
         message_id = target.message_id
         if message_id in self._dead:  # known uneditable: say it another way, if there is one
             if final and fallback is not None:
-                task = asyncio.get_running_loop().create_task(quietly(fallback(), f"fallback for {message_id}"))
-                self._fallbacks.add(task)
-                task.add_done_callback(self._fallbacks.discard)
+                said = asyncio.get_running_loop().create_task(quietly(fallback(), f"fallback for {message_id}"))
+                self._fallbacks.add(said)
+                said.add_done_callback(self._fallbacks.discard)
             return
         if message_id in self._final and not final:
             return
@@ -115,7 +115,7 @@ class StatusEditor:
             self._last.pop(message_id, None)
 
     async def _apply(self, target: StatusTarget, fields: dict) -> None:
-        if target.webhook_usable(self.clock()):
+        if target.application_id and target.token and target.webhook_usable(self.clock()):
             webhook = discord.Webhook.partial(int(target.application_id), target.token, client=self.bot)
             try:
                 await webhook.edit_message(target.message_id, **fields)

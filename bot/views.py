@@ -28,7 +28,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
@@ -199,12 +199,15 @@ class _JobSelect(_JobItem):
 
     make_id: Callable[[int, str | None], str]
     placeholder: str
+    item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
     def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
         options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
-        super().__init__(discord.ui.Select(custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder,
-                                           min_values=1, max_values=1, options=options), row=row)
+        select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
+            custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder, min_values=1, max_values=1,
+            options=options)
+        super().__init__(select, row=row)  # type: ignore[call-arg]  # DynamicItem's, next in a subclass's MRO
         self.job_id, self.token = job_id, token
 
     @classmethod
@@ -213,7 +216,8 @@ class _JobSelect(_JobItem):
 
     def chosen(self, interaction: discord.Interaction) -> int | None:
         """The chosen option's value (a frame index), or None when the interaction carries no number."""
-        values = (interaction.data or {}).get("values") or self.item.values
+        data: dict[str, Any] = dict(interaction.data or {})
+        values = data.get("values") or self.item.values
         try:
             return int(values[0])
         except (IndexError, TypeError, ValueError):

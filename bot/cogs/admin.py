@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions
-from bot.interactions import ephemeral
+from bot.interactions import ephemeral, guild_of
 from bot.permissions import can_admin
 from morph.request import MorphError
 
@@ -136,13 +136,13 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="pause", description="Stop starting this server's morphs (a rendering one finishes)")
     async def pause(self, interaction: discord.Interaction) -> None:
-        await self.store.pause(interaction.guild_id, interaction.user.id)
+        await self.store.pause(guild_of(interaction), interaction.user.id)
         self.actions.events.queue_changed()
         await ephemeral(interaction, "⏸️ Paused: new morphs wait in the queue until /morphadmin resume.")
 
     @admin.command(name="resume", description="Start this server's morphs again")
     async def resume(self, interaction: discord.Interaction) -> None:
-        await self.store.resume(interaction.guild_id, interaction.user.id)  # wakes the workers
+        await self.store.resume(guild_of(interaction), interaction.user.id)  # wakes the workers
         self.actions.events.queue_changed()
         await ephemeral(interaction, "▶️ Resumed.")
 
@@ -173,8 +173,8 @@ class AdminCog(commands.Cog):
     @admin.command(name="clear", description="Cancel every queued morph of this server")
     async def clear(self, interaction: discord.Interaction) -> None:
         store = self.store
-        queued = await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
-        n = await store.clear(interaction.guild_id, interaction.user.id)
+        queued = await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
+        n = await store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
         await self._show_cancelled(queued, interaction.user.id)
 
@@ -182,9 +182,9 @@ class AdminCog(commands.Cog):
     @app_commands.describe(user="Who may no longer use /morph in this server")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         store = self.store
-        queued = [j for j in await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+        queued = [j for j in await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
                   if j.user_id == user.id]
-        n = await store.ban(interaction.guild_id, user.id, interaction.user.id)
+        n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"
                                      f" ({n} queued morph{'s' if n != 1 else ''} cancelled).")
         await self._show_cancelled(queued, interaction.user.id)
@@ -192,7 +192,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="unban", description="Allow someone to use /morph here again")
     @app_commands.describe(user="Who may use /morph again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        was = await self.store.unban(interaction.guild_id, user.id, interaction.user.id)
+        was = await self.store.unban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"✅ {msg.user(user.id)} may use /morph here again." if was
                         else f"{msg.user(user.id)} was not banned.")
 
@@ -238,10 +238,10 @@ class AdminCog(commands.Cog):
             if default_format is not None:
                 changes["default_format"] = default_format.value
             if changes:
-                current = await store.set_limits(interaction.guild_id, interaction.user.id, **changes)
+                current = await store.set_limits(guild_of(interaction), interaction.user.id, **changes)
                 head = "✅ Limits updated:"
             else:
-                current = await store.get_limits(interaction.guild_id)
+                current = await store.get_limits(guild_of(interaction))
                 head = "Limits of this server:"
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")

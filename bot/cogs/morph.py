@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions, frame_file, offered_candidates, pick_text
-from bot.interactions import NO_PINGS, ephemeral
+from bot.interactions import NO_PINGS, ephemeral, guild_of
 from bot.jobs import Expired
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
 
@@ -77,7 +77,7 @@ class MorphCog(commands.Cog):
             await ephemeral(interaction, "❌ then2 is the fourth prompt: give the third one as 'then' first.")
             return
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = min(settings.default_frames, (await self.store.get_limits(interaction.guild_id))["max_frames"])
+            frames = min(settings.default_frames, (await self.store.get_limits(guild_of(interaction)))["max_frames"])
         request = RenderRequest(
             prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
             seed=random.randint(0, SEED_MAX) if seed is None else seed,
@@ -101,7 +101,7 @@ class MorphCog(commands.Cog):
                                    ) -> list[app_commands.Choice[int]]:
         if interaction.guild_id is None:
             return []
-        jobs = await self.store.user_jobs(interaction.guild_id, interaction.user.id)
+        jobs = await self.store.user_jobs(guild_of(interaction), interaction.user.id)
         out = []
         for job in jobs:
             name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} ({job.state})"
@@ -114,11 +114,11 @@ class MorphCog(commands.Cog):
     @app_commands.guild_only()
     async def morph_queue(self, interaction: discord.Interaction) -> None:
         store = self.store
-        jobs = await store.user_jobs(interaction.guild_id, interaction.user.id)
+        jobs = await store.user_jobs(guild_of(interaction), interaction.user.id)
         places = {job.id: place for job, place, _ in await store.queued_positions()}
-        rows = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
+        rows: list[tuple[int, str, object, int | None]] = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
         text = msg.queue_list_text(rows)
-        if await store.is_paused(interaction.guild_id):
+        if await store.is_paused(guild_of(interaction)):
             text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")
         await ephemeral(interaction, text)
 

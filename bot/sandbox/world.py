@@ -8,17 +8,12 @@ GUILD_MEMBER_ADD).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
-from bot.sandbox.gateway import GUILDS
-from bot.sandbox.interaction import OptionRejected
 from bot.sandbox.model import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, iso,
-    permissions_value,
+    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, GUILDS, TIER_UPLOAD_LIMITS, Host,
+    OptionRejected, iso, permissions_value,
 )
-
-if TYPE_CHECKING:
-    from bot.sandbox.fake import FakeDiscord
 
 #: Permission bits by name: what @everyone gets by default and what the REST routes check the bot for.
 P = {name: permissions_value(name) for name in (
@@ -156,7 +151,7 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: "FakeDiscord", name: str, premium_tier: int = 0, upload_limit: int | None = None,
+    def __init__(self, fake: Host, name: str, premium_tier: int = 0, upload_limit: int | None = None,
                  guild_id: int | None = None):
         self.fake = fake
         self.id = guild_id or fake.ids.next()
