@@ -37,6 +37,8 @@ def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     current task, so the caller shuts down the same clean way for either. Yields a list that holds the
     signal once one came (true from then on)."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is None:
+        raise RuntimeError("stop_on_signals() is for a coroutine running as a task")
     received: list[signal.Signals] = []
 
     def handle(sig: signal.Signals) -> None:
