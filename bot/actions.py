@@ -23,7 +23,7 @@ from bot.interactions import (
 )
 from bot.jobs import Job, Refused
 from bot.permissions import can_manage_job
-from bot.views import cancel_view
+from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,17 +173,26 @@ class Actions:
         log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id, guild_id, position)
         return job
 
+    async def _job_and_frame_cap(self, interaction: discord.Interaction, job_id: int,
+                                 token: str | None) -> tuple[Job, int] | None:
+        """The component's job (:meth:`own_job`) and its server's frame cap; None when refused (the clicker was
+        told why)."""
+        try:
+            job = await self.own_job(interaction, job_id, token)
+            return job, (await self.store.get_limits(job.guild_id))["max_frames"]
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return None
+
     async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None:
         """🔍 Refine: the gap after frame ``gap`` (0-based) is rendered again with more frames
         (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with
         the same prompts, seed and settings: the new job's first and last frames are those two frames. Queued
         for the clicker under the limits and bans of /morph; its result replies to this result."""
-        try:
-            job = await self.own_job(interaction, job_id, token)
-            cap = (await self.store.get_limits(job.guild_id))["max_frames"]
-        except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+        found = await self._job_and_frame_cap(interaction, job_id, token)
+        if found is None:
             return
+        job, cap = found
         ts = list((job.result or {}).get("ts") or [])
         if not 0 <= gap < len(ts) - 1:
             await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
@@ -197,12 +206,10 @@ class Actions:
 
     async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
         """🔁 The same prompts with a new random seed, queued for the clicker (frames lowered to the server's cap)."""
-        try:
-            job = await self.own_job(interaction, job_id, token)
-            cap = (await self.store.get_limits(job.guild_id))["max_frames"]
-        except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+        found = await self._job_and_frame_cap(interaction, job_id, token)
+        if found is None:
             return
+        job, cap = found
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
                                       frames=min(job.request.frames, cap))
         note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
@@ -295,3 +302,9 @@ class Actions:
                 await ephemeral(interaction, "The frames are deleted, but Discord did not let the bot remove "
                                              "the message; a server admin can delete it.")
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    def _components_can_call(actions: Actions) -> JobActions:
+        """Not run: mypy checks here that :class:`Actions` offers what ``bot.views``' components call."""
+        return actions
