@@ -11,7 +11,6 @@ import asyncio
 import io
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -87,7 +86,7 @@ class Delivery:
         self.settings = settings
         self.poll_s = poll_s
         self.watch_s = watch_s
-        self.editor = StatusEditor(bot, edit_interval, clock=getattr(store, "clock", time.time))
+        self.editor = StatusEditor(bot, edit_interval, clock=store.clock)
         self._status: dict[int, StatusTarget] = {}  # job id -> its status message
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
         self._shown: dict[int, str] = {}  # last progress text per running job (skip equal edits)
