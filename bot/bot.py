@@ -1,8 +1,10 @@
-"""The Discord client: wires Store, Worker, Delivery, cogs and persistent components together."""
+"""The Discord client: wires Store, Worker, Delivery, the use cases (Actions), cogs and persistent components
+together. The only module that knows them all: none of them imports it."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -10,10 +12,16 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot import sharding
+from bot.actions import Actions
+from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.views import DYNAMIC_ITEMS, ephemeral, first_to_answer
+from bot.interactions import ephemeral, first_to_answer
+from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +84,31 @@ def import_engine_libraries() -> None:
 
 class MorphTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Only the first front to record an interaction answers it (see ``bot.views.first_to_answer``)."""
+        """Only the first front to record an interaction answers it (see ``bot.interactions.first_to_answer``)."""
         return await first_to_answer(interaction)
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
+        original = getattr(error, "original", error)
+        if isinstance(original, (app_commands.CheckFailure, MorphError)):
+            text = str(original) or "❌ You cannot use this command here."
+        elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
+            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
+        else:
+            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
+            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
+        try:
+            await ephemeral(interaction, text)
+        except discord.HTTPException:
+            pass
 
 
 class MorphBot(commands.Bot):
     """``setup_hook`` (runs after login, before the gateway connects): open the Store (migrations), start
     loading the model in a thread (its libraries are imported before the gateway connects, its weights load
-    while the bot serves), recover crashed jobs, register cogs and dynamic components, sync commands, start
-    Delivery and Worker.
+    while the bot serves), recover crashed jobs, build the use cases (:class:`~bot.actions.Actions`, also
+    ``bot.actions``, where the components find them), register cogs and dynamic components, sync commands,
+    start Delivery and Worker.
 
     ``start_worker=False`` (default: ``MORPH_WORKER``) runs the Discord front only: render workers run as
     ``morph-worker`` processes sharing the database. ``store`` injects
@@ -107,20 +131,19 @@ class MorphBot(commands.Bot):
         self.store = store
         self._own_store = store is None
         self.start_worker = settings.run_worker if start_worker is None else start_worker
-        self.worker = None
+        self.worker: Worker | None = None
         self.delivery: Delivery | None = None
+        self.actions: Actions | None = None
         self.owner_id_set: frozenset[int] = frozenset(settings.owner_ids)
         self.invite: str | None = None
-        self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
-        from bot.cogs import AdminCog, MorphCog
         from bot.store import Store
         from bot.worker import Worker, recover_own_jobs
 
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings)
-        self.delivery = Delivery(self, self.store, self.settings)
+        self.delivery = Delivery(self, self.store, self.settings, owns_guild=self.owns_guild)
         if self.start_worker:  # the model starts loading in a thread of its own (see Worker.preload)
             self.worker = Worker(self.store, self.morpher_factory, self.settings)
             libraries_imported = self.worker.preload(prepare=import_engine_libraries)
@@ -128,10 +151,12 @@ class MorphBot(commands.Bot):
             # recover_own_jobs). Jobs of other processes sharing the database are left to them, or recovered
             # by the worker loop once their heartbeat is stale.
             await recover_own_jobs(self.store, self.settings.worker_id)
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
-        await self.add_cog(MorphCog(self))
-        await self.add_cog(AdminCog(self))
         self.owner_id_set = frozenset(self.settings.owner_ids) | self._application_owners()
+        self.actions = Actions(self.store, self.settings, self.delivery, worker=self.worker,
+                               owner_ids=self.owner_id_set)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.add_cog(MorphCog(self, self.actions))
+        await self.add_cog(AdminCog(self.actions))
         await self.sync_commands()
         await self.delivery.start()
         if self.worker is not None:
@@ -185,22 +210,6 @@ class MorphBot(commands.Bot):
         if self.store is not None and self._own_store:
             await self.store.close()
             self.store = None
-
-    async def on_app_command_error(self, interaction: discord.Interaction,
-                                   error: app_commands.AppCommandError) -> None:
-        """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
-        original = getattr(error, "original", error)
-        if isinstance(original, (app_commands.CheckFailure, MorphError)):
-            text = str(original) or "❌ You cannot use this command here."
-        elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
-            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
-        else:
-            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
-            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
-        try:
-            await ephemeral(interaction, text)
-        except discord.HTTPException:
-            pass
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))

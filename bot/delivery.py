@@ -1,45 +1,9 @@
-"""Everything the bot tells Discord about a job after the /morph reply.
+"""Everything the bot tells Discord about a job after the /morph reply: :class:`Delivery`.
 
-The render workers (in this process or another) only write to the database; :class:`Delivery` watches it
-and tells Discord, for the jobs of guilds on this front's shards (``bot.owns_guild``):
-
-- **Status message** (the public /morph reply): edited with the queue position, then the worker's render
-  progress, then the outcome. Edits go through :class:`StatusEditor`: at most one edit per message every
-  2 s (newer text replaces older pending text), with the *bot* token (``channel.get_partial_message(id)
-  .edit``) once the interaction token died (after 15 minutes). A failure is shown by one front only
-  (``Store.take_failure``).
-- **Result message**: posted by :meth:`Delivery.deliver` for every job in state ``rendered``: MP4 and/or
-  GIF + contact sheet, candidate buttons, frame select, 🔍 refine select, reroll/delete, then 1️⃣..K
-  reactions; a 🔍 refine's result replies to the result it refines. A front takes a job
-  before posting it (``Store.take_delivery``), so two fronts never post one job at the same time.
-
-The watcher wakes on the database's notifications (``bot.db.JOBS_CHANNEL``) and polls every
-``WATCH_S`` besides (SQLite cannot notify other processes).
-
-Delivery is exactly-once across crashes:
-
-1. Rendering and delivery are separate states (``rendered`` → ``delivered``), so nothing is rendered twice.
-2. Within one process a single loop delivers one job at a time, so two posts of one job cannot race.
-3. A post can succeed while its answer is lost (timeout, 5xx after the write), and a crash can fall
-   between a successful ``channel.send`` and ``mark_delivered``. Two guards cover that:
-   - the result is sent with a per-job ``nonce`` (``morph-job-<id>``; discord.py 2.7 always sends
-     ``enforce_nonce: true`` with a nonce): Discord answers a repeat within a few minutes with the
-     message it already created instead of a new one. This covers discord.py's own 5xx retries and
-     our quick retries;
-   - before posting, :meth:`_already_posted` reads the channel's recent history for a message by this
-     bot starting with the result marker ``🎞️ Morph job #<id>`` (:data:`bot.messages.RESULT_MARKER`) and
-     adopts it (marks it delivered, re-adds reactions: adding one twice is a no-op) instead of posting
-     again. This covers restarts after longer outages. Status messages and picks word the job
-     differently, so only a result can match.
-   Limit: the history check reads the last :data:`HISTORY_LIMIT` messages; a channel that got more
-   messages than that between the lost post and the retry (and after the nonce window) could see a
-   duplicate. Without *Read Message History* the check is skipped (logged).
-
-Errors: 5xx, 429 and connection errors are retried with exponential backoff persisted through
-``store.delivery_failed(job, error, retry_in)`` (so the retry survives a restart; the delivery loop
-sleeps until the earliest retry is due, so it comes when the log says); a 403 (missing channel
-permission) falls back to the interaction followup webhook while the interaction token lives, else the
-job fails with the reason logged and shown on the status message; other 4xx fail the job.
+It watches the database (the render workers only write there) and, for the jobs of this front's shards,
+edits each job's status message (queue position, render progress, outcome; through
+:class:`bot.status_editor.StatusEditor`) and posts each rendered result exactly once, also across crashes
+and lost answers. The design (states, leases, nonces, the history check, retries) is in ``docs/delivery.md``.
 """
 from __future__ import annotations
 
@@ -47,23 +11,23 @@ import asyncio
 import io
 import logging
 import random
-import time
-from dataclasses import dataclass
-from typing import Awaitable, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import discord
 
 from bot import messages as msg
-from bot.aio import wait_event
+from bot.aio import quietly, wait_event
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL
-from bot.views import DEFAULT_UPLOAD_LIMIT, NO_PINGS, result_view
+from bot.interactions import DEFAULT_UPLOAD_LIMIT, NO_PINGS
+from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
+from bot.views import result_view
 from morph.request import Progress
 
 log = logging.getLogger(__name__)
 
-EDIT_INTERVAL_S = 2.0
 HISTORY_LIMIT = 50
 POLL_S = 5.0
 #: How often the watcher looks at running and failed jobs without being notified.
@@ -107,146 +71,22 @@ def is_retryable(err: BaseException) -> bool:
                             discord.GatewayNotFound))
 
 
-@dataclass
-class StatusTarget:
-    """Where a job's status message is, and the interaction token that may edit it while it lives."""
-
-    channel_id: int
-    message_id: int
-    application_id: int | None = None
-    token: str | None = None
-    expires_at: float | None = None
-
-    @classmethod
-    def of(cls, job, message_id: int) -> "StatusTarget":
-        return cls(job.channel_id, message_id, job.application_id, job.interaction_token,
-                   job.interaction_expires_at)
-
-    def webhook_usable(self, now: float) -> bool:
-        """True while the interaction token can edit the message (with 30 s to spare); afterwards
-        edits need the bot token and share the channel's rate limit."""
-        return bool(self.token and self.application_id and (self.expires_at or 0) > now + 30)
-
-
-class StatusEditor:
-    """Throttled edits of status messages: ≤ 1 edit per message per ``interval`` seconds.
-
-    :meth:`edit` never blocks: it records the wanted state (merged over any pending one, so a pending
-    ``view=None`` is kept) and one task per message applies it when the interval allows. A ``final``
-    edit (done, failed, cancelled) wins over any later non-final edit of the same message.
-
-    The status message is the /morph interaction response. While the interaction token lives (15 min)
-    it is edited through the interaction webhook (always allowed); afterwards with the bot token via
-    ``PATCH /channels/{c}/messages/{m}``, which Discord allows for a non-ephemeral response in a guild
-    the bot is in. If that is refused (403/404), the message is left alone from then on and the edit's
-    ``fallback`` (e.g. "post the failure as a new message") runs instead.
-    """
-
-    def __init__(self, bot: discord.Client, interval: float = EDIT_INTERVAL_S,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.bot = bot
-        self.interval = interval
-        self.clock = clock
-        self._last: dict[int, float] = {}
-        self._pending: dict[int, tuple[StatusTarget, dict, Callable[[], Awaitable] | None]] = {}
-        self._final: set[int] = set()
-        self._dead: set[int] = set()  # deleted, or Discord refuses edits
-        self._tasks: dict[int, asyncio.Task] = {}
-        self._fallbacks: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak refs)
-
-    def edit(self, target: StatusTarget, *, final: bool = False,
-             fallback: Callable[[], Awaitable] | None = None, **fields) -> None:
-        message_id = target.message_id
-        if message_id in self._dead:  # known uneditable: say it another way, if there is one
-            if final and fallback is not None:
-                task = asyncio.get_running_loop().create_task(_quietly(fallback(), f"fallback for {message_id}"))
-                self._fallbacks.add(task)
-                task.add_done_callback(self._fallbacks.discard)
-            return
-        if message_id in self._final and not final:
-            return
-        if final:
-            self._final.add(message_id)
-        _, pending, old_fallback = self._pending.get(message_id, (target, {}, None))
-        pending.update(fields)
-        pending.setdefault("allowed_mentions", NO_PINGS)
-        self._pending[message_id] = (target, pending, fallback or old_fallback)
-        task = self._tasks.get(message_id)
-        if task is None or task.done():
-            self._tasks[message_id] = asyncio.get_running_loop().create_task(self._flush(message_id))
-
-    async def _flush(self, message_id: int) -> None:
-        while message_id in self._pending:
-            wait = self._last.get(message_id, float("-inf")) + self.interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            target, fields, fallback = self._pending.pop(message_id)
-            if message_id in self._dead:
-                break
-            self._last[message_id] = time.monotonic()
-            try:
-                await self._apply(target, fields)
-            except (discord.NotFound, discord.Forbidden) as err:
-                log.info("status message %s cannot be edited (%s); leaving it alone", message_id, err)
-                self._dead.add(message_id)
-                self._pending.pop(message_id, None)
-                if fallback is not None:
-                    await _quietly(fallback(), f"fallback for status message {message_id}")
-            except Exception as err:  # noqa: BLE001 - a failed progress edit must not stop anything
-                log.warning("could not edit status message %s: %s", message_id, err)
-        self._tasks.pop(message_id, None)
-        if message_id in self._final:
-            self._last.pop(message_id, None)
-
-    async def _apply(self, target: StatusTarget, fields: dict) -> None:
-        if target.webhook_usable(self.clock()):
-            webhook = discord.Webhook.partial(int(target.application_id), target.token, client=self.bot)
-            try:
-                await webhook.edit_message(target.message_id, **fields)
-                return
-            except discord.HTTPException as err:
-                if err.status not in (401, 404):
-                    raise
-                log.info("interaction token of status message %s no longer works (%s); using the bot token",
-                         target.message_id, err.status)
-        channel = self.bot.get_partial_messageable(target.channel_id)
-        await channel.get_partial_message(target.message_id).edit(**fields)
-
-    def finalize(self, message_id: int) -> None:
-        """The message was given its final text elsewhere (e.g. by an interaction response): drop any
-        pending edit and ignore later non-final ones."""
-        self._final.add(message_id)
-        self._pending.pop(message_id, None)
-
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait until every pending edit is applied (shutdown, tests)."""
-        tasks = [t for t in (*self._tasks.values(), *self._fallbacks) if not t.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
-
-    def cancel(self) -> None:
-        for task in (*self._tasks.values(), *self._fallbacks):
-            task.cancel()
-
-
-async def _quietly(coro, what: str) -> None:
-    try:
-        await coro
-    except Exception as err:  # noqa: BLE001
-        log.warning("%s failed: %s", what, err)
-
-
 class Delivery:
-    """The loops that show jobs' progress and outcomes and post rendered results (module docstring)."""
+    """The loops that show jobs' progress and outcomes and post rendered results (module docstring).
+
+    Also the front's :class:`bot.actions.JobEvents`: the use cases tell it what they did to a job.
+    ``owns_guild``: whether a guild's jobs are this front's (its Discord shards; default: every guild)."""
 
     def __init__(self, bot: discord.Client, store, settings, *, poll_s: float = POLL_S,
-                 edit_interval: float = EDIT_INTERVAL_S, watch_s: float = WATCH_S) -> None:
+                 edit_interval: float = EDIT_INTERVAL_S, watch_s: float = WATCH_S,
+                 owns_guild: Callable[[int | None], bool] = lambda guild_id: True) -> None:
         self.bot = bot
+        self.owns_guild = owns_guild
         self.store = store
         self.settings = settings
         self.poll_s = poll_s
         self.watch_s = watch_s
-        self.editor = StatusEditor(bot, edit_interval, clock=getattr(store, "clock", time.time))
+        self.editor = StatusEditor(bot, edit_interval, clock=store.clock)
         self._status: dict[int, StatusTarget] = {}  # job id -> its status message
         self._queued_text: dict[int, str] = {}  # last position text per queued job (skip equal edits)
         self._shown: dict[int, str] = {}  # last progress text per running job (skip equal edits)
@@ -293,17 +133,26 @@ class Delivery:
         self._positions_dirty.set()
 
     def _mine(self, job) -> bool:
-        owns = getattr(self.bot, "owns_guild", None)
-        return owns is None or owns(job.guild_id)
+        return self.owns_guild(job.guild_id)
 
-    def remember_status(self, job, message_id: int, text: str | None = None) -> None:
-        """Note a new status message (and the text it was posted with, so no identical edit follows)."""
-        self._status[job.id] = StatusTarget.of(job, message_id)
-        if text is not None:
-            self._queued_text[job.id] = text
+    # ------------------------------------------------------------------ what the front did (JobEvents)
+    def job_queued(self, job, status_message_id: int, text: str) -> None:
+        """Note the new job's status message and the text it was posted with (so no identical edit follows);
+        positions move, and a fast render may be waiting for this answer before it is posted."""
+        self._status[job.id] = StatusTarget.of(job, status_message_id)
+        self._queued_text[job.id] = text
+        self.queue_changed()
+        self.wake()
 
-    def forget_status(self, job_id: int) -> None:
-        self._queued_text.pop(job_id, None)
+    async def job_cancelled(self, job, by_user_id: int | None, *, status_answered: bool = False) -> None:
+        """Show the cancellation on the job's status message, unless an interaction response already did
+        (``status_answered``): then no pending edit may overwrite it."""
+        if status_answered and job.status_message_id is not None:
+            self.editor.finalize(job.status_message_id)
+        else:
+            await self.show_cancelled(job, by_user_id)
+        self._queued_text.pop(job.id, None)
+        self.queue_changed()
 
     # ------------------------------------------------------------------ what the workers did
     async def _watch_loop(self) -> None:
@@ -344,7 +193,7 @@ class Delivery:
             await channel.send(text, allowed_mentions=NO_PINGS)
 
         if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
-            await _quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
+            await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
         await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
@@ -460,7 +309,7 @@ class Delivery:
                 log.info("job %s was already posted as message %s; adopting it", job.id, message.id)
             else:
                 files = await self._files(job)
-                reply = {}
+                reply: dict[str, Any] = {}
                 if job.reply_to_message_id:  # a 🔍 refine answers the result it refines (if still there)
                     reply["reference"] = channel.get_partial_message(job.reply_to_message_id).to_reference(
                         fail_if_not_exists=False)

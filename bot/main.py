@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 from typing import NoReturn
 
 import aiohttp
 import discord
+
+from bot.aio import stop_on_signals
 
 log = logging.getLogger("bot")
 
@@ -149,36 +149,6 @@ def run_bot(settings) -> int:
         return 1
     log.info("stopped")
     return 0
-
-
-@contextlib.contextmanager
-def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, SIGINT (Ctrl-C) and SIGTERM (``docker stop``, systemd, Kubernetes) both cancel the
-    current task, so the caller shuts down the same clean way for either. Yields a list that holds the
-    signal once one came (true from then on)."""
-    loop, task = asyncio.get_running_loop(), asyncio.current_task()
-    if task is None:
-        raise RuntimeError("stop_on_signals() cancels the current task: use it inside one")
-    received: list[signal.Signals] = []
-
-    def handle(sig: signal.Signals) -> None:
-        if received:  # a second cancel would cut the clean shutdown short
-            log.warning("%s received: already shutting down (SIGKILL stops at once)", sig.name)
-        else:
-            log.info("%s received: shutting down", sig.name)
-            task.cancel()
-        received.append(sig)
-
-    installed = []
-    for sig in signals:
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises KeyboardInterrupt
-            loop.add_signal_handler(sig, handle, sig)
-            installed.append(sig)
-    try:
-        yield received
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Optional
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot.actions import Actions
+from bot.interactions import ephemeral, guild_of
 from bot.permissions import can_admin
-from bot.views import ephemeral, owner_ids
 from morph.request import MorphError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bot.bot import MorphBot
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +85,20 @@ class AdminCog(commands.Cog):
     admin = app_commands.Group(name="morphadmin", description="Morph queue controls for server admins",
                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, bot: "MorphBot") -> None:
-        self.bot = bot
+    def __init__(self, actions: Actions) -> None:
+        self.actions = actions
+        self.store = actions.store
+        self.settings = actions.settings
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # every command here
         if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
-                         owner_ids=owner_ids(self.bot), caller_guild_id=interaction.guild_id,
+                         owner_ids=self.actions.owner_ids, caller_guild_id=interaction.guild_id,
                          target_guild_id=None):
             raise NotAdmin("❌ /morphadmin needs the Manage Server permission in this server.")
         return True
 
     def _is_owner(self, interaction: discord.Interaction) -> bool:
-        return interaction.user.id in owner_ids(self.bot)
+        return self.actions.is_owner(interaction.user.id)
 
     def _scope(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
         if everywhere and not self._is_owner(interaction):
@@ -107,21 +106,19 @@ class AdminCog(commands.Cog):
         return None if everywhere else interaction.guild_id
 
     async def _show_cancelled(self, jobs, actor_id: int) -> None:
-        delivery = getattr(self.bot, "delivery", None)
-        if delivery is None:
-            return
+        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so)."""
         for job in jobs:
-            fresh = await self.bot.store.get(job.id)
+            fresh = await self.store.get(job.id)
             if fresh is not None and fresh.state == "cancelled":
-                await delivery.show_cancelled(fresh, actor_id)
-        delivery.queue_changed()
+                await self.actions.events.job_cancelled(fresh, actor_id)
+        self.actions.events.queue_changed()
 
     # ------------------------------------------------------------------ commands
     @admin.command(name="list", description="Queued and rendering morphs of this server, and recent admin actions")
     @app_commands.describe(everywhere="Bot owner only: every server")
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._scope(interaction, everywhere)
-        store = self.bot.store
+        store = self.store
         jobs = await store.list_jobs(guild, states=["queued", "running", "rendered"], limit=30)
         lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
         if not jobs:
@@ -139,27 +136,27 @@ class AdminCog(commands.Cog):
 
     @admin.command(name="pause", description="Stop starting this server's morphs (a rendering one finishes)")
     async def pause(self, interaction: discord.Interaction) -> None:
-        await self.bot.store.pause(interaction.guild_id, interaction.user.id)
-        self._queue_changed()
+        await self.store.pause(guild_of(interaction), interaction.user.id)
+        self.actions.events.queue_changed()
         await ephemeral(interaction, "⏸️ Paused: new morphs wait in the queue until /morphadmin resume.")
 
     @admin.command(name="resume", description="Start this server's morphs again")
     async def resume(self, interaction: discord.Interaction) -> None:
-        await self.bot.store.resume(interaction.guild_id, interaction.user.id)  # wakes the workers
-        self._queue_changed()
+        await self.store.resume(guild_of(interaction), interaction.user.id)  # wakes the workers
+        self.actions.events.queue_changed()
         await ephemeral(interaction, "▶️ Resumed.")
 
     @admin.command(name="cancel", description="Cancel any queued or rendering morph of this server")
     @app_commands.describe(job="The job number")
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
-        store = self.bot.store
+        store = self.store
         target = await store.get(job)
         if target is None:
             await ephemeral(interaction, f"❌ There is no morph job #{job}.")
             return
         owner = self._is_owner(interaction)
         if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
-                         owner_ids=owner_ids(self.bot), caller_guild_id=interaction.guild_id,
+                         owner_ids=self.actions.owner_ids, caller_guild_id=interaction.guild_id,
                          target_guild_id=target.guild_id):
             await ephemeral(interaction, f"❌ Morph job #{job} belongs to another server.")
             return
@@ -169,27 +166,25 @@ class AdminCog(commands.Cog):
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
-        worker = getattr(self.bot, "worker", None)
-        if worker is not None:
-            worker.request_cancel(job)
+        self.actions.cancel_render(job)
         await self._show_cancelled([cancelled], interaction.user.id)
         await ephemeral(interaction, f"🚫 Cancelled morph job #{job} of {msg.user(cancelled.user_id)}.")
 
     @admin.command(name="clear", description="Cancel every queued morph of this server")
     async def clear(self, interaction: discord.Interaction) -> None:
-        store = self.bot.store
-        queued = await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
-        n = await store.clear(interaction.guild_id, interaction.user.id)
+        store = self.store
+        queued = await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
+        n = await store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
         await self._show_cancelled(queued, interaction.user.id)
 
     @admin.command(name="ban", description="Stop someone from using /morph here (their queued morphs are cancelled)")
     @app_commands.describe(user="Who may no longer use /morph in this server")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        store = self.bot.store
-        queued = [j for j in await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+        store = self.store
+        queued = [j for j in await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
                   if j.user_id == user.id]
-        n = await store.ban(interaction.guild_id, user.id, interaction.user.id)
+        n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"
                                      f" ({n} queued morph{'s' if n != 1 else ''} cancelled).")
         await self._show_cancelled(queued, interaction.user.id)
@@ -197,7 +192,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="unban", description="Allow someone to use /morph here again")
     @app_commands.describe(user="Who may use /morph again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        was = await self.bot.store.unban(interaction.guild_id, user.id, interaction.user.id)
+        was = await self.store.unban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"✅ {msg.user(user.id)} may use /morph here again." if was
                         else f"{msg.user(user.id)} was not banned.")
 
@@ -215,14 +210,14 @@ class AdminCog(commands.Cog):
                                           app_commands.Choice(name="GIF", value="gif"),
                                           app_commands.Choice(name="both", value="both")])
     async def limits(self, interaction: discord.Interaction,
-                     max_user_active: Optional[app_commands.Range[int, 1, 100]] = None,
-                     max_guild_queue: Optional[app_commands.Range[int, 1, 10_000]] = None,
-                     cooldown: Optional[app_commands.Range[float, 0, 86_400]] = None,
-                     max_frames: Optional[app_commands.Range[int, 2, 120]] = None,
-                     banned_words: Optional[str] = None,
-                     allowed_channels: Optional[str] = None,
-                     default_format: Optional[app_commands.Choice[str]] = None) -> None:
-        store = self.bot.store
+                     max_user_active: app_commands.Range[int, 1, 100] | None = None,
+                     max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
+                     cooldown: app_commands.Range[float, 0, 86400] | None = None,
+                     max_frames: app_commands.Range[int, 2, 120] | None = None,
+                     banned_words: str | None = None,
+                     allowed_channels: str | None = None,
+                     default_format: app_commands.Choice[str] | None = None) -> None:
+        store = self.store
         changes: dict = {}
         try:
             if max_user_active is not None:
@@ -243,21 +238,21 @@ class AdminCog(commands.Cog):
             if default_format is not None:
                 changes["default_format"] = default_format.value
             if changes:
-                current = await store.set_limits(interaction.guild_id, interaction.user.id, **changes)
+                current = await store.set_limits(guild_of(interaction), interaction.user.id, **changes)
                 head = "✅ Limits updated:"
             else:
-                current = await store.get_limits(interaction.guild_id)
+                current = await store.get_limits(guild_of(interaction))
                 head = "Limits of this server:"
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
-        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.bot.settings)))
+        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings)))
 
     @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
     @app_commands.describe(everywhere="Bot owner only: every server")
     async def stats(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._scope(interaction, everywhere)
-        store = self.bot.store
+        store = self.store
         s = await store.stats(guild)
         mean = s.get("mean_render_s")
         lines = [
@@ -277,20 +272,16 @@ class AdminCog(commands.Cog):
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 
     def _device_line(self) -> str:
-        worker = getattr(self.bot, "worker", None)
-        morpher = getattr(worker, "morpher", None) if worker is not None else None
+        worker = self.actions.worker
+        morpher = worker.morpher if worker is not None else None
         if morpher is None:
-            return f"device: model not loaded yet ({msg.safe(self.bot.settings.model, 80)} loads on the first morph)"
+            return f"device: model not loaded yet ({msg.safe(self.settings.model, 80)} loads on the first morph)"
         try:
             info = morpher.device_info()
         except Exception as err:  # noqa: BLE001
             return f"device: unknown ({msg.safe(str(err), 100)})"
-        return (f"device: {msg.safe(str(info.get('device')), 80)}, memory {format_bytes(info.get('memory_free'))} free of "
-                f"{format_bytes(info.get('memory_total'))}; model {msg.safe(str(info.get('model')), 80)} "
+        return (f"device: {msg.safe(str(info.get('device')), 80)}, "
+                f"memory {format_bytes(info.get('memory_free'))} free of {format_bytes(info.get('memory_total'))}; "
+                f"model {msg.safe(str(info.get('model')), 80)} "
                 f"({info.get('native_size')} px)")
-
-    def _queue_changed(self) -> None:
-        delivery = getattr(self.bot, "delivery", None)
-        if delivery is not None:
-            delivery.queue_changed()
 

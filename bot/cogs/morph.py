@@ -4,33 +4,41 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from typing import TYPE_CHECKING, Optional
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot.actions import Actions, frame_file, offered_candidates, pick_text
+from bot.interactions import NO_PINGS, ephemeral, guild_of
 from bot.jobs import Expired
-from bot.views import NO_PINGS, cancel_job, ephemeral, frame_file, offered_candidates, pick_text, start_job
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bot.bot import MorphBot
 
 log = logging.getLogger(__name__)
 
 
+def set_frames_bound(command: app_commands.Command, max_frames: int, default_frames: int) -> None:
+    """Give ``command``'s ``frames`` option the upper bound ``max_frames`` (Discord enforces it in the client).
+
+    discord.py has no public way to change an option after the decorators built it, so this writes the
+    command's private parameter table, here only; ``tests/test_cogs.py`` fails if a discord.py upgrade
+    breaks it (the synced option must carry the bound)."""
+    params = command._params  # the cog instance's own copy of the command: other instances keep theirs
+    params["frames"] = dataclasses.replace(params["frames"], max_value=max_frames,
+                                           description=f"How many frames, 2–{max_frames} (default {default_frames})")
+
+
 class MorphCog(commands.Cog):
-    def __init__(self, bot: "MorphBot") -> None:
+    def __init__(self, bot: commands.Bot, actions: Actions) -> None:
         self.bot = bot
+        self.actions = actions
+        self.store = actions.store
+        self.settings = actions.settings
         self._told_expired: set[int] = set()  # result messages already told (once) that they expired
-        # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Discord enforces it in the
-        # client; Store.enqueue checks it again, with a guild's own lower cap).
-        params = self.morph._params  # this cog instance's own copy of the command
-        params["frames"] = dataclasses.replace(
-            params["frames"], max_value=bot.settings.max_frames,
-            description=f"How many frames, 2–{bot.settings.max_frames} (default {bot.settings.default_frames})")
+        # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Store.enqueue checks it again, with
+        # a guild's own lower cap).
+        set_frames_bound(self.morph, self.settings.max_frames, self.settings.default_frames)
 
     # ------------------------------------------------------------------ /morph
     @app_commands.command(name="morph", description="Morph one prompt into another (or through up to 4): "
@@ -57,19 +65,19 @@ class MorphCog(commands.Cog):
                                          app_commands.Choice(name="both", value="both")])
     async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
                     to: app_commands.Range[str, 1, 1000],
-                    then: Optional[app_commands.Range[str, 1, 1000]] = None,
-                    then2: Optional[app_commands.Range[str, 1, 1000]] = None, loop: bool = False,
-                    frames: Optional[app_commands.Range[int, MIN_FRAMES, MAX_FRAMES]] = None,
-                    seed: Optional[app_commands.Range[int, 0, SEED_MAX]] = None,
-                    negative: Optional[app_commands.Range[str, 0, 1000]] = None,
-                    boomerang: bool = False, pacing: Optional[app_commands.Choice[str]] = None,
-                    output_format: Optional[app_commands.Choice[str]] = None) -> None:
-        settings = self.bot.settings
+                    then: app_commands.Range[str, 1, 1000] | None = None,
+                    then2: app_commands.Range[str, 1, 1000] | None = None, loop: bool = False,
+                    frames: app_commands.Range[int, MIN_FRAMES, MAX_FRAMES] | None = None,
+                    seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
+                    negative: app_commands.Range[str, 0, 1000] | None = None,
+                    boomerang: bool = False, pacing: app_commands.Choice[str] | None = None,
+                    output_format: app_commands.Choice[str] | None = None) -> None:
+        settings = self.settings
         if then2 is not None and then is None:
             await ephemeral(interaction, "❌ then2 is the fourth prompt: give the third one as 'then' first.")
             return
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = min(settings.default_frames, (await self.bot.store.get_limits(interaction.guild_id))["max_frames"])
+            frames = min(settings.default_frames, (await self.store.get_limits(guild_of(interaction)))["max_frames"])
         request = RenderRequest(
             prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
             seed=random.randint(0, SEED_MAX) if seed is None else seed,
@@ -78,22 +86,22 @@ class MorphCog(commands.Cog):
             pacing=pacing.value if pacing is not None else "perceptual",
         )
         request.candidates = offered_candidates(request)
-        await start_job(interaction, request, boomerang=boomerang,
-                        output_format=output_format.value if output_format is not None else None)
+        await self.actions.start_job(interaction, request, boomerang=boomerang,
+                                     output_format=output_format.value if output_format is not None else None)
 
     # ------------------------------------------------------------------ /morph-cancel
     @app_commands.command(name="morph-cancel", description="Cancel one of your queued or rendering morphs.")
     @app_commands.guild_only()
     @app_commands.describe(job="The job number, e.g. 12 (shown in the /morph reply)")
     async def morph_cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
-        await cancel_job(interaction, job)
+        await self.actions.cancel_job(interaction, job)
 
     @morph_cancel.autocomplete("job")
     async def _cancel_autocomplete(self, interaction: discord.Interaction, current: str
                                    ) -> list[app_commands.Choice[int]]:
         if interaction.guild_id is None:
             return []
-        jobs = await self.bot.store.user_jobs(interaction.guild_id, interaction.user.id)
+        jobs = await self.store.user_jobs(guild_of(interaction), interaction.user.id)
         out = []
         for job in jobs:
             name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} ({job.state})"
@@ -105,12 +113,12 @@ class MorphCog(commands.Cog):
     @app_commands.command(name="morph-queue", description="Your morphs in the queue and their positions.")
     @app_commands.guild_only()
     async def morph_queue(self, interaction: discord.Interaction) -> None:
-        store = self.bot.store
-        jobs = await store.user_jobs(interaction.guild_id, interaction.user.id)
+        store = self.store
+        jobs = await store.user_jobs(guild_of(interaction), interaction.user.id)
         places = {job.id: place for job, place, _ in await store.queued_positions()}
-        rows = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
+        rows: list[tuple[int, str, object, int | None]] = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
         text = msg.queue_list_text(rows)
-        if await store.is_paused(interaction.guild_id):
+        if await store.is_paused(guild_of(interaction)):
             text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")
         await ephemeral(interaction, text)
 
@@ -139,7 +147,7 @@ class MorphCog(commands.Cog):
         m = msg.RESULT_MARKER_RE.match(message.content or "")
         if message.author.id != me.id or not m:
             return
-        job = await self.bot.store.get(int(m.group(1)))
+        job = await self.store.get(int(m.group(1)))
         if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (
                 payload.guild_id, payload.channel_id, message.id):
             return  # e.g. a result of an earlier database whose job number is taken by another job now
@@ -149,7 +157,7 @@ class MorphCog(commands.Cog):
         frame = candidates[n]
         reference = message.to_reference(fail_if_not_exists=False)
         try:
-            picked = await self.bot.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
+            picked = await self.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
         except Expired as err:
             if message.id not in self._told_expired:
                 self._told_expired.add(message.id)
@@ -167,13 +175,9 @@ class MorphCog(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """The bot left (or was removed from) a server: its queued and rendering morphs are cancelled."""
-        jobs = await self.bot.store.guild_left(guild.id)
-        worker = getattr(self.bot, "worker", None)
+        jobs = await self.store.guild_left(guild.id)
         for job in jobs:
-            if worker is not None:
-                worker.request_cancel(job.id)
+            self.actions.cancel_render(job.id)
         if jobs:
             log.info("left guild %s: cancelled %d morph(s)", guild.id, len(jobs))
-            delivery = getattr(self.bot, "delivery", None)
-            if delivery is not None:
-                delivery.queue_changed()
+            self.actions.events.queue_changed()

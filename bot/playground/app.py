@@ -215,7 +215,7 @@ def run_playground(settings) -> int:
     host, port = settings.playground_host, settings.playground_port  # PLAYGROUND_HOST / _PORT
 
     async def main() -> int:
-        from bot.main import stop_on_signals
+        from bot.aio import stop_on_signals
 
         pg = Playground(settings, host=host, port=port)
         # SIGINT (Ctrl-C) and SIGTERM both cancel this task, during start-up too, and stop it cleanly.

@@ -12,15 +12,12 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from yarl import URL
 
 from bot.playground.problems import ApiProblem
-
-if TYPE_CHECKING:
-    from bot.playground.server import PlaygroundServer
 
 TOKEN_HEADER = "X-Playground-Token"
 #: Where index.html carries the per-run token (``<meta name="playground-token" content="…">``).
@@ -62,7 +59,18 @@ def host_allowed(host_header: str | None, host: str, bound_port: int) -> bool:
         return False
 
 
-def guard(server: PlaygroundServer):
+class Guarded(Protocol):
+    """What the guard reads of the server it protects (``PlaygroundServer``)."""
+
+    host: str
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str: ...
+
+
+def guard(server: Guarded):
     """The middleware that checks every request to ``server`` (its host, port and token are read per
     request: they are known only once it listens)."""
 

@@ -14,8 +14,8 @@ mixins keep every method where its concern is without a forwarding layer; the sh
 from bot.sandbox.fake import FakeDiscord, eventually
 from bot.sandbox.faults import FaultRule, RateLimit
 from bot.sandbox.gateway import GatewaySession
-from bot.sandbox.interaction import FakeInteraction, InteractionFailed, OptionRejected
-from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage
+from bot.sandbox.interaction import FakeInteraction, InteractionFailed
+from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage, OptionRejected
 from bot.sandbox.rest import RecordedRequest, UploadedFile
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 

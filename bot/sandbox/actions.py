@@ -10,10 +10,10 @@ import asyncio
 from typing import Any
 from collections.abc import Iterable
 
-from bot.sandbox.interaction import FakeInteraction, OptionRejected
+from bot.sandbox.interaction import FakeInteraction
 from bot.sandbox.model import (
     ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, FakeMessage,
-    compute_pings,
+    OptionRejected, compute_pings,
 )
 from bot.sandbox.state import DiscordState
 from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.model import FakeMessage, emoji_payload, identify_shard, shard_of
+from bot.sandbox.model import (
+    DIRECT_MESSAGE_REACTIONS, DIRECT_MESSAGES, GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, GUILD_MESSAGES, GUILDS,
+    MESSAGE_CONTENT, FakeMessage, emoji_payload, identify_shard, shard_of,
+)
 from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
     from bot.sandbox.world import FakeGuild
 
-# gateway intents that gate events (https://discord.com/developers/docs/events/gateway#gateway-intents)
-GUILDS, GUILD_MEMBERS = 1 << 0, 1 << 1
-GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS = 1 << 9, 1 << 10
-DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 12, 1 << 13, 1 << 15
 
 
 class GatewaySession:

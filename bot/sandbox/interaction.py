@@ -1,19 +1,14 @@
-"""One injected interaction as a test sees it, and the two ways acting as a user can fail."""
+"""One injected interaction as a test sees it, and how it fails when the bot does not answer."""
 from __future__ import annotations
 
 import asyncio
 import secrets
 from typing import TYPE_CHECKING
 
-from bot.sandbox.model import INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, FakeMessage
+from bot.sandbox.model import INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, FakeMessage, Host
 
 if TYPE_CHECKING:
-    from bot.sandbox.state import DiscordState
     from bot.sandbox.world import FakeChannel, FakeMember, FakeUser
-
-
-class OptionRejected(ValueError):
-    """Discord's client would refuse to send this command (missing/unknown option, out of range, …)."""
 
 
 class InteractionFailed(AssertionError):
@@ -29,7 +24,7 @@ class FakeInteraction:
     ``followups``. ``await it.reply()`` waits until a deferred response has real content.
     """
 
-    def __init__(self, fake: DiscordState, itype: int, user: FakeUser, member: FakeMember | None,
+    def __init__(self, fake: Host, itype: int, user: FakeUser, member: FakeMember | None,
                  channel: FakeChannel, data: dict, message: FakeMessage | None, upload_limit: int):
         self.fake = fake
         self.id = fake.ids.next()

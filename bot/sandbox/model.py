@@ -12,8 +12,8 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 import discord
 
@@ -25,6 +25,11 @@ INTERACTION_TOKEN_TTL_S = 15 * 60  # followups / @original edits
 
 ALL_PERMISSIONS = discord.Permissions.all().value
 ADMINISTRATOR = discord.Permissions(administrator=True).value
+
+# gateway intents that gate events (https://discord.com/developers/docs/events/gateway#gateway-intents)
+GUILDS, GUILD_MEMBERS = 1 << 0, 1 << 1
+GUILD_MESSAGES, GUILD_MESSAGE_REACTIONS = 1 << 9, 1 << 10
+DIRECT_MESSAGES, DIRECT_MESSAGE_REACTIONS, MESSAGE_CONTENT = 1 << 12, 1 << 13, 1 << 15
 
 # message flags
 EPHEMERAL = 1 << 6
@@ -134,6 +139,21 @@ def identify_shard(value: Any) -> tuple[int, int] | None:
         raise ValueError(f"shard must be [shard_id, shard_count], got {value!r}")
     check_shard(*value)
     return value[0], value[1]
+
+
+class OptionRejected(ValueError):
+    """Discord's client would refuse to send this command (missing/unknown option, out of range, …)."""
+
+
+class Host(Protocol):
+    """The FakeDiscord as the objects it holds (guilds, interactions) see it. They are built by its parts
+    and must not import :mod:`bot.sandbox.fake`, which imports them: its ids and clock are typed here,
+    the rest of it (builders, events, waits) is reached untyped."""
+
+    clock: Clock
+    ids: Snowflakes
+
+    def __getattr__(self, name: str) -> Any: ...
 
 
 class ApiError(Exception):

@@ -8,19 +8,14 @@ GUILD_MEMBER_ADD).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
-from bot.sandbox.gateway import GUILDS
-from bot.sandbox.interaction import OptionRejected
 from bot.sandbox.model import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, iso,
-    permissions_value,
+    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, GUILDS, TIER_UPLOAD_LIMITS, Host,
+    OptionRejected, iso, permissions_value,
 )
 from bot.sandbox.state import DiscordState
-
-if TYPE_CHECKING:
-    from bot.sandbox.state import DiscordState
 
 #: Permission bits by name: what @everyone gets by default and what the REST routes check the bot for.
 P = {name: permissions_value(name) for name in (
@@ -159,7 +154,7 @@ class FakeGuild:
     GUILD_ROLE_CREATE / CHANNEL_CREATE / GUILD_MEMBER_ADD.
     """
 
-    def __init__(self, fake: DiscordState, name: str, premium_tier: int = 0, upload_limit: int | None = None,
+    def __init__(self, fake: Host, name: str, premium_tier: int = 0, upload_limit: int | None = None,
                  guild_id: int | None = None):
         self.fake = fake
         self.id = guild_id or fake.ids.next()

@@ -1,0 +1,310 @@
+"""The use cases behind the slash commands and the components: start a job, send a picked frame, cancel,
+refine, reroll, delete a result.
+
+One implementation for every way in (``/morph`` and the 🔍/🔁 components start jobs; ``/morph-cancel``
+and the ❌ button cancel). :class:`Actions` gets everything it acts on passed in by the bot (``setup_hook``):
+the Store, the settings, the bot owners, the in-process render worker if there is one, and
+:class:`JobEvents`, through which it tells the front's delivery (status messages, queue positions) what
+happened.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import random
+from typing import TYPE_CHECKING, Protocol
+
+import discord
+
+from bot import messages as msg
+from bot.interactions import (
+    ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
+)
+from bot.jobs import Job, Refused
+from bot.permissions import can_manage_job
+from bot.views import JobActions, cancel_view
+from morph.request import SEED_MAX, MorphError, RenderRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.config import Settings
+    from bot.store import Store
+    from bot.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class JobEvents(Protocol):
+    """What the front is told about its jobs so that their status messages stay true (:class:`bot.delivery
+    .Delivery` implements it). The workers' own changes (progress, results, failures) reach it through the
+    database instead."""
+
+    def job_queued(self, job: Job, status_message_id: int, text: str) -> None:
+        """``job`` was answered with the status message ``status_message_id`` showing ``text``."""
+
+    async def job_cancelled(self, job: Job, by_user_id: int | None, *, status_answered: bool = False) -> None:
+        """``job`` was cancelled by ``by_user_id``. ``status_answered``: its status message was already given
+        its final text by an interaction response, which no pending edit may overwrite."""
+
+    def queue_changed(self) -> None:
+        """Queue order or a server's pause changed: queued jobs' positions need refreshing."""
+
+
+def offered_candidates(request: RenderRequest) -> int:
+    """Candidates per segment (``RenderRequest.candidates``) so that a result offers at most nine in all: the
+    1️⃣..9️⃣ reactions and two rows of buttons. A plain morph or a refine offers 5, a chain of 2 segments 4
+    each, of 3 segments 3 each, of 4 segments 2 each."""
+    segments = len(request.knots()) - 1
+    return max(1, min(RenderRequest.candidates, len(msg.KEYCAPS) // segments))
+
+
+def pick_text(job: Job, frame: int, picker_id: int) -> str:
+    result = job.result or {}
+    candidates = list(result.get("candidates") or [])
+    candidate = candidates.index(frame) + 1 if frame in candidates else None
+    return msg.pick_text(job.id, frame, result.get("frame_count"), picker_id, candidate)
+
+
+def frame_file(job_id: int, frame: int, data: bytes) -> discord.File:
+    return discord.File(io.BytesIO(data), filename=f"morph-{job_id}-frame-{frame + 1:03d}.png")
+
+
+class Actions:
+    """The use cases, with everything they act on passed in (module docstring)."""
+
+    def __init__(self, store: Store, settings: Settings, events: JobEvents, *, worker: Worker | None = None,
+                 owner_ids: frozenset[int] = frozenset()) -> None:
+        self.store = store
+        self.settings = settings
+        self.events = events
+        self.worker = worker  # the render worker of this process; None on a front without one
+        self.owner_ids = owner_ids
+
+    def is_owner(self, user_id: int) -> bool:
+        return user_id in self.owner_ids
+
+    def cancel_render(self, job_id: int) -> None:
+        """Stop the render of ``job_id`` early if this process's worker runs it (other processes' workers
+        see the cancellation in the database)."""
+        if self.worker is not None:
+            self.worker.request_cancel(job_id)
+
+    async def own_job(self, interaction: discord.Interaction, job_id: int, token: str | None, *,
+                      message: str = "result") -> Job:
+        """The job a component names, if the component really is one of that job's (see ``bot.views``);
+        else :class:`~bot.jobs.Refused` "There is no morph #N." (as for an unknown number)."""
+        job = await self.store.get(job_id)
+        origin = interaction.message.id if interaction.message is not None else None
+        if job is None or not job.came_from(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                                            message_id=origin, token=token, message=message):
+            raise Refused(f"There is no morph #{job_id}.")
+        return job
+
+    def _scope(self, interaction: discord.Interaction) -> int | None:
+        """The guild a job must belong to for the caller to act on it; None (any guild) for a bot owner."""
+        return None if self.is_owner(interaction.user.id) else interaction.guild_id
+
+    def _may_manage(self, interaction: discord.Interaction, job: Job) -> bool:
+        return can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
+                              permissions=interaction.permissions, owner_ids=self.owner_ids,
+                              caller_guild_id=interaction.guild_id)
+
+    # ------------------------------------------------------------------ start a job
+    async def start_job(self, interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
+                        output_format: str | None = None, refines: Job | None = None,
+                        note: str = "") -> Job | None:
+        """Validate, enqueue for ``interaction.user`` and answer publicly with job id, position and ❌ Cancel.
+
+        ``output_format`` None: the server's default. ``refines``: the job whose result this 🔍 refine was
+        asked on (its result message is ``interaction.message``): the new result is posted as a reply to it.
+
+        ``Store.enqueue`` validates the request (``check_request`` with the guild's banned words and frame cap)
+        and enforces bans, channel allow-list, per-user/guild/bot limits and the cooldown. Errors are answered
+        ephemerally and enqueue nothing. A job whose answer Discord refused is withdrawn (the user saw
+        "interaction failed"). Returns the Job or None.
+        """
+        store = self.store
+        guild_id, channel_id = interaction.guild_id, interaction.channel_id
+        if guild_id is None or channel_id is None:
+            await ephemeral(interaction, "❌ Morphs run in servers, not in direct messages.")
+            return None
+
+        reply_to = None
+        if refines is not None:
+            reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
+
+        async def enqueue():
+            job = await store.enqueue(guild_id=guild_id, channel_id=channel_id,
+                                      user_id=interaction.user.id, request=request,
+                                      upload_limit=upload_limit_for(interaction),
+                                      interaction_token=interaction.token,
+                                      application_id=interaction.application_id, boomerang=boomerang,
+                                      output_format=output_format,
+                                      parent_id=refines.id if refines is not None else None,
+                                      reply_to_message_id=reply_to)
+            return job, await store.position(job.id), await store.is_paused(job.guild_id)
+
+        try:
+            job, position, paused = await in_time(interaction, enqueue())
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return None
+        base = msg.queued_text(job.id, job.request, interaction.user.id, position, paused)
+        text = msg.clip(base + "\n" + note) if note else base
+        try:
+            message_id = await reply(interaction, text, view=cancel_view(job))
+        except discord.HTTPException as err:
+            if err.code != ALREADY_ACKNOWLEDGED:
+                # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
+                log.exception("could not answer /morph for job %s; withdrawing it", job.id)
+                await store.withdraw(job.id)
+                raise
+            # Our answer was applied but its reply was lost; discord.py's retry then hit "already acknowledged".
+            log.warning("the answer to /morph for job %s was already applied (40060); keeping the job", job.id)
+            message_id = None
+        if message_id is None:
+            try:
+                message_id = (await interaction.original_response()).id
+            except discord.HTTPException as err:  # the job stands; its result is posted without a status message
+                log.warning("could not read the /morph answer of job %s: %s", job.id, err)
+                return job
+        await store.set_status_message(job.id, message_id)
+        self.events.job_queued(job, message_id, base)
+        log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id, guild_id, position)
+        return job
+
+    async def _job_and_frame_cap(self, interaction: discord.Interaction, job_id: int,
+                                 token: str | None) -> tuple[Job, int] | None:
+        """The component's job (:meth:`own_job`) and its server's frame cap; None when refused (the clicker was
+        told why)."""
+        try:
+            job = await self.own_job(interaction, job_id, token)
+            return job, (await self.store.get_limits(job.guild_id))["max_frames"]
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return None
+
+    async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None:
+        """🔍 Refine: the gap after frame ``gap`` (0-based) is rendered again with more frames
+        (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with
+        the same prompts, seed and settings: the new job's first and last frames are those two frames. Queued
+        for the clicker under the limits and bans of /morph; its result replies to this result."""
+        found = await self._job_and_frame_cap(interaction, job_id, token)
+        if found is None:
+            return
+        job, cap = found
+        ts = list((job.result or {}).get("ts") or [])
+        if not 0 <= gap < len(ts) - 1:
+            await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
+            return
+        request = job.request.refine(ts[gap], ts[gap + 1], min(self.settings.default_frames, cap))
+        request.candidates = offered_candidates(request)
+        note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
+                "the result comes as a reply to it.")
+        await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, refines=job,
+                             note=note)
+
+    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
+        """🔁 The same prompts with a new random seed, queued for the clicker (frames lowered to the server's cap)."""
+        found = await self._job_and_frame_cap(interaction, job_id, token)
+        if found is None:
+            return
+        job, cap = found
+        request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
+                                      frames=min(job.request.frames, cap))
+        note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
+        if request.frames < job.request.frames:
+            note += f" Frames lowered to this server's limit of {cap}."
+        await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
+
+    # ------------------------------------------------------------------ picks
+    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str | None, frame: int,
+                        source: str = "button") -> None:
+        """Reply publicly with the full-size PNG of ``frame`` (0-based) of the job, naming who picked it.
+
+        ``Store.pick`` records the pick and refuses unknown/expired/deleted jobs, frames out of range, banned
+        users and picks in quick succession; a repeat of one's own pick is answered privately.
+        """
+        async def pick():
+            job = await self.own_job(interaction, job_id, token)
+            return job, await self.store.pick(job.id, user_id=interaction.user.id, frame=frame, source=source)
+
+        try:
+            job, picked = await in_time(interaction, pick())
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
+                    file=frame_file(job.id, frame, picked.data))
+
+    # ------------------------------------------------------------------ cancel, delete
+    async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
+                         from_button: bool = False) -> None:
+        """Cancel ``job_id`` for its author, an admin of its guild, or a bot owner; update its status message.
+        ``from_button``: the ❌ button on the job's status message (which must be that job's, see
+        :meth:`own_job`)."""
+        try:
+            job = await (self.own_job(interaction, job_id, token, message="status") if from_button
+                         else self.store.get(job_id))
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        if job is None:
+            await ephemeral(interaction, f"❌ There is no morph #{job_id}.")
+            return
+        if not self._may_manage(interaction, job):
+            await ephemeral(interaction, f"❌ Only the author of job #{job_id} or a server admin can cancel it.")
+            return
+        try:
+            job = await self.store.cancel(job_id, actor_id=interaction.user.id,
+                                          admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        self.cancel_render(job_id)
+        text = msg.cancelled_text(job_id, interaction.user.id)
+        if (from_button and interaction.message is not None and interaction.message.id == job.status_message_id
+                and not interaction.response.is_done()):
+            # the answer below is the status message's final text: no pending progress edit may overwrite it
+            await self.events.job_cancelled(job, interaction.user.id, status_answered=True)
+            await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+        else:
+            await ephemeral(interaction, f"🚫 Cancelled morph job #{job_id}.")
+            await self.events.job_cancelled(job, interaction.user.id)
+        log.info("job %s cancelled by %s", job_id, interaction.user.id)
+
+    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
+        """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
+        try:
+            job = await self.own_job(interaction, job_id, token)
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        if not self._may_manage(interaction, job):
+            await ephemeral(interaction, "❌ Only the author of this morph or a server admin can delete it.")
+            return
+        try:
+            await self.store.delete_result(job_id, actor_id=interaction.user.id,
+                                           admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
+        except MorphError as err:
+            if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
+                await ephemeral(interaction, f"❌ {err}")
+                return
+        await ephemeral(interaction, f"🗑️ Deleted the result of morph job #{job_id}.")
+        if interaction.message is not None:
+            try:
+                await interaction.message.delete()
+            except discord.NotFound:
+                pass
+            except discord.HTTPException as err:  # e.g. a result posted through the followup webhook
+                log.warning("could not delete result message %s of job %s: %s", interaction.message.id,
+                            job_id, err)
+                await ephemeral(interaction, "The frames are deleted, but Discord did not let the bot remove "
+                                             "the message; a server admin can delete it.")
+        log.info("result of job %s deleted by %s", job_id, interaction.user.id)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    def _components_can_call(actions: Actions) -> JobActions:
+        """Not run: mypy checks here that :class:`Actions` offers what ``bot.views``' components call."""
+        return actions
