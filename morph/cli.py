@@ -27,7 +27,7 @@ from morph.profiles import PROFILE_NAMES, PROFILES
 from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
                            Cancelled, MorphError, Progress, RenderRequest, parse_loras)
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130  # every error is reported as a usage mistake (2)
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 

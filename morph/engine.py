@@ -125,7 +125,7 @@ class Morpher:
         if batch_size is not None and int(batch_size) < 1:
             raise MorphError("batch size must be at least 1.")
         self.batch_size = int(batch_size) if batch_size else None
-        self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
+        self._batch_cap: int | None = None  # see batch_cap
         # One lock per loaded pipeline: Morphers sharing a cached pipeline never run it at the same time.
         self._lock = _PIPELINE_LOCKS.setdefault(id(self.pipe), threading.Lock())
         #: The UNet that renders call: the pipeline's own, or its compiled wrapper (same weights).
@@ -167,9 +167,23 @@ class Morpher:
             scale = self.pipe.unet.config.block_out_channels[0] / 320 * self.dtype.itemsize / 2
             per_frame = 2 * latent_pixels * _UNET_BYTES_PER_LATENT_PIXEL * scale
             n = max(1, min(MAX_GPU_BATCH, int(free * 0.7 // per_frame)))
-        if self._oom_cap is not None:
-            n = min(n, self._oom_cap)
+        if self._batch_cap is not None:
+            n = min(n, self._batch_cap)
         return max(1, n)
+
+    @property
+    def batch_cap(self) -> int | None:
+        """The most frames per UNet batch known to fit on this device (learnt from an out-of-memory retry,
+        see :meth:`cap_batch`); None while nothing is known. :meth:`frames_per_batch` never exceeds it."""
+        return self._batch_cap
+
+    def cap_batch(self, frames: int | None) -> None:
+        """Render at most ``frames`` per UNet batch from now on, in every later render of this Morpher
+        (a render that ran out of memory halves its batch and calls this, so the next ones do not fail
+        again); None forgets the cap."""
+        if frames is not None and int(frames) < 1:
+            raise ValueError(f"a batch holds at least one frame (got {frames})")
+        self._batch_cap = None if frames is None else int(frames)
 
     def _decode_slice(self, size: int) -> int:
         if self.device.type != "cuda":
@@ -326,7 +340,7 @@ class _Render:
         batch = self.m.frames_per_batch(self.size)
         knots = req.knots()
         closed = req.closes_loop()  # the closing position is the first frame again: paced, not rendered twice
-        ts, _features, distances = pacing.pace(
+        ts, distances = pacing.pace(
             self._render_ts, pacing.feature_distance, req.frames + closed, batch,
             perceptual=req.pacing == "perceptual", knots=knots,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
@@ -409,7 +423,7 @@ class _Render:
                 raise MorphError(f"Out of device memory even with one frame per batch at {self.size}px; "
                                  "try a smaller size, or free the GPU from other programs.")
             cap = n // 2
-            self.m._oom_cap = cap
+            self.m.cap_batch(cap)
         return torch.cat(out)
 
     def _denoise(self, ts: list[float]) -> torch.Tensor:

@@ -261,7 +261,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
          batch_size: int, perceptual: bool = True, rounds: int = 3,
          on_round: Callable[[list[float], list[float]], None] | None = None,
          knots: Sequence[float] = (0.0, 1.0)):
-    """Choose and render ``total`` frames; return ``(ts, items, distances)`` in increasing t.
+    """Choose and render ``total`` frames; return ``(ts, distances)`` in increasing t.
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``path_grid(total, knots)``.
@@ -309,7 +309,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
                 break
         render_all(new)
         ts, dist = measure()
-    return ts, [done[t] for t in ts], dist
+    return ts, dist
 
 
 # ------------------------------------------------------------------------------------------ distance
