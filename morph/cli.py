@@ -164,7 +164,8 @@ def _output_paths(args) -> dict:
         args.format = suffix[1:]
     if args.format == "both":
         stem = raw[:-len(suffix)] if suffix in (".gif", ".mp4") else raw
-        return {"mp4": _check_file(stem + ".mp4", "output", ".mp4"), "gif": _check_file(stem + ".gif", "output", ".gif")}
+        return {"mp4": _check_file(stem + ".mp4", "output", ".mp4"),
+                "gif": _check_file(stem + ".gif", "output", ".gif")}
     path = _check_file(raw, "output", "." + args.format)
     if args.format == "gif":
         return {"gif": path}
@@ -351,7 +352,7 @@ def _run_cancellable(morpher, request: RenderRequest, bar: ProgressBar):
     def work():
         try:
             box["result"] = morpher.render(request, progress=bar, cancel=cancel)
-        except BaseException as exc:  # handed to the main thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             box["error"] = exc
         finally:
             done.set()

@@ -69,8 +69,8 @@ def test_same_seed_same_frames_other_seed_other_frames(morpher):
     first = _arrays(morpher.render(_req()))
     again = _arrays(morpher.render(_req()))
     other = _arrays(morpher.render(_req(seed=8)))
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in zip(first, other))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=False))
+    assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in zip(first, other, strict=False))
 
 
 @pytest.mark.parametrize("scheduler", ["dpm++2m", "pndm", "euler"])
@@ -185,7 +185,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, uncapped,
     monkeypatch.setattr(morpher.pipe.unet, "forward", small_gpu)
     got = morpher.render(req)
     assert got.ts == expected.ts and len(got.frames) == 7 and got.unet_evals == 7
-    for a, b in zip(_arrays(expected), _arrays(got)):
+    for a, b in zip(_arrays(expected), _arrays(got), strict=False):
         assert np.abs(a.astype(int) - b).max() <= 1  # batch size changes float rounding only
     # First batch: 4 frames (8 with CFG) fail, then 2 frames fail, then 1 frame at a time.
     assert seen[:3] == [8, 4, 2] and max(seen[3:]) == 2
@@ -221,7 +221,7 @@ def test_out_of_memory_while_decoding_halves_the_slice_and_keeps_every_frame(mor
     monkeypatch.setattr(morpher.pipe.vae, "decode", small_gpu)
     got = morpher.render(req)
     assert got.ts == expected.ts and len(got.frames) == 5
-    for a, b in zip(_arrays(expected), _arrays(got)):
+    for a, b in zip(_arrays(expected), _arrays(got), strict=False):
         assert np.abs(a.astype(int) - b).max() <= 1
     assert seen[:3] == [4, 2, 1]  # slice of 4 fails, then 2, then one frame at a time
 
@@ -257,7 +257,7 @@ def test_compiled_unet_renders_the_same_frames(morpher):
     expected = morpher.render(_req(frames=5, steps=3))
     assert calls == [8] * 3 + [2] * 3  # the compiled UNet did the work: 4 + 1 frames (x2 guidance), 3 steps
     assert got.ts == expected.ts and got.unet_evals == expected.unet_evals == 5
-    for a, b in zip(_arrays(expected), _arrays(got)):
+    for a, b in zip(_arrays(expected), _arrays(got), strict=False):
         assert np.abs(a.astype(int) - b).max() <= 2  # fused kernels round differently
 
 

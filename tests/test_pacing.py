@@ -141,13 +141,16 @@ def test_perceptual_is_never_worse_than_uniform_on_random_smooth_morphs():
     for k in range(24):
         if k % 3 == 0:
             amp, freq, phase = rng.uniform(0.01, 0.08, 3), rng.uniform(2, 20, 3), rng.uniform(0, 6, 3)
-            f = (lambda t, a=amp, w=freq, p=phase: t + float(np.sum(a * np.sin(w * t + p) / w * 5)))
+            def f(t, a=amp, w=freq, p=phase):
+                return t + float(np.sum(a * np.sin(w * t + p) / w * 5))
         elif k % 3 == 1:
             c, s, h = rng.uniform(0.02, 0.98, 2), rng.uniform(0.003, 0.05, 2), rng.uniform(0.2, 1, 2)
-            f = (lambda t, c=c, s=s, h=h: 0.3 * t + float(np.sum(h / (1 + np.exp(-(t - c) / s)))))
+            def f(t, c=c, s=s, h=h):
+                return 0.3 * t + float(np.sum(h / (1 + np.exp(-(t - c) / s))))
         else:
             power = rng.uniform(0.3, 4)
-            f = (lambda t, p=power: t ** p)
+            def f(t, p=power):
+                return t ** p
         # several insert rounds (CPU-sized batches), and one (the whole morph in one GPU batch)
         for total, batch in ((16, 4), (24, 16), (40, 8), (24, 48), (16, 200), (60, 64)):
             _, d_u, _ = _profile_run(f, total, batch, perceptual=False)
@@ -247,7 +250,7 @@ def test_pacing_over_a_chain_gives_each_segment_frames_by_its_change(total, batc
     counts[2] += 1  # the end frame
     assert counts[1] > counts[0] > counts[2]  # uniform spacing gives each a third
     uniform = [abs(_segment_profile(b) - _segment_profile(a))
-               for a, b in zip(pacing.path_grid(total, knots), pacing.path_grid(total, knots)[1:])]
+               for a, b in zip(pacing.path_grid(total, knots), pacing.path_grid(total, knots)[1:], strict=False)]
     assert pacing.max_over_mean(dist) < 0.75 * pacing.max_over_mean(uniform)
 
 
