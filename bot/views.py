@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 import discord
 
 from bot import messages as msg
+from bot.jobs import DEFAULT_UPLOAD_LIMIT
 from bot.permissions import can_manage_job
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NO_PINGS = discord.AllowedMentions.none()
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Discord fails an interaction that is not answered within 3 s. Work that takes longer than this (a
 #: database locked by another process) first answers "thinking…" and fills the answer in afterwards.
 DEFER_AFTER_S = 1.5
@@ -488,7 +488,7 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
             return
         try:
             job = await own_job(interaction, self.job_id, self.token)
-            cap = (await bot.store.get_limits(job.guild_id))["max_frames"]
+            cap = (await bot.store.get_limits(job.guild_id)).max_frames
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return

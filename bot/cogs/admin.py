@@ -19,7 +19,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
+from bot.jobs import JobState
 from bot.permissions import can_admin
+from bot.store import Limits
 from bot.views import ephemeral, owner_ids
 from morph.request import MorphError
 
@@ -33,23 +35,22 @@ class NotAdmin(app_commands.CheckFailure):
     """Raised by the admin check; its text is shown to the caller."""
 
 
-def format_limits(limits: dict, settings=None) -> str:
+def format_limits(limits: Limits, settings=None) -> str:
     """The limits as ``/morphadmin limits`` shows them; with ``settings``, also the operator's bounds, which
     a server can only make stricter."""
-    words = limits.get("banned_words") or []
-    chans = limits.get("allowed_channels") or []
+    words, chans = limits.banned_words, limits.allowed_channels
     bounds = [] if settings is None else [
         f"This bot allows at most {settings.max_user_active} per person, {settings.max_guild_queue} per server and "
         f"{settings.max_frames} frames, with a cooldown of at least {settings.cooldown_s:g} s."]
     return "\n".join([
-        f"• max_user_active: {limits.get('max_user_active')}",
-        f"• max_guild_queue: {limits.get('max_guild_queue')}",
-        f"• cooldown: {float(limits.get('cooldown_s') or 0):g} s",
-        f"• max_frames: {limits.get('max_frames')}",
+        f"• max_user_active: {limits.max_user_active}",
+        f"• max_guild_queue: {limits.max_guild_queue}",
+        f"• cooldown: {limits.cooldown_s:g} s",
+        f"• max_frames: {limits.max_frames}",
         f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
         "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
-        f"• default_format: {limits.get('default_format')} (what /morph sends when not told)",
-        f"• paused: {'yes' if limits.get('paused') else 'no'}",
+        f"• default_format: {limits.default_format} (what /morph sends when not told)",
+        f"• paused: {'yes' if limits.paused else 'no'}",
         *bounds,
     ])
 
@@ -112,7 +113,7 @@ class AdminCog(commands.Cog):
             return
         for job in jobs:
             fresh = await self.bot.store.get(job.id)
-            if fresh is not None and fresh.state == "cancelled":
+            if fresh is not None and fresh.state == JobState.CANCELLED:
                 await delivery.show_cancelled(fresh, actor_id)
         delivery.queue_changed()
 
@@ -122,7 +123,7 @@ class AdminCog(commands.Cog):
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._scope(interaction, everywhere)
         store = self.bot.store
-        jobs = await store.list_jobs(guild, states=["queued", "running", "rendered"], limit=30)
+        jobs = await store.list_jobs(guild, states=[JobState.QUEUED, JobState.RUNNING, JobState.RENDERED], limit=30)
         lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
         if not jobs:
             lines.append("(none queued or rendering)")
@@ -178,7 +179,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="clear", description="Cancel every queued morph of this server")
     async def clear(self, interaction: discord.Interaction) -> None:
         store = self.bot.store
-        queued = await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+        queued = await store.list_jobs(interaction.guild_id, states=[JobState.QUEUED], limit=10_000)
         n = await store.clear(interaction.guild_id, interaction.user.id)
         await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
         await self._show_cancelled(queued, interaction.user.id)
@@ -187,7 +188,7 @@ class AdminCog(commands.Cog):
     @app_commands.describe(user="Who may no longer use /morph in this server")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         store = self.bot.store
-        queued = [j for j in await store.list_jobs(interaction.guild_id, states=["queued"], limit=10_000)
+        queued = [j for j in await store.list_jobs(interaction.guild_id, states=[JobState.QUEUED], limit=10_000)
                   if j.user_id == user.id]
         n = await store.ban(interaction.guild_id, user.id, interaction.user.id)
         await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"

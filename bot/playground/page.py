@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from bot.jobs import ACTIVE_STATES, STATES, JobState
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from bot.sandbox.model import LOADING, permissions_value
 
@@ -124,12 +125,12 @@ def store_jobs(store_of: Callable[[], object], guild_id: int, users: dict[int, s
         store = store_of()
         if store is None:
             return []
-        active = await store.list_jobs(guild_id, states=("queued", "running"), limit=QUEUE_LIMIT)
-        done = await store.list_jobs(guild_id, states=("rendered", "delivered", "failed", "cancelled"),
+        active = await store.list_jobs(guild_id, states=ACTIVE_STATES, limit=QUEUE_LIMIT)
+        done = await store.list_jobs(guild_id, states=[s for s in STATES if s not in ACTIVE_STATES],
                                      limit=max(0, QUEUE_LIMIT - len(active)))
         rows = []
         for job in sorted(active, key=lambda j: j.id) + done:
-            position = await store.position(job.id) if job.state == "queued" else None
+            position = await store.position(job.id) if job.state == JobState.QUEUED else None
             rows.append({"id": job.id, "state": job.state, "position": position,
                          "user_name": users.get(job.user_id, str(job.user_id)),
                          "prompt_a": job.request.prompt_a, "prompt_b": job.request.prompt_b,
