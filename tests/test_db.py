@@ -85,6 +85,51 @@ async def test_store_open_refuses_newer_database(tmp_path):
         await Store.open(path, Settings())
 
 
+async def test_upgrade_with_jobs_in_flight_splits_the_claim_id_and_keeps_every_job(tmp_path):
+    """A database from before 0003 stored who renders a job as one string "worker/run": the upgrade moves the
+    run into its own column, so the restarted worker takes its job back, and old failures are not
+    announced again."""
+    import json
+
+    from bot.config import Settings
+    from bot.store import Store, WorkerRun
+    from morph.request import RenderRequest
+
+    old = tmp_path / "migs"
+    old.mkdir()
+    for name in ("0001_init.sql", "0002_job_identity_and_fairness.sql"):
+        shutil.copy(SQLITE_MIGRATIONS / name, old)
+    path = tmp_path / "m.sqlite3"
+    conn = await connect(path)
+    try:
+        assert await migrate(conn, old) == [1, 2]
+        request = json.dumps(RenderRequest("a dog", "a cat", frames=4).to_dict())
+        for state, worker in (("running", "gpu-1/ab12cd34"), ("queued", None), ("rendered", None), ("failed", None)):
+            await conn.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, started_at, "
+                "heartbeat_at, worker_id, upload_limit, token, artifact_dir, result) "
+                "VALUES (1, 2, 3, ?, ?, 10, 11, 12, ?, 1000, 'feedbeef', ?, ?)",
+                (state, request, worker, "x" if state == "rendered" else None,
+                 '{"frame_count": 4}' if state == "rendered" else None))
+    finally:
+        await conn.close()
+
+    store = await Store.open(path, Settings(), clock=lambda: 100.0)
+    try:
+        running, queued, rendered, failed = [await store.get(i) for i in (1, 2, 3, 4)]
+        assert (running.state, running.worker_id, running.run_id) == ("running", "gpu-1", "ab12cd34")
+        assert (queued.state, queued.worker_id, queued.run_id) == ("queued", None, None)
+        assert failed.failure_shown_at == 10 and await store.failures_to_show() == []
+        assert [j.id for j in await store.jobs_to_deliver()] == [rendered.id]
+        # the restarted worker "gpu-1" takes back what its previous run left running, and renders it again
+        assert [(j.id, j.state) for j in await store.recover(worker_id="gpu-1")] == [(running.id, "queued")]
+        claimed = [await store.claim(WorkerRun("gpu-1", "new")) for _ in range(2)]
+        assert sorted(j.id for j in claimed) == [running.id, queued.id]
+        assert all((j.worker_id, j.run_id) == ("gpu-1", "new") for j in claimed)
+    finally:
+        await store.close()
+
+
 async def test_failing_migration_rolls_back_entirely(tmp_path):
     mig = tmp_path / "migs"
     mig.mkdir()
@@ -120,8 +165,6 @@ async def test_badly_named_or_duplicate_migration_files_are_refused(tmp_path):
 
 
 async def test_two_connections_migrating_at_once_apply_each_file_once(tmp_path):
-    import asyncio
-
     path = tmp_path / "m.sqlite3"
     a, b = await connect(path), await connect(path)
     try:
@@ -149,7 +192,8 @@ async def test_postgres_fresh_database_gets_every_migration_and_rerun_is_a_noop(
     try:
         rows = await database.fetch("SELECT version FROM schema_version ORDER BY version")
         assert [r["version"] for r in rows] == versions(POSTGRES_MIGRATIONS)
-        tables = {r["tablename"] for r in await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        tables = {r["tablename"] for r in
+                  await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert {"jobs", "guild_settings", "bans", "picks", "audit_log", "interactions", "artifacts"} <= tables
         await database.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?)",
                                2 ** 62, 2, 3, 0.5)  # 64-bit Discord ids fit
@@ -176,8 +220,8 @@ async def test_postgres_failing_migration_rolls_back_entirely(postgres, tmp_path
     mig = tmp_path / "migs"
     mig.mkdir()
     shutil.copy(POSTGRES_MIGRATIONS / "0001_init.sql", mig)
-    (mig / "0002_broken.sql").write_text("CREATE TABLE half_done (x INTEGER);\nALTER TABLE jobs ADD COLUMN extra TEXT;\n"
-                                         "THIS IS NOT SQL;\n")
+    (mig / "0002_broken.sql").write_text("CREATE TABLE half_done (x INTEGER);\n"
+                                         "ALTER TABLE jobs ADD COLUMN extra TEXT;\nTHIS IS NOT SQL;\n")
     url = postgres.create_database()
     with pytest.raises(MigrationError, match="0002_broken.sql failed and was rolled back"):
         await open_database(url, migrations_dir=mig)
@@ -195,7 +239,6 @@ async def test_postgres_failing_migration_rolls_back_entirely(postgres, tmp_path
 async def test_postgres_processes_starting_at_once_apply_each_migration_once(postgres):
     """Four processes open the same new database at the same moment: the advisory lock lets one apply
     each file; the others find it applied."""
-    import asyncio
     import os
     import sys
     import time

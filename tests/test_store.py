@@ -361,11 +361,13 @@ async def test_claim_race_between_two_processes(settings):
     s = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=10**4, max_guild_queue=10**4))
     splits = []
     try:
-        for round_ in range(3):
+        for _round in range(3):
             ids = [(await submit(s, request=req(seed=i))).id for i in range(100)]
             start_at = time.time() + 2.5
-            procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(settings.db_path), f"p{i}", str(start_at)],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # blocking is fine: the claimers are other processes, and nothing needs this event loop meanwhile
+            procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(settings.db_path), f"p{i}",  # noqa: ASYNC220
+                                       str(start_at)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
                      for i in range(2)]
             outs = []
             for p in procs:
@@ -653,7 +655,8 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
     store = await Store.open(strict.db_path, strict, clock=clock)
     try:
         limits = await store.get_limits(G1)
-        assert (limits.max_user_active, limits.max_guild_queue, limits.max_frames, limits.cooldown_s) == (2, 3, 60, 30.0)
+        assert (limits.max_user_active, limits.max_guild_queue, limits.max_frames, limits.cooldown_s) == \
+            (2, 3, 60, 30.0)
         with pytest.raises(Refused, match="at most 60 on this server"):
             await submit(store, request=req(frames=120))
         await submit(store)
