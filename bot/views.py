@@ -518,7 +518,7 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             job = await own_job(interaction, self.job_id, self.token)
-            cap = (await interaction.client.store.get_limits(job.guild_id))["max_frames"]
+            cap = (await interaction.client.store.get_limits(job.guild_id)).max_frames
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
