@@ -179,7 +179,7 @@ class Actions:
         told why)."""
         try:
             job = await self.own_job(interaction, job_id, token)
-            return job, (await self.store.get_limits(job.guild_id))["max_frames"]
+            return job, (await self.store.get_limits(job.guild_id)).max_frames
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return None

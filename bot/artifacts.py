@@ -18,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bot.jobs import Job
+from bot.jobs import Job, JobState, sql_list
 
 log = logging.getLogger(__name__)
 
@@ -120,4 +120,4 @@ class DatabaseArtifacts:
         transaction, so nothing half-written is ever left."""
         return await self.db.execute(
             "DELETE FROM artifacts WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL "
-            "OR state IN ('failed', 'cancelled', 'queued'))")
+            f"OR state IN {sql_list((JobState.FAILED, JobState.CANCELLED, JobState.QUEUED))})")

@@ -21,7 +21,8 @@ from bot import messages as msg
 from bot.aio import quietly, wait_event
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL
-from bot.interactions import DEFAULT_UPLOAD_LIMIT, NO_PINGS
+from bot.interactions import NO_PINGS
+from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
 from morph.request import Progress
@@ -265,7 +266,7 @@ class Delivery:
             try:
                 # at start-up every rendered job of this front's shards, whatever its retry time: the
                 # process that was posting it (this front's previous run) is gone
-                for job in await self.store.jobs_to_deliver(now=self.store.clock() + (10 ** 9 if first else 0)):
+                for job in await self.store.jobs_to_deliver(ignore_backoff=first):
                     if self._mine(job):
                         await self.deliver(job, force=first)
                 first = False
@@ -290,7 +291,7 @@ class Delivery:
         ``force``: take it even while its retry time (or another post's lease) has not come."""
         async with self._lock:
             fresh = await self.store.get(job.id)
-            if fresh is None or fresh.state != "rendered" or fresh.deleted_at is not None:
+            if fresh is None or fresh.state != JobState.RENDERED or fresh.deleted_at is not None:
                 return "failed" if fresh is None else fresh.state
             if fresh.status_message_id is None and self.store.clock() - fresh.created_at < ANSWER_GRACE_S:
                 return "retry"  # its /morph answer may still fail; then start_job withdraws the job

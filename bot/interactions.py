@@ -14,13 +14,12 @@ import discord
 from discord import app_commands
 
 from bot import messages as msg
+from bot.jobs import DEFAULT_UPLOAD_LIMIT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NO_PINGS = discord.AllowedMentions.none()
-#: Discord's attachment limit when neither the interaction nor the guild says otherwise.
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Discord fails an interaction that is not answered within 3 s. Work that takes longer than this (a
 #: database locked by another process) first answers "thinking…" and fills the answer in afterwards.
 DEFER_AFTER_S = 1.5

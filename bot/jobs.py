@@ -4,12 +4,34 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import NamedTuple
 
 from morph.request import MorphError, RenderRequest
 
-STATES = ("queued", "running", "rendered", "delivered", "failed", "cancelled")
-ACTIVE_STATES = ("queued", "running")
+
+class JobState(str, Enum):
+    """A job's state: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final.
+
+    A ``str``: each member equals its value (what the database stores and JSON carries), and ``str()`` /
+    f-strings give the value, also inside SQL text (:func:`sql_list`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RENDERED = "rendered"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATES = tuple(JobState)
+#: Waiting for or holding a worker: what the per-person and per-server limits count.
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+#: Bytes a message may upload when Discord does not tell (a server without boosts): a job's default.
+DEFAULT_UPLOAD_LIMIT = 10 * 2**20
 #: SQLite and PostgreSQL integers are signed 64-bit: a larger id (a forged custom id) names no job.
 MAX_ID = 2 ** 63 - 1
 
@@ -35,7 +57,7 @@ class Job:
     guild_id: int
     channel_id: int
     user_id: int
-    state: str
+    state: JobState
     request: RenderRequest
     attempts: int = 0
     error: str | None = None
@@ -48,7 +70,7 @@ class Job:
     interaction_token: str | None = None
     interaction_expires_at: float | None = None
     application_id: int | None = None
-    upload_limit: int = 10 * 1024 * 1024
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
     result: dict | None = None
     #: the name of the job's files (a folder in MORPH_DATA_DIR, see bot.artifacts); None before rendering
     artifact_dir: str | None = None
@@ -76,8 +98,9 @@ class Job:
     reply_to_message_id: int | None = None
 
     @classmethod
-    def from_row(cls, row: dict) -> "Job":
+    def from_row(cls, row: dict) -> Job:
         d = dict(row)
+        d["state"] = JobState(d["state"])
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
         d["result"] = json.loads(d["result"]) if d["result"] else None
         d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
@@ -128,3 +151,8 @@ class Job:
 
 def valid_id(job_id) -> bool:
     return isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_ID
+
+
+def sql_list(states) -> str:
+    """States as an SQL list, ``('queued', 'running')`` (only for JobState members, never user input)."""
+    return "(" + ", ".join(f"'{JobState(s)}'" for s in states) + ")"

@@ -7,8 +7,8 @@ heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``
 The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
 of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the GIF, the
 contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU priority
-than the event loop, which must answer Discord within 3 s (:func:`lower_priority`), and hand the GIL over
-to it within 1 ms (:data:`GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
+than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand the GIL over
+to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
 files), a small monitor task writes the progress and the heartbeat to the database (at most once per
 ``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
@@ -26,39 +26,28 @@ one per process) and a ``run_id`` new at every start, so:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
 import secrets
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from collections.abc import Callable
 
-from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE, StorageFull
 from bot.aio import wait_event
+from bot.artifacts import StorageFull
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
-from bot.jobs import Job
-from bot.store import Store, WorkerRun
+from bot.jobs import Job, JobState
+from bot.render_output import failure_reason, free_gpu_memory, render_files
+from bot.store import LOST, Store, WorkerRun
+from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
 from morph.request import Cancelled, MorphError, Progress, RenderResult
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 2.0
-#: Room left in the upload limit for the multipart envelope and the message body.
-UPLOAD_HEADROOM = 256 * 1024
-#: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
-MIN_GIF_BUDGET = 256 * 1024
 PURGE_INTERVAL_S = 3600.0
-#: How much lower the CPU priority (nice value) of the render and model-loading threads is.
-BACKGROUND_NICE = 10
-#: Python's GIL switch interval once the worker loads or renders (Python's default: 5 ms): a thread waiting
-#: for the GIL, such as the event loop with Discord's answers, gets it after at most this long while
-#: another runs Python (loading a model is seconds of it; a render on a GPU mostly Python between kernels).
-GIL_SWITCH_INTERVAL_S = 0.001
 #: A running job whose heartbeat (every ``progress_interval_s``, default 2 s) is older than this
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
@@ -196,15 +185,15 @@ class Worker:
                     prepare()
                     log.info("model %s: libraries imported in %.1f s", self.settings.model, time.monotonic() - started)
             finally:
-                _settle_threadsafe(loop, prepared, None, None)
+                settle_threadsafe(loop, prepared, None, None)
             started = time.monotonic()
             morpher = self.morpher_factory()
             log.info("model %s loaded in %.1f s", self.settings.model, time.monotonic() - started)
             return morpher
 
         log.info("loading model %s", self.settings.model)
-        _share_gil_quickly()
-        self._loading = _in_daemon_thread(load, name="morph-model-load")
+        share_gil_quickly()
+        self._loading = in_daemon_thread(load, name="morph-model-load")
         return prepared
 
     async def get_morpher(self):
@@ -215,6 +204,7 @@ class Worker:
             if self._morpher is None:
                 self.preload()
                 loading = self._loading
+                assert loading is not None  # preload() started it
                 stopped = asyncio.ensure_future(self._stopped.wait())
                 try:
                     await asyncio.wait({loading, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -232,7 +222,7 @@ class Worker:
                 await self.get_morpher()
             except Cancelled:
                 return
-            except Exception as e:  # the next job loads again, and fails with the reason if it fails again
+            except Exception as e:  # noqa: BLE001 - the next job loads again, and fails with the reason if it fails again
                 log.error("could not load model %s: %s", self.settings.model, e)
         while not self._stopping:
             # Clear before looking at the queue: a wake() (or stop()) from now on is not lost.
@@ -279,7 +269,7 @@ class Worker:
                 morpher.render, job.request, progress=state.update, cancel=cancel)
             files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
                                                           job.format)
-            if await self.store.heartbeat(job.id, self.run) == "lost":
+            if await self.store.heartbeat(job.id, self.run) == LOST:
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
@@ -311,7 +301,7 @@ class Worker:
                 log.error("job #%d: %s; the job is back in the queue and this worker waits %.0f s before "
                           "rendering again (free space or lower MORPH_RETENTION_DAYS)", job.id, e,
                           self.disk_full_pause_s)
-        except Exception as e:  # MorphError, out of memory, or a bug: fail this job only
+        except Exception as e:  # noqa: BLE001 - MorphError, out of memory, or a bug: fail this job only (logged)
             await self._fail(job, e)
         finally:
             monitor.cancel()
@@ -324,19 +314,19 @@ class Worker:
             log.info("job #%d refused by the engine: %s", job.id, e)
         else:
             log.error("job #%d failed", job.id, exc_info=e)
-        _free_gpu_memory()
+        free_gpu_memory()
         await self.store.mark_failed(job.id, failure_reason(e), self.run)
 
     async def _in_render_thread(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` in the worker's own thread, at a lower CPU priority (:func:`lower_priority`)."""
         if self._executor is None:
-            _share_gil_quickly()
+            share_gil_quickly()
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="morph-render",
                                                 initializer=lower_priority)
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, functools.partial(fn, *args, **kwargs))
 
-    async def _monitor(self, job: Job, state: "_ProgressState", cancel: threading.Event) -> None:
+    async def _monitor(self, job: Job, state: _ProgressState, cancel: threading.Event) -> None:
         """Runs beside a render: heartbeat with the latest progress and ETA (throttled), and cancel
         requests that arrive through the database."""
         last_beat = time.monotonic()
@@ -348,56 +338,11 @@ class Worker:
             last_beat = now
             try:
                 beat = await self.store.heartbeat(job.id, self.run, progress=state.take(now))
-                if beat != "running":
-                    state.lost = state.lost or beat == "lost"
+                if beat != JobState.RUNNING:
+                    state.lost = state.lost or beat == LOST
                     cancel.set()
             except Exception:
                 log.exception("heartbeat for job #%d failed", job.id)
-
-
-def lower_priority() -> None:
-    """Lower the calling thread's CPU priority by :data:`BACKGROUND_NICE` (Linux, where every thread has
-    its own nice value and the threads it starts, such as torch's OpenMP workers, inherit it; elsewhere
-    nothing). For the threads that render and load models: when the CPU is short, the event loop's thread,
-    which must answer Discord within 3 s, runs first."""
-    if not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
-
-
-def _share_gil_quickly() -> None:
-    """Lower the process's GIL switch interval to :data:`GIL_SWITCH_INTERVAL_S` (never raise it)."""
-    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-
-
-def _settle_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result, error) -> None:
-    """From another thread: complete ``future`` (unless done) with ``result`` or ``error``."""
-    def settle() -> None:
-        if not future.done():
-            future.set_result(result) if error is None else future.set_exception(error)
-
-    with contextlib.suppress(RuntimeError):  # the event loop is gone: the process is exiting
-        loop.call_soon_threadsafe(settle)
-
-
-def _in_daemon_thread(fn: Callable[[], object], name: str) -> asyncio.Future:
-    """Run ``fn()`` in a new daemon thread; its result (or exception) arrives in the returned Future."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def run() -> None:
-        try:
-            result = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            _settle_threadsafe(loop, future, None, e)
-        else:
-            _settle_threadsafe(loop, future, result, None)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
 
 
 class _ProgressState:
@@ -424,89 +369,3 @@ class _ProgressState:
                 "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
 
 
-def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False,
-                 output_format: str = "gif") -> tuple[dict[str, bytes], dict]:
-    """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
-    and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
-    :func:`morph.output.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
-
-    When an MP4 was asked for but cannot be made here, a GIF takes its place: the result dict's ``files``
-    says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
-    ``fell_back`` is True.
-    """
-    import io
-
-    from morph.output import contact_sheet, encode_animation, frame_filename
-
-    def png(image, optimize: bool = False) -> bytes:
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", optimize=optimize)
-        return buf.getvalue()
-
-    frames = result.frames
-    files = {frame_filename(i): png(frame) for i, frame in enumerate(frames)}
-    sheet = png(contact_sheet([frames[i] for i in result.candidates],
-                              [str(k + 1) for k in range(len(result.candidates))]), optimize=True)
-    budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
-    anim = encode_animation(frames, output_format, budget_bytes=budget, boomerang=boomerang)
-    files[SHEET_FILE] = sheet
-    summary = {
-        "ts": [float(t) for t in result.ts],
-        "distances": [float(d) for d in result.distances],
-        "max_over_mean": float(result.max_over_mean),
-        "one_minus_gini": float(result.one_minus_gini),
-        "midpoint": int(result.midpoint),
-        "candidates": [int(i) for i in result.candidates],
-        "segments": [{"index": int(s.index), "first": int(s.first), "last": int(s.last),
-                      "midpoint": int(s.midpoint), "candidates": [int(c) for c in s.candidates]}
-                     for s in result.segments],
-        "frame_count": len(frames),
-        "warnings": list(result.warnings),
-        "seconds": float(result.seconds),
-        # what was made, in the order it is posted (MP4 first)
-        "format": output_format,
-        "files": [],
-        "fell_back": anim.mp4_error is not None,
-        "mp4_error": anim.mp4_error,
-        "budget": budget,
-        # extras for messages and stats
-        "sheet_bytes": len(sheet),
-        "frame_size": list(frames[0].size),
-        "model": result.model,
-        "unet_evals": result.unet_evals,
-    }
-    if anim.mp4 is not None:
-        files[MP4_FILE] = anim.mp4.data
-        summary["files"].append("mp4")
-        summary.update({"mp4_bytes": len(anim.mp4.data), "mp4_frame_count": anim.mp4.frame_count,
-                        "mp4_size": [anim.mp4.width, anim.mp4.height], "mp4_reductions": list(anim.mp4.reductions),
-                        "mp4_bitrate": anim.mp4.bitrate})
-    if anim.gif is not None:
-        files[GIF_FILE] = anim.gif.data
-        summary["files"].append("gif")
-        summary.update({"gif_bytes": len(anim.gif.data), "gif_frame_count": anim.gif.frame_count,
-                        "gif_size": [anim.gif.width, anim.gif.height], "gif_reductions": list(anim.gif.reductions)})
-    if anim.mp4_error is not None:
-        log.warning("no MP4 for this render, a GIF instead: %s", anim.mp4_error)
-    return files, summary
-
-
-def failure_reason(e: BaseException) -> str:
-    """A short user-facing reason for a failed render. Only the engine's own messages (MorphError) are
-    shown as they are: anything else may carry paths or internals of the server, so it stays in the log."""
-    if isinstance(e, MorphError):
-        return str(e)
-    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
-        return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
-    return "the renderer failed on the bot's side (the details are in the bot's log)."
-
-
-def _free_gpu_memory() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        try:
-            torch.cuda.empty_cache()
-        except Exception:  # pragma: no cover - best effort
-            pass

@@ -27,7 +27,7 @@ from morph.profiles import PROFILE_NAMES, PROFILES
 from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
                            Cancelled, MorphError, Progress, RenderRequest, parse_loras)
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130  # every error is reported as a usage mistake (2)
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -164,7 +164,8 @@ def _output_paths(args) -> dict:
         args.format = suffix[1:]
     if args.format == "both":
         stem = raw[:-len(suffix)] if suffix in (".gif", ".mp4") else raw
-        return {"mp4": _check_file(stem + ".mp4", "output", ".mp4"), "gif": _check_file(stem + ".gif", "output", ".gif")}
+        return {"mp4": _check_file(stem + ".mp4", "output", ".mp4"),
+                "gif": _check_file(stem + ".gif", "output", ".gif")}
     path = _check_file(raw, "output", "." + args.format)
     if args.format == "gif":
         return {"gif": path}
@@ -351,7 +352,7 @@ def _run_cancellable(morpher, request: RenderRequest, bar: ProgressBar):
     def work():
         try:
             box["result"] = morpher.render(request, progress=bar, cancel=cancel)
-        except BaseException as exc:  # handed to the main thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             box["error"] = exc
         finally:
             done.set()

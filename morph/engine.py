@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -71,7 +71,7 @@ class TextEmbedding:
     tokens: torch.Tensor
     pooled: torch.Tensor | None = None
 
-    def mix(self, other: "TextEmbedding", t: float, how: str = "lerp") -> "TextEmbedding":
+    def mix(self, other: TextEmbedding, t: float, how: str = "lerp") -> TextEmbedding:
         """Towards ``other`` by ``t``: lerp, or slerp of each token vector (and of the pooled vector)."""
         def f(a, b):
             return slerp(a, b, t, dim=-1) if how == "slerp" else lerp(a, b, t)
@@ -79,14 +79,14 @@ class TextEmbedding:
         return TextEmbedding(f(self.tokens, other.tokens),
                              None if self.pooled is None else f(self.pooled, other.pooled))
 
-    def expand(self, n: int) -> "TextEmbedding":
+    def expand(self, n: int) -> TextEmbedding:
         """The same prompt for ``n`` samples (contiguous, as a compiled UNet was warmed up with)."""
         return TextEmbedding(self.tokens.expand(n, -1, -1).contiguous(),
                              None if self.pooled is None else self.pooled.expand(n, -1).contiguous())
 
     @staticmethod
-    def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
-        pooled = None if parts[0].pooled is None else torch.cat([p.pooled for p in parts])
+    def cat(parts: list[TextEmbedding]) -> TextEmbedding:
+        pooled = None if parts[0].pooled is None else torch.cat([p.pooled for p in parts if p.pooled is not None])
         return TextEmbedding(torch.cat([p.tokens for p in parts]), pooled)
 
 
@@ -125,7 +125,7 @@ class Morpher:
         if batch_size is not None and int(batch_size) < 1:
             raise MorphError("batch size must be at least 1.")
         self.batch_size = int(batch_size) if batch_size else None
-        self._oom_cap: int | None = None  # largest batch known to fit after an out-of-memory retry
+        self._batch_cap: int | None = None  # see batch_cap
         # One lock per loaded pipeline: Morphers sharing a cached pipeline never run it at the same time.
         self._lock = _PIPELINE_LOCKS.setdefault(id(self.pipe), threading.Lock())
         #: The UNet that renders call: the pipeline's own, or its compiled wrapper (same weights).
@@ -167,9 +167,23 @@ class Morpher:
             scale = self.pipe.unet.config.block_out_channels[0] / 320 * self.dtype.itemsize / 2
             per_frame = 2 * latent_pixels * _UNET_BYTES_PER_LATENT_PIXEL * scale
             n = max(1, min(MAX_GPU_BATCH, int(free * 0.7 // per_frame)))
-        if self._oom_cap is not None:
-            n = min(n, self._oom_cap)
+        if self._batch_cap is not None:
+            n = min(n, self._batch_cap)
         return max(1, n)
+
+    @property
+    def batch_cap(self) -> int | None:
+        """The most frames per UNet batch known to fit on this device (learnt from an out-of-memory retry,
+        see :meth:`cap_batch`); None while nothing is known. :meth:`frames_per_batch` never exceeds it."""
+        return self._batch_cap
+
+    def cap_batch(self, frames: int | None) -> None:
+        """Render at most ``frames`` per UNet batch from now on, in every later render of this Morpher
+        (a render that ran out of memory halves its batch and calls this, so the next ones do not fail
+        again); None forgets the cap."""
+        if frames is not None and int(frames) < 1:
+            raise ValueError(f"a batch holds at least one frame (got {frames})")
+        self._batch_cap = None if frames is None else int(frames)
 
     def _decode_slice(self, size: int) -> int:
         if self.device.type != "cuda":
@@ -254,7 +268,8 @@ class Morpher:
         text = TextEmbedding(torch.cat(hidden, dim=-1).to(self.dtype),
                              None if pooled is None else pooled.to(self.dtype))
         if self.xl and not prompt.strip() and pipe.config.get("force_zeros_for_empty_prompt", False):
-            text = TextEmbedding(torch.zeros_like(text.tokens), torch.zeros_like(text.pooled))
+            text = TextEmbedding(torch.zeros_like(text.tokens),
+                                 None if text.pooled is None else torch.zeros_like(text.pooled))
         return text, dropped
 
     def zero_text(self, n: int) -> TextEmbedding:
@@ -307,7 +322,10 @@ class _Render:
         self.frames_done = 0
         self.unet_evals = 0
         self.images: dict[float, object] = {}  # by path position (_key)
-        self.guided = morpher.guided(req.guidance)
+        assert req.guidance is not None and req.scheduler is not None, "Profile.fill sets them"
+        self.guidance: float = req.guidance
+        self.scheduler_name: str = req.scheduler
+        self.guided = morpher.guided(self.guidance)
         self.steps_per_frame = 0
 
     def run(self) -> RenderResult:
@@ -326,13 +344,13 @@ class _Render:
         batch = self.m.frames_per_batch(self.size)
         knots = req.knots()
         closed = req.closes_loop()  # the closing position is the first frame again: paced, not rendered twice
-        ts, _features, distances = pacing.pace(
+        ts, distances = pacing.pace(
             self._render_ts, pacing.feature_distance, req.frames + closed, batch,
             perceptual=req.pacing == "perceptual", knots=knots,
             on_round=lambda ts, d: self._report(0, 0, self._fraction(0, 0), "pace"))
         picks = pacing.segment_picks(ts, distances, knots, req.candidates, closed)
         segments = [Segment(req.locate(knot)[0], first, last, mid, cands)
-                    for knot, (first, last, mid, cands) in zip(knots, picks)]
+                    for knot, (first, last, mid, cands) in zip(knots, picks, strict=False)]
         n = req.frames
         return RenderResult(
             frames=[self.images[self._key(t)] for t in ts[:n]], ts=[float(t) for t in ts[:n]],
@@ -352,7 +370,7 @@ class _Render:
         return emb
 
     def _scheduler(self):
-        scheduler = make_scheduler(self.pipe, self.req.scheduler, self.m.profile.timestep_spacing)
+        scheduler = make_scheduler(self.pipe, self.scheduler_name, self.m.profile.timestep_spacing)
         scheduler.set_timesteps(self.req.steps, device=self.m.device)
         return scheduler
 
@@ -368,7 +386,7 @@ class _Render:
         todo = [k for k in dict.fromkeys(keys) if k not in self.images]
         if todo:
             images = self._decode(self._denoise_with_fallback(todo))
-            self.images.update(zip(todo, images))
+            self.images.update(zip(todo, images, strict=False))
         self._report(0, 0, self._fraction(0, 0), "decode")
         return [pacing.image_features(self.images[k]) for k in keys]
 
@@ -409,7 +427,7 @@ class _Render:
                 raise MorphError(f"Out of device memory even with one frame per batch at {self.size}px; "
                                  "try a smaller size, or free the GPU from other programs.")
             cap = n // 2
-            self.m._oom_cap = cap
+            self.m.cap_batch(cap)
         return torch.cat(out)
 
     def _denoise(self, ts: list[float]) -> torch.Tensor:
@@ -418,8 +436,9 @@ class _Render:
         emb, latents = self._conditions(ts)
         n = len(ts)
         if self.guided:
+            assert self.uncond is not None  # encoded whenever guided
             emb = TextEmbedding.cat([self.uncond.expand(n), emb])
-        kwargs = self.m.unet_kwargs(emb, self.size, req.guidance)
+        kwargs = self.m.unet_kwargs(emb, self.size, self.guidance)
         scheduler = self._scheduler()  # fresh: multistep schedulers keep state between steps
         step_kwargs = {"generator": step_generators(req.seed, n)} if req.scheduler == "lcm" else {}
         latents = latents * scheduler.init_noise_sigma
@@ -433,7 +452,7 @@ class _Render:
             noise_pred = unet(model_input, t.float(), return_dict=False, **kwargs)[0]
             if self.guided:
                 uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + req.guidance * (cond - uncond)
+                noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         return latents

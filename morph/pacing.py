@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def segment_picks(ts: Sequence[float], distances: Sequence[float], knots: Sequen
     ts = list(ts)
     starts = [ts.index(knot) for knot in knots]
     out = []
-    for p, (first, end) in enumerate(zip(starts, starts[1:])):
+    for p, (first, end) in enumerate(zip(starts, starts[1:], strict=False)):
         last = end if p == len(starts) - 2 and not closed else end - 1
         mid = min(last, first + midpoint_index(distances[first:end]))
         cands = [first + c for c in candidate_indices(mid - first, last - first + 1, k)]
@@ -141,7 +142,7 @@ def coarse_ts(total: int, stride: int | None = None, knots: Sequence[float] = (0
     stride = max(1, int(stride))
     chosen: list[float] = []
     starts = [grid.index(k) for k in knots]
-    for lo, hi in zip(starts, starts[1:]):
+    for lo, hi in zip(starts, starts[1:], strict=False):
         chosen += grid[lo:hi:stride]
     chosen.append(grid[-1])
     return chosen
@@ -182,7 +183,7 @@ def path_grid(total: int, knots: Sequence[float] = (0.0, 1.0)) -> list[float]:
     """
     knots = [float(k) for k in knots]
     pieces = len(knots) - 1
-    if pieces < 1 or any(b <= a for a, b in zip(knots, knots[1:])):
+    if pieces < 1 or any(b <= a for a, b in zip(knots, knots[1:], strict=False)):
         raise ValueError(f"knots must increase, at least two: {knots}")
     if total < pieces + 1:
         raise ValueError(f"{total} frames cannot hold {pieces + 1} knots")
@@ -195,7 +196,7 @@ def path_grid(total: int, knots: Sequence[float] = (0.0, 1.0)) -> list[float]:
         steps[int(np.argmax(steps))] -= 1
         steps[int(np.argmin(steps))] += 1
     grid = []
-    for lo, hi, m in zip(knots, knots[1:], steps):
+    for lo, hi, m in zip(knots, knots[1:], steps, strict=False):
         grid += [lo + (hi - lo) * j / m for j in range(int(m))]
     return grid + [knots[-1]]
 
@@ -261,7 +262,7 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
          batch_size: int, perceptual: bool = True, rounds: int = 3,
          on_round: Callable[[list[float], list[float]], None] | None = None,
          knots: Sequence[float] = (0.0, 1.0)):
-    """Choose and render ``total`` frames; return ``(ts, items, distances)`` in increasing t.
+    """Choose and render ``total`` frames; return ``(ts, distances)`` in increasing t.
 
     ``render(ts)`` renders frames at those t and returns one item per t (whatever ``distance`` takes); it is
     called with at most ``batch_size`` ts at a time. Uniform pacing renders ``path_grid(total, knots)``.
@@ -286,11 +287,11 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
             items = render(chunk)
             if len(items) != len(chunk):
                 raise ValueError(f"render returned {len(items)} items for {len(chunk)} ts")
-            done.update(zip(chunk, items))
+            done.update(zip(chunk, items, strict=False))
 
     def measure() -> tuple[list[float], list[float]]:
         ts = sorted(done)
-        return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:])]
+        return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:], strict=False)]
 
     grid = path_grid(total, knots)
     first = coarse_ts(total, default_stride(total, batch_size, rounds, knots), knots) if perceptual else grid
@@ -304,12 +305,12 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
         rounds_left -= 1
         new = plan_inserts(ts, dist, count, grid=grid)
         if not new:  # no gap can be split by distance (all ~0 wide): split the widest in t instead
-            new = plan_inserts(ts, np.diff(ts), total - len(done))
+            new = plan_inserts(ts, np.diff(ts).tolist(), total - len(done))
             if not new:
                 break
         render_all(new)
         ts, dist = measure()
-    return ts, [done[t] for t in ts], dist
+    return ts, dist
 
 
 # ------------------------------------------------------------------------------------------ distance

@@ -24,11 +24,13 @@ def test_parse_channel_ids():
 
 def test_admin_texts_quote_user_text_safely():
     from bot.cogs.admin import format_audit, format_limits
+    from bot.store import Limits
 
     audit = format_audit([{"guild_id": GUILD, "actor_id": ADMIN, "action": "limits",
                            "detail": "banned_words=@everyone <@&5>", "created_at": 0}])
     assert _mentions_except(audit, {f"<@{ADMIN}>"}) == []
-    limits = format_limits({"max_user_active": 2, "max_guild_queue": 20, "cooldown_s": 30.0, "max_frames": 60,
-                            "banned_words": ["@here", "cat"], "allowed_channels": [77], "paused": True})
+    limits = format_limits(Limits(max_user_active=2, max_guild_queue=20, cooldown_s=30.0, max_frames=60,
+                                  banned_words=("@here", "cat"), allowed_channels=(77,), paused=True,
+                                  default_format="gif"))
     assert "cooldown: 30 s" in limits and "<#77>" in limits and "paused: yes" in limits
     assert _mentions_except(limits, {"<#77>"}) == []

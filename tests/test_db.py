@@ -85,6 +85,51 @@ async def test_store_open_refuses_newer_database(tmp_path):
         await Store.open(path, Settings())
 
 
+async def test_upgrade_with_jobs_in_flight_splits_the_claim_id_and_keeps_every_job(tmp_path):
+    """A database from before 0003 stored who renders a job as one string "worker/run": the upgrade moves the
+    run into its own column, so the restarted worker takes its job back, and old failures are not
+    announced again."""
+    import json
+
+    from bot.config import Settings
+    from bot.store import Store, WorkerRun
+    from morph.request import RenderRequest
+
+    old = tmp_path / "migs"
+    old.mkdir()
+    for name in ("0001_init.sql", "0002_job_identity_and_fairness.sql"):
+        shutil.copy(SQLITE_MIGRATIONS / name, old)
+    path = tmp_path / "m.sqlite3"
+    conn = await connect(path)
+    try:
+        assert await migrate(conn, old) == [1, 2]
+        request = json.dumps(RenderRequest("a dog", "a cat", frames=4).to_dict())
+        for state, worker in (("running", "gpu-1/ab12cd34"), ("queued", None), ("rendered", None), ("failed", None)):
+            await conn.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, started_at, "
+                "heartbeat_at, worker_id, upload_limit, token, artifact_dir, result) "
+                "VALUES (1, 2, 3, ?, ?, 10, 11, 12, ?, 1000, 'feedbeef', ?, ?)",
+                (state, request, worker, "x" if state == "rendered" else None,
+                 '{"frame_count": 4}' if state == "rendered" else None))
+    finally:
+        await conn.close()
+
+    store = await Store.open(path, Settings(), clock=lambda: 100.0)
+    try:
+        running, queued, rendered, failed = [await store.get(i) for i in (1, 2, 3, 4)]
+        assert (running.state, running.worker_id, running.run_id) == ("running", "gpu-1", "ab12cd34")
+        assert (queued.state, queued.worker_id, queued.run_id) == ("queued", None, None)
+        assert failed.failure_shown_at == 10 and await store.failures_to_show() == []
+        assert [j.id for j in await store.jobs_to_deliver()] == [rendered.id]
+        # the restarted worker "gpu-1" takes back what its previous run left running, and renders it again
+        assert [(j.id, j.state) for j in await store.recover(worker_id="gpu-1")] == [(running.id, "queued")]
+        claimed = [await store.claim(WorkerRun("gpu-1", "new")) for _ in range(2)]
+        assert sorted(j.id for j in claimed) == [running.id, queued.id]
+        assert all((j.worker_id, j.run_id) == ("gpu-1", "new") for j in claimed)
+    finally:
+        await store.close()
+
+
 async def test_failing_migration_rolls_back_entirely(tmp_path):
     mig = tmp_path / "migs"
     mig.mkdir()
@@ -120,7 +165,6 @@ async def test_badly_named_or_duplicate_migration_files_are_refused(tmp_path):
 
 
 async def test_two_connections_migrating_at_once_apply_each_file_once(tmp_path):
-
     path = tmp_path / "m.sqlite3"
     a, b = await connect(path), await connect(path)
     try:

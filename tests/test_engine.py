@@ -19,6 +19,14 @@ def morpher():
 
 
 @pytest.fixture
+def uncapped(morpher):
+    """The module's Morpher without a learnt batch cap, before and after the test."""
+    morpher.cap_batch(None)
+    yield morpher
+    morpher.cap_batch(None)
+
+
+@pytest.fixture
 def count_unet(morpher, monkeypatch):
     """Count UNet calls and the batch sizes they saw (the real UNet still runs)."""
     calls = []
@@ -162,7 +170,7 @@ def test_cancel_stops_within_one_step(morpher, count_unet):
     assert count_unet == []
 
 
-def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, monkeypatch):
+def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, uncapped, monkeypatch):
     req = _req(frames=7, steps=3)
     expected = morpher.render(req)
     forward = morpher.pipe.unet.forward
@@ -175,14 +183,27 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, monkeypat
         return forward(sample, *args, **kwargs)
 
     monkeypatch.setattr(morpher.pipe.unet, "forward", small_gpu)
-    monkeypatch.setattr(morpher, "_oom_cap", None)
     got = morpher.render(req)
     assert got.ts == expected.ts and len(got.frames) == 7 and got.unet_evals == 7
     for a, b in zip(_arrays(expected), _arrays(got), strict=True):
         assert np.abs(a.astype(int) - b).max() <= 1  # batch size changes float rounding only
     # First batch: 4 frames (8 with CFG) fail, then 2 frames fail, then 1 frame at a time.
     assert seen[:3] == [8, 4, 2] and max(seen[3:]) == 2
-    assert morpher._oom_cap == 1  # remembered for the next batches
+    assert morpher.batch_cap == 1 and morpher.frames_per_batch(64) == 1  # remembered for the next batches
+
+
+def test_a_batch_cap_bounds_frames_per_batch_until_forgotten(uncapped):
+    morpher = uncapped
+    free = morpher.frames_per_batch(64)
+    assert morpher.batch_cap is None and free > 1
+    morpher.cap_batch(1)
+    assert morpher.batch_cap == 1 and morpher.frames_per_batch(64) == 1
+    morpher.cap_batch(free + 5)  # a cap above what the device allows changes nothing
+    assert morpher.frames_per_batch(64) == free
+    morpher.cap_batch(None)
+    assert morpher.batch_cap is None and morpher.frames_per_batch(64) == free
+    with pytest.raises(ValueError, match="at least one frame"):
+        morpher.cap_batch(0)
 
 
 def test_out_of_memory_while_decoding_halves_the_slice_and_keeps_every_frame(morpher, monkeypatch):
@@ -205,12 +226,11 @@ def test_out_of_memory_while_decoding_halves_the_slice_and_keeps_every_frame(mor
     assert seen[:3] == [4, 2, 1]  # slice of 4 fails, then 2, then one frame at a time
 
 
-def test_out_of_memory_with_one_frame_is_a_clear_error(morpher, monkeypatch):
+def test_out_of_memory_with_one_frame_is_a_clear_error(morpher, uncapped, monkeypatch):
     def no_memory(*args, **kwargs):
         raise RuntimeError("CUDA error: out of memory")
 
     monkeypatch.setattr(morpher.pipe.unet, "forward", no_memory)
-    monkeypatch.setattr(morpher, "_oom_cap", None)
     with pytest.raises(MorphError, match="even with one frame per batch"):
         morpher.render(_req(frames=3, steps=2))
 

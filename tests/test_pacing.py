@@ -74,8 +74,8 @@ def _profile_run(profile, total, batch, perceptual):
         calls.append(list(ts))
         return [profile(t) for t in ts]
 
-    ts, items, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, perceptual=perceptual)
-    return ts, items, dist, calls
+    ts, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, perceptual=perceptual)
+    return ts, dist, calls
 
 
 def _dog_changes_breed_at_frame_3(t):
@@ -85,8 +85,8 @@ def _dog_changes_breed_at_frame_3(t):
 
 @pytest.mark.parametrize("total,batch", [(16, 4), (24, 8), (24, 48), (60, 16)])
 def test_perceptual_pacing_flattens_an_early_jump(total, batch):
-    ts_u, _, d_u, calls_u = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=False)
-    ts_p, _, d_p, calls_p = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
+    ts_u, d_u, calls_u = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=False)
+    ts_p, d_p, calls_p = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
     assert pacing.max_over_mean(d_u) > 7
     # With the whole morph in one batch (a GPU) there is one insert round: less even than several rounds.
     assert pacing.max_over_mean(d_p) < (0.3 if batch < total else 0.5) * pacing.max_over_mean(d_u)
@@ -106,7 +106,7 @@ def test_perceptual_pacing_flattens_an_early_jump(total, batch):
 @pytest.mark.parametrize("total", [2, 3, 5, 8, 16, 24, 50, 61, 120])
 @pytest.mark.parametrize("batch", [1, 2, 4, 7, 16, 48, 200])
 def test_perceptual_pacing_takes_at_most_one_render_call_more_than_uniform(total, batch):
-    _, _, _, calls = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
+    _, _, calls = _profile_run(_dog_changes_breed_at_frame_3, total, batch, perceptual=True)
     assert sum(len(c) for c in calls) == total and all(len(c) <= batch for c in calls)
     assert len(calls) <= math.ceil(total / batch) + 1
     coarse = len(pacing.coarse_ts(total, pacing.default_stride(total, batch)))
@@ -132,7 +132,7 @@ def test_insert_rounds_use_the_spare_batch_for_up_to_three_rounds():
 
 def test_an_evenly_changing_morph_stays_exactly_uniform():
     for total in (5, 16, 24, 37):
-        ts, _, _, _ = _profile_run(lambda t: 3 * t, total, 4, perceptual=True)
+        ts, _, _ = _profile_run(lambda t: 3 * t, total, 4, perceptual=True)
         assert ts == pytest.approx(pacing.uniform_ts(total), abs=1e-12)
 
 
@@ -154,8 +154,8 @@ def test_perceptual_is_never_worse_than_uniform_on_random_smooth_morphs():
                 return t ** p
         # several insert rounds (CPU-sized batches), and one (the whole morph in one GPU batch)
         for total, batch in ((16, 4), (24, 16), (40, 8), (24, 48), (16, 200), (60, 64)):
-            _, _, d_u, _ = _profile_run(f, total, batch, perceptual=False)
-            _, _, d_p, _ = _profile_run(f, total, batch, perceptual=True)
+            _, d_u, _ = _profile_run(f, total, batch, perceptual=False)
+            _, d_p, _ = _profile_run(f, total, batch, perceptual=True)
             ratios.append(pacing.max_over_mean(d_p) / pacing.max_over_mean(d_u))
     assert max(ratios) <= 1.001
     assert float(np.median(ratios)) < 0.9
@@ -244,7 +244,7 @@ def test_pacing_over_a_chain_gives_each_segment_frames_by_its_change(total, batc
         calls.append(list(ts))
         return [_segment_profile(t) for t in ts]
 
-    ts, _, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, knots=knots)
+    ts, dist = pacing.pace(render, lambda a, b: abs(a - b), total, batch, knots=knots)
     assert len(ts) == total and set(knots) <= set(ts)
     assert sorted(t for c in calls for t in c) == ts  # each frame once: the UNet work of uniform spacing
     counts = [sum(k <= t < k + 1 for t in ts) for k in range(3)]

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import Settings
 from bot.jobs import Job, Refused
-from bot.store import MAX_ATTEMPTS, Store, WorkerRun
+from bot.store import MAX_ATTEMPTS, Limits, Store, WorkerRun
 from morph.request import MorphError, RenderRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,32 +206,32 @@ async def test_guild_frame_cap(store):
 
 async def test_set_limits_validates_and_resets(store):
     limits = await store.get_limits(G1)
-    assert limits == {"paused": False, "max_user_active": 2, "max_guild_queue": 20, "cooldown_s": 30.0,
-                      "max_frames": 60, "banned_words": [], "allowed_channels": [], "default_format": "both"}
+    assert limits == Limits(paused=False, max_user_active=2, max_guild_queue=20, cooldown_s=30.0, max_frames=60,
+                            banned_words=(), allowed_channels=(), default_format="both")
     for bad in ({"max_user_active": 0}, {"max_user_active": "3"}, {"cooldown_s": -1}, {"max_frames": 500},
                 {"allowed_channels": ["abc"]}, {"nonsense": 1}, {}, {"default_format": "webm"}):
         with pytest.raises(Refused):
             await store.set_limits(G1, ADMIN, **bad)
     assert await store.get_limits(G1) == limits  # nothing changed
     new = await store.set_limits(G1, ADMIN, max_user_active=1, banned_words="Foo, bar baz", allowed_channels=C1)
-    assert new["max_user_active"] == 1 and new["banned_words"] == ["bar baz", "foo"] and new["allowed_channels"] == [C1]
+    assert new.max_user_active == 1 and new.banned_words == ("bar baz", "foo") and new.allowed_channels == (C1,)
     reset = await store.set_limits(G1, ADMIN, max_user_active=None, allowed_channels=None)
-    assert reset["max_user_active"] == 2 and reset["allowed_channels"] == []
-    assert (await store.get_limits(G2))["max_user_active"] == 2  # other guild untouched
+    assert reset.max_user_active == 2 and reset.allowed_channels == ()
+    assert (await store.get_limits(G2)).max_user_active == 2  # other guild untouched
 
 
 async def test_the_format_of_a_job_comes_from_the_command_else_the_servers_default(store, clock):
     """``/morph format:`` wins; without it the server's default_format, else MORPH_FORMAT (here: both). An
     unknown format is refused and queues nothing."""
     assert (await submit(store, clock=clock)).format == "both"
-    assert (await store.set_limits(G1, ADMIN, default_format="mp4"))["default_format"] == "mp4"
+    assert (await store.set_limits(G1, ADMIN, default_format="mp4")).default_format == "mp4"
     assert (await submit(store, user=BOB, clock=clock)).format == "mp4"
     assert (await submit(store, user=CAROL, output_format="gif", clock=clock)).format == "gif"
     assert (await submit(store, user=BOB, guild=G2, clock=clock)).format == "both"  # another server's default
     with pytest.raises(Refused, match="format must be one of: mp4, gif, both"):
         await submit(store, user=ALICE, output_format="webm", clock=clock)
     assert len(await store.list_jobs(None, states=["queued"])) == 4
-    assert (await store.set_limits(G1, ADMIN, default_format=None))["default_format"] == "both"
+    assert (await store.set_limits(G1, ADMIN, default_format=None)).default_format == "both"
 
 
 async def test_a_refine_job_remembers_its_parent_and_the_message_to_reply_to(store, clock):
@@ -361,11 +361,13 @@ async def test_claim_race_between_two_processes(settings):
     s = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=10**4, max_guild_queue=10**4))
     splits = []
     try:
-        for round_ in range(3):
+        for _round in range(3):
             ids = [(await submit(s, request=req(seed=i))).id for i in range(100)]
             start_at = time.time() + 2.5
-            procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(settings.db_path), f"p{i}", str(start_at)],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # blocking is fine: the claimers are other processes, and nothing needs this event loop meanwhile
+            procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(settings.db_path), f"p{i}",  # noqa: ASYNC220
+                                       str(start_at)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
                      for i in range(2)]
             outs = []
             for p in procs:
@@ -465,6 +467,8 @@ async def test_delivery_states(store, clock):
     j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
     assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
     assert await store.jobs_to_deliver() == []
+    # a front starting up takes every rendered job, whatever its retry time (its previous run was posting it)
+    assert [j.id for j in await store.jobs_to_deliver(ignore_backoff=True)] == [job.id]
     assert await store.next_retry_at() == clock.t + 30  # the delivery loop sleeps until then
     assert await store.next_retry_at(now=clock.t + 30) is None  # due now, nothing later
     assert len(await store.jobs_to_deliver(now=clock.t + 30)) == 1
@@ -474,7 +478,7 @@ async def test_delivery_states(store, clock):
     assert j.state == "delivered" and j.result_message_id == 555 and j.delivered_at == clock.t
     assert j.error is None  # the failed attempt is history once delivered
     assert await store.next_retry_at() is None
-    assert await store.jobs_to_deliver(now=clock.t + 10**6) == []  # delivered never again
+    assert await store.jobs_to_deliver(ignore_backoff=True) == []  # delivered never again
     assert await store.recover() == []
 
     other = await submit(store, user=BOB)
@@ -651,7 +655,7 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
     store = await Store.open(strict.db_path, strict, clock=clock)
     try:
         limits = await store.get_limits(G1)
-        assert (limits["max_user_active"], limits["max_guild_queue"], limits["max_frames"], limits["cooldown_s"]) == \
+        assert (limits.max_user_active, limits.max_guild_queue, limits.max_frames, limits.cooldown_s) == \
             (2, 3, 60, 30.0)
         with pytest.raises(Refused, match="at most 60 on this server"):
             await submit(store, request=req(frames=120))
@@ -670,7 +674,7 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
                 await store.set_limits(G1, ADMIN, **{key: value})
         with pytest.raises(Refused, match="cooldown_s must be at least 30"):
             await store.set_limits(G1, ADMIN, cooldown_s=29)
-        assert (await store.set_limits(G1, ADMIN, max_user_active=1))["max_user_active"] == 1  # stricter is fine
+        assert (await store.set_limits(G1, ADMIN, max_user_active=1)).max_user_active == 1  # stricter is fine
     finally:
         await store.close()
 

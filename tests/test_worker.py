@@ -16,8 +16,9 @@ from PIL import Image
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
 from bot.store import Store, WorkerRun
-from bot.worker import (BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker,
-                        failure_reason, recover_own_jobs)
+from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
+from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
+from bot.worker import Worker, recover_own_jobs
 from morph.request import MorphError, RenderRequest
 from morph.video import decode_mp4
 

@@ -20,7 +20,9 @@ from discord.ext import commands
 from bot import messages as msg
 from bot.actions import Actions
 from bot.interactions import ephemeral, guild_of
+from bot.jobs import JobState
 from bot.permissions import can_admin
+from bot.store import Limits
 from morph.request import MorphError
 
 log = logging.getLogger(__name__)
@@ -30,23 +32,22 @@ class NotAdmin(app_commands.CheckFailure):
     """Raised by the admin check; its text is shown to the caller."""
 
 
-def format_limits(limits: dict, settings=None) -> str:
+def format_limits(limits: Limits, settings=None) -> str:
     """The limits as ``/morphadmin limits`` shows them; with ``settings``, also the operator's bounds, which
     a server can only make stricter."""
-    words = limits.get("banned_words") or []
-    chans = limits.get("allowed_channels") or []
+    words, chans = limits.banned_words, limits.allowed_channels
     bounds = [] if settings is None else [
         f"This bot allows at most {settings.max_user_active} per person, {settings.max_guild_queue} per server and "
         f"{settings.max_frames} frames, with a cooldown of at least {settings.cooldown_s:g} s."]
     return "\n".join([
-        f"• max_user_active: {limits.get('max_user_active')}",
-        f"• max_guild_queue: {limits.get('max_guild_queue')}",
-        f"• cooldown: {float(limits.get('cooldown_s') or 0):g} s",
-        f"• max_frames: {limits.get('max_frames')}",
+        f"• max_user_active: {limits.max_user_active}",
+        f"• max_guild_queue: {limits.max_guild_queue}",
+        f"• cooldown: {limits.cooldown_s:g} s",
+        f"• max_frames: {limits.max_frames}",
         f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
         "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
-        f"• default_format: {limits.get('default_format')} (what /morph sends when not told)",
-        f"• paused: {'yes' if limits.get('paused') else 'no'}",
+        f"• default_format: {limits.default_format} (what /morph sends when not told)",
+        f"• paused: {'yes' if limits.paused else 'no'}",
         *bounds,
     ])
 
@@ -109,7 +110,7 @@ class AdminCog(commands.Cog):
         """Tell delivery which of ``jobs`` are cancelled now (their status messages say so)."""
         for job in jobs:
             fresh = await self.store.get(job.id)
-            if fresh is not None and fresh.state == "cancelled":
+            if fresh is not None and fresh.state == JobState.CANCELLED:
                 await self.actions.events.job_cancelled(fresh, actor_id)
         self.actions.events.queue_changed()
 
@@ -119,7 +120,7 @@ class AdminCog(commands.Cog):
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._scope(interaction, everywhere)
         store = self.store
-        jobs = await store.list_jobs(guild, states=["queued", "running", "rendered"], limit=30)
+        jobs = await store.list_jobs(guild, states=[JobState.QUEUED, JobState.RUNNING, JobState.RENDERED], limit=30)
         lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
         if not jobs:
             lines.append("(none queued or rendering)")
@@ -173,7 +174,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="clear", description="Cancel every queued morph of this server")
     async def clear(self, interaction: discord.Interaction) -> None:
         store = self.store
-        queued = await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
+        queued = await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
         n = await store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
         await self._show_cancelled(queued, interaction.user.id)
@@ -182,7 +183,7 @@ class AdminCog(commands.Cog):
     @app_commands.describe(user="Who may no longer use /morph in this server")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         store = self.store
-        queued = [j for j in await store.list_jobs(guild_of(interaction), states=["queued"], limit=10_000)
+        queued = [j for j in await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
                   if j.user_id == user.id]
         n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"

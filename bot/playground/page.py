@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.jobs import ACTIVE_STATES, STATES, JobState
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from bot.sandbox.model import LOADING, permissions_value
 
@@ -125,8 +126,8 @@ def store_jobs(store_of: Callable[[], Any], guild_id: int, users: dict[int, str]
         store = store_of()
         if store is None:
             return []
-        active = await store.list_jobs(guild_id, states=("queued", "running"), limit=QUEUE_LIMIT)
-        done = await store.list_jobs(guild_id, states=("rendered", "delivered", "failed", "cancelled"),
+        active = await store.list_jobs(guild_id, states=ACTIVE_STATES, limit=QUEUE_LIMIT)
+        done = await store.list_jobs(guild_id, states=[s for s in STATES if s not in ACTIVE_STATES],
                                      limit=max(0, QUEUE_LIMIT - len(active)))
         places = {job.id: place for job, place, _paused in await store.queued_positions()} if active else {}
         rows = []

@@ -3,9 +3,13 @@ the audit log and the numbers of ``/morphadmin stats``. Mixed into :class:`bot.s
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from bot.jobs import STATES, Job, Refused
+from bot.config import Settings
+from bot.db import QUEUE_CHANNEL
+from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refused, sql_list
+from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
 from morph.output import FORMATS
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
@@ -13,43 +17,61 @@ LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", 
               "allowed_channels", "default_format")
 
 
-class GuildRules:
-    """Needs ``self.db``, ``self.settings``, ``self._now`` and ``self._job`` (see :class:`bot.store.Store`)."""
+@dataclass(frozen=True)
+class Limits:
+    """A guild's effective limits (:meth:`GuildRules.get_limits`)."""
 
-    db: Any
-    settings: Any
+    #: workers start none of its jobs (they wait in the queue)
+    paused: bool
+    #: queued + running jobs per person
+    max_user_active: int
+    #: queued + running jobs of the whole guild
+    max_guild_queue: int
+    #: seconds between two /morph of one person
+    cooldown_s: float
+    max_frames: int
+    #: words and phrases refused in prompts (casefolded)
+    banned_words: tuple[str, ...]
+    #: channel ids where /morph works; empty: every channel
+    allowed_channels: tuple[int, ...]
+    #: what /morph sends when not told (mp4, gif or both): the guild's choice, else ``MORPH_FORMAT``; not a
+    #: limit, but set the same way
+    default_format: str
 
-    # ------------------------------------------------------------------ limits
-    def limits_from_row(self, row: dict | None) -> dict:
-        """A guild's effective limits: its own values, but never looser than the operator's settings
+    @classmethod
+    def from_row(cls, row: dict | None, settings: Settings) -> Limits:
+        """A guild's ``guild_settings`` row (None: no row), never looser than the operator's ``settings``
         (``MORPH_MAX_*`` are ceilings, ``MORPH_COOLDOWN_S`` a floor), also when the operator tightened them
         after the guild stored its values."""
-        s = self.settings
+        s = settings
         row = dict(row) if row is not None else {}
 
         def own(key, default):
             v = row.get(key)
             return default if v is None else v
 
-        return {
-            "paused": bool(row.get("paused", 0)),
-            "max_user_active": min(int(own("max_user_active", s.max_user_active)), s.max_user_active),
-            "max_guild_queue": min(int(own("max_guild_queue", s.max_guild_queue)), s.max_guild_queue),
-            "cooldown_s": max(float(own("cooldown_s", s.cooldown_s)), s.cooldown_s),
-            "max_frames": min(int(own("max_frames", s.max_frames)), s.max_frames),
-            "banned_words": json.loads(row.get("banned_words") or "[]"),
-            "allowed_channels": json.loads(row.get("allowed_channels") or "[]"),
-            "default_format": row.get("default_format") or s.output_format,
-        }
+        return cls(
+            paused=bool(row.get("paused", 0)),
+            max_user_active=min(int(own("max_user_active", s.max_user_active)), s.max_user_active),
+            max_guild_queue=min(int(own("max_guild_queue", s.max_guild_queue)), s.max_guild_queue),
+            cooldown_s=max(float(own("cooldown_s", s.cooldown_s)), s.cooldown_s),
+            max_frames=min(int(own("max_frames", s.max_frames)), s.max_frames),
+            banned_words=tuple(json.loads(row.get("banned_words") or "[]")),
+            allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
+            default_format=row.get("default_format") or s.output_format,
+        )
 
-    async def get_limits(self, guild_id: int) -> dict:
-        """Effective limits: ``paused, max_user_active, max_guild_queue, cooldown_s, max_frames,
-        banned_words (list[str]), allowed_channels (list[int], empty = all), default_format`` (what /morph
-        sends when not told: the server's choice, else ``MORPH_FORMAT``; not a limit, but set the same way)."""
+
+class GuildRules(StoreBase):
+    """The guild policy side of :class:`bot.store.Store`."""
+
+    # ------------------------------------------------------------------ limits
+    async def get_limits(self, guild_id: int) -> Limits:
+        """The guild's effective limits."""
         rows = await self.db.fetch("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id)
-        return self.limits_from_row(rows[0] if rows else None)
+        return Limits.from_row(rows[0] if rows else None, self.settings)
 
-    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> dict:
+    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> Limits:
         """Change some of ``LIMIT_KEYS`` for a guild (value None = back to the bot default); return the
         effective limits. Raises Refused for an unknown key, a bad value, or a value looser than the
         operator's settings (nothing changed). Audited."""
@@ -77,8 +99,8 @@ class GuildRules:
                                + (" words" if k == "banned_words" and v is not None else "")
                                for k, v in updates.items())
             await audit(tx, guild_id, actor_id, "limits", detail, now)
-            return self.limits_from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?",
-                                                          guild_id))
+            return Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id),
+                                   self.settings)
 
     # ------------------------------------------------------------------ pause, clear, bans
     async def is_paused(self, guild_id: int) -> bool:
@@ -92,8 +114,6 @@ class GuildRules:
         await self._set_paused(guild_id, actor_id, False, now)
 
     async def _set_paused(self, guild_id: int, actor_id: int, paused: bool, now: float | None) -> None:
-        from bot.db import QUEUE_CHANNEL
-
         now = self._now(now)
         async with self.db.transaction() as tx:
             await ensure_guild_row(tx, guild_id)
@@ -107,8 +127,8 @@ class GuildRules:
         """Cancel every queued job of this guild (running ones continue); return how many. Audited."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            n = await tx.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
-                                 "WHERE guild_id = ? AND state = 'queued'", now, actor_id, guild_id)
+            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
+                                 f"WHERE guild_id = ? AND state = '{JobState.QUEUED}'", now, actor_id, guild_id)
             await audit(tx, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
             return n
 
@@ -117,8 +137,8 @@ class GuildRules:
         never be posted; return them. Audited as a bot action (actor 0)."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            rows = await tx.fetch("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE guild_id = ? "
-                                  "AND state IN ('queued', 'running') RETURNING *", now, guild_id)
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ? WHERE guild_id = ? "
+                                  f"AND state IN {sql_list(ACTIVE_STATES)} RETURNING *", now, guild_id)
             if rows:
                 await audit(tx, guild_id, 0, "left", f"the bot left the server: {len(rows)} "
                             f"morph{'s' if len(rows) != 1 else ''} cancelled", now)
@@ -131,8 +151,8 @@ class GuildRules:
             await tx.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?) "
                              "ON CONFLICT (guild_id, user_id) DO UPDATE SET actor_id = excluded.actor_id, "
                              "created_at = excluded.created_at", guild_id, user_id, actor_id, now)
-            n = await tx.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, cancelled_by = ? "
-                                 "WHERE guild_id = ? AND user_id = ? AND state = 'queued'",
+            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
+                                 f"WHERE guild_id = ? AND user_id = ? AND state = '{JobState.QUEUED}'",
                                  now, actor_id, guild_id, user_id)
             await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({n} queued cancelled)", now)
             return n
@@ -148,9 +168,9 @@ class GuildRules:
     # ------------------------------------------------------------------ listing, stats, audit
     async def list_jobs(self, guild_id: int | None, states=None, limit: int = 50) -> list[Job]:
         """Jobs of a guild (None: every guild), newest first; ``states`` default: queued and running."""
-        states = check_states(states or ("queued", "running"))
-        sql = f"SELECT * FROM jobs WHERE state IN ({marks(states)})"
-        params: list[Any] = list(states)
+        checked = check_states(states or ACTIVE_STATES)
+        sql = f"SELECT * FROM jobs WHERE state IN ({marks(checked)})"
+        params: list[Any] = list(checked)
         if guild_id is not None:
             sql += " AND guild_id = ?"
             params.append(guild_id)
@@ -162,20 +182,19 @@ class GuildRules:
         mean_render_s`` (last 24 h), ``paused``. Device name/memory come from the Morpher."""
         now = self._now(now)
         g, params = ("", []) if guild_id is None else (" AND guild_id = ?", [guild_id])
-        counts = {s: 0 for s in STATES}
+        counts = dict.fromkeys(STATES, 0)
         for r in await self.db.fetch(f"SELECT state, COUNT(*) AS n FROM jobs WHERE TRUE{g} GROUP BY state", *params):
-            counts[r["state"]] = r["n"]
+            counts[JobState(r["state"])] = r["n"]
         value = self.db.fetchval
         hour = await value(f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{g}", now - 3600, *params)
         done = await value(f"SELECT COUNT(*) FROM jobs WHERE rendered_at >= ?{g}", now - 3600, *params)
-        failed = await value(f"SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?{g}",
+        failed = await value(f"SELECT COUNT(*) FROM jobs WHERE state = '{JobState.FAILED}' AND finished_at >= ?{g}",
                              now - 3600, *params)
         mean = await value(f"SELECT AVG(rendered_at - started_at) FROM jobs WHERE rendered_at >= ?{g}",
                            now - 86400, *params)
-        total = await value("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+        total = await value(f"SELECT COUNT(*) FROM jobs WHERE state = '{JobState.QUEUED}'")
         return {
-            "queued": counts["queued"], "running": counts["running"], "rendered": counts["rendered"],
-            "delivered": counts["delivered"], "failed": counts["failed"], "cancelled": counts["cancelled"],
+            **{state.value: n for state, n in counts.items()},
             "queue_total": total, "jobs_last_hour": hour, "done_last_hour": done, "failed_last_hour": failed,
             "mean_render_s": mean, "paused": (await self.is_paused(guild_id)) if guild_id is not None else None,
         }
@@ -186,27 +205,6 @@ class GuildRules:
             return await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", limit)
         return await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
                                    guild_id, limit)
-
-
-async def audit(tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
-    await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
-                     guild_id, actor_id, action, detail, now)
-
-
-async def ensure_guild_row(tx, guild_id: int) -> None:
-    await tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", guild_id)
-
-
-def check_states(states) -> tuple[str, ...]:
-    states = (states,) if isinstance(states, str) else tuple(states)
-    bad = [s for s in states if s not in STATES]
-    if bad or not states:
-        raise ValueError(f"unknown job state(s) {bad}; states are {', '.join(STATES)}")
-    return states
-
-
-def marks(items) -> str:
-    return ", ".join("?" for _ in items)
 
 
 def _check_limit(key: str, value):

@@ -1,0 +1,104 @@
+"""What a render leaves behind: the job's files and its result summary (:func:`render_files`), or the
+reason a user is shown when it failed (:func:`failure_reason`)."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
+from morph.request import MorphError, RenderResult
+
+log = logging.getLogger(__name__)
+
+#: Room left in the upload limit for the multipart envelope and the message body.
+UPLOAD_HEADROOM = 256 * 1024
+#: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
+MIN_GIF_BUDGET = 256 * 1024
+
+
+def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False,
+                 output_format: str = "gif") -> tuple[dict[str, bytes], dict]:
+    """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
+    and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
+    :func:`morph.output.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
+
+    When an MP4 was asked for but cannot be made here, a GIF takes its place: the result dict's ``files``
+    says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
+    ``fell_back`` is True.
+    """
+    import io
+
+    from morph.output import contact_sheet, encode_animation, frame_filename
+
+    def png(image, optimize: bool = False) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", optimize=optimize)
+        return buf.getvalue()
+
+    frames = result.frames
+    files = {frame_filename(i): png(frame) for i, frame in enumerate(frames)}
+    sheet = png(contact_sheet([frames[i] for i in result.candidates],
+                              [str(k + 1) for k in range(len(result.candidates))]), optimize=True)
+    budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
+    anim = encode_animation(frames, output_format, budget_bytes=budget, boomerang=boomerang)
+    files[SHEET_FILE] = sheet
+    summary: dict[str, Any] = {
+        "ts": [float(t) for t in result.ts],
+        "distances": [float(d) for d in result.distances],
+        "max_over_mean": float(result.max_over_mean),
+        "one_minus_gini": float(result.one_minus_gini),
+        "midpoint": int(result.midpoint),
+        "candidates": [int(i) for i in result.candidates],
+        "segments": [{"index": int(s.index), "first": int(s.first), "last": int(s.last),
+                      "midpoint": int(s.midpoint), "candidates": [int(c) for c in s.candidates]}
+                     for s in result.segments],
+        "frame_count": len(frames),
+        "warnings": list(result.warnings),
+        "seconds": float(result.seconds),
+        # what was made, in the order it is posted (MP4 first)
+        "format": output_format,
+        "files": [],
+        "fell_back": anim.mp4_error is not None,
+        "mp4_error": anim.mp4_error,
+        "budget": budget,
+        # extras for messages and stats
+        "sheet_bytes": len(sheet),
+        "frame_size": list(frames[0].size),
+        "model": result.model,
+        "unet_evals": result.unet_evals,
+    }
+    if anim.mp4 is not None:
+        files[MP4_FILE] = anim.mp4.data
+        summary["files"].append("mp4")
+        summary.update({"mp4_bytes": len(anim.mp4.data), "mp4_frame_count": anim.mp4.frame_count,
+                        "mp4_size": [anim.mp4.width, anim.mp4.height], "mp4_reductions": list(anim.mp4.reductions),
+                        "mp4_bitrate": anim.mp4.bitrate})
+    if anim.gif is not None:
+        files[GIF_FILE] = anim.gif.data
+        summary["files"].append("gif")
+        summary.update({"gif_bytes": len(anim.gif.data), "gif_frame_count": anim.gif.frame_count,
+                        "gif_size": [anim.gif.width, anim.gif.height], "gif_reductions": list(anim.gif.reductions)})
+    if anim.mp4_error is not None:
+        log.warning("no MP4 for this render, a GIF instead: %s", anim.mp4_error)
+    return files, summary
+
+
+def failure_reason(e: BaseException) -> str:
+    """A short user-facing reason for a failed render. Only the engine's own messages (MorphError) are
+    shown as they are: anything else may carry paths or internals of the server, so it stays in the log."""
+    if isinstance(e, MorphError):
+        return str(e)
+    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
+        return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
+    return "the renderer failed on the bot's side (the details are in the bot's log)."
+
+
+def free_gpu_memory() -> None:
+    """Give the memory torch's CUDA allocator caches back after a failed render (if torch is loaded)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001  # pragma: no cover - best effort
+            pass

@@ -1,0 +1,50 @@
+"""The persistent job queue, shared by Discord fronts and render workers through one database.
+
+One :class:`Store` per process. Every change runs in one transaction (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: claims serialised by an advisory lock and ``FOR UPDATE SKIP LOCKED``), so checks and writes
+(limits, claims) are atomic however many processes share the database. Times are Unix seconds from
+``Store.clock`` (injectable for tests); most methods also take ``now=``.
+
+Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final
+(:class:`bot.jobs.JobState`). A rendered job is never rendered again; a delivered one is never delivered
+again. Workers write a job's progress and heartbeat here; fronts read them (see ``bot.delivery``).
+Notifications (``bot.db``) wake workers when a job becomes claimable and fronts when a job changes.
+
+The Store is one class made of one part per concern, each in its own module:
+
+- :mod:`bot.store.queue`: submitting (every limit), places in the queue, cancelling;
+- :mod:`bot.store.claims`: the workers' side: fair claims, heartbeats, recovery, the render's outcome;
+- :mod:`bot.store.posting`: the fronts' side: posting rendered jobs once, showing failures once;
+- :mod:`bot.store.results`: picks, deleting a result, the retention purge;
+- :mod:`bot.store.guilds`: per-guild limits (:class:`Limits`), pause, bans, the audit log, stats;
+- :mod:`bot.store.base`: what they share (database, settings, clock, reading a job).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.db import open_database
+from bot.store.claims import LOST, MAX_ATTEMPTS, WorkerClaims, WorkerRun
+from bot.store.guilds import LIMIT_KEYS, GuildRules, Limits
+from bot.store.posting import DELIVERY_LEASE_S, ResultPosting
+from bot.store.queue import INTERACTION_TTL_S, JobQueue
+from bot.store.results import INTERACTION_MEMORY_S, Results
+
+__all__ = ["DELIVERY_LEASE_S", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST", "MAX_ATTEMPTS",
+           "Limits", "Store", "WorkerRun"]
+
+
+class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules):
+    """Create with ``await Store.open(MORPH_DB, settings)``: a SQLite path or a PostgreSQL URL."""
+
+    @classmethod
+    async def open(cls, target: str | Path, settings: Settings, *, migrations_dir: str | Path | None = None,
+                   clock: Callable[[], float] = time.time) -> Store:
+        """Connect and apply pending migrations (``bot.db.DatabaseUnusable`` / ``MigrationError`` say why not)."""
+        return cls(await open_database(target, migrations_dir=migrations_dir), settings, clock=clock)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,72 @@
+"""What every part of the Store shares: the database, the settings, the clock, and reading a job."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bot.artifacts import DatabaseArtifacts, FolderArtifacts
+from bot.config import Settings
+from bot.db import Database
+from bot.db.base import Tx
+from bot.jobs import STATES, Job, JobState, Refused, valid_id
+
+
+class StoreBase:
+    """The state the Store's parts (:mod:`bot.store`) work on; times are Unix seconds from ``clock``."""
+
+    def __init__(self, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.artifacts = DatabaseArtifacts(db) if db.dialect == "postgres" else FolderArtifacts(settings.data_dir)
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else float(now)
+
+    def _job(self, row: dict) -> Job:
+        return Job.from_row(row)
+
+    async def _job_in_tx(self, tx: Tx, job_id: int) -> Job:
+        row = await tx.fetchrow("SELECT * FROM jobs WHERE id = ?", job_id) if valid_id(job_id) else None
+        if row is None:
+            raise Refused(f"There is no morph #{job_id}.")
+        return self._job(row)
+
+    async def get(self, job_id: int) -> Job | None:
+        if not valid_id(job_id):
+            return None
+        rows = await self.db.fetch("SELECT * FROM jobs WHERE id = ?", job_id)
+        return self._job(rows[0]) if rows else None
+
+
+async def audit(tx: Tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
+    """Write an entry of the admin audit log (``/morphadmin audit``), inside the action's transaction."""
+    await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+                     guild_id, actor_id, action, detail, now)
+
+
+async def ensure_guild_row(tx: Tx, guild_id: int) -> None:
+    await tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", guild_id)
+
+
+def check_states(states) -> tuple[JobState, ...]:
+    """``states`` (one or several, members or their values) as JobStates; ValueError names unknown ones."""
+    states = (states,) if isinstance(states, str) else tuple(states)
+    bad = [s for s in states if s not in STATES]
+    if bad or not states:
+        raise ValueError(f"unknown job state(s) {bad}; states are {', '.join(STATES)}")
+    return tuple(JobState(s) for s in states)
+
+
+def marks(items) -> str:
+    """``?, ?, ?``: one placeholder per item."""
+    return ", ".join("?" for _ in items)
+
+
+def check_may_act(job: Job, actor_id: int, admin: bool, guild_id: int | None, verb: str) -> None:
+    """The author may act on their job; an admin only on jobs of their own guild (``guild_id``; None with
+    ``admin`` = the bot owner, any guild)."""
+    if admin and guild_id is not None and job.guild_id != guild_id:
+        raise Refused(f"Morph #{job.id} belongs to another server.")
+    if not admin and job.user_id != actor_id:
+        raise Refused(f"Morph #{job.id} is not yours; only its author or a server admin can {verb} it.")

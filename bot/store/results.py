@@ -1,0 +1,108 @@
+"""Rendered results: picking a frame, deleting a result (❌), and the retention purge of old files."""
+from __future__ import annotations
+
+import logging
+
+from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refused, sql_list
+from bot.store.base import StoreBase, audit, check_may_act
+from morph.output import frame_filename
+
+log = logging.getLogger(__name__)
+
+#: Interactions remembered for de-duplication (Discord never repeats one after its token expired).
+INTERACTION_MEMORY_S = 3600.0
+
+
+class Results(StoreBase):
+    """The results side of :class:`bot.store.Store`."""
+
+    async def pick(self, job_id: int, *, user_id: int, frame: int, source: str = "button",
+                   now: float | None = None) -> Pick:
+        """Record that ``user_id`` picked ``frame`` (0-based); return that frame's PNG and whether the same
+        person had already picked the same frame (``repeat``: answer privately, not again in public;
+        nothing is recorded).
+
+        Refuses an unknown job, a user banned in the job's guild, one not rendered yet, an expired/deleted
+        one ("this morph has expired"), a frame out of range, and a pick within ``MORPH_PICK_COOLDOWN_S`` of
+        the same person's previous pick in that guild (buttons, menu and reactions together).
+        """
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            await tx.serialize("picks")
+            job = await self._job_in_tx(tx, job_id)
+            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", job.guild_id, user_id):
+                raise Refused("You are banned from using /morph in this server.")
+            self._check_frame(job, frame)
+            last = await tx.fetchval("SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
+                                     "WHERE p.user_id = ? AND j.guild_id = ?", user_id, job.guild_id)
+            wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
+            if wait > 0:
+                raise Refused(f"Slow down: you can pick again in {max(1, round(wait))} s.")
+            new = await tx.fetch("INSERT INTO picks (job_id, user_id, frame, source, created_at) "
+                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, user_id, frame) DO NOTHING RETURNING id",
+                                 job_id, user_id, frame, source, now)
+        data = await self.artifacts.read(job, frame_filename(frame))
+        if data is None:
+            raise Expired(f"Morph #{job.id} has expired: its frames are no longer stored.")
+        return Pick(data, repeat=not new)
+
+    def _check_frame(self, job: Job, frame: int) -> None:
+        if job.deleted_at is not None or job.expired:
+            raise Expired(f"Morph #{job.id} has expired: its frames were deleted "
+                          f"(results are kept {self.settings.retention_days:g} days).")
+        if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
+            raise Refused(f"Morph #{job.id} has no frames to pick ({job.state}).")
+        count = int(job.result.get("frame_count", 0))
+        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
+            shown = frame + 1 if isinstance(frame, int) else frame
+            raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {shown}.")
+
+    async def picks(self, job_id: int) -> list[dict]:
+        """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
+        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = ? "
+                                   "ORDER BY id", job_id)
+
+    async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = False,
+                            guild_id: int | None = None, now: float | None = None) -> Job:
+        """The ❌ button: author or admin (of ``guild_id``) deletes a rendered/delivered result's files.
+
+        The row stays (state unchanged) with ``deleted_at`` set; picks then answer "expired". The
+        caller deletes the Discord message. Admin deletes are audited.
+        """
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            job = await self._job_in_tx(tx, job_id)
+            check_may_act(job, actor_id, admin, guild_id, "delete")
+            if job.deleted_at is not None:
+                raise Refused(f"Morph #{job_id} was already deleted.")
+            await tx.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
+                             "WHERE id = ?", now, now, job_id)
+            if admin:
+                await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
+            job = await self._job_in_tx(tx, job_id)
+        await self.artifacts.delete(job)
+        return job
+
+    async def purge(self, now: float | None = None) -> int:
+        """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
+        mark them expired; return how many jobs were purged. Rows are kept. Jobs still waiting for delivery
+        (``rendered``) keep their files. Files no job points to (a render that failed half-way, a crash)
+        are removed too, and interactions too old to be repeated are forgotten."""
+        now = self._now(now)
+        cutoff = now - self.settings.retention_days * 86400
+        unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE jobs SET artifacts_purged_at = ? WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
+                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < ? RETURNING *",
+                now, cutoff)
+            kept = {self._job(r).folder_name for r in await tx.fetch(
+                f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
+                "artifacts_purged_at IS NULL)")}
+            await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+        for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
+            await self.artifacts.delete(self._job(r))
+        orphans = await self.artifacts.purge_orphans(kept)
+        if rows or orphans:
+            log.info("purged the files of %d job(s) and %d left-over file set(s)", len(rows), orphans)
+        return len(rows)
