@@ -164,7 +164,7 @@ class Delivery:
                 await self.show_changes()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep watching whatever one bad job does
+            except Exception:
                 log.exception("could not show the workers' changes")
             await wait_event(self._changed, self.watch_s)
 
@@ -229,7 +229,7 @@ class Delivery:
                 await self.refresh_positions()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not refresh queue positions")
             await asyncio.sleep(self.positions_pause)
 
@@ -272,7 +272,7 @@ class Delivery:
                 first = False
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep delivering whatever one bad job does
+            except Exception:
                 log.exception("delivery loop error")
             await wait_event(self._wake, await self._sleep_s())
 
@@ -281,7 +281,7 @@ class Delivery:
         (workers of other processes render without waking this loop when the database cannot notify)."""
         try:
             due = await self.store.next_retry_at()
-        except Exception:  # noqa: BLE001 - the poll still comes
+        except Exception:
             log.exception("could not read the next delivery retry time")
             due = None
         return self.poll_s if due is None else min(self.poll_s, max(0.0, due - self.store.clock()))

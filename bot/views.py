@@ -156,7 +156,7 @@ def _guarded(callback):
     async def run(self, interaction: discord.Interaction) -> None:
         try:
             await callback(self, interaction)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("%s failed for %s", getattr(self, "custom_id", "?"), interaction.user.id)
             try:
                 await ephemeral(interaction, "❌ Something went wrong on the bot's side; it has been logged.")

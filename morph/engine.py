@@ -414,7 +414,7 @@ class _Render:
             chunk = ts[i:i + n]
             try:
                 out.append(self._denoise(chunk))
-            except Exception as err:  # noqa: BLE001 — only out-of-memory is handled here
+            except Exception as err:
                 if not _is_oom(err):
                     raise
             else:
@@ -469,7 +469,7 @@ class _Render:
             try:
                 # an SDXL VAE may stay in fp32 (models.load_pipeline): decode in its dtype
                 decoded = vae.decode(part.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-            except Exception as err:  # noqa: BLE001 — only out-of-memory is handled here
+            except Exception as err:
                 if not _is_oom(err):
                     raise
                 decoded = None

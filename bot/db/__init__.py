@@ -29,9 +29,12 @@ async def open_database(target: str | Path, *, migrations_dir: str | Path | None
     Raises :class:`DatabaseUnusable` (cannot connect or read; the message names the database and what to
     do) or :class:`MigrationError` (e.g. a database written by a newer morph-bot).
     """
+    cls: type[Database]
     if is_postgres(target):
-        from bot.db.postgres import PostgresDatabase as cls
+        from bot.db.postgres import PostgresDatabase
+        cls = PostgresDatabase
     else:
-        from bot.db.sqlite import SqliteDatabase as cls
+        from bot.db.sqlite import SqliteDatabase
+        cls = SqliteDatabase
     folder = Path(migrations_dir) if migrations_dir is not None else MIGRATIONS_DIR / cls.dialect
     return await cls.open(target, folder)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, AsyncContextManager, Callable
+from typing import Any
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 #: Notification channels. QUEUE: a job may have become claimable (workers wake). JOBS: a job changed in a
@@ -59,7 +61,7 @@ class Database:
     #: the database for log lines and messages (a path, or a URL without its password)
     name: str = ""
 
-    def transaction(self) -> AsyncContextManager[Tx]:
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """``async with db.transaction() as tx``: commit at the end, roll back on any exception."""
         raise NotImplementedError
 

@@ -2,8 +2,9 @@
 
 Claims take a transaction-level advisory lock before picking a row (``FOR UPDATE … SKIP LOCKED``), so
 claims of all workers take turns: no two workers get one job, and the round-robin across guilds sees
-every earlier claim. Enqueues and picks, which check limits before writing, take turns the same way. Notifications are ``NOTIFY`` inside the transaction (sent at commit) and reach
-every process that subscribed, on any machine.
+every earlier claim. Enqueues and picks, which check limits before writing, take turns the same way.
+Notifications are ``NOTIFY`` inside the transaction (sent at commit) and reach every process that
+subscribed, on any machine.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import logging
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import asyncpg
 
@@ -82,7 +84,7 @@ class PostgresDatabase(Database):
         self._listen_task: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, target, migrations_dir: Path) -> "PostgresDatabase":
+    async def open(cls, target, migrations_dir: Path) -> PostgresDatabase:
         url = str(target)
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=10, timeout=CONNECT_TIMEOUT_S,
@@ -129,7 +131,7 @@ class PostgresDatabase(Database):
             try:
                 self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
                 lost = asyncio.Event()
-                self._listener.add_termination_listener(lambda _conn: lost.set())
+                self._listener.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 for channel in list(self._subscribers):
                     await self._listener.add_listener(channel, self._dispatch)
                 for channel in list(self._subscribers):

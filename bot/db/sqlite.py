@@ -12,7 +12,8 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import aiosqlite
 
@@ -52,7 +53,7 @@ class SqliteDatabase(Database):
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
-    async def open(cls, target, migrations_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> "SqliteDatabase":
+    async def open(cls, target, migrations_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteDatabase:
         path = Path(target)
         conn = await connect(path, busy_timeout_ms=busy_timeout_ms)
         try:
@@ -179,7 +180,8 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
     await conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
     async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
-        return (await cur.fetchone())[0]
+        row = await cur.fetchone()
+    return row[0] if row else 0
 
 
 async def migrate(conn: aiosqlite.Connection, migrations_dir: str | Path) -> list[int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.jobs import ACTIVE_STATES, STATES, JobState
+from bot.jobs import ACTIVE_STATES, STATES
 from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from bot.sandbox.model import LOADING, permissions_value
 
