@@ -76,8 +76,8 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
 
 
 def import_engine_libraries() -> None:
-    """Import what loading a model needs (:func:`morph.models.import_libraries`); call it in a thread."""
-    from morph.models import import_libraries
+    """Import what loading a model needs (:func:`morph.engine.import_libraries`); call it in a thread."""
+    from morph.engine import import_libraries
 
     import_libraries()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
 
-from morph.output import FORMATS
+from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES
 from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
 
@@ -54,7 +54,7 @@ class Settings:
     default_frames: int = 24
     max_frames: int = 60
     default_steps: int | None = None  # None: the model's default (25, or 4 for a few-step model)
-    #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.output.FORMATS)
+    #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.animation.FORMATS)
     output_format: str = "both"
     retention_days: float = 14.0
     log_level: str = "INFO"

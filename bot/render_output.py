@@ -21,7 +21,7 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
                  output_format: str = "gif") -> tuple[dict[str, bytes], dict]:
     """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
     and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
-    :func:`morph.output.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
+    :func:`morph.animation.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
 
     When an MP4 was asked for but cannot be made here, a GIF takes its place: the result dict's ``files``
     says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
@@ -29,7 +29,8 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
     """
     import io
 
-    from morph.output import contact_sheet, encode_animation, frame_filename
+    from morph.animation import encode_animation
+    from morph.output import contact_sheet, frame_filename
 
     def png(image, optimize: bool = False) -> bytes:
         buf = io.BytesIO()

@@ -3,7 +3,7 @@
     from morph import Morpher, RenderRequest
     result = Morpher("tiny").render(RenderRequest("a dog", "a cat", frames=16))
     chain = Morpher("tiny").render(RenderRequest(prompts=["a dog", "a cat", "a bird"], loop=True, frames=24))
-    files = morph.output.encode_animation(result.frames, "mp4", budget_bytes=10 * 2**20)  # MP4, or GIF + note
+    files = morph.animation.encode_animation(result.frames, "mp4", budget_bytes=10 * 2**20)  # MP4, or GIF + note
 """
 import os
 

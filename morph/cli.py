@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
-from morph.output import FORMATS
+from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES, PROFILES
 from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
                            Cancelled, MorphError, Progress, RenderRequest, parse_loras)
@@ -268,7 +268,8 @@ class ProgressBar:
 
 def _render(args) -> int:
     request, paths = _check_inputs(args)
-    from morph.output import contact_sheet, encode_animation, save_frames  # light (PIL; PyAV once encoding)
+    from morph.animation import encode_animation  # light (PIL; PyAV once encoding)
+    from morph.output import contact_sheet, save_frames
 
     bar = ProgressBar(enabled=not args.quiet)
     if not args.quiet:

@@ -54,6 +54,18 @@ _PIPELINE_LOCKS: dict[int, threading.Lock] = {}  # pipelines live in models' cac
 _STEP_NOISE_SEED_OFFSET = 0x5EED
 
 
+def import_libraries() -> None:
+    """Import everything loading a model and rendering need: torch, and the diffusers and transformers
+    classes, which those libraries import lazily on first use. Seconds of Python work that holds the GIL;
+    a program that must stay responsive (the bot's event loop) does it in a thread before it serves anyone.
+    Importing this module (the engine) is part of it.
+    """
+    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401 — loaded, not used
+                           EulerDiscreteScheduler, LCMScheduler, PNDMScheduler, StableDiffusionPipeline,
+                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401 — loaded, not used
+
+
 def step_generators(seed: int, frames: int) -> list[torch.Generator]:
     """CPU generators for ``scheduler.step(generator=...)``, one per frame, all seeded alike from ``seed``.
 

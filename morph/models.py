@@ -83,19 +83,6 @@ def resolve_device(device: str | None = None) -> torch.device:
     return dev
 
 
-def import_libraries() -> None:
-    """Import everything loading a model and rendering need: torch, and the diffusers and transformers
-    classes, which those libraries import lazily on first use. Seconds of Python work that holds the GIL;
-    a program that must stay responsive (the bot's event loop) does it in a thread before it serves anyone.
-    """
-    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401 — loaded, not used
-                           EulerDiscreteScheduler, LCMScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401 — loaded, not used
-
-    import morph.engine  # noqa: F401 — loaded, not used
-
-
 def load_pipeline(model_id: str, device: str | torch.device | None = None,
                   loras: tuple[tuple[str, float], ...] = ()):
     """Return a ready ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` on ``device``, with the

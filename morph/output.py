@@ -1,5 +1,5 @@
-"""Turn rendered frames into files: a looping GIF that fits an upload limit, a contact sheet, PNGs; and
-:func:`encode_animation`, the one call for "the morph as MP4, GIF or both" (MP4s: :mod:`morph.video`).
+"""Turn rendered frames into files: a looping GIF that fits an upload limit, a contact sheet, PNGs. (MP4s:
+:mod:`morph.video`; the one call for "the morph as MP4, GIF or both": :mod:`morph.animation`.)
 
 The GIF encoder walks a fixed ladder of ever cheaper settings, in the order the product prefers to give
 things up: first the picture size (down to a quarter, never below 64 px), then the palette (256 → 128 → 64
@@ -15,14 +15,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 from PIL import Image, ImageDraw, ImageFont
 
 from morph.request import MorphError
-
-if TYPE_CHECKING:
-    from morph.video import VideoResult
 
 DEFAULT_BUDGET = 10 * 1024 * 1024  # Discord's default upload limit
 SIZE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)  # picture size ladder, fractions of the input
@@ -204,53 +199,6 @@ def encode_gif(frames: list[Image.Image], budget_bytes: int = DEFAULT_BUDGET, du
     return GifResult(data=data, width=w, height=h, frame_count=shown, colors=rung.colors,
                      reductions=_describe(ladder[0], rung, width, height, len(frames)),
                      duration_ms=_frame_duration(duration_ms, len(frames), len(rung.keep)), encodes=encodes)
-
-
-FORMATS = ("mp4", "gif", "both")
-
-
-@dataclass
-class Animation:
-    """What :func:`encode_animation` made. ``mp4_error``: why an MP4 that was asked for could not be made
-    (None otherwise); ``notes``: what to tell the user about it (e.g. that a GIF was sent instead)."""
-
-    mp4: VideoResult | None = None
-    gif: GifResult | None = None
-    mp4_error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        """Bytes of all files together."""
-        return sum(len(x.data) for x in (self.mp4, self.gif) if x is not None)
-
-
-def encode_animation(frames: list[Image.Image], format: str = "mp4", budget_bytes: int = DEFAULT_BUDGET,
-                     duration_ms: int = 100, boomerang: bool = False) -> Animation:
-    """The morph as ``format`` (``mp4``, ``gif`` or ``both``) within ``budget_bytes`` for all files together.
-
-    ``mp4``: an H.264 MP4 (:func:`morph.video.encode_mp4`). ``both``: the MP4 gets at most half the budget
-    (it rarely needs that much) and the GIF the rest. When the MP4 cannot be made here (PyAV missing, no
-    H.264 encoder, FFmpeg failed: :class:`morph.video.VideoUnavailable`), a GIF takes its place within the
-    whole budget, ``mp4_error`` says why and ``notes`` carries a sentence for the user. A budget even the
-    smallest setting cannot meet raises MorphError, as :func:`encode_gif` does.
-    """
-    if format not in FORMATS:
-        raise MorphError(f"format must be one of: {', '.join(FORMATS)} (got {format!r}).")
-    from morph.video import VideoUnavailable, encode_mp4
-
-    out = Animation()
-    if format in ("mp4", "both"):
-        try:
-            out.mp4 = encode_mp4(frames, budget_bytes // 2 if format == "both" else budget_bytes,
-                                 duration_ms=duration_ms, boomerang=boomerang)
-        except VideoUnavailable as err:
-            out.mp4_error = str(err)
-            out.notes.append(f"No MP4 this time, here is a GIF instead: {err}")
-    if format == "gif" or out.mp4 is None or format == "both":
-        rest = budget_bytes - (len(out.mp4.data) if out.mp4 else 0)
-        out.gif = encode_gif(frames, budget_bytes=rest, duration_ms=duration_ms, boomerang=boomerang)
-    return out
 
 
 def human_size(n: int) -> str:

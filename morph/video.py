@@ -8,7 +8,7 @@ inline on desktop, web and mobile: H.264 (High profile) in an MP4 with the index
 
 The encoder is FFmpeg's libx264 through PyAV (``av`` on PyPI), whose wheels bundle FFmpeg: no system ffmpeg.
 If PyAV or its H.264 encoder is missing, or FFmpeg fails, :class:`VideoUnavailable` says why, and the caller
-sends a GIF instead (:func:`morph.output.encode_animation` does that and notes it).
+sends a GIF instead (:func:`morph.animation.encode_animation` does that and notes it).
 
 Fitting the budget, best first (:func:`encode_mp4`):
 

@@ -1,4 +1,4 @@
-"""The modules of the ``bot`` package import each other without circles.
+"""The modules of the ``bot`` and ``morph`` packages import each other without circles.
 
 The graph is read from the source with ``ast``. Every import counts: at module level, inside functions
 (an import moved into a function to dodge a circle is still the same dependency) and under
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,5 +104,6 @@ def test_the_graph_is_read_as_python_imports_it():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_no_import_circles_in_bot():
-    assert cycles(import_graph("bot")) == []
+@pytest.mark.parametrize("package", ["bot", "morph"])
+def test_no_import_circles(package):
+    assert cycles(import_graph(package)) == []

@@ -1,4 +1,4 @@
-"""MP4 output (morph.video) and the one call for MP4/GIF/both (morph.output.encode_animation): decoded frame
+"""MP4 output (morph.video) and the one call for MP4/GIF/both (morph.animation.encode_animation): decoded frame
 count, size, timing and colours; fitting the byte budget; the fallback to GIF when MP4 cannot be made here."""
 import io
 import sys
@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from bench.video import psnr, scene_frames
-from morph.output import encode_animation, encode_gif
+from morph.animation import encode_animation
+from morph.output import encode_gif
 from morph.request import MorphError
 from morph.video import VideoUnavailable, available, decode_mp4, encode_mp4, probe_mp4
 

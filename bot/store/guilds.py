@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
-from morph.output import FORMATS
+from morph.animation import FORMATS
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",

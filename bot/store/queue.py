@@ -11,7 +11,7 @@ from bot.jobs import ACTIVE_STATES, Job, JobState, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
 from bot.validation import check_request
-from morph.output import FORMATS
+from morph.animation import FORMATS
 from morph.request import MorphError, RenderRequest
 
 #: How long Discord lets a bot use an interaction's token for followups.
