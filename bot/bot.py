@@ -63,8 +63,8 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
         from morph import Morpher  # torch and diffusers: imported in the worker's loading thread, not before
 
         if settings.compile:
-            log.info("MORPH_COMPILE=1: compiling the UNet before the first render (140-160 s for SD 1.5 "
-                     "on an H100; jobs wait in the queue meanwhile)")
+            log.info("MORPH_COMPILE=1: compiling the UNet before the first render (minutes for a real model; "
+                     "jobs wait in the queue meanwhile)")
         morpher = Morpher(settings.model, device=settings.device, compile=settings.compile, loras=settings.loras,
                           profile=settings.profile)
         if morpher.compile_error:

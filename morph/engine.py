@@ -115,7 +115,7 @@ class Morpher:
     ``sd15-random``, ``sdxl-random``; see :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu.
     ``batch_size``: frames per UNet batch (None = chosen from free memory). ``compile``: run the UNet through
     ``torch.compile`` (see :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode
-    (``"reduce-overhead"`` adds CUDA graphs, which won nothing on an H100: bench/RESULTS.md). ``loras``:
+    (``"reduce-overhead"`` adds CUDA graphs; whether they pay: bench/RESULTS.md). ``loras``:
     (path, weight) pairs of LoRA styles fused in at load (:func:`morph.request.parse_loras` reads them).
     ``profile``: the sampling profile (:mod:`morph.profiles`) whose sampler, steps and guidance a request
     gets when it leaves them out; "auto" recognises it from the model. Render calls are serialised by a lock
@@ -207,14 +207,13 @@ class Morpher:
     def _compile_unet(self, mode: str | None = None) -> None:
         """Compile the UNet once, with only the batch dimension dynamic, and warm it up at the native size.
 
-        Worth it for a long-running worker (bench/RESULTS.md: 1.25x per render on an H100, 1.32x on a
-        2-core CPU), but compiling takes a while: 140-160 s for SD 1.5 on an H100, 36 s for ``tiny`` on that CPU.
-        The warm-up pays that here, at start-up, for the batch sizes renders use (one frame and a full batch,
-        x2 with guidance); the batch dimension is marked dynamic, so every batch size in between reuses those
-        graphs. Only the batch: with ``dynamic=True`` the image sides turn symbolic too, and on an H100
-        compiling SD 1.5's UNet that way had not finished after 9 minutes. If compiling fails (no C++
-        compiler, no Triton, an unsupported model), the UNet stays eager and ``compile_error`` says why: a
-        slower worker beats a broken one.
+        Worth it for a long-running worker: renders get faster, but compiling takes minutes for a real model
+        (measured gains and compile times: bench/RESULTS.md). The warm-up pays that here, at start-up, for the
+        batch sizes renders use (one frame and a full batch, x2 with guidance); the batch dimension is marked
+        dynamic, so every batch size in between reuses those graphs. Only the batch: with ``dynamic=True`` the
+        image sides turn symbolic too, and compiling SD 1.5's UNet that way took longer than a worker can wait
+        (bench/RESULTS.md). If compiling fails (no C++ compiler, no Triton, an unsupported model), the UNet
+        stays eager and ``compile_error`` says why: a slower worker beats a broken one.
         """
         side = self.native_size // self.pipe.vae_scale_factor
         per_frame = 2 if self.guided(self.profile.guidance) else 1  # samples per frame at the default guidance
