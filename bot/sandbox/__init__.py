@@ -12,12 +12,10 @@ mixins keep every method where its concern is without a forwarding layer; the sh
 :class:`~bot.sandbox.state.DiscordState` and created in ``FakeDiscord.__init__``.
 """
 from bot.sandbox.fake import FakeDiscord, eventually
-from bot.sandbox.faults import FaultRule, RateLimit
-from bot.sandbox.gateway import GatewaySession
 from bot.sandbox.interaction import FakeInteraction, InteractionFailed
 from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage, OptionRejected
-from bot.sandbox.rest import RecordedRequest, UploadedFile
-from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from bot.sandbox.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from bot.sandbox.records import FaultRule, GatewaySession, RateLimit, RecordedRequest, UploadedFile
 
 __all__ = [
     "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction",
