@@ -9,7 +9,8 @@ The guide to the test API, the rules enforced, and where each part lives is docs
 :class:`FakeDiscord` is one object assembled from mixins, one concern per module (world, actions,
 messages, gateway, faults, rest, routes/…): tests use one flat API and the parts share one world, so
 mixins keep every method where its concern is without a forwarding layer; the shared state is declared in
-:class:`~bot.sandbox.state.DiscordState` and created in ``FakeDiscord.__init__``.
+:class:`~bot.sandbox.state.DiscordState` and created in ``FakeDiscord.__init__``. The plain data they hold
+(model, objects, records) lives in modules that import no part, so nothing imports in a circle.
 """
 from bot.sandbox.fake import FakeDiscord, eventually
 from bot.sandbox.interaction import FakeInteraction, InteractionFailed
