@@ -16,7 +16,7 @@ from bot.sandbox.model import (
     OptionRejected, compute_pings,
 )
 from bot.sandbox.state import DiscordState
-from bot.sandbox.world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from bot.sandbox.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 
 def _option_names(kwargs: dict) -> dict:

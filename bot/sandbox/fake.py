@@ -22,8 +22,9 @@ from bot.sandbox.faults import Faults
 from bot.sandbox.gateway import Gateway
 from bot.sandbox.messages import MessageStore
 from bot.sandbox.model import Clock, Snowflakes
+from bot.sandbox.objects import FakeUser
 from bot.sandbox.rest import RestServer
-from bot.sandbox.world import FakeUser, World
+from bot.sandbox.world import World
 
 log = logging.getLogger("bot.sandbox")
 

@@ -9,53 +9,12 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from bot.sandbox.records import FaultRule, RateLimit
 from bot.sandbox.rest import json_response
 from bot.sandbox.state import DiscordState
-
-
-@dataclass
-class FaultRule:
-    """Answer matching requests with ``status`` (or only delay them) the next ``times`` times."""
-
-    method: str
-    pattern: re.Pattern
-    status: int | None
-    times: int | None
-    retry_after: float | None = None
-    body: dict | None = None
-    delay: float = 0.0
-    apply: bool = False  # process the request first, then answer with the error (lost response)
-    hits: int = 0
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.times is None or self.hits < self.times) and self.method in ("*", method) \
-            and self.pattern.search(path) is not None
-
-
-@dataclass
-class RateLimit:
-    """A Discord-style bucket: ``limit`` requests per ``per`` seconds for each value of the pattern's first
-    group (its "major parameter", e.g. the channel id), or for all matching requests without a group."""
-
-    method: str
-    pattern: re.Pattern
-    limit: int
-    per: float
-    bucket: str
-    limited: int = 0  # requests answered 429
-    windows: dict = field(default_factory=dict)  # key -> [reset_at (fake monotonic), used]
-
-    def match(self, method: str, path: str):
-        if self.method not in ("*", method):
-            return None
-        m = self.pattern.search(path)
-        if m is None:
-            return None
-        return m.group(1) if m.groups() else "*"
 
 
 class Faults(DiscordState):

@@ -8,7 +8,6 @@ guilds only; DMs go to shard 0.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import secrets
 from typing import TYPE_CHECKING
@@ -18,53 +17,13 @@ from aiohttp import web
 
 from bot.sandbox.model import (
     DIRECT_MESSAGE_REACTIONS, DIRECT_MESSAGES, GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, GUILD_MESSAGES, GUILDS,
-    MESSAGE_CONTENT, FakeMessage, emoji_payload, identify_shard, shard_of,
+    MESSAGE_CONTENT, FakeMessage, emoji_payload, identify_shard,
 )
+from bot.sandbox.records import GatewayConnection, GatewaySession
 from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
-    from bot.sandbox.world import FakeGuild
-
-
-
-class GatewaySession:
-    """An identified gateway session; it outlives a dropped connection until it is resumed or invalidated.
-
-    ``shard`` is IDENTIFY's ``(shard_id, shard_count)``, or None for an unsharded session, which gets the
-    events of every guild. ``fake.sessions`` lists the live ones.
-    """
-
-    def __init__(self, sid: str, intents: int, shard: tuple[int, int] | None):
-        self.id, self.intents, self.shard = sid, intents, shard
-        self.seq = 0
-        self.log: collections.deque = collections.deque(maxlen=20000)  # (seq, frame text) for RESUME
-        self.conn: _Conn | None = None
-
-    def __repr__(self) -> str:
-        return f"<GatewaySession {self.id[:8]} shard={self.shard} connected={self.connected}>"
-
-    @property
-    def connected(self) -> bool:
-        return self.conn is not None
-
-    def owns(self, guild_id: int | None) -> bool:
-        """Discord sends a guild's events to every session of the guild's shard, DMs (``None``) to shard 0's."""
-        return self.shard is None or shard_of(guild_id, self.shard[1]) == self.shard[0]
-
-    def received(self, event: str | None = None) -> list[dict]:
-        """The ``d`` of the dispatches sent to this session (as far as the replay log reaches), oldest first;
-        only ``event`` ones when given."""
-        frames = (json.loads(text) for _, text in self.log)
-        return [f["d"] for f in frames if event in (None, f["t"])]
-
-
-class _Conn:
-    def __init__(self, ws: web.WebSocketResponse):
-        self.ws = ws
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-        self.session: GatewaySession | None = None
-        self.dropped = False
-        self.writer: asyncio.Task | None = None
+    from bot.sandbox.objects import FakeGuild
 
 
 class Gateway(DiscordState):
@@ -189,7 +148,7 @@ class Gateway(DiscordState):
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
-        conn = _Conn(ws)
+        conn = GatewayConnection(ws)
         self._conns.add(conn)
         self.gateway_stats["connects"] += 1
         conn.writer = asyncio.create_task(self._writer(conn))
@@ -216,11 +175,11 @@ class Gateway(DiscordState):
             self._emit({"type": "gateway", "state": "disconnected", "code": ws.close_code})
         return ws
 
-    def _detach(self, conn: _Conn) -> None:
+    def _detach(self, conn: GatewayConnection) -> None:
         if conn.session is not None and conn.session.conn is conn:
             conn.session.conn = None
 
-    async def _writer(self, conn: _Conn) -> None:
+    async def _writer(self, conn: GatewayConnection) -> None:
         try:
             while True:
                 text = await conn.queue.get()
@@ -228,7 +187,7 @@ class Gateway(DiscordState):
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             pass
 
-    async def _on_op(self, conn: _Conn, frame: dict) -> None:
+    async def _on_op(self, conn: GatewayConnection, frame: dict) -> None:
         op = frame.get("op")
         d: dict = frame.get("d") or {}
         if op == 1:
@@ -271,7 +230,7 @@ class Gateway(DiscordState):
         else:
             await conn.ws.close(code=4001, message=b"Unknown opcode")
 
-    async def _identify(self, conn: _Conn, d: dict) -> None:
+    async def _identify(self, conn: GatewayConnection, d: dict) -> None:
         """op 2: a new session gets READY (its shard's guilds, unavailable) and then their GUILD_CREATEs."""
         if conn.session is not None:
             await conn.ws.close(code=4005, message=b"Already authenticated")

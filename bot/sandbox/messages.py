@@ -18,8 +18,8 @@ from bot.sandbox.state import DiscordState
 
 if TYPE_CHECKING:
     from bot.sandbox.interaction import FakeInteraction
-    from bot.sandbox.rest import UploadedFile
-    from bot.sandbox.world import FakeChannel, FakeUser
+    from bot.sandbox.objects import FakeChannel, FakeUser
+    from bot.sandbox.records import UploadedFile
 
 
 class MessageStore(DiscordState):

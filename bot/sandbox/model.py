@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import discord
 
@@ -143,17 +143,6 @@ def identify_shard(value: Any) -> tuple[int, int] | None:
 
 class OptionRejected(ValueError):
     """Discord's client would refuse to send this command (missing/unknown option, out of range, …)."""
-
-
-class Host(Protocol):
-    """The FakeDiscord as the objects it holds (guilds, interactions) see it. They are built by its parts
-    and must not import :mod:`bot.sandbox.fake`, which imports them: its ids and clock are typed here,
-    the rest of it (builders, events, waits) is reached untyped."""
-
-    clock: Clock
-    ids: Snowflakes
-
-    def __getattr__(self, name: str) -> Any: ...
 
 
 class ApiError(Exception):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 
 from bot.sandbox.model import ApiError
+from bot.sandbox.records import RecordedRequest, UploadedFile
 from bot.sandbox.routes.application import ApplicationRoutes
 from bot.sandbox.routes.channels import ChannelRoutes
 from bot.sandbox.routes.interactions import InteractionRoutes
@@ -24,26 +25,6 @@ if TYPE_CHECKING:
     from bot.sandbox.state import Route
 
 log = logging.getLogger("bot.sandbox")
-
-
-@dataclass
-class UploadedFile:
-    name: str  # form field, e.g. "files[0]"
-    filename: str
-    data: bytes
-    content_type: str | None
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str  # after /api/v10, decoded
-    query: dict
-    json: Any
-    files: list[UploadedFile]
-    at: float
-    status: int = 0
-    injected: bool = False  # answered by fail_route()
 
 
 @dataclass

@@ -3,7 +3,10 @@
 :class:`~bot.sandbox.fake.FakeDiscord` is assembled from mixins, one concern per module; they all read and
 write one world. :class:`DiscordState` is their common base: it declares that world's attributes (created
 in ``FakeDiscord.__init__``) and the methods one part calls on another, so that readers and the type
-checker see what a mixin may use. It holds no code.
+checker see what a mixin may use. It holds no code. What the world objects (guilds, interactions) use
+of it is :class:`~bot.sandbox.objects.Host`, its base: they are built by the parts and cannot import them.
+Types come from the leaf modules (model, objects, records, interaction) only, so nothing here imports a
+part.
 """
 from __future__ import annotations
 
@@ -13,27 +16,28 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from bot.sandbox.objects import Host
+
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.sandbox.faults import FaultRule, RateLimit
-    from bot.sandbox.gateway import GatewaySession, _Conn
     from bot.sandbox.interaction import FakeInteraction
-    from bot.sandbox.model import Attachment, Clock, FakeMessage, Snowflakes
-    from bot.sandbox.rest import RecordedRequest, UploadedFile
-    from bot.sandbox.world import FakeChannel, FakeGuild, FakeUser
+    from bot.sandbox.model import Attachment, FakeMessage
+    from bot.sandbox.objects import FakeChannel, FakeGuild, FakeUser
+    from bot.sandbox.records import (
+        FaultRule, GatewayConnection, GatewaySession, RateLimit, RecordedRequest, UploadedFile,
+    )
 
     #: (methods, path regex, handler, needs the bot token)
     Route = tuple[set[str], re.Pattern[str], Callable[..., Awaitable[Any]], bool]
 
 
-class DiscordState:
-    """The attributes and cross-part methods of :class:`~bot.sandbox.fake.FakeDiscord` (see the module)."""
+class DiscordState(Host):
+    """The attributes and cross-part methods of :class:`~bot.sandbox.fake.FakeDiscord` (see the module);
+    those the world objects use too (``clock``, ``ids``, ``bot_user``, ``channels``, ``add_user``…) are
+    declared in :class:`~bot.sandbox.objects.Host`, which this extends."""
 
-    # the world -------------------------------------------------------------------------------------------
-    clock: Clock
-    ids: Snowflakes
-    bot_user: FakeUser
+    # the world (its clock, ids, bot_user and channels: see Host) -------------------------------------------
     application_id: int
     bot_token: str
     users: dict[int, FakeUser]
@@ -42,7 +46,6 @@ class DiscordState:
     #: the application's team (see ``set_team``); None = owned by ``app_owner`` alone
     app_team: dict | None
     guilds: dict[int, FakeGuild]
-    channels: dict[int, FakeChannel]
     #: synced application commands: None → global list, guild id → that guild's list
     commands: dict[int | None, list[dict]]
     interactions: dict[int, FakeInteraction]
@@ -50,7 +53,7 @@ class DiscordState:
     _by_channel: dict[int, list[FakeMessage]]
     _attachments: dict[int, Attachment]
 
-    # what happened ---------------------------------------------------------------------------------------
+    # what happened -----------------------------------------------------------------------------------------
     requests: list[RecordedRequest]
     unknown_routes: list[tuple[str, str]]
     #: Discord rules the bot broke: {"rule", "method", "path", "status", "code", "message"}
@@ -66,7 +69,7 @@ class DiscordState:
     #: ``shards`` in the answer to GET /gateway/bot: the count discord.py's AutoShardedClient runs when it
     #: is given no shard_count
     recommended_shards: int
-    _conns: set[_Conn]
+    _conns: set[GatewayConnection]
     _runner: web.AppRunner | None
     _routes: list[Route]
     host: str
@@ -82,13 +85,10 @@ class DiscordState:
         def _violation(self, rule: str, method: str, path: str, status: int, code: int,
                        message: str) -> None: ...
         # world.py
-        def add_user(self, name: str) -> FakeUser: ...
         def dm_channel(self, user: FakeUser) -> FakeChannel: ...
         def command(self, name: str, guild: FakeGuild | None = None) -> dict: ...
         # messages.py
         def message(self, message_id: int | FakeMessage) -> FakeMessage: ...
-        async def wait_for_message(self, predicate: Callable[[FakeMessage], bool], timeout: float = 10.0, *,
-                                   existing: bool = True) -> FakeMessage: ...
         def _store_new(self, msg: FakeMessage) -> None: ...
         def _wake(self, msg: FakeMessage) -> None: ...
         def _new_message(self, channel: FakeChannel, body: dict, files: list[UploadedFile], *, upload_limit: int,
@@ -99,7 +99,6 @@ class DiscordState:
                           path: list | None = None, allow_flags: bool = True) -> FakeMessage: ...
         def _delete_message(self, msg: FakeMessage) -> None: ...
         # gateway.py
-        def _guild_event(self, name: str, guild: FakeGuild, data: dict) -> None: ...
         def _dispatch(self, event: str, data: dict, *, guild_id: int | None, intent: int = 0,
                       needs_content: bool = False) -> None: ...
         def _message_event(self, name: str, msg: FakeMessage) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 from bot.sandbox.model import ApiError
 from bot.sandbox.rules import validate_commands
 from bot.sandbox.state import DiscordState
-from bot.sandbox.world import FakeUser
+from bot.sandbox.objects import FakeUser
 
 
 class ApplicationRoutes(DiscordState):

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
 from bot.sandbox.state import DiscordState
-from bot.sandbox.world import P
+from bot.sandbox.objects import P
 
 if TYPE_CHECKING:
-    from bot.sandbox.world import FakeChannel
+    from bot.sandbox.objects import FakeChannel
 
 
 class ChannelRoutes(DiscordState):
