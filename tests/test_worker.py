@@ -15,6 +15,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
+from bot.sandbox import eventually
 from bot.store import Store, WorkerRun
 from bot.worker import (BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, MIN_GIF_BUDGET, UPLOAD_HEADROOM, Worker,
                         failure_reason, recover_own_jobs)
@@ -436,16 +437,28 @@ async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, se
 
 async def test_heartbeat_covers_model_loading(store, settings, morpher):
     """A slow model load (minutes for real weights) must not look like a dead worker."""
+    loading, release = threading.Event(), threading.Event()
+
     def slow_factory():
-        time.sleep(1.0)
+        loading.set()
+        release.wait(30)  # loads until the test has seen a heartbeat
         return morpher
 
     worker = Worker(store, slow_factory, settings, progress_interval_s=0.2)
     job = await submit(store, small(frames=2, steps=1, candidates=1))
     task = asyncio.create_task(worker.run_once())
-    await asyncio.sleep(0.8)  # still loading
-    j = await store.get(job.id)
-    assert worker.morpher is None and j.state == "running" and j.heartbeat_at > j.started_at
+    try:
+        assert await asyncio.to_thread(loading.wait, 30)
+
+        async def beat_after_claim():
+            j = await store.get(job.id)
+            return j if j.heartbeat_at > j.started_at else None
+
+        j = await eventually(beat_after_claim, timeout=10)  # several heartbeat intervals
+        assert j is not None, "no heartbeat while the model loads"
+        assert worker.morpher is None and j.state == "running"  # still loading: the factory has not returned
+    finally:
+        release.set()
     await asyncio.wait_for(task, 30)
     assert (await store.get(job.id)).state == "rendered"
 
