@@ -151,7 +151,7 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     frame = r["candidates"][0]
     assert (await store.pick(job.id, user_id=BOB, frame=frame)).data == stored[f"frame_{frame:03d}.png"]
 
-    await asyncio.sleep(0.05)  # let the last look at the database finish (notifications may come merged)
+    await watch.wait_for(job.id, "rendered")  # the front's look at the database after the last change
     assert watch.states(job.id)[-1] == "rendered" and set(watch.states(job.id)) <= {"queued", "running", "rendered"}
     assert await worker.run_once() is False  # queue empty
     assert await store.jobs_to_deliver() == [done]
@@ -220,7 +220,7 @@ async def test_model_that_cannot_load_fails_the_job_with_the_reason(store, setti
     await worker.run_once()
     j = await store.get(job.id)
     assert j.state == "failed" and "no-such-org/no-such-model" in j.error
-    await asyncio.sleep(0.05)
+    await watch.wait_for(job.id, "failed")
     assert watch.states(job.id)[-1] == "failed" and "rendered" not in watch.states(job.id)
 
 

@@ -16,6 +16,10 @@ from bot.sandbox import FakeDiscord, FakeMessage, eventually
 from bot.sandbox.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
 
 
+#: names discord.py gives the tasks that run event listeners, component callbacks and slash commands
+HANDLER_TASKS = ("discord.py: on_", "discord-ui-", "CommandTree-invoker")
+
+
 def is_result(m: FakeMessage, job_id: int) -> bool:
     """``m`` is the result message of ``job_id`` (it starts with the bot's result marker)."""
     match = RESULT_MARKER_RE.match(m.content or "")
@@ -76,6 +80,23 @@ class Harness:
         if getattr(self, "_store", None) is not None:
             await self._store.close()
             self._store = None
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Every gateway event the fake has sent so far has reached the bot, and every handler discord.py
+        started for one (events, slash commands, components) has finished.
+
+        For "nothing else happened" checks: whatever those events make the bot do has been done by then,
+        however slow the machine, so the check cannot pass just because it looked too early."""
+        session = self.fake.sessions[-1]
+
+        def quiet() -> bool:
+            if (self.bot.ws.sequence or 0) < session.seq:
+                return False
+            me = asyncio.current_task()
+            return not any(t is not me and not t.done() and t.get_name().startswith(HANDLER_TASKS)
+                           for t in asyncio.all_tasks())
+
+        assert await eventually(quiet, timeout, interval=0.01), "the bot is still handling events"
 
     @property
     def store(self):

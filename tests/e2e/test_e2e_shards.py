@@ -76,7 +76,9 @@ async def test_each_front_answers_and_delivers_only_its_shards_guilds(fake, tmp_
         # a guild the bot joins now: its GUILD_CREATE reaches only the front of its shard
         late = fake.add_guild("Late Club", shard=(1, 2))
         await eventually(lambda: fronts[1].bot.get_guild(late.id), timeout=10)
-        await asyncio.sleep(0.1)
+        # the fake sends an event to every session of its shard at once: shard 0's was never sent it
+        sent = {s.shard: [int(g["id"]) for g in s.received("GUILD_CREATE")] for s in fake.sessions}
+        assert late.id in sent[(1, 2)] and late.id not in sent[(0, 2)]
         assert fronts[0].bot.get_guild(late.id) is None
         assert [f.bot.owns_guild(late.id) for f in fronts] == [False, True]
         assert [f.bot.owns_guild(g.id) for f in fronts for g in guilds] == [True, False, False, True]
