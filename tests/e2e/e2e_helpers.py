@@ -144,41 +144,6 @@ def png(data: bytes) -> Image.Image:
     return im
 
 
-class LagProbe:
-    """Measures event-loop lag: how late a 20 ms sleep wakes up, while something else runs."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval = interval
-        self.samples: list[float] = []
-        self._task: asyncio.Task | None = None
-
-    async def _run(self):
-        loop = asyncio.get_running_loop()
-        while True:
-            t = loop.time()
-            await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - t - self.interval))
-
-    def start(self):
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self):
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
-    return values[k]
-
-
 def db_job(db_path: Path, job_id: int) -> dict:
     """A job row read straight from the SQLite file (another process owns the Store)."""
     import sqlite3
