@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # `make run TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: setup
 	@bash scripts/ensure-chromium || true
 	@bash scripts/ensure-postgres || true
 	$(BIN)/python -m pytest
+
+# Everyday lane: the same set up, without the tests marked slow (`make test` runs them all; CI does).
+test-fast: setup
+	@bash scripts/ensure-chromium || true
+	@bash scripts/ensure-postgres || true
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: setup
 	$(BIN)/python -m bench

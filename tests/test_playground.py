@@ -451,6 +451,7 @@ def test_a_host_reachable_from_other_machines_needs_an_explicit_opt_in(capsys):
 # ---------------------------------------------------------------------------------------------------------
 # A real browser
 # ---------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.asyncio(loop_scope="module")
 async def test_browser_morph_pick_and_screenshot(pg):

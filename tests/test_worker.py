@@ -167,6 +167,7 @@ async def test_boomerang_and_tiny_upload_limit(store, settings, morpher):
     assert done.result["budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
 
 
+@pytest.mark.slow
 async def test_the_jobs_format_decides_the_files(store, settings, morpher):
     """A GIF-only job stores no MP4, an MP4-only job no GIF; a job of a server whose default is gif gets a GIF."""
     worker = make_worker(store, settings, morpher)
@@ -284,6 +285,7 @@ async def test_stop_during_render_puts_the_job_back(store, settings, morpher):
     assert j.state == "queued" and j.attempts == 0 and j.worker_id is None and j.progress is None
 
 
+@pytest.mark.slow
 async def test_progress_is_throttled_has_eta_and_loop_stays_responsive(store, settings, morpher):
     """Event-loop lag during a real render: a task sleeps 10 ms in a loop and records the overshoot."""
     watch = Watch(store)
@@ -339,6 +341,7 @@ async def test_a_queued_job_wakes_an_idle_worker_without_waiting_for_the_poll(st
 
 # ---------------------------------------------------------------- several processes on one database
 
+@pytest.mark.slow
 async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store, settings, morpher):
     """Process A renders; its job is recovered meanwhile (as a restart of A's id would do). A must notice
     through its heartbeat and let go without cancelling or failing the job; B then renders it."""
@@ -386,6 +389,7 @@ async def test_a_job_taken_over_after_its_render_gets_no_files_from_here(store, 
     assert "failed" not in watch.states(job.id) and "rendered" not in watch.states(job.id)
 
 
+@pytest.mark.slow
 async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store, settings, morpher):
     """Start-up recovery of jobs claimed under this MORPH_WORKER_ID: a previous run that died (heartbeat
     recent but frozen) is taken back; a second live process given the same id keeps its job."""

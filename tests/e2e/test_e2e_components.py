@@ -2,9 +2,12 @@
 /morph-cancel autocomplete, 🔁 Reroll and ❌ Delete on a result (author/admin only)."""
 from __future__ import annotations
 
+import pytest
+
 from e2e_helpers import gif_frames, job_id_of
 
 
+@pytest.mark.slow
 async def test_cancel_autocomplete_reroll_delete(harness):
     fake, h = harness.fake, harness
     await h.start_bot(default_steps=20)

@@ -19,6 +19,7 @@ from e2e_helpers import gif_frames, job_id_of
 RESULT_POST = r"^/channels/\d+/messages$"
 
 
+@pytest.mark.slow
 async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
     fake, h = harness.fake, harness
     await h.start_bot(default_steps=12)
@@ -127,7 +128,7 @@ async def test_lost_response_inside_discord_py_retry_is_not_posted_twice(harness
 
 
 @pytest.mark.parametrize("steps", [
-    60,  # the render is still running when the answer fails: it is cancelled
+    pytest.param(60, marks=pytest.mark.slow),  # the render is still running when the answer fails: it is cancelled
     2,  # the render is already done when the answer fails: it is withdrawn, not posted
 ])
 async def test_unanswered_morph_takes_its_job_back(harness, steps):

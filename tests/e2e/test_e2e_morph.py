@@ -3,10 +3,13 @@ a GIF of the requested frame count, a contact sheet, buttons and a select → bu
 3️⃣ reaction each post the PNG of that candidate frame."""
 from __future__ import annotations
 
+import pytest
+
 from bot.sandbox import eventually
 from e2e_helpers import gif_frames, job_id_of, png
 
 
+@pytest.mark.slow
 async def test_morph_to_picked_frame(harness):
     fake, h = harness.fake, harness
     await h.start_bot(default_steps=60)  # a render of several seconds: progress edits come every 2 s

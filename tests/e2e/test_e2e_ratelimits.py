@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from e2e_helpers import job_id_of
 
 JOBS_PER_USER, USERS = 2, 4
 
 
+@pytest.mark.slow
 async def test_queue_drains_under_rate_limits_after_token_expiry(harness):
     fake, h = harness.fake, harness
     await h.start_bot(fake_clock=True, default_frames=2, default_steps=2, max_guild_queue=50)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
 from bot.sandbox import eventually
 from bot.jobs import STATES
@@ -93,6 +95,7 @@ async def _state(front: Front, job_id: int, state: str) -> bool:
     return job is not None and job.state == state
 
 
+@pytest.mark.slow
 async def test_morph_bot_process_runs_the_shards_its_settings_name(fake, tmp_path):
     """``python -m bot`` with DISCORD_SHARD_COUNT=3 DISCORD_SHARD_IDS=2 identifies as shard 2 of 3 only and
     hears only that shard's guilds."""
