@@ -43,15 +43,17 @@ class Watch:
         self.seen: list[tuple[int, str, dict | None, float]] = []  # (job id, state, progress, when)
         self._last: dict[int, tuple] = {}
         self.changed = asyncio.Event()
+        self._one_look = asyncio.Lock()  # looks in turn: a later look never records an older state last
         store.db.subscribe(JOBS_CHANNEL, lambda: asyncio.get_running_loop().create_task(self._look()))
 
     async def _look(self):
-        for row in await self.store.db.fetch("SELECT id, state, progress FROM jobs"):
-            key = (row["state"], row["progress"])
-            if self._last.get(row["id"]) != key:
-                self._last[row["id"]] = key
-                progress = json.loads(row["progress"]) if row["progress"] else None
-                self.seen.append((row["id"], row["state"], progress, time.monotonic()))
+        async with self._one_look:
+            for row in await self.store.db.fetch("SELECT id, state, progress FROM jobs"):
+                key = (row["state"], row["progress"])
+                if self._last.get(row["id"]) != key:
+                    self._last[row["id"]] = key
+                    progress = json.loads(row["progress"]) if row["progress"] else None
+                    self.seen.append((row["id"], row["state"], progress, time.monotonic()))
         self.changed.set()
 
     def states(self, job_id: int) -> list[str]:
