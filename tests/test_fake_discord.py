@@ -340,6 +340,7 @@ async def test_faults_429_and_500_are_retried_by_discord_py(world):
     assert fake.message(msg.id).attachment("dot.png").data == PNG_BYTES
 
 
+@pytest.mark.slow
 async def test_gateway_drop_resumes_and_replays(world):
     fake, guild, alice, admin, bot = world
     assert await fake.drop_gateway() == 1

@@ -328,6 +328,7 @@ async def test_ephemeral_replies_only_reach_their_member(pg, http):
         await post(http, "/api/react", {"user": str(cleo.id), "message": eph["id"], "emoji": "👍"}, status=404)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_late_bot_answer_shows_this_interaction_failed_to_its_member(pg, http):
     ada, bob, cleo = pg.members

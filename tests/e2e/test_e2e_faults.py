@@ -176,6 +176,7 @@ async def test_lost_answer_to_morph_keeps_the_job_and_its_message(harness):
     assert [v["code"] for v in fake.violations] == [40060]  # discord.py's retry of the applied answer
 
 
+@pytest.mark.slow
 async def test_a_locked_database_defers_instead_of_failing(harness):
     """Another process holds the database's write lock for 4 s: /morph and a pick answer "thinking…" within
     Discord's 3 s and then fill in the answer; nothing is withdrawn."""
@@ -236,6 +237,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 async def test_a_full_disk_puts_the_job_back_and_leaves_no_files(harness, small_disk):
     fake, h = harness.fake, harness
     await h.start_bot(data_dir=small_disk)

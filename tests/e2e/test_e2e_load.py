@@ -11,11 +11,14 @@ import asyncio
 import re
 from collections import defaultdict
 
+import pytest
+
 from e2e_helpers import job_id_of
 
 USERS, PER_USER, LIMIT, FRAMES = 10, 4, 2, 2
 
 
+@pytest.mark.slow  # 17 renders
 async def test_burst_of_morphs(harness):
     fake, h = harness.fake, harness
     await h.start_bot(default_frames=FRAMES, default_steps=2, max_user_active=LIMIT, max_guild_queue=200)

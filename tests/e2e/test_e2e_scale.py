@@ -147,7 +147,12 @@ async def test_two_fronts_on_one_shard_make_one_job_and_one_pick(fake, postgres,
         await fake.react(carol, result, "2️⃣")
         await eventually(lambda: len([m for m in fake.all_messages() if m.interaction_id is None
                                       and m.message_reference and m.attachments]) >= 1, timeout=30)
-        await asyncio.sleep(2.0)  # time for a second front to (wrongly) answer too
+        # The other front has handled carol's reaction too (the last event both got) and stayed silent: its
+        # log says the pick was refused (too soon after the one just recorded) or a repeat. Checked after that,
+        # not after a fixed wait that a slow machine could outlast.
+        silent = f"reaction pick of {carol.id} on job {job_id} "
+        assert await eventually(lambda: any(silent in p.log_text() for p in (a, b)), timeout=30), \
+            a.log_tail() + b.log_tail()
         assert await store.db.fetchval("SELECT COUNT(*) FROM jobs") == 1
         assert [(p["user_id"], p["source"]) for p in await store.picks(job_id)] == [(bob.id, "button"),
                                                                                      (carol.id, "reaction")]
