@@ -54,7 +54,8 @@ async def test_result_survives_429_500_503_and_a_dropped_gateway(harness):
     assert fake.gateway_stats["resumes"] >= 1 and fake.gateway_stats["identifies"] == 1
 
     # the 1️⃣..K reactions come after the post (one of them after a 429)
-    assert await eventually(lambda: list(result.reactions)[:3] == ["1️⃣", "2️⃣", "3️⃣"], timeout=10), result.reactions
+    keycaps = ["1️⃣", "2️⃣", "3️⃣"]
+    assert await eventually(lambda: list(result.reactions)[:3] == keycaps, timeout=10), result.reactions
 
     # a session Discord will not resume: the bot identifies again and its components keep working
     await fake.drop_gateway(mode="invalidate")
