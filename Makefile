@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # `make run TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml
 run: setup
 	exec $(BIN)/morph-bot --auto
 
-test: setup
+test: setup lint
 	@bash scripts/ensure-chromium || true
 	@bash scripts/ensure-postgres || true
 	$(BIN)/python -m pytest
+
+# Everyday lane: the same set up, without the tests marked slow (`make test` runs them all; CI does).
+test-fast: setup
+	@bash scripts/ensure-chromium || true
+	@bash scripts/ensure-postgres || true
+	$(BIN)/python -m pytest -m "not slow"
 
 # ruff (style, bugs, blocking calls in async code) and mypy (types): configured in pyproject.toml
 lint: setup

@@ -267,6 +267,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_python_dash_m_morph_subprocess(tmp_path):
     gif = tmp_path / "sub.gif"
     proc = subprocess.run([sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "3",
@@ -282,6 +283,7 @@ def test_python_dash_m_morph_subprocess(tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad.gif").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_with_130_and_no_file(tmp_path):
     gif = tmp_path / "cancel.gif"
     args = [sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "120", "--steps", "150",
@@ -303,6 +305,7 @@ def test_ctrl_c_cancels_with_130_and_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bench_smoke(capsys):
     """`python -m bench` runs engine and per-frame baseline in one go and prints the comparison table."""
     from bench.run import main as bench_main

@@ -351,6 +351,7 @@ async def test_start_up_waits_out_a_lock_on_a_new_file(tmp_path):
         holder.join()
 
 
+@pytest.mark.slow
 async def test_lock_held_past_the_busy_timeout_is_refused_within_it(tmp_path):
     path = tmp_path / "new.sqlite3"
     holder = _hold_write_lock(path, 3.0)

@@ -114,6 +114,7 @@ def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
     assert max(count_unet) == 6  # 3 frames x (unconditional + conditional) in one UNet batch
 
 
+@pytest.mark.slow
 def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet):
     req = dict(prompt_a=DOG, prompt_b=CAT, frames=16, steps=8, seed=0)
     uniform = morpher.render(RenderRequest(**req, pacing="uniform"))
@@ -129,6 +130,7 @@ def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet)
     assert uniform_calls == 8 * -(-16 // morpher.frames_per_batch(64))
 
 
+@pytest.mark.slow
 def test_perceptual_pacing_takes_at_most_one_unet_batch_more_than_uniform(morpher, count_unet):
     big = Morpher("tiny", device="cpu", batch_size=32)  # a GPU-sized batch: the whole morph fits in one
     assert big.pipe is morpher.pipe  # same cached pipeline, so count_unet sees its calls
@@ -244,6 +246,7 @@ def test_other_errors_are_not_swallowed(morpher, monkeypatch):
         morpher.render(_req(frames=2, steps=2))
 
 
+@pytest.mark.slow
 def test_compiled_unet_renders_the_same_frames(morpher):
     compiled = Morpher("tiny", device="cpu", compile=True)  # same cached pipeline, compiled UNet wrapper
     assert compiled.compile_error is None
@@ -261,6 +264,7 @@ def test_compiled_unet_renders_the_same_frames(morpher):
         assert np.abs(a.astype(int) - b).max() <= 2  # fused kernels round differently
 
 
+@pytest.mark.slow
 def test_compiled_unet_serves_every_batch_size_without_recompiling():
     """The start-up warm-up covers all batch sizes: a new one must not compile again (a minute on a GPU)."""
     import torch._dynamo

@@ -7,6 +7,7 @@ then checks Discord's rules and fault injection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 
@@ -65,6 +66,7 @@ class DemoBot(commands.Bot):
         self.reactions: list[discord.RawReactionActionEvent] = []
         self.errors: list[Exception] = []
         self.resumed = asyncio.Event()
+        self.slow_started, self.answer_slow = asyncio.Event(), asyncio.Event()  # the "slow" command
         self.gateway_events: list[tuple[str, int]] = []
         tree = self.tree
 
@@ -90,7 +92,9 @@ class DemoBot(commands.Bot):
 
         @tree.command(name="slow", description="Answers too late")
         async def slow(interaction: discord.Interaction):
-            await asyncio.sleep(3.3)
+            self.slow_started.set()
+            with contextlib.suppress(asyncio.TimeoutError):  # 3.3 s, or until the test says
+                await asyncio.wait_for(self.answer_slow.wait(), 3.3)
             try:
                 await interaction.response.send_message("late")
             except discord.HTTPException as exc:
@@ -249,8 +253,11 @@ async def test_file_button_select_and_reactions(world):
 async def test_late_answer_fails_the_interaction(world):
     fake, guild, alice, admin, bot = world
     it = fake.slash(alice, "slow")
+    await asyncio.wait_for(bot.slow_started.wait(), 10)
+    fake.clock.advance(3.1)  # Discord's 3 s pass (the fake's deadline follows its clock)
     with pytest.raises(InteractionFailed, match="3 s"):
         await it
+    bot.answer_slow.set()  # the answer comes now, too late
     await eventually(lambda: bot.errors)
     assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
     assert it.state == "failed" and any("deadline" in v["rule"] or "no response" in v["rule"] for v in fake.violations)
@@ -333,6 +340,7 @@ async def test_faults_429_and_500_are_retried_by_discord_py(world):
     assert fake.message(msg.id).attachment("dot.png").data == PNG_BYTES
 
 
+@pytest.mark.slow
 async def test_gateway_drop_resumes_and_replays(world):
     fake, guild, alice, admin, bot = world
     assert await fake.drop_gateway() == 1

@@ -29,6 +29,7 @@ class RawGateway:
         self.fake, self.shard = fake, shard
         self.dispatches: list[tuple[str, dict]] = []
         self.ready: dict | None = None
+        self.seq = 0  # of the last dispatch received
         self.close_code: int | None = None
 
     async def connect(self) -> RawGateway:
@@ -48,10 +49,17 @@ class RawGateway:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 frame = msg.json()
                 if frame["op"] == 0:
+                    self.seq = frame["s"]
                     self.dispatches.append((frame["t"], frame["d"]))
                     if frame["t"] == "READY":
                         self.ready = frame["d"]
         self.close_code = self.ws.close_code
+
+    def caught_up(self) -> bool:
+        """Every dispatch the fake has sent to this client's session so far has arrived (for "and nothing
+        else" checks: no fixed wait that a slow machine could outlast)."""
+        sid = self.ready and self.ready["session_id"]
+        return any(s.id == sid and s.seq == self.seq for s in self.fake.sessions)
 
     def got(self, event: str) -> list[dict]:
         return [d for t, d in self.dispatches if t == event]
@@ -121,8 +129,7 @@ async def test_ready_and_guild_events_reach_only_the_guilds_shard(fake):
     fake.react(bob, msg, "⭐")                               # MESSAGE_REACTION_ADD in guild 1
     fake.post(alice.user, fake.dm_channel(alice.user), "a DM")  # DMs are on shard 0
     fake.remove_guild(g0)                                   # GUILD_DELETE of guild 0
-    await eventually(lambda: everything.got("GUILD_DELETE"), timeout=5)
-    await asyncio.sleep(0.05)
+    assert await eventually(lambda: all(c.caught_up() for c in (s0, s1, everything)), timeout=5)
 
     assert s0.guild_ids("GUILD_CREATE") == [g0.id] and s1.guild_ids("GUILD_CREATE") == [g1.id, late.id]
     assert s0.guild_ids("GUILD_MEMBER_ADD") == [g0.id] and s1.guild_ids("GUILD_MEMBER_ADD") == [g1.id]
@@ -144,9 +151,7 @@ async def test_an_interaction_reaches_every_session_of_its_shard(fake):
 
     it = fake.slash(alice, "ping")
     dm = fake.slash(alice.user, "ping")  # in a DM: shard 0
-    await eventually(lambda: s1a.got("INTERACTION_CREATE") and s1b.got("INTERACTION_CREATE")
-                     and s0.got("INTERACTION_CREATE"), timeout=5)
-    await asyncio.sleep(0.05)
+    assert await eventually(lambda: all(c.caught_up() for c in (s0, s1a, s1b)), timeout=5)
     assert [int(d["id"]) for d in s1a.got("INTERACTION_CREATE")] == [it.id]
     assert [int(d["id"]) for d in s1b.got("INTERACTION_CREATE")] == [it.id]
     assert [int(d["id"]) for d in s0.got("INTERACTION_CREATE")] == [dm.id]

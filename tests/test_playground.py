@@ -329,6 +329,7 @@ async def test_ephemeral_replies_only_reach_their_member(pg, http):
         await post(http, "/api/react", {"user": str(cleo.id), "message": eph["id"], "emoji": "👍"}, status=404)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_late_bot_answer_shows_this_interaction_failed_to_its_member(pg, http):
     ada, bob, cleo = pg.members
@@ -475,6 +476,7 @@ def test_a_host_reachable_from_other_machines_needs_an_explicit_opt_in(capsys):
 # ---------------------------------------------------------------------------------------------------------
 # A real browser
 # ---------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.asyncio(loop_scope="module")
 async def test_browser_morph_pick_and_screenshot(pg):

@@ -108,6 +108,7 @@ def test_batching_keeps_the_frames(xl):
         assert np.abs(a - b).max() <= 1  # float rounding of another batch size only
 
 
+@pytest.mark.slow
 def test_compiled_sdxl_unet_renders_the_same_frames_without_recompiling(xl):
     import torch._dynamo
 

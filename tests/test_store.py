@@ -354,6 +354,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 async def test_claim_race_between_two_processes(settings):
     """Two OS processes drain the same queue at the same moment: every job is claimed exactly once.
     (Repeated, up to 3 rounds, until both processes actually got work, so the race really happened.)"""
@@ -693,6 +694,7 @@ async def test_the_bot_wide_queue_cap_counts_every_guild(settings, clock):
         await store.close()
 
 
+@pytest.mark.slow
 async def test_claims_take_turns_across_guilds_3000_jobs_vs_one(settings, clock):
     """The issue's case: server A queued 3,000 jobs; server B's one job must come next, not at 3,001."""
     settings = settings.replace(cooldown_s=0, max_user_active=3000, max_guild_queue=3000, max_queue=5000)

@@ -128,6 +128,7 @@ def toy():
     return Morpher("toy", device="cpu")
 
 
+@pytest.mark.slow
 def test_toy_draws_held_out_prompts_and_tiny_does_not(toy, tiny_morpher):
     """Shape/colour pairs the model never saw in training, each on two seeds: the judge finds both."""
     cases = judge.held_out_prompts(seeds=(0, 1))
@@ -143,6 +144,7 @@ def _verdicts(result):
     return [judge.judge(im) for im in result.frames]
 
 
+@pytest.mark.slow
 def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
     from morph import RenderRequest
 
@@ -174,6 +176,7 @@ def test_quality_bench_smoke(capsys):
         assert text in out, text
 
 
+@pytest.mark.slow
 def test_perceptual_pacing_is_smoother_on_pictures_by_the_judges_measure_too(toy):
     """The engine evens out its own distance; on a morph with a visible jump (a big cross shrinks into a small
     ring and changes colour) the independent judge sees a more even morph as well. Over the 24 pairs of
@@ -193,6 +196,7 @@ def test_perceptual_pacing_is_smoother_on_pictures_by_the_judges_measure_too(toy
     assert pacing.one_minus_gini(judged["perceptual"]) > pacing.one_minus_gini(judged["uniform"])
 
 
+@pytest.mark.slow
 def test_candidates_surround_the_change_the_judge_sees(toy):
     """A colour morph: the candidates offered around the midpoint include the frames where the colour turns."""
     from morph import RenderRequest
@@ -205,6 +209,7 @@ def test_candidates_surround_the_change_the_judge_sees(toy):
     assert result.candidates[0] <= turn <= result.candidates[-1] + 1, (colours, result.candidates)
 
 
+@pytest.mark.slow
 def test_negative_prompt_steers_the_picture_away(toy):
     """'a circle' names no colour; with the most frequent colour as negative prompt, that colour is gone."""
     seeds = list(range(12))

@@ -15,6 +15,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
+from bot.sandbox import eventually
 from bot.store import Store, WorkerRun
 from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
@@ -43,15 +44,17 @@ class Watch:
         self.seen: list[tuple[int, str, dict | None, float]] = []  # (job id, state, progress, when)
         self._last: dict[int, tuple] = {}
         self.changed = asyncio.Event()
+        self._one_look = asyncio.Lock()  # looks in turn: a later look never records an older state last
         store.db.subscribe(JOBS_CHANNEL, lambda: asyncio.get_running_loop().create_task(self._look()))
 
     async def _look(self):
-        for row in await self.store.db.fetch("SELECT id, state, progress FROM jobs"):
-            key = (row["state"], row["progress"])
-            if self._last.get(row["id"]) != key:
-                self._last[row["id"]] = key
-                progress = json.loads(row["progress"]) if row["progress"] else None
-                self.seen.append((row["id"], row["state"], progress, time.monotonic()))
+        async with self._one_look:
+            for row in await self.store.db.fetch("SELECT id, state, progress FROM jobs"):
+                key = (row["state"], row["progress"])
+                if self._last.get(row["id"]) != key:
+                    self._last[row["id"]] = key
+                    progress = json.loads(row["progress"]) if row["progress"] else None
+                    self.seen.append((row["id"], row["state"], progress, time.monotonic()))
         self.changed.set()
 
     def states(self, job_id: int) -> list[str]:
@@ -151,7 +154,7 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     frame = r["candidates"][0]
     assert (await store.pick(job.id, user_id=BOB, frame=frame)).data == stored[f"frame_{frame:03d}.png"]
 
-    await asyncio.sleep(0.05)  # let the last look at the database finish (notifications may come merged)
+    await watch.wait_for(job.id, "rendered")  # the front's look at the database after the last change
     assert watch.states(job.id)[-1] == "rendered" and set(watch.states(job.id)) <= {"queued", "running", "rendered"}
     assert await worker.run_once() is False  # queue empty
     assert await store.jobs_to_deliver() == [done]
@@ -167,6 +170,7 @@ async def test_boomerang_and_tiny_upload_limit(store, settings, morpher):
     assert done.result["budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
 
 
+@pytest.mark.slow
 async def test_the_jobs_format_decides_the_files(store, settings, morpher):
     """A GIF-only job stores no MP4, an MP4-only job no GIF; a job of a server whose default is gif gets a GIF."""
     worker = make_worker(store, settings, morpher)
@@ -205,7 +209,8 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     j1, j2, j3 = [await store.get(j.id) for j in (bad_engine, bad_bug, good)]
     assert j1.state == "failed" and "fresh noise" in j1.error
     # the engine's own messages are shown; anything else stays in the log (it may carry server paths)
-    assert j2.state == "failed" and j2.error == "the renderer failed on the bot's side (the details are in the bot's log)."
+    assert j2.state == "failed"
+    assert j2.error == "the renderer failed on the bot's side (the details are in the bot's log)."
     assert j3.state == "rendered"
     assert [j.id for j in await store.failures_to_show()] == [j1.id, j2.id]  # for a front to show, once
     assert await store.artifacts.read(j1, "morph.gif") is None
@@ -220,7 +225,7 @@ async def test_model_that_cannot_load_fails_the_job_with_the_reason(store, setti
     await worker.run_once()
     j = await store.get(job.id)
     assert j.state == "failed" and "no-such-org/no-such-model" in j.error
-    await asyncio.sleep(0.05)
+    await watch.wait_for(job.id, "failed")
     assert watch.states(job.id)[-1] == "failed" and "rendered" not in watch.states(job.id)
 
 
@@ -284,6 +289,7 @@ async def test_stop_during_render_puts_the_job_back(store, settings, morpher):
     assert j.state == "queued" and j.attempts == 0 and j.worker_id is None and j.progress is None
 
 
+@pytest.mark.slow
 async def test_progress_is_throttled_has_eta_and_loop_stays_responsive(store, settings, morpher):
     """Event-loop lag during a real render: a task sleeps 10 ms in a loop and records the overshoot."""
     watch = Watch(store)
@@ -339,6 +345,7 @@ async def test_a_queued_job_wakes_an_idle_worker_without_waiting_for_the_poll(st
 
 # ---------------------------------------------------------------- several processes on one database
 
+@pytest.mark.slow
 async def test_a_job_taken_over_by_another_worker_is_dropped_not_cancelled(store, settings, morpher):
     """Process A renders; its job is recovered meanwhile (as a restart of A's id would do). A must notice
     through its heartbeat and let go without cancelling or failing the job; B then renders it."""
@@ -386,6 +393,7 @@ async def test_a_job_taken_over_after_its_render_gets_no_files_from_here(store, 
     assert "failed" not in watch.states(job.id) and "rendered" not in watch.states(job.id)
 
 
+@pytest.mark.slow
 async def test_a_restart_takes_back_its_own_dead_jobs_but_not_a_live_twins(store, settings, morpher):
     """Start-up recovery of jobs claimed under this MORPH_WORKER_ID: a previous run that died (heartbeat
     recent but frozen) is taken back; a second live process given the same id keeps its job."""
@@ -437,16 +445,28 @@ async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, se
 
 async def test_heartbeat_covers_model_loading(store, settings, morpher):
     """A slow model load (minutes for real weights) must not look like a dead worker."""
+    loading, release = threading.Event(), threading.Event()
+
     def slow_factory():
-        time.sleep(1.0)
+        loading.set()
+        release.wait(30)  # loads until the test has seen a heartbeat
         return morpher
 
     worker = Worker(store, slow_factory, settings, progress_interval_s=0.2)
     job = await submit(store, small(frames=2, steps=1, candidates=1))
     task = asyncio.create_task(worker.run_once())
-    await asyncio.sleep(0.8)  # still loading
-    j = await store.get(job.id)
-    assert worker.morpher is None and j.state == "running" and j.heartbeat_at > j.started_at
+    try:
+        assert await asyncio.to_thread(loading.wait, 30)
+
+        async def beat_after_claim():
+            j = await store.get(job.id)
+            return j if j.heartbeat_at > j.started_at else None
+
+        j = await eventually(beat_after_claim, timeout=10)  # several heartbeat intervals
+        assert j is not None, "no heartbeat while the model loads"
+        assert worker.morpher is None and j.state == "running"  # still loading: the factory has not returned
+    finally:
+        release.set()
     await asyncio.wait_for(task, 30)
     assert (await store.get(job.id)).state == "rendered"
 
@@ -462,9 +482,10 @@ async def test_worker_loop_purges_old_artifacts(store, settings, morpher):
     worker = make_worker(store, settings, morpher, poll_s=0.05)
     await worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while not (await store.get(old.id)).expired and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        async def expired():
+            return (await store.get(old.id)).expired
+
+        await eventually(expired, timeout=10, interval=0.05)
     finally:
         await worker.stop()
     old = await store.get(old.id)
@@ -524,10 +545,10 @@ async def test_jobs_stay_queued_while_the_model_loads_and_stop_does_not_wait_for
         assert (j.state, j.attempts) == ("queued", 0)
         release.set()  # the load finishes; started again, the worker renders the job without loading again
         await worker.start()
-        deadline = time.monotonic() + 60
-        while (await store.get(job.id)).state != "rendered" and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        assert (await store.get(job.id)).state == "rendered"
+        async def rendered():
+            return (await store.get(job.id)).state == "rendered"
+
+        assert await eventually(rendered, timeout=60, interval=0.1)
     finally:
         release.set()
         await worker.stop()

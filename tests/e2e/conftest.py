@@ -26,5 +26,5 @@ async def fake():
 async def harness(fake, tmp_path, tiny_morpher):
     h = Harness(fake, tmp_path, tiny_morpher)
     yield h
-    await h.stop_bot()
+    await h.stop_bot(drop_pending_edits=True)
     assert fake.unknown_routes == [], fake.unknown_routes

@@ -16,6 +16,10 @@ from bot.sandbox import FakeDiscord, FakeMessage, eventually
 from bot.sandbox.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
 
 
+#: names discord.py gives the tasks that run event listeners, component callbacks and slash commands
+HANDLER_TASKS = ("discord.py: on_", "discord-ui-", "CommandTree-invoker")
+
+
 def is_result(m: FakeMessage, job_id: int) -> bool:
     """``m`` is the result message of ``job_id`` (it starts with the bot's result marker)."""
     match = RESULT_MARKER_RE.match(m.content or "")
@@ -68,14 +72,36 @@ class Harness:
         await asyncio.wait_for(self.bot.wait_until_ready(), 20)
         return self.bot
 
-    async def stop_bot(self):
+    async def stop_bot(self, *, drop_pending_edits: bool = False):
+        """Stop the bot as a shutdown does. ``drop_pending_edits`` (the fixture's teardown) drops the status
+        edits still waiting for their throttle interval instead of waiting up to 2 s for them: nothing looks
+        at them once the test is over."""
         if self.bot is not None:
+            if drop_pending_edits and self.bot.delivery is not None:
+                self.bot.delivery.editor.cancel()
             await self.bot.close()
             await asyncio.wait_for(self._task, 20)
             self.bot = None
         if getattr(self, "_store", None) is not None:
             await self._store.close()
             self._store = None
+
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Every gateway event the fake has sent so far has reached the bot, and every handler discord.py
+        started for one (events, slash commands, components) has finished.
+
+        For "nothing else happened" checks: whatever those events make the bot do has been done by then,
+        however slow the machine, so the check cannot pass just because it looked too early."""
+        session = self.fake.sessions[-1]
+
+        def quiet() -> bool:
+            if (self.bot.ws.sequence or 0) < session.seq:
+                return False
+            me = asyncio.current_task()
+            return not any(t is not me and not t.done() and t.get_name().startswith(HANDLER_TASKS)
+                           for t in asyncio.all_tasks())
+
+        assert await eventually(quiet, timeout, interval=0.01), "the bot is still handling events"
 
     @property
     def store(self):
@@ -121,41 +147,6 @@ def png(data: bytes) -> Image.Image:
     assert im.format == "PNG"
     im.load()
     return im
-
-
-class LagProbe:
-    """Measures event-loop lag: how late a 20 ms sleep wakes up, while something else runs."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval = interval
-        self.samples: list[float] = []
-        self._task: asyncio.Task | None = None
-
-    async def _run(self):
-        loop = asyncio.get_running_loop()
-        while True:
-            t = loop.time()
-            await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - t - self.interval))
-
-    def start(self):
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self):
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
-    return values[k]
 
 
 def db_job(db_path: Path, job_id: int) -> dict:

@@ -3,8 +3,6 @@ hasty members, reactions that could flood a channel, and components that name an
 job of an older database."""
 from __future__ import annotations
 
-import asyncio
-
 from bot.sandbox import eventually
 
 from e2e_helpers import job_id_of
@@ -63,7 +61,7 @@ async def test_leaving_a_server_cancels_its_morphs(harness):
 
 async def test_picks_obey_bans_cooldown_and_repeats_and_reactions_never_flood(harness):
     fake, h = harness.fake, harness
-    await h.start_bot(pick_cooldown_s=3.0)
+    await h.start_bot(pick_cooldown_s=3.0, fake_clock=True)  # the cooldowns pass by fake.clock.advance
     alice, bob, carol, dave = (h.guild.add_member(n) for n in ("alice", "bob", "carol", "dave"))
     admin = h.guild.add_member("mod", permissions=["manage_guild"])
     job_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=6)).content)
@@ -78,7 +76,7 @@ async def test_picks_obey_bans_cooldown_and_repeats_and_reactions_never_flood(ha
     clicks = [await fake.click(carol, result, picks[i % len(picks)]) for i in range(5)]
     assert not clicks[0].ephemeral and clicks[0].original.attachments  # the first pick, in public
     assert all(c.ephemeral and "Slow down" in c.content for c in clicks[1:])
-    await asyncio.sleep(3.1)
+    fake.clock.advance(3.1)
     repeat = await fake.click(carol, result, picks[0])
     assert repeat.ephemeral and repeat.original.attachments  # the same frame again: only carol sees it
 
@@ -87,9 +85,9 @@ async def test_picks_obey_bans_cooldown_and_repeats_and_reactions_never_flood(ha
         lambda m: m.interaction_id is None and m.attachments and str(dave.id) in m.content, timeout=20)
     assert by_reaction.message_reference["message_id"] == str(result.id)
     fake.unreact(dave, result, "2\u20e3")
-    await asyncio.sleep(3.1)
+    fake.clock.advance(3.1)
     await fake.react(dave, result, "2️⃣")  # the same frame: not posted again
-    await asyncio.sleep(1.0)
+    await h.settled()
     assert public_replies(fake, result) == [by_reaction]
     picked = await h.store.picks(job_id)
     assert [(p["user_id"], p["source"]) for p in picked] == [(carol.id, "button"), (dave.id, "reaction")]
@@ -100,7 +98,7 @@ async def test_picks_obey_bans_cooldown_and_repeats_and_reactions_never_flood(ha
         await fake.react(dave, result, "3️⃣")
         fake.unreact(dave, result, "3️⃣")
     notice = await fake.wait_for_message(lambda m: "expired" in m.content and not m.ephemeral, timeout=10)
-    await asyncio.sleep(1.0)
+    await h.settled()
     assert public_replies(fake, result) == [by_reaction, notice]
     assert fake.violations == []
 
@@ -135,7 +133,7 @@ async def test_components_act_only_on_their_own_job(harness):
     here = await bot_message_with_buttons(h, h.channel.id, new.custom_ids()[:1])
     forged = await fake.click(carol, here, new.custom_ids()[0])
     assert forged.ephemeral and "There is no morph #1" in forged.content
-    await asyncio.sleep(1.0)
+    await h.settled()
     assert [j.id for j in await h.store.list_jobs(None, states=["queued", "running", "rendered", "delivered"])] \
         == [new_id]  # no reroll was queued
     assert (await h.store.get(new_id)).deleted_at is None and await h.store.picks(new_id) == []

@@ -48,7 +48,8 @@ async def test_sigterm_mid_render_requeues_the_job_like_ctrl_c(fake, tmp_path):
             it = await fake.slash(alice, "morph", from_="a house", to="a boat", frames=40)
             job_id, status = job_id_of(it.content), it.original
         # this process renders it: its progress shows on the status message
-        await fake.wait_for_message(lambda m: m is status and "%" in m.content, existing=False, timeout=90)
+        await fake.wait_for_message(lambda m, status=status: m is status and "%" in m.content, existing=False,
+                                    timeout=90)
         rc = await bot.interrupt(sig=signal.SIGTERM)
         log = bot.log_text()
         assert rc == 0, log

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from e2e_helpers import job_id_of
 
 JOBS_PER_USER, USERS = 2, 4
 
 
+@pytest.mark.slow
 async def test_queue_drains_under_rate_limits_after_token_expiry(harness):
     fake, h = harness.fake, harness
     await h.start_bot(fake_clock=True, default_frames=2, default_steps=2, max_guild_queue=50)
@@ -31,7 +34,7 @@ async def test_queue_drains_under_rate_limits_after_token_expiry(harness):
     delivered_s = time.monotonic() - t0
     for job_id, status in jobs.items():
         link = f"/{h.result_messages(job_id)[0].id}"
-        await fake.wait_for_message(lambda m, s=status, l=link: m is s and l in m.content, timeout=180)
+        await fake.wait_for_message(lambda m, s=status, target=link: m is s and target in m.content, timeout=180)
     final_s = time.monotonic() - t0
     limited = sum(r.limited for r in limits)
     print(f"\n{len(jobs)} jobs under rate limits: delivered after {delivered_s:.1f} s, every status final after "

@@ -80,7 +80,8 @@ async def test_kill_mid_render_and_mid_upload(fake, tmp_path):
     finally:
         await second.kill()
     assert db_job(db, d)["state"] == "rendered"
-    await asyncio.sleep(3.5)  # the fake finishes the request the dead process started
+    # the fake finishes the request the dead process started (its 3 s delay): the message appears once
+    assert await eventually(lambda: results(fake, d), timeout=15, interval=0.05)
     assert len(results(fake, d)) == 1
 
     third = await BotProcess(fake, tmp_path, **env).start()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
 from bot.sandbox import eventually
 from bot.jobs import STATES
@@ -61,7 +63,7 @@ async def test_each_front_answers_and_delivers_only_its_shards_guilds(fake, tmp_
             own, other = fronts[i], fronts[1 - i]
             job = await own.bot.store.get(job_id)
             assert job.guild_id == guilds[i].id and job.request.prompt_a == f"dog {i}"
-            await eventually(lambda: _state(own, job_id, "delivered"), timeout=30)
+            await eventually(lambda own=own, job_id=job_id: _state(own, job_id, "delivered"), timeout=30)
             assert (await own.bot.store.get(job_id)).result_message_id == result.id
             assert await other.jobs(guilds[i].id) == []  # the other front never heard of it
             # both databases number their jobs from 1: the channel tells the two results apart
@@ -76,7 +78,9 @@ async def test_each_front_answers_and_delivers_only_its_shards_guilds(fake, tmp_
         # a guild the bot joins now: its GUILD_CREATE reaches only the front of its shard
         late = fake.add_guild("Late Club", shard=(1, 2))
         await eventually(lambda: fronts[1].bot.get_guild(late.id), timeout=10)
-        await asyncio.sleep(0.1)
+        # the fake sends an event to every session of its shard at once: shard 0's was never sent it
+        sent = {s.shard: [int(g["id"]) for g in s.received("GUILD_CREATE")] for s in fake.sessions}
+        assert late.id in sent[(1, 2)] and late.id not in sent[(0, 2)]
         assert fronts[0].bot.get_guild(late.id) is None
         assert [f.bot.owns_guild(late.id) for f in fronts] == [False, True]
         assert [f.bot.owns_guild(g.id) for f in fronts for g in guilds] == [True, False, False, True]
@@ -91,6 +95,7 @@ async def _state(front: Front, job_id: int, state: str) -> bool:
     return job is not None and job.state == state
 
 
+@pytest.mark.slow
 async def test_morph_bot_process_runs_the_shards_its_settings_name(fake, tmp_path):
     """``python -m bot`` with DISCORD_SHARD_COUNT=3 DISCORD_SHARD_IDS=2 identifies as shard 2 of 3 only and
     hears only that shard's guilds."""

@@ -2,11 +2,14 @@
 fit (the fake answers 413 to anything larger), and the result says what was reduced."""
 from __future__ import annotations
 
+import pytest
+
 from e2e_helpers import gif_frames, job_id_of
 
 LIMIT = 400_000
 
 
+@pytest.mark.slow
 async def test_gif_is_shrunk_to_the_guild_upload_limit(harness):
     fake, h = harness.fake, harness
     small = fake.add_guild("Small Club", upload_limit=LIMIT)
