@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import torch
 
-from morph.models import CLIP_MAX_TOKENS, is_sdxl, load_pipeline, native_size, resolve_device
+from morph.models import is_sdxl, load_pipeline, native_size, resolve_device
 from morph.profiles import profile_for
 from morph.render import Render, TextEmbedding
-from morph.request import MorphError, Progress, RenderRequest, RenderResult
+from morph.request import CLIP_MAX_TOKENS, MorphError, Progress, RenderRequest, RenderResult
 
 #: Frames per UNet batch on CPU/MPS, where bigger batches do not run faster per frame.
 CPU_BATCH = 4
@@ -49,7 +49,7 @@ class Morpher:
     """Renders prompt morphs with one loaded Stable Diffusion (1.x/2.x or SDXL) pipeline.
 
     ``model``: a diffusers SD 1.x/2.x or SDXL repo id or folder, or a built-in model (``tiny``, ``tiny-sdxl``,
-    ``sd15-random``, ``sdxl-random``; see :mod:`morph.models`). ``device``: None = cuda, then mps, then cpu.
+    ``sd15-random``, ``sdxl-random``; see :mod:`morph.builtin`). ``device``: None = cuda, then mps, then cpu.
     ``batch_size``: frames per UNet batch (None = chosen from free memory). ``compile``: run the UNet through
     ``torch.compile`` (see :meth:`_compile_unet`): True, or the name of a ``torch.compile`` mode
     (``"reduce-overhead"`` adds CUDA graphs; whether they pay: bench/RESULTS.md). ``loras``:
