@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     import torch._dynamo
 
     from morph import RenderRequest
-    from morph.engine import Morpher, TextEmbedding
+    from morph.engine import Morpher
+    from morph.render import TextEmbedding
 
     lines: list[str] = []
 
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
         say(f"\n## 2. VAE decode of {args.frames} frames, t={elapsed():.0f}s\n")
         vae = m.pipe.vae
         lat = torch.randn(args.frames, 4, side, side, generator=gen).to(m.device, m.dtype)
-        shipped = m._decode_slice(args.size)
+        shipped = m.decode_slice(args.size)
 
         def decode(step):
             for i in range(0, lat.shape[0], step):
@@ -333,7 +334,7 @@ def levers(args, m, req, x, kw, t, eager_s, eager_result, eager_ms, say, timed_m
         vae.decode = torch.compile(plain)  # instance attribute over the method; removed below
         try:
             with torch.inference_mode():
-                for n in sorted({m._decode_slice(args.size), args.frames % m._decode_slice(args.size) or 1}):
+                for n in sorted({m.decode_slice(args.size), args.frames % m.decode_slice(args.size) or 1}):
                     z = torch.randn(n, 4, *x.shape[2:], device=m.device, dtype=m.dtype)
                     torch._dynamo.maybe_mark_dynamic(z, 0)
                     vae.decode(z, return_dict=False)

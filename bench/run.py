@@ -201,7 +201,7 @@ class Bench:
 
     def _baseline_frames(self, ts, steps=None) -> list:
         """The article's way: one pipeline call per frame with interpolated prompt embeddings."""
-        from morph.engine import step_generators
+        from morph.render import step_generators
 
         torch = self.torch
         req = self.req

@@ -18,6 +18,8 @@ MIN_SIZE, MAX_SIZE = 64, 1024
 MAX_PROMPT_CHARS = 1000
 MAX_CANDIDATES = 9
 SEED_MAX = 2**32 - 1
+#: CLIP's context length: every SD 1.x/2.x/SDXL text encoder sees exactly this many tokens.
+CLIP_MAX_TOKENS = 77
 
 #: Every frame must see the same noise at every step: deterministic schedulers, and ``lcm``, whose multistep
 #: sampling adds fresh noise at each step, which the engine makes the same noise for every frame.

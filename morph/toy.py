@@ -20,7 +20,7 @@ Sizes, chosen so a default 24-frame, 25-step morph renders in seconds on 2 CPU c
 in well under an hour there: 64×64 pictures, 16×16×4 latents (VAE of 32/64/64 channels, scale factor 4, no
 attention); a UNet of 32/64/128 channels with self- and cross-attention at 8×8 and 4×4 (4.1M parameters);
 a 2-layer CLIP text encoder of width 64 with the generated BPE tokenizer
-(:func:`morph.models.build_tokenizer`) plus whole-word tokens for the shapes' words.
+(:func:`morph.builtin.build_tokenizer`) plus whole-word tokens for the shapes' words.
 
 Training, seeded end to end (same seed, same machine type: same weights):
 
@@ -60,7 +60,9 @@ import torch
 import torch.nn.functional as F
 
 from morph import shapes
-from morph.models import CLIP_MAX_TOKENS, TOY_DIR, _SD_SCHEDULER, _generated_tokenizer_dir, build_tokenizer
+from morph.builtin import SD_SCHEDULER, build_tokenizer, generated_tokenizer_dir
+from morph.models import TOY_DIR
+from morph.request import CLIP_MAX_TOKENS
 
 TEXT_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                    num_attention_heads=4, max_position_embeddings=CLIP_MAX_TOKENS)
@@ -207,7 +209,7 @@ def train_unet(unet, text_encoder, tokenizer, scenes, latents: torch.Tensor, ste
 
     rng = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
-    noise_schedule = DDPMScheduler(**{k: v for k, v in _SD_SCHEDULER.items()
+    noise_schedule = DDPMScheduler(**{k: v for k, v in SD_SCHEDULER.items()
                                       if k in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps")})
     alpha_bar = noise_schedule.alphas_cumprod.float()
     snr = alpha_bar / (1 - alpha_bar)
@@ -274,14 +276,14 @@ def save_pipeline(out: str, tokenizer, text_encoder, vae, unet, info: dict) -> N
     """Write a diffusers StableDiffusionPipeline folder (safetensors) plus ``training.json``."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
-    scheduler = PNDMScheduler.from_config({**_SD_SCHEDULER, "clip_sample": False})
+    scheduler = PNDMScheduler.from_config({**SD_SCHEDULER, "clip_sample": False})
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     # float16 files: half the size; from_pretrained turns them back into float32 where asked (the CPU)
     copy.deepcopy(pipe).to(torch.float16).save_pretrained(out, safe_serialization=True)
     # transformers 5 writes tokenizer.json only; older ones read CLIP's vocab.json + merges.txt
-    source = _generated_tokenizer_dir(shapes.WORDS)
+    source = generated_tokenizer_dir(shapes.WORDS)
     for name in ("vocab.json", "merges.txt"):
         shutil.copyfile(os.path.join(source, name), os.path.join(out, "tokenizer", name))
     with open(os.path.join(out, "training.json"), "w", encoding="utf-8") as f:

@@ -28,9 +28,9 @@ def make_lora():
         from peft import LoraConfig
         from peft.utils import get_peft_model_state_dict
 
-        from morph import models
+        from morph import builtin
 
-        pipe = models._build_builtin(tiny=True, xl=model == "tiny-sdxl")  # a fresh copy: the cached one stays clean
+        pipe = builtin.build_builtin(tiny=True, xl=model == "tiny-sdxl")  # a fresh copy: the cached one stays clean
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,

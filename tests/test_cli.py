@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageSequence
 
-from morph import cli
+from morph import cli, cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--model", "tiny", "--steps", "2", "--device", "cpu", "-q"]  # tiny: 64 px unless --size
@@ -259,7 +259,7 @@ def test_unwritable_outputs_are_refused(tmp_path, capsys):
 def test_builtin_model_names_match_the_engine():
     from morph import models
 
-    assert set(cli.BUILTIN_MODELS) == set(models.BUILTIN_MODELS)
+    assert set(cli_args.BUILTIN_MODELS) == set(models.BUILTIN_MODELS)
 
 
 def _env():

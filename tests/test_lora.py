@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from morph import Morpher, MorphError, RenderRequest, models
+from morph import Morpher, MorphError, RenderRequest, builtin, models
 from morph.request import parse_loras
 
 torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def test_a_lora_changes_the_frames_and_weight_zero_restores_them(tmp_path, make_
 def test_fused_weights_render_as_the_unfused_adapter(tmp_path, make_lora):
     ink = make_lora("tiny", tmp_path / "ink.safetensors")
     fused = models.load_pipeline("tiny", "cpu", loras=((ink, 0.5),))
-    reference = models._build_builtin(tiny=True)
+    reference = builtin.build_builtin(tiny=True)
     reference.load_lora_weights(str(tmp_path), weight_name="ink.safetensors", adapter_name="ink")
     reference.set_adapters(["ink"], adapter_weights=[0.5])
     x = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(1))

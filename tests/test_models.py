@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from morph import models
+from morph import builtin, models
 from morph.request import MorphError, SCHEDULERS
 
 torch.set_num_threads(1)
@@ -33,7 +33,7 @@ def test_tiny_weights_are_the_same_every_time_and_leave_the_callers_rng_alone(ti
     torch.manual_seed(99)
     expected_next = torch.rand(3)
     torch.manual_seed(99)
-    again = models._build_builtin(tiny=True)
+    again = builtin.build_builtin(tiny=True)
     assert torch.equal(torch.rand(3), expected_next)  # building did not consume the global RNG
     for name in ("unet", "vae", "text_encoder"):
         ours = getattr(tiny, name).state_dict()
@@ -57,7 +57,7 @@ def test_generated_tokenizer_behaves_like_clip(tiny):
     assert len(padded) == 77
     long = tok(" ".join(["dog"] * 100), truncation=True, max_length=77).input_ids
     assert len(long) == 77 and long[-1] == tok.eos_token_id
-    vocab_dir = models._generated_tokenizer_dir()
+    vocab_dir = builtin.generated_tokenizer_dir()
     with open(os.path.join(vocab_dir, "vocab.json"), encoding="utf-8") as f:
         vocab = json.load(f)
     merges = open(os.path.join(vocab_dir, "merges.txt"), encoding="utf-8").read().splitlines()[1:]
@@ -66,7 +66,7 @@ def test_generated_tokenizer_behaves_like_clip(tiny):
 
 def test_sd15_random_has_the_real_architecture():
     # Built on the meta device: same modules and parameter counts, no memory, no time.
-    pipe = models._build_builtin(tiny=False, device=torch.device("meta"))
+    pipe = builtin.build_builtin(tiny=False, device=torch.device("meta"))
     count = {n: sum(p.numel() for p in getattr(pipe, n).parameters()) for n in ("unet", "vae")}
     assert count["unet"] == 859_520_964  # SD 1.5's UNet
     assert count["vae"] == 83_653_863  # SD's VAE
@@ -151,7 +151,7 @@ def test_tiny_sdxl_uses_the_real_sdxl_pipeline_classes(tiny_sdxl):
 
 
 def test_sdxl_random_has_the_real_architecture():
-    pipe = models._build_builtin(tiny=False, device=torch.device("meta"), xl=True)
+    pipe = builtin.build_builtin(tiny=False, device=torch.device("meta"), xl=True)
     count = {n: sum(p.numel() for p in getattr(pipe, n).parameters()) for n in ("unet", "vae")}
     assert count["unet"] == 2_567_463_684  # SDXL base 1.0's UNet
     assert count["vae"] == 83_653_863

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from morph import Morpher, MorphError, RenderRequest, models
-from morph.engine import step_generators
+from morph.render import step_generators
 from morph.profiles import LCM, LCM_GUIDANCE_INPUT, STANDARD, STANDARD_XL, TURBO, profile_for
 
 torch.set_num_threads(1)

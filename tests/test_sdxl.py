@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from morph import Morpher, RenderRequest
-from morph.engine import TextEmbedding
+from morph.render import TextEmbedding
 from morph.models import make_scheduler
 
 torch.set_num_threads(1)
