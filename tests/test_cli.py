@@ -288,8 +288,10 @@ def test_ctrl_c_cancels_with_130_and_no_file(tmp_path):
     gif = tmp_path / "cancel.gif"
     args = [sys.executable, "-m", "morph", "render", "a dog", "a cat", "--frames", "120", "--steps", "150",
             "--model", "tiny", "--size", "64", "--device", "cpu", "-o", str(gif)]
+    # Started as from a terminal, where Ctrl-C is live: a test run started in the background (no job control)
+    # ignores SIGINT, and a child that inherits that ignores the Ctrl-C this test sends.
     proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Wait until the render is under way (the progress bar shows a denoising step), then press Ctrl-C.
     seen = ""
     deadline = time.monotonic() + 90
