@@ -1,4 +1,4 @@
-"""The playground: command parsing, the HTTP/SSE API over the real bot and fake Discord, and a real browser.
+"""The playground: the HTTP/SSE API over the real bot and fake Discord, and a real browser.
 
 The integration tests start one Playground (FakeDiscord + the unmodified MorphBot + the web server on a
 free port) with the tiny model and 2 denoising steps, and drive it only through its HTTP API, as the page
@@ -19,7 +19,6 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from bot.playground import commands as cp
 from bot.playground.screenshot import ARGS as CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,95 +30,6 @@ def chromium_path(env=os.environ) -> str | None:
     if env.get("CHROMIUM_PATH"):
         return env["CHROMIUM_PATH"] if os.path.isfile(env["CHROMIUM_PATH"]) else None
     return "/usr/bin/chromium" if os.path.isfile("/usr/bin/chromium") else shutil.which("chromium")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command parsing (pure): a schema shaped like what discord.py syncs
-# ---------------------------------------------------------------------------------------------------------
-SCHEMA = [
-    {"name": "morph", "type": 1, "description": "Morph one prompt into another", "options": [
-        {"type": 3, "name": "from", "description": "start", "required": True, "min_length": 1, "max_length": 1000},
-        {"type": 3, "name": "to", "description": "end", "required": True, "min_length": 1, "max_length": 1000},
-        {"type": 4, "name": "frames", "description": "frames", "min_value": 2, "max_value": 60},
-        {"type": 4, "name": "seed", "description": "seed", "min_value": 0, "max_value": 2**32 - 1},
-        {"type": 5, "name": "boomerang", "description": "back and forth"},
-        {"type": 3, "name": "pacing", "description": "pacing", "choices": [
-            {"name": "perceptual (even visual steps)", "value": "perceptual"},
-            {"name": "uniform (even prompt steps)", "value": "uniform"}]},
-    ]},
-    {"name": "morph-queue", "type": 1, "description": "Your morphs"},
-    {"name": "morph-cancel", "type": 1, "description": "Cancel", "options": [
-        {"type": 4, "name": "job", "description": "job", "required": True, "min_value": 1}]},
-    {"name": "morphadmin", "type": 1, "description": "Admin", "default_member_permissions": "32", "options": [
-        {"type": 1, "name": "pause", "description": "Pause the queue"},
-        {"type": 1, "name": "ban", "description": "Ban", "options": [
-            {"type": 6, "name": "user", "description": "who", "required": True}]},
-    ]},
-]
-MEMBERS = {"bob": "111", "ada": "222"}
-
-
-def parse(text):
-    return cp.parse(text, SCHEMA, MEMBERS)
-
-
-@pytest.mark.parametrize("text, options", [
-    ("/morph dog cat", {"from": "dog", "to": "cat"}),
-    ("/morph dog cat frames:16 seed:3", {"from": "dog", "to": "cat", "frames": 16, "seed": 3}),
-    ("/morph from:dog to:cat", {"from": "dog", "to": "cat"}),
-    ("/morph from:a red fox to:a cat frames:8", {"from": "a red fox", "to": "a cat", "frames": 8}),
-    ('/morph "a red fox" "a cat"', {"from": "a red fox", "to": "a cat"}),
-    ('/morph from:"a red fox" "a cat" seed:0', {"from": "a red fox", "to": "a cat", "seed": 0}),
-    ("/morph frames:8 dog cat", {"frames": 8, "from": "dog", "to": "cat"}),
-    ("/morph dog cat boomerang:yes pacing:uniform", {"from": "dog", "to": "cat", "boomerang": True,
-                                                     "pacing": "uniform"}),
-    ("/morph from:a cat in style:anime to:dog", {"from": "a cat in style:anime", "to": "dog"}),
-    ("/MORPH dog cat", {"from": "dog", "to": "cat"}),
-])
-def test_parse_morph_forms(text, options):
-    parsed = parse(text)
-    assert (parsed.name, parsed.path, parsed.options) == ("morph", [], options)
-
-
-def test_parse_subcommands_and_users():
-    assert (parse("/morphadmin pause").path, parse("/morphadmin pause").options) == (["pause"], {})
-    assert parse("/morphadmin ban user:@Ada").options == {"user": "222"}
-    assert parse("/morphadmin ban bob").options == {"user": "111"}
-    assert parse("/morphadmin ban <@!333>").options == {"user": "333"}
-    assert parse("/morph-cancel job:3").options == {"job": 3}
-    assert parse("/morph-queue").options == {}
-
-
-@pytest.mark.parametrize("text, message", [
-    ("morph dog cat", "start with '/'"),
-    ("/morf dog cat", "Unknown command '/morf'"),
-    ("/morph dog", "needs to"),
-    ("/morph", "needs from, to"),
-    ("/morph a red fox a cat", 'double quotes'),
-    ('/morph "a red fox a cat', "quote is not closed"),
-    ("/morph dog cat frames:1", "frames must be between 2 and 60"),
-    ("/morph dog cat frames:many", "frames must be a whole number"),
-    ("/morph dog cat frmes:8", "has no option 'frmes'"),
-    ("/morph dog cat seed:1 seed:2", "seed is given twice"),
-    ("/morph dog cat boomerang:maybe", "true or false"),
-    ("/morph dog cat pacing:fast", "pacing must be one of"),
-    ("/morphadmin", "needs one of: pause, ban"),
-    ("/morphadmin reboot", "has no 'reboot'"),
-    ("/morphadmin ban user:@nobody", "no member called '@nobody'"),
-    ("/morph-queue now", "Too many values"),
-])
-def test_parse_refusals(text, message):
-    with pytest.raises(cp.CommandError) as err:
-        parse(text)
-    assert message in str(err.value)
-
-
-def test_help_entries_flatten_subcommands():
-    rows = {r["usage"]: r for r in cp.help_entries(SCHEMA)}
-    assert "/morph <from> <to> [frames:] [seed:] [boomerang:] [pacing:]" in rows
-    assert rows["/morphadmin pause"]["admin"] is True
-    assert rows["/morphadmin ban <user>"]["admin"] is True
-    assert rows["/morph-queue"]["admin"] is False
 
 
 def test_chromium_path_respects_an_explicit_path(tmp_path):
@@ -614,26 +524,6 @@ def test_unloadable_model_falls_back_to_toy_with_a_banner(tmp_path):
     assert morpher.device_info()["model"] == "toy"
     assert "trained here on coloured shapes" in banner and "could not be loaded" in banner
     assert "no-such-model" in banner and "MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5" in banner
-
-
-def test_playground_defaults_to_toy_and_suggests_prompts_it_knows():
-    from bot.config import Settings
-    from bot.playground import load_morpher
-    from bot.playground.app import examples
-    from morph import shapes
-
-    model = Settings.from_env({}, None, playground=True).model
-    morpher, banner = load_morpher(model)
-    assert model == "toy" and morpher.model == "toy"
-    assert "trained here on coloured shapes" in banner and "MORPH_MODEL=" in banner
-    suggested = examples("toy")
-    assert suggested[0] == '/morph "a red circle" "a blue square"'
-    for command in suggested:  # every suggested prompt names a shape (and only words the model learnt)
-        prompts = cp.parse(command, SCHEMA, MEMBERS).options
-        for prompt in (prompts["from"], prompts["to"]):
-            assert "shape" in shapes.parse(prompt)
-            assert set(prompt.split()) <= set(shapes.WORDS), prompt
-    assert examples("some/other-model") == ["/morph dog cat frames:16 seed:3"]
 
 
 # ---------------------------------------------------------------------------------------------------------
