@@ -128,7 +128,9 @@ async def test_claim_race_between_two_processes(settings):
     """Two OS processes drain the same queue at the same moment: every job is claimed exactly once.
     (Repeated, up to 3 rounds, until both processes actually got work, so the race really happened.)"""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    s = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=10**4, max_guild_queue=10**4))
+    # three rounds of 100 claimed (running) jobs stay active: every queue limit above that
+    s = await Store.open(settings.db_path, settings.replace(cooldown_s=0, max_user_active=10**4, max_guild_queue=10**4,
+                                                            max_queue=10**4))
     splits = []
     try:
         for _round in range(3):
