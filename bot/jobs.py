@@ -11,7 +11,8 @@ from morph.request import MorphError, RenderRequest
 
 
 class JobState(str, Enum):
-    """A job's state: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final.
+    """A job's state: ``queued → running → rendered → delivered``; ``failed``, ``cancelled`` and ``withheld``
+    (the safety filter kept the whole result from its channel: :mod:`bot.safety`) are final.
 
     A ``str``: each member equals its value (what the database stores and JSON carries), and ``str()`` /
     f-strings give the value, also inside SQL text (:func:`sql_list`)."""
@@ -22,6 +23,7 @@ class JobState(str, Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WITHHELD = "withheld"
 
     def __str__(self) -> str:
         return self.value
@@ -96,6 +98,13 @@ class Job:
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
+    # --- content safety (0007; bot.safety) ---
+    #: Discord marked the channel age-restricted (a thread: its parent) when /morph was used
+    channel_nsfw: bool = False
+    #: the image check's outcome (bot.safety.SafetyOutcome as a dict); None before rendering or without a check
+    safety: dict | None = None
+    #: the result was hidden after reports (its message deleted)
+    hidden_at: float | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> Job:
@@ -107,6 +116,8 @@ class Job:
         if d["artifact_dir"] and "/" in d["artifact_dir"]:  # rows before 0002 stored a path: keep its name
             d["artifact_dir"] = d["artifact_dir"].rstrip("/").rsplit("/", 1)[-1]
         d["boomerang"] = bool(d["boomerang"])
+        d["channel_nsfw"] = bool(d.get("channel_nsfw") or 0)
+        d["safety"] = json.loads(d["safety"]) if d.get("safety") else None
         return cls(**d)
 
     @property

@@ -14,7 +14,7 @@ from morph.animation import FORMATS
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
-              "allowed_channels", "default_format")
+              "allowed_channels", "default_format", "nsfw_allow", "report_hide_after")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Limits:
     #: what /morph sends when not told (mp4, gif or both): the guild's choice, else ``MORPH_FORMAT``; not a
     #: limit, but set the same way
     default_format: str
+    #: unfiltered results in this guild's age-restricted channels (``nsfw:allow``; bot.safety). Default off.
+    nsfw_allow: bool = False
+    #: hide a result after this many members reported it (None: never)
+    report_hide_after: int | None = None
 
     @classmethod
     def from_row(cls, row: dict | None, settings: Settings) -> Limits:
@@ -59,6 +63,8 @@ class Limits:
             banned_words=tuple(json.loads(row.get("banned_words") or "[]")),
             allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
             default_format=row.get("default_format") or s.output_format,
+            nsfw_allow=bool(row.get("nsfw_allow") or 0),
+            report_hide_after=row.get("report_hide_after"),
         )
 
 
@@ -93,6 +99,8 @@ class GuildRules(StoreBase):
             for key, value in updates.items():
                 if key in ("banned_words", "allowed_channels"):
                     value = json.dumps(value or [])
+                if key == "nsfw_allow":
+                    value = int(bool(value))
                 await tx.execute(f"UPDATE guild_settings SET {key} = ?, updated_at = ? WHERE guild_id = ?",
                                  value, now, guild_id)
             detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
@@ -222,6 +230,14 @@ def _check_limit(key: str, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
             raise Refused(f"cooldown_s must be between 0 and 86400 seconds (got {value!r}).")
         return float(value)
+    if key == "nsfw_allow":
+        if not isinstance(value, bool):
+            raise Refused(f"nsfw_allow must be allow or deny (got {value!r}).")
+        return value
+    if key == "report_hide_after":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise Refused(f"report_hide_after must be a whole number between 1 and 1000 (got {value!r}).")
+        return value
     if key == "default_format":
         if value not in FORMATS:
             raise Refused(f"default_format must be one of: {', '.join(FORMATS)} (got {value!r}).")

@@ -10,6 +10,8 @@ from bot.db import QUEUE_CHANNEL
 from bot.jobs import ACTIVE_STATES, Job, JobState, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
+from bot.safety import check_blocklist
+from bot.safety import refusal as safety_refusal
 from bot.validation import check_request
 from morph.animation import FORMATS
 from morph.request import MorphError, RenderRequest
@@ -27,12 +29,14 @@ class JobQueue(StoreBase):
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
                       output_format: str | None = None, parent_id: int | None = None,
-                      reply_to_message_id: int | None = None, now: float | None = None) -> Job:
+                      reply_to_message_id: int | None = None, channel_nsfw: bool = False,
+                      now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
-        is posted as a reply to that message.
+        is posted as a reply to that message. ``channel_nsfw``: Discord marks the channel age-restricted (a
+        thread: its parent); with ``MORPH_SAFETY=off`` only such channels get morphs (:mod:`bot.safety`).
 
         Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
         a banned word or any invalid input (``check_request``), more frames than the guild allows, a
@@ -62,8 +66,12 @@ class JobQueue(StoreBase):
             if allowed and channel_id not in allowed:
                 where = ", ".join(f"<#{c}>" for c in allowed)
                 raise Refused(f"/morph is not enabled in this channel. Use it in {where}.")
+            refusal = safety_refusal(safety_on=self.settings.safety, channel_nsfw=channel_nsfw)
+            if refusal is not None:
+                raise Refused(refusal.removeprefix("❌ "))
             try:
                 request = check_request(request, list(limits.banned_words), max_frames=limits.max_frames)
+                check_blocklist(request, self.settings.blocklist)
             except Refused:
                 raise
             except MorphError as e:
@@ -92,11 +100,11 @@ class JobQueue(StoreBase):
             row = await tx.fetchrow(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
-                "parent_id, reply_to_message_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "parent_id, reply_to_message_id, channel_nsfw) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
-                output_format, parent_id, reply_to_message_id)
+                output_format, parent_id, reply_to_message_id, int(bool(channel_nsfw)))
             assert row is not None  # INSERT … RETURNING
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)

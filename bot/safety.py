@@ -1,0 +1,146 @@
+"""Content safety policy: what of a checked render may be shown where it goes.
+
+The worker checks every frame (:class:`morph.safety.SafetyChecker`) before it writes any file meant for
+Discord, then :func:`decide` says what happens, by where the result goes:
+
+* **unfiltered**: the job's channel is age-restricted (Discord's ``nsfw`` flag; a thread follows its parent,
+  recorded at ``/morph`` time as ``Job.channel_nsfw``) *and* the server allows it (``/morphadmin limits
+  nsfw:allow``, default off): everything is posted as rendered;
+* **withheld whole**: any of the midpoint candidates is flagged, or more than half the frames are: nothing
+  is posted; the job ends ``withheld`` with no files, its public status message says only "withheld by the
+  safety filter", and the author is told privately (:meth:`bot.delivery.Delivery.show_withheld`);
+* **partly withheld**: the flagged frames are replaced by :func:`placeholder` in the MP4, the GIF, the
+  contact sheet and the frame PNGs, cannot be picked or refined, and the result says how many.
+
+The outcome is stored in the job's own ``safety`` column (:class:`SafetyOutcome`), apart from the result
+dict. ``MORPH_SAFETY=off`` loads no checker; then ``/morph`` works in age-restricted channels only
+(:func:`refusal`) and the worker refuses a job for any other channel.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from bot import messages as msg
+
+#: The placeholder's look: flat grey with darker stripes and a label; nothing of the frame is kept.
+PLACEHOLDER_GREY = (96, 96, 96)
+PLACEHOLDER_STRIPE = (72, 72, 72)
+
+
+@dataclass
+class SafetyOutcome:
+    """What the check found and what was done (the job's ``safety`` column as a dict)."""
+
+    #: a checker ran (False: MORPH_SAFETY=off, an age-restricted channel)
+    checked: bool
+    #: frames (0-based) the checker flagged, or whose check failed
+    flagged: list[int] = field(default_factory=list)
+    #: frames replaced by the placeholder in everything posted
+    withheld: list[int] = field(default_factory=list)
+    #: posted as rendered: an age-restricted channel of a server that allows it
+    unfiltered: bool = False
+    #: nothing posted: a midpoint candidate or more than half the frames were flagged
+    whole: bool = False
+    frame_count: int = 0
+    #: seconds the check took
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> SafetyOutcome | None:
+        if not d:
+            return None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def decide(flags: list[bool], candidates: list[int], *, unfiltered: bool, seconds: float = 0.0) -> SafetyOutcome:
+    """The outcome for a render whose frames the checker answered ``flags`` for (see the module docstring)."""
+    flagged = [i for i, f in enumerate(flags) if f]
+    out = SafetyOutcome(checked=True, flagged=flagged, unfiltered=unfiltered, frame_count=len(flags),
+                        seconds=float(seconds))
+    if unfiltered or not flagged:
+        return out
+    out.withheld = flagged
+    out.whole = any(flags[c] for c in candidates if 0 <= c < len(flags)) or len(flagged) * 2 > len(flags)
+    return out
+
+
+def placeholder(size: tuple[int, int], label: str = "withheld"):
+    """A plainly marked stand-in for a withheld frame, ``size`` pixels: grey, striped, labelled. It is drawn
+    from nothing of the frame (not even a blur of it), so no byte of a flagged picture is ever posted."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    im = Image.new("RGB", (w, h), PLACEHOLDER_GREY)
+    d = ImageDraw.Draw(im)
+    step = max(6, min(w, h) // 8)
+    for x in range(-h, w, step):
+        d.line([(x, h), (x + h, 0)], fill=PLACEHOLDER_STRIPE, width=max(1, step // 3))
+    box = d.textbbox((0, 0), label)
+    tw, th = box[2] - box[0], box[3] - box[1]
+    if tw + 4 <= w:
+        x0, y0 = (w - tw) // 2, (h - th) // 2
+        d.rectangle([x0 - 2, y0 - 2, x0 + tw + 2, y0 + th + 3], fill=(20, 20, 20))
+        d.text((x0, y0 - box[1]), label, fill=(240, 240, 240))
+    return im
+
+
+def apply(frames: list, outcome: SafetyOutcome) -> list:
+    """``frames`` with every withheld one replaced by its placeholder (the list is copied)."""
+    out = list(frames)
+    for i in outcome.withheld:
+        out[i] = placeholder(out[i].size)
+    return out
+
+
+def withheld_frames(safety: dict | None) -> set[int]:
+    """The frames of a job (its ``safety`` dict) that may not be picked or refined."""
+    outcome = SafetyOutcome.from_dict(safety)
+    return set(outcome.withheld) if outcome is not None else set()
+
+
+def check_blocklist(request, blocklist) -> None:
+    """Raise MorphError when a prompt or the negative prompt of ``request`` (already checked by
+    :func:`bot.validation.check_request`) contains an entry of the operator's ``MORPH_BLOCKLIST``, matched by
+    the very function the servers' banned words use (:func:`bot.validation.contains_banned`)."""
+    from bot.validation import contains_banned
+    from morph.request import PROMPT_NAMES, MorphError
+
+    if not blocklist:
+        return
+    for i, text in enumerate(request.prompts or [request.prompt_a, request.prompt_b]):
+        if contains_banned(text, blocklist):
+            raise MorphError(msg.SAFETY_BLOCKLIST_REFUSAL.format(what=PROMPT_NAMES[i]))
+    if request.negative and contains_banned(request.negative, blocklist):
+        raise MorphError(msg.SAFETY_BLOCKLIST_REFUSAL.format(what="negative prompt"))
+
+
+def channel_is_nsfw(channel) -> bool:
+    """Whether Discord marks ``channel`` age-restricted: its ``nsfw`` flag; a thread has none of its own and
+    follows its parent channel (an unknown parent counts as not restricted). Anything else (a DM, a channel
+    discord.py could not resolve) is not."""
+    if channel is None:
+        return False
+    if getattr(channel, "parent_id", None) is not None:  # a thread (discord.py's Thread)
+        parent = getattr(channel, "parent", None)
+        return bool(parent is not None and getattr(parent, "nsfw", False))
+    return bool(getattr(channel, "nsfw", False))
+
+
+def withheld_note(safety: dict | None) -> str | None:
+    """The result message's line about withheld frames, or None when none were."""
+    outcome = SafetyOutcome.from_dict(safety)
+    if outcome is None or not outcome.withheld:
+        return None
+    return msg.withheld_frames_note(len(outcome.withheld), outcome.frame_count)
+
+
+def refusal(*, safety_on: bool, channel_nsfw: bool) -> str | None:
+    """Why ``/morph`` (or a 🔁/🔍 job) may not start in this channel, or None. With ``MORPH_SAFETY=off``
+    nothing is checked, so only age-restricted channels may get results."""
+    if not safety_on and not channel_nsfw:
+        return msg.SAFETY_OFF_REFUSAL
+    return None

@@ -1,0 +1,83 @@
+"""Content safety in the database: the image check's outcome of a job, the ``withheld`` end state, and
+members' reports of results (``/morphadmin reports``; a server may hide a result after N reports). Mixed
+into :class:`bot.store.Store`; the policy itself is :mod:`bot.safety`."""
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from bot.db import JOBS_CHANNEL
+from bot.jobs import JobState, Refused
+from bot.store.base import StoreBase, audit
+
+
+class Report(NamedTuple):
+    """What :meth:`ContentSafety.report` did: whether it was this member's first report of the job, how many
+    members reported it in all, and whether this report made the job hidden (the caller deletes the message)."""
+
+    new: bool
+    reports: int
+    hide: bool
+
+
+class ContentSafety(StoreBase):
+    """The content safety side of :class:`bot.store.Store`."""
+
+    async def set_safety(self, job_id: int, safety: dict) -> None:
+        """Record the image check's outcome of a running job (:class:`bot.safety.SafetyOutcome`)."""
+        await self.db.execute("UPDATE jobs SET safety = ? WHERE id = ?", json.dumps(safety), job_id)
+
+    async def mark_withheld(self, job_id: int, safety: dict, run, now: float | None = None) -> bool:
+        """running → withheld: the safety filter keeps the whole result from its channel. No files are kept
+        (none were stored); a front shows it once (like a failure: ``failures_to_show``). False when the job
+        is no longer running for ``run``."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            n = await tx.execute(
+                f"UPDATE jobs SET state = '{JobState.WITHHELD}', safety = ?, finished_at = ?, "
+                f"error = 'withheld by the safety filter' WHERE id = ? AND state = '{JobState.RUNNING}' "
+                "AND worker_id = ? AND run_id = ?", json.dumps(safety), now, job_id, *run)
+            if n:
+                tx.notify(JOBS_CHANNEL)
+            return n == 1
+
+    # ------------------------------------------------------------------ reports
+    async def report(self, job_id: int, *, user_id: int, now: float | None = None) -> Report:
+        """``user_id`` reports the result of ``job_id`` (once per member; a repeat changes nothing). When the
+        guild's ``report_hide_after`` is reached, the job is marked hidden (``hidden_at``) and its files
+        deleted; the caller removes the message. Audited."""
+        now = self._now(now)
+        async with self.db.transaction() as tx:
+            await tx.serialize("reports")
+            job = await self._job_in_tx(tx, job_id)
+            if job.state not in (JobState.RENDERED, JobState.DELIVERED):
+                raise Refused(f"Morph #{job_id} has no result to report.")
+            new = await tx.fetch("INSERT INTO reports (job_id, guild_id, user_id, created_at) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT (job_id, user_id) DO NOTHING RETURNING id",
+                                 job_id, job.guild_id, user_id, now)
+            count = int(await tx.fetchval("SELECT COUNT(*) FROM reports WHERE job_id = ?", job_id) or 0)
+            if not new:
+                return Report(False, count, False)
+            await audit(tx, job.guild_id, user_id, "report", f"#{job_id} by <@{job.user_id}> ({count} in all)", now)
+            limit = await tx.fetchval("SELECT report_hide_after FROM guild_settings WHERE guild_id = ?", job.guild_id)
+            hide = limit is not None and count >= int(limit) and job.hidden_at is None
+            if hide:
+                await tx.execute("UPDATE jobs SET hidden_at = ?, deleted_at = COALESCE(deleted_at, ?), "
+                                 "artifacts_purged_at = COALESCE(artifacts_purged_at, ?) WHERE id = ?",
+                                 now, now, now, job_id)
+                await audit(tx, job.guild_id, 0, "hide", f"#{job_id} by <@{job.user_id}> hidden after {count} "
+                            "reports", now)
+        if hide:
+            await self.artifacts.delete(job)
+        return Report(True, count, hide)
+
+    async def reports(self, guild_id: int | None, limit: int = 20) -> list[dict]:
+        """Reported jobs, the most recently reported first: ``{job_id, user_id (author), reports, last_at,
+        hidden, deleted}`` (guild None: every guild)."""
+        where, params = ("", []) if guild_id is None else ("WHERE r.guild_id = ? ", [guild_id])
+        rows = await self.db.fetch(
+            "SELECT r.job_id, j.user_id, j.result_message_id, j.channel_id, COUNT(*) AS reports, "
+            "MAX(r.created_at) AS last_at, j.hidden_at, j.deleted_at FROM reports r JOIN jobs j ON j.id = r.job_id "
+            f"{where}GROUP BY r.job_id, j.user_id, j.result_message_id, j.channel_id, j.hidden_at, j.deleted_at "
+            "ORDER BY last_at DESC LIMIT ?", *params, limit)
+        return [{**r, "hidden": r["hidden_at"] is not None, "deleted": r["deleted_at"] is not None} for r in rows]
