@@ -22,7 +22,8 @@ from bot.interactions import (
     ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
 )
 from bot.jobs import Job, Refused
-from bot.permissions import can_manage_job
+from bot.permissions import can_admin, can_manage_job
+from bot.safety import channel_is_nsfw, withheld_frames
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
@@ -141,7 +142,8 @@ class Actions:
                                       application_id=interaction.application_id, boomerang=boomerang,
                                       output_format=output_format,
                                       parent_id=refines.id if refines is not None else None,
-                                      reply_to_message_id=reply_to)
+                                      reply_to_message_id=reply_to,
+                                      channel_nsfw=channel_is_nsfw(interaction.channel))
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
         try:
@@ -197,6 +199,9 @@ class Actions:
         if not 0 <= gap < len(ts) - 1:
             await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
             return
+        if {gap, gap + 1} & withheld_frames(job.safety):
+            await ephemeral(interaction, "❌ " + msg.WITHHELD_REFINE.format(a=gap + 1, b=gap + 2, job=job.id))
+            return
         request = job.request.refine(ts[gap], ts[gap + 1], min(self.settings.default_frames, cap))
         request.candidates = offered_candidates(request)
         note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
@@ -210,6 +215,9 @@ class Actions:
         if found is None:
             return
         job, cap = found
+        if withheld_frames(job.safety):
+            await ephemeral(interaction, "❌ " + msg.WITHHELD_REROLL.format(job=job.id))
+            return
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
                                       frames=min(job.request.frames, cap))
         note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
@@ -302,6 +310,59 @@ class Actions:
                 await ephemeral(interaction, "The frames are deleted, but Discord did not let the bot remove "
                                              "the message; a server admin can delete it.")
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
+
+    # ------------------------------------------------------------------ reports (bot.safety)
+    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
+        """🚩 Report: any member of the server reports the result to its admins, once (a repeat is answered,
+        not counted). When the server's ``report_hide_after`` is reached the message is deleted (the audit
+        log keeps the reports and the hiding)."""
+        async def report():
+            job = await self.own_job(interaction, job_id, token)
+            return job, await self.store.report(job.id, user_id=interaction.user.id)
+
+        try:
+            job, done = await in_time(interaction, report())
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        await ephemeral(interaction, msg.report_thanks_text(job.id, repeat=not done.new))
+        log.info("job %s reported by %s (%d report(s))%s", job.id, interaction.user.id, done.reports,
+                 "; hidden" if done.hide else "")
+        if done.hide and interaction.message is not None:
+            channel = interaction.message.channel
+            try:
+                await interaction.message.delete()
+                await channel.send(msg.report_hidden_text(job.id, done.reports), allowed_mentions=NO_PINGS)
+            except discord.HTTPException as err:
+                log.warning("could not hide the result message of job %s: %s", job.id, err)
+
+    async def admin_delete_result(self, interaction: discord.Interaction, job_id: int) -> None:
+        """``/morphadmin delete``: an admin of the job's server (or a bot owner) deletes a result: its frames
+        and its message. Audited."""
+        job = await self.store.get(job_id)
+        if job is None or not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
+                                        owner_ids=self.owner_ids, caller_guild_id=interaction.guild_id,
+                                        target_guild_id=job.guild_id):
+            await ephemeral(interaction, f"❌ There is no morph #{job_id} in this server.")
+            return
+        try:
+            await self.store.delete_result(job_id, actor_id=interaction.user.id, admin=True,
+                                           guild_id=self._scope(interaction))
+        except MorphError as err:
+            if job.deleted_at is None:
+                await ephemeral(interaction, f"❌ {err}")
+                return
+        note = ""
+        if job.result_message_id is not None:
+            channel = interaction.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            try:
+                await channel.get_partial_message(job.result_message_id).delete()
+            except discord.NotFound:
+                pass
+            except discord.HTTPException as err:
+                log.warning("could not delete result message of job %s: %s", job_id, err)
+                note = " Discord did not let the bot remove its message; delete it by hand."
+        await ephemeral(interaction, f"🗑️ Deleted the result of morph job #{job_id}.{note}")
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -75,6 +75,14 @@ def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     return make
 
 
+def log_safety_mode(settings: Settings) -> None:
+    """Say at start whether frames are checked (README, "Content safety")."""
+    if settings.safety:
+        log.info("MORPH_SAFETY=on: every frame is checked by the image safety checker before anything is posted")
+    else:
+        log.warning("MORPH_SAFETY=off: no image safety check; /morph works only in age-restricted channels")
+
+
 def import_engine_libraries() -> None:
     """Import what loading a model needs (:func:`morph.engine.import_libraries`); call it in a thread."""
     from morph.engine import import_libraries
@@ -144,6 +152,7 @@ class MorphBot(commands.Bot):
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings)
         self.delivery = Delivery(self, self.store, self.settings, owns_guild=self.owns_guild)
+        log_safety_mode(self.settings)
         if self.start_worker:  # the model starts loading in a thread of its own (see Worker.preload)
             self.worker = Worker(self.store, self.morpher_factory, self.settings)
             libraries_imported = self.worker.preload(prepare=import_engine_libraries)

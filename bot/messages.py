@@ -294,3 +294,62 @@ def queue_list_text(rows: list[tuple[int, str, object, int | None]]) -> str:
         where = f"position {pos}" if pos else state
         lines.append(f"• #{job_id} {title(request)}: {where}")
     return clip("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------- content safety (bot.safety)
+#: /morph in an ordinary channel while the operator turned the image check off (MORPH_SAFETY=off).
+SAFETY_OFF_REFUSAL = ("❌ This bot's image safety check is turned off, so morphs work only in age-restricted "
+                      "channels. Use /morph in a channel marked age-restricted.")
+#: A job for an ordinary channel that reached a worker with the check off (queued before it was turned off).
+SAFETY_OFF_FAILURE = "the bot's image safety check is turned off; morphs work only in age-restricted channels now."
+SAFETY_BLOCKLIST_REFUSAL = "The {what} contains a word this bot does not allow. Rephrase it and try again."
+WITHHELD_PICK = "Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked."
+WITHHELD_REFINE = ("Frames {a} and {b} of morph #{job}: one of them was withheld by the safety filter, so the "
+                   "gap between them cannot be refined.")
+WITHHELD_REROLL = ("The safety filter withheld frames of morph #{job}, so it cannot be rerolled; change the "
+                   "prompts and use /morph instead.")
+WITHHELD_PLACEHOLDER_LABEL = "withheld"
+
+
+def withheld_status_text(job_id: int) -> str:
+    """The public status message of a job the safety filter kept from the channel: nothing about why."""
+    return f"🛡️ Morph job #{job_id} was withheld by the safety filter."
+
+
+def withheld_author_text(job_id: int, request, flagged: int, frame_count: int) -> str:
+    """What the author is told privately about a withheld job."""
+    return clip(f"🛡️ Your morph job #{job_id} ({title(request)}) was not posted: the image safety filter "
+                f"flagged {flagged} of its {frame_count} frames (or its midpoint frames), so nothing of it is "
+                "shown and its files are deleted. The filter makes mistakes; if you think this is one, try "
+                "other prompts or ask a server admin. In an age-restricted channel an admin may allow "
+                "unfiltered results (/morphadmin limits nsfw:allow).")
+
+
+def withheld_frames_note(count: int, frame_count: int) -> str:
+    """The line a result gets when some of its frames were replaced by placeholders."""
+    s = "" if count == 1 else "s"
+    return (f"🛡️ {count} of {frame_count} frame{s} withheld by the safety filter (shown as grey "
+            f"placeholders; they cannot be picked or refined).")
+
+
+def report_thanks_text(job_id: int, repeat: bool) -> str:
+    if repeat:
+        return f"🚩 You already reported morph #{job_id}; the server's admins can see it."
+    return f"🚩 Thanks: morph #{job_id} is reported to this server's admins (/morphadmin reports)."
+
+
+def report_hidden_text(job_id: int, count: int) -> str:
+    return f"🚩 Morph job #{job_id} was hidden after {count} reports; the server's admins can review it."
+
+
+def reports_list_text(rows: list[dict]) -> str:
+    """``rows``: {job_id, user_id (author), reports, last_at, hidden} for /morphadmin reports."""
+    if not rows:
+        return "No reported morphs in this server."
+    lines = ["Reported morphs (newest report first):"]
+    for r in rows:
+        hidden = " (hidden)" if r.get("hidden") else ""
+        lines.append(f"• #{int(r['job_id'])} by {user(r['user_id'])}: {int(r['reports'])} report"
+                     f"{'' if int(r['reports']) == 1 else 's'}{hidden}")
+    lines.append("Delete one with /morphadmin delete job:N, ban its author with /morphadmin ban.")
+    return clip("\n".join(lines))

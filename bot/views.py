@@ -15,6 +15,7 @@ Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens exis
                                the first frame's index), queued for the clicker, posted as a reply
 ``morph:reroll:<job>``         same prompts, new random seed, queued for the clicker
 ``morph:delete:<job>``         delete the result message (author, guild admin or bot owner)
+``morph:report:<job>``         🚩 report the result to the server's admins (any member, once)
 ``morph:cancel:<job>``         cancel a queued/running job (button on the status message)
 =============================  ================================================================
 
@@ -34,6 +35,7 @@ import discord
 
 from bot import messages as msg
 from bot.interactions import ephemeral, first_to_answer
+from bot.safety import withheld_frames
 from morph.request import RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +49,7 @@ FRAMES_RE = rf"morph:frames:{_JOB}"
 REFINE_RE = rf"morph:refine:{_JOB}"
 REROLL_RE = rf"morph:reroll:{_JOB}"
 DELETE_RE = rf"morph:delete:{_JOB}"
+REPORT_RE = rf"morph:report:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
@@ -74,6 +77,10 @@ def delete_id(job_id: int, token: str | None = None) -> str:
     return f"morph:delete:{_ref(job_id, token)}"
 
 
+def report_id(job_id: int, token: str | None = None) -> str:
+    return f"morph:report:{_ref(job_id, token)}"
+
+
 def cancel_id(job_id: int, token: str | None = None) -> str:
     return f"morph:cancel:{_ref(job_id, token)}"
 
@@ -89,6 +96,8 @@ class JobActions(Protocol):
     async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
 
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+
+    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
                          from_button: bool = False) -> None: ...
@@ -110,24 +119,28 @@ def cancel_view(job: Job) -> discord.ui.View:
 def result_view(job: Job) -> discord.ui.View:
     """Rows 0–1: candidate buttons 1..K (≤ 9; a chain's labels name their segment, and with two segments each
     has its own row); row 2: frame select; row 3: 🔍 refine select (the gaps between neighbouring frames;
-    ≤ 25 options each); row 4: reroll and delete. Discord's five rows."""
+    ≤ 25 options each); row 4: reroll, delete and 🚩 report. Discord's five rows. Frames the safety filter
+    withheld (:func:`bot.safety.withheld_frames`) are in neither menu, nor are the gaps next to them."""
     result = job.result or {}
     frame_count, candidates = int(result.get("frame_count") or 0), list(result.get("candidates") or [])
     ts = list(result.get("ts") or [])
+    withheld = withheld_frames(job.safety)
     view = discord.ui.View(timeout=None)
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
         view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
-    frames = msg.choose_select_frames(frame_count, candidates)
+    frames = [f for f in msg.choose_select_frames(frame_count, candidates) if f not in withheld]
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [
             discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates), value=str(f))
             for f in frames], row=2))
     gaps = msg.choose_select_frames(len(ts) - 1, candidates) if ts and len(ts) == frame_count else []
+    gaps = [g for g in gaps if g not in withheld and g + 1 not in withheld]
     if gaps:
         view.add_item(RefineSelect(job.id, job.token, [
             discord.SelectOption(label=msg.gap_label(g, ts), value=str(g)) for g in gaps], row=3))
     view.add_item(RerollButton(job.id, job.token, row=4))
     view.add_item(DeleteButton(job.id, job.token, row=4))
+    view.add_item(ReportButton(job.id, job.token, row=4))
     return view
 
 
@@ -282,6 +295,23 @@ class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
         await actions_of(interaction).delete_result(interaction, self.job_id, self.token)
 
 
+class ReportButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REPORT_RE):
+    """🚩 Report: any member tells the server's admins about a result (``Actions.report_result``)."""
+
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
+        super().__init__(discord.ui.Button(label="Report", emoji="🚩", style=discord.ButtonStyle.secondary,
+                                           custom_id=report_id(job_id, token)), row=row)
+        self.job_id, self.token = job_id, token
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
+        return cls(*_job_ref(match))
+
+    @_guarded
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await actions_of(interaction).report_result(interaction, self.job_id, self.token)
+
+
 class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
     def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
@@ -297,4 +327,4 @@ class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
         await actions_of(interaction).cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
-DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, CancelButton)
+DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, ReportButton, CancelButton)

@@ -47,6 +47,8 @@ def format_limits(limits: Limits, settings=None) -> str:
         f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
         "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
         f"• default_format: {limits.default_format} (what /morph sends when not told)",
+        f"• nsfw: {'allow' if limits.nsfw_allow else 'deny'} (unfiltered results in age-restricted channels)",
+        "• report_hide_after: " + (f"{limits.report_hide_after} reports" if limits.report_hide_after else "never"),
         f"• paused: {'yes' if limits.paused else 'no'}",
         *bounds,
     ])
@@ -206,10 +208,14 @@ class AdminCog(commands.Cog):
         banned_words="Comma-separated words/phrases refused in prompts; 'none' clears the list",
         allowed_channels="Channels where /morph works (#a #b or ids); 'all' = every channel",
         default_format="What /morph sends when its format option is not given: mp4, gif or both",
+        nsfw="allow: results in age-restricted channels are posted unfiltered; deny (default): filtered everywhere",
+        report_hide_after="Hide a result automatically after this many members reported it (0: never)",
     )
     @app_commands.choices(default_format=[app_commands.Choice(name="MP4 video", value="mp4"),
                                           app_commands.Choice(name="GIF", value="gif"),
-                                          app_commands.Choice(name="both", value="both")])
+                                          app_commands.Choice(name="both", value="both")],
+                          nsfw=[app_commands.Choice(name="allow (age-restricted channels only)", value="allow"),
+                                app_commands.Choice(name="deny (default)", value="deny")])
     async def limits(self, interaction: discord.Interaction,
                      max_user_active: app_commands.Range[int, 1, 100] | None = None,
                      max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
@@ -217,7 +223,9 @@ class AdminCog(commands.Cog):
                      max_frames: app_commands.Range[int, 2, 120] | None = None,
                      banned_words: str | None = None,
                      allowed_channels: str | None = None,
-                     default_format: app_commands.Choice[str] | None = None) -> None:
+                     default_format: app_commands.Choice[str] | None = None,
+                     nsfw: app_commands.Choice[str] | None = None,
+                     report_hide_after: app_commands.Range[int, 0, 1000] | None = None) -> None:
         store = self.store
         changes: dict = {}
         try:
@@ -238,6 +246,10 @@ class AdminCog(commands.Cog):
                     allowed_channels)
             if default_format is not None:
                 changes["default_format"] = default_format.value
+            if nsfw is not None:
+                changes["nsfw_allow"] = nsfw.value == "allow"
+            if report_hide_after is not None:
+                changes["report_hide_after"] = report_hide_after or None
             if changes:
                 current = await store.set_limits(guild_of(interaction), interaction.user.id, **changes)
                 head = "✅ Limits updated:"
@@ -248,6 +260,17 @@ class AdminCog(commands.Cog):
             await ephemeral(interaction, f"❌ {err}")
             return
         await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings)))
+
+    @admin.command(name="reports", description="Results members reported with 🚩, the most recent first")
+    @app_commands.describe(everywhere="Bot owner only: every server")
+    async def reports(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        guild = self._scope(interaction, everywhere)
+        await ephemeral(interaction, msg.reports_list_text(await self.store.reports(guild)))
+
+    @admin.command(name="delete", description="Delete a result of this server (its message and frames)")
+    @app_commands.describe(job="The job number")
+    async def delete(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
+        await self.actions.admin_delete_result(interaction, job)
 
     @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
     @app_commands.describe(everywhere="Bot owner only: every server")
@@ -264,13 +287,29 @@ class AdminCog(commands.Cog):
             f"{s.get('failed_last_hour', 0)} failed",
             f"• mean render time (24 h): {msg.duration(mean) if mean is not None else 'no renders yet'}",
             f"• totals: {s.get('delivered', 0)} delivered, {s.get('failed', 0)} failed, "
-            f"{s.get('cancelled', 0)} cancelled",
+            f"{s.get('cancelled', 0)} cancelled, {s.get('withheld', 0)} withheld by the safety filter",
             "• " + self._device_line(),
+            "• " + self._safety_line(),
         ]
         if s.get("paused"):
             lines.append("⏸️ The queue of this server is paused.")
         lines.append(format_audit(await store.audit_log(guild, limit=5)))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
+
+    def _safety_line(self) -> str:
+        """The image safety check as this process's worker has it (a worker elsewhere logs its own)."""
+        if not self.settings.safety:
+            return "image safety check: off (MORPH_SAFETY=off): /morph works only in age-restricted channels"
+        worker = self.actions.worker
+        if worker is None:
+            return "image safety check: on (the render workers run elsewhere; their logs say whether it loaded)"
+        if worker.safety_error is not None:
+            return ("⚠️ image safety check: could not be loaded, so nothing renders (jobs wait): "
+                    + msg.safe(worker.safety_error, 300))
+        checker = worker.checker
+        if checker is None:
+            return "image safety check: on (loads with the model)"
+        return f"image safety check: on ({msg.safe(str(getattr(checker, 'source', '?')), 100)})"
 
     def _device_line(self) -> str:
         worker = self.actions.worker
