@@ -417,11 +417,13 @@ class Worker:
 def default_checker_factory(settings: Settings) -> Callable[[], object]:
     """Loads :class:`morph.safety.SafetyChecker` for ``MORPH_MODEL`` on the render's device (``MORPH_DEVICE``)."""
     def make():
-        from morph.safety import DEFAULT_CHECKER, SafetyChecker
+        from morph.safety import DEFAULT_CHECKER, SafetyChecker, set_default
 
-        return SafetyChecker.load(settings.model, settings.device,
-                                  fallback=settings.safety_checker or DEFAULT_CHECKER,
-                                  explicit=settings.safety_checker is not None)
+        checker = SafetyChecker.load(settings.model, settings.device,
+                                     fallback=settings.safety_checker or DEFAULT_CHECKER,
+                                     explicit=settings.safety_checker is not None)
+        set_default(checker)  # morph.safety.check_images (e.g. for uploads) uses this one too
+        return checker
 
     return make
 

@@ -138,11 +138,20 @@ _default: SafetyChecker | None = None
 _default_lock = threading.Lock()
 
 
+def set_default(checker: SafetyChecker) -> None:
+    """Make ``checker`` the one :func:`check_images` uses (the render worker does, once it loaded its own)."""
+    global _default
+    with _default_lock:
+        _default = checker
+
+
 def check_images(images: Sequence, model: str = "toy", fallback: str | None = DEFAULT_CHECKER) -> list[bool]:
-    """One bool per picture (True: flagged), with the checker for ``model`` loaded once per process on the
-    default device (see :meth:`SafetyChecker.check_images`). For callers without a Morpher, e.g. uploads."""
+    """One bool per picture (True: flagged, or its check failed), for callers that have no checker at hand
+    (e.g. uploaded pictures): the render worker's checker when this process has one (:func:`set_default`),
+    else the checker for ``model`` loaded once on the default device (see :meth:`SafetyChecker.check_images`)."""
     global _default
     with _default_lock:
         if _default is None:
             _default = SafetyChecker.load(model, fallback=fallback)
-    return _default.check_images(images)
+        checker = _default
+    return checker.check_images(images)
