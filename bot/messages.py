@@ -292,18 +292,11 @@ def queue_list_text(rows: list[tuple[int, str, object, int | None]]) -> str:
 
 
 # ---------------------------------------------------------------------------- content safety (bot.safety)
-#: /morph in an ordinary channel while the operator turned the image check off (MORPH_SAFETY=off).
-SAFETY_OFF_REFUSAL = ("❌ This bot's image safety check is turned off, so morphs work only in age-restricted "
-                      "channels. Use /morph in a channel marked age-restricted.")
-#: A job for an ordinary channel that reached a worker with the check off (queued before it was turned off).
-SAFETY_OFF_FAILURE = "the bot's image safety check is turned off; morphs work only in age-restricted channels now."
-SAFETY_BLOCKLIST_REFUSAL = "The {what} contains a word this bot does not allow. Rephrase it and try again."
-WITHHELD_PICK = "Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked."
+# (the texts the worker and the store show, which must not import discord.py, are in bot/safety.py)
 WITHHELD_REFINE = ("Frames {a} and {b} of morph #{job}: one of them was withheld by the safety filter, so the "
                    "gap between them cannot be refined.")
 WITHHELD_REROLL = ("The safety filter withheld frames of morph #{job}, so it cannot be rerolled; change the "
                    "prompts and use /morph instead.")
-WITHHELD_PLACEHOLDER_LABEL = "withheld"
 
 
 def withheld_status_text(job_id: int) -> str:
@@ -318,13 +311,6 @@ def withheld_author_text(job_id: int, request, flagged: int, frame_count: int) -
                 "shown and its files are deleted. The filter makes mistakes; if you think this is one, try "
                 "other prompts or ask a server admin. In an age-restricted channel an admin may allow "
                 "unfiltered results (/morphadmin limits nsfw:allow).")
-
-
-def withheld_frames_note(count: int, frame_count: int) -> str:
-    """The line a result gets when some of its frames were replaced by placeholders."""
-    s = "" if count == 1 else "s"
-    return (f"🛡️ {count} of {frame_count} frame{s} withheld by the safety filter (shown as grey "
-            f"placeholders; they cannot be picked or refined).")
 
 
 def report_thanks_text(job_id: int, repeat: bool) -> str:

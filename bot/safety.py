@@ -20,7 +20,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from bot import messages as msg
+
+# ----------------------------------------------------------------------------- texts shown to users
+# Here rather than in bot/messages.py: the worker and the store show them, and neither may import discord.py.
+#: /morph in an ordinary channel while the operator turned the image check off (MORPH_SAFETY=off).
+SAFETY_OFF_REFUSAL = ("❌ This bot's image safety check is turned off, so morphs work only in age-restricted "
+                      "channels. Use /morph in a channel marked age-restricted.")
+#: A job for an ordinary channel that reached a worker with the check off (queued before it was turned off).
+SAFETY_OFF_FAILURE = "the bot's image safety check is turned off; morphs work only in age-restricted channels now."
+SAFETY_BLOCKLIST_REFUSAL = "The {what} contains a word this bot does not allow. Rephrase it and try again."
+WITHHELD_PICK = "Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked."
+
+
+def withheld_frames_note(count: int, frame_count: int) -> str:
+    """The line a result gets when some of its frames were replaced by placeholders."""
+    s = "" if count == 1 else "s"
+    return (f"🛡️ {count} of {frame_count} frame{s} withheld by the safety filter (shown as grey "
+            f"placeholders; they cannot be picked or refined).")
+
 
 #: The placeholder's look: flat grey with darker stripes and a label; nothing of the frame is kept.
 PLACEHOLDER_GREY = (96, 96, 96)
@@ -113,9 +130,9 @@ def check_blocklist(request, blocklist) -> None:
         return
     for i, text in enumerate(request.prompts or [request.prompt_a, request.prompt_b]):
         if contains_banned(text, blocklist):
-            raise MorphError(msg.SAFETY_BLOCKLIST_REFUSAL.format(what=PROMPT_NAMES[i]))
+            raise MorphError(SAFETY_BLOCKLIST_REFUSAL.format(what=PROMPT_NAMES[i]))
     if request.negative and contains_banned(request.negative, blocklist):
-        raise MorphError(msg.SAFETY_BLOCKLIST_REFUSAL.format(what="negative prompt"))
+        raise MorphError(SAFETY_BLOCKLIST_REFUSAL.format(what="negative prompt"))
 
 
 def channel_is_nsfw(channel) -> bool:
@@ -135,12 +152,12 @@ def withheld_note(safety: dict | None) -> str | None:
     outcome = SafetyOutcome.from_dict(safety)
     if outcome is None or not outcome.withheld:
         return None
-    return msg.withheld_frames_note(len(outcome.withheld), outcome.frame_count)
+    return withheld_frames_note(len(outcome.withheld), outcome.frame_count)
 
 
 def refusal(*, safety_on: bool, channel_nsfw: bool) -> str | None:
     """Why ``/morph`` (or a 🔁/🔍 job) may not start in this channel, or None. With ``MORPH_SAFETY=off``
     nothing is checked, so only age-restricted channels may get results."""
     if not safety_on and not channel_nsfw:
-        return msg.SAFETY_OFF_REFUSAL
+        return SAFETY_OFF_REFUSAL
     return None

@@ -40,7 +40,6 @@ from bot.artifacts import StorageFull
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import Job, JobState
-from bot import messages as msg
 from bot import safety
 from bot.render_output import failure_reason, free_gpu_memory, render_files
 from bot.store import LOST, Store, WorkerRun
@@ -304,7 +303,7 @@ class Worker:
             state.render_started = time.monotonic()
             if self.checker is None and not job.channel_nsfw:
                 # MORPH_SAFETY=off, and this job was queued for an ordinary channel before that
-                await self.store.mark_failed(job.id, msg.SAFETY_OFF_FAILURE, self.run)
+                await self.store.mark_failed(job.id, safety.SAFETY_OFF_FAILURE, self.run)
                 return
             result: RenderResult = await self._in_render_thread(
                 morpher.render, job.request, progress=state.update, cancel=cancel)

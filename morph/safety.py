@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: ``MORPH_SAFETY_CHECKER``'s default: the checker SD 1.x ships with, as its own repository.
 DEFAULT_CHECKER = "CompVis/stable-diffusion-safety-checker"
-#: The checker made in this repository for the toy world (``scripts/toy_safety_checker.py``): it flags one
+#: The checker made in this repository for the toy world (``toykit/safety_checker.py``): it flags one
 #: harmless toy concept, :data:`TOY_UNSAFE_CONCEPT`, so that the filter can be seen and tested offline.
 TOY_CHECKER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_model")
 #: What the toy checker treats as "unsafe" (a prompt the toy model draws).

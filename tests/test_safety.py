@@ -14,7 +14,7 @@ from bot.config import ConfigError, Settings
 from bot.jobs import Refused
 from bot.store import Store
 from bot.worker import Worker
-from morph import shapes
+from toykit import shapes
 from morph.request import RenderRequest
 from morph.safety import TOY_CHECKER_DIR, SafetyChecker, checker_sources
 

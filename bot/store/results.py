@@ -4,8 +4,7 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refused, sql_list
-from bot import messages as msg
-from bot.safety import withheld_frames
+from bot.safety import WITHHELD_PICK, withheld_frames
 from bot.store.base import StoreBase, audit, check_may_act
 from morph.output import frame_filename
 
@@ -59,7 +58,7 @@ class Results(StoreBase):
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {shown}.")
         if frame in withheld_frames(job.safety):
-            raise Refused(msg.WITHHELD_PICK.format(frame=frame + 1, job=job.id))
+            raise Refused(WITHHELD_PICK.format(frame=frame + 1, job=job.id))
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""

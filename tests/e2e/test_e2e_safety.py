@@ -200,7 +200,7 @@ async def test_a_checker_that_cannot_be_loaded_blocks_rendering(toy_harness, tmp
     async def blocked():
         return worker.safety_error is not None
 
-    from bot.sandbox import eventually
+    from fakediscord import eventually
 
     assert await eventually(blocked, 60)
     assert (await h.store.get(job_id)).state == "queued"

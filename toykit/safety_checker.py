@@ -1,6 +1,6 @@
 """Make the toy world's image safety checker: ``morph/toy_model/safety_checker/`` and ``feature_extractor/``.
 
-    python scripts/toy_safety_checker.py [--out morph/toy_model] [--seed 0] [--steps 600]
+    python -m toykit.safety_checker [--out morph/toy_model] [--seed 0] [--steps 600]
 
 It is diffusers' own ``StableDiffusionSafetyChecker`` (the class SD 1.x ships) with a small CLIP vision
 model (64 px input, 8 px patches, 3 layers), so the bot's safety filter runs its real code offline. The
@@ -12,7 +12,7 @@ projection are trained (seeded; minutes on a 2-core CPU) so that pictures of yel
 every other picture far from it. The other 16 concepts and the 3 "special care" ones have thresholds
 above 1, which a cosine never reaches: they flag nothing.
 
-Training pictures come from the toy world's own drawings (:mod:`morph.shapes`), blurred and noised a little
+Training pictures come from the toy world's own drawings (:mod:`toykit.shapes`), blurred and noised a little
 so they look like what the toy model renders, drawn once into a pool; a third of them are yellow stars, a
 third hard negatives (yellow shapes that are not stars, stars that are not yellow). The script then checks
 the result on the drawings of every shape/colour pair and prints the rates (also written to
@@ -29,10 +29,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from morph import shapes
 from morph.safety import TOY_UNSAFE_CONCEPT
+from toykit import shapes
 
 SHAPE, COLOUR = "star", "yellow"
 VISION = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
@@ -178,7 +176,7 @@ def main(argv=None) -> int:
     report = evaluate(checker, processor, args.seed)
     report.update({"unsafe_concept": TOY_UNSAFE_CONCEPT, "seed": args.seed, "steps": args.steps,
                    "final_loss": sum(losses[-50:]) / len(losses[-50:]), "seconds": round(time.time() - started, 1),
-                   "made_by": "python scripts/toy_safety_checker.py"})
+                   "made_by": "python -m toykit.safety_checker"})
     print(json.dumps({k: v for k, v in report.items() if k != "per_pair"}, indent=1))
     with open(os.path.join(args.out, "safety_checker", "training.json"), "w") as f:
         json.dump(report, f, indent=1)
