@@ -1,6 +1,6 @@
 """Make the toy world's image safety checker: ``morph/toy_model/safety_checker/`` and ``feature_extractor/``.
 
-    python -m toykit.safety_checker [--out morph/toy_model] [--seed 0] [--steps 600]
+    python -m toykit.safety_checker [--out morph/toy_model] [--seed 0] [--steps 1500] [--renders 150]
 
 It is diffusers' own ``StableDiffusionSafetyChecker`` (the class SD 1.x ships) with a small CLIP vision
 model (64 px input, 8 px patches, 3 layers), so the bot's safety filter runs its real code offline. The
@@ -14,9 +14,10 @@ above 1, which a cosine never reaches: they flag nothing.
 
 Training pictures come from the toy world's own drawings (:mod:`toykit.shapes`), blurred and noised a little
 so they look like what the toy model renders, drawn once into a pool; a third of them are yellow stars, a
-third hard negatives (yellow shapes that are not stars, stars that are not yellow). The script then checks
-the result on the drawings of every shape/colour pair and prints the rates (also written to
-``safety_checker/training.json``).
+third hard negatives (yellow shapes that are not stars, stars that are not yellow). As many again are
+frames the ``toy`` model itself rendered (``--renders`` pairs: a yellow-star prompt and another one). The
+script then checks the result on the drawings of every shape/colour pair and prints the rates (also written
+to ``safety_checker/training.json``).
 """
 from __future__ import annotations
 
@@ -77,6 +78,31 @@ def pool(rng: random.Random, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([picture(s, rng) for s in scenes]), torch.tensor(labels)
 
 
+def renders(rng: random.Random, pairs: int, model: str = "toy") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pictures the toy model itself draws, so the checker learns what renders look like: ``pairs`` renders
+    of two frames, a yellow-star prompt (any size, any background) and another prompt (a hard negative half
+    of the time), with random seeds and 6-25 denoising steps."""
+    from morph import Morpher, RenderRequest
+
+    morpher = Morpher(model, device="cpu")
+    xs, ys = [], []
+    for i in range(pairs):
+        star = scene_for(rng, SHAPE, COLOUR)
+        other = scene_for(rng, colour=COLOUR) if i % 2 else scene_for(rng, shape=SHAPE) if i % 4 == 1 else \
+            scene_for(rng)
+        if other.shape == SHAPE and other.colour == COLOUR:
+            other = scene_for(rng, shape="circle")
+        prompts = [shapes.describe(star, rng), shapes.describe(other, rng)]
+        frames = morpher.render(RenderRequest(prompts[0], prompts[1], frames=2, seed=rng.randrange(2**31),
+                                              steps=rng.choice([6, 8, 12, 25]), pacing="uniform",
+                                              candidates=1)).frames
+        for frame, label in zip(frames, (1.0, 0.0), strict=True):
+            x = torch.frombuffer(bytearray(frame.convert("RGB").tobytes()), dtype=torch.uint8).view(64, 64, 3)
+            xs.append(x.permute(2, 0, 1).float() / 255)
+            ys.append(label)
+    return torch.stack(xs), torch.tensor(ys)
+
+
 def normalise(x: torch.Tensor, processor) -> torch.Tensor:
     """What CLIPImageProcessor does to a 64 px picture (no resize needed): mean/std per channel."""
     mean = torch.tensor(processor.image_mean)[:, None, None]
@@ -107,10 +133,15 @@ def build(seed: int):
 
 
 def train(checker, processor, concept: torch.Tensor, steps: int, seed: int, pictures: int = 3000,
-          batch: int = 64) -> list[float]:
+          batch: int = 64, rendered: int = 0) -> list[float]:
     rng = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
     xs, ys = pool(rng, pictures)
+    if rendered:
+        rx, ry = renders(rng, rendered)
+        # the renders weigh as much as the drawings: repeated so that they are half of the pool
+        times = max(1, len(xs) // len(rx))
+        xs, ys = torch.cat([xs, rx.repeat(times, 1, 1, 1)]), torch.cat([ys, ry.repeat(times)])
     params = list(checker.vision_model.parameters()) + list(checker.visual_projection.parameters())
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -165,16 +196,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.path.join("morph", "toy_model"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--renders", type=int, default=150, help="pairs of toy-model renders in the training pool")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # tiny tensors: more threads only wait on each other on a busy machine
     started = time.time()
     checker, processor, concept = build(args.seed)
-    losses = train(checker, processor, concept, args.steps, args.seed)
+    losses = train(checker, processor, concept, args.steps, args.seed, rendered=args.renders)
     checker.save_pretrained(os.path.join(args.out, "safety_checker"))
     processor.save_pretrained(os.path.join(args.out, "feature_extractor"))
     print(f"saved; evaluating ({time.time() - started:.0f} s so far)", flush=True)
     report = evaluate(checker, processor, args.seed)
     report.update({"unsafe_concept": TOY_UNSAFE_CONCEPT, "seed": args.seed, "steps": args.steps,
+                   "renders": args.renders,
                    "final_loss": sum(losses[-50:]) / len(losses[-50:]), "seconds": round(time.time() - started, 1),
                    "made_by": "python -m toykit.safety_checker"})
     print(json.dumps({k: v for k, v in report.items() if k != "per_pair"}, indent=1))

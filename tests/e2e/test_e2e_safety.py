@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from e2e_helpers import Harness, gif_frames, job_id_of
+from fakediscord import eventually
 from morph.safety import SafetyChecker
 from morph.video import decode_mp4
 
@@ -65,9 +66,18 @@ async def toy_harness(fake, tmp_path, toy_morpher):
 
 
 async def start(h, checker, **overrides):
+    """Start the bot on the toy model; once its worker has loaded its checker (the toy one, from
+    morph/toy_model/), put a recording wrapper of that same checker in its place."""
     await h.start_bot(model="toy", default_steps=8, **overrides)
+    worker = h.bot.worker
+
+    async def loaded():
+        return worker.checker is not None
+
+    assert await eventually(loaded, 120)
+    assert worker.checker.source.endswith("toy_model/safety_checker")
     recording = Recording(checker)
-    h.bot.worker.checker = recording  # the loaded checker, recording what it sees
+    worker.checker = recording
     return recording
 
 
@@ -199,8 +209,6 @@ async def test_a_checker_that_cannot_be_loaded_blocks_rendering(toy_harness, tmp
 
     async def blocked():
         return worker.safety_error is not None
-
-    from fakediscord import eventually
 
     assert await eventually(blocked, 60)
     assert (await h.store.get(job_id)).state == "queued"
