@@ -6,11 +6,12 @@ Discord, then :func:`decide` says what happens, by where the result goes:
 * **unfiltered**: the job's channel is age-restricted (Discord's ``nsfw`` flag; a thread follows its parent,
   recorded at ``/morph`` time as ``Job.channel_nsfw``) *and* the server allows it (``/morphadmin limits
   nsfw:allow``, default off): everything is posted as rendered;
-* **withheld whole**: any of the midpoint candidates is flagged, or more than half the frames are: nothing
+* **withheld whole**: the midpoint frame, every midpoint candidate, or more than half the frames are flagged: nothing
   is posted; the job ends ``withheld`` with no files, its public status message says only "withheld by the
   safety filter", and the author is told privately (:meth:`bot.delivery.Delivery.show_withheld`);
-* **partly withheld**: the flagged frames are replaced by :func:`placeholder` in the MP4, the GIF, the
-  contact sheet and the frame PNGs, cannot be picked or refined, and the result says how many.
+* **partly withheld**: the flagged frames (a flagged candidate too) are replaced by :func:`placeholder` in the
+  MP4, the GIF, the contact sheet and the frame PNGs, cannot be picked or refined (their buttons and menu
+  entries are left out), and the result says how many.
 
 The outcome is stored in the job's own ``safety`` column (:class:`SafetyOutcome`), apart from the result
 dict. ``MORPH_SAFETY=off`` loads no checker; then ``/morph`` works in age-restricted channels only
@@ -56,7 +57,7 @@ class SafetyOutcome:
     withheld: list[int] = field(default_factory=list)
     #: posted as rendered: an age-restricted channel of a server that allows it
     unfiltered: bool = False
-    #: nothing posted: a midpoint candidate or more than half the frames were flagged
+    #: nothing posted: the midpoint, every candidate or more than half the frames were flagged
     whole: bool = False
     frame_count: int = 0
     #: seconds the check took
@@ -73,15 +74,20 @@ class SafetyOutcome:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def decide(flags: list[bool], candidates: list[int], *, unfiltered: bool, seconds: float = 0.0) -> SafetyOutcome:
-    """The outcome for a render whose frames the checker answered ``flags`` for (see the module docstring)."""
+def decide(flags: list[bool], candidates: list[int], midpoint: int | None = None, *, unfiltered: bool,
+           seconds: float = 0.0) -> SafetyOutcome:
+    """The outcome for a render whose frames the checker answered ``flags`` for (see the module docstring):
+    withheld whole when the midpoint frame, every midpoint candidate, or more than half of the frames are
+    flagged; else the flagged frames alone (a flagged candidate too: its place on the sheet is a placeholder)."""
     flagged = [i for i, f in enumerate(flags) if f]
     out = SafetyOutcome(checked=True, flagged=flagged, unfiltered=unfiltered, frame_count=len(flags),
                         seconds=float(seconds))
     if unfiltered or not flagged:
         return out
     out.withheld = flagged
-    out.whole = any(flags[c] for c in candidates if 0 <= c < len(flags)) or len(flagged) * 2 > len(flags)
+    shown = [c for c in candidates if 0 <= c < len(flags)]
+    out.whole = ((midpoint is not None and 0 <= midpoint < len(flags) and flags[midpoint])
+                 or (bool(shown) and all(flags[c] for c in shown)) or len(flagged) * 2 > len(flags))
     return out
 
 

@@ -127,7 +127,8 @@ def result_view(job: Job) -> discord.ui.View:
     withheld = withheld_frames(job.safety)
     view = discord.ui.View(timeout=None)
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
-        view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
+        if frame not in withheld:
+            view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = [f for f in msg.choose_select_frames(frame_count, candidates) if f not in withheld]
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [

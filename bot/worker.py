@@ -368,8 +368,8 @@ class Worker:
         flags = await self._in_render_thread(checker.check_images, result.frames)
         seconds = time.monotonic() - started
         limits = await self.store.get_limits(job.guild_id)
-        outcome = safety.decide(flags, list(result.candidates), unfiltered=job.channel_nsfw and limits.nsfw_allow,
-                                seconds=seconds)
+        outcome = safety.decide(flags, list(result.candidates), result.midpoint,
+                                unfiltered=job.channel_nsfw and limits.nsfw_allow, seconds=seconds)
         if outcome.flagged:
             log.info("job #%d: the safety check flagged frame(s) %s of %d (%.2f s)%s", job.id,
                      ", ".join(str(i + 1) for i in outcome.flagged), outcome.frame_count, seconds,

@@ -71,18 +71,21 @@ def test_a_checker_that_cannot_be_loaded_says_why():
 # ------------------------------------------------------------------------------------------ the policy
 def test_decide_withholds_flagged_frames_and_the_whole_result_when_the_midpoint_or_most_are_flagged():
     f = [False] * 10
-    part = safety.decide([*f[:8], True, True], [4, 5, 6], unfiltered=False)
+    part = safety.decide([*f[:8], True, True], [4, 5, 6], 5, unfiltered=False)
     assert part.withheld == [8, 9] and not part.whole
-    assert safety.decide([*f[:5], True, *f[6:]], [4, 5, 6], unfiltered=False).whole  # a candidate
-    assert safety.decide([True] * 6 + [False] * 4, [8], unfiltered=False).whole  # more than half
-    assert not safety.decide([True] * 5 + [False] * 5, [8], unfiltered=False).whole  # exactly half
-    allowed = safety.decide([True] * 10, [4], unfiltered=True)
+    one = safety.decide([*f[:4], True, *f[5:]], [4, 5, 6], 5, unfiltered=False)  # one candidate: a placeholder
+    assert one.withheld == [4] and not one.whole
+    assert safety.decide([*f[:5], True, *f[6:]], [4, 5, 6], 5, unfiltered=False).whole  # the midpoint
+    assert safety.decide([*f[:4], True, True, True, *f[7:]], [4, 5, 6], 1, unfiltered=False).whole  # every candidate
+    assert safety.decide([True] * 6 + [False] * 4, [8], 8, unfiltered=False).whole  # more than half
+    assert not safety.decide([True] * 5 + [False] * 5, [8], 8, unfiltered=False).whole  # exactly half
+    allowed = safety.decide([True] * 10, [4], 4, unfiltered=True)
     assert allowed.flagged == list(range(10)) and allowed.withheld == [] and not allowed.whole
 
 
 def test_the_placeholder_keeps_nothing_of_the_frame():
     frames = [drawing("star", "yellow"), drawing("circle", "red")]
-    outcome = safety.decide([True, False, False], [2], unfiltered=False)
+    outcome = safety.decide([True, False, False], [2], 2, unfiltered=False)
     out = safety.apply(frames + [drawing("square", "green")], outcome)
     assert out[1] is frames[1]
     ph = np.asarray(out[0])
@@ -189,7 +192,7 @@ async def test_flagged_frames_are_replaced_before_any_file_is_stored(store, sett
     assert (await store.pick(job.id, user_id=BOB, frame=0)).data  # the others can be picked
 
 
-async def test_a_flagged_candidate_withholds_the_whole_job_and_keeps_no_files(store, settings, morpher):
+async def test_a_mostly_flagged_job_is_withheld_whole_and_keeps_no_files(store, settings, morpher):
     worker = worker_with(store, settings, morpher, ScriptedChecker(set(range(8))))
     job = await submit(store)
     assert await worker.run_once()

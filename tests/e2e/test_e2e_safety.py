@@ -20,12 +20,12 @@ from morph.video import decode_mp4
 
 pytestmark = pytest.mark.slow
 
-#: A morph whose last frames are yellow stars (flagged) and whose midpoint frames are not.
-PARTLY = dict(from_="a big red circle on a blue background", to="a big yellow star on a blue background",
-              then="a big red circle on a blue background", frames=12, seed=1, format="both")
+B = "on a blue background"
+#: A chain that starts with a yellow star (its first frames are flagged) and whose midpoint is not.
+PARTLY = dict(from_=f"a big yellow star {B}", to=f"a big red circle {B}", then=f"a big white square {B}",
+              then2=f"a big green triangle {B}", frames=16, seed=1, format="both")
 #: Yellow stars all the way: withheld whole.
-MOSTLY = dict(from_="a big yellow star on a black background", to="a small yellow star on a blue background",
-              frames=6, seed=2, format="both")
+MOSTLY = dict(from_=f"a big yellow star {B}", to=f"a small yellow star {B}", frames=6, seed=2, format="both")
 
 
 class Recording:
@@ -119,15 +119,16 @@ async def test_flagged_frames_never_reach_an_ordinary_channel(toy_harness, toy_c
     job = await h.wait_state(job_id, "delivered")
     withheld = job.safety["withheld"]
     assert withheld and not job.safety["whole"] and len(withheld) * 2 <= job.result["frame_count"]
-    assert f"{len(withheld)} of 12 frames withheld by the safety filter" in result.content
+    assert f"{len(withheld)} of 16 frames withheld by the safety filter" in result.content
 
     # picks of every frame the menu offers, and a pick of a withheld one (refused), then refine and reroll
-    for frame in (0, job.result["candidates"][0]):
+    shown_frames = [f for f in range(16) if f not in withheld]
+    for frame in (shown_frames[0], job.result["midpoint"]):
         it = await fake.select(bob, result, f"morph:frames:{job.id}-{job.token}", [str(frame)])
         assert it.original.attachments
     refused = await fake.select(bob, result, f"morph:frames:{job.id}-{job.token}", [str(withheld[0])])
     assert refused.original.ephemeral and "withheld by the safety filter" in refused.original.content
-    gap = withheld[0] if withheld[0] + 1 < 12 else withheld[0] - 1
+    gap = withheld[0] if withheld[0] + 1 < 16 else withheld[0] - 1
     refine = await fake.select(bob, result, f"morph:refine:{job.id}-{job.token}", [str(gap)])
     assert refine.original.ephemeral and "withheld by the safety filter" in refine.original.content
     reroll = await fake.click(bob, result, f"morph:reroll:{job.id}-{job.token}")
