@@ -223,6 +223,8 @@ class Delivery:
                                            int(outcome.get("frame_count") or 0))
         if job.application_id and job.interaction_alive(self.store.clock() + 5):
             webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
+            # an interaction's followup webhook is an application webhook, the only kind that sends ephemerally
+            webhook.type = discord.WebhookType.application
             try:
                 await webhook.send(private, ephemeral=True, allowed_mentions=NO_PINGS)
                 return

@@ -126,10 +126,11 @@ async def test_flagged_frames_never_reach_an_ordinary_channel(toy_harness, toy_c
     for frame in (shown_frames[0], job.result["midpoint"]):
         it = await fake.select(bob, result, f"morph:frames:{job.id}-{job.token}", [str(frame)])
         assert it.original.attachments
-    refused = await fake.select(bob, result, f"morph:frames:{job.id}-{job.token}", [str(withheld[0])])
+    # the menus do not offer them; a modified client sends them anyway
+    refused = await fake.forge_component(bob, result, f"morph:frames:{job.id}-{job.token}", [str(withheld[0])])
     assert refused.original.ephemeral and "withheld by the safety filter" in refused.original.content
     gap = withheld[0] if withheld[0] + 1 < 16 else withheld[0] - 1
-    refine = await fake.select(bob, result, f"morph:refine:{job.id}-{job.token}", [str(gap)])
+    refine = await fake.forge_component(bob, result, f"morph:refine:{job.id}-{job.token}", [str(gap)])
     assert refine.original.ephemeral and "withheld by the safety filter" in refine.original.content
     reroll = await fake.click(bob, result, f"morph:reroll:{job.id}-{job.token}")
     assert reroll.original.ephemeral and "withheld frames" in reroll.original.content
