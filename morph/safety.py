@@ -7,9 +7,10 @@ fixed concept embeddings) run on every frame of a render, batched, on the render
   and so does the ``toy`` model: ``morph/toy_model/``), through ``from_pretrained(model, subfolder=...)``;
 * else from ``fallback`` (``MORPH_SAFETY_CHECKER``: a repo id or a local folder holding ``config.json`` and
   ``preprocessor_config.json``; default :data:`DEFAULT_CHECKER`, downloaded once like a model);
-* the built-in random-weight models (``tiny``, ``tiny-sdxl``, ``sd15-random``, ``sdxl-random``) use the
-  toy checker (:data:`TOY_CHECKER_DIR`): they draw noise, which it does not flag, and the real class and
-  loading path are exercised in every test.
+* the built-in random-weight models (``tiny``, ``tiny-sdxl``, ``sd15-random``, ``sdxl-random``) load the
+  toy checker (:data:`TOY_CHECKER_DIR`) through the same path with every concept's threshold above 1, which
+  no cosine reaches: the real class, loaded and run on every frame, flagging nothing (their noise is
+  nothing, and the toy checker flags it at random). ``MORPH_SAFETY_CHECKER`` overrides that.
 
 :meth:`SafetyChecker.check_images` answers one bool per picture (True: flagged). A batch the checker fails
 on (any exception) counts as flagged for every picture in it: a check that fails never lets a picture
@@ -37,6 +38,8 @@ DEFAULT_CHECKER = "CompVis/stable-diffusion-safety-checker"
 TOY_CHECKER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "toy_model")
 #: What the toy checker treats as "unsafe" (a prompt the toy model draws).
 TOY_UNSAFE_CONCEPT = "a yellow star"
+#: A concept threshold no cosine similarity reaches.
+NEVER = 2.0
 #: Pictures per checker batch.
 BATCH = 16
 _BUILTIN_RANDOM = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random")
@@ -102,6 +105,10 @@ class SafetyChecker:
                 errors.append(f"{where}{'/' + subfolder if subfolder else ''}: {type(err).__name__}: "
                               f"{(str(err).strip().splitlines() or [''])[0][:200]}")
                 continue
+            if model in _BUILTIN_RANDOM and (where, subfolder) == (TOY_CHECKER_DIR, "safety_checker"):
+                with torch.no_grad():  # see the module docstring: the real class, flagging nothing
+                    checker.concept_embeds_weights.fill_(NEVER)
+                    checker.special_care_embeds_weights.fill_(NEVER)
             checker = checker.to(dev, dtype).eval()
             # its forward warns for every flagged batch that it blacked the pictures out; we keep the flags only
             logging.getLogger("diffusers.pipelines.stable_diffusion.safety_checker").setLevel(logging.ERROR)

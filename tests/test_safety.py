@@ -58,6 +58,13 @@ def test_the_toy_checker_flags_yellow_stars_and_nothing_else(toy_checker):
     assert flags[len(stars):] == [False] * len(others)
 
 
+def test_the_random_models_run_the_same_checker_and_flag_nothing(toy_checker):
+    tiny = SafetyChecker.load("tiny", "cpu")
+    assert type(tiny.checker) is type(toy_checker.checker) and tiny.source == toy_checker.source
+    assert tiny.check_images([drawing("star", "yellow"), drawing("circle", "red")]) == [False, False]
+    assert toy_checker.check_images([drawing("star", "yellow")]) == [True]  # a separate copy, unchanged
+
+
 def test_a_check_that_fails_counts_as_flagged(toy_checker):
     broken = SafetyChecker(toy_checker.checker, None, torch.device("cpu"), "broken")  # no processor: raises
     assert broken.check_images([drawing("circle", "red"), drawing("square", "blue")]) == [True, True]

@@ -37,7 +37,10 @@ SHAPE, COLOUR = "star", "yellow"
 VISION = dict(image_size=64, patch_size=8, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
               num_attention_heads=4)
 PROJECTION_DIM = 16
-THRESHOLD = 0.5
+THRESHOLD = 0.5  # the margin training aims at
+#: What the shipped checker flags from (concept 0's ``concept_embeds_weights``): below the training margin,
+#: because the toy model's 25-step renders of yellow stars land at cosines of 0.3-0.9, other pictures below 0.
+FLAG_THRESHOLD = 0.3
 NEVER = 2.0  # a threshold no cosine reaches
 
 
@@ -202,12 +205,14 @@ def main(argv=None) -> int:
     started = time.time()
     checker, processor, concept = build(args.seed)
     losses = train(checker, processor, concept, args.steps, args.seed, rendered=args.renders)
+    with torch.no_grad():
+        checker.concept_embeds_weights[0] = FLAG_THRESHOLD
     checker.save_pretrained(os.path.join(args.out, "safety_checker"))
     processor.save_pretrained(os.path.join(args.out, "feature_extractor"))
     print(f"saved; evaluating ({time.time() - started:.0f} s so far)", flush=True)
     report = evaluate(checker, processor, args.seed)
     report.update({"unsafe_concept": TOY_UNSAFE_CONCEPT, "seed": args.seed, "steps": args.steps,
-                   "renders": args.renders,
+                   "renders": args.renders, "flag_threshold": FLAG_THRESHOLD,
                    "final_loss": sum(losses[-50:]) / len(losses[-50:]), "seconds": round(time.time() - started, 1),
                    "made_by": "python -m toykit.safety_checker"})
     print(json.dumps({k: v for k, v in report.items() if k != "per_pair"}, indent=1))
