@@ -1,6 +1,6 @@
 """Make the toy world's image safety checker: ``morph/toy_model/safety_checker/`` and ``feature_extractor/``.
 
-    python -m toykit.safety_checker [--out morph/toy_model] [--seed 0] [--steps 1500] [--renders 150]
+    python -m toykit.safety_checker [--out morph/toy_model] [--seed 0] [--steps 1200] [--renders 120]
 
 It is diffusers' own ``StableDiffusionSafetyChecker`` (the class SD 1.x ships) with a small CLIP vision
 model (64 px input, 8 px patches, 3 layers), so the bot's safety filter runs its real code offline. The
@@ -198,8 +198,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join("morph", "toy_model"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--renders", type=int, default=150, help="pairs of toy-model renders in the training pool")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--renders", type=int, default=120, help="pairs of toy-model renders in the training pool")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # tiny tensors: more threads only wait on each other on a busy machine
     started = time.time()
