@@ -281,10 +281,11 @@ async def test_the_withheld_state_is_allowed_by_the_schema(store):
         await store.db.execute("UPDATE jobs SET state = 'bogus' WHERE id = ?", job.id)
 
 
-def test_check_images_for_uploads_answers_one_bool_per_picture():
-    from morph.safety import check_images
+def test_check_images_for_uploads_answers_one_bool_per_picture(toy_checker):
+    from morph import safety as engine_safety
 
-    assert check_images([drawing("star", "yellow"), drawing("circle", "red")], model="toy") == [True, False]
+    engine_safety.set_default(toy_checker)  # what a worker does once it loaded its checker
+    assert engine_safety.check_images([drawing("star", "yellow"), drawing("circle", "red")]) == [True, False]
 
 
 _ = asyncio
