@@ -16,7 +16,8 @@ from bot.actions import Actions
 from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.interactions import ephemeral, first_to_answer
+from bot.db import DatabaseUnavailable
+from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
 
@@ -90,6 +91,9 @@ class MorphTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
         """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
         original = getattr(error, "original", error)
+        if isinstance(original, DatabaseUnavailable):  # the outage is logged once, by the database
+            await answer_unavailable(interaction)
+            return
         if isinstance(original, (app_commands.CheckFailure, MorphError)):
             text = str(original) or "❌ You cannot use this command here."
         elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
