@@ -151,7 +151,7 @@ class PostgresDatabase(Database):
             if not is_transient(e):
                 raise
             self.availability.failed(e)
-            self.pool.expire_connections()  # the others may be dead too: replaced at their next acquire
+            await self.pool.expire_connections()  # the others may be dead too: replaced at their next acquire
             raise DatabaseUnavailable(f"the database {self.name} is unavailable ({type(e).__name__})") from e
 
     async def _begin(self) -> tuple[asyncpg.Connection, Any]:
@@ -170,7 +170,7 @@ class PostgresDatabase(Database):
                 if attempt == 2 or not is_transient(e):
                     async with self.unavailable_on_connection_errors():
                         raise
-                self.pool.expire_connections()
+                await self.pool.expire_connections()
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
