@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ from bot.worker import STALE_S, Worker
 from morph.request import RenderRequest
 
 G, C, ALICE = 10, 20, 1
+REPO = str(Path(__file__).resolve().parent.parent)
 MiB = 1024 * 1024
 
 
@@ -138,7 +140,9 @@ async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_at
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path):
-    return str(tmp_path / "m.sqlite3") if request.param == "sqlite" else request.getfixturevalue("server").create_database()
+    if request.param == "sqlite":
+        return str(tmp_path / "m.sqlite3")
+    return request.getfixturevalue("server").create_database()
 
 
 async def test_a_worker_whose_clock_is_90_s_behind_keeps_the_job_it_heartbeats(db_url):
@@ -180,8 +184,8 @@ async def test_a_frozen_process_holding_the_claims_lock_releases_the_queue_withi
     url = server.create_database()
     store = await Store.open(url, Settings(db_path=url, cooldown_s=0))
     job = await submit(store)
-    holder = subprocess.Popen([sys.executable, "-c", FROZEN, url], stdout=subprocess.PIPE, text=True,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    holder = subprocess.Popen([sys.executable, "-c", FROZEN, url], stdout=subprocess.PIPE, text=True,  # noqa: ASYNC220
+                              cwd=REPO)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 60)
         assert line.strip() == "locked"

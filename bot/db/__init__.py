@@ -15,7 +15,8 @@ from bot.db.base import (
     log_failure, migration_files,
 )
 
-__all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable", "MigrationError",
+__all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable",
+           "MigrationError",
            "Tx", "is_postgres", "log_failure", "migration_files", "open_database"]
 
 

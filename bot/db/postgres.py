@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -115,6 +114,7 @@ class PostgresDatabase(Database):
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
         self._listener: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task | None = None
+        self._listen_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, target, migrations_dir: Path) -> PostgresDatabase:
@@ -124,7 +124,7 @@ class PostgresDatabase(Database):
         if (warning := tls_warning(url)) is not None:
             log.warning("%s", warning)
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=10, timeout=CONNECT_TIMEOUT_S,
+            pool = await asyncpg.create_pool(url, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT_S,
                                              command_timeout=COMMAND_TIMEOUT_S, server_settings=SESSION_SETTINGS)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
             from bot.config import mask_secrets
@@ -215,7 +215,14 @@ class PostgresDatabase(Database):
         if self._listen_task is None:
             self._listen_task = asyncio.get_running_loop().create_task(self._listen(), name="morph-db-listen")
         elif first and self._listener is not None:
-            asyncio.get_running_loop().create_task(self._listener.add_listener(channel, self._dispatch))
+            asyncio.get_running_loop().create_task(self._add_listener(self._listener, channel))
+
+    async def _add_listener(self, listener: asyncpg.Connection, channel: str) -> None:
+        """LISTEN on ``channel`` too; one at a time (the connection runs one command at a time). A failure
+        is left to the reconnect of :meth:`_listen`, which listens on every channel again."""
+        async with self._listen_lock:
+            with contextlib.suppress(Exception):
+                await listener.add_listener(channel, self._dispatch)
 
     def _dispatch(self, _conn, _pid, channel: str, _payload: str) -> None:
         for callback in self._subscribers.get(channel, ()):
@@ -230,8 +237,9 @@ class PostgresDatabase(Database):
                                                        server_settings=SESSION_SETTINGS)
                 lost = asyncio.Event()
                 self._listener.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                for channel in list(self._subscribers):
-                    await self._listener.add_listener(channel, self._dispatch)
+                async with self._listen_lock:
+                    for channel in list(self._subscribers):
+                        await self._listener.add_listener(channel, self._dispatch)
                 for channel in list(self._subscribers):
                     self._dispatch(None, None, channel, "")
                 await lost.wait()

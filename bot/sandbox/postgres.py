@@ -52,7 +52,7 @@ class TempPostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> TempPostgres:
-        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        initdb = find_bin("initdb")
         self.dir = Path(tempfile.mkdtemp(prefix="morph-pg-"))
         data, sockets = self.dir / "data", self.dir / "run"
         sockets.mkdir()

@@ -33,8 +33,8 @@ from bot.store.posting import DELIVERY_LEASE_S, ResultPosting
 from bot.store.queue import INTERACTION_TTL_S, JobQueue
 from bot.store.results import INTERACTION_MEMORY_S, Results
 
-__all__ = ["DELIVERY_LEASE_S", "DatabaseClock", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST", "MAX_ATTEMPTS",
-           "Limits", "Store", "WorkerRun"]
+__all__ = ["DELIVERY_LEASE_S", "DatabaseClock", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST",
+           "MAX_ATTEMPTS", "Limits", "Store", "WorkerRun"]
 
 
 class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules):
