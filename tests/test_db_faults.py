@@ -18,7 +18,7 @@ import torch
 
 from bot.config import Settings
 from bot.db import DatabaseUnavailable
-from bot.sandbox import eventually
+from fakediscord import eventually
 from bot.store import DatabaseClock, Store, WorkerRun
 from bot.worker import STALE_S, Worker
 from morph.request import RenderRequest
@@ -31,7 +31,7 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def server():
     """A PostgreSQL server of this module alone (the tests stop and start it)."""
-    from bot.sandbox.postgres import PostgresUnavailable, TempPostgres
+    from testkit.postgres import PostgresUnavailable, TempPostgres
 
     pg = TempPostgres()
     try:

@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from bot import messages as msg
-from bot.sandbox import eventually
+from fakediscord import eventually
 from e2e_helpers import job_id_of
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server():
-    from bot.sandbox.postgres import PostgresUnavailable, TempPostgres
+    from testkit.postgres import PostgresUnavailable, TempPostgres
 
     pg = TempPostgres()
     try:
