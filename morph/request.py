@@ -189,8 +189,12 @@ class RenderRequest:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
                 raise MorphError(f"size must be a multiple of 8 (got {r.size}; try {r.size // 8 * 8}).")
-        if r.guidance is not None and not (0.0 <= float(r.guidance) <= 30.0):
-            raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
+        if r.guidance is not None:
+            if isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float)):
+                raise MorphError(f"guidance must be a number between 0 and 30 (got {r.guidance!r}).")
+            if not 0.0 <= float(r.guidance) <= 30.0:  # NaN fails this too
+                raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
+            r.guidance = float(r.guidance)
         r.scheduler = (r.scheduler or "").strip().lower() or None
         if r.scheduler in STOCHASTIC_SCHEDULERS:
             raise MorphError(f"scheduler '{r.scheduler}' adds fresh noise at every step, so neighbouring frames "
@@ -317,6 +321,11 @@ class RenderResult:
     segments: list[Segment] = field(default_factory=list)
 
 
+#: The largest LoRA weight (either sign) accepted: far past any useful style strength, and small enough that
+#: fusing it cannot overflow the weights into infinities.
+MAX_LORA_WEIGHT = 10.0
+
+
 def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
     """LoRA styles as ``MORPH_LORAS`` and ``morph render --lora`` write them: comma-separated
     ``path[:weight]`` entries, e.g. ``styles/ink.safetensors:0.8, styles/film.safetensors`` (weight 1 when
@@ -337,8 +346,9 @@ def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
                 raise MorphError(f"LoRA '{entry}': the weight after ':' must be a number, e.g. "
                                  "styles/ink.safetensors:0.8.") from None
             path = head.strip()
-        if weight != weight or abs(weight) == float("inf"):
-            raise MorphError(f"LoRA '{entry}': the weight must be a finite number.")
+        if not abs(weight) <= MAX_LORA_WEIGHT:  # NaN and infinities fail this too
+            raise MorphError(f"LoRA '{entry}': the weight must be between -{MAX_LORA_WEIGHT:g} and "
+                             f"{MAX_LORA_WEIGHT:g} (styles are usually fused at 0.5 to 1).")
         if not path.endswith(".safetensors"):
             raise MorphError(f"LoRA '{entry}': give a .safetensors file (as diffusers and kohya trainers save "
                              "them).")

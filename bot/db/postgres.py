@@ -123,18 +123,23 @@ class PostgresDatabase(Database):
 
         if (warning := tls_warning(url)) is not None:
             log.warning("%s", warning)
-        try:
-            pool = await asyncpg.create_pool(url, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT_S,
-                                             command_timeout=COMMAND_TIMEOUT_S, server_settings=SESSION_SETTINGS)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
-            from bot.config import mask_secrets
+        from bot.config import mask_secrets
 
-            raise DatabaseUnusable(f"Cannot connect to the PostgreSQL database {safe_url(url)} "
-                                   f"({mask_secrets(str(e), url)}). Check that the server runs and that MORPH_DB "
-                                   "names it, the user and the database.") from e
+        # no connection floor (min_size=0): during an outage asyncpg would try to restore it in a loop, with a
+        # traceback in the log each time; the first acquire below connects
+        pool = await asyncpg.create_pool(url, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT_S,
+                                         command_timeout=COMMAND_TIMEOUT_S, server_settings=SESSION_SETTINGS)
         try:
-            async with pool.acquire() as conn:
+            try:
+                conn = await pool.acquire()
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as e:
+                raise DatabaseUnusable(f"Cannot connect to the PostgreSQL database {safe_url(url)} "
+                                       f"({mask_secrets(str(e), url)}). Check that the server runs and that MORPH_DB "
+                                       "names it, the user and the database.") from e
+            try:
                 await migrate(conn, migrations_dir)
+            finally:
+                await pool.release(conn)
         except BaseException:
             await pool.close()
             raise
