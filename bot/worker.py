@@ -47,7 +47,7 @@ from bot.jobs import Job, JobState
 from bot.render_output import failure_reason, free_gpu_memory, render_files
 from bot.store import LOST, Store, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
-from morph.request import Cancelled, MorphError, Progress, RenderResult
+from morph.request import Cancelled, ModelLoadError, MorphError, Progress, RenderResult
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,9 @@ class Worker:
 
     async def _fail(self, job: Job, e: BaseException) -> None:
         """Mark ``job`` failed with a user-facing reason (details only in the log); a front shows it."""
-        if isinstance(e, MorphError):
+        if isinstance(e, ModelLoadError):
+            log.error("job #%d failed: %s", job.id, e)
+        elif isinstance(e, MorphError):
             log.info("job #%d refused by the engine: %s", job.id, e)
         else:
             log.error("job #%d failed", job.id, exc_info=e)

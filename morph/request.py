@@ -51,6 +51,12 @@ class MorphError(ValueError):
     """A problem the user can fix; ``str(err)`` is the message to show them (no traceback)."""
 
 
+class ModelLoadError(MorphError):
+    """The model (or a LoRA) cannot be loaded: a problem for whoever runs the engine, whose message names
+    paths and the hub's error. The command line shows it; the bot logs it and tells members only that the
+    model could not be loaded."""
+
+
 class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
 
