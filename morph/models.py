@@ -157,7 +157,8 @@ def _from_pretrained(model_id: str, dtype):
     # diffusers >= 0.36 calls the argument `dtype`; older versions only know `torch_dtype`.
     dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:
-        pipe = cls.from_pretrained(model_id, **kwargs, **{dtype_kw: dtype})
+        # safetensors only: pickled weights (.bin, .ckpt) can run code when they are loaded
+        pipe = cls.from_pretrained(model_id, use_safetensors=True, **kwargs, **{dtype_kw: dtype})
     except Exception as err:  # every failure becomes one user-facing message
         raise ModelLoadError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
@@ -179,7 +180,11 @@ def _load_failure_message(model_id: str, err: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     is_path = model_id.startswith((".", "/", "~")) or os.sep in model_id and not _looks_like_repo_id(model_id)
     lines = [f"Could not load the model '{model_id}'."]
-    if is_path or os.path.exists(model_id):
+    if "safetensors" in str(err).lower():
+        lines.append("It has no .safetensors weights for every part, and only those are loaded: pickled weights "
+                     "(.bin, .ckpt) can run code when loaded. Use a version of the model saved with safetensors "
+                     "(diffusers: save_pretrained(..., safe_serialization=True)).")
+    elif is_path or os.path.exists(model_id):
         if not os.path.isdir(os.path.expanduser(model_id)):
             lines.append("No such folder: check the path.")
         else:
