@@ -151,9 +151,9 @@ def _from_pretrained(model_id: str, dtype):
     elif class_name in _SD_CLASSES:
         cls, kwargs = StableDiffusionPipeline, dict(safety_checker=None, requires_safety_checker=False)
     else:
-        raise ModelLoadError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does not "
-                         f"render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
-                         "'tiny' is a test model that needs no download.")
+        raise ModelLoadError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does "
+                             f"not render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
+                             "'tiny' is a test model that needs no download.")
     # diffusers >= 0.36 calls the argument `dtype`; older versions only know `torch_dtype`.
     dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:

@@ -225,7 +225,8 @@ async def test_model_that_cannot_load_fails_the_job_with_the_reason(store, setti
     await worker.run_once()
     j = await store.get(job.id)
     # members see that the model could not be loaded, not the server's paths or the hub's error text
-    assert j.state == "failed" and j.error == "the bot's model could not be loaded; the bot's operator can see why in its log."
+    assert j.state == "failed"
+    assert j.error == "the bot's model could not be loaded; the bot's operator can see why in its log."
     await watch.wait_for(job.id, "failed")
     assert watch.states(job.id)[-1] == "failed" and "rendered" not in watch.states(job.id)
 

@@ -282,7 +282,7 @@ class AdminCog(commands.Cog):
             return f"device: model not loaded yet ({model} loads on the first morph)"
         try:
             info = morpher.device_info()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not read the render device", exc_info=True)
             return "device: unknown"
         model = msg.safe(str(info.get('model')), 80) if show_model else "loaded"
