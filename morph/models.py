@@ -163,7 +163,7 @@ def _from_pretrained(model_id: str, dtype):
         raise ModelLoadError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
         raise ModelLoadError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
-                         f"Supported: {SUPPORTED}.")
+                             f"Supported: {SUPPORTED}.")
     return pipe
 
 
@@ -226,10 +226,10 @@ def _fuse_loras(pipe, loras: tuple[tuple[str, float], ...], model_id: str) -> No
         except Exception as err:  # wrong architecture, corrupt file, missing peft ...
             detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise ModelLoadError(f"Could not load the LoRA '{path}' into '{model_id}': is it made for this model's "
-                             f"architecture (SD 1.x/2.x or SDXL)? ({type(err).__name__}: {detail})") from err
+                                 f"architecture (SD 1.x/2.x or SDXL)? ({type(err).__name__}: {detail})") from err
         if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
             raise ModelLoadError(f"The LoRA '{path}' has no weights that fit '{model_id}': is it made for this "
-                             "model's architecture (SD 1.x/2.x or SDXL)?")
+                                 "model's architecture (SD 1.x/2.x or SDXL)?")
         names.append(name)
     pipe.set_adapters(names, adapter_weights=[weight for _path, weight in loras])
     pipe.fuse_lora(adapter_names=names)
