@@ -2,6 +2,7 @@
 together. The only module that knows them all: none of them imports it."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from bot.delivery import Delivery
 from bot.db import DatabaseUnavailable
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.startup import default_morpher_factory
+from bot.validation import warm_up_banned_words
 from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
 
@@ -143,6 +145,7 @@ class MorphBot(commands.Bot):
         self.actions = Actions(self.store, self.settings, self.delivery, worker=self.worker,
                                owner_ids=self.owner_id_set)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await asyncio.to_thread(warm_up_banned_words)  # its tables load here, not during the first /morph
         await self.add_cog(MorphCog(self, self.actions))
         await self.add_cog(AdminCog(self.actions))
         await self.sync_commands()

@@ -61,6 +61,16 @@ class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
 
 
+def _joins_emoji(text: str, i: int) -> bool:
+    """True if ``text[i]`` is a zero-width joiner between two emoji (👨‍👩‍👧, 🏳️‍🌈): part of one picture, not
+    an invisible character hidden in a word."""
+    if text[i] != "\u200d":
+        return False
+    before = text[:i].rstrip("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")  # emoji and skin tones
+    return bool(before) and i + 1 < len(text) and unicodedata.category(before[-1]) == "So" \
+        and unicodedata.category(text[i + 1]) == "So"
+
+
 def clean_prompt(text: str, what: str = "prompt") -> str:
     """Return the prompt with surrounding whitespace removed, or raise MorphError.
 
@@ -76,7 +86,8 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
         raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
     if len(text) > MAX_PROMPT_CHARS:
         raise MorphError(f"The {what} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
-    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+    bad = [c for i, c in enumerate(text)
+           if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") and not _joins_emoji(text, i)]
     if bad:
         raise MorphError(f"The {what} contains control or invisible characters (e.g. U+{ord(bad[0]):04X}); "
                          "use plain text.")
