@@ -11,6 +11,12 @@ log = logging.getLogger(__name__)
 
 #: Interactions remembered for de-duplication (Discord never repeats one after its token expired).
 INTERACTION_MEMORY_S = 3600.0
+#: Rows of finished jobs (with their picks) and audit entries are deleted once they are this many times
+#: ``MORPH_RETENTION_DAYS`` old: the files go after one retention period, and for another one a pick of
+#: such a result still answers "expired" instead of "there is no morph". Bans and server settings stay.
+ROW_RETENTION_FACTOR = 2
+#: ...but never younger than a day (cooldowns and limits look at recent jobs), whatever the retention.
+ROW_MIN_KEEP_S = 86400.0
 
 
 class Results(StoreBase):
@@ -87,7 +93,9 @@ class Results(StoreBase):
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
         mark them expired; return how many jobs were purged. Rows are kept. Jobs still waiting for delivery
         (``rendered``) keep their files. Files no job points to (a render that failed half-way, a crash)
-        are removed too, and interactions too old to be repeated are forgotten."""
+        are removed too, and interactions too old to be repeated are forgotten. Rows go later
+        (:data:`ROW_RETENTION_FACTOR`): finished jobs whose files are gone, with their picks, and audit
+        entries; bans and server settings are kept."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
@@ -100,9 +108,17 @@ class Results(StoreBase):
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
             await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+            row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
+            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
+            pruned = await tx.execute(
+                f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
+                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < ?", row_cutoff)
+            pruned += await tx.execute("DELETE FROM picks WHERE created_at < ?", row_cutoff)
+            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < ?", row_cutoff)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)
-        if rows or orphans:
-            log.info("purged the files of %d job(s) and %d left-over file set(s)", len(rows), orphans)
+        if rows or orphans or pruned:
+            log.info("purged the files of %d job(s) and %d left-over file set(s); %d old row(s) deleted", len(rows),
+                     orphans, pruned)
         return len(rows)

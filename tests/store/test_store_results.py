@@ -231,3 +231,24 @@ async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(
     await store.db.execute("UPDATE jobs SET artifact_dir = ? WHERE id = ?", "..", job.id)
     await store.purge(now=clock.t + 30 * 86400)
     assert (outside / "keep.txt").read_text() == "keep" and settings.data_dir.is_dir()
+
+
+async def test_rows_past_twice_the_retention_are_pruned_bans_and_settings_stay(store, settings, clock):
+    """Finished jobs (with their picks) and audit entries go once twice MORPH_RETENTION_DAYS old; until
+    then an expired result's pick still says "expired". Bans and server settings are never pruned."""
+    day = 86400
+    ancient = await rendered_job(store, settings, user=ALICE, now=clock.t - 40 * day)
+    await store.pick(ancient.id, user_id=BOB, frame=0, now=clock.t - 40 * day + 60)
+    expired = await rendered_job(store, settings, user=BOB, now=clock.t - 20 * day)
+    fresh = await rendered_job(store, settings, user=CAROL, now=clock.t - 1 * day)
+    await store.pick(fresh.id, user_id=BOB, frame=0, now=clock.t - day + 60)
+    await store.ban(G1, CAROL, actor_id=ADMIN, now=clock.t - 40 * day)
+    await store.set_limits(G1, actor_id=ADMIN, now=clock.t - 40 * day, max_frames=12)
+    await store.purge()
+    assert await store.get(ancient.id) is None and await store.picks(ancient.id) == []
+    assert (await store.get(expired.id)).expired  # its files are gone, its row still answers "expired"
+    assert await store.get(fresh.id) is not None and len(await store.picks(fresh.id)) == 1
+    assert await store.db.fetch("SELECT user_id FROM bans") == [{"user_id": CAROL}]
+    assert (await store.get_limits(G1)).max_frames == 12
+    audit = await store.db.fetch("SELECT created_at FROM audit_log")
+    assert all(r["created_at"] >= clock.t - 28 * day for r in audit)
