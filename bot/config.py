@@ -59,6 +59,10 @@ class Settings:
     #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.animation.FORMATS)
     output_format: str = "both"
     retention_days: float = 14.0
+    #: MORPH_STORAGE_MAX_GB: every stored result together (0: no budget); MORPH_STORAGE_GUILD_SHARE: the
+    #: part of it one server's results may take. Beyond either, the oldest results expire first.
+    storage_max_gb: float = 20.0
+    storage_guild_share: float = 0.25
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
     gateway_url: str | None = None  # DISCORD_GATEWAY_URL; None = real Discord
@@ -122,6 +126,8 @@ class Settings:
             default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
             output_format=(get("MORPH_FORMAT") or cls.output_format).lower(),
             retention_days=_float(get, "MORPH_RETENTION_DAYS", cls.retention_days, lo=0),
+            storage_max_gb=_float(get, "MORPH_STORAGE_MAX_GB", cls.storage_max_gb, lo=0),
+            storage_guild_share=_float(get, "MORPH_STORAGE_GUILD_SHARE", cls.storage_guild_share, lo=0.01, hi=1),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
             gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),

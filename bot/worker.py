@@ -271,6 +271,7 @@ class Worker:
         state = _ProgressState()
         # The heartbeat runs from the claim to the end (model loading and files included).
         monitor = asyncio.create_task(self._monitor(job, state, cancel))
+        files: dict[str, bytes] = {}
         try:
             morpher = await self.get_morpher()
             state.render_started = time.monotonic()
@@ -284,7 +285,9 @@ class Worker:
                 return
             await self._until_written(lambda: self.store.artifacts.save(job, files))
             monitor.cancel()
-            if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run)):
+            size = sum(len(data) for data in files.values())
+            if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run,
+                                                                              stored_bytes=size)):
                 fresh = await self._until_written(lambda: self.store.get(job.id))
                 mine = fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run)
                 if mine and fresh.state == JobState.RENDERED:  # an earlier try committed; its answer was lost
@@ -297,6 +300,10 @@ class Worker:
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
             log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+            try:
+                await self.store.enforce_storage_budget()
+            except Exception as err:  # noqa: BLE001 - the next rendered job tries again
+                log_failure(log, "could not enforce the storage budget", err)
         except Cancelled:
             if state.lost:
                 log.warning("job #%d was taken over by another worker (stale heartbeat); dropped here", job.id)
@@ -307,6 +314,12 @@ class Worker:
                 await self._until_written(lambda: self.store.mark_cancelled(job.id))
                 log.info("job #%d cancelled", job.id)
         except StorageFull as e:
+            # make room: the oldest finished results expire (at least twice what this job needs, at least 64 MiB)
+            needed = max(2 * sum(map(len, files.values())), 64 * 2 ** 20)
+            try:
+                await self.store.enforce_storage_budget(free_bytes=needed)
+            except Exception as err:  # noqa: BLE001 - the pause below still comes
+                log_failure(log, "could not expire results to make room", err)
             if await self._until_written(lambda: self.store.requeue(job.id, self.run)):
                 # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
                 self._disk_full_until = time.monotonic() + self.disk_full_pause_s

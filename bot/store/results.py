@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refused, sql_list
-from bot.store.base import StoreBase, audit, check_may_act
+from bot.store.base import StoreBase, audit, check_may_act, marks
 from morph.output import frame_filename
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,42 @@ class Results(StoreBase):
             job = await self._job_in_tx(tx, job_id)
         await self.artifacts.delete(job)
         return job
+
+    async def enforce_storage_budget(self, *, free_bytes: int = 0, now: float | None = None) -> list[int]:
+        """Expire the oldest finished results (delivered, failed, cancelled; their picks then answer
+        "expired", as after the retention) until everything stored fits ``MORPH_STORAGE_MAX_GB`` and each
+        server's results fit its ``MORPH_STORAGE_GUILD_SHARE`` of it, and, with ``free_bytes`` (a full disk),
+        until at least that much more was freed. Results still waiting to be posted are never expired.
+        Returns the ids of the expired jobs."""
+        now = self._now(now)
+        budget = int(self.settings.storage_max_gb * 1024 ** 3)
+        if budget <= 0 and free_bytes <= 0:
+            return []
+        share = int(budget * self.settings.storage_guild_share)
+        final = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("SELECT * FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL "
+                                  "ORDER BY COALESCE(rendered_at, created_at), id")
+            total = sum(r["stored_bytes"] or 0 for r in rows)
+            per_guild: dict[int, int] = {}
+            for r in rows:
+                per_guild[r["guild_id"]] = per_guild.get(r["guild_id"], 0) + (r["stored_bytes"] or 0)
+            evicted, freed = [], 0
+            for r in rows:
+                size, guild = r["stored_bytes"] or 0, r["guild_id"]
+                over = budget > 0 and (total > budget or per_guild[guild] > share)
+                if r["state"] not in final or not (over or freed < free_bytes):
+                    continue
+                evicted.append(r)
+                total, freed, per_guild[guild] = total - size, freed + size, per_guild[guild] - size
+            if evicted:
+                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = ? WHERE id IN ({marks(evicted)})", now,
+                                 *(r["id"] for r in evicted))
+        for r in evicted:  # files after the commit, as in purge
+            await self.artifacts.delete(self._job(r))
+        if evicted:
+            log.info("storage budget: expired the %d oldest result(s), %.1f MiB", len(evicted), freed / 2 ** 20)
+        return [r["id"] for r in evicted]
 
     async def purge(self, now: float | None = None) -> int:
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
