@@ -145,8 +145,8 @@ class WorkerClaims(StoreBase):
     async def mark_rendered(self, job_id: int, result: dict, run: WorkerRun, now: float | None = None,
                             stored_bytes: int | None = None) -> bool:
         """running → rendered with the result dict; the job's files (``stored_bytes`` in all) are stored under
-        its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for ``run``: it was
-        cancelled during the render, or another worker holds it now."""
+        its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for
+        ``run``: it was cancelled during the render, or another worker holds it now."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = ?", job_id)
