@@ -364,8 +364,8 @@ def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
                                  "styles/ink.safetensors:0.8.") from None
             path = head.strip()
         if not abs(weight) <= MAX_LORA_WEIGHT:  # NaN and infinities fail this too
-            raise MorphError(f"LoRA '{entry}': the weight must be between -{MAX_LORA_WEIGHT:g} and "
-                             f"{MAX_LORA_WEIGHT:g} (styles are usually fused at 0.5 to 1).")
+            raise MorphError(f"LoRA '{entry}': the weight must be a finite number between -{MAX_LORA_WEIGHT:g} "
+                             f"and {MAX_LORA_WEIGHT:g} (styles are usually fused at 0.5 to 1).")
         if not path.endswith(".safetensors"):
             raise MorphError(f"LoRA '{entry}': give a .safetensors file (as diffusers and kohya trainers save "
                              "them).")

@@ -219,7 +219,7 @@ def test_a_port_that_is_not_a_number_is_a_clear_error(url):
 def test_a_lora_weight_far_out_of_range_is_refused(tmp_path):
     lora = tmp_path / "ink.safetensors"
     lora.write_bytes(b"x")
-    with pytest.raises(ConfigError, match="MORPH_LORAS: .*weight must be between -10 and 10"):
+    with pytest.raises(ConfigError, match="MORPH_LORAS: .*weight must be a finite number between -10 and 10"):
         Settings.from_env({"MORPH_LORAS": f"{lora}:1e300"}, dotenv_path=None)
     assert Settings.from_env({"MORPH_LORAS": f"{lora}:0.8"}, dotenv_path=None).loras == ((str(lora), 0.8),)
 

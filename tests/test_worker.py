@@ -197,8 +197,8 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     bad_bug = await submit(store)
     good = await submit(store)
     # Requests the engine refuses at render time (e.g. written by an older version), and one that makes
-    # it raise a plain ValueError (not a MorphError): both must fail just their own job.
-    for job, key, value in ((bad_engine, "scheduler", "euler_a"), (bad_bug, "guidance", "abc")):
+    # it raise a plain TypeError (not a MorphError): both must fail just their own job.
+    for job, key, value in ((bad_engine, "scheduler", "euler_a"), (bad_bug, "prompts", 5)):
         request = {**job.request.to_dict(), key: value}
         await store.db.execute("UPDATE jobs SET request = ? WHERE id = ?", json.dumps(request), job.id)
     await worker.start()

@@ -202,13 +202,15 @@ class PostgresDatabase(Database):
         """A read: retried once on a fresh connection after a connection-level error (nothing was written)."""
         for attempt in (1, 2):
             try:
+                rows = [dict(r) for r in await self.pool.fetch(numbered(sql), *params)]
+            except Exception as e:
+                if attempt == 1 and is_transient(e):
+                    await self.pool.expire_connections()
+                    continue
                 async with self.unavailable_on_connection_errors():
-                    rows = [dict(r) for r in await self.pool.fetch(numbered(sql), *params)]
-                self.availability.answered()
-                return rows
-            except DatabaseUnavailable:
-                if attempt == 2:
                     raise
+            self.availability.answered()
+            return rows
         raise AssertionError("unreachable")
 
     async def now(self) -> float:
