@@ -3,7 +3,9 @@
 One :class:`Store` per process. Every change runs in one transaction (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: claims serialised by an advisory lock and ``FOR UPDATE SKIP LOCKED``), so checks and writes
 (limits, claims) are atomic however many processes share the database. Times are Unix seconds from
-``Store.clock`` (injectable for tests); most methods also take ``now=``.
+``Store.clock``: the database's clock (:class:`DatabaseClock`), so processes on machines whose clocks
+disagree compare heartbeats and leases alike; injectable for tests, and most methods also take ``now=``.
+A database that cannot be reached raises ``bot.db.DatabaseUnavailable`` from any method.
 
 Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final
 (:class:`bot.jobs.JobState`). A rendered job is never rendered again; a delivered one is never delivered
