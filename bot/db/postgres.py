@@ -54,6 +54,8 @@ def is_transient(err: BaseException) -> bool:
     """A connection-level error (the server, the network, a timeout): not this operation's fault."""
     if isinstance(err, asyncpg.InterfaceError):
         return "closed" in str(err)  # "connection is closed"; other interface errors are our bugs
+    if isinstance(err, asyncpg.exceptions.InternalClientError):  # a connection reset while the server shuts it
+        return "another operation" in str(err)
     return isinstance(err, (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
                             asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.LockNotAvailableError,
                             asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
