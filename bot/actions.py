@@ -21,7 +21,7 @@ from bot import messages as msg
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
 )
-from bot.jobs import Job, Refused
+from bot.jobs import Job, Refusal, Refused
 from bot.permissions import can_manage_job
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
@@ -97,7 +97,7 @@ class Actions:
         origin = interaction.message.id if interaction.message is not None else None
         if job is None or not job.came_from(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
                                             message_id=origin, token=token, message=message):
-            raise Refused(f"There is no morph #{job_id}.")
+            raise Refused(Refusal.NO_JOB, job=job_id)
         return job
 
     def _scope(self, interaction: discord.Interaction) -> int | None:
@@ -147,7 +147,7 @@ class Actions:
         try:
             job, position, paused = await in_time(interaction, enqueue())
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
         base = msg.queued_text(job.id, job.request, interaction.user.id, position, paused)
         text = msg.clip(base + "\n" + note) if note else base
@@ -181,7 +181,7 @@ class Actions:
             job = await self.own_job(interaction, job_id, token)
             return job, (await self.store.get_limits(job.guild_id)).max_frames
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
 
     async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None:
@@ -232,7 +232,7 @@ class Actions:
         try:
             job, picked = await in_time(interaction, pick())
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
                     file=frame_file(job.id, frame, picked.data))
@@ -247,7 +247,7 @@ class Actions:
             job = await (self.own_job(interaction, job_id, token, message="status") if from_button
                          else self.store.get(job_id))
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         if job is None:
             await ephemeral(interaction, f"❌ There is no morph #{job_id}.")
@@ -259,7 +259,7 @@ class Actions:
             job = await self.store.cancel(job_id, actor_id=interaction.user.id,
                                           admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         self.cancel_render(job_id)
         text = msg.cancelled_text(job_id, interaction.user.id)
@@ -278,7 +278,7 @@ class Actions:
         try:
             job = await self.own_job(interaction, job_id, token)
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         if not self._may_manage(interaction, job):
             await ephemeral(interaction, "❌ Only the author of this morph or a server admin can delete it.")
@@ -288,7 +288,7 @@ class Actions:
                                            admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
         except MorphError as err:
             if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
-                await ephemeral(interaction, f"❌ {err}")
+                await ephemeral(interaction, msg.error_text(err, interaction.locale))
                 return
         await ephemeral(interaction, f"🗑️ Deleted the result of morph job #{job_id}.")
         if interaction.message is not None:

@@ -13,6 +13,9 @@ import re
 
 import discord
 
+from bot.i18n import Text, text
+from bot.jobs import Refusal, Refused
+
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
 SELECT_LIMIT = 25
@@ -294,3 +297,117 @@ def queue_list_text(rows: list[tuple[int, str, object, int | None]]) -> str:
         where = f"position {pos}" if pos else state
         lines.append(f"• #{job_id} {title(request)}: {where}")
     return clip("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+def command(tr: Text, name: str) -> str:
+    """``/morph-cancel`` as a member of ``tr``'s language sees the command in their client (its localised name)."""
+    return "/" + " ".join(tr._(part) for part in name.split())
+
+
+def state_name(tr: Text, state: object) -> str:
+    """A job state as a member reads it."""
+    names = {"queued": tr._("queued"), "running": tr._("rendering"), "rendered": tr._("rendered"),
+             "delivered": tr._("delivered"), "failed": tr._("failed"), "cancelled": tr._("cancelled")}
+    return names.get(str(state), safe(str(state), 20))
+
+
+def _listed(tr: Text, items) -> str:
+    return tr._(", ").join(str(i) for i in items)
+
+
+def refusal_text(err: Refused, locale: object = None) -> str:
+    """What a member reads when the Store (or an action) refuses: ``err``'s kind and facts in the language
+    of ``locale``. Values a member typed are made inert (:func:`safe`)."""
+    tr = text(locale)
+    v = err.values
+    job = v.get("job")
+    given = safe(str(v.get("value")), 100)
+    match err.kind:
+        case Refusal.NO_JOB:
+            return tr._("There is no morph #{job}.", job=job)
+        case Refusal.OTHER_GUILD:
+            return tr._("Morph #{job} belongs to another server.", job=job)
+        case Refusal.NOT_YOURS if v.get("action") == "delete":
+            return tr._("Morph #{job} is not yours; only its author or a server admin can delete it.", job=job)
+        case Refusal.NOT_YOURS:
+            return tr._("Morph #{job} is not yours; only its author or a server admin can cancel it.", job=job)
+        case Refusal.BANNED:
+            return tr._("You are banned from using {morph} in this server.", morph=command(tr, "morph"))
+        case Refusal.PICK_COOLDOWN:
+            return tr._("Slow down: you can pick again in {wait}.", wait=tr.seconds(v["seconds"]))
+        case Refusal.NO_FRAMES:
+            return tr._("Morph #{job} has no frames to pick ({state}).", job=job, state=state_name(tr, v["state"]))
+        case Refusal.NO_SUCH_FRAME:
+            return tr._("Morph #{job} has frames 1 to {count}; there is no frame {frame}.", job=job,
+                        count=v["count"], frame=safe(str(v["frame"]), 20))
+        case Refusal.ALREADY_DELETED:
+            return tr._("Morph #{job} was already deleted.", job=job)
+        case Refusal.EXPIRED:
+            return tr._("Morph #{job} has expired: its frames are no longer stored.", job=job)
+        case Refusal.EXPIRED_RETENTION:
+            return tr.ngettext("Morph #{job} has expired: its frames were deleted (results are kept {count} day).",
+                               "Morph #{job} has expired: its frames were deleted (results are kept {count} days).",
+                               int(round(v["days"])), job=job, count=tr.number(v["days"]))
+        case Refusal.NOT_ACTIVE:
+            return tr._("Morph #{job} is already {state}; only queued or rendering morphs can be cancelled.",
+                        job=job, state=state_name(tr, v["state"]))
+        case Refusal.CHANNEL_NOT_ALLOWED:
+            return tr._("{morph} is not enabled in this channel. Use it in {channels}.", morph=command(tr, "morph"),
+                        channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
+        case Refusal.INVALID:
+            return clip(str(v.get("detail", "")), 1500)
+        case Refusal.BAD_FORMAT:
+            return tr._("{option} must be one of: {choices} (got {value}).", option=v["option"],
+                        choices=_listed(tr, v["choices"]), value=given)
+        case Refusal.USER_QUEUE_FULL:
+            return tr.ngettext("You already have {count} morph in the queue ({jobs}); the limit is {limit}. "
+                               "Wait for it to finish or cancel it with {cancel}.",
+                               "You already have {count} morphs in the queue ({jobs}); the limit is {limit}. "
+                               "Wait for one to finish or cancel it with {cancel}.",
+                               len(v["jobs"]), jobs=_listed(tr, (f"#{i}" for i in v["jobs"])),
+                               limit=tr.number(v["limit"]), cancel=command(tr, "morph-cancel"))
+        case Refusal.GUILD_QUEUE_FULL:
+            return tr.ngettext("This server's queue is full ({count} morph waiting or rendering; the limit is "
+                               "{limit}). Try again in a few minutes.",
+                               "This server's queue is full ({count} morphs waiting or rendering; the limit is "
+                               "{limit}). Try again in a few minutes.", v["count"], limit=tr.number(v["limit"]))
+        case Refusal.BOT_QUEUE_FULL:
+            return tr.ngettext("The bot's queue is full ({count} morph waiting or rendering across all servers). "
+                               "Try again in a few minutes.",
+                               "The bot's queue is full ({count} morphs waiting or rendering across all servers). "
+                               "Try again in a few minutes.", v["count"])
+        case Refusal.COOLDOWN:
+            return tr._("Slow down: you can start another morph in {wait}.", wait=tr.seconds(v["seconds"]))
+        case Refusal.LIMIT_ABOVE_CAP:
+            return tr._("{key} can be at most {cap} on this bot (the operator's limit); a server can only make "
+                        "it stricter.", key=v["key"], cap=tr.number(v["cap"]))
+        case Refusal.COOLDOWN_BELOW_CAP:
+            return tr._("cooldown_s must be at least {cap} s on this bot (the operator's limit); a server can only "
+                        "make it longer.", cap=tr.number(v["cap"]))
+        case Refusal.NOTHING_TO_CHANGE:
+            return tr._("Nothing to change: give at least one limit.")
+        case Refusal.UNKNOWN_LIMIT:
+            return tr._("Unknown limit {key}; limits are: {keys}.", key=safe(str(v["key"]), 40),
+                        keys=_listed(tr, v["keys"]))
+        case Refusal.LIMIT_RANGE:
+            return tr._("{key} must be a whole number between {low} and {high} (got {value}).", key=v["key"],
+                        low=tr.number(v["low"]), high=tr.number(v["high"]), value=given)
+        case Refusal.COOLDOWN_RANGE:
+            return tr._("cooldown_s must be between 0 and 86400 seconds (got {value}).", value=given)
+        case Refusal.BANNED_WORDS_TOO_MANY:
+            return tr._("banned_words takes at most {words} words of at most {chars} characters each.",
+                        words=tr.number(v["words"]), chars=tr.number(v["chars"]))
+        case Refusal.CHANNEL_IDS:
+            return tr._("allowed_channels must be channel ids (got {value}).", value=given)
+        case Refusal.BAD_LANGUAGE:
+            return tr._("language must be one of: {choices} (got {value}).", choices=_listed(tr, v["choices"]),
+                        value=given)
+    return safe(str(err), 300)  # pragma: no cover - every kind is handled above
+
+
+def error_text(err: Exception, locale: object = None) -> str:
+    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` in the language of ``locale``, any
+    other :class:`MorphError` (the engine's own checks) as it says it."""
+    body = refusal_text(err, locale) if isinstance(err, Refused) else clip(str(err), 1500)
+    return clip(f"❌ {body}")

@@ -165,7 +165,7 @@ class AdminCog(commands.Cog):
             cancelled = await store.cancel(job, actor_id=interaction.user.id, admin=True,
                                            guild_id=None if owner else interaction.guild_id)
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         self.actions.cancel_render(job)
         await self._show_cancelled([cancelled], interaction.user.id)
@@ -245,7 +245,7 @@ class AdminCog(commands.Cog):
                 current = await store.get_limits(guild_of(interaction))
                 head = "Limits of this server:"
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings)))
 

@@ -161,7 +161,7 @@ class MorphCog(commands.Cog):
         except Expired as err:
             if message.id not in self._told_expired:
                 self._told_expired.add(message.id)
-                await channel.send(msg.clip(f"❌ {err}"), reference=reference, allowed_mentions=NO_PINGS)
+                await channel.send(msg.error_text(err), reference=reference, allowed_mentions=NO_PINGS)
             return
         except MorphError as err:
             log.info("reaction pick of %s on job %s refused: %s", payload.user_id, job.id, err)
