@@ -138,6 +138,9 @@ class Job:
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
+    #: the language of the job's public messages (status, result, picks, errors): a language of
+    #: ``bot.i18n.languages()``, decided at enqueue (None: English)
+    language: str | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> Job:

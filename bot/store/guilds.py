@@ -8,13 +8,14 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
+from bot.i18n import languages
 from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
 from morph.animation import FORMATS
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
-              "allowed_channels", "default_format")
+              "allowed_channels", "default_format", "language")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Limits:
     #: what /morph sends when not told (mp4, gif or both): the guild's choice, else ``MORPH_FORMAT``; not a
     #: limit, but set the same way
     default_format: str
+    #: the language of the bot's public posts in this server (a language of ``bot.i18n.languages()``);
+    #: None: the server's preferred locale as Discord sends it. Not a limit either
+    language: str | None = None
 
     @classmethod
     def from_row(cls, row: dict | None, settings: Settings) -> Limits:
@@ -59,6 +63,7 @@ class Limits:
             banned_words=tuple(json.loads(row.get("banned_words") or "[]")),
             allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
             default_format=row.get("default_format") or s.output_format,
+            language=row.get("language") or None,
         )
 
 
@@ -223,6 +228,10 @@ def _check_limit(key: str, value):
     if key == "default_format":
         if value not in FORMATS:
             raise Refused(Refusal.BAD_FORMAT, option="default_format", value=value, choices=list(FORMATS))
+        return value
+    if key == "language":
+        if value not in languages():
+            raise Refused(Refusal.BAD_LANGUAGE, value=value, choices=list(languages()))
         return value
     if key == "banned_words":
         if isinstance(value, str):

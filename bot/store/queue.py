@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable
 
 from bot.db import QUEUE_CHANNEL
+from bot.i18n import language
 from bot.jobs import ACTIVE_STATES, Job, JobState, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
@@ -27,12 +28,15 @@ class JobQueue(StoreBase):
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
                       output_format: str | None = None, parent_id: int | None = None,
-                      reply_to_message_id: int | None = None, now: float | None = None) -> Job:
+                      reply_to_message_id: int | None = None, guild_locale: object = None,
+                      now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
-        is posted as a reply to that message.
+        is posted as a reply to that message. ``guild_locale``: the server's preferred locale as Discord sends
+        it; the job's public messages are written in the server's ``language`` setting, else in that locale's
+        language (:func:`bot.i18n.language`: English when the bot has no catalogue for it).
 
         Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
         a banned word or any invalid input (``check_request``), more frames than the guild allows, a
@@ -86,11 +90,11 @@ class JobQueue(StoreBase):
             row = await tx.fetchrow(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
-                "parent_id, reply_to_message_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "parent_id, reply_to_message_id, language) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
-                output_format, parent_id, reply_to_message_id)
+                output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale))
             assert row is not None  # INSERT … RETURNING
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)
