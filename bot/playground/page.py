@@ -30,9 +30,9 @@ class PageView:
 
     def member_rows(self) -> list[dict]:
         rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & ADMIN_BITS),
-                 "bot": False, "color": self.colors[m.id]} for m in self.members]
+                 "bot": False, "color": self.colors[m.id], "locale": m.user.locale} for m in self.members]
         rows.append({"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name, "admin": False,
-                     "bot": True, "color": BOT_COLOR})
+                     "bot": True, "color": BOT_COLOR, "locale": None})
         return rows
 
     def visible_to(self, msg: FakeMessage, user_id: int) -> bool:

@@ -282,3 +282,24 @@ async def test_ids_beyond_64_bit_name_no_job(store):
             await store.cancel(big, actor_id=ALICE)
         with refused("no morph"):
             await store.pick(big, user_id=ALICE, frame=0)
+
+
+# ---------------------------------------------------------------- the server's language
+
+async def test_a_job_is_written_in_the_servers_language(store, clock):
+    """A job's public messages are in the guild's ``language`` setting, else in its preferred locale (as
+    Discord sends it) when the bot has a catalogue for it, else English; the setting is audited."""
+    assert (await submit(store, clock=clock, guild_locale="ja")).language == "ja"
+    assert (await submit(store, user=BOB, clock=clock, guild_locale="en-US")).language == "en"
+    assert (await submit(store, user=CAROL, clock=clock, guild_locale="fr")).language == "en"  # no French catalogue
+    limits = await store.set_limits(G2, ADMIN, language="ja")
+    assert limits.language == "ja" and (await store.get_limits(G2)).language == "ja"
+    assert (await submit(store, guild=G2, clock=clock, guild_locale="en-US")).language == "ja"  # the setting wins
+    assert (await store.audit_log(G2))[0]["detail"] == "language=ja"
+    await store.set_limits(G2, ADMIN, language=None)  # back to the server's own language
+    assert (await store.get_limits(G2)).language is None
+    assert (await submit(store, user=BOB, guild=G2, clock=clock, guild_locale="en-GB")).language == "en"
+    with refused(r"language must be one of: en, ja \(got xx\)") as e:
+        await store.set_limits(G2, ADMIN, language="xx")
+    assert refusal_text(e.value, "ja").startswith("言語は次のいずれかにしてください")
+    assert (await store.get_limits(G2)).language is None  # nothing changed

@@ -233,13 +233,13 @@ function systemMessage(text, isError) {
 function renderMembers() {
   const sel = $("member-switch");
   sel.innerHTML = state.members.filter((m) => !m.bot).map((m) =>
-    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? " (admin)" : ""}</option>`).join("");
+    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? " (admin)" : ""}${m.locale === "ja" ? " · 日本語" : ""}</option>`).join("");
   const me = state.byId[state.me] || { name: "?" };
   $("me-avatar").outerHTML = avatar(me, "small").replace('class="avatar small"', 'class="avatar small" id="me-avatar"');
   $("me-name").textContent = me.name;
   $("me-role").textContent = me.admin ? "Admin · Manage Server" : "Member";
   $("members").innerHTML = state.members.map((m) =>
-    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ' <span class="bot-tag">Bot</span>' : ""}</div><div class="role">${m.bot ? "the real MorphBot" : m.admin ? "Manage Server" : "member"}</div></div></div>`).join("");
+    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ' <span class="bot-tag">Bot</span>' : ""}</div><div class="role">${m.bot ? "the real MorphBot" : m.admin ? "Manage Server" : "member"}${m.locale ? ` · ${esc(m.locale)}` : ""}</div></div></div>`).join("");
 }
 
 function renderHelp() {
