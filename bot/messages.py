@@ -5,7 +5,11 @@ Rules every function here keeps:
   markdown and links, so nothing a user typed can ping, format or become a clickable link with a preview
   (the bot also sends with ``AllowedMentions.none()`` as a second guard);
 - people are named with ``<@id>``: Discord shows the name, and AllowedMentions.none() keeps it silent;
-- every content string stays within Discord's 2,000 characters (:func:`clip`).
+- every content string stays within Discord's 2,000 characters (:func:`clip`);
+- every text is written in English through the catalogue (:mod:`bot.i18n`: ``tr._("… {job} …", job=…)``,
+  ``tr.ngettext`` for counts) and shown in the language of the ``locale`` argument: the member's
+  (``interaction.locale``) for private answers, the job's (``Job.language``, the server's) for public posts.
+  ``make messages`` puts a new text into every catalogue (README, *Languages*).
 """
 from __future__ import annotations
 
