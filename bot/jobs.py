@@ -67,6 +67,10 @@ class Refusal(str, Enum):
     BANNED_WORDS_TOO_MANY = "banned_words_too_many"  # words, chars (the caps)
     CHANNEL_IDS = "channel_ids"                # value
     BAD_LANGUAGE = "bad_language"              # value, choices
+    PROMPT_MENTION = "prompt_mention"          # what (a PROMPT_NAMES entry), mention; kind (user/role/channel)
+    PROMPT_LINK = "prompt_link"                # what
+    PROMPT_BANNED = "prompt_banned"            # what
+    FRAMES_OVER_CAP = "frames_over_cap"        # cap (the server's max_frames), value
 
 
 class Refused(MorphError):
@@ -75,7 +79,7 @@ class Refused(MorphError):
     alike, so it holds no Discord text; :func:`bot.messages.refusal_text` renders it. ``str(err)`` is a plain
     summary for logs."""
 
-    def __init__(self, kind: Refusal, **values) -> None:
+    def __init__(self, kind: Refusal, /, **values) -> None:
         self.kind = Refusal(kind)
         self.values = values
         facts = ", ".join(f"{k}={v!r}" for k, v in values.items())

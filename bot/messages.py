@@ -401,6 +401,18 @@ def _listed(tr: Text, items) -> str:
     return tr._(", ").join(str(i) for i in items)
 
 
+#: what :mod:`bot.validation` calls the prompts it refuses (``morph.request.PROMPT_NAMES`` and the negative one)
+PROMPT_LABELS = {"first prompt": N_("first prompt"), "second prompt": N_("second prompt"),
+                 "third prompt": N_("third prompt"), "fourth prompt": N_("fourth prompt"),
+                 "negative prompt": N_("negative prompt"), "prompt": N_("prompt")}
+MENTION_KINDS = {"user mention": N_("The {what} contains a user mention ({mention}); mentions are not allowed in "
+                                    "prompts."),
+                 "role mention": N_("The {what} contains a role mention ({mention}); mentions are not allowed in "
+                                    "prompts."),
+                 "channel mention": N_("The {what} contains a channel mention ({mention}); mentions are not "
+                                       "allowed in prompts.")}
+
+
 def refusal_text(err: Refused, locale: object = None) -> str:
     """What a member reads when the Store (or an action) refuses: ``err``'s kind and facts in the language
     of ``locale``. Values a member typed are made inert (:func:`safe`)."""
@@ -486,6 +498,22 @@ def refusal_text(err: Refused, locale: object = None) -> str:
                         words=tr.number(v["words"]), chars=tr.number(v["chars"]))
         case Refusal.CHANNEL_IDS:
             return tr._("allowed_channels must be channel ids (got {value}).", value=given)
+        case Refusal.PROMPT_MENTION:
+            what = tr._(PROMPT_LABELS.get(v["what"], "prompt"))
+            template = MENTION_KINDS.get(v.get("kind", ""))
+            if template:
+                return tr._(template, what=what, mention=v["mention"])
+            return tr._("The {what} contains {mention}; mentions are not allowed in prompts.", what=what,
+                        mention=v["mention"])
+        case Refusal.PROMPT_LINK:
+            return tr._("The {what} contains a link (http://…, www.…, or a name like example.com/…); links are "
+                        "not allowed in prompts.", what=tr._(PROMPT_LABELS.get(v["what"], "prompt")))
+        case Refusal.PROMPT_BANNED:
+            return tr._("The {what} contains a word this server does not allow. Rephrase it and try again.",
+                        what=tr._(PROMPT_LABELS.get(v["what"], "prompt")))
+        case Refusal.FRAMES_OVER_CAP:
+            return tr._("{frames} must be at most {cap} on this server (got {value}).",
+                        frames=option_name(tr, "frames"), cap=tr.number(v["cap"]), value=given)
         case Refusal.BAD_LANGUAGE:
             return tr._("language must be one of: {choices} (got {value}).", choices=_listed(tr, v["choices"]),
                         value=given)
