@@ -247,6 +247,13 @@ async def test_yuki_whose_discord_is_in_japanese_is_answered_in_japanese(pg, htt
         await post(http, "/api/command", {"user": str(yuki.id), "text": "/morph-queue"})
         eph = await stream.wait_for(lambda e, d: e == "message" and d["ephemeral"], 15)
     assert eph["for_user"] == str(yuki.id) and eph["content"] == "待機中・生成中のモーフ ジョブはありません。"
+    # the page itself speaks her language too (its words come from the same catalogue)
+    async with http.get("/api/state", params={"user": str(yuki.id)}) as resp:
+        state = await resp.json()
+    assert state["lang"] == "ja" and state["ui"]["queue"] == "キュー" and state["ui"]["members"] == "メンバー"
+    async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
+        state = await resp.json()
+    assert state["lang"] == "en" and state["ui"]["queue"] == "Queue"
 
 
 @pytest.mark.slow
