@@ -82,7 +82,7 @@ async def test_a_japanese_member_and_a_japanese_server(harness):
         private.append(it.content)
     assert "4つ目" in private[0] and private[1] == "待機中・生成中のモーフ ジョブはありません。"
     assert private[2] == "❌ モーフ #999 はありません。" and private[3].startswith("このサーバーの制限:")
-    assert "最大フレーム数 は最大 40 です" in private[4]
+    assert "「最大フレーム数」は最大 40 です" in private[4]
     # the same commands in English for a member whose Discord is in English
     alice = h.guild.add_member("alice")
     assert (await fake.slash(alice, "morph-queue")).content == "You have no queued or running morph jobs."
