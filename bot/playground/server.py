@@ -43,7 +43,7 @@ from bot.playground.guard import TOKEN_PLACEHOLDER, guard
 from bot.i18n import language
 from bot.playground.page import PageView, page_texts
 from bot.playground.problems import ApiProblem, json_response, problems
-from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
+from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
 
 log = logging.getLogger(__name__)
 

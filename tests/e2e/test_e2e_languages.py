@@ -9,7 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from bot import i18n
-from bot.sandbox import FakeMessage
+from fakediscord import FakeMessage
 from e2e_helpers import job_id_of
 
 
