@@ -145,6 +145,8 @@ class Job:
     #: the language of the job's public messages (status, result, picks, errors): a language of
     #: ``bot.i18n.languages()``, decided at enqueue (None: English)
     language: str | None = None
+    #: bytes its stored files take (None: not rendered, or from before the storage budget)
+    stored_bytes: int | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> Job:

@@ -179,6 +179,11 @@ def progress_bar(fraction: float, width: int = 16) -> str:
     return "▰" * filled + "▱" * (width - filled)
 
 
+#: The private answer to any interaction while the database is down, slow or locked (nothing was done).
+QUEUE_UNAVAILABLE = N_("⏳ The morph queue is unavailable for a moment (its database is not answering). Nothing "
+                       "was queued or changed; try again in a minute.")
+
+
 def delivered_text(job_id: int, request, user_id: int, link: str | None, locale: object = None) -> str:
     tr = text(locale)
     values = dict(job=job_id, user=user(user_id, locale), title=title(request), link=link)

@@ -332,25 +332,32 @@ class AdminCog(commands.Cog):
                  if mean is not None else tr._("no renders yet")),
             tr._("• totals: {delivered} delivered, {failed} failed, {cancelled} cancelled",
                  delivered=n(s.get("delivered", 0)), failed=n(s.get("failed", 0)), cancelled=n(s.get("cancelled", 0))),
-            "• " + self._device_line(tr),
+            "• " + self._device_line(tr, show_model=self._is_owner(interaction)),
         ]
         if s.get("paused"):
             lines.append(tr._("⏸️ The queue of this server is paused."))
         lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 
-    def _device_line(self, tr: Text) -> str:
+    def _device_line(self, tr: Text, *, show_model: bool) -> str:
+        """The render device, its memory and (``show_model``: bot owners only) the model, which may be a path
+        on the server."""
         worker = self.actions.worker
         morpher = worker.morpher if worker is not None else None
+        model = msg.safe(self.settings.model, 80)
         if morpher is None:
-            return tr._("device: model not loaded yet ({model} loads when the worker starts)",
-                        model=msg.safe(self.settings.model, 80))
+            if not show_model:
+                return tr._("device: the model is not loaded yet")
+            return tr._("device: model not loaded yet ({model} loads when the worker starts)", model=model)
         try:
             info = morpher.device_info()
-        except Exception as err:  # noqa: BLE001
-            return tr._("device: unknown ({detail})", detail=msg.safe(str(err), 100))
+        except Exception:
+            log.warning("could not read the render device", exc_info=True)
+            return tr._("device: unknown")
+        values = dict(device=msg.safe(str(info.get("device")), 80), free=format_bytes(info.get("memory_free")),
+                      total=format_bytes(info.get("memory_total")), size=info.get("native_size"))
+        if not show_model:
+            return tr._("device: {device}, memory {free} free of {total}; model loaded ({size} px)", **values)
         return tr._("device: {device}, memory {free} free of {total}; model {model} ({size} px)",
-                    device=msg.safe(str(info.get("device")), 80), free=format_bytes(info.get("memory_free")),
-                    total=format_bytes(info.get("memory_total")), model=msg.safe(str(info.get("model")), 80),
-                    size=info.get("native_size"))
+                    model=msg.safe(str(info.get("model")), 80), **values)
 
