@@ -176,7 +176,8 @@ class Delivery:
             self._shown.pop(job_id)
         for job in running.values():
             progress = Progress(**{k: v for k, v in job.progress.items() if k != "eta_s"}) if job.progress else None
-            text = msg.rendering_text(job.id, job.request, job.user_id, progress, (job.progress or {}).get("eta_s"))
+            text = msg.rendering_text(job.id, job.request, job.user_id, progress, (job.progress or {}).get("eta_s"),
+                                      locale=job.language)
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text
                 self._queued_text.pop(job.id, None)
@@ -192,7 +193,7 @@ class Delivery:
             await self.show_withheld(job)
             return
         self.queue_changed()
-        text = msg.failed_text(job.id, job.error)
+        text = msg.failed_text(job.id, job.error, locale=job.language)
 
         async def post_in_channel():
             channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -210,7 +211,7 @@ class Delivery:
         direct message (renders that waited longer in the queue). A closed DM is logged, not retried: the
         public status message already says the job was withheld."""
         self.queue_changed()
-        text = msg.withheld_status_text(job.id)
+        text = msg.withheld_status_text(job.id, locale=job.language)
 
         async def post_in_channel():
             channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -219,8 +220,9 @@ class Delivery:
         if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
             await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} was withheld")
         outcome = job.safety or {}
+        # the author's own locale is not known here (no interaction): the job's language, like its public posts
         private = msg.withheld_author_text(job.id, job.request, len(outcome.get("flagged") or []),
-                                           int(outcome.get("frame_count") or 0))
+                                           int(outcome.get("frame_count") or 0), locale=job.language)
         if job.application_id and job.interaction_alive(self.store.clock() + 5):
             webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
             # an interaction's followup webhook is an application webhook, the only kind that sends ephemerally
@@ -237,7 +239,8 @@ class Delivery:
             log.info("job %s: could not tell author %s by DM that it was withheld: %s", job.id, job.user_id, err)
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
-        await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
+        await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id, locale=job.language),
+                                view=None)
 
     # ------------------------------------------------------------------ status message
     async def _status_of(self, job) -> StatusTarget | None:
@@ -284,7 +287,7 @@ class Delivery:
         for job, position, paused in await self.store.queued_positions():
             if (job.status_message_id is None and job.id not in self._status) or not self._mine(job):
                 continue
-            text = msg.queued_text(job.id, job.request, job.user_id, position, paused)
+            text = msg.queued_text(job.id, job.request, job.user_id, position, paused, locale=job.language)
             if self._queued_text.get(job.id) == text:
                 continue
             self._queued_text[job.id] = text
@@ -344,7 +347,7 @@ class Delivery:
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         content = msg.result_text(job.id, job.request, job.user_id, job.result or {}, refined_from=job.parent_id,
-                                  note=withheld_note(job.safety))
+                                  note=withheld_note(job.safety, job.language), locale=job.language)
         via = "channel"
         try:
             message = await self._already_posted(channel, job.id)
@@ -372,7 +375,8 @@ class Delivery:
         await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
         await self._edit_status(job, final=True, view=None,
-                                content=msg.delivered_text(job.id, job.request, job.user_id, link))
+                                content=msg.delivered_text(job.id, job.request, job.user_id, link,
+                                                           locale=job.language))
         return "delivered"
 
     async def _failed_delivery(self, job, err: BaseException) -> str:
@@ -409,10 +413,7 @@ class Delivery:
         sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
         if sheet is None:
             return discord.utils.MISSING
-        result = job.result or {}
-        k = len(result.get("candidates") or [])
-        around = "each part's midpoint" if len(result.get("segments") or []) > 1 else "the midpoint"
-        embed = discord.Embed(title=f"Candidates 1–{k} around {around}" if k else "Candidates")
+        embed = discord.Embed(title=msg.sheet_caption(job.result or {}, job.language))
         embed.set_image(url=f"attachment://{sheet}")
         return embed
 

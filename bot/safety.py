@@ -21,23 +21,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from bot.i18n import N_, text
+from bot.jobs import Refusal, Refused
+
 
 # ----------------------------------------------------------------------------- texts shown to users
 # Here rather than in bot/messages.py: the worker and the store show them, and neither may import discord.py.
-#: /morph in an ordinary channel while the operator turned the image check off (MORPH_SAFETY=off).
-SAFETY_OFF_REFUSAL = ("❌ This bot's image safety check is turned off, so morphs work only in age-restricted "
-                      "channels. Use /morph in a channel marked age-restricted.")
-#: A job for an ordinary channel that reached a worker with the check off (queued before it was turned off).
-SAFETY_OFF_FAILURE = "the bot's image safety check is turned off; morphs work only in age-restricted channels now."
-SAFETY_BLOCKLIST_REFUSAL = "The {what} contains a word this bot does not allow. Rephrase it and try again."
-WITHHELD_PICK = "Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked."
+# Refusals are typed (:class:`bot.jobs.Refusal`: SAFETY_OFF, PROMPT_BLOCKED, WITHHELD_FRAME…) and worded in
+# :func:`bot.messages.refusal_text`; the texts here go through the catalogue like every other (bot.i18n).
+#: A job for an ordinary channel that reached a worker with the check off (queued before it was turned off);
+#: translated where it is shown (:func:`bot.messages.failed_text`).
+SAFETY_OFF_FAILURE = N_("the bot's image safety check is turned off; morphs work only in age-restricted channels "
+                        "now.")
 
 
-def withheld_frames_note(count: int, frame_count: int) -> str:
-    """The line a result gets when some of its frames were replaced by placeholders."""
-    s = "" if count == 1 else "s"
-    return (f"🛡️ {count} of {frame_count} frame{s} withheld by the safety filter (shown as grey "
-            f"placeholders; they cannot be picked or refined).")
+def withheld_frames_note(count: int, frame_count: int, locale: object = None) -> str:
+    """The line a result gets when some of its frames were replaced by placeholders (in ``locale``'s language)."""
+    tr = text(locale)
+    return tr.ngettext("🛡️ {count} of {total} frame withheld by the safety filter (shown as grey placeholders; "
+                       "they cannot be picked or refined).",
+                       "🛡️ {count} of {total} frames withheld by the safety filter (shown as grey placeholders; "
+                       "they cannot be picked or refined).", count, total=tr.number(frame_count))
 
 
 #: The placeholder's look: flat grey with darker stripes and a label; nothing of the frame is kept.
@@ -126,19 +130,19 @@ def withheld_frames(safety: dict | None) -> set[int]:
 
 
 def check_blocklist(request, blocklist) -> None:
-    """Raise MorphError when a prompt or the negative prompt of ``request`` (already checked by
-    :func:`bot.validation.check_request`) contains an entry of the operator's ``MORPH_BLOCKLIST``, matched by
+    """Raise :class:`Refused` (``PROMPT_BLOCKED``) when a prompt or the negative prompt of ``request`` (already
+    checked by :func:`bot.validation.check_request`) contains an entry of the operator's ``MORPH_BLOCKLIST``, matched by
     the very function the servers' banned words use (:func:`bot.validation.contains_banned`)."""
     from bot.validation import contains_banned
-    from morph.request import PROMPT_NAMES, MorphError
+    from morph.request import PROMPT_NAMES
 
     if not blocklist:
         return
-    for i, text in enumerate(request.prompts or [request.prompt_a, request.prompt_b]):
-        if contains_banned(text, blocklist):
-            raise MorphError(SAFETY_BLOCKLIST_REFUSAL.format(what=PROMPT_NAMES[i]))
+    for i, prompt in enumerate(request.prompts or [request.prompt_a, request.prompt_b]):
+        if contains_banned(prompt, blocklist):
+            raise Refused(Refusal.PROMPT_BLOCKED, what=PROMPT_NAMES[i])
     if request.negative and contains_banned(request.negative, blocklist):
-        raise MorphError(SAFETY_BLOCKLIST_REFUSAL.format(what="negative prompt"))
+        raise Refused(Refusal.PROMPT_BLOCKED, what="negative prompt")
 
 
 def channel_is_nsfw(channel) -> bool:
@@ -153,17 +157,17 @@ def channel_is_nsfw(channel) -> bool:
     return bool(getattr(channel, "nsfw", False))
 
 
-def withheld_note(safety: dict | None) -> str | None:
+def withheld_note(safety: dict | None, locale: object = None) -> str | None:
     """The result message's line about withheld frames, or None when none were."""
     outcome = SafetyOutcome.from_dict(safety)
     if outcome is None or not outcome.withheld:
         return None
-    return withheld_frames_note(len(outcome.withheld), outcome.frame_count)
+    return withheld_frames_note(len(outcome.withheld), outcome.frame_count, locale)
 
 
-def refusal(*, safety_on: bool, channel_nsfw: bool) -> str | None:
+def refusal(*, safety_on: bool, channel_nsfw: bool) -> Refused | None:
     """Why ``/morph`` (or a 🔁/🔍 job) may not start in this channel, or None. With ``MORPH_SAFETY=off``
     nothing is checked, so only age-restricted channels may get results."""
     if not safety_on and not channel_nsfw:
-        return SAFETY_OFF_REFUSAL
+        return Refused(Refusal.SAFETY_OFF)
     return None

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bot import messages as msg
 from bot import safety
 from bot.config import ConfigError, Settings
-from bot.jobs import Refused
+from bot.jobs import Refusal, Refused
 from bot.store import Store
 from bot.worker import Worker
 from toykit import shapes
@@ -122,8 +123,11 @@ def test_the_blocklist_file_is_matched_like_banned_words(tmp_path):
     s = Settings.from_env({"MORPH_BLOCKLIST": str(path)}, dotenv_path=None)
     assert s.blocklist == ("hot dog", "cat")
     for text in ("a big_CAT", "a ｃａｔ", "a cаt", "a HOT  dog"):  # fullwidth, Cyrillic а: the banned-word folding
-        with pytest.raises(Exception, match="this bot does not allow"):
+        with pytest.raises(Refused) as refused:
             safety.check_blocklist(RenderRequest("a red circle", text), s.blocklist)
+        assert refused.value.kind == Refusal.PROMPT_BLOCKED and refused.value.values == {"what": "second prompt"}
+        assert "this bot does not allow" in msg.refusal_text(refused.value)
+        assert "このボットで禁止されている言葉" in msg.refusal_text(refused.value, "ja")
     safety.check_blocklist(RenderRequest("a category", "a hot chocolate dog"), s.blocklist)  # whole words only
     with pytest.raises(ConfigError, match="MORPH_BLOCKLIST"):
         Settings.from_env({"MORPH_BLOCKLIST": str(tmp_path / "missing.txt")}, dotenv_path=None)
@@ -194,8 +198,10 @@ async def test_flagged_frames_are_replaced_before_any_file_is_stored(store, sett
     stored = np.asarray(Image.open(__import__("io").BytesIO(await store.artifacts.read(done, "frame_007.png"))))
     assert not np.array_equal(stored, flagged)
     assert np.array_equal(stored, np.asarray(safety.placeholder(checker.seen[7].size)))
-    with pytest.raises(Refused, match="withheld by the safety filter"):
+    with pytest.raises(Refused) as refused:
         await store.pick(job.id, user_id=BOB, frame=7)
+    assert refused.value.kind == Refusal.WITHHELD_FRAME and refused.value.values == {"job": job.id, "frame": 8}
+    assert "withheld by the safety filter" in msg.refusal_text(refused.value)
     assert (await store.pick(job.id, user_id=BOB, frame=0)).data  # the others can be picked
 
 
@@ -239,8 +245,9 @@ async def test_safety_off_renders_only_for_age_restricted_channels(store, settin
     off = settings.replace(safety=False)
     off_store = await Store.open(settings.db_path, off)
     try:
-        with pytest.raises(Refused, match="age-restricted"):
+        with pytest.raises(Refused) as refused:
             await submit(off_store)
+        assert refused.value.kind == Refusal.SAFETY_OFF and "age-restricted" in msg.refusal_text(refused.value)
         nsfw_job = await submit(off_store, channel=NSFW_C, nsfw=True)
         early = await submit(store)  # queued while the check was still on
         worker = Worker(off_store, lambda: morpher, off)

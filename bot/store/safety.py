@@ -7,7 +7,7 @@ import json
 from typing import NamedTuple
 
 from bot.db import JOBS_CHANNEL
-from bot.jobs import JobState, Refused
+from bot.jobs import JobState, Refusal, Refused
 from bot.store.base import StoreBase, audit
 
 
@@ -51,7 +51,7 @@ class ContentSafety(StoreBase):
             await tx.serialize("reports")
             job = await self._job_in_tx(tx, job_id)
             if job.state not in (JobState.RENDERED, JobState.DELIVERED):
-                raise Refused(f"Morph #{job_id} has no result to report.")
+                raise Refused(Refusal.NO_RESULT_TO_REPORT, job=job_id)
             new = await tx.fetch("INSERT INTO reports (job_id, guild_id, user_id, created_at) VALUES (?, ?, ?, ?) "
                                  "ON CONFLICT (job_id, user_id) DO NOTHING RETURNING id",
                                  job_id, job.guild_id, user_id, now)
