@@ -110,7 +110,7 @@ def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
     morpher.render(_req(frames=3, steps=3, guidance=1.0))
     assert count_unet and all(n <= 4 for n in count_unet)  # frames only, not doubled
     count_unet.clear()
-    morpher.render(_req(frames=3, steps=3))
+    morpher.render(_req(frames=3, steps=3, path="plain"))
     assert max(count_unet) == 6  # 3 frames x (unconditional + conditional) in one UNet batch
 
 

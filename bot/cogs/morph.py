@@ -56,10 +56,13 @@ class MorphCog(commands.Cog):
         negative="What to avoid in every frame, e.g. 'blurry, text'",
         boomerang="Play forward and then back (default: no)",
         pacing="perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix",
+        path="smooth: every frame anchored to the two ends (default); plain: each frame from its mixed prompt alone",
         output_format="mp4 (full colour), gif (plays by itself everywhere) or both (default: this server's choice)",
     )
     @app_commands.choices(pacing=[app_commands.Choice(name="perceptual (even visual steps)", value="perceptual"),
                                   app_commands.Choice(name="uniform (even prompt steps)", value="uniform")],
+                          path=[app_commands.Choice(name="smooth (anchored to both ends)", value="smooth"),
+                                app_commands.Choice(name="plain (each frame on its own)", value="plain")],
                           output_format=[app_commands.Choice(name="MP4 video (full colour, smaller)", value="mp4"),
                                          app_commands.Choice(name="GIF (256 colours)", value="gif"),
                                          app_commands.Choice(name="both", value="both")])
@@ -71,6 +74,7 @@ class MorphCog(commands.Cog):
                     seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
                     negative: app_commands.Range[str, 0, 1000] | None = None,
                     boomerang: bool = False, pacing: app_commands.Choice[str] | None = None,
+                    path: app_commands.Choice[str] | None = None,
                     output_format: app_commands.Choice[str] | None = None) -> None:
         settings = self.settings
         if then2 is not None and then is None:
@@ -84,6 +88,7 @@ class MorphCog(commands.Cog):
             negative=negative or "",
             steps=settings.default_steps,
             pacing=pacing.value if pacing is not None else "perceptual",
+            path=path.value if path is not None else settings.path,
         )
         request.candidates = offered_candidates(request)
         await self.actions.start_job(interaction, request, boomerang=boomerang,
