@@ -66,6 +66,29 @@ PAIRS = (
 )
 
 
+#: The pairs of the contact sheet (docs/smooth-path.png): the playground's default first.
+SHEET_PAIRS = (PAIRS[0], ("a black diamond on a white background", "a blue triangle on a white background"),
+               PAIRS[11], PAIRS[14])
+
+
+def contact_sheet(morpher, base, pairs, path: str) -> None:
+    """Each pair rendered on the plain path (upper row) and the smooth path (lower row), perceptual pacing,
+    frames side by side, pairs one under another, 4 px apart."""
+    from PIL import Image
+
+    rows = []
+    for a, b in pairs:
+        for way in ("plain", "smooth"):
+            rows.append(morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, path=way)).frames)
+    side = rows[0][0].width
+    gap = 4
+    sheet = Image.new("RGB", (len(rows[0]) * side, len(rows) * side + (len(pairs) - 1) * gap), "white")
+    for r, frames in enumerate(rows):
+        for c, frame in enumerate(frames):
+            sheet.paste(frame, (c * side, r * side + (r // 2) * gap))
+    sheet.save(path, optimize=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toy")
@@ -77,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift", action="store_true", help="also compare a fewer-steps render with the exact one")
     p.add_argument("--no-timing", action="store_true", help="skip the toy vs tiny render time")
     p.add_argument("--details", action="store_true", help="one line per pair and pacing")
+    p.add_argument("--sheet", metavar="PNG", help="only write a contact sheet: the default morph and three more "
+                                                  "pairs, plain (upper row) vs smooth (lower row), perceptual")
+    p.add_argument("--first", type=int, default=0, help="start at this pair (0-based), for a run in parts")
+    p.add_argument("--save", metavar="JSON", help="also write every pair's numbers here")
+    p.add_argument("--load", metavar="JSON", nargs="+",
+                   help="render nothing: report the numbers of earlier --save files (a run in parts) together")
     p.add_argument("--paths", default="plain,smooth", help="comma-separated paths to compare (plain,smooth)")
     p.add_argument("--anchor-modes", action="store_true",
                    help="also time the smooth path's two ways of getting the ends' keys/values (cache vs batch)")
@@ -100,7 +129,26 @@ def main(argv=None) -> int:
     except MorphError as err:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
-    pairs = PAIRS[:max(1, args.pairs)]
+    if args.sheet:
+        contact_sheet(morpher, base, SHEET_PAIRS, args.sheet)
+        print(f"wrote {args.sheet}")
+        return 0
+    if args.load:
+        import json
+
+        rows, classic = {}, []
+        for name in args.load:
+            with open(name) as f:
+                part = json.load(f)
+            for key, values in part["rows"].items():
+                rows.setdefault(key, []).extend(values)
+            classic += part["classic"]
+        print(f"# bench.quality — {len(next(iter(rows.values())))} pairs from {', '.join(args.load)}\n")
+        print(report(rows, classic))
+        print()
+        print(standard_report(rows))
+        return 0
+    pairs = PAIRS[args.first:args.first + max(1, args.pairs)]
     started = time.perf_counter()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     rows: dict[str, list[dict]] = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
@@ -125,6 +173,11 @@ def main(argv=None) -> int:
     print(report(rows, classic))
     print()
     print(standard_report(rows))
+    if args.save:
+        import json
+
+        with open(args.save, "w") as f:
+            json.dump({"rows": rows, "classic": classic}, f)
     if args.drift:
         print()
         print(drift_report(morpher, base, pairs[:4]))

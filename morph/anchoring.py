@@ -75,11 +75,17 @@ class Anchors:
 
     ``keep``: keep every step's recordings (the cached way) rather than only the current step's (in batch).
     ``mix``: see :data:`DEFAULT_MIX`. ``strength``: the "fused" mix's prior weight of the ends' keys.
+    ``adain``: also move each frame's latent statistics between the ends' (:meth:`normalize`); off by default:
+    on toy (4 pairs, 12 frames, 10 steps) it changed max/mean by less than the pairs' spread (SSIM 1.93 →
+    2.09, CIEDE2000 1.52 → 1.46 with perceptual pacing) and pulled the midpoint towards end A.
     """
 
-    def __init__(self, keep: bool = True, strength: float = DEFAULT_STRENGTH, mix: str = DEFAULT_MIX):
+    def __init__(self, keep: bool = True, strength: float = DEFAULT_STRENGTH, mix: str = DEFAULT_MIX,
+                 adain: bool = False):
         self.keep = keep
         self.mix = mix
+        self.adain = adain
+        self._latents: dict[tuple[Hashable, int], torch.Tensor] = {}
         self.strength = float(strength)
         self.step = 0
         self.rows: list[Row] = []
@@ -94,12 +100,38 @@ class Anchors:
         self.step = int(step)
         self.rows = list(rows)
 
+    def normalize(self, step: int, rows: Sequence[Row], latents: torch.Tensor) -> torch.Tensor:
+        """After a denoising step: keep the ends' latents (rows that ``record``), and give every anchored
+        frame's latents the per-channel mean and standard deviation interpolated between its two ends' at
+        this step (AdaIN, as DiffMorpher does), so overall colour and contrast move straight from one end to
+        the other. ``rows``: one per sample of ``latents`` (frames, not guidance halves)."""
+        for j, row in enumerate(rows):
+            if row.record is not None:
+                self._latents[(row.record, step)] = latents[j].detach().clone()
+        anchored = [j for j, row in enumerate(rows) if row.ends is not None]
+        if not anchored or not self.adain:
+            return latents
+        out = latents.clone()
+        for j in anchored:
+            row = rows[j]
+            a, b = (self._latents[(end, step)].float() for end in row.ends)  # type: ignore[union-attr]
+            t = float(row.t)
+            mean = (1 - t) * a.mean(dim=(1, 2), keepdim=True) + t * b.mean(dim=(1, 2), keepdim=True)
+            std = (1 - t) * a.std(dim=(1, 2), keepdim=True) + t * b.std(dim=(1, 2), keepdim=True)
+            x = latents[j].float()
+            x = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+            out[j] = (x * std + mean).to(latents.dtype)
+        if not self.keep:
+            self._latents = {k: v for k, v in self._latents.items() if k[1] >= step}
+        return out
+
     def nbytes(self) -> int:
         """Bytes the recorded attention inputs take now."""
         return sum(v.numel() * v.element_size() for v in self._store.values())
 
     def clear(self) -> None:
         self._store.clear()
+        self._latents.clear()
 
     @contextlib.contextmanager
     def installed(self, unet: Any) -> Iterator[None]:

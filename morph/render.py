@@ -320,12 +320,13 @@ class Render:
             rows = self._rows(ts)
             if not self.anchors.keep:  # the ends this batch is anchored to ride along (then are dropped)
                 have = {r.record for r in rows}
-                extra = [e for r in rows if r.ends for e in r.ends if e not in have]
-                extra = list(dict.fromkeys(extra))
+                extra = list(dict.fromkeys(float(e) for r in rows if r.ends for e in r.ends  # type: ignore[arg-type]
+                                           if e not in have))
                 rows = [Row(record=e) for e in extra] + rows
                 ts = extra + list(ts)
         emb, latents = self._conditions(ts)
         n = len(ts)
+        frame_rows = rows
         if rows:  # the UNet batch: [unconditional half,] conditional half; an end's halves are two ends
             rows = ([_half(r, "uncond") for r in rows] if self.guided else []) + [_half(r, "cond") for r in rows]
         if self.guided:
@@ -349,6 +350,8 @@ class Render:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
+            if self.anchors is not None:
+                latents = self.anchors.normalize(i, frame_rows, latents)
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         return latents[len(extra):]
 
