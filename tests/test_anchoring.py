@@ -69,9 +69,9 @@ def test_cached_and_in_batch_ends_give_the_same_frames(morpher, count_unet_batch
     in_batch = _arrays(morpher.render(_req(frames=6)))
     assert _max_diff(cached, in_batch) <= BATCH_TOLERANCE
     steps = 4
-    # cached: the two ends first (x2 with guidance), then the 4 frames between them: 6 frames of UNet work;
-    # in batch: frames 0,.2,.4,.6 with end 1 riding along, then .8,1 with end 0: 8 frames' worth
-    assert cache_batches == [2 * 2] * steps + [2 * 4] * steps
+    # cached: the two ends first (x2 with guidance), then the batches of 4 positions without them (.2,.4,.6
+    # and .8): 6 frames of UNet work; in batch: 0,.2,.4,.6 with end 1 riding along, then .8,1 with end 0: 8
+    assert cache_batches == [2 * 2] * steps + [2 * 3] * steps + [2 * 1] * steps
     assert count_unet_batches == [2 * 5] * steps + [2 * 3] * steps
 
 
