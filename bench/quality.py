@@ -217,7 +217,8 @@ def standard_measures(frames, a: dict, b: dict) -> dict:
     from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
     from skimage.metrics import structural_similarity
 
-    from morph import judge, pacing
+    from morph import pacing
+    from toykit import judge
 
     rgb = [np.asarray(f.convert("RGB"), dtype=np.float64) / 255 for f in frames]
     grey = [rgb2gray(x) for x in rgb]
