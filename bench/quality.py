@@ -133,10 +133,11 @@ def main(argv=None) -> int:
         contact_sheet(morpher, base, SHEET_PAIRS, args.sheet)
         print(f"wrote {args.sheet}")
         return 0
+    rows: dict[str, list[dict]] = {}
+    classic: list[float] = []
     if args.load:
         import json
 
-        rows, classic = {}, []
         for name in args.load:
             with open(name) as f:
                 part = json.load(f)
@@ -151,8 +152,7 @@ def main(argv=None) -> int:
     pairs = PAIRS[args.first:args.first + max(1, args.pairs)]
     started = time.perf_counter()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    rows: dict[str, list[dict]] = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
-    classic: list[float] = []
+    rows = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
     for a, b in pairs:
         for name in rows:
             path, pacing = name.split()
