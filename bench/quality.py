@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="one line per pair and pacing")
     p.add_argument("--sheet", metavar="PNG", help="only write a contact sheet: the default morph and three more "
                                                   "pairs, plain (upper row) vs smooth (lower row), perceptual")
+    p.add_argument("--only", metavar="LIST", help="only these, e.g. 'plain uniform,smooth perceptual' (the "
+                                                "baseline and the default: half the renders)")
     p.add_argument("--first", type=int, default=0, help="start at this pair (0-based), for a run in parts")
     p.add_argument("--save", metavar="JSON", help="also write every pair's numbers here")
     p.add_argument("--load", metavar="JSON", nargs="+",
@@ -153,6 +155,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     rows = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
+    if args.only:
+        rows = {name.strip(): [] for name in args.only.split(",")}
     for a, b in pairs:
         for name in rows:
             path, pacing = name.split()
@@ -314,6 +318,7 @@ def report(rows: dict, classic: list[float]) -> str:
         return mean([abs(v - 0.5) for v in values if v is not None])
 
     first = next(iter(rows)).split()[0]
+    second = [name for name in rows if name != f"{first} uniform"][0]
     lines = ["| path, pacing | engine max/mean | engine 1 − Gini | judge max/mean | judge 1 − Gini | "
              "midpoint progress (0.5 ideal) | mean |progress − 0.5| | ends match the prompts |",
              "|---|---|---|---|---|---|---|---|"]
@@ -325,19 +330,19 @@ def report(rows: dict, classic: list[float]) -> str:
                      f"{mean(r['ends_match'] for r in rs):.0%} |")
     lines.append(f"| {first} uniform, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
                  f"{off_half(classic):.2f} | |")
-    u, p = rows[f"{first} uniform"], rows[f"{first} perceptual"]
+    u, p = rows[f"{first} uniform"], rows[second]
     n = len(u)
     lines.append("")
     for key, label in (("engine_max_over_mean", "engine max/mean"), ("judge_max_over_mean", "judge max/mean")):
         better = sum(y[key] < x[key] for x, y in zip(u, p, strict=True))
         ratio = mean(x[key] for x in u) / mean(y[key] for y in p)
-        lines.append(f"{label}: perceptual lower in {better}/{n} pairs; ratio uniform/perceptual {ratio:.2f}x")
+        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {first} uniform/{second} {ratio:.2f}x")
     for key, label in (("engine_1_gini", "engine 1 − Gini"), ("judge_1_gini", "judge 1 − Gini")):
         better = sum(y[key] > x[key] for x, y in zip(u, p, strict=True))
-        lines.append(f"{label}: perceptual higher in {better}/{n} pairs")
+        lines.append(f"{label}: {second} higher in {better}/{n} pairs")
     closer = sum(abs(y["progress_at_midpoint"] - 0.5) < abs(x["progress_at_midpoint"] - 0.5)
                  for x, y in zip(u, p, strict=True) if x["progress_at_midpoint"] is not None)
-    lines.append(f"midpoint: perceptual's closer to 0.5 than uniform's in {closer}/{n} pairs")
+    lines.append(f"midpoint: {second}'s closer to 0.5 than {first} uniform's in {closer}/{n} pairs")
     return "\n".join(lines)
 
 
