@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift", action="store_true", help="also compare a fewer-steps render with the exact one")
     p.add_argument("--no-timing", action="store_true", help="skip the toy vs tiny render time")
     p.add_argument("--details", action="store_true", help="one line per pair and pacing")
+    p.add_argument("--sheet-pairs", type=int, default=len(SHEET_PAIRS), help="pairs on the contact sheet")
     p.add_argument("--sheet", metavar="PNG", help="only write a contact sheet: the default morph and three more "
                                                   "pairs, plain (upper row) vs smooth (lower row), perceptual")
     p.add_argument("--only", metavar="LIST", help="only these, e.g. 'plain uniform,smooth perceptual' (the "
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
     if args.sheet:
-        contact_sheet(morpher, base, SHEET_PAIRS, args.sheet)
+        contact_sheet(morpher, base, SHEET_PAIRS[:args.sheet_pairs], args.sheet)
         print(f"wrote {args.sheet}")
         return 0
     rows: dict[str, list[dict]] = {}
