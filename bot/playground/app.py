@@ -39,7 +39,7 @@ REAL_MODEL_HINT = ("set MORPH_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5 
 EXAMPLES = {
     TOY: ('/morph "a red circle" "a blue square"',
           '/morph "a big yellow star on a black background" "a small white heart on a blue background"',
-          '/morph "a green ring" "a pink cross" pacing:uniform path:plain',
+          '/morph "a green ring" "a pink cross" pacing:uniform',
           '/morph "an orange triangle on a white background" "a purple diamond on a white background"'),
 }
 OTHER_EXAMPLES = ("/morph dog cat frames:16 seed:3",)
