@@ -11,7 +11,7 @@ from pathlib import Path
 
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES, PROFILES
-from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
+from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, PATHS, SCHEDULERS,
                            MorphError, RenderRequest, parse_loras)
 
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "euler for Turbo/Lightning, lcm for LCM)")
     p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
+    p.add_argument("--path", default="smooth", help=f"{' or '.join(PATHS)}: smooth anchors every frame's "
+                                                    "attention to its two ends; plain does not (smooth)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale; 0 or 1 = none "
                                                                 "(the model's: 7.5, SDXL 5, Turbo 0, LCM 1)")
     p.add_argument("--candidates", type=int, default=5,
@@ -90,7 +92,7 @@ def check_inputs(args) -> tuple[RenderRequest, dict]:
                             frames=args.frames, seed=args.seed,
                             seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
                             guidance=args.guidance, scheduler=args.scheduler,
-                            interpolation=args.interpolation, pacing=args.pacing,
+                            interpolation=args.interpolation, pacing=args.pacing, path=args.path,
                             candidates=args.candidates).validate()
     _check_model(args.model)
     args.loras = parse_loras(",".join(args.lora) if args.lora else os.environ.get("MORPH_LORAS"))

@@ -21,9 +21,10 @@ from morph.video import decode_mp4
 pytestmark = pytest.mark.slow
 
 B = "on a blue background"
-#: A chain that starts with a yellow star (its first frames are flagged) and whose midpoint is not.
+#: A chain that starts with a yellow star (its first frames are flagged) and whose midpoint is not. The plain
+#: path: the smooth one (the default) anchors each frame to its segment's ends, which spreads the star further.
 PARTLY = dict(from_=f"a big yellow star {B}", to=f"a big red circle {B}", then=f"a big white square {B}",
-              then2=f"a big green triangle {B}", frames=16, seed=1, format="both")
+              then2=f"a big green triangle {B}", frames=16, seed=1, format="both", path="plain")
 #: Yellow stars all the way: withheld whole.
 MOSTLY = dict(from_=f"a big yellow star {B}", to=f"a small yellow star {B}", frames=6, seed=2, format="both")
 
