@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import torch
 
-from morph import pacing
+from morph import inversion, pacing
 from morph.interpolate import lerp, slerp
 from morph.models import make_scheduler
 from morph.profiles import Profile
@@ -141,6 +141,7 @@ class Render:
                                  "without classifier-free guidance, which is what a negative prompt steers.")
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
+        self.pictures = inversion.PictureEnds(self) if req.images else None  # picture ends' own noises
         self.steps_per_frame = len(self._scheduler().timesteps)
 
         batch = self.m.frames_per_batch(self.size)
@@ -161,7 +162,8 @@ class Render:
             midpoint=min(n - 1, pacing.midpoint_index(distances)),
             candidates=[c for s in segments for c in s.candidates], segments=segments,
             warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
-            model=self.m.model, request=req)
+            model=self.m.model, request=req,
+            reconstruction=self.pictures.reconstruction(self.images) if self.pictures else [])
 
     # ------------------------------------------------------------------------------------ pieces
     def _encode(self, prompt: str, what: str) -> TextEmbedding:
@@ -200,7 +202,9 @@ class Render:
             k, t = self.req.locate(u)
             mixes.append(self.embs[k].mix(self.embs[(k + 1) % len(self.embs)], t, self.req.interpolation))
         emb = TextEmbedding.cat(mixes)
-        if self.noise_b is None:
+        if self.pictures is not None:  # a plain two-end morph (validate): u is its t
+            noise = torch.cat([self.pictures.noise(t) for t in ts])
+        elif self.noise_b is None:
             noise = self.noise_a.expand(len(ts), -1, -1, -1).clone()
         else:  # a plain two-prompt morph only (validate): u is its t
             noise = torch.cat([slerp(self.noise_a, self.noise_b, t) for t in ts])

@@ -107,6 +107,10 @@ class RenderRequest:
     ``tiny``). ``steps``, ``guidance`` and ``scheduler`` None mean the model's defaults (its profile, see
     :mod:`morph.profiles`: 25 DPM-Solver++ steps with guidance for most models, 4 steps without guidance for
     Turbo/Lightning). ``seed_b``, when given, slerps the starting noise from ``seed``'s to ``seed_b``'s along t.
+
+    **Pictures.** ``images`` makes either end (or both) a picture instead of a prompt (:mod:`morph.inversion`):
+    the end's noise is found from the picture, so its frame reproduces the picture; its prompt, which may be
+    empty, describes it. Such a morph samples with ddim and, unless ``guidance`` is given, without guidance.
     """
 
     prompt_a: str = ""
@@ -126,6 +130,9 @@ class RenderRequest:
     loop: bool = False
     t_start: float | None = None
     t_end: float | None = None
+    #: Picture ends (:mod:`morph.inversion`): empty for a prompt morph, else one entry per end (two), each
+    #: the path of a picture file or None for an end that is a prompt. A picture end's prompt may be empty.
+    images: list[str | None] = field(default_factory=list)
 
     # ------------------------------------------------------------------------------------------ path
     @property
@@ -163,12 +170,17 @@ class RenderRequest:
         """The same morph (prompts, seed, settings) with ``frames`` frames over exactly ``t_start..t_end``;
         its first and last frames are this request's frames at those positions (e.g. two neighbouring frames'
         ``RenderResult.ts``). Not validated yet."""
-        return dataclasses.replace(self, prompts=list(self.prompts), t_start=t_start, t_end=t_end, frames=frames)
+        return dataclasses.replace(self, prompts=list(self.prompts), images=list(self.images), t_start=t_start,
+                                   t_end=t_end, frames=frames)
 
     def validate(self) -> RenderRequest:
         """Return a normalised copy or raise MorphError naming the first problem."""
         r = dataclasses.replace(self)
-        r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
+        if r.images:
+            r.images, r.prompts = _check_pictures(r)
+        else:
+            r.images = []
+            r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
         r.prompt_a, r.prompt_b = r.prompts[:2]
         if not isinstance(r.loop, bool):
             raise MorphError(f"loop must be true or false (got {r.loop!r}).")
@@ -226,6 +238,35 @@ def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
             raise MorphError(f"the {PROMPT_NAMES[i]} is given twice, differently: leave prompt_a/prompt_b "
                              "empty when giving prompts.")
     return cleaned
+
+
+def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
+    """(images, prompts) of a morph with picture ends: two ends, at least one a picture file; an end's prompt
+    may be empty only when it is a picture. Picture morphs are plain two-end morphs with the inverted
+    sampler (morph.inversion)."""
+    images = list(r.images)
+    if len(images) != 2 or not any(images):
+        raise MorphError("a picture morph has two ends, a picture or a prompt each, and at least one picture.")
+    if any(img is not None and (not isinstance(img, str) or not img.strip()) for img in images):
+        raise MorphError("a picture end must be a picture file's path.")
+    if r.loop or (r.prompts and len(r.prompts) != 2):
+        raise MorphError("pictures can only be the two ends of a plain morph, not part of a chain or a loop.")
+    if r.seed_b is not None:
+        raise MorphError("a second seed does not work with pictures: a picture's own noise is found from it.")
+    if (r.scheduler or "").strip().lower() not in ("", "ddim"):
+        raise MorphError("picture morphs sample with ddim (the sampler a picture is inverted with); leave the "
+                         "scheduler out.")
+    given = list(r.prompts) if r.prompts else [r.prompt_a or "", r.prompt_b or ""]
+    prompts = []
+    for i, (text, picture) in enumerate(zip(given, images, strict=True)):
+        if picture is not None and not (text or "").strip():
+            prompts.append("")
+        else:
+            prompts.append(clean_prompt(text, PROMPT_NAMES[i]))
+    r.scheduler = "ddim"
+    if r.guidance is None:
+        r.guidance = 1.0  # morph.inversion.IMAGE_GUIDANCE: inverted and rendered alike
+    return images, prompts
 
 
 def _check_range(r: RenderRequest) -> None:
@@ -315,6 +356,9 @@ class RenderResult:
     model: str = ""
     request: RenderRequest | None = None
     segments: list[Segment] = field(default_factory=list)
+    #: A picture morph's reconstruction: per end, the PSNR in dB of its rendered frame against the picture
+    #: at the render's size (None for a prompt end or an end outside a refine range); empty otherwise.
+    reconstruction: list[float | None] = field(default_factory=list)
 
 
 def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
