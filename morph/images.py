@@ -99,7 +99,7 @@ def load(path: str | os.PathLike, size: int, what: str = "picture") -> Image.Ima
 # ------------------------------------------------------------------------------------------------ pieces
 def _check_length(length: int, what: str) -> None:
     if length > MAX_BYTES:
-        raise PictureError(f"the {what} is over {MAX_BYTES // (1024 * 1024)} MiB; upload a smaller file.")
+        raise PictureError(f"the {what} is over {MAX_BYTES // (1024 * 1024)} MiB; use a smaller file.")
     if length == 0:
         raise PictureError(f"the {what} is an empty file.")
 
@@ -113,21 +113,29 @@ def _open(data: bytes, what: str) -> tuple[Image.Image, str]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
+        if _signed_as_taken(data):
+            raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
         raise PictureError(f"the {what} is not a {FORMAT_NAMES} picture (judged by its content, not its name); "
-                           "upload one of those.") from None
+                           "use one of those.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PictureError(f"the {what} is too large: at most {MAX_SIDE}×{MAX_SIDE} pixels.") from None
     except Exception:  # noqa: BLE001 — a decoder's header parser failing on a broken file
-        raise PictureError(f"the {what} is damaged and cannot be read; upload it again or save it anew.") from None
+        raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
     width, height = image.size
     if width > MAX_SIDE or height > MAX_SIDE:
         image.close()
         raise PictureError(f"the {what} is {width}×{height} pixels; the limit is {MAX_SIDE}×{MAX_SIDE}. "
-                           "Upload a smaller picture.")
+                           "Use a smaller picture.")
     if width < MIN_SIDE or height < MIN_SIDE:
         image.close()
         raise PictureError(f"the {what} is only {width}×{height} pixels; give one at least {MIN_SIDE}×{MIN_SIDE}.")
     return image, str(image.format)
+
+
+def _signed_as_taken(data: bytes) -> bool:
+    """Whether ``data`` starts as a taken format's file does (its magic bytes): then it is broken, not foreign."""
+    return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def _decoded_first_frame(image: Image.Image, what: str) -> Image.Image:
@@ -141,5 +149,5 @@ def _decoded_first_frame(image: Image.Image, what: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PictureError(f"the {what} is too large: at most {MAX_SIDE}×{MAX_SIDE} pixels.") from None
     except Exception:  # noqa: BLE001 — truncated data, bad CRC, corrupt stream: any decoder error
-        raise PictureError(f"the {what} is damaged and cannot be read; upload it again or save it anew.") from None
+        raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
     return frame

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from morph import images
 from morph.interpolate import slerp
@@ -156,9 +155,9 @@ def adain_slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     if t in (0.0, 1.0):
         return (a if t == 0.0 else b).clone()
     mixed = slerp(a, b, t).float()
-    (mean_a, std_a), (mean_b, std_b) = _mean_std(a.float()), _mean_std(b.float())
+    (mean_a, std_a), (mean_b, std_b), (mean_m, std_m) = (_mean_std(x.float()) for x in (a, b, mixed))
     mean, std = (1 - t) * mean_a + t * mean_b, (1 - t) * std_a + t * std_b
-    return (F.instance_norm(mixed) * std + mean).to(a.dtype)
+    return ((mixed - mean_m) / std_m * std + mean).to(a.dtype)
 
 
 def end_noise(noise_a: torch.Tensor, noise_b: torch.Tensor, t: float, seed_noise: torch.Tensor | None) -> torch.Tensor:
