@@ -36,16 +36,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from morph import images
 from morph.interpolate import slerp
-
-if TYPE_CHECKING:
-    from morph.render import Render
 
 #: How far (at t=0.5) the middle of a two-picture morph leans towards the seed's noise (see the module).
 SEED_VARIATION = 0.25
@@ -70,30 +68,30 @@ END_NAMES = ("first picture", "second picture")
 
 class PictureEnds:
     """The picture ends of one render: loads and inverts them when made (after the prompts are encoded), then
-    gives each frame's starting noise (:meth:`noise`) and the ends' reconstruction (:meth:`reconstruction`)."""
+    gives each frame's starting noise (:meth:`noise`) and the ends' reconstruction (:meth:`reconstruction`).
 
-    def __init__(self, render: Render):
-        self.render = render
-        m, req = render.m, render.req
+    ``model``: the loaded model (a :class:`morph.render.Model`); ``paths``: the request's ``images``;
+    ``texts``: the two ends' text embeddings; ``scheduler()``: a fresh scheduler with the render's timesteps;
+    ``seed_noise``: the seed's starting noise; ``on_step(step, total)``: after each inversion step.
+    """
+
+    def __init__(self, model: Any, paths: list[str | None], size: int, texts: list, guidance: float,
+                 scheduler: Callable[[], Any], seed_noise: torch.Tensor,
+                 on_step: Callable[[int, int], None] | None = None):
         self.ends: list[InvertedEnd | None] = []
-        for i, path in enumerate(req.images):
+        for i, path in enumerate(paths):
             if path is None:
                 self.ends.append(None)
                 continue
-            picture = images.load(path, render.size, END_NAMES[i])
-            latent = picture_latent(m.pipe, picture, m.device, m.noise(0, render.size).dtype)
-            kwargs = m.unet_kwargs(render.embs[i], render.size, render.guidance)
-            noise = invert(m.unet, render._scheduler(), latent, kwargs, on_step=self._on_step)
+            picture = images.load(path, size, END_NAMES[i])
+            latent = picture_latent(model.pipe, picture, model.device, seed_noise.dtype)
+            kwargs = model.unet_kwargs(texts[i], size, guidance)
+            noise = invert(model.unet, scheduler(), latent, kwargs, on_step=on_step)
             self.ends.append(InvertedEnd(picture, latent, noise))
         # A prompt end starts from the seed's noise, as in any prompt morph; two pictures lean their middle
         # towards it (SEED_VARIATION), so a new seed gives a new middle.
-        seeded = render.noise_a
-        self.noise_a, self.noise_b = (end.noise if end is not None else seeded for end in self.ends)
-        self.seed_noise = seeded if all(self.ends) else None
-
-    def _on_step(self, step: int, total: int) -> None:
-        self.render._check_cancel()
-        self.render._report(0, step, 0.0, "invert", steps=total)
+        self.noise_a, self.noise_b = (end.noise if end is not None else seed_noise for end in self.ends)
+        self.seed_noise = seed_noise if all(self.ends) else None
 
     def noise(self, t: float) -> torch.Tensor:
         """The starting noise (1×C×h×w) of the frame at ``t``."""

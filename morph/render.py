@@ -141,7 +141,9 @@ class Render:
                                  "without classifier-free guidance, which is what a negative prompt steers.")
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
-        self.pictures = inversion.PictureEnds(self) if req.images else None  # picture ends' own noises
+        self.pictures = (inversion.PictureEnds(self.m, req.images, self.size, self.embs, self.guidance,
+                                               self._scheduler, self.noise_a, self._inverted)
+                         if req.images else None)  # picture ends: their noises found from the pictures
         self.steps_per_frame = len(self._scheduler().timesteps)
 
         batch = self.m.frames_per_batch(self.size)
@@ -294,6 +296,11 @@ class Render:
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"cancelled after {self.frames_done} of {self.req.frames} frames")
+
+    def _inverted(self, step: int, total: int) -> None:
+        """After each step of a picture's inversion (morph.inversion)."""
+        self._check_cancel()
+        self._report(0, step, 0.0, "invert", steps=total)
 
     def _fraction(self, batch: int, step: int) -> float:
         work = self.req.frames * max(1, self.steps_per_frame)

@@ -310,7 +310,7 @@ class Progress:
     step: int  # denoising step within the current batch, 1-based
     steps: int
     fraction: float  # 0..1 of the whole render's UNet work
-    stage: str = "denoise"  # "encode" | "denoise" | "decode" | "pace"
+    stage: str = "denoise"  # "encode" | "invert" (a picture end) | "denoise" | "decode" | "pace"
 
 
 @dataclass
