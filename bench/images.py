@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from morph import shapes
+from toykit import shapes
 
 #: (scene, description) pairs: the first picture of each pair morphs into the second.
 PICTURES = (
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-images-"))
     rows = []
     for n, ((scene_a, text_a), (scene_b, text_b)) in enumerate(PICTURES):
-        paths = []
+        paths: list[str | None] = []
         for i, scene in enumerate((scene_a, scene_b)):
             path = folder / f"{n}-{i}.png"
             shapes.draw(scene).save(path)
@@ -104,17 +104,18 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             ceiling = []
             for p in paths:
-                picture = images.load(p, morpher.native_size)
+                picture = images.load(str(p), morpher.native_size)
                 latent = inversion.picture_latent(morpher.pipe, picture, morpher.device, morpher.dtype)
                 decoded = morpher.pipe.vae.decode(latent / morpher.pipe.vae.config.scaling_factor).sample
                 ceiling.append(inversion.psnr(morpher.pipe.image_processor.postprocess(decoded, "pil")[0], picture))
         rows.append({"pair": f"{text_a} → {text_b}", "best": best, "samples": samples,
                      "psnr": results["picture morph"].reconstruction, "guided": guided.reconstruction,
-                     "ceiling": ceiling, "steps": results["picture morph"].request.steps,
+                     "ceiling": ceiling, "steps": _steps(results["picture morph"]),
                      "rendered": results["picture morph"].unet_evals})
     print(report(rows, args))
-    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
+    when = datetime.datetime.now(datetime.timezone.utc)
+    print(f"\n{when:%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
           f"before/after: {load_before}/{_load()}")
     return 0
 
@@ -138,6 +139,11 @@ def report(rows: list[dict], args) -> str:
               f"UNet samples of a picture morph = the same-sampler prompt morph's + 2 × {rows[0]['steps']} "
               f"(two inversions) in every pair; worst end reconstruction {worst:.1f} dB (goal ≥ 24 dB)"]
     return "\n".join(lines)
+
+
+def _steps(result) -> int:
+    assert result.request is not None  # a render's result carries its (filled-in) request
+    return int(result.request.steps)
 
 
 def _db(values) -> str:

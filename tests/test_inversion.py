@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from morph import images, inversion, shapes
+from morph import images, inversion
+from toykit import shapes
 from morph.cli import main
 from morph.request import MorphError, RenderRequest
 
@@ -94,7 +95,7 @@ def test_picture_to_prompt_ends_on_the_prompts_own_render(toy, pictures):
     plain = toy.render(RenderRequest(prompts=["a red circle", STAR], frames=2, seed=5, scheduler="ddim",
                                      guidance=1.0, pacing="uniform"))
     assert np.array_equal(np.asarray(mixed.frames[-1]), np.asarray(plain.frames[-1]))
-    from morph import judge
+    from toykit import judge
 
     assert judge.judge(mixed.frames[-1]).shape == "star"
 
