@@ -13,6 +13,7 @@ import dataclasses
 import io
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import discord
@@ -112,7 +113,8 @@ class Actions:
     # ------------------------------------------------------------------ start a job
     async def start_job(self, interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
                         output_format: str | None = None, refines: Job | None = None,
-                        note: str = "") -> Job | None:
+                        note: str = "", pictures: Callable[[], Awaitable[dict[int, bytes]]] | None = None,
+                        pictures_from: Job | None = None) -> Job | None:
         """Validate, enqueue for ``interaction.user`` and answer publicly with job id, position and ❌ Cancel.
 
         ``output_format`` None: the server's default. ``refines``: the job whose result this 🔍 refine was
@@ -122,6 +124,9 @@ class Actions:
         and enforces bans, channel allow-list, per-user/guild/bot limits and the cooldown. Errors are answered
         ephemerally and enqueue nothing. A job whose answer Discord refused is withdrawn (the user saw
         "interaction failed"). Returns the Job or None.
+
+        A picture morph (``/morph-images``): ``pictures()`` fetches and checks its uploads (bot.uploads) within
+        the same answer, before anything is queued; a refine or reroll takes ``pictures_from``'s instead.
         """
         store = self.store
         guild_id, channel_id = interaction.guild_id, interaction.channel_id
@@ -134,6 +139,7 @@ class Actions:
             reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
 
         async def enqueue():
+            uploads = await pictures() if pictures is not None else None
             job = await store.enqueue(guild_id=guild_id, channel_id=channel_id,
                                       user_id=interaction.user.id, request=request,
                                       upload_limit=upload_limit_for(interaction),
@@ -141,7 +147,8 @@ class Actions:
                                       application_id=interaction.application_id, boomerang=boomerang,
                                       output_format=output_format,
                                       parent_id=refines.id if refines is not None else None,
-                                      reply_to_message_id=reply_to)
+                                      reply_to_message_id=reply_to, uploads=uploads,
+                                      uploads_from=pictures_from.id if pictures_from is not None else None)
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
         try:
@@ -202,7 +209,7 @@ class Actions:
         note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
                 "the result comes as a reply to it.")
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, refines=job,
-                             note=note)
+                             note=note, pictures_from=job)
 
     async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
         """🔁 The same prompts with a new random seed, queued for the clicker (frames lowered to the server's cap)."""
@@ -215,7 +222,8 @@ class Actions:
         note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
         if request.frames < job.request.frames:
             note += f" Frames lowered to this server's limit of {cap}."
-        await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
+        await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note,
+                             pictures_from=job)
 
     # ------------------------------------------------------------------ picks
     async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str | None, frame: int,

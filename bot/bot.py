@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot import messages as msg
 from bot import sharding
 from bot.actions import Actions
-from bot.cogs import AdminCog, MorphCog
+from bot.cogs import AdminCog, ImagesCog, MorphCog
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.interactions import ephemeral, first_to_answer
@@ -140,6 +140,7 @@ class MorphBot(commands.Bot):
                                owner_ids=self.owner_id_set)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.add_cog(MorphCog(self, self.actions))
+        await self.add_cog(ImagesCog(self, self.actions))
         await self.add_cog(AdminCog(self.actions))
         await self.sync_commands()
         await self.delivery.start()

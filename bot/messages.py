@@ -84,8 +84,13 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
 
 
 def path_prompts(request) -> list[str]:
-    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b)."""
-    return list(request.prompts) or [request.prompt_a, request.prompt_b]
+    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b);
+    a picture end (``/morph-images``) is ``🖼️`` and its description, or ``🖼️ first picture``."""
+    names = list(request.prompts) or [request.prompt_a, request.prompt_b]
+    for i, image in enumerate(getattr(request, "images", None) or []):
+        if image is not None and i < len(names):
+            names[i] = f"🖼️ {names[i]}" if names[i] else f"🖼️ {('first', 'second')[i]} picture"
+    return names
 
 
 def title(request) -> str:

@@ -57,6 +57,8 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
         "frame_count": len(frames),
         "warnings": list(result.warnings),
         "seconds": float(result.seconds),
+        # a picture morph: PSNR (dB) of each end's frame against its picture (None: a prompt end)
+        "reconstruction": list(result.reconstruction),
         # what was made, in the order it is posted (MP4 first)
         "format": output_format,
         "files": [],

@@ -29,9 +29,12 @@ import asyncio
 import functools
 import logging
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from collections.abc import Callable
 
 from bot.aio import wait_event
@@ -262,11 +265,14 @@ class Worker:
         state = _ProgressState()
         # The heartbeat runs from the claim to the end (model loading and files included).
         monitor = asyncio.create_task(self._monitor(job, state, cancel))
+        # a picture morph's pictures (stored with the job) as files for the engine, removed after the render
+        pictures = tempfile.mkdtemp(prefix=f"morph-{job.id}-pictures-") if job.request.images else None
         try:
             morpher = await self.get_morpher()
+            request = await self.store.pictures_for_render(job, Path(pictures)) if pictures else job.request
             state.render_started = time.monotonic()
             result: RenderResult = await self._in_render_thread(
-                morpher.render, job.request, progress=state.update, cancel=cancel)
+                morpher.render, request, progress=state.update, cancel=cancel)
             files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
                                                           job.format)
             if await self.store.heartbeat(job.id, self.run) == LOST:
@@ -305,6 +311,8 @@ class Worker:
             await self._fail(job, e)
         finally:
             monitor.cancel()
+            if pictures is not None:
+                shutil.rmtree(pictures, ignore_errors=True)
             self._cancel.pop(job.id, None)
             self.current = None
 

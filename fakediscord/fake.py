@@ -71,6 +71,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer)
         self._messages = {}
         self._by_channel = collections.defaultdict(list)
         self._attachments = {}
+        self.downloads = []
         self._faults = []
         self._limits = []
         self._sessions = {}

@@ -40,6 +40,17 @@ class MessageStore(DiscordState):
     def attachment_bytes(self, attachment_id: int) -> bytes:
         return self._attachments[int(attachment_id)].data
 
+    def upload(self, filename: str, data: bytes, content_type: str | None = None) -> Attachment:
+        """A file a member attaches to a slash command's ATTACHMENT option: pass it as that option's value
+        (``fake.slash(alice, "morph-images", first=fake.upload("cat.png", png))``). It is served at its
+        ``url`` on loopback like every attachment, and the interaction carries it in ``data.resolved``.
+        ``content_type``: what Discord would report (it goes by the file name when None)."""
+        aid = self.ids.next()
+        attachment = Attachment(aid, filename, bytes(data), content_type,
+                                f"{self.base_url}/attachments/{aid}/{filename}")
+        self._attachments[aid] = attachment
+        return attachment
+
     async def wait_for_message(self, predicate: Callable[[FakeMessage], bool], timeout: float = 10.0, *,
                                existing: bool = True) -> FakeMessage:
         """First message (created, edited or deleted) for which ``predicate(message)`` is true.

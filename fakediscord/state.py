@@ -55,6 +55,8 @@ class DiscordState(Host):
 
     # what happened -----------------------------------------------------------------------------------------
     requests: list[RecordedRequest]
+    #: attachment ids downloaded from the fake's CDN (``GET /attachments/...``), in order
+    downloads: list[int]
     unknown_routes: list[tuple[str, str]]
     #: Discord rules the bot broke: {"rule", "method", "path", "status", "code", "message"}
     violations: list[dict]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import ACTIVE_STATES, Job, JobState, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
+from bot.store.uploads import save_uploads
 from bot.validation import check_request
 from morph.animation import FORMATS
 from morph.request import MorphError, RenderRequest
@@ -27,8 +28,13 @@ class JobQueue(StoreBase):
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
                       output_format: str | None = None, parent_id: int | None = None,
-                      reply_to_message_id: int | None = None, now: float | None = None) -> Job:
+                      reply_to_message_id: int | None = None, uploads: Mapping[int, bytes] | None = None,
+                      uploads_from: int | None = None, now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
+
+        ``uploads``: a picture morph's pictures by end (checked already), stored with the job in the same
+        transaction; ``uploads_from``: or copied from that job (a refine or reroll), only within the same guild
+        (:func:`bot.store.uploads.save_uploads`, which refuses a picture end left without a picture).
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
@@ -98,6 +104,7 @@ class JobQueue(StoreBase):
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
                 output_format, parent_id, reply_to_message_id)
             assert row is not None  # INSERT … RETURNING
+            await save_uploads(tx, row["id"], guild_id, request, uploads, uploads_from)
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)
 

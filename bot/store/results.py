@@ -77,6 +77,7 @@ class Results(StoreBase):
                 raise Refused(f"Morph #{job_id} was already deleted.")
             await tx.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
                              "WHERE id = ?", now, now, job_id)
+            await tx.execute("DELETE FROM uploads WHERE job_id = ?", job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
             job = await self._job_in_tx(tx, job_id)
@@ -87,7 +88,8 @@ class Results(StoreBase):
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
         mark them expired; return how many jobs were purged. Rows are kept. Jobs still waiting for delivery
         (``rendered``) keep their files. Files no job points to (a render that failed half-way, a crash)
-        are removed too, and interactions too old to be repeated are forgotten."""
+        are removed too, and interactions too old to be repeated are forgotten. Uploaded pictures
+        (``/morph-images``) go with their job's files, or at the same age for a failed or cancelled job."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
@@ -100,6 +102,11 @@ class Results(StoreBase):
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
             await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+            # uploaded pictures go with their job's files, or at the same age when the job made none
+            await tx.execute(
+                "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
+                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
+                "COALESCE(finished_at, created_at) < ?))", cutoff)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)
