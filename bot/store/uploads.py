@@ -8,6 +8,7 @@ that job belongs to the same server (:func:`save_uploads`), and only the worker 
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,6 @@ class PictureUploads(StoreBase):
                 raise MorphError(f"The {SLOT_NAMES[slot]} picture of this morph is no longer kept; upload it again "
                                  "with /morph-images.")
             path = Path(folder) / f"{SLOT_NAMES[slot]}-picture"
-            path.write_bytes(data[slot])
+            await asyncio.to_thread(path.write_bytes, data[slot])
             images[slot] = str(path)
         return dataclasses.replace(request, images=images)

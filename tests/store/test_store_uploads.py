@@ -1,5 +1,7 @@
 """The pictures of /morph-images jobs (bot.store.uploads), on SQLite and PostgreSQL: stored with the job or not at
 all, copied only within a server, handed to the worker as files, removed with the job's files."""
+from pathlib import Path
+
 import pytest
 
 from bot.jobs import Refused
@@ -46,7 +48,7 @@ async def test_the_worker_gets_the_jobs_own_pictures_as_files(store, tmp_path):
                        uploads={0: PNG_A})
     request = await store.pictures_for_render(job, tmp_path)
     assert request.images[1] is None and request.prompts == ["", "a cat"]
-    assert request.images[0].startswith(str(tmp_path)) and open(request.images[0], "rb").read() == PNG_A
+    assert request.images[0].startswith(str(tmp_path)) and Path(request.images[0]).read_bytes() == PNG_A
     await store.db.execute("DELETE FROM uploads WHERE job_id = ?", job.id)
     with pytest.raises(Exception, match="no longer kept"):
         await store.pictures_for_render(job, tmp_path)
