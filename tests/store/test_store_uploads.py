@@ -49,7 +49,8 @@ async def test_the_worker_gets_the_jobs_own_pictures_as_files(store, tmp_path):
                        uploads={0: PNG_A})
     request = await store.pictures_for_render(job, tmp_path)
     assert request.images[1] is None and request.prompts == ["", "a cat"]
-    assert request.images[0].startswith(str(tmp_path)) and await asyncio.to_thread(Path(request.images[0]).read_bytes) == PNG_A
+    assert request.images[0].startswith(str(tmp_path))
+    assert await asyncio.to_thread(Path(request.images[0]).read_bytes) == PNG_A
     await store.db.execute("DELETE FROM uploads WHERE job_id = ?", job.id)
     with pytest.raises(Exception, match="no longer kept"):
         await store.pictures_for_render(job, tmp_path)
