@@ -636,3 +636,28 @@ def test_morph_bot_playground_process_serves_the_page_and_stops_on_ctrl_c(tmp_pa
                 proc.wait()
             proc.stdout.close()
     assert not list(tmp_path.glob("morph-playground-*"))  # removed on exit
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_attached_pictures_morph_through_the_http_api(pg, http):
+    """The page's + button / drop: files travel base64 in the command, the fake Discord serves them to the bot
+    as attachments, and the result comes back; the page offers two toy pictures to attach."""
+    import base64
+
+    ada, bob, cleo = pg.members
+    async with http.get("/api/state", params={"user": str(cleo.id)}) as resp:
+        pictures = (await resp.json())["pictures"]
+    assert len(pictures) == 2
+    files = []
+    for url in pictures:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            data = await resp.read()
+        assert Image.open(io.BytesIO(data)).size == (64, 64)
+        files.append({"name": url.rsplit("/", 1)[-1], "data": base64.b64encode(data).decode()})
+    async with open_stream(http, cleo) as stream:
+        await post(http, "/api/command", {"user": str(cleo.id), "text": "/morph-images frames:3", "files": files})
+        result = await stream.wait_for(has_gif, timeout=120)
+    assert "🖼️ first picture" in result["content"] and "🖼️ second picture" in result["content"]
+    bad = await post(http, "/api/command", {"user": str(cleo.id), "text": "/morph-images to:cat"}, status=400)
+    assert "attach a picture" in str(bad)
