@@ -29,13 +29,14 @@ Each end's inversion costs one UNet evaluation per step (no guidance): an image 
 inversions more than a prompt morph of the same frames (bench: ``python -m bench quality --images``).
 
 No per-picture training (no LoRA fitting). The attention anchoring of the smooth path (each frame attending to
-the ends' own keys/values) hooks in where the render runs its UNet; the ends' inverted latents are the
-trajectories it needs (``InvertedEnd.latent``).
+the ends' own keys/values) hooks in where the render runs its UNet: :attr:`PictureEnds.ends` holds each
+picture end's inverted path (``InvertedEnd.trajectory``, the latent at every sampling step), from which the
+ends' own keys and values at each step can be taken.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,9 @@ class InvertedEnd:
     picture: object  # PIL.Image.Image
     latent: torch.Tensor  # 1×C×h×w, scaled as the UNet sees latents
     noise: torch.Tensor  # 1×C×h×w
+    #: the inverted path, one latent per sampling timestep in sampling order (the noise first): what the end's
+    #: own frame passes through, for whatever needs the picture's keys/values at each step (attention anchoring)
+    trajectory: list[torch.Tensor] = field(default_factory=list)
 
 
 END_NAMES = ("first picture", "second picture")
@@ -86,8 +90,9 @@ class PictureEnds:
             picture = images.load(path, size, END_NAMES[i])
             latent = picture_latent(model.pipe, picture, model.device, seed_noise.dtype)
             kwargs = model.unet_kwargs(texts[i], size, guidance)
-            noise = invert(model.unet, scheduler(), latent, kwargs, on_step=on_step)
-            self.ends.append(InvertedEnd(picture, latent, noise))
+            steps: list[torch.Tensor] = []
+            noise = invert(model.unet, scheduler(), latent, kwargs, on_step=on_step, trajectory=steps)
+            self.ends.append(InvertedEnd(picture, latent, noise, steps))
         # A prompt end starts from the seed's noise, as in any prompt morph; two pictures lean their middle
         # towards it (SEED_VARIATION), so a new seed gives a new middle.
         self.noise_a, self.noise_b = (end.noise if end is not None else seed_noise for end in self.ends)
@@ -115,7 +120,8 @@ def picture_latent(pipe, picture, device: torch.device, dtype: torch.dtype) -> t
     return latent.to(dtype)
 
 
-def invert(unet, scheduler, latent: torch.Tensor, unet_kwargs: dict, on_step=None) -> torch.Tensor:
+def invert(unet, scheduler, latent: torch.Tensor, unet_kwargs: dict, on_step=None,
+           trajectory: list | None = None) -> torch.Tensor:
     """DDIM inversion of ``latent`` (clean, t=0) to the noise at the scheduler's first timestep.
 
     ``scheduler``: a ``DDIMScheduler`` with its timesteps set (the render's). It is the exact reverse of its
@@ -123,6 +129,7 @@ def invert(unet, scheduler, latent: torch.Tensor, unet_kwargs: dict, on_step=Non
     with x̂0 from the lower level and ε predicted at the lower level (the one approximation of DDIM
     inversion: ε at x_t is not known before x_t is). ``unet_kwargs``: the end's text conditioning, no
     unconditional half. ``on_step(i, total)`` is called after each step (progress, cancel checks).
+    ``trajectory``: when given, filled with the latent at each sampling timestep, in sampling order.
     """
     timesteps = list(scheduler.timesteps.flip(0))  # ascending: t_0 < t_1 < … (the last sampling step first)
     ratio = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
@@ -135,6 +142,8 @@ def invert(unet, scheduler, latent: torch.Tensor, unet_kwargs: dict, on_step=Non
         eps = unet(x.to(latent.dtype), t.float(), return_dict=False, **unet_kwargs)[0].float()
         x0 = (x - (1 - a_low).sqrt() * eps) / a_low.sqrt()
         x = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        if trajectory is not None:
+            trajectory.insert(0, x.to(latent.dtype))
         if on_step is not None:
             on_step(i + 1, len(timesteps))
     return x.to(latent.dtype)

@@ -167,3 +167,19 @@ def test_cli_morphs_a_picture_into_a_prompt(tmp_path, capsys, pictures):
     assert db >= 24.0
     gif = Image.open(io.BytesIO(out.read_bytes()))
     assert gif.n_frames == 3
+
+
+@pytest.mark.slow
+def test_inverted_trajectory_is_kept_for_each_picture_end(toy, pictures):
+    """What attention anchoring needs: each picture end's latent at every sampling step, the noise first."""
+    from morph.render import Render
+
+    req = toy.profile.fill(RenderRequest(images=[pictures[0], None], prompts=["", STAR], frames=2).validate())
+    with torch.inference_mode():
+        render = Render(toy, req, None, None)
+        texts = [toy.encode(p)[0] for p in req.prompts]
+        ends = inversion.PictureEnds(toy, req.images, 64, texts, 1.0, render._scheduler, toy.noise(0, 64))
+    first, second = ends.ends
+    assert second is None and len(first.trajectory) == req.steps
+    assert torch.equal(first.trajectory[0], first.noise)
+    assert torch.equal(ends.noise(0.0), first.noise) and torch.equal(ends.noise(1.0), toy.noise(0, 64))
