@@ -5,7 +5,8 @@ embeddings it mixes.
    (:meth:`~morph.engine.Morpher.encode`: 77 tokens each; for SDXL both text encoders' hidden states plus the
    pooled embedding); the request already has its sampler, steps and guidance (:mod:`morph.profiles`);
 2. one starting noise from ``seed`` for every frame of the whole path (slerped towards ``seed_b``'s noise by
-   t when given, two-prompt morphs only), so a chain's frame at a prompt is that prompt's plain render;
+   t when given, two-prompt morphs only), so a chain's frame at a prompt is that prompt's plain render; a
+   picture end's noise is found from its picture instead (DDIM inversion, :mod:`morph.inversion`);
 3. choose the frames' path positions (uniform, or perceptual pacing: :func:`morph.pacing.pace`, with a frame
    on every prompt of a chain and on both ends of a refine range) and for each batch: interpolate the text
    embeddings between the two prompts of each frame's segment (lerp or per-token slerp; SDXL's pooled
