@@ -72,6 +72,7 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer)
         self._by_channel = collections.defaultdict(list)
         self._attachments = {}
         self.downloads = []
+        self.download_delay_s = 0.0
         self._faults = []
         self._limits = []
         self._sessions = {}

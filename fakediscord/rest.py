@@ -166,6 +166,8 @@ class RestServer(ApplicationRoutes, InteractionRoutes, ChannelRoutes):
     async def _serve_attachment(self, request: web.Request) -> web.Response:
         att = self._attachments.get(int(request.match_info["aid"]))
         self.downloads.append(int(request.match_info["aid"]))
+        if self.download_delay_s:
+            await asyncio.sleep(self.download_delay_s)
         if att is None:
             return web.Response(status=404)
         return web.Response(body=att.data, headers={"Content-Type": att.media_type or "application/octet-stream"})

@@ -57,6 +57,8 @@ class DiscordState(Host):
     requests: list[RecordedRequest]
     #: attachment ids downloaded from the fake's CDN (``GET /attachments/...``), in order
     downloads: list[int]
+    #: seconds the fake's CDN waits before serving an attachment (a slow download)
+    download_delay_s: float
     unknown_routes: list[tuple[str, str]]
     #: Discord rules the bot broke: {"rule", "method", "path", "status", "code", "message"}
     violations: list[dict]

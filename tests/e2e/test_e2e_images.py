@@ -120,6 +120,21 @@ async def test_refused_uploads_queue_nothing(harness, make, needle):
     assert fake.violations == []
 
 
+@pytest.mark.slow
+async def test_a_slow_download_is_answered_in_time_and_queued_after(harness):
+    """Discord's 3 s hold while the pictures download: the bot says "thinking…" first, then the job."""
+    fake, h = harness.fake, harness
+    await h.start_bot(default_steps=1)
+    alice = h.guild.add_member("alice")
+    fake.download_delay_s = 2.5
+    it = await fake.slash(alice, "morph-images", first=fake.upload("a.png", picture()), to="a cat", frames=2)
+    assert it.latency < 3.0 and it.response_type == 5  # deferred while downloading
+    answer = await it.reply()
+    assert "queued" in answer.content.lower() and await jobs_in_db(h) == 1
+    await h.result_message(job_id_of(answer.content), timeout=60)
+    assert fake.violations == []
+
+
 async def test_option_mistakes_are_refused_privately(harness):
     fake, h = harness.fake, harness
     await h.start_bot()
