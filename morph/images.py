@@ -87,6 +87,8 @@ def prepare(data: bytes, size: int, what: str = "picture") -> Image.Image:
         flat = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         flat.alpha_composite(rgba)
         frame = flat
+    if frame.mode == "I" or frame.mode.startswith("I;16"):  # 16-bit greyscale: scaled to 8 bits, not clipped
+        frame = frame.convert("I").point(lambda v: v / 257).convert("L")
     rgb = frame.convert("RGB")
     return ImageOps.fit(rgb, (size, size), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 

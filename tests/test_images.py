@@ -67,6 +67,14 @@ def test_transparency_is_flattened_onto_white():
     assert tuple(out[20, 20]) == (0, 0, 255)
 
 
+def test_other_colour_modes_become_rgb_without_clipping():
+    grey16 = Image.fromarray(np.full((32, 32), 32896, np.uint16))  # 50% grey in 16 bits
+    assert np.asarray(images.prepare(encode(grey16, "PNG"), 16)).mean() == pytest.approx(128, abs=1)
+    cmyk = Image.new("CMYK", (32, 32), (0, 255, 255, 0))  # red in print colours
+    r, g, b = np.asarray(images.prepare(encode(cmyk, "JPEG"), 16)).reshape(-1, 3).mean(0)
+    assert r > 200 and g < 60 and b < 60
+
+
 def test_gif_gives_its_first_frame():
     frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     buf = io.BytesIO()
