@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions, frame_file, offered_candidates, pick_text
+from bot.db import DatabaseUnavailable
 from bot.interactions import NO_PINGS, ephemeral, guild_of
 from bot.jobs import Expired
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
@@ -130,8 +131,15 @@ class MorphCog(commands.Cog):
         Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
         the result marker at the start of the message (``🎞️ Morph job #N``) and must have been posted as
         that very message. Reactions cannot be answered privately, so nothing but a pick is ever posted:
-        refusals (ban, too fast) and repeats are only logged, and an expired result says so once.
+        refusals (ban, too fast) and repeats are only logged, and an expired result says so once. While the
+        database is unavailable a reaction is ignored (the outage is logged once, by the database).
         """
+        try:
+            await self._reaction_pick(payload)
+        except DatabaseUnavailable:
+            log.info("reaction on message %s ignored: the database is unavailable", payload.message_id)
+
+    async def _reaction_pick(self, payload: discord.RawReactionActionEvent) -> None:
         me = self.bot.user
         if me is None or payload.user_id == me.id or (payload.member is not None and payload.member.bot):
             return

@@ -142,18 +142,20 @@ class WorkerClaims(StoreBase):
                 tx.notify(JOBS_CHANNEL)
             return n == 1
 
-    async def mark_rendered(self, job_id: int, result: dict, run: WorkerRun, now: float | None = None) -> bool:
-        """running → rendered with the result dict; the job's files are stored under its folder name (see
-        ``bot.artifacts``). False (nothing changed) when the job is no longer running for ``run``: it was
-        cancelled during the render, or another worker holds it now."""
+    async def mark_rendered(self, job_id: int, result: dict, run: WorkerRun, now: float | None = None,
+                            stored_bytes: int | None = None) -> bool:
+        """running → rendered with the result dict; the job's files (``stored_bytes`` in all) are stored under
+        its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for
+        ``run``: it was cancelled during the render, or another worker holds it now."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = ?", job_id)
             name = f"{job_id}-{job['token']}" if job and job["token"] else str(job_id)
             n = await tx.execute(
                 f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = ?, result = ?, artifact_dir = ?, "
-                f"error = NULL, next_delivery_at = NULL WHERE id = ? AND state = '{JobState.RUNNING}' AND "
-                "worker_id = ? AND run_id = ?", now, json.dumps(result), name, job_id, *run)
+                f"stored_bytes = ?, error = NULL, next_delivery_at = NULL WHERE id = ? AND state = "
+                f"'{JobState.RUNNING}' AND worker_id = ? AND run_id = ?", now, json.dumps(result), name, stored_bytes,
+                job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)
             return n == 1
