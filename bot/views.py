@@ -21,6 +21,8 @@ Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens exis
 A component acts only when it comes from its job's own message, guild and channel with the job's token
 (:meth:`bot.jobs.Job.came_from`, checked by ``Actions.own_job``): job numbers start at 1 again in a new
 database, and anyone can send any custom id.
+
+Labels and placeholders are in the job's language (``Job.language``, the server's): the message is public.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import discord
 
 from bot import messages as msg
 from bot.db import DatabaseUnavailable
+from bot.i18n import N_, text
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from morph.request import RenderRequest
 
@@ -104,7 +107,7 @@ def actions_of(interaction: discord.Interaction) -> JobActions:
 
 def cancel_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id, job.token))
+    view.add_item(CancelButton(job.id, job.token, locale=job.language))
     return view
 
 
@@ -116,19 +119,21 @@ def result_view(job: Job) -> discord.ui.View:
     frame_count, candidates = int(result.get("frame_count") or 0), list(result.get("candidates") or [])
     ts = list(result.get("ts") or [])
     view = discord.ui.View(timeout=None)
+    lang = job.language
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
         view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = msg.choose_select_frames(frame_count, candidates)
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [
-            discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates), value=str(f))
-            for f in frames], row=2))
+            discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates, locale=lang), value=str(f))
+            for f in frames], row=2, locale=lang))
     gaps = msg.choose_select_frames(len(ts) - 1, candidates) if ts and len(ts) == frame_count else []
     if gaps:
         view.add_item(RefineSelect(job.id, job.token, [
-            discord.SelectOption(label=msg.gap_label(g, ts), value=str(g)) for g in gaps], row=3))
-    view.add_item(RerollButton(job.id, job.token, row=4))
-    view.add_item(DeleteButton(job.id, job.token, row=4))
+            discord.SelectOption(label=msg.gap_label(g, ts, locale=lang), value=str(g)) for g in gaps], row=3,
+            locale=lang))
+    view.add_item(RerollButton(job.id, job.token, row=4, locale=lang))
+    view.add_item(DeleteButton(job.id, job.token, row=4, locale=lang))
     return view
 
 
@@ -162,7 +167,8 @@ def _guarded(callback):
         except Exception:
             log.exception("%s failed for %s", getattr(self, "custom_id", "?"), interaction.user.id)
             try:
-                await ephemeral(interaction, "❌ Something went wrong on the bot's side; it has been logged.")
+                await ephemeral(interaction, text(interaction.locale)._(
+                    "❌ Something went wrong on the bot's side; it has been logged."))
             except discord.HTTPException:
                 pass
 
@@ -198,18 +204,21 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
 
 class _JobSelect(_JobItem):
     """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
-    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder``."""
+    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder`` (translated for
+    ``locale``)."""
 
     make_id: Callable[[int, str | None], str]
     placeholder: str
     item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
     def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
-                 row: int | None = None) -> None:
-        options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
+                 row: int | None = None, locale: object = None) -> None:
+        tr = text(locale)
+        options = (options or [discord.SelectOption(label=tr._("Frame {frame}/{count}", frame=1, count=1),
+                                                    value="0")])[: msg.SELECT_LIMIT]
         select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
-            custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder, min_values=1, max_values=1,
-            options=options)
+            custom_id=type(self).make_id(job_id, token), placeholder=tr._(self.placeholder), min_values=1,
+            max_values=1, options=options)
         super().__init__(select, row=row)  # type: ignore[call-arg]  # DynamicItem's, next in a subclass's MRO
         self.job_id, self.token = job_id, token
 
@@ -229,13 +238,13 @@ class _JobSelect(_JobItem):
 
 class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
     make_id = staticmethod(frames_id)
-    placeholder = "Pick any frame…"
+    placeholder = N_("Pick any frame…")
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         frame = self.chosen(interaction)
         if frame is None:
-            await ephemeral(interaction, "❌ Choose a frame from the menu.")
+            await ephemeral(interaction, text(interaction.locale)._("❌ Choose a frame from the menu."))
             return
         await actions_of(interaction).send_pick(interaction, self.job_id, self.token, frame, source="select")
 
@@ -244,20 +253,21 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
     """🔍 Refine: more frames between the chosen frame (the option's value) and the next (``Actions.refine``)."""
 
     make_id = staticmethod(refine_id)
-    placeholder = "🔍 Refine: more frames between two neighbours…"
+    placeholder = N_("🔍 Refine: more frames between two neighbours…")
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         gap = self.chosen(interaction)
         if gap is None:
-            await ephemeral(interaction, "❌ Choose two neighbouring frames from the menu.")
+            await ephemeral(interaction, text(interaction.locale)._("❌ Choose two neighbouring frames from the menu."))
             return
         await actions_of(interaction).refine(interaction, self.job_id, self.token, gap)
 
 
 class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Reroll", emoji="🔁", style=discord.ButtonStyle.secondary,
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
+        super().__init__(discord.ui.Button(label=text(locale)._("Reroll"),
+                                           emoji="🔁", style=discord.ButtonStyle.secondary,
                                            custom_id=reroll_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 
@@ -271,8 +281,8 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
 
 class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Delete", emoji="❌", style=discord.ButtonStyle.danger,
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
+        super().__init__(discord.ui.Button(label=text(locale)._("Delete"), emoji="❌", style=discord.ButtonStyle.danger,
                                            custom_id=delete_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 
@@ -286,8 +296,9 @@ class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
 
 class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
+    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
+        super().__init__(discord.ui.Button(label=text(locale)._("Cancel"),
+                                           emoji="❌", style=discord.ButtonStyle.secondary,
                                            custom_id=cancel_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bot.db.base import Tx
-from bot.jobs import Job, Refused
+from bot.jobs import Job, Refusal, Refused
 from bot.store.base import StoreBase
 from morph.request import MorphError, RenderRequest
 
@@ -47,7 +47,8 @@ async def save_uploads(tx: Tx, job_id: int, guild_id: int, request: RenderReques
     stored = {r["slot"] for r in await tx.fetch("SELECT slot FROM uploads WHERE job_id = ?", job_id)}
     if not set(slots) <= stored:
         source = f" of morph #{uploads_from}" if uploads_from is not None else ""
-        raise Refused(f"The pictures{source} are no longer kept; upload them again with /morph-images.")
+        raise Refused(Refusal.INVALID,
+                      detail=f"The pictures{source} are no longer kept; upload them again with /morph-images.")
 
 
 class PictureUploads(StoreBase):
