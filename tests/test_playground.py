@@ -661,7 +661,7 @@ async def test_attached_pictures_morph_through_the_http_api(pg, http):
     as attachments, and the result comes back; the page offers two toy pictures to attach."""
     import base64
 
-    ada, bob, cleo = pg.members
+    cleo = pg.members[2]
     async with http.get("/api/state", params={"user": str(cleo.id)}) as resp:
         pictures = (await resp.json())["pictures"]
     assert len(pictures) == 2
