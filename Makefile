@@ -45,9 +45,9 @@ lint: setup
 # A new language: `$(BIN)/pybabel init -D bot -i bot/locales/bot.pot -d bot/locales -l <code>`.
 MESSAGE_SOURCES := bot/*.py bot/cogs bot/store bot/playground
 messages: setup
-	$(BIN)/pybabel -q extract -k locale_str -k N_ --no-location --sort-by-file --project=morph-bot \
+	$(BIN)/pybabel -q extract --no-wrap -k locale_str -k N_ --no-location --sort-by-file --project=morph-bot \
 		-o bot/locales/bot.pot $(MESSAGE_SOURCES)
-	$(BIN)/pybabel -q update -D bot -i bot/locales/bot.pot -d bot/locales --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q update --no-wrap -D bot -i bot/locales/bot.pot -d bot/locales --no-fuzzy-matching --ignore-obsolete
 
 bench: setup
 	$(BIN)/python -m bench

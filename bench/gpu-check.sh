@@ -5,7 +5,8 @@
 # setting. It watches its own budget (BUDGET_S, default 460 s) and always ends with its tables. Arguments go
 # to the probe: `--skip-kernels` (compiled engine and anchors only) ran in 228 s on an H100, `--levers`
 # (static shapes, CUDA graphs, compiled VAE, profile) in 475 s; the kernel steps have not yet run in the same
-# call as the compile. Use timeout_s=600.
+# call as the compile. `--smooth` runs only the smooth path vs the plain one (ends' keys/values cached vs in every
+# batch, uniform and perceptual, peak memory; not yet run on a GPU). Use timeout_s=600.
 #
 # Prepare once, on the machine without a GPU (the device image has torch and transformers, not diffusers):
 #   echo /.whl/ >> .git/info/exclude

@@ -18,6 +18,10 @@ fastest variant, and the anchors' setting with the engine's compile + CUDA graph
 again for its batch sizes). It also measures the card's fp16 matrix-product rate and
 the UNet's rate, from a FLOP count of one forward.
 
+``--smooth`` runs step 6 only: the smooth path (:mod:`morph.anchoring`) against the plain one on the default
+morph, with the ends' keys/values cached and with the ends in every batch, uniform and perceptual, with the
+peak GPU memory of each (the other steps render the plain path).
+
 Each step checks the time budget (``--budget-s``) first, so one device call of fixed length always ends with
 the tables; results go to stdout and, as markdown, to ``--out``.
 """
@@ -50,6 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("--budget-s", type=float, default=480, help="skip steps that would end after this (480)")
     p.add_argument("--skip-kernels", action="store_true", help="skip steps 1-2 (attention backends, VAE)")
     p.add_argument("--levers", action="store_true", help="step 5 instead of steps 1, 2 and 4 (see above)")
+    p.add_argument("--smooth", action="store_true",
+                   help="only step 6: the smooth path vs the plain one (ends cached vs in every batch)")
     p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "probe.md"))
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,7 +80,7 @@ def main(argv=None) -> int:
     say(f"# probe: {m.device_info()['device']}, torch {torch.__version__}, model {args.model}, "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
     req = RenderRequest("a photo of a dog", "a photo of a cat", frames=args.frames, seed=7, steps=args.steps,
-                        size=args.size, guidance=7.5, scheduler="dpm++2m", pacing="uniform",
+                        size=args.size, guidance=7.5, scheduler="dpm++2m", pacing="uniform", path="plain",
                         candidates=5).validate()
     side = args.size // m.pipe.vae_scale_factor
     samples = 2 * args.frames
@@ -123,6 +129,9 @@ def main(argv=None) -> int:
             result.append(out)
         return best, graphs() - before
 
+    if args.smooth:
+        smooth_path(args, m, req, say, render_s)
+        return 0
     eager = m.pipe.unet
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -225,6 +234,40 @@ def main(argv=None) -> int:
         say(f"| engine's torch.compile | {s_c:.2f} | {s_c / 50:.3f} | {s_e / s_c:.2f}x | {new} |")
     say(f"\nprobe done in {elapsed():.0f} s")
     return 0
+
+
+def smooth_path(args, m, req, say, render_s) -> None:
+    """Step 6: the default morph on the plain path (uniform: the baseline of every ratio) and on the smooth
+    path, with the ends' attention inputs cached (morph.anchoring.cache_bytes: 2.3 GB for SD 1.5 at 512², fp16,
+    CFG) and with the ends riding along in every batch, uniform and perceptual; peak GPU memory of each."""
+    import torch
+
+    from morph.anchoring import cache_bytes
+
+    cuda = m.device.type == "cuda"
+    side = args.size // m.pipe.vae_scale_factor
+    say(f"\n## 6. smooth path vs plain, {args.frames} frames, {args.steps} steps, {args.size}px, "
+        f"t={elapsed():.0f}s\n")
+    say(f"ends' attention inputs, cached: {cache_bytes(m.pipe.unet, side, args.steps, 2, 2) / 2**20:.0f} MiB; "
+        f"frames per batch {m.frames_per_batch(args.size)}\n")
+    say("| path | pacing | ends' keys/values | s (best of 2) | vs plain uniform | peak GiB |")
+    say("|---|---|---|---|---|---|")
+    base = None
+    for path, pacing, mode in (("plain", "uniform", "auto"), ("smooth", "uniform", "cache"),
+                               ("smooth", "uniform", "batch"), ("plain", "perceptual", "auto"),
+                               ("smooth", "perceptual", "cache"), ("smooth", "perceptual", "batch")):
+        if elapsed() > args.budget_s:
+            say(f"| {path} | {pacing} | {mode} | skipped: budget | | |")
+            continue
+        m.anchor_mode = mode
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        seconds, _ = render_s(m, dataclasses.replace(req, path=path, pacing=pacing))
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        base = base or seconds
+        say(f"| {path} | {pacing} | {mode if path == 'smooth' else '–'} | {seconds:.2f} | {seconds / base:.2f}x | "
+            f"{peak:.1f} |")
+    m.anchor_mode = "auto"
 
 
 def levers(args, m, req, x, kw, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:

@@ -1,8 +1,16 @@
-"""Pacing quality on pictures: uniform vs perceptual pacing on the trained ``toy`` model, judged twice.
+"""Path and pacing quality on pictures: plain vs smooth path × uniform vs perceptual pacing on the trained
+``toy`` model, judged three ways.
 
 ``python -m bench.quality`` renders every prompt pair of :data:`PAIRS` (colour changes, shape changes, both,
-backgrounds, sizes, held-out shape/colour pairs) with uniform pacing (the baseline) and with perceptual pacing
-(same frames, same UNet work), and reports for each pacing, averaged over the pairs:
+backgrounds, sizes, held-out shape/colour pairs) on the plain path and on the smooth path (attention anchored
+to the two ends, :mod:`morph.anchoring`), each with uniform pacing and with perceptual pacing (same frames,
+same UNet work), and reports for each of the four, averaged over the pairs:
+
+* the standard measures, from scikit-image: 1 − SSIM of neighbouring grey frames and their mean CIEDE2000
+  colour difference (ΔE): max/mean adjacent distance, 1 − Gini, the largest single step over its pair's mean
+  (worst pair), **path/direct** (sum of adjacent distances over the distance from the first frame to the
+  last: 1 goes straight, ≫ 1 wanders through other pictures), and for pairs that share the background or
+  the shape's colour how far it drifts (largest ΔE from the ends' mean value, as the judge measures it);
 
 * max/mean adjacent distance and 1 − Gini of the adjacent distances, measured with the engine's own
   distance (:func:`morph.pacing.image_distance`, what perceptual pacing evens out) **and** with the
@@ -58,6 +66,29 @@ PAIRS = (
 )
 
 
+#: The pairs of the contact sheet (docs/smooth-path.png): the playground's default first.
+SHEET_PAIRS = (PAIRS[0], ("a black diamond on a white background", "a blue triangle on a white background"),
+               PAIRS[11], PAIRS[14])
+
+
+def contact_sheet(morpher, base, pairs, path: str) -> None:
+    """Each pair rendered on the plain path (upper row) and the smooth path (lower row), perceptual pacing,
+    frames side by side, pairs one under another, 4 px apart."""
+    from PIL import Image
+
+    rows = []
+    for a, b in pairs:
+        for way in ("plain", "smooth"):
+            rows.append(morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, path=way)).frames)
+    side = rows[0][0].width
+    gap = 4
+    sheet = Image.new("RGB", (len(rows[0]) * side, len(rows) * side + (len(pairs) - 1) * gap), "white")
+    for r, frames in enumerate(rows):
+        for c, frame in enumerate(frames):
+            sheet.paste(frame, (c * side, r * side + (r // 2) * gap))
+    sheet.save(path, optimize=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="toy")
@@ -69,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift", action="store_true", help="also compare a fewer-steps render with the exact one")
     p.add_argument("--no-timing", action="store_true", help="skip the toy vs tiny render time")
     p.add_argument("--details", action="store_true", help="one line per pair and pacing")
+    p.add_argument("--sheet-pairs", type=int, default=len(SHEET_PAIRS), help="pairs on the contact sheet")
+    p.add_argument("--sheet", metavar="PNG", help="only write a contact sheet: the default morph and three more "
+                                                  "pairs, plain (upper row) vs smooth (lower row), perceptual")
+    p.add_argument("--only", metavar="LIST", help="only these, e.g. 'plain uniform,smooth perceptual' (the "
+                                                "baseline and the default: half the renders)")
+    p.add_argument("--first", type=int, default=0, help="start at this pair (0-based), for a run in parts")
+    p.add_argument("--save", metavar="JSON", help="also write every pair's numbers here")
+    p.add_argument("--load", metavar="JSON", nargs="+",
+                   help="render nothing: report the numbers of earlier --save files (a run in parts) together")
+    p.add_argument("--paths", default="plain,smooth", help="comma-separated paths to compare (plain,smooth)")
+    p.add_argument("--anchor-modes", action="store_true",
+                   help="also time the smooth path's two ways of getting the ends' keys/values (cache vs batch)")
     return p
 
 
@@ -89,19 +132,43 @@ def main(argv=None) -> int:
     except MorphError as err:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
-    pairs = PAIRS[:max(1, args.pairs)]
-    started = time.perf_counter()
-    rows: dict[str, list[dict]] = {p: [] for p in ("uniform", "perceptual")}
+    if args.sheet:
+        contact_sheet(morpher, base, SHEET_PAIRS[:args.sheet_pairs], args.sheet)
+        print(f"wrote {args.sheet}")
+        return 0
+    rows: dict[str, list[dict]] = {}
     classic: list[float] = []
+    if args.load:
+        import json
+
+        for name in args.load:
+            with open(name) as f:
+                part = json.load(f)
+            for key, values in part["rows"].items():
+                rows.setdefault(key, []).extend(values)
+            classic += part["classic"]
+        print(f"# bench.quality — {len(next(iter(rows.values())))} pairs from {', '.join(args.load)}\n")
+        print(report(rows, classic))
+        print()
+        print(standard_report(rows))
+        return 0
+    pairs = PAIRS[args.first:args.first + max(1, args.pairs)]
+    started = time.perf_counter()
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    rows = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
+    if args.only:
+        rows = {name.strip(): [] for name in args.only.split(",")}
     for a, b in pairs:
-        for pacing in rows:
-            result = morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing=pacing))
+        for name in rows:
+            path, pacing = name.split()
+            result = morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing=pacing,
+                                                        path=path))
             row = measure(result)
-            rows[pacing].append(row)
-            if pacing == "uniform":
+            rows[name].append(row)
+            if name == f"{paths[0]} uniform":
                 classic.append(row["progress_at_half"])
             if args.details:
-                print(f"{pacing:10s} {a!r} -> {b!r}: " + ", ".join(
+                print(f"{name:18s} {a!r} -> {b!r}: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
     print(f"# bench.quality — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
@@ -109,12 +176,21 @@ def main(argv=None) -> int:
     print(f"model {args.model}, {len(pairs)} prompt pairs, {base.frames} frames, {base.steps} steps "
           f"{base.scheduler}, CFG {base.guidance}, seed {base.seed}; {time.perf_counter() - started:.0f} s\n")
     print(report(rows, classic))
+    print()
+    print(standard_report(rows))
+    if args.save:
+        import json
+
+        with open(args.save, "w") as f:
+            json.dump({"rows": rows, "classic": classic}, f)
     if args.drift:
         print()
         print(drift_report(morpher, base, pairs[:4]))
     if not args.no_timing:
         print()
         print(timing_report(morpher, base))
+        print()
+        print(path_timing_report(morpher, base, anchor_modes=args.anchor_modes))
     return 0
 
 
@@ -129,11 +205,109 @@ def measure(result) -> dict:
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
             verdicts[-1].matches(b, ("shape", "colour", "background")))
-    return {"engine_max_over_mean": result.max_over_mean, "engine_1_gini": result.one_minus_gini,
+    standard = standard_measures(result.frames, a, b)
+    return {**standard, "engine_max_over_mean": result.max_over_mean, "engine_1_gini": result.one_minus_gini,
             "judge_max_over_mean": pacing.max_over_mean(judged), "judge_1_gini": pacing.one_minus_gini(judged),
             "progress_at_midpoint": judge.progress(verdicts[result.midpoint], a, b),
             "progress_at_half": judge.progress(verdicts[half], a, b),
             "ends_match": float(all(ends)), "seconds": result.seconds}
+
+
+def standard_measures(frames, a: dict, b: dict) -> dict:
+    """scikit-image's measures of one morph's frames: 1 − SSIM of neighbouring grey frames and their mean
+    CIEDE2000; per measure max/mean, 1 − Gini, the largest step over the mean, path/direct; and the drift of a
+    background or shape colour both prompts share (largest CIEDE2000 from the ends' mean, as the judge
+    measures it), None where they share none."""
+    import numpy as np
+    from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
+    from skimage.metrics import structural_similarity
+
+    from morph import pacing
+    from toykit import judge
+
+    rgb = [np.asarray(f.convert("RGB"), dtype=np.float64) / 255 for f in frames]
+    grey = [rgb2gray(x) for x in rgb]
+    lab = [rgb2lab(x) for x in rgb]
+
+    def ssim(i, j):
+        return 1.0 - structural_similarity(grey[i], grey[j], data_range=1.0)
+
+    def de(i, j):
+        return float(deltaE_ciede2000(lab[i], lab[j]).mean())
+
+    out: dict = {}
+    last = len(frames) - 1
+    for name, dist in (("ssim", ssim), ("de", de)):
+        steps = [dist(i, i + 1) for i in range(last)]
+        direct = dist(0, last)
+        out[f"{name}_max_over_mean"] = pacing.max_over_mean(steps)
+        out[f"{name}_1_gini"] = pacing.one_minus_gini(steps)
+        out[f"{name}_path_over_direct"] = sum(steps) / direct if direct > 1e-9 else float("nan")
+    feats = [judge.features(f) for f in frames]
+    for attribute, part in (("background", slice(3, 6)), ("colour", slice(0, 3))):
+        drift = None
+        if attribute in a and a.get(attribute) == b.get(attribute):
+            values = [rgb2lab(np.asarray(x[part], dtype=np.float64).reshape(1, 1, 3))[0, 0] for x in feats]
+            ref = (values[0] + values[-1]) / 2
+            drift = max(float(deltaE_ciede2000(v, ref)) for v in values)
+        out[f"drift_{attribute}"] = drift
+    return out
+
+
+def standard_report(rows: dict) -> str:
+    """The scikit-image measures of every path and pacing, averaged over the pairs, with the goals."""
+    def mean(values):
+        values = [v for v in values if v is not None and v == v]
+        return statistics.fmean(values) if values else float("nan")
+
+    lines = ["| path, pacing | SSIM max/mean | SSIM 1 − Gini | SSIM path/direct | ΔE max/mean | ΔE 1 − Gini | "
+             "ΔE path/direct | worst pair's max/mean (SSIM / ΔE) | shared background drift ΔE (mean / max) | "
+             "shared colour drift ΔE (mean / max) | render s (mean) |", "|---" * 11 + "|"]
+    def drift(rs, key):
+        values = [r[key] for r in rs if r[key] is not None]
+        return f"{mean(values):.1f} / {max(values):.1f} ({len(values)} pairs)" if values else "–"
+
+    for name, rs in rows.items():
+        lines.append(
+            f"| {name} | {mean(r['ssim_max_over_mean'] for r in rs):.2f} | {mean(r['ssim_1_gini'] for r in rs):.3f} | "
+            f"{mean(r['ssim_path_over_direct'] for r in rs):.2f} | {mean(r['de_max_over_mean'] for r in rs):.2f} | "
+            f"{mean(r['de_1_gini'] for r in rs):.3f} | {mean(r['de_path_over_direct'] for r in rs):.2f} | "
+            f"{max(r['ssim_max_over_mean'] for r in rs):.2f} / {max(r['de_max_over_mean'] for r in rs):.2f} | "
+            f"{drift(rs, 'drift_background')} | {drift(rs, 'drift_colour')} | {mean(r['seconds'] for r in rs):.2f} |")
+    mids = {name: [r["progress_at_midpoint"] for r in rs if r["progress_at_midpoint"] is not None]
+            for name, rs in rows.items()}
+    lines.append("")
+    lines.append("midpoint within ±0.1 of the judge's 50/50: " + ", ".join(
+        f"{name} {sum(abs(m - 0.5) <= 0.1 for m in ms)}/{len(ms)}" for name, ms in mids.items()))
+    lines.append("goals (smooth perceptual, both measures): max/mean ≤ 1.5, 1 − Gini ≥ 0.85, path/direct ≤ 1.5, "
+                 "no pair's step > 2.5× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
+    return "\n".join(lines)
+
+
+def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
+    """The default morph's render time, plain uniform vs smooth perceptual (and, with ``anchor_modes``, the
+    smooth path's cached vs in-batch ends), best of two each, same run, same Morpher."""
+    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square")
+    cases = [("plain uniform", "plain", "uniform", "auto"), ("plain perceptual", "plain", "perceptual", "auto"),
+             ("smooth uniform", "smooth", "uniform", "auto"), ("smooth perceptual", "smooth", "perceptual", "auto")]
+    if anchor_modes:
+        cases += [("smooth perceptual, ends cached", "smooth", "perceptual", "cache"),
+                  ("smooth perceptual, ends in every batch", "smooth", "perceptual", "batch")]
+    best: dict[str, float] = {}
+    saved = morpher.anchor_mode
+    try:
+        for _ in range(2):
+            for label, path, pacing, mode in cases:
+                morpher.anchor_mode = mode
+                t0 = time.perf_counter()
+                morpher.render(dataclasses.replace(request, path=path, pacing=pacing))
+                best[label] = min(best.get(label, float("inf")), time.perf_counter() - t0)
+    finally:
+        morpher.anchor_mode = saved
+    ref = best["plain uniform"]
+    return "\n".join([f"render time of '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, "
+                       f"{request.steps} steps), best of 2, ratio to plain uniform:"]
+                      + [f"- {label}: {s:.2f} s ({s / ref:.2f}x)" for label, s in best.items()])
 
 
 def report(rows: dict, classic: list[float]) -> str:
@@ -144,7 +318,9 @@ def report(rows: dict, classic: list[float]) -> str:
     def off_half(values):
         return mean([abs(v - 0.5) for v in values if v is not None])
 
-    lines = ["| pacing | engine max/mean | engine 1 − Gini | judge max/mean | judge 1 − Gini | "
+    first = next(iter(rows)).split()[0]
+    second = [name for name in rows if name != f"{first} uniform"][0]
+    lines = ["| path, pacing | engine max/mean | engine 1 − Gini | judge max/mean | judge 1 − Gini | "
              "midpoint progress (0.5 ideal) | mean |progress − 0.5| | ends match the prompts |",
              "|---|---|---|---|---|---|---|---|"]
     for name, rs in rows.items():
@@ -153,21 +329,21 @@ def report(rows: dict, classic: list[float]) -> str:
                      f"{mean(r['engine_1_gini'] for r in rs):.3f} | {mean(r['judge_max_over_mean'] for r in rs):.2f} | "
                      f"{mean(r['judge_1_gini'] for r in rs):.3f} | {mean(mids):.2f} | {off_half(mids):.2f} | "
                      f"{mean(r['ends_match'] for r in rs):.0%} |")
-    lines.append(f"| uniform, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
+    lines.append(f"| {first} uniform, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
                  f"{off_half(classic):.2f} | |")
-    u, p = rows["uniform"], rows["perceptual"]
+    u, p = rows[f"{first} uniform"], rows[second]
     n = len(u)
     lines.append("")
     for key, label in (("engine_max_over_mean", "engine max/mean"), ("judge_max_over_mean", "judge max/mean")):
         better = sum(y[key] < x[key] for x, y in zip(u, p, strict=True))
         ratio = mean(x[key] for x in u) / mean(y[key] for y in p)
-        lines.append(f"{label}: perceptual lower in {better}/{n} pairs; ratio uniform/perceptual {ratio:.2f}x")
+        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {first} uniform/{second} {ratio:.2f}x")
     for key, label in (("engine_1_gini", "engine 1 − Gini"), ("judge_1_gini", "judge 1 − Gini")):
         better = sum(y[key] > x[key] for x, y in zip(u, p, strict=True))
-        lines.append(f"{label}: perceptual higher in {better}/{n} pairs")
+        lines.append(f"{label}: {second} higher in {better}/{n} pairs")
     closer = sum(abs(y["progress_at_midpoint"] - 0.5) < abs(x["progress_at_midpoint"] - 0.5)
                  for x, y in zip(u, p, strict=True) if x["progress_at_midpoint"] is not None)
-    lines.append(f"midpoint: perceptual's closer to 0.5 than uniform's in {closer}/{n} pairs")
+    lines.append(f"midpoint: {second}'s closer to 0.5 than {first} uniform's in {closer}/{n} pairs")
     return "\n".join(lines)
 
 

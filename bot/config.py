@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES
-from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
+from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, PATHS, MorphError, parse_loras
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 PLAYGROUND_MODEL = "toy"
@@ -56,6 +56,8 @@ class Settings:
     default_frames: int = 24
     max_frames: int = 60
     default_steps: int | None = None  # None: the model's default (25, or 4 for a few-step model)
+    #: MORPH_PATH: the path a /morph gets when its ``path`` option is left out (morph.request.PATHS)
+    path: str = "smooth"
     #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.animation.FORMATS)
     output_format: str = "both"
     retention_days: float = 14.0
@@ -124,6 +126,7 @@ class Settings:
             default_frames=_int(get, "MORPH_DEFAULT_FRAMES", cls.default_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             max_frames=_int(get, "MORPH_MAX_FRAMES", cls.max_frames, lo=MIN_FRAMES, hi=MAX_FRAMES),
             default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
+            path=(get("MORPH_PATH") or cls.path).strip().lower(),
             output_format=(get("MORPH_FORMAT") or cls.output_format).lower(),
             retention_days=_float(get, "MORPH_RETENTION_DAYS", cls.retention_days, lo=0),
             storage_max_gb=_float(get, "MORPH_STORAGE_MAX_GB", cls.storage_max_gb, lo=0),
@@ -143,6 +146,8 @@ class Settings:
             raise ConfigError(f"MORPH_WORKER_ID must be 1-200 letters, digits or . _ : @ - (got {s.worker_id!r}).")
         if s.profile not in PROFILE_NAMES:
             raise ConfigError(f"MORPH_PROFILE must be one of {', '.join(PROFILE_NAMES)} (got {s.profile!r}).")
+        if s.path not in PATHS:
+            raise ConfigError(f"MORPH_PATH must be one of {', '.join(PATHS)} (got {s.path!r}).")
         if s.output_format not in FORMATS:
             raise ConfigError(f"MORPH_FORMAT must be one of {', '.join(FORMATS)} (got {s.output_format!r}).")
         if s.log_level not in LOG_LEVELS:

@@ -13,7 +13,7 @@ from morph.animation import FORMATS
 from morph.images import check as check_picture
 from morph.images import read_file as read_picture
 from morph.profiles import PROFILE_NAMES, PROFILES
-from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, SCHEDULERS,
+from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, PATHS, SCHEDULERS,
                            MorphError, RenderRequest, parse_loras)
 
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "euler for Turbo/Lightning, lcm for LCM)")
     p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
+    p.add_argument("--path", default="smooth", help=f"{' or '.join(PATHS)}: smooth anchors every frame's "
+                                                    "attention to its two ends; plain does not (smooth)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale; 0 or 1 = none "
                                                                 "(the model's: 7.5, SDXL 5, Turbo 0, LCM 1)")
     p.add_argument("--candidates", type=int, default=5,
@@ -103,7 +105,7 @@ def check_inputs(args) -> tuple[RenderRequest, dict]:
                             frames=args.frames, seed=args.seed,
                             seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
                             guidance=args.guidance, scheduler=args.scheduler,
-                            interpolation=args.interpolation, pacing=args.pacing,
+                            interpolation=args.interpolation, pacing=args.pacing, path=args.path,
                             candidates=args.candidates,
                             images=[str(Path(p).expanduser()) if p else None for p in pictures] if any(pictures)
                             else []).validate()

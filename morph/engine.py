@@ -55,13 +55,18 @@ class Morpher:
     (``"reduce-overhead"`` adds CUDA graphs; whether they pay: bench/RESULTS.md). ``loras``:
     (path, weight) pairs of LoRA styles fused in at load (:func:`morph.request.parse_loras` reads them).
     ``profile``: the sampling profile (:mod:`morph.profiles`) whose sampler, steps and guidance a request
-    gets when it leaves them out; "auto" recognises it from the model. Render calls are serialised by a lock
-    per pipeline.
+    gets when it leaves them out; "auto" recognises it from the model. ``anchor_mode``: how the smooth path
+    gets the ends' attention keys/values (:mod:`morph.anchoring`): "cache" (the ends denoised first, their
+    attention inputs kept), "batch" (the ends ride along in every UNet batch), "auto" (cache where it fits
+    :data:`morph.render.ANCHOR_CACHE_SHARE` of free memory). Render calls are serialised by a lock per pipeline.
     """
 
     def __init__(self, model: str = "tiny", device: str | None = None, batch_size: int | None = None,
                  compile: bool | str = False, loras: tuple[tuple[str, float], ...] = (),
-                 profile: str | None = "auto"):
+                 profile: str | None = "auto", anchor_mode: str = "auto"):
+        if anchor_mode not in ("auto", "cache", "batch"):
+            raise MorphError(f"anchor mode must be auto, cache or batch (got {anchor_mode!r}).")
+        self.anchor_mode = anchor_mode
         self.model = model
         self.device = resolve_device(device)
         self.pipe = load_pipeline(model, self.device, loras=loras)
@@ -103,6 +108,12 @@ class Morpher:
                 total, free = _host_memory()
         return {"device": name, "memory_total": total, "memory_free": free, "model": self.model,
                 "native_size": self.native_size, "profile": self.profile.name}
+
+    def free_memory(self) -> int:
+        """Free memory in bytes where renders keep tensors: the GPU's on CUDA, else available RAM (0 if unknown)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)[0])
+        return int(_host_memory()[1] or 0)
 
     def frames_per_batch(self, size: int) -> int:
         """Frames per UNet batch at ``size`` px: the fixed ``batch_size``, else an estimate from free memory."""

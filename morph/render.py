@@ -27,7 +27,9 @@ This module sits below :mod:`morph.engine`: a :class:`Render` gets the loaded mo
 """
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +38,8 @@ from typing import Any, Protocol
 
 import torch
 
-from morph import inversion, pacing
+from morph import anchoring, inversion, pacing
+from morph.anchoring import Anchors, Row
 from morph.interpolate import lerp, slerp
 from morph.models import make_scheduler
 from morph.profiles import Profile
@@ -46,6 +49,11 @@ from morph.request import (CLIP_MAX_TOKENS, PROMPT_NAMES, Cancelled, MorphError,
 #: Added to the request's seed for the per-step noise of samplers that add noise at each step (LCM), so that
 #: noise is not the starting noise over again.
 _STEP_NOISE_SEED_OFFSET = 0x5EED
+#: The share of free memory (device memory on CUDA, RAM elsewhere) the smooth path may keep the ends'
+#: attention inputs in (the cached way); above it they ride along in every UNet batch instead.
+ANCHOR_CACHE_SHARE = 0.2
+
+log = logging.getLogger("morph.render")
 
 
 def step_generators(seed: int, frames: int) -> list[torch.Generator]:
@@ -101,7 +109,11 @@ class Model(Protocol):
     #: The UNet renders call (the pipeline's own, or its compiled wrapper).
     unet: Callable[..., Any]
 
+    #: How the smooth path gets the ends' keys/values: "auto", "cache" or "batch" (morph.anchoring).
+    anchor_mode: str
+
     def guided(self, guidance: float) -> bool: ...
+    def free_memory(self) -> int: ...
     def encode(self, prompt: str) -> tuple[TextEmbedding, list[str]]: ...
     def noise(self, seed: int, size: int) -> torch.Tensor: ...
     def unet_kwargs(self, text: TextEmbedding, size: int, guidance: float) -> dict: ...
@@ -130,6 +142,8 @@ class Render:
         self.scheduler_name: str = req.scheduler
         self.guided = morpher.guided(self.guidance)
         self.steps_per_frame = 0
+        #: The smooth path's anchoring state (None on the plain path), see _anchoring.
+        self.anchors: Anchors | None = None
 
     def run(self) -> RenderResult:
         started = time.perf_counter()
@@ -146,7 +160,11 @@ class Render:
                                                self._scheduler, self.noise_a, self._inverted)
                          if req.images else None)  # picture ends: their noises found from the pictures
         self.steps_per_frame = len(self._scheduler().timesteps)
+        with self._anchoring():
+            return self._run(started)
 
+    def _run(self, started: float) -> RenderResult:
+        req = self.req
         batch = self.m.frames_per_batch(self.size)
         knots = req.knots()
         closed = req.closes_loop()  # the closing position is the first frame again: paced, not rendered twice
@@ -167,6 +185,66 @@ class Render:
             warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
             model=self.m.model, request=req,
             reconstruction=self.pictures.reconstruction(self.images) if self.pictures else [])
+
+    # ------------------------------------------------------------------------------------ smooth path
+    @contextlib.contextmanager
+    def _anchoring(self):
+        """The smooth path for the block (nothing on the plain path): anchoring processors on the UNet, the
+        ends of every segment the render touches denoised first where their attention inputs fit
+        :data:`ANCHOR_CACHE_SHARE` of free memory (else they ride along in each batch), the UNet's own
+        processors back afterwards. A compiled UNet's graphs were traced with the plain processors, so the
+        smooth path runs the same weights eagerly (logged)."""
+        if self.req.path != "smooth":
+            yield
+            return
+        unet = self.pipe.unet
+        if self.m.unet is not unet:
+            log.info("smooth path: the compiled UNet was traced with plain attention; running it eagerly")
+        ends = self._all_ends()
+        need = anchoring.cache_bytes(unet, self.size // self.pipe.vae_scale_factor, self.steps_per_frame,
+                                     len(ends), 2 if self.guided else 1)
+        keep = self.m.anchor_mode == "cache" or (self.m.anchor_mode == "auto"
+                                                  and need <= ANCHOR_CACHE_SHARE * self.m.free_memory())
+        if self.m.anchor_mode == "auto" and not keep:
+            log.info("smooth path: the ends' attention inputs (%.0f MiB) exceed %.0f%% of free memory; "
+                     "the ends ride along in every batch", need / 2**20, ANCHOR_CACHE_SHARE * 100)
+        self.anchors = Anchors(keep=keep)
+        self.anchor_cache_bytes = need if keep else 0
+        try:
+            with self.anchors.installed(unet):
+                if keep:  # the ends first, once: every later batch reads their recordings
+                    todo = [e for e in ends if e not in self.images]
+                    if todo:
+                        images = self._decode(self._denoise_with_fallback(todo))
+                        self.images.update(zip(todo, images, strict=False))
+                yield
+        finally:
+            self.anchors.clear()
+
+    def _segment_ends(self, u: float) -> tuple[float, float]:
+        """The ids (path positions, a loop's end mapped to its start) of the two ends of ``u``'s segment."""
+        k, _ = self.req.locate(u)
+        return self._key(float(k)), self._key(float(k + 1))
+
+    def _all_ends(self) -> list[float]:
+        """The ends of every segment the rendered range touches (a refine's anchored to the same ends as the
+        render it refines), in path order."""
+        lo, hi = self.req.path_range()
+        first, last = self.req.locate(lo)[0], self.req.locate(hi)[0]
+        if hi > lo and self.req.locate(hi)[1] == 0.0:
+            last -= 1  # hi is a prompt: its segment starts there, nothing of it is rendered
+        ends = [e for k in range(first, max(first, last) + 1) for e in self._segment_ends(float(k))]
+        return list(dict.fromkeys(ends))
+
+    def _rows(self, keys: list[float]) -> list[Row]:
+        """What each frame of a batch is to the anchoring: a segment's end records its attention inputs,
+        any other frame is anchored to its segment's two ends at its t."""
+        rows = []
+        for u in keys:
+            k, t = self.req.locate(u)
+            ends = self._segment_ends(u)
+            rows.append(Row(record=u) if t == 0.0 or u in ends else Row(ends=ends, t=t))
+        return rows
 
     # ------------------------------------------------------------------------------------ pieces
     def _encode(self, prompt: str, what: str) -> TextEmbedding:
@@ -242,8 +320,22 @@ class Render:
     def _denoise(self, ts: list[float]) -> torch.Tensor:
         """The denoising loop of ``StableDiffusionPipeline.__call__`` for a batch of frames."""
         req, unet = self.req, self.m.unet
+        rows: list[Row] = []
+        extra: list[float] = []
+        if self.anchors is not None:
+            unet = self.pipe.unet
+            rows = self._rows(ts)
+            if not self.anchors.keep:  # the ends this batch is anchored to ride along (then are dropped)
+                have = {r.record for r in rows}
+                extra = list(dict.fromkeys(float(e) for r in rows if r.ends for e in r.ends  # type: ignore[arg-type]
+                                           if e not in have))
+                rows = [Row(record=e) for e in extra] + rows
+                ts = extra + list(ts)
         emb, latents = self._conditions(ts)
         n = len(ts)
+        frame_rows = rows
+        if rows:  # the UNet batch: [unconditional half,] conditional half; an end's halves are two ends
+            rows = ([_half(r, "uncond") for r in rows] if self.guided else []) + [_half(r, "cond") for r in rows]
         if self.guided:
             assert self.uncond is not None  # encoded whenever guided
             emb = TextEmbedding.cat([self.uncond.expand(n), emb])
@@ -256,6 +348,8 @@ class Render:
             self._check_cancel()
             model_input = torch.cat([latents] * 2) if self.guided else latents
             model_input = scheduler.scale_model_input(model_input, t)
+            if self.anchors is not None:
+                self.anchors.begin(i, rows)
             # One timestep dtype for every scheduler (Euler's are float, the others' int64), so a compiled UNet
             # never compiles again for another scheduler; the UNet turns it into float32 anyway.
             noise_pred = unet(model_input, t.float(), return_dict=False, **kwargs)[0]
@@ -263,8 +357,10 @@ class Render:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
+            if self.anchors is not None:
+                latents = self.anchors.normalize(i, frame_rows, latents)
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
-        return latents
+        return latents[len(extra):]
 
     def _decode(self, latents: torch.Tensor) -> list:
         """VAE-decode in slices (halved on out-of-memory) and return PIL images."""
@@ -312,6 +408,12 @@ class Render:
             self.progress(Progress(frames_done=self.frames_done, frames_total=self.req.frames, step=step,
                                    steps=steps if steps is not None else self.steps_per_frame,
                                    fraction=fraction, stage=stage))
+
+
+def _half(row: Row, half: str) -> Row:
+    """``row`` for one half of a classifier-free-guidance batch: its ids tagged with the half."""
+    return Row(record=None if row.record is None else (row.record, half), t=row.t,
+               ends=None if row.ends is None else ((row.ends[0], half), (row.ends[1], half)))
 
 
 def _free_memory(device: torch.device) -> None:

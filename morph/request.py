@@ -28,6 +28,8 @@ SCHEDULERS = ("dpm++2m", "ddim", "pndm", "euler", "lcm")
 STOCHASTIC_SCHEDULERS = ("euler_a", "euler-ancestral", "dpm++2m-sde", "dpm++sde", "ddpm", "k_euler_a")
 INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
+#: smooth: every frame's attention anchored to its segment's two ends (morph.anchoring); plain: without.
+PATHS = ("smooth", "plain")
 
 
 #: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, stable since Unicode 6):
@@ -125,6 +127,10 @@ class RenderRequest:
     :mod:`morph.profiles`: 25 DPM-Solver++ steps with guidance for most models, 4 steps without guidance for
     Turbo/Lightning). ``seed_b``, when given, slerps the starting noise from ``seed``'s to ``seed_b``'s along t.
 
+    ``path``: ``smooth`` (default) anchors every frame's attention to its segment's two end renders
+    (:mod:`morph.anchoring`), ``plain`` renders each frame from its mixed prompt alone (the ends are the same
+    pictures either way).
+
     **Pictures.** ``images`` makes either end (or both) a picture instead of a prompt (:mod:`morph.inversion`):
     the end's noise is found from the picture, so its frame reproduces the picture; its prompt, which may be
     empty, describes it. Such a morph samples with ddim and, unless ``guidance`` is given, without guidance.
@@ -142,6 +148,7 @@ class RenderRequest:
     scheduler: str | None = None
     interpolation: str = "lerp"
     pacing: str = "perceptual"
+    path: str = "smooth"
     candidates: int = 5  # per segment (a chain offers this many around each segment's midpoint)
     prompts: list[str] = field(default_factory=list)
     loop: bool = False
@@ -234,6 +241,8 @@ class RenderRequest:
             raise MorphError(f"interpolation must be one of: {', '.join(INTERPOLATIONS)}.")
         if r.pacing not in PACINGS:
             raise MorphError(f"pacing must be one of: {', '.join(PACINGS)}.")
+        if r.path not in PATHS:
+            raise MorphError(f"path must be one of: {', '.join(PATHS)}.")
         return r
 
     def to_dict(self) -> dict:

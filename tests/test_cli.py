@@ -61,6 +61,24 @@ def test_render_writes_gif_sheet_and_frames(tmp_path, capsys):
                                                             "notes.txt"]
 
 
+def test_path_option_picks_the_smooth_or_the_plain_path(tmp_path, capsys):
+    """--path smooth (the default) and --path plain: the same ends, other pictures in between."""
+    import numpy as np
+
+    frames = {}
+    for path in ("default", "smooth", "plain"):
+        out_dir = tmp_path / path
+        extra = [] if path == "default" else ["--path", path]
+        code, _, err = run_main(["render", "a dog", "a cat", "--frames", "4", "--pacing", "uniform", "-o",
+                                 str(tmp_path / f"{path}.gif"), "--frames-dir", str(out_dir), *extra, *FAST], capsys)
+        assert code == 0, err
+        frames[path] = [np.asarray(Image.open(out_dir / f"frame_{i:03d}.png")).astype(int) for i in range(4)]
+    assert all(np.array_equal(a, b) for a, b in zip(frames["default"], frames["smooth"], strict=True))
+    for i in (0, 3):
+        assert np.abs(frames["smooth"][i] - frames["plain"][i]).max() <= 1
+    assert np.abs(frames["smooth"][1] - frames["plain"][1]).mean() > 1
+
+
 def test_boomerang_and_small_budget_report_reductions(tmp_path, capsys):
     gif = tmp_path / "b.gif"
     budget_mb = 0.05
@@ -196,6 +214,7 @@ BAD = [
     (["a dog", "a cat", "--scheduler", "warp"], "unknown scheduler"),
     (["a dog", "a cat", "--scheduler", "euler_a"], "adds fresh noise"),
     (["a dog", "a cat", "--pacing", "fast"], "pacing must be one of"),
+    (["a dog", "a cat", "--path", "wobbly"], "path must be one of: smooth, plain"),
     (["a dog", "a cat", "--interpolation", "cubic"], "interpolation must be one of"),
     (["a dog", "a cat", "--budget-mb", "0"], "budget-mb must be positive"),
     (["a dog", "a cat", "--budget-mb", "inf"], "budget-mb must be positive"),

@@ -60,6 +60,7 @@ def test_environment_values_are_parsed():
     ({"MORPH_COMPILE": "maybe"}, ["MORPH_COMPILE", "1 or 0", "'maybe'"]),
     ({"MORPH_PROFILE": "fast"}, ["MORPH_PROFILE", "turbo", "lcm", "'fast'"]),
     ({"MORPH_FORMAT": "webm"}, ["MORPH_FORMAT", "mp4, gif, both", "'webm'"]),
+    ({"MORPH_PATH": "wobbly"}, ["MORPH_PATH", "smooth, plain", "'wobbly'"]),
     ({"MORPH_LORAS": "styles/missing.safetensors:0.8"}, ["MORPH_LORAS", "no such file", "styles/missing.safetensors"]),
     ({"MORPH_LORAS": "ink.ckpt"}, ["MORPH_LORAS", ".safetensors"]),
 ])
@@ -186,6 +187,11 @@ def test_shard_settings_are_parsed_and_checked():
         for w in words:
             assert w in str(e.value), (env, str(e.value))
     assert {"DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS"} <= parse_dotenv((ROOT / ".env.example").read_text()).keys()
+
+
+def test_morph_path_sets_the_default_path_of_a_morph():
+    assert Settings.from_env({}, None).path == "smooth"
+    assert Settings.from_env({"MORPH_PATH": " Plain "}, None).path == "plain"
 
 
 def test_the_database_password_never_shows():

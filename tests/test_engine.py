@@ -110,7 +110,7 @@ def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
     morpher.render(_req(frames=3, steps=3, guidance=1.0))
     assert count_unet and all(n <= 4 for n in count_unet)  # frames only, not doubled
     count_unet.clear()
-    morpher.render(_req(frames=3, steps=3))
+    morpher.render(_req(frames=3, steps=3, path="plain"))
     assert max(count_unet) == 6  # 3 frames x (unconditional + conditional) in one UNet batch
 
 
@@ -173,7 +173,7 @@ def test_cancel_stops_within_one_step(morpher, count_unet):
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_every_frame(morpher, uncapped, monkeypatch):
-    req = _req(frames=7, steps=3)
+    req = _req(frames=7, steps=3, path="plain")  # the plain path's batches: all 7 frames at once
     expected = morpher.render(req)
     forward = morpher.pipe.unet.forward
     seen = []
@@ -209,7 +209,7 @@ def test_a_batch_cap_bounds_frames_per_batch_until_forgotten(uncapped):
 
 
 def test_out_of_memory_while_decoding_halves_the_slice_and_keeps_every_frame(morpher, monkeypatch):
-    req = _req(frames=5, steps=2)
+    req = _req(frames=5, steps=2, path="plain")  # the plain path's one batch of 5 frames
     expected = morpher.render(req)
     decode = morpher.pipe.vae.decode
     seen = []

@@ -72,14 +72,14 @@ def test_turbo_profile_renders_four_trailing_steps_without_an_unconditional_batc
     handle = m.pipe.unet.register_forward_pre_hook(lambda module, args: calls.append((args[0].shape[0],
                                                                                        float(args[1]))))
     try:
-        r = m.render(_req(frames=4))
+        r = m.render(_req(frames=4, path="plain"))  # one batch of the 4 frames (smooth: the ends first)
     finally:
         handle.remove()
     assert (r.request.steps, r.request.guidance, r.request.scheduler) == (4, 0.0, "euler")
     assert [n for n, _ in calls] == [4] * 4  # 4 frames, not 8: no unconditional half
     assert [t for _, t in calls] == [999.0, 749.0, 499.0, 249.0]  # trailing spacing
     assert m.device_info()["profile"] == "turbo" and r.warnings == []
-    with_negative = m.render(_req(frames=4, negative="blurry"))
+    with_negative = m.render(_req(frames=4, negative="blurry", path="plain"))
     assert with_negative.warnings == ["The negative prompt was not used: at guidance 0 this model renders without "
                                       "classifier-free guidance, which is what a negative prompt steers."]
     assert all(np.array_equal(a, b) for a, b in zip(_arrays(r), _arrays(with_negative), strict=True))

@@ -58,7 +58,8 @@ class MorphCog(commands.Cog):
     @app_commands.rename(from_=locale_str("from"), to=locale_str("to"), then=locale_str("then"),
                          then2=locale_str("then2"), loop=locale_str("loop"), frames=locale_str("frames"),
                          seed=locale_str("seed"), negative=locale_str("negative"), boomerang=locale_str("boomerang"),
-                         pacing=locale_str("pacing"), output_format=locale_str("format"))
+                         pacing=locale_str("pacing"), path=locale_str("path"),
+                         output_format=locale_str("format"))
     @app_commands.describe(
         from_=locale_str("What the morph starts as, e.g. 'a dog'"),
         to=locale_str("What it turns into, e.g. 'a cat'"),
@@ -70,12 +71,16 @@ class MorphCog(commands.Cog):
         negative=locale_str("What to avoid in every frame, e.g. 'blurry, text'"),
         boomerang=locale_str("Play forward and then back (default: no)"),
         pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix"),
+        path=locale_str("smooth: every frame anchored to the two ends (default); plain: each frame from its mixed "
+                        "prompt alone"),
         output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
                                  "server's choice)"),
     )
     @app_commands.choices(
         pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
                 app_commands.Choice(name=locale_str("uniform (even prompt steps)"), value="uniform")],
+        path=[app_commands.Choice(name=locale_str("smooth (anchored to both ends)"), value="smooth"),
+              app_commands.Choice(name=locale_str("plain (each frame on its own)"), value="plain")],
         output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
                        app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
                        app_commands.Choice(name=locale_str("both"), value="both")])
@@ -87,6 +92,7 @@ class MorphCog(commands.Cog):
                     seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
                     negative: app_commands.Range[str, 0, 1000] | None = None,
                     boomerang: bool = False, pacing: app_commands.Choice[str] | None = None,
+                    path: app_commands.Choice[str] | None = None,
                     output_format: app_commands.Choice[str] | None = None) -> None:
         settings = self.settings
         if then2 is not None and then is None:
@@ -102,6 +108,7 @@ class MorphCog(commands.Cog):
             negative=negative or "",
             steps=settings.default_steps,
             pacing=pacing.value if pacing is not None else "perceptual",
+            path=path.value if path is not None else settings.path,
         )
         request.candidates = offered_candidates(request)
         await self.actions.start_job(interaction, request, boomerang=boomerang,

@@ -57,12 +57,13 @@ async def test_cancel_autocomplete_reroll_delete(harness):
 
     # every /morph option through the real command path
     full = await fake.slash(alice, "morph", from_="a fox", to="a owl", frames=5, seed=42, negative="blurry",
-                            boomerang=True, pacing="uniform")
+                            boomerang=True, pacing="uniform", path="plain")
     fid = job_id_of(full.content)
     fres = await h.result_message(fid)
     job = await h.wait_state(fid, "delivered")
     request = job.request
-    assert (request.seed, request.negative, request.pacing, job.boomerang) == (42, "blurry", "uniform", True)
+    assert (request.seed, request.negative, request.pacing, request.path, job.boomerang) == (
+        42, "blurry", "uniform", "plain", True)
     assert len(gif_frames(fres.attachment(f"morph-{fid}.gif").data)) == 2 * 5 - 2  # forward, then back
     assert "seed 42" in fres.content
     assert fake.violations == []
