@@ -294,6 +294,7 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
         else:
             prompts.append(clean_prompt(text, PROMPT_NAMES[i]))
     r.scheduler = "ddim"
+    r.path = "plain"  # the smooth path's anchors are not yet the pictures' own inverted renders
     if r.guidance is None:
         r.guidance = 1.0  # morph.inversion.IMAGE_GUIDANCE: inverted and rendered alike
     return images, prompts
