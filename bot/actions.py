@@ -59,10 +59,9 @@ def offered_candidates(request: RenderRequest) -> int:
 
 
 def pick_text(job: Job, frame: int, picker_id: int) -> str:
-    result = job.result or {}
-    candidates = list(result.get("candidates") or [])
-    candidate = candidates.index(frame) + 1 if frame in candidates else None
-    return msg.pick_text(job.id, frame, result.get("frame_count"), picker_id, candidate)
+    result = job.rendered()
+    candidate = result.candidates.index(frame) + 1 if frame in result.candidates else None
+    return msg.pick_text(job.id, frame, result.frame_count, picker_id, candidate)
 
 
 def frame_file(job_id: int, frame: int, data: bytes) -> discord.File:
@@ -193,7 +192,7 @@ class Actions:
         if found is None:
             return
         job, cap = found
-        ts = list((job.result or {}).get("ts") or [])
+        ts = job.result.ts if job.result is not None else ()
         if not 0 <= gap < len(ts) - 1:
             await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
             return

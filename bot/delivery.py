@@ -302,7 +302,7 @@ class Delivery:
 
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        content = msg.result_text(job.id, job.request, job.user_id, job.result or {}, refined_from=job.parent_id)
+        content = msg.result_text(job.id, job.request, job.user_id, job.rendered(), refined_from=job.parent_id)
         via = "channel"
         try:
             message = await self._already_posted(channel, job.id)
@@ -327,7 +327,7 @@ class Delivery:
             return await self._failed_delivery(job, err)
         await self.store.mark_delivered(job.id, message.id)
         log.info("job %s delivered via %s as message %s", job.id, via, message.id)
-        await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
+        await self._add_reactions(message, len(job.rendered().candidates))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
         await self._edit_status(job, final=True, view=None,
                                 content=msg.delivered_text(job.id, job.request, job.user_id, link))
@@ -367,9 +367,9 @@ class Delivery:
         sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
         if sheet is None:
             return discord.utils.MISSING
-        result = job.result or {}
-        k = len(result.get("candidates") or [])
-        around = "each part's midpoint" if len(result.get("segments") or []) > 1 else "the midpoint"
+        result = job.rendered()
+        k = len(result.candidates)
+        around = "each part's midpoint" if len(result.segments) > 1 else "the midpoint"
         embed = discord.Embed(title=f"Candidates 1–{k} around {around}" if k else "Candidates")
         embed.set_image(url=f"attachment://{sheet}")
         return embed
@@ -377,10 +377,9 @@ class Delivery:
     async def _files(self, job) -> list[discord.File]:
         """The animation files the worker made (MP4 first, then GIF) + sheet.png when it fits ``job.upload_limit``
         too; the animations alone when only they fit."""
-        result = job.result or {}
         stored = {"mp4": MP4_FILE, "gif": GIF_FILE}
         files, total = [], 0
-        for kind in result.get("files") or ["gif"]:  # results from before MP4s have a GIF only
+        for kind in job.rendered().files:
             data = await self.store.artifacts.read(job, stored[kind])
             if data is None:
                 raise DeliveryError(f"the rendered {kind.upper()} of job #{job.id} is missing (artifacts purged?)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from bot.result import JobResult
 from morph.request import MorphError, RenderRequest
 
 
@@ -71,7 +72,8 @@ class Job:
     interaction_expires_at: float | None = None
     application_id: int | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
-    result: dict | None = None
+    #: what the render made (None until it is rendered)
+    result: JobResult | None = None
     #: the name of the job's files (a folder in MORPH_DATA_DIR, see bot.artifacts); None before rendering
     artifact_dir: str | None = None
     boomerang: bool = False
@@ -102,7 +104,7 @@ class Job:
         d = dict(row)
         d["state"] = JobState(d["state"])
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
-        d["result"] = json.loads(d["result"]) if d["result"] else None
+        d["result"] = JobResult.from_json(d["result"]) if d["result"] else None
         d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
         if d["artifact_dir"] and "/" in d["artifact_dir"]:  # rows before 0002 stored a path: keep its name
             d["artifact_dir"] = d["artifact_dir"].rstrip("/").rsplit("/", 1)[-1]
@@ -132,6 +134,12 @@ class Job:
         if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
             return token is not None
         return message_id == own
+
+    def rendered(self) -> JobResult:
+        """``result``, for a job known to be rendered (rendered and delivered rows always have one)."""
+        if self.result is None:
+            raise ValueError(f"job #{self.id} has no result ({self.state})")
+        return self.result
 
     @property
     def format(self) -> str:

@@ -13,6 +13,8 @@ import re
 
 import discord
 
+from bot.result import JobResult
+
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
 SELECT_LIMIT = 25
@@ -170,14 +172,9 @@ def cancelled_text(job_id: int, by_user_id: int | None) -> str:
     return clip(f"🚫 Morph job #{job_id} was cancelled by {user(by_user_id)}.")
 
 
-def smoothness(result: dict) -> str:
-    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), max jump 1.4× mean'."""
-    parts = []
-    if result.get("one_minus_gini") is not None:
-        parts.append(f"smoothness {float(result['one_minus_gini']):.2f}")
-    if result.get("max_over_mean") is not None:
-        parts.append(f"largest jump {float(result['max_over_mean']):.1f}× the mean")
-    return ", ".join(parts)
+def smoothness(result: JobResult) -> str:
+    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), largest jump 1.4× the mean'."""
+    return f"smoothness {result.one_minus_gini:.2f}, largest jump {result.max_over_mean:.1f}× the mean"
 
 
 #: What the result says when an MP4 was asked for and a GIF came instead (the reason, which may name
@@ -186,19 +183,16 @@ MP4_FALLBACK = ("No MP4 this time: the video encoder is missing or failed on the
                 "are in its log), so this is a GIF.")
 
 
-def result_text(job_id: int, request, user_id: int, result: dict, note: str | None = None,
+def result_text(job_id: int, request, user_id: int, result: JobResult, note: str | None = None,
                 refined_from: int | None = None) -> str:
     """The result message; it starts with RESULT_MARKER (exactly-once delivery and reactions rely on it).
     ``refined_from``: the job whose two frames this 🔍 refine fills in."""
-    k = len(result.get("candidates") or [])
+    k = len(result.candidates)
     lines = [RESULT_MARKER.format(job=job_id) + f" for {user(user_id)}: {title(request)}"]
     if refined_from is not None:
         lines.append(f"🔍 More frames between two neighbouring frames of morph job #{int(refined_from)}.")
-    meta = [f"{result.get('frame_count', '?')} frames", f"seed {request.seed}"]
-    if smoothness(result):
-        meta.append(smoothness(result))
-    if result.get("seconds") is not None:
-        meta.append(f"rendered in {duration(result['seconds'])}")
+    meta = [f"{result.frame_count} frames", f"seed {request.seed}", smoothness(result),
+            f"rendered in {duration(result.seconds)}"]
     lines.append(" · ".join(meta))
     if k:
         lines.append(f"Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
@@ -209,12 +203,12 @@ def result_text(job_id: int, request, user_id: int, result: dict, note: str | No
         lines.append("Candidates by part: " + ", ".join(
             f"{first}–{last} {title_of_segment(request, index)}" if first != last
             else f"{first} {title_of_segment(request, index)}" for index, first, last in parts))
-    for kind in ("mp4", "gif"):
-        for w in (result.get(f"{kind}_reductions") or []):
-            lines.append(f"{kind.upper()} shrunk to fit the upload limit: {safe(w, 100)}")
-    if result.get("fell_back"):
+    for anim in result.animations:
+        for w in anim.reductions:
+            lines.append(f"{anim.kind.upper()} shrunk to fit the upload limit: {safe(w, 100)}")
+    if result.fell_back:
         lines.append(MP4_FALLBACK)
-    for w in (result.get("warnings") or []):
+    for w in result.warnings:
         lines.append(f"Note: {safe(w, 200)}")
     if note:
         lines.append(safe(note, 300))
@@ -228,14 +222,14 @@ def title_of_segment(request, index: int) -> str:
     return prompts(names[index % len(names)], names[(index + 1) % len(names)])
 
 
-def candidate_parts(request, result: dict) -> list[tuple[int, int, int]]:
+def candidate_parts(request, result: JobResult) -> list[tuple[int, int, int]]:
     """``(segment index, first, last)`` candidate numbers (1-based, as on the buttons) of each segment
     of the result that offers candidates, in path order."""
     out, n = [], 0
-    for seg in result.get("segments") or []:
-        count = len(seg.get("candidates") or [])
+    for seg in result.segments:
+        count = len(seg.candidates)
         if count:
-            out.append((int(seg["index"]), n + 1, n + count))
+            out.append((seg.index, n + 1, n + count))
             n += count
     return out
 

@@ -34,6 +34,7 @@ import discord
 
 from bot import messages as msg
 from bot.interactions import ephemeral, first_to_answer
+from bot.result import JobResult
 from morph.request import RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,9 +112,8 @@ def result_view(job: Job) -> discord.ui.View:
     """Rows 0–1: candidate buttons 1..K (≤ 9; a chain's labels name their segment, and with two segments each
     has its own row); row 2: frame select; row 3: 🔍 refine select (the gaps between neighbouring frames;
     ≤ 25 options each); row 4: reroll and delete. Discord's five rows."""
-    result = job.result or {}
-    frame_count, candidates = int(result.get("frame_count") or 0), list(result.get("candidates") or [])
-    ts = list(result.get("ts") or [])
+    result = job.rendered()
+    frame_count, candidates, ts = result.frame_count, list(result.candidates), list(result.ts)
     view = discord.ui.View(timeout=None)
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
         view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
@@ -131,11 +131,11 @@ def result_view(job: Job) -> discord.ui.View:
     return view
 
 
-def candidate_buttons(request: RenderRequest, result: dict) -> list[tuple[int, str, int]]:
+def candidate_buttons(request: RenderRequest, result: JobResult) -> list[tuple[int, str, int]]:
     """``(frame, label, row)`` of each candidate button, in number order. A plain morph: labels 1..K, five per row. A
     chain: ``4 · cat→bird`` (which segment the candidate is from), and one row per segment when there are
     two (each offers at most five)."""
-    candidates = list(result.get("candidates") or [])
+    candidates = result.candidates
     parts = msg.candidate_parts(request, result)
     if len(parts) <= 1:
         return [(frame, str(n + 1), n // 5) for n, frame in enumerate(candidates)]

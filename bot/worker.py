@@ -283,7 +283,7 @@ class Worker:
                 else:  # recovered by another worker meanwhile: the files are its business now
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+            log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
         except Cancelled:
             if state.lost:
                 log.warning("job #%d was taken over by another worker (stale heartbeat); dropped here", job.id)

@@ -7,6 +7,7 @@ import pytest
 
 from bot import messages as msg
 from bot import views
+from bot.result import JobResult, SegmentResult
 from morph.request import RenderRequest
 
 GUILD, MEMBER = 111, 902
@@ -85,7 +86,8 @@ def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, to
 
     return Job(id=job_id, guild_id=GUILD, channel_id=1, user_id=MEMBER, state="rendered",
                request=request or RenderRequest("a", "b"), token=token,
-               result={"frame_count": frame_count, "candidates": candidates, "ts": ts, "segments": segments or []})
+               result=JobResult(frame_count=frame_count, candidates=tuple(candidates), ts=tuple(ts or ()),
+                                segments=tuple(SegmentResult(**s) for s in segments or [])))
 
 
 async def test_result_view_fits_discord_limits():

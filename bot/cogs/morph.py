@@ -151,7 +151,7 @@ class MorphCog(commands.Cog):
         if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (
                 payload.guild_id, payload.channel_id, message.id):
             return  # e.g. a result of an earlier database whose job number is taken by another job now
-        candidates = list((job.result or {}).get("candidates") or [])
+        candidates = job.result.candidates if job.result is not None else ()
         if n >= len(candidates):
             return
         frame = candidates[n]

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL
 from bot.jobs import Job, JobState, sql_list
+from bot.result import JobResult
 from bot.store.base import StoreBase, ensure_guild_row, marks
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,8 @@ class WorkerClaims(StoreBase):
                 tx.notify(JOBS_CHANNEL)
             return n == 1
 
-    async def mark_rendered(self, job_id: int, result: dict, run: WorkerRun, now: float | None = None) -> bool:
-        """running → rendered with the result dict; the job's files are stored under its folder name (see
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = None) -> bool:
+        """running → rendered with its result; the job's files are stored under its folder name (see
         ``bot.artifacts``). False (nothing changed) when the job is no longer running for ``run``: it was
         cancelled during the render, or another worker holds it now."""
         now = self._now(now)
@@ -153,7 +154,7 @@ class WorkerClaims(StoreBase):
             n = await tx.execute(
                 f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = ?, result = ?, artifact_dir = ?, "
                 f"error = NULL, next_delivery_at = NULL WHERE id = ? AND state = '{JobState.RUNNING}' AND "
-                "worker_id = ? AND run_id = ?", now, json.dumps(result), name, job_id, *run)
+                "worker_id = ? AND run_id = ?", now, result.to_json(), name, job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)
             return n == 1

@@ -52,7 +52,7 @@ class Results(StoreBase):
                           f"(results are kept {self.settings.retention_days:g} days).")
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
             raise Refused(f"Morph #{job.id} has no frames to pick ({job.state}).")
-        count = int(job.result.get("frame_count", 0))
+        count = job.result.frame_count
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {shown}.")

@@ -3,6 +3,7 @@ operator's settings as ceilings."""
 
 import pytest
 
+from bot.result import JobResult
 from bot.jobs import Refused
 from bot.store import Limits, Store
 from morph.request import MorphError
@@ -53,7 +54,7 @@ async def test_per_user_active_limit_names_the_jobs(store, clock):
     assert claimed.id == j1.id
     with pytest.raises(Refused):
         await submit(store, clock=clock)
-    await store.mark_rendered(j1.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(j1.id, JobResult(frame_count=2), run("w1"))
     j3 = await submit(store, clock=clock)
     assert j3.state == "queued"
     assert await count_jobs(store) == 5

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.result import JobResult
 from bot.config import Settings
 from bot.jobs import Refused
 from bot.store import Store
@@ -37,7 +38,7 @@ async def test_cancel_permissions(store, clock):
     j = await store.cancel(b.id, actor_id=ADMIN, admin=True, guild_id=G1)
     assert j.state == "cancelled"
     assert await store.heartbeat(b.id, run("w1")) == "cancelled"  # how the worker learns about it
-    assert await store.mark_rendered(b.id, {}, run("w1")) is False  # a late render does not resurrect it
+    assert await store.mark_rendered(b.id, JobResult(frame_count=0), run("w1")) is False  # a late render does not resurrect it
     log = await store.audit_log(G1)
     assert [(r["action"], r["actor_id"]) for r in log] == [("cancel", ADMIN)] and f"#{b.id}" in log[0]["detail"]
     # bot owner: admin without a guild
@@ -75,7 +76,7 @@ async def test_stats(store, clock):
     await submit(store, user=CAROL, guild=G2, clock=clock)
     await store.claim(run("w1"))
     clock.advance(12)
-    await store.mark_rendered(a.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(a.id, JobResult(frame_count=2), run("w1"))
     assert (await store.claim(run("w1"))).guild_id == G2  # G2's turn: G1 was served last
     await store.mark_failed(b.id, "bad")
     st = await store.stats(G1)
@@ -140,7 +141,7 @@ async def test_delete_result(store, settings):
 async def test_job_result_roundtrips_as_json(store, settings):
     job = await rendered_job(store, settings)
     row = (await store.db.fetch("SELECT result, request FROM jobs WHERE id = ?", job.id))[0]
-    assert json.loads(row["result"]) == job.result
+    assert JobResult.from_json(row["result"]) == job.result and job.result.candidates == (0, 1)
     assert RenderRequest.from_dict(json.loads(row["request"])) == job.request
 
 

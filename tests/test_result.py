@@ -1,0 +1,29 @@
+"""The stored result record: what to_json writes from_json reads back, and nothing else."""
+import json
+
+import pytest
+
+from bot.result import RESULT_VERSION, Animation, JobResult, ResultFormatError, SegmentResult
+
+RESULT = JobResult(frame_count=3, ts=(0.0, 0.5, 1.0), distances=(0.1, 0.2), max_over_mean=1.3, one_minus_gini=0.8,
+                   midpoint=1, candidates=(1, 2), segments=(SegmentResult(0, 0, 2, 1, (1, 2)),), warnings=("w",),
+                   seconds=1.5, format="mp4", animations=(Animation("gif", 9, 3, (8, 8), ("size 16→8",)),),
+                   mp4_error="no PyAV", budget=100, sheet_bytes=5, frame_size=(16, 16), model="toy", unet_evals=6)
+
+
+def test_round_trip_and_derived_facts():
+    stored = json.loads(RESULT.to_json())
+    assert stored["version"] == RESULT_VERSION and stored["animations"][0]["kind"] == "gif"
+    back = JobResult.from_json(RESULT.to_json())
+    assert back == RESULT and back.files == ("gif",) and back.fell_back
+    assert back.animation("gif").reductions == ("size 16→8",) and back.animation("mp4") is None
+
+
+@pytest.mark.parametrize("change", [{"version": None}, {"version": RESULT_VERSION + 1}, {"frame_count": None},
+                                    {"animations": [{"kind": "gif"}]}])
+def test_other_shapes_are_refused(change):
+    d = json.loads(RESULT.to_json())
+    d.update(change)
+    d = {k: v for k, v in d.items() if v is not None}
+    with pytest.raises(ResultFormatError):
+        JobResult.from_json(json.dumps(d))
