@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         morpher = Morpher(args.model, device="cpu")
-        base = RenderRequest("a", "b", frames=args.frames, steps=args.steps, seed=args.seed).validate()
+        base = RenderRequest(["a", "b"], frames=args.frames, steps=args.steps, seed=args.seed).validate()
     except MorphError as err:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     classic: list[float] = []
     for a, b in pairs:
         for pacing in rows:
-            result = morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing=pacing))
+            result = morpher.render(dataclasses.replace(base, prompts=[a, b], pacing=pacing))
             row = measure(result)
             rows[pacing].append(row)
             if pacing == "uniform":
@@ -124,7 +124,7 @@ def measure(result) -> dict:
 
     verdicts = [judge.judge(im) for im in result.frames]
     judged = [judge.feature_distance(x.features, y.features) for x, y in pairwise(verdicts)]
-    a, b = shapes.parse(result.request.prompt_a), shapes.parse(result.request.prompt_b)
+    a, b = shapes.parse(result.request.prompts[0]), shapes.parse(result.request.prompts[1])
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
             verdicts[-1].matches(b, ("shape", "colour", "background")))
@@ -176,7 +176,7 @@ def drift_report(morpher, base, pairs) -> str:
 
     lines = ["| approximation | engine distance mean / max | judge distance mean / max | pixel mean | "
              "judge agreement |", "|---|---|---|---|---|"]
-    exact = [morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing="uniform"))
+    exact = [morpher.render(dataclasses.replace(base, prompts=[a, b], pacing="uniform"))
              for a, b in pairs]
     for steps in dict.fromkeys((base.steps, max(1, base.steps // 2), max(1, base.steps // 4))):
         drifts = [judge.frame_drift(e, morpher.render(dataclasses.replace(e.request, steps=steps))) for e in exact]
@@ -192,7 +192,7 @@ def timing_report(morpher, base) -> str:
     """The playground's default morph on this model vs on ``tiny``, best of two each, same run."""
     from morph import Morpher
 
-    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square",
+    request = dataclasses.replace(base, prompts=["a red circle", "a blue square"],
                                   pacing="perceptual")
     tiny = Morpher("tiny", device="cpu")
     best: dict[str, float] = {}
@@ -202,7 +202,7 @@ def timing_report(morpher, base) -> str:
             m.render(request)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
     ratio = best[morpher.model] / best["tiny"]
-    return (f"default morph '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, {request.steps} "
+    return (f"default morph '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, {request.steps} "
             f"steps, perceptual): {morpher.model} {best[morpher.model]:.2f} s, tiny {best['tiny']:.2f} s "
             f"(ratio {ratio:.2f}x), best of 2")
 

@@ -88,7 +88,7 @@ class Actions:
         if self.worker is not None:
             self.worker.request_cancel(job_id)
 
-    async def own_job(self, interaction: discord.Interaction, job_id: int, token: str | None, *,
+    async def own_job(self, interaction: discord.Interaction, job_id: int, token: str, *,
                       message: str = "result") -> Job:
         """The job a component names, if the component really is one of that job's (see ``bot.views``);
         else :class:`~bot.jobs.Refused` "There is no morph #N." (as for an unknown number)."""
@@ -173,7 +173,7 @@ class Actions:
         return job
 
     async def _job_and_frame_cap(self, interaction: discord.Interaction, job_id: int,
-                                 token: str | None) -> tuple[Job, int] | None:
+                                 token: str) -> tuple[Job, int] | None:
         """The component's job (:meth:`own_job`) and its server's frame cap; None when refused (the clicker was
         told why)."""
         try:
@@ -183,7 +183,7 @@ class Actions:
             await ephemeral(interaction, f"❌ {err}")
             return None
 
-    async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None:
+    async def refine(self, interaction: discord.Interaction, job_id: int, token: str, gap: int) -> None:
         """🔍 Refine: the gap after frame ``gap`` (0-based) is rendered again with more frames
         (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with
         the same prompts, seed and settings: the new job's first and last frames are those two frames. Queued
@@ -203,7 +203,7 @@ class Actions:
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, refines=job,
                              note=note)
 
-    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
+    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """🔁 The same prompts with a new random seed, queued for the clicker (frames lowered to the server's cap)."""
         found = await self._job_and_frame_cap(interaction, job_id, token)
         if found is None:
@@ -217,7 +217,7 @@ class Actions:
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
 
     # ------------------------------------------------------------------ picks
-    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str | None, frame: int,
+    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str, frame: int,
                         source: str = "button") -> None:
         """Reply publicly with the full-size PNG of ``frame`` (0-based) of the job, naming who picked it.
 
@@ -243,7 +243,7 @@ class Actions:
         ``from_button``: the ❌ button on the job's status message (which must be that job's, see
         :meth:`own_job`)."""
         try:
-            job = await (self.own_job(interaction, job_id, token, message="status") if from_button
+            job = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
                          else self.store.get(job_id))
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
@@ -272,7 +272,7 @@ class Actions:
             await self.events.job_cancelled(job, interaction.user.id)
         log.info("job %s cancelled by %s", job_id, interaction.user.id)
 
-    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None:
+    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
         try:
             job = await self.own_job(interaction, job_id, token)

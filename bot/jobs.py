@@ -89,12 +89,12 @@ class Job:
     deleted_at: float | None = None
     delivery_attempts: int = 0
     next_delivery_at: float | None = None
-    #: random, in the component custom ids and the artifact folder name (None: a job from before 0002)
-    token: str | None = None
+    #: random (8 hex digits), in the component custom ids and the artifact folder name
+    token: str = ""
     withdrawn_at: float | None = None
     failure_shown_at: float | None = None
-    #: what the animation is encoded as: "mp4", "gif" or "both" (None in a row from before 0004: a GIF)
-    output_format: str | None = None
+    #: what the animation is encoded as: "mp4", "gif" or "both"
+    output_format: str = "gif"
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
@@ -106,34 +106,27 @@ class Job:
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
         d["result"] = JobResult.from_json(d["result"]) if d["result"] else None
         d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
-        if d["artifact_dir"] and "/" in d["artifact_dir"]:  # rows before 0002 stored a path: keep its name
-            d["artifact_dir"] = d["artifact_dir"].rstrip("/").rsplit("/", 1)[-1]
         d["boomerang"] = bool(d["boomerang"])
         return cls(**d)
 
     @property
     def folder_name(self) -> str:
         """The name of this job's files: unique across databases."""
-        return f"{self.id}-{self.token}" if self.token else str(self.id)
+        return f"{self.id}-{self.token}"
 
     def came_from(self, *, guild_id: int | None, channel_id: int | None, message_id: int | None,
-                  token: str | None, message: str = "result") -> bool:
+                  token: str, message: str = "result") -> bool:
         """True when a component or reaction on ``message_id`` in that guild and channel, carrying
         ``token``, belongs to this job: its ``message`` ("result" or "status") message, its token.
 
         Custom ids carry only the job number and the token, and job numbers start at 1 again in a new
         database: without this check a button of an old message would act on another server's job.
-        A custom id without a token (posted before tokens existed) must come from the job's own message.
         """
-        if guild_id != self.guild_id or channel_id != self.channel_id:
+        if guild_id != self.guild_id or channel_id != self.channel_id or token != self.token:
             return False
-        if token is not None or self.token is not None:
-            if token != self.token:
-                return False
         own = self.result_message_id if message == "result" else self.status_message_id
-        if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
-            return token is not None
-        return message_id == own
+        # posted, but not recorded yet (a click within the same moment): the token decides
+        return own is None or message_id == own
 
     def rendered(self) -> JobResult:
         """``result``, for a job known to be rendered (rendered and delivered rows always have one)."""
@@ -143,8 +136,8 @@ class Job:
 
     @property
     def format(self) -> str:
-        """``mp4``, ``gif`` or ``both`` (a job from before formats existed made a GIF)."""
-        return self.output_format or "gif"
+        """``mp4``, ``gif`` or ``both``."""
+        return self.output_format
 
     @property
     def expired(self) -> bool:

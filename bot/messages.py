@@ -91,8 +91,8 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
 
 
 def path_prompts(request) -> list[str]:
-    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b)."""
-    return list(request.prompts) or [request.prompt_a, request.prompt_b]
+    """The prompts a job's morph goes through."""
+    return list(request.prompts)
 
 
 def title(request) -> str:

@@ -6,7 +6,7 @@ components). Every component carries its state in its ``custom_id`` (job number,
 frame index); the rest comes from the database. The classes are registered once with
 ``bot.add_dynamic_items(*DYNAMIC_ITEMS)``.
 
-Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens existed carry the number alone):
+Custom ids (``<job>`` is ``<number>-<token>``):
 
 =============================  ================================================================
 ``morph:pick:<job>:<frame>``   button 1..K on a result: reply with that frame (0-based index)
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-_JOB = r"(?P<job>[0-9]+)(?:-(?P<token>[0-9a-f]{8}))?"
+_JOB = r"(?P<job>[0-9]+)-(?P<token>[0-9a-f]{8})"
 PICK_RE = rf"morph:pick:{_JOB}:(?P<frame>[0-9]+)"
 FRAMES_RE = rf"morph:frames:{_JOB}"
 REFINE_RE = rf"morph:refine:{_JOB}"
@@ -51,45 +51,45 @@ DELETE_RE = rf"morph:delete:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
-def _ref(job_id: int, token: str | None) -> str:
-    return f"{int(job_id)}-{token}" if token else str(int(job_id))
+def _ref(job_id: int, token: str) -> str:
+    return f"{int(job_id)}-{token}"
 
 
-def pick_id(job_id: int, frame: int, token: str | None = None) -> str:
+def pick_id(job_id: int, frame: int, token: str) -> str:
     return f"morph:pick:{_ref(job_id, token)}:{int(frame)}"
 
 
-def frames_id(job_id: int, token: str | None = None) -> str:
+def frames_id(job_id: int, token: str) -> str:
     return f"morph:frames:{_ref(job_id, token)}"
 
 
-def refine_id(job_id: int, token: str | None = None) -> str:
+def refine_id(job_id: int, token: str) -> str:
     return f"morph:refine:{_ref(job_id, token)}"
 
 
-def reroll_id(job_id: int, token: str | None = None) -> str:
+def reroll_id(job_id: int, token: str) -> str:
     return f"morph:reroll:{_ref(job_id, token)}"
 
 
-def delete_id(job_id: int, token: str | None = None) -> str:
+def delete_id(job_id: int, token: str) -> str:
     return f"morph:delete:{_ref(job_id, token)}"
 
 
-def cancel_id(job_id: int, token: str | None = None) -> str:
+def cancel_id(job_id: int, token: str) -> str:
     return f"morph:cancel:{_ref(job_id, token)}"
 
 
 class JobActions(Protocol):
     """The use cases the components start (:class:`bot.actions.Actions` implements them)."""
 
-    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str | None, frame: int,
+    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str, frame: int,
                         source: str = "button") -> None: ...
 
-    async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None: ...
+    async def refine(self, interaction: discord.Interaction, job_id: int, token: str, gap: int) -> None: ...
 
-    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
-    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
                          from_button: bool = False) -> None: ...
@@ -166,7 +166,7 @@ def _guarded(callback):
     return run
 
 
-def _job_ref(match: re.Match[str]) -> tuple[int, str | None]:
+def _job_ref(match: re.Match[str]) -> tuple[int, str]:
     return int(match["job"]), match["token"]
 
 
@@ -178,7 +178,7 @@ class _JobItem:
 
 
 class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
-    def __init__(self, job_id: int, token: str | None, frame: int, *, label: str | None = None,
+    def __init__(self, job_id: int, token: str, frame: int, *, label: str | None = None,
                  row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
                                            custom_id=pick_id(job_id, frame, token)), row=row)
@@ -197,11 +197,11 @@ class _JobSelect(_JobItem):
     """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
     message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder``."""
 
-    make_id: Callable[[int, str | None], str]
+    make_id: Callable[[int, str], str]
     placeholder: str
     item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
-    def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
+    def __init__(self, job_id: int, token: str, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None) -> None:
         options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
         select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
@@ -253,7 +253,7 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
 
 
 class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Reroll", emoji="🔁", style=discord.ButtonStyle.secondary,
                                            custom_id=reroll_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token
@@ -268,7 +268,7 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
 
 class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Delete", emoji="❌", style=discord.ButtonStyle.danger,
                                            custom_id=delete_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token
@@ -283,7 +283,7 @@ class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
 
 class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
                                            custom_id=cancel_id(job_id, token)), row=row)
         self.job_id, self.token = job_id, token

@@ -154,25 +154,14 @@ def _from_pretrained(model_id: str, dtype):
         raise MorphError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does not "
                          f"render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
                          "'tiny' is a test model that needs no download.")
-    # diffusers >= 0.36 calls the argument `dtype`; older versions only know `torch_dtype`.
-    dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:
-        pipe = cls.from_pretrained(model_id, **kwargs, **{dtype_kw: dtype})
+        pipe = cls.from_pretrained(model_id, **kwargs, dtype=dtype)
     except Exception as err:  # every failure becomes one user-facing message
         raise MorphError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
         raise MorphError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
                          f"Supported: {SUPPORTED}.")
     return pipe
-
-
-def _accepts_dtype() -> bool:
-    """Whether this diffusers knows ``from_pretrained(dtype=...)`` (older ones only ``torch_dtype``)."""
-    try:
-        from diffusers.utils import deprecation_utils
-    except ImportError:
-        return False
-    return hasattr(deprecation_utils, "_resolve_dtype")
 
 
 def _load_failure_message(model_id: str, err: Exception) -> str:

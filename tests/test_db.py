@@ -103,7 +103,7 @@ async def test_upgrade_with_jobs_in_flight_splits_the_claim_id_and_keeps_every_j
     conn = await connect(path)
     try:
         assert await migrate(conn, old) == [1, 2]
-        request = json.dumps(RenderRequest("a dog", "a cat", frames=4).to_dict())
+        request = json.dumps(RenderRequest(["a dog", "a cat"], frames=4).to_dict())
         for state, worker in (("running", "gpu-1/ab12cd34"), ("queued", None), ("rendered", None), ("failed", None)):
             await conn.execute(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, started_at, "

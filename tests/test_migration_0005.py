@@ -72,3 +72,38 @@ async def test_0005_turns_the_untyped_results_into_version_1_records(target, tmp
         candidates=(0,), seconds=1.0, format="gif", animations=(Animation("gif", 300, 2, (32, 32)),),
         budget=4000, sheet_bytes=10, frame_size=(32, 32), model="tiny", unet_evals=4)
     assert gif_only.result.version == RESULT_VERSION and queued.result is None
+
+
+async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_list(target, tmp_path):
+    """Rows from before 0002 (no token, a path as artifact_dir) and 0004 (no format), with a request of the
+    time (prompt_a/prompt_b): after 0005 each holds the one form the code reads."""
+    dialect, url = target
+    old = tmp_path / "migs"
+    old.mkdir()
+    for p in sorted((db.MIGRATIONS_DIR / dialect).glob("000[1-4]_*.sql")):
+        shutil.copy(p, old)
+    database = await open_database(url, migrations_dir=old)
+    plain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": [], "frames": 4, "seed": 3}
+    chain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": ["a dog", "a cat", "a bird"], "frames": 6}
+    try:
+        for request, folder in ((plain, "/srv/morph/data/1"), (chain, None)):
+            await database.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, upload_limit, "
+                "artifact_dir) VALUES (1, 2, 3, 'queued', ?, 10, 1000, ?)", json.dumps(request), folder)
+    finally:
+        await database.close()
+
+    store = await Store.open(url, Settings())
+    try:
+        first, second = [await store.get(i) for i in (1, 2)]
+        rows = await store.db.fetch("SELECT request FROM jobs ORDER BY id")
+    finally:
+        await store.close()
+    assert first.request == RenderRequest(prompts=["a dog", "a cat"], frames=4, seed=3)
+    assert second.request.prompts == ["a dog", "a cat", "a bird"] and second.request.frames == 6
+    assert all("prompt_a" not in json.loads(r["request"]) for r in rows)
+    assert first.artifact_dir == "1" and second.artifact_dir is None
+    assert first.format == second.format == "gif"
+    assert len({first.token, second.token}) == 2 and all(len(t) == 8 and int(t, 16) >= 0
+                                                          for t in (first.token, second.token))
+    assert first.folder_name == f"1-{first.token}"

@@ -20,7 +20,7 @@ def xl():
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=4, steps=4, seed=7, pacing="uniform", candidates=1)
+    base = dict(prompts=[DOG, CAT], frames=4, steps=4, seed=7, pacing="uniform", candidates=1)
     base.update(kw)
     return RenderRequest(**base)
 

@@ -93,7 +93,7 @@ async def store(settings):
 
 def small(**kw):
     kw = {"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw}
-    return RenderRequest("a red dog", "a blue cat", **kw)
+    return RenderRequest(["a red dog", "a blue cat"], **kw)
 
 
 async def submit(store, request=None, user=ALICE, **kw):

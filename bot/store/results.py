@@ -96,7 +96,7 @@ class Results(StoreBase):
                 "UPDATE jobs SET artifacts_purged_at = ? WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
                 f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < ? RETURNING *",
                 now, cutoff)
-            kept = {self._job(r).folder_name for r in await tx.fetch(
+            kept = {r["artifact_dir"] or self._job(r).folder_name for r in await tx.fetch(
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
             await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)

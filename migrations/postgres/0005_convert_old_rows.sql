@@ -31,3 +31,13 @@ UPDATE jobs SET result = (
         'version', 1)::text
     FROM (SELECT jobs.result::jsonb AS r) AS old)
 WHERE result IS NOT NULL AND NOT (result::jsonb ? 'version');
+
+UPDATE jobs SET token = substr(md5(random()::text), 1, 8) WHERE token IS NULL;
+UPDATE jobs SET artifact_dir = id::text WHERE artifact_dir LIKE '%/%';
+UPDATE jobs SET output_format = 'gif' WHERE output_format IS NULL;
+UPDATE jobs SET request = ((
+        CASE WHEN jsonb_array_length(coalesce(request::jsonb -> 'prompts', '[]')) = 0
+             THEN jsonb_set(request::jsonb, '{prompts}',
+                            jsonb_build_array(request::jsonb ->> 'prompt_a', request::jsonb ->> 'prompt_b'))
+             ELSE request::jsonb END) - 'prompt_a' - 'prompt_b')::text
+WHERE request::jsonb ? 'prompt_a' OR request::jsonb ? 'prompt_b';

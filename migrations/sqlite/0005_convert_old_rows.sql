@@ -32,3 +32,17 @@ UPDATE jobs SET result = json_object(
     'unet_evals', result ->> '$.unet_evals',
     'version', 1)
 WHERE result IS NOT NULL AND result ->> '$.version' IS NULL;
+
+-- Jobs from before 0002 get a token (their old token-less buttons stop working), and their files' folder
+-- name in place of the path they stored (the folder was named after the job number).
+UPDATE jobs SET token = lower(hex(randomblob(4))) WHERE token IS NULL;
+UPDATE jobs SET artifact_dir = CAST(id AS TEXT) WHERE artifact_dir LIKE '%/%';
+-- Jobs from before 0004 made a GIF.
+UPDATE jobs SET output_format = 'gif' WHERE output_format IS NULL;
+-- A request names its prompts in one list (requests stored before chains named prompt_a and prompt_b).
+UPDATE jobs SET request = json_remove(
+        CASE WHEN json_array_length(coalesce(request -> '$.prompts', '[]')) = 0
+             THEN json_set(request, '$.prompts', json_array(request ->> '$.prompt_a', request ->> '$.prompt_b'))
+             ELSE request END,
+        '$.prompt_a', '$.prompt_b')
+WHERE request -> '$.prompt_a' IS NOT NULL OR request -> '$.prompt_b' IS NOT NULL;

@@ -28,7 +28,7 @@ def run(spec: str) -> WorkerRun:
 
 
 def req(a="a dog", b="a cat", **kw):
-    return RenderRequest(a, b, **kw)
+    return RenderRequest([a, b], **kw)
 
 
 async def submit(store, user=ALICE, guild=G1, channel=C1, clock=None, **kw) -> Job:

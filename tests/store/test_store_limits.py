@@ -16,7 +16,7 @@ async def test_enqueue_stores_everything(store, clock):
     job = await store.enqueue(guild_id=G1, channel_id=C1, user_id=ALICE, request=req("  a   dog ", "a cat", frames=8),
                               upload_limit=25 * MiB, interaction_token="tok", application_id=77, boomerang=True)
     assert job.id == 1 and job.state == "queued"
-    assert job.request.prompt_a == "a dog" and job.request.frames == 8  # validated and normalised
+    assert job.request.prompts[0] == "a dog" and job.request.frames == 8  # validated and normalised
     assert (job.guild_id, job.channel_id, job.user_id, job.upload_limit) == (G1, C1, ALICE, 25 * MiB)
     assert job.created_at == clock.t and job.attempts == 0 and job.boomerang
     assert job.interaction_token == "tok" and job.application_id == 77

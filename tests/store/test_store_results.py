@@ -38,7 +38,8 @@ async def test_cancel_permissions(store, clock):
     j = await store.cancel(b.id, actor_id=ADMIN, admin=True, guild_id=G1)
     assert j.state == "cancelled"
     assert await store.heartbeat(b.id, run("w1")) == "cancelled"  # how the worker learns about it
-    assert await store.mark_rendered(b.id, JobResult(frame_count=0), run("w1")) is False  # a late render does not resurrect it
+    # a late render does not resurrect it
+    assert await store.mark_rendered(b.id, JobResult(frame_count=0), run("w1")) is False
     log = await store.audit_log(G1)
     assert [(r["action"], r["actor_id"]) for r in log] == [("cancel", ADMIN)] and f"#{b.id}" in log[0]["detail"]
     # bot owner: admin without a guild
@@ -183,7 +184,7 @@ async def test_came_from_checks_guild_channel_message_and_token(store, settings,
     ok = dict(guild_id=G1, channel_id=C1, message_id=1000 + job.id, token=job.token)
     assert job.came_from(**ok)
     for wrong in (dict(guild_id=G2), dict(channel_id=C2), dict(message_id=5), dict(token="deadbeef"),
-                  dict(token=None)):
+                  dict(token="")):
         assert not job.came_from(**{**ok, **wrong}), wrong
     await store.set_status_message(job.id, 7)
     job = await store.get(job.id)
