@@ -1,11 +1,12 @@
-"""The use cases behind the slash commands and the components: start a job, send a picked frame, cancel,
-refine, reroll, delete a result.
+"""The use cases behind the slash commands, the components and the reactions: start a job, send a picked
+frame, cancel, refine, reroll, delete a result.
 
-One implementation for every way in (``/morph`` and the 🔍/🔁 components start jobs; ``/morph-cancel``
-and the ❌ button cancel). :class:`Actions` gets everything it acts on passed in by the bot (``setup_hook``):
-the Store, the settings, the bot owners, the in-process render worker if there is one, and
-:class:`JobEvents`, through which it tells the front's delivery (status messages, queue positions) what
-happened.
+One implementation for every way in (``/morph`` and the 🔍/🔁 components start jobs; ``/morph-cancel``, the
+❌ button and ``/morphadmin cancel`` cancel; the frame buttons, the frame menu and the 1️⃣..9️⃣ reactions
+pick). The cogs and ``bot.views`` only turn Discord events into these calls. :class:`Actions` gets
+everything it acts on passed in by the bot (``setup_hook``): the Store, the settings, the bot owners, the
+in-process render worker if there is one, and :class:`JobEvents`, through which it tells the front's
+delivery (status messages, queue positions) what happened.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from bot import messages as msg
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
 )
-from bot.jobs import Job, Refused
-from bot.permissions import can_manage_job
+from bot.jobs import Expired, Job, JobState, Refused
+from bot.permissions import can_admin, can_manage_job
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
@@ -78,6 +79,7 @@ class Actions:
         self.events = events
         self.worker = worker  # the render worker of this process; None on a front without one
         self.owner_ids = owner_ids
+        self._told_expired: set[int] = set()  # result messages whose reaction was answered "expired"
 
     def is_owner(self, user_id: int) -> bool:
         return user_id in self.owner_ids
@@ -99,7 +101,7 @@ class Actions:
             raise Refused(f"There is no morph #{job_id}.")
         return job
 
-    def _scope(self, interaction: discord.Interaction) -> int | None:
+    def _acting_guild(self, interaction: discord.Interaction) -> int | None:
         """The guild a job must belong to for the caller to act on it; None (any guild) for a bot owner."""
         return None if self.is_owner(interaction.user.id) else interaction.guild_id
 
@@ -236,6 +238,38 @@ class Actions:
         await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
                     file=frame_file(job.id, frame, picked.data))
 
+    async def pick_by_reaction(self, channel: discord.abc.Messageable, message: discord.Message, *, job_id: int,
+                               guild_id: int | None, channel_id: int, user_id: int, n: int) -> None:
+        """The ``n``-th (0-based) 1️⃣..9️⃣ reaction of ``user_id`` on ``message``, a result message of this bot
+        naming ``job_id``: post that candidate as a reply (as the buttons do).
+
+        The job must have been posted as that very message. Reactions cannot be answered privately, so
+        nothing but a pick is ever posted: refusals (ban, too fast) and repeats are only logged, and an
+        expired result says so once."""
+        job = await self.store.get(job_id)
+        if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (guild_id, channel_id, message.id):
+            return  # e.g. a result of an earlier database whose job number is taken by another job now
+        candidates = job.result.candidates if job.result is not None else ()
+        if n >= len(candidates):
+            return
+        frame = candidates[n]
+        reference = message.to_reference(fail_if_not_exists=False)
+        try:
+            picked = await self.store.pick(job.id, user_id=user_id, frame=frame, source="reaction")
+        except Expired as err:
+            if message.id not in self._told_expired:
+                self._told_expired.add(message.id)
+                await channel.send(msg.clip(f"❌ {err}"), reference=reference, allowed_mentions=NO_PINGS)
+            return
+        except MorphError as err:
+            log.info("reaction pick of %s on job %s refused: %s", user_id, job.id, err)
+            return
+        if picked.repeat:
+            log.info("reaction pick of %s on job %s repeats frame %d; not posted again", user_id, job.id, frame)
+            return
+        await channel.send(pick_text(job, frame, user_id), file=frame_file(job.id, frame, picked.data),
+                           reference=reference, allowed_mentions=NO_PINGS)
+
     # ------------------------------------------------------------------ cancel, delete
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
                          from_button: bool = False) -> None:
@@ -256,7 +290,8 @@ class Actions:
             return
         try:
             job = await self.store.cancel(job_id, actor_id=interaction.user.id,
-                                          admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
+                                          admin=interaction.user.id != job.user_id,
+                                          guild_id=self._acting_guild(interaction))
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return
@@ -272,6 +307,36 @@ class Actions:
             await self.events.job_cancelled(job, interaction.user.id)
         log.info("job %s cancelled by %s", job_id, interaction.user.id)
 
+    async def admin_cancel(self, interaction: discord.Interaction, job_id: int) -> None:
+        """``/morphadmin cancel``: any queued or rendering job of the caller's server (of any server for a bot
+        owner); the caller's admin rights were checked by the command."""
+        target = await self.store.get(job_id)
+        if target is None:
+            await ephemeral(interaction, f"❌ There is no morph job #{job_id}.")
+            return
+        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions, owner_ids=self.owner_ids,
+                         caller_guild_id=interaction.guild_id, target_guild_id=target.guild_id):
+            await ephemeral(interaction, f"❌ Morph job #{job_id} belongs to another server.")
+            return
+        try:
+            cancelled = await self.store.cancel(job_id, actor_id=interaction.user.id, admin=True,
+                                                guild_id=self._acting_guild(interaction))
+        except MorphError as err:
+            await ephemeral(interaction, f"❌ {err}")
+            return
+        self.cancel_render(job_id)
+        await self.jobs_cancelled([cancelled], interaction.user.id)
+        await ephemeral(interaction, f"🚫 Cancelled morph job #{job_id} of {msg.user(cancelled.user_id)}.")
+
+    async def jobs_cancelled(self, jobs, actor_id: int) -> None:
+        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so): after an admin's
+        cancel, clear or ban."""
+        for job in jobs:
+            fresh = await self.store.get(job.id)
+            if fresh is not None and fresh.state == JobState.CANCELLED:
+                await self.events.job_cancelled(fresh, actor_id)
+        self.events.queue_changed()
+
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
         try:
@@ -284,7 +349,8 @@ class Actions:
             return
         try:
             await self.store.delete_result(job_id, actor_id=interaction.user.id,
-                                           admin=interaction.user.id != job.user_id, guild_id=self._scope(interaction))
+                                           admin=interaction.user.id != job.user_id,
+                                           guild_id=self._acting_guild(interaction))
         except MorphError as err:
             if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
                 await ephemeral(interaction, f"❌ {err}")

@@ -101,24 +101,18 @@ class AdminCog(commands.Cog):
     def _is_owner(self, interaction: discord.Interaction) -> bool:
         return self.actions.is_owner(interaction.user.id)
 
-    def _scope(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
+    def _shown_guild(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
+        """The server whose jobs or figures a command shows: the caller's, or None (every server: bot owners
+        only)."""
         if everywhere and not self._is_owner(interaction):
             raise NotAdmin("❌ Only the bot owner can look at every server.")
         return None if everywhere else interaction.guild_id
-
-    async def _show_cancelled(self, jobs, actor_id: int) -> None:
-        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so)."""
-        for job in jobs:
-            fresh = await self.store.get(job.id)
-            if fresh is not None and fresh.state == JobState.CANCELLED:
-                await self.actions.events.job_cancelled(fresh, actor_id)
-        self.actions.events.queue_changed()
 
     # ------------------------------------------------------------------ commands
     @admin.command(name="list", description="Queued and rendering morphs of this server, and recent admin actions")
     @app_commands.describe(everywhere="Bot owner only: every server")
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
-        guild = self._scope(interaction, everywhere)
+        guild = self._shown_guild(interaction, everywhere)
         store = self.store
         jobs = await store.list_jobs(guild, states=[JobState.QUEUED, JobState.RUNNING, JobState.RENDERED], limit=30)
         lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
@@ -150,26 +144,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="cancel", description="Cancel any queued or rendering morph of this server")
     @app_commands.describe(job="The job number")
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
-        store = self.store
-        target = await store.get(job)
-        if target is None:
-            await ephemeral(interaction, f"❌ There is no morph job #{job}.")
-            return
-        owner = self._is_owner(interaction)
-        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
-                         owner_ids=self.actions.owner_ids, caller_guild_id=interaction.guild_id,
-                         target_guild_id=target.guild_id):
-            await ephemeral(interaction, f"❌ Morph job #{job} belongs to another server.")
-            return
-        try:
-            cancelled = await store.cancel(job, actor_id=interaction.user.id, admin=True,
-                                           guild_id=None if owner else interaction.guild_id)
-        except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
-            return
-        self.actions.cancel_render(job)
-        await self._show_cancelled([cancelled], interaction.user.id)
-        await ephemeral(interaction, f"🚫 Cancelled morph job #{job} of {msg.user(cancelled.user_id)}.")
+        await self.actions.admin_cancel(interaction, job)
 
     @admin.command(name="clear", description="Cancel every queued morph of this server")
     async def clear(self, interaction: discord.Interaction) -> None:
@@ -177,7 +152,7 @@ class AdminCog(commands.Cog):
         queued = await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
         n = await store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
-        await self._show_cancelled(queued, interaction.user.id)
+        await self.actions.jobs_cancelled(queued, interaction.user.id)
 
     @admin.command(name="ban", description="Stop someone from using /morph here (their queued morphs are cancelled)")
     @app_commands.describe(user="Who may no longer use /morph in this server")
@@ -188,7 +163,7 @@ class AdminCog(commands.Cog):
         n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"
                                      f" ({n} queued morph{'s' if n != 1 else ''} cancelled).")
-        await self._show_cancelled(queued, interaction.user.id)
+        await self.actions.jobs_cancelled(queued, interaction.user.id)
 
     @admin.command(name="unban", description="Allow someone to use /morph here again")
     @app_commands.describe(user="Who may use /morph again")
@@ -252,7 +227,7 @@ class AdminCog(commands.Cog):
     @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
     @app_commands.describe(everywhere="Bot owner only: every server")
     async def stats(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
-        guild = self._scope(interaction, everywhere)
+        guild = self._shown_guild(interaction, everywhere)
         store = self.store
         s = await store.stats(guild)
         mean = s.get("mean_render_s")

@@ -10,10 +10,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import messages as msg
-from bot.actions import Actions, frame_file, offered_candidates, pick_text
-from bot.interactions import NO_PINGS, ephemeral, guild_of
-from bot.jobs import Expired
-from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
+from bot.actions import Actions, offered_candidates
+from bot.interactions import ephemeral, guild_of
+from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ class MorphCog(commands.Cog):
         self.actions = actions
         self.store = actions.store
         self.settings = actions.settings
-        self._told_expired: set[int] = set()  # result messages already told (once) that they expired
         # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Store.enqueue checks it again, with
         # a guild's own lower cap).
         set_frames_bound(self.morph, self.settings.max_frames, self.settings.default_frames)
@@ -125,12 +123,10 @@ class MorphCog(commands.Cog):
     # ------------------------------------------------------------------ reactions
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        """1️⃣..9️⃣ on a result message picks that candidate (same reply as the buttons).
+        """1️⃣..9️⃣ on a result message of this bot picks that candidate (``Actions.pick_by_reaction``).
 
         Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
-        the result marker at the start of the message (``🎞️ Morph job #N``) and must have been posted as
-        that very message. Reactions cannot be answered privately, so nothing but a pick is ever posted:
-        refusals (ban, too fast) and repeats are only logged, and an expired result says so once.
+        the result marker at the start of the message (``🎞️ Morph job #N``).
         """
         me = self.bot.user
         if me is None or payload.user_id == me.id or (payload.member is not None and payload.member.bot):
@@ -147,30 +143,8 @@ class MorphCog(commands.Cog):
         m = msg.RESULT_MARKER_RE.match(message.content or "")
         if message.author.id != me.id or not m:
             return
-        job = await self.store.get(int(m.group(1)))
-        if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (
-                payload.guild_id, payload.channel_id, message.id):
-            return  # e.g. a result of an earlier database whose job number is taken by another job now
-        candidates = job.result.candidates if job.result is not None else ()
-        if n >= len(candidates):
-            return
-        frame = candidates[n]
-        reference = message.to_reference(fail_if_not_exists=False)
-        try:
-            picked = await self.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
-        except Expired as err:
-            if message.id not in self._told_expired:
-                self._told_expired.add(message.id)
-                await channel.send(msg.clip(f"❌ {err}"), reference=reference, allowed_mentions=NO_PINGS)
-            return
-        except MorphError as err:
-            log.info("reaction pick of %s on job %s refused: %s", payload.user_id, job.id, err)
-            return
-        if picked.repeat:
-            log.info("reaction pick of %s on job %s repeats frame %d; not posted again", payload.user_id, job.id, frame)
-            return
-        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, picked.data),
-                           reference=reference, allowed_mentions=NO_PINGS)
+        await self.actions.pick_by_reaction(channel, message, job_id=int(m.group(1)), guild_id=payload.guild_id,
+                                            channel_id=payload.channel_id, user_id=payload.user_id, n=n)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
