@@ -24,12 +24,13 @@ from bot.interactions import (
 )
 from bot.jobs import Expired, Job, JobState, Refused
 from bot.permissions import can_admin, can_manage_job
+from bot.recent import RecentIds
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
-    from bot.store import Store
+    from bot.store import Limits, Store
     from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Actions:
         self.events = events
         self.worker = worker  # the render worker of this process; None on a front without one
         self.owner_ids = owner_ids
-        self._told_expired: set[int] = set()  # result messages whose reaction was answered "expired"
+        self._told_expired = RecentIds()  # result messages whose reaction was answered "expired"
 
     def is_owner(self, user_id: int) -> bool:
         return user_id in self.owner_ids
@@ -174,13 +175,13 @@ class Actions:
         log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id, guild_id, position)
         return job
 
-    async def _job_and_frame_cap(self, interaction: discord.Interaction, job_id: int,
-                                 token: str) -> tuple[Job, int] | None:
-        """The component's job (:meth:`own_job`) and its server's frame cap; None when refused (the clicker was
+    async def _job_and_limits(self, interaction: discord.Interaction, job_id: int,
+                              token: str) -> tuple[Job, Limits] | None:
+        """The component's job (:meth:`own_job`) and its server's limits; None when refused (the clicker was
         told why)."""
         try:
             job = await self.own_job(interaction, job_id, token)
-            return job, (await self.store.get_limits(job.guild_id)).max_frames
+            return job, await self.store.get_limits(job.guild_id)
         except MorphError as err:
             await ephemeral(interaction, f"❌ {err}")
             return None
@@ -190,15 +191,15 @@ class Actions:
         (``MORPH_DEFAULT_FRAMES``, at most the server's cap) over exactly the path between the two frames, with
         the same prompts, seed and settings: the new job's first and last frames are those two frames. Queued
         for the clicker under the limits and bans of /morph; its result replies to this result."""
-        found = await self._job_and_frame_cap(interaction, job_id, token)
+        found = await self._job_and_limits(interaction, job_id, token)
         if found is None:
             return
-        job, cap = found
+        job, limits = found
         ts = job.result.ts if job.result is not None else ()
         if not 0 <= gap < len(ts) - 1:
             await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
             return
-        request = job.request.refine(ts[gap], ts[gap + 1], min(self.settings.default_frames, cap))
+        request = job.request.refine(ts[gap], ts[gap + 1], limits.capped_frames(self.settings.default_frames))
         request.candidates = offered_candidates(request)
         note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
                 "the result comes as a reply to it.")
@@ -207,15 +208,15 @@ class Actions:
 
     async def reroll(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """🔁 The same prompts with a new random seed, queued for the clicker (frames lowered to the server's cap)."""
-        found = await self._job_and_frame_cap(interaction, job_id, token)
+        found = await self._job_and_limits(interaction, job_id, token)
         if found is None:
             return
-        job, cap = found
+        job, limits = found
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
-                                      frames=min(job.request.frames, cap))
+                                      frames=limits.capped_frames(job.request.frames))
         note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
         if request.frames < job.request.frames:
-            note += f" Frames lowered to this server's limit of {cap}."
+            note += f" Frames lowered to this server's limit of {limits.max_frames}."
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
 
     # ------------------------------------------------------------------ picks

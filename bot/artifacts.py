@@ -64,15 +64,19 @@ class FolderArtifacts:
         except FileNotFoundError:
             return None
 
+    # Deleting a folder of up to 120 frames takes a while on a slow disk: in a thread, never on the event loop.
     async def delete(self, job: Job) -> None:
-        self._remove(self.path(job))
+        await asyncio.to_thread(self._remove, self.path(job))
 
     async def delete_unclaimed(self, job: Job) -> None:
         """Delete what a worker saved for ``job`` before its render was recorded (then given up)."""
-        self._remove(self.root / job.folder_name)
+        await asyncio.to_thread(self._remove, self.root / job.folder_name)
 
     async def purge_orphans(self, kept: set[str]) -> int:
         """Remove folders that no job in ``kept`` (folder names) points to and that are old enough."""
+        return await asyncio.to_thread(self._purge_orphans, kept)
+
+    def _purge_orphans(self, kept: set[str]) -> int:
         try:
             folders = [d for d in self.root.iterdir() if d.is_dir() and not d.is_symlink()]
         except FileNotFoundError:

@@ -41,7 +41,7 @@ def bot_permissions() -> discord.Permissions:
     - Send Messages: post the result message with the bot token (interaction tokens die after 15 min)
       and the replies to reaction picks.
     - Embed Links: the result message carries an embed showing the contact sheet of candidates.
-    - Attach Files: the GIF, the contact sheet and picked frames are file attachments.
+    - Attach Files: the MP4 and/or GIF, the contact sheet and picked frames are file attachments.
     - Add Reactions: the bot adds 1️⃣..K to the result so people can pick by reacting.
     - Read Message History: reactions on (older, uncached) results are resolved by fetching the message,
       and delivery reads recent history to never post a result twice after a crash.

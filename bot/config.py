@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
 
+from bot.db import is_postgres
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES
 from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
@@ -157,7 +158,7 @@ class Settings:
 
 
 def _absolute(path) -> Path | str:
-    if str(path).startswith(("postgresql://", "postgres://")):
+    if is_postgres(path):
         return str(path)
     path = Path(path)
     return path if str(path) == ":memory:" else path.expanduser().resolve()

@@ -7,13 +7,13 @@ import sys
 
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.result import Animation, JobResult, SegmentResult
-from morph.request import MorphError, RenderResult
+from morph.request import MorphError, RenderResult, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
 #: Room left in the upload limit for the multipart envelope and the message body.
 UPLOAD_HEADROOM = 256 * 1024
-#: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
+#: Smallest budget the worker gives the animation (MP4 and/or GIF), even when the upload limit is tiny.
 MIN_GIF_BUDGET = 256 * 1024
 
 
@@ -84,7 +84,7 @@ def failure_reason(e: BaseException) -> str:
     shown as they are: anything else may carry paths or internals of the server, so it stays in the log."""
     if isinstance(e, MorphError):
         return str(e)
-    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
+    if is_out_of_memory(e):
         return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
     return "the renderer failed on the bot's side (the details are in the bot's log)."
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
@@ -51,32 +50,10 @@ DELETE_RE = rf"morph:delete:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
-def _ref(job_id: int, token: str) -> str:
-    return f"{int(job_id)}-{token}"
-
-
-def pick_id(job_id: int, frame: int, token: str) -> str:
-    return f"morph:pick:{_ref(job_id, token)}:{int(frame)}"
-
-
-def frames_id(job_id: int, token: str) -> str:
-    return f"morph:frames:{_ref(job_id, token)}"
-
-
-def refine_id(job_id: int, token: str) -> str:
-    return f"morph:refine:{_ref(job_id, token)}"
-
-
-def reroll_id(job_id: int, token: str) -> str:
-    return f"morph:reroll:{_ref(job_id, token)}"
-
-
-def delete_id(job_id: int, token: str) -> str:
-    return f"morph:delete:{_ref(job_id, token)}"
-
-
-def cancel_id(job_id: int, token: str) -> str:
-    return f"morph:cancel:{_ref(job_id, token)}"
+def custom_id(kind: str, job_id: int, token: str, frame: int | None = None) -> str:
+    """``morph:<kind>:<number>-<token>``, plus ``:<frame>`` for a pick (the table above)."""
+    ref = f"morph:{kind}:{int(job_id)}-{token}"
+    return ref if frame is None else f"{ref}:{int(frame)}"
 
 
 class JobActions(Protocol):
@@ -181,7 +158,7 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
     def __init__(self, job_id: int, token: str, frame: int, *, label: str | None = None,
                  row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
-                                           custom_id=pick_id(job_id, frame, token)), row=row)
+                                           custom_id=custom_id("pick", job_id, token, frame)), row=row)
         self.job_id, self.token, self.frame = job_id, token, frame
 
     @classmethod
@@ -195,9 +172,9 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
 
 class _JobSelect(_JobItem):
     """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
-    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder``."""
+    message after a restart. Subclasses name their ``kind`` (in the custom id) and ``placeholder``."""
 
-    make_id: Callable[[int, str], str]
+    kind: str
     placeholder: str
     item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
@@ -205,7 +182,7 @@ class _JobSelect(_JobItem):
                  row: int | None = None) -> None:
         options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
         select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
-            custom_id=type(self).make_id(job_id, token), placeholder=self.placeholder, min_values=1, max_values=1,
+            custom_id=custom_id(self.kind, job_id, token), placeholder=self.placeholder, min_values=1, max_values=1,
             options=options)
         super().__init__(select, row=row)  # type: ignore[call-arg]  # DynamicItem's, next in a subclass's MRO
         self.job_id, self.token = job_id, token
@@ -225,7 +202,7 @@ class _JobSelect(_JobItem):
 
 
 class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
-    make_id = staticmethod(frames_id)
+    kind = "frames"
     placeholder = "Pick any frame…"
 
     @_guarded
@@ -240,7 +217,7 @@ class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
 class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=REFINE_RE):
     """🔍 Refine: more frames between the chosen frame (the option's value) and the next (``Actions.refine``)."""
 
-    make_id = staticmethod(refine_id)
+    kind = "refine"
     placeholder = "🔍 Refine: more frames between two neighbours…"
 
     @_guarded
@@ -252,10 +229,17 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
         await actions_of(interaction).refine(interaction, self.job_id, self.token, gap)
 
 
-class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
+class _JobButton(_JobItem):
+    """A job's button that carries no frame: Reroll, Delete and Cancel differ only in their ``kind`` (in the
+    custom id), looks, and the use case they start (:meth:`run`)."""
+
+    kind: str
+    look: tuple[str, str, discord.ButtonStyle]  # label, emoji, style
+
     def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Reroll", emoji="🔁", style=discord.ButtonStyle.secondary,
-                                           custom_id=reroll_id(job_id, token)), row=row)
+        label, emoji, style = self.look
+        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style,  # type: ignore[call-arg]
+                                           custom_id=custom_id(self.kind, job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 
     @classmethod
@@ -264,37 +248,31 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).reroll(interaction, self.job_id, self.token)
+        await self.run(actions_of(interaction), interaction)
+
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
 
 
-class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Delete", emoji="❌", style=discord.ButtonStyle.danger,
-                                           custom_id=delete_id(job_id, token)), row=row)
-        self.job_id, self.token = job_id, token
+class RerollButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
+    kind, look = "reroll", ("Reroll", "🔁", discord.ButtonStyle.secondary)
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match))
-
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).delete_result(interaction, self.job_id, self.token)
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.reroll(interaction, self.job_id, self.token)
 
 
-class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", emoji="❌", style=discord.ButtonStyle.secondary,
-                                           custom_id=cancel_id(job_id, token)), row=row)
-        self.job_id, self.token = job_id, token
+class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
+    kind, look = "delete", ("Delete", "❌", discord.ButtonStyle.danger)
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match))
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.delete_result(interaction, self.job_id, self.token)
 
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).cancel_job(interaction, self.job_id, token=self.token, from_button=True)
+
+class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
+    kind, look = "cancel", ("Cancel", "❌", discord.ButtonStyle.secondary)
+
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
 DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, CancelButton)

@@ -5,12 +5,12 @@ heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``
 ``morph-bot`` (the default: one process) or as ``morph-worker`` on any machine that reaches the database.
 
 The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
-of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the GIF, the
-contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU priority
-than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand the GIL over
-to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
-files), a small monitor task writes the progress and the heartbeat to the database (at most once per
-``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
+of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the animation (MP4
+and/or GIF), the contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU
+priority than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand
+the GIL over to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model
+loading, render, files), a small monitor task writes the progress and the heartbeat to the database (at most
+once per ``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
 Several workers may render from one database. Each claims jobs as its ``worker_id`` (``MORPH_WORKER_ID``,
 one per process) and a ``run_id`` new at every start, so:

@@ -55,6 +55,14 @@ class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the device ran out of memory: torch's ``OutOfMemoryError`` (also
+    ``torch.cuda.OutOfMemoryError``; matched by name, so this module needs no torch) or a RuntimeError saying
+    "out of memory" (what other backends raise). The render halves its batch on it; the bot explains it."""
+    return type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
 def clean_prompt(text: str, what: str = "prompt") -> str:
     """Return the prompt with surrounding whitespace removed, or raise MorphError.
 

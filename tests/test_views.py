@@ -54,13 +54,10 @@ def test_custom_id_rejects_garbage(bad):
 def test_custom_id_builders_round_trip():
     for job, token in ((1, "0a1b2c3d"), (42, "00000000"), (10**12, "ffffffff")):
         ref = {"job": str(job), "token": token}
-        assert parse(views.pick_id(job, 5, token)) == ("pick", {**ref, "frame": "5"})
-        assert parse(views.frames_id(job, token)) == ("frames", ref)
-        assert parse(views.reroll_id(job, token)) == ("reroll", ref)
-        assert parse(views.refine_id(job, token)) == ("refine", ref)
-        assert parse(views.delete_id(job, token)) == ("delete", ref)
-        assert parse(views.cancel_id(job, token)) == ("cancel", ref)
-        assert len(views.pick_id(job, 119, token)) <= 100  # Discord's custom_id limit
+        assert parse(views.custom_id("pick", job, token, 5)) == ("pick", {**ref, "frame": "5"})
+        for kind in ("frames", "reroll", "refine", "delete", "cancel"):
+            assert parse(views.custom_id(kind, job, token)) == (kind, ref)
+        assert len(views.custom_id("pick", job, token, 119)) <= 100  # Discord's custom_id limit
 
 
 async def test_dynamic_items_rebuild_state_from_custom_id():
@@ -80,6 +77,10 @@ async def test_dynamic_items_rebuild_state_from_custom_id():
         built = await cls.from_custom_id(None, discord.ui.Button(custom_id=cid), m)
         assert (built.job_id, built.token) == (8, token) and built.custom_id == cid
     assert views.PickButton.__discord_ui_compiled_template__.fullmatch("morph:frames:8") is None
+    looks = [(b.item.label, str(b.item.emoji), b.item.style) for b in (
+        views.RerollButton(8, "12345678"), views.DeleteButton(8, "12345678"), views.CancelButton(8, "12345678"))]
+    assert looks == [("Reroll", "🔁", discord.ButtonStyle.secondary), ("Delete", "❌", discord.ButtonStyle.danger),
+                     ("Cancel", "❌", discord.ButtonStyle.secondary)]
 
 
 def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str = "0a1b2c3d",

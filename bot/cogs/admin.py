@@ -23,7 +23,7 @@ from bot.interactions import ephemeral, guild_of
 from bot.jobs import JobState
 from bot.permissions import can_admin
 from bot.store import Limits
-from morph.request import MorphError
+from morph.request import MAX_FRAMES, MIN_FRAMES, MorphError
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class AdminCog(commands.Cog):
                      max_user_active: app_commands.Range[int, 1, 100] | None = None,
                      max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
                      cooldown: app_commands.Range[float, 0, 86400] | None = None,
-                     max_frames: app_commands.Range[int, 2, 120] | None = None,
+                     max_frames: app_commands.Range[int, MIN_FRAMES, MAX_FRAMES] | None = None,
                      banned_words: str | None = None,
                      allowed_channels: str | None = None,
                      default_format: app_commands.Choice[str] | None = None) -> None:
@@ -251,7 +251,9 @@ class AdminCog(commands.Cog):
         worker = self.actions.worker
         morpher = worker.morpher if worker is not None else None
         if morpher is None:
-            return f"device: model not loaded yet ({msg.safe(self.settings.model, 80)} loads on the first morph)"
+            return (f"device: model not loaded yet ({msg.safe(self.settings.model, 80)} is loaded at start-up, "
+                    "in the background)" if worker is not None else
+                    "device: none in this process (separate morph-worker processes render)")
         try:
             info = morpher.device_info()
         except Exception as err:  # noqa: BLE001

@@ -75,7 +75,7 @@ class MorphCog(commands.Cog):
             await ephemeral(interaction, "❌ then2 is the fourth prompt: give the third one as 'then' first.")
             return
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = min(settings.default_frames, (await self.store.get_limits(guild_of(interaction))).max_frames)
+            frames = (await self.store.get_limits(guild_of(interaction))).capped_frames(settings.default_frames)
         request = RenderRequest(
             prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
             seed=random.randint(0, SEED_MAX) if seed is None else seed,

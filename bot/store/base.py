@@ -40,7 +40,8 @@ class StoreBase:
 
 
 async def audit(tx: Tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
-    """Write an entry of the admin audit log (``/morphadmin audit``), inside the action's transaction."""
+    """Write an entry of the admin audit log (the latest are shown by ``/morphadmin list`` and ``stats``),
+    inside the action's transaction."""
     await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
                      guild_id, actor_id, action, detail, now)
 

@@ -11,6 +11,7 @@ from bot.db import QUEUE_CHANNEL
 from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
 from morph.animation import FORMATS
+from morph.request import MAX_FRAMES, MIN_FRAMES
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
@@ -60,6 +61,12 @@ class Limits:
             allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
             default_format=row.get("default_format") or s.output_format,
         )
+
+    def capped_frames(self, frames: int) -> int:
+        """``frames`` lowered to this server's cap: what a job gets whose frames nobody chose just now (the
+        bot's default for /morph, a 🔍 refine, a 🔁 reroll of a longer morph). Frames a person asks for
+        are checked against the same cap by :func:`bot.validation.check_request`, which refuses more."""
+        return min(int(frames), self.max_frames)
 
 
 class GuildRules(StoreBase):
@@ -214,7 +221,8 @@ def _check_limit(key: str, value):
     if value is None:
         return None
     if key in ("max_user_active", "max_guild_queue", "max_frames"):
-        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000), "max_frames": (2, 120)}[key]
+        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000),
+                  "max_frames": (MIN_FRAMES, MAX_FRAMES)}[key]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise Refused(f"{key} must be a whole number between {lo} and {hi} (got {value!r}).")
         return value
