@@ -30,7 +30,8 @@ from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
-    from bot.store import Limits, Store
+    from bot.jobs import Pick
+    from bot.store import Limits
     from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,37 @@ class JobEvents(Protocol):
 
     def queue_changed(self) -> None:
         """Queue order or a server's pause changed: queued jobs' positions need refreshing."""
+
+
+class ActionsStore(Protocol):
+    """What the use cases use of :class:`bot.store.Store` (it enforces every rule: limits, bans, who may
+    act on a job)."""
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def is_paused(self, guild_id: int) -> bool: ...
+
+    async def enqueue(self, *, guild_id: int, channel_id: int, user_id: int, request: RenderRequest,
+                      upload_limit: int, interaction_token: str | None = ..., application_id: int | None = ...,
+                      boomerang: bool = ..., output_format: str | None = ..., parent_id: int | None = ...,
+                      reply_to_message_id: int | None = ..., now: float | None = ...) -> Job: ...
+
+    async def position(self, job_id: int) -> int | None: ...
+
+    async def set_status_message(self, job_id: int, message_id: int) -> None: ...
+
+    async def withdraw(self, job_id: int, now: float | None = ...) -> bool: ...
+
+    async def pick(self, job_id: int, *, user_id: int, frame: int, source: str = ...,
+                   now: float | None = ...) -> Pick: ...
+
+    async def cancel(self, job_id: int, *, actor_id: int, admin: bool = ..., guild_id: int | None = ...,
+                     now: float | None = ...) -> Job: ...
+
+    async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = ..., guild_id: int | None = ...,
+                            now: float | None = ...) -> Job: ...
 
 
 def offered_candidates(request: RenderRequest) -> int:
@@ -73,7 +105,7 @@ def frame_file(job_id: int, frame: int, data: bytes) -> discord.File:
 class Actions:
     """The use cases, with everything they act on passed in (module docstring)."""
 
-    def __init__(self, store: Store, settings: Settings, events: JobEvents, *, worker: Worker | None = None,
+    def __init__(self, store: ActionsStore, settings: Settings, events: JobEvents, *, worker: Worker | None = None,
                  owner_ids: frozenset[int] = frozenset()) -> None:
         self.store = store
         self.settings = settings

@@ -17,6 +17,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Protocol
 
 from bot.jobs import Job, JobState, sql_list
 
@@ -26,6 +27,20 @@ GIF_FILE, MP4_FILE, SHEET_FILE = "morph.gif", "morph.mp4", "sheet.png"
 #: A folder no job points to is removed by the purge once it is this old (a worker may be writing a fresh
 #: one right now; its job points to it only once the render is recorded).
 ORPHAN_GRACE_S = 3600.0
+
+
+class Artifacts(Protocol):
+    """What the Store's consumers do with a job's files (:class:`FolderArtifacts`, :class:`DatabaseArtifacts`)."""
+
+    async def save(self, job: Job, files: dict[str, bytes]) -> None: ...
+
+    async def read(self, job: Job, name: str) -> bytes | None: ...
+
+    async def delete(self, job: Job) -> None: ...
+
+    async def delete_unclaimed(self, job: Job) -> None: ...
+
+    async def purge_orphans(self, kept: set[str]) -> int: ...
 
 
 class StorageFull(OSError):

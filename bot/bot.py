@@ -155,8 +155,8 @@ class MorphBot(commands.Bot):
         self.actions = Actions(self.store, self.settings, self.delivery, worker=self.worker,
                                owner_ids=self.owner_id_set)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
-        await self.add_cog(MorphCog(self, self.actions))
-        await self.add_cog(AdminCog(self.actions))
+        await self.add_cog(MorphCog(self, self.actions, self.store))
+        await self.add_cog(AdminCog(self.actions, self.store))
         await self.sync_commands()
         await self.delivery.start()
         if self.worker is not None:
@@ -233,3 +233,18 @@ def make_bot(settings: Settings, **kwargs) -> MorphBot:
     DISCORD_SHARD_COUNT is set. Keyword arguments as for MorphBot."""
     cls = MorphBot if settings.shard_count is None else ShardedMorphBot
     return cls(settings, **kwargs)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.actions import ActionsStore
+    from bot.cogs.admin import AdminStore
+    from bot.cogs.morph import MorphCogStore
+    from bot.delivery import DeliveryStore
+    from bot.store import Store
+    from bot.worker import WorkerStore
+
+    def _store_serves_every_consumer(
+            store: Store) -> tuple[DeliveryStore, WorkerStore, ActionsStore, MorphCogStore, AdminStore]:
+        """Not run: mypy checks here that :class:`bot.store.Store` offers what each consumer's protocol names
+        (each consumer is handed only the part of the Store it uses)."""
+        return store, store, store, store, store

@@ -12,7 +12,7 @@ import io
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import discord
@@ -26,6 +26,12 @@ from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
 from morph.request import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.artifacts import Artifacts
+    from bot.config import Settings
+    from bot.db import Database
+    from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,42 @@ BACKOFF_MAX_S = 600.0
 #: Queue positions use at most half of it: after n position edits with the bot token in one channel,
 #: the next refresh waits n times this, so progress and result edits are not stuck behind them.
 POSITION_EDIT_SPACING_S = 2.0
+
+
+
+class DeliveryStore(Protocol):
+    """What delivery uses of :class:`bot.store.Store`: posting rendered jobs and failures once, and reading
+    jobs, their files and the queue."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def running(self, worker_id: str | None = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def jobs_to_deliver(self, now: float | None = ..., *, ignore_backoff: bool = ...) -> list[Job]: ...
+
+    async def next_retry_at(self, now: float | None = ...) -> float | None: ...
+
+    async def take_delivery(self, job_id: int, *, force: bool = ..., now: float | None = ...) -> Job | None: ...
+
+    async def mark_delivered(self, job_id: int, message_id: int | None, now: float | None = ...) -> bool: ...
+
+    async def delivery_failed(self, job_id: int, error: str, retry_in: float | None,
+                              now: float | None = ...) -> Job: ...
+
+    async def failures_to_show(self) -> list[Job]: ...
+
+    async def take_failure(self, job_id: int, now: float | None = ...) -> bool: ...
 
 
 class DeliveryError(Exception):
@@ -78,7 +120,7 @@ class Delivery:
     Also the front's :class:`bot.actions.JobEvents`: the use cases tell it what they did to a job.
     ``owns_guild``: whether a guild's jobs are this front's (its Discord shards; default: every guild)."""
 
-    def __init__(self, bot: discord.Client, store, settings, *, poll_s: float = POLL_S,
+    def __init__(self, bot: discord.Client, store: DeliveryStore, settings: Settings, *, poll_s: float = POLL_S,
                  edit_interval: float = EDIT_INTERVAL_S, watch_s: float = WATCH_S,
                  owns_guild: Callable[[int | None], bool] = lambda guild_id: True) -> None:
         self.bot = bot

@@ -32,7 +32,8 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from bot.aio import wait_event
 from bot.artifacts import StorageFull
@@ -40,9 +41,14 @@ from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import Job, JobState
 from bot.render_output import failure_reason, free_gpu_memory, render_files
-from bot.store import LOST, Store, WorkerRun
+from bot.store import LOST, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
 from morph.request import Cancelled, MorphError, Progress, RenderResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.artifacts import Artifacts
+    from bot.db import Database
+    from bot.result import JobResult
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,45 @@ DISK_FULL_PAUSE_S = 60.0
 POLL_S = {"sqlite": 2.0, "postgres": 30.0}
 
 
-async def recover_own_jobs(store: Store, worker_id: str,
+
+class WorkerStore(Protocol):
+    """What a render worker uses of :class:`bot.store.Store`: claims, heartbeats, the render's outcome,
+    recovery and the retention purge, and the job's files."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def running(self, worker_id: str | None = ...) -> list[Job]: ...
+
+    async def claim(self, run: WorkerRun, now: float | None = ...) -> Job | None: ...
+
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: dict | None = ...,
+                        now: float | None = ...) -> JobState | Literal["lost"] | None: ...
+
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...) -> bool: ...
+
+    async def mark_failed(self, job_id: int, error: str, run: WorkerRun | None = ...,
+                          now: float | None = ...) -> bool: ...
+
+    async def mark_cancelled(self, job_id: int, now: float | None = ..., *, states: tuple[str, ...] = ...) -> bool: ...
+
+    async def requeue(self, job_id: int, run: WorkerRun) -> bool: ...
+
+    async def recover(self, *, worker_id: str | None = ..., stale_s: float | None = ..., keep: Iterable[int] = ...,
+                      now: float | None = ...) -> list[Job]: ...
+
+    async def purge(self, now: float | None = ...) -> int: ...
+
+
+async def recover_own_jobs(store: WorkerStore, worker_id: str,
                            live_wait_s: float = 2.5 * PROGRESS_INTERVAL_S) -> list[Job]:
     """Put back in the queue what earlier runs of ``worker_id`` left ``running``; return the changed jobs.
 
@@ -89,7 +133,7 @@ class Worker:
     :meth:`preload` is called (the bot and ``morph-worker`` do at start-up), else on the first job.
     ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
-    def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
+    def __init__(self, store: WorkerStore, morpher_factory: Callable[[], object], settings: Settings,
                  worker_id: str | None = None, *, poll_s: float | None = None,
                  progress_interval_s: float = PROGRESS_INTERVAL_S):
         self.store = store

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Protocol
 
 import discord
 from discord import app_commands
@@ -20,7 +21,7 @@ from discord.ext import commands
 from bot import messages as msg
 from bot.actions import Actions
 from bot.interactions import ephemeral, guild_of
-from bot.jobs import JobState
+from bot.jobs import Job, JobState
 from bot.permissions import can_admin
 from bot.store import Limits
 from morph.request import MAX_FRAMES, MIN_FRAMES, MorphError
@@ -82,13 +83,44 @@ def parse_channel_ids(text: str) -> list[int]:
     return ids
 
 
+class AdminStore(Protocol):
+    """What /morphadmin reads and changes of :class:`bot.store.Store` (cancelling goes through
+    :class:`~bot.actions.Actions`, like every way in to it)."""
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def list_jobs(self, guild_id: int | None, states=..., limit: int = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def is_paused(self, guild_id: int) -> bool: ...
+
+    async def pause(self, guild_id: int, actor_id: int, now: float | None = ...) -> None: ...
+
+    async def resume(self, guild_id: int, actor_id: int, now: float | None = ...) -> None: ...
+
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = ...) -> int: ...
+
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> int: ...
+
+    async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> bool: ...
+
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = ..., **changes) -> Limits: ...
+
+    async def audit_log(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
+
+    async def stats(self, guild_id: int | None, now: float | None = ...) -> dict: ...
+
+
 class AdminCog(commands.Cog):
     admin = app_commands.Group(name="morphadmin", description="Morph queue controls for server admins",
                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, actions: Actions) -> None:
+    def __init__(self, actions: Actions, store: AdminStore) -> None:
         self.actions = actions
-        self.store = actions.store
+        self.store = store
         self.settings = actions.settings
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # every command here

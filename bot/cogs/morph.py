@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 import discord
 from discord import app_commands
@@ -13,6 +15,10 @@ from bot import messages as msg
 from bot.actions import Actions, offered_candidates
 from bot.interactions import ephemeral, guild_of
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.jobs import Job
+    from bot.store import Limits
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +34,26 @@ def set_frames_bound(command: app_commands.Command, max_frames: int, default_fra
                                            description=f"How many frames, 2–{max_frames} (default {default_frames})")
 
 
+class MorphCogStore(Protocol):
+    """What /morph-cancel's choices, /morph-queue and leaving a server read of :class:`bot.store.Store`
+    (the use cases go through :class:`~bot.actions.Actions`)."""
+
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def is_paused(self, guild_id: int) -> bool: ...
+
+    async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def guild_left(self, guild_id: int, now: float | None = ...) -> list[Job]: ...
+
+
 class MorphCog(commands.Cog):
-    def __init__(self, bot: commands.Bot, actions: Actions) -> None:
+    def __init__(self, bot: commands.Bot, actions: Actions, store: MorphCogStore) -> None:
         self.bot = bot
         self.actions = actions
-        self.store = actions.store
+        self.store = store
         self.settings = actions.settings
         # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Store.enqueue checks it again, with
         # a guild's own lower cap).

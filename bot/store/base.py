@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bot.artifacts import DatabaseArtifacts, FolderArtifacts
+from bot.artifacts import Artifacts, DatabaseArtifacts, FolderArtifacts
 from bot.config import Settings
 from bot.db import Database
 from bot.db.base import Tx
@@ -18,7 +18,8 @@ class StoreBase:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.artifacts = DatabaseArtifacts(db) if db.dialect == "postgres" else FolderArtifacts(settings.data_dir)
+        self.artifacts: Artifacts = (DatabaseArtifacts(db) if db.dialect == "postgres"
+                                     else FolderArtifacts(settings.data_dir))
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else float(now)
