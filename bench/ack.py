@@ -69,8 +69,8 @@ class Run:
         self.bot_src = str(Path(args.bot_src).resolve()) if args.bot_src else None
 
     async def __aenter__(self) -> Run:
-        from bot.sandbox import FakeDiscord
-        from bot.sandbox.process import BotProcess
+        from fakediscord import FakeDiscord
+        from testkit.process import BotProcess
 
         self.fake = fake = await FakeDiscord().start()
         busy, burst = fake.add_guild("Busy"), fake.add_guild("Burst")
@@ -106,7 +106,7 @@ class Run:
         return await self.fake.slash(self.busy_user, "morph", from_="a long morph", to="of many frames", frames=60)
 
     async def burst(self) -> dict:
-        from bot.sandbox import InteractionFailed
+        from fakediscord import InteractionFailed
 
         sent = [self.fake.slash(self.users[i % len(self.users)], "morph", from_=f"thing {i}", to="a cat", frames=2)
                 for i in range(self.args.commands)]

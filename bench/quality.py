@@ -6,14 +6,14 @@ backgrounds, sizes, held-out shape/colour pairs) with uniform pacing (the baseli
 
 * max/mean adjacent distance and 1 − Gini of the adjacent distances, measured with the engine's own
   distance (:func:`morph.pacing.image_distance`, what perceptual pacing evens out) **and** with the
-  independent judge's features (:func:`morph.judge.features`: measured colours and outline overlaps);
+  independent judge's features (:func:`toykit.judge.features`: measured colours and outline overlaps);
 * where the midpoint lands: the judge's progress from prompt A to prompt B at the frame the engine offers as
-  the midpoint (:func:`morph.judge.progress`: 0 = all A, 1 = all B, 0.5 = the ideal), and for reference the
+  the midpoint (:func:`toykit.judge.progress`: 0 = all A, 1 = all B, 0.5 = the ideal), and for reference the
   classic midpoint, the uniform morph's frame at t = 0.5;
 * the render time of the playground's default morph (``/morph "a red circle" "a blue square"``: 24
   frames, 25 steps) on ``toy`` against ``tiny`` in the same run.
 
-``--drift`` also shows :func:`morph.judge.frame_drift`, the measure for approximate speed-ups, on one such
+``--drift`` also shows :func:`toykit.judge.frame_drift`, the measure for approximate speed-ups, on one such
 approximation (fewer denoising steps) against the exact render.
 """
 from __future__ import annotations
@@ -120,7 +120,8 @@ def main(argv=None) -> int:
 
 def measure(result) -> dict:
     """The numbers of one render: engine and judge evenness, and the judge's progress at the midpoint."""
-    from morph import judge, pacing, shapes
+    from morph import pacing
+    from toykit import judge, shapes
 
     verdicts = [judge.judge(im) for im in result.frames]
     judged = [judge.feature_distance(x.features, y.features) for x, y in pairwise(verdicts)]
@@ -172,7 +173,7 @@ def report(rows: dict, classic: list[float]) -> str:
 
 def drift_report(morpher, base, pairs) -> str:
     """frame_drift of fewer denoising steps against the exact render (uniform pacing: same t's)."""
-    from morph import judge
+    from toykit import judge
 
     lines = ["| approximation | engine distance mean / max | judge distance mean / max | pixel mean | "
              "judge agreement |", "|---|---|---|---|---|"]

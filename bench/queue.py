@@ -8,7 +8,7 @@
 3. **Throughput**: ``--jobs`` small ``tiny`` morphs rendered by 1 and by 2 ``morph-worker`` processes sharing a
    PostgreSQL queue (one CPU thread each), jobs per minute.
 
-The PostgreSQL server is a throwaway one started here (``bot.sandbox.postgres``). Writes nothing unless
+The PostgreSQL server is a throwaway one started here (``testkit.postgres``). Writes nothing unless
 ``--write-results`` (then it replaces its section of ``bench/RESULTS.md``).
 """
 from __future__ import annotations
@@ -148,7 +148,7 @@ async def throughput(db, data_dir: Path, workers: int, jobs: int, frames: int, s
 
 
 async def measure(args) -> dict:
-    from bot.sandbox.postgres import TempPostgres
+    from testkit.postgres import TempPostgres
 
     out: dict = {}
     with TempPostgres() as pg, tempfile.TemporaryDirectory(prefix="morph-bench-queue-") as tmp_name:

@@ -17,6 +17,7 @@ from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.interactions import ephemeral, first_to_answer
+from bot.startup import default_morpher_factory
 from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
 
@@ -56,23 +57,6 @@ def bot_permissions() -> discord.Permissions:
 def invite_url(client_id: int) -> str:
     """OAuth2 URL that adds the bot to a server with exactly :data:`SCOPES` and :func:`bot_permissions`."""
     return discord.utils.oauth_url(client_id, permissions=bot_permissions(), scopes=SCOPES)
-
-
-def default_morpher_factory(settings: Settings) -> Callable[[], object]:
-    def make():
-        from morph import Morpher  # torch and diffusers: imported in the worker's loading thread, not before
-
-        if settings.compile:
-            log.info("MORPH_COMPILE=1: compiling the UNet before the first render (minutes for a real model; "
-                     "jobs wait in the queue meanwhile)")
-        morpher = Morpher(settings.model, device=settings.device, compile=settings.compile, loras=settings.loras,
-                          profile=settings.profile)
-        if morpher.compile_error:
-            log.warning("MORPH_COMPILE=1 but the UNet could not be compiled, rendering without it: %s",
-                        morpher.compile_error)
-        return morpher
-
-    return make
 
 
 def import_engine_libraries() -> None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
-import threading
-from typing import NoReturn
 
 import aiohttp
 import discord
 
 from bot.aio import stop_on_signals
+from bot.startup import exit_with, setup_logging
 
 log = logging.getLogger("bot")
 
@@ -23,39 +21,9 @@ BAD_TOKEN = ("Discord refused the token in DISCORD_TOKEN (login failed). Copy it
              "your application (Reset Token), put it in .env, and start again.")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """discord.py's coloured handler on stderr for the root logger, at ``level``."""
-    discord.utils.setup_logging(level=getattr(logging, str(level).upper(), logging.INFO), root=True)
-
-
-#: Seconds the process may take to exit after :func:`main` returned before :func:`cli` ends it anyway.
-EXIT_GRACE_S = 10.0
-
-
 def cli() -> None:
     """The ``morph-bot`` command and ``python -m bot``: :func:`main`, then :func:`exit_with` its status."""
     exit_with(main())
-
-
-def exit_with(code: int) -> NoReturn:
-    """Exit the process with ``code``, also when a thread would keep it alive (``morph-bot``, ``morph-worker``).
-
-    - A daemon thread still running (the model load, when the process stops while it loads: see
-      ``Worker.preload``) is not waited for; and Python's own exit beside a thread inside torch aborts the
-      process ("terminate called without an active exception"), so then the process exits at once.
-    - Python waits at exit for every non-daemon thread; one that never ends (a database connection left
-      open on an error path) would keep the process alive forever, and a supervisor would never restart
-      it. So after :data:`EXIT_GRACE_S` the process exits anyway.
-    """
-    logging.shutdown()  # flush the log handlers (Python does it at exit, which os._exit skips)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if any(t.daemon and t.is_alive() for t in threading.enumerate()):
-        os._exit(code)
-    watchdog = threading.Timer(EXIT_GRACE_S, os._exit, (code,))
-    watchdog.daemon = True
-    watchdog.start()
-    raise SystemExit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

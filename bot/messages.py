@@ -14,6 +14,7 @@ import re
 import discord
 
 from bot.result import JobResult
+from bot.validation import LINK_RE
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
@@ -26,13 +27,6 @@ RESULT_MARKER_RE = re.compile(r"^🎞️ Morph job #(\d+)\b")
 
 _MENTIONISH = re.compile(r"<(?=[@#&:]|a:|/|t:)")  # <@1>, <@!1>, <@&1>, <#1>, <:e:1>, <a:e:1>, </c:1>, <t:1>
 _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
-#: What the bot counts as a link: refused in prompts (bot/validation.py) and defanged by :func:`safe`.
-#: A scheme (``https://``, ``steam://``…), ``www.``, or a domain name followed by a path (``evil.com/x``,
-#: ``discord.gg/abc``). A bare ``name.tld`` without a path is not one: Discord does not make it
-#: clickable, and prompts like "node.js" are ordinary words.
-#: (Each alternative starts only where a run of name characters starts, so it takes linear time.)
-LINK_RE = re.compile(r"(?<![\w+.-])[\w+.-]+://\S*|\bwww\.\S*|(?<![\w.-])(?:[\w-]+\.)+[^\W\d_]{2,}/\S*",
-                     re.IGNORECASE)
 
 
 def keycap_index(emoji: str) -> int | None:

@@ -19,8 +19,16 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from bot.messages import LINK_RE
 from morph.request import PROMPT_NAMES, MorphError, RenderRequest, clean_prompt, is_default_ignorable
+
+#: What the bot counts as a link: refused in prompts (:func:`check_prompt`) and defanged by
+#: :func:`bot.messages.safe`.
+#: A scheme (``https://``, ``steam://``…), ``www.``, or a domain name followed by a path (``evil.com/x``,
+#: ``discord.gg/abc``). A bare ``name.tld`` without a path is not one: Discord does not make it
+#: clickable, and prompts like "node.js" are ordinary words.
+#: (Each alternative starts only where a run of name characters starts, so it takes linear time.)
+LINK_RE = re.compile(r"(?<![\w+.-])[\w+.-]+://\S*|\bwww\.\S*|(?<![\w.-])(?:[\w-]+\.)+[^\W\d_]{2,}/\S*",
+                     re.IGNORECASE)
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _MENTION = re.compile(r"<(@[!&]?|#)\d+>")
@@ -84,7 +92,7 @@ def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = 
     """Return the cleaned prompt or raise MorphError with a message for the user.
 
     Refuses what ``clean_prompt`` refuses (empty, too long, control characters, no letter or digit),
-    ``@everyone`` and ``@here``, user/role/channel mentions, links (:data:`bot.messages.LINK_RE`), and
+    ``@everyone`` and ``@here``, user/role/channel mentions, links (:data:`LINK_RE`), and
     any of ``banned_words`` (:func:`contains_banned`).
     """
     text = clean_prompt(text, what)

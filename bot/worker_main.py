@@ -18,7 +18,7 @@ log = logging.getLogger("bot.worker")
 
 def cli() -> None:
     """The ``morph-worker`` command and ``python -m bot.worker_main``."""
-    from bot.main import exit_with
+    from bot.startup import exit_with
 
     exit_with(main())
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "(settings from the environment and .env, see .env.example).")
     parser.parse_args(argv)
     from bot.config import ConfigError, Settings
-    from bot.main import setup_logging
+    from bot.startup import setup_logging
 
     try:
         settings = Settings.from_env()
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def run_worker(settings, morpher_factory=None, stop: asyncio.Event | None = None) -> int:
     """Render until ``stop`` is set (default: until SIGINT or SIGTERM); return the exit status."""
-    from bot.bot import default_morpher_factory
     from bot.db import DatabaseUnusable, MigrationError
+    from bot.startup import default_morpher_factory
     from bot.store import Store
     from bot.worker import Worker, recover_own_jobs
 

@@ -10,7 +10,7 @@
   benchmarks without weights): :mod:`morph.builtin`;
 * ``toy``: a small model *trained* on pictures of coloured shapes ("a big red star on a blue background"),
   committed in ``morph/toy_model/`` and loaded from there by ``from_pretrained`` like any local model
-  (trained by ``python -m morph.toy train``; see :mod:`morph.toy`). Native size 64 px.
+  (trained by ``python -m toykit train``; see :mod:`toykit.train`). Native size 64 px.
 
 LoRA styles (``loras``: (path, weight) pairs) are loaded with diffusers' LoRA loader (``peft``) and fused into
 the weights at load time: a render costs the same with them as without.

@@ -47,7 +47,7 @@ def postgres():
     """A throwaway PostgreSQL server for the whole session (``initdb`` + ``pg_ctl`` in a temp folder);
     ``postgres.create_database()`` gives each test an empty database. Skipped, with the reason, only where
     the server binaries are missing (``make test`` installs them when it runs as root)."""
-    from bot.sandbox.postgres import PostgresUnavailable, TempPostgres
+    from testkit.postgres import PostgresUnavailable, TempPostgres
 
     server = TempPostgres()
     try:

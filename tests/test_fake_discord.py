@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bot.sandbox import FakeDiscord, InteractionFailed, OptionRejected, eventually
+from fakediscord import FakeDiscord, InteractionFailed, OptionRejected, eventually
 
 PNG_BYTES = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -17,7 +17,7 @@ import yarl
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bot.sandbox import FakeDiscord, eventually
+from fakediscord import FakeDiscord, eventually
 
 ALL_INTENTS = (1 << 17) - 1  # every intent, privileged ones included: routing is what is tested here
 

@@ -1,4 +1,5 @@
-"""The modules of the ``bot`` and ``morph`` packages import each other without circles.
+"""The modules of each package import each other without circles, the packages import each other only
+downwards, and nothing the ``morph-worker`` entry point can reach imports discord.py.
 
 The graph is read from the source with ``ast``. Every import counts: at module level, inside functions
 (an import moved into a function to dodge a circle is still the same dependency) and under
@@ -104,6 +105,58 @@ def test_the_graph_is_read_as_python_imports_it():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize("package", ["bot", "morph"])
+PACKAGES = ["bot", "morph", "fakediscord", "testkit", "toykit", "bench"]
+
+#: Which of our packages each package may import (directly or inside functions). The product (``bot``,
+#: ``morph``) never imports the harness; the fake Discord imports nothing of ours.
+MAY_IMPORT = {
+    "morph": set(),
+    "bot": {"morph", "fakediscord"},  # the fake Discord: only the playground (bot/playground/)
+    "fakediscord": set(),
+    "testkit": {"fakediscord"},
+    "toykit": {"morph"},
+    "bench": {"bot", "morph", "fakediscord", "testkit", "toykit"},
+}
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every absolute module name that ``path`` imports (anywhere in it)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_circles(package):
     assert cycles(import_graph(package)) == []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_import_only_what_they_may(package):
+    ours = set(PACKAGES)
+    found = {(name, target.split(".")[0]) for name, path in modules(package).items()
+             for target in imported_names(path) if target.split(".")[0] in ours - {package}}
+    assert {(name, top) for name, top in found if top not in MAY_IMPORT[package]} == set()
+    if package == "bot":  # the fake Discord is the playground's, no other part of the bot's
+        assert {name for name, top in found if top == "fakediscord"} <= set(modules("bot/playground"))
+
+
+def test_nothing_the_worker_reaches_imports_discord():
+    """Every module of ``bot`` reachable from ``morph-worker``'s entry (any import, also inside functions)
+    imports neither discord.py nor the front's entry (``tests/test_worker_main.py`` runs it for real)."""
+    graph = import_graph("bot")
+    reached, todo = set(), ["bot.worker_main"]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(graph[name])
+    assert "bot.worker" in reached and "bot.store" in reached  # the walk itself
+    assert not reached & {"bot.main", "bot.bot", "bot.cogs", "bot.delivery", "bot.views", "bot.playground"}
+    paths = modules("bot")
+    assert {name for name in reached if any(target.split(".")[0] == "discord"
+                                            for target in imported_names(paths[name]))} == set()

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_cli_exits_even_when_a_thread_would_keep_the_process_alive():
     script = (
-        "import threading, bot.main as m\n"
-        "m.EXIT_GRACE_S = 0.5\n"
+        "import threading, bot.main as m, bot.startup\n"
+        "bot.startup.EXIT_GRACE_S = 0.5\n"
         "def main():\n"
         "    threading.Thread(target=threading.Event().wait, name='never-ends').start()\n"
         "    return 3\n"

@@ -99,7 +99,7 @@ def test_playground_defaults_to_toy_and_suggests_prompts_it_knows():
     from bot.config import Settings
     from bot.playground import load_morpher
     from bot.playground.app import examples
-    from morph import shapes
+    from toykit import shapes
 
     model = Settings.from_env({}, None, playground=True).model
     morpher, banner = load_morpher(model)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from morph import judge, models, shapes
+from morph import models
 from morph.models import TOY_DIR, load_pipeline, native_size
+from toykit import judge, shapes
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

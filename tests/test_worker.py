@@ -16,7 +16,7 @@ from PIL import Image
 from bot.result import JobResult
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
-from bot.sandbox import eventually
+from fakediscord import eventually
 from bot.store import Store, WorkerRun
 from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S

@@ -27,7 +27,7 @@ from morph.request import MorphError
 
 if TYPE_CHECKING:
     from bot.bot import MorphBot
-    from bot.sandbox import FakeChannel, FakeDiscord, FakeGuild
+    from fakediscord import FakeChannel, FakeDiscord, FakeGuild
     from morph import Morpher
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Playground:
         """Start everything; returns the page URL once the bot is connected and its commands are synced."""
         from bot.bot import MorphBot
         from bot.endpoints import use_discord_endpoints
-        from bot.sandbox import FakeDiscord
+        from fakediscord import FakeDiscord
 
         if not is_loopback(self.host) and not self.settings.playground_allow_remote:
             raise MorphError(f"PLAYGROUND_HOST={self.host} can be reached from other machines, and anyone there "

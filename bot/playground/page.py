@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.jobs import ACTIVE_STATES, STATES
-from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage
-from bot.sandbox.model import LOADING, permissions_value
+from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage
+from fakediscord.model import LOADING, permissions_value
 
 #: Jobs shown in the queue panel: active ones first, then the most recent finished ones.
 QUEUE_LIMIT = 12

@@ -42,7 +42,7 @@ from bot.playground import commands as cmdparse
 from bot.playground.guard import TOKEN_PLACEHOLDER, guard
 from bot.playground.page import PageView
 from bot.playground.problems import ApiProblem, json_response, problems
-from bot.sandbox import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
+from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox import FakeDiscord
+from fakediscord import FakeDiscord
 from e2e_helpers import Harness
 
 

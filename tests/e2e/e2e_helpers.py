@@ -12,8 +12,8 @@ from pathlib import Path
 from PIL import Image, ImageSequence
 
 from bot.messages import RESULT_MARKER_RE
-from bot.sandbox import FakeDiscord, FakeMessage, eventually
-from bot.sandbox.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
+from fakediscord import FakeDiscord, FakeMessage, eventually
+from testkit.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
 
 
 #: names discord.py gives the tasks that run event listeners, component callbacks and slash commands

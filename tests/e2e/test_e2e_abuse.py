@@ -3,7 +3,7 @@ hasty members, reactions that could flood a channel, and components that name an
 job of an older database."""
 from __future__ import annotations
 
-from bot.sandbox import eventually
+from fakediscord import eventually
 
 from e2e_helpers import job_id_of
 

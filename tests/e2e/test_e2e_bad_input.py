@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox import OptionRejected
+from fakediscord import OptionRejected
 from e2e_helpers import job_id_of
 
 ALL_STATES = ["queued", "running", "rendered", "delivered", "failed", "cancelled"]

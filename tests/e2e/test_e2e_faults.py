@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from bot.sandbox import InteractionFailed, eventually
+from fakediscord import InteractionFailed, eventually
 
 from e2e_helpers import gif_frames, job_id_of
 

@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from bot.sandbox import eventually
+from fakediscord import eventually
 from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages
 
 pytestmark = pytest.mark.slow  # each bot process imports torch

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bot.sandbox import eventually
+from fakediscord import eventually
 from e2e_helpers import gif_frames, job_id_of, png
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bot.sandbox import eventually
+from fakediscord import eventually
 from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages as results
 
 RESULT_POST = r"^/channels/\d+/messages$"

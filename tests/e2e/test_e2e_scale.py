@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from bot.sandbox import eventually
+from fakediscord import eventually
 from bot.sharding import shard_of
-from bot.sandbox.process import BotProcess
+from testkit.process import BotProcess
 from e2e_helpers import job_id_of, result_messages
 
 pytestmark = pytest.mark.slow  # six processes, each loading torch

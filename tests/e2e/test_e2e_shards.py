@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
-from bot.sandbox import eventually
+from fakediscord import eventually
 from bot.jobs import STATES
 from e2e_helpers import gif_frames, job_id_of, result_messages
 

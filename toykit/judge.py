@@ -1,4 +1,4 @@
-"""An independent judge of pictures of the shapes world (:mod:`morph.shapes`): which shape, which colour, on
+"""An independent judge of pictures of the shapes world (:mod:`toykit.shapes`): which shape, which colour, on
 which background. It measures instead of learning, so it needs no weights and no training:
 
 1. the **background** is the palette colour most of the picture's 2-pixel border is nearest to (shapes keep
@@ -9,8 +9,8 @@ which background. It measures instead of learning, so it needs no weights and no
    shape;
 3. its **colour** is the median of the patch's inner pixels (edges blend with the background);
 4. its **shape** is the outline that overlaps the patch best (intersection over union) when each of
-   :data:`~morph.shapes.SHAPES` is drawn into the patch's bounding box with the training pictures' own
-   drawing code (:func:`morph.shapes.shape_mask`).
+   :data:`~toykit.shapes.SHAPES` is drawn into the patch's bounding box with the training pictures' own
+   drawing code (:func:`toykit.shapes.shape_mask`).
 
 Probabilities are softmaxes of those measures (colour: squared RGB distance to each palette colour, scale
 :data:`COLOUR_SIGMA`; shape: IoU, temperature :data:`SHAPE_TEMPERATURE`). They are what "where does the
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from morph import shapes
+from toykit import shapes
 
 #: RGB distance scale of the colour probabilities (palette colours are >= 82 apart).
 COLOUR_SIGMA = 30.0
@@ -56,7 +56,7 @@ class Verdict:
         return {"shape": self.shape_probs, "colour": self.colour_probs, "background": self.background_probs}[attribute]
 
     def matches(self, wanted: dict[str, str], attributes=("shape", "colour", "background", "size")) -> bool:
-        """Whether every attribute in ``attributes`` that ``wanted`` names (see :func:`morph.shapes.parse`) is seen."""
+        """Whether every attribute in ``attributes`` that ``wanted`` names (see :func:`toykit.shapes.parse`) is seen."""
         return all(getattr(self, a) == wanted[a] for a in attributes if a in wanted)
 
 
@@ -101,7 +101,7 @@ def feature_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def progress(verdict: Verdict, a: dict[str, str], b: dict[str, str]) -> float | None:
-    """How far the picture has gone from prompt ``a`` to prompt ``b`` (both :func:`morph.shapes.parse` dicts),
+    """How far the picture has gone from prompt ``a`` to prompt ``b`` (both :func:`toykit.shapes.parse` dicts),
     by the judge's probabilities: for each of shape, colour and background that both name and that differ,
     p(b's value) / (p(a's value) + p(b's value)); the mean of those (None when no attribute differs)."""
     shares = []
@@ -141,7 +141,7 @@ def render_prompts(model, prompts: list[str], seeds: list[int], steps: int = 25,
 
 
 def held_out_prompts(seeds=range(8)) -> list[tuple[str, int]]:
-    """(prompt, seed) for every :data:`~morph.shapes.HELD_OUT` shape/colour pair and seed: a shape/colour
+    """(prompt, seed) for every :data:`~toykit.shapes.HELD_OUT` shape/colour pair and seed: a shape/colour
     pair training never drew, alone on odd seeds, on a background (each seed another) on even ones."""
     out = []
     names = list(shapes.COLOURS)

@@ -1,4 +1,4 @@
-"""The bot as its own OS process (``python -m bot``) pointed at a :class:`~bot.sandbox.FakeDiscord` running in
+"""The bot as its own OS process (``python -m bot``) pointed at a :class:`~fakediscord.FakeDiscord` running in
 this process: for end-to-end tests of what only a real process shows (signals, exit status, hangs at exit)
 and for benchmarks where the fake's own work must not share the bot's event loop."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from bot.sandbox.fake import FakeDiscord
+from fakediscord.fake import FakeDiscord
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def bot_env(fake: FakeDiscord, tmp: Path, **extra) -> dict:

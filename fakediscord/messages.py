@@ -1,7 +1,7 @@
 """Messages in the fake Discord: created, edited and deleted under Discord's rules, kept with their history.
 
 Every REST route and user action that makes or changes a message goes through :class:`MessageStore`, which
-validates it (:mod:`bot.sandbox.rules`), stores uploaded files, dispatches the gateway event, tells
+validates it (:mod:`fakediscord.rules`), stores uploaded files, dispatches the gateway event, tells
 subscribers, and wakes tests waiting in :meth:`~MessageStore.wait_for_message`.
 """
 from __future__ import annotations
@@ -10,16 +10,16 @@ import asyncio
 from typing import TYPE_CHECKING
 from collections.abc import Callable
 
-from bot.sandbox.model import (
+from fakediscord.model import (
     EPHEMERAL, IS_COMPONENTS_V2, LOADING, ApiError, Attachment, FakeMessage, compute_pings,
 )
-from bot.sandbox.rules import MAX_FILES, check_not_empty, validate_message_fields
-from bot.sandbox.state import DiscordState
+from fakediscord.rules import MAX_FILES, check_not_empty, validate_message_fields
+from fakediscord.state import DiscordState
 
 if TYPE_CHECKING:
-    from bot.sandbox.interaction import FakeInteraction
-    from bot.sandbox.objects import FakeChannel, FakeUser
-    from bot.sandbox.records import UploadedFile
+    from fakediscord.interaction import FakeInteraction
+    from fakediscord.objects import FakeChannel, FakeUser
+    from fakediscord.records import UploadedFile
 
 
 class MessageStore(DiscordState):

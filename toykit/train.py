@@ -1,15 +1,15 @@
-"""Train the ``toy`` model: a small Stable Diffusion that draws the coloured shapes of :mod:`morph.shapes`.
+"""Train the ``toy`` model: a small Stable Diffusion that draws the coloured shapes of :mod:`toykit.shapes`.
 
 The committed model was made by two runs (one thread each; their time is in bench/RESULTS.md)::
 
-    python -m morph.toy train --checkpoints /tmp/toy-ck      # VAE 1200 steps, then UNet 2000 steps
-    python -m morph.toy train --init-from morph/toy_model --seed 1 --unet-steps 2500 --unet-lr 6e-4
+    python -m toykit train --checkpoints /tmp/toy-ck      # VAE 1200 steps, then UNet 2000 steps
+    python -m toykit train --init-from morph/toy_model --seed 1 --unet-steps 2500 --unet-lr 6e-4
 
 and is checked by::
 
-    python -m morph.toy eval [--model PATH] [--trained 32]   # the judge's score on held-out shape/colour pairs
+    python -m toykit eval [--model PATH] [--trained 32]   # the judge's score on held-out shape/colour pairs
 
-A smoke run: ``python -m morph.toy train --out /tmp/t --vae-steps 20 --unet-steps 20 --scenes 500``.
+A smoke run: ``python -m toykit train --out /tmp/t --vae-steps 20 --unet-steps 20 --scenes 500``.
 
 The result is an ordinary diffusers Stable Diffusion 1.x pipeline folder (``save_pretrained``, safetensors in
 float16 to halve the size): CLIP text encoder + its tokenizer, ``AutoencoderKL``, ``UNet2DConditionModel``,
@@ -24,14 +24,14 @@ a 2-layer CLIP text encoder of width 64 with the generated BPE tokenizer
 
 Training, seeded end to end (same seed, same machine type: same weights):
 
-1. draw ``--scenes`` random scenes (:func:`morph.shapes.random_scene`, never a :data:`~morph.shapes.HELD_OUT`
+1. draw ``--scenes`` random scenes (:func:`toykit.shapes.random_scene`, never a :data:`~toykit.shapes.HELD_OUT`
    shape/colour pair);
 2. train the VAE to reconstruct random 32-pixel crops of them (MSE + a small KL term; fully convolutional,
    so crops teach it whole pictures at a quarter of the cost), then encode every picture once (the
    posterior mean) and set ``scaling_factor`` to 1/std of those latents, as SD does;
 3. train the UNet and the text encoder together on the latents: SD 1.x's noise schedule and epsilon
    target, min-SNR-5 loss weighting (faster convergence), a fresh prompt per picture each time it is seen
-   (:func:`morph.shapes.describe` leaves words out at random, so "a circle" means any colour), 10% empty
+   (:func:`toykit.shapes.describe` leaves words out at random, so "a circle" means any colour), 10% empty
    prompts (for classifier-free guidance), AdamW with warm-up and cosine decay, and an exponential moving
    average of the weights, which is what gets saved.
 
@@ -59,7 +59,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from morph import shapes
+from toykit import shapes
 from morph.builtin import SD_SCHEDULER, build_tokenizer, generated_tokenizer_dir
 from morph.models import TOY_DIR
 from morph.request import CLIP_MAX_TOKENS
@@ -355,7 +355,7 @@ def _count(model) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m morph.toy", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m toykit", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the toy model (see the module docstring)")
     t.add_argument("--out", default=TOY_DIR, help="pipeline folder to write (default: the committed model's)")
@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     if args.command == "train":
         train(args)
     else:
-        from morph import judge
+        from toykit import judge
 
         report = {"held_out": judge.score_model(args.model, judge.held_out_prompts(range(args.seeds)))}
         if args.trained:

@@ -1,14 +1,14 @@
 """FakeDiscord's part that builds the world: users, guilds, the application's team, DM channels.
 
 ``fake.add_guild``, ``fake.add_user``, ``fake.set_team``…; the objects themselves are in
-:mod:`bot.sandbox.objects`. A guild built before the bot connects arrives in GUILD_CREATE; later additions
+:mod:`fakediscord.objects`. A guild built before the bot connects arrives in GUILD_CREATE; later additions
 are dispatched (GUILD_ROLE_CREATE, CHANNEL_CREATE, GUILD_MEMBER_ADD).
 """
 from __future__ import annotations
 
-from bot.sandbox.model import GUILDS, OptionRejected
-from bot.sandbox.objects import FakeChannel, FakeGuild, FakeUser
-from bot.sandbox.state import DiscordState
+from fakediscord.model import GUILDS, OptionRejected
+from fakediscord.objects import FakeChannel, FakeGuild, FakeUser
+from fakediscord.state import DiscordState
 
 
 class World(DiscordState):

@@ -1,7 +1,7 @@
 """Plain data of the fake Discord: ids, clock, permissions, shards, API errors, attachments, messages.
 
-Nothing here does I/O; :mod:`bot.sandbox.fake` serves it over HTTP and the gateway, and
-:mod:`bot.sandbox.rules` holds the limits Discord checks. Payload shapes follow the Discord API v10
+Nothing here does I/O; :mod:`fakediscord.fake` serves it over HTTP and the gateway, and
+:mod:`fakediscord.rules` holds the limits Discord checks. Payload shapes follow the Discord API v10
 reference (the subset discord.py 2.7 reads).
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """REST handlers: the bot user, other users, the application, the gateway URL, commands, guilds."""
 from __future__ import annotations
 
-from bot.sandbox.model import ApiError
-from bot.sandbox.rules import validate_commands
-from bot.sandbox.state import DiscordState
-from bot.sandbox.objects import FakeUser
+from fakediscord.model import ApiError
+from fakediscord.rules import validate_commands
+from fakediscord.state import DiscordState
+from fakediscord.objects import FakeUser
 
 
 class ApplicationRoutes(DiscordState):

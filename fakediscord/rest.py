@@ -1,6 +1,6 @@
 """The fake's REST front: the route table, reading requests, auth, recording, faults and limits, 404s.
 
-The handlers live in :mod:`bot.sandbox.routes` (one module per area); this module decides which one runs
+The handlers live in :mod:`fakediscord.routes` (one module per area); this module decides which one runs
 and turns its result (a dict/list, None, or an ApiError) into Discord's answer.
 """
 from __future__ import annotations
@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.sandbox.model import ApiError
-from bot.sandbox.records import RecordedRequest, UploadedFile
-from bot.sandbox.routes.application import ApplicationRoutes
-from bot.sandbox.routes.channels import ChannelRoutes
-from bot.sandbox.routes.interactions import InteractionRoutes
+from fakediscord.model import ApiError
+from fakediscord.records import RecordedRequest, UploadedFile
+from fakediscord.routes.application import ApplicationRoutes
+from fakediscord.routes.channels import ChannelRoutes
+from fakediscord.routes.interactions import InteractionRoutes
 
 if TYPE_CHECKING:
-    from bot.sandbox.state import Route
+    from fakediscord.state import Route
 
-log = logging.getLogger("bot.sandbox")
+log = logging.getLogger("fakediscord")
 
 
 @dataclass
@@ -44,8 +44,8 @@ def json_response(status: int, obj: Any, headers: dict | None = None) -> web.Res
 
 
 class RestServer(ApplicationRoutes, InteractionRoutes, ChannelRoutes):
-    """FakeDiscord's HTTP front, over the handlers of :mod:`bot.sandbox.routes` (a mixin: the state it
-    shares is declared in :class:`~bot.sandbox.state.DiscordState`)."""
+    """FakeDiscord's HTTP front, over the handlers of :mod:`fakediscord.routes` (a mixin: the state it
+    shares is declared in :class:`~fakediscord.state.DiscordState`)."""
 
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
         rx = re.compile(path_regex)

@@ -6,9 +6,9 @@ after 15 minutes on ``fake.clock`` (50027).
 """
 from __future__ import annotations
 
-from bot.sandbox.interaction import FakeInteraction
-from bot.sandbox.model import EPHEMERAL, INTERACTION_DEADLINE_S, LOADING, ApiError, FakeMessage
-from bot.sandbox.state import DiscordState
+from fakediscord.interaction import FakeInteraction
+from fakediscord.model import EPHEMERAL, INTERACTION_DEADLINE_S, LOADING, ApiError, FakeMessage
+from fakediscord.state import DiscordState
 
 
 class InteractionRoutes(DiscordState):

@@ -1,6 +1,6 @@
 """FakeDiscord: the fake Discord server assembled from its parts, with all of its state and its lifecycle.
 
-See :mod:`bot.sandbox` for the layout and docs/fake-discord.md for the test API. Everything runs on the
+See :mod:`fakediscord` for the layout and docs/fake-discord.md for the test API. Everything runs on the
 caller's asyncio loop.
 """
 from __future__ import annotations
@@ -17,16 +17,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.sandbox.actions import UserActions
-from bot.sandbox.faults import Faults
-from bot.sandbox.gateway import Gateway
-from bot.sandbox.messages import MessageStore
-from bot.sandbox.model import Clock, Snowflakes
-from bot.sandbox.objects import FakeUser
-from bot.sandbox.rest import RestServer
-from bot.sandbox.world import World
+from fakediscord.actions import UserActions
+from fakediscord.faults import Faults
+from fakediscord.gateway import Gateway
+from fakediscord.messages import MessageStore
+from fakediscord.model import Clock, Snowflakes
+from fakediscord.objects import FakeUser
+from fakediscord.rest import RestServer
+from fakediscord.world import World
 
-log = logging.getLogger("bot.sandbox")
+log = logging.getLogger("fakediscord")
 
 
 async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
@@ -45,8 +45,8 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interva
 class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer):
     """A small Discord: REST v10 and the gateway on 127.0.0.1, with the rules a bot must follow.
 
-    Each base class adds the methods of one concern (see :mod:`bot.sandbox`); the attributes they share are
-    declared in :class:`~bot.sandbox.state.DiscordState` and created here, in ``__init__``.
+    Each base class adds the methods of one concern (see :mod:`fakediscord`); the attributes they share are
+    declared in :class:`~fakediscord.state.DiscordState` and created here, in ``__init__``.
     """
 
     def __init__(self, *, bot_name: str = "morph-bot") -> None:

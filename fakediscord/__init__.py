@@ -9,14 +9,14 @@ The guide to the test API, the rules enforced, and where each part lives is docs
 :class:`FakeDiscord` is one object assembled from mixins, one concern per module (world, actions,
 messages, gateway, faults, rest, routes/…): tests use one flat API and the parts share one world, so
 mixins keep every method where its concern is without a forwarding layer; the shared state is declared in
-:class:`~bot.sandbox.state.DiscordState` and created in ``FakeDiscord.__init__``. The plain data they hold
+:class:`~fakediscord.state.DiscordState` and created in ``FakeDiscord.__init__``. The plain data they hold
 (model, objects, records) lives in modules that import no part, so nothing imports in a circle.
 """
-from bot.sandbox.fake import FakeDiscord, eventually
-from bot.sandbox.interaction import FakeInteraction, InteractionFailed
-from bot.sandbox.model import ApiError, Attachment, Clock, FakeMessage, OptionRejected
-from bot.sandbox.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
-from bot.sandbox.records import FaultRule, GatewaySession, RateLimit, RecordedRequest, UploadedFile
+from fakediscord.fake import FakeDiscord, eventually
+from fakediscord.interaction import FakeInteraction, InteractionFailed
+from fakediscord.model import ApiError, Attachment, Clock, FakeMessage, OptionRejected
+from fakediscord.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from fakediscord.records import FaultRule, GatewaySession, RateLimit, RecordedRequest, UploadedFile
 
 __all__ = [
     "eventually", "ApiError", "Attachment", "Clock", "FakeChannel", "FakeDiscord", "FakeGuild", "FakeInteraction",

@@ -1,8 +1,8 @@
 """Records the fake's parts keep: REST requests and uploads, injected faults and rate limits, gateway
 sessions and connections.
 
-Plain data, kept apart from the parts that fill them (:mod:`~bot.sandbox.rest`, :mod:`~bot.sandbox.faults`,
-:mod:`~bot.sandbox.gateway`) so that :class:`~bot.sandbox.state.DiscordState` can name their types without
+Plain data, kept apart from the parts that fill them (:mod:`~fakediscord.rest`, :mod:`~fakediscord.faults`,
+:mod:`~fakediscord.gateway`) so that :class:`~fakediscord.state.DiscordState` can name their types without
 an import circle.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.model import shard_of
+from fakediscord.model import shard_of
 
 
 # REST ----------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The state every part of the fake Discord shares, declared once.
 
-:class:`~bot.sandbox.fake.FakeDiscord` is assembled from mixins, one concern per module; they all read and
+:class:`~fakediscord.fake.FakeDiscord` is assembled from mixins, one concern per module; they all read and
 write one world. :class:`DiscordState` is their common base: it declares that world's attributes (created
 in ``FakeDiscord.__init__``) and the methods one part calls on another, so that readers and the type
 checker see what a mixin may use. It holds no code. What the world objects (guilds, interactions) use
-of it is :class:`~bot.sandbox.objects.Host`, its base: they are built by the parts and cannot import them.
+of it is :class:`~fakediscord.objects.Host`, its base: they are built by the parts and cannot import them.
 Types come from the leaf modules (model, objects, records, interaction) only, so nothing here imports a
 part.
 """
@@ -16,15 +16,15 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.sandbox.objects import Host
+from fakediscord.objects import Host
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.sandbox.interaction import FakeInteraction
-    from bot.sandbox.model import Attachment, FakeMessage
-    from bot.sandbox.objects import FakeChannel, FakeGuild, FakeUser
-    from bot.sandbox.records import (
+    from fakediscord.interaction import FakeInteraction
+    from fakediscord.model import Attachment, FakeMessage
+    from fakediscord.objects import FakeChannel, FakeGuild, FakeUser
+    from fakediscord.records import (
         FaultRule, GatewayConnection, GatewaySession, RateLimit, RecordedRequest, UploadedFile,
     )
 
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 
 class DiscordState(Host):
-    """The attributes and cross-part methods of :class:`~bot.sandbox.fake.FakeDiscord` (see the module);
+    """The attributes and cross-part methods of :class:`~fakediscord.fake.FakeDiscord` (see the module);
     those the world objects use too (``clock``, ``ids``, ``bot_user``, ``channels``, ``add_user``…) are
-    declared in :class:`~bot.sandbox.objects.Host`, which this extends."""
+    declared in :class:`~fakediscord.objects.Host`, which this extends."""
 
     # the world (its clock, ids, bot_user and channels: see Host) -------------------------------------------
     application_id: int

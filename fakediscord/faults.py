@@ -1,7 +1,7 @@
 """Faults and rate limits a test injects into the fake's REST API: errors, lost answers, delays, 429s.
 
 A 429 carries Discord's headers and JSON ``retry_after``, so discord.py's own rate-limit handling retries.
-:class:`~bot.sandbox.rest.RestServer` consults these rules before (and, for ``apply=True``, after)
+:class:`~fakediscord.rest.RestServer` consults these rules before (and, for ``apply=True``, after)
 running a request.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import secrets
 
 from aiohttp import web
 
-from bot.sandbox.records import FaultRule, RateLimit
-from bot.sandbox.rest import json_response
-from bot.sandbox.state import DiscordState
+from fakediscord.records import FaultRule, RateLimit
+from fakediscord.rest import json_response
+from fakediscord.state import DiscordState
 
 
 class Faults(DiscordState):

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.model import (
+from fakediscord.model import (
     DIRECT_MESSAGE_REACTIONS, DIRECT_MESSAGES, GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, GUILD_MESSAGES, GUILDS,
     MESSAGE_CONTENT, FakeMessage, emoji_payload, identify_shard,
 )
-from bot.sandbox.records import GatewayConnection, GatewaySession
-from bot.sandbox.state import DiscordState
+from fakediscord.records import GatewayConnection, GatewaySession
+from fakediscord.state import DiscordState
 
 if TYPE_CHECKING:
-    from bot.sandbox.objects import FakeGuild
+    from fakediscord.objects import FakeGuild
 
 
 class Gateway(DiscordState):

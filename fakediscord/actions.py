@@ -10,13 +10,13 @@ import asyncio
 from typing import Any
 from collections.abc import Iterable
 
-from bot.sandbox.interaction import FakeInteraction
-from bot.sandbox.model import (
+from fakediscord.interaction import FakeInteraction
+from fakediscord.model import (
     ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, FakeMessage,
     OptionRejected, compute_pings,
 )
-from bot.sandbox.state import DiscordState
-from bot.sandbox.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from fakediscord.state import DiscordState
+from fakediscord.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 
 
 def _option_names(kwargs: dict) -> dict:

@@ -1,14 +1,14 @@
 """Discord's validation rules for the fake: limits on messages (content, embeds, components, allowed
 mentions, files) and on application command sync.
 
-Each check raises :class:`~bot.sandbox.model.ApiError` with the status, code and error body Discord
+Each check raises :class:`~fakediscord.model.ApiError` with the status, code and error body Discord
 answers with (usually 400 / 50035 Invalid Form Body), and a ``rule`` naming what the bot broke.
 """
 from __future__ import annotations
 
 import re
 
-from bot.sandbox.model import IS_COMPONENTS_V2, ApiError
+from fakediscord.model import IS_COMPONENTS_V2, ApiError
 
 
 def form_error(errors: dict, rule: str) -> ApiError:

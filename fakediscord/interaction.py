@@ -5,10 +5,10 @@ import asyncio
 import secrets
 from typing import TYPE_CHECKING
 
-from bot.sandbox.model import INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, FakeMessage
+from fakediscord.model import INTERACTION_DEADLINE_S, INTERACTION_TOKEN_TTL_S, FakeMessage
 
 if TYPE_CHECKING:
-    from bot.sandbox.objects import FakeChannel, FakeMember, FakeUser, Host
+    from fakediscord.objects import FakeChannel, FakeMember, FakeUser, Host
 
 
 class InteractionFailed(AssertionError):

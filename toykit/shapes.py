@@ -1,7 +1,7 @@
 """The synthetic world of the ``toy`` model: one flat shape on a flat background, and the words for it.
 
-Used by the training script (:mod:`morph.toy`, which draws its training pictures here) and by the judge
-(:mod:`morph.judge`, which checks rendered pictures against the same drawings), so both agree on what
+Used by the training script (:mod:`toykit.train`, which draws its training pictures here) and by the judge
+(:mod:`toykit.judge`, which checks rendered pictures against the same drawings), so both agree on what
 "a big red star on a blue background" looks like.
 
 A scene is a shape (:data:`SHAPES`) of one colour (:data:`COLOURS`) drawn into a square box of side

@@ -1,6 +1,6 @@
 """What exists in the fake Discord: users, roles, channels, members and guilds.
 
-The objects carry Discord's payload shapes and permission arithmetic; :class:`~bot.sandbox.world.World`
+The objects carry Discord's payload shapes and permission arithmetic; :class:`~fakediscord.world.World`
 (``fake.add_guild``, ``fake.add_user``…) builds them. A guild builds its own channels, roles and members
 (``guild.add_channel``…) and reaches the fake through :class:`Host`.
 """
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from bot.sandbox.model import (
+from fakediscord.model import (
     ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, Clock,
     FakeMessage, Snowflakes, iso, permissions_value,
 )
@@ -19,7 +19,7 @@ from bot.sandbox.model import (
 class Host(Protocol):
     """The FakeDiscord as the objects it holds (guilds, interactions) see it: what they read and call.
 
-    :class:`~bot.sandbox.state.DiscordState`, the base of FakeDiscord's parts, extends it with the rest of
+    :class:`~fakediscord.state.DiscordState`, the base of FakeDiscord's parts, extends it with the rest of
     the shared state. It is declared here, next to the objects, because they must not import the fake or
     its state, which name them."""
 

@@ -9,12 +9,12 @@ import re
 
 from typing import TYPE_CHECKING
 
-from bot.sandbox.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
-from bot.sandbox.state import DiscordState
-from bot.sandbox.objects import P
+from fakediscord.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
+from fakediscord.state import DiscordState
+from fakediscord.objects import P
 
 if TYPE_CHECKING:
-    from bot.sandbox.objects import FakeChannel
+    from fakediscord.objects import FakeChannel
 
 
 class ChannelRoutes(DiscordState):

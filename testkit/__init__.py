@@ -1,0 +1,3 @@
+"""What tests and benchmarks share and the product never imports: a throwaway PostgreSQL server
+(:mod:`testkit.postgres`) and the bot as its own OS process against a fake Discord (:mod:`testkit.process`).
+Not installed with the product: run from the repository root (pytest and ``python -m bench…`` both do)."""

@@ -1,0 +1,3 @@
+from toykit.train import main
+
+raise SystemExit(main())
