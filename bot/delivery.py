@@ -25,7 +25,6 @@ from bot.interactions import NO_PINGS
 from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
-from morph.request import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.artifacts import Artifacts
@@ -216,8 +215,8 @@ class Delivery:
         for job_id in [j for j in self._shown if j not in running]:
             self._shown.pop(job_id)
         for job in running.values():
-            progress = Progress(**{k: v for k, v in job.progress.items() if k != "eta_s"}) if job.progress else None
-            text = msg.rendering_text(job.id, job.request, job.user_id, progress, (job.progress or {}).get("eta_s"))
+            p = job.progress
+            text = msg.rendering_text(job.id, job.request, job.user_id, p.render if p else None, p.eta_s if p else None)
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text
                 self._queued_text.pop(job.id, None)

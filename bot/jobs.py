@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
-from bot.result import JobResult
+from bot.result import JobProgress, JobResult
 from morph.request import MorphError, RenderRequest
 
 
@@ -82,8 +82,8 @@ class Job:
     #: who renders it: MORPH_WORKER_ID, and the run of that worker (new at every start)
     worker_id: str | None = None
     run_id: str | None = None
-    #: the worker's latest progress (stage, frames_done, frames_total, step, steps, fraction, eta_s)
-    progress: dict | None = None
+    #: the worker's latest progress (None before its first heartbeat with progress)
+    progress: JobProgress | None = None
     cancelled_by: int | None = None
     artifacts_purged_at: float | None = None
     deleted_at: float | None = None
@@ -105,7 +105,7 @@ class Job:
         d["state"] = JobState(d["state"])
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
         d["result"] = JobResult.from_json(d["result"]) if d["result"] else None
-        d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
+        d["progress"] = JobProgress.from_json(d["progress"]) if d.get("progress") else None
         d["boomerang"] = bool(d["boomerang"])
         return cls(**d)
 

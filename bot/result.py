@@ -1,4 +1,5 @@
-"""What a rendered job's row holds about its render: :class:`JobResult`, one typed, versioned record.
+"""What a job's row holds about its render: :class:`JobResult`, one typed, versioned record of the
+outcome, and :class:`JobProgress`, the latest progress of a running job.
 
 The worker builds it (:func:`bot.render_output.render_files`), the store writes it as JSON
 (:meth:`JobResult.to_json`) and parses it once where the row is read (:meth:`bot.jobs.Job.from_row` →
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from morph.request import Progress
 
 #: The shape :meth:`JobResult.to_json` writes and :meth:`JobResult.from_json` reads.
 RESULT_VERSION = 1
@@ -134,3 +137,38 @@ class JobResult:
             model=d["model"],
             unet_evals=d["unet_evals"],
         )
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A running job's latest progress as its worker records it with each heartbeat and the fronts show
+    it: the render's :class:`morph.request.Progress` and the estimated seconds left (None: too early)."""
+
+    stage: str
+    frames_done: int
+    frames_total: int
+    step: int
+    steps: int
+    fraction: float
+    eta_s: float | None = None
+
+    @classmethod
+    def of(cls, p: Progress, eta_s: float | None) -> JobProgress:
+        return cls(p.stage, p.frames_done, p.frames_total, p.step, p.steps, p.fraction, eta_s)
+
+    @property
+    def render(self) -> Progress:
+        return Progress(self.frames_done, self.frames_total, self.step, self.steps, self.fraction, self.stage)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobProgress:
+        d = json.loads(text)
+        try:
+            return cls(stage=str(d["stage"]), frames_done=int(d["frames_done"]), frames_total=int(d["frames_total"]),
+                       step=int(d["step"]), steps=int(d["steps"]), fraction=float(d["fraction"]),
+                       eta_s=None if d["eta_s"] is None else float(d["eta_s"]))
+        except (TypeError, KeyError, ValueError) as e:
+            raise ResultFormatError(f"not a job's progress: {e}") from e

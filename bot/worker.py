@@ -41,6 +41,7 @@ from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
 from bot.jobs import Job, JobState
 from bot.render_output import failure_reason, free_gpu_memory, render_files
+from bot.result import JobProgress
 from bot.store import LOST, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
 from morph.request import Cancelled, MorphError, Progress, RenderResult
@@ -86,7 +87,7 @@ class WorkerStore(Protocol):
 
     async def claim(self, run: WorkerRun, now: float | None = ...) -> Job | None: ...
 
-    async def heartbeat(self, job_id: int, run: WorkerRun, progress: dict | None = ...,
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = ...,
                         now: float | None = ...) -> JobState | Literal["lost"] | None: ...
 
     async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...) -> bool: ...
@@ -401,7 +402,7 @@ class _ProgressState:
     def update(self, progress: Progress) -> None:
         self.latest = progress
 
-    def take(self, now: float) -> dict | None:
+    def take(self, now: float) -> JobProgress | None:
         """The progress to record (with its ETA), or None when nothing new happened since the last one."""
         p = self.latest
         if p is None or p is self.sent:
@@ -409,7 +410,6 @@ class _ProgressState:
         self.sent = p
         elapsed = now - (self.render_started or now)
         eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
-        return {"stage": p.stage, "frames_done": p.frames_done, "frames_total": p.frames_total, "step": p.step,
-                "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
+        return JobProgress.of(p, eta)
 
 

@@ -27,3 +27,15 @@ def test_other_shapes_are_refused(change):
     d = {k: v for k, v in d.items() if v is not None}
     with pytest.raises(ResultFormatError):
         JobResult.from_json(json.dumps(d))
+
+
+def test_progress_round_trip_and_the_render_progress_it_carries():
+    from bot.result import JobProgress
+    from morph.request import Progress
+
+    rendered = Progress(frames_done=4, frames_total=16, step=3, steps=8, fraction=0.3, stage="denoise")
+    p = JobProgress.of(rendered, eta_s=12.5)
+    assert JobProgress.from_json(p.to_json()) == p and p.render == rendered and p.eta_s == 12.5
+    assert json.loads(JobProgress.of(rendered, None).to_json())["eta_s"] is None
+    with pytest.raises(ResultFormatError):
+        JobProgress.from_json(json.dumps({"stage": "denoise"}))

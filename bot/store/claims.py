@@ -2,14 +2,13 @@
 workers, and the render's outcome (rendered, failed, back to the queue)."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Literal, NamedTuple
 from collections.abc import Iterable
 
 from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL
 from bot.jobs import Job, JobState, sql_list
-from bot.result import JobResult
+from bot.result import JobProgress, JobResult
 from bot.store.base import StoreBase, ensure_guild_row, marks
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class WorkerClaims(StoreBase):
             tx.notify(JOBS_CHANNEL)
         return self._job(row)
 
-    async def heartbeat(self, job_id: int, run: WorkerRun, progress: dict | None = None,
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = None,
                         now: float | None = None) -> JobState | Literal["lost"] | None:
         """Record that ``run`` still renders ``job_id`` (and its latest ``progress``, shown by the fronts);
         return the job's state: anything but ``running`` means it was cancelled meanwhile, so the worker
@@ -77,7 +76,7 @@ class WorkerClaims(StoreBase):
                     await tx.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", now, job_id)
                 else:
                     await tx.execute("UPDATE jobs SET heartbeat_at = ?, progress = ? WHERE id = ?",
-                                     now, json.dumps(progress), job_id)
+                                     now, progress.to_json(), job_id)
                     tx.notify(JOBS_CHANNEL)
         return state
 
