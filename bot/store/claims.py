@@ -149,7 +149,9 @@ class WorkerClaims(StoreBase):
         now = self._now(now)
         async with self.db.transaction() as tx:
             job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = ?", job_id)
-            name = f"{job_id}-{job['token']}" if job and job["token"] else str(job_id)
+            if job is None:
+                return False
+            name = f"{job_id}-{job['token']}"  # Job.folder_name
             n = await tx.execute(
                 f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = ?, result = ?, artifact_dir = ?, "
                 f"error = NULL, next_delivery_at = NULL WHERE id = ? AND state = '{JobState.RUNNING}' AND "
