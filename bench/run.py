@@ -114,7 +114,7 @@ def run_model(args, cfg: dict) -> int:
             return 2
         size = cfg["size"] or morpher.native_size
         base = morpher.profile.fill(RenderRequest(
-            [args.prompts[0], args.prompts[1]], frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
+            [args.prompt_a, args.prompt_b], frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
             guidance=cfg["guidance"], scheduler=cfg["scheduler"], pacing="uniform",
             candidates=min(5, cfg["frames"])).validate())
     except MorphError as err:
