@@ -119,18 +119,19 @@ class DatabaseArtifacts:
 
         try:
             async with self.db.transaction() as tx:
-                await tx.execute("DELETE FROM artifacts WHERE job_id = ?", job.id)
+                await tx.execute("DELETE FROM artifacts WHERE job_id = $1", job.id)
                 for name, data in files.items():
-                    await tx.execute("INSERT INTO artifacts (job_id, name, data) VALUES (?, ?, ?)", job.id, name, data)
+                    await tx.execute("INSERT INTO artifacts (job_id, name, data) VALUES ($1, $2, $3)",
+                                     job.id, name, data)
         except (asyncpg.DiskFullError, asyncpg.OutOfMemoryError) as e:
             raise StorageFull(errno.ENOSPC, f"the database {self.db.name} has no room: {e}") from e
 
     async def read(self, job: Job, name: str) -> bytes | None:
-        rows = await self.db.fetch("SELECT data FROM artifacts WHERE job_id = ? AND name = ?", job.id, name)
+        rows = await self.db.fetch("SELECT data FROM artifacts WHERE job_id = $1 AND name = $2", job.id, name)
         return bytes(rows[0]["data"]) if rows else None
 
     async def delete(self, job: Job) -> None:
-        await self.db.execute("DELETE FROM artifacts WHERE job_id = ?", job.id)
+        await self.db.execute("DELETE FROM artifacts WHERE job_id = $1", job.id)
 
     delete_unclaimed = delete
 

@@ -49,8 +49,8 @@ async def test_0005_turns_the_untyped_results_into_version_1_records(target, tmp
         for result in (FLAT_BOTH, FLAT_GIF_ONLY, None):
             await database.execute(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, upload_limit, "
-                "token, artifact_dir, output_format, result) VALUES (1, 2, 3, ?, ?, 10, 1000, 'feedbeef', ?, "
-                "'gif', ?)", "queued" if result is None else "delivered", request,
+                "token, artifact_dir, output_format, result) VALUES (1, 2, 3, $1, $2, 10, 1000, 'feedbeef', $3, "
+                "'gif', $4)", "queued" if result is None else "delivered", request,
                 None if result is None else "x", None if result is None else json.dumps(result))
     finally:
         await database.close()
@@ -89,7 +89,7 @@ async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_l
         for request, folder in ((plain, "/srv/morph/data/1"), (chain, None)):
             await database.execute(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, upload_limit, "
-                "artifact_dir) VALUES (1, 2, 3, 'queued', ?, 10, 1000, ?)", json.dumps(request), folder)
+                "artifact_dir) VALUES (1, 2, 3, 'queued', $1, 10, 1000, $2)", json.dumps(request), folder)
     finally:
         await database.close()
 

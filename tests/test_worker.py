@@ -202,7 +202,7 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     # it raise a plain ValueError (not a MorphError): both must fail just their own job.
     for job, key, value in ((bad_engine, "scheduler", "euler_a"), (bad_bug, "guidance", "abc")):
         request = {**job.request.to_dict(), key: value}
-        await store.db.execute("UPDATE jobs SET request = ? WHERE id = ?", json.dumps(request), job.id)
+        await store.db.execute("UPDATE jobs SET request = $1 WHERE id = $2", json.dumps(request), job.id)
     await worker.start()
     try:
         await watch.wait_for(good.id, "rendered")
@@ -436,7 +436,7 @@ async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, se
     try:
         await watch.wait_for(dead.id, "rendered", timeout=60)
         assert (await store.get(alive.id)).state == "running"  # its heartbeat is fresh: not taken
-        await store.db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", time.time() - 300, alive.id)
+        await store.db.execute("UPDATE jobs SET heartbeat_at = $1 WHERE id = $2", time.time() - 300, alive.id)
         worker._last_recover = 0.0  # the next look at the queue recovers again (every 30 s otherwise)
         worker.wake()
         await watch.wait_for(alive.id, "rendered", timeout=60)

@@ -3,8 +3,9 @@
 :func:`open_database` connects and applies the numbered migrations of its dialect (``migrations/sqlite/``,
 ``migrations/postgres/``). :class:`Database` is what the Store works with: transactions, reads, and
 notifications to other processes. Everything that differs between the two databases lives in this
-package: connecting, placeholders (callers write ``?``), migrations, how claims lock rows, and
-LISTEN/NOTIFY (PostgreSQL) versus waking only this process (SQLite, where other processes poll).
+package: connecting, binding parameters (the Store writes ``$1, $2, …``, which both run as written),
+migrations, how claims lock rows, and LISTEN/NOTIFY (PostgreSQL) versus waking only this process (SQLite,
+where other processes poll).
 """
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import urllib.parse
@@ -29,13 +28,6 @@ MIGRATE_LOCK = 0x6D6F7270_68000001
 SERIALIZE_LOCKS = {"claims": 0x6D6F7270_68000002, "queue": 0x6D6F7270_68000003, "picks": 0x6D6F7270_68000004}
 CONNECT_TIMEOUT_S = 10.0
 LISTEN_RETRY_S = 5.0
-
-
-@functools.lru_cache(maxsize=512)
-def numbered(sql: str) -> str:
-    """``?`` placeholders → ``$1, $2, …`` (the Store's SQL has no ``?`` inside string literals)."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
 
 
 def _rowcount(status: str) -> int:
@@ -59,10 +51,10 @@ class PgTx(Tx):
         self.notifications: set[str] = set()
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
-        return [dict(r) for r in await self.conn.fetch(numbered(sql), *params)]
+        return [dict(r) for r in await self.conn.fetch(sql, *params)]
 
     async def execute(self, sql: str, *params: Any) -> int:
-        return _rowcount(await self.conn.execute(numbered(sql), *params))
+        return _rowcount(await self.conn.execute(sql, *params))
 
     def notify(self, channel: str) -> None:
         self.notifications.add(channel)
@@ -110,7 +102,7 @@ class PostgresDatabase(Database):
                     await conn.execute(f"NOTIFY {channel}")
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
-        return [dict(r) for r in await self.pool.fetch(numbered(sql), *params)]
+        return [dict(r) for r in await self.pool.fetch(sql, *params)]
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         first = channel not in self._subscribers

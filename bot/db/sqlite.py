@@ -26,16 +26,22 @@ BUSY_TIMEOUT_MS = 10_000
 MIN_SQLITE = (3, 35, 0)
 
 
+def _named(params: tuple[Any, ...]) -> dict[str, Any]:
+    """The parameters of a statement written with ``$1, $2, …`` (see ``bot.db``): SQLite runs those as
+    named parameters "1", "2", …, so the same SQL text runs on both databases, unchanged."""
+    return {str(n): value for n, value in enumerate(params, 1)}
+
+
 class SqliteTx(Tx):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
         self.notifications: set[str] = set()
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
-        return [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
+        return [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
 
     async def execute(self, sql: str, *params: Any) -> int:
-        return (await self.conn.execute(sql, params)).rowcount  # one trip to the connection's thread
+        return (await self.conn.execute(sql, _named(params))).rowcount  # one trip to the connection's thread
 
     def notify(self, channel: str) -> None:
         self.notifications.add(channel)
@@ -85,7 +91,7 @@ class SqliteDatabase(Database):
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         async with self._lock:
-            return [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
+            return [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         self._subscribers.setdefault(channel, []).append(callback)

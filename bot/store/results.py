@@ -30,16 +30,17 @@ class Results(StoreBase):
         async with self.db.transaction() as tx:
             await tx.serialize("picks")
             job = await self._job_in_tx(tx, job_id)
-            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", job.guild_id, user_id):
+            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2", job.guild_id, user_id):
                 raise Refused("You are banned from using /morph in this server.")
             self._check_frame(job, frame)
             last = await tx.fetchval("SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
-                                     "WHERE p.user_id = ? AND j.guild_id = ?", user_id, job.guild_id)
+                                     "WHERE p.user_id = $1 AND j.guild_id = $2", user_id, job.guild_id)
             wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
             if wait > 0:
                 raise Refused(f"Slow down: you can pick again in {max(1, round(wait))} s.")
             new = await tx.fetch("INSERT INTO picks (job_id, user_id, frame, source, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, user_id, frame) DO NOTHING RETURNING id",
+                                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, user_id, frame) DO NOTHING "
+                                 "RETURNING id",
                                  job_id, user_id, frame, source, now)
         data = await self.artifacts.read(job, frame_filename(frame))
         if data is None:
@@ -59,7 +60,7 @@ class Results(StoreBase):
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
-        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = ? "
+        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = $1 "
                                    "ORDER BY id", job_id)
 
     async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = False,
@@ -75,8 +76,8 @@ class Results(StoreBase):
             check_may_act(job, actor_id, admin, guild_id, "delete")
             if job.deleted_at is not None:
                 raise Refused(f"Morph #{job_id} was already deleted.")
-            await tx.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
-                             "WHERE id = ?", now, now, job_id)
+            await tx.execute("UPDATE jobs SET deleted_at = $1, artifacts_purged_at = COALESCE(artifacts_purged_at, $2) "
+                             "WHERE id = $3", now, now, job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
             job = await self._job_in_tx(tx, job_id)
@@ -93,13 +94,13 @@ class Results(StoreBase):
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE jobs SET artifacts_purged_at = ? WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
-                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < ? RETURNING *",
+                "UPDATE jobs SET artifacts_purged_at = $1 WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
+                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < $2 RETURNING *",
                 now, cutoff)
             kept = {r["artifact_dir"] or self._job(r).folder_name for r in await tx.fetch(
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
-            await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+            await tx.execute("DELETE FROM interactions WHERE handled_at < $1", now - INTERACTION_MEMORY_S)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)

@@ -141,7 +141,7 @@ async def test_delete_result(store, settings):
 
 async def test_job_result_roundtrips_as_json(store, settings):
     job = await rendered_job(store, settings)
-    row = (await store.db.fetch("SELECT result, request FROM jobs WHERE id = ?", job.id))[0]
+    row = (await store.db.fetch("SELECT result, request FROM jobs WHERE id = $1", job.id))[0]
     assert JobResult.from_json(row["result"]) == job.result and job.result.candidates == (0, 1)
     assert RenderRequest.from_dict(json.loads(row["request"])) == job.request
 
@@ -230,6 +230,6 @@ async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(
     outside = settings.data_dir.parent / "precious"
     outside.mkdir()
     (outside / "keep.txt").write_text("keep")
-    await store.db.execute("UPDATE jobs SET artifact_dir = ? WHERE id = ?", "..", job.id)
+    await store.db.execute("UPDATE jobs SET artifact_dir = $1 WHERE id = $2", "..", job.id)
     await store.purge(now=clock.t + 30 * 86400)
     assert (outside / "keep.txt").read_text() == "keep" and settings.data_dir.is_dir()
