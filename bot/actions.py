@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import discord
 
 from bot import messages as msg
+from bot.db import DatabaseUnavailable
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
 )
@@ -202,7 +203,11 @@ class Actions:
             except discord.HTTPException as err:  # the job stands; its result is posted without a status message
                 log.warning("could not read the /morph answer of job %s: %s", job.id, err)
                 return job
-        await store.set_status_message(job.id, message_id)
+        try:
+            await store.set_status_message(job.id, message_id)
+        except DatabaseUnavailable:  # the job stands (the member saw "queued"); its result is posted all the same
+            log.warning("job %s: the database went away before its status message was recorded", job.id)
+            return job
         self.events.job_queued(job, message_id, base)
         log.info("job %s queued by %s in guild %s (position %s)", job.id, interaction.user.id, guild_id, position)
         return job

@@ -2,6 +2,7 @@
 together. The only module that knows them all: none of them imports it."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -16,8 +17,10 @@ from bot.actions import Actions
 from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.interactions import ephemeral, first_to_answer
+from bot.db import DatabaseUnavailable
+from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.startup import default_morpher_factory
+from bot.validation import warm_up_banned_words
 from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
 
@@ -74,6 +77,9 @@ class MorphTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
         """Checks and user errors become an ephemeral message; anything else is logged with an apology."""
         original = getattr(error, "original", error)
+        if isinstance(original, DatabaseUnavailable):  # the outage is logged once, by the database
+            await answer_unavailable(interaction)
+            return
         if isinstance(original, (app_commands.CheckFailure, MorphError)):
             text = str(original) or "❌ You cannot use this command here."
         elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
@@ -139,6 +145,7 @@ class MorphBot(commands.Bot):
         self.actions = Actions(self.store, self.settings, self.delivery, worker=self.worker,
                                owner_ids=self.owner_id_set)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await asyncio.to_thread(warm_up_banned_words)  # its tables load here, not during the first /morph
         await self.add_cog(MorphCog(self, self.actions, self.store))
         await self.add_cog(AdminCog(self.actions, self.store))
         await self.sync_commands()

@@ -7,9 +7,11 @@ failing later.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import socket
+import urllib.parse
 from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,10 @@ class Settings:
     #: MORPH_FORMAT: what /morph sends when neither the command nor the server says (morph.animation.FORMATS)
     output_format: str = "both"
     retention_days: float = 14.0
+    #: MORPH_STORAGE_MAX_GB: every stored result together (0: no budget); MORPH_STORAGE_GUILD_SHARE: the
+    #: part of it one server's results may take. Beyond either, the oldest results expire first.
+    storage_max_gb: float = 20.0
+    storage_guild_share: float = 0.25
     log_level: str = "INFO"
     api_base: str | None = None  # DISCORD_API_BASE; None = real Discord
     gateway_url: str | None = None  # DISCORD_GATEWAY_URL; None = real Discord
@@ -121,6 +127,8 @@ class Settings:
             default_steps=_int(get, "MORPH_DEFAULT_STEPS", cls.default_steps, lo=MIN_STEPS, hi=MAX_STEPS),
             output_format=(get("MORPH_FORMAT") or cls.output_format).lower(),
             retention_days=_float(get, "MORPH_RETENTION_DAYS", cls.retention_days, lo=0),
+            storage_max_gb=_float(get, "MORPH_STORAGE_MAX_GB", cls.storage_max_gb, lo=0),
+            storage_guild_share=_float(get, "MORPH_STORAGE_GUILD_SHARE", cls.storage_guild_share, lo=0.01, hi=1),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             api_base=_url(get, "DISCORD_API_BASE", ("http://", "https://")),
             gateway_url=_url(get, "DISCORD_GATEWAY_URL", ("ws://", "wss://")),
@@ -148,6 +156,8 @@ class Settings:
     def __repr__(self) -> str:
         def shown(name: str):
             value = getattr(self, name)
+            if name == "db_path" and isinstance(value, str):
+                return mask_url(value)
             return ("<set>" if value else "") if name in SECRET_FIELDS else value
 
         return f"{type(self).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in dataclasses.fields(self))})"
@@ -159,6 +169,7 @@ class Settings:
 
 def _absolute(path) -> Path | str:
     if is_postgres(path):
+        check_postgres_url(str(path))
         return str(path)
     path = Path(path)
     return path if str(path) == ":memory:" else path.expanduser().resolve()
@@ -298,3 +309,66 @@ def _url(get, name: str, schemes: tuple[str, ...]) -> str | None:
     if not raw.startswith(schemes):
         raise ConfigError(f"{name} must start with {' or '.join(schemes)} (got {raw!r}).")
     return raw.rstrip("/")
+
+
+# ---------------------------------------------------------------------------------------------- the database URL
+
+def url_passwords(url: str) -> list[str]:
+    """The passwords a PostgreSQL URL carries: ``user:password@host`` and ``?password=…``."""
+    parts = urllib.parse.urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k == "password" and v]
+    return found
+
+
+def mask_url(url: str) -> str:
+    """``url`` with every password replaced by ``***`` (for ``repr(Settings)``, messages and logs)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(f"{k}=***" if k == "password" else f"{k}={urllib.parse.quote(v, safe='')}"
+                     for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query if parts.query else ""))
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with the passwords of ``url`` replaced by ``***``."""
+    for secret in url_passwords(url):
+        for form in {secret, urllib.parse.quote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL the driver would trip over later (a port that is not a number), naming it
+    without its password."""
+    try:
+        port = urllib.parse.urlsplit(url).port
+    except ValueError:
+        raise ConfigError(f"MORPH_DB: the port in {mask_url(url)} must be a number from 1 to 65535, e.g. "
+                          "postgresql://morph@db.example.org:5432/morph.") from None
+    if port == 0:
+        raise ConfigError(f"MORPH_DB: the port in {mask_url(url)} must be a number from 1 to 65535.")
+
+
+def is_local_host(host: str | None) -> bool:
+    """True for a host on this machine: none (a Unix socket), a socket folder, localhost, a loopback address."""
+    if not host or host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_warning(url: str) -> str | None:
+    """A warning for a PostgreSQL URL that reaches another machine without saying how to use TLS (the
+    password and every prompt would cross the network in clear if the server does not insist on TLS), or None."""
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    if is_local_host(parts.hostname) or "sslmode" in query or os.environ.get("PGSSLMODE"):
+        return None
+    return (f"MORPH_DB reaches {parts.hostname}, another machine, and sets no sslmode: add "
+            "?sslmode=verify-full (with the server's CA in ~/.postgresql/root.crt, or sslrootcert=…) so the "
+            "connection is encrypted and the server checked.")

@@ -20,7 +20,7 @@ import discord
 from bot import messages as msg
 from bot.aio import quietly, wait_event
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
-from bot.db import JOBS_CHANNEL
+from bot.db import JOBS_CHANNEL, log_failure
 from bot.interactions import NO_PINGS
 from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
@@ -87,6 +87,8 @@ class DeliveryStore(Protocol):
     async def failures_to_show(self) -> list[Job]: ...
 
     async def take_failure(self, job_id: int, now: float | None = ...) -> bool: ...
+
+    async def sync_clock(self) -> None: ...
 
 
 class DeliveryError(Exception):
@@ -205,8 +207,8 @@ class Delivery:
                 await self.show_changes()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("could not show the workers' changes")
+            except Exception as err:  # noqa: BLE001 - logged; the loop goes on
+                log_failure(log, "could not show the workers' changes", err)
             await wait_event(self._changed, self.watch_s)
 
     async def show_changes(self) -> None:
@@ -270,8 +272,8 @@ class Delivery:
                 await self.refresh_positions()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("could not refresh queue positions")
+            except Exception as err:  # noqa: BLE001 - logged; the loop goes on
+                log_failure(log, "could not refresh queue positions", err)
             await asyncio.sleep(self.positions_pause)
 
     async def refresh_positions(self) -> int:
@@ -305,6 +307,7 @@ class Delivery:
         while True:
             self._wake.clear()
             try:
+                await self.store.sync_clock()
                 # at start-up every rendered job of this front's shards, whatever its retry time: the
                 # process that was posting it (this front's previous run) is gone
                 for job in await self.store.jobs_to_deliver(ignore_backoff=first):
@@ -313,8 +316,8 @@ class Delivery:
                 first = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("delivery loop error")
+            except Exception as err:  # noqa: BLE001 - logged; the loop goes on
+                log_failure(log, "delivery loop error", err)
             await wait_event(self._wake, await self._sleep_s())
 
     async def _sleep_s(self) -> float:
@@ -322,8 +325,8 @@ class Delivery:
         (workers of other processes render without waking this loop when the database cannot notify)."""
         try:
             due = await self.store.next_retry_at()
-        except Exception:
-            log.exception("could not read the next delivery retry time")
+        except Exception as err:  # noqa: BLE001 - logged; the loop goes on
+            log_failure(log, "could not read the next delivery retry time", err)
             due = None
         return self.poll_s if due is None else min(self.poll_s, max(0.0, due - self.store.clock()))
 

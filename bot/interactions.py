@@ -2,6 +2,12 @@
 
 Shared by the slash commands (``bot/cogs``), the components (``bot/views``) and the use cases
 (``bot/actions``); knows nothing about jobs.
+
+While the database is down, slow or locked, every interaction still gets an answer in time: the first
+database call of each (:func:`first_to_answer`) waits at most :data:`CLAIM_LIMIT_S`, the work after it
+(:func:`in_time`) at most :data:`WORK_LIMIT_S` (answering "thinking…" meanwhile), and a
+:class:`~bot.db.DatabaseUnavailable` anywhere on the way becomes the private :data:`bot.messages.QUEUE_UNAVAILABLE`
+(:func:`answer_unavailable`): nothing queued, nothing public. The outage is logged once by the database.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import discord
 from discord import app_commands
 
 from bot import messages as msg
+from bot.db import DatabaseUnavailable
 from bot.jobs import DEFAULT_UPLOAD_LIMIT
 
 log = logging.getLogger(__name__)
@@ -23,6 +30,12 @@ NO_PINGS = discord.AllowedMentions.none()
 #: Discord fails an interaction that is not answered within 3 s. Work that takes longer than this (a
 #: database locked by another process) first answers "thinking…" and fills the answer in afterwards.
 DEFER_AFTER_S = 1.5
+#: The longest the database may take to record an interaction (:func:`first_to_answer`, the first database
+#: call of every interaction) before the member is told the queue is unavailable: Discord's 3 s also hold
+#: the trip of the event here and of the answer back.
+CLAIM_LIMIT_S = 2.0
+#: The longest the work after the claim (:func:`in_time`) waits for the database, deferred meanwhile.
+WORK_LIMIT_S = 10.0
 #: Discord's error code for a second answer to one interaction. After a lost answer (applied, but the
 #: reply was a 5xx) discord.py retries and gets it: the first answer stands.
 ALREADY_ACKNOWLEDGED = 40060
@@ -74,8 +87,31 @@ async def ephemeral(interaction: discord.Interaction, text: str) -> None:
     await reply(interaction, text, private=True)
 
 
+async def answer_unavailable(interaction: discord.Interaction) -> None:
+    """Tell the member privately that the queue is unavailable for a moment (the database does not answer).
+    Never raises: a second front that answered first (40060) or a lost answer changes nothing."""
+    if interaction.type == discord.InteractionType.autocomplete:
+        return
+    try:
+        await ephemeral(interaction, msg.QUEUE_UNAVAILABLE)
+    except discord.HTTPException as err:
+        log.debug("could not tell interaction %s the queue is unavailable: %s", interaction.id, err)
+
+
+async def _within(work: asyncio.Future[T], limit_s: float) -> T:
+    """``await work``, or :class:`DatabaseUnavailable` once ``limit_s`` passed. The work is cancelled then but
+    not waited for: its clean-up (a rollback on a connection that hangs) must not hold the answer back."""
+    done, _ = await asyncio.wait({work}, timeout=limit_s)
+    if not done:
+        work.cancel()
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved" log
+        raise DatabaseUnavailable(f"the database did not answer within {limit_s:g} s")
+    return work.result()
+
+
 async def _defer_meanwhile(interaction: discord.Interaction, work: asyncio.Future[T]) -> T:
-    """Await ``work``; if it takes longer than :data:`DEFER_AFTER_S`, answer "thinking…" meanwhile."""
+    """Await ``work`` (at most :data:`WORK_LIMIT_S`); if it takes longer than :data:`DEFER_AFTER_S`, answer
+    "thinking…" meanwhile."""
     done, _ = await asyncio.wait({work}, timeout=DEFER_AFTER_S)
     if (not done and interaction.type != discord.InteractionType.autocomplete
             and not interaction.response.is_done()):
@@ -83,12 +119,14 @@ async def _defer_meanwhile(interaction: discord.Interaction, work: asyncio.Futur
             await interaction.response.defer(thinking=True)
         except discord.HTTPException as err:  # too late already: the answer after the work will fail too
             log.warning("could not defer interaction %s: %s", interaction.id, err)
-    return await work
+    return await _within(work, WORK_LIMIT_S - DEFER_AFTER_S)
 
 
 async def in_time(interaction: discord.Interaction, work: Awaitable[T]) -> T:
     """Await ``work``; if it takes longer than :data:`DEFER_AFTER_S`, answer "thinking…" meanwhile, so
-    the interaction outlives Discord's 3 s window whatever the database does. Answer with :func:`reply`."""
+    the interaction outlives Discord's 3 s window whatever the database does. Answer with :func:`reply`.
+    Work that is still waiting for the database after :data:`WORK_LIMIT_S` raises :class:`DatabaseUnavailable`
+    (the command's error handler answers :func:`answer_unavailable`)."""
     return await _defer_meanwhile(interaction, asyncio.ensure_future(work))
 
 
@@ -97,7 +135,13 @@ async def first_to_answer(interaction: discord.Interaction) -> bool:
     every interaction (two fronts on one shard, a resume replaying events), and only the first front to
     record it in the database answers (``Store.claim_interaction``); the others stay silent.
 
-    A database that takes longer than :data:`DEFER_AFTER_S` (locked by another process) gets the
-    interaction deferred meanwhile, as :func:`in_time` does, so Discord's 3 s are kept."""
+    A database that does not record it within :data:`CLAIM_LIMIT_S` (down, slow, locked by another
+    process) gets the member the private "unavailable for a moment" answer instead, and False: the command
+    or component does not run. (Every front of the shard may answer so; the first answer stands.)"""
     store = interaction.client.store  # type: ignore[attr-defined]  # MorphBot's; this module knows no bot class
-    return await _defer_meanwhile(interaction, asyncio.ensure_future(store.claim_interaction(interaction.id)))
+    try:
+        return await _within(asyncio.ensure_future(store.claim_interaction(interaction.id)), CLAIM_LIMIT_S)
+    except DatabaseUnavailable as err:
+        store.db.availability.failed(err)  # logged once per outage (a slow database raises nothing itself)
+        await answer_unavailable(interaction)
+        return False

@@ -98,6 +98,8 @@ class Job:
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
+    #: bytes its stored files take (None: not rendered, or from before the storage budget)
+    stored_bytes: int | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> Job:

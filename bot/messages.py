@@ -153,6 +153,11 @@ def progress_bar(fraction: float, width: int = 16) -> str:
     return "▰" * filled + "▱" * (width - filled)
 
 
+#: The private answer to any interaction while the database is down, slow or locked (nothing was done).
+QUEUE_UNAVAILABLE = ("⏳ The morph queue is unavailable for a moment (its database is not answering). Nothing was "
+                     "queued or changed; try again in a minute.")
+
+
 def delivered_text(job_id: int, request, user_id: int, link: str | None) -> str:
     where = f": {link}" if link else " below."
     return clip(f"✅ Morph job #{job_id} for {user(user_id)} ({title(request)}) is done{where}")

@@ -7,7 +7,7 @@ import sys
 
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.result import Animation, JobResult, SegmentResult
-from morph.request import MorphError, RenderResult, is_out_of_memory
+from morph.request import ModelLoadError, MorphError, RenderResult, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,10 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
 
 def failure_reason(e: BaseException) -> str:
     """A short user-facing reason for a failed render. Only the engine's own messages (MorphError) are
-    shown as they are: anything else may carry paths or internals of the server, so it stays in the log."""
+    shown as they are: anything else may carry paths or internals of the server, so it stays in the log. A
+    model that cannot be loaded is the operator's problem, and its message names paths: log only."""
+    if isinstance(e, ModelLoadError):
+        return "the bot's model could not be loaded; the bot's operator can see why in its log."
     if isinstance(e, MorphError):
         return str(e)
     if is_out_of_memory(e):

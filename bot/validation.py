@@ -4,13 +4,18 @@ Messages are sent with ``AllowedMentions.none()`` anyway; refusing mention synta
 can never even look like a ping when it is echoed back. Links are refused because prompts are echoed in
 public messages (the bot has Embed Links, so Discord would preview the page).
 
-Banned words are matched on the words the text encoder sees, not on the raw text. CLIP's tokenizer
+Banned words are matched on what the text encoder sees, not on the raw text. CLIP's tokenizer
 (see :data:`_TOKEN`) lowercases, then splits text into runs of letters, single digits, a few English
 contractions and runs of everything else, so ``big_cat``, ``cat2`` and ``2cat`` all contain the word
-``cat`` for it. Before splitting, :func:`fold` removes what only changes how a word looks: compatibility
-forms (fullwidth ``ｃａｔ``), case, accents and other combining marks, invisible characters (``ca`` +
-U+034F + ``t``) and Cyrillic/Greek letters drawn like Latin ones (Cyrillic ``cаt``). The check needs no
-model or tokenizer, so it runs in the Discord front wherever the renderer is.
+``cat`` for it; then it splits each word into sub-words (:mod:`bot.subwords`: ``catdog`` is ``cat`` +
+``dog``). Before splitting, :func:`fold` removes what only changes how a word looks: compatibility forms
+(fullwidth ``ｃａｔ``), case, accents and other combining marks, invisible characters (``ca`` + U+034F +
+``t``), letters drawn like Latin ones (Unicode's confusables data: Cherokee ``ᏟᎪᎢ``, small capitals
+``ᴄᴀᴛ``, Cyrillic ``caт``), digits used as letters (``c4t``) and letters spelled apart (``c a t``,
+``c.a.t``; :mod:`bot.lookalikes`). A banned word then matches a word that is it, its plural (``cats``),
+or that starts or ends with its sub-words (``catdog``, ``kittycat``), but not one that only holds its
+letters (``category``, ``concatenation``). The check needs no model, so it runs in the Discord front
+wherever the renderer is.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from bot.lookalikes import reads_as
+from bot.subwords import subwords
 from morph.request import PROMPT_NAMES, MorphError, RenderRequest, clean_prompt, is_default_ignorable
 
 #: What the bot counts as a link: refused in prompts (:func:`check_prompt`) and defanged by
@@ -60,6 +67,12 @@ def words(text: str) -> list[str]:
     return [m.group("word") for m in _TOKEN.finditer(fold(text)) if m.group("word")]
 
 
+def read_words(text: str) -> list[str]:
+    """:func:`words` of ``text`` as it reads (:func:`bot.lookalikes.reads_as`: look-alike letters, digits used
+    as letters and letters spelled apart): ``"ᴄ4t"`` → ``["cat"]``; what the banned-word check compares."""
+    return [m.group("word") for m in _TOKEN.finditer(reads_as(fold(text))) if m.group("word")]
+
+
 @functools.lru_cache(maxsize=4096)
 def _banned_pattern(entry: str) -> tuple[str, bool]:
     """(what to look for, whether it is a word sequence) for one banned-list entry.
@@ -67,25 +80,48 @@ def _banned_pattern(entry: str) -> tuple[str, bool]:
     Words or phrases match as whole words: ``"hot dog"`` → ``" hot dog "`` in the prompt's words joined
     with spaces. An entry of symbols only (an emoji) has no words and matches anywhere in the folded text.
     """
-    w = words(entry)
+    w = read_words(entry)
     return (" " + " ".join(w) + " ", True) if w else ("".join(fold(entry).split()), False)
+
+
+def _word_holds(word: str, banned: str) -> bool:
+    """Whether one prompt ``word`` is the ``banned`` word to the model: the word itself, its plural, or a
+    word whose sub-words start or end with the banned word's (``catdog``, ``kittycat``, ``kittycats``)."""
+    if word == banned or word in (banned + "s", banned + "es"):
+        return True
+    have, ban = subwords(word), subwords(banned)
+    n = len(ban)
+    if len(have) <= n:
+        return False
+    plural_end = have[-1] in (ban[-1] + "s", ban[-1] + "es") and have[len(have) - n:-1] == ban[:-1]
+    return have[:n] == ban or have[-n:] == ban or plural_end
 
 
 def contains_banned(text: str, banned_words: Iterable[str]) -> bool:
     """Whether ``text`` contains one of ``banned_words`` (see :func:`_banned_pattern`); banning ``cat``
-    refuses ``Big_CAT``, ``cat2``, ``ｃａｔ`` and ``cаt`` (Cyrillic а) but not ``category``."""
-    joined = " " + " ".join(words(text)) + " "
+    refuses ``Big_CAT``, ``cats``, ``catdog``, ``kittycat``, ``c a t``, ``c4t``, ``ｃａｔ`` and look-alikes
+    (``ᏟᎪᎢ``, ``ᴄᴀᴛ``, ``caт``), but not ``category`` or ``concatenation``."""
+    prompt_words = read_words(text)
+    joined = " " + " ".join(prompt_words) + " "
     folded = None
     for entry in banned_words:
         pattern, is_words = _banned_pattern(str(entry))
         if is_words:
             if pattern in joined:
                 return True
+            single = pattern.strip()
+            if " " not in single and any(_word_holds(w, single) for w in prompt_words):
+                return True
         elif pattern:
             folded = fold(text) if folded is None else folded
             if pattern in folded:
                 return True
     return False
+
+
+def warm_up_banned_words() -> None:
+    """Load the look-alike and sub-word tables (a few tenths of a second) before the first prompt comes."""
+    contains_banned("warm up", ("x",))
 
 
 def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = ()) -> str:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import discord
 
 from bot import messages as msg
-from bot.interactions import ephemeral, first_to_answer
+from bot.db import DatabaseUnavailable
+from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.result import JobResult
 from morph.request import RenderRequest
 
@@ -133,6 +134,8 @@ def _guarded(callback):
     async def run(self, interaction: discord.Interaction) -> None:
         try:
             await callback(self, interaction)
+        except DatabaseUnavailable:  # the outage is logged once, by the database
+            await answer_unavailable(interaction)
         except Exception:
             log.exception("%s failed for %s", getattr(self, "custom_id", "?"), interaction.user.id)
             try:

@@ -22,6 +22,11 @@ one per process) and a ``run_id`` new at every start, so:
   than ``STALE_S`` (that process died and was not restarted);
 - a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without touching
   its state or files.
+
+Times (heartbeats, take-overs) are the database's (``Store.clock``), whatever this machine's clock says.
+A database outage never fails a job: a render goes on while the database is away, and what it has to
+write afterwards (files, "rendered", a failure, a cancel) is retried until the database is back
+(:meth:`Worker._until_written`), counting no attempt; only the job's own errors fail it.
 """
 from __future__ import annotations
 
@@ -38,13 +43,13 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from bot.aio import wait_event
 from bot.artifacts import StorageFull
 from bot.config import Settings
-from bot.db import QUEUE_CHANNEL
+from bot.db import QUEUE_CHANNEL, DatabaseUnavailable, log_failure
 from bot.jobs import Job, JobState
 from bot.render_output import failure_reason, free_gpu_memory, render_files
 from bot.result import JobProgress
 from bot.store import LOST, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
-from morph.request import Cancelled, MorphError, Progress, RenderResult
+from morph.request import Cancelled, ModelLoadError, MorphError, Progress, RenderResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.artifacts import Artifacts
@@ -62,6 +67,9 @@ RECOVER_INTERVAL_S = 30.0
 #: After a job's files could not be stored for lack of space (it went back to the queue), the worker
 #: waits this long before it claims again, instead of rendering the same job into a full disk in a loop.
 DISK_FULL_PAUSE_S = 60.0
+#: While the database is unavailable, a write the worker must make is tried again after this long (doubling
+#: up to :data:`WRITE_RETRY_MAX_S`).
+WRITE_RETRY_S, WRITE_RETRY_MAX_S = 0.5, 4.0
 #: How often an idle worker looks at the queue by itself. With PostgreSQL a notification wakes it as soon
 #: as a job is queued, so the poll is only a safety net; SQLite cannot notify other processes.
 POLL_S = {"sqlite": 2.0, "postgres": 30.0}
@@ -90,7 +98,8 @@ class WorkerStore(Protocol):
     async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = ...,
                         now: float | None = ...) -> JobState | Literal["lost"] | None: ...
 
-    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...) -> bool: ...
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...,
+                            stored_bytes: int | None = ...) -> bool: ...
 
     async def mark_failed(self, job_id: int, error: str, run: WorkerRun | None = ...,
                           now: float | None = ...) -> bool: ...
@@ -103,6 +112,10 @@ class WorkerStore(Protocol):
                       now: float | None = ...) -> list[Job]: ...
 
     async def purge(self, now: float | None = ...) -> int: ...
+
+    async def enforce_storage_budget(self, *, free_bytes: int = ..., now: float | None = ...) -> list[int]: ...
+
+    async def sync_clock(self) -> None: ...
 
 
 async def recover_own_jobs(store: WorkerStore, worker_id: str,
@@ -273,6 +286,7 @@ class Worker:
             # Clear before looking at the queue: a wake() (or stop()) from now on is not lost.
             self._wake.clear()
             try:
+                await self.store.sync_clock()
                 if time.time() - self._last_purge > PURGE_INTERVAL_S:
                     self._last_purge = time.time()
                     await self.store.purge()
@@ -283,8 +297,8 @@ class Worker:
                     continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a database hiccup must not end the worker
-                log.exception("worker %s: error between jobs", self.worker_id)
+            except Exception as err:  # noqa: BLE001 - a database hiccup must not end the worker
+                log_failure(log, f"worker {self.worker_id}: error between jobs", err)
             if self._stopping:
                 break
             await wait_event(self._wake, self.poll_s)
@@ -307,6 +321,7 @@ class Worker:
         state = _ProgressState()
         # The heartbeat runs from the claim to the end (model loading and files included).
         monitor = asyncio.create_task(self._monitor(job, state, cancel))
+        files: dict[str, bytes] = {}
         try:
             morpher = await self.get_morpher()
             state.render_started = time.monotonic()
@@ -314,21 +329,31 @@ class Worker:
                 morpher.render, job.request, progress=state.update, cancel=cancel)
             files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
                                                           job.format)
-            if await self.store.heartbeat(job.id, self.run) == LOST:
+            if await self._until_written(lambda: self.store.heartbeat(job.id, self.run)) == LOST:
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            await self.store.artifacts.save(job, files)
+            await self._until_written(lambda: self.store.artifacts.save(job, files))
             monitor.cancel()
-            if not await self.store.mark_rendered(job.id, summary, self.run):
-                fresh = await self.store.get(job.id)
-                if fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run):
+            size = sum(len(data) for data in files.values())
+            if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run,
+                                                                              stored_bytes=size)):
+                fresh = await self._until_written(lambda: self.store.get(job.id))
+                mine = fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run)
+                if mine and fresh.state == JobState.RENDERED:  # an earlier try committed; its answer was lost
+                    log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
+                    return
+                if mine:
                     await self.store.artifacts.delete_unclaimed(job)  # cancelled while rendering: keep nothing
                     log.info("job #%d finished rendering but is no longer running; its files are dropped", job.id)
                 else:  # recovered by another worker meanwhile: the files are its business now
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
             log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
+            try:
+                await self.store.enforce_storage_budget()
+            except Exception as err:  # noqa: BLE001 - the next rendered job tries again
+                log_failure(log, "could not enforce the storage budget", err)
         except Cancelled:
             if state.lost:
                 log.warning("job #%d was taken over by another worker (stale heartbeat); dropped here", job.id)
@@ -336,16 +361,26 @@ class Worker:
                 await self.store.requeue(job.id, self.run)
                 log.info("job #%d interrupted by shutdown; back in the queue", job.id)
             else:
-                await self.store.mark_cancelled(job.id)
+                await self._until_written(lambda: self.store.mark_cancelled(job.id))
                 log.info("job #%d cancelled", job.id)
         except StorageFull as e:
-            if await self.store.requeue(job.id, self.run):
+            # make room: the oldest finished results expire (at least twice what this job needs, at least 64 MiB)
+            needed = max(2 * sum(map(len, files.values())), 64 * 2 ** 20)
+            try:
+                await self.store.enforce_storage_budget(free_bytes=needed)
+            except Exception as err:  # noqa: BLE001 - the pause below still comes
+                log_failure(log, "could not expire results to make room", err)
+            if await self._until_written(lambda: self.store.requeue(job.id, self.run)):
                 # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
                 self._disk_full_until = time.monotonic() + self.disk_full_pause_s
                 self._last_purge = 0.0  # purge expired results at once: it may free the space
                 log.error("job #%d: %s; the job is back in the queue and this worker waits %.0f s before "
                           "rendering again (free space or lower MORPH_RETENTION_DAYS)", job.id, e,
                           self.disk_full_pause_s)
+        except DatabaseUnavailable:
+            # the worker stopped while the database was away: the job stays running for this worker's id,
+            # and its next start (or another worker, after STALE_S) puts it back in the queue
+            log.warning("job #%d: the worker stopped before the database came back", job.id)
         except Exception as e:  # noqa: BLE001 - MorphError, out of memory, or a bug: fail this job only (logged)
             await self._fail(job, e)
         finally:
@@ -355,12 +390,27 @@ class Worker:
 
     async def _fail(self, job: Job, e: BaseException) -> None:
         """Mark ``job`` failed with a user-facing reason (details only in the log); a front shows it."""
-        if isinstance(e, MorphError):
+        if isinstance(e, ModelLoadError):
+            log.error("job #%d failed: %s", job.id, e)
+        elif isinstance(e, MorphError):
             log.info("job #%d refused by the engine: %s", job.id, e)
         else:
             log.error("job #%d failed", job.id, exc_info=e)
         free_gpu_memory()
-        await self.store.mark_failed(job.id, failure_reason(e), self.run)
+        await self._until_written(lambda: self.store.mark_failed(job.id, failure_reason(e), self.run))
+
+    async def _until_written(self, write):
+        """``await write()``, tried again while the database is unavailable (an outage holds finished work
+        here, it never fails it), until it is back or the worker stops (then DatabaseUnavailable)."""
+        delay = WRITE_RETRY_S
+        while True:
+            try:
+                return await write()
+            except DatabaseUnavailable:
+                if self._stopping:
+                    raise
+            await wait_event(self._stopped, delay)
+            delay = min(delay * 2, WRITE_RETRY_MAX_S)
 
     async def _in_render_thread(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` in the worker's own thread, at a lower CPU priority (:func:`lower_priority`)."""
@@ -386,8 +436,8 @@ class Worker:
                 if beat != JobState.RUNNING:
                     state.lost = state.lost or beat == LOST
                     cancel.set()
-            except Exception:
-                log.exception("heartbeat for job #%d failed", job.id)
+            except Exception as err:  # noqa: BLE001 - the render goes on; the next heartbeat tries again
+                log_failure(log, f"heartbeat for job #{job.id} failed", err)
 
 
 class _ProgressState:

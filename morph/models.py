@@ -24,7 +24,7 @@ import threading
 import torch
 
 from morph.builtin import SD15_RANDOM, SDXL_RANDOM, TINY, TINY_SDXL, build_builtin
-from morph.request import MorphError, SCHEDULERS
+from morph.request import SCHEDULERS, ModelLoadError, MorphError
 
 TOY = "toy"
 #: Model names that need no download.
@@ -145,22 +145,23 @@ def _from_pretrained(model_id: str, dtype):
     try:
         class_name = DiffusionPipeline.load_config(model_id).get("_class_name", "")
     except Exception as err:  # every failure becomes one user-facing message
-        raise MorphError(_load_failure_message(model_id, err)) from err
+        raise ModelLoadError(_load_failure_message(model_id, err)) from err
     if class_name in _SDXL_CLASSES:
         cls, kwargs = StableDiffusionXLPipeline, {}
     elif class_name in _SD_CLASSES:
         cls, kwargs = StableDiffusionPipeline, dict(safety_checker=None, requires_safety_checker=False)
     else:
-        raise MorphError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does not "
-                         f"render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
-                         "'tiny' is a test model that needs no download.")
+        raise ModelLoadError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does "
+                             f"not render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
+                             "'tiny' is a test model that needs no download.")
     try:
-        pipe = cls.from_pretrained(model_id, **kwargs, dtype=dtype)
+        # safetensors only: pickled weights (.bin, .ckpt) can run code when they are loaded
+        pipe = cls.from_pretrained(model_id, use_safetensors=True, **kwargs, dtype=dtype)
     except Exception as err:  # every failure becomes one user-facing message
-        raise MorphError(_load_failure_message(model_id, err)) from err
+        raise ModelLoadError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
-        raise MorphError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
-                         f"Supported: {SUPPORTED}.")
+        raise ModelLoadError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
+                             f"Supported: {SUPPORTED}.")
     return pipe
 
 
@@ -168,7 +169,11 @@ def _load_failure_message(model_id: str, err: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     is_path = model_id.startswith((".", "/", "~")) or os.sep in model_id and not _looks_like_repo_id(model_id)
     lines = [f"Could not load the model '{model_id}'."]
-    if is_path or os.path.exists(model_id):
+    if "safetensors" in str(err).lower():
+        lines.append("It has no .safetensors weights for every part, and only those are loaded: pickled weights "
+                     "(.bin, .ckpt) can run code when loaded. Use a version of the model saved with safetensors "
+                     "(diffusers: save_pretrained(..., safe_serialization=True)).")
+    elif is_path or os.path.exists(model_id):
         if not os.path.isdir(os.path.expanduser(model_id)):
             lines.append("No such folder: check the path.")
         else:
@@ -209,11 +214,11 @@ def _fuse_loras(pipe, loras: tuple[tuple[str, float], ...], model_id: str) -> No
             pipe.load_lora_weights(load_file(path), adapter_name=name)
         except Exception as err:  # wrong architecture, corrupt file, missing peft ...
             detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            raise MorphError(f"Could not load the LoRA '{path}' into '{model_id}': is it made for this model's "
-                             f"architecture (SD 1.x/2.x or SDXL)? ({type(err).__name__}: {detail})") from err
+            raise ModelLoadError(f"Could not load the LoRA '{path}' into '{model_id}': is it made for this model's "
+                                 f"architecture (SD 1.x/2.x or SDXL)? ({type(err).__name__}: {detail})") from err
         if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
-            raise MorphError(f"The LoRA '{path}' has no weights that fit '{model_id}': is it made for this "
-                             "model's architecture (SD 1.x/2.x or SDXL)?")
+            raise ModelLoadError(f"The LoRA '{path}' has no weights that fit '{model_id}': is it made for this "
+                                 "model's architecture (SD 1.x/2.x or SDXL)?")
         names.append(name)
     pipe.set_adapters(names, adapter_weights=[weight for _path, weight in loras])
     pipe.fuse_lora(adapter_names=names)

@@ -51,6 +51,12 @@ class MorphError(ValueError):
     """A problem the user can fix; ``str(err)`` is the message to show them (no traceback)."""
 
 
+class ModelLoadError(MorphError):
+    """The model (or a LoRA) cannot be loaded: a problem for whoever runs the engine, whose message names
+    paths and the hub's error. The command line shows it; the bot logs it and tells members only that the
+    model could not be loaded."""
+
+
 class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
 
@@ -61,6 +67,16 @@ def is_out_of_memory(err: BaseException) -> bool:
     "out of memory" (what other backends raise). The render halves its batch on it; the bot explains it."""
     return type(err).__name__ == "OutOfMemoryError" or (
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
+def _joins_emoji(text: str, i: int) -> bool:
+    """True if ``text[i]`` is a zero-width joiner between two emoji (👨‍👩‍👧, 🏳️‍🌈): part of one picture, not
+    an invisible character hidden in a word."""
+    if text[i] != "\u200d":
+        return False
+    before = text[:i].rstrip("\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")  # emoji and skin tones
+    return bool(before) and i + 1 < len(text) and unicodedata.category(before[-1]) == "So" \
+        and unicodedata.category(text[i + 1]) == "So"
 
 
 def clean_prompt(text: str, what: str = "prompt") -> str:
@@ -78,7 +94,8 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
         raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
     if len(text) > MAX_PROMPT_CHARS:
         raise MorphError(f"The {what} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
-    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+    bad = [c for i, c in enumerate(text)
+           if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") and not _joins_emoji(text, i)]
     if bad:
         raise MorphError(f"The {what} contains control or invisible characters (e.g. U+{ord(bad[0]):04X}); "
                          "use plain text.")
@@ -193,8 +210,12 @@ class RenderRequest:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
                 raise MorphError(f"size must be a multiple of 8 (got {r.size}; try {r.size // 8 * 8}).")
-        if r.guidance is not None and not (0.0 <= float(r.guidance) <= 30.0):
-            raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
+        if r.guidance is not None:
+            if isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float)):
+                raise MorphError(f"guidance must be a number between 0 and 30 (got {r.guidance!r}).")
+            if not 0.0 <= float(r.guidance) <= 30.0:  # NaN fails this too
+                raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
+            r.guidance = float(r.guidance)
         r.scheduler = (r.scheduler or "").strip().lower() or None
         if r.scheduler in STOCHASTIC_SCHEDULERS:
             raise MorphError(f"scheduler '{r.scheduler}' adds fresh noise at every step, so neighbouring frames "
@@ -313,6 +334,11 @@ class RenderResult:
     segments: list[Segment] = field(default_factory=list)
 
 
+#: The largest LoRA weight (either sign) accepted: far past any useful style strength, and small enough that
+#: fusing it cannot overflow the weights into infinities.
+MAX_LORA_WEIGHT = 10.0
+
+
 def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
     """LoRA styles as ``MORPH_LORAS`` and ``morph render --lora`` write them: comma-separated
     ``path[:weight]`` entries, e.g. ``styles/ink.safetensors:0.8, styles/film.safetensors`` (weight 1 when
@@ -333,8 +359,9 @@ def parse_loras(text: str | None) -> tuple[tuple[str, float], ...]:
                 raise MorphError(f"LoRA '{entry}': the weight after ':' must be a number, e.g. "
                                  "styles/ink.safetensors:0.8.") from None
             path = head.strip()
-        if weight != weight or abs(weight) == float("inf"):
-            raise MorphError(f"LoRA '{entry}': the weight must be a finite number.")
+        if not abs(weight) <= MAX_LORA_WEIGHT:  # NaN and infinities fail this too
+            raise MorphError(f"LoRA '{entry}': the weight must be a finite number between -{MAX_LORA_WEIGHT:g} "
+                             f"and {MAX_LORA_WEIGHT:g} (styles are usually fused at 0.5 to 1).")
         if not path.endswith(".safetensors"):
             raise MorphError(f"LoRA '{entry}': give a .safetensors file (as diffusers and kohya trainers save "
                              "them).")

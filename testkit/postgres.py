@@ -52,7 +52,7 @@ class TempPostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> TempPostgres:
-        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        initdb = find_bin("initdb")
         self.dir = Path(tempfile.mkdtemp(prefix="morph-pg-"))
         data, sockets = self.dir / "data", self.dir / "run"
         sockets.mkdir()
@@ -64,11 +64,22 @@ class TempPostgres:
         self._run([initdb, "-D", str(data), "-U", self.user, "--auth=trust", "--encoding=UTF8",
                    "--no-sync"])
         self.port = _free_port()
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={sockets} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run([pg_ctl, "-D", str(data), "-l", str(self.dir / "server.log"), "-o", options, "-w", "start"])
+        self.start_server()
         self.create_database(self.database)
         return self
+
+    def start_server(self) -> None:
+        """Start the server (again, after :meth:`stop_server`: same port, same data)."""
+        assert self.dir is not None, "start() first"
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir / 'run'} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run([find_bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-o", options,
+                   "-w", "start"])
+
+    def stop_server(self) -> None:
+        """Stop the server as an outage does (``-m fast``: every session is ended), keeping its data."""
+        assert self.dir is not None, "start() first"
+        self._run([find_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"])
 
     def create_database(self, name: str | None = None) -> str:
         """Create an empty database (a random name unless given); return its URL."""

@@ -186,3 +186,58 @@ def test_shard_settings_are_parsed_and_checked():
         for w in words:
             assert w in str(e.value), (env, str(e.value))
     assert {"DISCORD_SHARD_COUNT", "DISCORD_SHARD_IDS"} <= parse_dotenv((ROOT / ".env.example").read_text()).keys()
+
+
+def test_the_database_password_never_shows():
+    from bot.config import mask_secrets
+
+    url = "postgresql://morph:s3cr3t@db.internal:5432/morph?password=hunter2&sslmode=verify-full"
+    s = Settings.from_env({"MORPH_DB": url}, dotenv_path=None)
+    assert s.db_path == url  # the bot still connects with it
+    shown = repr(s)
+    assert "s3cr3t" not in shown and "hunter2" not in shown and "postgresql://morph:***@db.internal" in shown
+    assert "password=***" in shown and "sslmode=verify-full" in shown
+    assert mask_secrets("auth failed for s3cr3t / hunter2", url) == "auth failed for *** / ***"
+
+
+async def test_an_unreachable_database_error_does_not_show_the_password(tmp_path):
+    from bot.db import DatabaseUnusable, open_database
+
+    url = "postgresql://morph@127.0.0.1:1/morph?password=hunter2"
+    with pytest.raises(DatabaseUnusable) as err:
+        await open_database(url)
+    assert "hunter2" not in str(err.value) and "password=***" in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://morph@db:abc/morph", "postgresql://morph:pw@db:99999/morph"])
+def test_a_port_that_is_not_a_number_is_a_clear_error(url):
+    with pytest.raises(ConfigError, match="MORPH_DB: the port") as err:
+        Settings.from_env({"MORPH_DB": url}, dotenv_path=None)
+    assert ":pw@" not in str(err.value)
+
+
+def test_a_lora_weight_far_out_of_range_is_refused(tmp_path):
+    lora = tmp_path / "ink.safetensors"
+    lora.write_bytes(b"x")
+    with pytest.raises(ConfigError, match="MORPH_LORAS: .*weight must be a finite number between -10 and 10"):
+        Settings.from_env({"MORPH_LORAS": f"{lora}:1e300"}, dotenv_path=None)
+    assert Settings.from_env({"MORPH_LORAS": f"{lora}:0.8"}, dotenv_path=None).loras == ((str(lora), 0.8),)
+
+
+@pytest.mark.parametrize(("url", "warned"), [
+    ("postgresql://morph@db.example.org/morph", True),
+    ("postgresql://morph@10.1.2.3:5432/morph", True),
+    ("postgresql://morph@db.example.org/morph?sslmode=verify-full", False),
+    ("postgresql://morph@127.0.0.1:5432/morph", False),
+    ("postgresql://morph@localhost/morph", False),
+    ("postgresql://morph@[::1]/morph", False),
+    ("postgresql:///morph?host=/run/postgresql", False),
+])
+def test_a_remote_database_without_sslmode_is_warned_about(url, warned, monkeypatch):
+    from bot.config import tls_warning
+
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    warning = tls_warning(url)
+    assert (warning is not None) == warned
+    if warned:
+        assert "sslmode=verify-full" in warning

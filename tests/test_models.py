@@ -197,3 +197,17 @@ def test_lcm_scheduler_and_trailing_spacing(tiny, caplog):
     own = models.make_scheduler(tiny, "euler")
     own.set_timesteps(4)
     assert own.timesteps.tolist() != euler.timesteps.tolist()  # without it, the model's own spacing
+
+
+def test_a_model_with_pickled_weights_is_refused_naming_safetensors(tmp_path):
+    """Pickled weights (.bin) can run code when loaded: only safetensors load, and the refusal says so."""
+    original = models.load_pipeline("tiny", "cpu")
+    folder = tmp_path / "pickled"
+    original.save_pretrained(folder, safe_serialization=False)
+    assert list(folder.glob("unet/*.bin")) and not list(folder.glob("unet/*.safetensors"))  # the UNet is pickled
+    with pytest.raises(models.ModelLoadError) as info:
+        models.load_pipeline(str(folder), "cpu")
+    assert "safetensors" in str(info.value) and "pickled" in str(info.value)
+    # the same model saved with safetensors loads
+    original.save_pretrained(tmp_path / "safe")
+    assert models.load_pipeline(str(tmp_path / "safe"), "cpu").unet is not None

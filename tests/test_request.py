@@ -97,3 +97,10 @@ def test_prompts_without_a_visible_letter_or_digit_are_refused(prompt):
 @pytest.mark.parametrize("prompt", ["a", "猫", "42", "é", "🐶 dog", "개", "a\u3164b"])
 def test_one_visible_letter_or_digit_is_enough(prompt):
     assert RenderRequest([prompt, "a cat"]).validate().prompts[0] == prompt
+
+
+@pytest.mark.parametrize("guidance", ["7", "abc", True, float("nan"), [7]])
+def test_a_guidance_that_is_not_a_number_is_refused_clearly(guidance):
+    with pytest.raises(MorphError, match="guidance must be"):
+        RenderRequest(["a dog", "a cat"], guidance=guidance).validate()
+    assert RenderRequest(["a dog", "a cat"], guidance=7).validate().guidance == 7.0

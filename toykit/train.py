@@ -310,12 +310,14 @@ def train(args) -> dict:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel
 
-        vae = AutoencoderKL.from_pretrained(start_from, subfolder="vae", dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(start_from, subfolder="vae", dtype=torch.float32,
+                                            use_safetensors=True)
         info["vae"] = {"from": start_from}
         if args.init_from:
-            unet = UNet2DConditionModel.from_pretrained(start_from, subfolder="unet", dtype=torch.float32)
+            unet = UNet2DConditionModel.from_pretrained(start_from, subfolder="unet", dtype=torch.float32,
+                                                        use_safetensors=True)
             text_encoder = CLIPTextModel.from_pretrained(start_from, subfolder="text_encoder",
-                                                         dtype=torch.float32)
+                                                         dtype=torch.float32, use_safetensors=True)
             with open(os.path.join(start_from, "training.json"), encoding="utf-8") as f:
                 info["continues"] = json.load(f)
     else:

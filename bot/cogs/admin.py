@@ -272,26 +272,29 @@ class AdminCog(commands.Cog):
             f"• mean render time (24 h): {msg.duration(mean) if mean is not None else 'no renders yet'}",
             f"• totals: {s.get('delivered', 0)} delivered, {s.get('failed', 0)} failed, "
             f"{s.get('cancelled', 0)} cancelled",
-            "• " + self._device_line(),
+            "• " + self._device_line(show_model=self._is_owner(interaction)),
         ]
         if s.get("paused"):
             lines.append("⏸️ The queue of this server is paused.")
         lines.append(format_audit(await store.audit_log(guild, limit=5)))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 
-    def _device_line(self) -> str:
+    def _device_line(self, *, show_model: bool) -> str:
+        """The render device, its memory and (``show_model``: bot owners only) the model, which may be a path
+        on the server."""
         worker = self.actions.worker
         morpher = worker.morpher if worker is not None else None
+        model = msg.safe(self.settings.model, 80) if show_model else "the model"
         if morpher is None:
-            return (f"device: model not loaded yet ({msg.safe(self.settings.model, 80)} is loaded at start-up, "
-                    "in the background)" if worker is not None else
-                    "device: none in this process (separate morph-worker processes render)")
+            return (f"device: model not loaded yet ({model} is loaded at start-up, in the background)"
+                    if worker is not None else "device: none in this process (separate morph-worker processes render)")
         try:
             info = morpher.device_info()
-        except Exception as err:  # noqa: BLE001
-            return f"device: unknown ({msg.safe(str(err), 100)})"
+        except Exception:
+            log.warning("could not read the render device", exc_info=True)
+            return "device: unknown"
+        model = msg.safe(str(info.get('model')), 80) if show_model else "loaded"
         return (f"device: {msg.safe(str(info.get('device')), 80)}, "
                 f"memory {format_bytes(info.get('memory_free'))} free of {format_bytes(info.get('memory_total'))}; "
-                f"model {msg.safe(str(info.get('model')), 80)} "
-                f"({info.get('native_size')} px)")
+                f"model {model} ({info.get('native_size')} px)")
 

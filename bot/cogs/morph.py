@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions, offered_candidates
+from bot.db import DatabaseUnavailable
 from bot.interactions import ephemeral, guild_of
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
 
@@ -147,8 +148,15 @@ class MorphCog(commands.Cog):
         """1️⃣..9️⃣ on a result message of this bot picks that candidate (``Actions.pick_by_reaction``).
 
         Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
-        the result marker at the start of the message (``🎞️ Morph job #N``).
+        the result marker at the start of the message (``🎞️ Morph job #N``). While the database is
+        unavailable a reaction is ignored (the outage is logged once, by the database).
         """
+        try:
+            await self._reaction_pick(payload)
+        except DatabaseUnavailable:
+            log.info("reaction on message %s ignored: the database is unavailable", payload.message_id)
+
+    async def _reaction_pick(self, payload: discord.RawReactionActionEvent) -> None:
         me = self.bot.user
         if me is None or payload.user_id == me.id or (payload.member is not None and payload.member.bot):
             return

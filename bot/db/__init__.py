@@ -12,11 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.db.base import (
-    JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnusable, MigrationError, Tx, migration_files,
+    JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx,
+    log_failure, migration_files,
 )
 
-__all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnusable", "MigrationError",
-           "Tx", "is_postgres", "migration_files", "open_database"]
+__all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable",
+           "MigrationError",
+           "Tx", "is_postgres", "log_failure", "migration_files", "open_database"]
 
 
 def is_postgres(target: str | Path) -> bool:

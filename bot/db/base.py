@@ -1,11 +1,15 @@
 """What both databases offer the Store (:class:`Database`, :class:`Tx`), their errors and migration files."""
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("bot.db")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 #: Notification channels. QUEUE: a job may have become claimable (workers wake). JOBS: a job changed in a
@@ -21,6 +25,45 @@ class MigrationError(RuntimeError):
 
 class DatabaseUnusable(RuntimeError):
     """The database cannot be opened, reached or read; the message names it and what to do."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached right now: down, restarting, a dropped connection, locked or too slow.
+    The operation may or may not have happened (a dropped COMMIT); callers retry it (idempotent operations),
+    or tell the user to try again in a moment. Raised by both backends in place of their drivers' errors."""
+
+
+def log_failure(logger: logging.Logger, what: str, err: BaseException) -> None:
+    """Log an error of a background loop with its traceback, unless it is :class:`DatabaseUnavailable`:
+    the outage is logged once by :class:`Availability`, not at every turn of every loop."""
+    if isinstance(err, DatabaseUnavailable):
+        logger.debug("%s: %s", what, err)
+    else:
+        logger.error("%s", what, exc_info=err)
+
+
+class Availability:
+    """Whether the database answers, for the log: one warning when it goes away, one line when it is back
+    (however many operations fail meanwhile), instead of a traceback for each."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.down_since: float | None = None  # monotonic
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, err: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("the database %s is unavailable (%s: %s); interactions answer \"unavailable for a "
+                        "moment\" and work waits until it is back", self.name, type(err).__name__, err)
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            log.warning("the database %s is back after %.1f s", self.name, time.monotonic() - self.down_since)
+            self.down_since = None
 
 
 class Tx:
@@ -61,6 +104,12 @@ class Database:
     skip_locked: str = ""
     #: the database for log lines and messages (a path, or a URL without its password)
     name: str = ""
+    #: set by the subclasses: whether it answers (see :class:`Availability`)
+    availability: Availability
+
+    async def now(self) -> float:
+        """The database's clock, in Unix seconds (every process compares times with this one clock)."""
+        raise NotImplementedError
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """``async with db.transaction() as tx``: commit at the end, roll back on any exception."""

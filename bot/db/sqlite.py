@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import aiosqlite
 
-from bot.db.base import Database, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code
+from bot.db.base import (
+    Availability, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,19 @@ def _named(params: tuple[Any, ...]) -> dict[str, Any]:
     """The parameters of a statement written with ``$1, $2, …`` (see ``bot.db``): SQLite runs those as
     named parameters "1", "2", …, so the same SQL text runs on both databases, unchanged."""
     return {str(n): value for n, value in enumerate(params, 1)}
+
+
+@contextlib.contextmanager
+def _unavailable_when_locked(availability: Availability):
+    """Within the block, "database is locked" (another process held the write lock past the busy timeout)
+    becomes :class:`DatabaseUnavailable`, logged once."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if not _is_busy(e):
+            raise
+        availability.failed(e)
+        raise DatabaseUnavailable(f"the database {availability.name} is locked by another process") from e
 
 
 class SqliteTx(Tx):
@@ -53,6 +68,7 @@ class SqliteDatabase(Database):
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.name = str(path)
+        self.availability = Availability(self.name)
         # One connection is shared by all coroutines of this process: serialise our transactions on it
         # (other processes are serialised by SQLite's own write lock).
         self._lock = asyncio.Lock()
@@ -76,22 +92,30 @@ class SqliteDatabase(Database):
         async with self._lock:
             tx = SqliteTx(self.conn)
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-                yield tx
-                await self.conn.execute("COMMIT")
+                with _unavailable_when_locked(self.availability):
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                    yield tx
+                    await self.conn.execute("COMMIT")
             except BaseException:
                 # Also when cancelled while BEGIN (or COMMIT) was still on its way: the connection's thread runs
                 # them in order, so this ROLLBACK comes after them and never leaves a transaction open.
                 with contextlib.suppress(sqlite3.Error):
                     await asyncio.shield(self.conn.execute("ROLLBACK"))
                 raise
+        self.availability.answered()
         for channel in tx.notifications:
             for callback in self._subscribers.get(channel, ()):
                 callback()
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         async with self._lock:
-            return [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
+            with _unavailable_when_locked(self.availability):
+                rows = [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
+        self.availability.answered()
+        return rows
+
+    async def now(self) -> float:
+        return float(await self.fetchval("SELECT (julianday('now') - 2440587.5) * 86400.0"))
 
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         self._subscribers.setdefault(channel, []).append(callback)

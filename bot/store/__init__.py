@@ -3,7 +3,9 @@
 One :class:`Store` per process. Every change runs in one transaction (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: claims serialised by an advisory lock and ``FOR UPDATE SKIP LOCKED``), so checks and writes
 (limits, claims) are atomic however many processes share the database. Times are Unix seconds from
-``Store.clock`` (injectable for tests); most methods also take ``now=``.
+``Store.clock``: the database's clock (:class:`DatabaseClock`), so processes on machines whose clocks
+disagree compare heartbeats and leases alike; injectable for tests, and most methods also take ``now=``.
+A database that cannot be reached raises ``bot.db.DatabaseUnavailable`` from any method.
 
 Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final
 (:class:`bot.jobs.JobState`). A rendered job is never rendered again; a delivered one is never delivered
@@ -21,20 +23,20 @@ The Store is one class made of one part per concern, each in its own module:
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from collections.abc import Callable
 
 from bot.config import Settings
 from bot.db import open_database
+from bot.store.base import DatabaseClock
 from bot.store.claims import LOST, MAX_ATTEMPTS, WorkerClaims, WorkerRun
 from bot.store.guilds import LIMIT_KEYS, GuildRules, Limits
 from bot.store.posting import DELIVERY_LEASE_S, ResultPosting
 from bot.store.queue import INTERACTION_TTL_S, JobQueue
 from bot.store.results import INTERACTION_MEMORY_S, Results
 
-__all__ = ["DELIVERY_LEASE_S", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST", "MAX_ATTEMPTS",
-           "Limits", "Store", "WorkerRun"]
+__all__ = ["DELIVERY_LEASE_S", "DatabaseClock", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST",
+           "MAX_ATTEMPTS", "Limits", "Store", "WorkerRun"]
 
 
 class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules):
@@ -42,9 +44,20 @@ class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules):
 
     @classmethod
     async def open(cls, target: str | Path, settings: Settings, *, migrations_dir: str | Path | None = None,
-                   clock: Callable[[], float] = time.time) -> Store:
-        """Connect and apply pending migrations (``bot.db.DatabaseUnusable`` / ``MigrationError`` say why not)."""
-        return cls(await open_database(target, migrations_dir=migrations_dir), settings, clock=clock)
+                   clock: Callable[[], float] | None = None) -> Store:
+        """Connect and apply pending migrations (``bot.db.DatabaseUnusable`` / ``MigrationError`` say why not).
+
+        The clock (``now``) is the database's by default (:class:`DatabaseClock`, measured here); an injected
+        ``clock`` (tests) is used as it is, unless it is a :class:`DatabaseClock` too."""
+        db = await open_database(target, migrations_dir=migrations_dir)
+        store = cls(db, settings, clock=DatabaseClock() if clock is None else clock)
+        if isinstance(store.clock, DatabaseClock):
+            try:
+                await store.clock.sync(db)
+            except BaseException:
+                await db.close()
+                raise
+        return store
 
     async def close(self) -> None:
         await self.db.close()

@@ -1,6 +1,7 @@
 """What every part of the Store shares: the database, the settings, the clock, and reading a job."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -9,6 +10,38 @@ from bot.config import Settings
 from bot.db import Database
 from bot.db.base import Tx
 from bot.jobs import STATES, Job, JobState, Refused, valid_id
+
+log = logging.getLogger(__name__)
+
+#: How often a long-running process measures its clock against the database's again.
+CLOCK_SYNC_S = 300.0
+#: A clock further off the database's than this is worth a warning (it is corrected either way).
+CLOCK_WARN_S = 2.0
+
+
+class DatabaseClock:
+    """This machine's clock set to the database's (``Store.open``'s default clock): heartbeats, leases,
+    take-overs and cooldowns written by processes on different machines compare with one clock. The offset
+    is measured at start (:meth:`sync`) and again every :data:`CLOCK_SYNC_S`; ``machine`` is injectable for
+    tests (a machine whose clock is 90 s behind)."""
+
+    def __init__(self, machine: Callable[[], float] = time.time) -> None:
+        self.machine = machine
+        self.offset = 0.0
+        self.synced_at: float | None = None  # monotonic
+
+    def __call__(self) -> float:
+        return self.machine() + self.offset
+
+    async def sync(self, db: Database) -> None:
+        before = self.machine()
+        db_now = await db.now()
+        after = self.machine()
+        offset = db_now - (before + after) / 2
+        if abs(offset) > CLOCK_WARN_S and abs(offset - self.offset) > CLOCK_WARN_S:
+            log.warning("this machine's clock is %+.1f s off the database's (%s); using the database's time",
+                        -offset, db.name)
+        self.offset, self.synced_at = offset, time.monotonic()
 
 
 class StoreBase:
@@ -20,6 +53,14 @@ class StoreBase:
         self.clock = clock
         self.artifacts: Artifacts = (DatabaseArtifacts(db) if db.dialect == "postgres"
                                      else FolderArtifacts(settings.data_dir))
+
+    async def sync_clock(self) -> None:
+        """Measure the clock against the database's again if it is a :class:`DatabaseClock` last measured
+        longer than :data:`CLOCK_SYNC_S` ago (long-running loops call this; an injected clock is left alone)."""
+        clock = self.clock
+        if isinstance(clock, DatabaseClock) and (clock.synced_at is None
+                                                 or time.monotonic() - clock.synced_at > CLOCK_SYNC_S):
+            await clock.sync(self.db)
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else float(now)

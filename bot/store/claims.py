@@ -143,10 +143,11 @@ class WorkerClaims(StoreBase):
                 tx.notify(JOBS_CHANNEL)
             return n == 1
 
-    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = None) -> bool:
-        """running → rendered with its result; the job's files are stored under its folder name (see
-        ``bot.artifacts``). False (nothing changed) when the job is no longer running for ``run``: it was
-        cancelled during the render, or another worker holds it now."""
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = None,
+                            stored_bytes: int | None = None) -> bool:
+        """running → rendered with its result; the job's files (``stored_bytes`` in all) are stored under
+        its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for
+        ``run``: it was cancelled during the render, or another worker holds it now."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = $1", job_id)
@@ -155,8 +156,9 @@ class WorkerClaims(StoreBase):
             name = f"{job_id}-{job['token']}"  # Job.folder_name
             n = await tx.execute(
                 f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = $1, result = $2, artifact_dir = $3, "
-                f"error = NULL, next_delivery_at = NULL WHERE id = $4 AND state = '{JobState.RUNNING}' AND "
-                "worker_id = $5 AND run_id = $6", now, result.to_json(), name, job_id, *run)
+                f"stored_bytes = $4, error = NULL, next_delivery_at = NULL WHERE id = $5 AND state = "
+                f"'{JobState.RUNNING}' AND worker_id = $6 AND run_id = $7", now, result.to_json(), name, stored_bytes,
+                job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)
             return n == 1

@@ -4,13 +4,19 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refused, sql_list
-from bot.store.base import StoreBase, audit, check_may_act
+from bot.store.base import StoreBase, audit, check_may_act, marks
 from morph.output import frame_filename
 
 log = logging.getLogger(__name__)
 
 #: Interactions remembered for de-duplication (Discord never repeats one after its token expired).
 INTERACTION_MEMORY_S = 3600.0
+#: Rows of finished jobs (with their picks) and audit entries are deleted once they are this many times
+#: ``MORPH_RETENTION_DAYS`` old: the files go after one retention period, and for another one a pick of
+#: such a result still answers "expired" instead of "there is no morph". Bans and server settings stay.
+ROW_RETENTION_FACTOR = 2
+#: ...but never younger than a day (cooldowns and limits look at recent jobs), whatever the retention.
+ROW_MIN_KEEP_S = 86400.0
 
 
 class Results(StoreBase):
@@ -84,11 +90,49 @@ class Results(StoreBase):
         await self.artifacts.delete(job)
         return job
 
+    async def enforce_storage_budget(self, *, free_bytes: int = 0, now: float | None = None) -> list[int]:
+        """Expire the oldest finished results (delivered, failed, cancelled; their picks then answer
+        "expired", as after the retention) until everything stored fits ``MORPH_STORAGE_MAX_GB`` and each
+        server's results fit its ``MORPH_STORAGE_GUILD_SHARE`` of it, and, with ``free_bytes`` (a full disk),
+        until at least that much more was freed. Results still waiting to be posted are never expired.
+        Returns the ids of the expired jobs."""
+        now = self._now(now)
+        budget = int(self.settings.storage_max_gb * 1024 ** 3)
+        if budget <= 0 and free_bytes <= 0:
+            return []
+        share = int(budget * self.settings.storage_guild_share)
+        final = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch("SELECT * FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL "
+                                  "ORDER BY COALESCE(rendered_at, created_at), id")
+            total = sum(r["stored_bytes"] or 0 for r in rows)
+            per_guild: dict[int, int] = {}
+            for r in rows:
+                per_guild[r["guild_id"]] = per_guild.get(r["guild_id"], 0) + (r["stored_bytes"] or 0)
+            evicted, freed = [], 0
+            for r in rows:
+                size, guild = r["stored_bytes"] or 0, r["guild_id"]
+                over = budget > 0 and (total > budget or per_guild[guild] > share)
+                if r["state"] not in final or not (over or freed < free_bytes):
+                    continue
+                evicted.append(r)
+                total, freed, per_guild[guild] = total - size, freed + size, per_guild[guild] - size
+            if evicted:
+                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN ({marks(evicted, first=2)})",
+                                 now, *(r["id"] for r in evicted))
+        for r in evicted:  # files after the commit, as in purge
+            await self.artifacts.delete(self._job(r))
+        if evicted:
+            log.info("storage budget: expired the %d oldest result(s), %.1f MiB", len(evicted), freed / 2 ** 20)
+        return [r["id"] for r in evicted]
+
     async def purge(self, now: float | None = None) -> int:
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
         mark them expired; return how many jobs were purged. Rows are kept. Jobs still waiting for delivery
         (``rendered``) keep their files. Files no job points to (a render that failed half-way, a crash)
-        are removed too, and interactions too old to be repeated are forgotten."""
+        are removed too, and interactions too old to be repeated are forgotten. Rows go later
+        (:data:`ROW_RETENTION_FACTOR`): finished jobs whose files are gone, with their picks, and audit
+        entries; bans and server settings are kept."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
@@ -101,9 +145,17 @@ class Results(StoreBase):
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
             await tx.execute("DELETE FROM interactions WHERE handled_at < $1", now - INTERACTION_MEMORY_S)
+            row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
+            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
+            pruned = await tx.execute(
+                f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
+                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM picks WHERE created_at < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < $1", row_cutoff)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)
-        if rows or orphans:
-            log.info("purged the files of %d job(s) and %d left-over file set(s)", len(rows), orphans)
+        if rows or orphans or pruned:
+            log.info("purged the files of %d job(s) and %d left-over file set(s); %d old row(s) deleted", len(rows),
+                     orphans, pruned)
         return len(rows)

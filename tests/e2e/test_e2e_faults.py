@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from bot import messages as msg
 from fakediscord import InteractionFailed, eventually
 
 from e2e_helpers import gif_frames, job_id_of
@@ -178,9 +179,10 @@ async def test_lost_answer_to_morph_keeps_the_job_and_its_message(harness):
 
 
 @pytest.mark.slow
-async def test_a_locked_database_defers_instead_of_failing(harness):
-    """Another process holds the database's write lock for 4 s: /morph and a pick answer "thinking…" within
-    Discord's 3 s and then fill in the answer; nothing is withdrawn."""
+async def test_a_locked_database_answers_unavailable_in_time_and_then_works_again(harness):
+    """Another process holds the database's write lock for 4 s: /morph and a pick are answered within
+    Discord's 3 s, privately, that the queue is unavailable for a moment, and nothing is queued; once the
+    lock is gone both work again."""
     fake, h = harness.fake, harness
     await h.start_bot()
     alice, bob = h.guild.add_member("alice"), h.guild.add_member("bob")
@@ -208,19 +210,23 @@ async def test_a_locked_database_defers_instead_of_failing(harness):
             await holder
         return it
 
+    def unavailable(it):
+        return (it.latency < 3.0 and it.response_type == 4 and it.ephemeral
+                and it.original.content == msg.QUEUE_UNAVAILABLE)
+
     it = await while_locked(lambda: fake.slash(bob, "morph", from_="a sun", to="a moon", frames=4))
-    assert it.latency < 3.0 and it.response_type == 5  # deferred: "morph-bot is thinking…"
-    answer = await it.reply(timeout=15)
+    assert unavailable(it), (it.latency, it.response_type, it.ephemeral)
+    assert [r["id"] for r in await h.store.db.fetch("SELECT id FROM jobs")] == [first]  # nothing queued
+    pick = result.custom_ids()[0]
+    it = await while_locked(lambda: fake.click(bob, result, pick))
+    assert unavailable(it), (it.latency, it.response_type, it.ephemeral)
+
+    answer = await fake.slash(bob, "morph", from_="a sun", to="a moon", frames=4)
     assert "queued" in answer.content and not answer.ephemeral
     second = job_id_of(answer.content)
     await h.result_message(second)
-    assert (await h.wait_state(second, "delivered")).status_message_id == answer.id
-
-    pick = result.custom_ids()[0]
-    it = await while_locked(lambda: fake.click(bob, result, pick))
-    assert it.latency < 3.0 and it.response_type == 5
-    picked = await it.reply(timeout=15)
-    assert picked.attachments and not picked.ephemeral and str(bob.id) in picked.content
+    picked = await fake.click(bob, result, pick)
+    assert picked.original.attachments and not picked.ephemeral and str(bob.id) in picked.original.content
     assert fake.violations == []
 
 

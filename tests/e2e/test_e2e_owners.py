@@ -23,3 +23,18 @@ async def test_only_accepted_admin_and_developer_team_members_are_bot_owners(har
         assert it.ephemeral, name
         assert ("Manage Server" not in it.content) is owner, (name, it.content)
     assert fake.violations == []
+
+
+async def test_only_bot_owners_see_the_model_in_stats(harness, tmp_path):
+    """The model may be a folder on the server: /morphadmin stats names it to bot owners only."""
+    fake, h = harness.fake, harness
+    boss = fake.add_user("boss")
+    fake.set_team([(boss, "admin", "accepted")], owner=boss)
+    await h.start_bot()
+    owner, mod = h.guild.add_member(boss), h.guild.add_member("mod", admin=True)
+    await fake.slash(mod, "morph", from_="a dog", to="a cat", frames=2)  # the model loads on the first morph
+    shown = await fake.slash(owner, "morphadmin stats")
+    hidden = await fake.slash(mod, "morphadmin stats")
+    assert shown.ephemeral and hidden.ephemeral
+    assert "model tiny" in shown.content or "(tiny loads" in shown.content, shown.content
+    assert "tiny" not in hidden.content.split("device:")[1], hidden.content

@@ -233,3 +233,57 @@ async def test_purge_removes_orphan_folders_but_nothing_outside_the_data_folder(
     await store.db.execute("UPDATE jobs SET artifact_dir = $1 WHERE id = $2", "..", job.id)
     await store.purge(now=clock.t + 30 * 86400)
     assert (outside / "keep.txt").read_text() == "keep" and settings.data_dir.is_dir()
+
+
+async def test_rows_past_twice_the_retention_are_pruned_bans_and_settings_stay(store, settings, clock):
+    """Finished jobs (with their picks) and audit entries go once twice MORPH_RETENTION_DAYS old; until
+    then an expired result's pick still says "expired". Bans and server settings are never pruned."""
+    day = 86400
+    ancient = await rendered_job(store, settings, user=ALICE, now=clock.t - 40 * day)
+    await store.pick(ancient.id, user_id=BOB, frame=0, now=clock.t - 40 * day + 60)
+    expired = await rendered_job(store, settings, user=BOB, now=clock.t - 20 * day)
+    fresh = await rendered_job(store, settings, user=CAROL, now=clock.t - 1 * day)
+    await store.pick(fresh.id, user_id=BOB, frame=0, now=clock.t - day + 60)
+    await store.ban(G1, CAROL, actor_id=ADMIN, now=clock.t - 40 * day)
+    await store.set_limits(G1, actor_id=ADMIN, now=clock.t - 40 * day, max_frames=12)
+    await store.purge()
+    assert await store.get(ancient.id) is None and await store.picks(ancient.id) == []
+    assert (await store.get(expired.id)).expired  # its files are gone, its row still answers "expired"
+    assert await store.get(fresh.id) is not None and len(await store.picks(fresh.id)) == 1
+    assert await store.db.fetch("SELECT user_id FROM bans") == [{"user_id": CAROL}]
+    assert (await store.get_limits(G1)).max_frames == 12
+    audit = await store.db.fetch("SELECT created_at FROM audit_log")
+    assert all(r["created_at"] >= clock.t - 28 * day for r in audit)
+
+
+async def test_the_storage_budget_expires_the_oldest_results_first_and_each_server_keeps_to_its_share(settings,
+                                                                                                      clock):
+    """MORPH_STORAGE_MAX_GB for every result together, MORPH_STORAGE_GUILD_SHARE of it for one server: the
+    oldest finished results expire first (their picks say "expired"); one waiting to be posted never does."""
+    kib = 1024
+    settings = settings.replace(storage_max_gb=10 * kib / 1024 ** 3, storage_guild_share=0.5)  # 10 KiB, 5 per server
+    store = await Store.open(settings.db_path, settings, clock=clock)
+    try:
+        async def job_of(size_kib, guild, user, deliver=True):
+            job = await rendered_job(store, settings, user=user, guild=guild, deliver=deliver)
+            await store.db.execute("UPDATE jobs SET stored_bytes = $1 WHERE id = $2", size_kib * kib, job.id)
+            clock.advance(10)
+            return job
+        a1 = await job_of(2, G1, ALICE)
+        a2 = await job_of(2, G1, BOB)
+        b1 = await job_of(3, G2, ALICE)
+        assert await store.enforce_storage_budget() == []  # 7 KiB: within both
+        a3 = await job_of(2, G1, CAROL)  # G1 holds 6 KiB > its 5: its oldest goes
+        assert await store.enforce_storage_budget() == [a1.id]
+        with pytest.raises(Refused, match="has expired"):
+            await store.pick(a1.id, user_id=BOB, frame=0)
+        assert not await stored(store, a1) and await stored(store, a2)
+        # 11 KiB in all: the oldest finished one goes; then G2 holds 7 KiB > 5: its oldest finished one goes
+        waiting = await job_of(4, G2, BOB, deliver=False)
+        assert await store.enforce_storage_budget() == [a2.id, b1.id]
+        assert await stored(store, waiting) and await stored(store, a3)
+        # a full disk: up to that much more is freed, oldest first, never the result waiting to be posted
+        assert await store.enforce_storage_budget(free_bytes=4 * kib) == [a3.id]
+        assert await stored(store, waiting) and not (await store.get(waiting.id)).expired
+    finally:
+        await store.close()

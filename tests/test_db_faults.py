@@ -1,0 +1,208 @@
+"""Database faults below the Discord layer, on a real PostgreSQL server (its own, stopped and started here)
+and real SQLite files: a killed connection, a server that goes away while a job renders, a frozen process
+holding the claims' lock, a worker whose clock is wrong. (End to end through Discord: tests/e2e.)"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bot.config import Settings
+from bot.db import DatabaseUnavailable
+from fakediscord import eventually
+from bot.store import DatabaseClock, Store, WorkerRun
+from bot.worker import STALE_S, Worker
+from morph.request import RenderRequest
+
+G, C, ALICE = 10, 20, 1
+REPO = str(Path(__file__).resolve().parent.parent)
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A PostgreSQL server of this module alone (the tests stop and start it)."""
+    from testkit.postgres import PostgresUnavailable, TempPostgres
+
+    pg = TempPostgres()
+    try:
+        pg.start()
+    except PostgresUnavailable as err:
+        pg.stop()
+        pytest.skip(f"no PostgreSQL server here: {err}")
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+def small(**kw):
+    return RenderRequest(["a red dog", "a blue cat"], **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
+
+
+async def submit(store, **kw):
+    return await store.enqueue(guild_id=G, channel_id=C, user_id=ALICE, request=small(**kw), upload_limit=10 * MiB)
+
+
+async def test_a_connection_the_server_killed_is_replaced_without_an_error(server, caplog):
+    """PostgreSQL ends the pool's idle connections (a restart of a standby, ``pg_terminate_backend``, an
+    idle timeout): the next query of each must not fail, nor count as an outage in the log."""
+    import asyncpg
+
+    caplog.set_level(logging.WARNING, logger="bot.db")
+    url = server.create_database()
+    store = await Store.open(url, Settings(db_path=url))
+    killer = await asyncpg.connect(url)
+    try:
+        await submit(store)
+        for _ in range(3):
+            killed = await killer.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                           "datname = current_database() AND pid <> pg_backend_pid() AND "
+                                           "backend_type = 'client backend'")
+            assert killed >= 1
+            await asyncio.sleep(0.2)  # the server has closed them; the pool has not used them since
+            assert await store.claim_interaction(time.time_ns()) is True
+            assert len(await store.db.fetch("SELECT id FROM jobs")) == 1
+        assert [r.getMessage() for r in caplog.records if r.name == "bot.db"] == []
+    finally:
+        await killer.close()
+        await store.close()
+
+
+async def test_the_server_going_away_is_database_unavailable_logged_once(server, caplog):
+    url = server.create_database()
+    store = await Store.open(url, Settings(db_path=url))
+    caplog.set_level(logging.WARNING, logger="bot.db")
+    try:
+        server.stop_server()
+        try:
+            for _ in range(5):
+                with pytest.raises(DatabaseUnavailable):
+                    await store.claim_interaction(time.time_ns())
+                with pytest.raises(DatabaseUnavailable):
+                    await store.get(1)
+        finally:
+            server.start_server()
+        assert await store.claim_interaction(time.time_ns()) is True  # by itself once it is back
+        lines = [r.getMessage() for r in caplog.records if r.name == "bot.db"]
+        assert len(lines) == 2, lines
+        assert "unavailable" in lines[0] and "is back after" in lines[1]
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_attempt(server, tmp_path):
+    """The server stops while a job renders and stays away past its end: the worker holds the finished
+    render, writes it once the server is back, and the job is rendered (not failed, not rendered again)."""
+    from morph import Morpher
+
+    torch.set_num_threads(1)
+    url = server.create_database()
+    settings = Settings(db_path=url, data_dir=tmp_path / "art", cooldown_s=0, model="tiny")
+    store = await Store.open(url, settings)
+    worker = Worker(store, lambda: Morpher("tiny", device="cpu"), settings, progress_interval_s=0.2)
+    worker.preload()
+    job = await submit(store, frames=16, steps=4)
+    await worker.start()
+    try:
+        async def rendering():
+            j = await store.get(job.id)
+            return j.progress is not None and j.progress.get("frames_done", 0) >= 1
+        assert await eventually(rendering, timeout=120, interval=0.05)
+        server.stop_server()
+        try:
+            # the render ends while the server is away: the worker waits to write it
+            assert await eventually(lambda: worker.current is not None and worker._cancel.get(job.id) is not None,
+                                    timeout=5)
+            await asyncio.sleep(4.0)
+        finally:
+            server.start_server()
+
+        async def rendered():
+            j = await store.get(job.id)
+            return j if j.state == "rendered" else None
+        done = await eventually(rendered, timeout=60, interval=0.1)
+        assert done is not None, (await store.get(job.id)).state
+        assert done.attempts == 0 and done.error is None and done.result.frame_count == 16
+        assert await store.artifacts.read(done, "morph.gif") is not None
+    finally:
+        await worker.stop()
+        await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "m.sqlite3")
+    return request.getfixturevalue("server").create_database()
+
+
+async def test_a_worker_whose_clock_is_90_s_behind_keeps_the_job_it_heartbeats(db_url):
+    """Heartbeats and take-overs compare with the database's clock: a worker 90 s behind writes heartbeats
+    in the database's time, so another worker's look for stale jobs does not take its job away."""
+    settings = Settings(db_path=db_url, cooldown_s=0)
+    behind = await Store.open(db_url, settings, clock=DatabaseClock(machine=lambda: time.time() - 90))
+    other = await Store.open(db_url, settings)
+    try:
+        assert abs(behind.clock() - time.time()) < 2.0  # set to the database's time
+        job = await submit(other)
+        run = WorkerRun("late", "r1")
+        assert (await behind.claim(run)).id == job.id
+        assert await behind.heartbeat(job.id, run) == "running"
+        assert await other.recover(stale_s=STALE_S) == []
+        assert (await other.get(job.id)).state == "running"
+    finally:
+        await behind.close()
+        await other.close()
+
+
+FROZEN = textwrap.dedent("""
+    import asyncio, sys
+    from bot.db import open_database
+
+    async def main():
+        db = await open_database(sys.argv[1])
+        async with db.transaction() as tx:
+            await tx.serialize("claims")
+            print("locked", flush=True)
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.slow
+async def test_a_frozen_process_holding_the_claims_lock_releases_the_queue_within_seconds(server):
+    url = server.create_database()
+    store = await Store.open(url, Settings(db_path=url, cooldown_s=0))
+    job = await submit(store)
+    holder = subprocess.Popen([sys.executable, "-c", FROZEN, url], stdout=subprocess.PIPE, text=True,  # noqa: ASYNC220
+                              cwd=REPO)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 60)
+        assert line.strip() == "locked"
+        os.kill(holder.pid, signal.SIGSTOP)  # frozen inside its transaction, the lock held
+        started = time.monotonic()
+        claimed = None
+        while claimed is None and time.monotonic() - started < 25:
+            try:
+                claimed = await asyncio.wait_for(store.claim(WorkerRun("w", "r")), 25)
+            except DatabaseUnavailable:  # the lock's wait timed out first: the worker simply tries again
+                await asyncio.sleep(0.2)
+        waited = time.monotonic() - started
+        assert claimed is not None and claimed.id == job.id
+        assert waited < 20, waited
+    finally:
+        holder.kill()
+        holder.wait()
+        await store.close()
