@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
 
-from bot.db import is_postgres
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES
 from morph.request import MAX_FRAMES, MAX_STEPS, MIN_FRAMES, MIN_STEPS, MorphError, parse_loras
@@ -165,6 +164,11 @@ class Settings:
     def replace(self, **changes) -> Settings:
         """A copy with some fields changed (handy in tests)."""
         return dataclasses.replace(self, **changes)
+
+
+def is_postgres(target: str | Path) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL; anything else is a SQLite file path."""
+    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 def _absolute(path) -> Path | str:

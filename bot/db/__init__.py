@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.config import is_postgres
 from bot.db.base import (
     JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx,
     log_failure, migration_files,
@@ -19,11 +20,6 @@ from bot.db.base import (
 __all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable",
            "MigrationError",
            "Tx", "is_postgres", "log_failure", "migration_files", "open_database"]
-
-
-def is_postgres(target: str | Path) -> bool:
-    """True for a ``postgresql://`` (or ``postgres://``) URL; anything else is a SQLite file path."""
-    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 async def open_database(target: str | Path, *, migrations_dir: str | Path | None = None) -> Database:
