@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # `make run TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean messages
 
 setup: $(STAMP)
 
@@ -39,6 +39,15 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The message catalogues (bot/locales, see README "Languages"): extract every text of the bot into the template
+# bot/locales/bot.pot, then merge it into each language's bot.po (new texts arrive empty: translate them).
+# A new language: `$(BIN)/pybabel init -D bot -i bot/locales/bot.pot -d bot/locales -l <code>`.
+MESSAGE_SOURCES := bot/*.py bot/cogs bot/store bot/playground
+messages: setup
+	$(BIN)/pybabel -q extract -k locale_str -k N_ --no-location --sort-by-file --project=morph-bot \
+		-o bot/locales/bot.pot $(MESSAGE_SOURCES)
+	$(BIN)/pybabel -q update -D bot -i bot/locales/bot.pot -d bot/locales --no-fuzzy-matching --ignore-obsolete
 
 bench: setup
 	$(BIN)/python -m bench

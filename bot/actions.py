@@ -14,16 +14,18 @@ import dataclasses
 import io
 import logging
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import discord
 
 from bot import messages as msg
 from bot.db import DatabaseUnavailable
+from bot.i18n import text
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
 )
-from bot.jobs import Expired, Job, JobState, Refused
+from bot.jobs import Expired, Job, JobState, Refusal, Refused
 from bot.permissions import can_admin, can_manage_job
 from bot.recent import RecentIds
 from bot.views import JobActions, cancel_view
@@ -67,7 +69,8 @@ class ActionsStore(Protocol):
     async def enqueue(self, *, guild_id: int, channel_id: int, user_id: int, request: RenderRequest,
                       upload_limit: int, interaction_token: str | None = ..., application_id: int | None = ...,
                       boomerang: bool = ..., output_format: str | None = ..., parent_id: int | None = ...,
-                      reply_to_message_id: int | None = ..., now: float | None = ...) -> Job: ...
+                      reply_to_message_id: int | None = ..., guild_locale: object = ...,
+                      now: float | None = ...) -> Job: ...
 
     async def position(self, job_id: int) -> int | None: ...
 
@@ -93,10 +96,12 @@ def offered_candidates(request: RenderRequest) -> int:
     return max(1, min(RenderRequest.candidates, len(msg.KEYCAPS) // segments))
 
 
-def pick_text(job: Job, frame: int, picker_id: int) -> str:
+def pick_text(job: Job, frame: int, picker_id: int, locale: object = None) -> str:
+    """The public answer to a pick, in the job's language (``locale`` for a private one)."""
     result = job.rendered()
     candidate = result.candidates.index(frame) + 1 if frame in result.candidates else None
-    return msg.pick_text(job.id, frame, result.frame_count, picker_id, candidate)
+    return msg.pick_text(job.id, frame, result.frame_count, picker_id, candidate,
+                         locale=job.language if locale is None else locale)
 
 
 def frame_file(job_id: int, frame: int, data: bytes) -> discord.File:
@@ -132,7 +137,7 @@ class Actions:
         origin = interaction.message.id if interaction.message is not None else None
         if job is None or not job.came_from(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
                                             message_id=origin, token=token, message=message):
-            raise Refused(f"There is no morph #{job_id}.")
+            raise Refused(Refusal.NO_JOB, job=job_id)
         return job
 
     def _acting_guild(self, interaction: discord.Interaction) -> int | None:
@@ -147,21 +152,24 @@ class Actions:
     # ------------------------------------------------------------------ start a job
     async def start_job(self, interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
                         output_format: str | None = None, refines: Job | None = None,
-                        note: str = "") -> Job | None:
+                        note: Callable[[str | None], str] | None = None) -> Job | None:
         """Validate, enqueue for ``interaction.user`` and answer publicly with job id, position and ❌ Cancel.
 
-        ``output_format`` None: the server's default. ``refines``: the job whose result this 🔍 refine was
+        ``output_format`` None: the server's default. ``note``: a line added to the status message, made for
+        the job's language. ``refines``: the job whose result this 🔍 refine was
         asked on (its result message is ``interaction.message``): the new result is posted as a reply to it.
 
         ``Store.enqueue`` validates the request (``check_request`` with the guild's banned words and frame cap)
         and enforces bans, channel allow-list, per-user/guild/bot limits and the cooldown. Errors are answered
         ephemerally and enqueue nothing. A job whose answer Discord refused is withdrawn (the user saw
-        "interaction failed"). Returns the Job or None.
+        "interaction failed"). Returns the Job or None. Refusals are in the member's language
+        (``interaction.locale``), the public status message in the job's (the server's).
         """
         store = self.store
+        tr = text(interaction.locale)
         guild_id, channel_id = interaction.guild_id, interaction.channel_id
         if guild_id is None or channel_id is None:
-            await ephemeral(interaction, "❌ Morphs run in servers, not in direct messages.")
+            await ephemeral(interaction, tr._("❌ Morphs run in servers, not in direct messages."))
             return None
 
         reply_to = None
@@ -176,18 +184,18 @@ class Actions:
                                       application_id=interaction.application_id, boomerang=boomerang,
                                       output_format=output_format,
                                       parent_id=refines.id if refines is not None else None,
-                                      reply_to_message_id=reply_to)
+                                      reply_to_message_id=reply_to, guild_locale=interaction.guild_locale)
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
         try:
             job, position, paused = await in_time(interaction, enqueue())
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
-        base = msg.queued_text(job.id, job.request, interaction.user.id, position, paused)
-        text = msg.clip(base + "\n" + note) if note else base
+        base = msg.queued_text(job.id, job.request, interaction.user.id, position, paused, locale=job.language)
+        shown = msg.clip(base + "\n" + note(job.language)) if note else base
         try:
-            message_id = await reply(interaction, text, view=cancel_view(job))
+            message_id = await reply(interaction, shown, view=cancel_view(job))
         except discord.HTTPException as err:
             if err.code != ALREADY_ACKNOWLEDGED:
                 # The user never saw an answer (e.g. the 3 s window passed): take the job back out of the queue.
@@ -220,7 +228,7 @@ class Actions:
             job = await self.own_job(interaction, job_id, token)
             return job, await self.store.get_limits(job.guild_id)
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
 
     async def refine(self, interaction: discord.Interaction, job_id: int, token: str, gap: int) -> None:
@@ -234,12 +242,18 @@ class Actions:
         job, limits = found
         ts = job.result.ts if job.result is not None else ()
         if not 0 <= gap < len(ts) - 1:
-            await ephemeral(interaction, f"❌ Morph #{job.id} has no frames {gap + 1} and {gap + 2} to refine between.")
+            await ephemeral(interaction, text(interaction.locale)._(
+                "❌ Morph #{job} has no frames {first} and {second} to refine between.", job=job.id, first=gap + 1,
+                second=gap + 2))
             return
         request = job.request.refine(ts[gap], ts[gap + 1], limits.capped_frames(self.settings.default_frames))
         request.candidates = offered_candidates(request)
-        note = (f"🔍 Refine of job #{job.id}: {request.frames} frames from its frame {gap + 1} to frame {gap + 2}; "
-                "the result comes as a reply to it.")
+
+        def note(locale: str | None) -> str:
+            tr = text(locale)
+            return tr._("🔍 Refine of job #{job}: {frames} from its frame {first} to frame {second}; the result comes "
+                        "as a reply to it.", job=job.id, first=gap + 1, second=gap + 2,
+                        frames=tr.ngettext("{count} frame", "{count} frames", request.frames))
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, refines=job,
                              note=note)
 
@@ -251,9 +265,15 @@ class Actions:
         job, limits = found
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
                                       frames=limits.capped_frames(job.request.frames))
-        note = f"🔁 Reroll of job #{job_id} with seed {request.seed}."
-        if request.frames < job.request.frames:
-            note += f" Frames lowered to this server's limit of {limits.max_frames}."
+        lowered = request.frames < job.request.frames
+        cap = limits.max_frames
+
+        def note(locale: str | None) -> str:
+            tr = text(locale)
+            line = tr._("🔁 Reroll of job #{job} with seed {seed}.", job=job_id, seed=request.seed)
+            if lowered:
+                line += " " + tr._("Frames lowered to this server's limit of {cap}.", cap=cap)
+            return line
         await self.start_job(interaction, request, boomerang=job.boomerang, output_format=job.format, note=note)
 
     # ------------------------------------------------------------------ picks
@@ -271,9 +291,11 @@ class Actions:
         try:
             job, picked = await in_time(interaction, pick())
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
-        await reply(interaction, pick_text(job, frame, interaction.user.id), private=picked.repeat,
+        # a repeat is answered privately, in the member's language; a new pick publicly, in the server's
+        locale = interaction.locale if picked.repeat else None
+        await reply(interaction, pick_text(job, frame, interaction.user.id, locale), private=picked.repeat,
                     file=frame_file(job.id, frame, picked.data))
 
     async def pick_by_reaction(self, channel: discord.abc.Messageable, message: discord.Message, *, job_id: int,
@@ -297,7 +319,7 @@ class Actions:
         except Expired as err:
             if message.id not in self._told_expired:
                 self._told_expired.add(message.id)
-                await channel.send(msg.clip(f"❌ {err}"), reference=reference, allowed_mentions=NO_PINGS)
+                await channel.send(msg.error_text(err, job.language), reference=reference, allowed_mentions=NO_PINGS)
             return
         except MorphError as err:
             log.info("reaction pick of %s on job %s refused: %s", user_id, job.id, err)
@@ -318,53 +340,58 @@ class Actions:
             job = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
                          else self.store.get(job_id))
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
+        tr = text(interaction.locale)
         if job is None:
-            await ephemeral(interaction, f"❌ There is no morph #{job_id}.")
+            await ephemeral(interaction, msg.error_text(Refused(Refusal.NO_JOB, job=job_id), interaction.locale))
             return
         if not self._may_manage(interaction, job):
-            await ephemeral(interaction, f"❌ Only the author of job #{job_id} or a server admin can cancel it.")
+            await ephemeral(interaction, tr._("❌ Only the author of job #{job} or a server admin can cancel it.",
+                                              job=job_id))
             return
         try:
             job = await self.store.cancel(job_id, actor_id=interaction.user.id,
                                           admin=interaction.user.id != job.user_id,
                                           guild_id=self._acting_guild(interaction))
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         self.cancel_render(job_id)
-        text = msg.cancelled_text(job_id, interaction.user.id)
         if (from_button and interaction.message is not None and interaction.message.id == job.status_message_id
                 and not interaction.response.is_done()):
             # the answer below is the status message's final text: no pending progress edit may overwrite it
             await self.events.job_cancelled(job, interaction.user.id, status_answered=True)
-            await interaction.response.edit_message(content=text, view=None, allowed_mentions=NO_PINGS)
+            await interaction.response.edit_message(content=msg.cancelled_text(job_id, interaction.user.id,
+                                                                               locale=job.language),
+                                                    view=None, allowed_mentions=NO_PINGS)
         else:
-            await ephemeral(interaction, f"🚫 Cancelled morph job #{job_id}.")
+            await ephemeral(interaction, tr._("🚫 Cancelled morph job #{job}.", job=job_id))
             await self.events.job_cancelled(job, interaction.user.id)
         log.info("job %s cancelled by %s", job_id, interaction.user.id)
 
     async def admin_cancel(self, interaction: discord.Interaction, job_id: int) -> None:
         """``/morphadmin cancel``: any queued or rendering job of the caller's server (of any server for a bot
         owner); the caller's admin rights were checked by the command."""
+        tr = text(interaction.locale)
         target = await self.store.get(job_id)
         if target is None:
-            await ephemeral(interaction, f"❌ There is no morph job #{job_id}.")
+            await ephemeral(interaction, tr._("❌ There is no morph job #{job}.", job=job_id))
             return
         if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions, owner_ids=self.owner_ids,
                          caller_guild_id=interaction.guild_id, target_guild_id=target.guild_id):
-            await ephemeral(interaction, f"❌ Morph job #{job_id} belongs to another server.")
+            await ephemeral(interaction, tr._("❌ Morph job #{job} belongs to another server.", job=job_id))
             return
         try:
             cancelled = await self.store.cancel(job_id, actor_id=interaction.user.id, admin=True,
                                                 guild_id=self._acting_guild(interaction))
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         self.cancel_render(job_id)
         await self.jobs_cancelled([cancelled], interaction.user.id)
-        await ephemeral(interaction, f"🚫 Cancelled morph job #{job_id} of {msg.user(cancelled.user_id)}.")
+        await ephemeral(interaction, tr._("🚫 Cancelled morph job #{job} of {user}.", job=job_id,
+                                          user=msg.user(cancelled.user_id, tr.lang)))
 
     async def jobs_cancelled(self, jobs, actor_id: int) -> None:
         """Tell delivery which of ``jobs`` are cancelled now (their status messages say so): after an admin's
@@ -380,10 +407,11 @@ class Actions:
         try:
             job = await self.own_job(interaction, job_id, token)
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
+        tr = text(interaction.locale)
         if not self._may_manage(interaction, job):
-            await ephemeral(interaction, "❌ Only the author of this morph or a server admin can delete it.")
+            await ephemeral(interaction, tr._("❌ Only the author of this morph or a server admin can delete it."))
             return
         try:
             await self.store.delete_result(job_id, actor_id=interaction.user.id,
@@ -391,9 +419,9 @@ class Actions:
                                            guild_id=self._acting_guild(interaction))
         except MorphError as err:
             if job.deleted_at is None:  # "already deleted" is fine: remove the message anyway
-                await ephemeral(interaction, f"❌ {err}")
+                await ephemeral(interaction, msg.error_text(err, interaction.locale))
                 return
-        await ephemeral(interaction, f"🗑️ Deleted the result of morph job #{job_id}.")
+        await ephemeral(interaction, tr._("🗑️ Deleted the result of morph job #{job}.", job=job_id))
         if interaction.message is not None:
             try:
                 await interaction.message.delete()
@@ -402,8 +430,8 @@ class Actions:
             except discord.HTTPException as err:  # e.g. a result posted through the followup webhook
                 log.warning("could not delete result message %s of job %s: %s", interaction.message.id,
                             job_id, err)
-                await ephemeral(interaction, "The frames are deleted, but Discord did not let the bot remove "
-                                             "the message; a server admin can delete it.")
+                await ephemeral(interaction, tr._("The frames are deleted, but Discord did not let the bot remove "
+                                                  "the message; a server admin can delete it."))
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
 
 

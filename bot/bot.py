@@ -11,8 +11,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import i18n, sharding
 from bot import messages as msg
-from bot import sharding
 from bot.actions import Actions
 from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
@@ -20,6 +20,7 @@ from bot.delivery import Delivery
 from bot.db import DatabaseUnavailable
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.startup import default_morpher_factory
+from bot.translator import CatalogueTranslator
 from bot.validation import warm_up_banned_words
 from bot.views import DYNAMIC_ITEMS
 from morph.request import MorphError
@@ -80,13 +81,15 @@ class MorphTree(app_commands.CommandTree):
         if isinstance(original, DatabaseUnavailable):  # the outage is logged once, by the database
             await answer_unavailable(interaction)
             return
+        tr = i18n.text(interaction.locale)
         if isinstance(original, (app_commands.CheckFailure, MorphError)):
-            text = str(original) or "❌ You cannot use this command here."
+            text = (msg.error_text(original, interaction.locale) if isinstance(original, MorphError)
+                    else str(original) or tr._("❌ You cannot use this command here."))
         elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send
-            text = f"❌ {msg.safe(str(original.value), 100)} is not a valid value for that option."
+            text = tr._("❌ {value} is not a valid value for that option.", value=msg.safe(str(original.value), 100))
         else:
             log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original)
-            text = "❌ Something went wrong on the bot's side; it has been logged. Try again in a moment."
+            text = tr._("❌ Something went wrong on the bot's side; it has been logged. Try again in a moment.")
         try:
             await ephemeral(interaction, text)
         except discord.HTTPException:
@@ -145,6 +148,7 @@ class MorphBot(commands.Bot):
         self.actions = Actions(self.store, self.settings, self.delivery, worker=self.worker,
                                owner_ids=self.owner_id_set)
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+        await self.tree.set_translator(CatalogueTranslator())  # command names and texts in every catalogue's language
         await asyncio.to_thread(warm_up_banned_words)  # its tables load here, not during the first /morph
         await self.add_cog(MorphCog(self, self.actions, self.store))
         await self.add_cog(AdminCog(self.actions, self.store))

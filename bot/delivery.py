@@ -218,7 +218,8 @@ class Delivery:
             self._shown.pop(job_id)
         for job in running.values():
             p = job.progress
-            text = msg.rendering_text(job.id, job.request, job.user_id, p.render if p else None, p.eta_s if p else None)
+            text = msg.rendering_text(job.id, job.request, job.user_id, p.render if p else None,
+                                      p.eta_s if p else None, locale=job.language)
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text
                 self._queued_text.pop(job.id, None)
@@ -230,7 +231,7 @@ class Delivery:
     async def show_failure(self, job) -> None:
         """Show the failure (with the job id) on the status message, or in the channel if that cannot be."""
         self.queue_changed()
-        text = msg.failed_text(job.id, job.error)
+        text = msg.failed_text(job.id, job.error, locale=job.language)
 
         async def post_in_channel():
             channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -240,7 +241,8 @@ class Delivery:
             await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
-        await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id), view=None)
+        await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id, locale=job.language),
+                                view=None)
 
     # ------------------------------------------------------------------ status message
     async def _status_of(self, job) -> StatusTarget | None:
@@ -287,7 +289,7 @@ class Delivery:
         for job, position, paused in await self.store.queued_positions():
             if (job.status_message_id is None and job.id not in self._status) or not self._mine(job):
                 continue
-            text = msg.queued_text(job.id, job.request, job.user_id, position, paused)
+            text = msg.queued_text(job.id, job.request, job.user_id, position, paused, locale=job.language)
             if self._queued_text.get(job.id) == text:
                 continue
             self._queued_text[job.id] = text
@@ -346,7 +348,8 @@ class Delivery:
 
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        content = msg.result_text(job.id, job.request, job.user_id, job.rendered(), refined_from=job.parent_id)
+        content = msg.result_text(job.id, job.request, job.user_id, job.rendered(), refined_from=job.parent_id,
+                                  locale=job.language)
         via = "channel"
         try:
             message = await self._already_posted(channel, job.id)
@@ -374,7 +377,8 @@ class Delivery:
         await self._add_reactions(message, len(job.rendered().candidates))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
         await self._edit_status(job, final=True, view=None,
-                                content=msg.delivered_text(job.id, job.request, job.user_id, link))
+                                content=msg.delivered_text(job.id, job.request, job.user_id, link,
+                                                           locale=job.language))
         return "delivered"
 
     async def _failed_delivery(self, job, err: BaseException) -> str:
@@ -411,10 +415,7 @@ class Delivery:
         sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
         if sheet is None:
             return discord.utils.MISSING
-        result = job.rendered()
-        k = len(result.candidates)
-        around = "each part's midpoint" if len(result.segments) > 1 else "the midpoint"
-        embed = discord.Embed(title=f"Candidates 1–{k} around {around}" if k else "Candidates")
+        embed = discord.Embed(title=msg.sheet_caption(job.rendered(), job.language))
         embed.set_image(url=f"attachment://{sheet}")
         return embed
 

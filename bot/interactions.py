@@ -21,6 +21,7 @@ from discord import app_commands
 
 from bot import messages as msg
 from bot.db import DatabaseUnavailable
+from bot.i18n import text
 from bot.jobs import DEFAULT_UPLOAD_LIMIT
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ async def answer_unavailable(interaction: discord.Interaction) -> None:
     if interaction.type == discord.InteractionType.autocomplete:
         return
     try:
-        await ephemeral(interaction, msg.QUEUE_UNAVAILABLE)
+        await ephemeral(interaction, text(interaction.locale)._(msg.QUEUE_UNAVAILABLE))
     except discord.HTTPException as err:
         log.debug("could not tell interaction %s the queue is unavailable: %s", interaction.id, err)
 

@@ -37,8 +37,54 @@ DEFAULT_UPLOAD_LIMIT = 10 * 2**20
 MAX_ID = 2 ** 63 - 1
 
 
+class Refusal(str, Enum):
+    """What was refused. Each kind's facts travel in :attr:`Refused.values` (named below); the text a member
+    reads is made from them in one place, :func:`bot.messages.refusal_text`, in the member's language."""
+
+    NO_JOB = "no_job"                          # job
+    OTHER_GUILD = "other_guild"                # job
+    NOT_YOURS = "not_yours"                    # job, action ("cancel" | "delete")
+    BANNED = "banned"
+    PICK_COOLDOWN = "pick_cooldown"            # seconds
+    NO_FRAMES = "no_frames"                    # job, state
+    NO_SUCH_FRAME = "no_such_frame"            # job, count, frame (1-based, or what was given)
+    ALREADY_DELETED = "already_deleted"        # job
+    EXPIRED = "expired"                        # job
+    EXPIRED_RETENTION = "expired_retention"    # job, days
+    NOT_ACTIVE = "not_active"                  # job, state
+    CHANNEL_NOT_ALLOWED = "channel_not_allowed"  # channels (ids)
+    INVALID = "invalid"                        # detail (the validation's message: bot.validation, morph.request)
+    BAD_FORMAT = "bad_format"                  # option ("format" | "default_format"), value, choices
+    USER_QUEUE_FULL = "user_queue_full"        # jobs (ids), limit
+    GUILD_QUEUE_FULL = "guild_queue_full"      # count, limit
+    BOT_QUEUE_FULL = "bot_queue_full"          # count
+    COOLDOWN = "cooldown"                      # seconds
+    LIMIT_ABOVE_CAP = "limit_above_cap"        # key, cap
+    COOLDOWN_BELOW_CAP = "cooldown_below_cap"  # cap (seconds)
+    NOTHING_TO_CHANGE = "nothing_to_change"
+    UNKNOWN_LIMIT = "unknown_limit"            # key, keys
+    LIMIT_RANGE = "limit_range"                # key, low, high, value
+    COOLDOWN_RANGE = "cooldown_range"          # value
+    BANNED_WORDS_TOO_MANY = "banned_words_too_many"  # words, chars (the caps)
+    CHANNEL_IDS = "channel_ids"                # value
+    BAD_LANGUAGE = "bad_language"              # value, choices
+    PROMPT_MENTION = "prompt_mention"          # what (a PROMPT_NAMES entry), mention; kind (user/role/channel)
+    PROMPT_LINK = "prompt_link"                # what
+    PROMPT_BANNED = "prompt_banned"            # what
+    FRAMES_OVER_CAP = "frames_over_cap"        # cap (the server's max_frames), value
+
+
 class Refused(MorphError):
-    """The request or action is not allowed; ``str(err)`` is the message to show the user."""
+    """The request or action is not allowed: :attr:`kind` says what was refused and :attr:`values` holds its
+    facts (job numbers, counts, limits, what was given). The Store raises it in the front and in the worker
+    alike, so it holds no Discord text; :func:`bot.messages.refusal_text` renders it. ``str(err)`` is a plain
+    summary for logs."""
+
+    def __init__(self, kind: Refusal, /, **values) -> None:
+        self.kind = Refusal(kind)
+        self.values = values
+        facts = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        super().__init__(f"{self.kind.value}" + (f" ({facts})" if facts else ""))
 
 
 class Expired(Refused):
@@ -98,6 +144,9 @@ class Job:
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
+    #: the language of the job's public messages (status, result, picks, errors): a language of
+    #: ``bot.i18n.languages()``, decided at enqueue (None: English)
+    language: str | None = None
     #: bytes its stored files take (None: not rendered, or from before the storage budget)
     stored_bytes: int | None = None
 

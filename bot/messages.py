@@ -5,7 +5,11 @@ Rules every function here keeps:
   markdown and links, so nothing a user typed can ping, format or become a clickable link with a preview
   (the bot also sends with ``AllowedMentions.none()`` as a second guard);
 - people are named with ``<@id>``: Discord shows the name, and AllowedMentions.none() keeps it silent;
-- every content string stays within Discord's 2,000 characters (:func:`clip`).
+- every content string stays within Discord's 2,000 characters (:func:`clip`);
+- every text is written in English through the catalogue (:mod:`bot.i18n`: ``tr._("… {job} …", job=…)``,
+  ``tr.ngettext`` for counts) and shown in the language of the ``locale`` argument: the member's
+  (``interaction.locale``) for private answers, the job's (``Job.language``, the server's) for public posts.
+  ``make messages`` puts a new text into every catalogue (README, *Languages*).
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import re
 
 import discord
 
+from bot.i18n import N_, Text, text
+from bot.jobs import Refusal, Refused
 from bot.result import JobResult
 from bot.validation import LINK_RE
 
@@ -22,8 +28,8 @@ SELECT_LIMIT = 25
 
 #: The marker every result message starts with. Delivery searches the channel for it to avoid posting a
 #: result twice after a crash (see bot/delivery.py), and reactions use it to find the job of a message.
-RESULT_MARKER = "🎞️ Morph job #{job}"
-RESULT_MARKER_RE = re.compile(r"^🎞️ Morph job #(\d+)\b")
+#: (:func:`result_marker`: ``🎞️ Morph job #12``, ``🎞️ モーフ #12``…: the words before ``#`` are the language's)
+RESULT_MARKER_RE = re.compile(r"^🎞️ [^#\n]{1,40}#(\d+)\b")
 
 _MENTIONISH = re.compile(r"<(?=[@#&:]|a:|/|t:)")  # <@1>, <@!1>, <@&1>, <#1>, <:e:1>, <a:e:1>, </c:1>, <t:1>
 _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
@@ -62,22 +68,25 @@ def safe(text: str, limit: int = 200) -> str:
     return text
 
 
-def user(user_id: int | None) -> str:
-    return f"<@{int(user_id)}>" if user_id else "someone"
+def user(user_id: int | None, locale: object = None) -> str:
+    return f"<@{int(user_id)}>" if user_id else text(locale)._("someone")
 
 
-def duration(seconds: float | None) -> str:
-    """'2.4 s', '45 s', '3 min 5 s', '1 h 2 min'; '?' for None."""
+def duration(seconds: float | None, locale: object = None) -> str:
+    """'2.4 s', '45 s', '3 min 5 s', '1 h 2 min' (``2.4秒``, ``3分5秒`` in Japanese); '?' for None."""
     if seconds is None:
         return "?"
+    tr = text(locale)
     if seconds < 9.95:
-        return f"{max(0.0, seconds):.1f} s"
+        return tr._("{seconds} s", seconds=tr.number(max(0.0, seconds), 1))
     s = int(round(seconds))
     if s < 60:
-        return f"{s} s"
+        return tr._("{seconds} s", seconds=tr.number(s))
     if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+        if s % 60:
+            return tr._("{minutes} min {seconds} s", minutes=tr.number(s // 60), seconds=tr.number(s % 60))
+        return tr._("{minutes} min", minutes=tr.number(s // 60))
+    return tr._("{hours} h {minutes} min", hours=tr.number(s // 3600), minutes=tr.number(s % 3600 // 60))
 
 
 def prompts(prompt_a: str, prompt_b: str) -> str:
@@ -94,10 +103,10 @@ def title(request) -> str:
     (``→ **a dog**`` again at the end when it loops); a 🔍 refine adds the part of the path it fills."""
     names = path_prompts(request)
     limit = 200 if len(names) == 2 else 100
-    text = " → ".join(f"**{safe(p, limit)}**" for p in names + names[:1] * bool(request.loop))
+    text_ = " → ".join(f"**{safe(p, limit)}**" for p in names + names[:1] * bool(request.loop))
     if request.t_start is not None:
-        text += f" (🔍 t {request.t_start:.3f}–{request.t_end:.3f})"
-    return text
+        text_ += f" (🔍 t {request.t_start:.3f}–{request.t_end:.3f})"
+    return text_
 
 
 def short_segment(request, index: int, limit: int = 12) -> str:
@@ -125,25 +134,43 @@ def distinct_words(names: list[str]) -> list[str]:
     return [" ".join(w[head:len(w) - tail]) for w in words]
 
 
-def queued_text(job_id: int, request, user_id: int, position: int | None, paused: bool = False) -> str:
-    where = f"position **{position}** in the queue" if position else "waiting in the queue"
-    extra = " (queue paused by a server admin)" if paused else ""
-    return clip(f"🕓 Morph job #{job_id} queued for {user(user_id)}: {title(request)}, "
-                f"{request.frames} frames. {where.capitalize()}{extra}.")
+def queued_text(job_id: int, request, user_id: int, position: int | None, paused: bool = False,
+                locale: object = None) -> str:
+    tr = text(locale)
+    frames = tr.ngettext("{count} frame", "{count} frames", request.frames)
+    if position:
+        where = tr._("Position **{position}** in the queue", position=tr.number(position))
+    else:
+        where = tr._("Waiting in the queue")
+    if paused:
+        where = tr._("{where} (queue paused by a server admin)", where=where)
+    return clip(tr._("🕓 Morph job #{job} queued for {user}: {title}, {frames}. {where}.", job=job_id,
+                     user=user(user_id, locale), title=title(request), frames=frames, where=where))
 
 
-def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None) -> str:
+#: the stages of a render (:class:`morph.Progress` ``stage``) as a member reads them
+STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing"),
+          "denoise": N_("denoising"), "decode": N_("decoding"), "output": N_("writing the animation")}
+
+
+def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None,
+                   locale: object = None) -> str:
     """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
-    head = f"🎨 Morph job #{job_id} for {user(user_id)}: {title(request)} — rendering"
+    tr = text(locale)
+    head = tr._("🎨 Morph job #{job} for {user}: {title} — rendering", job=job_id, user=user(user_id, locale),
+                title=title(request))
     if progress is None:
-        return clip(head + ", loading…")
+        return clip(tr._("{head}, loading…", head=head))
     pct = int(round(100 * max(0.0, min(1.0, progress.fraction))))
-    parts = [f"{progress.stage}", f"frames {progress.frames_done}/{progress.frames_total}"]
+    stage = STAGES.get(progress.stage)
+    parts = [tr._(stage) if stage else safe(str(progress.stage), 40),
+             tr._("frames {done}/{total}", done=tr.number(progress.frames_done),
+                  total=tr.number(progress.frames_total))]
     if progress.stage == "denoise" and progress.steps:
-        parts.append(f"step {progress.step}/{progress.steps}")
-    parts.append(f"{pct}%")
+        parts.append(tr._("step {step}/{steps}", step=tr.number(progress.step), steps=tr.number(progress.steps)))
+    parts.append(tr._("{percent}%", percent=pct))
     if eta_s is not None:
-        parts.append(f"ETA {duration(eta_s)}")
+        parts.append(tr._("ETA {duration}", duration=duration(eta_s, locale)))
     bar = progress_bar(progress.fraction)
     return clip(f"{head}\n{bar} " + " · ".join(parts))
 
@@ -154,64 +181,102 @@ def progress_bar(fraction: float, width: int = 16) -> str:
 
 
 #: The private answer to any interaction while the database is down, slow or locked (nothing was done).
-QUEUE_UNAVAILABLE = ("⏳ The morph queue is unavailable for a moment (its database is not answering). Nothing was "
-                     "queued or changed; try again in a minute.")
+QUEUE_UNAVAILABLE = N_("⏳ The morph queue is unavailable for a moment (its database is not answering). Nothing "
+                       "was queued or changed; try again in a minute.")
 
 
-def delivered_text(job_id: int, request, user_id: int, link: str | None) -> str:
-    where = f": {link}" if link else " below."
-    return clip(f"✅ Morph job #{job_id} for {user(user_id)} ({title(request)}) is done{where}")
+def delivered_text(job_id: int, request, user_id: int, link: str | None, locale: object = None) -> str:
+    tr = text(locale)
+    values = dict(job=job_id, user=user(user_id, locale), title=title(request), link=link)
+    if link:
+        return clip(tr._("✅ Morph job #{job} for {user} ({title}) is done: {link}", **values))
+    return clip(tr._("✅ Morph job #{job} for {user} ({title}) is done below.", **values))
 
 
-def failed_text(job_id: int, reason: str | None) -> str:
-    return clip(f"⚠️ Morph job #{job_id} failed: {safe(reason or 'unknown error', 1500)}")
+#: The reasons the bot itself records for a failed job (bot/render_output.py, bot/store/claims.py); the
+#: catalogues translate them when they are shown. Other reasons (the engine's own checks) are shown as they are.
+FAILURE_REASONS = (
+    N_("the GPU ran out of memory on this morph; try fewer frames or a smaller size."),
+    N_("the renderer failed on the bot's side (the details are in the bot's log)."),
+    N_("the renderer crashed 3 times on this job"),
+)
 
 
-def cancelled_text(job_id: int, by_user_id: int | None) -> str:
-    return clip(f"🚫 Morph job #{job_id} was cancelled by {user(by_user_id)}.")
+def failed_text(job_id: int, reason: str | None, locale: object = None) -> str:
+    tr = text(locale)
+    return clip(tr._("⚠️ Morph job #{job} failed: {reason}", job=job_id,
+                     reason=safe(tr._(reason), 1500) if reason else tr._("unknown error")))
 
 
-def smoothness(result: JobResult) -> str:
+def cancelled_text(job_id: int, by_user_id: int | None, locale: object = None) -> str:
+    tr = text(locale)
+    return clip(tr._("🚫 Morph job #{job} was cancelled by {user}.", job=job_id, user=user(by_user_id, locale)))
+
+
+def smoothness(result: JobResult, locale: object = None) -> str:
     """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), largest jump 1.4× the mean'."""
-    return f"smoothness {result.one_minus_gini:.2f}, largest jump {result.max_over_mean:.1f}× the mean"
+    tr = text(locale)
+    return tr._(", ").join([tr._("smoothness {value}", value=tr.number(result.one_minus_gini, 2)),
+                            tr._("largest jump {value}× the mean", value=tr.number(result.max_over_mean, 1))])
 
 
 #: What the result says when an MP4 was asked for and a GIF came instead (the reason, which may name
 #: the server's paths, is in the log only).
-MP4_FALLBACK = ("No MP4 this time: the video encoder is missing or failed on the bot's side (the details "
-                "are in its log), so this is a GIF.")
+MP4_FALLBACK = N_("No MP4 this time: the video encoder is missing or failed on the bot's side (the details "
+                  "are in its log), so this is a GIF.")
+
+
+def result_marker(job_id: int, locale: object = None) -> str:
+    """How every result message starts (:data:`RESULT_MARKER_RE` finds the job in any language)."""
+    return "🎞️ " + text(locale)._("Morph job #{job}", job=job_id)
 
 
 def result_text(job_id: int, request, user_id: int, result: JobResult, note: str | None = None,
-                refined_from: int | None = None) -> str:
-    """The result message; it starts with RESULT_MARKER (exactly-once delivery and reactions rely on it).
-    ``refined_from``: the job whose two frames this 🔍 refine fills in."""
+                refined_from: int | None = None, locale: object = None) -> str:
+    """The result message; it starts with :func:`result_marker` (exactly-once delivery and reactions rely on
+    it). ``refined_from``: the job whose two frames this 🔍 refine fills in."""
+    tr = text(locale)
     k = len(result.candidates)
-    lines = [RESULT_MARKER.format(job=job_id) + f" for {user(user_id)}: {title(request)}"]
+    lines = [tr._("{marker} for {user}: {title}", marker=result_marker(job_id, locale), user=user(user_id, locale),
+                  title=title(request))]
     if refined_from is not None:
-        lines.append(f"🔍 More frames between two neighbouring frames of morph job #{int(refined_from)}.")
-    meta = [f"{result.frame_count} frames", f"seed {request.seed}", smoothness(result),
-            f"rendered in {duration(result.seconds)}"]
+        lines.append(tr._("🔍 More frames between two neighbouring frames of morph job #{job}.",
+                          job=int(refined_from)))
+    meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
+            smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
     if k:
-        lines.append(f"Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
-                     f"{KEYCAPS[0]}–{KEYCAPS[min(k, len(KEYCAPS)) - 1]}, or any frame from the menu; "
-                     "🔍 the refine menu renders more frames between two neighbours.")
+        lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
+                          "{first}–{last}, or any frame from the menu; 🔍 the refine menu renders more frames "
+                          "between two neighbours.", k=k, first=KEYCAPS[0],
+                          last=KEYCAPS[min(k, len(KEYCAPS)) - 1]))
     parts = candidate_parts(request, result)
     if len(parts) > 1:
-        lines.append("Candidates by part: " + ", ".join(
+        lines.append(tr._("Candidates by part: {parts}", parts=tr._(", ").join(
             f"{first}–{last} {title_of_segment(request, index)}" if first != last
-            else f"{first} {title_of_segment(request, index)}" for index, first, last in parts))
+            else f"{first} {title_of_segment(request, index)}" for index, first, last in parts)))
     for anim in result.animations:
         for w in anim.reductions:
-            lines.append(f"{anim.kind.upper()} shrunk to fit the upload limit: {safe(w, 100)}")
+            lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=anim.kind.upper(),
+                              detail=safe(w, 100)))
     if result.fell_back:
-        lines.append(MP4_FALLBACK)
+        lines.append(tr._(MP4_FALLBACK))
     for w in result.warnings:
-        lines.append(f"Note: {safe(w, 200)}")
+        lines.append(tr._("Note: {detail}", detail=safe(w, 200)))
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
+
+
+def sheet_caption(result: JobResult, locale: object = None) -> str:
+    """The title over the contact sheet of the candidates (the sheet itself shows only their numbers)."""
+    tr = text(locale)
+    k = len(result.candidates)
+    if not k:
+        return tr._("Candidates")
+    if len(result.segments) > 1:
+        return tr._("Candidates 1–{k} around each part's midpoint", k=k)
+    return tr._("Candidates 1–{k} around the midpoint", k=k)
 
 
 def title_of_segment(request, index: int) -> str:
@@ -234,11 +299,18 @@ def candidate_parts(request, result: JobResult) -> list[tuple[int, int, int]]:
 
 
 def pick_text(job_id: int, frame: int, frame_count: int | None, picker_id: int,
-              candidate: int | None = None) -> str:
-    which = f"candidate {candidate} (frame {frame + 1}" if candidate else f"frame {frame + 1}"
-    of = f" of {frame_count}" if frame_count else ""
-    which += f"{of})" if candidate else of
-    return clip(f"🖼️ {user(picker_id)} picked {which} from morph job #{job_id}.")
+              candidate: int | None = None, locale: object = None) -> str:
+    tr = text(locale)
+    values = dict(user=user(picker_id, locale), job=job_id, frame=frame + 1, count=frame_count,
+                  candidate=candidate)
+    if candidate and frame_count:
+        return clip(tr._("🖼️ {user} picked candidate {candidate} (frame {frame} of {count}) from morph job "
+                         "#{job}.", **values))
+    if candidate:
+        return clip(tr._("🖼️ {user} picked candidate {candidate} (frame {frame}) from morph job #{job}.", **values))
+    if frame_count:
+        return clip(tr._("🖼️ {user} picked frame {frame} of {count} from morph job #{job}.", **values))
+    return clip(tr._("🖼️ {user} picked frame {frame} from morph job #{job}.", **values))
 
 
 def choose_select_frames(frame_count: int, candidates: list[int] | None = None,
@@ -264,26 +336,183 @@ def choose_select_frames(frame_count: int, candidates: list[int] | None = None,
     return sorted(chosen)[:limit]
 
 
-def frame_label(frame: int, frame_count: int, ts: list[float] | None, candidates: list[int] | None) -> str:
-    label = f"Frame {frame + 1}/{frame_count}"
+def frame_label(frame: int, frame_count: int, ts: list[float] | None, candidates: list[int] | None,
+                locale: object = None) -> str:
+    tr = text(locale)
+    label = tr._("Frame {frame}/{count}", frame=frame + 1, count=frame_count)
     if ts and frame < len(ts):
         label += f" (t={float(ts[frame]):.2f})"
     if candidates and frame in candidates:
-        label += f" ★ candidate {candidates.index(frame) + 1}"
+        label += " " + tr._("★ candidate {candidate}", candidate=candidates.index(frame) + 1)
     return label[:100]
 
 
-def gap_label(gap: int, ts: list[float]) -> str:
+def gap_label(gap: int, ts: list[float], locale: object = None) -> str:
     """A 🔍 refine menu option: the gap between frames ``gap`` and ``gap + 1`` (0-based) and its path positions."""
-    return f"Frames {gap + 1}–{gap + 2} (t {float(ts[gap]):.3f}–{float(ts[gap + 1]):.3f})"[:100]
+    start, end = (format(float(t), ".3f") for t in ts[gap:gap + 2])
+    return text(locale)._("Frames {first}–{second} (t {start}–{end})", first=gap + 1, second=gap + 2, start=start,
+                          end=end)[:100]
 
 
-def queue_list_text(rows: list[tuple[int, str, object, int | None]]) -> str:
+def queue_list_text(rows: list[tuple[int, str, object, int | None]], locale: object = None) -> str:
     """``rows``: (job id, state, request, position) for /morph-queue."""
+    tr = text(locale)
     if not rows:
-        return "You have no queued or running morph jobs."
-    lines = ["Your morph jobs:"]
+        return tr._("You have no queued or running morph jobs.")
+    lines = [tr._("Your morph jobs:")]
     for job_id, state, request, pos in rows:
-        where = f"position {pos}" if pos else state
+        where = tr._("position {position}", position=tr.number(pos)) if pos else state_name(tr, state)
         lines.append(f"• #{job_id} {title(request)}: {where}")
     return clip("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+def command(tr: Text, name: str) -> str:
+    """``/morph-cancel`` as a member of ``tr``'s language sees the command in their client (its localised name)."""
+    return "/" + " ".join(tr._(part) for part in name.split())
+
+
+#: the command option of a Store setting whose name differs (``/morphadmin limits cooldown:`` sets cooldown_s)
+OPTION_OF = {"cooldown_s": "cooldown"}
+
+
+def option_name(tr: Text, key: str) -> str:
+    """A command option as a member sees it in their client (``max_frames``, in Japanese ``最大フレーム数``)."""
+    return tr._(OPTION_OF.get(key, key))
+
+
+def state_name(tr: Text, state: object) -> str:
+    """A job state as a member reads it."""
+    names = {"queued": tr._("queued"), "running": tr._("rendering"), "rendered": tr._("rendered"),
+             "delivered": tr._("delivered"), "failed": tr._("failed"), "cancelled": tr._("cancelled")}
+    return names.get(str(state), safe(str(state), 20))
+
+
+def _listed(tr: Text, items) -> str:
+    return tr._(", ").join(str(i) for i in items)
+
+
+#: what :mod:`bot.validation` calls the prompts it refuses (``morph.request.PROMPT_NAMES`` and the negative one)
+PROMPT_LABELS = {"first prompt": N_("first prompt"), "second prompt": N_("second prompt"),
+                 "third prompt": N_("third prompt"), "fourth prompt": N_("fourth prompt"),
+                 "negative prompt": N_("negative prompt"), "prompt": N_("prompt")}
+MENTION_KINDS = {"user mention": N_("The {what} contains a user mention ({mention}); mentions are not allowed in "
+                                    "prompts."),
+                 "role mention": N_("The {what} contains a role mention ({mention}); mentions are not allowed in "
+                                    "prompts."),
+                 "channel mention": N_("The {what} contains a channel mention ({mention}); mentions are not "
+                                       "allowed in prompts.")}
+
+
+def refusal_text(err: Refused, locale: object = None) -> str:
+    """What a member reads when the Store (or an action) refuses: ``err``'s kind and facts in the language
+    of ``locale``. Values a member typed are made inert (:func:`safe`)."""
+    tr = text(locale)
+    v = err.values
+    job = v.get("job")
+    given = safe(str(v.get("value")), 100)
+    match err.kind:
+        case Refusal.NO_JOB:
+            return tr._("There is no morph #{job}.", job=job)
+        case Refusal.OTHER_GUILD:
+            return tr._("Morph #{job} belongs to another server.", job=job)
+        case Refusal.NOT_YOURS if v.get("action") == "delete":
+            return tr._("Morph #{job} is not yours; only its author or a server admin can delete it.", job=job)
+        case Refusal.NOT_YOURS:
+            return tr._("Morph #{job} is not yours; only its author or a server admin can cancel it.", job=job)
+        case Refusal.BANNED:
+            return tr._("You are banned from using {morph} in this server.", morph=command(tr, "morph"))
+        case Refusal.PICK_COOLDOWN:
+            return tr._("Slow down: you can pick again in {wait}.", wait=tr.seconds(v["seconds"]))
+        case Refusal.NO_FRAMES:
+            return tr._("Morph #{job} has no frames to pick ({state}).", job=job, state=state_name(tr, v["state"]))
+        case Refusal.NO_SUCH_FRAME:
+            return tr._("Morph #{job} has frames 1 to {count}; there is no frame {frame}.", job=job,
+                        count=v["count"], frame=safe(str(v["frame"]), 20))
+        case Refusal.ALREADY_DELETED:
+            return tr._("Morph #{job} was already deleted.", job=job)
+        case Refusal.EXPIRED:
+            return tr._("Morph #{job} has expired: its frames are no longer stored.", job=job)
+        case Refusal.EXPIRED_RETENTION:
+            return tr.ngettext("Morph #{job} has expired: its frames were deleted (results are kept {count} day).",
+                               "Morph #{job} has expired: its frames were deleted (results are kept {count} days).",
+                               int(round(v["days"])), job=job, count=tr.number(v["days"]))
+        case Refusal.NOT_ACTIVE:
+            return tr._("Morph #{job} is already {state}; only queued or rendering morphs can be cancelled.",
+                        job=job, state=state_name(tr, v["state"]))
+        case Refusal.CHANNEL_NOT_ALLOWED:
+            return tr._("{morph} is not enabled in this channel. Use it in {channels}.", morph=command(tr, "morph"),
+                        channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
+        case Refusal.INVALID:
+            return clip(str(v.get("detail", "")), 1500)
+        case Refusal.BAD_FORMAT:
+            return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, v["option"]),
+                        choices=_listed(tr, v["choices"]), value=given)
+        case Refusal.USER_QUEUE_FULL:
+            return tr.ngettext("You already have {count} morph in the queue ({jobs}); the limit is {limit}. "
+                               "Wait for it to finish or cancel it with {cancel}.",
+                               "You already have {count} morphs in the queue ({jobs}); the limit is {limit}. "
+                               "Wait for one to finish or cancel it with {cancel}.",
+                               len(v["jobs"]), jobs=_listed(tr, (f"#{i}" for i in v["jobs"])),
+                               limit=tr.number(v["limit"]), cancel=command(tr, "morph-cancel"))
+        case Refusal.GUILD_QUEUE_FULL:
+            return tr.ngettext("This server's queue is full ({count} morph waiting or rendering; the limit is "
+                               "{limit}). Try again in a few minutes.",
+                               "This server's queue is full ({count} morphs waiting or rendering; the limit is "
+                               "{limit}). Try again in a few minutes.", v["count"], limit=tr.number(v["limit"]))
+        case Refusal.BOT_QUEUE_FULL:
+            return tr.ngettext("The bot's queue is full ({count} morph waiting or rendering across all servers). "
+                               "Try again in a few minutes.",
+                               "The bot's queue is full ({count} morphs waiting or rendering across all servers). "
+                               "Try again in a few minutes.", v["count"])
+        case Refusal.COOLDOWN:
+            return tr._("Slow down: you can start another morph in {wait}.", wait=tr.seconds(v["seconds"]))
+        case Refusal.LIMIT_ABOVE_CAP:
+            return tr._("{key} can be at most {cap} on this bot (the operator's limit); a server can only make "
+                        "it stricter.", key=option_name(tr, v["key"]), cap=tr.number(v["cap"]))
+        case Refusal.COOLDOWN_BELOW_CAP:
+            return tr._("cooldown_s must be at least {cap} s on this bot (the operator's limit); a server can only "
+                        "make it longer.", cap=tr.number(v["cap"]))
+        case Refusal.NOTHING_TO_CHANGE:
+            return tr._("Nothing to change: give at least one limit.")
+        case Refusal.UNKNOWN_LIMIT:
+            return tr._("Unknown limit {key}; limits are: {keys}.", key=safe(str(v["key"]), 40),
+                        keys=_listed(tr, (option_name(tr, k) for k in v["keys"])))
+        case Refusal.LIMIT_RANGE:
+            return tr._("{key} must be a whole number between {low} and {high} (got {value}).",
+                        key=option_name(tr, v["key"]),
+                        low=tr.number(v["low"]), high=tr.number(v["high"]), value=given)
+        case Refusal.COOLDOWN_RANGE:
+            return tr._("cooldown_s must be between 0 and 86400 seconds (got {value}).", value=given)
+        case Refusal.BANNED_WORDS_TOO_MANY:
+            return tr._("banned_words takes at most {words} words of at most {chars} characters each.",
+                        words=tr.number(v["words"]), chars=tr.number(v["chars"]))
+        case Refusal.CHANNEL_IDS:
+            return tr._("allowed_channels must be channel ids (got {value}).", value=given)
+        case Refusal.PROMPT_MENTION:
+            what = tr._(PROMPT_LABELS.get(v["what"], "prompt"))
+            template = MENTION_KINDS.get(v.get("kind", ""))
+            if template:
+                return tr._(template, what=what, mention=v["mention"])
+            return tr._("The {what} contains {mention}; mentions are not allowed in prompts.", what=what,
+                        mention=v["mention"])
+        case Refusal.PROMPT_LINK:
+            return tr._("The {what} contains a link (http://…, www.…, or a name like example.com/…); links are "
+                        "not allowed in prompts.", what=tr._(PROMPT_LABELS.get(v["what"], "prompt")))
+        case Refusal.PROMPT_BANNED:
+            return tr._("The {what} contains a word this server does not allow. Rephrase it and try again.",
+                        what=tr._(PROMPT_LABELS.get(v["what"], "prompt")))
+        case Refusal.FRAMES_OVER_CAP:
+            return tr._("{frames} must be at most {cap} on this server (got {value}).",
+                        frames=option_name(tr, "frames"), cap=tr.number(v["cap"]), value=given)
+        case Refusal.BAD_LANGUAGE:
+            return tr._("language must be one of: {choices} (got {value}).", choices=_listed(tr, v["choices"]),
+                        value=given)
+    return safe(str(err), 300)  # pragma: no cover - every kind is handled above
+
+
+def error_text(err: Exception, locale: object = None) -> str:
+    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` in the language of ``locale``, any
+    other :class:`MorphError` (the engine's own checks) as it says it."""
+    body = refusal_text(err, locale) if isinstance(err, Refused) else clip(str(err), 1500)
+    return clip(f"❌ {body}")

@@ -24,9 +24,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from bot.jobs import Refusal, Refused
 from bot.lookalikes import reads_as
 from bot.subwords import subwords
-from morph.request import PROMPT_NAMES, MorphError, RenderRequest, clean_prompt, is_default_ignorable
+from morph.request import PROMPT_NAMES, RenderRequest, clean_prompt, is_default_ignorable
 
 #: What the bot counts as a link: refused in prompts (:func:`check_prompt`) and defanged by
 #: :func:`bot.messages.safe`.
@@ -125,7 +126,8 @@ def warm_up_banned_words() -> None:
 
 
 def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = ()) -> str:
-    """Return the cleaned prompt or raise MorphError with a message for the user.
+    """Return the cleaned prompt or raise MorphError with a message for the user (what this module refuses:
+    a :class:`~bot.jobs.Refused`, worded in the member's language by ``bot.messages``).
 
     Refuses what ``clean_prompt`` refuses (empty, too long, control characters, no letter or digit),
     ``@everyone`` and ``@here``, user/role/channel mentions, links (:data:`LINK_RE`), and
@@ -134,16 +136,14 @@ def check_prompt(text: str, what: str = "prompt", banned_words: Iterable[str] = 
     text = clean_prompt(text, what)
     m = _MASS_MENTION.search(text)
     if m:
-        raise MorphError(f"The {what} contains @{m.group(1).lower()}; mentions are not allowed in prompts.")
+        raise Refused(Refusal.PROMPT_MENTION, what=what, mention="@" + m.group(1).lower())
     m = _MENTION.search(text)
     if m:
-        raise MorphError(f"The {what} contains a {_KIND[m.group(1)]} ({m.group(0)}); "
-                         "mentions are not allowed in prompts.")
+        raise Refused(Refusal.PROMPT_MENTION, what=what, kind=_KIND[m.group(1)], mention=m.group(0))
     if LINK_RE.search(text):
-        raise MorphError(f"The {what} contains a link (http://…, www.…, or a name like example.com/…); "
-                         "links are not allowed in prompts.")
+        raise Refused(Refusal.PROMPT_LINK, what=what)
     if contains_banned(text, banned_words):
-        raise MorphError(f"The {what} contains a word this server does not allow. Rephrase it and try again.")
+        raise Refused(Refusal.PROMPT_BANNED, what=what)
     return text
 
 
@@ -160,5 +160,5 @@ def check_request(request: RenderRequest, banned_words: Iterable[str] = (), *,
     if r.negative:
         r.negative = check_prompt(r.negative, "negative prompt", banned_words)
     if max_frames is not None and r.frames > max_frames:
-        raise MorphError(f"frames must be at most {max_frames} on this server (got {r.frames}).")
+        raise Refused(Refusal.FRAMES_OVER_CAP, cap=max_frames, value=r.frames)
     return r

@@ -21,6 +21,8 @@ Custom ids (``<job>`` is ``<number>-<token>``):
 A component acts only when it comes from its job's own message, guild and channel with the job's token
 (:meth:`bot.jobs.Job.came_from`, checked by ``Actions.own_job``): job numbers start at 1 again in a new
 database, and anyone can send any custom id.
+
+Labels and placeholders are in the job's language (``Job.language``, the server's): the message is public.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import discord
 
 from bot import messages as msg
 from bot.db import DatabaseUnavailable
+from bot.i18n import N_, text
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.result import JobResult
 from morph.request import RenderRequest
@@ -82,7 +85,7 @@ def actions_of(interaction: discord.Interaction) -> JobActions:
 
 def cancel_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id, job.token))
+    view.add_item(CancelButton(job.id, job.token, locale=job.language))
     return view
 
 
@@ -93,19 +96,21 @@ def result_view(job: Job) -> discord.ui.View:
     result = job.rendered()
     frame_count, candidates, ts = result.frame_count, list(result.candidates), list(result.ts)
     view = discord.ui.View(timeout=None)
+    lang = job.language
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
         view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = msg.choose_select_frames(frame_count, candidates)
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [
-            discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates), value=str(f))
-            for f in frames], row=2))
+            discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates, locale=lang), value=str(f))
+            for f in frames], row=2, locale=lang))
     gaps = msg.choose_select_frames(len(ts) - 1, candidates) if ts and len(ts) == frame_count else []
     if gaps:
         view.add_item(RefineSelect(job.id, job.token, [
-            discord.SelectOption(label=msg.gap_label(g, ts), value=str(g)) for g in gaps], row=3))
-    view.add_item(RerollButton(job.id, job.token, row=4))
-    view.add_item(DeleteButton(job.id, job.token, row=4))
+            discord.SelectOption(label=msg.gap_label(g, ts, locale=lang), value=str(g)) for g in gaps], row=3,
+            locale=lang))
+    view.add_item(RerollButton(job.id, job.token, row=4, locale=lang))
+    view.add_item(DeleteButton(job.id, job.token, row=4, locale=lang))
     return view
 
 
@@ -139,7 +144,8 @@ def _guarded(callback):
         except Exception:
             log.exception("%s failed for %s", getattr(self, "custom_id", "?"), interaction.user.id)
             try:
-                await ephemeral(interaction, "❌ Something went wrong on the bot's side; it has been logged.")
+                await ephemeral(interaction, text(interaction.locale)._(
+                    "❌ Something went wrong on the bot's side; it has been logged."))
             except discord.HTTPException:
                 pass
 
@@ -175,18 +181,21 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
 
 class _JobSelect(_JobItem):
     """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
-    message after a restart. Subclasses name their ``kind`` (in the custom id) and ``placeholder``."""
+    message after a restart. Subclasses name their ``kind`` (in the custom id) and ``placeholder`` (translated
+    for ``locale``)."""
 
     kind: str
     placeholder: str
     item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
     def __init__(self, job_id: int, token: str, options: list[discord.SelectOption] | None = None, *,
-                 row: int | None = None) -> None:
-        options = (options or [discord.SelectOption(label="frame 1", value="0")])[: msg.SELECT_LIMIT]
+                 row: int | None = None, locale: object = None) -> None:
+        tr = text(locale)
+        options = (options or [discord.SelectOption(label=tr._("Frame {frame}/{count}", frame=1, count=1),
+                                                    value="0")])[: msg.SELECT_LIMIT]
         select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
-            custom_id=custom_id(self.kind, job_id, token), placeholder=self.placeholder, min_values=1, max_values=1,
-            options=options)
+            custom_id=custom_id(self.kind, job_id, token), placeholder=tr._(self.placeholder), min_values=1,
+            max_values=1, options=options)
         super().__init__(select, row=row)  # type: ignore[call-arg]  # DynamicItem's, next in a subclass's MRO
         self.job_id, self.token = job_id, token
 
@@ -206,13 +215,13 @@ class _JobSelect(_JobItem):
 
 class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
     kind = "frames"
-    placeholder = "Pick any frame…"
+    placeholder = N_("Pick any frame…")
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         frame = self.chosen(interaction)
         if frame is None:
-            await ephemeral(interaction, "❌ Choose a frame from the menu.")
+            await ephemeral(interaction, text(interaction.locale)._("❌ Choose a frame from the menu."))
             return
         await actions_of(interaction).send_pick(interaction, self.job_id, self.token, frame, source="select")
 
@@ -221,28 +230,28 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
     """🔍 Refine: more frames between the chosen frame (the option's value) and the next (``Actions.refine``)."""
 
     kind = "refine"
-    placeholder = "🔍 Refine: more frames between two neighbours…"
+    placeholder = N_("🔍 Refine: more frames between two neighbours…")
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         gap = self.chosen(interaction)
         if gap is None:
-            await ephemeral(interaction, "❌ Choose two neighbouring frames from the menu.")
+            await ephemeral(interaction, text(interaction.locale)._("❌ Choose two neighbouring frames from the menu."))
             return
         await actions_of(interaction).refine(interaction, self.job_id, self.token, gap)
 
 
 class _JobButton(_JobItem):
     """A job's button that carries no frame: Reroll, Delete and Cancel differ only in their ``kind`` (in the
-    custom id), looks, and the use case they start (:meth:`run`)."""
+    custom id), looks (the label translated for ``locale``), and the use case they start (:meth:`run`)."""
 
     kind: str
     look: tuple[str, str, discord.ButtonStyle]  # label, emoji, style
 
-    def __init__(self, job_id: int, token: str, *, row: int | None = None) -> None:
+    def __init__(self, job_id: int, token: str, *, row: int | None = None, locale: object = None) -> None:
         label, emoji, style = self.look
-        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style,  # type: ignore[call-arg]
-                                           custom_id=custom_id(self.kind, job_id, token)), row=row)
+        super().__init__(discord.ui.Button(label=text(locale)._(label), emoji=emoji,  # type: ignore[call-arg]
+                                           style=style, custom_id=custom_id(self.kind, job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 
     @classmethod
@@ -258,21 +267,21 @@ class _JobButton(_JobItem):
 
 
 class RerollButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
-    kind, look = "reroll", ("Reroll", "🔁", discord.ButtonStyle.secondary)
+    kind, look = "reroll", (N_("Reroll"), "🔁", discord.ButtonStyle.secondary)
 
     async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
         await actions.reroll(interaction, self.job_id, self.token)
 
 
 class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    kind, look = "delete", ("Delete", "❌", discord.ButtonStyle.danger)
+    kind, look = "delete", (N_("Delete"), "❌", discord.ButtonStyle.danger)
 
     async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
         await actions.delete_result(interaction, self.job_id, self.token)
 
 
 class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    kind, look = "cancel", ("Cancel", "❌", discord.ButtonStyle.secondary)
+    kind, look = "cancel", (N_("Cancel"), "❌", discord.ButtonStyle.secondary)
 
     async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
         await actions.cancel_job(interaction, self.job_id, token=self.token, from_button=True)

@@ -244,9 +244,9 @@ class UserActions(DiscordState):
         limit = upload_limit or (guild.upload_limit if guild else DEFAULT_UPLOAD_LIMIT)
         it = FakeInteraction(self, itype, base_user, member, channel, data, message, limit)
         self.interactions[it.id] = it
-        payload = {
+        payload: dict[str, Any] = {
             "id": str(it.id), "application_id": str(self.application_id), "type": itype, "data": data,
-            "token": it.token, "version": 1, "locale": "en-US", "entitlements": [], "entitlement_sku_ids": [],
+            "token": it.token, "version": 1, "locale": base_user.locale, "entitlements": [], "entitlement_sku_ids": [],
             "attachment_size_limit": limit, "channel_id": str(channel.id),
             "channel": {**channel.payload(),
                         "permissions": str(member.permissions_in(channel) if member else ALL_PERMISSIONS)},
@@ -256,8 +256,8 @@ class UserActions(DiscordState):
         }
         if guild and member:
             payload["guild_id"] = str(guild.id)
-            payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
-            payload["guild_locale"] = "en-US"
+            payload["guild"] = {"id": str(guild.id), "locale": guild.preferred_locale, "features": []}
+            payload["guild_locale"] = guild.preferred_locale
             payload["member"] = member.payload(permissions_in=channel)
         else:
             payload["user"] = base_user.payload()

@@ -29,7 +29,7 @@ class Host(Protocol):
     channels: dict[int, FakeChannel]
 
     if TYPE_CHECKING:  # defined by FakeDiscord's parts (world.py, gateway.py, messages.py)
-        def add_user(self, name: str) -> FakeUser: ...
+        def add_user(self, name: str, locale: str = "en-US") -> FakeUser: ...
         def _guild_event(self, name: str, guild: FakeGuild, data: dict) -> None: ...
         async def wait_for_message(self, predicate: Callable[[FakeMessage], bool], timeout: float = 10.0, *,
                                    existing: bool = True) -> FakeMessage: ...
@@ -48,6 +48,8 @@ class FakeUser:
     id: int
     name: str
     bot: bool = False
+    #: the client language Discord sends as the interaction's ``locale`` (``en-US``, ``ja``, ``fr``…)
+    locale: str = "en-US"
 
     def payload(self) -> dict:
         return {"id": str(self.id), "username": self.name, "global_name": None if self.bot else self.name,
@@ -173,10 +175,13 @@ class FakeGuild:
     """
 
     def __init__(self, fake: Host, name: str, premium_tier: int = 0, upload_limit: int | None = None,
-                 guild_id: int | None = None):
+                 guild_id: int | None = None, preferred_locale: str = "en-US"):
         self.fake = fake
         self.id = guild_id or fake.ids.next()
         self.name = name
+        #: the server's language (Server Settings → Community): GUILD_CREATE's ``preferred_locale`` and every
+        #: interaction's ``guild_locale``
+        self.preferred_locale = preferred_locale
         self.premium_tier = premium_tier
         self.upload_limit = upload_limit or TIER_UPLOAD_LIMITS.get(premium_tier, DEFAULT_UPLOAD_LIMIT)
         self.roles: dict[int, FakeRole] = {}
@@ -207,10 +212,11 @@ class FakeGuild:
         return role
 
     def add_member(self, user: FakeUser | str, *, roles: Iterable[FakeRole] = (), permissions=None,
-                   admin: bool = False, nick: str | None = None) -> FakeMember:
-        """Add a member; ``permissions=["manage_guild"]`` or ``admin=True`` give them a role of their own."""
+                   admin: bool = False, nick: str | None = None, locale: str = "en-US") -> FakeMember:
+        """Add a member; ``permissions=["manage_guild"]`` or ``admin=True`` give them a role of their own.
+        ``locale``: their client's language (the interactions' ``locale``) when ``user`` is a new name."""
         if isinstance(user, str):
-            user = self.fake.add_user(user)
+            user = self.fake.add_user(user, locale)
         role_ids = [r.id for r in roles]
         if admin or permissions is not None:
             perms = permissions_value(permissions) | (ADMINISTRATOR if admin else 0)
@@ -232,7 +238,7 @@ class FakeGuild:
             "banner": None, "description": None, "owner_id": str(self.owner_id), "afk_channel_id": None,
             "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
             "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": self.premium_tier,
-            "premium_subscription_count": 0, "preferred_locale": "en-US", "features": [], "emojis": [],
+            "premium_subscription_count": 0, "preferred_locale": self.preferred_locale, "features": [], "emojis": [],
             "stickers": [], "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
             "vanity_url_code": None, "max_members": 500000, "max_video_channel_users": 25,
             "roles": [r.payload() for r in self.roles.values()],

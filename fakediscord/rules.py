@@ -215,7 +215,31 @@ def _command_chars(item: dict) -> int:
     return n + sum(_command_chars(o) for o in item.get("options") or [])
 
 
+#: the locales Discord accepts as keys of ``name_localizations`` / ``description_localizations``
+LOCALES = frozenset("id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el bg ru "
+                    "uk hi th zh-CN ja zh-TW ko".split())
+
+
+def _check_localizations(item: dict, path: list, *, choice: bool = False) -> None:
+    """Discord holds translations to the rules of what they translate: a command or option name as a name
+    (lower case, at most 32 name characters), a description or a choice name 1–100 characters; the keys must be
+    Discord locales."""
+    keys = ("name_localizations",) if choice else ("name_localizations", "description_localizations")
+    for key in keys:
+        as_name = key == "name_localizations" and not choice
+        for locale, value in (item.get(key) or {}).items():
+            value = str(value or "")
+            here = _nest(path + [key, locale], _err("BASE_TYPE_BAD_LENGTH", f"Invalid localization ({value!r})"))
+            if locale not in LOCALES:
+                raise form_error(here, rule=f"{key}: {locale!r} is not a Discord locale")
+            if as_name and (not COMMAND_NAME.match(value) or value != value.lower()):
+                raise form_error(here, rule=f"invalid localized name {value!r} ({locale})")
+            if not as_name and not 1 <= len(value) <= 100:
+                raise form_error(here, rule=f"{key} {value!r} ({locale}) must be 1–100 characters")
+
+
 def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
+    _check_localizations(item, path)
     name = item.get("name") or ""
     if not COMMAND_NAME.match(name) or name != name.lower():
         raise form_error(_nest(path + ["name"],
@@ -252,6 +276,7 @@ def _check_chat_input(item: dict, path: list, depth: int = 0) -> None:
             raise form_error(_nest(here + ["choices"], _err("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")),
                              rule="more than 25 choices")
         for c, choice in enumerate(opt.get("choices") or []):
+            _check_localizations(choice, here + ["choices", str(c)], choice=True)
             if not 1 <= len(str(choice.get("name") or "")) <= 100:
                 raise form_error(_nest(here + ["choices", str(c), "name"], _err(
                     "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")),

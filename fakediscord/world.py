@@ -14,8 +14,8 @@ from fakediscord.state import DiscordState
 class World(DiscordState):
     """FakeDiscord's builders and lookups of the world (a mixin: the state lives in FakeDiscord.__init__)."""
 
-    def add_user(self, name: str) -> FakeUser:
-        user = FakeUser(self.ids.next(), name)
+    def add_user(self, name: str, locale: str = "en-US") -> FakeUser:
+        user = FakeUser(self.ids.next(), name, locale=locale)
         self.users[user.id] = user
         return user
 
@@ -36,13 +36,14 @@ class World(DiscordState):
         }
 
     def add_guild(self, name: str = "Test Server", *, premium_tier: int = 0,
-                  upload_limit: int | None = None, shard: tuple[int, int] | None = None) -> FakeGuild:
+                  upload_limit: int | None = None, shard: tuple[int, int] | None = None,
+                  preferred_locale: str = "en-US") -> FakeGuild:
         """A guild with @everyone, an owner, the bot (with its own role) and a #general channel.
 
         ``shard=(shard_id, shard_count)`` picks its id so that it lives on that shard (Discord derives the
         shard from the id: ``(guild_id >> 22) % shard_count``)."""
         gid = self.ids.next_on_shard(*shard) if shard is not None else None
-        guild = FakeGuild(self, name, premium_tier, upload_limit, guild_id=gid)
+        guild = FakeGuild(self, name, premium_tier, upload_limit, guild_id=gid, preferred_locale=preferred_locale)
         self.guilds[guild.id] = guild
         self._dispatch("GUILD_CREATE", guild.payload(), guild_id=guild.id, intent=GUILDS)
         return guild

@@ -130,13 +130,14 @@ def has_gif(event, data):
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_state_lists_guild_members_commands_and_banner(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
         state = await resp.json()
     assert state["guild"]["name"] == "Playground" and state["channel"]["name"] == "morph"
     assert state["me"] == str(bob.id)
     rows = {m["name"]: m for m in state["members"]}
     assert rows["Ada"]["admin"] is True and rows["Bob"]["admin"] is False and rows["morph-bot"]["bot"] is True
+    assert rows["Yuki"]["locale"] == "ja" and rows["Bob"]["locale"] == "en-US"
     usages = [c["usage"] for c in state["commands"]]
     assert any(u.startswith("/morph <from> <to>") for u in usages)
     assert "/morphadmin pause" in usages and "/morph-queue" in usages
@@ -157,7 +158,7 @@ async def test_state_lists_guild_members_commands_and_banner(pg, http):
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with open_stream(http, bob) as stream:
         await post(http, "/api/command", {"user": str(bob.id), "text": "/morph dog cat frames:6 seed:3"})
         result = await stream.wait_for(has_gif, timeout=90)
@@ -222,7 +223,7 @@ async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_ephemeral_replies_only_reach_their_member(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with open_stream(http, bob) as bob_stream, open_stream(http, cleo) as cleo_stream:
         await post(http, "/api/command", {"user": str(bob.id), "text": "/morph-queue"})
         eph = await bob_stream.wait_for(lambda e, d: e == "message" and d["ephemeral"], 15)
@@ -239,10 +240,26 @@ async def test_ephemeral_replies_only_reach_their_member(pg, http):
         await post(http, "/api/react", {"user": str(cleo.id), "message": eph["id"], "emoji": "👍"}, status=404)
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_yuki_whose_discord_is_in_japanese_is_answered_in_japanese(pg, http):
+    ada, bob, cleo, yuki = pg.members
+    async with open_stream(http, yuki) as stream:
+        await post(http, "/api/command", {"user": str(yuki.id), "text": "/morph-queue"})
+        eph = await stream.wait_for(lambda e, d: e == "message" and d["ephemeral"], 15)
+    assert eph["for_user"] == str(yuki.id) and eph["content"] == "待機中・生成中のモーフ ジョブはありません。"
+    # the page itself speaks her language too (its words come from the same catalogue)
+    async with http.get("/api/state", params={"user": str(yuki.id)}) as resp:
+        state = await resp.json()
+    assert state["lang"] == "ja" and state["ui"]["queue"] == "キュー" and state["ui"]["members"] == "メンバー"
+    async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
+        state = await resp.json()
+    assert state["lang"] == "en" and state["ui"]["queue"] == "Queue"
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_late_bot_answer_shows_this_interaction_failed_to_its_member(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with open_stream(http, bob) as bob_stream, open_stream(http, cleo) as cleo_stream:
         pg.fake.delay_route("POST", r"^/interactions/", 3.5, times=1)
         try:
@@ -258,7 +275,7 @@ async def test_a_late_bot_answer_shows_this_interaction_failed_to_its_member(pg,
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with open_stream(http, bob) as stream:
         await post(http, "/api/command", {"user": str(bob.id), "text": "/morphadmin pause"})
         refusal = await stream.wait_for(lambda e, d: e == "message" and d["ephemeral"]
@@ -300,7 +317,7 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_queue_panel_shows_a_chains_whole_path_and_its_place(pg, http):
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with open_stream(http, ada) as stream:
         await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin pause"})  # keep it queued
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
@@ -400,7 +417,7 @@ async def test_browser_morph_pick_and_screenshot(pg):
     except ImportError:
         pytest.skip("the playwright Python package is not installed (pip install playwright)")
     ARTIFACTS.mkdir(exist_ok=True)
-    ada, bob, cleo = pg.members
+    ada, bob, cleo, yuki = pg.members
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

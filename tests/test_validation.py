@@ -1,7 +1,23 @@
+import re
+from contextlib import contextmanager
+
 import pytest
 
+from bot.messages import error_text
 from bot.validation import check_prompt, check_request, contains_banned, words
 from morph.request import MorphError, RenderRequest
+
+
+def shown(err: Exception) -> str:
+    """What the member reads: the bot's refusals are worded by bot.messages, the engine's errors by themselves."""
+    return error_text(err)
+
+
+@contextmanager
+def refused(match: str):
+    with pytest.raises(MorphError) as info:
+        yield info
+    assert re.search(match, shown(info.value)), shown(info.value)
 
 
 def test_clean_prompt_passes_and_is_normalised():
@@ -28,21 +44,21 @@ def test_bad_prompts_are_refused_with_a_clear_message(text, words):
     with pytest.raises(MorphError) as e:
         check_prompt(text, "first prompt")
     for w in words:
-        assert w in str(e.value)
+        assert w in shown(e.value)
 
 
 def test_banned_words_whole_word_case_insensitive():
     banned = ["Cat", "hot dog"]
-    with pytest.raises(MorphError, match="does not allow"):
+    with refused("does not allow"):
         check_prompt("a big CAT", "second prompt", banned)
-    with pytest.raises(MorphError, match="second prompt"):
+    with refused("second prompt"):
         check_prompt("a tasty  Hot   Dog!", "second prompt", banned)
     # substrings of other words are fine
     assert check_prompt("a category of hotdogs", "p", banned) == "a category of hotdogs"
     # the refusal does not repeat the banned word back
     with pytest.raises(MorphError) as e:
         check_prompt("cat", "p", banned)
-    assert "cat" not in str(e.value).lower().replace("category", "")
+    assert "cat" not in shown(e.value).lower().replace("category", "")
 
 
 @pytest.mark.parametrize("prompt", [
@@ -52,7 +68,7 @@ def test_banned_words_whole_word_case_insensitive():
 def test_banned_words_are_matched_on_the_words_clip_sees(prompt):
     """Joined with ``_`` or digits, fullwidth, look-alike letters, invisible or combining marks in the
     middle: still the banned word for the text encoder, so still refused."""
-    with pytest.raises(MorphError, match="does not allow"):
+    with refused("does not allow"):
         check_prompt(prompt, "second prompt", ["cat", "hot dog", "🍆"])
 
 
@@ -92,7 +108,7 @@ def test_words_are_the_letter_and_digit_pieces_of_clips_pre_tokenizer(text):
 def test_links_are_refused(prompt):
     with pytest.raises(MorphError) as e:
         check_prompt(prompt, "first prompt")
-    assert "first prompt" in str(e.value) and "link" in str(e.value)
+    assert "first prompt" in shown(e.value) and "link" in shown(e.value)
 
 
 @pytest.mark.parametrize("prompt",
@@ -130,14 +146,14 @@ def test_bad_requests_are_refused(changes, words):
     with pytest.raises(MorphError) as e:
         check_request(req)
     for w in words:
-        assert w in str(e.value)
+        assert w in shown(e.value)
 
 
 def test_check_request_applies_banned_words_and_frame_cap():
     req = RenderRequest(["a dog", "a cat"], negative="blurry", frames=40)
-    with pytest.raises(MorphError, match="at most 30 on this server"):
+    with refused("at most 30 on this server"):
         check_request(req, max_frames=30)
-    with pytest.raises(MorphError, match="negative prompt"):
+    with refused("negative prompt"):
         check_request(req, ["blurry"])
     ok = check_request(RenderRequest([" a  dog ", "a cat"], frames=30), ["horse"], max_frames=30)
     assert ok.prompts[0] == "a dog" and ok.frames == 30
@@ -145,9 +161,9 @@ def test_check_request_applies_banned_words_and_frame_cap():
 
 def test_every_prompt_of_a_chain_is_checked():
     chain = RenderRequest(prompts=["a dog", "a cow", "a big_cat", "a fish"], frames=8)
-    with pytest.raises(MorphError, match="third prompt contains a word this server does not allow"):
+    with refused("third prompt contains a word this server does not allow"):
         check_request(chain, ["cat"])
-    with pytest.raises(MorphError, match="fourth prompt"):
+    with refused("fourth prompt"):
         check_request(RenderRequest(prompts=["a dog", "a cat", "a bird", "@everyone fish"], frames=8))
     ok = check_request(RenderRequest(prompts=["  a dog", "a cat ", "a bird", "a fish"], frames=8))
     assert ok.prompts == ["a dog", "a cat", "a bird", "a fish"]
@@ -159,7 +175,7 @@ def test_a_banned_word_is_seen_as_the_model_sees_it(prompt):
     """Sub-words of CLIP's tokenizer (catdog = cat + dog), plurals, letters spelled apart, digits used as
     letters and Unicode's look-alikes (Cherokee, small capitals, Cyrillic)."""
     assert contains_banned(prompt, ["cat"])
-    with pytest.raises(MorphError, match="does not allow"):
+    with refused("does not allow"):
         check_prompt(f"a picture of {prompt}", banned_words=["cat"])
 
 
@@ -175,7 +191,7 @@ def test_emoji_joined_by_the_zero_width_joiner_are_allowed(prompt):
 
 
 def test_a_zero_width_joiner_inside_a_word_is_still_refused():
-    with pytest.raises(MorphError, match="invisible"):
+    with refused("invisible"):
         check_prompt("ca\u200dt")
 
 

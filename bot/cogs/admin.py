@@ -5,21 +5,26 @@ can change that in Integrations), so :meth:`AdminCog.interaction_check` checks e
 :func:`bot.permissions.can_admin`: Manage Server (or Administrator) in this guild, or a bot owner.
 Everything acts on the caller's guild; job ids of other guilds are refused (owners excepted), and owners
 may list/stats every guild with ``everywhere:true``. Store methods audit every change; ``list`` and
-``stats`` show the latest audit entries. All replies are ephemeral.
+``stats`` show the latest audit entries. All replies are ephemeral, in the caller's language
+(``interaction.locale``); ``limits language:`` sets the language of the server's public posts.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from typing import Protocol
 
 import discord
+from babel import Locale
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions
+from bot.i18n import Text, languages, text
 from bot.interactions import ephemeral, guild_of
 from bot.jobs import Job, JobState
 from bot.permissions import can_admin
@@ -28,38 +33,56 @@ from morph.request import MAX_FRAMES, MIN_FRAMES, MorphError
 
 log = logging.getLogger(__name__)
 
+#: the ``language:`` choice that hands the language back to the server's own (Discord's preferred locale)
+AUTO_LANGUAGE = "auto"
+
 
 class NotAdmin(app_commands.CheckFailure):
     """Raised by the admin check; its text is shown to the caller."""
 
 
-def format_limits(limits: Limits, settings=None) -> str:
+def language_name(lang: str | None, tr: Text) -> str:
+    """``日本語 (ja)``: a language by its own name; None: the server's language as Discord sends it."""
+    if lang is None:
+        return tr._("the server's language in Discord")
+    return f"{Locale.parse(lang.replace('-', '_')).get_display_name(lang.replace('-', '_'))} ({lang})"
+
+
+def format_limits(limits: Limits, settings=None, locale: object = None) -> str:
     """The limits as ``/morphadmin limits`` shows them; with ``settings``, also the operator's bounds, which
-    a server can only make stricter."""
+    a server can only make stricter. The option names stay as they are typed."""
+    tr = text(locale)
     words, chans = limits.banned_words, limits.allowed_channels
-    bounds = [] if settings is None else [
-        f"This bot allows at most {settings.max_user_active} per person, {settings.max_guild_queue} per server and "
-        f"{settings.max_frames} frames, with a cooldown of at least {settings.cooldown_s:g} s."]
+    bounds = [] if settings is None else [tr._(
+        "This bot allows at most {per_person} per person, {per_server} per server and {frames} frames, with a "
+        "cooldown of at least {cooldown}.", per_person=tr.number(settings.max_user_active),
+        per_server=tr.number(settings.max_guild_queue), frames=tr.number(settings.max_frames),
+        cooldown=msg.duration(settings.cooldown_s, locale))]
+    key = functools.partial(msg.option_name, tr)
     return "\n".join([
-        f"• max_user_active: {limits.max_user_active}",
-        f"• max_guild_queue: {limits.max_guild_queue}",
-        f"• cooldown: {limits.cooldown_s:g} s",
-        f"• max_frames: {limits.max_frames}",
-        f"• banned_words: {len(words)}" + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
-        "• allowed_channels: " + (", ".join(f"<#{c}>" for c in chans) if chans else "every channel"),
-        f"• default_format: {limits.default_format} (what /morph sends when not told)",
-        f"• paused: {'yes' if limits.paused else 'no'}",
+        f"• {key('max_user_active')}: {tr.number(limits.max_user_active)}",
+        f"• {key('max_guild_queue')}: {tr.number(limits.max_guild_queue)}",
+        f"• {key('cooldown_s')}: {msg.duration(limits.cooldown_s, locale)}",
+        f"• {key('max_frames')}: {tr.number(limits.max_frames)}",
+        f"• {key('banned_words')}: {tr.number(len(words))}"
+        + (f" ({msg.safe(', '.join(words), 300)})" if words else ""),
+        f"• {key('allowed_channels')}: " + (", ".join(f"<#{c}>" for c in chans) if chans else tr._("every channel")),
+        f"• {key('default_format')}: " + tr._("{format} (what {morph} sends when not told)",
+                                             format=limits.default_format, morph=msg.command(tr, "morph")),
+        f"• {key('language')}: {language_name(limits.language, tr)}",
+        "• " + tr._("paused") + ": " + (tr._("yes") if limits.paused else tr._("no")),
         *bounds,
     ])
 
 
-def format_audit(entries: list[dict]) -> str:
+def format_audit(entries: list[dict], locale: object = None) -> str:
+    tr = text(locale)
     if not entries:
-        return "Audit log: (empty)"
-    lines = ["Audit log (newest first):"]
+        return tr._("Audit log: (empty)")
+    lines = [tr._("Audit log (newest first):")]
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.get("created_at") or 0))
-        where = "" if e.get("guild_id") is not None else " [all servers]"
+        where = "" if e.get("guild_id") is not None else " " + tr._("[all servers]")
         lines.append(f"• {when} UTC {msg.user(e.get('actor_id'))} {e.get('action')}"
                      f"{(': ' + msg.safe(e['detail'], 120)) if e.get('detail') else ''}{where}")
     return "\n".join(lines)
@@ -69,16 +92,16 @@ def format_bytes(n) -> str:
     return "?" if n is None else f"{n / 2**30:.1f} GiB"
 
 
-def parse_channel_ids(text: str) -> list[int]:
-    """``"<#1>, 2 <#3>"`` → [1, 2, 3]; raises MorphError on anything else."""
+def parse_channel_ids(typed: str, locale: object = None) -> list[int]:
+    """``"<#1>, 2 <#3>"`` → [1, 2, 3]; raises MorphError (in the language of ``locale``) on anything else."""
     ids = []
-    for part in re.split(r"[\s,]+", text.strip()):
+    for part in re.split(r"[\s,]+", typed.strip()):
         if not part:
             continue
         m = re.fullmatch(r"<#(\d+)>|(\d+)", part)
         if not m:
-            raise MorphError(f"allowed_channels: {msg.safe(part, 40)} is not a channel (use #channel or its id; "
-                             "'all' allows every channel).")
+            raise MorphError(text(locale)._("allowed_channels: {value} is not a channel (use #channel or its id; "
+                                            "'all' allows every channel).", value=msg.safe(part, 40)))
         ids.append(int(m.group(1) or m.group(2)))
     return ids
 
@@ -115,7 +138,8 @@ class AdminStore(Protocol):
 
 
 class AdminCog(commands.Cog):
-    admin = app_commands.Group(name="morphadmin", description="Morph queue controls for server admins",
+    admin = app_commands.Group(name=locale_str("morphadmin"),
+                               description=locale_str("Morph queue controls for server admins"),
                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
     def __init__(self, actions: Actions, store: AdminStore) -> None:
@@ -127,7 +151,9 @@ class AdminCog(commands.Cog):
         if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
                          owner_ids=self.actions.owner_ids, caller_guild_id=interaction.guild_id,
                          target_guild_id=None):
-            raise NotAdmin("❌ /morphadmin needs the Manage Server permission in this server.")
+            tr = text(interaction.locale)
+            raise NotAdmin(tr._("❌ {command} needs the Manage Server permission in this server.",
+                                command=msg.command(tr, "morphadmin")))
         return True
 
     def _is_owner(self, interaction: discord.Interaction) -> bool:
@@ -137,86 +163,115 @@ class AdminCog(commands.Cog):
         """The server whose jobs or figures a command shows: the caller's, or None (every server: bot owners
         only)."""
         if everywhere and not self._is_owner(interaction):
-            raise NotAdmin("❌ Only the bot owner can look at every server.")
+            raise NotAdmin(text(interaction.locale)._("❌ Only the bot owner can look at every server."))
         return None if everywhere else interaction.guild_id
 
     # ------------------------------------------------------------------ commands
-    @admin.command(name="list", description="Queued and rendering morphs of this server, and recent admin actions")
-    @app_commands.describe(everywhere="Bot owner only: every server")
+    @admin.command(name=locale_str("list"),
+                   description=locale_str("Queued and rendering morphs of this server, and recent admin actions"))
+    @app_commands.rename(everywhere=locale_str("everywhere"))
+    @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._shown_guild(interaction, everywhere)
         store = self.store
+        tr = text(interaction.locale)
         jobs = await store.list_jobs(guild, states=[JobState.QUEUED, JobState.RUNNING, JobState.RENDERED], limit=30)
-        lines = [f"Morph jobs ({'every server' if guild is None else 'this server'}):"]
+        lines = [tr._("Morph jobs (every server):") if guild is None else tr._("Morph jobs (this server):")]
         if not jobs:
-            lines.append("(none queued or rendering)")
+            lines.append(tr._("(none queued or rendering)"))
         places = {job.id: place for job, place, _ in await store.queued_positions()}
         for job in sorted(jobs, key=lambda j: j.id):
             pos = places.get(job.id)
-            state = f"position {pos}" if pos else job.state
-            lines.append(f"• #{job.id} {msg.user(job.user_id)} {msg.title(job.request)}"
-                         f" · {job.request.frames} frames · {state}")
+            state = tr._("position {position}", position=tr.number(pos)) if pos else msg.state_name(tr, job.state)
+            frames = tr.ngettext("{count} frame", "{count} frames", job.request.frames)
+            lines.append(f"• #{job.id} {msg.user(job.user_id, tr.lang)} {msg.title(job.request)} · {frames} · {state}")
         if guild is not None and await store.is_paused(guild):
-            lines.append("⏸️ The queue of this server is paused (/morphadmin resume).")
-        lines.append(format_audit(await store.audit_log(guild, limit=5)))
+            lines.append(tr._("⏸️ The queue of this server is paused ({command}).",
+                              command=msg.command(tr, "morphadmin resume")))
+        lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 
-    @admin.command(name="pause", description="Stop starting this server's morphs (a rendering one finishes)")
+    @admin.command(name=locale_str("pause"),
+                   description=locale_str("Stop starting this server's morphs (a rendering one finishes)"))
     async def pause(self, interaction: discord.Interaction) -> None:
         await self.store.pause(guild_of(interaction), interaction.user.id)
         self.actions.events.queue_changed()
-        await ephemeral(interaction, "⏸️ Paused: new morphs wait in the queue until /morphadmin resume.")
+        tr = text(interaction.locale)
+        await ephemeral(interaction, tr._("⏸️ Paused: new morphs wait in the queue until {command}.",
+                                          command=msg.command(tr, "morphadmin resume")))
 
-    @admin.command(name="resume", description="Start this server's morphs again")
+    @admin.command(name=locale_str("resume"), description=locale_str("Start this server's morphs again"))
     async def resume(self, interaction: discord.Interaction) -> None:
         await self.store.resume(guild_of(interaction), interaction.user.id)  # wakes the workers
         self.actions.events.queue_changed()
-        await ephemeral(interaction, "▶️ Resumed.")
+        await ephemeral(interaction, text(interaction.locale)._("▶️ Resumed."))
 
-    @admin.command(name="cancel", description="Cancel any queued or rendering morph of this server")
-    @app_commands.describe(job="The job number")
+    @admin.command(name=locale_str("cancel"),
+                   description=locale_str("Cancel any queued or rendering morph of this server"))
+    @app_commands.rename(job=locale_str("job"))
+    @app_commands.describe(job=locale_str("The job number"))
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
         await self.actions.admin_cancel(interaction, job)
 
-    @admin.command(name="clear", description="Cancel every queued morph of this server")
+    @admin.command(name=locale_str("clear"), description=locale_str("Cancel every queued morph of this server"))
     async def clear(self, interaction: discord.Interaction) -> None:
         store = self.store
         queued = await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
         n = await store.clear(guild_of(interaction), interaction.user.id)
-        await ephemeral(interaction, f"🧹 Cancelled {n} queued morph{'s' if n != 1 else ''}.")
+        await ephemeral(interaction, text(interaction.locale).ngettext("🧹 Cancelled {count} queued morph.",
+                                                                       "🧹 Cancelled {count} queued morphs.", n))
         await self.actions.jobs_cancelled(queued, interaction.user.id)
 
-    @admin.command(name="ban", description="Stop someone from using /morph here (their queued morphs are cancelled)")
-    @app_commands.describe(user="Who may no longer use /morph in this server")
+    @admin.command(name=locale_str("ban"),
+                   description=locale_str("Stop someone from using /morph here (their queued morphs are cancelled)"))
+    @app_commands.rename(user=locale_str("user"))
+    @app_commands.describe(user=locale_str("Who may no longer use /morph in this server"))
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         store = self.store
+        tr = text(interaction.locale)
         queued = [j for j in await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
                   if j.user_id == user.id]
         n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
-        await ephemeral(interaction, f"🔨 {msg.user(user.id)} may no longer use /morph here"
-                                     f" ({n} queued morph{'s' if n != 1 else ''} cancelled).")
+        await ephemeral(interaction, tr.ngettext("🔨 {user} may no longer use {morph} here ({count} queued morph "
+                                                 "cancelled).",
+                                                 "🔨 {user} may no longer use {morph} here ({count} queued morphs "
+                                                 "cancelled).", n, user=msg.user(user.id),
+                                                 morph=msg.command(tr, "morph")))
         await self.actions.jobs_cancelled(queued, interaction.user.id)
 
-    @admin.command(name="unban", description="Allow someone to use /morph here again")
-    @app_commands.describe(user="Who may use /morph again")
+    @admin.command(name=locale_str("unban"), description=locale_str("Allow someone to use /morph here again"))
+    @app_commands.rename(user=locale_str("user"))
+    @app_commands.describe(user=locale_str("Who may use /morph again"))
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         was = await self.store.unban(guild_of(interaction), user.id, interaction.user.id)
-        await ephemeral(interaction, f"✅ {msg.user(user.id)} may use /morph here again." if was
-                        else f"{msg.user(user.id)} was not banned.")
+        tr = text(interaction.locale)
+        await ephemeral(interaction, tr._("✅ {user} may use {morph} here again.", user=msg.user(user.id),
+                                          morph=msg.command(tr, "morph")) if was
+                        else tr._("{user} was not banned.", user=msg.user(user.id)))
 
-    @admin.command(name="limits", description="Show or change this server's limits (no options: show)")
+    @admin.command(name=locale_str("limits"),
+                   description=locale_str("Show or change this server's limits (no options: show)"))
+    @app_commands.rename(max_user_active=locale_str("max_user_active"), max_guild_queue=locale_str("max_guild_queue"),
+                         cooldown=locale_str("cooldown"), max_frames=locale_str("max_frames"),
+                         banned_words=locale_str("banned_words"), allowed_channels=locale_str("allowed_channels"),
+                         default_format=locale_str("default_format"), language=locale_str("language"))
     @app_commands.describe(
-        max_user_active="Queued + rendering morphs per person (at most the bot's own limit)",
-        max_guild_queue="Queued + rendering morphs for the whole server (at most the bot's own limit)",
-        cooldown="Seconds between two /morph of one person (at least the bot's own cooldown)",
-        max_frames="Most frames per morph (at most the bot's own limit)",
-        banned_words="Comma-separated words/phrases refused in prompts; 'none' clears the list",
-        allowed_channels="Channels where /morph works (#a #b or ids); 'all' = every channel",
-        default_format="What /morph sends when its format option is not given: mp4, gif or both",
+        max_user_active=locale_str("Queued + rendering morphs per person (at most the bot's own limit)"),
+        max_guild_queue=locale_str("Queued + rendering morphs for the whole server (at most the bot's own limit)"),
+        cooldown=locale_str("Seconds between two /morph of one person (at least the bot's own cooldown)"),
+        max_frames=locale_str("Most frames per morph (at most the bot's own limit)"),
+        banned_words=locale_str("Comma-separated words/phrases refused in prompts; 'none' clears the list"),
+        allowed_channels=locale_str("Channels where /morph works (#a #b or ids); 'all' = every channel"),
+        default_format=locale_str("What /morph sends when its format option is not given: mp4, gif or both"),
+        language=locale_str("The language of the bot's public posts here (default: the server's language)"),
     )
-    @app_commands.choices(default_format=[app_commands.Choice(name="MP4 video", value="mp4"),
-                                          app_commands.Choice(name="GIF", value="gif"),
-                                          app_commands.Choice(name="both", value="both")])
+    @app_commands.choices(default_format=[app_commands.Choice(name=locale_str("MP4 video"), value="mp4"),
+                                          app_commands.Choice(name=locale_str("GIF"), value="gif"),
+                                          app_commands.Choice(name=locale_str("both"), value="both")],
+                          language=[app_commands.Choice(name=locale_str("the server's language in Discord"),
+                                                        value=AUTO_LANGUAGE)]
+                          + [app_commands.Choice(name=language_name(lang, text(lang)), value=lang)
+                             for lang in languages()])
     async def limits(self, interaction: discord.Interaction,
                      max_user_active: app_commands.Range[int, 1, 100] | None = None,
                      max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
@@ -224,8 +279,10 @@ class AdminCog(commands.Cog):
                      max_frames: app_commands.Range[int, MIN_FRAMES, MAX_FRAMES] | None = None,
                      banned_words: str | None = None,
                      allowed_channels: str | None = None,
-                     default_format: app_commands.Choice[str] | None = None) -> None:
+                     default_format: app_commands.Choice[str] | None = None,
+                     language: app_commands.Choice[str] | None = None) -> None:
         store = self.store
+        tr = text(interaction.locale)
         changes: dict = {}
         try:
             if max_user_active is not None:
@@ -240,61 +297,72 @@ class AdminCog(commands.Cog):
                 words = [] if banned_words.strip().lower() in ("none", "-", "") else banned_words.split(",")
                 changes["banned_words"] = words
             if allowed_channels is not None:
-                text = allowed_channels.strip().lower()
-                changes["allowed_channels"] = [] if text in ("all", "none", "-", "") else parse_channel_ids(
-                    allowed_channels)
+                typed = allowed_channels.strip().lower()
+                changes["allowed_channels"] = [] if typed in ("all", "none", "-", "") else parse_channel_ids(
+                    allowed_channels, interaction.locale)
             if default_format is not None:
                 changes["default_format"] = default_format.value
+            if language is not None:
+                changes["language"] = None if language.value == AUTO_LANGUAGE else language.value
             if changes:
                 current = await store.set_limits(guild_of(interaction), interaction.user.id, **changes)
-                head = "✅ Limits updated:"
+                head = tr._("✅ Limits updated:")
             else:
                 current = await store.get_limits(guild_of(interaction))
-                head = "Limits of this server:"
+                head = tr._("Limits of this server:")
         except MorphError as err:
-            await ephemeral(interaction, f"❌ {err}")
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
-        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings)))
+        await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings, interaction.locale)))
 
-    @admin.command(name="stats", description="Queue length, throughput, render time, GPU")
-    @app_commands.describe(everywhere="Bot owner only: every server")
+    @admin.command(name=locale_str("stats"), description=locale_str("Queue length, throughput, render time, GPU"))
+    @app_commands.rename(everywhere=locale_str("everywhere"))
+    @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
     async def stats(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
         guild = self._shown_guild(interaction, everywhere)
         store = self.store
+        tr = text(interaction.locale)
         s = await store.stats(guild)
         mean = s.get("mean_render_s")
+        n = tr.number
         lines = [
-            f"📊 Morph stats ({'every server' if guild is None else 'this server'})",
-            f"• queue: {s.get('queued', 0)} queued, {s.get('running', 0)} rendering, "
-            f"{s.get('rendered', 0)} waiting to be posted; {s.get('queue_total', 0)} queued on the whole bot",
-            f"• last hour: {s.get('jobs_last_hour', 0)} submitted, {s.get('done_last_hour', 0)} rendered, "
-            f"{s.get('failed_last_hour', 0)} failed",
-            f"• mean render time (24 h): {msg.duration(mean) if mean is not None else 'no renders yet'}",
-            f"• totals: {s.get('delivered', 0)} delivered, {s.get('failed', 0)} failed, "
-            f"{s.get('cancelled', 0)} cancelled",
-            "• " + self._device_line(show_model=self._is_owner(interaction)),
+            tr._("📊 Morph stats (every server)") if guild is None else tr._("📊 Morph stats (this server)"),
+            tr._("• queue: {queued} queued, {running} rendering, {rendered} waiting to be posted; {total} queued on "
+                 "the whole bot", queued=n(s.get("queued", 0)), running=n(s.get("running", 0)),
+                 rendered=n(s.get("rendered", 0)), total=n(s.get("queue_total", 0))),
+            tr._("• last hour: {submitted} submitted, {rendered} rendered, {failed} failed",
+                 submitted=n(s.get("jobs_last_hour", 0)), rendered=n(s.get("done_last_hour", 0)),
+                 failed=n(s.get("failed_last_hour", 0))),
+            tr._("• mean render time (24 h): {duration}", duration=msg.duration(mean, interaction.locale)
+                 if mean is not None else tr._("no renders yet")),
+            tr._("• totals: {delivered} delivered, {failed} failed, {cancelled} cancelled",
+                 delivered=n(s.get("delivered", 0)), failed=n(s.get("failed", 0)), cancelled=n(s.get("cancelled", 0))),
+            "• " + self._device_line(tr, show_model=self._is_owner(interaction)),
         ]
         if s.get("paused"):
-            lines.append("⏸️ The queue of this server is paused.")
-        lines.append(format_audit(await store.audit_log(guild, limit=5)))
+            lines.append(tr._("⏸️ The queue of this server is paused."))
+        lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 
-    def _device_line(self, *, show_model: bool) -> str:
+    def _device_line(self, tr: Text, *, show_model: bool) -> str:
         """The render device, its memory and (``show_model``: bot owners only) the model, which may be a path
         on the server."""
         worker = self.actions.worker
         morpher = worker.morpher if worker is not None else None
-        model = msg.safe(self.settings.model, 80) if show_model else "the model"
+        model = msg.safe(self.settings.model, 80)
         if morpher is None:
-            return (f"device: model not loaded yet ({model} is loaded at start-up, in the background)"
-                    if worker is not None else "device: none in this process (separate morph-worker processes render)")
+            if not show_model:
+                return tr._("device: the model is not loaded yet")
+            return tr._("device: model not loaded yet ({model} loads when the worker starts)", model=model)
         try:
             info = morpher.device_info()
         except Exception:
             log.warning("could not read the render device", exc_info=True)
-            return "device: unknown"
-        model = msg.safe(str(info.get('model')), 80) if show_model else "loaded"
-        return (f"device: {msg.safe(str(info.get('device')), 80)}, "
-                f"memory {format_bytes(info.get('memory_free'))} free of {format_bytes(info.get('memory_total'))}; "
-                f"model {model} ({info.get('native_size')} px)")
+            return tr._("device: unknown")
+        values = dict(device=msg.safe(str(info.get("device")), 80), free=format_bytes(info.get("memory_free")),
+                      total=format_bytes(info.get("memory_total")), size=info.get("native_size"))
+        if not show_model:
+            return tr._("device: {device}, memory {free} free of {total}; model loaded ({size} px)", **values)
+        return tr._("device: {device}, memory {free} free of {total}; model {model} ({size} px)",
+                    model=msg.safe(str(info.get("model")), 80), **values)
 

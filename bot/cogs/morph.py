@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions, offered_candidates
 from bot.db import DatabaseUnavailable
+from bot.i18n import N_, text
 from bot.interactions import ephemeral, guild_of
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
 
@@ -23,6 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: the frames option's description, with the bounds of this bot (:func:`set_frames_bound`)
+FRAMES_DESCRIPTION = N_("How many frames, 2–{max} (default {default})")
+
 
 def set_frames_bound(command: app_commands.Command, max_frames: int, default_frames: int) -> None:
     """Give ``command``'s ``frames`` option the upper bound ``max_frames`` (Discord enforces it in the client).
@@ -31,8 +36,10 @@ def set_frames_bound(command: app_commands.Command, max_frames: int, default_fra
     command's private parameter table, here only; ``tests/test_cogs.py`` fails if a discord.py upgrade
     breaks it (the synced option must carry the bound)."""
     params = command._params  # the cog instance's own copy of the command: other instances keep theirs
-    params["frames"] = dataclasses.replace(params["frames"], max_value=max_frames,
-                                           description=f"How many frames, 2–{max_frames} (default {default_frames})")
+    values = {"max": max_frames, "default": default_frames}
+    # locale_str: the English text is the description, the template and values let the translator translate it
+    description = locale_str(FRAMES_DESCRIPTION.format(**values), template=FRAMES_DESCRIPTION, values=values)
+    params["frames"] = dataclasses.replace(params["frames"], max_value=max_frames, description=description)
 
 
 class MorphCogStore(Protocol):
@@ -61,28 +68,36 @@ class MorphCog(commands.Cog):
         set_frames_bound(self.morph, self.settings.max_frames, self.settings.default_frames)
 
     # ------------------------------------------------------------------ /morph
-    @app_commands.command(name="morph", description="Morph one prompt into another (or through up to 4): "
-                                                    "an animation and frames to pick from.")
+    # Every name, description and choice is a locale_str: the bot's translator (bot.i18n_commands) gives
+    # Discord their translations from the catalogues when the commands are synced.
+    @app_commands.command(name=locale_str("morph"),
+                          description=locale_str("Morph one prompt into another (or through up to 4): an animation "
+                                                 "and frames to pick from."))
     @app_commands.guild_only()
-    @app_commands.rename(from_="from", output_format="format")
+    @app_commands.rename(from_=locale_str("from"), to=locale_str("to"), then=locale_str("then"),
+                         then2=locale_str("then2"), loop=locale_str("loop"), frames=locale_str("frames"),
+                         seed=locale_str("seed"), negative=locale_str("negative"), boomerang=locale_str("boomerang"),
+                         pacing=locale_str("pacing"), output_format=locale_str("format"))
     @app_commands.describe(
-        from_="What the morph starts as, e.g. 'a dog'",
-        to="What it turns into, e.g. 'a cat'",
-        then="A third prompt the morph goes on to, e.g. 'a bird' (a chain)",
-        then2="A fourth prompt, after 'then'",
-        loop="Go on from the last prompt back to the first, so the animation loops (default: no)",
-        frames="How many frames in all (default: the bot's setting)",
-        seed="Starting noise: the same seed gives the same morph (default: random)",
-        negative="What to avoid in every frame, e.g. 'blurry, text'",
-        boomerang="Play forward and then back (default: no)",
-        pacing="perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix",
-        output_format="mp4 (full colour), gif (plays by itself everywhere) or both (default: this server's choice)",
+        from_=locale_str("What the morph starts as, e.g. 'a dog'"),
+        to=locale_str("What it turns into, e.g. 'a cat'"),
+        then=locale_str("A third prompt the morph goes on to, e.g. 'a bird' (a chain)"),
+        then2=locale_str("A fourth prompt, after 'then'"),
+        loop=locale_str("Go on from the last prompt back to the first, so the animation loops (default: no)"),
+        frames=locale_str("How many frames in all (default: the bot's setting)"),
+        seed=locale_str("Starting noise: the same seed gives the same morph (default: random)"),
+        negative=locale_str("What to avoid in every frame, e.g. 'blurry, text'"),
+        boomerang=locale_str("Play forward and then back (default: no)"),
+        pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix"),
+        output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
+                                 "server's choice)"),
     )
-    @app_commands.choices(pacing=[app_commands.Choice(name="perceptual (even visual steps)", value="perceptual"),
-                                  app_commands.Choice(name="uniform (even prompt steps)", value="uniform")],
-                          output_format=[app_commands.Choice(name="MP4 video (full colour, smaller)", value="mp4"),
-                                         app_commands.Choice(name="GIF (256 colours)", value="gif"),
-                                         app_commands.Choice(name="both", value="both")])
+    @app_commands.choices(
+        pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
+                app_commands.Choice(name=locale_str("uniform (even prompt steps)"), value="uniform")],
+        output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
+                       app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
+                       app_commands.Choice(name=locale_str("both"), value="both")])
     async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
                     to: app_commands.Range[str, 1, 1000],
                     then: app_commands.Range[str, 1, 1000] | None = None,
@@ -94,7 +109,9 @@ class MorphCog(commands.Cog):
                     output_format: app_commands.Choice[str] | None = None) -> None:
         settings = self.settings
         if then2 is not None and then is None:
-            await ephemeral(interaction, "❌ then2 is the fourth prompt: give the third one as 'then' first.")
+            tr = text(interaction.locale)
+            await ephemeral(interaction, tr._("❌ {then2} is the fourth prompt: give the third one as {then} first.",
+                                              then2=tr._("then2"), then=tr._("then")))
             return
         if frames is None:  # the bot's default, but never above this server's own cap
             frames = (await self.store.get_limits(guild_of(interaction))).capped_frames(settings.default_frames)
@@ -110,9 +127,11 @@ class MorphCog(commands.Cog):
                                      output_format=output_format.value if output_format is not None else None)
 
     # ------------------------------------------------------------------ /morph-cancel
-    @app_commands.command(name="morph-cancel", description="Cancel one of your queued or rendering morphs.")
+    @app_commands.command(name=locale_str("morph-cancel"),
+                          description=locale_str("Cancel one of your queued or rendering morphs."))
     @app_commands.guild_only()
-    @app_commands.describe(job="The job number, e.g. 12 (shown in the /morph reply)")
+    @app_commands.rename(job=locale_str("job"))
+    @app_commands.describe(job=locale_str("The job number, e.g. 12 (shown in the /morph reply)"))
     async def morph_cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
         await self.actions.cancel_job(interaction, job)
 
@@ -124,23 +143,26 @@ class MorphCog(commands.Cog):
         jobs = await self.store.user_jobs(guild_of(interaction), interaction.user.id)
         out = []
         for job in jobs:
-            name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} ({job.state})"
+            name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} " \
+                   f"({msg.state_name(text(interaction.locale), job.state)})"
             if current.strip() in str(job.id) or current.strip().lower() in name.lower():
                 out.append(app_commands.Choice(name=name[:100], value=job.id))
         return out[:25]
 
     # ------------------------------------------------------------------ /morph-queue
-    @app_commands.command(name="morph-queue", description="Your morphs in the queue and their positions.")
+    @app_commands.command(name=locale_str("morph-queue"),
+                          description=locale_str("Your morphs in the queue and their positions."))
     @app_commands.guild_only()
     async def morph_queue(self, interaction: discord.Interaction) -> None:
         store = self.store
         jobs = await store.user_jobs(guild_of(interaction), interaction.user.id)
         places = {job.id: place for job, place, _ in await store.queued_positions()}
         rows: list[tuple[int, str, object, int | None]] = [(j.id, j.state, j.request, places.get(j.id)) for j in jobs]
-        text = msg.queue_list_text(rows)
+        shown = msg.queue_list_text(rows, interaction.locale)
         if await store.is_paused(guild_of(interaction)):
-            text = msg.clip(text + "\n(The queue of this server is paused by an admin.)")
-        await ephemeral(interaction, text)
+            shown = msg.clip(shown + "\n" + text(interaction.locale)._("(The queue of this server is paused by an "
+                                                                       "admin.)"))
+        await ephemeral(interaction, shown)
 
     # ------------------------------------------------------------------ reactions
     @commands.Cog.listener()

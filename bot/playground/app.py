@@ -46,7 +46,9 @@ OTHER_EXAMPLES = ("/morph dog cat frames:16 seed:3",)
 #: What the start-up message says after the model's name.
 MODEL_NOTES = {TOY: " (trained on coloured shapes, offline)", TINY: " (untrained, offline)"}
 #: The simulated people in the channel: (name, permissions). The first one is who the page starts as.
-MEMBERS = (("Ada", ["manage_guild"]), ("Bob", None), ("Cleo", None))
+#: (name, permissions, the language of their Discord client): Yuki's Discord is in Japanese, so the bot answers
+#: her privately in Japanese (the channel's public posts stay in the server's language)
+MEMBERS = (("Ada", ["manage_guild"], "en-US"), ("Bob", None, "en-US"), ("Cleo", None, "en-GB"), ("Yuki", None, "ja"))
 
 
 def model_banner(model: str, reason: str | None = None) -> str | None:
@@ -149,7 +151,7 @@ class Playground:
         self.fake = fake = await FakeDiscord(bot_name="morph-bot").start("127.0.0.1", 0)
         self.guild = guild = fake.add_guild("Playground")
         self.channel = channel = guild.add_channel("morph")
-        self.members = [guild.add_member(name, permissions=perms) for name, perms in MEMBERS]
+        self.members = [guild.add_member(name, permissions=perms, locale=locale) for name, perms, locale in MEMBERS]
         settings = settings.replace(api_base=fake.api_base, gateway_url=fake.gateway_url)
         use_discord_endpoints(fake.api_base, fake.gateway_url)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.i18n import N_, text
 from bot.jobs import ACTIVE_STATES, STATES
 from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from fakediscord.model import LOADING, permissions_value
@@ -18,6 +19,30 @@ MEMBER_COLORS = ("#eb459e", "#3ba55c", "#faa61a", "#ed4245", "#9b59b6", "#1abc9c
 BOT_COLOR = "#5865f2"
 #: Members with this permission are shown as admins (what /morphadmin needs).
 ADMIN_BITS = permissions_value("manage_guild")
+#: The page's own words (``data-ui`` keys of index.html and app.js), in the catalogue like every text of the bot:
+#: the page is a Discord client, so it speaks the language of the member it acts as.
+PAGE_TEXTS = {
+    "text-channels": N_("Text channels"),
+    "acting-as": N_("Acting as"),
+    "topic": N_("Type /morph and two prompts — the real bot answers through a local fake Discord"),
+    "composer": N_("Message #morph"),
+    "hint": N_("Enter sends · Tab completes · ↑ previous command · quote multi-word prompts: "
+               "/morph \"a red fox\" \"a cat\""),
+    "queue": N_("Queue"),
+    "members": N_("Members"),
+    "commands": N_("Commands"),
+    "no-jobs": N_("No jobs yet. Type a /morph command below."),
+    "admin-role": N_("Admin · Manage Server"),
+    "member-role": N_("Member"),
+    "live": N_("live"),
+    "reconnecting": N_("reconnecting…"),
+}
+
+
+def page_texts(locale: object) -> dict[str, str]:
+    """:data:`PAGE_TEXTS` in the language of ``locale`` (the member the page acts as)."""
+    tr = text(locale)
+    return {key: tr._(message) for key, message in PAGE_TEXTS.items()}
 
 
 class PageView:
@@ -30,9 +55,9 @@ class PageView:
 
     def member_rows(self) -> list[dict]:
         rows = [{"id": str(m.id), "name": m.name, "admin": bool(m.permissions_in(self.channel) & ADMIN_BITS),
-                 "bot": False, "color": self.colors[m.id]} for m in self.members]
+                 "bot": False, "color": self.colors[m.id], "locale": m.user.locale} for m in self.members]
         rows.append({"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name, "admin": False,
-                     "bot": True, "color": BOT_COLOR})
+                     "bot": True, "color": BOT_COLOR, "locale": None})
         return rows
 
     def visible_to(self, msg: FakeMessage, user_id: int) -> bool:

@@ -40,7 +40,8 @@ from aiohttp import web
 
 from bot.playground import commands as cmdparse
 from bot.playground.guard import TOKEN_PLACEHOLDER, guard
-from bot.playground.page import PageView
+from bot.i18n import language
+from bot.playground.page import PageView, page_texts
 from bot.playground.problems import ApiProblem, json_response, problems
 from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
 
@@ -178,6 +179,7 @@ class PlaygroundServer:
                     "connected": self.fake.connected},
             "commands": cmdparse.help_entries(self.view.synced_commands()),
             "messages": self.view.channel_messages(me.id), "queue": await self.queue_rows(),
+            "lang": language(me.user.locale), "ui": page_texts(me.user.locale),
         })
 
     async def _queue(self, request: web.Request) -> web.Response:

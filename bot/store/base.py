@@ -9,7 +9,7 @@ from bot.artifacts import Artifacts, DatabaseArtifacts, FolderArtifacts
 from bot.config import Settings
 from bot.db import Database
 from bot.db.base import Tx
-from bot.jobs import STATES, Job, JobState, Refused, valid_id
+from bot.jobs import STATES, Job, JobState, Refusal, Refused, valid_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class StoreBase:
     async def _job_in_tx(self, tx: Tx, job_id: int) -> Job:
         row = await tx.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id) if valid_id(job_id) else None
         if row is None:
-            raise Refused(f"There is no morph #{job_id}.")
+            raise Refused(Refusal.NO_JOB, job=job_id)
         return self._job(row)
 
     async def get(self, job_id: int) -> Job | None:
@@ -112,6 +112,6 @@ def check_may_act(job: Job, actor_id: int, admin: bool, guild_id: int | None, ve
     """The author may act on their job; an admin only on jobs of their own guild (``guild_id``; None with
     ``admin`` = the bot owner, any guild)."""
     if admin and guild_id is not None and job.guild_id != guild_id:
-        raise Refused(f"Morph #{job.id} belongs to another server.")
+        raise Refused(Refusal.OTHER_GUILD, job=job.id)
     if not admin and job.user_id != actor_id:
-        raise Refused(f"Morph #{job.id} is not yours; only its author or a server admin can {verb} it.")
+        raise Refused(Refusal.NOT_YOURS, job=job.id, action=verb)

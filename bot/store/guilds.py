@@ -8,14 +8,15 @@ from typing import Any
 
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL
-from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refused, sql_list
+from bot.i18n import languages
+from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
 from morph.animation import FORMATS
 from morph.request import MAX_FRAMES, MIN_FRAMES
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
-              "allowed_channels", "default_format")
+              "allowed_channels", "default_format", "language")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Limits:
     #: what /morph sends when not told (mp4, gif or both): the guild's choice, else ``MORPH_FORMAT``; not a
     #: limit, but set the same way
     default_format: str
+    #: the language of the bot's public posts in this server (a language of ``bot.i18n.languages()``);
+    #: None: the server's preferred locale as Discord sends it. Not a limit either
+    language: str | None = None
 
     @classmethod
     def from_row(cls, row: dict | None, settings: Settings) -> Limits:
@@ -60,6 +64,7 @@ class Limits:
             banned_words=tuple(json.loads(row.get("banned_words") or "[]")),
             allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
             default_format=row.get("default_format") or s.output_format,
+            language=row.get("language") or None,
         )
 
     def capped_frames(self, frames: int) -> int:
@@ -88,13 +93,11 @@ class GuildRules(StoreBase):
         for key, cap in (("max_user_active", s.max_user_active), ("max_guild_queue", s.max_guild_queue),
                          ("max_frames", s.max_frames)):
             if updates.get(key) is not None and updates[key] > cap:
-                raise Refused(f"{key} can be at most {cap} on this bot (the operator's limit); "
-                              "a server can only make it stricter.")
+                raise Refused(Refusal.LIMIT_ABOVE_CAP, key=key, cap=cap)
         if updates.get("cooldown_s") is not None and updates["cooldown_s"] < s.cooldown_s:
-            raise Refused(f"cooldown_s must be at least {s.cooldown_s:g} s on this bot (the operator's limit); "
-                          "a server can only make it longer.")
+            raise Refused(Refusal.COOLDOWN_BELOW_CAP, cap=s.cooldown_s)
         if not updates:
-            raise Refused("Nothing to change: give at least one limit.")
+            raise Refused(Refusal.NOTHING_TO_CHANGE)
         async with self.db.transaction() as tx:
             await ensure_guild_row(tx, guild_id)
             for key, value in updates.items():
@@ -220,29 +223,33 @@ class GuildRules(StoreBase):
 def _check_limit(key: str, value):
     """Validate one ``set_limits`` value; None passes (reset to default)."""
     if key not in LIMIT_KEYS:
-        raise Refused(f"Unknown limit {key!r}; limits are: {', '.join(LIMIT_KEYS)}.")
+        raise Refused(Refusal.UNKNOWN_LIMIT, key=key, keys=list(LIMIT_KEYS))
     if value is None:
         return None
     if key in ("max_user_active", "max_guild_queue", "max_frames"):
         lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000),
                   "max_frames": (MIN_FRAMES, MAX_FRAMES)}[key]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise Refused(f"{key} must be a whole number between {lo} and {hi} (got {value!r}).")
+            raise Refused(Refusal.LIMIT_RANGE, key=key, low=lo, high=hi, value=value)
         return value
     if key == "cooldown_s":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
-            raise Refused(f"cooldown_s must be between 0 and 86400 seconds (got {value!r}).")
+            raise Refused(Refusal.COOLDOWN_RANGE, value=value)
         return float(value)
     if key == "default_format":
         if value not in FORMATS:
-            raise Refused(f"default_format must be one of: {', '.join(FORMATS)} (got {value!r}).")
+            raise Refused(Refusal.BAD_FORMAT, option="default_format", value=value, choices=list(FORMATS))
+        return value
+    if key == "language":
+        if value not in languages():
+            raise Refused(Refusal.BAD_LANGUAGE, value=value, choices=list(languages()))
         return value
     if key == "banned_words":
         if isinstance(value, str):
             value = [w for w in value.split(",")]
         words = sorted({" ".join(str(w).split()).casefold() for w in value} - {""})
         if any(len(w) > 100 for w in words) or len(words) > 500:
-            raise Refused("banned_words takes at most 500 words of at most 100 characters each.")
+            raise Refused(Refusal.BANNED_WORDS_TOO_MANY, words=500, chars=100)
         return words
     # allowed_channels
     if isinstance(value, (int, str)):
@@ -250,7 +257,7 @@ def _check_limit(key: str, value):
     try:
         ids = sorted({int(c) for c in value})
     except (TypeError, ValueError):
-        raise Refused(f"allowed_channels must be channel ids (got {value!r}).") from None
+        raise Refused(Refusal.CHANNEL_IDS, value=value) from None
     if any(c <= 0 for c in ids):
-        raise Refused("allowed_channels must be channel ids (positive numbers).")
+        raise Refused(Refusal.CHANNEL_IDS, value=value)
     return ids

@@ -7,7 +7,8 @@ import secrets
 from collections.abc import Iterable
 
 from bot.db import QUEUE_CHANNEL
-from bot.jobs import ACTIVE_STATES, Job, JobState, Refused, sql_list
+from bot.i18n import language
+from bot.jobs import ACTIVE_STATES, Job, JobState, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
 from bot.validation import check_request
@@ -27,12 +28,15 @@ class JobQueue(StoreBase):
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
                       output_format: str | None = None, parent_id: int | None = None,
-                      reply_to_message_id: int | None = None, now: float | None = None) -> Job:
+                      reply_to_message_id: int | None = None, guild_locale: object = None,
+                      now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
-        is posted as a reply to that message.
+        is posted as a reply to that message. ``guild_locale``: the server's preferred locale as Discord sends
+        it; the job's public messages are written in the server's ``language`` setting, else in that locale's
+        language (:func:`bot.i18n.language`: English when the bot has no catalogue for it).
 
         Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
         a banned word or any invalid input (``check_request``), more frames than the guild allows, a
@@ -57,46 +61,40 @@ class JobQueue(StoreBase):
                 guild_id, user_id, guild_id, user_id, guild_id, guild_id, user_id)
             assert counts is not None  # a SELECT without FROM has one row
             if counts["banned"]:
-                raise Refused("You are banned from using /morph in this server.")
+                raise Refused(Refusal.BANNED)
             allowed = limits.allowed_channels
             if allowed and channel_id not in allowed:
-                where = ", ".join(f"<#{c}>" for c in allowed)
-                raise Refused(f"/morph is not enabled in this channel. Use it in {where}.")
+                raise Refused(Refusal.CHANNEL_NOT_ALLOWED, channels=list(allowed))
             try:
                 request = check_request(request, list(limits.banned_words), max_frames=limits.max_frames)
             except Refused:
                 raise
             except MorphError as e:
-                raise Refused(str(e)) from None
+                raise Refused(Refusal.INVALID, detail=str(e)) from None
             output_format = output_format or limits.default_format
             if output_format not in FORMATS:
-                raise Refused(f"format must be one of: {', '.join(FORMATS)} (got {output_format!r}).")
+                raise Refused(Refusal.BAD_FORMAT, option="format", value=output_format, choices=list(FORMATS))
             if counts["mine"] >= limits.max_user_active:
                 mine = [r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE guild_id = $1 AND user_id = $2 AND "
                                                         f"state IN {ACTIVE} ORDER BY id", guild_id, user_id)]
-                ids = ", ".join(f"#{i}" for i in mine)
-                raise Refused(f"You already have {len(mine)} morph{'s' if len(mine) != 1 else ''} in the queue "
-                              f"({ids}); the limit is {limits.max_user_active}. Wait for one to finish or "
-                              "cancel it with /morph-cancel.")
+                raise Refused(Refusal.USER_QUEUE_FULL, jobs=mine, limit=limits.max_user_active)
             if counts["guild"] >= limits.max_guild_queue:
-                raise Refused(f"This server's queue is full ({counts['guild']} morphs waiting or rendering; the "
-                              f"limit is {limits.max_guild_queue}). Try again in a few minutes.")
+                raise Refused(Refusal.GUILD_QUEUE_FULL, count=counts["guild"], limit=limits.max_guild_queue)
             if counts["total"] >= self.settings.max_queue:
-                raise Refused(f"The bot's queue is full ({counts['total']} morphs waiting or rendering across all "
-                              "servers). Try again in a few minutes.")
+                raise Refused(Refusal.BOT_QUEUE_FULL, count=counts["total"])
             last = counts["last"]
             if last is not None and now - last < limits.cooldown_s:
                 wait = limits.cooldown_s - (now - last)
-                raise Refused(f"Slow down: you can start another morph in {max(1, round(wait))} s.")
+                raise Refused(Refusal.COOLDOWN, seconds=max(1, round(wait)))
             expires = now + INTERACTION_TTL_S if interaction_token else None
             row = await tx.fetchrow(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
-                "parent_id, reply_to_message_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING *",
+                "parent_id, reply_to_message_id, language) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
-                output_format, parent_id, reply_to_message_id)
+                output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale))
             assert row is not None  # INSERT … RETURNING
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)
@@ -181,8 +179,7 @@ class JobQueue(StoreBase):
             job = await self._job_in_tx(tx, job_id)
             check_may_act(job, actor_id, admin, guild_id, "cancel")
             if job.state not in ACTIVE_STATES:
-                raise Refused(f"Morph #{job_id} is already {job.state}; only queued or rendering morphs "
-                              "can be cancelled.")
+                raise Refused(Refusal.NOT_ACTIVE, job=job_id, state=str(job.state))
             await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
                              "WHERE id = $3", now, actor_id, job_id)
             if admin:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refused, sql_list
+from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_may_act, marks
 from morph.output import frame_filename
 
@@ -37,32 +37,31 @@ class Results(StoreBase):
             await tx.serialize("picks")
             job = await self._job_in_tx(tx, job_id)
             if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2", job.guild_id, user_id):
-                raise Refused("You are banned from using /morph in this server.")
+                raise Refused(Refusal.BANNED)
             self._check_frame(job, frame)
             last = await tx.fetchval("SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
                                      "WHERE p.user_id = $1 AND j.guild_id = $2", user_id, job.guild_id)
             wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
             if wait > 0:
-                raise Refused(f"Slow down: you can pick again in {max(1, round(wait))} s.")
+                raise Refused(Refusal.PICK_COOLDOWN, seconds=max(1, round(wait)))
             new = await tx.fetch("INSERT INTO picks (job_id, user_id, frame, source, created_at) "
                                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, user_id, frame) DO NOTHING "
                                  "RETURNING id",
                                  job_id, user_id, frame, source, now)
         data = await self.artifacts.read(job, frame_filename(frame))
         if data is None:
-            raise Expired(f"Morph #{job.id} has expired: its frames are no longer stored.")
+            raise Expired(Refusal.EXPIRED, job=job.id)
         return Pick(data, repeat=not new)
 
     def _check_frame(self, job: Job, frame: int) -> None:
         if job.deleted_at is not None or job.expired:
-            raise Expired(f"Morph #{job.id} has expired: its frames were deleted "
-                          f"(results are kept {self.settings.retention_days:g} days).")
+            raise Expired(Refusal.EXPIRED_RETENTION, job=job.id, days=self.settings.retention_days)
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
-            raise Refused(f"Morph #{job.id} has no frames to pick ({job.state}).")
+            raise Refused(Refusal.NO_FRAMES, job=job.id, state=str(job.state))
         count = job.result.frame_count
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
             shown = frame + 1 if isinstance(frame, int) else frame
-            raise Refused(f"Morph #{job.id} has frames 1 to {count}; there is no frame {shown}.")
+            raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
@@ -81,7 +80,7 @@ class Results(StoreBase):
             job = await self._job_in_tx(tx, job_id)
             check_may_act(job, actor_id, admin, guild_id, "delete")
             if job.deleted_at is not None:
-                raise Refused(f"Morph #{job_id} was already deleted.")
+                raise Refused(Refusal.ALREADY_DELETED, job=job_id)
             await tx.execute("UPDATE jobs SET deleted_at = $1, artifacts_purged_at = COALESCE(artifacts_purged_at, $2) "
                              "WHERE id = $3", now, now, job_id)
             if admin:

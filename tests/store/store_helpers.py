@@ -1,10 +1,14 @@
-"""Helpers of the Store tests: ids, requests, submitting, a rendered job."""
+"""Helpers of the Store tests: ids, requests, submitting, a rendered job, refusals."""
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from bot.jobs import Job, Refused
+from bot.messages import refusal_text
 from bot.result import JobResult
-from bot.jobs import Job
 from bot.store import WorkerRun
 from morph.request import RenderRequest
 
@@ -19,6 +23,16 @@ def sqlite_only(settings) -> None:
     if not isinstance(settings.db_path, Path):
         pytest.skip("files in MORPH_DATA_DIR: SQLite only (PostgreSQL keeps them in the database)")
 
+
+
+@contextmanager
+def refused(match: str, locale: str = "en") -> Iterator[pytest.ExceptionInfo[Refused]]:
+    """Like ``pytest.raises(Refused, match=...)``, on the text a member reads (the refusal rendered for
+    ``locale``): the Store's refusals carry facts, not text."""
+    with pytest.raises(Refused) as info:
+        yield info
+    shown = refusal_text(info.value, locale)
+    assert re.search(match, shown), f"{match!r} not in {shown!r}"
 
 
 def run(spec: str) -> WorkerRun:

@@ -5,9 +5,10 @@ import pytest
 
 from bot.result import JobResult
 from bot.jobs import Refused
+from bot.messages import refusal_text
 from bot.store import Limits, Store
 from morph.request import MorphError
-from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, req, run, submit
+from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
 
 
 # ---------------------------------------------------------------- enqueue and limits
@@ -42,9 +43,9 @@ async def test_refused_is_a_morph_error():
 async def test_per_user_active_limit_names_the_jobs(store, clock):
     j1 = await submit(store, clock=clock)
     j2 = await submit(store, clock=clock)
-    with pytest.raises(Refused) as e:
+    with refused("") as e:
         await submit(store, clock=clock)
-    msg = str(e.value)
+    msg = refusal_text(e.value)
     assert f"You already have 2 morphs in the queue (#{j1.id}, #{j2.id})" in msg and "/morph-cancel" in msg
     # another user and the same user in another guild are not affected
     await submit(store, user=BOB, clock=clock)
@@ -64,7 +65,7 @@ async def test_guild_queue_cap(store, clock):
     await store.set_limits(G1, ADMIN, max_guild_queue=3)
     for u in (ALICE, BOB, CAROL):
         await submit(store, user=u, clock=clock)
-    with pytest.raises(Refused, match=r"queue is full \(3 .*limit is 3"):
+    with refused(r"queue is full \(3 .*limit is 3"):
         await submit(store, user=44, clock=clock)
     await submit(store, user=44, guild=G2, clock=clock)  # other guild unaffected
     assert await count_jobs(store) == 4
@@ -73,18 +74,18 @@ async def test_guild_queue_cap(store, clock):
 async def test_cooldown_with_injected_time(store, clock):
     await submit(store)
     clock.advance(10)
-    with pytest.raises(Refused, match="another morph in 20 s"):
+    with refused("another morph in 20 s"):
         await submit(store)
-    with pytest.raises(Refused, match="in 1 s"):
+    with refused("in 1 s"):
         await submit(store, now=clock.t + 19.9)
     await submit(store, now=clock.t + 20)
     assert await count_jobs(store) == 2
     # a guild may make it longer, never shorter than the operator's MORPH_COOLDOWN_S
-    with pytest.raises(Refused, match="at least 30 s"):
+    with refused("at least 30 s"):
         await store.set_limits(G2, ADMIN, cooldown_s=0)
     await store.set_limits(G2, ADMIN, cooldown_s=100)
     await submit(store, guild=G2)
-    with pytest.raises(Refused, match="another morph in 60 s"):
+    with refused("another morph in 60 s"):
         await submit(store, guild=G2, now=clock.t + 40)
     assert await count_jobs(store) == 3
 
@@ -92,21 +93,21 @@ async def test_cooldown_with_injected_time(store, clock):
 async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
     cancelled = await store.ban(G1, ALICE, ADMIN)
     assert cancelled == 0
-    with pytest.raises(Refused, match="banned"):
+    with refused("banned"):
         await submit(store)
     await submit(store, guild=G2, clock=clock)  # only banned in G1
     assert await store.unban(G1, ALICE, ADMIN) is True
     await submit(store, clock=clock)
 
     await store.set_limits(G1, ADMIN, banned_words=["Horse", "hot dog"])
-    with pytest.raises(Refused, match="second prompt contains a word this server does not allow"):
+    with refused("second prompt contains a word this server does not allow"):
         await submit(store, user=BOB, request=req("a dog", "a HORSE"))
-    with pytest.raises(Refused, match="negative prompt"):
+    with refused("negative prompt"):
         await submit(store, user=BOB, request=req(negative="hot  dog"))
     await submit(store, user=BOB, guild=G2, request=req("a dog", "a horse"), clock=clock)
 
     await store.set_limits(G1, ADMIN, allowed_channels=[C2])
-    with pytest.raises(Refused, match=f"not enabled in this channel. Use it in <#{C2}>"):
+    with refused(f"not enabled in this channel. Use it in <#{C2}>"):
         await submit(store, user=CAROL, channel=C1)
     await submit(store, user=CAROL, channel=C2, clock=clock)
     assert await count_jobs(store) == 4
@@ -122,7 +123,7 @@ async def test_ban_cancels_queued_jobs_of_that_user(store, clock):
 
 async def test_guild_frame_cap(store):
     await store.set_limits(G1, ADMIN, max_frames=10)
-    with pytest.raises(Refused, match="at most 10 on this server"):
+    with refused("at most 10 on this server"):
         await submit(store, request=req(frames=11))
     assert (await submit(store, request=req(frames=10))).request.frames == 10
 
@@ -151,7 +152,7 @@ async def test_the_format_of_a_job_comes_from_the_command_else_the_servers_defau
     assert (await submit(store, user=BOB, clock=clock)).format == "mp4"
     assert (await submit(store, user=CAROL, output_format="gif", clock=clock)).format == "gif"
     assert (await submit(store, user=BOB, guild=G2, clock=clock)).format == "both"  # another server's default
-    with pytest.raises(Refused, match="format must be one of: mp4, gif, both"):
+    with refused("format must be one of: mp4, gif, both"):
         await submit(store, user=ALICE, output_format="webm", clock=clock)
     assert len(await store.list_jobs(None, states=["queued"])) == 4
     assert (await store.set_limits(G1, ADMIN, default_format=None)).default_format == "both"
@@ -181,22 +182,22 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
         limits = await store.get_limits(G1)
         assert (limits.max_user_active, limits.max_guild_queue, limits.max_frames, limits.cooldown_s) == \
             (2, 3, 60, 30.0)
-        with pytest.raises(Refused, match="at most 60 on this server"):
+        with refused("at most 60 on this server"):
             await submit(store, request=req(frames=120))
         await submit(store)
-        with pytest.raises(Refused, match="another morph in 30 s"):
+        with refused("another morph in 30 s"):
             await submit(store, user=ALICE)
         await submit(store, user=ALICE, clock=clock, now=clock.t + 30)
-        with pytest.raises(Refused, match="limit is 2"):
+        with refused("limit is 2"):
             await submit(store, user=ALICE, now=clock.t + 100)
         await submit(store, user=BOB)
-        with pytest.raises(Refused, match="limit is 3"):
+        with refused("limit is 3"):
             await submit(store, user=CAROL)
         # and a server admin cannot loosen them again
         for key, value in (("max_user_active", 3), ("max_guild_queue", 4), ("max_frames", 61)):
-            with pytest.raises(Refused, match=f"{key} can be at most"):
+            with refused(f"{key} can be at most"):
                 await store.set_limits(G1, ADMIN, **{key: value})
-        with pytest.raises(Refused, match="cooldown_s must be at least 30"):
+        with refused("cooldown_s must be at least 30"):
             await store.set_limits(G1, ADMIN, cooldown_s=29)
         assert (await store.set_limits(G1, ADMIN, max_user_active=1)).max_user_active == 1  # stricter is fine
     finally:
@@ -210,7 +211,7 @@ async def test_the_bot_wide_queue_cap_counts_every_guild(settings, clock):
         for user, guild in ((ALICE, G1), (BOB, G2), (CAROL, 3003)):
             await submit(store, user=user, guild=guild)
         await store.claim(run("w1"))  # a rendering job still counts
-        with pytest.raises(Refused, match=r"bot's queue is full \(3 morphs"):
+        with refused(r"bot's queue is full \(3 morphs"):
             await submit(store, user=44, guild=4004)
         assert await count_jobs(store) == 3
     finally:
@@ -271,14 +272,35 @@ async def test_withdrawn_jobs_count_for_no_limit(store, clock):
     assert j.state == "cancelled" and j.withdrawn_at == clock.t
     again = await submit(store)  # no "Slow down": the user never saw the first one
     assert again.state == "queued"
-    with pytest.raises(Refused, match="Slow down"):
+    with refused("Slow down"):
         await submit(store)  # a job they did see counts as before
 
 
 async def test_ids_beyond_64_bit_name_no_job(store):
     for big in (2 ** 63, 10 ** 23, 10 ** 40, 0, -1):
         assert await store.get(big) is None
-        with pytest.raises(Refused, match=f"There is no morph #{big}"):
+        with refused(f"There is no morph #{big}"):
             await store.cancel(big, actor_id=ALICE)
-        with pytest.raises(Refused, match="no morph"):
+        with refused("no morph"):
             await store.pick(big, user_id=ALICE, frame=0)
+
+
+# ---------------------------------------------------------------- the server's language
+
+async def test_a_job_is_written_in_the_servers_language(store, clock):
+    """A job's public messages are in the guild's ``language`` setting, else in its preferred locale (as
+    Discord sends it) when the bot has a catalogue for it, else English; the setting is audited."""
+    assert (await submit(store, clock=clock, guild_locale="ja")).language == "ja"
+    assert (await submit(store, user=BOB, clock=clock, guild_locale="en-US")).language == "en"
+    assert (await submit(store, user=CAROL, clock=clock, guild_locale="fr")).language == "en"  # no French catalogue
+    limits = await store.set_limits(G2, ADMIN, language="ja")
+    assert limits.language == "ja" and (await store.get_limits(G2)).language == "ja"
+    assert (await submit(store, guild=G2, clock=clock, guild_locale="en-US")).language == "ja"  # the setting wins
+    assert (await store.audit_log(G2))[0]["detail"] == "language=ja"
+    await store.set_limits(G2, ADMIN, language=None)  # back to the server's own language
+    assert (await store.get_limits(G2)).language is None
+    assert (await submit(store, user=BOB, guild=G2, clock=clock, guild_locale="en-GB")).language == "en"
+    with refused(r"language must be one of: en, ja \(got xx\)") as e:
+        await store.set_limits(G2, ADMIN, language="xx")
+    assert refusal_text(e.value, "ja").startswith("言語は次のいずれかにしてください")
+    assert (await store.get_limits(G2)).language is None  # nothing changed

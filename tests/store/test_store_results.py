@@ -8,27 +8,28 @@ import pytest
 
 from bot.result import JobResult
 from bot.config import Settings
-from bot.jobs import Refused
 from bot.store import Store
 from morph.request import RenderRequest
-from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, rendered_job, run, sqlite_only, stored, submit
+from store_helpers import (
+    ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, refused, rendered_job, run, sqlite_only, stored, submit,
+)
 
 
 # ---------------------------------------------------------------- cancel and admin scope
 
 async def test_cancel_permissions(store, clock):
     a = await submit(store, clock=clock)
-    with pytest.raises(Refused, match="not yours"):
+    with refused("not yours"):
         await store.cancel(a.id, actor_id=BOB)
-    with pytest.raises(Refused, match="another server"):
+    with refused("another server"):
         await store.cancel(a.id, actor_id=ADMIN, admin=True, guild_id=G2)
-    with pytest.raises(Refused, match="no morph #404"):
+    with refused("no morph #404"):
         await store.cancel(404, actor_id=ALICE)
     assert (await store.get(a.id)).state == "queued"
     assert await store.audit_log(None) == []  # refused attempts change nothing
     j = await store.cancel(a.id, actor_id=ALICE)
     assert j.state == "cancelled" and j.cancelled_by == ALICE and j.finished_at == clock.t
-    with pytest.raises(Refused, match="already cancelled"):
+    with refused("already cancelled"):
         await store.cancel(a.id, actor_id=ALICE)
     assert await store.audit_log(G1) == []  # the author's own cancel is not an admin action
 
@@ -96,11 +97,11 @@ async def test_pick_records_and_returns_the_frame(store, settings):
     picked = await store.pick(job.id, user_id=BOB, frame=2, source="reaction")
     assert picked.data == b"png2" and not picked.repeat
     for bad in (3, -1, "1"):
-        with pytest.raises(Refused, match="frames 1 to 3"):
+        with refused("frames 1 to 3"):
             await store.pick(job.id, user_id=BOB, frame=bad)
     assert [(p["user_id"], p["frame"], p["source"]) for p in await store.picks(job.id)] == [(BOB, 2, "reaction")]
     queued = await submit(store, user=CAROL)
-    with pytest.raises(Refused, match="no frames to pick"):
+    with refused("no frames to pick"):
         await store.pick(queued.id, user_id=BOB, frame=0)
 
 
@@ -110,7 +111,7 @@ async def test_purge_deletes_old_artifacts_and_picks_say_expired(store, settings
     assert await store.purge() == 1
     assert not await stored(store, old) and await stored(store, new)
     assert (await store.get(old.id)).expired and not (await store.get(new.id)).expired
-    with pytest.raises(Refused, match="has expired"):
+    with refused("has expired"):
         await store.pick(old.id, user_id=BOB, frame=0)
     assert (await store.pick(new.id, user_id=BOB, frame=0, now=clock.t + 10)).data == b"png0"
     assert await store.purge() == 0  # idempotent
@@ -126,15 +127,15 @@ async def test_purge_deletes_old_artifacts_and_picks_say_expired(store, settings
 
 async def test_delete_result(store, settings):
     job = await rendered_job(store, settings, deliver=False)
-    with pytest.raises(Refused, match="not yours"):
+    with refused("not yours"):
         await store.delete_result(job.id, actor_id=BOB)
-    with pytest.raises(Refused, match="another server"):
+    with refused("another server"):
         await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G2)
     assert await stored(store, job)
     j = await store.delete_result(job.id, actor_id=ADMIN, admin=True, guild_id=G1)
     assert j.deleted_at is not None and not await stored(store, job)
     assert await store.jobs_to_deliver() == []  # a deleted result is not posted
-    with pytest.raises(Refused, match="expired"):
+    with refused("expired"):
         await store.pick(job.id, user_id=BOB, frame=0)
     assert (await store.audit_log(G1))[0]["action"] == "delete"
 
@@ -152,7 +153,7 @@ async def test_picks_respect_bans_cooldown_and_repeats(store, settings, clock):
     job = await rendered_job(store, settings)
     first = await store.pick(job.id, user_id=BOB, frame=1)
     assert not first.repeat
-    with pytest.raises(Refused, match="Slow down: you can pick again in 3 s"):
+    with refused("Slow down: you can pick again in 3 s"):
         await store.pick(job.id, user_id=BOB, frame=2)
     clock.advance(3)
     again = await store.pick(job.id, user_id=BOB, frame=1)
@@ -161,7 +162,7 @@ async def test_picks_respect_bans_cooldown_and_repeats(store, settings, clock):
     await store.pick(job.id, user_id=CAROL, frame=1)  # someone else: no cooldown for them
     await store.ban(G1, CAROL, ADMIN)
     clock.advance(10)
-    with pytest.raises(Refused, match="banned"):
+    with refused("banned"):
         await store.pick(job.id, user_id=CAROL, frame=2)
     assert [(p["user_id"], p["frame"]) for p in await store.picks(job.id)] == [(BOB, 1), (CAROL, 1)]
 
@@ -275,7 +276,7 @@ async def test_the_storage_budget_expires_the_oldest_results_first_and_each_serv
         assert await store.enforce_storage_budget() == []  # 7 KiB: within both
         a3 = await job_of(2, G1, CAROL)  # G1 holds 6 KiB > its 5: its oldest goes
         assert await store.enforce_storage_budget() == [a1.id]
-        with pytest.raises(Refused, match="has expired"):
+        with refused("has expired"):
             await store.pick(a1.id, user_id=BOB, frame=0)
         assert not await stored(store, a1) and await stored(store, a2)
         # 11 KiB in all: the oldest finished one goes; then G2 holds 7 KiB > 5: its oldest finished one goes

@@ -9,6 +9,20 @@ const state = {
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#9b59b6", "#1abc9c", "#e67e22"];
 
+// The page's own words in the language of the member it acts as (bot/playground/page.py PAGE_TEXTS, from the
+// bot's catalogues): elements with data-ui="key" get theirs on every load.
+function ui(key, fallback) { return (state.ui && state.ui[key]) || fallback; }
+
+function applyUi(texts, lang) {
+  state.ui = texts || {};
+  document.documentElement.lang = lang || "en";
+  document.querySelectorAll("[data-ui]").forEach((el) => {
+    const t = state.ui[el.dataset.ui];
+    if (!t) return;
+    if (el.tagName === "INPUT") el.placeholder = t; else el.textContent = t;
+  });
+}
+
 function esc(s) {
   return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => (
     { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -233,13 +247,13 @@ function systemMessage(text, isError) {
 function renderMembers() {
   const sel = $("member-switch");
   sel.innerHTML = state.members.filter((m) => !m.bot).map((m) =>
-    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? " (admin)" : ""}</option>`).join("");
+    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? " (admin)" : ""}${m.locale === "ja" ? " · 日本語" : ""}</option>`).join("");
   const me = state.byId[state.me] || { name: "?" };
   $("me-avatar").outerHTML = avatar(me, "small").replace('class="avatar small"', 'class="avatar small" id="me-avatar"');
   $("me-name").textContent = me.name;
-  $("me-role").textContent = me.admin ? "Admin · Manage Server" : "Member";
+  $("me-role").textContent = me.admin ? ui("admin-role", "Admin · Manage Server") : ui("member-role", "Member");
   $("members").innerHTML = state.members.map((m) =>
-    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ' <span class="bot-tag">Bot</span>' : ""}</div><div class="role">${m.bot ? "the real MorphBot" : m.admin ? "Manage Server" : "member"}</div></div></div>`).join("");
+    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ' <span class="bot-tag">Bot</span>' : ""}</div><div class="role">${m.bot ? "the real MorphBot" : m.admin ? "Manage Server" : "member"}${m.locale ? ` · ${esc(m.locale)}` : ""}</div></div></div>`).join("");
 }
 
 function renderHelp() {
@@ -257,7 +271,7 @@ function renderQueue(jobs) {
       <div class="job-top"><span class="job-id">#${esc(j.id)}</span><span class="state ${esc(j.state)}">${esc(j.state)}${j.position ? " · " + esc(j.position) : ""}</span></div>
       <div class="job-prompts" title="${esc(j.prompts.join(" → "))}">${esc(j.prompts.join(" → "))}</div>
       <div class="job-meta">${esc(j.user_name)} · ${esc(j.frames)} frames${j.error ? " · " + esc(j.error) : ""}</div></div>`).join("")
-    : '<div class="muted">No jobs yet. Type a /morph command below.</div>';
+    : `<div class="muted">${esc(ui("no-jobs", "No jobs yet. Type a /morph command below."))}</div>`;
 }
 
 // ---------- autocomplete ----------
@@ -375,9 +389,9 @@ function connect() {
   let broken = false;  // after a lost connection, reload everything: events sent meanwhile were missed
   es.onopen = () => {
     if (broken) { load().catch(() => {}); return; }
-    conn.textContent = "live"; conn.className = "conn live";
+    conn.textContent = ui("live", "live"); conn.className = "conn live";
   };
-  es.onerror = () => { broken = true; conn.textContent = "reconnecting…"; conn.className = "conn down"; };
+  es.onerror = () => { broken = true; conn.textContent = ui("reconnecting", "reconnecting…"); conn.className = "conn down"; };
   es.addEventListener("message", (e) => upsertMessage(JSON.parse(e.data)));
   es.addEventListener("delete", (e) => removeMessage(JSON.parse(e.data).id));
   es.addEventListener("queue", (e) => renderQueue(JSON.parse(e.data).jobs));
@@ -397,6 +411,7 @@ async function load() {
   }
   state.me = String(s.me);
   try { localStorage.setItem("playground-member", state.me); } catch (e) { /* storage disabled */ }
+  applyUi(s.ui, s.lang);
   state.members = s.members;
   state.byId = Object.fromEntries(s.members.map((m) => [String(m.id), m]));
   state.commands = s.commands;

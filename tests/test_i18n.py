@@ -1,0 +1,276 @@
+"""The message catalogues (bot/locales): complete, consistent with the code, compilable, within Discord's limits;
+the command translations; numbers and durations per language."""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import string
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import discord
+import pytest
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from discord import app_commands
+from discord.ext import commands
+
+from bot.result import Animation, JobResult, SegmentResult
+from bot import i18n
+from bot import messages as msg
+from bot.config import Settings
+from bot.jobs import Job, JobState, Refusal, Refused
+from bot.translator import CatalogueTranslator
+from bot.views import cancel_view, result_view
+from morph.request import RenderRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGS = [lang for lang in i18n.languages() if lang != i18n.SOURCE]
+COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")  # Discord's CHAT_INPUT name rule (\w: any script's letters)
+
+
+def catalogue(lang: str):
+    with i18n.catalogue_path(lang).open("rb") as f:
+        return read_po(f, locale=lang)
+
+
+def template():
+    with (i18n.LOCALES_DIR / "bot.pot").open("rb") as f:
+        return read_po(f)
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def ids(cat) -> set:
+    return {m.id for m in cat if m.id}
+
+
+def test_there_is_a_japanese_catalogue():
+    assert "ja" in LANGS and i18n.language("ja") == "ja"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_message_is_translated_with_the_same_placeholders(lang):
+    cat, pot = catalogue(lang), template()
+    assert ids(cat) == ids(pot), (f"missing: {ids(pot) - ids(cat)}", f"extra: {ids(cat) - ids(pot)}")
+    for m in cat:
+        if not m.id:
+            continue
+        sources = m.id if isinstance(m.id, tuple) else (m.id,)
+        forms = m.string if isinstance(m.string, tuple) else (m.string,)
+        assert all(forms) and "fuzzy" not in m.flags, f"{lang}: {m.id!r} is not translated"
+        assert len(forms) == cat.num_plurals, (lang, m.id)
+        expected = placeholders(sources[-1])
+        assert all(placeholders(source) == expected for source in sources), m.id
+        for form in forms:  # a missing or an extra placeholder fails
+            assert placeholders(form) == expected, (lang, m.id, form)
+
+
+def test_a_wrong_placeholder_fails_the_check(tmp_path):
+    """The check above can fail: a translation naming a placeholder its message id does not have."""
+    assert placeholders("モーフ #{jobb}") - placeholders("Morph #{job}") == {"jobb"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_catalogue_compiles(lang):
+    cat = catalogue(lang)
+    assert list(cat.check()) == []  # Babel's own checks (plural forms, python-format)
+    buf = io.BytesIO()
+    write_mo(buf, cat)
+    buf.seek(0)
+    import gettext
+
+    compiled = gettext.GNUTranslations(buf)
+    assert compiled.gettext("Reroll") != "Reroll"
+
+
+@pytest.mark.skipif(shutil.which("pybabel", path=str(Path(sys.executable).parent)) is None,
+                    reason="pybabel is not installed in this environment")
+def test_the_template_holds_every_text_of_the_code(tmp_path):
+    """``make messages`` was run: the template (and with the test above every catalogue) has exactly the
+    texts the code marks for translation."""
+    out = tmp_path / "bot.pot"
+    makefile = (ROOT / "Makefile").read_text()
+    sources = re.search(r"^MESSAGE_SOURCES := (.+)$", makefile, re.M).group(1).split()
+    paths = [str(p) for pattern in sources for p in sorted(ROOT.glob(pattern))]
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "-k", "locale_str", "-k", "N_",
+                    "--no-location", "-o", str(out), *paths], check=True, cwd=ROOT)
+    with out.open("rb") as f:
+        fresh = ids(read_po(f))
+    assert fresh == ids(template()), (f"not in bot.pot (run make messages): {fresh - ids(template())}",
+                                      f"no longer in the code: {ids(template()) - fresh}")
+
+
+def test_language_of_discord_locales():
+    assert i18n.language(discord.Locale.japanese) == "ja"
+    assert i18n.language("en-US") == "en" and i18n.language(discord.Locale.british_english) == "en"
+    assert i18n.language("fr") == "en" and i18n.language(None) == "en" and i18n.language("zz-ZZ") == "en"
+
+
+def test_numbers_and_durations_per_language():
+    en, ja = i18n.text("en"), i18n.text("ja")
+    assert en.number(12345) == "12,345" and en.number(0.934, 2) == "0.93"
+    assert msg.duration(185, "en") == "3 min 5 s" and msg.duration(185, "ja") == "3分5秒"
+    assert msg.duration(2.44, "ja") == "2.4秒" and msg.duration(3720, "ja") == "1時間2分"
+    assert en.seconds(20) == "20 seconds" and ja.seconds(20).replace(" ", "") == "20秒"
+    assert en.ngettext("{count} frame", "{count} frames", 1) == "1 frame"
+    assert en.ngettext("{count} frame", "{count} frames", 1200) == "1,200 frames"
+    assert ja.ngettext("{count} frame", "{count} frames", 3) == "3 フレーム"
+
+
+# ------------------------------------------------------------------------------------------ texts and limits
+LONG_PROMPT = "a very long prompt about a dog in the snow, " * 23  # ~1,000 characters, the option's limit
+PROMPT_LIMITS = dict(max_content=2000, button=80, option=100, placeholder=150)
+
+
+def long_job(lang: str, prompts=4) -> Job:
+    request = RenderRequest(prompts=[LONG_PROMPT + str(i) for i in range(prompts)], frames=120, seed=2**32 - 1,
+                            negative=LONG_PROMPT, loop=True)
+    frames = 120
+    result = JobResult(frame_count=frames, candidates=(10, 20, 30, 40, 50, 60, 70, 80, 90),
+                       ts=tuple(i / (frames - 1) for i in range(frames)), one_minus_gini=0.93, max_over_mean=1.4,
+                       seconds=3725.0, mp4_error="no PyAV", warnings=("w" * 300,),
+                       animations=(Animation("mp4", 1, frames, (512, 512), ("y" * 200,)),
+                                   Animation("gif", 1, frames, (512, 512), ("x" * 200,))),
+                       segments=tuple(SegmentResult(i, 30 * i, 30 * i + 29, 30 * i + 15,
+                                                    (10 * (2 * i + 1), 10 * (2 * i + 2))) for i in range(4)))
+    return Job(id=2**62, guild_id=1, channel_id=2, user_id=2**62, state=JobState.DELIVERED, request=request,
+               result=result, token="abcd1234", language=lang, artifact_dir="x")
+
+
+def every_text(lang: str) -> list[str]:
+    """Every message function of bot.messages with long values, in ``lang``."""
+    job = long_job(lang)
+    progress = SimpleNamespace(stage="denoise", fraction=0.5, frames_done=60, frames_total=120, step=999,
+                               steps=1000)
+    out = [
+        msg.queued_text(job.id, job.request, job.user_id, 10_000, True, locale=lang),
+        msg.rendering_text(job.id, job.request, job.user_id, progress, 99_999.0, locale=lang),
+        msg.rendering_text(job.id, job.request, job.user_id, None, locale=lang),
+        msg.delivered_text(job.id, job.request, job.user_id, "https://discord.com/channels/" + "9" * 60, lang),
+        msg.failed_text(job.id, "e" * 3000, lang),
+        msg.failed_text(job.id, msg.FAILURE_REASONS[0], lang),
+        msg.cancelled_text(job.id, job.user_id, lang),
+        msg.result_text(job.id, job.request, job.user_id, job.result, note="n" * 400, refined_from=2**62,
+                        locale=lang),
+        msg.pick_text(job.id, 119, 120, job.user_id, 9, lang),
+        msg.queue_list_text([(2**62, "queued", job.request, 10_000)] * 30, lang),
+        msg.sheet_caption(job.result, lang),
+    ]
+    values = dict(job=2**62, seconds=86_400, state="cancelled", count=10**6, frame="9" * 30, days=3650.0,
+                  channels=[2**62] * 50, detail="d" * 3000, option="default_format", value="v" * 3000,
+                  choices=["mp4", "gif", "both"], jobs=list(range(2**62, 2**62 + 100)), limit=10_000, key="k" * 100,
+                  cap=10_000, keys=["max_user_active"] * 9, low=1, high=10_000, words=500, chars=100,
+                  action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">")
+    out += [msg.error_text(Refused(kind, **values), lang) for kind in Refusal]
+    return out
+
+
+def items(view: discord.ui.View) -> list:
+    """The buttons and selects of a view (a DynamicItem wraps its component)."""
+    out = [getattr(i, "item", i) for i in view.children]
+    assert out
+    return out
+
+
+@pytest.mark.parametrize("lang", i18n.languages())
+def test_no_message_is_over_discords_limits(lang):
+    for shown in every_text(lang):
+        assert 0 < len(shown) <= 2000, shown[:200]
+    job = long_job(lang)
+    for view in (result_view(job), cancel_view(job)):
+        for item in items(view):
+            if isinstance(item, discord.ui.Button):
+                assert 0 < len(item.label or "") <= 80, item.label
+            if isinstance(item, discord.ui.Select):
+                assert 0 < len(item.placeholder or "") <= 100, item.placeholder
+                assert all(0 < len(o.label) <= 100 for o in item.options), [o.label for o in item.options]
+    for lang_ in i18n.languages():
+        assert len(msg.frame_label(119, 120, job.result.ts, job.result.candidates, lang_)) <= 100
+
+
+def test_japanese_texts_are_japanese():
+    job = long_job("ja", prompts=2)
+    ja = msg.result_text(job.id, job.request, job.user_id, job.result, locale="ja")
+    assert ja.startswith(f"🎞️ モーフ ジョブ #{job.id}") and msg.RESULT_MARKER_RE.match(ja).group(1) == str(job.id)
+    assert "フレーム" in ja and "シード" in ja
+    en = msg.result_text(job.id, job.request, job.user_id, job.result, locale="en")
+    assert msg.RESULT_MARKER_RE.match(en).group(1) == str(job.id) and "120 frames" in en
+    view = result_view(job)
+    labels = [i.label for i in items(view) if isinstance(i, discord.ui.Button)]
+    assert "リロール" in labels and "削除" in labels
+    assert {i.placeholder for i in items(view) if isinstance(i, discord.ui.Select)} == {
+        "好きなフレームを選ぶ…", "🔍 細分化: 隣り合うフレームの間をさらに細かく…"}
+    assert msg.refusal_text(Refused(Refusal.COOLDOWN, seconds=20), "ja").replace(" ", "").startswith("少し待って")
+    assert msg.refusal_text(Refused(Refusal.COOLDOWN, seconds=20), "fr").startswith("Slow down")  # fallback
+
+
+def test_every_refusal_kind_has_a_text_in_every_language():
+    """Each kind renders to its own text (none falls through to the generic summary)."""
+    for lang in i18n.languages():
+        texts = every_text(lang)[-len(Refusal):]
+        assert all(not t.startswith("❌ " + kind.value) for t, kind in zip(texts, Refusal, strict=True)), texts
+
+
+# ------------------------------------------------------------------------------------------ commands
+async def synced_payload() -> list[dict]:
+    """The command payload the bot syncs (what ``tree.sync`` sends), with the catalogue translator."""
+    from bot.actions import Actions
+    from bot.cogs import AdminCog, MorphCog
+
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
+    settings = Settings()
+    actions = Actions(store=None, settings=settings, events=None)  # type: ignore[arg-type]
+    await bot.add_cog(MorphCog(bot, actions))
+    await bot.add_cog(AdminCog(actions))
+    translator = CatalogueTranslator()
+    await bot.tree.set_translator(translator)
+    return [await c.get_translated_payload(bot.tree, translator) for c in bot.tree.get_commands()]
+
+
+def walk_options(item: dict):
+    for opt in item.get("options") or []:
+        yield opt
+        yield from walk_options(opt)
+
+
+async def test_the_synced_commands_carry_japanese_within_discords_rules():
+    payload = await synced_payload()
+    by_name = {c["name"]: c for c in payload}
+    assert by_name["morph"]["name_localizations"]["ja"] == "モーフ"
+    assert by_name["morph"]["description_localizations"]["ja"].startswith("プロンプトから")
+    assert "en-US" not in by_name["morph"].get("name_localizations", {})  # English: the defaults
+    options = {o["name"]: o for o in by_name["morph"]["options"]}
+    assert options["from"]["name_localizations"]["ja"] == "最初"
+    assert options["frames"]["description_localizations"]["ja"].startswith("フレーム数: 2〜")
+    assert [c["name_localizations"]["ja"] for c in options["format"]["choices"]][-1] == "両方"
+    admin = {o["name"]: o for o in by_name["morphadmin"]["options"]}
+    assert admin["limits"]["name_localizations"]["ja"] == "制限"
+    assert "language" in {o["name"] for o in admin["limits"]["options"]}
+    seen_ja = set()
+    for cmd in payload:
+        for item in [cmd, *walk_options(cmd)]:
+            for locale, name in (item.get("name_localizations") or {}).items():
+                if "choices" in item or item.get("type") in (1, 2, None) or "description" in item:
+                    assert COMMAND_NAME.match(name) and name == name.lower(), (locale, name)
+                seen_ja.add(locale)
+            for locale, desc in (item.get("description_localizations") or {}).items():
+                assert 1 <= len(desc) <= 100, (locale, desc)
+            assert "ja" in (item.get("description_localizations") or {}), item["name"]
+            assert "ja" in (item.get("name_localizations") or {}), item["name"]
+            for choice in item.get("choices") or []:
+                assert all(1 <= len(n) <= 100 for n in (choice.get("name_localizations") or {}).values())
+    assert seen_ja == {"ja"}
+
+
+async def test_translator_answers_none_for_english_and_unknown_texts():
+    t = CatalogueTranslator()
+    ctx = app_commands.TranslationContext(location=app_commands.TranslationContextLocation.other, data=None)
+    assert await t.translate(app_commands.locale_str("morph"), discord.Locale.american_english, ctx) is None
+    assert await t.translate(app_commands.locale_str("not a catalogue text"), discord.Locale.japanese, ctx) is None
+    assert await t.translate(app_commands.locale_str("Reroll"), discord.Locale.japanese, ctx) == "リロール"
