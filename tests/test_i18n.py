@@ -226,8 +226,8 @@ async def synced_payload() -> list[dict]:
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
     settings = Settings()
     actions = Actions(store=None, settings=settings, events=None)  # type: ignore[arg-type]
-    await bot.add_cog(MorphCog(bot, actions))
-    await bot.add_cog(AdminCog(actions))
+    await bot.add_cog(MorphCog(bot, actions, None))
+    await bot.add_cog(AdminCog(actions, None))
     translator = CatalogueTranslator()
     await bot.tree.set_translator(translator)
     return [await c.get_translated_payload(bot.tree, translator) for c in bot.tree.get_commands()]
