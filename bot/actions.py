@@ -23,7 +23,12 @@ from bot import messages as msg
 from bot.db import DatabaseUnavailable
 from bot.i18n import text
 from bot.interactions import (
-    ALREADY_ACKNOWLEDGED, NO_PINGS, ephemeral, in_time, reply, upload_limit_for,
+    ALREADY_ACKNOWLEDGED,
+    NO_PINGS,
+    ephemeral,
+    in_time,
+    reply,
+    upload_limit_for,
 )
 from bot.jobs import Expired, Job, JobState, Refusal, Refused
 from bot.permissions import can_admin, can_manage_job

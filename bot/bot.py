@@ -16,8 +16,8 @@ from bot import messages as msg
 from bot.actions import Actions
 from bot.cogs import AdminCog, MorphCog
 from bot.config import Settings
-from bot.delivery import Delivery
 from bot.db import DatabaseUnavailable
+from bot.delivery import Delivery
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.startup import default_morpher_factory
 from bot.translator import CatalogueTranslator

@@ -12,10 +12,10 @@ import os
 import re
 import socket
 import urllib.parse
-from typing import TypeVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
+from typing import TypeVar
 
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES

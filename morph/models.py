@@ -116,8 +116,13 @@ def make_scheduler(pipe, name: str, timestep_spacing: str | None = None):
 
     Multistep schedulers keep state between steps, so callers take a fresh one per denoising run.
     """
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler,
-                           PNDMScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        PNDMScheduler,
+    )
 
     config = pipe.scheduler.config
     # A keyword, not a config entry: from_config ignores entries the config file left to defaults.

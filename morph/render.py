@@ -39,8 +39,17 @@ from morph import pacing
 from morph.interpolate import lerp, slerp
 from morph.models import make_scheduler
 from morph.profiles import Profile
-from morph.request import (CLIP_MAX_TOKENS, PROMPT_NAMES, Cancelled, MorphError, Progress, RenderRequest, RenderResult,
-                           Segment, is_out_of_memory)
+from morph.request import (
+    CLIP_MAX_TOKENS,
+    PROMPT_NAMES,
+    Cancelled,
+    MorphError,
+    Progress,
+    RenderRequest,
+    RenderResult,
+    Segment,
+    is_out_of_memory,
+)
 
 #: Added to the request's seed for the per-step noise of samplers that add noise at each step (LCM), so that
 #: noise is not the starting noise over again.

@@ -18,9 +18,9 @@ import torch
 
 from bot.config import Settings
 from bot.db import DatabaseUnavailable
-from fakediscord import eventually
 from bot.store import DatabaseClock, Store, WorkerRun
 from bot.worker import STALE_S, Worker
+from fakediscord import eventually
 from morph.request import RenderRequest
 
 G, C, ALICE = 10, 20, 1

@@ -18,11 +18,11 @@ from babel.messages.pofile import read_po
 from discord import app_commands
 from discord.ext import commands
 
-from bot.result import Animation, JobResult, SegmentResult
 from bot import i18n
 from bot import messages as msg
 from bot.config import Settings
 from bot.jobs import Job, JobState, Refusal, Refused
+from bot.result import Animation, JobResult, SegmentResult
 from bot.translator import CatalogueTranslator
 from bot.views import cancel_view, result_view
 from morph.request import RenderRequest

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from morph import Morpher, MorphError, RenderRequest, models
-from morph.render import step_generators
 from morph.profiles import LCM, LCM_GUIDANCE_INPUT, STANDARD, STANDARD_XL, TURBO, profile_for
+from morph.render import step_generators
 
 torch.set_num_threads(1)
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from morph import Morpher, RenderRequest
-from morph.render import TextEmbedding
 from morph.models import make_scheduler
+from morph.render import TextEmbedding
 
 torch.set_num_threads(1)
 

@@ -163,7 +163,8 @@ def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
 
 def test_quality_bench_smoke(capsys):
     """`python -m bench.quality` renders both pacings per pair and prints both measures and the drift table."""
-    from bench.quality import PAIRS, main as quality_main
+    from bench.quality import PAIRS
+    from bench.quality import main as quality_main
 
     assert len(PAIRS) >= 20 and len(set(PAIRS)) == len(PAIRS)
     for a, b in PAIRS:  # every pair names a shape at both ends and changes something the judge can see

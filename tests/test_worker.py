@@ -13,14 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.result import JobResult
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
-from fakediscord import eventually
-from bot.store import Store, WorkerRun
 from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
+from bot.result import JobResult
+from bot.store import Store, WorkerRun
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
 from bot.worker import Worker, recover_own_jobs
+from fakediscord import eventually
 from morph.request import MorphError, RenderRequest
 from morph.video import decode_mp4
 

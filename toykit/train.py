@@ -59,10 +59,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from toykit import shapes
 from morph.builtin import SD_SCHEDULER, build_tokenizer, generated_tokenizer_dir
 from morph.models import TOY_DIR
 from morph.request import CLIP_MAX_TOKENS
+from toykit import shapes
 
 TEXT_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                    num_attention_heads=4, max_position_embeddings=CLIP_MAX_TOKENS)

@@ -13,8 +13,16 @@ from pathlib import Path
 
 from bot.config import is_postgres
 from bot.db.base import (
-    JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx,
-    log_failure, migration_files,
+    JOBS_CHANNEL,
+    MIGRATIONS_DIR,
+    QUEUE_CHANNEL,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    log_failure,
+    migration_files,
 )
 
 __all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable",

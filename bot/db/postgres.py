@@ -19,14 +19,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import asyncpg
 
 from bot.db.base import (
-    Availability, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code,
+    Availability,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    migration_files,
+    newer_than_code,
 )
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,21 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import aiosqlite
 
 from bot.db.base import (
-    Availability, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code,
+    Availability,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    migration_files,
+    newer_than_code,
 )
 
 log = logging.getLogger(__name__)

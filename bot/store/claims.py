@@ -3,8 +3,8 @@ workers, and the render's outcome (rendered, failed, back to the queue)."""
 from __future__ import annotations
 
 import logging
-from typing import Literal, NamedTuple
 from collections.abc import Iterable
+from typing import Literal, NamedTuple
 
 from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL
 from bot.jobs import Job, JobState, sql_list

@@ -3,9 +3,9 @@ hasty members, reactions that could flood a channel, and components that name an
 job of an older database."""
 from __future__ import annotations
 
-from fakediscord import eventually
-
 from e2e_helpers import job_id_of
+
+from fakediscord import eventually
 
 
 async def bot_message_with_buttons(h, channel_id: int, custom_ids: list[str]):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of, png
 
 from fakediscord import eventually
-from e2e_helpers import gif_frames, job_id_of, png
 
 
 @pytest.mark.slow

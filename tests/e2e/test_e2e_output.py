@@ -7,8 +7,8 @@ import sys
 
 import aiohttp
 import numpy as np
-
 from e2e_helpers import gif_frames, job_id_of, png
+
 from morph.video import decode_mp4
 
 #: Frames of one position rendered in other batches differ by float rounding only (of 255).

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of, result_messages
 
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
-from fakediscord import eventually
 from bot.jobs import STATES
-from e2e_helpers import gif_frames, job_id_of, result_messages
+from fakediscord import eventually
 
 
 class Front:

@@ -3,7 +3,6 @@ fit (the fake answers 413 to anything larger), and the result says what was redu
 from __future__ import annotations
 
 import pytest
-
 from e2e_helpers import gif_frames, job_id_of
 
 LIMIT = 400_000

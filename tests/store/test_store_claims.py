@@ -7,12 +7,11 @@ import sys
 import time
 
 import pytest
-
-from bot.result import JobResult
-from bot.jobs import Job, Refused
-from bot.store import MAX_ATTEMPTS, Store
 from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, req, run, submit
 
+from bot.jobs import Job, Refused
+from bot.result import JobResult
+from bot.store import MAX_ATTEMPTS, Store
 
 # ---------------------------------------------------------------- queue order, claim, positions
 

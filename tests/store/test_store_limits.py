@@ -2,14 +2,13 @@
 operator's settings as ceilings."""
 
 import pytest
-
-from bot.result import JobResult
-from bot.jobs import Refused
-from bot.messages import refusal_text
-from bot.store import Limits, Store
-from morph.request import MorphError
 from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
 
+from bot.jobs import Refused
+from bot.messages import refusal_text
+from bot.result import JobResult
+from bot.store import Limits, Store
+from morph.request import MorphError
 
 # ---------------------------------------------------------------- enqueue and limits
 

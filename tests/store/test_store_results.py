@@ -5,15 +5,27 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bot.result import JobResult
-from bot.config import Settings
-from bot.store import Store
-from morph.request import RenderRequest
 from store_helpers import (
-    ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, refused, rendered_job, run, sqlite_only, stored, submit,
+    ADMIN,
+    ALICE,
+    BOB,
+    C1,
+    C2,
+    CAROL,
+    G1,
+    G2,
+    refused,
+    rendered_job,
+    run,
+    sqlite_only,
+    stored,
+    submit,
 )
 
+from bot.config import Settings
+from bot.result import JobResult
+from bot.store import Store
+from morph.request import RenderRequest
 
 # ---------------------------------------------------------------- cancel and admin scope
 
