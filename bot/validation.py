@@ -157,7 +157,6 @@ def check_request(request: RenderRequest, banned_words: Iterable[str] = (), *,
     banned_words = tuple(banned_words)
     r = request.validate()
     r.prompts = [check_prompt(p, PROMPT_NAMES[i], banned_words) for i, p in enumerate(r.prompts)]
-    r.prompt_a, r.prompt_b = r.prompts[0], r.prompts[1]
     if r.negative:
         r.negative = check_prompt(r.negative, "negative prompt", banned_words)
     if max_frames is not None and r.frames > max_frames:
