@@ -116,7 +116,9 @@ def run_model(args, cfg: dict) -> int:
         base = morpher.profile.fill(RenderRequest(
             [args.prompt_a, args.prompt_b], frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
             guidance=cfg["guidance"], scheduler=cfg["scheduler"], pacing="uniform",
-            candidates=min(5, cfg["frames"])).validate())
+            # the plain path: the per-frame baseline renders each frame from its prompt mix alone, and the
+            # engine must draw the same pictures (bench.quality times the smooth path against it)
+            path="plain", candidates=min(5, cfg["frames"])).validate())
     except MorphError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2

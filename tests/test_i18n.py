@@ -259,6 +259,8 @@ async def test_the_synced_commands_carry_japanese_within_discords_rules():
                 if "choices" in item or item.get("type") in (1, 2, None) or "description" in item:
                     assert COMMAND_NAME.match(name) and name == name.lower(), (locale, name)
                 seen_ja.add(locale)
+            if "description" in item:  # the English default too: Discord refuses the whole sync otherwise
+                assert 1 <= len(item["description"]) <= 100, (item["name"], item["description"])
             for locale, desc in (item.get("description_localizations") or {}).items():
                 assert 1 <= len(desc) <= 100, (locale, desc)
             assert "ja" in (item.get("description_localizations") or {}), item["name"]

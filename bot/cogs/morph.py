@@ -90,8 +90,7 @@ class MorphCog(commands.Cog):
         negative=locale_str("What to avoid in every frame, e.g. 'blurry, text'"),
         boomerang=locale_str("Play forward and then back (default: no)"),
         pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix"),
-        path=locale_str("smooth: every frame anchored to the two ends (default); plain: each frame from its mixed "
-                        "prompt alone"),
+        path=locale_str("smooth: frames anchored to both ends (default); plain: each frame from its prompt mix alone"),
         output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
                                  "server's choice)"),
     )
