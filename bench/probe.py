@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     cuda = m.device.type == "cuda"
     say(f"# probe: {m.device_info()['device']}, torch {torch.__version__}, model {args.model}, "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
-    req = RenderRequest("a photo of a dog", "a photo of a cat", frames=args.frames, seed=7, steps=args.steps,
+    req = RenderRequest(["a photo of a dog", "a photo of a cat"], frames=args.frames, seed=7, steps=args.steps,
                         size=args.size, guidance=7.5, scheduler="dpm++2m", pacing="uniform", path="plain",
                         candidates=5).validate()
     side = args.size // m.pipe.vae_scale_factor

@@ -79,7 +79,7 @@ def contact_sheet(morpher, base, pairs, path: str) -> None:
     rows = []
     for a, b in pairs:
         for way in ("plain", "smooth"):
-            rows.append(morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, path=way)).frames)
+            rows.append(morpher.render(dataclasses.replace(base, prompts=[a, b], path=way)).frames)
     side = rows[0][0].width
     gap = 4
     sheet = Image.new("RGB", (len(rows[0]) * side, len(rows) * side + (len(pairs) - 1) * gap), "white")
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         morpher = Morpher(args.model, device="cpu")
-        base = RenderRequest("a", "b", frames=args.frames, steps=args.steps, seed=args.seed).validate()
+        base = RenderRequest(["a", "b"], frames=args.frames, steps=args.steps, seed=args.seed).validate()
     except MorphError as err:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
@@ -161,8 +161,7 @@ def main(argv=None) -> int:
     for a, b in pairs:
         for name in rows:
             path, pacing = name.split()
-            result = morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing=pacing,
-                                                        path=path))
+            result = morpher.render(dataclasses.replace(base, prompts=[a, b], pacing=pacing, path=path))
             row = measure(result)
             rows[name].append(row)
             if name == f"{paths[0]} uniform":
@@ -201,7 +200,7 @@ def measure(result) -> dict:
 
     verdicts = [judge.judge(im) for im in result.frames]
     judged = [judge.feature_distance(x.features, y.features) for x, y in pairwise(verdicts)]
-    a, b = shapes.parse(result.request.prompt_a), shapes.parse(result.request.prompt_b)
+    a, b = shapes.parse(result.request.prompts[0]), shapes.parse(result.request.prompts[1])
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
             verdicts[-1].matches(b, ("shape", "colour", "background")))
@@ -287,7 +286,7 @@ def standard_report(rows: dict) -> str:
 def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
     """The default morph's render time, plain uniform vs smooth perceptual (and, with ``anchor_modes``, the
     smooth path's cached vs in-batch ends), best of two each, same run, same Morpher."""
-    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square")
+    request = dataclasses.replace(base, prompts=["a red circle", "a blue square"])
     cases = [("plain uniform", "plain", "uniform", "auto"), ("plain perceptual", "plain", "perceptual", "auto"),
              ("smooth uniform", "smooth", "uniform", "auto"), ("smooth perceptual", "smooth", "perceptual", "auto")]
     if anchor_modes:
@@ -305,7 +304,7 @@ def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
     finally:
         morpher.anchor_mode = saved
     ref = best["plain uniform"]
-    return "\n".join([f"render time of '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, "
+    return "\n".join([f"render time of '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, "
                        f"{request.steps} steps), best of 2, ratio to plain uniform:"]
                       + [f"- {label}: {s:.2f} s ({s / ref:.2f}x)" for label, s in best.items()])
 
@@ -353,7 +352,7 @@ def drift_report(morpher, base, pairs) -> str:
 
     lines = ["| approximation | engine distance mean / max | judge distance mean / max | pixel mean | "
              "judge agreement |", "|---|---|---|---|---|"]
-    exact = [morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing="uniform"))
+    exact = [morpher.render(dataclasses.replace(base, prompts=[a, b], pacing="uniform"))
              for a, b in pairs]
     for steps in dict.fromkeys((base.steps, max(1, base.steps // 2), max(1, base.steps // 4))):
         drifts = [judge.frame_drift(e, morpher.render(dataclasses.replace(e.request, steps=steps))) for e in exact]
@@ -369,7 +368,7 @@ def timing_report(morpher, base) -> str:
     """The playground's default morph on this model vs on ``tiny``, best of two each, same run."""
     from morph import Morpher
 
-    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square",
+    request = dataclasses.replace(base, prompts=["a red circle", "a blue square"],
                                   pacing="perceptual")
     tiny = Morpher("tiny", device="cpu")
     best: dict[str, float] = {}
@@ -379,7 +378,7 @@ def timing_report(morpher, base) -> str:
             m.render(request)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
     ratio = best[morpher.model] / best["tiny"]
-    return (f"default morph '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, {request.steps} "
+    return (f"default morph '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, {request.steps} "
             f"steps, perceptual): {morpher.model} {best[morpher.model]:.2f} s, tiny {best['tiny']:.2f} s "
             f"(ratio {ratio:.2f}x), best of 2")
 

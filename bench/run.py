@@ -114,9 +114,11 @@ def run_model(args, cfg: dict) -> int:
             return 2
         size = cfg["size"] or morpher.native_size
         base = morpher.profile.fill(RenderRequest(
-            args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
+            [args.prompt_a, args.prompt_b], frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
             guidance=cfg["guidance"], scheduler=cfg["scheduler"], pacing="uniform",
-            candidates=min(5, cfg["frames"])).validate())
+            # the plain path: the per-frame baseline renders each frame from its prompt mix alone, and the
+            # engine must draw the same pictures (bench.quality times the smooth path against it)
+            path="plain", candidates=min(5, cfg["frames"])).validate())
     except MorphError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
@@ -206,8 +208,8 @@ class Bench:
         torch = self.torch
         req = self.req
         with torch.inference_mode():
-            emb_a, _ = self.m.encode(req.prompt_a)
-            emb_b, _ = self.m.encode(req.prompt_b)
+            emb_a, _ = self.m.encode(req.prompts[0])
+            emb_b, _ = self.m.encode(req.prompts[1])
             uncond, _ = self.m.encode(req.negative)
             noise = self.m.noise(req.seed, req.size)
             images = []
@@ -236,7 +238,7 @@ def unet_scaling(morpher, req) -> str:
     if morpher.device.type == "cuda":
         batches |= {32, 64}
     unet = morpher.unet  # the compiled wrapper under --compile
-    text, _ = morpher.encode(req.prompt_a)
+    text, _ = morpher.encode(req.prompts[0])
     side = req.size // morpher.pipe.vae_scale_factor
     lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
              "| samples per call | ms per call | ms per sample |", "|---|---|---|"]

@@ -19,6 +19,7 @@ import discord
 
 from bot.i18n import N_, Text, text
 from bot.jobs import Refusal, Refused
+from bot.result import JobResult
 from bot.validation import LINK_RE
 
 MAX_CONTENT = 2000
@@ -93,9 +94,9 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
 
 
 def path_prompts(request) -> list[str]:
-    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b);
+    """The prompts a job's morph goes through;
     a picture end (``/morph-images``) is ``🖼️`` and its description, or ``🖼️ first picture``."""
-    names = list(request.prompts) or [request.prompt_a, request.prompt_b]
+    names = list(request.prompts)
     for i, image in enumerate(getattr(request, "images", None) or []):
         if image is not None and i < len(names):
             names[i] = f"🖼️ {names[i]}" if names[i] else f"🖼️ {('first', 'second')[i]} picture"
@@ -217,15 +218,11 @@ def cancelled_text(job_id: int, by_user_id: int | None, locale: object = None) -
     return clip(tr._("🚫 Morph job #{job} was cancelled by {user}.", job=job_id, user=user(by_user_id, locale)))
 
 
-def smoothness(result: dict, locale: object = None) -> str:
-    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), max jump 1.4× mean'."""
+def smoothness(result: JobResult, locale: object = None) -> str:
+    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), largest jump 1.4× the mean'."""
     tr = text(locale)
-    parts = []
-    if result.get("one_minus_gini") is not None:
-        parts.append(tr._("smoothness {value}", value=tr.number(float(result["one_minus_gini"]), 2)))
-    if result.get("max_over_mean") is not None:
-        parts.append(tr._("largest jump {value}× the mean", value=tr.number(float(result["max_over_mean"]), 1)))
-    return tr._(", ").join(parts)
+    return tr._(", ").join([tr._("smoothness {value}", value=tr.number(result.one_minus_gini, 2)),
+                            tr._("largest jump {value}× the mean", value=tr.number(result.max_over_mean, 1))])
 
 
 #: What the result says when an MP4 was asked for and a GIF came instead (the reason, which may name
@@ -239,24 +236,19 @@ def result_marker(job_id: int, locale: object = None) -> str:
     return "🎞️ " + text(locale)._("Morph job #{job}", job=job_id)
 
 
-def result_text(job_id: int, request, user_id: int, result: dict, note: str | None = None,
+def result_text(job_id: int, request, user_id: int, result: JobResult, note: str | None = None,
                 refined_from: int | None = None, locale: object = None) -> str:
     """The result message; it starts with :func:`result_marker` (exactly-once delivery and reactions rely on
     it). ``refined_from``: the job whose two frames this 🔍 refine fills in."""
     tr = text(locale)
-    k = len(result.get("candidates") or [])
+    k = len(result.candidates)
     lines = [tr._("{marker} for {user}: {title}", marker=result_marker(job_id, locale), user=user(user_id, locale),
                   title=title(request))]
     if refined_from is not None:
         lines.append(tr._("🔍 More frames between two neighbouring frames of morph job #{job}.",
                           job=int(refined_from)))
-    count = result.get("frame_count")
-    meta = [tr.ngettext("{count} frame", "{count} frames", int(count)) if count is not None
-            else tr._("? frames"), tr._("seed {seed}", seed=request.seed)]
-    if smoothness(result, locale):
-        meta.append(smoothness(result, locale))
-    if result.get("seconds") is not None:
-        meta.append(tr._("rendered in {duration}", duration=duration(result["seconds"], locale)))
+    meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
+            smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
     if k:
         lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
@@ -268,26 +260,26 @@ def result_text(job_id: int, request, user_id: int, result: dict, note: str | No
         lines.append(tr._("Candidates by part: {parts}", parts=tr._(", ").join(
             f"{first}–{last} {title_of_segment(request, index)}" if first != last
             else f"{first} {title_of_segment(request, index)}" for index, first, last in parts)))
-    for kind in ("mp4", "gif"):
-        for w in (result.get(f"{kind}_reductions") or []):
-            lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=kind.upper(),
+    for anim in result.animations:
+        for w in anim.reductions:
+            lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=anim.kind.upper(),
                               detail=safe(w, 100)))
-    if result.get("fell_back"):
+    if result.fell_back:
         lines.append(tr._(MP4_FALLBACK))
-    for w in (result.get("warnings") or []):
+    for w in result.warnings:
         lines.append(tr._("Note: {detail}", detail=safe(w, 200)))
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
 
 
-def sheet_caption(result: dict, locale: object = None) -> str:
+def sheet_caption(result: JobResult, locale: object = None) -> str:
     """The title over the contact sheet of the candidates (the sheet itself shows only their numbers)."""
     tr = text(locale)
-    k = len(result.get("candidates") or [])
+    k = len(result.candidates)
     if not k:
         return tr._("Candidates")
-    if len(result.get("segments") or []) > 1:
+    if len(result.segments) > 1:
         return tr._("Candidates 1–{k} around each part's midpoint", k=k)
     return tr._("Candidates 1–{k} around the midpoint", k=k)
 
@@ -299,14 +291,14 @@ def title_of_segment(request, index: int) -> str:
     return prompts(names[index % len(names)], names[(index + 1) % len(names)])
 
 
-def candidate_parts(request, result: dict) -> list[tuple[int, int, int]]:
+def candidate_parts(request, result: JobResult) -> list[tuple[int, int, int]]:
     """``(segment index, first, last)`` candidate numbers (1-based, as on the buttons) of each segment
     of the result that offers candidates, in path order."""
     out, n = [], 0
-    for seg in result.get("segments") or []:
-        count = len(seg.get("candidates") or [])
+    for seg in result.segments:
+        count = len(seg.candidates)
         if count:
-            out.append((int(seg["index"]), n + 1, n + count))
+            out.append((seg.index, n + 1, n + count))
             n += count
     return out
 

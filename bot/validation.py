@@ -159,7 +159,6 @@ def check_request(request: RenderRequest, banned_words: Iterable[str] = (), *,
     pictures = r.images or [None] * len(r.prompts)  # a picture end's prompt may be empty (RenderRequest.images)
     r.prompts = ["" if pictures[i] is not None and not p else check_prompt(p, PROMPT_NAMES[i], banned_words)
                  for i, p in enumerate(r.prompts)]
-    r.prompt_a, r.prompt_b = r.prompts[0], r.prompts[1]
     if r.negative:
         r.negative = check_prompt(r.negative, "negative prompt", banned_words)
     if max_frames is not None and r.frames > max_frames:

@@ -5,12 +5,12 @@ heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``
 ``morph-bot`` (the default: one process) or as ``morph-worker`` on any machine that reaches the database.
 
 The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
-of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the GIF, the
-contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU priority
-than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand the GIL over
-to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
-files), a small monitor task writes the progress and the heartbeat to the database (at most once per
-``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
+of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the animation (MP4
+and/or GIF), the contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU
+priority than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand
+the GIL over to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model
+loading, render, files), a small monitor task writes the progress and the heartbeat to the database (at most
+once per ``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
 Several workers may render from one database. Each claims jobs as its ``worker_id`` (``MORPH_WORKER_ID``,
 one per process) and a ``run_id`` new at every start, so:
@@ -38,9 +38,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from bot.aio import wait_event
 from bot.artifacts import StorageFull
@@ -48,9 +49,16 @@ from bot.config import Settings
 from bot.db import QUEUE_CHANNEL, DatabaseUnavailable, log_failure
 from bot.jobs import Job, JobState
 from bot.render_output import failure_reason, free_gpu_memory, render_files
-from bot.store import LOST, Store, WorkerRun
+from bot.result import JobProgress
+from bot.store import LOST, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
 from morph.request import Cancelled, ModelLoadError, MorphError, Progress, RenderResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.artifacts import Artifacts
+    from bot.db import Database
+    from bot.result import JobResult
+    from morph.request import RenderRequest
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +79,52 @@ WRITE_RETRY_S, WRITE_RETRY_MAX_S = 0.5, 4.0
 POLL_S = {"sqlite": 2.0, "postgres": 30.0}
 
 
-async def recover_own_jobs(store: Store, worker_id: str,
+
+class WorkerStore(Protocol):
+    """What a render worker uses of :class:`bot.store.Store`: claims, heartbeats, the render's outcome,
+    recovery and the retention purge, and the job's files."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def running(self, worker_id: str | None = ...) -> list[Job]: ...
+
+    async def claim(self, run: WorkerRun, now: float | None = ...) -> Job | None: ...
+
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = ...,
+                        now: float | None = ...) -> JobState | Literal["lost"] | None: ...
+
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...,
+                            stored_bytes: int | None = ...) -> bool: ...
+
+    async def mark_failed(self, job_id: int, error: str, run: WorkerRun | None = ...,
+                          now: float | None = ...) -> bool: ...
+
+    async def mark_cancelled(self, job_id: int, now: float | None = ..., *, states: tuple[str, ...] = ...) -> bool: ...
+
+    async def requeue(self, job_id: int, run: WorkerRun) -> bool: ...
+
+    async def pictures_for_render(self, job: Job, folder: Path) -> RenderRequest: ...
+
+    async def recover(self, *, worker_id: str | None = ..., stale_s: float | None = ..., keep: Iterable[int] = ...,
+                      now: float | None = ...) -> list[Job]: ...
+
+    async def purge(self, now: float | None = ...) -> int: ...
+
+    async def enforce_storage_budget(self, *, free_bytes: int = ..., now: float | None = ...) -> list[int]: ...
+
+    async def sync_clock(self) -> None: ...
+
+
+async def recover_own_jobs(store: WorkerStore, worker_id: str,
                            live_wait_s: float = 2.5 * PROGRESS_INTERVAL_S) -> list[Job]:
     """Put back in the queue what earlier runs of ``worker_id`` left ``running``; return the changed jobs.
 
@@ -100,7 +153,7 @@ class Worker:
     :meth:`preload` is called (the bot and ``morph-worker`` do at start-up), else on the first job.
     ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
-    def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
+    def __init__(self, store: WorkerStore, morpher_factory: Callable[[], object], settings: Settings,
                  worker_id: str | None = None, *, poll_s: float | None = None,
                  progress_interval_s: float = PROGRESS_INTERVAL_S):
         self.store = store
@@ -297,7 +350,7 @@ class Worker:
                 fresh = await self._until_written(lambda: self.store.get(job.id))
                 mine = fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run)
                 if mine and fresh.state == JobState.RENDERED:  # an earlier try committed; its answer was lost
-                    log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+                    log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
                     return
                 if mine:
                     await self.store.artifacts.delete_unclaimed(job)  # cancelled while rendering: keep nothing
@@ -305,7 +358,7 @@ class Worker:
                 else:  # recovered by another worker meanwhile: the files are its business now
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+            log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
             try:
                 await self.store.enforce_storage_budget()
             except Exception as err:  # noqa: BLE001 - the next rendered job tries again
@@ -410,7 +463,7 @@ class _ProgressState:
     def update(self, progress: Progress) -> None:
         self.latest = progress
 
-    def take(self, now: float) -> dict | None:
+    def take(self, now: float) -> JobProgress | None:
         """The progress to record (with its ETA), or None when nothing new happened since the last one."""
         p = self.latest
         if p is None or p is self.sent:
@@ -418,7 +471,6 @@ class _ProgressState:
         self.sent = p
         elapsed = now - (self.render_started or now)
         eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
-        return {"stage": p.stage, "frames_done": p.frames_done, "frames_total": p.frames_total, "step": p.step,
-                "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
+        return JobProgress.of(p, eta)
 
 

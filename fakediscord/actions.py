@@ -7,17 +7,22 @@ interaction or event to the bot's gateway sessions.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from fakediscord.interaction import FakeInteraction
 from fakediscord.model import (
-    ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, Attachment,
+    ALL_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_UPLOAD_LIMIT,
+    INTERACTION_DEADLINE_S,
+    Attachment,
     FakeMessage,
-    OptionRejected, compute_pings,
+    OptionRejected,
+    compute_pings,
 )
-from fakediscord.state import DiscordState
 from fakediscord.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from fakediscord.state import DiscordState
 
 
 def _option_names(kwargs: dict) -> dict:

@@ -12,8 +12,8 @@ import inspect
 import logging
 import secrets
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 

@@ -7,11 +7,17 @@ subscribers, and wakes tests waiting in :meth:`~MessageStore.wait_for_message`.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fakediscord.model import (
-    EPHEMERAL, IS_COMPONENTS_V2, LOADING, ApiError, Attachment, FakeMessage, compute_pings,
+    EPHEMERAL,
+    IS_COMPONENTS_V2,
+    LOADING,
+    ApiError,
+    Attachment,
+    FakeMessage,
+    compute_pings,
 )
 from fakediscord.rules import MAX_FILES, check_not_empty, validate_message_fields
 from fakediscord.state import DiscordState

@@ -94,7 +94,7 @@ class RestServer(ApplicationRoutes, InteractionRoutes, ChannelRoutes):
         files: list[UploadedFile] = []
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
-            async for part in reader:
+            async for part in reader:  # type: ignore[misc]  # aiohttp types __aiter__ with Self, which mypy's 3.10 mode rejects
                 if not isinstance(part, BodyPartReader):
                     raise web.HTTPBadRequest(text="nested multipart bodies are not supported")
                 data = await part.read(decode=False)

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from fakediscord.model import Attachment, FakeMessage
     from fakediscord.objects import FakeChannel, FakeGuild, FakeUser
     from fakediscord.records import (
-        FaultRule, GatewayConnection, GatewaySession, RateLimit, RecordedRequest, UploadedFile,
+        FaultRule,
+        GatewayConnection,
+        GatewaySession,
+        RateLimit,
+        RecordedRequest,
+        UploadedFile,
     )
 
     #: (methods, path regex, handler, needs the bot token)

@@ -43,8 +43,14 @@ SD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_li
 def build_builtin(tiny: bool, device: torch.device | None = None, xl: bool = False):
     """Build ``tiny`` / ``tiny-sdxl`` (on CPU, so identical everywhere) or ``sd15-random`` / ``sdxl-random``
     (straight on ``device``: fast). ``xl`` builds the SDXL pipeline."""
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = build_tokenizer()

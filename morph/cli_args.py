@@ -13,8 +13,19 @@ from morph.animation import FORMATS
 from morph.images import check as check_picture
 from morph.images import read_file as read_picture
 from morph.profiles import PROFILE_NAMES, PROFILES
-from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, PATHS, SCHEDULERS,
-                           MorphError, RenderRequest, parse_loras)
+from morph.request import (
+    INTERPOLATIONS,
+    MAX_FRAMES,
+    MAX_PROMPTS,
+    MIN_FRAMES,
+    MIN_PROMPTS,
+    PACINGS,
+    PATHS,
+    SCHEDULERS,
+    MorphError,
+    RenderRequest,
+    parse_loras,
+)
 
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -39,9 +39,17 @@ def import_libraries() -> None:
     a program that must stay responsive (the bot's event loop) does it in a thread before it serves anyone.
     Importing this module (the engine) is part of it.
     """
-    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401 — loaded, not used
-                           EulerDiscreteScheduler, LCMScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (  # noqa: F401 — loaded, not used
+        AutoencoderKL,
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401 — loaded, not used
 
 

@@ -43,8 +43,17 @@ from morph.anchoring import Anchors, Row
 from morph.interpolate import lerp, slerp
 from morph.models import make_scheduler
 from morph.profiles import Profile
-from morph.request import (CLIP_MAX_TOKENS, PROMPT_NAMES, Cancelled, MorphError, Progress, RenderRequest, RenderResult,
-                           Segment)
+from morph.request import (
+    CLIP_MAX_TOKENS,
+    PROMPT_NAMES,
+    Cancelled,
+    MorphError,
+    Progress,
+    RenderRequest,
+    RenderResult,
+    Segment,
+    is_out_of_memory,
+)
 
 #: Added to the request's seed for the per-step noise of samplers that add noise at each step (LCM), so that
 #: noise is not the starting noise over again.
@@ -90,12 +99,6 @@ class TextEmbedding:
     def cat(parts: list[TextEmbedding]) -> TextEmbedding:
         pooled = None if parts[0].pooled is None else torch.cat([p.pooled for p in parts if p.pooled is not None])
         return TextEmbedding(torch.cat([p.tokens for p in parts]), pooled)
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):  # also torch.cuda.OutOfMemoryError
-        return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
 class Model(Protocol):
@@ -302,7 +305,7 @@ class Render:
             try:
                 out.append(self._denoise(chunk))
             except Exception as err:
-                if not _is_oom(err):
+                if not is_out_of_memory(err):
                     raise
             else:
                 i += n
@@ -375,7 +378,7 @@ class Render:
                 # an SDXL VAE may stay in fp32 (models.load_pipeline): decode in its dtype
                 decoded = vae.decode(part.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             except Exception as err:
-                if not _is_oom(err):
+                if not is_out_of_memory(err):
                     raise
                 decoded = None
             if decoded is None:

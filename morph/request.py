@@ -63,6 +63,14 @@ class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the device ran out of memory: torch's ``OutOfMemoryError`` (also
+    ``torch.cuda.OutOfMemoryError``; matched by name, so this module needs no torch) or a RuntimeError saying
+    "out of memory" (what other backends raise). The render halves its batch on it; the bot explains it."""
+    return type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
 def _joins_emoji(text: str, i: int) -> bool:
     """True if ``text[i]`` is a zero-width joiner between two emoji (👨‍👩‍👧, 🏳️‍🌈): part of one picture, not
     an invisible character hidden in a word."""
@@ -103,7 +111,7 @@ PROMPT_NAMES = ("first prompt", "second prompt", "third prompt", "fourth prompt"
 
 @dataclass
 class RenderRequest:
-    """One morph from ``prompt_a`` (t=0) to ``prompt_b`` (t=1), or a chain through ``prompts`` in order.
+    """One morph from ``prompts[0]`` (t=0) to ``prompts[1]`` (t=1), or a chain through all ``prompts`` in order.
 
     **The path.** Every frame sits at a position ``u`` on the morph's path: ``u = k`` is exactly prompt k
     (``prompts[k]``), and between two whole numbers the frame is that fraction of the way to the next prompt.
@@ -114,8 +122,7 @@ class RenderRequest:
     the same noise (one ``seed``), so a chain's frame at prompt k is the same picture as the end frame of a
     plain morph to that prompt.
 
-    ``prompts``: 2..4 prompts of a chain. Leave it empty for a plain morph: :meth:`validate` fills it in
-    as ``[prompt_a, prompt_b]``, and for a chain sets ``prompt_a``/``prompt_b`` to its first two prompts.
+    ``prompts``: the 2..4 prompts (two for a plain morph), cleaned by :meth:`validate`.
 
     **Refine.** ``t_start``/``t_end`` (both, or neither) render the ``frames`` over exactly that part of the
     path (positions as above, so in a chain a range may cross a prompt, whose frame is then rendered too);
@@ -136,8 +143,7 @@ class RenderRequest:
     empty, describes it. Such a morph samples with ddim and, unless ``guidance`` is given, without guidance.
     """
 
-    prompt_a: str = ""
-    prompt_b: str = ""
+    prompts: list[str] = field(default_factory=list)
     frames: int = 24
     seed: int = 0
     seed_b: int | None = None
@@ -150,7 +156,6 @@ class RenderRequest:
     pacing: str = "perceptual"
     path: str = "smooth"
     candidates: int = 5  # per segment (a chain offers this many around each segment's midpoint)
-    prompts: list[str] = field(default_factory=list)
     loop: bool = False
     t_start: float | None = None
     t_end: float | None = None
@@ -162,7 +167,7 @@ class RenderRequest:
     @property
     def segments(self) -> int:
         """Morphs in the path: prompts - 1, plus one back to the first prompt with ``loop``."""
-        n = len(self.prompts) if self.prompts else 2
+        n = len(self.prompts)
         return n - 1 + bool(self.loop)
 
     def locate(self, u: float) -> tuple[int, float]:
@@ -204,8 +209,7 @@ class RenderRequest:
             r.images, r.prompts = _check_pictures(r)
         else:
             r.images = []
-            r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
-        r.prompt_a, r.prompt_b = r.prompts[:2]
+            r.prompts = _check_prompts(r.prompts)
         if not isinstance(r.loop, bool):
             raise MorphError(f"loop must be true or false (got {r.loop!r}).")
         r.negative = clean_prompt(r.negative, "negative prompt") if (r.negative or "").strip() else ""
@@ -254,20 +258,12 @@ class RenderRequest:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
-    """The cleaned chain: ``prompts`` (2..4), or ``[prompt_a, prompt_b]`` when it is empty. ``prompt_a`` and
-    ``prompt_b`` given next to ``prompts`` must be its first two (as a validated request has them)."""
-    if not prompts:
-        return [clean_prompt(prompt_a, PROMPT_NAMES[0]), clean_prompt(prompt_b, PROMPT_NAMES[1])]
-    if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts) <= MAX_PROMPTS:
-        count = "one text" if isinstance(prompts, str) else f"{len(prompts)}"
+def _check_prompts(prompts) -> list[str]:
+    """The cleaned chain: ``prompts`` (2..4)."""
+    if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts or ()) <= MAX_PROMPTS:
+        count = "one text" if isinstance(prompts, str) else f"{len(prompts or ())}"
         raise MorphError(f"a chain takes {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {count}).")
-    cleaned = [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
-    for i, given in enumerate((prompt_a, prompt_b)):
-        if (given or "").strip() and clean_prompt(given, PROMPT_NAMES[i]) != cleaned[i]:
-            raise MorphError(f"the {PROMPT_NAMES[i]} is given twice, differently: leave prompt_a/prompt_b "
-                             "empty when giving prompts.")
-    return cleaned
+    return [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
 
 
 def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
@@ -286,7 +282,7 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
     if (r.scheduler or "").strip().lower() not in ("", "ddim"):
         raise MorphError("picture morphs sample with ddim (the sampler a picture is inverted with); leave the "
                          "scheduler out.")
-    given = list(r.prompts) if r.prompts else [r.prompt_a or "", r.prompt_b or ""]
+    given = list(r.prompts) if r.prompts else ["", ""]
     prompts = []
     for i, (text, picture) in enumerate(zip(given, images, strict=True)):
         if picture is not None and not (text or "").strip():

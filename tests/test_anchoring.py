@@ -26,7 +26,7 @@ def morpher():
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=5, steps=4, seed=7, pacing="uniform", candidates=3)
+    base = dict(prompts=[DOG, CAT], frames=5, steps=4, seed=7, pacing="uniform", candidates=3)
     base.update(kw)
     return RenderRequest(**base)
 
@@ -108,7 +108,7 @@ def test_each_chain_segment_is_anchored_to_its_own_two_prompts(morpher):
     """A chain's frame between the cat and the bird is the frame of a plain cat → bird morph at that t."""
     chain = _arrays(morpher.render(RenderRequest(prompts=[DOG, CAT, BIRD], frames=5, steps=4, seed=7,
                                                  pacing="uniform", candidates=2)))  # at 0, .5, 1, 1.5, 2
-    cat_bird = _arrays(morpher.render(_req(prompt_a=CAT, prompt_b=BIRD, frames=3)))  # at 0, .5, 1
+    cat_bird = _arrays(morpher.render(_req(prompts=[CAT, BIRD], frames=3)))  # at 0, .5, 1
     dog_cat = _arrays(morpher.render(_req(frames=3)))
     assert _max_diff(chain[2:], cat_bird) <= BATCH_TOLERANCE
     assert _max_diff(chain[:3], dog_cat) <= BATCH_TOLERANCE
@@ -117,7 +117,7 @@ def test_each_chain_segment_is_anchored_to_its_own_two_prompts(morpher):
 def test_a_loops_closing_segment_is_anchored_to_the_last_and_the_first_prompt(morpher):
     loop = _arrays(morpher.render(RenderRequest(prompts=[DOG, CAT], loop=True, frames=4, steps=4, seed=7,
                                                 pacing="uniform", candidates=2)))  # at 0, .5, 1, 1.5
-    back = _arrays(morpher.render(_req(prompt_a=CAT, prompt_b=DOG, frames=3)))  # at 0, .5, 1
+    back = _arrays(morpher.render(_req(prompts=[CAT, DOG], frames=3)))  # at 0, .5, 1
     assert _max_diff(loop[2:], back[:2]) <= BATCH_TOLERANCE
 
 

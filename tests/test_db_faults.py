@@ -18,9 +18,9 @@ import torch
 
 from bot.config import Settings
 from bot.db import DatabaseUnavailable
-from fakediscord import eventually
 from bot.store import DatabaseClock, Store, WorkerRun
 from bot.worker import STALE_S, Worker
+from fakediscord import eventually
 from morph.request import RenderRequest
 
 G, C, ALICE = 10, 20, 1
@@ -46,7 +46,7 @@ def server():
 
 
 def small(**kw):
-    return RenderRequest("a red dog", "a blue cat", **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
+    return RenderRequest(["a red dog", "a blue cat"], **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
 
 
 async def submit(store, **kw):
@@ -133,7 +133,7 @@ async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_at
             return j if j.state == "rendered" else None
         done = await eventually(rendered, timeout=60, interval=0.1)
         assert done is not None, (await store.get(job.id)).state
-        assert done.attempts == 0 and done.error is None and done.result["frame_count"] == 16
+        assert done.attempts == 0 and done.error is None and done.result.frame_count == 16
         assert await store.artifacts.read(done, "morph.gif") is not None
     finally:
         await worker.stop()

@@ -22,6 +22,7 @@ from bot import i18n
 from bot import messages as msg
 from bot.config import Settings
 from bot.jobs import Job, JobState, Refusal, Refused
+from bot.result import Animation, JobResult, SegmentResult
 from bot.translator import CatalogueTranslator
 from bot.views import cancel_view, result_view
 from morph.request import RenderRequest
@@ -131,11 +132,13 @@ def long_job(lang: str, prompts=4) -> Job:
     request = RenderRequest(prompts=[LONG_PROMPT + str(i) for i in range(prompts)], frames=120, seed=2**32 - 1,
                             negative=LONG_PROMPT, loop=True)
     frames = 120
-    result = {"frame_count": frames, "candidates": [10, 20, 30, 40, 50, 60, 70, 80, 90],
-              "ts": [i / (frames - 1) for i in range(frames)], "one_minus_gini": 0.93, "max_over_mean": 1.4,
-              "seconds": 3725.0, "fell_back": True, "warnings": ["w" * 300], "gif_reductions": ["x" * 200],
-              "mp4_reductions": ["y" * 200],
-              "segments": [{"index": i, "candidates": [10 * (2 * i + 1), 10 * (2 * i + 2)]} for i in range(4)]}
+    result = JobResult(frame_count=frames, candidates=(10, 20, 30, 40, 50, 60, 70, 80, 90),
+                       ts=tuple(i / (frames - 1) for i in range(frames)), one_minus_gini=0.93, max_over_mean=1.4,
+                       seconds=3725.0, mp4_error="no PyAV", warnings=("w" * 300,),
+                       animations=(Animation("mp4", 1, frames, (512, 512), ("y" * 200,)),
+                                   Animation("gif", 1, frames, (512, 512), ("x" * 200,))),
+                       segments=tuple(SegmentResult(i, 30 * i, 30 * i + 29, 30 * i + 15,
+                                                    (10 * (2 * i + 1), 10 * (2 * i + 2))) for i in range(4)))
     return Job(id=2**62, guild_id=1, channel_id=2, user_id=2**62, state=JobState.DELIVERED, request=request,
                result=result, token="abcd1234", language=lang, artifact_dir="x")
 
@@ -188,7 +191,7 @@ def test_no_message_is_over_discords_limits(lang):
                 assert 0 < len(item.placeholder or "") <= 100, item.placeholder
                 assert all(0 < len(o.label) <= 100 for o in item.options), [o.label for o in item.options]
     for lang_ in i18n.languages():
-        assert len(msg.frame_label(119, 120, job.result["ts"], job.result["candidates"], lang_)) <= 100
+        assert len(msg.frame_label(119, 120, job.result.ts, job.result.candidates, lang_)) <= 100
 
 
 def test_japanese_texts_are_japanese():
@@ -223,8 +226,8 @@ async def synced_payload() -> list[dict]:
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
     settings = Settings()
     actions = Actions(store=None, settings=settings, events=None)  # type: ignore[arg-type]
-    await bot.add_cog(MorphCog(bot, actions))
-    await bot.add_cog(AdminCog(actions))
+    await bot.add_cog(MorphCog(bot, actions, None))
+    await bot.add_cog(AdminCog(actions, None))
     translator = CatalogueTranslator()
     await bot.tree.set_translator(translator)
     return [await c.get_translated_payload(bot.tree, translator) for c in bot.tree.get_commands()]
@@ -256,6 +259,8 @@ async def test_the_synced_commands_carry_japanese_within_discords_rules():
                 if "choices" in item or item.get("type") in (1, 2, None) or "description" in item:
                     assert COMMAND_NAME.match(name) and name == name.lower(), (locale, name)
                 seen_ja.add(locale)
+            if "description" in item:  # the English default too: Discord refuses the whole sync otherwise
+                assert 1 <= len(item["description"]) <= 100, (item["name"], item["description"])
             for locale, desc in (item.get("description_localizations") or {}).items():
                 assert 1 <= len(desc) <= 100, (locale, desc)
             assert "ja" in (item.get("description_localizations") or {}), item["name"]

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from morph import images, inversion
-from toykit import shapes
 from morph.cli import main
 from morph.request import MorphError, RenderRequest
+from toykit import shapes
 
 torch.set_num_threads(1)
 STAR = "a yellow star on a green background"

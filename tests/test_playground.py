@@ -295,12 +295,12 @@ async def test_admin_commands_follow_permissions_and_bad_input_is_refused(pg, ht
         await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin ban user:@Cleo"})
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
                               and d["interaction"]["name"] == "morphadmin ban", 15)
-        assert await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?",
+        assert await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2",
                                            pg.guild.id, cleo.id)
         await post(http, "/api/command", {"user": str(ada.id), "text": "/morphadmin unban cleo"})
         await stream.wait_for(lambda e, d: e == "message" and d["interaction"]
                               and d["interaction"]["name"] == "morphadmin unban", 15)
-        assert not await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", pg.guild.id,
+        assert not await pg.bot.store.db.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2", pg.guild.id,
                                                 cleo.id)
 
     n_before = len(pg.fake.interactions)

@@ -12,10 +12,12 @@ import random
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.actions import Actions, offered_candidates
-from bot.cogs.morph import set_frames_bound
+from bot.cogs.morph import MorphCogStore, set_frames_bound
+from bot.i18n import text
 from bot.interactions import ephemeral, guild_of
 from bot.uploads import SafetyCheck, allow_all, fetch_pictures
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
@@ -27,35 +29,44 @@ UPLOAD_NAMES = ("upload:first", "upload:second")
 class ImagesCog(commands.Cog):
     """``safety``: the check every upload passes before its job is queued (see :mod:`bot.uploads`)."""
 
-    def __init__(self, bot: commands.Bot, actions: Actions, *, safety: SafetyCheck = allow_all) -> None:
+    def __init__(self, bot: commands.Bot, actions: Actions, store: MorphCogStore, *,
+                 safety: SafetyCheck = allow_all) -> None:
         self.bot = bot
         self.actions = actions
-        self.store = actions.store
+        self.store = store
         self.settings = actions.settings
         self.safety = safety
         set_frames_bound(self.morph_images, self.settings.max_frames, self.settings.default_frames)
 
-    @app_commands.command(name="morph-images", description="Morph your picture into another picture, or into "
-                                                           "a prompt: an animation and frames to pick from.")
+    # Every name, description and choice is a locale_str, as /morph's (bot.cogs.morph); descriptions stay
+    # within Discord's 100 characters, or Discord refuses the whole command sync.
+    @app_commands.command(name=locale_str("morph-images"),
+                          description=locale_str("Morph your picture into another picture, or into a prompt: an "
+                                                 "animation and frames to pick from."))
     @app_commands.guild_only()
-    @app_commands.rename(output_format="format")
+    @app_commands.rename(first=locale_str("first"), second=locale_str("second"), to=locale_str("to"),
+                         first_prompt=locale_str("first_prompt"), second_prompt=locale_str("second_prompt"),
+                         frames=locale_str("frames"), seed=locale_str("seed"), boomerang=locale_str("boomerang"),
+                         pacing=locale_str("pacing"), output_format=locale_str("format"))
     @app_commands.describe(
-        first="The picture the morph starts as (PNG, JPEG, WebP or GIF, up to 10 MiB and 4096×4096)",
-        second="The picture it turns into (or give 'to' instead)",
-        to="A prompt it turns into instead of a second picture, e.g. 'a cat'",
-        first_prompt="A few words describing the first picture (optional; helps the middle frames)",
-        second_prompt="A few words describing the second picture (optional)",
-        frames="How many frames in all (default: the bot's setting)",
-        seed="Varies the frames between the pictures (and the prompt end's noise); default: random",
-        boomerang="Play forward and then back (default: no)",
-        pacing="perceptual: evenly spaced changes (default); uniform: evenly spaced mix",
-        output_format="mp4 (full colour), gif (plays by itself everywhere) or both (default: this server's choice)",
+        first=locale_str("The picture the morph starts as (PNG, JPEG, WebP or GIF, up to 10 MiB and 4096×4096)"),
+        second=locale_str("The picture it turns into (or give 'to' instead)"),
+        to=locale_str("A prompt it turns into instead of a second picture, e.g. 'a cat'"),
+        first_prompt=locale_str("A few words describing the first picture (optional; helps the middle frames)"),
+        second_prompt=locale_str("A few words describing the second picture (optional)"),
+        frames=locale_str("How many frames in all (default: the bot's setting)"),
+        seed=locale_str("Varies the frames between the pictures (and the prompt end's noise); default: random"),
+        boomerang=locale_str("Play forward and then back (default: no)"),
+        pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced mix"),
+        output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
+                                 "server's choice)"),
     )
-    @app_commands.choices(pacing=[app_commands.Choice(name="perceptual (even visual steps)", value="perceptual"),
-                                  app_commands.Choice(name="uniform (even mix steps)", value="uniform")],
-                          output_format=[app_commands.Choice(name="MP4 video (full colour, smaller)", value="mp4"),
-                                         app_commands.Choice(name="GIF (256 colours)", value="gif"),
-                                         app_commands.Choice(name="both", value="both")])
+    @app_commands.choices(
+        pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
+                app_commands.Choice(name=locale_str("uniform (even mix steps)"), value="uniform")],
+        output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
+                       app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
+                       app_commands.Choice(name=locale_str("both"), value="both")])
     async def morph_images(self, interaction: discord.Interaction, first: discord.Attachment,
                            second: discord.Attachment | None = None,
                            to: app_commands.Range[str, 1, 1000] | None = None,
@@ -65,16 +76,18 @@ class ImagesCog(commands.Cog):
                            seed: app_commands.Range[int, 0, SEED_MAX] | None = None,
                            boomerang: bool = False, pacing: app_commands.Choice[str] | None = None,
                            output_format: app_commands.Choice[str] | None = None) -> None:
+        tr = text(interaction.locale)
         if (second is None) == (to is None):
-            await ephemeral(interaction, "❌ Give what the morph turns into: a second picture ('second') or a prompt "
-                                         "('to'), one of the two.")
+            await ephemeral(interaction, tr._("❌ Give what the morph turns into: a second picture ('{second}') or "
+                                              "a prompt ('{to}'), one of the two.", second=tr._("second"), to=tr._("to")))
             return
         if to is not None and second_prompt is not None:
-            await ephemeral(interaction, "❌ With 'to' the second end is that prompt already: leave 'second_prompt' "
-                                         "out.")
+            await ephemeral(interaction, tr._("❌ With '{to}' the second end is that prompt already: leave "
+                                              "'{second_prompt}' out.", to=tr._("to"),
+                                              second_prompt=tr._("second_prompt")))
             return
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = min(self.settings.default_frames, (await self.store.get_limits(guild_of(interaction))).max_frames)
+            frames = (await self.store.get_limits(guild_of(interaction))).capped_frames(self.settings.default_frames)
         attachments = {0: first} if second is None else {0: first, 1: second}
         request = RenderRequest(
             prompts=[first_prompt or "", to if to is not None else second_prompt or ""],

@@ -35,14 +35,14 @@ import json
 import logging
 import mimetypes
 import secrets
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
+from bot.i18n import language
 from bot.playground import commands as cmdparse
 from bot.playground.guard import TOKEN_PLACEHOLDER, guard
-from bot.i18n import language
 from bot.playground.page import PageView, page_texts
 from bot.playground.problems import ApiProblem, json_response, problems
 from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected

@@ -24,8 +24,8 @@ The Store is one class made of one part per concern, each in its own module:
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.config import Settings
 from bot.db import open_database

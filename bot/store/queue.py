@@ -54,15 +54,15 @@ class JobQueue(StoreBase):
         now = self._now(now)
         async with self.db.transaction() as tx:
             await tx.serialize("queue")
-            limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id),
+            limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
                                      self.settings)
             # one query for every count the limits need (each query is a round trip to the database)
             counts = await tx.fetchrow(
-                "SELECT (SELECT COUNT(*) FROM bans WHERE guild_id = ? AND user_id = ?) AS banned, "
-                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN {ACTIVE}) AS mine, "
-                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN {ACTIVE}) AS guild, "
+                "SELECT (SELECT COUNT(*) FROM bans WHERE guild_id = $1 AND user_id = $2) AS banned, "
+                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = $3 AND user_id = $4 AND state IN {ACTIVE}) AS mine, "
+                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = $5 AND state IN {ACTIVE}) AS guild, "
                 f"(SELECT COUNT(*) FROM jobs WHERE state IN {ACTIVE}) AS total, "
-                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ? AND withdrawn_at IS NULL) "
+                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = $6 AND user_id = $7 AND withdrawn_at IS NULL) "
                 "AS last",
                 guild_id, user_id, guild_id, user_id, guild_id, guild_id, user_id)
             assert counts is not None  # a SELECT without FROM has one row
@@ -81,7 +81,7 @@ class JobQueue(StoreBase):
             if output_format not in FORMATS:
                 raise Refused(Refusal.BAD_FORMAT, option="format", value=output_format, choices=list(FORMATS))
             if counts["mine"] >= limits.max_user_active:
-                mine = [r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
+                mine = [r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE guild_id = $1 AND user_id = $2 AND "
                                                         f"state IN {ACTIVE} ORDER BY id", guild_id, user_id)]
                 raise Refused(Refusal.USER_QUEUE_FULL, jobs=mine, limit=limits.max_user_active)
             if counts["guild"] >= limits.max_guild_queue:
@@ -97,7 +97,7 @@ class JobQueue(StoreBase):
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
                 "parent_id, reply_to_message_id, language) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
                 output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale))
@@ -112,7 +112,7 @@ class JobQueue(StoreBase):
         first answers it and the others stay silent."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            return bool(await tx.fetch("INSERT INTO interactions (id, handled_at) VALUES (?, ?) "
+            return bool(await tx.fetch("INSERT INTO interactions (id, handled_at) VALUES ($1, $2) "
                                        "ON CONFLICT DO NOTHING RETURNING id", int(interaction_id), now))
 
     async def position(self, job_id: int) -> int | None:
@@ -155,13 +155,13 @@ class JobQueue(StoreBase):
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
         checked = check_states(states)
-        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN "
-                                   f"({marks(checked)}) ORDER BY id", guild_id, user_id, *checked)
+        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE guild_id = $1 AND user_id = $2 AND state IN "
+                                   f"({marks(checked, first=3)}) ORDER BY id", guild_id, user_id, *checked)
         return [self._job(r) for r in rows]
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the message that shows this job's queue position / progress."""
-        await self.db.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", message_id, job_id)
+        await self.db.execute("UPDATE jobs SET status_message_id = $1 WHERE id = $2", message_id, job_id)
 
     # ------------------------------------------------------------------ taking jobs back
 
@@ -169,8 +169,8 @@ class JobQueue(StoreBase):
                              states: tuple[str, ...] = ACTIVE_STATES) -> bool:
         """running/queued (or any of ``states``) → cancelled. False if it was in none of them."""
         now = self._now(now)
-        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ? WHERE id = ? "
-                                     f"AND state IN ({marks(states)})", now, job_id, *states) == 1
+        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1 WHERE id = $2 "
+                                     f"AND state IN ({marks(states, first=3)})", now, job_id, *states) == 1
 
     async def cancel(self, job_id: int, *, actor_id: int, admin: bool = False, guild_id: int | None = None,
                      now: float | None = None) -> Job:
@@ -187,8 +187,8 @@ class JobQueue(StoreBase):
             check_may_act(job, actor_id, admin, guild_id, "cancel")
             if job.state not in ACTIVE_STATES:
                 raise Refused(Refusal.NOT_ACTIVE, job=job_id, state=str(job.state))
-            await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
-                             "WHERE id = ?", now, actor_id, job_id)
+            await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
+                             "WHERE id = $3", now, actor_id, job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "cancel", f"#{job_id} by <@{job.user_id}> ({job.state})", now)
             return await self._job_in_tx(tx, job_id)
@@ -199,8 +199,8 @@ class JobQueue(StoreBase):
         posted. False if already final."""
         now = self._now(now)
         unposted = sql_list((*ACTIVE_STATES, JobState.RENDERED))
-        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, "
-                                     f"withdrawn_at = ? WHERE id = ? AND state IN {unposted}", now, now, job_id) == 1
+        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                     f"withdrawn_at = $2 WHERE id = $3 AND state IN {unposted}", now, now, job_id) == 1
 
 
 def _round_robin(queues: dict[int, list[int]], order: list[int], only: int | None = None) -> dict[int, int]:

@@ -36,16 +36,17 @@ class Results(StoreBase):
         async with self.db.transaction() as tx:
             await tx.serialize("picks")
             job = await self._job_in_tx(tx, job_id)
-            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", job.guild_id, user_id):
+            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2", job.guild_id, user_id):
                 raise Refused(Refusal.BANNED)
             self._check_frame(job, frame)
             last = await tx.fetchval("SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
-                                     "WHERE p.user_id = ? AND j.guild_id = ?", user_id, job.guild_id)
+                                     "WHERE p.user_id = $1 AND j.guild_id = $2", user_id, job.guild_id)
             wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
             if wait > 0:
                 raise Refused(Refusal.PICK_COOLDOWN, seconds=max(1, round(wait)))
             new = await tx.fetch("INSERT INTO picks (job_id, user_id, frame, source, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, user_id, frame) DO NOTHING RETURNING id",
+                                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, user_id, frame) DO NOTHING "
+                                 "RETURNING id",
                                  job_id, user_id, frame, source, now)
         data = await self.artifacts.read(job, frame_filename(frame))
         if data is None:
@@ -57,14 +58,14 @@ class Results(StoreBase):
             raise Expired(Refusal.EXPIRED_RETENTION, job=job.id, days=self.settings.retention_days)
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
             raise Refused(Refusal.NO_FRAMES, job=job.id, state=str(job.state))
-        count = int(job.result.get("frame_count", 0))
+        count = job.result.frame_count
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
-        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = ? "
+        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = $1 "
                                    "ORDER BY id", job_id)
 
     async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = False,
@@ -80,9 +81,9 @@ class Results(StoreBase):
             check_may_act(job, actor_id, admin, guild_id, "delete")
             if job.deleted_at is not None:
                 raise Refused(Refusal.ALREADY_DELETED, job=job_id)
-            await tx.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
-                             "WHERE id = ?", now, now, job_id)
-            await tx.execute("DELETE FROM uploads WHERE job_id = ?", job_id)
+            await tx.execute("UPDATE jobs SET deleted_at = $1, artifacts_purged_at = COALESCE(artifacts_purged_at, $2) "
+                             "WHERE id = $3", now, now, job_id)
+            await tx.execute("DELETE FROM uploads WHERE job_id = $1", job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
             job = await self._job_in_tx(tx, job_id)
@@ -117,8 +118,8 @@ class Results(StoreBase):
                 evicted.append(r)
                 total, freed, per_guild[guild] = total - size, freed + size, per_guild[guild] - size
             if evicted:
-                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = ? WHERE id IN ({marks(evicted)})", now,
-                                 *(r["id"] for r in evicted))
+                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN ({marks(evicted, first=2)})",
+                                 now, *(r["id"] for r in evicted))
         for r in evicted:  # files after the commit, as in purge
             await self.artifacts.delete(self._job(r))
         if evicted:
@@ -138,25 +139,25 @@ class Results(StoreBase):
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE jobs SET artifacts_purged_at = ? WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
-                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < ? RETURNING *",
+                "UPDATE jobs SET artifacts_purged_at = $1 WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
+                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < $2 RETURNING *",
                 now, cutoff)
-            kept = {self._job(r).folder_name for r in await tx.fetch(
+            kept = {r["artifact_dir"] or self._job(r).folder_name for r in await tx.fetch(
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
-            await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+            await tx.execute("DELETE FROM interactions WHERE handled_at < $1", now - INTERACTION_MEMORY_S)
             # uploaded pictures go with their job's files, or at the same age when the job made none
             await tx.execute(
                 "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
                 f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
-                "COALESCE(finished_at, created_at) < ?))", cutoff)
+                "COALESCE(finished_at, created_at) < $1))", cutoff)
             row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
             final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
             pruned = await tx.execute(
                 f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
-                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < ?", row_cutoff)
-            pruned += await tx.execute("DELETE FROM picks WHERE created_at < ?", row_cutoff)
-            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < ?", row_cutoff)
+                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM picks WHERE created_at < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < $1", row_cutoff)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)

@@ -38,13 +38,13 @@ async def save_uploads(tx: Tx, job_id: int, guild_id: int, request: RenderReques
     if uploads:
         for slot in slots:
             if slot in uploads:
-                await tx.execute("INSERT INTO uploads (job_id, slot, data) VALUES (?, ?, ?)", job_id, slot,
+                await tx.execute("INSERT INTO uploads (job_id, slot, data) VALUES ($1, $2, $3)", job_id, slot,
                                  bytes(uploads[slot]))
     elif uploads_from is not None:
-        await tx.execute("INSERT INTO uploads (job_id, slot, data) SELECT ?, u.slot, u.data FROM uploads u "
-                         "JOIN jobs j ON j.id = u.job_id WHERE u.job_id = ? AND j.guild_id = ?",
+        await tx.execute("INSERT INTO uploads (job_id, slot, data) SELECT $1, u.slot, u.data FROM uploads u "
+                         "JOIN jobs j ON j.id = u.job_id WHERE u.job_id = $2 AND j.guild_id = $3",
                          job_id, uploads_from, guild_id)
-    stored = {r["slot"] for r in await tx.fetch("SELECT slot FROM uploads WHERE job_id = ?", job_id)}
+    stored = {r["slot"] for r in await tx.fetch("SELECT slot FROM uploads WHERE job_id = $1", job_id)}
     if not set(slots) <= stored:
         source = f" of morph #{uploads_from}" if uploads_from is not None else ""
         raise Refused(Refusal.INVALID,
@@ -56,7 +56,7 @@ class PictureUploads(StoreBase):
 
     async def uploads(self, job_id: int) -> dict[int, bytes]:
         """The job's pictures by end (0 first, 1 second)."""
-        rows = await self.db.fetch("SELECT slot, data FROM uploads WHERE job_id = ? ORDER BY slot", job_id)
+        rows = await self.db.fetch("SELECT slot, data FROM uploads WHERE job_id = $1 ORDER BY slot", job_id)
         return {int(r["slot"]): bytes(r["data"]) for r in rows}
 
     async def pictures_for_render(self, job: Job, folder: Path) -> RenderRequest:

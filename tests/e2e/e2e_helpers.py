@@ -15,7 +15,6 @@ from bot.messages import RESULT_MARKER_RE
 from fakediscord import FakeDiscord, FakeMessage, eventually
 from testkit.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
 
-
 #: names discord.py gives the tasks that run event listeners, component callbacks and slash commands
 HANDLER_TASKS = ("discord.py: on_", "discord-ui-", "CommandTree-invoker")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from e2e_helpers import gif_frames, job_id_of
 
 
@@ -43,7 +42,7 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert not reroll.ephemeral and f"#{done}" in reroll.content
     again = job_id_of(reroll.content)
     original, rerolled = await h.store.get(done), await h.store.get(again)
-    assert rerolled.user_id == bob.id and rerolled.request.prompt_a == "a tree"
+    assert rerolled.user_id == bob.id and rerolled.request.prompts[0] == "a tree"
     assert rerolled.request.seed != original.request.seed
 
     nope = await fake.click(bob, result, f"morph:delete:{ref}")

@@ -11,11 +11,10 @@ import subprocess
 import threading
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of
 
 from bot import messages as msg
 from fakediscord import InteractionFailed, eventually
-
-from e2e_helpers import gif_frames, job_id_of
 
 RESULT_POST = r"^/channels/\d+/messages$"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of
 from PIL import Image
 
 from bot.cogs.images import UPLOAD_NAMES
-from e2e_helpers import gif_frames, job_id_of
 from toykit import shapes
 
 
@@ -50,7 +50,7 @@ async def test_two_pictures_are_downloaded_stored_and_morphed(harness):
     job = await h.wait_state(job_id, "delivered")
     frames = gif_frames(result.attachment(f"morph-{job_id}.gif").data)
     assert len(frames) == 4
-    recon = job.result["reconstruction"]
+    recon = job.result.reconstruction
     assert len(recon) == 2 and all(isinstance(db, float) for db in recon)
     assert result.guild_id == h.guild.id and fake.violations == []
 
@@ -67,7 +67,7 @@ async def test_picture_to_prompt_then_reroll_and_refine(harness):
     assert job.request.images == [UPLOAD_NAMES[0], None] and job.request.prompts == ["", "a cat"]
     result = await h.result_message(job_id, timeout=120)
     job = await h.wait_state(job_id, "delivered")
-    assert job.result["reconstruction"][1] is None and isinstance(job.result["reconstruction"][0], float)
+    assert job.result.reconstruction[1] is None and isinstance(job.result.reconstruction[0], float)
 
     # 🔁 reroll: same picture (copied to the new job), a new seed
     reroll = next(c for c in result.custom_ids() if c.startswith("morph:reroll:"))
@@ -83,11 +83,11 @@ async def test_picture_to_prompt_then_reroll_and_refine(harness):
     refined_id = job_id_of((await (await fake.select(bob, result, refine_id, ["0"])).reply()).content)
     refined_msg = await h.result_message(refined_id, timeout=120)
     refined = await h.wait_state(refined_id, "delivered")
-    ts = job.result["ts"]
+    ts = job.result.ts
     assert (refined.request.t_start, refined.request.t_end) == (ts[0], ts[1])
     ours = [await h.store.artifacts.read(job, f"frame_{i:03d}.png") for i in (0, 1)]
     theirs = [await h.store.artifacts.read(refined, f"frame_{i:03d}.png")
-              for i in (0, refined.result["frame_count"] - 1)]
+              for i in (0, refined.result.frame_count - 1)]
     assert ours == theirs
     assert refined_msg.message_reference["message_id"] == str(result.id)
 

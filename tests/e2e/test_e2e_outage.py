@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from e2e_helpers import job_id_of
 
 from bot import messages as msg
 from fakediscord import eventually
-from e2e_helpers import job_id_of
 
 pytestmark = pytest.mark.slow
 

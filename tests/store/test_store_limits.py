@@ -2,13 +2,13 @@
 operator's settings as ceilings."""
 
 import pytest
+from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
 
 from bot.jobs import Refused
 from bot.messages import refusal_text
+from bot.result import JobResult
 from bot.store import Limits, Store
 from morph.request import MorphError
-from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
-
 
 # ---------------------------------------------------------------- enqueue and limits
 
@@ -16,7 +16,7 @@ async def test_enqueue_stores_everything(store, clock):
     job = await store.enqueue(guild_id=G1, channel_id=C1, user_id=ALICE, request=req("  a   dog ", "a cat", frames=8),
                               upload_limit=25 * MiB, interaction_token="tok", application_id=77, boomerang=True)
     assert job.id == 1 and job.state == "queued"
-    assert job.request.prompt_a == "a dog" and job.request.frames == 8  # validated and normalised
+    assert job.request.prompts[0] == "a dog" and job.request.frames == 8  # validated and normalised
     assert (job.guild_id, job.channel_id, job.user_id, job.upload_limit) == (G1, C1, ALICE, 25 * MiB)
     assert job.created_at == clock.t and job.attempts == 0 and job.boomerang
     assert job.interaction_token == "tok" and job.application_id == 77
@@ -54,7 +54,7 @@ async def test_per_user_active_limit_names_the_jobs(store, clock):
     assert claimed.id == j1.id
     with pytest.raises(Refused):
         await submit(store, clock=clock)
-    await store.mark_rendered(j1.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(j1.id, JobResult(frame_count=2), run("w1"))
     j3 = await submit(store, clock=clock)
     assert j3.state == "queued"
     assert await count_jobs(store) == 5

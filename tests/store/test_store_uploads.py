@@ -4,10 +4,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from store_helpers import ALICE, BOB, G2, count_jobs, run, submit
 
 from bot.jobs import Refused
+from bot.result import JobResult
 from morph.request import RenderRequest
-from store_helpers import ALICE, BOB, G2, count_jobs, run, submit
 
 PNG_A, PNG_B = b"\x89PNG first", b"\x89PNG second"
 
@@ -51,7 +52,7 @@ async def test_the_worker_gets_the_jobs_own_pictures_as_files(store, tmp_path):
     assert request.images[1] is None and request.prompts == ["", "a cat"]
     assert request.images[0].startswith(str(tmp_path))
     assert await asyncio.to_thread(Path(request.images[0]).read_bytes) == PNG_A
-    await store.db.execute("DELETE FROM uploads WHERE job_id = ?", job.id)
+    await store.db.execute("DELETE FROM uploads WHERE job_id = $1", job.id)
     with pytest.raises(Exception, match="no longer kept"):
         await store.pictures_for_render(job, tmp_path)
 
@@ -60,7 +61,7 @@ async def test_pictures_go_with_the_results_files(store, clock):
     old = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B}, now=clock.t - 20 * 86400)
     claimed = await store.claim(run("w1"), now=clock.t - 20 * 86400)
     await store.artifacts.save(claimed, {"morph.gif": b"GIF89a"})
-    await store.mark_rendered(old.id, {"frame_count": 3, "candidates": [0]}, run("w1"), now=clock.t - 20 * 86400)
+    await store.mark_rendered(old.id, JobResult(frame_count=3, candidates=(0,)), run("w1"), now=clock.t - 20 * 86400)
     await store.mark_delivered(old.id, 5, now=clock.t - 20 * 86400)
     waiting = await submit(store, user=BOB, request=pictures(), uploads={0: PNG_A, 1: PNG_B},
                            now=clock.t - 20 * 86400)  # still queued (a paused server): keeps its pictures
@@ -76,6 +77,6 @@ async def test_deleting_a_result_deletes_its_pictures(store):
     job = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B})
     claimed = await store.claim(run("w1"))
     await store.artifacts.save(claimed, {"morph.gif": b"GIF89a"})
-    await store.mark_rendered(job.id, {"frame_count": 3, "candidates": [0]}, run("w1"))
+    await store.mark_rendered(job.id, JobResult(frame_count=3, candidates=(0,)), run("w1"))
     await store.delete_result(job.id, actor_id=ALICE)
     assert await store.uploads(job.id) == {}
