@@ -79,7 +79,8 @@ class ImagesCog(commands.Cog):
         tr = text(interaction.locale)
         if (second is None) == (to is None):
             await ephemeral(interaction, tr._("❌ Give what the morph turns into: a second picture ('{second}') or "
-                                              "a prompt ('{to}'), one of the two.", second=tr._("second"), to=tr._("to")))
+                                              "a prompt ('{to}'), one of the two.", second=tr._("second"),
+                                              to=tr._("to")))
             return
         if to is not None and second_prompt is not None:
             await ephemeral(interaction, tr._("❌ With '{to}' the second end is that prompt already: leave "
