@@ -72,6 +72,7 @@ class Refusal(str, Enum):
     PROMPT_LINK = "prompt_link"                # what
     PROMPT_BANNED = "prompt_banned"            # what
     FRAMES_OVER_CAP = "frames_over_cap"        # cap (the server's max_frames), value
+    PICTURES_GONE = "pictures_gone"            # job (the morph they were to be copied from, or None)
 
 
 class Refused(MorphError):

@@ -450,6 +450,12 @@ def refusal_text(err: Refused, locale: object = None) -> str:
                         channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
         case Refusal.INVALID:
             return clip(str(v.get("detail", "")), 1500)
+        case Refusal.PICTURES_GONE:
+            if v.get("job") is None:
+                return tr._("The pictures are no longer kept; upload them again with {command}.",
+                            command=command(tr, "morph-images"))
+            return tr._("The pictures of morph #{job} are no longer kept; upload them again with {command}.",
+                        job=v["job"], command=command(tr, "morph-images"))
         case Refusal.BAD_FORMAT:
             return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, v["option"]),
                         choices=_listed(tr, v["choices"]), value=given)

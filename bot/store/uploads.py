@@ -46,9 +46,7 @@ async def save_uploads(tx: Tx, job_id: int, guild_id: int, request: RenderReques
                          job_id, uploads_from, guild_id)
     stored = {r["slot"] for r in await tx.fetch("SELECT slot FROM uploads WHERE job_id = $1", job_id)}
     if not set(slots) <= stored:
-        source = f" of morph #{uploads_from}" if uploads_from is not None else ""
-        raise Refused(Refusal.INVALID,
-                      detail=f"The pictures{source} are no longer kept; upload them again with /morph-images.")
+        raise Refused(Refusal.PICTURES_GONE, job=uploads_from)
 
 
 class PictureUploads(StoreBase):

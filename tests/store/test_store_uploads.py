@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from store_helpers import ALICE, BOB, G2, count_jobs, run, submit
 
-from bot.jobs import Refused
+from bot.jobs import Refusal, Refused
+from bot.messages import refusal_text
 from bot.result import JobResult
 from morph.request import RenderRequest
 
@@ -28,10 +29,12 @@ async def test_pictures_are_stored_with_their_job(store):
 
 
 async def test_a_picture_end_without_its_picture_queues_nothing(store):
-    with pytest.raises(Refused, match="no longer kept"):
-        await submit(store, request=pictures(), uploads={0: PNG_A})
-    with pytest.raises(Refused, match="no longer kept"):
-        await submit(store, request=pictures())
+    for uploads in ({0: PNG_A}, None):
+        with pytest.raises(Refused) as refused:
+            await submit(store, request=pictures(), uploads=uploads)
+        assert refused.value.kind is Refusal.PICTURES_GONE and refused.value.values == {"job": None}
+        assert refusal_text(refused.value) == ("The pictures are no longer kept; upload them again with "
+                                               "/morph-images.")
     assert await count_jobs(store) == 0
     assert await store.db.fetchval("SELECT COUNT(*) FROM uploads") == 0
 
@@ -40,8 +43,11 @@ async def test_reroll_copies_the_pictures_within_the_server_only(store, clock):
     job = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B}, clock=clock)
     copy = await submit(store, user=BOB, request=pictures(), uploads_from=job.id)
     assert await store.uploads(copy.id) == {0: PNG_A, 1: PNG_B}
-    with pytest.raises(Refused, match=f"pictures of morph #{job.id} are no longer kept"):
+    with pytest.raises(Refused) as refused:
         await submit(store, user=BOB, guild=G2, request=pictures(), uploads_from=job.id)
+    assert refused.value.kind is Refusal.PICTURES_GONE
+    assert refusal_text(refused.value, "ja") == (f"モーフ #{job.id} の画像はもう保存されていません。"
+                                                 "/画像モーフ でもう一度アップロードしてください。")
     assert await count_jobs(store) == 2
 
 
