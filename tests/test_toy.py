@@ -162,7 +162,8 @@ def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
 
 
 def test_quality_bench_smoke(capsys):
-    """`python -m bench.quality` renders both pacings per pair and prints both measures and the drift table."""
+    """`python -m bench.quality` renders both paths × both pacings per pair and prints the engine's, the judge's and
+    the standard measures (SSIM, CIEDE2000) and the drift table."""
     from bench.quality import PAIRS
     from bench.quality import main as quality_main
 
@@ -173,8 +174,10 @@ def test_quality_bench_smoke(capsys):
     assert quality_main(["--model", "tiny", "--pairs", "2", "--frames", "4", "--steps", "1", "--threads", "1",
                          "--drift", "--no-timing"]) == 0
     out = capsys.readouterr().out
-    for text in ("| uniform |", "| perceptual |", "classic midpoint", "engine max/mean: perceptual lower in",
-                 "judge 1 − Gini: perceptual higher in", "| none: the exact render again | 0.000 / 0.000 |"):
+    for text in ("| plain uniform |", "| plain perceptual |", "| smooth uniform |", "| smooth perceptual |",
+                 "classic midpoint", "engine max/mean: plain perceptual lower in",
+                 "judge 1 − Gini: plain perceptual higher in", "| SSIM max/mean |", "| ΔE path/direct |",
+                 "midpoint within ±0.1 of the judge's 50/50", "| none: the exact render again | 0.000 / 0.000 |"):
         assert text in out, text
 
 
