@@ -117,7 +117,7 @@ async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_at
     try:
         async def rendering():
             j = await store.get(job.id)
-            return j.progress is not None and j.progress.get("frames_done", 0) >= 1
+            return j.progress is not None and j.progress.frames_done >= 1
         assert await eventually(rendering, timeout=120, interval=0.05)
         server.stop_server()
         try:

@@ -116,7 +116,7 @@ def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
 
 @pytest.mark.slow
 def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet):
-    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0)
+    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0, path="plain")  # the plain path's batches
     uniform = morpher.render(RenderRequest(**req, pacing="uniform"))
     uniform_calls = len(count_unet)
     count_unet.clear()
@@ -134,7 +134,7 @@ def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet)
 def test_perceptual_pacing_takes_at_most_one_unet_batch_more_than_uniform(morpher, count_unet):
     big = Morpher("tiny", device="cpu", batch_size=32)  # a GPU-sized batch: the whole morph fits in one
     assert big.pipe is morpher.pipe  # same cached pipeline, so count_unet sees its calls
-    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0)
+    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0, path="plain")  # the plain path's batches
     uniform = big.render(RenderRequest(**req, pacing="uniform"))
     assert count_unet == [2 * 16] * 8  # one batch of 16 frames (x2 with CFG) per step
     count_unet.clear()
@@ -254,10 +254,10 @@ def test_compiled_unet_renders_the_same_frames(morpher):
     calls = []
     handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
-        got = compiled.render(_req(frames=5, steps=3))
+        got = compiled.render(_req(frames=5, steps=3, path="plain"))
     finally:
         handle.remove()
-    expected = morpher.render(_req(frames=5, steps=3))
+    expected = morpher.render(_req(frames=5, steps=3, path="plain"))
     assert calls == [8] * 3 + [2] * 3  # the compiled UNet did the work: 4 + 1 frames (x2 guidance), 3 steps
     assert got.ts == expected.ts and got.unet_evals == expected.unet_evals == 5
     for a, b in zip(_arrays(expected), _arrays(got), strict=True):
@@ -276,9 +276,9 @@ def test_compiled_unet_serves_every_batch_size_without_recompiling():
     calls = []
     handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
-        compiled.render(_req(frames=3, steps=1, pacing="uniform"))
-        compiled.render(_req(frames=7, steps=1, pacing="perceptual"))
-        compiled.render(_req(frames=3, steps=1, scheduler="euler"))  # float timesteps, the others int64
+        compiled.render(_req(frames=3, steps=1, pacing="uniform", path="plain"))
+        compiled.render(_req(frames=7, steps=1, pacing="perceptual", path="plain"))
+        compiled.render(_req(frames=3, steps=1, scheduler="euler", path="plain"))  # float timesteps, the others int64
     finally:
         handle.remove()
     assert {6, 8, 2} <= set(calls)  # batch sizes of 3, 4 and 1 frames (x2 guidance) went through it

@@ -1,4 +1,4 @@
-"""The pictures of ``/morph-images`` jobs (the ``uploads`` table, migration 0009): written in the transaction
+"""The pictures of ``/morph-images`` jobs (the ``uploads`` table, migration 0008): written in the transaction
 that queues the job (:meth:`bot.store.queue.JobQueue.enqueue` calls :func:`save_uploads`), so a worker never
 claims a picture morph whose pictures are missing; read by the worker that renders it
 (:meth:`PictureUploads.pictures_for_render`); removed with the job's files (retention purge, ❌ delete).

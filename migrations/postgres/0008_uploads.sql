@@ -1,4 +1,4 @@
--- As migrations/sqlite/0009_uploads.sql.
+-- As migrations/sqlite/0008_uploads.sql.
 -- Pictures members upload for /morph-images: stored with the job, in the same transaction as the job itself
 -- (a worker never claims a picture morph whose pictures are not there yet), and read by whichever worker
 -- renders it. Removed with the job's files at the retention purge or when its result is deleted.
