@@ -212,7 +212,6 @@ class Render:
             log.info("smooth path: the ends' attention inputs (%.0f MiB) exceed %.0f%% of free memory; "
                      "the ends ride along in every batch", need / 2**20, ANCHOR_CACHE_SHARE * 100)
         self.anchors = Anchors(keep=keep)
-        self.anchor_cache_bytes = need if keep else 0
         try:
             with self.anchors.installed(unet):
                 if keep:  # the ends first, once: every later batch reads their recordings
@@ -336,7 +335,6 @@ class Render:
                 ts = extra + list(ts)
         emb, latents = self._conditions(ts)
         n = len(ts)
-        frame_rows = rows
         if rows:  # the UNet batch: [unconditional half,] conditional half; an end's halves are two ends
             rows = ([_half(r, "uncond") for r in rows] if self.guided else []) + [_half(r, "cond") for r in rows]
         if self.guided:
@@ -360,8 +358,6 @@ class Render:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
-            if self.anchors is not None:
-                latents = self.anchors.normalize(i, frame_rows, latents)
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         return latents[len(extra):]
 
