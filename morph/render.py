@@ -215,10 +215,7 @@ class Render:
         try:
             with self.anchors.installed(unet):
                 if keep:  # the ends first, once: every later batch reads their recordings
-                    todo = [e for e in ends if e not in self.images]
-                    if todo:
-                        images = self._decode(self._denoise_with_fallback(todo))
-                        self.images.update(zip(todo, images, strict=False))
+                    self._render_new(ends)
                 yield
         finally:
             self.anchors.clear()
@@ -270,12 +267,16 @@ class Render:
         """Denoise and decode the frames at ``ts`` (each position once); keep their images; return their
         pacing features."""
         keys = [self._key(t) for t in ts]
+        self._render_new(keys)
+        self._report(0, 0, self._fraction(0, 0), "decode")
+        return [pacing.image_features(self.images[k]) for k in keys]
+
+    def _render_new(self, keys: list[float]) -> None:
+        """Denoise and decode the positions among ``keys`` not rendered yet (each once) into ``images``."""
         todo = [k for k in dict.fromkeys(keys) if k not in self.images]
         if todo:
             images = self._decode(self._denoise_with_fallback(todo))
             self.images.update(zip(todo, images, strict=False))
-        self._report(0, 0, self._fraction(0, 0), "decode")
-        return [pacing.image_features(self.images[k]) for k in keys]
 
     def _conditions(self, ts: list[float]) -> tuple[TextEmbedding, torch.Tensor]:
         """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for path
