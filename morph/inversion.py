@@ -13,7 +13,8 @@ starting noise at a picture end is not drawn from the seed but found from the pi
    stepping; doing it here keeps the two directions provably the same sampler whatever the scheduler
    config's ``steps_offset``/``set_alpha_to_one``;
 3. the render samples with DDIM (the one sampler whose inversion this is) and, unless the request asks for
-   guidance, without guidance (as DiffMorpher does): inverting without guidance and sampling with it
+   guidance, without guidance, as DiffMorpher does (:data:`morph.request.IMAGE_SCHEDULER` and
+   ``IMAGE_GUIDANCE``, which the request's validation fills in): inverting without guidance and sampling with it
    does not return to the picture (CFG pushes every step away from the inverted path; measured in
    bench/RESULTS.md);
 4. between the ends the noise is :func:`adain_slerp` of the two: a slerp whose per-channel mean and
@@ -26,7 +27,7 @@ starting noise at a picture end is not drawn from the seed but found from the pi
    A picture → prompt morph takes the prompt end's noise from the seed as any prompt morph does.
 
 Each end's inversion costs one UNet evaluation per step (no guidance): an image morph costs at most two
-inversions more than a prompt morph of the same frames (bench: ``python -m bench quality --images``).
+inversions more than a prompt morph of the same frames (bench: ``python -m bench.images``).
 
 No per-picture training (no LoRA fitting). The attention anchoring of the smooth path (each frame attending to
 the ends' own keys/values) hooks in where the render runs its UNet: :attr:`PictureEnds.ends` holds each
@@ -48,10 +49,6 @@ from morph.interpolate import slerp
 
 #: How far (at t=0.5) the middle of a two-picture morph leans towards the seed's noise (see the module).
 SEED_VARIATION = 0.25
-#: The sampler picture morphs use: the one DDIM inversion inverts.
-IMAGE_SCHEDULER = "ddim"
-#: Guidance picture morphs use unless the request asks for another: none, so inversion and render agree.
-IMAGE_GUIDANCE = 1.0
 
 
 @dataclass

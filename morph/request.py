@@ -30,6 +30,10 @@ INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
 #: smooth: every frame's attention anchored to its segment's two ends (morph.anchoring); plain: without.
 PATHS = ("smooth", "plain")
+#: The sampler picture morphs use: the one DDIM inversion (morph.inversion) inverts.
+IMAGE_SCHEDULER = "ddim"
+#: Guidance picture morphs use unless the request asks for another: none, so inversion and render agree.
+IMAGE_GUIDANCE = 1.0
 
 
 #: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, stable since Unicode 6):
@@ -279,9 +283,9 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
         raise MorphError("pictures can only be the two ends of a plain morph, not part of a chain or a loop.")
     if r.seed_b is not None:
         raise MorphError("a second seed does not work with pictures: a picture's own noise is found from it.")
-    if (r.scheduler or "").strip().lower() not in ("", "ddim"):
-        raise MorphError("picture morphs sample with ddim (the sampler a picture is inverted with); leave the "
-                         "scheduler out.")
+    if (r.scheduler or "").strip().lower() not in ("", IMAGE_SCHEDULER):
+        raise MorphError(f"picture morphs sample with {IMAGE_SCHEDULER} (the sampler a picture is inverted with); "
+                         "leave the scheduler out.")
     given = list(r.prompts) if r.prompts else ["", ""]
     prompts = []
     for i, (text, picture) in enumerate(zip(given, images, strict=True)):
@@ -289,10 +293,10 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
             prompts.append("")
         else:
             prompts.append(clean_prompt(text, PROMPT_NAMES[i]))
-    r.scheduler = "ddim"
+    r.scheduler = IMAGE_SCHEDULER
     r.path = "plain"  # the smooth path's anchors are not yet the pictures' own inverted renders
     if r.guidance is None:
-        r.guidance = 1.0  # morph.inversion.IMAGE_GUIDANCE: inverted and rendered alike
+        r.guidance = IMAGE_GUIDANCE  # inverted and rendered alike
     return images, prompts
 
 
