@@ -204,7 +204,7 @@ def measure(result) -> dict:
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
             verdicts[-1].matches(b, ("shape", "colour", "background")))
-    standard = standard_measures(result.frames, a, b)
+    standard = standard_measures(result.frames, a, b, [v.features for v in verdicts])
     return {**standard, "engine_max_over_mean": result.max_over_mean, "engine_1_gini": result.one_minus_gini,
             "judge_max_over_mean": pacing.max_over_mean(judged), "judge_1_gini": pacing.one_minus_gini(judged),
             "progress_at_midpoint": judge.progress(verdicts[result.midpoint], a, b),
@@ -212,17 +212,16 @@ def measure(result) -> dict:
             "ends_match": float(all(ends)), "seconds": result.seconds}
 
 
-def standard_measures(frames, a: dict, b: dict) -> dict:
+def standard_measures(frames, a: dict, b: dict, feats: list) -> dict:
     """scikit-image's measures of one morph's frames: 1 − SSIM of neighbouring grey frames and their mean
     CIEDE2000; per measure max/mean, 1 − Gini, the largest step over the mean, path/direct; and the drift of a
     background or shape colour both prompts share (largest CIEDE2000 from the ends' mean, as the judge
-    measures it), None where they share none."""
+    measures it from ``feats``, the frames' ``toykit.judge`` features), None where they share none."""
     import numpy as np
     from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
     from skimage.metrics import structural_similarity
 
     from morph import pacing
-    from toykit import judge
 
     rgb = [np.asarray(f.convert("RGB"), dtype=np.float64) / 255 for f in frames]
     grey = [rgb2gray(x) for x in rgb]
@@ -242,7 +241,6 @@ def standard_measures(frames, a: dict, b: dict) -> dict:
         out[f"{name}_max_over_mean"] = pacing.max_over_mean(steps)
         out[f"{name}_1_gini"] = pacing.one_minus_gini(steps)
         out[f"{name}_path_over_direct"] = sum(steps) / direct if direct > 1e-9 else float("nan")
-    feats = [judge.features(f) for f in frames]
     for attribute, part in (("background", slice(3, 6)), ("colour", slice(0, 3))):
         drift = None
         if attribute in a and a.get(attribute) == b.get(attribute):
