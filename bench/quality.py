@@ -251,6 +251,10 @@ def standard_measures(frames, a: dict, b: dict, feats: list) -> dict:
     return out
 
 
+#: The goal for every pair's largest step: at most this many times its mean step (standard_report).
+STEP_GOAL = 2.5
+
+
 def standard_report(rows: dict) -> str:
     """The scikit-image measures of every path and pacing, averaged over the pairs, with the goals."""
     def mean(values):
@@ -276,8 +280,11 @@ def standard_report(rows: dict) -> str:
     lines.append("")
     lines.append("midpoint within ±0.1 of the judge's 50/50: " + ", ".join(
         f"{name} {sum(abs(m - 0.5) <= 0.1 for m in ms)}/{len(ms)}" for name, ms in mids.items()))
+    lines.append(f"pairs with a step over {STEP_GOAL:g}× their mean (SSIM / ΔE): " + ", ".join(
+        f"{name} {sum(r['ssim_max_over_mean'] > STEP_GOAL for r in rs)} / "
+        f"{sum(r['de_max_over_mean'] > STEP_GOAL for r in rs)} of {len(rs)}" for name, rs in rows.items()))
     lines.append("goals (smooth perceptual, both measures): max/mean ≤ 1.5, 1 − Gini ≥ 0.85, path/direct ≤ 1.5, "
-                 "no pair's step > 2.5× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
+                 f"no pair's step > {STEP_GOAL:g}× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
     return "\n".join(lines)
 
 
