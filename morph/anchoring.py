@@ -13,8 +13,9 @@ ends' statistics were tried on ``toy`` and left out (``bench/RESULTS.md``, the s
 frames at end A for most of the way and then jumped, "outer" turned as gradually as this one at twice the
 cost, AdaIN changed the evenness by less than the pairs' spread and pulled the midpoint towards end A.
 
-Cross-attention reads only the two ends' texts, so an anchored frame's own mixed text (``interpolation``:
-lerp or slerp) does not reach it: the interpolation matters on the plain path only.
+Cross-attention reads only the two ends' texts, so an anchored frame's own mixed text (the request's
+``interpolation``: lerp or slerp) does not reach its attention: the interpolation matters on the plain path
+(and, on the smooth path, only through SDXL's pooled text, which is no attention input).
 
 The ends themselves are rendered plainly (their attention is never touched): a frame at a prompt is exactly
 the plain render of that prompt. As ``t`` goes to 0 a frame's latents, queries and attention go to end A's,

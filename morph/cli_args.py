@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", default="", help="negative prompt, the same for every frame")
     p.add_argument("--scheduler", default=None, help=f"one of {', '.join(SCHEDULERS)} (the model's: dpm++2m, "
                                                        "euler for Turbo/Lightning, lcm for LCM)")
-    p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
+    p.add_argument("--interpolation", default="lerp",
+                   help=f"{' or '.join(INTERPOLATIONS)} of the frames' text (lerp); applies to --path plain (the "
+                        "smooth path's frames read their ends' texts; only SDXL's pooled text still follows it)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
     p.add_argument("--path", default="smooth", help=f"{' or '.join(PATHS)}: smooth anchors every frame's "
                                                     "attention to its two ends; plain does not (smooth)")

@@ -140,7 +140,9 @@ class RenderRequest:
 
     ``path``: ``smooth`` (default) anchors every frame's attention to its segment's two end renders
     (:mod:`morph.anchoring`), ``plain`` renders each frame from its mixed prompt alone (the ends are the same
-    pictures either way).
+    pictures either way). ``interpolation`` (lerp or slerp of the frames' text embeddings) applies to the plain
+    path: on the smooth path the frames' cross-attention reads the two ends' texts, so only SDXL's pooled
+    embedding still follows it.
 
     **Pictures.** ``images`` makes either end (or both) a picture instead of a prompt (:mod:`morph.inversion`):
     the end's noise is found from the picture, so its frame reproduces the picture; its prompt, which may be
