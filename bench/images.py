@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.results import load_average, load_text, machine
 from toykit import shapes
 
 #: (scene, description) pairs: the first picture of each pair morphs into the second.
@@ -71,7 +70,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    load_before = _load()
+    load_before = load_average()
     morpher = Morpher("toy", device="cpu")
     counter = CountingUNet(morpher.unet)
     morpher.unet = counter
@@ -115,9 +114,8 @@ def main(argv=None) -> int:
                      "ceiling": ceiling, "steps": _steps(results["picture morph"])})
     print(report(rows, args))
     when = datetime.datetime.now(datetime.timezone.utc)
-    print(f"\n{when:%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
-          f"before/after: {load_before}/{_load()}")
+    print(f"\n{when:%Y-%m-%d %H:%M} UTC, {machine()}, torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), load average before/after: {load_text(load_before)}/{load_text(load_average())}")
     return 0
 
 
@@ -149,13 +147,6 @@ def _steps(result) -> int:
 
 def _db(values) -> str:
     return " / ".join("—" if v is None else f"{v:.1f}" for v in values)
-
-
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "?"
 
 
 if __name__ == "__main__":

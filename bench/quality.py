@@ -30,12 +30,13 @@ import argparse
 import dataclasses
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from itertools import pairwise
+
+from bench.results import load_average, load_text, machine
 
 #: (from, to): at least 20 pairs, each changing the colour, the shape, both, the background or the size.
 PAIRS = (
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    load_before = _load()
+    load_before = load_average()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore")
     import torch
@@ -170,8 +171,8 @@ def main(argv=None) -> int:
                 print(f"{name:18s} {a!r} -> {b!r}: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
     print(f"# bench.quality — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
-          f"threads), load average before/after: {load_before}/{_load()}")
+          f"{machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
+          f"before/after: {load_text(load_before)}/{load_text(load_average())}")
     print(f"model {args.model}, {len(pairs)} prompt pairs, {base.frames} frames, {base.steps} steps "
           f"{base.scheduler}, CFG {base.guidance}, seed {base.seed}; {time.perf_counter() - started:.0f} s\n")
     print(report(rows, classic))
@@ -386,13 +387,6 @@ def timing_report(morpher, base) -> str:
     return (f"default morph '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, {request.steps} "
             f"steps, perceptual): {morpher.model} {best[morpher.model]:.2f} s, tiny {best['tiny']:.2f} s "
             f"(ratio {ratio:.2f}x), best of 2")
-
-
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "?"
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ import argparse
 import dataclasses
 import datetime
 import os
-import platform
 import sys
 import time
 import warnings
+
+from bench.results import load_average, machine
 
 PRESETS = {
     # The H100 anchors in design.md: SD 1.5 architecture at random weights, fp16, 512², CFG 7.5, PNDM 50 steps.
@@ -79,7 +80,7 @@ def settings(args) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    args.load_before = _load_average()
+    args.load_before = load_average()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -265,26 +266,6 @@ def _max_pixel_diff(a, b) -> int:
     import numpy as np
 
     return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs"
 
 
 def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager=None) -> str:
