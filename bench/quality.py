@@ -159,13 +159,17 @@ def main(argv=None) -> int:
     rows = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
     if args.only:
         rows = {name.strip(): [] for name in args.only.split(",")}
+    if not all(len(name.split()) == 2 for name in rows) or len(rows) < 2 or baseline(rows) is None:
+        print("bench.quality: error: compare at least two 'path pacing' rows, one of them uniform (the baseline)",
+              file=sys.stderr)
+        return 2
     for a, b in pairs:
         for name in rows:
             path, pacing = name.split()
             result = morpher.render(dataclasses.replace(base, prompts=[a, b], pacing=pacing, path=path))
             row = measure(result)
             rows[name].append(row)
-            if name == f"{paths[0]} uniform":
+            if name == baseline(rows):
                 classic.append(row["progress_at_half"])
             if args.details:
                 print(f"{name:18s} {a!r} -> {b!r}: " + ", ".join(
@@ -315,6 +319,12 @@ def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
                       + [f"- {label}: {s:.2f} s ({s / ref:.2f}x)" for label, s in best.items()])
 
 
+def baseline(rows: dict) -> str | None:
+    """The row every other is compared with: the first with uniform pacing (its frame at t = 0.5 is the
+    classic midpoint)."""
+    return next((name for name in rows if name.split()[-1] == "uniform"), None)
+
+
 def report(rows: dict, classic: list[float]) -> str:
     def mean(values):
         values = [v for v in values if v is not None]
@@ -323,8 +333,8 @@ def report(rows: dict, classic: list[float]) -> str:
     def off_half(values):
         return mean([abs(v - 0.5) for v in values if v is not None])
 
-    first = next(iter(rows)).split()[0]
-    second = [name for name in rows if name != f"{first} uniform"][0]
+    base = baseline(rows)
+    second = [name for name in rows if name != base][0]
     lines = ["| path, pacing | engine max/mean | engine 1 − Gini | judge max/mean | judge 1 − Gini | "
              "midpoint progress (0.5 ideal) | mean |progress − 0.5| | ends match the prompts |",
              "|---|---|---|---|---|---|---|---|"]
@@ -334,21 +344,21 @@ def report(rows: dict, classic: list[float]) -> str:
                      f"{mean(r['engine_1_gini'] for r in rs):.3f} | {mean(r['judge_max_over_mean'] for r in rs):.2f} | "
                      f"{mean(r['judge_1_gini'] for r in rs):.3f} | {mean(mids):.2f} | {off_half(mids):.2f} | "
                      f"{mean(r['ends_match'] for r in rs):.0%} |")
-    lines.append(f"| {first} uniform, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
+    lines.append(f"| {base}, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
                  f"{off_half(classic):.2f} | |")
-    u, p = rows[f"{first} uniform"], rows[second]
+    u, p = rows[base], rows[second]
     n = len(u)
     lines.append("")
     for key, label in (("engine_max_over_mean", "engine max/mean"), ("judge_max_over_mean", "judge max/mean")):
         better = sum(y[key] < x[key] for x, y in zip(u, p, strict=True))
         ratio = mean(x[key] for x in u) / mean(y[key] for y in p)
-        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {first} uniform/{second} {ratio:.2f}x")
+        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {base}/{second} {ratio:.2f}x")
     for key, label in (("engine_1_gini", "engine 1 − Gini"), ("judge_1_gini", "judge 1 − Gini")):
         better = sum(y[key] > x[key] for x, y in zip(u, p, strict=True))
         lines.append(f"{label}: {second} higher in {better}/{n} pairs")
     closer = sum(abs(y["progress_at_midpoint"] - 0.5) < abs(x["progress_at_midpoint"] - 0.5)
                  for x, y in zip(u, p, strict=True) if x["progress_at_midpoint"] is not None)
-    lines.append(f"midpoint: {second}'s closer to 0.5 than {first} uniform's in {closer}/{n} pairs")
+    lines.append(f"midpoint: {second}'s closer to 0.5 than {base}'s in {closer}/{n} pairs")
     return "\n".join(lines)
 
 
