@@ -197,8 +197,8 @@ class AnchoredAttnProcessor:
             return key.expand(n, -1, -1, -1), value.expand(n, -1, -1, -1)
 
         outs = []
+        whole = len(a.parts) == 1  # one part is the whole batch: no indexing
         for part in a.parts:
-            whole = len(a.parts) == 1  # the whole batch: no indexing
             q = _heads(attn, query if whole else query[part.index], norm=attn.norm_q)
             if part.ends is None:  # plain: the samples' own keys/values
                 outs.append(_attend(q, *_keys_values(attn, context if whole else context[part.index])))
