@@ -42,11 +42,10 @@ def make_lora():
     return make
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throwaway PostgreSQL server for the whole session (``initdb`` + ``pg_ctl`` in a temp folder);
-    ``postgres.create_database()`` gives each test an empty database. Skipped, with the reason, only where
-    the server binaries are missing (``make test`` installs them when it runs as root)."""
+def _temp_postgres():
+    """A throwaway PostgreSQL server (``initdb`` + ``pg_ctl`` in a temp folder), removed at the end. Skipped,
+    with the reason, only where the server binaries are missing, and never in CI (``make test`` installs
+    them when it runs as root)."""
     from testkit.postgres import PostgresUnavailable, TempPostgres
 
     server = TempPostgres()
@@ -61,3 +60,25 @@ def postgres():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session; ``postgres.create_database()`` gives each test an empty
+    database. Tests that stop the server use :func:`own_postgres`."""
+    yield from _temp_postgres()
+
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    """A PostgreSQL server of one test module alone, for tests that stop and start it (``stop_server()``,
+    ``start_server()``): the session's server stays up for everyone else."""
+    yield from _temp_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    """The URL of an empty database: a SQLite file, then a fresh database of the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "m.sqlite3")
+    return request.getfixturevalue("postgres").create_database()
