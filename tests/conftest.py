@@ -17,6 +17,21 @@ def tiny_morpher():
     return Morpher("tiny", device="cpu")
 
 
+@pytest.fixture
+def count_unet(morpher, monkeypatch):
+    """The batch size of each UNet call of the test module's ``morpher`` fixture, in order (the real UNet
+    still runs)."""
+    calls = []
+    forward = morpher.pipe.unet.forward
+
+    def counting(sample, *args, **kwargs):
+        calls.append(sample.shape[0])
+        return forward(sample, *args, **kwargs)
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def make_lora():
     """``make_lora(model, path, seed=0)``: write a small LoRA for the built-in ``model`` (tiny or tiny-sdxl) to
