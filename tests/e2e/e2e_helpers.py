@@ -110,6 +110,10 @@ class Harness:
         """The result message of ``job_id`` (starts with the result marker and carries the GIF)."""
         return await self.fake.wait_for_message(lambda m: is_result(m, job_id) and bool(m.attachments), timeout)
 
+    async def job_count(self) -> int:
+        """How many jobs the bot's database holds (every state)."""
+        return await self.store.db.fetchval("SELECT COUNT(*) FROM jobs")
+
     def result_messages(self, job_id: int) -> list[FakeMessage]:
         return result_messages(self.fake, job_id)
 
