@@ -26,20 +26,6 @@ def uncapped(morpher):
     morpher.cap_batch(None)
 
 
-@pytest.fixture
-def count_unet(morpher, monkeypatch):
-    """Count UNet calls and the batch sizes they saw (the real UNet still runs)."""
-    calls = []
-    forward = morpher.pipe.unet.forward
-
-    def counting(sample, *args, **kwargs):
-        calls.append(sample.shape[0])
-        return forward(sample, *args, **kwargs)
-
-    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
-    return calls
-
-
 def _arrays(result):
     return [np.asarray(im) for im in result.frames]
 

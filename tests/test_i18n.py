@@ -54,26 +54,46 @@ def test_there_is_a_japanese_catalogue():
     assert "ja" in LANGS and i18n.language("ja") == "ja"
 
 
-@pytest.mark.parametrize("lang", LANGS)
-def test_every_message_is_translated_with_the_same_placeholders(lang):
-    cat, pot = catalogue(lang), template()
-    assert ids(cat) == ids(pot), (f"missing: {ids(pot) - ids(cat)}", f"extra: {ids(cat) - ids(pot)}")
+def placeholder_problems(cat) -> list[str]:
+    """What is wrong with the translations of ``cat``: a message untranslated (or fuzzy), the wrong number of
+    plural forms, singular and plural ids naming different placeholders, or a translation naming other
+    placeholders than its id (a missing one, an extra one)."""
+    problems = []
     for m in cat:
         if not m.id:
             continue
         sources = m.id if isinstance(m.id, tuple) else (m.id,)
         forms = m.string if isinstance(m.string, tuple) else (m.string,)
-        assert all(forms) and "fuzzy" not in m.flags, f"{lang}: {m.id!r} is not translated"
-        assert len(forms) == cat.num_plurals, (lang, m.id)
+        if not all(forms) or "fuzzy" in m.flags:
+            problems.append(f"{m.id!r} is not translated")
+            continue
+        if len(forms) != cat.num_plurals:
+            problems.append(f"{m.id!r} has {len(forms)} plural forms, not {cat.num_plurals}")
         expected = placeholders(sources[-1])
-        assert all(placeholders(source) == expected for source in sources), m.id
-        for form in forms:  # a missing or an extra placeholder fails
-            assert placeholders(form) == expected, (lang, m.id, form)
+        if any(placeholders(source) != expected for source in sources):
+            problems.append(f"{m.id!r}: its singular and plural name different placeholders")
+        for form in forms:
+            if placeholders(form) != expected:
+                problems.append(f"{m.id!r}: {form!r} names {sorted(placeholders(form))}, not {sorted(expected)}")
+    return problems
 
 
-def test_a_wrong_placeholder_fails_the_check(tmp_path):
-    """The check above can fail: a translation naming a placeholder its message id does not have."""
-    assert placeholders("モーフ #{jobb}") - placeholders("Morph #{job}") == {"jobb"}
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_message_is_translated_with_the_same_placeholders(lang):
+    cat, pot = catalogue(lang), template()
+    assert ids(cat) == ids(pot), (f"missing: {ids(pot) - ids(cat)}", f"extra: {ids(cat) - ids(pot)}")
+    assert placeholder_problems(cat) == [], lang
+
+
+def test_a_wrong_placeholder_fails_the_check():
+    """The check above can fail: a translation naming a placeholder its message id does not have is
+    reported (and the right translation beside it is not)."""
+    from babel.messages.catalog import Catalog
+
+    cat = Catalog(locale="ja")
+    cat.add("Morph #{job}", "モーフ #{jobb}")
+    cat.add("Reroll", "リロール")
+    assert placeholder_problems(cat) == ["'Morph #{job}': 'モーフ #{jobb}' names ['jobb'], not ['job']"]
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -125,7 +145,8 @@ def test_numbers_and_durations_per_language():
 
 # ------------------------------------------------------------------------------------------ texts and limits
 LONG_PROMPT = "a very long prompt about a dog in the snow, " * 23  # ~1,000 characters, the option's limit
-PROMPT_LIMITS = dict(max_content=2000, button=80, option=100, placeholder=150)
+#: Discord's limits: a message's content, a button's label, a select's placeholder, a select option's label.
+MAX_CONTENT, MAX_BUTTON_LABEL, MAX_PLACEHOLDER, MAX_OPTION_LABEL = 2000, 80, 150, 100
 
 
 def long_job(lang: str, prompts=4) -> Job:
@@ -181,17 +202,21 @@ def items(view: discord.ui.View) -> list:
 @pytest.mark.parametrize("lang", i18n.languages())
 def test_no_message_is_over_discords_limits(lang):
     for shown in every_text(lang):
-        assert 0 < len(shown) <= 2000, shown[:200]
+        assert 0 < len(shown) <= MAX_CONTENT, shown[:200]
     job = long_job(lang)
     for view in (result_view(job), cancel_view(job)):
         for item in items(view):
             if isinstance(item, discord.ui.Button):
-                assert 0 < len(item.label or "") <= 80, item.label
+                assert 0 < len(item.label or "") <= MAX_BUTTON_LABEL, item.label
             if isinstance(item, discord.ui.Select):
-                assert 0 < len(item.placeholder or "") <= 100, item.placeholder
-                assert all(0 < len(o.label) <= 100 for o in item.options), [o.label for o in item.options]
-    for lang_ in i18n.languages():
-        assert len(msg.frame_label(119, 120, job.result.ts, job.result.candidates, lang_)) <= 100
+                assert 0 < len(item.placeholder or "") <= MAX_PLACEHOLDER, item.placeholder
+                assert all(0 < len(o.label) <= MAX_OPTION_LABEL for o in item.options), [o.label for o in item.options]
+
+
+@pytest.mark.parametrize("lang", i18n.languages())
+def test_the_longest_frame_label_fits_a_select_option(lang):
+    job = long_job(lang)
+    assert 0 < len(msg.frame_label(119, 120, job.result.ts, job.result.candidates, lang)) <= MAX_OPTION_LABEL
 
 
 def test_japanese_texts_are_japanese():

@@ -1,7 +1,5 @@
 """Uploaded pictures (morph.images): the types taken, what is done to them, and every refusal."""
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -9,6 +7,7 @@ from PIL import Image
 
 from morph import images
 from morph.images import MAX_BYTES, MAX_SIDE, PictureError
+from testkit.pictures import png_header_only
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -118,25 +117,15 @@ def test_truncated_file_is_refused_as_damaged():
         images.prepare(jpeg[: len(jpeg) // 3], 64)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width``×``height`` (and one tiny, wrong data chunk): a decompression bomb
-    would decode to that size."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("width,height", [(MAX_SIDE + 1, 16), (16, MAX_SIDE + 1)])
 def test_too_many_pixels_are_refused_from_the_header_before_decoding(width, height):
     with pytest.raises(PictureError, match=f"{width}×{height} pixels; the limit is 4096×4096"):
-        images.check(_png_header_only(width, height))
+        images.check(png_header_only(width, height))
 
 
 def test_a_decompression_bomb_is_stopped_by_pillows_guard_at_open():
     with pytest.raises(PictureError, match="too large: at most 4096×4096"):
-        images.prepare(_png_header_only(60_000, 60_000), 64)  # 3.6 Gpx: would be 10 GB decoded
+        images.prepare(png_header_only(60_000, 60_000), 64)  # 3.6 Gpx: would be 10 GB decoded
 
 
 def test_the_largest_side_allowed_is_read():

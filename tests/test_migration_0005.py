@@ -2,11 +2,9 @@
 import json
 import shutil
 
-import pytest
-
 from bot import db
 from bot.config import Settings
-from bot.db import open_database
+from bot.db import Database, is_postgres, open_database
 from bot.result import RESULT_VERSION, Animation, JobResult, SegmentResult
 from bot.store import Store
 from morph.request import RenderRequest
@@ -30,20 +28,18 @@ FLAT_GIF_ONLY = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request, tmp_path):
-    if request.param == "sqlite":
-        return request.param, str(tmp_path / "m.sqlite3")
-    return request.param, request.getfixturevalue("postgres").create_database()
-
-
-async def test_0005_turns_the_untyped_results_into_version_1_records(target, tmp_path):
-    dialect, url = target
+async def open_at_0004(url: str, tmp_path) -> Database:
+    """The database at ``url`` migrated up to 0004 only (0001-0004 copied to a folder of their own), for
+    the test to write rows of the time and close; ``Store.open`` then applies 0005 on."""
     old = tmp_path / "migs"
     old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / dialect).glob("000[1-4]_*.sql")):
+    for p in sorted((db.MIGRATIONS_DIR / ("postgres" if is_postgres(url) else "sqlite")).glob("000[1-4]_*.sql")):
         shutil.copy(p, old)
-    database = await open_database(url, migrations_dir=old)
+    return await open_database(url, migrations_dir=old)
+
+
+async def test_0005_turns_the_untyped_results_into_version_1_records(db_url, tmp_path):
+    database = await open_at_0004(db_url, tmp_path)
     request = json.dumps(RenderRequest(prompts=["a dog", "a cat"], frames=3).to_dict())
     try:
         for result in (FLAT_BOTH, FLAT_GIF_ONLY, None):
@@ -55,7 +51,7 @@ async def test_0005_turns_the_untyped_results_into_version_1_records(target, tmp
     finally:
         await database.close()
 
-    store = await Store.open(url, Settings())
+    store = await Store.open(db_url, Settings())
     try:
         both, gif_only, queued = [await store.get(i) for i in (1, 2, 3)]
     finally:
@@ -74,15 +70,10 @@ async def test_0005_turns_the_untyped_results_into_version_1_records(target, tmp
     assert gif_only.result.version == RESULT_VERSION and queued.result is None
 
 
-async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_list(target, tmp_path):
+async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_list(db_url, tmp_path):
     """Rows from before 0002 (no token, a path as artifact_dir) and 0004 (no format), with a request of the
     time (prompt_a/prompt_b): after 0005 each holds the one form the code reads."""
-    dialect, url = target
-    old = tmp_path / "migs"
-    old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / dialect).glob("000[1-4]_*.sql")):
-        shutil.copy(p, old)
-    database = await open_database(url, migrations_dir=old)
+    database = await open_at_0004(db_url, tmp_path)
     plain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": [], "frames": 4, "seed": 3}
     chain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": ["a dog", "a cat", "a bird"], "frames": 6}
     try:
@@ -93,7 +84,7 @@ async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_l
     finally:
         await database.close()
 
-    store = await Store.open(url, Settings())
+    store = await Store.open(db_url, Settings())
     try:
         first, second = [await store.get(i) for i in (1, 2)]
         rows = await store.db.fetch("SELECT request FROM jobs ORDER BY id")

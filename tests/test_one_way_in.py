@@ -24,7 +24,7 @@ def store_calls(path: Path) -> list[tuple[int, str]]:
 
 def test_only_bot_actions_runs_the_use_cases():
     front = [p for p in sorted((ROOT / "bot").glob("**/*.py"))
-             if "sandbox" not in p.parts and "store" not in p.parts and p.name != "actions.py"]
+             if "store" not in p.parts and p.name != "actions.py"]
     found = {str(p.relative_to(ROOT)): calls for p in front if (calls := store_calls(p))}
     assert found == {}
     assert {m for _, m in store_calls(ROOT / "bot" / "actions.py")} == USE_CASE_CALLS  # the check sees them
@@ -33,7 +33,7 @@ def test_only_bot_actions_runs_the_use_cases():
 def test_one_scope_rule_per_name():
     """The two questions "which guild must a job belong to for this caller" and "which server does this
     listing show" have different names (they were both ``_scope``)."""
-    names = [node.name for p in (ROOT / "bot").glob("**/*.py") if "sandbox" not in p.parts
+    names = [node.name for p in (ROOT / "bot").glob("**/*.py")
              for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
              if isinstance(node, ast.FunctionDef) and node.name == "_scope"]
     assert names == []

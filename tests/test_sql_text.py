@@ -7,11 +7,9 @@ import pytest
 from bot.db import open_database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request, tmp_path):
-    url = str(tmp_path / "m.sqlite3") if request.param == "sqlite" else \
-        request.getfixturevalue("postgres").create_database()
-    db = await open_database(url)
+@pytest.fixture
+async def database(db_url):
+    db = await open_database(db_url)
     yield db
     await db.close()
 

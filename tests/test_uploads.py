@@ -20,7 +20,10 @@ def png() -> bytes:
 
 @pytest.fixture
 async def server():
-    """A loopback server: /ok (a PNG), /big (2 MiB), /slow (answers after 5 s), anything else 404."""
+    """A loopback server: /ok (a PNG), /big (2 MiB), /slow (answers only when the test is over), anything
+    else 404."""
+    over = asyncio.Event()
+
     async def ok(_):
         return web.Response(body=png(), content_type="image/png")
 
@@ -28,7 +31,7 @@ async def server():
         return web.Response(body=b"\0" * (2 * 2**20))
 
     async def slow(_):
-        await asyncio.sleep(5)
+        await over.wait()
         return web.Response(body=png())
 
     app = web.Application()
@@ -41,6 +44,7 @@ async def server():
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
+    over.set()
     await runner.cleanup()
 
 

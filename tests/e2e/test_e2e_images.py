@@ -10,6 +10,7 @@ from e2e_helpers import gif_frames, job_id_of
 from PIL import Image
 
 from bot.cogs.images import UPLOAD_NAMES
+from testkit.pictures import png_header_only
 from toykit import shapes
 
 
@@ -21,10 +22,6 @@ def picture(fmt: str = "PNG", scene=None, size: int = 64) -> bytes:
 
 
 STAR = shapes.Scene("star", "yellow", "green", 40, 30, 34)
-
-
-async def jobs_in_db(h) -> int:
-    return await h.store.db.fetchval("SELECT COUNT(*) FROM jobs")
 
 
 @pytest.mark.slow
@@ -103,7 +100,7 @@ async def test_picture_to_prompt_then_reroll_and_refine(harness):
     (lambda f: f.upload("doc.png", b"%PDF-1.4\n" + b"x" * 500, "image/png"), "not a PNG, JPEG, WebP or GIF"),
     (lambda f: f.upload("bmp.png", _bmp()), "judged by its content"),
     (lambda f: f.upload("broken.png", picture()[:120]), "damaged"),
-    (lambda f: f.upload("huge.png", _png_header(5000, 5000)), "5000×5000 pixels; the limit is 4096×4096"),
+    (lambda f: f.upload("huge.png", png_header_only(5000, 5000)), "5000×5000 pixels; the limit is 4096×4096"),
     (lambda f: f.upload("big.png", b"\x89PNG" + b"\0" * (10 * 2**20)), "the limit is 10 MiB"),
 ])
 async def test_refused_uploads_queue_nothing(harness, make, needle):
@@ -114,7 +111,7 @@ async def test_refused_uploads_queue_nothing(harness, make, needle):
     it = await fake.slash(alice, "morph-images", first=bad, to="a cat")
     answer = await it.reply()
     assert answer.ephemeral and needle in answer.content, answer.content
-    assert await jobs_in_db(h) == 0
+    assert await h.job_count() == 0
     if bad.size > 10 * 2**20:
         assert fake.downloads == []  # refused from Discord's size, before downloading
     assert fake.violations == []
@@ -130,7 +127,7 @@ async def test_a_slow_download_is_answered_in_time_and_queued_after(harness):
     it = await fake.slash(alice, "morph-images", first=fake.upload("a.png", picture()), to="a cat", frames=2)
     assert it.latency < 3.0 and it.response_type == 5  # deferred while downloading
     answer = await it.reply()
-    assert "queued" in answer.content.lower() and await jobs_in_db(h) == 1
+    assert "queued" in answer.content.lower() and await h.job_count() == 1
     await h.result_message(job_id_of(answer.content), timeout=60)
     assert fake.violations == []
 
@@ -146,21 +143,10 @@ async def test_option_mistakes_are_refused_privately(harness):
     assert both.ephemeral and "one of the two" in both.content
     twice = await fake.slash(alice, "morph-images", first=pic, to="a cat", second_prompt="a dog")
     assert twice.ephemeral and "leave 'second_prompt' out" in twice.content
-    assert await jobs_in_db(h) == 0 and fake.downloads == []
+    assert await h.job_count() == 0 and fake.downloads == []
 
 
 def _bmp() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (32, 32)).save(buf, format="BMP")
     return buf.getvalue()
-
-
-def _png_header(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))

@@ -4,7 +4,7 @@ operator's settings as ceilings."""
 import pytest
 from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
 
-from bot.jobs import Refused
+from bot.jobs import Refusal, Refused
 from bot.messages import refusal_text
 from bot.result import JobResult
 from bot.store import Limits, Store
@@ -42,8 +42,9 @@ async def test_refused_is_a_morph_error():
 async def test_per_user_active_limit_names_the_jobs(store, clock):
     j1 = await submit(store, clock=clock)
     j2 = await submit(store, clock=clock)
-    with refused("") as e:
+    with refused(r"You already have 2 morphs in the queue") as e:
         await submit(store, clock=clock)
+    assert e.value.kind == Refusal.USER_QUEUE_FULL and e.value.values["jobs"] == [j1.id, j2.id]
     msg = refusal_text(e.value)
     assert f"You already have 2 morphs in the queue (#{j1.id}, #{j2.id})" in msg and "/morph-cancel" in msg
     # another user and the same user in another guild are not affected
@@ -52,8 +53,9 @@ async def test_per_user_active_limit_names_the_jobs(store, clock):
     # a running job still counts, a finished one does not
     claimed = await store.claim(run("w1"))
     assert claimed.id == j1.id
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as still:
         await submit(store, clock=clock)
+    assert still.value.kind == Refusal.USER_QUEUE_FULL
     await store.mark_rendered(j1.id, JobResult(frame_count=2), run("w1"))
     j3 = await submit(store, clock=clock)
     assert j3.state == "queued"
