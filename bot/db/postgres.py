@@ -251,7 +251,9 @@ class PostgresDatabase(Database):
                 for channel in list(self._subscribers):
                     self._dispatch(None, None, channel, "")
                 await lost.wait()
-                log.warning("the LISTEN connection to %s closed; reconnecting", self.name)
+                # not a warning: a drop is the start of an outage, which Availability logs once, or a passing
+                # blip that the reconnect below mends (and logs if it cannot)
+                log.debug("the LISTEN connection to %s closed; reconnecting", self.name)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - retried: notifications only speed things up
