@@ -154,7 +154,7 @@ def queued_text(job_id: int, request, user_id: int, position: int | None, paused
 
 
 #: the stages of a render (:class:`morph.Progress` ``stage``) as a member reads them
-STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing"),
+STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing the frames"),
           "denoise": N_("denoising"), "decode": N_("decoding"), "output": N_("writing the animation")}
 
 
