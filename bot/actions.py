@@ -24,7 +24,9 @@ from bot.db import DatabaseUnavailable
 from bot.i18n import text
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED,
+    DEFER_AFTER_S,
     NO_PINGS,
+    deferring,
     ephemeral,
     in_time,
     reply,
@@ -174,7 +176,8 @@ class Actions:
         (``interaction.locale``), the public status message in the job's (the server's).
 
         A picture morph (``/morph-images``): ``pictures()`` fetches and checks its uploads (bot.uploads) within
-        the same answer, before anything is queued; a refine or reroll takes ``pictures_from``'s instead.
+        the same answer, before anything is queued and under the download's own timeout (answering "thinking…"
+        while it takes long), not the database's; a refine or reroll takes ``pictures_from``'s instead.
         """
         store = self.store
         tr = text(interaction.locale)
@@ -187,8 +190,15 @@ class Actions:
         if refines is not None:
             reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
 
+        uploads, defer_after_s = None, DEFER_AFTER_S
+        if pictures is not None:  # downloads under their own timeout, not the database's (in_time)
+            try:
+                uploads, defer_after_s = await deferring(interaction, pictures())
+            except MorphError as err:
+                await ephemeral(interaction, msg.error_text(err, interaction.locale))
+                return None
+
         async def enqueue():
-            uploads = await pictures() if pictures is not None else None
             job = await store.enqueue(guild_id=guild_id, channel_id=channel_id,
                                       user_id=interaction.user.id, request=request,
                                       upload_limit=upload_limit_for(interaction),
@@ -202,7 +212,7 @@ class Actions:
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
         try:
-            job, position, paused = await in_time(interaction, enqueue())
+            job, position, paused = await in_time(interaction, enqueue(), defer_after_s=defer_after_s)
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
