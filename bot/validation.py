@@ -87,7 +87,13 @@ def _banned_pattern(entry: str) -> tuple[str, bool]:
 
 def _word_holds(word: str, banned: str) -> bool:
     """Whether one prompt ``word`` is the ``banned`` word to the model: the word itself, its plural, or a
-    word whose sub-words start or end with the banned word's (``catdog``, ``kittycat``, ``kittycats``)."""
+    word whose sub-words start or end with the banned word's (``catdog``, ``kittycat``, ``kittycats``).
+
+    Both come folded and read (:func:`read_words`), and a word's sub-words spell it (their UTF-8 bytes, in
+    order), so every case holds ``banned`` as a substring of ``word``: a word without it is none of them,
+    which spares the sub-word split of nearly every word of a long prompt against a long list."""
+    if banned not in word:
+        return False
     if word == banned or word in (banned + "s", banned + "es"):
         return True
     have, ban = subwords(word), subwords(banned)
