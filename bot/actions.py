@@ -33,7 +33,7 @@ from bot.interactions import (
     upload_limit_for,
 )
 from bot.jobs import Expired, Job, JobState, Refusal, Refused
-from bot.permissions import can_admin, can_manage_job
+from bot.permissions import can_manage_job
 from bot.recent import RecentIds
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
@@ -152,10 +152,13 @@ class Actions:
         """The guild a job must belong to for the caller to act on it; None (any guild) for a bot owner."""
         return None if self.is_owner(interaction.user.id) else interaction.guild_id
 
-    def _may_manage(self, interaction: discord.Interaction, job: Job) -> bool:
-        return can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
+    def _check_may_manage(self, interaction: discord.Interaction, job: Job, action: str) -> None:
+        """Refuse (``Refusal.NOT_YOURS``) a caller who is neither the job's author, nor an admin of its guild,
+        nor a bot owner; ``action``: ``cancel`` or ``delete``."""
+        if not can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
                               permissions=interaction.permissions, owner_ids=self.owner_ids,
-                              caller_guild_id=interaction.guild_id)
+                              caller_guild_id=interaction.guild_id):
+            raise Refused(Refusal.NOT_YOURS, job=job.id, action=action)
 
     # ------------------------------------------------------------------ start a job
     async def start_job(self, interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
@@ -362,26 +365,18 @@ class Actions:
         ``from_button``: the ❌ button on the job's status message (which must be that job's, see
         :meth:`own_job`)."""
         try:
-            job = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
-                         else self.store.get(job_id))
-        except MorphError as err:
-            await ephemeral(interaction, msg.error_text(err, interaction.locale))
-            return
-        tr = text(interaction.locale)
-        if job is None:
-            await ephemeral(interaction, msg.error_text(Refused(Refusal.NO_JOB, job=job_id), interaction.locale))
-            return
-        if not self._may_manage(interaction, job):
-            await ephemeral(interaction, tr._("❌ Only the author of job #{job} or a server admin can cancel it.",
-                                              job=job_id))
-            return
-        try:
+            found = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
+                           else self.store.get(job_id))
+            if found is None:
+                raise Refused(Refusal.NO_JOB, job=job_id)
+            self._check_may_manage(interaction, found, "cancel")
             job = await self.store.cancel(job_id, actor_id=interaction.user.id,
-                                          admin=interaction.user.id != job.user_id,
+                                          admin=interaction.user.id != found.user_id,
                                           guild_id=self._acting_guild(interaction))
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
+        tr = text(interaction.locale)
         self.cancel_render(job_id)
         if (from_button and interaction.message is not None and interaction.message.id == job.status_message_id
                 and not interaction.response.is_done()):
@@ -399,15 +394,7 @@ class Actions:
         """``/morphadmin cancel``: any queued or rendering job of the caller's server (of any server for a bot
         owner); the caller's admin rights were checked by the command."""
         tr = text(interaction.locale)
-        target = await self.store.get(job_id)
-        if target is None:
-            await ephemeral(interaction, tr._("❌ There is no morph job #{job}.", job=job_id))
-            return
-        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions, owner_ids=self.owner_ids,
-                         caller_guild_id=interaction.guild_id, target_guild_id=target.guild_id):
-            await ephemeral(interaction, tr._("❌ Morph job #{job} belongs to another server.", job=job_id))
-            return
-        try:
+        try:  # the store refuses a job that does not exist or belongs to another server
             cancelled = await self.store.cancel(job_id, actor_id=interaction.user.id, admin=True,
                                                 guild_id=self._acting_guild(interaction))
         except MorphError as err:
@@ -431,13 +418,11 @@ class Actions:
         """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
         try:
             job = await self.own_job(interaction, job_id, token)
+            self._check_may_manage(interaction, job, "delete")
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         tr = text(interaction.locale)
-        if not self._may_manage(interaction, job):
-            await ephemeral(interaction, tr._("❌ Only the author of this morph or a server admin can delete it."))
-            return
         try:
             await self.store.delete_result(job_id, actor_id=interaction.user.id,
                                            admin=interaction.user.id != job.user_id,
