@@ -32,7 +32,7 @@ from bot.interactions import (
     reply,
     upload_limit_for,
 )
-from bot.jobs import Expired, Job, JobState, Refusal, Refused
+from bot.jobs import Expired, Job, Refusal, Refused
 from bot.permissions import can_manage_job
 from bot.recent import RecentIds
 from bot.views import JobActions, cancel_view
@@ -406,12 +406,10 @@ class Actions:
                                           user=msg.user(cancelled.user_id, tr.lang)))
 
     async def jobs_cancelled(self, jobs, actor_id: int) -> None:
-        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so): after an admin's
-        cancel, clear or ban."""
+        """Tell delivery that ``jobs``, as the store returned them from an admin's cancel, clear or ban, are
+        cancelled now (their status messages say so)."""
         for job in jobs:
-            fresh = await self.store.get(job.id)
-            if fresh is not None and fresh.state == JobState.CANCELLED:
-                await self.events.job_cancelled(fresh, actor_id)
+            await self.events.job_cancelled(job, actor_id)
         self.events.queue_changed()
 
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:

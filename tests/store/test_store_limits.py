@@ -91,7 +91,7 @@ async def test_cooldown_with_injected_time(store, clock):
 
 async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
     cancelled = await store.ban(G1, ALICE, ADMIN)
-    assert cancelled == 0
+    assert cancelled == []
     with refused("banned"):
         await submit(store)
     await submit(store, guild=G2, clock=clock)  # only banned in G1
@@ -115,7 +115,8 @@ async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
 async def test_ban_cancels_queued_jobs_of_that_user(store, clock):
     a = await submit(store, clock=clock)
     b = await submit(store, user=BOB, clock=clock)
-    assert await store.ban(G1, ALICE, ADMIN) == 1
+    cancelled = await store.ban(G1, ALICE, ADMIN)
+    assert [(j.id, j.state) for j in cancelled] == [(a.id, "cancelled")]  # the jobs cancelled, as they are now
     assert (await store.get(a.id)).state == "cancelled"
     assert (await store.get(b.id)).state == "queued"
 
