@@ -24,6 +24,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions
+from bot.cogs.options import FORMAT_CHOICES
 from bot.i18n import Text, languages, text
 from bot.interactions import ephemeral, guild_of
 from bot.jobs import Job, JobState
@@ -261,9 +262,7 @@ class AdminCog(commands.Cog):
         default_format=locale_str("What /morph sends when its format option is not given: mp4, gif or both"),
         language=locale_str("The language of the bot's public posts here (default: the server's language)"),
     )
-    @app_commands.choices(default_format=[app_commands.Choice(name=locale_str("MP4 video"), value="mp4"),
-                                          app_commands.Choice(name=locale_str("GIF"), value="gif"),
-                                          app_commands.Choice(name=locale_str("both"), value="both")],
+    @app_commands.choices(default_format=FORMAT_CHOICES,
                           language=[app_commands.Choice(name=locale_str("the server's language in Discord"),
                                                         value=AUTO_LANGUAGE)]
                           + [app_commands.Choice(name=language_name(lang, text(lang)), value=lang)
