@@ -126,8 +126,7 @@ class JobResult:
                            for s in d["segments"]),
             warnings=tuple(str(w) for w in d["warnings"]),
             seconds=float(d["seconds"]),
-            # rows written before picture morphs have none
-            reconstruction=tuple(None if p is None else float(p) for p in d.get("reconstruction", ())),
+            reconstruction=tuple(None if p is None else float(p) for p in d["reconstruction"]),
             format=str(d["format"]),
             animations=tuple(Animation(kind=str(a["kind"]), bytes=int(a["bytes"]),
                                        frame_count=int(a["frame_count"]),

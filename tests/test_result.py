@@ -20,7 +20,7 @@ def test_round_trip_and_derived_facts():
 
 
 @pytest.mark.parametrize("change", [{"version": None}, {"version": RESULT_VERSION + 1}, {"frame_count": None},
-                                    {"animations": [{"kind": "gif"}]}])
+                                    {"animations": [{"kind": "gif"}]}, {"reconstruction": None}])
 def test_other_shapes_are_refused(change):
     d = json.loads(RESULT.to_json())
     d.update(change)
