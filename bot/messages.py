@@ -160,7 +160,8 @@ STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N
 
 def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None,
                    locale: object = None) -> str:
-    """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
+    """Status while rendering; ``progress`` is the job's :class:`bot.result.JobProgress` (or a
+    :class:`morph.Progress`, which has the same fields) or None (just started)."""
     tr = text(locale)
     head = tr._("🎨 Morph job #{job} for {user}: {title} — rendering", job=job_id, user=user(user_id, locale),
                 title=title(request))

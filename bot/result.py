@@ -160,10 +160,6 @@ class JobProgress:
     def of(cls, p: Progress, eta_s: float | None) -> JobProgress:
         return cls(p.stage, p.frames_done, p.frames_total, p.step, p.steps, p.fraction, eta_s)
 
-    @property
-    def render(self) -> Progress:
-        return Progress(self.frames_done, self.frames_total, self.step, self.steps, self.fraction, self.stage)
-
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
