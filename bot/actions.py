@@ -24,14 +24,16 @@ from bot.db import DatabaseUnavailable
 from bot.i18n import text
 from bot.interactions import (
     ALREADY_ACKNOWLEDGED,
+    DEFER_AFTER_S,
     NO_PINGS,
+    deferring,
     ephemeral,
     in_time,
     reply,
     upload_limit_for,
 )
-from bot.jobs import Expired, Job, JobState, Refusal, Refused
-from bot.permissions import can_admin, can_manage_job
+from bot.jobs import Expired, Job, Refusal, Refused
+from bot.permissions import can_manage_job
 from bot.recent import RecentIds
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
@@ -150,10 +152,13 @@ class Actions:
         """The guild a job must belong to for the caller to act on it; None (any guild) for a bot owner."""
         return None if self.is_owner(interaction.user.id) else interaction.guild_id
 
-    def _may_manage(self, interaction: discord.Interaction, job: Job) -> bool:
-        return can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
+    def _check_may_manage(self, interaction: discord.Interaction, job: Job, action: str) -> None:
+        """Refuse (``Refusal.NOT_YOURS``) a caller who is neither the job's author, nor an admin of its guild,
+        nor a bot owner; ``action``: ``cancel`` or ``delete``."""
+        if not can_manage_job(user_id=interaction.user.id, job_user_id=job.user_id, job_guild_id=job.guild_id,
                               permissions=interaction.permissions, owner_ids=self.owner_ids,
-                              caller_guild_id=interaction.guild_id)
+                              caller_guild_id=interaction.guild_id):
+            raise Refused(Refusal.NOT_YOURS, job=job.id, action=action)
 
     # ------------------------------------------------------------------ start a job
     async def start_job(self, interaction: discord.Interaction, request: RenderRequest, *, boomerang: bool = False,
@@ -174,7 +179,8 @@ class Actions:
         (``interaction.locale``), the public status message in the job's (the server's).
 
         A picture morph (``/morph-images``): ``pictures()`` fetches and checks its uploads (bot.uploads) within
-        the same answer, before anything is queued; a refine or reroll takes ``pictures_from``'s instead.
+        the same answer, before anything is queued and under the download's own timeout (answering "thinking…"
+        while it takes long), not the database's; a refine or reroll takes ``pictures_from``'s instead.
         """
         store = self.store
         tr = text(interaction.locale)
@@ -187,8 +193,15 @@ class Actions:
         if refines is not None:
             reply_to = interaction.message.id if interaction.message is not None else refines.result_message_id
 
+        uploads, defer_after_s = None, DEFER_AFTER_S
+        if pictures is not None:  # downloads under their own timeout, not the database's (in_time)
+            try:
+                uploads, defer_after_s = await deferring(interaction, pictures())
+            except MorphError as err:
+                await ephemeral(interaction, msg.error_text(err, interaction.locale))
+                return None
+
         async def enqueue():
-            uploads = await pictures() if pictures is not None else None
             job = await store.enqueue(guild_id=guild_id, channel_id=channel_id,
                                       user_id=interaction.user.id, request=request,
                                       upload_limit=upload_limit_for(interaction),
@@ -202,7 +215,7 @@ class Actions:
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
         try:
-            job, position, paused = await in_time(interaction, enqueue())
+            job, position, paused = await in_time(interaction, enqueue(), defer_after_s=defer_after_s)
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return None
@@ -352,26 +365,18 @@ class Actions:
         ``from_button``: the ❌ button on the job's status message (which must be that job's, see
         :meth:`own_job`)."""
         try:
-            job = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
-                         else self.store.get(job_id))
-        except MorphError as err:
-            await ephemeral(interaction, msg.error_text(err, interaction.locale))
-            return
-        tr = text(interaction.locale)
-        if job is None:
-            await ephemeral(interaction, msg.error_text(Refused(Refusal.NO_JOB, job=job_id), interaction.locale))
-            return
-        if not self._may_manage(interaction, job):
-            await ephemeral(interaction, tr._("❌ Only the author of job #{job} or a server admin can cancel it.",
-                                              job=job_id))
-            return
-        try:
+            found = await (self.own_job(interaction, job_id, token or "", message="status") if from_button
+                           else self.store.get(job_id))
+            if found is None:
+                raise Refused(Refusal.NO_JOB, job=job_id)
+            self._check_may_manage(interaction, found, "cancel")
             job = await self.store.cancel(job_id, actor_id=interaction.user.id,
-                                          admin=interaction.user.id != job.user_id,
+                                          admin=interaction.user.id != found.user_id,
                                           guild_id=self._acting_guild(interaction))
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
+        tr = text(interaction.locale)
         self.cancel_render(job_id)
         if (from_button and interaction.message is not None and interaction.message.id == job.status_message_id
                 and not interaction.response.is_done()):
@@ -389,15 +394,7 @@ class Actions:
         """``/morphadmin cancel``: any queued or rendering job of the caller's server (of any server for a bot
         owner); the caller's admin rights were checked by the command."""
         tr = text(interaction.locale)
-        target = await self.store.get(job_id)
-        if target is None:
-            await ephemeral(interaction, tr._("❌ There is no morph job #{job}.", job=job_id))
-            return
-        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions, owner_ids=self.owner_ids,
-                         caller_guild_id=interaction.guild_id, target_guild_id=target.guild_id):
-            await ephemeral(interaction, tr._("❌ Morph job #{job} belongs to another server.", job=job_id))
-            return
-        try:
+        try:  # the store refuses a job that does not exist or belongs to another server
             cancelled = await self.store.cancel(job_id, actor_id=interaction.user.id, admin=True,
                                                 guild_id=self._acting_guild(interaction))
         except MorphError as err:
@@ -409,25 +406,21 @@ class Actions:
                                           user=msg.user(cancelled.user_id, tr.lang)))
 
     async def jobs_cancelled(self, jobs, actor_id: int) -> None:
-        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so): after an admin's
-        cancel, clear or ban."""
+        """Tell delivery that ``jobs``, as the store returned them from an admin's cancel, clear or ban, are
+        cancelled now (their status messages say so)."""
         for job in jobs:
-            fresh = await self.store.get(job.id)
-            if fresh is not None and fresh.state == JobState.CANCELLED:
-                await self.events.job_cancelled(fresh, actor_id)
+            await self.events.job_cancelled(job, actor_id)
         self.events.queue_changed()
 
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
         try:
             job = await self.own_job(interaction, job_id, token)
+            self._check_may_manage(interaction, job, "delete")
         except MorphError as err:
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         tr = text(interaction.locale)
-        if not self._may_manage(interaction, job):
-            await ephemeral(interaction, tr._("❌ Only the author of this morph or a server admin can delete it."))
-            return
         try:
             await self.store.delete_result(job_id, actor_id=interaction.user.id,
                                            admin=interaction.user.id != job.user_id,

@@ -218,7 +218,7 @@ class Delivery:
             self._shown.pop(job_id)
         for job in running.values():
             p = job.progress
-            text = msg.rendering_text(job.id, job.request, job.user_id, p.render if p else None,
+            text = msg.rendering_text(job.id, job.request, job.user_id, p,
                                       p.eta_s if p else None, locale=job.language)
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text

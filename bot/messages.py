@@ -154,13 +154,14 @@ def queued_text(job_id: int, request, user_id: int, position: int | None, paused
 
 
 #: the stages of a render (:class:`morph.Progress` ``stage``) as a member reads them
-STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing"),
+STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing the frames"),
           "denoise": N_("denoising"), "decode": N_("decoding"), "output": N_("writing the animation")}
 
 
 def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None,
                    locale: object = None) -> str:
-    """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
+    """Status while rendering; ``progress`` is the job's :class:`bot.result.JobProgress` (or a
+    :class:`morph.Progress`, which has the same fields) or None (just started)."""
     tr = text(locale)
     head = tr._("🎨 Morph job #{job} for {user}: {title} — rendering", job=job_id, user=user(user_id, locale),
                 title=title(request))
@@ -482,8 +483,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
             return tr._("{key} can be at most {cap} on this bot (the operator's limit); a server can only make "
                         "it stricter.", key=option_name(tr, v["key"]), cap=tr.number(v["cap"]))
         case Refusal.COOLDOWN_BELOW_CAP:
-            return tr._("cooldown_s must be at least {cap} s on this bot (the operator's limit); a server can only "
-                        "make it longer.", cap=tr.number(v["cap"]))
+            return tr._("{option} must be at least {cap} s on this bot (the operator's limit); a server can only "
+                        "make it longer.", option=option_name(tr, "cooldown_s"), cap=tr.number(v["cap"]))
         case Refusal.NOTHING_TO_CHANGE:
             return tr._("Nothing to change: give at least one limit.")
         case Refusal.UNKNOWN_LIMIT:
@@ -494,12 +495,15 @@ def refusal_text(err: Refused, locale: object = None) -> str:
                         key=option_name(tr, v["key"]),
                         low=tr.number(v["low"]), high=tr.number(v["high"]), value=given)
         case Refusal.COOLDOWN_RANGE:
-            return tr._("cooldown_s must be between 0 and 86400 seconds (got {value}).", value=given)
+            return tr._("{option} must be between 0 and 86400 seconds (got {value}).",
+                        option=option_name(tr, "cooldown_s"), value=given)
         case Refusal.BANNED_WORDS_TOO_MANY:
-            return tr._("banned_words takes at most {words} words of at most {chars} characters each.",
-                        words=tr.number(v["words"]), chars=tr.number(v["chars"]))
+            return tr._("{option} takes at most {words} words of at most {chars} characters each.",
+                        option=option_name(tr, "banned_words"), words=tr.number(v["words"]),
+                        chars=tr.number(v["chars"]))
         case Refusal.CHANNEL_IDS:
-            return tr._("allowed_channels must be channel ids (got {value}).", value=given)
+            return tr._("{option} must be channel ids (got {value}).", option=option_name(tr, "allowed_channels"),
+                        value=given)
         case Refusal.PROMPT_MENTION:
             what = tr._(PROMPT_LABELS.get(v["what"], "prompt"))
             template = MENTION_KINDS.get(v.get("kind", ""))
@@ -517,8 +521,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
             return tr._("{frames} must be at most {cap} on this server (got {value}).",
                         frames=option_name(tr, "frames"), cap=tr.number(v["cap"]), value=given)
         case Refusal.BAD_LANGUAGE:
-            return tr._("language must be one of: {choices} (got {value}).", choices=_listed(tr, v["choices"]),
-                        value=given)
+            return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, "language"),
+                        choices=_listed(tr, v["choices"]), value=given)
     return safe(str(err), 300)  # pragma: no cover - every kind is handled above
 
 

@@ -126,8 +126,7 @@ class JobResult:
                            for s in d["segments"]),
             warnings=tuple(str(w) for w in d["warnings"]),
             seconds=float(d["seconds"]),
-            # rows written before picture morphs have none
-            reconstruction=tuple(None if p is None else float(p) for p in d.get("reconstruction", ())),
+            reconstruction=tuple(None if p is None else float(p) for p in d["reconstruction"]),
             format=str(d["format"]),
             animations=tuple(Animation(kind=str(a["kind"]), bytes=int(a["bytes"]),
                                        frame_count=int(a["frame_count"]),
@@ -160,10 +159,6 @@ class JobProgress:
     @classmethod
     def of(cls, p: Progress, eta_s: float | None) -> JobProgress:
         return cls(p.stage, p.frames_done, p.frames_total, p.step, p.steps, p.fraction, eta_s)
-
-    @property
-    def render(self) -> Progress:
-        return Progress(self.frames_done, self.frames_total, self.step, self.steps, self.fraction, self.stage)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

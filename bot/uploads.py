@@ -1,7 +1,8 @@
 """The pictures members attach to ``/morph-images``: fetched from Discord, checked, handed to the queue.
 
 :func:`fetch_pictures` is what runs between the command and the queue, inside the command's 3-second answer
-(:func:`bot.interactions.in_time` shows "thinking…" when it takes longer):
+(:func:`bot.interactions.deferring` shows "thinking…" when it takes longer; the database's limit of
+:func:`bot.interactions.in_time` is not this one's, so each download has its full :data:`DOWNLOAD_TIMEOUT_S`):
 
 1. each attachment's size as Discord reports it is checked first (over :data:`MAX_BYTES`: refused without
    downloading anything);

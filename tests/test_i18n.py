@@ -274,6 +274,9 @@ async def test_the_synced_commands_carry_japanese_within_discords_rules():
     assert options["from"]["name_localizations"]["ja"] == "最初"
     assert options["frames"]["description_localizations"]["ja"].startswith("フレーム数: 2〜")
     assert [c["name_localizations"]["ja"] for c in options["format"]["choices"]][-1] == "両方"
+    # the option's name is not the progress stage's text (both were the one msgid "pacing")
+    pacing_stage = i18n.text("ja")._(msg.STAGES["pace"])
+    assert pacing_stage == "間隔を調整中" and options["pacing"]["name_localizations"]["ja"] not in ("", pacing_stage)
     admin = {o["name"]: o for o in by_name["morphadmin"]["options"]}
     assert admin["limits"]["name_localizations"]["ja"] == "制限"
     assert "language" in {o["name"] for o in admin["limits"]["options"]}

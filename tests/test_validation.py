@@ -98,7 +98,7 @@ def test_words_are_the_letter_and_digit_pieces_of_clips_pre_tokenizer(text):
 
     backend = CLIPTokenizer().backend_tokenizer
     pieces = [p for p, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))]
-    assert words(text) == [p for p in pieces if any(c.isalnum() for c in p)]
+    assert words(text, as_read=False) == [p for p in pieces if any(c.isalnum() for c in p)]
 
 
 @pytest.mark.parametrize("prompt", [

@@ -24,6 +24,7 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions
+from bot.cogs.options import FORMAT_CHOICES
 from bot.i18n import Text, languages, text
 from bot.interactions import ephemeral, guild_of
 from bot.jobs import Job, JobState
@@ -122,9 +123,9 @@ class AdminStore(Protocol):
 
     async def resume(self, guild_id: int, actor_id: int, now: float | None = ...) -> None: ...
 
-    async def clear(self, guild_id: int, actor_id: int, now: float | None = ...) -> int: ...
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = ...) -> list[Job]: ...
 
-    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> int: ...
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> list[Job]: ...
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> bool: ...
 
@@ -215,29 +216,25 @@ class AdminCog(commands.Cog):
 
     @admin.command(name=locale_str("clear"), description=locale_str("Cancel every queued morph of this server"))
     async def clear(self, interaction: discord.Interaction) -> None:
-        store = self.store
-        queued = await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
-        n = await store.clear(guild_of(interaction), interaction.user.id)
+        cancelled = await self.store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, text(interaction.locale).ngettext("🧹 Cancelled {count} queued morph.",
-                                                                       "🧹 Cancelled {count} queued morphs.", n))
-        await self.actions.jobs_cancelled(queued, interaction.user.id)
+                                                                       "🧹 Cancelled {count} queued morphs.",
+                                                                       len(cancelled)))
+        await self.actions.jobs_cancelled(cancelled, interaction.user.id)
 
     @admin.command(name=locale_str("ban"),
                    description=locale_str("Stop someone from using /morph here (their queued morphs are cancelled)"))
     @app_commands.rename(user=locale_str("user"))
     @app_commands.describe(user=locale_str("Who may no longer use /morph in this server"))
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        store = self.store
         tr = text(interaction.locale)
-        queued = [j for j in await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
-                  if j.user_id == user.id]
-        n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
+        cancelled = await self.store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, tr.ngettext("🔨 {user} may no longer use {morph} here ({count} queued morph "
                                                  "cancelled).",
                                                  "🔨 {user} may no longer use {morph} here ({count} queued morphs "
-                                                 "cancelled).", n, user=msg.user(user.id),
+                                                 "cancelled).", len(cancelled), user=msg.user(user.id),
                                                  morph=msg.command(tr, "morph")))
-        await self.actions.jobs_cancelled(queued, interaction.user.id)
+        await self.actions.jobs_cancelled(cancelled, interaction.user.id)
 
     @admin.command(name=locale_str("unban"), description=locale_str("Allow someone to use /morph here again"))
     @app_commands.rename(user=locale_str("user"))
@@ -265,9 +262,7 @@ class AdminCog(commands.Cog):
         default_format=locale_str("What /morph sends when its format option is not given: mp4, gif or both"),
         language=locale_str("The language of the bot's public posts here (default: the server's language)"),
     )
-    @app_commands.choices(default_format=[app_commands.Choice(name=locale_str("MP4 video"), value="mp4"),
-                                          app_commands.Choice(name=locale_str("GIF"), value="gif"),
-                                          app_commands.Choice(name=locale_str("both"), value="both")],
+    @app_commands.choices(default_format=FORMAT_CHOICES,
                           language=[app_commands.Choice(name=locale_str("the server's language in Discord"),
                                                         value=AUTO_LANGUAGE)]
                           + [app_commands.Choice(name=language_name(lang, text(lang)), value=lang)

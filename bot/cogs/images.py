@@ -16,7 +16,8 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot.actions import Actions, offered_candidates
-from bot.cogs.morph import MorphCogStore, set_frames_bound
+from bot.cogs.morph import MorphCogStore
+from bot.cogs.options import BOOMERANG_DESCRIPTION, FORMAT_CHOICES, FORMAT_DESCRIPTION, set_frames_bound
 from bot.i18n import text
 from bot.interactions import ephemeral, guild_of
 from bot.uploads import SafetyCheck, allow_all, fetch_pictures
@@ -38,8 +39,7 @@ class ImagesCog(commands.Cog):
         self.safety = safety
         set_frames_bound(self.morph_images, self.settings.max_frames, self.settings.default_frames)
 
-    # Every name, description and choice is a locale_str, as /morph's (bot.cogs.morph); descriptions stay
-    # within Discord's 100 characters, or Discord refuses the whole command sync.
+    # Every name, description and choice is a locale_str, as /morph's (the shared ones: bot.cogs.options).
     @app_commands.command(name=locale_str("morph-images"),
                           description=locale_str("Morph your picture into another picture, or into a prompt: an "
                                                  "animation and frames to pick from."))
@@ -54,19 +54,15 @@ class ImagesCog(commands.Cog):
         to=locale_str("A prompt it turns into instead of a second picture, e.g. 'a cat'"),
         first_prompt=locale_str("A few words describing the first picture (optional; helps the middle frames)"),
         second_prompt=locale_str("A few words describing the second picture (optional)"),
-        frames=locale_str("How many frames in all (default: the bot's setting)"),
         seed=locale_str("Varies the frames between the pictures (and the prompt end's noise); default: random"),
-        boomerang=locale_str("Play forward and then back (default: no)"),
+        boomerang=BOOMERANG_DESCRIPTION,
         pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced mix"),
-        output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
-                                 "server's choice)"),
-    )
+        output_format=FORMAT_DESCRIPTION,
+    )  # frames: set_frames_bound
     @app_commands.choices(
         pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
                 app_commands.Choice(name=locale_str("uniform (even mix steps)"), value="uniform")],
-        output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
-                       app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
-                       app_commands.Choice(name=locale_str("both"), value="both")])
+        output_format=FORMAT_CHOICES)
     async def morph_images(self, interaction: discord.Interaction, first: discord.Attachment,
                            second: discord.Attachment | None = None,
                            to: app_commands.Range[str, 1, 1000] | None = None,

@@ -1,7 +1,6 @@
 """/morph (plain morphs and chains), /morph-cancel, /morph-queue and the 1️⃣..9️⃣ reactions on result messages."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from collections.abc import Iterable
@@ -14,8 +13,9 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions, offered_candidates
+from bot.cogs.options import BOOMERANG_DESCRIPTION, FORMAT_CHOICES, FORMAT_DESCRIPTION, set_frames_bound
 from bot.db import DatabaseUnavailable
-from bot.i18n import N_, text
+from bot.i18n import text
 from bot.interactions import ephemeral, guild_of
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
 
@@ -24,23 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from bot.store import Limits
 
 log = logging.getLogger(__name__)
-
-#: the frames option's description, with the bounds of this bot (:func:`set_frames_bound`)
-FRAMES_DESCRIPTION = N_("How many frames, 2–{max} (default {default})")
-
-
-def set_frames_bound(command: app_commands.Command, max_frames: int, default_frames: int) -> None:
-    """Give ``command``'s ``frames`` option the upper bound ``max_frames`` (Discord enforces it in the client).
-
-    discord.py has no public way to change an option after the decorators built it, so this writes the
-    command's private parameter table, here only; ``tests/test_cogs.py`` fails if a discord.py upgrade
-    breaks it (the synced option must carry the bound)."""
-    params = command._params  # the cog instance's own copy of the command: other instances keep theirs
-    values = {"max": max_frames, "default": default_frames}
-    # locale_str: the English text is the description, the template and values let the translator translate it
-    description = locale_str(FRAMES_DESCRIPTION.format(**values), template=FRAMES_DESCRIPTION, values=values)
-    params["frames"] = dataclasses.replace(params["frames"], max_value=max_frames, description=description)
-
 
 class MorphCogStore(Protocol):
     """What /morph-cancel's choices, /morph-queue and leaving a server read of :class:`bot.store.Store`
@@ -68,8 +51,8 @@ class MorphCog(commands.Cog):
         set_frames_bound(self.morph, self.settings.max_frames, self.settings.default_frames)
 
     # ------------------------------------------------------------------ /morph
-    # Every name, description and choice is a locale_str: the bot's translator (bot.i18n_commands) gives
-    # Discord their translations from the catalogues when the commands are synced.
+    # Every name, description and choice is a locale_str (see bot.cogs.options, which holds the options
+    # /morph-images shares).
     @app_commands.command(name=locale_str("morph"),
                           description=locale_str("Morph one prompt into another (or through up to 4): an animation "
                                                  "and frames to pick from."))
@@ -85,23 +68,19 @@ class MorphCog(commands.Cog):
         then=locale_str("A third prompt the morph goes on to, e.g. 'a bird' (a chain)"),
         then2=locale_str("A fourth prompt, after 'then'"),
         loop=locale_str("Go on from the last prompt back to the first, so the animation loops (default: no)"),
-        frames=locale_str("How many frames in all (default: the bot's setting)"),
         seed=locale_str("Starting noise: the same seed gives the same morph (default: random)"),
         negative=locale_str("What to avoid in every frame, e.g. 'blurry, text'"),
-        boomerang=locale_str("Play forward and then back (default: no)"),
+        boomerang=BOOMERANG_DESCRIPTION,
         pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix"),
         path=locale_str("smooth: frames anchored to both ends (default); plain: each frame from its prompt mix alone"),
-        output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
-                                 "server's choice)"),
-    )
+        output_format=FORMAT_DESCRIPTION,
+    )  # frames: set_frames_bound
     @app_commands.choices(
         pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
                 app_commands.Choice(name=locale_str("uniform (even prompt steps)"), value="uniform")],
         path=[app_commands.Choice(name=locale_str("smooth (anchored to both ends)"), value="smooth"),
               app_commands.Choice(name=locale_str("plain (each frame on its own)"), value="plain")],
-        output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
-                       app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
-                       app_commands.Choice(name=locale_str("both"), value="both")])
+        output_format=FORMAT_CHOICES)
     async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
                     to: app_commands.Range[str, 1, 1000],
                     then: app_commands.Range[str, 1, 1000] | None = None,

@@ -3,8 +3,9 @@
 One :class:`Store` per process. Every change runs in one transaction (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: claims serialised by an advisory lock and ``FOR UPDATE SKIP LOCKED``), so checks and writes
 (limits, claims) are atomic however many processes share the database. Times are Unix seconds from
-``Store.clock``: the database's clock (:class:`DatabaseClock`), so processes on machines whose clocks
-disagree compare heartbeats and leases alike; injectable for tests, and most methods also take ``now=``.
+``Store.clock``: the database's clock (:class:`DatabaseClock` for PostgreSQL; a SQLite file's is the clock of
+the machine it is on), so processes on machines whose clocks disagree compare heartbeats and leases alike;
+injectable for tests, and most methods also take ``now=``.
 A database that cannot be reached raises ``bot.db.DatabaseUnavailable`` from any method.
 
 Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final
@@ -24,6 +25,7 @@ The Store is one class made of one part per concern, each in its own module:
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,10 +51,14 @@ class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, PictureU
                    clock: Callable[[], float] | None = None) -> Store:
         """Connect and apply pending migrations (``bot.db.DatabaseUnusable`` / ``MigrationError`` say why not).
 
-        The clock (``now``) is the database's by default (:class:`DatabaseClock`, measured here); an injected
-        ``clock`` (tests) is used as it is, unless it is a :class:`DatabaseClock` too."""
+        The clock (``now``) is the database's by default: PostgreSQL's (:class:`DatabaseClock`, measured here);
+        for SQLite, this machine's ``time.time`` (every process of a SQLite file runs on the machine that holds
+        it, whose clock ``julianday('now')`` reads too: no round trips needed). An injected ``clock`` (tests) is
+        used as it is, unless it is a :class:`DatabaseClock` too."""
         db = await open_database(target, migrations_dir=migrations_dir)
-        store = cls(db, settings, clock=DatabaseClock() if clock is None else clock)
+        if clock is None:
+            clock = DatabaseClock() if db.dialect == "postgres" else time.time
+        store = cls(db, settings, clock=clock)
         if isinstance(store.clock, DatabaseClock):
             try:
                 await store.clock.sync(db)

@@ -133,14 +133,17 @@ class GuildRules(StoreBase):
             if not paused:
                 tx.notify(QUEUE_CHANNEL)
 
-    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> int:
-        """Cancel every queued job of this guild (running ones continue); return how many. Audited."""
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> list[Job]:
+        """Cancel every queued job of this guild (running ones continue); return the jobs cancelled, as they
+        are now (each status message is to say so). Audited."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
-                                 f"WHERE guild_id = $3 AND state = '{JobState.QUEUED}'", now, actor_id, guild_id)
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                  f"cancelled_by = $2 WHERE guild_id = $3 AND state = '{JobState.QUEUED}' RETURNING *",
+                                  now, actor_id, guild_id)
+            n = len(rows)
             await audit(tx, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
-            return n
+        return [self._job(r) for r in rows]
 
     async def guild_left(self, guild_id: int, now: float | None = None) -> list[Job]:
         """The bot left (or was removed from) a guild: cancel its queued and rendering jobs, which could
@@ -155,18 +158,20 @@ class GuildRules(StoreBase):
                             f"morph{'s' if len(rows) != 1 else ''} cancelled", now)
         return [self._job(r) for r in rows]
 
-    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> int:
-        """Ban a user from /morph in this guild and cancel their queued jobs (returned count). Audited."""
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> list[Job]:
+        """Ban a user from /morph in this guild and cancel their queued jobs; return those jobs, as they are
+        now. Audited."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             await tx.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES ($1, $2, $3, $4) "
                              "ON CONFLICT (guild_id, user_id) DO UPDATE SET actor_id = excluded.actor_id, "
                              "created_at = excluded.created_at", guild_id, user_id, actor_id, now)
-            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
-                                 f"WHERE guild_id = $3 AND user_id = $4 AND state = '{JobState.QUEUED}'",
-                                 now, actor_id, guild_id, user_id)
-            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({n} queued cancelled)", now)
-            return n
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                  f"cancelled_by = $2 WHERE guild_id = $3 AND user_id = $4 "
+                                  f"AND state = '{JobState.QUEUED}' RETURNING *",
+                                  now, actor_id, guild_id, user_id)
+            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({len(rows)} queued cancelled)", now)
+        return [self._job(r) for r in rows]
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> bool:
         """Lift a ban; False if the user was not banned (still audited)."""

@@ -52,6 +52,19 @@ class JobQueue(StoreBase):
         resumed).
         """
         now = self._now(now)
+        # The request is checked (banned words: tens of milliseconds for a long list) against the limits read
+        # here, before the write transaction, so the check holds no lock; a problem is raised in the
+        # transaction after the ban and channel checks, in the order the refusals always came.
+        rows = await self.db.fetch("SELECT banned_words, max_frames FROM guild_settings WHERE guild_id = $1",
+                                   guild_id)
+        checked = Limits.from_row(rows[0] if rows else None, self.settings)
+        problem: Refused | None = None
+        try:
+            request = check_request(request, list(checked.banned_words), max_frames=checked.max_frames)
+        except Refused as e:
+            problem = e
+        except MorphError as e:
+            problem = Refused(Refusal.INVALID, detail=str(e))
         async with self.db.transaction() as tx:
             await tx.serialize("queue")
             limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
@@ -71,12 +84,8 @@ class JobQueue(StoreBase):
             allowed = limits.allowed_channels
             if allowed and channel_id not in allowed:
                 raise Refused(Refusal.CHANNEL_NOT_ALLOWED, channels=list(allowed))
-            try:
-                request = check_request(request, list(limits.banned_words), max_frames=limits.max_frames)
-            except Refused:
-                raise
-            except MorphError as e:
-                raise Refused(Refusal.INVALID, detail=str(e)) from None
+            if problem is not None:
+                raise problem
             output_format = output_format or limits.default_format
             if output_format not in FORMATS:
                 raise Refused(Refusal.BAD_FORMAT, option="format", value=output_format, choices=list(FORMATS))

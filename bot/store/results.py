@@ -102,8 +102,15 @@ class Results(StoreBase):
             return []
         share = int(budget * self.settings.storage_guild_share)
         final = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
+        stored = "FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL"
+        if free_bytes <= 0:  # after every render: one cheap read, and no write transaction while within budget
+            sums = (await self.db.fetch(
+                "SELECT COALESCE(SUM(s), 0) AS total, COALESCE(MAX(s), 0) AS largest FROM "
+                f"(SELECT SUM(COALESCE(stored_bytes, 0)) AS s {stored} GROUP BY guild_id) AS per_guild"))[0]
+            if int(sums["total"]) <= budget and int(sums["largest"]) <= share:
+                return []
         async with self.db.transaction() as tx:
-            rows = await tx.fetch("SELECT * FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL "
+            rows = await tx.fetch(f"SELECT id, guild_id, state, stored_bytes {stored} "
                                   "ORDER BY COALESCE(rendered_at, created_at), id")
             total = sum(r["stored_bytes"] or 0 for r in rows)
             per_guild: dict[int, int] = {}
@@ -117,10 +124,10 @@ class Results(StoreBase):
                     continue
                 evicted.append(r)
                 total, freed, per_guild[guild] = total - size, freed + size, per_guild[guild] - size
-            if evicted:
-                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN ({marks(evicted, first=2)})",
-                                 now, *(r["id"] for r in evicted))
-        for r in evicted:  # files after the commit, as in purge
+            expired = await tx.fetch("UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN "
+                                     f"({marks(evicted, first=2)}) RETURNING *", now,
+                                     *(r["id"] for r in evicted)) if evicted else []
+        for r in expired:  # files after the commit, as in purge
             await self.artifacts.delete(self._job(r))
         if evicted:
             log.info("storage budget: expired the %d oldest result(s), %.1f MiB", len(evicted), freed / 2 ** 20)

@@ -28,6 +28,7 @@ UPDATE jobs SET result = (
         'frame_size', coalesce(r -> 'frame_size', '[0, 0]'),
         'model', coalesce(r -> 'model', 'null'),
         'unet_evals', coalesce(r -> 'unet_evals', 'null'),
+        'reconstruction', '[]'::jsonb,
         'version', 1)::text
     FROM (SELECT jobs.result::jsonb AS r) AS old)
 WHERE result IS NOT NULL AND NOT (result::jsonb ? 'version');

@@ -30,6 +30,7 @@ UPDATE jobs SET result = json_object(
     'frame_size', json(coalesce(result -> '$.frame_size', '[0, 0]')),
     'model', result ->> '$.model',
     'unet_evals', result ->> '$.unet_evals',
+    'reconstruction', json('[]'),
     'version', 1)
 WHERE result IS NOT NULL AND result ->> '$.version' IS NULL;
 

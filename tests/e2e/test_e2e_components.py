@@ -25,6 +25,7 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert cancel_id == f"morph:cancel:{job}-{(await h.store.get(job)).token}"
     refused = await fake.click(bob, status, cancel_id)
     assert refused.ephemeral and "author" in refused.content and (await h.store.get(job)).state == "running"
+    assert f"#{job} is not yours" in refused.content and "can cancel it" in refused.content  # Refusal.NOT_YOURS
     cancel = await fake.click(alice, status, cancel_id)
     assert cancel.response_type == 7 and "cancelled" in status.content and status.components == []
     await h.wait_state(job, "cancelled", timeout=30)
@@ -46,7 +47,8 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert rerolled.request.seed != original.request.seed
 
     nope = await fake.click(bob, result, f"morph:delete:{ref}")
-    assert nope.ephemeral and not result.deleted
+    assert nope.ephemeral and not result.deleted and f"#{done} is not yours" in nope.content
+    assert "can delete it" in nope.content
     gone = await fake.click(alice, result, f"morph:delete:{ref}")
     assert gone.ephemeral
     if not result.deleted:

@@ -132,6 +132,23 @@ async def test_a_slow_download_is_answered_in_time_and_queued_after(harness):
     assert fake.violations == []
 
 
+async def test_a_download_slower_than_the_database_limit_is_not_a_database_outage(harness, monkeypatch):
+    """The download has its own timeout (20 s): one longer than the database's limit for the work after the
+    claim (WORK_LIMIT_S, shortened here) still queues the job instead of answering "unavailable"."""
+    from bot import interactions
+
+    monkeypatch.setattr(interactions, "WORK_LIMIT_S", 2.0)
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    alice = h.guild.add_member("alice")
+    fake.download_delay_s = 2.5
+    it = await fake.slash(alice, "morph-images", first=fake.upload("a.png", picture()), to="a cat", frames=2)
+    assert it.latency < 3.0 and it.response_type == 5  # deferred while downloading
+    answer = await it.reply()
+    assert not answer.ephemeral and "queued" in answer.content.lower(), answer.content
+    assert await jobs_in_db(h) == 1 and fake.violations == []
+
+
 async def test_option_mistakes_are_refused_privately(harness):
     fake, h = harness.fake, harness
     await h.start_bot()

@@ -11,7 +11,22 @@ from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, re
 
 from bot.jobs import Job, Refused
 from bot.result import JobResult
-from bot.store import MAX_ATTEMPTS, Store
+from bot.store import MAX_ATTEMPTS, DatabaseClock, Store
+
+
+async def test_the_default_clock_is_the_databases(settings, backend):
+    """PostgreSQL's clock is measured against this machine's (DatabaseClock); a SQLite file's is the clock of
+    this machine, which holds the file: read without a round trip to the database."""
+    store = await Store.open(settings.db_path, settings)
+    try:
+        if backend == "sqlite":
+            assert store.clock is time.time
+        else:
+            assert isinstance(store.clock, DatabaseClock) and store.clock.synced_at is not None
+        assert abs(store.clock() - time.time()) < 2.0
+    finally:
+        await store.close()
+
 
 # ---------------------------------------------------------------- queue order, claim, positions
 

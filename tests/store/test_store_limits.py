@@ -93,7 +93,7 @@ async def test_cooldown_with_injected_time(store, clock):
 
 async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
     cancelled = await store.ban(G1, ALICE, ADMIN)
-    assert cancelled == 0
+    assert cancelled == []
     with refused("banned"):
         await submit(store)
     await submit(store, guild=G2, clock=clock)  # only banned in G1
@@ -117,7 +117,8 @@ async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
 async def test_ban_cancels_queued_jobs_of_that_user(store, clock):
     a = await submit(store, clock=clock)
     b = await submit(store, user=BOB, clock=clock)
-    assert await store.ban(G1, ALICE, ADMIN) == 1
+    cancelled = await store.ban(G1, ALICE, ADMIN)
+    assert [(j.id, j.state) for j in cancelled] == [(a.id, "cancelled")]  # the jobs cancelled, as they are now
     assert (await store.get(a.id)).state == "cancelled"
     assert (await store.get(b.id)).state == "queued"
 
@@ -198,7 +199,7 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
         for key, value in (("max_user_active", 3), ("max_guild_queue", 4), ("max_frames", 61)):
             with refused(f"{key} can be at most"):
                 await store.set_limits(G1, ADMIN, **{key: value})
-        with refused("cooldown_s must be at least 30"):
+        with refused("cooldown must be at least 30"):  # the option as the member's client names it
             await store.set_limits(G1, ADMIN, cooldown_s=29)
         assert (await store.set_limits(G1, ADMIN, max_user_active=1)).max_user_active == 1  # stricter is fine
     finally:
@@ -303,5 +304,5 @@ async def test_a_job_is_written_in_the_servers_language(store, clock):
     assert (await submit(store, user=BOB, guild=G2, clock=clock, guild_locale="en-GB")).language == "en"
     with refused(r"language must be one of: en, ja \(got xx\)") as e:
         await store.set_limits(G2, ADMIN, language="xx")
-    assert refusal_text(e.value, "ja").startswith("言語は次のいずれかにしてください")
+    assert refusal_text(e.value, "ja").startswith("「言語」は次のいずれかにしてください")  # the option's own name
     assert (await store.get_limits(G2)).language is None  # nothing changed
