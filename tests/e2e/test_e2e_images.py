@@ -146,7 +146,7 @@ async def test_a_download_slower_than_the_database_limit_is_not_a_database_outag
     assert it.latency < 3.0 and it.response_type == 5  # deferred while downloading
     answer = await it.reply()
     assert not answer.ephemeral and "queued" in answer.content.lower(), answer.content
-    assert await jobs_in_db(h) == 1 and fake.violations == []
+    assert await h.job_count() == 1 and fake.violations == []
 
 
 async def test_option_mistakes_are_refused_privately(harness):
