@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     cuda = m.device.type == "cuda"
     say(f"# probe: {m.device_info()['device']}, torch {torch.__version__}, model {args.model}, "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
-    req = RenderRequest("a photo of a dog", "a photo of a cat", frames=args.frames, seed=7, steps=args.steps,
+    req = RenderRequest(["a photo of a dog", "a photo of a cat"], frames=args.frames, seed=7, steps=args.steps,
                         size=args.size, guidance=7.5, scheduler="dpm++2m", pacing="uniform", path="plain",
                         candidates=5).validate()
     side = args.size // m.pipe.vae_scale_factor
@@ -253,21 +253,24 @@ def smooth_path(args, m, req, say, render_s) -> None:
     say("| path | pacing | ends' keys/values | s (best of 2) | vs plain uniform | peak GiB |")
     say("|---|---|---|---|---|---|")
     base = None
-    for path, pacing, mode in (("plain", "uniform", "auto"), ("smooth", "uniform", "cache"),
-                               ("smooth", "uniform", "batch"), ("plain", "perceptual", "auto"),
-                               ("smooth", "perceptual", "cache"), ("smooth", "perceptual", "batch")):
-        if elapsed() > args.budget_s:
-            say(f"| {path} | {pacing} | {mode} | skipped: budget | | |")
-            continue
-        m.anchor_mode = mode
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        seconds, _ = render_s(m, dataclasses.replace(req, path=path, pacing=pacing))
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-        base = base or seconds
-        say(f"| {path} | {pacing} | {mode if path == 'smooth' else '–'} | {seconds:.2f} | {seconds / base:.2f}x | "
-            f"{peak:.1f} |")
-    m.anchor_mode = "auto"
+    saved = m.anchor_mode
+    try:
+        for path, pacing, mode in (("plain", "uniform", "auto"), ("smooth", "uniform", "cache"),
+                                   ("smooth", "uniform", "batch"), ("plain", "perceptual", "auto"),
+                                   ("smooth", "perceptual", "cache"), ("smooth", "perceptual", "batch")):
+            if elapsed() > args.budget_s:
+                say(f"| {path} | {pacing} | {mode} | skipped: budget | | |")
+                continue
+            m.anchor_mode = mode
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            seconds, _ = render_s(m, dataclasses.replace(req, path=path, pacing=pacing))
+            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+            base = base or seconds
+            say(f"| {path} | {pacing} | {mode if path == 'smooth' else '–'} | {seconds:.2f} | "
+                f"{seconds / base:.2f}x | {peak:.1f} |")
+    finally:  # whatever happens, the Morpher's own way back (later steps render with it)
+        m.anchor_mode = saved
 
 
 def levers(args, m, req, x, kw, t, eager_s, eager_result, eager_ms, say, timed_ms, render_s) -> None:

@@ -30,12 +30,13 @@ import argparse
 import dataclasses
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from itertools import pairwise
+
+from bench.results import load_average, load_text, machine
 
 #: (from, to): at least 20 pairs, each changing the colour, the shape, both, the background or the size.
 PAIRS = (
@@ -79,7 +80,7 @@ def contact_sheet(morpher, base, pairs, path: str) -> None:
     rows = []
     for a, b in pairs:
         for way in ("plain", "smooth"):
-            rows.append(morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, path=way)).frames)
+            rows.append(morpher.render(dataclasses.replace(base, prompts=[a, b], path=way)).frames)
     side = rows[0][0].width
     gap = 4
     sheet = Image.new("RGB", (len(rows[0]) * side, len(rows) * side + (len(pairs) - 1) * gap), "white")
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    load_before = _load()
+    load_before = load_average()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore")
     import torch
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         morpher = Morpher(args.model, device="cpu")
-        base = RenderRequest("a", "b", frames=args.frames, steps=args.steps, seed=args.seed).validate()
+        base = RenderRequest(["a", "b"], frames=args.frames, steps=args.steps, seed=args.seed).validate()
     except MorphError as err:
         print(f"bench.quality: error: {err}", file=sys.stderr)
         return 2
@@ -158,21 +159,24 @@ def main(argv=None) -> int:
     rows = {f"{path} {pacing}": [] for path in paths for pacing in ("uniform", "perceptual")}
     if args.only:
         rows = {name.strip(): [] for name in args.only.split(",")}
+    if not all(len(name.split()) == 2 for name in rows) or len(rows) < 2 or baseline(rows) is None:
+        print("bench.quality: error: compare at least two 'path pacing' rows, one of them uniform (the baseline)",
+              file=sys.stderr)
+        return 2
     for a, b in pairs:
         for name in rows:
             path, pacing = name.split()
-            result = morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing=pacing,
-                                                        path=path))
+            result = morpher.render(dataclasses.replace(base, prompts=[a, b], pacing=pacing, path=path))
             row = measure(result)
             rows[name].append(row)
-            if name == f"{paths[0]} uniform":
+            if name == baseline(rows):
                 classic.append(row["progress_at_half"])
             if args.details:
                 print(f"{name:18s} {a!r} -> {b!r}: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
     print(f"# bench.quality — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
-          f"threads), load average before/after: {load_before}/{_load()}")
+          f"{machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
+          f"before/after: {load_text(load_before)}/{load_text(load_average())}")
     print(f"model {args.model}, {len(pairs)} prompt pairs, {base.frames} frames, {base.steps} steps "
           f"{base.scheduler}, CFG {base.guidance}, seed {base.seed}; {time.perf_counter() - started:.0f} s\n")
     print(report(rows, classic))
@@ -201,11 +205,11 @@ def measure(result) -> dict:
 
     verdicts = [judge.judge(im) for im in result.frames]
     judged = [judge.feature_distance(x.features, y.features) for x, y in pairwise(verdicts)]
-    a, b = shapes.parse(result.request.prompt_a), shapes.parse(result.request.prompt_b)
+    a, b = shapes.parse(result.request.prompts[0]), shapes.parse(result.request.prompts[1])
     half = min(range(len(result.ts)), key=lambda i: abs(result.ts[i] - 0.5))
     ends = (verdicts[0].matches(a, ("shape", "colour", "background")),
             verdicts[-1].matches(b, ("shape", "colour", "background")))
-    standard = standard_measures(result.frames, a, b)
+    standard = standard_measures(result.frames, a, b, [v.features for v in verdicts])
     return {**standard, "engine_max_over_mean": result.max_over_mean, "engine_1_gini": result.one_minus_gini,
             "judge_max_over_mean": pacing.max_over_mean(judged), "judge_1_gini": pacing.one_minus_gini(judged),
             "progress_at_midpoint": judge.progress(verdicts[result.midpoint], a, b),
@@ -213,17 +217,16 @@ def measure(result) -> dict:
             "ends_match": float(all(ends)), "seconds": result.seconds}
 
 
-def standard_measures(frames, a: dict, b: dict) -> dict:
+def standard_measures(frames, a: dict, b: dict, feats: list) -> dict:
     """scikit-image's measures of one morph's frames: 1 − SSIM of neighbouring grey frames and their mean
     CIEDE2000; per measure max/mean, 1 − Gini, the largest step over the mean, path/direct; and the drift of a
     background or shape colour both prompts share (largest CIEDE2000 from the ends' mean, as the judge
-    measures it), None where they share none."""
+    measures it from ``feats``, the frames' ``toykit.judge`` features), None where they share none."""
     import numpy as np
     from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
     from skimage.metrics import structural_similarity
 
     from morph import pacing
-    from toykit import judge
 
     rgb = [np.asarray(f.convert("RGB"), dtype=np.float64) / 255 for f in frames]
     grey = [rgb2gray(x) for x in rgb]
@@ -243,7 +246,6 @@ def standard_measures(frames, a: dict, b: dict) -> dict:
         out[f"{name}_max_over_mean"] = pacing.max_over_mean(steps)
         out[f"{name}_1_gini"] = pacing.one_minus_gini(steps)
         out[f"{name}_path_over_direct"] = sum(steps) / direct if direct > 1e-9 else float("nan")
-    feats = [judge.features(f) for f in frames]
     for attribute, part in (("background", slice(3, 6)), ("colour", slice(0, 3))):
         drift = None
         if attribute in a and a.get(attribute) == b.get(attribute):
@@ -252,6 +254,10 @@ def standard_measures(frames, a: dict, b: dict) -> dict:
             drift = max(float(deltaE_ciede2000(v, ref)) for v in values)
         out[f"drift_{attribute}"] = drift
     return out
+
+
+#: The goal for every pair's largest step: at most this many times its mean step (standard_report).
+STEP_GOAL = 2.5
 
 
 def standard_report(rows: dict) -> str:
@@ -279,15 +285,18 @@ def standard_report(rows: dict) -> str:
     lines.append("")
     lines.append("midpoint within ±0.1 of the judge's 50/50: " + ", ".join(
         f"{name} {sum(abs(m - 0.5) <= 0.1 for m in ms)}/{len(ms)}" for name, ms in mids.items()))
+    lines.append(f"pairs with a step over {STEP_GOAL:g}× their mean (SSIM / ΔE): " + ", ".join(
+        f"{name} {sum(r['ssim_max_over_mean'] > STEP_GOAL for r in rs)} / "
+        f"{sum(r['de_max_over_mean'] > STEP_GOAL for r in rs)} of {len(rs)}" for name, rs in rows.items()))
     lines.append("goals (smooth perceptual, both measures): max/mean ≤ 1.5, 1 − Gini ≥ 0.85, path/direct ≤ 1.5, "
-                 "no pair's step > 2.5× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
+                 f"no pair's step > {STEP_GOAL:g}× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
     return "\n".join(lines)
 
 
 def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
     """The default morph's render time, plain uniform vs smooth perceptual (and, with ``anchor_modes``, the
     smooth path's cached vs in-batch ends), best of two each, same run, same Morpher."""
-    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square")
+    request = dataclasses.replace(base, prompts=["a red circle", "a blue square"])
     cases = [("plain uniform", "plain", "uniform", "auto"), ("plain perceptual", "plain", "perceptual", "auto"),
              ("smooth uniform", "smooth", "uniform", "auto"), ("smooth perceptual", "smooth", "perceptual", "auto")]
     if anchor_modes:
@@ -305,9 +314,15 @@ def path_timing_report(morpher, base, anchor_modes: bool = False) -> str:
     finally:
         morpher.anchor_mode = saved
     ref = best["plain uniform"]
-    return "\n".join([f"render time of '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, "
+    return "\n".join([f"render time of '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, "
                        f"{request.steps} steps), best of 2, ratio to plain uniform:"]
                       + [f"- {label}: {s:.2f} s ({s / ref:.2f}x)" for label, s in best.items()])
+
+
+def baseline(rows: dict) -> str | None:
+    """The row every other is compared with: the first with uniform pacing (its frame at t = 0.5 is the
+    classic midpoint)."""
+    return next((name for name in rows if name.split()[-1] == "uniform"), None)
 
 
 def report(rows: dict, classic: list[float]) -> str:
@@ -318,8 +333,8 @@ def report(rows: dict, classic: list[float]) -> str:
     def off_half(values):
         return mean([abs(v - 0.5) for v in values if v is not None])
 
-    first = next(iter(rows)).split()[0]
-    second = [name for name in rows if name != f"{first} uniform"][0]
+    base = baseline(rows)
+    second = [name for name in rows if name != base][0]
     lines = ["| path, pacing | engine max/mean | engine 1 − Gini | judge max/mean | judge 1 − Gini | "
              "midpoint progress (0.5 ideal) | mean |progress − 0.5| | ends match the prompts |",
              "|---|---|---|---|---|---|---|---|"]
@@ -329,21 +344,21 @@ def report(rows: dict, classic: list[float]) -> str:
                      f"{mean(r['engine_1_gini'] for r in rs):.3f} | {mean(r['judge_max_over_mean'] for r in rs):.2f} | "
                      f"{mean(r['judge_1_gini'] for r in rs):.3f} | {mean(mids):.2f} | {off_half(mids):.2f} | "
                      f"{mean(r['ends_match'] for r in rs):.0%} |")
-    lines.append(f"| {first} uniform, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
+    lines.append(f"| {base}, frame at t = 0.5 (classic midpoint) | | | | | {mean(classic):.2f} | "
                  f"{off_half(classic):.2f} | |")
-    u, p = rows[f"{first} uniform"], rows[second]
+    u, p = rows[base], rows[second]
     n = len(u)
     lines.append("")
     for key, label in (("engine_max_over_mean", "engine max/mean"), ("judge_max_over_mean", "judge max/mean")):
         better = sum(y[key] < x[key] for x, y in zip(u, p, strict=True))
         ratio = mean(x[key] for x in u) / mean(y[key] for y in p)
-        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {first} uniform/{second} {ratio:.2f}x")
+        lines.append(f"{label}: {second} lower in {better}/{n} pairs; ratio {base}/{second} {ratio:.2f}x")
     for key, label in (("engine_1_gini", "engine 1 − Gini"), ("judge_1_gini", "judge 1 − Gini")):
         better = sum(y[key] > x[key] for x, y in zip(u, p, strict=True))
         lines.append(f"{label}: {second} higher in {better}/{n} pairs")
     closer = sum(abs(y["progress_at_midpoint"] - 0.5) < abs(x["progress_at_midpoint"] - 0.5)
                  for x, y in zip(u, p, strict=True) if x["progress_at_midpoint"] is not None)
-    lines.append(f"midpoint: {second}'s closer to 0.5 than {first} uniform's in {closer}/{n} pairs")
+    lines.append(f"midpoint: {second}'s closer to 0.5 than {base}'s in {closer}/{n} pairs")
     return "\n".join(lines)
 
 
@@ -353,7 +368,7 @@ def drift_report(morpher, base, pairs) -> str:
 
     lines = ["| approximation | engine distance mean / max | judge distance mean / max | pixel mean | "
              "judge agreement |", "|---|---|---|---|---|"]
-    exact = [morpher.render(dataclasses.replace(base, prompts=[], prompt_a=a, prompt_b=b, pacing="uniform"))
+    exact = [morpher.render(dataclasses.replace(base, prompts=[a, b], pacing="uniform"))
              for a, b in pairs]
     for steps in dict.fromkeys((base.steps, max(1, base.steps // 2), max(1, base.steps // 4))):
         drifts = [judge.frame_drift(e, morpher.render(dataclasses.replace(e.request, steps=steps))) for e in exact]
@@ -369,7 +384,7 @@ def timing_report(morpher, base) -> str:
     """The playground's default morph on this model vs on ``tiny``, best of two each, same run."""
     from morph import Morpher
 
-    request = dataclasses.replace(base, prompts=[], prompt_a="a red circle", prompt_b="a blue square",
+    request = dataclasses.replace(base, prompts=["a red circle", "a blue square"],
                                   pacing="perceptual")
     tiny = Morpher("tiny", device="cpu")
     best: dict[str, float] = {}
@@ -379,16 +394,9 @@ def timing_report(morpher, base) -> str:
             m.render(request)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
     ratio = best[morpher.model] / best["tiny"]
-    return (f"default morph '{request.prompt_a}' -> '{request.prompt_b}' ({request.frames} frames, {request.steps} "
+    return (f"default morph '{request.prompts[0]}' -> '{request.prompts[1]}' ({request.frames} frames, {request.steps} "
             f"steps, perceptual): {morpher.model} {best[morpher.model]:.2f} s, tiny {best['tiny']:.2f} s "
             f"(ratio {ratio:.2f}x), best of 2")
-
-
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "?"
 
 
 if __name__ == "__main__":

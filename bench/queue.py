@@ -46,7 +46,7 @@ def settings_for(db, data_dir: Path, **kw):
 def request(i: int, frames: int = 2, steps: int = 1):
     from morph.request import RenderRequest
 
-    return RenderRequest(f"a red circle {i}", "a blue square", frames=frames, steps=steps, candidates=1, seed=i)
+    return RenderRequest([f"a red circle {i}", "a blue square"], frames=frames, steps=steps, candidates=1, seed=i)
 
 
 async def enqueue_latencies(db, data_dir: Path, n: int) -> list[float]:

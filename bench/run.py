@@ -21,10 +21,11 @@ import argparse
 import dataclasses
 import datetime
 import os
-import platform
 import sys
 import time
 import warnings
+
+from bench.results import load_average, machine
 
 PRESETS = {
     # The H100 anchors in design.md: SD 1.5 architecture at random weights, fp16, 512², CFG 7.5, PNDM 50 steps.
@@ -79,7 +80,7 @@ def settings(args) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    args.load_before = _load_average()
+    args.load_before = load_average()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -114,9 +115,11 @@ def run_model(args, cfg: dict) -> int:
             return 2
         size = cfg["size"] or morpher.native_size
         base = morpher.profile.fill(RenderRequest(
-            args.prompt_a, args.prompt_b, frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
+            [args.prompt_a, args.prompt_b], frames=cfg["frames"], seed=args.seed, steps=cfg["steps"], size=size,
             guidance=cfg["guidance"], scheduler=cfg["scheduler"], pacing="uniform",
-            candidates=min(5, cfg["frames"])).validate())
+            # the plain path: the per-frame baseline renders each frame from its prompt mix alone, and the
+            # engine must draw the same pictures (bench.quality times the smooth path against it)
+            path="plain", candidates=min(5, cfg["frames"])).validate())
     except MorphError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
@@ -206,8 +209,8 @@ class Bench:
         torch = self.torch
         req = self.req
         with torch.inference_mode():
-            emb_a, _ = self.m.encode(req.prompt_a)
-            emb_b, _ = self.m.encode(req.prompt_b)
+            emb_a, _ = self.m.encode(req.prompts[0])
+            emb_b, _ = self.m.encode(req.prompts[1])
             uncond, _ = self.m.encode(req.negative)
             noise = self.m.noise(req.seed, req.size)
             images = []
@@ -236,7 +239,7 @@ def unet_scaling(morpher, req) -> str:
     if morpher.device.type == "cuda":
         batches |= {32, 64}
     unet = morpher.unet  # the compiled wrapper under --compile
-    text, _ = morpher.encode(req.prompt_a)
+    text, _ = morpher.encode(req.prompts[0])
     side = req.size // morpher.pipe.vae_scale_factor
     lines = ["UNet forward at one timestep (samples = frames x 2 with CFG):", "",
              "| samples per call | ms per call | ms per sample |", "|---|---|---|"]
@@ -263,26 +266,6 @@ def _max_pixel_diff(a, b) -> int:
     import numpy as np
 
     return int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs"
 
 
 def report(morpher, req, cfg, args, uniform, perceptual, baseline, uniform_eager=None) -> str:

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         morpher = Morpher(model, device=args.device)
         checker = SafetyChecker.load(model, morpher.device, fallback=args.checker or DEFAULT_CHECKER,
                                      explicit=args.checker is not None)
-        request = RenderRequest("a big red circle on a blue background", "a big yellow star on a blue background",
+        request = RenderRequest(["a big red circle on a blue background", "a big yellow star on a blue background"],
                                 frames=args.frames, steps=args.steps, seed=1)
         frames = morpher.render(request).frames  # warm-up (and the frames for the checker's warm-up)
         checker.check_images(frames)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageSequence
 
+from morph.inversion import psnr  # the one PSNR (also the picture ends' reconstruction)
+
 if TYPE_CHECKING:
     from morph.output import GifResult
     from morph.video import VideoResult
@@ -100,12 +102,6 @@ def shown_at_frames(timeline: list[tuple[Image.Image, int]], n: int, duration_ms
 
 
 # --------------------------------------------------------------------------------------------- metrics
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8-range RGB images (inf when equal)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     """Mean SSIM of the luminance (BT.601 weights) over 7×7 windows, as Wang et al. 2004 with uniform
     windows (scikit-image's default): 1 is identical."""

@@ -17,6 +17,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Protocol
 
 from bot.jobs import Job, JobState, sql_list
 
@@ -26,6 +27,20 @@ GIF_FILE, MP4_FILE, SHEET_FILE = "morph.gif", "morph.mp4", "sheet.png"
 #: A folder no job points to is removed by the purge once it is this old (a worker may be writing a fresh
 #: one right now; its job points to it only once the render is recorded).
 ORPHAN_GRACE_S = 3600.0
+
+
+class Artifacts(Protocol):
+    """What the Store's consumers do with a job's files (:class:`FolderArtifacts`, :class:`DatabaseArtifacts`)."""
+
+    async def save(self, job: Job, files: dict[str, bytes]) -> None: ...
+
+    async def read(self, job: Job, name: str) -> bytes | None: ...
+
+    async def delete(self, job: Job) -> None: ...
+
+    async def delete_unclaimed(self, job: Job) -> None: ...
+
+    async def purge_orphans(self, kept: set[str]) -> int: ...
 
 
 class StorageFull(OSError):
@@ -64,15 +79,19 @@ class FolderArtifacts:
         except FileNotFoundError:
             return None
 
+    # Deleting a folder of up to 120 frames takes a while on a slow disk: in a thread, never on the event loop.
     async def delete(self, job: Job) -> None:
-        self._remove(self.path(job))
+        await asyncio.to_thread(self._remove, self.path(job))
 
     async def delete_unclaimed(self, job: Job) -> None:
         """Delete what a worker saved for ``job`` before its render was recorded (then given up)."""
-        self._remove(self.root / job.folder_name)
+        await asyncio.to_thread(self._remove, self.root / job.folder_name)
 
     async def purge_orphans(self, kept: set[str]) -> int:
         """Remove folders that no job in ``kept`` (folder names) points to and that are old enough."""
+        return await asyncio.to_thread(self._purge_orphans, kept)
+
+    def _purge_orphans(self, kept: set[str]) -> int:
         try:
             folders = [d for d in self.root.iterdir() if d.is_dir() and not d.is_symlink()]
         except FileNotFoundError:
@@ -100,18 +119,19 @@ class DatabaseArtifacts:
 
         try:
             async with self.db.transaction() as tx:
-                await tx.execute("DELETE FROM artifacts WHERE job_id = ?", job.id)
+                await tx.execute("DELETE FROM artifacts WHERE job_id = $1", job.id)
                 for name, data in files.items():
-                    await tx.execute("INSERT INTO artifacts (job_id, name, data) VALUES (?, ?, ?)", job.id, name, data)
+                    await tx.execute("INSERT INTO artifacts (job_id, name, data) VALUES ($1, $2, $3)",
+                                     job.id, name, data)
         except (asyncpg.DiskFullError, asyncpg.OutOfMemoryError) as e:
             raise StorageFull(errno.ENOSPC, f"the database {self.db.name} has no room: {e}") from e
 
     async def read(self, job: Job, name: str) -> bytes | None:
-        rows = await self.db.fetch("SELECT data FROM artifacts WHERE job_id = ? AND name = ?", job.id, name)
+        rows = await self.db.fetch("SELECT data FROM artifacts WHERE job_id = $1 AND name = $2", job.id, name)
         return bytes(rows[0]["data"]) if rows else None
 
     async def delete(self, job: Job) -> None:
-        await self.db.execute("DELETE FROM artifacts WHERE job_id = ?", job.id)
+        await self.db.execute("DELETE FROM artifacts WHERE job_id = $1", job.id)
 
     delete_unclaimed = delete
 

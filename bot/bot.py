@@ -14,11 +14,12 @@ from discord.ext import commands
 from bot import i18n, sharding
 from bot import messages as msg
 from bot.actions import Actions
-from bot.cogs import AdminCog, MorphCog
+from bot.cogs import AdminCog, ImagesCog, MorphCog
 from bot.config import Settings
-from bot.delivery import Delivery
 from bot.db import DatabaseUnavailable
+from bot.delivery import Delivery
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
+from bot.safety import upload_check
 from bot.startup import default_morpher_factory, log_safety_mode
 from bot.translator import CatalogueTranslator
 from bot.validation import warm_up_banned_words
@@ -46,7 +47,7 @@ def bot_permissions() -> discord.Permissions:
     - Send Messages: post the result message with the bot token (interaction tokens die after 15 min)
       and the replies to reaction picks.
     - Embed Links: the result message carries an embed showing the contact sheet of candidates.
-    - Attach Files: the GIF, the contact sheet and picked frames are file attachments.
+    - Attach Files: the MP4 and/or GIF, the contact sheet and picked frames are file attachments.
     - Add Reactions: the bot adds 1️⃣..K to the result so people can pick by reacting.
     - Read Message History: reactions on (older, uncached) results are resolved by fetching the message,
       and delivery reads recent history to never post a result twice after a crash.
@@ -151,8 +152,9 @@ class MorphBot(commands.Bot):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         await self.tree.set_translator(CatalogueTranslator())  # command names and texts in every catalogue's language
         await asyncio.to_thread(warm_up_banned_words)  # its tables load here, not during the first /morph
-        await self.add_cog(MorphCog(self, self.actions))
-        await self.add_cog(AdminCog(self.actions))
+        await self.add_cog(MorphCog(self, self.actions, self.store))
+        await self.add_cog(ImagesCog(self, self.actions, self.store, safety=upload_check(self.settings)))
+        await self.add_cog(AdminCog(self.actions, self.store))
         await self.sync_commands()
         await self.delivery.start()
         if self.worker is not None:
@@ -229,3 +231,18 @@ def make_bot(settings: Settings, **kwargs) -> MorphBot:
     DISCORD_SHARD_COUNT is set. Keyword arguments as for MorphBot."""
     cls = MorphBot if settings.shard_count is None else ShardedMorphBot
     return cls(settings, **kwargs)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.actions import ActionsStore
+    from bot.cogs.admin import AdminStore
+    from bot.cogs.morph import MorphCogStore
+    from bot.delivery import DeliveryStore
+    from bot.store import Store
+    from bot.worker import WorkerStore
+
+    def _store_serves_every_consumer(
+            store: Store) -> tuple[DeliveryStore, WorkerStore, ActionsStore, MorphCogStore, AdminStore]:
+        """Not run: mypy checks here that :class:`bot.store.Store` offers what each consumer's protocol names
+        (each consumer is handed only the part of the Store it uses)."""
+        return store, store, store, store, store

@@ -12,10 +12,10 @@ import os
 import re
 import socket
 import urllib.parse
-from typing import TypeVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
+from typing import TypeVar
 
 from morph.animation import FORMATS
 from morph.profiles import PROFILE_NAMES
@@ -185,8 +185,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+def is_postgres(target: str | Path) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL; anything else is a SQLite file path."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
 def _absolute(path) -> Path | str:
-    if str(path).startswith(("postgresql://", "postgres://")):
+    if is_postgres(path):
         check_postgres_url(str(path))
         return str(path)
     path = Path(path)

@@ -12,7 +12,7 @@ import io
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import discord
@@ -26,7 +26,12 @@ from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
 from bot.safety import withheld_note
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
-from morph.request import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.artifacts import Artifacts
+    from bot.config import Settings
+    from bot.db import Database
+    from bot.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,44 @@ BACKOFF_MAX_S = 600.0
 #: Queue positions use at most half of it: after n position edits with the bot token in one channel,
 #: the next refresh waits n times this, so progress and result edits are not stuck behind them.
 POSITION_EDIT_SPACING_S = 2.0
+
+
+
+class DeliveryStore(Protocol):
+    """What delivery uses of :class:`bot.store.Store`: posting rendered jobs and failures once, and reading
+    jobs, their files and the queue."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def running(self, worker_id: str | None = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def jobs_to_deliver(self, now: float | None = ..., *, ignore_backoff: bool = ...) -> list[Job]: ...
+
+    async def next_retry_at(self, now: float | None = ...) -> float | None: ...
+
+    async def take_delivery(self, job_id: int, *, force: bool = ..., now: float | None = ...) -> Job | None: ...
+
+    async def mark_delivered(self, job_id: int, message_id: int | None, now: float | None = ...) -> bool: ...
+
+    async def delivery_failed(self, job_id: int, error: str, retry_in: float | None,
+                              now: float | None = ...) -> Job: ...
+
+    async def failures_to_show(self) -> list[Job]: ...
+
+    async def take_failure(self, job_id: int, now: float | None = ...) -> bool: ...
+
+    async def sync_clock(self) -> None: ...
 
 
 class DeliveryError(Exception):
@@ -79,7 +122,7 @@ class Delivery:
     Also the front's :class:`bot.actions.JobEvents`: the use cases tell it what they did to a job.
     ``owns_guild``: whether a guild's jobs are this front's (its Discord shards; default: every guild)."""
 
-    def __init__(self, bot: discord.Client, store, settings, *, poll_s: float = POLL_S,
+    def __init__(self, bot: discord.Client, store: DeliveryStore, settings: Settings, *, poll_s: float = POLL_S,
                  edit_interval: float = EDIT_INTERVAL_S, watch_s: float = WATCH_S,
                  owns_guild: Callable[[int | None], bool] = lambda guild_id: True) -> None:
         self.bot = bot
@@ -175,9 +218,9 @@ class Delivery:
         for job_id in [j for j in self._shown if j not in running]:
             self._shown.pop(job_id)
         for job in running.values():
-            progress = Progress(**{k: v for k, v in job.progress.items() if k != "eta_s"}) if job.progress else None
-            text = msg.rendering_text(job.id, job.request, job.user_id, progress, (job.progress or {}).get("eta_s"),
-                                      locale=job.language)
+            p = job.progress
+            text = msg.rendering_text(job.id, job.request, job.user_id, p,
+                                      p.eta_s if p else None, locale=job.language)
             if self._shown.get(job.id) != text:
                 self._shown[job.id] = text
                 self._queued_text.pop(job.id, None)
@@ -219,10 +262,10 @@ class Delivery:
 
         if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
             await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} was withheld")
-        outcome = job.safety or {}
+        outcome = job.safety
+        flagged, total = (len(outcome.flagged), outcome.frame_count) if outcome is not None else (0, 0)
         # the author's own locale is not known here (no interaction): the job's language, like its public posts
-        private = msg.withheld_author_text(job.id, job.request, len(outcome.get("flagged") or []),
-                                           int(outcome.get("frame_count") or 0), locale=job.language)
+        private = msg.withheld_author_text(job.id, job.request, flagged, total, locale=job.language)
         if job.application_id and job.interaction_alive(self.store.clock() + 5):
             webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
             # an interaction's followup webhook is an application webhook, the only kind that sends ephemerally
@@ -346,7 +389,7 @@ class Delivery:
 
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        content = msg.result_text(job.id, job.request, job.user_id, job.result or {}, refined_from=job.parent_id,
+        content = msg.result_text(job.id, job.request, job.user_id, job.rendered(), refined_from=job.parent_id,
                                   note=withheld_note(job.safety, job.language), locale=job.language)
         via = "channel"
         try:
@@ -372,7 +415,7 @@ class Delivery:
             return await self._failed_delivery(job, err)
         await self.store.mark_delivered(job.id, message.id)
         log.info("job %s delivered via %s as message %s", job.id, via, message.id)
-        await self._add_reactions(message, len((job.result or {}).get("candidates") or []))
+        await self._add_reactions(message, len(job.rendered().candidates))
         link = f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{message.id}"
         await self._edit_status(job, final=True, view=None,
                                 content=msg.delivered_text(job.id, job.request, job.user_id, link,
@@ -413,17 +456,16 @@ class Delivery:
         sheet = next((f.filename for f in files if f.filename.endswith("-sheet.png")), None)
         if sheet is None:
             return discord.utils.MISSING
-        embed = discord.Embed(title=msg.sheet_caption(job.result or {}, job.language))
+        embed = discord.Embed(title=msg.sheet_caption(job.rendered(), job.language))
         embed.set_image(url=f"attachment://{sheet}")
         return embed
 
     async def _files(self, job) -> list[discord.File]:
         """The animation files the worker made (MP4 first, then GIF) + sheet.png when it fits ``job.upload_limit``
         too; the animations alone when only they fit."""
-        result = job.result or {}
         stored = {"mp4": MP4_FILE, "gif": GIF_FILE}
         files, total = [], 0
-        for kind in result.get("files") or ["gif"]:  # results from before MP4s have a GIF only
+        for kind in job.rendered().files:
             data = await self.store.artifacts.read(job, stored[kind])
             if data is None:
                 raise DeliveryError(f"the rendered {kind.upper()} of job #{job.id} is missing (artifacts purged?)")

@@ -5,7 +5,8 @@ Shared by the slash commands (``bot/cogs``), the components (``bot/views``) and 
 
 While the database is down, slow or locked, every interaction still gets an answer in time: the first
 database call of each (:func:`first_to_answer`) waits at most :data:`CLAIM_LIMIT_S`, the work after it
-(:func:`in_time`) at most :data:`WORK_LIMIT_S` (answering "thinking…" meanwhile), and a
+(:func:`in_time`) at most :data:`WORK_LIMIT_S` (answering "thinking…" meanwhile; work that is not the
+database's, such as a download with its own timeout, runs before it under :func:`deferring`), and a
 :class:`~bot.db.DatabaseUnavailable` anywhere on the way becomes the private :data:`bot.messages.QUEUE_UNAVAILABLE`
 (:func:`answer_unavailable`): nothing queued, nothing public. The outage is logged once by the database.
 """
@@ -110,25 +111,39 @@ async def _within(work: asyncio.Future[T], limit_s: float) -> T:
     return work.result()
 
 
-async def _defer_meanwhile(interaction: discord.Interaction, work: asyncio.Future[T]) -> T:
-    """Await ``work`` (at most :data:`WORK_LIMIT_S`); if it takes longer than :data:`DEFER_AFTER_S`, answer
-    "thinking…" meanwhile."""
-    done, _ = await asyncio.wait({work}, timeout=DEFER_AFTER_S)
+async def _defer_if_slow(interaction: discord.Interaction, work: asyncio.Future[T], after_s: float) -> None:
+    """Wait for ``work`` at most ``after_s``; if it is not done by then, answer "thinking…"."""
+    done, _ = await asyncio.wait({work}, timeout=max(0.0, after_s))
     if (not done and interaction.type != discord.InteractionType.autocomplete
             and not interaction.response.is_done()):
         try:
             await interaction.response.defer(thinking=True)
         except discord.HTTPException as err:  # too late already: the answer after the work will fail too
             log.warning("could not defer interaction %s: %s", interaction.id, err)
-    return await _within(work, WORK_LIMIT_S - DEFER_AFTER_S)
 
 
-async def in_time(interaction: discord.Interaction, work: Awaitable[T]) -> T:
-    """Await ``work``; if it takes longer than :data:`DEFER_AFTER_S`, answer "thinking…" meanwhile, so
-    the interaction outlives Discord's 3 s window whatever the database does. Answer with :func:`reply`.
-    Work that is still waiting for the database after :data:`WORK_LIMIT_S` raises :class:`DatabaseUnavailable`
-    (the command's error handler answers :func:`answer_unavailable`)."""
-    return await _defer_meanwhile(interaction, asyncio.ensure_future(work))
+async def in_time(interaction: discord.Interaction, work: Awaitable[T], *,
+                  defer_after_s: float = DEFER_AFTER_S) -> T:
+    """Await ``work``; if it takes longer than ``defer_after_s`` (:data:`DEFER_AFTER_S`; less when other work
+    of this interaction came first, see :func:`deferring`), answer "thinking…" meanwhile, so the interaction
+    outlives Discord's 3 s window whatever the database does. Answer with :func:`reply`. Work that is still
+    waiting for the database after :data:`WORK_LIMIT_S` raises :class:`DatabaseUnavailable` (the command's
+    error handler answers :func:`answer_unavailable`)."""
+    future = asyncio.ensure_future(work)
+    await _defer_if_slow(interaction, future, defer_after_s)
+    return await _within(future, WORK_LIMIT_S - max(0.0, defer_after_s))
+
+
+async def deferring(interaction: discord.Interaction, work: Awaitable[T]) -> tuple[T, float]:
+    """Await ``work`` that bounds its own time and is no database call (a download: :mod:`bot.uploads` has its
+    timeout), answering "thinking…" once it takes longer than :data:`DEFER_AFTER_S`. Returns its result and
+    what is left of :data:`DEFER_AFTER_S` for the database work after it (``in_time(defer_after_s=...)``)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    future = asyncio.ensure_future(work)
+    await _defer_if_slow(interaction, future, DEFER_AFTER_S)
+    result = await future
+    return result, DEFER_AFTER_S - (loop.time() - began)
 
 
 async def first_to_answer(interaction: discord.Interaction) -> bool:

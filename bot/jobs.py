@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from bot.result import JobProgress, JobResult, SafetyOutcome
 from morph.request import MorphError, RenderRequest
 
 
@@ -73,10 +74,15 @@ class Refusal(str, Enum):
     PROMPT_LINK = "prompt_link"                # what
     PROMPT_BANNED = "prompt_banned"            # what
     FRAMES_OVER_CAP = "frames_over_cap"        # cap (the server's max_frames), value
+    PICTURES_GONE = "pictures_gone"            # job (the morph they were to be copied from, or None)
     # content safety (bot.safety)
     SAFETY_OFF = "safety_off"                  # (MORPH_SAFETY=off and the channel is not age-restricted)
     PROMPT_BLOCKED = "prompt_blocked"          # what (a word of the operator's MORPH_BLOCKLIST)
     WITHHELD_FRAME = "withheld_frame"          # job, frame (1-based)
+    WITHHELD_GAP = "withheld_gap"              # job, first, second (1-based: a 🔍 refine next to a withheld frame)
+    WITHHELD_REROLL = "withheld_reroll"        # job (🔁 on a result with withheld frames)
+    UPLOAD_FLAGGED = "upload_flagged"          # what ("first picture" or "second picture")
+    SAFETY_UNAVAILABLE = "safety_unavailable"  # (the check of uploads could not run: its checker did not load)
     NO_RESULT_TO_REPORT = "no_result_to_report"  # job
     NSFW_ALLOW_VALUE = "nsfw_allow_value"      # value
     REPORT_HIDE_RANGE = "report_hide_range"    # value
@@ -126,7 +132,8 @@ class Job:
     interaction_expires_at: float | None = None
     application_id: int | None = None
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
-    result: dict | None = None
+    #: what the render made (None until it is rendered)
+    result: JobResult | None = None
     #: the name of the job's files (a folder in MORPH_DATA_DIR, see bot.artifacts); None before rendering
     artifact_dir: str | None = None
     boomerang: bool = False
@@ -135,19 +142,19 @@ class Job:
     #: who renders it: MORPH_WORKER_ID, and the run of that worker (new at every start)
     worker_id: str | None = None
     run_id: str | None = None
-    #: the worker's latest progress (stage, frames_done, frames_total, step, steps, fraction, eta_s)
-    progress: dict | None = None
+    #: the worker's latest progress (None before its first heartbeat with progress)
+    progress: JobProgress | None = None
     cancelled_by: int | None = None
     artifacts_purged_at: float | None = None
     deleted_at: float | None = None
     delivery_attempts: int = 0
     next_delivery_at: float | None = None
-    #: random, in the component custom ids and the artifact folder name (None: a job from before 0002)
-    token: str | None = None
+    #: random (8 hex digits), in the component custom ids and the artifact folder name
+    token: str = ""
     withdrawn_at: float | None = None
     failure_shown_at: float | None = None
-    #: what the animation is encoded as: "mp4", "gif" or "both" (None in a row from before 0004: a GIF)
-    output_format: str | None = None
+    #: what the animation is encoded as: "mp4", "gif" or "both"
+    output_format: str = "gif"
     #: a 🔍 refine: the job it refines, and the message (that job's result) its result replies to
     parent_id: int | None = None
     reply_to_message_id: int | None = None
@@ -156,11 +163,11 @@ class Job:
     language: str | None = None
     #: bytes its stored files take (None: not rendered, or from before the storage budget)
     stored_bytes: int | None = None
-    # --- content safety (0007; bot.safety) ---
+    # --- content safety (0009; bot.safety) ---
     #: Discord marked the channel age-restricted (a thread: its parent) when /morph was used
     channel_nsfw: bool = False
-    #: the image check's outcome (bot.safety.SafetyOutcome as a dict); None before rendering or without a check
-    safety: dict | None = None
+    #: the image check's outcome; None before rendering or without a check
+    safety: SafetyOutcome | None = None
     #: the result was hidden after reports (its message deleted)
     hidden_at: float | None = None
 
@@ -169,43 +176,42 @@ class Job:
         d = dict(row)
         d["state"] = JobState(d["state"])
         d["request"] = RenderRequest.from_dict(json.loads(d["request"]))
-        d["result"] = json.loads(d["result"]) if d["result"] else None
-        d["progress"] = json.loads(d["progress"]) if d.get("progress") else None
-        if d["artifact_dir"] and "/" in d["artifact_dir"]:  # rows before 0002 stored a path: keep its name
-            d["artifact_dir"] = d["artifact_dir"].rstrip("/").rsplit("/", 1)[-1]
+        d["result"] = JobResult.from_json(d["result"]) if d["result"] else None
+        d["progress"] = JobProgress.from_json(d["progress"]) if d.get("progress") else None
         d["boomerang"] = bool(d["boomerang"])
-        d["channel_nsfw"] = bool(d.get("channel_nsfw") or 0)
-        d["safety"] = json.loads(d["safety"]) if d.get("safety") else None
+        d["channel_nsfw"] = bool(d["channel_nsfw"])
+        d["safety"] = SafetyOutcome.from_json(d["safety"]) if d["safety"] else None
         return cls(**d)
 
     @property
     def folder_name(self) -> str:
         """The name of this job's files: unique across databases."""
-        return f"{self.id}-{self.token}" if self.token else str(self.id)
+        return f"{self.id}-{self.token}"
 
     def came_from(self, *, guild_id: int | None, channel_id: int | None, message_id: int | None,
-                  token: str | None, message: str = "result") -> bool:
+                  token: str, message: str = "result") -> bool:
         """True when a component or reaction on ``message_id`` in that guild and channel, carrying
         ``token``, belongs to this job: its ``message`` ("result" or "status") message, its token.
 
         Custom ids carry only the job number and the token, and job numbers start at 1 again in a new
         database: without this check a button of an old message would act on another server's job.
-        A custom id without a token (posted before tokens existed) must come from the job's own message.
         """
-        if guild_id != self.guild_id or channel_id != self.channel_id:
+        if guild_id != self.guild_id or channel_id != self.channel_id or token != self.token:
             return False
-        if token is not None or self.token is not None:
-            if token != self.token:
-                return False
         own = self.result_message_id if message == "result" else self.status_message_id
-        if own is None:  # posted, but not recorded yet (a click within the same moment): the token decides
-            return token is not None
-        return message_id == own
+        # posted, but not recorded yet (a click within the same moment): the token decides
+        return own is None or message_id == own
+
+    def rendered(self) -> JobResult:
+        """``result``, for a job known to be rendered (rendered and delivered rows always have one)."""
+        if self.result is None:
+            raise ValueError(f"job #{self.id} has no result ({self.state})")
+        return self.result
 
     @property
     def format(self) -> str:
-        """``mp4``, ``gif`` or ``both`` (a job from before formats existed made a GIF)."""
-        return self.output_format or "gif"
+        """``mp4``, ``gif`` or ``both``."""
+        return self.output_format
 
     @property
     def expired(self) -> bool:

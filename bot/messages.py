@@ -19,6 +19,7 @@ import discord
 
 from bot.i18n import N_, Text, text
 from bot.jobs import Refusal, Refused
+from bot.result import JobResult
 from bot.validation import LINK_RE
 
 MAX_CONTENT = 2000
@@ -93,8 +94,13 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
 
 
 def path_prompts(request) -> list[str]:
-    """The prompts a job's morph goes through (a request stored before chains had only prompt_a/prompt_b)."""
-    return list(request.prompts) or [request.prompt_a, request.prompt_b]
+    """The prompts a job's morph goes through;
+    a picture end (``/morph-images``) is ``🖼️`` and its description, or ``🖼️ first picture``."""
+    names = list(request.prompts)
+    for i, image in enumerate(getattr(request, "images", None) or []):
+        if image is not None and i < len(names):
+            names[i] = f"🖼️ {names[i]}" if names[i] else f"🖼️ {('first', 'second')[i]} picture"
+    return names
 
 
 def title(request) -> str:
@@ -148,13 +154,14 @@ def queued_text(job_id: int, request, user_id: int, position: int | None, paused
 
 
 #: the stages of a render (:class:`morph.Progress` ``stage``) as a member reads them
-STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing"),
+STAGES = {"load": N_("loading"), "encode": N_("encoding the prompts"), "pace": N_("pacing the frames"),
           "denoise": N_("denoising"), "decode": N_("decoding"), "output": N_("writing the animation")}
 
 
 def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: float | None = None,
                    locale: object = None) -> str:
-    """Status while rendering; ``progress`` is a :class:`morph.Progress` or None (just started)."""
+    """Status while rendering; ``progress`` is the job's :class:`bot.result.JobProgress` (or a
+    :class:`morph.Progress`, which has the same fields) or None (just started)."""
     tr = text(locale)
     head = tr._("🎨 Morph job #{job} for {user}: {title} — rendering", job=job_id, user=user(user_id, locale),
                 title=title(request))
@@ -212,15 +219,11 @@ def cancelled_text(job_id: int, by_user_id: int | None, locale: object = None) -
     return clip(tr._("🚫 Morph job #{job} was cancelled by {user}.", job=job_id, user=user(by_user_id, locale)))
 
 
-def smoothness(result: dict, locale: object = None) -> str:
-    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), max jump 1.4× mean'."""
+def smoothness(result: JobResult, locale: object = None) -> str:
+    """'smoothness 0.93 (1 − Gini of neighbour distances; 1 = perfectly even), largest jump 1.4× the mean'."""
     tr = text(locale)
-    parts = []
-    if result.get("one_minus_gini") is not None:
-        parts.append(tr._("smoothness {value}", value=tr.number(float(result["one_minus_gini"]), 2)))
-    if result.get("max_over_mean") is not None:
-        parts.append(tr._("largest jump {value}× the mean", value=tr.number(float(result["max_over_mean"]), 1)))
-    return tr._(", ").join(parts)
+    return tr._(", ").join([tr._("smoothness {value}", value=tr.number(result.one_minus_gini, 2)),
+                            tr._("largest jump {value}× the mean", value=tr.number(result.max_over_mean, 1))])
 
 
 #: What the result says when an MP4 was asked for and a GIF came instead (the reason, which may name
@@ -234,24 +237,19 @@ def result_marker(job_id: int, locale: object = None) -> str:
     return "🎞️ " + text(locale)._("Morph job #{job}", job=job_id)
 
 
-def result_text(job_id: int, request, user_id: int, result: dict, note: str | None = None,
+def result_text(job_id: int, request, user_id: int, result: JobResult, note: str | None = None,
                 refined_from: int | None = None, locale: object = None) -> str:
     """The result message; it starts with :func:`result_marker` (exactly-once delivery and reactions rely on
     it). ``refined_from``: the job whose two frames this 🔍 refine fills in."""
     tr = text(locale)
-    k = len(result.get("candidates") or [])
+    k = len(result.candidates)
     lines = [tr._("{marker} for {user}: {title}", marker=result_marker(job_id, locale), user=user(user_id, locale),
                   title=title(request))]
     if refined_from is not None:
         lines.append(tr._("🔍 More frames between two neighbouring frames of morph job #{job}.",
                           job=int(refined_from)))
-    count = result.get("frame_count")
-    meta = [tr.ngettext("{count} frame", "{count} frames", int(count)) if count is not None
-            else tr._("? frames"), tr._("seed {seed}", seed=request.seed)]
-    if smoothness(result, locale):
-        meta.append(smoothness(result, locale))
-    if result.get("seconds") is not None:
-        meta.append(tr._("rendered in {duration}", duration=duration(result["seconds"], locale)))
+    meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
+            smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
     if k:
         lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
@@ -263,26 +261,26 @@ def result_text(job_id: int, request, user_id: int, result: dict, note: str | No
         lines.append(tr._("Candidates by part: {parts}", parts=tr._(", ").join(
             f"{first}–{last} {title_of_segment(request, index)}" if first != last
             else f"{first} {title_of_segment(request, index)}" for index, first, last in parts)))
-    for kind in ("mp4", "gif"):
-        for w in (result.get(f"{kind}_reductions") or []):
-            lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=kind.upper(),
+    for anim in result.animations:
+        for w in anim.reductions:
+            lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=anim.kind.upper(),
                               detail=safe(w, 100)))
-    if result.get("fell_back"):
+    if result.fell_back:
         lines.append(tr._(MP4_FALLBACK))
-    for w in (result.get("warnings") or []):
+    for w in result.warnings:
         lines.append(tr._("Note: {detail}", detail=safe(w, 200)))
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
 
 
-def sheet_caption(result: dict, locale: object = None) -> str:
+def sheet_caption(result: JobResult, locale: object = None) -> str:
     """The title over the contact sheet of the candidates (the sheet itself shows only their numbers)."""
     tr = text(locale)
-    k = len(result.get("candidates") or [])
+    k = len(result.candidates)
     if not k:
         return tr._("Candidates")
-    if len(result.get("segments") or []) > 1:
+    if len(result.segments) > 1:
         return tr._("Candidates 1–{k} around each part's midpoint", k=k)
     return tr._("Candidates 1–{k} around the midpoint", k=k)
 
@@ -294,14 +292,14 @@ def title_of_segment(request, index: int) -> str:
     return prompts(names[index % len(names)], names[(index + 1) % len(names)])
 
 
-def candidate_parts(request, result: dict) -> list[tuple[int, int, int]]:
+def candidate_parts(request, result: JobResult) -> list[tuple[int, int, int]]:
     """``(segment index, first, last)`` candidate numbers (1-based, as on the buttons) of each segment
     of the result that offers candidates, in path order."""
     out, n = [], 0
-    for seg in result.get("segments") or []:
-        count = len(seg.get("candidates") or [])
+    for seg in result.segments:
+        count = len(seg.candidates)
         if count:
-            out.append((int(seg["index"]), n + 1, n + count))
+            out.append((seg.index, n + 1, n + count))
             n += count
     return out
 
@@ -405,6 +403,8 @@ def _listed(tr: Text, items) -> str:
 PROMPT_LABELS = {"first prompt": N_("first prompt"), "second prompt": N_("second prompt"),
                  "third prompt": N_("third prompt"), "fourth prompt": N_("fourth prompt"),
                  "negative prompt": N_("negative prompt"), "prompt": N_("prompt")}
+PICTURE_LABELS = {"first picture": N_("first picture"), "second picture": N_("second picture"),
+                  "picture": N_("picture")}
 MENTION_KINDS = {"user mention": N_("The {what} contains a user mention ({mention}); mentions are not allowed in "
                                     "prompts."),
                  "role mention": N_("The {what} contains a role mention ({mention}); mentions are not allowed in "
@@ -454,6 +454,12 @@ def refusal_text(err: Refused, locale: object = None) -> str:
                         channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
         case Refusal.INVALID:
             return clip(str(v.get("detail", "")), 1500)
+        case Refusal.PICTURES_GONE:
+            if v.get("job") is None:
+                return tr._("The pictures are no longer kept; upload them again with {command}.",
+                            command=command(tr, "morph-images"))
+            return tr._("The pictures of morph #{job} are no longer kept; upload them again with {command}.",
+                        job=v["job"], command=command(tr, "morph-images"))
         case Refusal.BAD_FORMAT:
             return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, v["option"]),
                         choices=_listed(tr, v["choices"]), value=given)
@@ -480,8 +486,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
             return tr._("{key} can be at most {cap} on this bot (the operator's limit); a server can only make "
                         "it stricter.", key=option_name(tr, v["key"]), cap=tr.number(v["cap"]))
         case Refusal.COOLDOWN_BELOW_CAP:
-            return tr._("cooldown_s must be at least {cap} s on this bot (the operator's limit); a server can only "
-                        "make it longer.", cap=tr.number(v["cap"]))
+            return tr._("{option} must be at least {cap} s on this bot (the operator's limit); a server can only "
+                        "make it longer.", option=option_name(tr, "cooldown_s"), cap=tr.number(v["cap"]))
         case Refusal.NOTHING_TO_CHANGE:
             return tr._("Nothing to change: give at least one limit.")
         case Refusal.UNKNOWN_LIMIT:
@@ -492,12 +498,15 @@ def refusal_text(err: Refused, locale: object = None) -> str:
                         key=option_name(tr, v["key"]),
                         low=tr.number(v["low"]), high=tr.number(v["high"]), value=given)
         case Refusal.COOLDOWN_RANGE:
-            return tr._("cooldown_s must be between 0 and 86400 seconds (got {value}).", value=given)
+            return tr._("{option} must be between 0 and 86400 seconds (got {value}).",
+                        option=option_name(tr, "cooldown_s"), value=given)
         case Refusal.BANNED_WORDS_TOO_MANY:
-            return tr._("banned_words takes at most {words} words of at most {chars} characters each.",
-                        words=tr.number(v["words"]), chars=tr.number(v["chars"]))
+            return tr._("{option} takes at most {words} words of at most {chars} characters each.",
+                        option=option_name(tr, "banned_words"), words=tr.number(v["words"]),
+                        chars=tr.number(v["chars"]))
         case Refusal.CHANNEL_IDS:
-            return tr._("allowed_channels must be channel ids (got {value}).", value=given)
+            return tr._("{option} must be channel ids (got {value}).", option=option_name(tr, "allowed_channels"),
+                        value=given)
         case Refusal.PROMPT_MENTION:
             what = tr._(PROMPT_LABELS.get(v["what"], "prompt"))
             template = MENTION_KINDS.get(v.get("kind", ""))
@@ -523,6 +532,22 @@ def refusal_text(err: Refused, locale: object = None) -> str:
         case Refusal.WITHHELD_FRAME:
             return tr._("Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked.",
                         job=job, frame=safe(str(v["frame"]), 20))
+        case Refusal.WITHHELD_GAP:
+            return tr._("Frames {first} and {second} of morph #{job}: one of them was withheld by the safety "
+                        "filter, so the gap between them cannot be refined.", job=job, first=tr.number(v["first"]),
+                        second=tr.number(v["second"]))
+        case Refusal.WITHHELD_REROLL:
+            return tr._("The safety filter withheld frames of morph #{job}, so it cannot be rerolled; change the "
+                        "prompts and use {morph} instead.", job=job, morph=command(tr, "morph"))
+        case Refusal.UPLOAD_FLAGGED:
+            return tr._("The {what} was flagged by the bot's image safety filter, so nothing was queued. The filter "
+                        "makes mistakes; try another picture. In an age-restricted channel a server admin may "
+                        "allow unfiltered results ({limits} {nsfw}:allow).",
+                        what=tr._(PICTURE_LABELS.get(v["what"], "picture")), limits=command(tr, "morphadmin limits"),
+                        nsfw=option_name(tr, "nsfw_allow"))
+        case Refusal.SAFETY_UNAVAILABLE:
+            return tr._("The bot's image safety check is not available right now, so pictures cannot be taken; "
+                        "try again later.")
         case Refusal.NO_RESULT_TO_REPORT:
             return tr._("Morph #{job} has no result to report.", job=job)
         case Refusal.NSFW_ALLOW_VALUE:
@@ -532,8 +557,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
             return tr._("{option} must be a whole number between 1 and 1000 (got {value}).",
                         option=option_name(tr, "report_hide_after"), value=given)
         case Refusal.BAD_LANGUAGE:
-            return tr._("language must be one of: {choices} (got {value}).", choices=_listed(tr, v["choices"]),
-                        value=given)
+            return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, "language"),
+                        choices=_listed(tr, v["choices"]), value=given)
     return safe(str(err), 300)  # pragma: no cover - every kind is handled above
 
 
@@ -546,20 +571,6 @@ def error_text(err: Exception, locale: object = None) -> str:
 
 # ---------------------------------------------------------------------------- content safety (bot.safety)
 # (the texts the worker and the store show, which must not import discord.py, are in bot/safety.py)
-def withheld_refine_text(job_id: int, first: int, second: int, locale: object = None) -> str:
-    """A 🔍 refine asked for a gap next to a withheld frame (``first``, ``second``: 1-based)."""
-    return text(locale)._("❌ Frames {first} and {second} of morph #{job}: one of them was withheld by the safety "
-                          "filter, so the gap between them cannot be refined.", job=job_id, first=first,
-                          second=second)
-
-
-def withheld_reroll_text(job_id: int, locale: object = None) -> str:
-    """🔁 on a result with withheld frames."""
-    tr = text(locale)
-    return tr._("❌ The safety filter withheld frames of morph #{job}, so it cannot be rerolled; change the prompts "
-                "and use {morph} instead.", job=job_id, morph=command(tr, "morph"))
-
-
 def withheld_status_text(job_id: int, locale: object = None) -> str:
     """The public status message of a job the safety filter kept from the channel: nothing about why."""
     return text(locale)._("🛡️ Morph job #{job} was withheld by the safety filter.", job=job_id)

@@ -1,29 +1,29 @@
-"""What a render leaves behind: the job's files and its result summary (:func:`render_files`), or the
-reason a user is shown when it failed (:func:`failure_reason`)."""
+"""What a render leaves behind: the job's files and its :class:`~bot.result.JobResult`
+(:func:`render_files`), or the reason a user is shown when it failed (:func:`failure_reason`)."""
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
-from morph.request import ModelLoadError, MorphError, RenderResult
+from bot.result import Animation, JobResult, SegmentResult
+from morph.request import ModelLoadError, MorphError, RenderResult, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
 #: Room left in the upload limit for the multipart envelope and the message body.
 UPLOAD_HEADROOM = 256 * 1024
-#: Smallest GIF budget the worker asks for, even when the upload limit is tiny.
+#: Smallest budget the worker gives the animation (MP4 and/or GIF), even when the upload limit is tiny.
 MIN_GIF_BUDGET = 256 * 1024
 
 
 def render_files(result: RenderResult, upload_limit: int, boomerang: bool = False,
-                 output_format: str = "gif") -> tuple[dict[str, bytes], dict]:
+                 output_format: str = "gif") -> tuple[dict[str, bytes], JobResult]:
     """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
     and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
-    :func:`morph.animation.encode_animation`) and every ``frame_NNN.png`` — and its result dict.
+    :func:`morph.animation.encode_animation`) and every ``frame_NNN.png`` — and its :class:`JobResult`.
 
-    When an MP4 was asked for but cannot be made here, a GIF takes its place: the result dict's ``files``
+    When an MP4 was asked for but cannot be made here, a GIF takes its place: the result's ``files``
     says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
     ``fell_back`` is True.
     """
@@ -44,42 +44,37 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
     budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)
     anim = encode_animation(frames, output_format, budget_bytes=budget, boomerang=boomerang)
     files[SHEET_FILE] = sheet
-    summary: dict[str, Any] = {
-        "ts": [float(t) for t in result.ts],
-        "distances": [float(d) for d in result.distances],
-        "max_over_mean": float(result.max_over_mean),
-        "one_minus_gini": float(result.one_minus_gini),
-        "midpoint": int(result.midpoint),
-        "candidates": [int(i) for i in result.candidates],
-        "segments": [{"index": int(s.index), "first": int(s.first), "last": int(s.last),
-                      "midpoint": int(s.midpoint), "candidates": [int(c) for c in s.candidates]}
-                     for s in result.segments],
-        "frame_count": len(frames),
-        "warnings": list(result.warnings),
-        "seconds": float(result.seconds),
-        # what was made, in the order it is posted (MP4 first)
-        "format": output_format,
-        "files": [],
-        "fell_back": anim.mp4_error is not None,
-        "mp4_error": anim.mp4_error,
-        "budget": budget,
-        # extras for messages and stats
-        "sheet_bytes": len(sheet),
-        "frame_size": list(frames[0].size),
-        "model": result.model,
-        "unet_evals": result.unet_evals,
-    }
+    animations = []
     if anim.mp4 is not None:
         files[MP4_FILE] = anim.mp4.data
-        summary["files"].append("mp4")
-        summary.update({"mp4_bytes": len(anim.mp4.data), "mp4_frame_count": anim.mp4.frame_count,
-                        "mp4_size": [anim.mp4.width, anim.mp4.height], "mp4_reductions": list(anim.mp4.reductions),
-                        "mp4_bitrate": anim.mp4.bitrate})
+        animations.append(Animation("mp4", len(anim.mp4.data), anim.mp4.frame_count, (anim.mp4.width, anim.mp4.height),
+                                    tuple(anim.mp4.reductions), bitrate=anim.mp4.bitrate))
     if anim.gif is not None:
         files[GIF_FILE] = anim.gif.data
-        summary["files"].append("gif")
-        summary.update({"gif_bytes": len(anim.gif.data), "gif_frame_count": anim.gif.frame_count,
-                        "gif_size": [anim.gif.width, anim.gif.height], "gif_reductions": list(anim.gif.reductions)})
+        animations.append(Animation("gif", len(anim.gif.data), anim.gif.frame_count, (anim.gif.width, anim.gif.height),
+                                    tuple(anim.gif.reductions)))
+    summary = JobResult(
+        ts=tuple(float(t) for t in result.ts),
+        distances=tuple(float(d) for d in result.distances),
+        max_over_mean=float(result.max_over_mean),
+        one_minus_gini=float(result.one_minus_gini),
+        midpoint=int(result.midpoint),
+        candidates=tuple(int(i) for i in result.candidates),
+        segments=tuple(SegmentResult(int(s.index), int(s.first), int(s.last), int(s.midpoint),
+                                     tuple(int(c) for c in s.candidates)) for s in result.segments),
+        frame_count=len(frames),
+        warnings=tuple(result.warnings),
+        seconds=float(result.seconds),
+        reconstruction=tuple(None if p is None else float(p) for p in result.reconstruction),
+        format=output_format,
+        animations=tuple(animations),  # in the order they are posted (MP4 first)
+        mp4_error=anim.mp4_error,
+        budget=budget,
+        sheet_bytes=len(sheet),
+        frame_size=(int(frames[0].size[0]), int(frames[0].size[1])),
+        model=result.model,
+        unet_evals=result.unet_evals,
+    )
     if anim.mp4_error is not None:
         log.warning("no MP4 for this render, a GIF instead: %s", anim.mp4_error)
     return files, summary
@@ -93,7 +88,7 @@ def failure_reason(e: BaseException) -> str:
         return "the bot's model could not be loaded; the bot's operator can see why in its log."
     if isinstance(e, MorphError):
         return str(e)
-    if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
+    if is_out_of_memory(e):
         return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
     return "the renderer failed on the bot's side (the details are in the bot's log)."
 

@@ -9,21 +9,32 @@ Discord, then :func:`decide` says what happens, by where the result goes:
 * **withheld whole**: the midpoint frame, every midpoint candidate, or more than half the frames are flagged: nothing
   is posted; the job ends ``withheld`` with no files, its public status message says only "withheld by the
   safety filter", and the author is told privately (:meth:`bot.delivery.Delivery.show_withheld`);
+* **uploads** (``/morph-images``): each picture is checked before its job is queued (:func:`upload_check`);
+  a flagged one is refused privately and nothing is queued, unless the result would be unfiltered anyway;
 * **partly withheld**: the flagged frames (a flagged candidate too) are replaced by :func:`placeholder` in the
   MP4, the GIF, the contact sheet and the frame PNGs, cannot be picked or refined (their buttons and menu
   entries are left out), and the result says how many.
 
-The outcome is stored in the job's own ``safety`` column (:class:`SafetyOutcome`), apart from the result
-dict. ``MORPH_SAFETY=off`` loads no checker; then ``/morph`` works in age-restricted channels only
-(:func:`refusal`) and the worker refuses a job for any other channel.
+The outcome is stored in the job's own ``safety`` column (:class:`bot.result.SafetyOutcome`, typed and
+versioned like the job's result). ``MORPH_SAFETY=off`` loads no checker; then ``/morph`` works in
+age-restricted channels only (:func:`refusal`) and the worker refuses a job for any other channel.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from bot.i18n import N_, text
 from bot.jobs import Refusal, Refused
+from bot.result import SafetyOutcome
 
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- texts shown to users
 # Here rather than in bot/messages.py: the worker and the store show them, and neither may import discord.py.
@@ -49,50 +60,20 @@ PLACEHOLDER_GREY = (96, 96, 96)
 PLACEHOLDER_STRIPE = (72, 72, 72)
 
 
-@dataclass
-class SafetyOutcome:
-    """What the check found and what was done (the job's ``safety`` column as a dict)."""
-
-    #: a checker ran (False: MORPH_SAFETY=off, an age-restricted channel)
-    checked: bool
-    #: frames (0-based) the checker flagged, or whose check failed
-    flagged: list[int] = field(default_factory=list)
-    #: frames replaced by the placeholder in everything posted
-    withheld: list[int] = field(default_factory=list)
-    #: posted as rendered: an age-restricted channel of a server that allows it
-    unfiltered: bool = False
-    #: nothing posted: the midpoint, every candidate or more than half the frames were flagged
-    whole: bool = False
-    frame_count: int = 0
-    #: seconds the check took
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> SafetyOutcome | None:
-        if not d:
-            return None
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
 def decide(flags: list[bool], candidates: list[int], midpoint: int | None = None, *, unfiltered: bool,
            seconds: float = 0.0) -> SafetyOutcome:
     """The outcome for a render whose frames the checker answered ``flags`` for (see the module docstring):
     withheld whole when the midpoint frame, every midpoint candidate, or more than half of the frames are
     flagged; else the flagged frames alone (a flagged candidate too: its place on the sheet is a placeholder)."""
-    flagged = [i for i, f in enumerate(flags) if f]
+    flagged = tuple(i for i, f in enumerate(flags) if f)
     out = SafetyOutcome(checked=True, flagged=flagged, unfiltered=unfiltered, frame_count=len(flags),
                         seconds=float(seconds))
     if unfiltered or not flagged:
         return out
-    out.withheld = flagged
     shown = [c for c in candidates if 0 <= c < len(flags)]
-    out.whole = ((midpoint is not None and 0 <= midpoint < len(flags) and flags[midpoint])
-                 or (bool(shown) and all(flags[c] for c in shown)) or len(flagged) * 2 > len(flags))
-    return out
+    whole = bool((midpoint is not None and 0 <= midpoint < len(flags) and flags[midpoint])
+                 or (shown and all(flags[c] for c in shown)) or len(flagged) * 2 > len(flags))
+    return replace(out, withheld=flagged, whole=whole)
 
 
 def placeholder(size: tuple[int, int], label: str = "withheld"):
@@ -123,9 +104,8 @@ def apply(frames: list, outcome: SafetyOutcome) -> list:
     return out
 
 
-def withheld_frames(safety: dict | None) -> set[int]:
-    """The frames of a job (its ``safety`` dict) that may not be picked or refined."""
-    outcome = SafetyOutcome.from_dict(safety)
+def withheld_frames(outcome: SafetyOutcome | None) -> set[int]:
+    """The frames of a job (its ``safety``) that may not be picked or refined."""
     return set(outcome.withheld) if outcome is not None else set()
 
 
@@ -138,7 +118,7 @@ def check_blocklist(request, blocklist) -> None:
 
     if not blocklist:
         return
-    for i, prompt in enumerate(request.prompts or [request.prompt_a, request.prompt_b]):
+    for i, prompt in enumerate(request.prompts):
         if contains_banned(prompt, blocklist):
             raise Refused(Refusal.PROMPT_BLOCKED, what=PROMPT_NAMES[i])
     if request.negative and contains_banned(request.negative, blocklist):
@@ -157,9 +137,8 @@ def channel_is_nsfw(channel) -> bool:
     return bool(getattr(channel, "nsfw", False))
 
 
-def withheld_note(safety: dict | None, locale: object = None) -> str | None:
+def withheld_note(outcome: SafetyOutcome | None, locale: object = None) -> str | None:
     """The result message's line about withheld frames, or None when none were."""
-    outcome = SafetyOutcome.from_dict(safety)
     if outcome is None or not outcome.withheld:
         return None
     return withheld_frames_note(len(outcome.withheld), outcome.frame_count, locale)
@@ -171,3 +150,46 @@ def refusal(*, safety_on: bool, channel_nsfw: bool) -> Refused | None:
     if not safety_on and not channel_nsfw:
         return Refused(Refusal.SAFETY_OFF)
     return None
+
+
+#: The side of the square an upload is checked at: the picture as the model sees it (centre-cropped,
+#: :func:`morph.images.prepare`), large enough for the checker's own resizing.
+UPLOAD_CHECK_SIZE = 512
+#: What each end's picture is called in a refusal (:class:`Refusal` ``UPLOAD_FLAGGED``).
+PICTURE_NAMES = ("first picture", "second picture")
+
+
+def upload_check(settings: Settings) -> Callable[[Sequence[bytes], bool], Awaitable[str | None]]:
+    """The check every ``/morph-images`` upload passes before its job is queued (``ImagesCog(safety=...)``,
+    :data:`bot.uploads.SafetyCheck`): the image safety checker (:func:`morph.safety.check_images`, in a
+    thread) on each picture as the model will see it. A flagged picture is refused (``UPLOAD_FLAGGED``,
+    nothing queued); a checker that cannot be loaded refuses every upload (``SAFETY_UNAVAILABLE``).
+
+    Its second argument says whether the result may be posted unfiltered (an age-restricted channel of a
+    server that allows it: the cog decides): then nothing is checked, as for the frames. With
+    ``MORPH_SAFETY=off`` nothing is checked either (the queue then takes age-restricted channels only)."""
+
+    async def check(pictures: Sequence[bytes], unfiltered: bool) -> str | None:
+        if not settings.safety or unfiltered:
+            return None
+        try:
+            flags = await asyncio.to_thread(_check_uploads, list(pictures), settings)
+        except Exception:
+            log.exception("the image safety check of %d upload(s) could not run", len(pictures))
+            raise Refused(Refusal.SAFETY_UNAVAILABLE) from None
+        for slot, flagged in enumerate(flags):
+            if flagged:
+                log.info("an upload (%s) was flagged by the image safety check; nothing queued", PICTURE_NAMES[slot])
+                raise Refused(Refusal.UPLOAD_FLAGGED, what=PICTURE_NAMES[slot])
+        return None
+
+    return check
+
+
+def _check_uploads(pictures: list[bytes], settings: Settings) -> list[bool]:
+    from morph import images
+    from morph.safety import DEFAULT_CHECKER, check_images
+
+    shown = [images.prepare(data, UPLOAD_CHECK_SIZE, PICTURE_NAMES[slot]) for slot, data in enumerate(pictures)]
+    return check_images(shown, settings.model, settings.safety_checker or DEFAULT_CHECKER,
+                        explicit=settings.safety_checker is not None)

@@ -16,6 +16,7 @@ import discord
 
 from bot.aio import quietly
 from bot.interactions import NO_PINGS
+from bot.recent import RecentIds
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ class StatusEditor:
         self.clock = clock
         self._last: dict[int, float] = {}
         self._pending: dict[int, tuple[StatusTarget, dict, Callable[[], Awaitable] | None]] = {}
-        self._final: set[int] = set()
-        self._dead: set[int] = set()  # deleted, or Discord refuses edits
+        self._final = RecentIds()  # given their last text: no later progress edit
+        self._dead = RecentIds()  # deleted, or Discord refuses edits
         self._tasks: dict[int, asyncio.Task] = {}
         self._fallbacks: set[asyncio.Task] = set()  # referenced until done (the loop keeps weak refs)
 

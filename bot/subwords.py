@@ -3,8 +3,9 @@ Python over its merges file (``bot/data/``, from OpenAI's CLIP release), so a Di
 words into the sub-words the model sees without the model, transformers or a download: ``catdog`` →
 ``cat`` + ``dog``, ``kittycat`` → ``kitty`` + ``cat``, while ``category`` stays one token.
 
-The algorithm is CLIP's ``SimpleTokenizer.bpe`` (its first 48,894 merges, the ones its vocabulary of 49,408
-tokens is made of); words come in already split and folded by :mod:`bot.validation`.
+The algorithm is CLIP's ``SimpleTokenizer.bpe`` (:func:`morph.bpe.merge`, shared with the built-in models'
+tokenizer) over its first 48,894 merges, the ones its vocabulary of 49,408 tokens is made of; words come in
+already split and folded by :mod:`bot.validation`.
 """
 from __future__ import annotations
 
@@ -12,23 +13,10 @@ import functools
 import gzip
 from importlib import resources
 
+from morph import bpe
+
 #: How many merges CLIP's vocabulary uses (49,408 tokens = 512 byte tokens + these + 2 special ones).
 MERGES = 49152 - 256 - 2
-END = "</w>"
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_chars() -> dict[int, str]:
-    """CLIP's (GPT-2's) reversible byte → printable character map."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars = keep[:]
-    n = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,23 +30,9 @@ def _ranks() -> dict[tuple[str, str], int]:
 def subwords(word: str) -> tuple[str, ...]:
     """The tokens CLIP splits one ``word`` (no spaces) into, without the end-of-word mark: ``"catdog"`` →
     ``("cat", "dog")``."""
-    ranks, chars = _ranks(), _byte_chars()
+    chars = bpe.byte_chars()
     encoded = "".join(chars[b] for b in word.encode("utf-8"))
     if not encoded:
         return ()
-    parts = [*encoded[:-1], encoded[-1] + END]
-    while len(parts) > 1:
-        pairs = set(zip(parts, parts[1:], strict=False))
-        best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
-        if best not in ranks:
-            break
-        merged, i = [], 0
-        while i < len(parts):
-            if i < len(parts) - 1 and (parts[i], parts[i + 1]) == best:
-                merged.append(parts[i] + parts[i + 1])
-                i += 2
-            else:
-                merged.append(parts[i])
-                i += 1
-        parts = merged
-    return tuple(p.removesuffix(END) for p in parts)
+    parts = bpe.merge([*encoded[:-1], encoded[-1] + bpe.END], _ranks())
+    return tuple(p.removesuffix(bpe.END) for p in parts)

@@ -62,16 +62,13 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text.translate(_HOMOGLYPHS).casefold())
 
 
-def words(text: str) -> list[str]:
-    """The words of ``text`` the way CLIP splits them, after :func:`fold`: ``"a big_Cat2"`` →
+def words(text: str, *, as_read: bool = True) -> list[str]:
+    """The words of ``text`` the way CLIP splits them, after :func:`fold` and, with ``as_read`` (what the
+    banned-word check compares), :func:`bot.lookalikes.reads_as` (look-alike letters, digits used as letters
+    and letters spelled apart): ``"ᴄ4t"`` → ``["cat"]``; without it, ``"a big_Cat2"`` →
     ``["a", "big", "cat", "2"]`` (punctuation and symbols are not words)."""
-    return [m.group("word") for m in _TOKEN.finditer(fold(text)) if m.group("word")]
-
-
-def read_words(text: str) -> list[str]:
-    """:func:`words` of ``text`` as it reads (:func:`bot.lookalikes.reads_as`: look-alike letters, digits used
-    as letters and letters spelled apart): ``"ᴄ4t"`` → ``["cat"]``; what the banned-word check compares."""
-    return [m.group("word") for m in _TOKEN.finditer(reads_as(fold(text))) if m.group("word")]
+    folded = fold(text)
+    return [m.group("word") for m in _TOKEN.finditer(reads_as(folded) if as_read else folded) if m.group("word")]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -81,13 +78,19 @@ def _banned_pattern(entry: str) -> tuple[str, bool]:
     Words or phrases match as whole words: ``"hot dog"`` → ``" hot dog "`` in the prompt's words joined
     with spaces. An entry of symbols only (an emoji) has no words and matches anywhere in the folded text.
     """
-    w = read_words(entry)
+    w = words(entry)
     return (" " + " ".join(w) + " ", True) if w else ("".join(fold(entry).split()), False)
 
 
 def _word_holds(word: str, banned: str) -> bool:
     """Whether one prompt ``word`` is the ``banned`` word to the model: the word itself, its plural, or a
-    word whose sub-words start or end with the banned word's (``catdog``, ``kittycat``, ``kittycats``)."""
+    word whose sub-words start or end with the banned word's (``catdog``, ``kittycat``, ``kittycats``).
+
+    Both come folded and read (:func:`words`), and a word's sub-words spell it (their UTF-8 bytes, in
+    order), so every case holds ``banned`` as a substring of ``word``: a word without it is none of them,
+    which spares the sub-word split of nearly every word of a long prompt against a long list."""
+    if banned not in word:
+        return False
     if word == banned or word in (banned + "s", banned + "es"):
         return True
     have, ban = subwords(word), subwords(banned)
@@ -102,7 +105,7 @@ def contains_banned(text: str, banned_words: Iterable[str]) -> bool:
     """Whether ``text`` contains one of ``banned_words`` (see :func:`_banned_pattern`); banning ``cat``
     refuses ``Big_CAT``, ``cats``, ``catdog``, ``kittycat``, ``c a t``, ``c4t``, ``ｃａｔ`` and look-alikes
     (``ᏟᎪᎢ``, ``ᴄᴀᴛ``, ``caт``), but not ``category`` or ``concatenation``."""
-    prompt_words = read_words(text)
+    prompt_words = words(text)
     joined = " " + " ".join(prompt_words) + " "
     folded = None
     for entry in banned_words:
@@ -156,8 +159,9 @@ def check_request(request: RenderRequest, banned_words: Iterable[str] = (), *,
     """
     banned_words = tuple(banned_words)
     r = request.validate()
-    r.prompts = [check_prompt(p, PROMPT_NAMES[i], banned_words) for i, p in enumerate(r.prompts)]
-    r.prompt_a, r.prompt_b = r.prompts[0], r.prompts[1]
+    pictures = r.images or [None] * len(r.prompts)  # a picture end's prompt may be empty (RenderRequest.images)
+    r.prompts = ["" if pictures[i] is not None and not p else check_prompt(p, PROMPT_NAMES[i], banned_words)
+                 for i, p in enumerate(r.prompts)]
     if r.negative:
         r.negative = check_prompt(r.negative, "negative prompt", banned_words)
     if max_frames is not None and r.frames > max_frames:

@@ -6,7 +6,7 @@ components). Every component carries its state in its ``custom_id`` (job number,
 frame index); the rest comes from the database. The classes are registered once with
 ``bot.add_dynamic_items(*DYNAMIC_ITEMS)``.
 
-Custom ids (``<job>`` is ``<number>-<token>``; results posted before tokens existed carry the number alone):
+Custom ids (``<job>`` is ``<number>-<token>``):
 
 =============================  ================================================================
 ``morph:pick:<job>:<frame>``   button 1..K on a result: reply with that frame (0-based index)
@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
@@ -39,6 +38,7 @@ from bot import messages as msg
 from bot.db import DatabaseUnavailable
 from bot.i18n import N_, text
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
+from bot.result import JobResult
 from bot.safety import withheld_frames
 from morph.request import RenderRequest
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-_JOB = r"(?P<job>[0-9]+)(?:-(?P<token>[0-9a-f]{8}))?"
+_JOB = r"(?P<job>[0-9]+)-(?P<token>[0-9a-f]{8})"
 PICK_RE = rf"morph:pick:{_JOB}:(?P<frame>[0-9]+)"
 FRAMES_RE = rf"morph:frames:{_JOB}"
 REFINE_RE = rf"morph:refine:{_JOB}"
@@ -57,51 +57,25 @@ REPORT_RE = rf"morph:report:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
-def _ref(job_id: int, token: str | None) -> str:
-    return f"{int(job_id)}-{token}" if token else str(int(job_id))
-
-
-def pick_id(job_id: int, frame: int, token: str | None = None) -> str:
-    return f"morph:pick:{_ref(job_id, token)}:{int(frame)}"
-
-
-def frames_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:frames:{_ref(job_id, token)}"
-
-
-def refine_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:refine:{_ref(job_id, token)}"
-
-
-def reroll_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:reroll:{_ref(job_id, token)}"
-
-
-def delete_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:delete:{_ref(job_id, token)}"
-
-
-def report_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:report:{_ref(job_id, token)}"
-
-
-def cancel_id(job_id: int, token: str | None = None) -> str:
-    return f"morph:cancel:{_ref(job_id, token)}"
+def custom_id(kind: str, job_id: int, token: str, frame: int | None = None) -> str:
+    """``morph:<kind>:<number>-<token>``, plus ``:<frame>`` for a pick (the table above)."""
+    ref = f"morph:{kind}:{int(job_id)}-{token}"
+    return ref if frame is None else f"{ref}:{int(frame)}"
 
 
 class JobActions(Protocol):
     """The use cases the components start (:class:`bot.actions.Actions` implements them)."""
 
-    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str | None, frame: int,
+    async def send_pick(self, interaction: discord.Interaction, job_id: int, token: str, frame: int,
                         source: str = "button") -> None: ...
 
-    async def refine(self, interaction: discord.Interaction, job_id: int, token: str | None, gap: int) -> None: ...
+    async def refine(self, interaction: discord.Interaction, job_id: int, token: str, gap: int) -> None: ...
 
-    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+    async def reroll(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
-    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+    async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
-    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str | None) -> None: ...
+    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
                          from_button: bool = False) -> None: ...
@@ -125,9 +99,8 @@ def result_view(job: Job) -> discord.ui.View:
     has its own row); row 2: frame select; row 3: 🔍 refine select (the gaps between neighbouring frames;
     ≤ 25 options each); row 4: reroll, delete and 🚩 report. Discord's five rows. Frames the safety filter
     withheld (:func:`bot.safety.withheld_frames`) are in neither menu, nor are the gaps next to them."""
-    result = job.result or {}
-    frame_count, candidates = int(result.get("frame_count") or 0), list(result.get("candidates") or [])
-    ts = list(result.get("ts") or [])
+    result = job.rendered()
+    frame_count, candidates, ts = result.frame_count, list(result.candidates), list(result.ts)
     withheld = withheld_frames(job.safety)
     view = discord.ui.View(timeout=None)
     lang = job.language
@@ -151,11 +124,11 @@ def result_view(job: Job) -> discord.ui.View:
     return view
 
 
-def candidate_buttons(request: RenderRequest, result: dict) -> list[tuple[int, str, int]]:
+def candidate_buttons(request: RenderRequest, result: JobResult) -> list[tuple[int, str, int]]:
     """``(frame, label, row)`` of each candidate button, in number order. A plain morph: labels 1..K, five per row. A
     chain: ``4 · cat→bird`` (which segment the candidate is from), and one row per segment when there are
     two (each offers at most five)."""
-    candidates = list(result.get("candidates") or [])
+    candidates = result.candidates
     parts = msg.candidate_parts(request, result)
     if len(parts) <= 1:
         return [(frame, str(n + 1), n // 5) for n, frame in enumerate(candidates)]
@@ -189,7 +162,7 @@ def _guarded(callback):
     return run
 
 
-def _job_ref(match: re.Match[str]) -> tuple[int, str | None]:
+def _job_ref(match: re.Match[str]) -> tuple[int, str]:
     return int(match["job"]), match["token"]
 
 
@@ -201,10 +174,10 @@ class _JobItem:
 
 
 class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=PICK_RE):
-    def __init__(self, job_id: int, token: str | None, frame: int, *, label: str | None = None,
+    def __init__(self, job_id: int, token: str, frame: int, *, label: str | None = None,
                  row: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=label or str(frame + 1), style=discord.ButtonStyle.primary,
-                                           custom_id=pick_id(job_id, frame, token)), row=row)
+                                           custom_id=custom_id("pick", job_id, token, frame)), row=row)
         self.job_id, self.token, self.frame = job_id, token, frame
 
     @classmethod
@@ -218,20 +191,20 @@ class PickButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=P
 
 class _JobSelect(_JobItem):
     """A select menu of a job's result (one option per frame or gap): its options come back from the clicked
-    message after a restart. Subclasses name their ``make_id`` (custom id) and ``placeholder`` (translated for
-    ``locale``)."""
+    message after a restart. Subclasses name their ``kind`` (in the custom id) and ``placeholder`` (translated
+    for ``locale``)."""
 
-    make_id: Callable[[int, str | None], str]
+    kind: str
     placeholder: str
     item: discord.ui.Select  # DynamicItem's, which every subclass also is
 
-    def __init__(self, job_id: int, token: str | None, options: list[discord.SelectOption] | None = None, *,
+    def __init__(self, job_id: int, token: str, options: list[discord.SelectOption] | None = None, *,
                  row: int | None = None, locale: object = None) -> None:
         tr = text(locale)
         options = (options or [discord.SelectOption(label=tr._("Frame {frame}/{count}", frame=1, count=1),
                                                     value="0")])[: msg.SELECT_LIMIT]
         select: discord.ui.Select[discord.ui.View] = discord.ui.Select(
-            custom_id=type(self).make_id(job_id, token), placeholder=tr._(self.placeholder), min_values=1,
+            custom_id=custom_id(self.kind, job_id, token), placeholder=tr._(self.placeholder), min_values=1,
             max_values=1, options=options)
         super().__init__(select, row=row)  # type: ignore[call-arg]  # DynamicItem's, next in a subclass's MRO
         self.job_id, self.token = job_id, token
@@ -251,7 +224,7 @@ class _JobSelect(_JobItem):
 
 
 class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=FRAMES_RE):
-    make_id = staticmethod(frames_id)
+    kind = "frames"
     placeholder = N_("Pick any frame…")
 
     @_guarded
@@ -266,7 +239,7 @@ class FramesSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
 class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], template=REFINE_RE):
     """🔍 Refine: more frames between the chosen frame (the option's value) and the next (``Actions.refine``)."""
 
-    make_id = staticmethod(refine_id)
+    kind = "refine"
     placeholder = N_("🔍 Refine: more frames between two neighbours…")
 
     @_guarded
@@ -278,11 +251,17 @@ class RefineSelect(_JobSelect, discord.ui.DynamicItem[discord.ui.Select], templa
         await actions_of(interaction).refine(interaction, self.job_id, self.token, gap)
 
 
-class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
-        super().__init__(discord.ui.Button(label=text(locale)._("Reroll"),
-                                           emoji="🔁", style=discord.ButtonStyle.secondary,
-                                           custom_id=reroll_id(job_id, token)), row=row)
+class _JobButton(_JobItem):
+    """A job's button that carries no frame: Reroll, Delete and Cancel differ only in their ``kind`` (in the
+    custom id), looks (the label translated for ``locale``), and the use case they start (:meth:`run`)."""
+
+    kind: str
+    look: tuple[str, str, discord.ButtonStyle]  # label, emoji, style
+
+    def __init__(self, job_id: int, token: str, *, row: int | None = None, locale: object = None) -> None:
+        label, emoji, style = self.look
+        super().__init__(discord.ui.Button(label=text(locale)._(label), emoji=emoji,  # type: ignore[call-arg]
+                                           style=style, custom_id=custom_id(self.kind, job_id, token)), row=row)
         self.job_id, self.token = job_id, token
 
     @classmethod
@@ -291,56 +270,40 @@ class RerollButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template
 
     @_guarded
     async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).reroll(interaction, self.job_id, self.token)
+        await self.run(actions_of(interaction), interaction)
+
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
 
 
-class DeleteButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
-        super().__init__(discord.ui.Button(label=text(locale)._("Delete"), emoji="❌", style=discord.ButtonStyle.danger,
-                                           custom_id=delete_id(job_id, token)), row=row)
-        self.job_id, self.token = job_id, token
+class RerollButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=REROLL_RE):
+    kind, look = "reroll", (N_("Reroll"), "🔁", discord.ButtonStyle.secondary)
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match))
-
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).delete_result(interaction, self.job_id, self.token)
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.reroll(interaction, self.job_id, self.token)
 
 
-class ReportButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=REPORT_RE):
+class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=DELETE_RE):
+    kind, look = "delete", (N_("Delete"), "❌", discord.ButtonStyle.danger)
+
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.delete_result(interaction, self.job_id, self.token)
+
+
+class ReportButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=REPORT_RE):
     """🚩 Report: any member tells the server's admins about a result (``Actions.report_result``)."""
 
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
-        super().__init__(discord.ui.Button(label=text(locale)._("Report"), emoji="🚩",
-                                           style=discord.ButtonStyle.secondary,
-                                           custom_id=report_id(job_id, token)), row=row)
-        self.job_id, self.token = job_id, token
+    kind, look = "report", (N_("Report"), "🚩", discord.ButtonStyle.secondary)
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match))
-
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).report_result(interaction, self.job_id, self.token)
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.report_result(interaction, self.job_id, self.token)
 
 
-class CancelButton(_JobItem, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
-    def __init__(self, job_id: int, token: str | None, *, row: int | None = None, locale: object = None) -> None:
-        super().__init__(discord.ui.Button(label=text(locale)._("Cancel"),
-                                           emoji="❌", style=discord.ButtonStyle.secondary,
-                                           custom_id=cancel_id(job_id, token)), row=row)
-        self.job_id, self.token = job_id, token
+class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
+    kind, look = "cancel", (N_("Cancel"), "❌", discord.ButtonStyle.secondary)
 
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str], /):
-        return cls(*_job_ref(match))
-
-    @_guarded
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await actions_of(interaction).cancel_job(interaction, self.job_id, token=self.token, from_button=True)
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
 DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, ReportButton, CancelButton)

@@ -5,12 +5,12 @@ heartbeat, rendered or failed), and the Discord fronts show it (``bot.delivery``
 ``morph-bot`` (the default: one process) or as ``morph-worker`` on any machine that reaches the database.
 
 The event loop never waits on the model or the GPU, and never imports torch: the model loads in a thread
-of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the GIF, the
-contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU priority
-than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand the GIL over
-to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model loading, render,
-files), a small monitor task writes the progress and the heartbeat to the database (at most once per
-``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
+of its own (:meth:`Worker.preload`, at start-up); ``Morpher.render`` and the encoding of the animation (MP4
+and/or GIF), the contact sheet and the frames run in the worker's render thread. Both threads run at a lower CPU
+priority than the event loop, which must answer Discord within 3 s (:func:`bot.threads.lower_priority`), and hand
+the GIL over to it within 1 ms (:data:`bot.threads.GIL_SWITCH_INTERVAL_S`). While a job is processed (model
+loading, render, files), a small monitor task writes the progress and the heartbeat to the database (at most
+once per ``PROGRESS_INTERVAL_S``) and notices a cancel made through the database (possibly by another process).
 
 Several workers may render from one database. Each claims jobs as its ``worker_id`` (``MORPH_WORKER_ID``,
 one per process) and a ``run_id`` new at every start, so:
@@ -35,21 +35,33 @@ import dataclasses
 import functools
 import logging
 import secrets
+import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from bot import safety
 from bot.aio import wait_event
 from bot.artifacts import StorageFull
 from bot.config import Settings
 from bot.db import QUEUE_CHANNEL, DatabaseUnavailable, log_failure
 from bot.jobs import Job, JobState
-from bot import safety
 from bot.render_output import failure_reason, free_gpu_memory, render_files
-from bot.store import LOST, Store, WorkerRun
+from bot.result import JobProgress
+from bot.store import LOST, WorkerRun
 from bot.threads import in_daemon_thread, lower_priority, settle_threadsafe, share_gil_quickly
 from morph.request import Cancelled, ModelLoadError, MorphError, Progress, RenderResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.artifacts import Artifacts
+    from bot.db import Database
+    from bot.result import JobResult, SafetyOutcome
+    from bot.store import Limits
+    from morph.request import RenderRequest
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +84,59 @@ WRITE_RETRY_S, WRITE_RETRY_MAX_S = 0.5, 4.0
 POLL_S = {"sqlite": 2.0, "postgres": 30.0}
 
 
-async def recover_own_jobs(store: Store, worker_id: str,
+
+class WorkerStore(Protocol):
+    """What a render worker uses of :class:`bot.store.Store`: claims, heartbeats, the render's outcome,
+    recovery and the retention purge, and the job's files."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def running(self, worker_id: str | None = ...) -> list[Job]: ...
+
+    async def claim(self, run: WorkerRun, now: float | None = ...) -> Job | None: ...
+
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = ...,
+                        now: float | None = ...) -> JobState | Literal["lost"] | None: ...
+
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = ...,
+                            stored_bytes: int | None = ...) -> bool: ...
+
+    async def mark_failed(self, job_id: int, error: str, run: WorkerRun | None = ...,
+                          now: float | None = ...) -> bool: ...
+
+    async def mark_cancelled(self, job_id: int, now: float | None = ..., *, states: tuple[str, ...] = ...) -> bool: ...
+
+    async def requeue(self, job_id: int, run: WorkerRun) -> bool: ...
+
+    async def pictures_for_render(self, job: Job, folder: Path) -> RenderRequest: ...
+
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def set_safety(self, job_id: int, outcome: SafetyOutcome) -> None: ...
+
+    async def mark_withheld(self, job_id: int, outcome: SafetyOutcome, run: WorkerRun,
+                            now: float | None = ...) -> bool: ...
+
+    async def recover(self, *, worker_id: str | None = ..., stale_s: float | None = ..., keep: Iterable[int] = ...,
+                      now: float | None = ...) -> list[Job]: ...
+
+    async def purge(self, now: float | None = ...) -> int: ...
+
+    async def enforce_storage_budget(self, *, free_bytes: int = ..., now: float | None = ...) -> list[int]: ...
+
+    async def sync_clock(self) -> None: ...
+
+
+async def recover_own_jobs(store: WorkerStore, worker_id: str,
                            live_wait_s: float = 2.5 * PROGRESS_INTERVAL_S) -> list[Job]:
     """Put back in the queue what earlier runs of ``worker_id`` left ``running``; return the changed jobs.
 
@@ -101,7 +165,7 @@ class Worker:
     :meth:`preload` is called (the bot and ``morph-worker`` do at start-up), else on the first job.
     ``worker_id`` defaults to ``settings.worker_id`` (``MORPH_WORKER_ID``)."""
 
-    def __init__(self, store: Store, morpher_factory: Callable[[], object], settings: Settings,
+    def __init__(self, store: WorkerStore, morpher_factory: Callable[[], object], settings: Settings,
                  worker_id: str | None = None, *, poll_s: float | None = None,
                  progress_interval_s: float = PROGRESS_INTERVAL_S,
                  checker_factory: Callable[[], object] | None = None):
@@ -308,18 +372,21 @@ class Worker:
         # The heartbeat runs from the claim to the end (model loading and files included).
         monitor = asyncio.create_task(self._monitor(job, state, cancel))
         files: dict[str, bytes] = {}
+        # a picture morph's pictures (stored with the job) as files for the engine, removed after the render
+        pictures = tempfile.mkdtemp(prefix=f"morph-{job.id}-pictures-") if job.request.images else None
         try:
             morpher = await self.get_morpher()
+            request = await self.store.pictures_for_render(job, Path(pictures)) if pictures else job.request
             state.render_started = time.monotonic()
             if self.checker is None and not job.channel_nsfw:
                 # MORPH_SAFETY=off, and this job was queued for an ordinary channel before that
                 await self._until_written(lambda: self.store.mark_failed(job.id, safety.SAFETY_OFF_FAILURE, self.run))
                 return
             result: RenderResult = await self._in_render_thread(
-                morpher.render, job.request, progress=state.update, cancel=cancel)
+                morpher.render, request, progress=state.update, cancel=cancel)
             outcome = await self._check(job, result)
             if outcome is not None and outcome.whole:
-                withheld = outcome.to_dict()
+                withheld = outcome
                 if await self._until_written(lambda: self.store.mark_withheld(job.id, withheld, self.run)):
                     log.info("job #%d withheld by the safety filter (%d of %d frames flagged); no files kept",
                              job.id, len(outcome.flagged), outcome.frame_count)
@@ -329,8 +396,8 @@ class Worker:
             files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
                                                           job.format)
             if outcome is not None:
-                safety_dict = outcome.to_dict()
-                await self._until_written(lambda: self.store.set_safety(job.id, safety_dict))
+                checked = outcome
+                await self._until_written(lambda: self.store.set_safety(job.id, checked))
             if await self._until_written(lambda: self.store.heartbeat(job.id, self.run)) == LOST:
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
@@ -343,7 +410,7 @@ class Worker:
                 fresh = await self._until_written(lambda: self.store.get(job.id))
                 mine = fresh is not None and (fresh.worker_id, fresh.run_id) == tuple(self.run)
                 if mine and fresh.state == JobState.RENDERED:  # an earlier try committed; its answer was lost
-                    log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+                    log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
                     return
                 if mine:
                     await self.store.artifacts.delete_unclaimed(job)  # cancelled while rendering: keep nothing
@@ -351,7 +418,7 @@ class Worker:
                 else:  # recovered by another worker meanwhile: the files are its business now
                     log.warning("job #%d finished rendering here but another worker holds it now", job.id)
                 return
-            log.info("job #%d rendered in %.1f s", job.id, summary["seconds"])
+            log.info("job #%d rendered in %.1f s", job.id, summary.seconds)
             try:
                 await self.store.enforce_storage_budget()
             except Exception as err:  # noqa: BLE001 - the next rendered job tries again
@@ -387,10 +454,12 @@ class Worker:
             await self._fail(job, e)
         finally:
             monitor.cancel()
+            if pictures is not None:
+                shutil.rmtree(pictures, ignore_errors=True)
             self._cancel.pop(job.id, None)
             self.current = None
 
-    async def _check(self, job: Job, result: RenderResult) -> safety.SafetyOutcome | None:
+    async def _check(self, job: Job, result: RenderResult) -> SafetyOutcome | None:
         """Check every frame (in the render thread) and decide what may be posted (:func:`bot.safety.decide`);
         None without a checker (MORPH_SAFETY=off: only age-restricted channels get jobs then)."""
         if self.checker is None:
@@ -465,10 +534,10 @@ def default_checker_factory(settings: Settings) -> Callable[[], object]:
     def make():
         from morph.safety import DEFAULT_CHECKER, SafetyChecker, set_default
 
-        checker = SafetyChecker.load(settings.model, settings.device,
-                                     fallback=settings.safety_checker or DEFAULT_CHECKER,
-                                     explicit=settings.safety_checker is not None)
-        set_default(checker)  # morph.safety.check_images (e.g. for uploads) uses this one too
+        fallback, explicit = settings.safety_checker or DEFAULT_CHECKER, settings.safety_checker is not None
+        checker = SafetyChecker.load(settings.model, settings.device, fallback=fallback, explicit=explicit)
+        # morph.safety.check_images (the check of uploads, bot.safety.upload_check) uses this one too
+        set_default(checker, settings.model, fallback, explicit=explicit)
         return checker
 
     return make
@@ -486,7 +555,7 @@ class _ProgressState:
     def update(self, progress: Progress) -> None:
         self.latest = progress
 
-    def take(self, now: float) -> dict | None:
+    def take(self, now: float) -> JobProgress | None:
         """The progress to record (with its ETA), or None when nothing new happened since the last one."""
         p = self.latest
         if p is None or p is self.sent:
@@ -494,7 +563,6 @@ class _ProgressState:
         self.sent = p
         elapsed = now - (self.render_started or now)
         eta = elapsed / p.fraction * (1 - p.fraction) if p.fraction > 0.01 else None
-        return {"stage": p.stage, "frames_done": p.frames_done, "frames_total": p.frames_total, "step": p.step,
-                "steps": p.steps, "fraction": p.fraction, "eta_s": eta}
+        return JobProgress.of(p, eta)
 
 

@@ -7,16 +7,22 @@ interaction or event to the bot's gateway sessions.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from fakediscord.interaction import FakeInteraction
 from fakediscord.model import (
-    ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, INTERACTION_DEADLINE_S, FakeMessage,
-    OptionRejected, compute_pings,
+    ALL_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_UPLOAD_LIMIT,
+    INTERACTION_DEADLINE_S,
+    Attachment,
+    FakeMessage,
+    OptionRejected,
+    compute_pings,
 )
-from fakediscord.state import DiscordState
 from fakediscord.objects import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
+from fakediscord.state import DiscordState
 
 
 def _option_names(kwargs: dict) -> dict:
@@ -210,6 +216,8 @@ class UserActions(DiscordState):
                 raise OptionRejected(f"{where}: above max_value {opt['max_value']}")
         elif otype == 5 and not isinstance(value, bool):
             raise OptionRejected(f"{where}: must be true/false")
+        elif otype == 11 and not isinstance(value, Attachment):
+            raise OptionRejected(f"{where}: must be an uploaded file (FakeDiscord.upload)")
         choices = opt.get("choices")
         if choices and value not in [c["value"] for c in choices]:
             raise OptionRejected(f"{where}: not one of the choices {[c['value'] for c in choices]}")
@@ -228,8 +236,10 @@ class UserActions(DiscordState):
                                                                   "permissions": str(ALL_PERMISSIONS)}
         elif isinstance(value, FakeRole):
             resolved.setdefault("roles", {})[str(value.id)] = value.payload()
+        elif isinstance(value, Attachment):  # an ATTACHMENT option: FakeDiscord.upload(...)
+            resolved.setdefault("attachments", {})[str(value.id)] = value.to_payload()
         else:
-            raise OptionRejected(f"cannot send {value!r} as a user/channel/role option")
+            raise OptionRejected(f"cannot send {value!r} as a user/channel/role/attachment option")
         return str(value.id)
 
     def _usable_component(self, user, msg: FakeMessage, custom_id: str) -> dict:

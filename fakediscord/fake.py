@@ -12,8 +12,8 @@ import inspect
 import logging
 import secrets
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -71,6 +71,8 @@ class FakeDiscord(World, UserActions, MessageStore, Gateway, Faults, RestServer)
         self._messages = {}
         self._by_channel = collections.defaultdict(list)
         self._attachments = {}
+        self.downloads = []
+        self.download_delay_s = 0.0
         self._faults = []
         self._limits = []
         self._sessions = {}

@@ -16,8 +16,16 @@ import aiohttp
 from aiohttp import web
 
 from fakediscord.model import (
-    DIRECT_MESSAGE_REACTIONS, DIRECT_MESSAGES, GUILD_MEMBERS, GUILD_MESSAGE_REACTIONS, GUILD_MESSAGES, GUILDS,
-    MESSAGE_CONTENT, FakeMessage, emoji_payload, identify_shard,
+    DIRECT_MESSAGE_REACTIONS,
+    DIRECT_MESSAGES,
+    GUILD_MEMBERS,
+    GUILD_MESSAGE_REACTIONS,
+    GUILD_MESSAGES,
+    GUILDS,
+    MESSAGE_CONTENT,
+    FakeMessage,
+    emoji_payload,
+    identify_shard,
 )
 from fakediscord.records import GatewayConnection, GatewaySession
 from fakediscord.state import DiscordState

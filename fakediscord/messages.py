@@ -7,11 +7,17 @@ subscribers, and wakes tests waiting in :meth:`~MessageStore.wait_for_message`.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fakediscord.model import (
-    EPHEMERAL, IS_COMPONENTS_V2, LOADING, ApiError, Attachment, FakeMessage, compute_pings,
+    EPHEMERAL,
+    IS_COMPONENTS_V2,
+    LOADING,
+    ApiError,
+    Attachment,
+    FakeMessage,
+    compute_pings,
 )
 from fakediscord.rules import MAX_FILES, check_not_empty, validate_message_fields
 from fakediscord.state import DiscordState
@@ -39,6 +45,17 @@ class MessageStore(DiscordState):
 
     def attachment_bytes(self, attachment_id: int) -> bytes:
         return self._attachments[int(attachment_id)].data
+
+    def upload(self, filename: str, data: bytes, content_type: str | None = None) -> Attachment:
+        """A file a member attaches to a slash command's ATTACHMENT option: pass it as that option's value
+        (``fake.slash(alice, "morph-images", first=fake.upload("cat.png", png))``). It is served at its
+        ``url`` on loopback like every attachment, and the interaction carries it in ``data.resolved``.
+        ``content_type``: what Discord would report (it goes by the file name when None)."""
+        aid = self.ids.next()
+        attachment = Attachment(aid, filename, bytes(data), content_type,
+                                f"{self.base_url}/attachments/{aid}/{filename}")
+        self._attachments[aid] = attachment
+        return attachment
 
     async def wait_for_message(self, predicate: Callable[[FakeMessage], bool], timeout: float = 10.0, *,
                                existing: bool = True) -> FakeMessage:

@@ -10,9 +10,9 @@ import io
 import itertools
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Iterable
 from typing import Any
 
 import discord

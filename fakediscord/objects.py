@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fakediscord.model import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_UPLOAD_LIMIT, TIER_UPLOAD_LIMITS, Clock,
-    FakeMessage, Snowflakes, iso, permissions_value,
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_UPLOAD_LIMIT,
+    TIER_UPLOAD_LIMITS,
+    Clock,
+    FakeMessage,
+    Snowflakes,
+    iso,
+    permissions_value,
 )
 
 

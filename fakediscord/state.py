@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from fakediscord.model import Attachment, FakeMessage
     from fakediscord.objects import FakeChannel, FakeGuild, FakeUser
     from fakediscord.records import (
-        FaultRule, GatewayConnection, GatewaySession, RateLimit, RecordedRequest, UploadedFile,
+        FaultRule,
+        GatewayConnection,
+        GatewaySession,
+        RateLimit,
+        RecordedRequest,
+        UploadedFile,
     )
 
     #: (methods, path regex, handler, needs the bot token)
@@ -55,6 +60,10 @@ class DiscordState(Host):
 
     # what happened -----------------------------------------------------------------------------------------
     requests: list[RecordedRequest]
+    #: attachment ids downloaded from the fake's CDN (``GET /attachments/...``), in order
+    downloads: list[int]
+    #: seconds the fake's CDN waits before serving an attachment (a slow download)
+    download_delay_s: float
     unknown_routes: list[tuple[str, str]]
     #: Discord rules the bot broke: {"rule", "method", "path", "status", "code", "message"}
     violations: list[dict]

@@ -1,7 +1,7 @@
 """morph: the rendering engine (no Discord imports).
 
     from morph import Morpher, RenderRequest
-    result = Morpher("tiny").render(RenderRequest("a dog", "a cat", frames=16))
+    result = Morpher("tiny").render(RenderRequest(["a dog", "a cat"], frames=16))
     chain = Morpher("tiny").render(RenderRequest(prompts=["a dog", "a cat", "a bird"], loop=True, frames=24))
     files = morph.animation.encode_animation(result.frames, "mp4", budget_bytes=10 * 2**20)  # MP4, or GIF + note
 """

@@ -4,11 +4,18 @@ Every in-between frame of a morph segment takes, in each of the UNet's attention
 cross-attention), its attention from the segment's two ends, weighted by how far along it is (``t``): with its
 own queries Q it reads ``(1 - t) attention(Q, keys/values of end A) + t attention(Q, keys/values of end B)``.
 This is the outer attention interpolation of AID (Attention Interpolation of Text-to-Image Diffusion, He et
-al. 2024: ``QY-H00/attention-interpolation-diffusion``), which also offers it fused with the frame's own
-keys (mix "outer" here) and a single softmax over all three ("fused"); DiffMorpher injects the ends'
-self-attention keys/values the same way, with a weight. The frame thus draws its content from the two
+al. 2024: ``QY-H00/attention-interpolation-diffusion``) without the frame's own keys; DiffMorpher injects the
+ends' self-attention keys/values the same way, with a weight. The frame thus draws its content from the two
 pictures it lies between rather than wandering through others (a colour or background neither end has),
-and changes by degrees as ``t`` moves. The mixes and what they did on ``toy``: :data:`DEFAULT_MIX`.
+and changes by degrees as ``t`` moves. AID's variants with the frame's own keys ("outer": over [own; A] and
+[own; B]; "fused": one softmax over [own; A; B] weighted 1, 1 - t, t) and AdaIN of the latents towards the
+ends' statistics were tried on ``toy`` and left out (``bench/RESULTS.md``, the smooth path): "fused" kept the
+frames at end A for most of the way and then jumped, "outer" turned as gradually as this one at twice the
+cost, AdaIN changed the evenness by less than the pairs' spread and pulled the midpoint towards end A.
+
+Cross-attention reads only the two ends' texts, so an anchored frame's own mixed text (the request's
+``interpolation``: lerp or slerp) does not reach its attention: the interpolation matters on the plain path
+(and, on the smooth path, only through SDXL's pooled text, which is no attention input).
 
 The ends themselves are rendered plainly (their attention is never touched): a frame at a prompt is exactly
 the plain render of that prompt. As ``t`` goes to 0 a frame's latents, queries and attention go to end A's,
@@ -29,8 +36,9 @@ include the half, so an unconditional sample anchors to the ends' unconditional 
   work per batch, memory for one step only).
 
 Only the attention *inputs* are kept (the hidden states a self-attention layer projects to keys and values,
-the text a cross-attention layer does), which halves the memory against keeping keys and values; the two
-projections are recomputed per batch (cheap against the attention itself).
+the text a cross-attention layer does), which halves the memory against keeping keys and values; each
+layer call projects every end it needs once and shares the keys/values among all the frames anchored to
+it (cheap against the attention itself).
 
 :meth:`Anchors.installed` sets the processors through diffusers' attention-processor API
 (``unet.set_attn_processor``) and restores the UNet's own processors afterwards, whatever happens.
@@ -40,20 +48,11 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-#: Prior weight of the ends' keys against the frame's own in the "fused" mix.
-DEFAULT_STRENGTH = 1.0
-#: How a frame mixes the ends' attention (:class:`Anchors` ``mix``): "ends" (the default)
-#: ``(1 - t) attention(own query, A) + t attention(own query, B)``; "outer" the same over [own; A] and [own; B]
-#: (AID's fused outer interpolation; twice the keys); "fused" one softmax over [own; A; B] with prior weights
-#: 1, (1 - t) and t. On toy, "fused" kept the frames at end A for most of the way and then jumped (the frame's
-#: queries match the end it already resembles); "outer" and "ends" turned gradually, "ends" at half the cost.
-DEFAULT_MIX = "ends"
 
 
 @dataclass(frozen=True)
@@ -69,28 +68,39 @@ class Row:
     t: float = 0.0
 
 
+@dataclass
+class _Part:
+    """Samples of a UNet batch the attention treats alike: the plain ones (``ends`` None), or those anchored
+    to the same two ends. ``index``: where they are in the batch (a slice where they lie together)."""
+
+    index: slice | list[int]
+    ends: tuple[Hashable, Hashable] | None
+    ts: list[float]
+    _weights: dict[tuple[torch.device, torch.dtype], torch.Tensor] = field(default_factory=dict)
+
+    def t(self, like: torch.Tensor) -> torch.Tensor:
+        """The samples' ``t`` (n x 1 x 1) on ``like``'s device and dtype, made once per batch."""
+        key = (like.device, like.dtype)
+        if key not in self._weights:
+            self._weights[key] = torch.tensor(self.ts, device=like.device, dtype=like.dtype).view(-1, 1, 1)
+        return self._weights[key]
+
+
 class Anchors:
     """The anchoring state of one render: the rows of the current UNet call, the current step, and the
     recorded attention inputs of the ends.
 
     ``keep``: keep every step's recordings (the cached way) rather than only the current step's (in batch).
-    ``mix``: see :data:`DEFAULT_MIX`. ``strength``: the "fused" mix's prior weight of the ends' keys.
-    ``adain``: also move each frame's latent statistics between the ends' (:meth:`normalize`); off by default:
-    on toy (4 pairs, 12 frames, 10 steps) it changed max/mean by less than the pairs' spread (SSIM 1.93 →
-    2.09, CIEDE2000 1.52 → 1.46 with perceptual pacing) and pulled the midpoint towards end A. (Latent
-    blending, the first 8 of 25 steps of every frame on the straight line between the ends' latents, left the
-    frames' colour detours as they were, so it is not here.)
     """
 
-    def __init__(self, keep: bool = True, strength: float = DEFAULT_STRENGTH, mix: str = DEFAULT_MIX,
-                 adain: bool = False):
+    def __init__(self, keep: bool = True):
         self.keep = keep
-        self.mix = mix
-        self.adain = adain
-        self._latents: dict[tuple[Hashable, int], torch.Tensor] = {}
-        self.strength = float(strength)
         self.step = 0
         self.rows: list[Row] = []
+        #: The current batch's rows grouped for the attention (:meth:`begin`).
+        self.parts: list[_Part] = []
+        #: Whether ``parts`` are slices that tile the batch in order (their outputs are just concatenated).
+        self.tiled = True
         # (layer, step or None for text, end id) -> attention input of that end (tokens x channels)
         self._store: dict[tuple[str, int | None, Hashable], torch.Tensor] = {}
 
@@ -100,40 +110,26 @@ class Anchors:
         if not self.keep and step != self.step:
             self._store = {k: v for k, v in self._store.items() if k[1] is None or k[1] >= step}
         self.step = int(step)
-        self.rows = list(rows)
+        rows = list(rows)
+        if rows != self.rows:  # a new batch (every step of one batch has the same rows)
+            self.rows = rows
+            self._group()
 
-    def normalize(self, step: int, rows: Sequence[Row], latents: torch.Tensor) -> torch.Tensor:
-        """After a denoising step: keep the ends' latents (rows that ``record``), and give every anchored
-        frame's latents the per-channel mean and standard deviation interpolated between its two ends' at
-        this step (AdaIN, as DiffMorpher does), so overall colour and contrast move straight from one end to
-        the other. ``rows``: one per sample of ``latents`` (frames, not guidance halves)."""
-        for j, row in enumerate(rows):
-            if row.record is not None:
-                self._latents[(row.record, step)] = latents[j].detach().clone()
-        anchored = [j for j, row in enumerate(rows) if row.ends is not None]
-        if not anchored or not self.adain:
-            return latents
-        out = latents.clone()
-        for j in anchored:
-            row = rows[j]
-            a, b = (self._latents[(end, step)].float() for end in row.ends)  # type: ignore[union-attr]
-            t = float(row.t)
-            mean = (1 - t) * a.mean(dim=(1, 2), keepdim=True) + t * b.mean(dim=(1, 2), keepdim=True)
-            std = (1 - t) * a.std(dim=(1, 2), keepdim=True) + t * b.std(dim=(1, 2), keepdim=True)
-            x = latents[j].float()
-            x = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
-            out[j] = (x * std + mean).to(latents.dtype)
-        if not self.keep:
-            self._latents = {k: v for k, v in self._latents.items() if k[1] >= step}
-        return out
-
-    def nbytes(self) -> int:
-        """Bytes the recorded attention inputs take now."""
-        return sum(v.numel() * v.element_size() for v in self._store.values())
+    def _group(self) -> None:
+        groups: dict[tuple[Hashable, Hashable] | None, list[int]] = {}
+        for i, row in enumerate(self.rows):
+            groups.setdefault(row.ends, []).append(i)
+        self.parts = []
+        for ends, index in sorted(groups.items(), key=lambda item: item[1][0]):
+            together = index == list(range(index[0], index[-1] + 1))
+            self.parts.append(_Part(slice(index[0], index[-1] + 1) if together else index, ends,
+                                    [float(self.rows[i].t) for i in index]))
+        starts = [p.index.start if isinstance(p.index, slice) else -1 for p in self.parts]
+        stops = [p.index.stop if isinstance(p.index, slice) else -1 for p in self.parts]
+        self.tiled = starts == [0] + stops[:-1]
 
     def clear(self) -> None:
         self._store.clear()
-        self._latents.clear()
 
     @contextlib.contextmanager
     def installed(self, unet: Any) -> Iterator[None]:
@@ -170,7 +166,8 @@ class AnchoredAttnProcessor:
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args, **kwargs):
-        rows = self.anchors.rows
+        a = self.anchors
+        rows = a.rows
         if attention_mask is not None or len(rows) != hidden_states.shape[0] or attn.spatial_norm is not None:
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         residual = hidden_states
@@ -188,34 +185,34 @@ class AnchoredAttnProcessor:
                 context = attn.norm_encoder_hidden_states(context)
         for i, row in enumerate(rows):
             if row.record is not None:
-                self.anchors._put(self.name, cross, row.record, context[i])
+                a._put(self.name, cross, row.record, context[i])
 
         query = attn.to_q(hidden_states)
-        out = torch.empty_like(query)
-        plain = [i for i, r in enumerate(rows) if r.ends is None]
-        anchored = [i for i, r in enumerate(rows) if r.ends is not None]
-        if plain:
-            out[plain] = self._attend(attn, query[plain], context[plain], None)
-        if anchored:
-            a = self.anchors
-            own = context[anchored]
-            ends = [torch.stack([a._get(self.name, cross, rows[i].ends[e]) for i in anchored])  # type: ignore[index]
-                    for e in (0, 1)]
-            t = torch.tensor([float(rows[i].t) for i in anchored], device=query.device,
-                             dtype=query.dtype).view(-1, 1, 1)
-            q = query[anchored]
-            if a.mix == "fused":  # one softmax over [own; A; B], the ends' keys weighted (1 - t) and t
-                n = context.shape[1]
-                bias = torch.zeros(len(anchored), 1, 1, 3 * n, device=query.device, dtype=query.dtype)
-                tt = t.view(-1, 1, 1).clamp(1e-6, 1 - 1e-6)
-                bias[..., n:2 * n] = torch.log(a.strength * (1 - tt))
-                bias[..., 2 * n:] = torch.log(a.strength * tt)
-                out[anchored] = self._attend(attn, q, torch.cat([own, *ends], dim=1), bias)
-            else:  # outer: (1 - t) attention over [own; A] + t attention over [own; B] ("ends": no own)
-                with_own = a.mix == "outer"
-                x0 = self._attend(attn, q, torch.cat([own, ends[0]], dim=1) if with_own else ends[0], None)
-                x1 = self._attend(attn, q, torch.cat([own, ends[1]], dim=1) if with_own else ends[1], None)
-                out[anchored] = (1 - t) * x0 + t * x1
+        ends: dict[Hashable, tuple[torch.Tensor, torch.Tensor]] = {}  # an end's keys/values, projected once
+
+        def keys_values(end: Hashable, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if end not in ends:
+                ends[end] = _keys_values(attn, a._get(self.name, cross, end).unsqueeze(0))
+            key, value = ends[end]
+            return key.expand(n, -1, -1, -1), value.expand(n, -1, -1, -1)
+
+        outs = []
+        whole = len(a.parts) == 1  # one part is the whole batch: no indexing
+        for part in a.parts:
+            q = _heads(attn, query if whole else query[part.index], norm=attn.norm_q)
+            if part.ends is None:  # plain: the samples' own keys/values
+                outs.append(_attend(q, *_keys_values(attn, context if whole else context[part.index])))
+                continue
+            t = part.t(query)  # (1 - t) attention over end A + t attention over end B
+            x0 = _attend(q, *keys_values(part.ends[0], q.shape[0]))
+            x1 = _attend(q, *keys_values(part.ends[1], q.shape[0]))
+            outs.append((1 - t) * x0 + t * x1)
+        if a.tiled:
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        else:
+            out = torch.empty_like(query)
+            for part, x in zip(a.parts, outs, strict=True):
+                out[part.index] = x
 
         hidden_states = attn.to_out[0](out)
         hidden_states = attn.to_out[1](hidden_states)
@@ -225,22 +222,22 @@ class AnchoredAttnProcessor:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
 
-    @staticmethod
-    def _attend(attn, query: torch.Tensor, context: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Multi-head attention of ``query`` (b x n x d) over ``context``'s keys and values (b x m x c), with an
-        additive logit ``bias`` (b x 1 x 1 x m) or none; b x n x d out."""
-        b = query.shape[0]
-        key, value = attn.to_k(context), attn.to_v(context)
-        head_dim = key.shape[-1] // attn.heads
-        q = query.view(b, -1, attn.heads, head_dim).transpose(1, 2)
-        k = key.view(b, -1, attn.heads, head_dim).transpose(1, 2)
-        v = value.view(b, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0, is_causal=False)
-        return x.transpose(1, 2).reshape(b, -1, attn.heads * head_dim).to(query.dtype)
+
+def _heads(attn, x: torch.Tensor, norm: Any = None) -> torch.Tensor:
+    """b x n x (heads · d) → b x heads x n x d, through the layer's per-head ``norm`` where it has one."""
+    x = x.view(x.shape[0], -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+    return norm(x) if norm is not None else x
+
+
+def _keys_values(attn, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's keys and values of ``context`` (b x m x c), each b x heads x m x d."""
+    return _heads(attn, attn.to_k(context), norm=attn.norm_k), _heads(attn, attn.to_v(context))
+
+
+def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Multi-head attention (b x heads x n x d queries, b x heads x m x d keys/values); b x n x (heads · d)."""
+    x = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+    return x.transpose(1, 2).reshape(query.shape[0], -1, query.shape[1] * query.shape[-1]).to(query.dtype)
 
 
 def cache_bytes(unet: Any, latent_side: int, steps: int, ends: int, halves: int) -> int:

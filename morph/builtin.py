@@ -23,10 +23,10 @@ import json
 import os
 import tempfile
 from functools import lru_cache
-from itertools import pairwise
 
 import torch
 
+from morph import bpe
 from morph.request import CLIP_MAX_TOKENS
 
 TINY = "tiny"
@@ -43,8 +43,14 @@ SD_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_li
 def build_builtin(tiny: bool, device: torch.device | None = None, xl: bool = False):
     """Build ``tiny`` / ``tiny-sdxl`` (on CPU, so identical everywhere) or ``sd15-random`` / ``sdxl-random``
     (straight on ``device``: fast). ``xl`` builds the SDXL pipeline."""
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = build_tokenizer()
@@ -169,19 +175,6 @@ apple banana cake coffee pizza bread food fruit book books music guitar piano
 """.split()
 
 
-def _bytes_to_unicode():
-    """GPT-2/CLIP's reversible byte → printable unicode table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
 def _write_tokenizer_files(extra_words: tuple[str, ...] = ()) -> str:
     """Write vocab.json + merges.txt of a small CLIP-style byte-level BPE into a new temp dir.
 
@@ -189,17 +182,17 @@ def _write_tokenizer_files(extra_words: tuple[str, ...] = ()) -> str:
     common word and per ``extra_words`` (so 'a photo of a dog' tokenizes into whole words like real CLIP),
     and the two specials.
     """
-    byte_chars = list(_bytes_to_unicode().values())
-    vocab_list = byte_chars + [c + "</w>" for c in byte_chars]
+    byte_chars = list(bpe.byte_chars().values())
+    vocab_list = byte_chars + [c + bpe.END for c in byte_chars]
     merges: list[str] = []
     ranks: dict[tuple[str, str], int] = {}
     for word in dict.fromkeys(_COMMON_WORDS + list(extra_words)):  # ordered, deduplicated
-        parts = _bpe(list(word[:-1]) + [word[-1] + "</w>"], ranks)
+        parts = bpe.merge(list(word[:-1]) + [word[-1] + bpe.END], ranks)
         while len(parts) > 1:  # new merges rank after all earlier ones, so earlier words keep their tokens
             ranks[(parts[0], parts[1])] = len(ranks)
             merges.append(f"{parts[0]} {parts[1]}")
             vocab_list.append(parts[0] + parts[1])
-            parts = _bpe(parts, ranks)
+            parts = bpe.merge(parts, ranks)
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
     directory = tempfile.mkdtemp(prefix="morph-tokenizer-")
@@ -208,17 +201,6 @@ def _write_tokenizer_files(extra_words: tuple[str, ...] = ()) -> str:
     with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
     return directory
-
-
-def _bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
-    """Apply BPE merges (lowest rank first) to a list of symbols."""
-    while len(parts) > 1:
-        pairs = [(ranks.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(pairwise(parts))]
-        rank, i = min(pairs)
-        if rank == 1 << 30:
-            break
-        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
-    return parts
 
 
 @lru_cache(maxsize=4)

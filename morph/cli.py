@@ -1,7 +1,9 @@
 """`morph render "a dog" "a cat" -o dog2cat.gif`: the engine from the command line.
 
-Also a chain (`morph render "a dog" "a cat" "a bird" --loop`), an MP4 (`-o dog2cat.mp4`, or `--format both`)
-and a refine of part of an earlier render (`--range 0.25 0.3`, with that render's prompts, seed and settings).
+Also two pictures (`morph render --image-a me.png --image-b cat.jpg`, or a picture and a prompt:
+`morph render --image-a me.png "a cat"`), a chain (`morph render "a dog" "a cat" "a bird" --loop`), an MP4
+(`-o dog2cat.mp4`, or `--format both`) and a refine of part of an earlier render (`--range 0.25 0.3`, with
+that render's prompts, seed and settings).
 
 Everything the user typed is checked before the model is loaded, so a typo fails at once (the arguments and
 those checks: :mod:`morph.cli_args`). This module runs the command: loads the model, renders with a progress
@@ -245,6 +247,9 @@ def _report(args, paths: dict, result, animation) -> None:
         lo, hi = req.path_range()
         prompts = " → ".join(req.prompts + req.prompts[:1] * req.loop)
         print(f"path: {prompts} (prompt k at k); frames over {lo:g}..{hi:g}", file=out)
+    for name, db in zip(("first", "last"), result.reconstruction, strict=False):
+        if db is not None:
+            print(f"reconstruction: the {name} frame matches its picture at {db:.1f} dB PSNR", file=out)
     print(f"midpoint: frame {result.midpoint} (t={ts[result.midpoint]:.3f})", file=out)
     for seg in result.segments:
         prefix = "candidates" if len(result.segments) == 1 else f"segment {seg.index + 1} candidates"

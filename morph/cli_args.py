@@ -10,9 +10,22 @@ import re
 from pathlib import Path
 
 from morph.animation import FORMATS
+from morph.images import check as check_picture
+from morph.images import read_file as read_picture
 from morph.profiles import PROFILE_NAMES, PROFILES
-from morph.request import (INTERPOLATIONS, MAX_FRAMES, MAX_PROMPTS, MIN_FRAMES, MIN_PROMPTS, PACINGS, PATHS, SCHEDULERS,
-                           MorphError, RenderRequest, parse_loras)
+from morph.request import (
+    INTERPOLATIONS,
+    MAX_FRAMES,
+    MAX_PROMPTS,
+    MIN_FRAMES,
+    MIN_PROMPTS,
+    PACINGS,
+    PATHS,
+    SCHEDULERS,
+    MorphError,
+    RenderRequest,
+    parse_loras,
+)
 
 BUILTIN_MODELS = ("tiny", "tiny-sdxl", "sd15-random", "sdxl-random", "toy")  # morph.models' (which imports torch)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -31,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="morph from one prompt to another (or through up to 4) and write a GIF/MP4",
                        description="Morph from the first prompt (first frame) to the last, through any between "
                                    f"them in order ({MIN_PROMPTS} to {MAX_PROMPTS} prompts).")
-    p.add_argument("prompts", metavar="PROMPT", nargs="*", help="the prompts, in order")
+    p.add_argument("prompts", metavar="PROMPT", nargs="*",
+                   help="the prompts, in order; with pictures: one per end (describing a picture, or '' for "
+                        "none), or only those of the ends that are not pictures")
+    p.add_argument("--image-a", default=None, metavar="PICTURE",
+                   help="start from this picture (PNG, JPEG, WebP or GIF): its noise is found by inverting it")
+    p.add_argument("--image-b", default=None, metavar="PICTURE", help="end on this picture")
     p.add_argument("-o", "--output", default=None,
                    help="file to write, .gif or .mp4 (default: morph.gif, or morph.mp4 with --format mp4); with "
                         "--format both, its name with each suffix")
@@ -62,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negative", default="", help="negative prompt, the same for every frame")
     p.add_argument("--scheduler", default=None, help=f"one of {', '.join(SCHEDULERS)} (the model's: dpm++2m, "
                                                        "euler for Turbo/Lightning, lcm for LCM)")
-    p.add_argument("--interpolation", default="lerp", help=f"{' or '.join(INTERPOLATIONS)} (lerp)")
+    p.add_argument("--interpolation", default="lerp",
+                   help=f"{' or '.join(INTERPOLATIONS)} of the frames' text (lerp); applies to --path plain (the "
+                        "smooth path's frames read their ends' texts; only SDXL's pooled text still follows it)")
     p.add_argument("--pacing", default="perceptual", help=f"{' or '.join(PACINGS)} (perceptual)")
     p.add_argument("--path", default="smooth", help=f"{' or '.join(PATHS)}: smooth anchors every frame's "
                                                     "attention to its two ends; plain does not (smooth)")
@@ -84,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_inputs(args) -> tuple[RenderRequest, dict]:
     """Everything that can be checked without loading a model. Returns the request and the output paths."""
-    if not MIN_PROMPTS <= len(args.prompts) <= MAX_PROMPTS:
+    pictures = [getattr(args, "image_a", None), getattr(args, "image_b", None)]
+    if any(pictures):
+        args.prompts = _picture_prompts(args.prompts, pictures)
+        for path, what in zip(pictures, ("--image-a", "--image-b"), strict=True):
+            if path is not None:
+                check_picture(read_picture(path, f"{what} picture '{path}'"), f"{what} picture '{path}'")
+    elif not MIN_PROMPTS <= len(args.prompts) <= MAX_PROMPTS:
         raise MorphError(f"give {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {len(args.prompts)}): the morph goes "
                          "from the first to the last, in order")
     t_start, t_end = args.range if args.range else (None, None)
@@ -93,7 +119,9 @@ def check_inputs(args) -> tuple[RenderRequest, dict]:
                             seed_b=args.seed_b, negative=args.negative, steps=args.steps, size=args.size,
                             guidance=args.guidance, scheduler=args.scheduler,
                             interpolation=args.interpolation, pacing=args.pacing, path=args.path,
-                            candidates=args.candidates).validate()
+                            candidates=args.candidates,
+                            images=[str(Path(p).expanduser()) if p else None for p in pictures] if any(pictures)
+                            else []).validate()
     _check_model(args.model)
     args.loras = parse_loras(",".join(args.lora) if args.lora else os.environ.get("MORPH_LORAS"))
     args.profile = (args.profile or "auto").strip().lower()
@@ -114,6 +142,20 @@ def check_inputs(args) -> tuple[RenderRequest, dict]:
     if len(set(paths.values())) != len(paths):
         raise MorphError("the output, sheet and frames paths must all be different")
     return request, paths
+
+
+def _picture_prompts(prompts: list[str], pictures: list[str | None]) -> list[str]:
+    """The two ends' prompts of a picture morph: one per end as given, or only the prompt ends' (a picture
+    end then has none)."""
+    prompt_ends = sum(p is None for p in pictures)
+    if len(prompts) == 2:
+        return list(prompts)
+    if len(prompts) == prompt_ends:
+        given = iter(prompts)
+        return ["" if picture else next(given) for picture in pictures]
+    want = "no prompt or two" if prompt_ends == 0 else "the other end's prompt, or two"
+    raise MorphError(f"with {'two pictures' if prompt_ends == 0 else 'one picture'} give {want} (one per end, "
+                     f"'' for a picture without a description); got {len(prompts)}")
 
 
 def _output_paths(args) -> dict:

@@ -39,9 +39,17 @@ def import_libraries() -> None:
     a program that must stay responsive (the bot's event loop) does it in a thread before it serves anyone.
     Importing this module (the engine) is part of it.
     """
-    from diffusers import (AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler,  # noqa: F401 — loaded, not used
-                           EulerDiscreteScheduler, LCMScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (  # noqa: F401 — loaded, not used
+        AutoencoderKL,
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: F401 — loaded, not used
 
 
@@ -112,7 +120,7 @@ class Morpher:
     def free_memory(self) -> int:
         """Free memory in bytes where renders keep tensors: the GPU's on CUDA, else available RAM (0 if unknown)."""
         if self.device.type == "cuda":
-            return int(torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)[0])
+            return int(torch.cuda.mem_get_info(self.device.index)[0])
         return int(_host_memory()[1] or 0)
 
     def frames_per_batch(self, size: int) -> int:
@@ -122,7 +130,7 @@ class Morpher:
         elif self.device.type != "cuda":
             n = CPU_BATCH
         else:
-            free, _ = torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)
+            free = self.free_memory()
             latent_pixels = (size // self.pipe.vae_scale_factor) ** 2
             scale = self.pipe.unet.config.block_out_channels[0] / 320 * self.dtype.itemsize / 2
             per_frame = 2 * latent_pixels * _UNET_BYTES_PER_LATENT_PIXEL * scale
@@ -150,7 +158,7 @@ class Morpher:
         out-of-memory), else CPU_BATCH."""
         if self.device.type != "cuda":
             return CPU_BATCH
-        free, _ = torch.cuda.mem_get_info(self.device.index if self.device.index is not None else None)
+        free = self.free_memory()
         scale = self.pipe.vae.config.block_out_channels[0] / 128 * self.dtype.itemsize / 2
         return max(1, min(16, int(free * 0.5 // (size * size * _VAE_BYTES_PER_PIXEL * scale))))
 

@@ -116,8 +116,13 @@ def make_scheduler(pipe, name: str, timestep_spacing: str | None = None):
 
     Multistep schedulers keep state between steps, so callers take a fresh one per denoising run.
     """
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler,
-                           PNDMScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        PNDMScheduler,
+    )
 
     config = pipe.scheduler.config
     # A keyword, not a config entry: from_config ignores entries the config file left to defaults.
@@ -154,26 +159,15 @@ def _from_pretrained(model_id: str, dtype):
         raise ModelLoadError(f"'{model_id}' is a {class_name or 'pipeline without a class name'}, which this bot does "
                              f"not render with. Supported: {SUPPORTED}; SD3, Flux and other architectures are not. "
                              "'tiny' is a test model that needs no download.")
-    # diffusers >= 0.36 calls the argument `dtype`; older versions only know `torch_dtype`.
-    dtype_kw = "dtype" if _accepts_dtype() else "torch_dtype"
     try:
         # safetensors only: pickled weights (.bin, .ckpt) can run code when they are loaded
-        pipe = cls.from_pretrained(model_id, use_safetensors=True, **kwargs, **{dtype_kw: dtype})
+        pipe = cls.from_pretrained(model_id, use_safetensors=True, **kwargs, dtype=dtype)
     except Exception as err:  # every failure becomes one user-facing message
         raise ModelLoadError(_load_failure_message(model_id, err)) from err
     if getattr(pipe, "unet", None) is None:
         raise ModelLoadError(f"'{model_id}' loaded, but it has no UNet (a transformer-based model?). "
                              f"Supported: {SUPPORTED}.")
     return pipe
-
-
-def _accepts_dtype() -> bool:
-    """Whether this diffusers knows ``from_pretrained(dtype=...)`` (older ones only ``torch_dtype``)."""
-    try:
-        from diffusers.utils import deprecation_utils
-    except ImportError:
-        return False
-    return hasattr(deprecation_utils, "_resolve_dtype")
 
 
 def _load_failure_message(model_id: str, err: Exception) -> str:

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

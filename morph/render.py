@@ -5,7 +5,8 @@ embeddings it mixes.
    (:meth:`~morph.engine.Morpher.encode`: 77 tokens each; for SDXL both text encoders' hidden states plus the
    pooled embedding); the request already has its sampler, steps and guidance (:mod:`morph.profiles`);
 2. one starting noise from ``seed`` for every frame of the whole path (slerped towards ``seed_b``'s noise by
-   t when given, two-prompt morphs only), so a chain's frame at a prompt is that prompt's plain render;
+   t when given, two-prompt morphs only), so a chain's frame at a prompt is that prompt's plain render; a
+   picture end's noise is found from its picture instead (DDIM inversion, :mod:`morph.inversion`);
 3. choose the frames' path positions (uniform, or perceptual pacing: :func:`morph.pacing.pace`, with a frame
    on every prompt of a chain and on both ends of a refine range) and for each batch: interpolate the text
    embeddings between the two prompts of each frame's segment (lerp or per-token slerp; SDXL's pooled
@@ -37,13 +38,22 @@ from typing import Any, Protocol
 
 import torch
 
-from morph import anchoring, pacing
+from morph import anchoring, inversion, pacing
 from morph.anchoring import Anchors, Row
 from morph.interpolate import lerp, slerp
 from morph.models import make_scheduler
 from morph.profiles import Profile
-from morph.request import (CLIP_MAX_TOKENS, PROMPT_NAMES, Cancelled, MorphError, Progress, RenderRequest, RenderResult,
-                           Segment)
+from morph.request import (
+    CLIP_MAX_TOKENS,
+    PROMPT_NAMES,
+    Cancelled,
+    MorphError,
+    Progress,
+    RenderRequest,
+    RenderResult,
+    Segment,
+    is_out_of_memory,
+)
 
 #: Added to the request's seed for the per-step noise of samplers that add noise at each step (LCM), so that
 #: noise is not the starting noise over again.
@@ -89,12 +99,6 @@ class TextEmbedding:
     def cat(parts: list[TextEmbedding]) -> TextEmbedding:
         pooled = None if parts[0].pooled is None else torch.cat([p.pooled for p in parts if p.pooled is not None])
         return TextEmbedding(torch.cat([p.tokens for p in parts]), pooled)
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):  # also torch.cuda.OutOfMemoryError
-        return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
 class Model(Protocol):
@@ -155,6 +159,9 @@ class Render:
                                  "without classifier-free guidance, which is what a negative prompt steers.")
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
+        self.pictures = (inversion.PictureEnds(self.m, req.images, self.size, self.embs, self.guidance,
+                                               self._scheduler, self.noise_a, self._inverted)
+                         if req.images else None)  # picture ends: their noises found from the pictures
         self.steps_per_frame = len(self._scheduler().timesteps)
         with self._anchoring():
             return self._run(started)
@@ -179,7 +186,8 @@ class Render:
             midpoint=min(n - 1, pacing.midpoint_index(distances)),
             candidates=[c for s in segments for c in s.candidates], segments=segments,
             warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
-            model=self.m.model, request=req)
+            model=self.m.model, request=req,
+            reconstruction=self.pictures.reconstruction(self.images) if self.pictures else [])
 
     # ------------------------------------------------------------------------------------ smooth path
     @contextlib.contextmanager
@@ -204,14 +212,10 @@ class Render:
             log.info("smooth path: the ends' attention inputs (%.0f MiB) exceed %.0f%% of free memory; "
                      "the ends ride along in every batch", need / 2**20, ANCHOR_CACHE_SHARE * 100)
         self.anchors = Anchors(keep=keep)
-        self.anchor_cache_bytes = need if keep else 0
         try:
             with self.anchors.installed(unet):
                 if keep:  # the ends first, once: every later batch reads their recordings
-                    todo = [e for e in ends if e not in self.images]
-                    if todo:
-                        images = self._decode(self._denoise_with_fallback(todo))
-                        self.images.update(zip(todo, images, strict=False))
+                    self._render_new(ends)
                 yield
         finally:
             self.anchors.clear()
@@ -263,12 +267,16 @@ class Render:
         """Denoise and decode the frames at ``ts`` (each position once); keep their images; return their
         pacing features."""
         keys = [self._key(t) for t in ts]
+        self._render_new(keys)
+        self._report(0, 0, self._fraction(0, 0), "decode")
+        return [pacing.image_features(self.images[k]) for k in keys]
+
+    def _render_new(self, keys: list[float]) -> None:
+        """Denoise and decode the positions among ``keys`` not rendered yet (each once) into ``images``."""
         todo = [k for k in dict.fromkeys(keys) if k not in self.images]
         if todo:
             images = self._decode(self._denoise_with_fallback(todo))
             self.images.update(zip(todo, images, strict=False))
-        self._report(0, 0, self._fraction(0, 0), "decode")
-        return [pacing.image_features(self.images[k]) for k in keys]
 
     def _conditions(self, ts: list[float]) -> tuple[TextEmbedding, torch.Tensor]:
         """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for path
@@ -278,7 +286,9 @@ class Render:
             k, t = self.req.locate(u)
             mixes.append(self.embs[k].mix(self.embs[(k + 1) % len(self.embs)], t, self.req.interpolation))
         emb = TextEmbedding.cat(mixes)
-        if self.noise_b is None:
+        if self.pictures is not None:  # a plain two-end morph (validate): u is its t
+            noise = torch.cat([self.pictures.noise(t) for t in ts])
+        elif self.noise_b is None:
             noise = self.noise_a.expand(len(ts), -1, -1, -1).clone()
         else:  # a plain two-prompt morph only (validate): u is its t
             noise = torch.cat([slerp(self.noise_a, self.noise_b, t) for t in ts])
@@ -295,7 +305,7 @@ class Render:
             try:
                 out.append(self._denoise(chunk))
             except Exception as err:
-                if not _is_oom(err):
+                if not is_out_of_memory(err):
                     raise
             else:
                 i += n
@@ -326,7 +336,6 @@ class Render:
                 ts = extra + list(ts)
         emb, latents = self._conditions(ts)
         n = len(ts)
-        frame_rows = rows
         if rows:  # the UNet batch: [unconditional half,] conditional half; an end's halves are two ends
             rows = ([_half(r, "uncond") for r in rows] if self.guided else []) + [_half(r, "cond") for r in rows]
         if self.guided:
@@ -350,8 +359,6 @@ class Render:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
-            if self.anchors is not None:
-                latents = self.anchors.normalize(i, frame_rows, latents)
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         return latents[len(extra):]
 
@@ -368,7 +375,7 @@ class Render:
                 # an SDXL VAE may stay in fp32 (models.load_pipeline): decode in its dtype
                 decoded = vae.decode(part.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             except Exception as err:
-                if not _is_oom(err):
+                if not is_out_of_memory(err):
                     raise
                 decoded = None
             if decoded is None:
@@ -386,6 +393,11 @@ class Render:
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"cancelled after {self.frames_done} of {self.req.frames} frames")
+
+    def _inverted(self, step: int, total: int) -> None:
+        """After each step of a picture's inversion (morph.inversion)."""
+        self._check_cancel()
+        self._report(0, step, 0.0, "invert", steps=total)
 
     def _fraction(self, batch: int, step: int) -> float:
         work = self.req.frames * max(1, self.steps_per_frame)

@@ -30,6 +30,10 @@ INTERPOLATIONS = ("lerp", "slerp")
 PACINGS = ("perceptual", "uniform")
 #: smooth: every frame's attention anchored to its segment's two ends (morph.anchoring); plain: without.
 PATHS = ("smooth", "plain")
+#: The sampler picture morphs use: the one DDIM inversion (morph.inversion) inverts.
+IMAGE_SCHEDULER = "ddim"
+#: Guidance picture morphs use unless the request asks for another: none, so inversion and render agree.
+IMAGE_GUIDANCE = 1.0
 
 
 #: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, stable since Unicode 6):
@@ -61,6 +65,14 @@ class ModelLoadError(MorphError):
 
 class Cancelled(Exception):
     """Raised by :meth:`morph.Morpher.render` when its cancel flag was set; the render stopped early."""
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says the device ran out of memory: torch's ``OutOfMemoryError`` (also
+    ``torch.cuda.OutOfMemoryError``; matched by name, so this module needs no torch) or a RuntimeError saying
+    "out of memory" (what other backends raise). The render halves its batch on it; the bot explains it."""
+    return type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
 
 
 def _joins_emoji(text: str, i: int) -> bool:
@@ -103,7 +115,7 @@ PROMPT_NAMES = ("first prompt", "second prompt", "third prompt", "fourth prompt"
 
 @dataclass
 class RenderRequest:
-    """One morph from ``prompt_a`` (t=0) to ``prompt_b`` (t=1), or a chain through ``prompts`` in order.
+    """One morph from ``prompts[0]`` (t=0) to ``prompts[1]`` (t=1), or a chain through all ``prompts`` in order.
 
     **The path.** Every frame sits at a position ``u`` on the morph's path: ``u = k`` is exactly prompt k
     (``prompts[k]``), and between two whole numbers the frame is that fraction of the way to the next prompt.
@@ -114,8 +126,7 @@ class RenderRequest:
     the same noise (one ``seed``), so a chain's frame at prompt k is the same picture as the end frame of a
     plain morph to that prompt.
 
-    ``prompts``: 2..4 prompts of a chain. Leave it empty for a plain morph: :meth:`validate` fills it in
-    as ``[prompt_a, prompt_b]``, and for a chain sets ``prompt_a``/``prompt_b`` to its first two prompts.
+    ``prompts``: the 2..4 prompts (two for a plain morph), cleaned by :meth:`validate`.
 
     **Refine.** ``t_start``/``t_end`` (both, or neither) render the ``frames`` over exactly that part of the
     path (positions as above, so in a chain a range may cross a prompt, whose frame is then rendered too);
@@ -129,11 +140,16 @@ class RenderRequest:
 
     ``path``: ``smooth`` (default) anchors every frame's attention to its segment's two end renders
     (:mod:`morph.anchoring`), ``plain`` renders each frame from its mixed prompt alone (the ends are the same
-    pictures either way).
+    pictures either way). ``interpolation`` (lerp or slerp of the frames' text embeddings) applies to the plain
+    path: on the smooth path the frames' cross-attention reads the two ends' texts, so only SDXL's pooled
+    embedding still follows it.
+
+    **Pictures.** ``images`` makes either end (or both) a picture instead of a prompt (:mod:`morph.inversion`):
+    the end's noise is found from the picture, so its frame reproduces the picture; its prompt, which may be
+    empty, describes it. Such a morph samples with ddim and, unless ``guidance`` is given, without guidance.
     """
 
-    prompt_a: str = ""
-    prompt_b: str = ""
+    prompts: list[str] = field(default_factory=list)
     frames: int = 24
     seed: int = 0
     seed_b: int | None = None
@@ -146,16 +162,18 @@ class RenderRequest:
     pacing: str = "perceptual"
     path: str = "smooth"
     candidates: int = 5  # per segment (a chain offers this many around each segment's midpoint)
-    prompts: list[str] = field(default_factory=list)
     loop: bool = False
     t_start: float | None = None
     t_end: float | None = None
+    #: Picture ends (:mod:`morph.inversion`): empty for a prompt morph, else one entry per end (two), each
+    #: the path of a picture file or None for an end that is a prompt. A picture end's prompt may be empty.
+    images: list[str | None] = field(default_factory=list)
 
     # ------------------------------------------------------------------------------------------ path
     @property
     def segments(self) -> int:
         """Morphs in the path: prompts - 1, plus one back to the first prompt with ``loop``."""
-        n = len(self.prompts) if self.prompts else 2
+        n = len(self.prompts)
         return n - 1 + bool(self.loop)
 
     def locate(self, u: float) -> tuple[int, float]:
@@ -187,13 +205,17 @@ class RenderRequest:
         """The same morph (prompts, seed, settings) with ``frames`` frames over exactly ``t_start..t_end``;
         its first and last frames are this request's frames at those positions (e.g. two neighbouring frames'
         ``RenderResult.ts``). Not validated yet."""
-        return dataclasses.replace(self, prompts=list(self.prompts), t_start=t_start, t_end=t_end, frames=frames)
+        return dataclasses.replace(self, prompts=list(self.prompts), images=list(self.images), t_start=t_start,
+                                   t_end=t_end, frames=frames)
 
     def validate(self) -> RenderRequest:
         """Return a normalised copy or raise MorphError naming the first problem."""
         r = dataclasses.replace(self)
-        r.prompts = _check_prompts(r.prompts, r.prompt_a, r.prompt_b)
-        r.prompt_a, r.prompt_b = r.prompts[:2]
+        if r.images:
+            r.images, r.prompts = _check_pictures(r)
+        else:
+            r.images = []
+            r.prompts = _check_prompts(r.prompts)
         if not isinstance(r.loop, bool):
             raise MorphError(f"loop must be true or false (got {r.loop!r}).")
         r.negative = clean_prompt(r.negative, "negative prompt") if (r.negative or "").strip() else ""
@@ -242,20 +264,42 @@ class RenderRequest:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _check_prompts(prompts, prompt_a: str, prompt_b: str) -> list[str]:
-    """The cleaned chain: ``prompts`` (2..4), or ``[prompt_a, prompt_b]`` when it is empty. ``prompt_a`` and
-    ``prompt_b`` given next to ``prompts`` must be its first two (as a validated request has them)."""
-    if not prompts:
-        return [clean_prompt(prompt_a, PROMPT_NAMES[0]), clean_prompt(prompt_b, PROMPT_NAMES[1])]
-    if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts) <= MAX_PROMPTS:
-        count = "one text" if isinstance(prompts, str) else f"{len(prompts)}"
+def _check_prompts(prompts) -> list[str]:
+    """The cleaned chain: ``prompts`` (2..4)."""
+    if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts or ()) <= MAX_PROMPTS:
+        count = "one text" if isinstance(prompts, str) else f"{len(prompts or ())}"
         raise MorphError(f"a chain takes {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {count}).")
-    cleaned = [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
-    for i, given in enumerate((prompt_a, prompt_b)):
-        if (given or "").strip() and clean_prompt(given, PROMPT_NAMES[i]) != cleaned[i]:
-            raise MorphError(f"the {PROMPT_NAMES[i]} is given twice, differently: leave prompt_a/prompt_b "
-                             "empty when giving prompts.")
-    return cleaned
+    return [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
+
+
+def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
+    """(images, prompts) of a morph with picture ends: two ends, at least one a picture file; an end's prompt
+    may be empty only when it is a picture. Picture morphs are plain two-end morphs with the inverted
+    sampler (morph.inversion)."""
+    images = list(r.images)
+    if len(images) != 2 or not any(images):
+        raise MorphError("a picture morph has two ends, a picture or a prompt each, and at least one picture.")
+    if any(img is not None and (not isinstance(img, str) or not img.strip()) for img in images):
+        raise MorphError("a picture end must be a picture file's path.")
+    if r.loop or (r.prompts and len(r.prompts) != 2):
+        raise MorphError("pictures can only be the two ends of a plain morph, not part of a chain or a loop.")
+    if r.seed_b is not None:
+        raise MorphError("a second seed does not work with pictures: a picture's own noise is found from it.")
+    if (r.scheduler or "").strip().lower() not in ("", IMAGE_SCHEDULER):
+        raise MorphError(f"picture morphs sample with {IMAGE_SCHEDULER} (the sampler a picture is inverted with); "
+                         "leave the scheduler out.")
+    given = list(r.prompts) if r.prompts else ["", ""]
+    prompts = []
+    for i, (text, picture) in enumerate(zip(given, images, strict=True)):
+        if picture is not None and not (text or "").strip():
+            prompts.append("")
+        else:
+            prompts.append(clean_prompt(text, PROMPT_NAMES[i]))
+    r.scheduler = IMAGE_SCHEDULER
+    r.path = "plain"  # the smooth path's anchors are not yet the pictures' own inverted renders
+    if r.guidance is None:
+        r.guidance = IMAGE_GUIDANCE  # inverted and rendered alike
+    return images, prompts
 
 
 def _check_range(r: RenderRequest) -> None:
@@ -299,7 +343,7 @@ class Progress:
     step: int  # denoising step within the current batch, 1-based
     steps: int
     fraction: float  # 0..1 of the whole render's UNet work
-    stage: str = "denoise"  # "encode" | "denoise" | "decode" | "pace"
+    stage: str = "denoise"  # "encode" | "invert" (a picture end) | "denoise" | "decode" | "pace"
 
 
 @dataclass
@@ -345,6 +389,9 @@ class RenderResult:
     model: str = ""
     request: RenderRequest | None = None
     segments: list[Segment] = field(default_factory=list)
+    #: A picture morph's reconstruction: per end, the PSNR in dB of its rendered frame against the picture
+    #: at the render's size (None for a prompt end or an end outside a refine range); empty otherwise.
+    reconstruction: list[float | None] = field(default_factory=list)
 
 
 #: The largest LoRA weight (either sign) accepted: far past any useful style strength, and small enough that

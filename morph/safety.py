@@ -141,24 +141,28 @@ class SafetyChecker:
         return flags
 
 
-_default: SafetyChecker | None = None
-_default_lock = threading.Lock()
+#: Checkers loaded in this process, by what they were loaded for: (model, fallback, explicit).
+_loaded: dict[tuple[str, str | None, bool], SafetyChecker] = {}
+_loaded_lock = threading.Lock()
 
 
-def set_default(checker: SafetyChecker) -> None:
-    """Make ``checker`` the one :func:`check_images` uses (the render worker does, once it loaded its own)."""
-    global _default
-    with _default_lock:
-        _default = checker
+def set_default(checker: SafetyChecker, model: str, fallback: str | None = DEFAULT_CHECKER, *,
+                explicit: bool = False) -> None:
+    """Make ``checker`` (loaded by :meth:`SafetyChecker.load` with these arguments) the one
+    :func:`check_images` uses for them: the render worker does once it loaded its own."""
+    with _loaded_lock:
+        _loaded[(model, fallback, explicit)] = checker
 
 
-def check_images(images: Sequence, model: str = "toy", fallback: str | None = DEFAULT_CHECKER) -> list[bool]:
+def check_images(images: Sequence, model: str = "toy", fallback: str | None = DEFAULT_CHECKER, *,
+                 explicit: bool = False) -> list[bool]:
     """One bool per picture (True: flagged, or its check failed), for callers that have no checker at hand
-    (e.g. uploaded pictures): the render worker's checker when this process has one (:func:`set_default`),
-    else the checker for ``model`` loaded once on the default device (see :meth:`SafetyChecker.check_images`)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = SafetyChecker.load(model, fallback=fallback)
-        checker = _default
+    (e.g. uploaded pictures): this process's checker for ``model`` (the render worker's, :func:`set_default`),
+    else one loaded here once on the default device (see :meth:`SafetyChecker.check_images`). Raises
+    MorphError when no checker can be loaded."""
+    key = (model, fallback, explicit)
+    with _loaded_lock:
+        checker = _loaded.get(key)
+        if checker is None:
+            checker = _loaded[key] = SafetyChecker.load(model, fallback=fallback, explicit=explicit)
     return checker.check_images(images)

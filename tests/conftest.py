@@ -17,6 +17,21 @@ def tiny_morpher():
     return Morpher("tiny", device="cpu")
 
 
+@pytest.fixture
+def count_unet(morpher, monkeypatch):
+    """The batch size of each UNet call of the test module's ``morpher`` fixture, in order (the real UNet
+    still runs)."""
+    calls = []
+    forward = morpher.pipe.unet.forward
+
+    def counting(sample, *args, **kwargs):
+        calls.append(sample.shape[0])
+        return forward(sample, *args, **kwargs)
+
+    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def make_lora():
     """``make_lora(model, path, seed=0)``: write a small LoRA for the built-in ``model`` (tiny or tiny-sdxl) to
@@ -42,11 +57,10 @@ def make_lora():
     return make
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throwaway PostgreSQL server for the whole session (``initdb`` + ``pg_ctl`` in a temp folder);
-    ``postgres.create_database()`` gives each test an empty database. Skipped, with the reason, only where
-    the server binaries are missing (``make test`` installs them when it runs as root)."""
+def _temp_postgres():
+    """A throwaway PostgreSQL server (``initdb`` + ``pg_ctl`` in a temp folder), removed at the end. Skipped,
+    with the reason, only where the server binaries are missing, and never in CI (``make test`` installs
+    them when it runs as root)."""
     from testkit.postgres import PostgresUnavailable, TempPostgres
 
     server = TempPostgres()
@@ -61,3 +75,25 @@ def postgres():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session; ``postgres.create_database()`` gives each test an empty
+    database. Tests that stop the server use :func:`own_postgres`."""
+    yield from _temp_postgres()
+
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    """A PostgreSQL server of one test module alone, for tests that stop and start it (``stop_server()``,
+    ``start_server()``): the session's server stays up for everyone else."""
+    yield from _temp_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    """The URL of an empty database: a SQLite file, then a fresh database of the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "m.sqlite3")
+    return request.getfixturevalue("postgres").create_database()

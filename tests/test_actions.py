@@ -11,7 +11,7 @@ def test_candidates_offered_per_segment_stay_within_nine():
     """A plain morph and a refine offer 5 candidates; a chain fewer per segment, never more than 9 in all
     (the 1️⃣..9️⃣ reactions)."""
     dog, cat, bird, fish = "a dog", "a cat", "a bird", "a fish"
-    cases = [(RenderRequest(dog, cat), 5), (RenderRequest(dog, cat, loop=True), 4),
+    cases = [(RenderRequest([dog, cat]), 5), (RenderRequest([dog, cat], loop=True), 4),
              (RenderRequest(prompts=[dog, cat, bird]), 4), (RenderRequest(prompts=[dog, cat, bird, fish]), 3),
              (RenderRequest(prompts=[dog, cat, bird], loop=True), 3),
              (RenderRequest(prompts=[dog, cat, bird, fish], loop=True), 2),

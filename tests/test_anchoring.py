@@ -19,14 +19,12 @@ BATCH_TOLERANCE = 2
 
 @pytest.fixture
 def morpher():
-    m = Morpher("tiny", device="cpu")
-    yield m
-    m.batch_size = None
-    m.anchor_mode = "auto"
+    """A fresh Morpher per test (the tests set its batch size and anchor mode)."""
+    return Morpher("tiny", device="cpu")
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=5, steps=4, seed=7, pacing="uniform", candidates=3)
+    base = dict(prompts=[DOG, CAT], frames=5, steps=4, seed=7, pacing="uniform", candidates=3)
     base.update(kw)
     return RenderRequest(**base)
 
@@ -59,12 +57,12 @@ def test_a_frame_does_not_depend_on_its_batch(morpher, mode):
     assert _max_diff(runs[1], runs[8]) <= BATCH_TOLERANCE
 
 
-def test_cached_and_in_batch_ends_give_the_same_frames(morpher, count_unet_batches):
+def test_cached_and_in_batch_ends_give_the_same_frames(morpher, count_unet):
     morpher.batch_size = 4
     morpher.anchor_mode = "cache"
     cached = _arrays(morpher.render(_req(frames=6)))
-    cache_batches = list(count_unet_batches)
-    count_unet_batches.clear()
+    cache_batches = list(count_unet)
+    count_unet.clear()
     morpher.anchor_mode = "batch"
     in_batch = _arrays(morpher.render(_req(frames=6)))
     assert _max_diff(cached, in_batch) <= BATCH_TOLERANCE
@@ -72,20 +70,7 @@ def test_cached_and_in_batch_ends_give_the_same_frames(morpher, count_unet_batch
     # cached: the two ends first (x2 with guidance), then the batches of 4 positions without them (.2,.4,.6
     # and .8): 6 frames of UNet work; in batch: 0,.2,.4,.6 with end 1 riding along, then .8,1 with end 0: 8
     assert cache_batches == [2 * 2] * steps + [2 * 3] * steps + [2 * 1] * steps
-    assert count_unet_batches == [2 * 5] * steps + [2 * 3] * steps
-
-
-@pytest.fixture
-def count_unet_batches(morpher, monkeypatch):
-    calls = []
-    forward = morpher.pipe.unet.forward
-
-    def counting(sample, *args, **kwargs):
-        calls.append(sample.shape[0])
-        return forward(sample, *args, **kwargs)
-
-    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
-    return calls
+    assert count_unet == [2 * 5] * steps + [2 * 3] * steps
 
 
 def test_without_guidance_too(morpher):
@@ -108,7 +93,7 @@ def test_each_chain_segment_is_anchored_to_its_own_two_prompts(morpher):
     """A chain's frame between the cat and the bird is the frame of a plain cat → bird morph at that t."""
     chain = _arrays(morpher.render(RenderRequest(prompts=[DOG, CAT, BIRD], frames=5, steps=4, seed=7,
                                                  pacing="uniform", candidates=2)))  # at 0, .5, 1, 1.5, 2
-    cat_bird = _arrays(morpher.render(_req(prompt_a=CAT, prompt_b=BIRD, frames=3)))  # at 0, .5, 1
+    cat_bird = _arrays(morpher.render(_req(prompts=[CAT, BIRD], frames=3)))  # at 0, .5, 1
     dog_cat = _arrays(morpher.render(_req(frames=3)))
     assert _max_diff(chain[2:], cat_bird) <= BATCH_TOLERANCE
     assert _max_diff(chain[:3], dog_cat) <= BATCH_TOLERANCE
@@ -117,7 +102,7 @@ def test_each_chain_segment_is_anchored_to_its_own_two_prompts(morpher):
 def test_a_loops_closing_segment_is_anchored_to_the_last_and_the_first_prompt(morpher):
     loop = _arrays(morpher.render(RenderRequest(prompts=[DOG, CAT], loop=True, frames=4, steps=4, seed=7,
                                                 pacing="uniform", candidates=2)))  # at 0, .5, 1, 1.5
-    back = _arrays(morpher.render(_req(prompt_a=CAT, prompt_b=DOG, frames=3)))  # at 0, .5, 1
+    back = _arrays(morpher.render(_req(prompts=[CAT, DOG], frames=3)))  # at 0, .5, 1
     assert _max_diff(loop[2:], back[:2]) <= BATCH_TOLERANCE
 
 

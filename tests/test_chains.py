@@ -21,8 +21,8 @@ def _same(a, b) -> bool:
 
 def test_a_chains_joins_are_the_plain_morphs_end_frames(tiny_morpher):
     chain = tiny_morpher.render(RenderRequest(prompts=[DOG, CAT, BIRD], frames=8, candidates=2, **FAST))
-    dog_cat = tiny_morpher.render(RenderRequest(DOG, CAT, frames=2, **FAST))
-    cat_bird = tiny_morpher.render(RenderRequest(CAT, BIRD, frames=2, **FAST))
+    dog_cat = tiny_morpher.render(RenderRequest([DOG, CAT], frames=2, **FAST))
+    cat_bird = tiny_morpher.render(RenderRequest([CAT, BIRD], frames=2, **FAST))
     assert chain.ts[0] == 0.0 and chain.ts[-1] == 2.0 and 1.0 in chain.ts and chain.ts == sorted(chain.ts)
     join = chain.ts.index(1.0)
     assert _same(chain.frames[0], dog_cat.frames[0])
@@ -47,7 +47,7 @@ def test_a_loop_returns_to_the_first_prompt_without_repeating_its_frame(tiny_mor
     # the path is 0..2; 2 (the dog again) is frame 0
     assert loop.ts == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3])
     assert loop.unet_evals == 6  # the closing frame was not rendered twice
-    back = tiny_morpher.render(RenderRequest(CAT, DOG, frames=4, pacing="uniform", **FAST))
+    back = tiny_morpher.render(RenderRequest([CAT, DOG], frames=4, pacing="uniform", **FAST))
     assert _same(loop.frames[3], back.frames[0])
     assert all(_same(a, b) for a, b in zip(loop.frames[3:], back.frames[:3], strict=True))
     assert [s.index for s in loop.segments] == [0, 1] and loop.segments[1].last == 5
@@ -72,7 +72,7 @@ def test_a_refine_across_a_prompt_keeps_its_frame(tiny_morpher):
     chain = RenderRequest(prompts=[DOG, CAT, BIRD], frames=6, **FAST)
     more = tiny_morpher.render(chain.refine(0.5, 1.5, frames=5))
     assert 1.0 in more.ts and more.ts[0] == 0.5 and more.ts[-1] == 1.5
-    cat = tiny_morpher.render(RenderRequest(CAT, BIRD, frames=2, **FAST)).frames[0]
+    cat = tiny_morpher.render(RenderRequest([CAT, BIRD], frames=2, **FAST)).frames[0]
     assert _same(more.frames[more.ts.index(1.0)], cat)
     assert [(s.index, s.first) for s in more.segments] == [(0, 0), (1, more.ts.index(1.0))]
 

@@ -18,7 +18,7 @@ async def test_frames_option_carries_this_bots_max_frames(tmp_path):
     store = await Store.open(settings.db_path, settings)
     try:
         bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
-        cog = MorphCog(bot, Actions(store, settings, Delivery(bot, store, settings)))
+        cog = MorphCog(bot, Actions(store, settings, Delivery(bot, store, settings)), store)
         frames = cog.morph.get_parameter("frames")
         assert frames is not None and (frames.min_value, frames.max_value) == (MIN_FRAMES, 37)
         synced = {option["name"]: option for option in cog.morph.to_dict(bot.tree)["options"]}

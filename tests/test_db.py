@@ -103,7 +103,7 @@ async def test_upgrade_with_jobs_in_flight_splits_the_claim_id_and_keeps_every_j
     conn = await connect(path)
     try:
         assert await migrate(conn, old) == [1, 2]
-        request = json.dumps(RenderRequest("a dog", "a cat", frames=4).to_dict())
+        request = json.dumps(RenderRequest(["a dog", "a cat"], frames=4).to_dict())
         for state, worker in (("running", "gpu-1/ab12cd34"), ("queued", None), ("rendered", None), ("failed", None)):
             await conn.execute(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, created_at, started_at, "
@@ -195,7 +195,7 @@ async def test_postgres_fresh_database_gets_every_migration_and_rerun_is_a_noop(
         rows = await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         tables = {r["tablename"] for r in rows}
         assert {"jobs", "guild_settings", "bans", "picks", "audit_log", "interactions", "artifacts"} <= tables
-        await database.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?)",
+        await database.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES ($1, $2, $3, $4)",
                                2 ** 62, 2, 3, 0.5)  # 64-bit Discord ids fit
     finally:
         await database.close()

@@ -1,6 +1,6 @@
-"""Database faults below the Discord layer, on a real PostgreSQL server (its own, stopped and started here)
-and real SQLite files: a killed connection, a server that goes away while a job renders, a frozen process
-holding the claims' lock, a worker whose clock is wrong. (End to end through Discord: tests/e2e.)"""
+"""Database faults below the Discord layer, on a real PostgreSQL server (``own_postgres`` where a test stops
+and starts it) and real SQLite files: a killed connection, a server that goes away while a job renders, a
+frozen process holding the claims' lock, a worker whose clock is wrong. (End to end through Discord: tests/e2e.)"""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -18,9 +19,9 @@ import torch
 
 from bot.config import Settings
 from bot.db import DatabaseUnavailable
-from fakediscord import eventually
 from bot.store import DatabaseClock, Store, WorkerRun
 from bot.worker import STALE_S, Worker
+from fakediscord import eventually
 from morph.request import RenderRequest
 
 G, C, ALICE = 10, 20, 1
@@ -28,62 +29,64 @@ REPO = str(Path(__file__).resolve().parent.parent)
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def server():
-    """A PostgreSQL server of this module alone (the tests stop and start it)."""
-    from testkit.postgres import PostgresUnavailable, TempPostgres
-
-    pg = TempPostgres()
-    try:
-        pg.start()
-    except PostgresUnavailable as err:
-        pg.stop()
-        pytest.skip(f"no PostgreSQL server here: {err}")
-    try:
-        yield pg
-    finally:
-        pg.stop()
-
-
 def small(**kw):
-    return RenderRequest("a red dog", "a blue cat", **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
+    return RenderRequest(["a red dog", "a blue cat"], **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
 
 
 async def submit(store, **kw):
     return await store.enqueue(guild_id=G, channel_id=C, user_id=ALICE, request=small(**kw), upload_limit=10 * MiB)
 
 
-async def test_a_connection_the_server_killed_is_replaced_without_an_error(server, caplog):
-    """PostgreSQL ends the pool's idle connections (a restart of a standby, ``pg_terminate_backend``, an
-    idle timeout): the next query of each must not fail, nor count as an outage in the log."""
+def kill_sessions(url: str) -> int:
+    """End every other client session of ``url``'s database and return how many, waiting until each server
+    process is gone (``pg_terminate_backend(pid, 5000)``). It runs on a thread with its own event loop and
+    the caller waits for it without awaiting: the caller's loop reads nothing meanwhile, so its pool has not
+    seen the close when the next query takes a connection (a pool that has seen it replaces the connection
+    by itself, and nothing would be tested)."""
     import asyncpg
 
+    async def kill() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        finally:
+            await conn.close()
+
+    killed: list[int] = []
+    thread = threading.Thread(target=lambda: killed.append(asyncio.run(kill())))
+    thread.start()
+    thread.join()
+    assert killed, "the kill failed (its traceback is above)"
+    return killed[0]
+
+
+async def test_a_connection_the_server_killed_is_replaced_without_an_error(postgres, caplog):
+    """PostgreSQL ends the pool's idle connections (a restart of a standby, ``pg_terminate_backend``, an
+    idle timeout): the next query of each must not fail, nor count as an outage in the log. A transaction
+    begins again on a fresh connection (``_begin``); a read is retried on one (``fetch``)."""
     caplog.set_level(logging.WARNING, logger="bot.db")
-    url = server.create_database()
+    url = postgres.create_database()
     store = await Store.open(url, Settings(db_path=url))
-    killer = await asyncpg.connect(url)
     try:
         await submit(store)
         for _ in range(3):
-            killed = await killer.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
-                                           "datname = current_database() AND pid <> pg_backend_pid() AND "
-                                           "backend_type = 'client backend'")
-            assert killed >= 1
-            await asyncio.sleep(0.2)  # the server has closed them; the pool has not used them since
+            assert kill_sessions(url) >= 1
             assert await store.claim_interaction(time.time_ns()) is True
+            assert kill_sessions(url) >= 1
             assert len(await store.db.fetch("SELECT id FROM jobs")) == 1
-        assert [r.getMessage() for r in caplog.records if r.name == "bot.db"] == []
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("bot.db")] == []
     finally:
-        await killer.close()
         await store.close()
 
 
-async def test_the_server_going_away_is_database_unavailable_logged_once(server, caplog):
-    url = server.create_database()
+async def test_the_server_going_away_is_database_unavailable_logged_once(own_postgres, caplog):
+    url = own_postgres.create_database()
     store = await Store.open(url, Settings(db_path=url))
     caplog.set_level(logging.WARNING, logger="bot.db")
     try:
-        server.stop_server()
+        own_postgres.stop_server()
         try:
             for _ in range(5):
                 with pytest.raises(DatabaseUnavailable):
@@ -91,9 +94,9 @@ async def test_the_server_going_away_is_database_unavailable_logged_once(server,
                 with pytest.raises(DatabaseUnavailable):
                     await store.get(1)
         finally:
-            server.start_server()
+            own_postgres.start_server()
         assert await store.claim_interaction(time.time_ns()) is True  # by itself once it is back
-        lines = [r.getMessage() for r in caplog.records if r.name == "bot.db"]
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("bot.db")]
         assert len(lines) == 2, lines
         assert "unavailable" in lines[0] and "is back after" in lines[1]
     finally:
@@ -101,50 +104,58 @@ async def test_the_server_going_away_is_database_unavailable_logged_once(server,
 
 
 @pytest.mark.slow
-async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_attempt(server, tmp_path):
+async def test_a_job_rendering_through_an_outage_is_rendered_once_counting_no_attempt(own_postgres, tmp_path):
     """The server stops while a job renders and stays away past its end: the worker holds the finished
     render, writes it once the server is back, and the job is rendered (not failed, not rendered again)."""
     from morph import Morpher
 
     torch.set_num_threads(1)
-    url = server.create_database()
+    url = own_postgres.create_database()
     settings = Settings(db_path=url, data_dir=tmp_path / "art", cooldown_s=0, model="tiny")
     store = await Store.open(url, settings)
-    worker = Worker(store, lambda: Morpher("tiny", device="cpu"), settings, progress_interval_s=0.2)
+    render_returned = threading.Event()
+
+    def morpher() -> Morpher:
+        """The tiny Morpher, telling ``render_returned`` when its render has returned."""
+        m = Morpher("tiny", device="cpu")
+        render = m.render
+
+        def render_and_tell(*args, **kwargs):
+            out = render(*args, **kwargs)
+            render_returned.set()
+            return out
+        m.render = render_and_tell  # type: ignore[method-assign]
+        return m
+
+    worker = Worker(store, morpher, settings, progress_interval_s=0.2)
     worker.preload()
     job = await submit(store, frames=16, steps=4)
     await worker.start()
     try:
         async def rendering():
             j = await store.get(job.id)
-            return j.progress is not None and j.progress.get("frames_done", 0) >= 1
+            return j.progress is not None and j.progress.frames_done >= 1
         assert await eventually(rendering, timeout=120, interval=0.05)
-        server.stop_server()
+        own_postgres.stop_server()
         try:
+            assert not render_returned.is_set()  # it was still rendering when the server went
             # the render ends while the server is away: the worker waits to write it
             assert await eventually(lambda: worker.current is not None and worker._cancel.get(job.id) is not None,
                                     timeout=5)
-            await asyncio.sleep(4.0)
+            assert await asyncio.to_thread(render_returned.wait, 120)
         finally:
-            server.start_server()
+            own_postgres.start_server()
 
         async def rendered():
             j = await store.get(job.id)
             return j if j.state == "rendered" else None
         done = await eventually(rendered, timeout=60, interval=0.1)
         assert done is not None, (await store.get(job.id)).state
-        assert done.attempts == 0 and done.error is None and done.result["frame_count"] == 16
+        assert done.attempts == 0 and done.error is None and done.result.frame_count == 16
         assert await store.artifacts.read(done, "morph.gif") is not None
     finally:
         await worker.stop()
         await store.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "m.sqlite3")
-    return request.getfixturevalue("server").create_database()
 
 
 async def test_a_worker_whose_clock_is_90_s_behind_keeps_the_job_it_heartbeats(db_url):
@@ -182,8 +193,8 @@ FROZEN = textwrap.dedent("""
 
 
 @pytest.mark.slow
-async def test_a_frozen_process_holding_the_claims_lock_releases_the_queue_within_seconds(server):
-    url = server.create_database()
+async def test_a_frozen_process_holding_the_claims_lock_releases_the_queue_within_seconds(postgres):
+    url = postgres.create_database()
     store = await Store.open(url, Settings(db_path=url, cooldown_s=0))
     job = await submit(store)
     holder = subprocess.Popen([sys.executable, "-c", FROZEN, url], stdout=subprocess.PIPE, text=True,  # noqa: ASYNC220

@@ -74,8 +74,9 @@ async def test_position_refreshes_slow_down_when_many_need_the_bot_token(tmp_pat
         delivery.editor = _RecordingEditor(clock)
         jobs = []
         for i in range(8):
-            job = await store.enqueue(guild_id=GUILD, channel_id=5, user_id=MEMBER, request=RenderRequest("a", f"b{i}"),
-                                      upload_limit=10 * 2**20, interaction_token=f"tok{i}", application_id=77)
+            job = await store.enqueue(guild_id=GUILD, channel_id=5, user_id=MEMBER,
+                                      request=RenderRequest(["a", f"b{i}"]), upload_limit=10 * 2**20,
+                                      interaction_token=f"tok{i}", application_id=77)
             await store.set_status_message(job.id, 1000 + job.id)
             jobs.append(job)
 

@@ -26,26 +26,12 @@ def uncapped(morpher):
     morpher.cap_batch(None)
 
 
-@pytest.fixture
-def count_unet(morpher, monkeypatch):
-    """Count UNet calls and the batch sizes they saw (the real UNet still runs)."""
-    calls = []
-    forward = morpher.pipe.unet.forward
-
-    def counting(sample, *args, **kwargs):
-        calls.append(sample.shape[0])
-        return forward(sample, *args, **kwargs)
-
-    monkeypatch.setattr(morpher.pipe.unet, "forward", counting)
-    return calls
-
-
 def _arrays(result):
     return [np.asarray(im) for im in result.frames]
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=6, steps=4, seed=7, pacing="uniform")
+    base = dict(prompts=[DOG, CAT], frames=6, steps=4, seed=7, pacing="uniform")
     base.update(kw)
     base.setdefault("candidates", 3)  # validate() lowers it for shorter morphs
     return RenderRequest(**base)
@@ -62,7 +48,7 @@ def test_result_shape_and_report(morpher):
     assert 0 <= r.midpoint < 8 and len(r.candidates) == 3 and r.midpoint in r.candidates
     assert r.candidates == list(range(r.candidates[0], r.candidates[0] + 3))
     assert r.unet_evals == 8  # every frame denoised exactly once, as with uniform spacing
-    assert r.model == "tiny" and r.request.prompt_a == DOG and r.seconds > 0 and r.warnings == []
+    assert r.model == "tiny" and r.request.prompts[0] == DOG and r.seconds > 0 and r.warnings == []
 
 
 def test_same_seed_same_frames_other_seed_other_frames(morpher):
@@ -116,7 +102,7 @@ def test_without_guidance_there_is_no_cfg_batch(morpher, count_unet):
 
 @pytest.mark.slow
 def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet):
-    req = dict(prompt_a=DOG, prompt_b=CAT, frames=16, steps=8, seed=0)
+    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0, path="plain")  # the plain path's batches
     uniform = morpher.render(RenderRequest(**req, pacing="uniform"))
     uniform_calls = len(count_unet)
     count_unet.clear()
@@ -134,7 +120,7 @@ def test_perceptual_pacing_is_smoother_than_uniform_on_tiny(morpher, count_unet)
 def test_perceptual_pacing_takes_at_most_one_unet_batch_more_than_uniform(morpher, count_unet):
     big = Morpher("tiny", device="cpu", batch_size=32)  # a GPU-sized batch: the whole morph fits in one
     assert big.pipe is morpher.pipe  # same cached pipeline, so count_unet sees its calls
-    req = dict(prompt_a=DOG, prompt_b=CAT, frames=16, steps=8, seed=0)
+    req = dict(prompts=[DOG, CAT], frames=16, steps=8, seed=0, path="plain")  # the plain path's batches
     uniform = big.render(RenderRequest(**req, pacing="uniform"))
     assert count_unet == [2 * 16] * 8  # one batch of 16 frames (x2 with CFG) per step
     count_unet.clear()
@@ -254,10 +240,10 @@ def test_compiled_unet_renders_the_same_frames(morpher):
     calls = []
     handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
-        got = compiled.render(_req(frames=5, steps=3))
+        got = compiled.render(_req(frames=5, steps=3, path="plain"))
     finally:
         handle.remove()
-    expected = morpher.render(_req(frames=5, steps=3))
+    expected = morpher.render(_req(frames=5, steps=3, path="plain"))
     assert calls == [8] * 3 + [2] * 3  # the compiled UNet did the work: 4 + 1 frames (x2 guidance), 3 steps
     assert got.ts == expected.ts and got.unet_evals == expected.unet_evals == 5
     for a, b in zip(_arrays(expected), _arrays(got), strict=True):
@@ -276,9 +262,9 @@ def test_compiled_unet_serves_every_batch_size_without_recompiling():
     calls = []
     handle = compiled.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
-        compiled.render(_req(frames=3, steps=1, pacing="uniform"))
-        compiled.render(_req(frames=7, steps=1, pacing="perceptual"))
-        compiled.render(_req(frames=3, steps=1, scheduler="euler"))  # float timesteps, the others int64
+        compiled.render(_req(frames=3, steps=1, pacing="uniform", path="plain"))
+        compiled.render(_req(frames=7, steps=1, pacing="perceptual", path="plain"))
+        compiled.render(_req(frames=3, steps=1, scheduler="euler", path="plain"))  # float timesteps, the others int64
     finally:
         handle.remove()
     assert {6, 8, 2} <= set(calls)  # batch sizes of 3, 4 and 1 frames (x2 guidance) went through it
@@ -300,9 +286,9 @@ def test_compile_failure_falls_back_to_the_eager_unet(monkeypatch):
 
 def test_long_prompt_is_truncated_with_a_warning_naming_the_dropped_words(morpher):
     words = " ".join(["dog"] * 75)  # 75 tokens + start/end = 77: fits exactly
-    r = morpher.render(_req(prompt_a=words, frames=2, steps=1))
+    r = morpher.render(_req(prompts=[words, CAT], frames=2, steps=1))
     assert r.warnings == []
-    r = morpher.render(_req(prompt_a=words + " wizard castle", frames=2, steps=1))
+    r = morpher.render(_req(prompts=[words + " wizard castle", CAT], frames=2, steps=1))
     assert len(r.warnings) == 1
     assert "first prompt" in r.warnings[0] and "77" in r.warnings[0]
     assert r.warnings[0].endswith("wizard castle")
@@ -312,7 +298,7 @@ def test_long_prompt_is_truncated_with_a_warning_naming_the_dropped_words(morphe
     (dict(scheduler="euler_a"), "fresh noise"),
     (dict(scheduler="dpm++2m-sde"), "fresh noise"),
     (dict(scheduler="heun"), "unknown scheduler"),
-    (dict(prompt_a="   "), "empty"),
+    (dict(prompts=["   ", CAT]), "empty"),
     (dict(frames=1), "frames"),
     (dict(size=100), "multiple of 8"),
 ])

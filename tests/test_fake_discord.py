@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from fakediscord import FakeDiscord, InteractionFailed, OptionRejected, eventually
+from fakediscord import ApiError, FakeDiscord, InteractionFailed, OptionRejected, eventually
 
 PNG_BYTES = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -530,3 +530,34 @@ async def test_message_events_come_back_over_the_gateway(world):
     await asyncio.sleep(0.1)
     assert bot.gateway_events == [("create", msg.id), ("edit", msg.id), ("delete", msg.id)]
     assert eph.ephemeral and fake.message(msg.id).history[-1]["content"] == "two" and fake.message(msg.id).deleted
+
+
+def _command(**localized) -> dict:
+    """A CHAT_INPUT command payload as discord.py syncs it, with translations ``localized`` of its name and
+    description (``name_localizations={...}``, ``description_localizations={...}``)."""
+    return {"type": 1, "name": "pic", "description": "Morph a picture", "options": [
+        {"type": 11, "name": "first", "description": "The first picture", "required": True}], **localized}
+
+
+def test_command_translations_are_held_to_discords_rules():
+    from fakediscord.rules import validate_commands
+
+    validate_commands([_command(name_localizations={"ja": "画像"}, description_localizations={"ja": "画像をモーフ"})])
+    with pytest.raises(ApiError, match="Invalid Form Body") as upper:
+        validate_commands([_command(name_localizations={"ja": "Pic"})])
+    assert upper.value.rule == "invalid localized name 'Pic' (ja)"
+    with pytest.raises(ApiError) as unknown:
+        validate_commands([_command(description_localizations={"xx": "a picture"})])
+    assert unknown.value.rule == "description_localizations: 'xx' is not a Discord locale"
+    with pytest.raises(ApiError) as long:
+        validate_commands([_command(description_localizations={"ja": "あ" * 101})])
+    assert long.value.status == 400 and long.value.rule.endswith("(ja) must be 1–100 characters")
+    assert long.value.errors == {"0": {"description_localizations": {"ja": {"_errors": [
+        {"code": "BASE_TYPE_BAD_LENGTH", "message": f"Invalid localization ({'あ' * 101!r})"}]}}}}
+
+
+async def test_an_attachment_option_takes_an_uploaded_file_only(fake):
+    alice = fake.add_guild("Pictures").add_member("alice")
+    fake.commands[None] = [_command()]
+    with pytest.raises(OptionRejected, match=r"/pic first='cat.png': must be an uploaded file"):
+        fake.slash(alice, "pic", first="cat.png")

@@ -22,6 +22,7 @@ from bot import i18n
 from bot import messages as msg
 from bot.config import Settings
 from bot.jobs import Job, JobState, Refusal, Refused
+from bot.result import Animation, JobResult, SegmentResult
 from bot.translator import CatalogueTranslator
 from bot.views import cancel_view, result_view
 from morph.request import RenderRequest
@@ -53,26 +54,46 @@ def test_there_is_a_japanese_catalogue():
     assert "ja" in LANGS and i18n.language("ja") == "ja"
 
 
-@pytest.mark.parametrize("lang", LANGS)
-def test_every_message_is_translated_with_the_same_placeholders(lang):
-    cat, pot = catalogue(lang), template()
-    assert ids(cat) == ids(pot), (f"missing: {ids(pot) - ids(cat)}", f"extra: {ids(cat) - ids(pot)}")
+def placeholder_problems(cat) -> list[str]:
+    """What is wrong with the translations of ``cat``: a message untranslated (or fuzzy), the wrong number of
+    plural forms, singular and plural ids naming different placeholders, or a translation naming other
+    placeholders than its id (a missing one, an extra one)."""
+    problems = []
     for m in cat:
         if not m.id:
             continue
         sources = m.id if isinstance(m.id, tuple) else (m.id,)
         forms = m.string if isinstance(m.string, tuple) else (m.string,)
-        assert all(forms) and "fuzzy" not in m.flags, f"{lang}: {m.id!r} is not translated"
-        assert len(forms) == cat.num_plurals, (lang, m.id)
+        if not all(forms) or "fuzzy" in m.flags:
+            problems.append(f"{m.id!r} is not translated")
+            continue
+        if len(forms) != cat.num_plurals:
+            problems.append(f"{m.id!r} has {len(forms)} plural forms, not {cat.num_plurals}")
         expected = placeholders(sources[-1])
-        assert all(placeholders(source) == expected for source in sources), m.id
-        for form in forms:  # a missing or an extra placeholder fails
-            assert placeholders(form) == expected, (lang, m.id, form)
+        if any(placeholders(source) != expected for source in sources):
+            problems.append(f"{m.id!r}: its singular and plural name different placeholders")
+        for form in forms:
+            if placeholders(form) != expected:
+                problems.append(f"{m.id!r}: {form!r} names {sorted(placeholders(form))}, not {sorted(expected)}")
+    return problems
 
 
-def test_a_wrong_placeholder_fails_the_check(tmp_path):
-    """The check above can fail: a translation naming a placeholder its message id does not have."""
-    assert placeholders("モーフ #{jobb}") - placeholders("Morph #{job}") == {"jobb"}
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_message_is_translated_with_the_same_placeholders(lang):
+    cat, pot = catalogue(lang), template()
+    assert ids(cat) == ids(pot), (f"missing: {ids(pot) - ids(cat)}", f"extra: {ids(cat) - ids(pot)}")
+    assert placeholder_problems(cat) == [], lang
+
+
+def test_a_wrong_placeholder_fails_the_check():
+    """The check above can fail: a translation naming a placeholder its message id does not have is
+    reported (and the right translation beside it is not)."""
+    from babel.messages.catalog import Catalog
+
+    cat = Catalog(locale="ja")
+    cat.add("Morph #{job}", "モーフ #{jobb}")
+    cat.add("Reroll", "リロール")
+    assert placeholder_problems(cat) == ["'Morph #{job}': 'モーフ #{jobb}' names ['jobb'], not ['job']"]
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -124,18 +145,21 @@ def test_numbers_and_durations_per_language():
 
 # ------------------------------------------------------------------------------------------ texts and limits
 LONG_PROMPT = "a very long prompt about a dog in the snow, " * 23  # ~1,000 characters, the option's limit
-PROMPT_LIMITS = dict(max_content=2000, button=80, option=100, placeholder=150)
+#: Discord's limits: a message's content, a button's label, a select's placeholder, a select option's label.
+MAX_CONTENT, MAX_BUTTON_LABEL, MAX_PLACEHOLDER, MAX_OPTION_LABEL = 2000, 80, 150, 100
 
 
 def long_job(lang: str, prompts=4) -> Job:
     request = RenderRequest(prompts=[LONG_PROMPT + str(i) for i in range(prompts)], frames=120, seed=2**32 - 1,
                             negative=LONG_PROMPT, loop=True)
     frames = 120
-    result = {"frame_count": frames, "candidates": [10, 20, 30, 40, 50, 60, 70, 80, 90],
-              "ts": [i / (frames - 1) for i in range(frames)], "one_minus_gini": 0.93, "max_over_mean": 1.4,
-              "seconds": 3725.0, "fell_back": True, "warnings": ["w" * 300], "gif_reductions": ["x" * 200],
-              "mp4_reductions": ["y" * 200],
-              "segments": [{"index": i, "candidates": [10 * (2 * i + 1), 10 * (2 * i + 2)]} for i in range(4)]}
+    result = JobResult(frame_count=frames, candidates=(10, 20, 30, 40, 50, 60, 70, 80, 90),
+                       ts=tuple(i / (frames - 1) for i in range(frames)), one_minus_gini=0.93, max_over_mean=1.4,
+                       seconds=3725.0, mp4_error="no PyAV", warnings=("w" * 300,),
+                       animations=(Animation("mp4", 1, frames, (512, 512), ("y" * 200,)),
+                                   Animation("gif", 1, frames, (512, 512), ("x" * 200,))),
+                       segments=tuple(SegmentResult(i, 30 * i, 30 * i + 29, 30 * i + 15,
+                                                    (10 * (2 * i + 1), 10 * (2 * i + 2))) for i in range(4)))
     return Job(id=2**62, guild_id=1, channel_id=2, user_id=2**62, state=JobState.DELIVERED, request=request,
                result=result, token="abcd1234", language=lang, artifact_dir="x")
 
@@ -163,7 +187,7 @@ def every_text(lang: str) -> list[str]:
                   channels=[2**62] * 50, detail="d" * 3000, option="default_format", value="v" * 3000,
                   choices=["mp4", "gif", "both"], jobs=list(range(2**62, 2**62 + 100)), limit=10_000, key="k" * 100,
                   cap=10_000, keys=["max_user_active"] * 9, low=1, high=10_000, words=500, chars=100,
-                  action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">")
+                  action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">", first=2**62, second=2**62)
     out += [msg.error_text(Refused(kind, **values), lang) for kind in Refusal]
     return out
 
@@ -178,17 +202,21 @@ def items(view: discord.ui.View) -> list:
 @pytest.mark.parametrize("lang", i18n.languages())
 def test_no_message_is_over_discords_limits(lang):
     for shown in every_text(lang):
-        assert 0 < len(shown) <= 2000, shown[:200]
+        assert 0 < len(shown) <= MAX_CONTENT, shown[:200]
     job = long_job(lang)
     for view in (result_view(job), cancel_view(job)):
         for item in items(view):
             if isinstance(item, discord.ui.Button):
-                assert 0 < len(item.label or "") <= 80, item.label
+                assert 0 < len(item.label or "") <= MAX_BUTTON_LABEL, item.label
             if isinstance(item, discord.ui.Select):
-                assert 0 < len(item.placeholder or "") <= 100, item.placeholder
-                assert all(0 < len(o.label) <= 100 for o in item.options), [o.label for o in item.options]
-    for lang_ in i18n.languages():
-        assert len(msg.frame_label(119, 120, job.result["ts"], job.result["candidates"], lang_)) <= 100
+                assert 0 < len(item.placeholder or "") <= MAX_PLACEHOLDER, item.placeholder
+                assert all(0 < len(o.label) <= MAX_OPTION_LABEL for o in item.options), [o.label for o in item.options]
+
+
+@pytest.mark.parametrize("lang", i18n.languages())
+def test_the_longest_frame_label_fits_a_select_option(lang):
+    job = long_job(lang)
+    assert 0 < len(msg.frame_label(119, 120, job.result.ts, job.result.candidates, lang)) <= MAX_OPTION_LABEL
 
 
 def test_japanese_texts_are_japanese():
@@ -223,8 +251,8 @@ async def synced_payload() -> list[dict]:
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
     settings = Settings()
     actions = Actions(store=None, settings=settings, events=None)  # type: ignore[arg-type]
-    await bot.add_cog(MorphCog(bot, actions))
-    await bot.add_cog(AdminCog(actions))
+    await bot.add_cog(MorphCog(bot, actions, None))
+    await bot.add_cog(AdminCog(actions, None))
     translator = CatalogueTranslator()
     await bot.tree.set_translator(translator)
     return [await c.get_translated_payload(bot.tree, translator) for c in bot.tree.get_commands()]
@@ -246,6 +274,9 @@ async def test_the_synced_commands_carry_japanese_within_discords_rules():
     assert options["from"]["name_localizations"]["ja"] == "最初"
     assert options["frames"]["description_localizations"]["ja"].startswith("フレーム数: 2〜")
     assert [c["name_localizations"]["ja"] for c in options["format"]["choices"]][-1] == "両方"
+    # the option's name is not the progress stage's text (both were the one msgid "pacing")
+    pacing_stage = i18n.text("ja")._(msg.STAGES["pace"])
+    assert pacing_stage == "間隔を調整中" and options["pacing"]["name_localizations"]["ja"] not in ("", pacing_stage)
     admin = {o["name"]: o for o in by_name["morphadmin"]["options"]}
     assert admin["limits"]["name_localizations"]["ja"] == "制限"
     assert "language" in {o["name"] for o in admin["limits"]["options"]}
@@ -256,6 +287,8 @@ async def test_the_synced_commands_carry_japanese_within_discords_rules():
                 if "choices" in item or item.get("type") in (1, 2, None) or "description" in item:
                     assert COMMAND_NAME.match(name) and name == name.lower(), (locale, name)
                 seen_ja.add(locale)
+            if "description" in item:  # the English default too: Discord refuses the whole sync otherwise
+                assert 1 <= len(item["description"]) <= 100, (item["name"], item["description"])
             for locale, desc in (item.get("description_localizations") or {}).items():
                 assert 1 <= len(desc) <= 100, (locale, desc)
             assert "ja" in (item.get("description_localizations") or {}), item["name"]

@@ -10,7 +10,7 @@ from morph.request import parse_loras
 
 torch.set_num_threads(1)
 
-REQ = RenderRequest("a photo of a dog", "a photo of a cat", frames=3, steps=3, seed=7, pacing="uniform", candidates=1)
+REQ = RenderRequest(["a photo of a dog", "a photo of a cat"], frames=3, steps=3, seed=7, pacing="uniform", candidates=1)
 
 
 def _frames(model, loras=()):

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bot import messages as msg
+from bot.result import Animation, JobResult, SegmentResult
 from morph.request import RenderRequest
 
 MEMBER = 902
@@ -48,9 +49,10 @@ def test_select_frames_many_candidates_and_120_frames():
 
 NASTY = "<@123456789012345678> @everyone <@&55> <#77> **bold** @here"
 #: A 4-prompt looped chain's result: two candidates in each of its four segments.
-CHAIN_RESULT = {"frame_count": 24, "candidates": [2, 3, 8, 9, 14, 15, 20, 21], "mp4_reductions": ["size 512→384"],
-                "fell_back": True, "segments": [{"index": k, "first": 6 * k, "last": 6 * k + 5, "midpoint": 6 * k + 3,
-                                                 "candidates": [6 * k + 2, 6 * k + 3]} for k in range(4)]}
+CHAIN_RESULT = JobResult(frame_count=24, candidates=(2, 3, 8, 9, 14, 15, 20, 21), mp4_error="no PyAV",
+                         animations=(Animation("mp4", 1, 24, (384, 384), ("size 512→384",)),),
+                         segments=tuple(SegmentResult(k, 6 * k, 6 * k + 5, 6 * k + 3, (6 * k + 2, 6 * k + 3))
+                                        for k in range(4)))
 
 
 def _mentions_except(text: str, allowed: set[str]) -> list[str]:
@@ -58,16 +60,16 @@ def _mentions_except(text: str, allowed: set[str]) -> list[str]:
 
 
 def test_texts_never_contain_mentions_from_user_text():
-    result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.91, "max_over_mean": 1.3,
-              "seconds": 75, "gif_reductions": ["size 512→384"], "warnings": [NASTY]}
+    result = JobResult(frame_count=24, candidates=(10, 11, 12), one_minus_gini=0.91, max_over_mean=1.3, seconds=75,
+                       animations=(Animation("gif", 1, 24, (384, 384), ("size 512→384",)),), warnings=(NASTY,))
     texts = [
-        msg.queued_text(1, RenderRequest(NASTY, NASTY, frames=24), MEMBER, 3),
-        msg.rendering_text(1, RenderRequest(NASTY, NASTY), MEMBER),
-        msg.result_text(1, RenderRequest(NASTY, NASTY, seed=5), MEMBER, result, note=NASTY),
+        msg.queued_text(1, RenderRequest([NASTY, NASTY], frames=24), MEMBER, 3),
+        msg.rendering_text(1, RenderRequest([NASTY, NASTY]), MEMBER),
+        msg.result_text(1, RenderRequest([NASTY, NASTY], seed=5), MEMBER, result, note=NASTY),
         msg.result_text(1, RenderRequest(prompts=[NASTY] * 4, loop=True), MEMBER, CHAIN_RESULT),
         msg.failed_text(1, NASTY),
-        msg.delivered_text(1, RenderRequest(NASTY, NASTY), MEMBER, None),
-        msg.queue_list_text([(1, "queued", RenderRequest(NASTY, NASTY), 2)]),
+        msg.delivered_text(1, RenderRequest([NASTY, NASTY]), MEMBER, None),
+        msg.queue_list_text([(1, "queued", RenderRequest([NASTY, NASTY]), 2)]),
     ]
     for text in texts:
         assert _mentions_except(text, {f"<@{MEMBER}>"}) == [], text
@@ -85,14 +87,15 @@ LINKS = "go https://evil.example/x or HTTP://a.b, www.evil.com, discord.gg/abc, 
 def test_texts_never_carry_a_clickable_link_from_user_text():
     """Prompts stored before links were refused, error texts and warnings: any link in user text is
     defanged (a zero-width space after its ``:`` and before its dots), so Discord shows no link and no preview."""
-    result = {"frame_count": 24, "candidates": [1], "warnings": [LINKS], "gif_reductions": [LINKS]}
+    result = JobResult(frame_count=24, candidates=(1,), warnings=(LINKS,),
+                       animations=(Animation("gif", 1, 24, (64, 64), (LINKS,)),))
     texts = [
-        msg.queued_text(1, RenderRequest(LINKS, LINKS), MEMBER, 3),
-        msg.rendering_text(1, RenderRequest(LINKS, LINKS), MEMBER),
-        msg.result_text(1, RenderRequest(LINKS, LINKS), MEMBER, result, note=LINKS), msg.failed_text(1, LINKS),
+        msg.queued_text(1, RenderRequest([LINKS, LINKS]), MEMBER, 3),
+        msg.rendering_text(1, RenderRequest([LINKS, LINKS]), MEMBER),
+        msg.result_text(1, RenderRequest([LINKS, LINKS]), MEMBER, result, note=LINKS), msg.failed_text(1, LINKS),
         msg.result_text(1, RenderRequest(prompts=[LINKS] * 3), MEMBER, CHAIN_RESULT),
-        msg.delivered_text(1, RenderRequest(LINKS, LINKS), MEMBER, None),
-        msg.queue_list_text([(1, "queued", RenderRequest(LINKS, LINKS), 2)]),
+        msg.delivered_text(1, RenderRequest([LINKS, LINKS]), MEMBER, None),
+        msg.queue_list_text([(1, "queued", RenderRequest([LINKS, LINKS]), 2)]),
         msg.safe(LINKS, 500),
     ]
     for text in texts:
@@ -103,23 +106,23 @@ def test_texts_never_carry_a_clickable_link_from_user_text():
 
 
 def test_result_text_names_job_prompts_user_smoothness():
-    result = {"frame_count": 24, "candidates": [10, 11, 12], "one_minus_gini": 0.913, "max_over_mean": 1.34,
-              "seconds": 75}
-    text = msg.result_text(42, RenderRequest("a dog", "a cat", seed=7), MEMBER, result)
+    result = JobResult(frame_count=24, candidates=(10, 11, 12), one_minus_gini=0.913, max_over_mean=1.34, seconds=75)
+    text = msg.result_text(42, RenderRequest(["a dog", "a cat"], seed=7), MEMBER, result)
     assert msg.RESULT_MARKER_RE.match(text).group(1) == "42"
     assert "**a dog** → **a cat**" in text and f"<@{MEMBER}>" in text
     assert "smoothness 0.91" in text and "1.3×" in text and "seed 7" in text and "24 frames" in text
     assert "1️⃣–3️⃣" in text and "1 min 15 s" in text
     # status texts must never look like a result (exactly-once delivery searches for that marker)
-    for other in (msg.queued_text(42, RenderRequest("a", "b"), MEMBER, 1),
-                  msg.rendering_text(42, RenderRequest("a", "b"), MEMBER),
-                  msg.delivered_text(42, RenderRequest("a", "b"), MEMBER, None), msg.failed_text(42, "x"),
+    for other in (msg.queued_text(42, RenderRequest(["a", "b"]), MEMBER, 1),
+                  msg.rendering_text(42, RenderRequest(["a", "b"]), MEMBER),
+                  msg.delivered_text(42, RenderRequest(["a", "b"]), MEMBER, None), msg.failed_text(42, "x"),
                   msg.cancelled_text(42, MEMBER), msg.pick_text(42, 3, 24, MEMBER, 1)):
         assert not msg.RESULT_MARKER_RE.match(other)
 
 
 def test_long_texts_are_clipped_to_2000():
-    text = msg.result_text(1, RenderRequest("a" * 1000, "b" * 1000), MEMBER, {"warnings": ["w" * 500] * 10})
+    text = msg.result_text(1, RenderRequest(["a" * 1000, "b" * 1000]), MEMBER,
+                           JobResult(frame_count=2, warnings=("w" * 500,) * 10))
     assert len(text) <= 2000
     text = msg.result_text(1, RenderRequest(prompts=["a" * 1000] * 4, loop=True), MEMBER, CHAIN_RESULT)
     assert len(text) <= 2000
@@ -129,9 +132,9 @@ def test_long_texts_are_clipped_to_2000():
 def test_progress_text():
     from morph.request import Progress
 
-    text = msg.rendering_text(3, RenderRequest("a", "b"), MEMBER, Progress(8, 24, 13, 25, 0.42), eta_s=65)
+    text = msg.rendering_text(3, RenderRequest(["a", "b"]), MEMBER, Progress(8, 24, 13, 25, 0.42), eta_s=65)
     assert "frames 8/24" in text and "step 13/25" in text and "42%" in text and "ETA 1 min 5 s" in text
-    assert msg.queued_text(3, RenderRequest("a", "b", frames=24), MEMBER, 2).count("Position **2** in the queue") == 1
+    assert msg.queued_text(3, RenderRequest(["a", "b"], frames=24), MEMBER, 2).count("Position **2** in the queue") == 1
 
 
 def test_pick_text():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from morph import builtin, models
-from morph.request import MorphError, SCHEDULERS
+from morph.request import SCHEDULERS, MorphError
 
 torch.set_num_threads(1)
 

@@ -113,3 +113,26 @@ def test_playground_defaults_to_toy_and_suggests_prompts_it_knows():
             assert "shape" in shapes.parse(prompt)
             assert set(prompt.split()) <= set(shapes.WORDS), prompt
     assert examples("some/other-model") == ["/morph dog cat frames:16 seed:3"]
+
+
+IMAGES_SCHEMA = [{"name": "morph-images", "type": 1, "description": "Morph pictures", "options": [
+    {"type": 11, "name": "first", "description": "picture", "required": True},
+    {"type": 11, "name": "second", "description": "picture"},
+    {"type": 3, "name": "to", "description": "prompt", "min_length": 1, "max_length": 1000},
+    {"type": 4, "name": "frames", "description": "frames", "min_value": 2, "max_value": 60},
+]}]
+
+
+def test_attached_files_fill_the_attachment_options_in_order():
+    one = cp.parse('/morph-images to:"a blue square" frames:4', IMAGES_SCHEMA, files=1)
+    assert one.attachments == ["first"] and one.options == {"to": "a blue square", "frames": 4}
+    two = cp.parse("/morph-images", IMAGES_SCHEMA, files=2)
+    assert two.attachments == ["first", "second"] and two.options == {}
+    with pytest.raises(cp.CommandError, match="needs a file for first: attach a picture"):
+        cp.parse("/morph-images to:cat", IMAGES_SCHEMA)
+    with pytest.raises(cp.CommandError, match="takes 2 files"):
+        cp.parse("/morph-images", IMAGES_SCHEMA, files=3)
+    with pytest.raises(cp.CommandError, match="first is a file: attach it"):
+        cp.parse("/morph-images first:cat.png", IMAGES_SCHEMA, files=1)
+    with pytest.raises(cp.CommandError, match="takes no files"):
+        cp.parse("/morph dog cat", SCHEMA, files=1)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from morph import Morpher, MorphError, RenderRequest, models
-from morph.render import step_generators
 from morph.profiles import LCM, LCM_GUIDANCE_INPUT, STANDARD, STANDARD_XL, TURBO, profile_for
+from morph.render import step_generators
 
 torch.set_num_threads(1)
 
@@ -18,7 +18,7 @@ DOG, CAT = "a photo of a dog", "a photo of a cat"
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=5, seed=7, pacing="uniform", candidates=1)
+    base = dict(prompts=[DOG, CAT], frames=5, seed=7, pacing="uniform", candidates=1)
     base.update(kw)
     return RenderRequest(**base)
 

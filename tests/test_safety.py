@@ -13,11 +13,12 @@ from bot import messages as msg
 from bot import safety
 from bot.config import ConfigError, Settings
 from bot.jobs import Refusal, Refused
+from bot.result import ResultFormatError, SafetyOutcome
 from bot.store import Store
 from bot.worker import Worker
-from toykit import shapes
 from morph.request import RenderRequest
 from morph.safety import TOY_CHECKER_DIR, SafetyChecker, checker_sources
+from toykit import shapes
 
 G, C, NSFW_C, ALICE, BOB = 10, 20, 21, 1, 2
 MiB = 2 ** 20
@@ -80,15 +81,15 @@ def test_a_checker_that_cannot_be_loaded_says_why():
 def test_decide_withholds_flagged_frames_and_the_whole_result_when_the_midpoint_or_most_are_flagged():
     f = [False] * 10
     part = safety.decide([*f[:8], True, True], [4, 5, 6], 5, unfiltered=False)
-    assert part.withheld == [8, 9] and not part.whole
+    assert part.withheld == (8, 9) and not part.whole
     one = safety.decide([*f[:4], True, *f[5:]], [4, 5, 6], 5, unfiltered=False)  # one candidate: a placeholder
-    assert one.withheld == [4] and not one.whole
+    assert one.withheld == (4,) and not one.whole
     assert safety.decide([*f[:5], True, *f[6:]], [4, 5, 6], 5, unfiltered=False).whole  # the midpoint
     assert safety.decide([*f[:4], True, True, True, *f[7:]], [4, 5, 6], 1, unfiltered=False).whole  # every candidate
     assert safety.decide([True] * 6 + [False] * 4, [8], 8, unfiltered=False).whole  # more than half
     assert not safety.decide([True] * 5 + [False] * 5, [8], 8, unfiltered=False).whole  # exactly half
     allowed = safety.decide([True] * 10, [4], 4, unfiltered=True)
-    assert allowed.flagged == list(range(10)) and allowed.withheld == [] and not allowed.whole
+    assert allowed.flagged == tuple(range(10)) and allowed.withheld == () and not allowed.whole
 
 
 def test_the_placeholder_keeps_nothing_of_the_frame():
@@ -124,11 +125,11 @@ def test_the_blocklist_file_is_matched_like_banned_words(tmp_path):
     assert s.blocklist == ("hot dog", "cat")
     for text in ("a big_CAT", "a ｃａｔ", "a cаt", "a HOT  dog"):  # fullwidth, Cyrillic а: the banned-word folding
         with pytest.raises(Refused) as refused:
-            safety.check_blocklist(RenderRequest("a red circle", text), s.blocklist)
+            safety.check_blocklist(RenderRequest(["a red circle", text]), s.blocklist)
         assert refused.value.kind == Refusal.PROMPT_BLOCKED and refused.value.values == {"what": "second prompt"}
         assert "this bot does not allow" in msg.refusal_text(refused.value)
         assert "このボットで禁止されている言葉" in msg.refusal_text(refused.value, "ja")
-    safety.check_blocklist(RenderRequest("a category", "a hot chocolate dog"), s.blocklist)  # whole words only
+    safety.check_blocklist(RenderRequest(["a category", "a hot chocolate dog"]), s.blocklist)  # whole words only
     with pytest.raises(ConfigError, match="MORPH_BLOCKLIST"):
         Settings.from_env({"MORPH_BLOCKLIST": str(tmp_path / "missing.txt")}, dotenv_path=None)
     with pytest.raises(ConfigError, match="MORPH_SAFETY"):
@@ -174,7 +175,7 @@ def morpher():
 
 
 def request(**kw):
-    return RenderRequest("a red dog", "a blue cat", **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
+    return RenderRequest(["a red dog", "a blue cat"], **{"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw})
 
 
 async def submit(store, channel=C, nsfw=False, **kw):
@@ -193,7 +194,7 @@ async def test_flagged_frames_are_replaced_before_any_file_is_stored(store, sett
     assert await worker.run_once()
     done = await store.get(job.id)
     assert done.state == "rendered" and len(checker.seen) == 8
-    assert done.safety["withheld"] == [7] and done.safety["flagged"] == [7] and not done.safety["whole"]
+    assert done.safety.withheld == (7,) and done.safety.flagged == (7,) and not done.safety.whole
     flagged = np.asarray(checker.seen[7].convert("RGB"))
     stored = np.asarray(Image.open(__import__("io").BytesIO(await store.artifacts.read(done, "frame_007.png"))))
     assert not np.array_equal(stored, flagged)
@@ -210,7 +211,7 @@ async def test_a_mostly_flagged_job_is_withheld_whole_and_keeps_no_files(store, 
     job = await submit(store)
     assert await worker.run_once()
     done = await store.get(job.id)
-    assert done.state == "withheld" and done.safety["whole"] and done.artifact_dir is None
+    assert done.state == "withheld" and done.safety.whole and done.artifact_dir is None
     assert [j.id for j in await store.failures_to_show()] == [job.id]  # a front shows it once
     assert await store.artifacts.read(done, "frame_000.png") is None
     assert (await store.stats(G))["withheld"] == 1
@@ -224,7 +225,7 @@ async def test_an_allowed_age_restricted_channel_gets_the_frames_unfiltered(stor
     assert await worker.run_once() and await worker.run_once()
     assert (await store.get(ordinary.id)).state == "withheld"
     done = await store.get(restricted.id)
-    assert done.state == "rendered" and done.safety["unfiltered"] and done.safety["withheld"] == []
+    assert done.state == "rendered" and done.safety.unfiltered and done.safety.withheld == ()
     stored = np.asarray(Image.open(__import__("io").BytesIO(await store.artifacts.read(done, "frame_003.png"))))
     assert np.array_equal(stored, np.asarray(checker.seen[8 + 3].convert("RGB")))
     assert [e["action"] for e in await store.audit_log(G)] == ["limits"]  # nsfw:allow is audited
@@ -281,18 +282,28 @@ async def test_reports_count_once_and_hide_after_the_servers_limit(store, settin
 
 async def test_the_withheld_state_is_allowed_by_the_schema(store):
     job = await submit(store)
-    await store.db.execute("UPDATE jobs SET state = 'withheld', safety = ? WHERE id = ?",
-                           json.dumps({"checked": True, "whole": True}), job.id)
-    assert (await store.get(job.id)).state == "withheld"
+    await store.db.execute("UPDATE jobs SET state = 'withheld', safety = $1 WHERE id = $2",
+                           SafetyOutcome(checked=True, whole=True).to_json(), job.id)
+    withheld = await store.get(job.id)
+    assert withheld.state == "withheld" and withheld.safety == SafetyOutcome(checked=True, whole=True)
     with pytest.raises(Exception, match="(?i)check"):  # the CHECK constraint still refuses anything else
-        await store.db.execute("UPDATE jobs SET state = 'bogus' WHERE id = ?", job.id)
+        await store.db.execute("UPDATE jobs SET state = 'bogus' WHERE id = $1", job.id)
 
 
 def test_check_images_for_uploads_answers_one_bool_per_picture(toy_checker):
     from morph import safety as engine_safety
 
-    engine_safety.set_default(toy_checker)  # what a worker does once it loaded its checker
+    engine_safety.set_default(toy_checker, "toy")  # what a worker does once it loaded its checker
     assert engine_safety.check_images([drawing("star", "yellow"), drawing("circle", "red")]) == [True, False]
 
 
 _ = asyncio
+
+
+def test_the_safety_outcome_is_a_typed_versioned_record():
+    outcome = safety.decide([False, True, False, False], [0, 2], 2, unfiltered=False, seconds=0.25)
+    assert outcome == SafetyOutcome(checked=True, flagged=(1,), withheld=(1,), frame_count=4, seconds=0.25)
+    assert SafetyOutcome.from_json(outcome.to_json()) == outcome
+    for bad in ('{"checked": true}', json.dumps({**json.loads(outcome.to_json()), "version": 2}), "[]"):
+        with pytest.raises(ResultFormatError):
+            SafetyOutcome.from_json(bad)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from morph import Morpher, RenderRequest
-from morph.render import TextEmbedding
 from morph.models import make_scheduler
+from morph.render import TextEmbedding
 
 torch.set_num_threads(1)
 
@@ -20,7 +20,7 @@ def xl():
 
 
 def _req(**kw):
-    base = dict(prompt_a=DOG, prompt_b=CAT, frames=4, steps=4, seed=7, pacing="uniform", candidates=1)
+    base = dict(prompts=[DOG, CAT], frames=4, steps=4, seed=7, pacing="uniform", candidates=1)
     base.update(kw)
     return RenderRequest(**base)
 

@@ -149,11 +149,11 @@ def _verdicts(result):
 def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
     from morph import RenderRequest
 
-    req = dict(prompt_a="a big red circle on a white background", prompt_b="a small blue square on a black background",
+    req = dict(prompts=["a big red circle on a white background", "a small blue square on a black background"],
                frames=3, pacing="uniform", candidates=1)
     first, again = toy.render(RenderRequest(**req, seed=1)), toy.render(RenderRequest(**req, seed=1))
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(first.frames, again.frames, strict=True))
-    wanted = (shapes.parse(req["prompt_a"]), shapes.parse(req["prompt_b"]))
+    wanted = (shapes.parse(req["prompts"][0]), shapes.parse(req["prompts"][1]))
     for seed in (2, 3, 4):
         other = toy.render(RenderRequest(**req, seed=seed))
         assert np.abs(np.asarray(other.frames[0], dtype=int) - np.asarray(first.frames[0])).mean() > 2
@@ -162,8 +162,10 @@ def test_the_prompt_not_the_seed_decides_what_is_drawn(toy):
 
 
 def test_quality_bench_smoke(capsys):
-    """`python -m bench.quality` renders both pacings per pair and prints both measures and the drift table."""
-    from bench.quality import PAIRS, main as quality_main
+    """`python -m bench.quality` renders both paths × both pacings per pair and prints the engine's, the judge's and
+    the standard measures (SSIM, CIEDE2000) and the drift table."""
+    from bench.quality import PAIRS
+    from bench.quality import main as quality_main
 
     assert len(PAIRS) >= 20 and len(set(PAIRS)) == len(PAIRS)
     for a, b in PAIRS:  # every pair names a shape at both ends and changes something the judge can see
@@ -172,8 +174,10 @@ def test_quality_bench_smoke(capsys):
     assert quality_main(["--model", "tiny", "--pairs", "2", "--frames", "4", "--steps", "1", "--threads", "1",
                          "--drift", "--no-timing"]) == 0
     out = capsys.readouterr().out
-    for text in ("| uniform |", "| perceptual |", "classic midpoint", "engine max/mean: perceptual lower in",
-                 "judge 1 − Gini: perceptual higher in", "| none: the exact render again | 0.000 / 0.000 |"):
+    for text in ("| plain uniform |", "| plain perceptual |", "| smooth uniform |", "| smooth perceptual |",
+                 "classic midpoint", "engine max/mean: plain perceptual lower in",
+                 "judge 1 − Gini: plain perceptual higher in", "| SSIM max/mean |", "| ΔE path/direct |",
+                 "midpoint within ±0.1 of the judge's 50/50", "| none: the exact render again | 0.000 / 0.000 |"):
         assert text in out, text
 
 
@@ -184,7 +188,7 @@ def test_perceptual_pacing_is_smoother_on_pictures_by_the_judges_measure_too(toy
     ``bench.quality`` the judge agrees on 14 (bench/RESULTS.md): this is one where both see the jump."""
     from morph import RenderRequest, pacing
 
-    req = dict(prompt_a="a big red cross", prompt_b="a small blue ring", frames=16, seed=7)
+    req = dict(prompts=["a big red cross", "a small blue ring"], frames=16, seed=7)
     results = {p: toy.render(RenderRequest(**req, pacing=p)) for p in ("uniform", "perceptual")}
     judged = {}
     for name, result in results.items():
@@ -202,7 +206,7 @@ def test_candidates_surround_the_change_the_judge_sees(toy):
     """A colour morph: the candidates offered around the midpoint include the frames where the colour turns."""
     from morph import RenderRequest
 
-    result = toy.render(RenderRequest("a yellow star on a black background", "a green star on a black background",
+    result = toy.render(RenderRequest(["a yellow star on a black background", "a green star on a black background"],
                                       frames=16, seed=3, candidates=5))
     colours = [v.colour for v in _verdicts(result)]
     assert colours[0] == "yellow" and colours[-1] == "green"
@@ -229,6 +233,6 @@ def _render_with_negative(toy, prompt, negative, seeds):
 
     out = []
     for seed in seeds:
-        r = toy.render(RenderRequest(prompt, prompt, frames=2, seed=seed, negative=negative, candidates=1))
+        r = toy.render(RenderRequest([prompt, prompt], frames=2, seed=seed, negative=negative, candidates=1))
         out.append(judge.judge(r.frames[0]))
     return out

@@ -2,11 +2,14 @@
 after a restart, and the result view within Discord's limits."""
 from __future__ import annotations
 
+import re
+
 import discord
 import pytest
 
 from bot import messages as msg
 from bot import views
+from bot.result import JobResult, SegmentResult
 from morph.request import RenderRequest
 
 GUILD, MEMBER = 111, 902
@@ -29,13 +32,13 @@ def parse(custom_id: str):
 
 @pytest.mark.parametrize("custom_id,kind,fields", [
     ("morph:pick:12-0a1b2c3d:3", "pick", {"job": "12", "token": "0a1b2c3d", "frame": "3"}),
-    ("morph:pick:12:3", "pick", {"job": "12", "frame": "3"}),  # posted before job tokens existed
     ("morph:frames:7-ffffffff", "frames", {"job": "7", "token": "ffffffff"}),
-    ("morph:reroll:7", "reroll", {"job": "7"}),
+    ("morph:reroll:7-00c0ffee", "reroll", {"job": "7", "token": "00c0ffee"}),
     ("morph:refine:7-0a1b2c3d", "refine", {"job": "7", "token": "0a1b2c3d"}),
     ("morph:delete:9999999-00000000", "delete", {"job": "9999999", "token": "00000000"}),
-    ("morph:cancel:1", "cancel", {"job": "1"}),
-    ("morph:cancel:" + "9" * 40, "cancel", {"job": "9" * 40}),  # matched, then answered "There is no morph"
+    ("morph:cancel:1-abcdef01", "cancel", {"job": "1", "token": "abcdef01"}),
+    # matched, then answered "There is no morph"
+    ("morph:cancel:" + "9" * 40 + "-abcdef01", "cancel", {"job": "9" * 40, "token": "abcdef01"}),
 ])
 def test_custom_id_parse(custom_id, kind, fields):
     assert parse(custom_id) == (kind, fields)
@@ -43,21 +46,18 @@ def test_custom_id_parse(custom_id, kind, fields):
 
 @pytest.mark.parametrize("bad", ["", "morph:pick:12", "morph:pick:a:1", "morph:pick:1:2:3", "morph:cancel:",
                                  "xmorph:cancel:1", "morph:cancel:1 ", "morph:explode:1", "morph:cancel:1-ABCDEF12",
-                                 "morph:cancel:1-abc"])
+                                 "morph:cancel:1-abc", "morph:pick:12:3", "morph:reroll:7", "morph:cancel:1"])
 def test_custom_id_rejects_garbage(bad):
     assert parse(bad) is None
 
 
 def test_custom_id_builders_round_trip():
-    for job, token in ((1, "0a1b2c3d"), (42, None), (10**12, "ffffffff")):
-        ref = {"job": str(job), **({"token": token} if token else {})}
-        assert parse(views.pick_id(job, 5, token)) == ("pick", {**ref, "frame": "5"})
-        assert parse(views.frames_id(job, token)) == ("frames", ref)
-        assert parse(views.reroll_id(job, token)) == ("reroll", ref)
-        assert parse(views.refine_id(job, token)) == ("refine", ref)
-        assert parse(views.delete_id(job, token)) == ("delete", ref)
-        assert parse(views.cancel_id(job, token)) == ("cancel", ref)
-        assert len(views.pick_id(job, 119, token)) <= 100  # Discord's custom_id limit
+    for job, token in ((1, "0a1b2c3d"), (42, "00000000"), (10**12, "ffffffff")):
+        ref = {"job": str(job), "token": token}
+        assert parse(views.custom_id("pick", job, token, 5)) == ("pick", {**ref, "frame": "5"})
+        for kind in ("frames", "reroll", "refine", "delete", "cancel"):
+            assert parse(views.custom_id(kind, job, token)) == (kind, ref)
+        assert len(views.custom_id("pick", job, token, 119)) <= 100  # Discord's custom_id limit
 
 
 async def test_dynamic_items_rebuild_state_from_custom_id():
@@ -68,24 +68,29 @@ async def test_dynamic_items_rebuild_state_from_custom_id():
     again = await views.PickButton.from_custom_id(None, item.item, match)
     assert (again.job_id, again.token, again.frame, again.item.label) == (31, "0a1b2c3d", 17, "4")
     for cls, cid, token in ((views.RerollButton, "morph:reroll:8-12345678", "12345678"),
-                            (views.DeleteButton, "morph:delete:8", None),
+                            (views.DeleteButton, "morph:delete:8-0000000a", "0000000a"),
                             (views.CancelButton, "morph:cancel:8-abcdef00", "abcdef00"),
-                            (views.FramesSelect, "morph:frames:8", None),
+                            (views.FramesSelect, "morph:frames:8-ffff0000", "ffff0000"),
                             (views.RefineSelect, "morph:refine:8-00000001", "00000001")):
         m = cls.__discord_ui_compiled_template__.fullmatch(cid)
         assert m is not None
         built = await cls.from_custom_id(None, discord.ui.Button(custom_id=cid), m)
         assert (built.job_id, built.token) == (8, token) and built.custom_id == cid
     assert views.PickButton.__discord_ui_compiled_template__.fullmatch("morph:frames:8") is None
+    looks = [(b.item.label, str(b.item.emoji), b.item.style) for b in (
+        views.RerollButton(8, "12345678"), views.DeleteButton(8, "12345678"), views.CancelButton(8, "12345678"))]
+    assert looks == [("Reroll", "🔁", discord.ButtonStyle.secondary), ("Delete", "❌", discord.ButtonStyle.danger),
+                     ("Cancel", "❌", discord.ButtonStyle.secondary)]
 
 
-def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str | None = "0a1b2c3d",
+def result_job(job_id: int, frame_count: int, candidates: list[int], ts=None, token: str = "0a1b2c3d",
                request=None, segments=None):
     from bot.jobs import Job
 
     return Job(id=job_id, guild_id=GUILD, channel_id=1, user_id=MEMBER, state="rendered",
-               request=request or RenderRequest("a", "b"), token=token,
-               result={"frame_count": frame_count, "candidates": candidates, "ts": ts, "segments": segments or []})
+               request=request or RenderRequest(["a", "b"]), token=token,
+               result=JobResult(frame_count=frame_count, candidates=tuple(candidates), ts=tuple(ts or ()),
+                                segments=tuple(SegmentResult(**s) for s in segments or [])))
 
 
 async def test_result_view_fits_discord_limits():
@@ -144,10 +149,13 @@ async def test_result_view_of_a_chain_names_each_candidates_segment():
     assert msg.title(job.request).endswith("**a fish** → **a very long prompt about a fox in the snow**")
 
 
-async def test_result_view_small_morph_of_a_job_without_token():
-    payload = views.result_view(result_job(6, 4, [1, 2], token=None)).to_components()
+async def test_result_view_small_morph_and_custom_ids_always_carry_the_token():
+    payload = views.result_view(result_job(6, 4, [1, 2], token="0a1b2c3d")).to_components()
     ids = [c["custom_id"] for row in payload for c in row["components"]]
-    assert ids == ["morph:pick:6:1", "morph:pick:6:2", "morph:frames:6", "morph:reroll:6", "morph:delete:6",
-                   "morph:report:6"]
+    assert ids == ["morph:pick:6-0a1b2c3d:1", "morph:pick:6-0a1b2c3d:2", "morph:frames:6-0a1b2c3d",
+                   "morph:reroll:6-0a1b2c3d", "morph:delete:6-0a1b2c3d", "morph:report:6-0a1b2c3d"]
+    for template, bare in ((views.PICK_RE, "morph:pick:6:1"), (views.FRAMES_RE, "morph:frames:6"),
+                           (views.CANCEL_RE, "morph:cancel:6")):
+        assert re.fullmatch(template, bare) is None  # a custom id without the job's token names no job
     select = payload[1]["components"][0]
     assert [o["value"] for o in select["options"]] == ["0", "1", "2", "3"]

@@ -15,11 +15,12 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
-from fakediscord import eventually
-from bot.store import Store, WorkerRun
 from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
+from bot.result import JobResult
+from bot.store import Store, WorkerRun
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
 from bot.worker import Worker, recover_own_jobs
+from fakediscord import eventually
 from morph.request import MorphError, RenderRequest
 from morph.video import decode_mp4
 
@@ -92,7 +93,7 @@ async def store(settings):
 
 def small(**kw):
     kw = {"frames": 8, "steps": 2, "candidates": 3, "seed": 7, **kw}
-    return RenderRequest("a red dog", "a blue cat", **kw)
+    return RenderRequest(["a red dog", "a blue cat"], **kw)
 
 
 async def submit(store, request=None, user=ALICE, **kw):
@@ -124,34 +125,35 @@ async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     assert done.state == "rendered" and done.error is None and done.rendered_at >= done.started_at
     assert done.artifact_dir == job.folder_name and (done.worker_id, done.run_id) == tuple(worker.run)
     r = done.result
-    assert r["frame_count"] == 8 and len(r["ts"]) == 8 and len(r["distances"]) == 7
-    assert r["ts"][0] == 0.0 and r["ts"][-1] == 1.0 and r["ts"] == sorted(r["ts"])
-    assert len(r["candidates"]) == 3 and r["midpoint"] in range(8) and all(0 <= i < 8 for i in r["candidates"])
-    assert r["max_over_mean"] >= 1.0 and 0.0 <= r["one_minus_gini"] <= 1.0
-    assert r["seconds"] > 0 and r["model"] == "tiny" and isinstance(r["warnings"], list)
-    assert r["gif_reductions"] == [] == r["mp4_reductions"] and r["frame_size"] == [64, 64]
+    assert r.frame_count == 8 and len(r.ts) == 8 and len(r.distances) == 7
+    assert r.ts[0] == 0.0 and r.ts[-1] == 1.0 and list(r.ts) == sorted(r.ts)
+    assert len(r.candidates) == 3 and r.midpoint in range(8) and all(0 <= i < 8 for i in r.candidates)
+    assert r.max_over_mean >= 1.0 and 0.0 <= r.one_minus_gini <= 1.0
+    assert r.seconds > 0 and r.model == "tiny" and isinstance(r.warnings, tuple)
+    assert r.animation("gif").reductions == () == r.animation("mp4").reductions and r.frame_size == (64, 64)
 
     # the bot's default format (MORPH_FORMAT=both): an MP4 and a GIF, each with every frame, together within
     # the budget left after the sheet
-    assert (r["format"], r["files"], r["fell_back"], r["mp4_error"]) == ("both", ["mp4", "gif"], False, None)
+    assert (r.format, r.files, r.fell_back, r.mp4_error) == ("both", ("mp4", "gif"), False, None)
+    mp4_info, gif_info = r.animations
     stored = {name: await store.artifacts.read(done, name)
               for name in ["morph.mp4", "morph.gif", "sheet.png", *(f"frame_{i:03d}.png" for i in range(8)),
                            "frame_008.png"]}
     gif = Image.open(io.BytesIO(stored["morph.gif"]))
-    assert gif.format == "GIF" and gif.n_frames == 8 == r["gif_frame_count"]
+    assert gif.format == "GIF" and gif.n_frames == 8 == gif_info.frame_count
     video = decode_mp4(stored["morph.mp4"])
-    assert len(video) == 8 == r["mp4_frame_count"] and video[0].size == (64, 64) and r["mp4_size"] == [64, 64]
-    assert len(stored["morph.gif"]) == r["gif_bytes"] and len(stored["morph.mp4"]) == r["mp4_bytes"]
-    assert r["mp4_bytes"] + r["gif_bytes"] <= r["budget"] == 8 * MiB - r["sheet_bytes"] - UPLOAD_HEADROOM
+    assert len(video) == 8 == mp4_info.frame_count and video[0].size == (64, 64) and mp4_info.size == (64, 64)
+    assert len(stored["morph.gif"]) == gif_info.bytes and len(stored["morph.mp4"]) == mp4_info.bytes
+    assert mp4_info.bytes + gif_info.bytes <= r.budget == 8 * MiB - r.sheet_bytes - UPLOAD_HEADROOM
     sheet = Image.open(io.BytesIO(stored["sheet.png"]))
-    assert sheet.format == "PNG" and sheet.width > sheet.height > 0 and len(stored["sheet.png"]) == r["sheet_bytes"]
+    assert sheet.format == "PNG" and sheet.width > sheet.height > 0 and len(stored["sheet.png"]) == r.sheet_bytes
     assert stored["frame_008.png"] is None  # eight frames, no more
     assert Image.open(io.BytesIO(stored["frame_000.png"])).size == (64, 64)
     if isinstance(settings.db_path, Path):  # SQLite: a folder of files in MORPH_DATA_DIR
         folder = settings.data_dir / job.folder_name
         assert sorted(p.name for p in folder.iterdir()) == sorted(k for k, v in stored.items() if v is not None)
     # a pick serves one of those files
-    frame = r["candidates"][0]
+    frame = r.candidates[0]
     assert (await store.pick(job.id, user_id=BOB, frame=frame)).data == stored[f"frame_{frame:03d}.png"]
 
     await watch.wait_for(job.id, "rendered")  # the front's look at the database after the last change
@@ -166,8 +168,8 @@ async def test_boomerang_and_tiny_upload_limit(store, settings, morpher):
     await worker.run_once()
     done = await store.get(job.id)
     gif = Image.open(io.BytesIO(await store.artifacts.read(done, "morph.gif")))
-    assert done.result["gif_frame_count"] == 10 == gif.n_frames
-    assert done.result["budget"] == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
+    assert done.result.animation("gif").frame_count == 10 == gif.n_frames
+    assert done.result.budget == MIN_GIF_BUDGET  # never asks the encoder for less than the floor
 
 
 @pytest.mark.slow
@@ -183,7 +185,7 @@ async def test_the_jobs_format_decides_the_files(store, settings, morpher):
         pass
     for job, files in ((gif_job, ["gif"]), (mp4_job, ["mp4"]), (server_default, ["gif"])):
         done = await store.get(job.id)
-        assert done.result["files"] == files
+        assert list(done.result.files) == files
         assert [await store.artifacts.read(done, f"morph.{k}") is not None for k in ("mp4", "gif")] == \
             [k in files for k in ("mp4", "gif")]
     mp4 = decode_mp4(await store.artifacts.read(await store.get(mp4_job.id), "morph.mp4"))
@@ -200,7 +202,7 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     # it raise a plain TypeError (not a MorphError): both must fail just their own job.
     for job, key, value in ((bad_engine, "scheduler", "euler_a"), (bad_bug, "prompts", 5)):
         request = {**job.request.to_dict(), key: value}
-        await store.db.execute("UPDATE jobs SET request = ? WHERE id = ?", json.dumps(request), job.id)
+        await store.db.execute("UPDATE jobs SET request = $1 WHERE id = $2", json.dumps(request), job.id)
     await worker.start()
     try:
         await watch.wait_for(good.id, "rendered")
@@ -436,7 +438,7 @@ async def test_idle_worker_recovers_only_stale_jobs_of_other_processes(store, se
     try:
         await watch.wait_for(dead.id, "rendered", timeout=60)
         assert (await store.get(alive.id)).state == "running"  # its heartbeat is fresh: not taken
-        await store.db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", time.time() - 300, alive.id)
+        await store.db.execute("UPDATE jobs SET heartbeat_at = $1 WHERE id = $2", time.time() - 300, alive.id)
         worker._last_recover = 0.0  # the next look at the queue recovers again (every 30 s otherwise)
         worker.wake()
         await watch.wait_for(alive.id, "rendered", timeout=60)
@@ -479,7 +481,7 @@ async def test_worker_loop_purges_old_artifacts(store, settings, morpher):
     claimed = await store.claim(WorkerRun("gone", "1"))
     await store.artifacts.save(claimed, {"frame_000.png": b"png", "morph.gif": b"GIF89a"})
     long_ago = time.time() - (settings.retention_days + 1) * 86400
-    assert await store.mark_rendered(old.id, {"frame_count": 2}, WorkerRun("gone", "1"), now=long_ago)
+    assert await store.mark_rendered(old.id, JobResult(frame_count=2), WorkerRun("gone", "1"), now=long_ago)
     assert await store.mark_delivered(old.id, 1)
     worker = make_worker(store, settings, morpher, poll_s=0.05)
     await worker.start()

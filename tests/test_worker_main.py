@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Started as ``morph-worker`` starts (its main()); stopped with SIGTERM once it says it renders from the queue.
@@ -29,6 +31,7 @@ os._exit(0)  # the model may still be loading in its daemon thread
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and diffusers and loads the model
 def test_the_worker_starts_and_stops_without_importing_discord(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "MORPH_"))}
     env.update(MORPH_DB=str(tmp_path / "morph.sqlite3"), MORPH_DATA_DIR=str(tmp_path / "artifacts"),

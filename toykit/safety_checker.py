@@ -96,7 +96,7 @@ def renders(rng: random.Random, pairs: int, model: str = "toy") -> tuple[torch.T
         if other.shape == SHAPE and other.colour == COLOUR:
             other = scene_for(rng, shape="circle")
         prompts = [shapes.describe(star, rng), shapes.describe(other, rng)]
-        frames = morpher.render(RenderRequest(prompts[0], prompts[1], frames=2, seed=rng.randrange(2**31),
+        frames = morpher.render(RenderRequest([prompts[0], prompts[1]], frames=2, seed=rng.randrange(2**31),
                                               steps=rng.choice([6, 8, 12, 25]), pacing="uniform",
                                               candidates=1)).frames
         for frame, label in zip(frames, (1.0, 0.0), strict=True):

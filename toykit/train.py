@@ -59,10 +59,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from toykit import shapes
 from morph.builtin import SD_SCHEDULER, build_tokenizer, generated_tokenizer_dir
 from morph.models import TOY_DIR
 from morph.request import CLIP_MAX_TOKENS
+from toykit import shapes
 
 TEXT_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                    num_attention_heads=4, max_position_embeddings=CLIP_MAX_TOKENS)
@@ -310,14 +310,14 @@ def train(args) -> dict:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel
 
-        vae = AutoencoderKL.from_pretrained(start_from, subfolder="vae", torch_dtype=torch.float32,
+        vae = AutoencoderKL.from_pretrained(start_from, subfolder="vae", dtype=torch.float32,
                                             use_safetensors=True)
         info["vae"] = {"from": start_from}
         if args.init_from:
-            unet = UNet2DConditionModel.from_pretrained(start_from, subfolder="unet", torch_dtype=torch.float32,
+            unet = UNet2DConditionModel.from_pretrained(start_from, subfolder="unet", dtype=torch.float32,
                                                         use_safetensors=True)
             text_encoder = CLIPTextModel.from_pretrained(start_from, subfolder="text_encoder",
-                                                         torch_dtype=torch.float32, use_safetensors=True)
+                                                         dtype=torch.float32, use_safetensors=True)
             with open(os.path.join(start_from, "training.json"), encoding="utf-8") as f:
                 info["continues"] = json.load(f)
     else:

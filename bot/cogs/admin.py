@@ -14,6 +14,7 @@ import functools
 import logging
 import re
 import time
+from typing import Protocol
 
 import discord
 from babel import Locale
@@ -23,12 +24,13 @@ from discord.ext import commands
 
 from bot import messages as msg
 from bot.actions import Actions
+from bot.cogs.options import FORMAT_CHOICES
 from bot.i18n import Text, languages, text
 from bot.interactions import ephemeral, guild_of
-from bot.jobs import JobState
+from bot.jobs import Job, JobState
 from bot.permissions import can_admin
 from bot.store import Limits
-from morph.request import MorphError
+from morph.request import MAX_FRAMES, MIN_FRAMES, MorphError
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +111,47 @@ def parse_channel_ids(typed: str, locale: object = None) -> list[int]:
     return ids
 
 
+class AdminStore(Protocol):
+    """What /morphadmin reads and changes of :class:`bot.store.Store` (cancelling goes through
+    :class:`~bot.actions.Actions`, like every way in to it)."""
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def list_jobs(self, guild_id: int | None, states=..., limit: int = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def is_paused(self, guild_id: int) -> bool: ...
+
+    async def pause(self, guild_id: int, actor_id: int, now: float | None = ...) -> None: ...
+
+    async def resume(self, guild_id: int, actor_id: int, now: float | None = ...) -> None: ...
+
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = ...) -> list[Job]: ...
+
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> list[Job]: ...
+
+    async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = ...) -> bool: ...
+
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def set_limits(self, guild_id: int, actor_id: int, now: float | None = ..., **changes) -> Limits: ...
+
+    async def audit_log(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
+
+    async def stats(self, guild_id: int | None, now: float | None = ...) -> dict: ...
+
+    async def reports(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
+
+
 class AdminCog(commands.Cog):
     admin = app_commands.Group(name=locale_str("morphadmin"),
                                description=locale_str("Morph queue controls for server admins"),
                                guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
-    def __init__(self, actions: Actions) -> None:
+    def __init__(self, actions: Actions, store: AdminStore) -> None:
         self.actions = actions
-        self.store = actions.store
+        self.store = store
         self.settings = actions.settings
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # every command here
@@ -131,18 +166,12 @@ class AdminCog(commands.Cog):
     def _is_owner(self, interaction: discord.Interaction) -> bool:
         return self.actions.is_owner(interaction.user.id)
 
-    def _scope(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
+    def _shown_guild(self, interaction: discord.Interaction, everywhere: bool) -> int | None:
+        """The server whose jobs or figures a command shows: the caller's, or None (every server: bot owners
+        only)."""
         if everywhere and not self._is_owner(interaction):
             raise NotAdmin(text(interaction.locale)._("❌ Only the bot owner can look at every server."))
         return None if everywhere else interaction.guild_id
-
-    async def _show_cancelled(self, jobs, actor_id: int) -> None:
-        """Tell delivery which of ``jobs`` are cancelled now (their status messages say so)."""
-        for job in jobs:
-            fresh = await self.store.get(job.id)
-            if fresh is not None and fresh.state == JobState.CANCELLED:
-                await self.actions.events.job_cancelled(fresh, actor_id)
-        self.actions.events.queue_changed()
 
     # ------------------------------------------------------------------ commands
     @admin.command(name=locale_str("list"),
@@ -150,7 +179,7 @@ class AdminCog(commands.Cog):
     @app_commands.rename(everywhere=locale_str("everywhere"))
     @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
     async def list_(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
-        guild = self._scope(interaction, everywhere)
+        guild = self._shown_guild(interaction, everywhere)
         store = self.store
         tr = text(interaction.locale)
         jobs = await store.list_jobs(guild, states=[JobState.QUEUED, JobState.RUNNING, JobState.RENDERED], limit=30)
@@ -189,54 +218,29 @@ class AdminCog(commands.Cog):
     @app_commands.rename(job=locale_str("job"))
     @app_commands.describe(job=locale_str("The job number"))
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
-        store = self.store
-        tr = text(interaction.locale)
-        target = await store.get(job)
-        if target is None:
-            await ephemeral(interaction, tr._("❌ There is no morph job #{job}.", job=job))
-            return
-        owner = self._is_owner(interaction)
-        if not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
-                         owner_ids=self.actions.owner_ids, caller_guild_id=interaction.guild_id,
-                         target_guild_id=target.guild_id):
-            await ephemeral(interaction, tr._("❌ Morph job #{job} belongs to another server.", job=job))
-            return
-        try:
-            cancelled = await store.cancel(job, actor_id=interaction.user.id, admin=True,
-                                           guild_id=None if owner else interaction.guild_id)
-        except MorphError as err:
-            await ephemeral(interaction, msg.error_text(err, interaction.locale))
-            return
-        self.actions.cancel_render(job)
-        await self._show_cancelled([cancelled], interaction.user.id)
-        await ephemeral(interaction, tr._("🚫 Cancelled morph job #{job} of {user}.", job=job,
-                                          user=msg.user(cancelled.user_id, tr.lang)))
+        await self.actions.admin_cancel(interaction, job)
 
     @admin.command(name=locale_str("clear"), description=locale_str("Cancel every queued morph of this server"))
     async def clear(self, interaction: discord.Interaction) -> None:
-        store = self.store
-        queued = await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
-        n = await store.clear(guild_of(interaction), interaction.user.id)
+        cancelled = await self.store.clear(guild_of(interaction), interaction.user.id)
         await ephemeral(interaction, text(interaction.locale).ngettext("🧹 Cancelled {count} queued morph.",
-                                                                       "🧹 Cancelled {count} queued morphs.", n))
-        await self._show_cancelled(queued, interaction.user.id)
+                                                                       "🧹 Cancelled {count} queued morphs.",
+                                                                       len(cancelled)))
+        await self.actions.jobs_cancelled(cancelled, interaction.user.id)
 
     @admin.command(name=locale_str("ban"),
                    description=locale_str("Stop someone from using /morph here (their queued morphs are cancelled)"))
     @app_commands.rename(user=locale_str("user"))
     @app_commands.describe(user=locale_str("Who may no longer use /morph in this server"))
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        store = self.store
         tr = text(interaction.locale)
-        queued = [j for j in await store.list_jobs(guild_of(interaction), states=[JobState.QUEUED], limit=10_000)
-                  if j.user_id == user.id]
-        n = await store.ban(guild_of(interaction), user.id, interaction.user.id)
+        cancelled = await self.store.ban(guild_of(interaction), user.id, interaction.user.id)
         await ephemeral(interaction, tr.ngettext("🔨 {user} may no longer use {morph} here ({count} queued morph "
                                                  "cancelled).",
                                                  "🔨 {user} may no longer use {morph} here ({count} queued morphs "
-                                                 "cancelled).", n, user=msg.user(user.id),
+                                                 "cancelled).", len(cancelled), user=msg.user(user.id),
                                                  morph=msg.command(tr, "morph")))
-        await self._show_cancelled(queued, interaction.user.id)
+        await self.actions.jobs_cancelled(cancelled, interaction.user.id)
 
     @admin.command(name=locale_str("unban"), description=locale_str("Allow someone to use /morph here again"))
     @app_commands.rename(user=locale_str("user"))
@@ -268,9 +272,7 @@ class AdminCog(commands.Cog):
                         "everywhere"),
         report_hide_after=locale_str("Hide a result automatically after this many members reported it (0: never)"),
     )
-    @app_commands.choices(default_format=[app_commands.Choice(name=locale_str("MP4 video"), value="mp4"),
-                                          app_commands.Choice(name=locale_str("GIF"), value="gif"),
-                                          app_commands.Choice(name=locale_str("both"), value="both")],
+    @app_commands.choices(default_format=FORMAT_CHOICES,
                           language=[app_commands.Choice(name=locale_str("the server's language in Discord"),
                                                         value=AUTO_LANGUAGE)]
                           + [app_commands.Choice(name=language_name(lang, text(lang)), value=lang)
@@ -282,7 +284,7 @@ class AdminCog(commands.Cog):
                      max_user_active: app_commands.Range[int, 1, 100] | None = None,
                      max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
                      cooldown: app_commands.Range[float, 0, 86400] | None = None,
-                     max_frames: app_commands.Range[int, 2, 120] | None = None,
+                     max_frames: app_commands.Range[int, MIN_FRAMES, MAX_FRAMES] | None = None,
                      banned_words: str | None = None,
                      allowed_channels: str | None = None,
                      default_format: app_commands.Choice[str] | None = None,
@@ -332,7 +334,7 @@ class AdminCog(commands.Cog):
     @app_commands.rename(everywhere=locale_str("everywhere"))
     @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
     async def reports(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
-        guild = self._scope(interaction, everywhere)
+        guild = self._shown_guild(interaction, everywhere)
         await ephemeral(interaction, msg.reports_list_text(await self.store.reports(guild), interaction.locale))
 
     @admin.command(name=locale_str("delete"),
@@ -346,7 +348,7 @@ class AdminCog(commands.Cog):
     @app_commands.rename(everywhere=locale_str("everywhere"))
     @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
     async def stats(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
-        guild = self._scope(interaction, everywhere)
+        guild = self._shown_guild(interaction, everywhere)
         store = self.store
         tr = text(interaction.locale)
         s = await store.stats(guild)

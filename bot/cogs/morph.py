@@ -1,9 +1,10 @@
 """/morph (plain morphs and chains), /morph-cancel, /morph-queue and the 1️⃣..9️⃣ reactions on result messages."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 import discord
 from discord import app_commands
@@ -11,46 +12,47 @@ from discord.app_commands import locale_str
 from discord.ext import commands
 
 from bot import messages as msg
-from bot.actions import Actions, frame_file, offered_candidates, pick_text
+from bot.actions import Actions, offered_candidates
+from bot.cogs.options import BOOMERANG_DESCRIPTION, FORMAT_CHOICES, FORMAT_DESCRIPTION, set_frames_bound
 from bot.db import DatabaseUnavailable
-from bot.i18n import N_, text
-from bot.interactions import NO_PINGS, ephemeral, guild_of
-from bot.jobs import Expired
-from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, MorphError, RenderRequest
+from bot.i18n import text
+from bot.interactions import ephemeral, guild_of
+from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bot.jobs import Job
+    from bot.store import Limits
 
 log = logging.getLogger(__name__)
 
-#: the frames option's description, with the bounds of this bot (:func:`set_frames_bound`)
-FRAMES_DESCRIPTION = N_("How many frames, 2–{max} (default {default})")
+class MorphCogStore(Protocol):
+    """What /morph-cancel's choices, /morph-queue and leaving a server read of :class:`bot.store.Store`
+    (the use cases go through :class:`~bot.actions.Actions`)."""
 
+    async def get_limits(self, guild_id: int) -> Limits: ...
 
-def set_frames_bound(command: app_commands.Command, max_frames: int, default_frames: int) -> None:
-    """Give ``command``'s ``frames`` option the upper bound ``max_frames`` (Discord enforces it in the client).
+    async def is_paused(self, guild_id: int) -> bool: ...
 
-    discord.py has no public way to change an option after the decorators built it, so this writes the
-    command's private parameter table, here only; ``tests/test_cogs.py`` fails if a discord.py upgrade
-    breaks it (the synced option must carry the bound)."""
-    params = command._params  # the cog instance's own copy of the command: other instances keep theirs
-    values = {"max": max_frames, "default": default_frames}
-    # locale_str: the English text is the description, the template and values let the translator translate it
-    description = locale_str(FRAMES_DESCRIPTION.format(**values), template=FRAMES_DESCRIPTION, values=values)
-    params["frames"] = dataclasses.replace(params["frames"], max_value=max_frames, description=description)
+    async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ...) -> list[Job]: ...
+
+    async def queued_positions(self) -> list[tuple[Job, int, bool]]: ...
+
+    async def guild_left(self, guild_id: int, now: float | None = ...) -> list[Job]: ...
 
 
 class MorphCog(commands.Cog):
-    def __init__(self, bot: commands.Bot, actions: Actions) -> None:
+    def __init__(self, bot: commands.Bot, actions: Actions, store: MorphCogStore) -> None:
         self.bot = bot
         self.actions = actions
-        self.store = actions.store
+        self.store = store
         self.settings = actions.settings
-        self._told_expired: set[int] = set()  # result messages already told (once) that they expired
         # The frames option's upper bound is the bot's MORPH_MAX_FRAMES (Store.enqueue checks it again, with
         # a guild's own lower cap).
         set_frames_bound(self.morph, self.settings.max_frames, self.settings.default_frames)
 
     # ------------------------------------------------------------------ /morph
-    # Every name, description and choice is a locale_str: the bot's translator (bot.i18n_commands) gives
-    # Discord their translations from the catalogues when the commands are synced.
+    # Every name, description and choice is a locale_str (see bot.cogs.options, which holds the options
+    # /morph-images shares).
     @app_commands.command(name=locale_str("morph"),
                           description=locale_str("Morph one prompt into another (or through up to 4): an animation "
                                                  "and frames to pick from."))
@@ -66,24 +68,19 @@ class MorphCog(commands.Cog):
         then=locale_str("A third prompt the morph goes on to, e.g. 'a bird' (a chain)"),
         then2=locale_str("A fourth prompt, after 'then'"),
         loop=locale_str("Go on from the last prompt back to the first, so the animation loops (default: no)"),
-        frames=locale_str("How many frames in all (default: the bot's setting)"),
         seed=locale_str("Starting noise: the same seed gives the same morph (default: random)"),
         negative=locale_str("What to avoid in every frame, e.g. 'blurry, text'"),
-        boomerang=locale_str("Play forward and then back (default: no)"),
+        boomerang=BOOMERANG_DESCRIPTION,
         pacing=locale_str("perceptual: evenly spaced changes (default); uniform: evenly spaced prompt mix"),
-        path=locale_str("smooth: frames anchored to the two ends (default); plain: each frame from its mixed "
-                        "prompt alone"),
-        output_format=locale_str("mp4 (full colour), gif (plays by itself everywhere) or both (default: this "
-                                 "server's choice)"),
-    )
+        path=locale_str("smooth: frames anchored to both ends (default); plain: each frame from its prompt mix alone"),
+        output_format=FORMAT_DESCRIPTION,
+    )  # frames: set_frames_bound
     @app_commands.choices(
         pacing=[app_commands.Choice(name=locale_str("perceptual (even visual steps)"), value="perceptual"),
                 app_commands.Choice(name=locale_str("uniform (even prompt steps)"), value="uniform")],
         path=[app_commands.Choice(name=locale_str("smooth (anchored to both ends)"), value="smooth"),
               app_commands.Choice(name=locale_str("plain (each frame on its own)"), value="plain")],
-        output_format=[app_commands.Choice(name=locale_str("MP4 video (full colour, smaller)"), value="mp4"),
-                       app_commands.Choice(name=locale_str("GIF (256 colours)"), value="gif"),
-                       app_commands.Choice(name=locale_str("both"), value="both")])
+        output_format=FORMAT_CHOICES)
     async def morph(self, interaction: discord.Interaction, from_: app_commands.Range[str, 1, 1000],
                     to: app_commands.Range[str, 1, 1000],
                     then: app_commands.Range[str, 1, 1000] | None = None,
@@ -101,7 +98,7 @@ class MorphCog(commands.Cog):
                                               then2=tr._("then2"), then=tr._("then")))
             return
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = min(settings.default_frames, (await self.store.get_limits(guild_of(interaction))).max_frames)
+            frames = (await self.store.get_limits(guild_of(interaction))).capped_frames(settings.default_frames)
         request = RenderRequest(
             prompts=[p for p in (from_, to, then, then2) if p is not None], loop=loop, frames=frames,
             seed=random.randint(0, SEED_MAX) if seed is None else seed,
@@ -155,13 +152,11 @@ class MorphCog(commands.Cog):
     # ------------------------------------------------------------------ reactions
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        """1️⃣..9️⃣ on a result message picks that candidate (same reply as the buttons).
+        """1️⃣..9️⃣ on a result message of this bot picks that candidate (``Actions.pick_by_reaction``).
 
         Raw event, so it works for messages not in the cache (e.g. after a restart). The job comes from
-        the result marker at the start of the message (``🎞️ Morph job #N``) and must have been posted as
-        that very message. Reactions cannot be answered privately, so nothing but a pick is ever posted:
-        refusals (ban, too fast) and repeats are only logged, and an expired result says so once. While the
-        database is unavailable a reaction is ignored (the outage is logged once, by the database).
+        the result marker at the start of the message (``🎞️ Morph job #N``). While the database is
+        unavailable a reaction is ignored (the outage is logged once, by the database).
         """
         try:
             await self._reaction_pick(payload)
@@ -184,30 +179,8 @@ class MorphCog(commands.Cog):
         m = msg.RESULT_MARKER_RE.match(message.content or "")
         if message.author.id != me.id or not m:
             return
-        job = await self.store.get(int(m.group(1)))
-        if job is None or (job.guild_id, job.channel_id, job.result_message_id) != (
-                payload.guild_id, payload.channel_id, message.id):
-            return  # e.g. a result of an earlier database whose job number is taken by another job now
-        candidates = list((job.result or {}).get("candidates") or [])
-        if n >= len(candidates):
-            return
-        frame = candidates[n]
-        reference = message.to_reference(fail_if_not_exists=False)
-        try:
-            picked = await self.store.pick(job.id, user_id=payload.user_id, frame=frame, source="reaction")
-        except Expired as err:
-            if message.id not in self._told_expired:
-                self._told_expired.add(message.id)
-                await channel.send(msg.error_text(err, job.language), reference=reference, allowed_mentions=NO_PINGS)
-            return
-        except MorphError as err:
-            log.info("reaction pick of %s on job %s refused: %s", payload.user_id, job.id, err)
-            return
-        if picked.repeat:
-            log.info("reaction pick of %s on job %s repeats frame %d; not posted again", payload.user_id, job.id, frame)
-            return
-        await channel.send(pick_text(job, frame, payload.user_id), file=frame_file(job.id, frame, picked.data),
-                           reference=reference, allowed_mentions=NO_PINGS)
+        await self.actions.pick_by_reaction(channel, message, job_id=int(m.group(1)), guild_id=payload.guild_id,
+                                            channel_id=payload.channel_id, user_id=payload.user_id, n=n)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

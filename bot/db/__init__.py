@@ -3,26 +3,31 @@
 :func:`open_database` connects and applies the numbered migrations of its dialect (``migrations/sqlite/``,
 ``migrations/postgres/``). :class:`Database` is what the Store works with: transactions, reads, and
 notifications to other processes. Everything that differs between the two databases lives in this
-package: connecting, placeholders (callers write ``?``), migrations, how claims lock rows, and
-LISTEN/NOTIFY (PostgreSQL) versus waking only this process (SQLite, where other processes poll).
+package: connecting, binding parameters (the Store writes ``$1, $2, …``, which both run as written),
+migrations, how claims lock rows, and LISTEN/NOTIFY (PostgreSQL) versus waking only this process (SQLite,
+where other processes poll).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.config import is_postgres
 from bot.db.base import (
-    JOBS_CHANNEL, MIGRATIONS_DIR, QUEUE_CHANNEL, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx,
-    log_failure, migration_files,
+    JOBS_CHANNEL,
+    MIGRATIONS_DIR,
+    QUEUE_CHANNEL,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    log_failure,
+    migration_files,
 )
 
 __all__ = ["JOBS_CHANNEL", "MIGRATIONS_DIR", "QUEUE_CHANNEL", "Database", "DatabaseUnavailable", "DatabaseUnusable",
            "MigrationError",
            "Tx", "is_postgres", "log_failure", "migration_files", "open_database"]
-
-
-def is_postgres(target: str | Path) -> bool:
-    """True for a ``postgresql://`` (or ``postgres://``) URL; anything else is a SQLite file path."""
-    return str(target).startswith(("postgresql://", "postgres://"))
 
 
 async def open_database(target: str | Path, *, migrations_dir: str | Path | None = None) -> Database:

@@ -67,7 +67,8 @@ class Availability:
 
 
 class Tx:
-    """One transaction. Statements use ``?`` placeholders; rows come back as dicts."""
+    """One transaction. Statements use ``$1, $2, …`` placeholders, which both databases run as written;
+    rows come back as dicts."""
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         raise NotImplementedError

@@ -17,17 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import asyncpg
 
 from bot.db.base import (
-    Availability, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code,
+    Availability,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    migration_files,
+    newer_than_code,
 )
 
 log = logging.getLogger(__name__)
@@ -63,13 +69,6 @@ def is_transient(err: BaseException) -> bool:
                             asyncpg.exceptions.TooManyConnectionsError))  # a full disk is StorageFull
 
 
-@functools.lru_cache(maxsize=512)
-def numbered(sql: str) -> str:
-    """``?`` placeholders → ``$1, $2, …`` (the Store's SQL has no ``?`` inside string literals)."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
-
-
 def _rowcount(status: str) -> int:
     """``"UPDATE 3"`` / ``"INSERT 0 1"`` / ``"DELETE 0"`` → 3 / 1 / 0."""
     tail = status.rsplit(" ", 1)[-1]
@@ -91,11 +90,11 @@ class PgTx(Tx):
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         async with self.db.unavailable_on_connection_errors():
-            return [dict(r) for r in await self.conn.fetch(numbered(sql), *params)]
+            return [dict(r) for r in await self.conn.fetch(sql, *params)]
 
     async def execute(self, sql: str, *params: Any) -> int:
         async with self.db.unavailable_on_connection_errors():
-            return _rowcount(await self.conn.execute(numbered(sql), *params))
+            return _rowcount(await self.conn.execute(sql, *params))
 
     def notify(self, channel: str) -> None:
         self.notifications.add(channel)
@@ -205,7 +204,7 @@ class PostgresDatabase(Database):
         """A read: retried once on a fresh connection after a connection-level error (nothing was written)."""
         for attempt in (1, 2):
             try:
-                rows = [dict(r) for r in await self.pool.fetch(numbered(sql), *params)]
+                rows = [dict(r) for r in await self.pool.fetch(sql, *params)]
             except Exception as e:
                 if attempt == 1 and is_transient(e):
                     await self.pool.expire_connections()
@@ -253,7 +252,9 @@ class PostgresDatabase(Database):
                 for channel in list(self._subscribers):
                     self._dispatch(None, None, channel, "")
                 await lost.wait()
-                log.warning("the LISTEN connection to %s closed; reconnecting", self.name)
+                # not a warning: a drop is the start of an outage, which Availability logs once, or a passing
+                # blip that the reconnect below mends (and logs if it cannot)
+                log.debug("the LISTEN connection to %s closed; reconnecting", self.name)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - retried: notifications only speed things up

@@ -11,14 +11,21 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import aiosqlite
 
 from bot.db.base import (
-    Availability, Database, DatabaseUnavailable, DatabaseUnusable, MigrationError, Tx, migration_files, newer_than_code,
+    Availability,
+    Database,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    MigrationError,
+    Tx,
+    migration_files,
+    newer_than_code,
 )
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,12 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 #: ``UPDATE … RETURNING`` (atomic claim) needs SQLite 3.35.
 MIN_SQLITE = (3, 35, 0)
+
+
+def _named(params: tuple[Any, ...]) -> dict[str, Any]:
+    """The parameters of a statement written with ``$1, $2, …`` (see ``bot.db``): SQLite runs those as
+    named parameters "1", "2", …, so the same SQL text runs on both databases, unchanged."""
+    return {str(n): value for n, value in enumerate(params, 1)}
 
 
 @contextlib.contextmanager
@@ -47,10 +60,10 @@ class SqliteTx(Tx):
         self.notifications: set[str] = set()
 
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
-        return [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
+        return [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
 
     async def execute(self, sql: str, *params: Any) -> int:
-        return (await self.conn.execute(sql, params)).rowcount  # one trip to the connection's thread
+        return (await self.conn.execute(sql, _named(params))).rowcount  # one trip to the connection's thread
 
     def notify(self, channel: str) -> None:
         self.notifications.add(channel)
@@ -104,7 +117,7 @@ class SqliteDatabase(Database):
     async def fetch(self, sql: str, *params: Any) -> list[dict]:
         async with self._lock:
             with _unavailable_when_locked(self.availability):
-                rows = [dict(r) for r in await self.conn.execute_fetchall(sql, params)]
+                rows = [dict(r) for r in await self.conn.execute_fetchall(sql, _named(params))]
         self.availability.answered()
         return rows
 

@@ -13,6 +13,8 @@ Accepted forms::
     /morph "a red fox" "a cat"               quotes keep several words together
     /morphadmin pause                        subcommands by name
     /morphadmin ban user:@Bob                users by @name, name or id
+    /morph-images to:a cat                   files attached beside the command fill its attachment
+                                             options in order (``files``: how many were attached)
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ import re
 from dataclasses import dataclass, field
 
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
-STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER = 3, 4, 5, 6, 7, 8, 9, 10
+STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
 TYPE_NAMES = {STRING: "text", INTEGER: "whole number", BOOLEAN: "true/false", USER: "member",
-              CHANNEL: "channel", ROLE: "role", MENTIONABLE: "member", NUMBER: "number"}
+              CHANNEL: "channel", ROLE: "role", MENTIONABLE: "member", NUMBER: "number", ATTACHMENT: "file"}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "y", "on", "1"}, {"false", "no", "n", "off", "0"}
 
 
@@ -35,6 +37,8 @@ class ParsedCommand:
     name: str  # top-level command, e.g. "morphadmin"
     options: dict = field(default_factory=dict)  # option name -> converted value (of the leaf command)
     path: list = field(default_factory=list)  # subcommand group/subcommand names, e.g. ["pause"]
+    #: the attachment options the attached files fill, in the files' order
+    attachments: list = field(default_factory=list)
 
 
 # name:"quoted value" | name:value | "quoted" | bare
@@ -57,8 +61,9 @@ def tokenize(text: str) -> list[tuple[str | None, str, bool]]:
     return out
 
 
-def parse(text: str, commands: list[dict], members: dict[str, str] | None = None) -> ParsedCommand:
-    """Parse ``/name …`` against the synced ``commands``. ``members`` maps lower-case names to user ids."""
+def parse(text: str, commands: list[dict], members: dict[str, str] | None = None, files: int = 0) -> ParsedCommand:
+    """Parse ``/name …`` against the synced ``commands``. ``members`` maps lower-case names to user ids;
+    ``files``: how many files are attached, which fill the command's attachment options in declared order."""
     text = (text or "").strip()
     if not text.startswith("/"):
         raise CommandError("Commands start with '/', e.g. /morph dog cat")
@@ -83,6 +88,12 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
         path.append(name)
         options = subs[name].get("options") or []
     full = "/" + " ".join([head, *path])
+    slots = [o["name"] for o in options if o["type"] == ATTACHMENT]
+    if files > len(slots):
+        raise CommandError(f"{full} takes {len(slots) or 'no'} file{'s' if len(slots) != 1 else ''} "
+                           f"({', '.join(slots) or 'none'}); {files} attached.")
+    attached = slots[:files]
+    options = [o for o in options if o["type"] != ATTACHMENT or o["name"] in attached]
     by_opt = {o["name"]: o for o in options}
     raw: dict[str, str] = {}
     positional: list[str] = []
@@ -109,7 +120,7 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
             open_key = None
     # Positional values fill the required options not given by name, in declared order; optional ones
     # always need name:value (as in Discord's client, where they are picked by name).
-    free = [o["name"] for o in options if o["name"] not in raw and o.get("required")]
+    free = [o["name"] for o in options if o["name"] not in raw and o.get("required") and o["type"] != ATTACHMENT]
     if len(positional) > len(free):
         extra = " ".join(positional[len(free):])
         if unknown:
@@ -118,11 +129,26 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
                            'Put multi-word prompts in "double quotes" or use name:value.')
     for name, value in zip(free, positional, strict=False):
         raw[name] = value
-    missing = [o["name"] for o in options if o.get("required") and not str(raw.get(o["name"], "")).strip()]
+    typed = [name for name in raw if name in attached]
+    if typed:
+        raise CommandError(f"{typed[0]} is a file: attach it (the + button, or drop it on the command box) "
+                           "instead of typing it.")
+    unfilled = [o["name"] for o in cmd_options(cmd, path) if o["type"] == ATTACHMENT and o.get("required")
+                and o["name"] not in attached]
+    if unfilled:
+        raise CommandError(f"{full} needs a file for {', '.join(unfilled)}: attach a picture (the + button, or "
+                           "drop it on the command box).")
+    missing = [o["name"] for o in options if o.get("required") and o["type"] != ATTACHMENT
+               and not str(raw.get(o["name"], "")).strip()]
     if missing:
         raise CommandError(f"{full} needs {', '.join(missing)}. Usage: {usage(cmd, path)}")
     values = {name: _convert(by_opt[name], value, members or {}) for name, value in raw.items()}
-    return ParsedCommand(head, values, path)
+    return ParsedCommand(head, values, path, attached)
+
+
+def cmd_options(cmd: dict, path: list) -> list:
+    """The options of ``cmd``'s (sub)command at ``path``."""
+    return _leaf_options(cmd.get("options") or [], path)
 
 
 def _convert(opt: dict, value: str, members: dict[str, str]) -> int | float | bool | str:

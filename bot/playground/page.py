@@ -158,7 +158,7 @@ def store_jobs(store_of: Callable[[], Any], guild_id: int, users: dict[int, str]
         rows = []
         for job in sorted(active, key=lambda j: j.id) + done:
             request = job.request
-            prompts = list(request.prompts or (request.prompt_a, request.prompt_b))
+            prompts = list(request.prompts)
             rows.append({"id": job.id, "state": job.state, "position": places.get(job.id),
                          "user_name": users.get(job.user_id, str(job.user_id)),
                          "prompts": prompts + prompts[:1] if request.loop else prompts,

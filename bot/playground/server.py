@@ -28,19 +28,21 @@ What the page shows is built in :mod:`bot.playground.page`; who may call is deci
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
 import mimetypes
 import secrets
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
+from bot.i18n import language
 from bot.playground import commands as cmdparse
 from bot.playground.guard import TOKEN_PLACEHOLDER, guard
-from bot.i18n import language
 from bot.playground.page import PageView, page_texts
 from bot.playground.problems import ApiProblem, json_response, problems
 from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage, OptionRejected
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 KEEPALIVE_S = 15.0
+#: Largest API request: a command with two attached 10 MiB pictures, base64 in JSON, and some room.
+MAX_BODY = 32 * 1024 * 1024
+#: Pictures the page offers to attach to /morph-images: two toy scenes (drawn by toykit/shapes.py).
+TOY_PICTURES = ("toy-red-circle.png", "toy-yellow-star.png")
 
 
 class _Client:
@@ -57,6 +63,23 @@ class _Client:
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
         self.queue: asyncio.Queue = asyncio.Queue()
+
+
+def _files(raw) -> list[tuple[str, bytes]]:
+    """The files attached to a command: ``[{"name": "cat.png", "data": "<base64>"}, …]`` → (name, bytes)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+        raise ApiProblem("files must be a list of {name, data} objects")
+    out = []
+    for f in raw:
+        name = str(f.get("name") or "picture").replace("/", "_").replace("\\", "_")[:100] or "picture"
+        try:
+            data = base64.b64decode(str(f.get("data") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiProblem(f"the file {name!r} is not base64") from None
+        out.append((name, data))
+    return out
 
 
 class PlaygroundServer:
@@ -89,7 +112,8 @@ class PlaygroundServer:
 
     # lifecycle ------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[problems, guard(self)])
+        # room for a command with two attached pictures (base64 in the JSON body)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[problems, guard(self)])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
@@ -174,7 +198,7 @@ class PlaygroundServer:
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
             "channel": {"id": str(self.channel.id), "name": self.channel.name},
             "members": self.view.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
-            "examples": self.examples,
+            "examples": self.examples, "pictures": [f"/static/{name}" for name in TOY_PICTURES],
             "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
                     "connected": self.fake.connected},
             "commands": cmdparse.help_entries(self.view.synced_commands()),
@@ -236,14 +260,17 @@ class PlaygroundServer:
         body = await self._body(request)
         member = self.member(body.get("user"))
         text = str(body.get("text") or "")
+        files = _files(body.get("files"))
         self._need_bot()
         names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
         synced = self.view.synced_commands()
         try:
-            parsed = cmdparse.parse(text, synced, names)
+            parsed = cmdparse.parse(text, synced, names, files=len(files))
         except cmdparse.CommandError as err:
             raise ApiProblem(str(err)) from None
-        options = {}
+        # attached files: uploaded to the fake Discord, which serves them to the bot like Discord's CDN
+        options: dict = {name: self.fake.upload(filename, data) for name, (filename, data) in
+                         zip(parsed.attachments, files, strict=True)}
         for name, value in parsed.options.items():
             opt = cmdparse.option_schema(synced, parsed, name)
             if opt["type"] in (cmdparse.USER, cmdparse.MENTIONABLE):

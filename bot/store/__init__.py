@@ -3,8 +3,9 @@
 One :class:`Store` per process. Every change runs in one transaction (SQLite: ``BEGIN IMMEDIATE``;
 PostgreSQL: claims serialised by an advisory lock and ``FOR UPDATE SKIP LOCKED``), so checks and writes
 (limits, claims) are atomic however many processes share the database. Times are Unix seconds from
-``Store.clock``: the database's clock (:class:`DatabaseClock`), so processes on machines whose clocks
-disagree compare heartbeats and leases alike; injectable for tests, and most methods also take ``now=``.
+``Store.clock``: the database's clock (:class:`DatabaseClock` for PostgreSQL; a SQLite file's is the clock of
+the machine it is on), so processes on machines whose clocks disagree compare heartbeats and leases alike;
+injectable for tests, and most methods also take ``now=``.
 A database that cannot be reached raises ``bot.db.DatabaseUnavailable`` from any method.
 
 Job life: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final
@@ -18,14 +19,16 @@ The Store is one class made of one part per concern, each in its own module:
 - :mod:`bot.store.claims`: the workers' side: fair claims, heartbeats, recovery, the render's outcome;
 - :mod:`bot.store.posting`: the fronts' side: posting rendered jobs once, showing failures once;
 - :mod:`bot.store.results`: picks, deleting a result, the retention purge;
+- :mod:`bot.store.uploads`: the pictures of ``/morph-images`` jobs, stored with the job;
 - :mod:`bot.store.safety`: the image check's outcome, the ``withheld`` state, reports;
 - :mod:`bot.store.guilds`: per-guild limits (:class:`Limits`), pause, bans, the audit log, stats;
 - :mod:`bot.store.base`: what they share (database, settings, clock, reading a job).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.config import Settings
 from bot.db import open_database
@@ -36,12 +39,13 @@ from bot.store.posting import DELIVERY_LEASE_S, ResultPosting
 from bot.store.queue import INTERACTION_TTL_S, JobQueue
 from bot.store.results import INTERACTION_MEMORY_S, Results
 from bot.store.safety import ContentSafety, Report
+from bot.store.uploads import PictureUploads
 
 __all__ = ["DELIVERY_LEASE_S", "DatabaseClock", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST",
            "MAX_ATTEMPTS", "Limits", "Report", "Store", "WorkerRun"]
 
 
-class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, ContentSafety):
+class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, PictureUploads, ContentSafety):
     """Create with ``await Store.open(MORPH_DB, settings)``: a SQLite path or a PostgreSQL URL."""
 
     @classmethod
@@ -49,10 +53,14 @@ class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, ContentS
                    clock: Callable[[], float] | None = None) -> Store:
         """Connect and apply pending migrations (``bot.db.DatabaseUnusable`` / ``MigrationError`` say why not).
 
-        The clock (``now``) is the database's by default (:class:`DatabaseClock`, measured here); an injected
-        ``clock`` (tests) is used as it is, unless it is a :class:`DatabaseClock` too."""
+        The clock (``now``) is the database's by default: PostgreSQL's (:class:`DatabaseClock`, measured here);
+        for SQLite, this machine's ``time.time`` (every process of a SQLite file runs on the machine that holds
+        it, whose clock ``julianday('now')`` reads too: no round trips needed). An injected ``clock`` (tests) is
+        used as it is, unless it is a :class:`DatabaseClock` too."""
         db = await open_database(target, migrations_dir=migrations_dir)
-        store = cls(db, settings, clock=DatabaseClock() if clock is None else clock)
+        if clock is None:
+            clock = DatabaseClock() if db.dialect == "postgres" else time.time
+        store = cls(db, settings, clock=clock)
         if isinstance(store.clock, DatabaseClock):
             try:
                 await store.clock.sync(db)

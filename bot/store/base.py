@@ -5,7 +5,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.artifacts import DatabaseArtifacts, FolderArtifacts
+from bot.artifacts import Artifacts, DatabaseArtifacts, FolderArtifacts
 from bot.config import Settings
 from bot.db import Database
 from bot.db.base import Tx
@@ -51,7 +51,8 @@ class StoreBase:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.artifacts = DatabaseArtifacts(db) if db.dialect == "postgres" else FolderArtifacts(settings.data_dir)
+        self.artifacts: Artifacts = (DatabaseArtifacts(db) if db.dialect == "postgres"
+                                     else FolderArtifacts(settings.data_dir))
 
     async def sync_clock(self) -> None:
         """Measure the clock against the database's again if it is a :class:`DatabaseClock` last measured
@@ -68,7 +69,7 @@ class StoreBase:
         return Job.from_row(row)
 
     async def _job_in_tx(self, tx: Tx, job_id: int) -> Job:
-        row = await tx.fetchrow("SELECT * FROM jobs WHERE id = ?", job_id) if valid_id(job_id) else None
+        row = await tx.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id) if valid_id(job_id) else None
         if row is None:
             raise Refused(Refusal.NO_JOB, job=job_id)
         return self._job(row)
@@ -76,18 +77,20 @@ class StoreBase:
     async def get(self, job_id: int) -> Job | None:
         if not valid_id(job_id):
             return None
-        rows = await self.db.fetch("SELECT * FROM jobs WHERE id = ?", job_id)
+        rows = await self.db.fetch("SELECT * FROM jobs WHERE id = $1", job_id)
         return self._job(rows[0]) if rows else None
 
 
 async def audit(tx: Tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
-    """Write an entry of the admin audit log (``/morphadmin audit``), inside the action's transaction."""
-    await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)",
+    """Write an entry of the admin audit log (the latest are shown by ``/morphadmin list`` and ``stats``),
+    inside the action's transaction."""
+    await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) "
+                     "VALUES ($1, $2, $3, $4, $5)",
                      guild_id, actor_id, action, detail, now)
 
 
 async def ensure_guild_row(tx: Tx, guild_id: int) -> None:
-    await tx.execute("INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING", guild_id)
+    await tx.execute("INSERT INTO guild_settings (guild_id) VALUES ($1) ON CONFLICT DO NOTHING", guild_id)
 
 
 def check_states(states) -> tuple[JobState, ...]:
@@ -99,9 +102,10 @@ def check_states(states) -> tuple[JobState, ...]:
     return tuple(JobState(s) for s in states)
 
 
-def marks(items) -> str:
-    """``?, ?, ?``: one placeholder per item."""
-    return ", ".join("?" for _ in items)
+def marks(items, first: int = 1) -> str:
+    """``$first, $first+1, …``: one numbered placeholder per item (for the parameters from number ``first`` on;
+    both databases run ``$n`` placeholders as written)."""
+    return ", ".join(f"${n}" for n in range(first, first + len(items)))
 
 
 def check_may_act(job: Job, actor_id: int, admin: bool, guild_id: int | None, verb: str) -> None:

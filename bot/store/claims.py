@@ -2,13 +2,13 @@
 workers, and the render's outcome (rendered, failed, back to the queue)."""
 from __future__ import annotations
 
-import json
 import logging
-from typing import Literal, NamedTuple
 from collections.abc import Iterable
+from typing import Literal, NamedTuple
 
 from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL
 from bot.jobs import Job, JobState, sql_list
+from bot.result import JobProgress, JobResult
 from bot.store.base import StoreBase, ensure_guild_row, marks
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ class WorkerClaims(StoreBase):
         async with self.db.transaction() as tx:
             await tx.serialize("claims")
             row = await tx.fetchrow(
-                f"UPDATE jobs SET state = '{JobState.RUNNING}', started_at = ?, heartbeat_at = ?, worker_id = ?, "
-                "run_id = ?, progress = NULL WHERE id = (SELECT j.id FROM jobs j LEFT JOIN guild_settings g ON "
+                f"UPDATE jobs SET state = '{JobState.RUNNING}', started_at = $1, heartbeat_at = $2, worker_id = $3, "
+                "run_id = $4, progress = NULL WHERE id = (SELECT j.id FROM jobs j LEFT JOIN guild_settings g ON "
                 f"g.guild_id = j.guild_id WHERE j.state = {queued} AND COALESCE(g.paused, 0) = 0 "
                 f"ORDER BY COALESCE(g.last_claim_seq, 0), j.id LIMIT 1{self.db.skip_locked}) "
                 f"AND state = {queued} RETURNING *", now, now, run.worker_id, run.run_id)
@@ -52,12 +52,12 @@ class WorkerClaims(StoreBase):
                 return None
             await ensure_guild_row(tx, row["guild_id"])
             await tx.execute("UPDATE guild_settings SET last_claim_seq = "
-                             "(SELECT MAX(last_claim_seq) FROM guild_settings) + 1 WHERE guild_id = ?",
+                             "(SELECT MAX(last_claim_seq) FROM guild_settings) + 1 WHERE guild_id = $1",
                              row["guild_id"])
             tx.notify(JOBS_CHANNEL)
         return self._job(row)
 
-    async def heartbeat(self, job_id: int, run: WorkerRun, progress: dict | None = None,
+    async def heartbeat(self, job_id: int, run: WorkerRun, progress: JobProgress | None = None,
                         now: float | None = None) -> JobState | Literal["lost"] | None:
         """Record that ``run`` still renders ``job_id`` (and its latest ``progress``, shown by the fronts);
         return the job's state: anything but ``running`` means it was cancelled meanwhile, so the worker
@@ -65,7 +65,7 @@ class WorkerClaims(StoreBase):
         run's; nothing is written and the worker must drop it without touching it. None: no such job."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow("SELECT state, worker_id, run_id FROM jobs WHERE id = ?", job_id)
+            row = await tx.fetchrow("SELECT state, worker_id, run_id FROM jobs WHERE id = $1", job_id)
             if row is None:
                 return None
             if (row["worker_id"], row["run_id"]) != tuple(run):
@@ -73,10 +73,10 @@ class WorkerClaims(StoreBase):
             state = JobState(row["state"])
             if state == JobState.RUNNING:
                 if progress is None:
-                    await tx.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", now, job_id)
+                    await tx.execute("UPDATE jobs SET heartbeat_at = $1 WHERE id = $2", now, job_id)
                 else:
-                    await tx.execute("UPDATE jobs SET heartbeat_at = ?, progress = ? WHERE id = ?",
-                                     now, json.dumps(progress), job_id)
+                    await tx.execute("UPDATE jobs SET heartbeat_at = $1, progress = $2 WHERE id = $3",
+                                     now, progress.to_json(), job_id)
                     tx.notify(JOBS_CHANNEL)
         return state
 
@@ -93,23 +93,24 @@ class WorkerClaims(StoreBase):
         """
         now = self._now(now)
         where = f"state = '{JobState.RUNNING}'"
-        params: list[object] = []
+        params: list[object] = []  # the where clause's, numbered from $1
         if worker_id is not None:
-            where += " AND worker_id = ?"
             params.append(worker_id)
+            where += f" AND worker_id = ${len(params)}"
         if stale_s is not None:
-            where += " AND COALESCE(heartbeat_at, started_at, 0) < ?"
             params.append(now - stale_s)
+            where += f" AND COALESCE(heartbeat_at, started_at, 0) < ${len(params)}"
         kept = [int(i) for i in keep]
         if kept:
-            where += f" AND id NOT IN ({marks(kept)})"
+            where += f" AND id NOT IN ({marks(kept, first=len(params) + 1)})"
             params += kept
         reason = f"the renderer crashed {MAX_ATTEMPTS} times on this job"
+        n = len(params)
         async with self.db.transaction() as tx:
             failed = await tx.fetch(
                 f"UPDATE jobs SET attempts = attempts + 1, worker_id = NULL, run_id = NULL, "
-                f"state = '{JobState.FAILED}', error = ?, finished_at = ? WHERE {where} AND attempts + 1 >= ? "
-                "RETURNING *", reason, now, *params, MAX_ATTEMPTS)
+                f"state = '{JobState.FAILED}', error = ${n + 1}, finished_at = ${n + 2} WHERE {where} "
+                f"AND attempts + 1 >= ${n + 3} RETURNING *", *params, reason, now, MAX_ATTEMPTS)
             requeued = await tx.fetch(
                 f"UPDATE jobs SET attempts = attempts + 1, worker_id = NULL, run_id = NULL, "
                 f"state = '{JobState.QUEUED}', started_at = NULL, progress = NULL WHERE {where} RETURNING *", *params)
@@ -127,7 +128,7 @@ class WorkerClaims(StoreBase):
         if worker_id is None:
             rows = await self.db.fetch(sql + " ORDER BY id")
         else:
-            rows = await self.db.fetch(sql + " AND worker_id = ? ORDER BY id", worker_id)
+            rows = await self.db.fetch(sql + " AND worker_id = $1 ORDER BY id", worker_id)
         return [self._job(r) for r in rows]
 
     async def requeue(self, job_id: int, run: WorkerRun) -> bool:
@@ -135,26 +136,28 @@ class WorkerClaims(StoreBase):
         shutdown, no room to store its files)."""
         async with self.db.transaction() as tx:
             n = await tx.execute(f"UPDATE jobs SET state = '{JobState.QUEUED}', started_at = NULL, worker_id = NULL, "
-                                 f"run_id = NULL, progress = NULL WHERE id = ? AND state = '{JobState.RUNNING}' AND "
-                                 "worker_id = ? AND run_id = ?", job_id, *run)
+                                 f"run_id = NULL, progress = NULL WHERE id = $1 AND state = '{JobState.RUNNING}' AND "
+                                 "worker_id = $2 AND run_id = $3", job_id, *run)
             if n:
                 tx.notify(QUEUE_CHANNEL)
                 tx.notify(JOBS_CHANNEL)
             return n == 1
 
-    async def mark_rendered(self, job_id: int, result: dict, run: WorkerRun, now: float | None = None,
+    async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = None,
                             stored_bytes: int | None = None) -> bool:
-        """running → rendered with the result dict; the job's files (``stored_bytes`` in all) are stored under
+        """running → rendered with its result; the job's files (``stored_bytes`` in all) are stored under
         its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for
         ``run``: it was cancelled during the render, or another worker holds it now."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = ?", job_id)
-            name = f"{job_id}-{job['token']}" if job and job["token"] else str(job_id)
+            job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = $1", job_id)
+            if job is None:
+                return False
+            name = f"{job_id}-{job['token']}"  # Job.folder_name
             n = await tx.execute(
-                f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = ?, result = ?, artifact_dir = ?, "
-                f"stored_bytes = ?, error = NULL, next_delivery_at = NULL WHERE id = ? AND state = "
-                f"'{JobState.RUNNING}' AND worker_id = ? AND run_id = ?", now, json.dumps(result), name, stored_bytes,
+                f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = $1, result = $2, artifact_dir = $3, "
+                f"stored_bytes = $4, error = NULL, next_delivery_at = NULL WHERE id = $5 AND state = "
+                f"'{JobState.RUNNING}' AND worker_id = $6 AND run_id = $7", now, result.to_json(), name, stored_bytes,
                 job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)
@@ -165,13 +168,13 @@ class WorkerClaims(StoreBase):
         """queued/running/rendered → failed with a user-facing reason (a front shows it). False if already
         final (or, with ``run``, if the job is not running for that run any more)."""
         now = self._now(now)
-        fail = f"UPDATE jobs SET state = '{JobState.FAILED}', error = ?, finished_at = ? WHERE id = ? AND "
+        fail = f"UPDATE jobs SET state = '{JobState.FAILED}', error = $1, finished_at = $2 WHERE id = $3 AND "
         async with self.db.transaction() as tx:
             if run is None:
                 unfinished = sql_list((JobState.QUEUED, JobState.RUNNING, JobState.RENDERED))
                 n = await tx.execute(fail + f"state IN {unfinished}", error, now, job_id)
             else:
-                n = await tx.execute(fail + f"state = '{JobState.RUNNING}' AND worker_id = ? AND run_id = ?",
+                n = await tx.execute(fail + f"state = '{JobState.RUNNING}' AND worker_id = $4 AND run_id = $5",
                                      error, now, job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)

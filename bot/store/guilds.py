@@ -12,6 +12,7 @@ from bot.i18n import languages
 from bot.jobs import ACTIVE_STATES, STATES, Job, JobState, Refusal, Refused, sql_list
 from bot.store.base import StoreBase, audit, check_states, ensure_guild_row, marks
 from morph.animation import FORMATS
+from morph.request import MAX_FRAMES, MIN_FRAMES
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
@@ -72,6 +73,12 @@ class Limits:
             report_hide_after=row.get("report_hide_after"),
         )
 
+    def capped_frames(self, frames: int) -> int:
+        """``frames`` lowered to this server's cap: what a job gets whose frames nobody chose just now (the
+        bot's default for /morph, a 🔍 refine, a 🔁 reroll of a longer morph). Frames a person asks for
+        are checked against the same cap by :func:`bot.validation.check_request`, which refuses more."""
+        return min(int(frames), self.max_frames)
+
 
 class GuildRules(StoreBase):
     """The guild policy side of :class:`bot.store.Store`."""
@@ -79,7 +86,7 @@ class GuildRules(StoreBase):
     # ------------------------------------------------------------------ limits
     async def get_limits(self, guild_id: int) -> Limits:
         """The guild's effective limits."""
-        rows = await self.db.fetch("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id)
+        rows = await self.db.fetch("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id)
         return Limits.from_row(rows[0] if rows else None, self.settings)
 
     async def set_limits(self, guild_id: int, actor_id: int, now: float | None = None, **changes) -> Limits:
@@ -104,18 +111,18 @@ class GuildRules(StoreBase):
                     value = json.dumps(value or [])
                 if key == "nsfw_allow":
                     value = int(bool(value))
-                await tx.execute(f"UPDATE guild_settings SET {key} = ?, updated_at = ? WHERE guild_id = ?",
+                await tx.execute(f"UPDATE guild_settings SET {key} = $1, updated_at = $2 WHERE guild_id = $3",
                                  value, now, guild_id)
             detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
                                + (" words" if k == "banned_words" and v is not None else "")
                                for k, v in updates.items())
             await audit(tx, guild_id, actor_id, "limits", detail, now)
-            return Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id),
+            return Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
                                    self.settings)
 
     # ------------------------------------------------------------------ pause, clear, bans
     async def is_paused(self, guild_id: int) -> bool:
-        return bool(await self.db.fetchval("SELECT paused FROM guild_settings WHERE guild_id = ?", guild_id))
+        return bool(await self.db.fetchval("SELECT paused FROM guild_settings WHERE guild_id = $1", guild_id))
 
     async def pause(self, guild_id: int, actor_id: int, now: float | None = None) -> None:
         """Stop workers from starting this guild's jobs (a running one finishes). Audited."""
@@ -128,51 +135,57 @@ class GuildRules(StoreBase):
         now = self._now(now)
         async with self.db.transaction() as tx:
             await ensure_guild_row(tx, guild_id)
-            await tx.execute("UPDATE guild_settings SET paused = ?, updated_at = ? WHERE guild_id = ?",
+            await tx.execute("UPDATE guild_settings SET paused = $1, updated_at = $2 WHERE guild_id = $3",
                              int(paused), now, guild_id)
             await audit(tx, guild_id, actor_id, "pause" if paused else "resume", "", now)
             if not paused:
                 tx.notify(QUEUE_CHANNEL)
 
-    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> int:
-        """Cancel every queued job of this guild (running ones continue); return how many. Audited."""
+    async def clear(self, guild_id: int, actor_id: int, now: float | None = None) -> list[Job]:
+        """Cancel every queued job of this guild (running ones continue); return the jobs cancelled, as they
+        are now (each status message is to say so). Audited."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
-                                 f"WHERE guild_id = ? AND state = '{JobState.QUEUED}'", now, actor_id, guild_id)
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                  f"cancelled_by = $2 WHERE guild_id = $3 AND state = '{JobState.QUEUED}' RETURNING *",
+                                  now, actor_id, guild_id)
+            n = len(rows)
             await audit(tx, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
-            return n
+        return [self._job(r) for r in rows]
 
     async def guild_left(self, guild_id: int, now: float | None = None) -> list[Job]:
         """The bot left (or was removed from) a guild: cancel its queued and rendering jobs, which could
         never be posted; return them. Audited as a bot action (actor 0)."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ? WHERE guild_id = ? "
-                                  f"AND state IN {sql_list(ACTIVE_STATES)} RETURNING *", now, guild_id)
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1 "
+                                  f"WHERE guild_id = $2 AND state IN {sql_list(ACTIVE_STATES)} RETURNING *",
+                                  now, guild_id)
             if rows:
                 await audit(tx, guild_id, 0, "left", f"the bot left the server: {len(rows)} "
                             f"morph{'s' if len(rows) != 1 else ''} cancelled", now)
         return [self._job(r) for r in rows]
 
-    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> int:
-        """Ban a user from /morph in this guild and cancel their queued jobs (returned count). Audited."""
+    async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> list[Job]:
+        """Ban a user from /morph in this guild and cancel their queued jobs; return those jobs, as they are
+        now. Audited."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            await tx.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES (?, ?, ?, ?) "
+            await tx.execute("INSERT INTO bans (guild_id, user_id, actor_id, created_at) VALUES ($1, $2, $3, $4) "
                              "ON CONFLICT (guild_id, user_id) DO UPDATE SET actor_id = excluded.actor_id, "
                              "created_at = excluded.created_at", guild_id, user_id, actor_id, now)
-            n = await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
-                                 f"WHERE guild_id = ? AND user_id = ? AND state = '{JobState.QUEUED}'",
-                                 now, actor_id, guild_id, user_id)
-            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({n} queued cancelled)", now)
-            return n
+            rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                  f"cancelled_by = $2 WHERE guild_id = $3 AND user_id = $4 "
+                                  f"AND state = '{JobState.QUEUED}' RETURNING *",
+                                  now, actor_id, guild_id, user_id)
+            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({len(rows)} queued cancelled)", now)
+        return [self._job(r) for r in rows]
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> bool:
         """Lift a ban; False if the user was not banned (still audited)."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            n = await tx.execute("DELETE FROM bans WHERE guild_id = ? AND user_id = ?", guild_id, user_id)
+            n = await tx.execute("DELETE FROM bans WHERE guild_id = $1 AND user_id = $2", guild_id, user_id)
             await audit(tx, guild_id, actor_id, "unban", f"<@{user_id}>" + ("" if n else " (was not banned)"), now)
             return n == 1
 
@@ -183,25 +196,27 @@ class GuildRules(StoreBase):
         sql = f"SELECT * FROM jobs WHERE state IN ({marks(checked)})"
         params: list[Any] = list(checked)
         if guild_id is not None:
-            sql += " AND guild_id = ?"
             params.append(guild_id)
-        return [self._job(r) for r in await self.db.fetch(sql + " ORDER BY id DESC LIMIT ?", *params, limit)]
+            sql += f" AND guild_id = ${len(params)}"
+        params.append(limit)
+        return [self._job(r) for r in await self.db.fetch(sql + f" ORDER BY id DESC LIMIT ${len(params)}", *params)]
 
     async def stats(self, guild_id: int | None, now: float | None = None) -> dict:
         """Numbers for ``/morphadmin stats`` (guild None: all guilds): ``queued, running, rendered,
         queue_total`` (all guilds), ``jobs_last_hour, done_last_hour, failed_last_hour,
         mean_render_s`` (last 24 h), ``paused``. Device name/memory come from the Morpher."""
         now = self._now(now)
-        g, params = ("", []) if guild_id is None else (" AND guild_id = ?", [guild_id])
+        # the guild is the last parameter of each query: $1 in the first, $2 in the others
+        g1, g2, params = ("", "", []) if guild_id is None else (" AND guild_id = $1", " AND guild_id = $2", [guild_id])
         counts = dict.fromkeys(STATES, 0)
-        for r in await self.db.fetch(f"SELECT state, COUNT(*) AS n FROM jobs WHERE TRUE{g} GROUP BY state", *params):
+        for r in await self.db.fetch(f"SELECT state, COUNT(*) AS n FROM jobs WHERE TRUE{g1} GROUP BY state", *params):
             counts[JobState(r["state"])] = r["n"]
         value = self.db.fetchval
-        hour = await value(f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{g}", now - 3600, *params)
-        done = await value(f"SELECT COUNT(*) FROM jobs WHERE rendered_at >= ?{g}", now - 3600, *params)
-        failed = await value(f"SELECT COUNT(*) FROM jobs WHERE state = '{JobState.FAILED}' AND finished_at >= ?{g}",
+        hour = await value(f"SELECT COUNT(*) FROM jobs WHERE created_at >= $1{g2}", now - 3600, *params)
+        done = await value(f"SELECT COUNT(*) FROM jobs WHERE rendered_at >= $1{g2}", now - 3600, *params)
+        failed = await value(f"SELECT COUNT(*) FROM jobs WHERE state = '{JobState.FAILED}' AND finished_at >= $1{g2}",
                              now - 3600, *params)
-        mean = await value(f"SELECT AVG(rendered_at - started_at) FROM jobs WHERE rendered_at >= ?{g}",
+        mean = await value(f"SELECT AVG(rendered_at - started_at) FROM jobs WHERE rendered_at >= $1{g2}",
                            now - 86400, *params)
         total = await value(f"SELECT COUNT(*) FROM jobs WHERE state = '{JobState.QUEUED}'")
         return {
@@ -213,8 +228,8 @@ class GuildRules(StoreBase):
     async def audit_log(self, guild_id: int | None, limit: int = 20) -> list[dict]:
         """Newest first: ``{id, guild_id, actor_id, action, detail, created_at}`` (None: every guild)."""
         if guild_id is None:
-            return await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", limit)
-        return await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            return await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1", limit)
+        return await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
                                    guild_id, limit)
 
 
@@ -225,7 +240,8 @@ def _check_limit(key: str, value):
     if value is None:
         return None
     if key in ("max_user_active", "max_guild_queue", "max_frames"):
-        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000), "max_frames": (2, 120)}[key]
+        lo, hi = {"max_user_active": (1, 100), "max_guild_queue": (1, 10_000),
+                  "max_frames": (MIN_FRAMES, MAX_FRAMES)}[key]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise Refused(Refusal.LIMIT_RANGE, key=key, low=lo, high=hi, value=value)
         return value

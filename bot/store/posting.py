@@ -20,7 +20,7 @@ class ResultPosting(StoreBase):
         ``ignore_backoff`` every one of them, whatever its retry time or lease (a front starting up: the
         process that was posting them, its previous run, is gone)."""
         now = self._now(now)
-        due = "" if ignore_backoff else " AND (next_delivery_at IS NULL OR next_delivery_at <= ?)"
+        due = "" if ignore_backoff else " AND (next_delivery_at IS NULL OR next_delivery_at <= $1)"
         rows = await self.db.fetch(f"SELECT * FROM jobs WHERE state = {RENDERED} AND deleted_at IS NULL{due} "
                                    "ORDER BY id", *(() if ignore_backoff else (now,)))
         return [self._job(r) for r in rows]
@@ -28,7 +28,7 @@ class ResultPosting(StoreBase):
     async def next_retry_at(self, now: float | None = None) -> float | None:
         """The earliest delivery retry still to come of a rendered job, or None."""
         return await self.db.fetchval(f"SELECT MIN(next_delivery_at) FROM jobs WHERE state = {RENDERED} AND "
-                                      "deleted_at IS NULL AND next_delivery_at > ?", self._now(now))
+                                      "deleted_at IS NULL AND next_delivery_at > $1", self._now(now))
 
     async def take_delivery(self, job_id: int, *, force: bool = False, now: float | None = None) -> Job | None:
         """Take a due rendered job to post it (every front of its shard looks for them): the job, or None
@@ -37,8 +37,8 @@ class ResultPosting(StoreBase):
         now = self._now(now)
         due = float("inf") if force else now
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow(f"UPDATE jobs SET next_delivery_at = ? WHERE id = ? AND state = {RENDERED} AND "
-                                    "deleted_at IS NULL AND (next_delivery_at IS NULL OR next_delivery_at <= ?) "
+            row = await tx.fetchrow(f"UPDATE jobs SET next_delivery_at = $1 WHERE id = $2 AND state = {RENDERED} AND "
+                                    "deleted_at IS NULL AND (next_delivery_at IS NULL OR next_delivery_at <= $3) "
                                     "RETURNING *", now + DELIVERY_LEASE_S, job_id, due)
         return self._job(row) if row else None
 
@@ -47,8 +47,8 @@ class ResultPosting(StoreBase):
         error). False if it was not ``rendered``."""
         now = self._now(now)
         return await self.db.execute(
-            f"UPDATE jobs SET state = '{JobState.DELIVERED}', delivered_at = ?, result_message_id = ?, "
-            f"next_delivery_at = NULL, error = NULL WHERE id = ? AND state = {RENDERED}", now, message_id, job_id) == 1
+            f"UPDATE jobs SET state = '{JobState.DELIVERED}', delivered_at = $1, result_message_id = $2, "
+            f"next_delivery_at = NULL, error = NULL WHERE id = $3 AND state = {RENDERED}", now, message_id, job_id) == 1
 
     async def delivery_failed(self, job_id: int, error: str, retry_in: float | None,
                               now: float | None = None) -> Job:
@@ -56,12 +56,12 @@ class ResultPosting(StoreBase):
         now = self._now(now)
         async with self.db.transaction() as tx:
             if retry_in is None:
-                await tx.execute(f"UPDATE jobs SET state = '{JobState.FAILED}', error = ?, finished_at = ?, "
-                                 f"delivery_attempts = delivery_attempts + 1 WHERE id = ? AND state = {RENDERED}",
+                await tx.execute(f"UPDATE jobs SET state = '{JobState.FAILED}', error = $1, finished_at = $2, "
+                                 f"delivery_attempts = delivery_attempts + 1 WHERE id = $3 AND state = {RENDERED}",
                                  error, now, job_id)
             else:
-                await tx.execute("UPDATE jobs SET error = ?, next_delivery_at = ?, delivery_attempts = "
-                                 f"delivery_attempts + 1 WHERE id = ? AND state = {RENDERED}",
+                await tx.execute("UPDATE jobs SET error = $1, next_delivery_at = $2, delivery_attempts = "
+                                 f"delivery_attempts + 1 WHERE id = $3 AND state = {RENDERED}",
                                  error, now + retry_in, job_id)
             return await self._job_in_tx(tx, job_id)
 
@@ -73,5 +73,5 @@ class ResultPosting(StoreBase):
 
     async def take_failure(self, job_id: int, now: float | None = None) -> bool:
         """True for the one front that shows this failure (every front looks for them)."""
-        return await self.db.execute("UPDATE jobs SET failure_shown_at = ? WHERE id = ? AND failure_shown_at IS NULL",
+        return await self.db.execute("UPDATE jobs SET failure_shown_at = $1 WHERE id = $2 AND failure_shown_at IS NULL",
                                      self._now(now), job_id) == 1

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bot.db import QUEUE_CHANNEL
 from bot.i18n import language
 from bot.jobs import ACTIVE_STATES, Job, JobState, Refusal, Refused, sql_list
-from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
-from bot.store.guilds import Limits
 from bot.safety import check_blocklist
 from bot.safety import refusal as safety_refusal
+from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
+from bot.store.guilds import Limits
+from bot.store.uploads import save_uploads
 from bot.validation import check_request
 from morph.animation import FORMATS
 from morph.request import MorphError, RenderRequest
@@ -32,8 +33,13 @@ class JobQueue(StoreBase):
                       output_format: str | None = None, parent_id: int | None = None,
                       reply_to_message_id: int | None = None, channel_nsfw: bool = False,
                       guild_locale: object = None,
+                      uploads: Mapping[int, bytes] | None = None, uploads_from: int | None = None,
                       now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
+
+        ``uploads``: a picture morph's pictures by end (checked already), stored with the job in the same
+        transaction; ``uploads_from``: or copied from that job (a refine or reroll), only within the same guild
+        (:func:`bot.store.uploads.save_uploads`, which refuses a picture end left without a picture).
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
@@ -51,17 +57,31 @@ class JobQueue(StoreBase):
         resumed).
         """
         now = self._now(now)
+        # The request is checked (banned words: tens of milliseconds for a long list) against the limits read
+        # here, before the write transaction, so the check holds no lock; a problem is raised in the
+        # transaction after the ban and channel checks, in the order the refusals always came.
+        rows = await self.db.fetch("SELECT banned_words, max_frames FROM guild_settings WHERE guild_id = $1",
+                                   guild_id)
+        checked = Limits.from_row(rows[0] if rows else None, self.settings)
+        problem: Refused | None = None
+        try:
+            request = check_request(request, list(checked.banned_words), max_frames=checked.max_frames)
+            check_blocklist(request, self.settings.blocklist)
+        except Refused as e:
+            problem = e
+        except MorphError as e:
+            problem = Refused(Refusal.INVALID, detail=str(e))
         async with self.db.transaction() as tx:
             await tx.serialize("queue")
-            limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = ?", guild_id),
+            limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
                                      self.settings)
             # one query for every count the limits need (each query is a round trip to the database)
             counts = await tx.fetchrow(
-                "SELECT (SELECT COUNT(*) FROM bans WHERE guild_id = ? AND user_id = ?) AS banned, "
-                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN {ACTIVE}) AS mine, "
-                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND state IN {ACTIVE}) AS guild, "
+                "SELECT (SELECT COUNT(*) FROM bans WHERE guild_id = $1 AND user_id = $2) AS banned, "
+                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = $3 AND user_id = $4 AND state IN {ACTIVE}) AS mine, "
+                f"(SELECT COUNT(*) FROM jobs WHERE guild_id = $5 AND state IN {ACTIVE}) AS guild, "
                 f"(SELECT COUNT(*) FROM jobs WHERE state IN {ACTIVE}) AS total, "
-                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = ? AND user_id = ? AND withdrawn_at IS NULL) "
+                "(SELECT MAX(created_at) FROM jobs WHERE guild_id = $6 AND user_id = $7 AND withdrawn_at IS NULL) "
                 "AS last",
                 guild_id, user_id, guild_id, user_id, guild_id, guild_id, user_id)
             assert counts is not None  # a SELECT without FROM has one row
@@ -73,18 +93,13 @@ class JobQueue(StoreBase):
             refusal = safety_refusal(safety_on=self.settings.safety, channel_nsfw=channel_nsfw)
             if refusal is not None:
                 raise refusal
-            try:
-                request = check_request(request, list(limits.banned_words), max_frames=limits.max_frames)
-                check_blocklist(request, self.settings.blocklist)
-            except Refused:
-                raise
-            except MorphError as e:
-                raise Refused(Refusal.INVALID, detail=str(e)) from None
+            if problem is not None:
+                raise problem
             output_format = output_format or limits.default_format
             if output_format not in FORMATS:
                 raise Refused(Refusal.BAD_FORMAT, option="format", value=output_format, choices=list(FORMATS))
             if counts["mine"] >= limits.max_user_active:
-                mine = [r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND "
+                mine = [r["id"] for r in await tx.fetch(f"SELECT id FROM jobs WHERE guild_id = $1 AND user_id = $2 AND "
                                                         f"state IN {ACTIVE} ORDER BY id", guild_id, user_id)]
                 raise Refused(Refusal.USER_QUEUE_FULL, jobs=mine, limit=limits.max_user_active)
             if counts["guild"] >= limits.max_guild_queue:
@@ -100,12 +115,13 @@ class JobQueue(StoreBase):
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
                 "parent_id, reply_to_message_id, language, channel_nsfw) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
                 output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale),
                 int(bool(channel_nsfw)))
             assert row is not None  # INSERT … RETURNING
+            await save_uploads(tx, row["id"], guild_id, request, uploads, uploads_from)
             tx.notify(QUEUE_CHANNEL)
             return self._job(row)
 
@@ -115,7 +131,7 @@ class JobQueue(StoreBase):
         first answers it and the others stay silent."""
         now = self._now(now)
         async with self.db.transaction() as tx:
-            return bool(await tx.fetch("INSERT INTO interactions (id, handled_at) VALUES (?, ?) "
+            return bool(await tx.fetch("INSERT INTO interactions (id, handled_at) VALUES ($1, $2) "
                                        "ON CONFLICT DO NOTHING RETURNING id", int(interaction_id), now))
 
     async def position(self, job_id: int) -> int | None:
@@ -158,13 +174,13 @@ class JobQueue(StoreBase):
     async def user_jobs(self, guild_id: int, user_id: int, states: Iterable[str] = ACTIVE_STATES) -> list[Job]:
         """The user's jobs in this guild in the given states (default queued and running), oldest first."""
         checked = check_states(states)
-        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN "
-                                   f"({marks(checked)}) ORDER BY id", guild_id, user_id, *checked)
+        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE guild_id = $1 AND user_id = $2 AND state IN "
+                                   f"({marks(checked, first=3)}) ORDER BY id", guild_id, user_id, *checked)
         return [self._job(r) for r in rows]
 
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         """Remember the message that shows this job's queue position / progress."""
-        await self.db.execute("UPDATE jobs SET status_message_id = ? WHERE id = ?", message_id, job_id)
+        await self.db.execute("UPDATE jobs SET status_message_id = $1 WHERE id = $2", message_id, job_id)
 
     # ------------------------------------------------------------------ taking jobs back
 
@@ -172,8 +188,8 @@ class JobQueue(StoreBase):
                              states: tuple[str, ...] = ACTIVE_STATES) -> bool:
         """running/queued (or any of ``states``) → cancelled. False if it was in none of them."""
         now = self._now(now)
-        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ? WHERE id = ? "
-                                     f"AND state IN ({marks(states)})", now, job_id, *states) == 1
+        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1 WHERE id = $2 "
+                                     f"AND state IN ({marks(states, first=3)})", now, job_id, *states) == 1
 
     async def cancel(self, job_id: int, *, actor_id: int, admin: bool = False, guild_id: int | None = None,
                      now: float | None = None) -> Job:
@@ -190,8 +206,8 @@ class JobQueue(StoreBase):
             check_may_act(job, actor_id, admin, guild_id, "cancel")
             if job.state not in ACTIVE_STATES:
                 raise Refused(Refusal.NOT_ACTIVE, job=job_id, state=str(job.state))
-            await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, cancelled_by = ? "
-                             "WHERE id = ?", now, actor_id, job_id)
+            await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
+                             "WHERE id = $3", now, actor_id, job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "cancel", f"#{job_id} by <@{job.user_id}> ({job.state})", now)
             return await self._job_in_tx(tx, job_id)
@@ -202,8 +218,8 @@ class JobQueue(StoreBase):
         posted. False if already final."""
         now = self._now(now)
         unposted = sql_list((*ACTIVE_STATES, JobState.RENDERED))
-        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = ?, "
-                                     f"withdrawn_at = ? WHERE id = ? AND state IN {unposted}", now, now, job_id) == 1
+        return await self.db.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
+                                     f"withdrawn_at = $2 WHERE id = $3 AND state IN {unposted}", now, now, job_id) == 1
 
 
 def _round_robin(queues: dict[int, list[int]], order: list[int], only: int | None = None) -> dict[int, int]:

@@ -37,16 +37,17 @@ class Results(StoreBase):
         async with self.db.transaction() as tx:
             await tx.serialize("picks")
             job = await self._job_in_tx(tx, job_id)
-            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = ? AND user_id = ?", job.guild_id, user_id):
+            if await tx.fetch("SELECT 1 FROM bans WHERE guild_id = $1 AND user_id = $2", job.guild_id, user_id):
                 raise Refused(Refusal.BANNED)
             self._check_frame(job, frame)
             last = await tx.fetchval("SELECT MAX(p.created_at) FROM picks p JOIN jobs j ON j.id = p.job_id "
-                                     "WHERE p.user_id = ? AND j.guild_id = ?", user_id, job.guild_id)
+                                     "WHERE p.user_id = $1 AND j.guild_id = $2", user_id, job.guild_id)
             wait = self.settings.pick_cooldown_s - (now - last) if last is not None else 0
             if wait > 0:
                 raise Refused(Refusal.PICK_COOLDOWN, seconds=max(1, round(wait)))
             new = await tx.fetch("INSERT INTO picks (job_id, user_id, frame, source, created_at) "
-                                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, user_id, frame) DO NOTHING RETURNING id",
+                                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, user_id, frame) DO NOTHING "
+                                 "RETURNING id",
                                  job_id, user_id, frame, source, now)
         data = await self.artifacts.read(job, frame_filename(frame))
         if data is None:
@@ -58,7 +59,7 @@ class Results(StoreBase):
             raise Expired(Refusal.EXPIRED_RETENTION, job=job.id, days=self.settings.retention_days)
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
             raise Refused(Refusal.NO_FRAMES, job=job.id, state=str(job.state))
-        count = int(job.result.get("frame_count", 0))
+        count = job.result.frame_count
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
@@ -67,7 +68,7 @@ class Results(StoreBase):
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
-        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = ? "
+        return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = $1 "
                                    "ORDER BY id", job_id)
 
     async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = False,
@@ -83,8 +84,9 @@ class Results(StoreBase):
             check_may_act(job, actor_id, admin, guild_id, "delete")
             if job.deleted_at is not None:
                 raise Refused(Refusal.ALREADY_DELETED, job=job_id)
-            await tx.execute("UPDATE jobs SET deleted_at = ?, artifacts_purged_at = COALESCE(artifacts_purged_at, ?) "
-                             "WHERE id = ?", now, now, job_id)
+            await tx.execute("UPDATE jobs SET deleted_at = $1, artifacts_purged_at = COALESCE(artifacts_purged_at, $2) "
+                             "WHERE id = $3", now, now, job_id)
+            await tx.execute("DELETE FROM uploads WHERE job_id = $1", job_id)
             if admin:
                 await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
             job = await self._job_in_tx(tx, job_id)
@@ -103,8 +105,15 @@ class Results(StoreBase):
             return []
         share = int(budget * self.settings.storage_guild_share)
         final = (JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED)
+        stored = "FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL"
+        if free_bytes <= 0:  # after every render: one cheap read, and no write transaction while within budget
+            sums = (await self.db.fetch(
+                "SELECT COALESCE(SUM(s), 0) AS total, COALESCE(MAX(s), 0) AS largest FROM "
+                f"(SELECT SUM(COALESCE(stored_bytes, 0)) AS s {stored} GROUP BY guild_id) AS per_guild"))[0]
+            if int(sums["total"]) <= budget and int(sums["largest"]) <= share:
+                return []
         async with self.db.transaction() as tx:
-            rows = await tx.fetch("SELECT * FROM jobs WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS NULL "
+            rows = await tx.fetch(f"SELECT id, guild_id, state, stored_bytes {stored} "
                                   "ORDER BY COALESCE(rendered_at, created_at), id")
             total = sum(r["stored_bytes"] or 0 for r in rows)
             per_guild: dict[int, int] = {}
@@ -118,10 +127,10 @@ class Results(StoreBase):
                     continue
                 evicted.append(r)
                 total, freed, per_guild[guild] = total - size, freed + size, per_guild[guild] - size
-            if evicted:
-                await tx.execute(f"UPDATE jobs SET artifacts_purged_at = ? WHERE id IN ({marks(evicted)})", now,
-                                 *(r["id"] for r in evicted))
-        for r in evicted:  # files after the commit, as in purge
+            expired = await tx.fetch("UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN "
+                                     f"({marks(evicted, first=2)}) RETURNING *", now,
+                                     *(r["id"] for r in evicted)) if evicted else []
+        for r in expired:  # files after the commit, as in purge
             await self.artifacts.delete(self._job(r))
         if evicted:
             log.info("storage budget: expired the %d oldest result(s), %.1f MiB", len(evicted), freed / 2 ** 20)
@@ -131,28 +140,34 @@ class Results(StoreBase):
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and
         mark them expired; return how many jobs were purged. Rows are kept. Jobs still waiting for delivery
         (``rendered``) keep their files. Files no job points to (a render that failed half-way, a crash)
-        are removed too, and interactions too old to be repeated are forgotten. Rows go later
-        (:data:`ROW_RETENTION_FACTOR`): finished jobs whose files are gone, with their picks, and audit
+        are removed too, and interactions too old to be repeated are forgotten. Uploaded pictures
+        (``/morph-images``) go with their job's files, or at the same age for a failed or cancelled job. Rows go
+        later (:data:`ROW_RETENTION_FACTOR`): finished jobs whose files are gone, with their picks, and audit
         entries; bans and server settings are kept."""
         now = self._now(now)
         cutoff = now - self.settings.retention_days * 86400
         unfinished = sql_list((*ACTIVE_STATES, JobState.RENDERED))
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                "UPDATE jobs SET artifacts_purged_at = ? WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
-                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < ? RETURNING *",
+                "UPDATE jobs SET artifacts_purged_at = $1 WHERE artifact_dir IS NOT NULL AND artifacts_purged_at IS "
+                f"NULL AND state NOT IN {unfinished} AND COALESCE(rendered_at, created_at) < $2 RETURNING *",
                 now, cutoff)
-            kept = {self._job(r).folder_name for r in await tx.fetch(
+            kept = {r["artifact_dir"] or self._job(r).folder_name for r in await tx.fetch(
                 f"SELECT * FROM jobs WHERE state = '{JobState.RUNNING}' OR (artifact_dir IS NOT NULL AND "
                 "artifacts_purged_at IS NULL)")}
-            await tx.execute("DELETE FROM interactions WHERE handled_at < ?", now - INTERACTION_MEMORY_S)
+            await tx.execute("DELETE FROM interactions WHERE handled_at < $1", now - INTERACTION_MEMORY_S)
+            # uploaded pictures go with their job's files, or at the same age when the job made none
+            await tx.execute(
+                "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
+                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
+                "COALESCE(finished_at, created_at) < $1))", cutoff)
             row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
             final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
             pruned = await tx.execute(
                 f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
-                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < ?", row_cutoff)
-            pruned += await tx.execute("DELETE FROM picks WHERE created_at < ?", row_cutoff)
-            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < ?", row_cutoff)
+                "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM picks WHERE created_at < $1", row_cutoff)
+            pruned += await tx.execute("DELETE FROM audit_log WHERE created_at < $1", row_cutoff)
         for r in rows:  # files after the commit: a crash here leaves files, never a row pointing at nothing
             await self.artifacts.delete(self._job(r))
         orphans = await self.artifacts.purge_orphans(kept)

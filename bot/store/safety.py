@@ -3,12 +3,13 @@ members' reports of results (``/morphadmin reports``; a server may hide a result
 into :class:`bot.store.Store`; the policy itself is :mod:`bot.safety`."""
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 from bot.db import JOBS_CHANNEL
 from bot.jobs import JobState, Refusal, Refused
+from bot.result import SafetyOutcome
 from bot.store.base import StoreBase, audit
+from bot.store.claims import WorkerRun
 
 
 class Report(NamedTuple):
@@ -23,20 +24,21 @@ class Report(NamedTuple):
 class ContentSafety(StoreBase):
     """The content safety side of :class:`bot.store.Store`."""
 
-    async def set_safety(self, job_id: int, safety: dict) -> None:
-        """Record the image check's outcome of a running job (:class:`bot.safety.SafetyOutcome`)."""
-        await self.db.execute("UPDATE jobs SET safety = ? WHERE id = ?", json.dumps(safety), job_id)
+    async def set_safety(self, job_id: int, outcome: SafetyOutcome) -> None:
+        """Record the image check's outcome of a running job (:func:`bot.safety.decide`)."""
+        await self.db.execute("UPDATE jobs SET safety = $1 WHERE id = $2", outcome.to_json(), job_id)
 
-    async def mark_withheld(self, job_id: int, safety: dict, run, now: float | None = None) -> bool:
+    async def mark_withheld(self, job_id: int, outcome: SafetyOutcome, run: WorkerRun,
+                            now: float | None = None) -> bool:
         """running → withheld: the safety filter keeps the whole result from its channel. No files are kept
         (none were stored); a front shows it once (like a failure: ``failures_to_show``). False when the job
         is no longer running for ``run``."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             n = await tx.execute(
-                f"UPDATE jobs SET state = '{JobState.WITHHELD}', safety = ?, finished_at = ?, "
-                f"error = 'withheld by the safety filter' WHERE id = ? AND state = '{JobState.RUNNING}' "
-                "AND worker_id = ? AND run_id = ?", json.dumps(safety), now, job_id, *run)
+                f"UPDATE jobs SET state = '{JobState.WITHHELD}', safety = $1, finished_at = $2, "
+                f"error = 'withheld by the safety filter' WHERE id = $3 AND state = '{JobState.RUNNING}' "
+                "AND worker_id = $4 AND run_id = $5", outcome.to_json(), now, job_id, *run)
             if n:
                 tx.notify(JOBS_CHANNEL)
             return n == 1
@@ -52,18 +54,18 @@ class ContentSafety(StoreBase):
             job = await self._job_in_tx(tx, job_id)
             if job.state not in (JobState.RENDERED, JobState.DELIVERED):
                 raise Refused(Refusal.NO_RESULT_TO_REPORT, job=job_id)
-            new = await tx.fetch("INSERT INTO reports (job_id, guild_id, user_id, created_at) VALUES (?, ?, ?, ?) "
+            new = await tx.fetch("INSERT INTO reports (job_id, guild_id, user_id, created_at) VALUES ($1, $2, $3, $4) "
                                  "ON CONFLICT (job_id, user_id) DO NOTHING RETURNING id",
                                  job_id, job.guild_id, user_id, now)
-            count = int(await tx.fetchval("SELECT COUNT(*) FROM reports WHERE job_id = ?", job_id) or 0)
+            count = int(await tx.fetchval("SELECT COUNT(*) FROM reports WHERE job_id = $1", job_id) or 0)
             if not new:
                 return Report(False, count, False)
             await audit(tx, job.guild_id, user_id, "report", f"#{job_id} by <@{job.user_id}> ({count} in all)", now)
-            limit = await tx.fetchval("SELECT report_hide_after FROM guild_settings WHERE guild_id = ?", job.guild_id)
+            limit = await tx.fetchval("SELECT report_hide_after FROM guild_settings WHERE guild_id = $1", job.guild_id)
             hide = limit is not None and count >= int(limit) and job.hidden_at is None
             if hide:
-                await tx.execute("UPDATE jobs SET hidden_at = ?, deleted_at = COALESCE(deleted_at, ?), "
-                                 "artifacts_purged_at = COALESCE(artifacts_purged_at, ?) WHERE id = ?",
+                await tx.execute("UPDATE jobs SET hidden_at = $1, deleted_at = COALESCE(deleted_at, $2), "
+                                 "artifacts_purged_at = COALESCE(artifacts_purged_at, $3) WHERE id = $4",
                                  now, now, now, job_id)
                 await audit(tx, job.guild_id, 0, "hide", f"#{job_id} by <@{job.user_id}> hidden after {count} "
                             "reports", now)
@@ -74,10 +76,10 @@ class ContentSafety(StoreBase):
     async def reports(self, guild_id: int | None, limit: int = 20) -> list[dict]:
         """Reported jobs, the most recently reported first: ``{job_id, user_id (author), reports, last_at,
         hidden, deleted}`` (guild None: every guild)."""
-        where, params = ("", []) if guild_id is None else ("WHERE r.guild_id = ? ", [guild_id])
+        where, params = ("", []) if guild_id is None else ("WHERE r.guild_id = $1 ", [guild_id])
         rows = await self.db.fetch(
             "SELECT r.job_id, j.user_id, j.result_message_id, j.channel_id, COUNT(*) AS reports, "
             "MAX(r.created_at) AS last_at, j.hidden_at, j.deleted_at FROM reports r JOIN jobs j ON j.id = r.job_id "
             f"{where}GROUP BY r.job_id, j.user_id, j.result_message_id, j.channel_id, j.hidden_at, j.deleted_at "
-            "ORDER BY last_at DESC LIMIT ?", *params, limit)
+            f"ORDER BY last_at DESC LIMIT ${len(params) + 1}", *params, limit)
         return [{**r, "hidden": r["hidden_at"] is not None, "deleted": r["deleted_at"] is not None} for r in rows]

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from fakediscord.model import ApiError
+from fakediscord.objects import FakeUser
 from fakediscord.rules import validate_commands
 from fakediscord.state import DiscordState
-from fakediscord.objects import FakeUser
 
 
 class ApplicationRoutes(DiscordState):

@@ -6,12 +6,11 @@ Permissions) and that it edits only its own messages (50005).
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 from fakediscord.model import DEFAULT_UPLOAD_LIMIT, IS_COMPONENTS_V2, ApiError, FakeMessage
-from fakediscord.state import DiscordState
 from fakediscord.objects import P
+from fakediscord.state import DiscordState
 
 if TYPE_CHECKING:
     from fakediscord.objects import FakeChannel

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from e2e_helpers import Harness
 
 from fakediscord import FakeDiscord
-from e2e_helpers import Harness
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from PIL import Image, ImageSequence
 
-from bot.messages import RESULT_MARKER_RE
+from bot.messages import QUEUE_UNAVAILABLE, RESULT_MARKER_RE
 from fakediscord import FakeDiscord, FakeMessage, eventually
 from testkit.process import REPO, BotProcess, bot_env  # noqa: F401 - the tests' helpers in one place
-
 
 #: names discord.py gives the tasks that run event listeners, component callbacks and slash commands
 HANDLER_TASKS = ("discord.py: on_", "discord-ui-", "CommandTree-invoker")
@@ -111,6 +110,10 @@ class Harness:
         """The result message of ``job_id`` (starts with the result marker and carries the GIF)."""
         return await self.fake.wait_for_message(lambda m: is_result(m, job_id) and bool(m.attachments), timeout)
 
+    async def job_count(self) -> int:
+        """How many jobs the bot's database holds (every state)."""
+        return await self.store.db.fetchval("SELECT COUNT(*) FROM jobs")
+
     def result_messages(self, job_id: int) -> list[FakeMessage]:
         return result_messages(self.fake, job_id)
 
@@ -126,6 +129,14 @@ class Harness:
             job = await self.store.get(job_id)
             raise TimeoutError(f"job {job_id} is {job and job.state}, not {states}")
         return job
+
+
+def assert_unavailable(it) -> None:
+    """``it`` was answered within Discord's 3 s, privately, with "unavailable for a moment" (the database
+    could not be reached)."""
+    assert it.latency is not None and it.latency < 3.0, it.latency
+    assert it.response_type == 4 and it.ephemeral, (it.response_type, it.ephemeral)
+    assert it.original.content == QUEUE_UNAVAILABLE, it.original.content
 
 
 def job_id_of(text: str) -> int:

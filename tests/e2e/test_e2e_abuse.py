@@ -3,9 +3,9 @@ hasty members, reactions that could flood a channel, and components that name an
 job of an older database."""
 from __future__ import annotations
 
-from fakediscord import eventually
-
 from e2e_helpers import job_id_of
+
+from fakediscord import eventually
 
 
 async def bot_message_with_buttons(h, channel_id: int, custom_ids: list[str]):
@@ -147,8 +147,9 @@ async def test_ids_beyond_64_bit_and_unknown_choices_get_a_clean_answer(harness)
     alice = h.guild.add_member("alice")
     job_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=4)).content)
     await h.result_message(job_id)
-    ids = ["morph:pick:99999999999999999999999:0", "morph:cancel:" + "9" * 40, "morph:delete:" + "9" * 40,
-           "morph:reroll:" + "9" * 40, "morph:pick:0:0"]
+    ids = ["morph:pick:99999999999999999999999-00000000:0", "morph:cancel:" + "9" * 40 + "-00000000",
+           "morph:delete:" + "9" * 40 + "-00000000", "morph:reroll:" + "9" * 40 + "-00000000",
+           "morph:pick:0-00000000:0"]
     old = await bot_message_with_buttons(h, h.channel.id, ids)
     for cid in ids:
         it = await fake.click(alice, old, cid)

@@ -61,11 +61,14 @@ async def test_admin_controls_stay_in_their_guild(harness):
 
     # clear in this guild cancels only this guild's queued jobs
     await fake.slash(admin, "morphadmin pause")
-    q1 = job_id_of((await fake.slash(member, "morph", from_="one", to="two")).content)
-    q2 = job_id_of((await fake.slash(root, "morph", from_="three", to="four")).content)
+    queued = [await fake.slash(member, "morph", from_="one", to="two"),
+              await fake.slash(root, "morph", from_="three", to="four")]
+    q1, q2 = (job_id_of(i.content) for i in queued)
     cleared = await fake.slash(admin, "morphadmin clear")
     assert cleared.ephemeral and "2" in cleared.content
     assert [(await h.store.get(j)).state for j in (q1, q2)] == ["cancelled", "cancelled"]
+    for it in queued:  # each status message says so (the jobs the clear cancelled, as it returned them)
+        await fake.wait_for_message(lambda m, it=it: m is it.original and "cancelled" in m.content, timeout=10)
 
     # the admin actions are audited
     audit = await h.store.audit_log(h.guild.id, limit=20)

@@ -7,9 +7,9 @@ sent anyway with ``strict=False``, as a modified client could).
 from __future__ import annotations
 
 import pytest
+from e2e_helpers import job_id_of
 
 from fakediscord import OptionRejected
-from e2e_helpers import job_id_of
 
 ALL_STATES = ["queued", "running", "rendered", "delivered", "failed", "cancelled"]
 

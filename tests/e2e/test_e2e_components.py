@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from e2e_helpers import gif_frames, job_id_of
 
 
@@ -26,6 +25,7 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert cancel_id == f"morph:cancel:{job}-{(await h.store.get(job)).token}"
     refused = await fake.click(bob, status, cancel_id)
     assert refused.ephemeral and "author" in refused.content and (await h.store.get(job)).state == "running"
+    assert f"#{job} is not yours" in refused.content and "can cancel it" in refused.content  # Refusal.NOT_YOURS
     cancel = await fake.click(alice, status, cancel_id)
     assert cancel.response_type == 7 and "cancelled" in status.content and status.components == []
     await h.wait_state(job, "cancelled", timeout=30)
@@ -43,11 +43,12 @@ async def test_cancel_autocomplete_reroll_delete(harness):
     assert not reroll.ephemeral and f"#{done}" in reroll.content
     again = job_id_of(reroll.content)
     original, rerolled = await h.store.get(done), await h.store.get(again)
-    assert rerolled.user_id == bob.id and rerolled.request.prompt_a == "a tree"
+    assert rerolled.user_id == bob.id and rerolled.request.prompts[0] == "a tree"
     assert rerolled.request.seed != original.request.seed
 
     nope = await fake.click(bob, result, f"morph:delete:{ref}")
-    assert nope.ephemeral and not result.deleted
+    assert nope.ephemeral and not result.deleted and f"#{done} is not yours" in nope.content
+    assert "can delete it" in nope.content
     gone = await fake.click(alice, result, f"morph:delete:{ref}")
     assert gone.ephemeral
     if not result.deleted:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 from babel.messages.pofile import read_po
+from e2e_helpers import job_id_of
 
 from bot import i18n
 from fakediscord import FakeMessage
-from e2e_helpers import job_id_of
 
 
 def english_sentences() -> set[str]:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 
 import pytest
+from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages
 
 from fakediscord import eventually
-from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages
 
 pytestmark = pytest.mark.slow  # each bot process imports torch
 

@@ -12,7 +12,6 @@ import re
 from collections import defaultdict
 
 import pytest
-
 from e2e_helpers import job_id_of
 
 USERS, PER_USER, LIMIT, FRAMES = 10, 4, 2, 2

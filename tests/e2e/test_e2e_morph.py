@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of, png
 
 from fakediscord import eventually
-from e2e_helpers import gif_frames, job_id_of, png
 
 
 @pytest.mark.slow
@@ -29,7 +29,7 @@ async def test_morph_to_picked_frame(harness):
     result = await h.result_message(job_id, timeout=90)
     job = await h.wait_state(job_id, "delivered")
     assert job.result_message_id == result.id
-    print(f"render took {job.result['seconds']:.1f} s")
+    print(f"render took {job.result.seconds:.1f} s")
 
     # progress: the status message went queued → rendering (with progress) → done, by throttled edits
     await fake.wait_for_message(lambda m: m is status and "done" in m.content, timeout=10)
@@ -44,7 +44,7 @@ async def test_morph_to_picked_frame(harness):
     gif = gif_frames(result.attachment(f"morph-{job_id}.gif").data)
     assert len(gif) == 8
     sheet = png(result.attachment(f"morph-{job_id}-sheet.png").data)
-    candidates = job.result["candidates"]
+    candidates = job.result.candidates
     assert sheet.width > gif[0].width and len(candidates) >= 3
     picks = [c for c in result.custom_ids() if c.startswith(f"morph:pick:{job_id}-")]
     assert picks == [f"morph:pick:{job_id}-{token}:{f}" for f in candidates]

@@ -7,8 +7,8 @@ import sys
 
 import aiohttp
 import numpy as np
-
 from e2e_helpers import gif_frames, job_id_of, png
+
 from morph.video import decode_mp4
 
 #: Frames of one position rendered in other batches differ by float rounding only (of 255).
@@ -44,7 +44,7 @@ async def test_mp4_gif_or_both_and_the_servers_default(harness):
     async with aiohttp.ClientSession() as http, http.get(video.url) as resp:  # the fake's CDN serves it as a video
         assert resp.headers["Content-Type"] == "video/mp4" and await resp.read() == video.data
     job = await h.wait_state(mp4_id, "delivered")
-    assert job.result["files"] == ["mp4"] and job.result["mp4_frame_count"] == 7
+    assert job.result.files == ("mp4",) and job.result.animation("mp4").frame_count == 7
     assert "No MP4" not in result.content
 
     # format:both: MP4 first, then the GIF, both with every frame (boomerang: forward, then back)
@@ -82,7 +82,7 @@ async def test_without_pyav_an_mp4_request_gets_a_gif_and_says_so(harness, monke
     assert "No MP4 this time" in result.content and "GIF" in result.content
     assert "PyAV" not in result.content  # the reason is for the log (it may name the server's paths)
     job = await h.wait_state(job_id, "delivered")
-    assert job.result["fell_back"] is True and "PyAV" in job.result["mp4_error"] and job.result["files"] == ["gif"]
+    assert job.result.fell_back is True and "PyAV" in job.result.mp4_error and job.result.files == ("gif",)
     assert fake.violations == []
 
 
@@ -100,8 +100,8 @@ async def test_a_three_prompt_chain_joins_on_the_plain_morphs_end_frames(harness
     chain_msg, dog_cat_msg, cat_bird_msg = [await h.result_message(j) for j in (chain_id, dog_cat, cat_bird)]
     chain, one, two = [await h.wait_state(j, "delivered") for j in (chain_id, dog_cat, cat_bird)]
 
-    ts = chain.result["ts"]
-    assert len(ts) == 12 and ts[0] == 0.0 and ts[-1] == 2.0 and 1.0 in ts and ts == sorted(ts)
+    ts = chain.result.ts
+    assert len(ts) == 12 and ts[0] == 0.0 and ts[-1] == 2.0 and 1.0 in ts and list(ts) == sorted(ts)
     join = ts.index(1.0)
     viewer = h.guild.add_member("viewer")
     joins = [await picked(fake, viewer, chain_msg, chain, i) for i in (0, join, 11)]
@@ -114,8 +114,8 @@ async def test_a_three_prompt_chain_joins_on_the_plain_morphs_end_frames(harness
     assert not same_picture(mid, joins[1])  # frames inside a part are in-betweens
 
     # candidates per part (4 each), each button naming its part, one row per part; 8 reactions
-    segments = chain.result["segments"]
-    assert [len(s["candidates"]) for s in segments] == [4, 4]
+    segments = chain.result.segments
+    assert [len(s.candidates) for s in segments] == [4, 4]
     rows = [[c["label"] for c in row["components"]] for row in chain_msg.components[:2]]
     assert rows == [[f"{n} · dog→cat" for n in range(1, 5)], [f"{n} · cat→bird" for n in range(5, 9)]]
     assert "Candidates by part: 1–4 **a photo of a dog** → **a photo of a cat**, 5–8 **a photo of a cat** → " \
@@ -125,7 +125,7 @@ async def test_a_three_prompt_chain_joins_on_the_plain_morphs_end_frames(harness
 
     # 7️⃣ is the third candidate of the second part
     await fake.react(viewer, chain_msg, "7️⃣")
-    frame = segments[1]["candidates"][2]
+    frame = segments[1].candidates[2]
     reply = await fake.wait_for_message(lambda m: any(a.filename == f"morph-{chain_id}-frame-{frame + 1:03d}.png"
                                                       for a in m.attachments) and m.interaction_id is None)
     assert "candidate 7" in reply.content
@@ -135,10 +135,10 @@ async def test_a_three_prompt_chain_joins_on_the_plain_morphs_end_frames(harness
                             frames=12, seed=5)
     looped = await h.wait_state(job_id_of(loop.content), "delivered")
     assert looped.request.prompts == ["a dog", "a cat", "a bird", "a fish"] and looped.request.loop
-    assert len(looped.result["ts"]) == 12 and looped.result["ts"][-1] < 4.0  # the closing frame is the first
+    assert len(looped.result.ts) == 12 and looped.result.ts[-1] < 4.0  # the closing frame is the first
     # at most 2 per part (a part the pacing gave fewer frames may offer fewer)
-    assert [s["index"] for s in looped.result["segments"]] == [0, 1, 2, 3]
-    assert all(1 <= len(s["candidates"]) <= 2 for s in looped.result["segments"])
+    assert [s.index for s in looped.result.segments] == [0, 1, 2, 3]
+    assert all(1 <= len(s.candidates) <= 2 for s in looped.result.segments)
     # then2 without then is refused, and nothing is queued
     lone = await fake.slash(bob, "morph", from_="a dog", to="a cat", then2="a fish")
     assert lone.ephemeral and "then2" in lone.content
@@ -168,9 +168,9 @@ async def test_refine_renders_more_frames_between_two_chosen_neighbours(harness)
     refined = await h.wait_state(refined_id, "delivered")
     assert refined.user_id == bob.id and refined.parent_id == first and refined.format == "mp4"
     assert refined_msg.message_reference["message_id"] == str(original_msg.id)  # posted as a reply
-    ts = original.result["ts"]
+    ts = original.result.ts
     assert (refined.request.t_start, refined.request.t_end) == (ts[2], ts[3])
-    assert refined.result["ts"][0] == ts[2] and refined.result["ts"][-1] == ts[3] and refined.request.frames == 6
+    assert refined.result.ts[0] == ts[2] and refined.result.ts[-1] == ts[3] and refined.request.frames == 6
     assert (refined.request.seed, refined.request.prompts) == (original.request.seed, original.request.prompts)
     assert len(decode_mp4(refined_msg.attachment(f"morph-{refined_id}.mp4").data)) == 6
     assert "More frames between two neighbouring frames of morph job #" in refined_msg.content

@@ -36,7 +36,7 @@ async def test_disguised_banned_words_blank_prompts_and_links_are_refused(harnes
     ok = await fake.slash(eve, "morph", from_="a category", to="a\u3164dog", frames=2)
     assert not ok.ephemeral and "queued" in ok.content.lower()
     job = await h.store.get(job_id_of(ok.content))
-    assert (job.request.prompt_a, job.request.prompt_b) == ("a category", "a\u3164dog")
+    assert job.request.prompts == ["a category", "a\u3164dog"]
     result = await h.result_message(job.id, timeout=60)
     assert "**a category** → **a\u3164dog**" in result.content
     assert fake.violations == []

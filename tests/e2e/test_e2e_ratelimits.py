@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import pytest
-
 from e2e_helpers import job_id_of
 
 JOBS_PER_USER, USERS = 2, 4

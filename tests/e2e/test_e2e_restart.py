@@ -11,9 +11,10 @@ import asyncio
 import time
 
 import pytest
+from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of
+from e2e_helpers import result_messages as results
 
 from fakediscord import eventually
-from e2e_helpers import BotProcess, db_job, gif_frames, job_id_of, result_messages as results
 
 RESULT_POST = r"^/channels/\d+/messages$"
 pytestmark = pytest.mark.slow  # three bot processes, each loading torch

@@ -11,12 +11,13 @@ import io
 import numpy as np
 import pytest
 import torch
+from e2e_helpers import Harness, gif_frames, job_id_of
 from PIL import Image
 
-from e2e_helpers import Harness, gif_frames, job_id_of
 from fakediscord import eventually
 from morph.safety import SafetyChecker
 from morph.video import decode_mp4
+from toykit import shapes
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +26,9 @@ B = "on a blue background"
 #: path: the smooth one (the default) anchors each frame to its segment's ends, which spreads the star further.
 PARTLY = dict(from_=f"a big yellow star {B}", to=f"a big red circle {B}", then=f"a big white square {B}",
               then2=f"a big green triangle {B}", frames=16, seed=1, format="both", path="plain")
+#: Toy pictures to upload to /morph-images: a yellow star (what the toy checker flags) and a red circle.
+STAR_PICTURE = shapes.Scene("star", "yellow", "blue", 44, 32, 32)
+CIRCLE_PICTURE = shapes.Scene("circle", "red", "blue", 40, 32, 32)
 #: Yellow stars all the way: withheld whole.
 MOSTLY = dict(from_=f"a big yellow star {B}", to=f"a small yellow star {B}", frames=6, seed=2, format="both")
 
@@ -111,6 +115,31 @@ def looks_like(uploaded: np.ndarray, frame: np.ndarray, tolerance: float = 12.0)
     return False
 
 
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+
+def leaks(pictures: list[tuple[str, np.ndarray]], recording: Recording, tolerance: float = 12.0) -> list[str]:
+    """The uploads that show a flagged frame: within lossy-encoding noise of it (:func:`looks_like`, a tile of
+    the contact sheet too) and nearer to it than to every frame the checker passed (neighbouring frames of a
+    morph can be that close to each other)."""
+    flagged = recording.flagged()
+    passed = [a for a, f in recording.seen if not f]
+    def shows(pic: np.ndarray, frame: np.ndarray) -> bool:
+        h, w = frame.shape[:2]
+        spots = [(0, 0)] if pic.shape == frame.shape else [
+            (y, x) for y in range(0, pic.shape[0] - h + 1, 2) for x in range(0, pic.shape[1] - w + 1, 2)]
+        for y, x in spots:
+            tile = pic[y:y + h, x:x + w]
+            near = difference(tile, frame)
+            if near < tolerance and all(near < difference(tile, other) for other in passed):
+                return True
+        return False
+
+    out = [name for name, pic in pictures if any(shows(pic, frame) for frame in flagged)]
+    return out
+
+
 async def test_flagged_frames_never_reach_an_ordinary_channel(toy_harness, toy_checker):
     h, fake = toy_harness, toy_harness.fake
     recording = await start(h, toy_checker)
@@ -118,13 +147,13 @@ async def test_flagged_frames_never_reach_an_ordinary_channel(toy_harness, toy_c
     job_id = job_id_of((await fake.slash(alice, "morph", **PARTLY)).content)
     result = await h.result_message(job_id, timeout=300)
     job = await h.wait_state(job_id, "delivered")
-    withheld = job.safety["withheld"]
-    assert withheld and not job.safety["whole"] and len(withheld) * 2 <= job.result["frame_count"]
+    withheld = job.safety.withheld
+    assert withheld and not job.safety.whole and len(withheld) * 2 <= job.rendered().frame_count
     assert f"{len(withheld)} of 16 frames withheld by the safety filter" in result.content
 
     # picks of every frame the menu offers, and a pick of a withheld one (refused), then refine and reroll
     shown_frames = [f for f in range(16) if f not in withheld]
-    for frame in (shown_frames[0], job.result["midpoint"]):
+    for frame in (shown_frames[0], job.rendered().midpoint):
         it = await fake.select(bob, result, f"morph:frames:{job.id}-{job.token}", [str(frame)])
         assert it.original.attachments
     # the menus do not offer them; a modified client sends them anyway
@@ -143,8 +172,7 @@ async def test_flagged_frames_never_reach_an_ordinary_channel(toy_harness, toy_c
     assert len(flagged) == len(withheld)
     pictures = uploaded_pictures(fake)
     assert {name.rsplit(".", 1)[1] for name, _ in pictures} == {"mp4", "gif", "png"}
-    leaks = [name for name, pic in pictures for frame in flagged if looks_like(pic, frame)]
-    assert leaks == []
+    assert leaks(pictures, recording) == []
     # and the check is not blind: the unflagged frames are in the uploads
     shown = [a for a, f in recording.seen if not f]
     assert any(looks_like(pic, shown[0]) for name, pic in pictures if name.endswith(".gif"))
@@ -157,7 +185,7 @@ async def test_mostly_flagged_is_withheld_whole_and_the_author_is_told_privately
     it = await fake.slash(alice, "morph", **MOSTLY)
     job_id = job_id_of(it.content)
     job = await h.wait_state(job_id, "withheld", timeout=300)
-    assert job.safety["whole"] and job.artifact_dir is None
+    assert job.safety.whole and job.artifact_dir is None
     status = await fake.wait_for_message(
         lambda m: m.id == it.original.id and "withheld by the safety filter" in m.content, 30)
     assert status.content == f"🛡️ Morph job #{job_id} was withheld by the safety filter."
@@ -182,8 +210,8 @@ async def test_an_age_restricted_channel_with_nsfw_allow_gets_everything(toy_har
     job_id = job_id_of((await fake.slash(alice, "morph", in_channel=thread, **MOSTLY)).content)
     result = await h.result_message(job_id, timeout=300)
     job = await h.wait_state(job_id, "delivered")
-    assert result.channel_id == thread.id and job.channel_nsfw and job.safety["unfiltered"]
-    assert job.safety["flagged"] and job.safety["withheld"] == []
+    assert result.channel_id == thread.id and job.channel_nsfw and job.safety.unfiltered
+    assert job.safety.flagged and job.safety.withheld == ()
     flagged = recording.flagged()
     gif = gif_frames(next(a for a in result.attachments if a.filename.endswith(".gif")).data)
     assert any(looks_like(np.asarray(f), flagged[0]) for f in gif)  # the flagged frames are posted
@@ -241,3 +269,72 @@ async def test_reports_reach_the_admins_and_hide_the_result(toy_harness, toy_che
     assert fake.message(result.id).deleted
     assert (await h.store.get(job_id)).hidden_at is not None
     assert [e["action"] for e in await h.store.audit_log(h.guild.id)][:3] == ["hide", "report", "report"]
+
+
+def png(scene: shapes.Scene) -> bytes:
+    buf = io.BytesIO()
+    shapes.draw(scene).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def test_a_flagged_upload_is_refused_privately_unless_unfiltered_results_are_allowed(toy_harness, toy_checker):
+    """#22: the uploads of /morph-images pass the image safety check before anything is queued."""
+    h, fake = toy_harness, toy_harness.fake
+    recording = await start(h, toy_checker)
+    alice = h.guild.add_member("alice")
+    admin = h.guild.add_member("mod", permissions=["manage_guild"])
+    restricted = h.guild.add_channel("after-dark", nsfw=True)
+    await h.settled()
+
+    first = await (await fake.slash(alice, "morph-images", first=fake.upload("star.png", png(STAR_PICTURE)),
+                                    to=f"a big red circle {B}", frames=4)).reply()
+    assert first.ephemeral and "The first picture was flagged by the bot's image safety filter" in first.content
+    second = await (await fake.slash(alice, "morph-images", first=fake.upload("circle.png", png(CIRCLE_PICTURE)),
+                                     second=fake.upload("star.png", png(STAR_PICTURE)), frames=4)).reply()
+    assert second.ephemeral and "The second picture was flagged" in second.content
+    # an age-restricted channel whose server did not allow unfiltered results checks them the same way
+    closed = await (await fake.slash(alice, "morph-images", in_channel=restricted,
+                                     first=fake.upload("star.png", png(STAR_PICTURE)), to=f"a big red circle {B}",
+                                     frames=4)).reply()
+    assert closed.ephemeral and "flagged" in closed.content
+    assert await h.job_count() == 0 and recording.seen == []  # nothing queued, nothing rendered
+
+    await fake.slash(admin, "morphadmin limits", nsfw="allow")
+    ordinary = await (await fake.slash(alice, "morph-images", first=fake.upload("star.png", png(STAR_PICTURE)),
+                                       to=f"a big red circle {B}", frames=4)).reply()
+    assert ordinary.ephemeral and "flagged" in ordinary.content  # nsfw:allow changes nothing outside
+    allowed = await (await fake.slash(alice, "morph-images", in_channel=restricted,
+                                      first=fake.upload("star.png", png(STAR_PICTURE)), to=f"a big red circle {B}",
+                                      frames=4, seed=3)).reply()
+    assert not allowed.ephemeral and "queued" in allowed.content.lower(), allowed.content
+    job_id = job_id_of(allowed.content)
+    result = await h.result_message(job_id, timeout=300)
+    job = await h.wait_state(job_id, "delivered")
+    assert result.channel_id == restricted.id and job.channel_nsfw and job.safety.unfiltered
+    assert job.safety.flagged and 0 in job.safety.flagged and job.safety.withheld == ()  # the star, unfiltered
+    assert fake.violations == []
+
+
+async def test_the_frames_of_a_picture_morph_are_checked_like_every_morph(toy_harness, toy_checker):
+    """A harmless upload morphing into the toy checker's concept: its flagged frames are withheld as for
+    /morph, and no byte of them reaches the channel."""
+    h, fake = toy_harness, toy_harness.fake
+    recording = await start(h, toy_checker)
+    alice = h.guild.add_member("alice")
+    answer = await (await fake.slash(alice, "morph-images", first=fake.upload("circle.png", png(CIRCLE_PICTURE)),
+                                     to=f"a big yellow star {B}", frames=8, seed=4, pacing="uniform")).reply()
+    assert "queued" in answer.content.lower(), answer.content
+    job_id = job_id_of(answer.content)
+    result = await h.result_message(job_id, timeout=300)
+    job = await h.wait_state(job_id, "delivered")
+    withheld = job.safety.withheld
+    assert withheld and 0 not in withheld and not job.safety.whole  # the picture's end is shown, the star's not
+    assert f"{len(withheld)} of 8 frames withheld by the safety filter" in result.content
+    flagged = recording.flagged()
+    assert len(flagged) == len(withheld)
+    pictures = uploaded_pictures(fake)
+    assert leaks(pictures, recording) == []
+    assert leaks([("the frame itself", flagged[0])], recording) == ["the frame itself"]  # the search can fail
+    menu = next(c for row in result.components for c in row["components"]
+                if c.get("custom_id", "").startswith("morph:frames:"))
+    assert not {int(o["value"]) for o in menu["options"]} & set(withheld)

@@ -14,11 +14,11 @@ import re
 import time
 
 import pytest
-
-from fakediscord import eventually
-from bot.sharding import shard_of
-from testkit.process import BotProcess
 from e2e_helpers import job_id_of, result_messages
+
+from bot.sharding import shard_of
+from fakediscord import eventually
+from testkit.process import BotProcess
 
 pytestmark = pytest.mark.slow  # six processes, each loading torch
 RESULT_POST = r"^/channels/\d+/messages$"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from e2e_helpers import gif_frames, job_id_of, result_messages
 
 from bot.bot import ShardedMorphBot, bot_permissions, make_bot
-from fakediscord import eventually
 from bot.jobs import STATES
-from e2e_helpers import gif_frames, job_id_of, result_messages
+from fakediscord import eventually
 
 
 class Front:
@@ -62,7 +62,7 @@ async def test_each_front_answers_and_delivers_only_its_shards_guilds(fake, tmp_
 
             own, other = fronts[i], fronts[1 - i]
             job = await own.bot.store.get(job_id)
-            assert job.guild_id == guilds[i].id and job.request.prompt_a == f"dog {i}"
+            assert job.guild_id == guilds[i].id and job.request.prompts[0] == f"dog {i}"
             await eventually(lambda own=own, job_id=job_id: _state(own, job_id, "delivered"), timeout=30)
             assert (await own.bot.store.get(job_id)).result_message_id == result.id
             assert await other.jobs(guilds[i].id) == []  # the other front never heard of it

@@ -3,7 +3,6 @@ fit (the fake answers 413 to anything larger), and the result says what was redu
 from __future__ import annotations
 
 import pytest
-
 from e2e_helpers import gif_frames, job_id_of
 
 LIMIT = 400_000
@@ -23,9 +22,9 @@ async def test_gif_is_shrunk_to_the_guild_upload_limit(harness):
     assert job.upload_limit == LIMIT  # from the interaction's attachment_size_limit
     gif = result.attachment(f"morph-{job_id}.gif")
     assert gif.size <= LIMIT and all(a.size <= LIMIT for a in result.attachments)
-    reductions = job.result["gif_reductions"]
+    reductions = job.result.animation("gif").reductions
     assert reductions and "GIF shrunk to fit the upload limit" in result.content
     frames = gif_frames(gif.data)
-    assert len(frames) == job.result["gif_frame_count"] and 2 <= len(frames) <= 120
+    assert len(frames) == job.result.animation("gif").frame_count and 2 <= len(frames) <= 120
     print(f"\n120 frames → GIF of {gif.size} bytes, {len(frames)} frames; reductions: {reductions}")
     assert fake.violations == []

@@ -8,6 +8,7 @@ import pytest
 
 from bot.jobs import Job, Refused
 from bot.messages import refusal_text
+from bot.result import JobResult
 from bot.store import WorkerRun
 from morph.request import RenderRequest
 
@@ -41,7 +42,7 @@ def run(spec: str) -> WorkerRun:
 
 
 def req(a="a dog", b="a cat", **kw):
-    return RenderRequest(a, b, **kw)
+    return RenderRequest([a, b], **kw)
 
 
 async def submit(store, user=ALICE, guild=G1, channel=C1, clock=None, **kw) -> Job:
@@ -67,7 +68,7 @@ async def rendered_job(store, settings, user=ALICE, frames=3, now=None, deliver=
     assert claimed.id == job.id
     files = {f"frame_{i:03d}.png": b"png%d" % i for i in range(frames)}
     await store.artifacts.save(claimed, {**files, "morph.gif": b"GIF89a"})
-    await store.mark_rendered(job.id, {"frame_count": frames, "candidates": [0, 1]}, run("w1"), now=now)
+    await store.mark_rendered(job.id, JobResult(frame_count=frames, candidates=(0, 1)), run("w1"), now=now)
     if deliver:
         await store.mark_delivered(job.id, 1000 + job.id, now=now)
     return await store.get(job.id)

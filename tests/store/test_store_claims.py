@@ -7,10 +7,25 @@ import sys
 import time
 
 import pytest
+from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, req, run, submit
 
 from bot.jobs import Job, Refused
-from bot.store import MAX_ATTEMPTS, Store
-from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, req, run, submit
+from bot.result import JobResult
+from bot.store import MAX_ATTEMPTS, DatabaseClock, Store
+
+
+async def test_the_default_clock_is_the_databases(settings, backend):
+    """PostgreSQL's clock is measured against this machine's (DatabaseClock); a SQLite file's is the clock of
+    this machine, which holds the file: read without a round trip to the database."""
+    store = await Store.open(settings.db_path, settings)
+    try:
+        if backend == "sqlite":
+            assert store.clock is time.time
+        else:
+            assert isinstance(store.clock, DatabaseClock) and store.clock.synced_at is not None
+        assert abs(store.clock() - time.time()) < 2.0
+    finally:
+        await store.close()
 
 
 # ---------------------------------------------------------------- queue order, claim, positions
@@ -165,7 +180,7 @@ async def test_recover_requeues_running_and_fails_after_three_attempts(store, cl
     rendered = await submit(store, user=BOB)
     await store.claim(run("w1"))
     await store.claim(run("w1"))
-    await store.mark_rendered(rendered.id, {"frame_count": 3}, run("w1"))
+    await store.mark_rendered(rendered.id, JobResult(frame_count=3), run("w1"))
     for attempt in range(1, MAX_ATTEMPTS):
         changed = await store.recover()
         assert [(j.id, j.state, j.attempts) for j in changed] == [(job.id, "queued", attempt)]
@@ -207,19 +222,19 @@ async def test_recover_by_worker_name_and_ownership_of_a_claim(store, clock):
     again = await store.claim(run("w1/new"))
     assert again.id == jobs[0].id
     # the old run can neither finish, fail nor requeue what the new one holds
-    assert await store.mark_rendered(again.id, {"frame_count": 2}, run("w1/old")) is False
+    assert await store.mark_rendered(again.id, JobResult(frame_count=2), run("w1/old")) is False
     assert await store.mark_failed(again.id, "boom", run("w1/old")) is False
     assert await store.requeue(again.id, run("w1/old")) is False
     assert (await store.get(again.id)).state == "running"
-    assert await store.mark_rendered(again.id, {"frame_count": 2}, run("w1/new")) is True
+    assert await store.mark_rendered(again.id, JobResult(frame_count=2), run("w1/new")) is True
 
 
 async def test_withdraw_takes_back_unanswered_jobs_in_any_unposted_state(store, clock):
     running, rendered, delivered = [await submit(store, user=u, clock=clock) for u in (BOB, CAROL, ADMIN)]
     assert [(await store.claim(run("w1"))).id for _ in range(3)] == [running.id, rendered.id, delivered.id]
     queued = await submit(store, user=ALICE, clock=clock)
-    await store.mark_rendered(rendered.id, {"frame_count": 2}, run("w1"))
-    await store.mark_rendered(delivered.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(rendered.id, JobResult(frame_count=2), run("w1"))
+    await store.mark_rendered(delivered.id, JobResult(frame_count=2), run("w1"))
     await store.mark_delivered(delivered.id, 7)
     assert [await store.withdraw(j.id) for j in (queued, running, rendered, delivered)] == [True, True, True, False]
     states = [(await store.get(j.id)).state for j in (queued, running, rendered, delivered)]
@@ -231,11 +246,11 @@ async def test_delivery_states(store, clock):
     job = await submit(store)
     await store.claim(run("w1"))
     assert await store.jobs_to_deliver() == []
-    assert await store.mark_rendered(job.id, {"frame_count": 2}, run("w1")) is True
-    assert await store.mark_rendered(job.id, {"frame_count": 2}, run("w1")) is False  # not running any more
+    assert await store.mark_rendered(job.id, JobResult(frame_count=2), run("w1")) is True
+    assert await store.mark_rendered(job.id, JobResult(frame_count=2), run("w1")) is False  # not running any more
     due = await store.jobs_to_deliver()
     # only the folder's name is stored: it is found in the data folder wherever that is
-    assert len(due) == 1 and due[0].result == {"frame_count": 2} and due[0].artifact_dir == job.folder_name
+    assert len(due) == 1 and due[0].result == JobResult(frame_count=2) and due[0].artifact_dir == job.folder_name
     j = await store.delivery_failed(job.id, "503 from Discord", retry_in=30)
     assert j.state == "rendered" and j.delivery_attempts == 1 and j.next_delivery_at == clock.t + 30
     assert await store.jobs_to_deliver() == []
@@ -255,7 +270,7 @@ async def test_delivery_states(store, clock):
 
     other = await submit(store, user=BOB)
     await store.claim(run("w1"))
-    await store.mark_rendered(other.id, {"frame_count": 2}, run("w1"))
+    await store.mark_rendered(other.id, JobResult(frame_count=2), run("w1"))
     gave_up = await store.delivery_failed(other.id, "Missing Access and the token expired", retry_in=None)
     assert gave_up.state == "failed" and gave_up.error.startswith("Missing Access")
 

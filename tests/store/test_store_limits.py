@@ -2,13 +2,13 @@
 operator's settings as ceilings."""
 
 import pytest
-
-from bot.jobs import Refused
-from bot.messages import refusal_text
-from bot.store import Limits, Store
-from morph.request import MorphError
 from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
 
+from bot.jobs import Refusal, Refused
+from bot.messages import refusal_text
+from bot.result import JobResult
+from bot.store import Limits, Store
+from morph.request import MorphError
 
 # ---------------------------------------------------------------- enqueue and limits
 
@@ -16,7 +16,7 @@ async def test_enqueue_stores_everything(store, clock):
     job = await store.enqueue(guild_id=G1, channel_id=C1, user_id=ALICE, request=req("  a   dog ", "a cat", frames=8),
                               upload_limit=25 * MiB, interaction_token="tok", application_id=77, boomerang=True)
     assert job.id == 1 and job.state == "queued"
-    assert job.request.prompt_a == "a dog" and job.request.frames == 8  # validated and normalised
+    assert job.request.prompts[0] == "a dog" and job.request.frames == 8  # validated and normalised
     assert (job.guild_id, job.channel_id, job.user_id, job.upload_limit) == (G1, C1, ALICE, 25 * MiB)
     assert job.created_at == clock.t and job.attempts == 0 and job.boomerang
     assert job.interaction_token == "tok" and job.application_id == 77
@@ -42,8 +42,9 @@ async def test_refused_is_a_morph_error():
 async def test_per_user_active_limit_names_the_jobs(store, clock):
     j1 = await submit(store, clock=clock)
     j2 = await submit(store, clock=clock)
-    with refused("") as e:
+    with refused(r"You already have 2 morphs in the queue") as e:
         await submit(store, clock=clock)
+    assert e.value.kind == Refusal.USER_QUEUE_FULL and e.value.values["jobs"] == [j1.id, j2.id]
     msg = refusal_text(e.value)
     assert f"You already have 2 morphs in the queue (#{j1.id}, #{j2.id})" in msg and "/morph-cancel" in msg
     # another user and the same user in another guild are not affected
@@ -52,9 +53,10 @@ async def test_per_user_active_limit_names_the_jobs(store, clock):
     # a running job still counts, a finished one does not
     claimed = await store.claim(run("w1"))
     assert claimed.id == j1.id
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as still:
         await submit(store, clock=clock)
-    await store.mark_rendered(j1.id, {"frame_count": 2}, run("w1"))
+    assert still.value.kind == Refusal.USER_QUEUE_FULL
+    await store.mark_rendered(j1.id, JobResult(frame_count=2), run("w1"))
     j3 = await submit(store, clock=clock)
     assert j3.state == "queued"
     assert await count_jobs(store) == 5
@@ -91,7 +93,7 @@ async def test_cooldown_with_injected_time(store, clock):
 
 async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
     cancelled = await store.ban(G1, ALICE, ADMIN)
-    assert cancelled == 0
+    assert cancelled == []
     with refused("banned"):
         await submit(store)
     await submit(store, guild=G2, clock=clock)  # only banned in G1
@@ -115,7 +117,8 @@ async def test_banned_user_banned_words_and_channel_allow_list(store, clock):
 async def test_ban_cancels_queued_jobs_of_that_user(store, clock):
     a = await submit(store, clock=clock)
     b = await submit(store, user=BOB, clock=clock)
-    assert await store.ban(G1, ALICE, ADMIN) == 1
+    cancelled = await store.ban(G1, ALICE, ADMIN)
+    assert [(j.id, j.state) for j in cancelled] == [(a.id, "cancelled")]  # the jobs cancelled, as they are now
     assert (await store.get(a.id)).state == "cancelled"
     assert (await store.get(b.id)).state == "queued"
 
@@ -196,7 +199,7 @@ async def test_operator_settings_are_ceilings_even_when_lowered_later(settings, 
         for key, value in (("max_user_active", 3), ("max_guild_queue", 4), ("max_frames", 61)):
             with refused(f"{key} can be at most"):
                 await store.set_limits(G1, ADMIN, **{key: value})
-        with refused("cooldown_s must be at least 30"):
+        with refused("cooldown must be at least 30"):  # the option as the member's client names it
             await store.set_limits(G1, ADMIN, cooldown_s=29)
         assert (await store.set_limits(G1, ADMIN, max_user_active=1)).max_user_active == 1  # stricter is fine
     finally:
@@ -301,5 +304,5 @@ async def test_a_job_is_written_in_the_servers_language(store, clock):
     assert (await submit(store, user=BOB, guild=G2, clock=clock, guild_locale="en-GB")).language == "en"
     with refused(r"language must be one of: en, ja \(got xx\)") as e:
         await store.set_limits(G2, ADMIN, language="xx")
-    assert refusal_text(e.value, "ja").startswith("言語は次のいずれかにしてください")
+    assert refusal_text(e.value, "ja").startswith("「言語」は次のいずれかにしてください")  # the option's own name
     assert (await store.get_limits(G2)).language is None  # nothing changed

@@ -4,6 +4,7 @@
 
 const state = {
   me: null, members: [], byId: {}, messages: new Map(), commands: [], examples: [], history: [], histPos: -1,
+  files: [], pictures: [],  // attached files {name, data (base64), url}; pictures the page suggests
   acIndex: 0, acRows: [], events: null, openSelect: null, dismissed: new Set(),
 };
 const $ = (id) => document.getElementById(id);
@@ -258,7 +259,9 @@ function renderMembers() {
 
 function renderHelp() {
   const tries = state.examples.map((e) =>
-    `<div class="help-row" data-example="${esc(e)}"><code>${esc(e)}</code></div>`).join("");
+    `<div class="help-row" data-example="${esc(e)}"><code>${esc(e)}</code></div>`).join("")
+    + (state.pictures.length ? `<div class="help-row muted">Pictures to try: click one (or drag it onto the command box) to attach it, then <code>/morph-images to:"a blue square"</code>; attach both for a picture → picture morph.</div>
+       <div class="toy-pictures">${state.pictures.map((u) => `<img src="${esc(u)}" alt="toy picture" title="attach ${esc(u.split("/").pop())}" data-picture="${esc(u)}" draggable="true">`).join("")}</div>` : "");
   $("help").innerHTML = (state.commands.length ? state.commands.map((c) =>
     `<div class="help-row" data-usage="${esc(c.usage)}"><code>${esc(c.usage)}</code>${c.admin ? ' <span class="ac-admin">admin</span>' : ""}<span class="muted">${esc(c.description)}</span></div>`).join("")
     : '<div class="muted">Waiting for the bot to sync its commands…</div>')
@@ -312,11 +315,57 @@ async function sendCommand(text) {
     systemMessage("This playground talks to the bot through slash commands: start with '/', e.g. /morph dog cat", true);
     return;
   }
+  const files = state.files.map((f) => ({ name: f.name, data: f.data }));
   try {
-    await api("/api/command", { user: state.me, text });
+    await api("/api/command", files.length ? { user: state.me, text, files } : { user: state.me, text });
+    clearFiles();
   } catch (e) {
     systemMessage(e.message, true);
   }
+}
+
+// ---------- attached pictures (/morph-images) ----------
+
+function readAsBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result).split(",", 2)[1] || "");
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(blob);
+  });
+}
+
+async function addFile(blob, name) {
+  state.files.push({ name, data: await readAsBase64(blob), url: URL.createObjectURL(blob) });
+  renderAttachments();
+}
+
+async function addPicture(url) {  // one of the suggested pictures (same origin)
+  const res = await fetch(url);
+  if (!res.ok) { systemMessage(`Could not load ${url}`, true); return; }
+  await addFile(await res.blob(), url.split("/").pop());
+}
+
+function clearFiles() {
+  for (const f of state.files) URL.revokeObjectURL(f.url);
+  state.files = [];
+  renderAttachments();
+}
+
+function renderAttachments() {
+  const box = $("attachments");
+  box.hidden = !state.files.length;
+  box.innerHTML = state.files.map((f, i) => `<span class="attachment-chip"><img src="${esc(f.url)}" alt="">${esc(f.name)} <button type="button" data-remove-file="${i}" title="remove">✕</button></span>`).join("")
+    + (state.files.length ? '<span class="muted"> attached, in order: first, second</span>' : "");
+}
+
+async function onDrop(ev) {
+  ev.preventDefault();
+  $("composer").classList.remove("dropping");
+  const files = [...(ev.dataTransfer.files || [])];
+  if (files.length) { for (const f of files) await addFile(f, f.name); return; }
+  const url = ev.dataTransfer.getData("text/uri-list") || ev.dataTransfer.getData("text/plain");
+  if (url && new URL(url, location.href).origin === location.origin) await addPicture(new URL(url, location.href).pathname);
 }
 
 async function interact(path, body, el) {
@@ -416,6 +465,7 @@ async function load() {
   state.byId = Object.fromEntries(s.members.map((m) => [String(m.id), m]));
   state.commands = s.commands;
   state.examples = s.examples || [];
+  state.pictures = s.pictures || [];
   $("guild-name").textContent = s.guild.name;
   $("guild-icon").textContent = s.guild.name[0].toUpperCase();
   $("guild-icon").title = s.guild.name;
@@ -470,10 +520,27 @@ function init() {
     if (row) { ev.preventDefault(); completeWith(state.acRows[Number(row.dataset.ac)]); }
   });
   $("help").addEventListener("click", (ev) => {
+    const picture = ev.target.closest("[data-picture]");
+    if (picture) { addPicture(picture.dataset.picture).catch((e) => systemMessage(e.message, true)); return; }
     const example = ev.target.closest("[data-example]");
     if (example) { $("command-input").value = example.dataset.example; $("command-input").focus(); return; }
     const row = ev.target.closest("[data-usage]");
     if (row) completeWith({ usage: row.dataset.usage });
+  });
+  $("file-input").addEventListener("change", async (ev) => {
+    for (const f of [...ev.target.files]) await addFile(f, f.name);
+    ev.target.value = "";
+  });
+  const composer = $("composer");
+  composer.addEventListener("dragover", (ev) => { ev.preventDefault(); composer.classList.add("dropping"); });
+  composer.addEventListener("dragleave", () => composer.classList.remove("dropping"));
+  composer.addEventListener("drop", (ev) => onDrop(ev).catch((e) => systemMessage(e.message, true)));
+  $("attachments").addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-remove-file]");
+    if (!b) return;
+    const [f] = state.files.splice(Number(b.dataset.removeFile), 1);
+    URL.revokeObjectURL(f.url);
+    renderAttachments();
   });
   $("messages").addEventListener("click", onMessagesClick);
   document.addEventListener("click", (ev) => { if (!ev.target.closest(".select")) closeSelect(); });

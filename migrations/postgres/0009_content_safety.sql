@@ -1,4 +1,4 @@
--- As migrations/sqlite/0007_content_safety.sql.
+-- As migrations/sqlite/0009_content_safety.sql.
 ALTER TABLE jobs DROP CONSTRAINT jobs_state_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_state_check
     CHECK (state IN ('queued', 'running', 'rendered', 'delivered', 'failed', 'cancelled', 'withheld'));

@@ -1,0 +1,88 @@
+"""The pictures of /morph-images jobs (bot.store.uploads), on SQLite and PostgreSQL: stored with the job or not at
+all, copied only within a server, handed to the worker as files, removed with the job's files."""
+import asyncio
+from pathlib import Path
+
+import pytest
+from store_helpers import ALICE, BOB, G2, count_jobs, run, submit
+
+from bot.jobs import Refusal, Refused
+from bot.messages import refusal_text
+from bot.result import JobResult
+from morph.request import RenderRequest
+
+PNG_A, PNG_B = b"\x89PNG first", b"\x89PNG second"
+
+
+def pictures(second=True) -> RenderRequest:
+    return RenderRequest(prompts=["", "" if second else "a cat"],
+                         images=["upload:first", "upload:second" if second else None], frames=3)
+
+
+async def test_pictures_are_stored_with_their_job(store):
+    job = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B})
+    assert await store.uploads(job.id) == {0: PNG_A, 1: PNG_B}
+    mixed = await submit(store, user=BOB, request=pictures(second=False), uploads={0: PNG_A})
+    assert await store.uploads(mixed.id) == {0: PNG_A}
+    plain = await submit(store, user=BOB, guild=G2)
+    assert await store.uploads(plain.id) == {}
+
+
+async def test_a_picture_end_without_its_picture_queues_nothing(store):
+    for uploads in ({0: PNG_A}, None):
+        with pytest.raises(Refused) as refused:
+            await submit(store, request=pictures(), uploads=uploads)
+        assert refused.value.kind is Refusal.PICTURES_GONE and refused.value.values == {"job": None}
+        assert refusal_text(refused.value) == ("The pictures are no longer kept; upload them again with "
+                                               "/morph-images.")
+    assert await count_jobs(store) == 0
+    assert await store.db.fetchval("SELECT COUNT(*) FROM uploads") == 0
+
+
+async def test_reroll_copies_the_pictures_within_the_server_only(store, clock):
+    job = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B}, clock=clock)
+    copy = await submit(store, user=BOB, request=pictures(), uploads_from=job.id)
+    assert await store.uploads(copy.id) == {0: PNG_A, 1: PNG_B}
+    with pytest.raises(Refused) as refused:
+        await submit(store, user=BOB, guild=G2, request=pictures(), uploads_from=job.id)
+    assert refused.value.kind is Refusal.PICTURES_GONE
+    assert refusal_text(refused.value, "ja") == (f"モーフ #{job.id} の画像はもう保存されていません。"
+                                                 "/画像モーフ でもう一度アップロードしてください。")
+    assert await count_jobs(store) == 2
+
+
+async def test_the_worker_gets_the_jobs_own_pictures_as_files(store, tmp_path):
+    job = await submit(store, request=RenderRequest(prompts=["", "a cat"], images=["/etc/passwd", None]),
+                       uploads={0: PNG_A})
+    request = await store.pictures_for_render(job, tmp_path)
+    assert request.images[1] is None and request.prompts == ["", "a cat"]
+    assert request.images[0].startswith(str(tmp_path))
+    assert await asyncio.to_thread(Path(request.images[0]).read_bytes) == PNG_A
+    await store.db.execute("DELETE FROM uploads WHERE job_id = $1", job.id)
+    with pytest.raises(Exception, match="no longer kept"):
+        await store.pictures_for_render(job, tmp_path)
+
+
+async def test_pictures_go_with_the_results_files(store, clock):
+    old = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B}, now=clock.t - 20 * 86400)
+    claimed = await store.claim(run("w1"), now=clock.t - 20 * 86400)
+    await store.artifacts.save(claimed, {"morph.gif": b"GIF89a"})
+    await store.mark_rendered(old.id, JobResult(frame_count=3, candidates=(0,)), run("w1"), now=clock.t - 20 * 86400)
+    await store.mark_delivered(old.id, 5, now=clock.t - 20 * 86400)
+    waiting = await submit(store, user=BOB, request=pictures(), uploads={0: PNG_A, 1: PNG_B},
+                           now=clock.t - 20 * 86400)  # still queued (a paused server): keeps its pictures
+    cancelled = await submit(store, user=ALICE, guild=G2, request=pictures(), uploads={0: PNG_A, 1: PNG_B},
+                             now=clock.t - 20 * 86400)
+    await store.cancel(cancelled.id, actor_id=ALICE, now=clock.t - 20 * 86400)
+    assert await store.purge() == 1
+    assert await store.uploads(old.id) == {} and await store.uploads(cancelled.id) == {}
+    assert await store.uploads(waiting.id) == {0: PNG_A, 1: PNG_B}
+
+
+async def test_deleting_a_result_deletes_its_pictures(store):
+    job = await submit(store, request=pictures(), uploads={0: PNG_A, 1: PNG_B})
+    claimed = await store.claim(run("w1"))
+    await store.artifacts.save(claimed, {"morph.gif": b"GIF89a"})
+    await store.mark_rendered(job.id, JobResult(frame_count=3, candidates=(0,)), run("w1"))
+    await store.delete_result(job.id, actor_id=ALICE)
+    assert await store.uploads(job.id) == {}
