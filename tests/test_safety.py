@@ -2,6 +2,7 @@
 the policy (what is withheld), the placeholder, the operator's blocklist, and the worker's part: every
 frame checked before any file is stored, withheld jobs, a checker that cannot be loaded."""
 import asyncio
+import io
 import json
 
 import numpy as np
@@ -307,3 +308,30 @@ def test_the_safety_outcome_is_a_typed_versioned_record():
     for bad in ('{"checked": true}', json.dumps({**json.loads(outcome.to_json()), "version": 2}), "[]"):
         with pytest.raises(ResultFormatError):
             SafetyOutcome.from_json(bad)
+
+
+def png_of(scene: shapes.Scene) -> bytes:
+    buf = io.BytesIO()
+    shapes.draw(scene).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def test_uploads_are_checked_before_queueing_unless_the_result_may_be_unfiltered(tmp_path):
+    star, circle = (png_of(shapes.Scene("star", "yellow", "blue", 44, 32, 32)),
+                    png_of(shapes.Scene("circle", "red", "blue", 40, 32, 32)))
+    check = safety.upload_check(Settings(model="toy", device="cpu"))
+    assert await check([circle], False) is None
+    with pytest.raises(Refused) as first:
+        await check([star, circle], False)
+    with pytest.raises(Refused) as second:
+        await check([circle, star], False)
+    assert (first.value.kind, first.value.values["what"]) == (Refusal.UPLOAD_FLAGGED, "first picture")
+    assert second.value.values["what"] == "second picture"
+    assert "second picture was flagged" in msg.error_text(second.value)
+    assert await check([star], True) is None  # an age-restricted channel with nsfw:allow: as the frames
+    assert await safety.upload_check(Settings(model="toy", device="cpu", safety=False))([star], False) is None
+    # a checker that cannot be loaded refuses every upload instead of letting it through
+    broken = safety.upload_check(Settings(model="tiny", device="cpu", safety_checker=str(tmp_path / "none")))
+    with pytest.raises(Refused) as unavailable:
+        await broken([circle], False)
+    assert unavailable.value.kind == Refusal.SAFETY_UNAVAILABLE

@@ -40,7 +40,9 @@ EXAMPLES = {
     TOY: ('/morph "a red circle" "a blue square"',
           '/morph "a big yellow star on a black background" "a small white heart on a blue background"',
           '/morph "a green ring" "a pink cross" pacing:uniform',
-          '/morph "an orange triangle on a white background" "a purple diamond on a white background"'),
+          '/morph "an orange triangle on a white background" "a purple diamond on a white background"',
+          # the safety filter: stars are withheld in #morph; in #after-dark once an admin allows it
+          '/morphadmin limits nsfw:allow'),
 }
 OTHER_EXAMPLES = ("/morph dog cat frames:16 seed:3",)
 #: What the start-up message says after the model's name.
@@ -58,8 +60,9 @@ def model_banner(model: str, reason: str | None = None) -> str | None:
                 "triangle, star, heart, ring, cross or diamond in red, orange, yellow, green, blue, purple, pink, "
                 "white, black or gray, small or big, on a background of another colour. Try the prompts under "
                 f"Commands. To see real pictures, {REAL_MODEL_HINT}. Its image safety filter is a stand-in that "
-                "treats **yellow stars** as unsafe: frames with one are withheld here (#after-dark, "
-                "age-restricted, may show them once an admin sets /morphadmin limits nsfw:allow).")
+                "treats **yellow stars** as unsafe: frames with one are withheld in #morph; #after-dark (in the "
+                "channel list) is age-restricted and shows them once an admin (Ada) sets /morphadmin limits "
+                "nsfw:allow.")
     elif model == TINY:
         text = (f"**Images come from an untrained offline model (tiny)**: random weights, so expect coloured "
                 f"noise, not pictures. To see real images, {REAL_MODEL_HINT}.")
@@ -172,7 +175,7 @@ class Playground:
         users = {m.id: m.name for m in self.members}
         self.server = PlaygroundServer(
             fake, guild, channel, self.members, banner=self.banner, model=self.model,
-            examples=examples(self.model),
+            examples=examples(self.model), others=[self.restricted_channel],
             jobs=store_jobs(lambda: getattr(self.bot, "store", None), guild.id, users))
         self.url = await self._listen()
         return self.url
