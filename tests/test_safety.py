@@ -335,3 +335,20 @@ async def test_uploads_are_checked_before_queueing_unless_the_result_may_be_unfi
     with pytest.raises(Refused) as unavailable:
         await broken([circle], False)
     assert unavailable.value.kind == Refusal.SAFETY_UNAVAILABLE
+
+
+async def test_a_withheld_picture_morph_keeps_no_uploads_and_its_row_goes_at_retention(store, settings):
+    from bot.store import WorkerRun
+
+    pictures = RenderRequest(["", "a cat"], images=["upload:first", None], frames=4, steps=2, candidates=1)
+    job = await store.enqueue(guild_id=G, channel_id=C, user_id=ALICE, request=pictures, upload_limit=10 * MiB,
+                              uploads={0: png_of(shapes.Scene("circle", "red", "blue", 40, 32, 32))})
+    assert list(await store.uploads(job.id)) == [0]
+    run = WorkerRun("w", "r1")
+    assert (await store.claim(run)).id == job.id
+    outcome = SafetyOutcome(checked=True, flagged=(1, 2, 3), withheld=(1, 2, 3), whole=True, frame_count=4)
+    assert await store.mark_withheld(job.id, outcome, run)
+    assert await store.uploads(job.id) == {} and (await store.get(job.id)).safety == outcome
+    later = store.clock() + 400 * 86400  # past the rows' retention too
+    await store.purge(now=later)
+    assert await store.get(job.id) is None

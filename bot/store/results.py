@@ -159,10 +159,10 @@ class Results(StoreBase):
             # uploaded pictures go with their job's files, or at the same age when the job made none
             await tx.execute(
                 "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
-                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
+                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))} AND "
                 "COALESCE(finished_at, created_at) < $1))", cutoff)
             row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
-            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
+            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))
             pruned = await tx.execute(
                 f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
                 "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)

@@ -31,8 +31,8 @@ class ContentSafety(StoreBase):
     async def mark_withheld(self, job_id: int, outcome: SafetyOutcome, run: WorkerRun,
                             now: float | None = None) -> bool:
         """running → withheld: the safety filter keeps the whole result from its channel. No files are kept
-        (none were stored); a front shows it once (like a failure: ``failures_to_show``). False when the job
-        is no longer running for ``run``."""
+        (none were stored, and a picture morph's uploads are deleted); a front shows it once (like a failure:
+        ``failures_to_show``). False when the job is no longer running for ``run``."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             n = await tx.execute(
@@ -40,6 +40,8 @@ class ContentSafety(StoreBase):
                 f"error = 'withheld by the safety filter' WHERE id = $3 AND state = '{JobState.RUNNING}' "
                 "AND worker_id = $4 AND run_id = $5", outcome.to_json(), now, job_id, *run)
             if n:
+                # a picture morph's uploads go too: nothing of a withheld job is kept but its row and its audit
+                await tx.execute("DELETE FROM uploads WHERE job_id = $1", job_id)
                 tx.notify(JOBS_CHANNEL)
             return n == 1
 
