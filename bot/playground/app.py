@@ -40,9 +40,7 @@ EXAMPLES = {
     TOY: ('/morph "a red circle" "a blue square"',
           '/morph "a big yellow star on a black background" "a small white heart on a blue background"',
           '/morph "a green ring" "a pink cross" pacing:uniform',
-          '/morph "an orange triangle on a white background" "a purple diamond on a white background"',
-          # the safety filter: stars are withheld in #morph; in #after-dark once an admin allows it
-          '/morphadmin limits nsfw:allow'),
+          '/morph "an orange triangle on a white background" "a purple diamond on a white background"'),
 }
 OTHER_EXAMPLES = ("/morph dog cat frames:16 seed:3",)
 #: What the start-up message says after the model's name.
