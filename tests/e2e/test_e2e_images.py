@@ -102,6 +102,7 @@ async def test_picture_to_prompt_then_reroll_and_refine(harness):
     (lambda f: f.upload("broken.png", picture()[:120]), "damaged"),
     (lambda f: f.upload("huge.png", png_header_only(5000, 5000)), "5000×5000 pixels; the limit is 4096×4096"),
     (lambda f: f.upload("big.png", b"\x89PNG" + b"\0" * (10 * 2**20)), "the limit is 10 MiB"),
+    (lambda f: f.upload("clip.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 200), "Discord reports it as video/mp4"),
 ])
 async def test_refused_uploads_queue_nothing(harness, make, needle):
     fake, h = harness.fake, harness
@@ -112,9 +113,21 @@ async def test_refused_uploads_queue_nothing(harness, make, needle):
     answer = await it.reply()
     assert answer.ephemeral and needle in answer.content, answer.content
     assert await h.job_count() == 0
-    if bad.size > 10 * 2**20:
-        assert fake.downloads == []  # refused from Discord's size, before downloading
+    if bad.size > 10 * 2**20 or bad.filename in ("huge.png", "clip.mp4"):
+        assert fake.downloads == []  # refused from Discord's size, type or width/height, before downloading
     assert fake.violations == []
+
+
+async def test_a_refused_upload_is_worded_in_the_members_language(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    yuki = h.guild.add_member("yuki", locale="ja")
+    it = await fake.slash(yuki, "morph-images", first=fake.upload("huge.png", png_header_only(5000, 5000)),
+                          to="a cat")
+    answer = await it.reply()
+    assert answer.ephemeral and answer.content == ("❌ 1枚目の画像は 5000×5000 ピクセルです。上限は 4096×4096 です。"
+                                                   "もっと小さい画像を使ってください。"), answer.content
+    assert await h.job_count() == 0 and fake.downloads == [] and fake.violations == []
 
 
 @pytest.mark.slow
