@@ -253,6 +253,9 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
             smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
+    recon = reconstruction_text(result, locale)
+    if recon:
+        lines.append(recon)
     if k:
         lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
                           "{first}–{last}, or any frame from the menu; 🔍 the refine menu renders more frames "
@@ -274,6 +277,25 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
+
+
+def reconstruction_text(result: JobResult, locale: object = None) -> str | None:
+    """How closely a picture morph's end frames reproduce the uploads (PSNR in dB against each picture at the
+    model's size, :mod:`morph.inversion`); None when no picture end is among the frames."""
+    tr = text(locale)
+    first, second = (tuple(result.reconstruction) + (None, None))[:2]
+
+    def db(value: float) -> str:
+        return tr.number(value, 1)
+
+    if first is not None and second is not None:
+        return tr._("🖼️ The first frame reproduces the first picture at {first} dB PSNR, the last frame the second "
+                    "picture at {second} dB.", first=db(first), second=db(second))
+    if first is not None:
+        return tr._("🖼️ The first frame reproduces the picture at {db} dB PSNR.", db=db(first))
+    if second is not None:
+        return tr._("🖼️ The last frame reproduces the second picture at {db} dB PSNR.", db=db(second))
+    return None
 
 
 def sheet_caption(result: JobResult, locale: object = None) -> str:
