@@ -166,6 +166,16 @@ async def test_a_download_slower_than_the_database_limit_is_not_a_database_outag
     assert await h.job_count() == 1 and fake.violations == []
 
 
+async def test_picture_morphs_take_the_operators_path(harness):
+    """MORPH_PATH, as for /morph: smooth by default (the other tests), plain when the operator sets it."""
+    fake, h = harness.fake, harness
+    await h.start_bot(path="plain")
+    alice = h.guild.add_member("alice")
+    it = await fake.slash(alice, "morph-images", first=fake.upload("a.png", picture()), to="a cat", frames=2)
+    job_id = job_id_of((await it.reply()).content)
+    assert (await h.store.get(job_id)).request.path == "plain"
+
+
 async def test_option_mistakes_are_refused_privately(harness):
     fake, h = harness.fake, harness
     await h.start_bot()
