@@ -2,8 +2,8 @@
 and turned into what the model sees.
 
 Taken: PNG, JPEG, WebP and GIF (its first frame; an animated WebP likewise), recognised by their content,
-never by the file name. Refused with a :class:`PictureError` (a :class:`~morph.request.MorphError`, so its
-text is the message to show) and nothing else done: any other type, a file over :data:`MAX_BYTES`, a picture
+never by the file name. Refused with a :class:`PictureError` (a :class:`~morph.request.MorphError`) and
+nothing else done: any other type, a file over :data:`MAX_BYTES`, a picture
 over :data:`MAX_SIDE` pixels on a side (read from the header, before anything is decoded; Pillow's
 decompression-bomb guard stays on as a second fence), a picture under :data:`MIN_SIDE`, and a broken or
 truncated file.
