@@ -88,6 +88,37 @@ class Refused(MorphError):
         super().__init__(f"{self.kind.value}" + (f" ({facts})" if facts else ""))
 
 
+class Failure(str, Enum):
+    """Why a job failed, as the store keeps it (:func:`failure`): a kind and its facts, never a sentence, so
+    every front words it in the job's language when it shows it (:func:`bot.messages.failure_text`)."""
+
+    OUT_OF_MEMORY = "out_of_memory"
+    RENDERER = "renderer"          # a bug or an internal error (the details are in the worker's log)
+    MODEL_LOAD = "model_load"      # the model could not be loaded (the operator's problem; the log says why)
+    CRASHED = "crashed"            # attempts: its renders crashed that many times
+    INVALID = "invalid"            # code, facts: the engine refused it (morph.request.Invalid)
+    REFUSED = "refused"            # refusal (a Refusal), values: the Store refused it at render time
+    ENGINE = "engine"              # message: another check of the engine, which speaks English only
+    NOT_POSTED = "not_posted"      # reason: why Discord would not take the result (Discord's own words)
+
+
+def failure(kind: Failure, /, **facts) -> str:
+    """A failure as ``jobs.error`` holds it: JSON ``{"failure": kind, …facts}`` (facts are plain values)."""
+    return json.dumps({"failure": Failure(kind).value, **facts}, ensure_ascii=False, sort_keys=True)
+
+
+def read_failure(error: str | None) -> tuple[Failure | None, dict]:
+    """(kind, facts) of a stored ``jobs.error``; (None, {"text": …}) for a text of an older version or another
+    kind of writer (shown as it is, translated when it is a catalogue text)."""
+    if not error:
+        return None, {}
+    try:
+        data = json.loads(error)
+        return Failure(data.pop("failure")), data
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, {"text": error}
+
+
 class Expired(Refused):
     """The job's frames are gone (retention purge or the delete button)."""
 

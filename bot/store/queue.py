@@ -58,13 +58,11 @@ class JobQueue(StoreBase):
         rows = await self.db.fetch("SELECT banned_words, max_frames FROM guild_settings WHERE guild_id = $1",
                                    guild_id)
         checked = Limits.from_row(rows[0] if rows else None, self.settings)
-        problem: Refused | None = None
+        problem: MorphError | None = None  # a Refused, or the engine's Invalid (each worded by bot.messages)
         try:
             request = check_request(request, list(checked.banned_words), max_frames=checked.max_frames)
-        except Refused as e:
-            problem = e
         except MorphError as e:
-            problem = Refused(Refusal.INVALID, detail=str(e))
+            problem = e
         async with self.db.transaction() as tx:
             await tx.serialize("queue")
             limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
