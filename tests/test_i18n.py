@@ -267,10 +267,12 @@ def test_the_engines_refusals_in_japanese():
     assert str(err.value) == "seed must be between 0 and 4294967295 (got -1)."
     # what was given is made inert like every value a member typed (markdown escaped: Discord shows "-1")
     assert msg.error_text(err.value, "en") == "❌ seed must be between 0 and 4,294,967,295 (got \\-1)."
-    assert msg.error_text(err.value, "ja") == "❌ 「シード」は 0 から 4,294,967,295 までにしてください（指定された値: \\-1）。"
+    assert msg.error_text(err.value, "ja") == ("❌ 「シード」は 0 から 4,294,967,295 までにしてください"
+                                               "（指定された値: \\-1）。")
     with pytest.raises(Invalid) as err:
         RenderRequest(prompts=["a dog", "   "]).validate()
-    assert msg.error_text(err.value, "ja") == "❌ 2つ目のプロンプトが空です。「a dog」のように、いくつかの単語を入力してください。"
+    assert msg.error_text(err.value, "ja") == ("❌ 2つ目のプロンプトが空です。「a dog」のように、いくつかの単語を"
+                                               "入力してください。")
     with pytest.raises(Invalid) as err:
         RenderRequest(prompts=["a dog", "a cat"], scheduler="euler_a").validate()
     assert "fresh noise" in str(err.value) and "dpm++2m, ddim" in str(err.value)
@@ -293,7 +295,8 @@ def test_stored_failures_are_worded_when_shown():
     assert msg.failure_text(denied, "ja").endswith("権限がありません（Discord: Missing Permissions）。")
     invalid = failure(Failure.INVALID, code="size_multiple", facts={"given": "100", "suggestion": 96})
     assert msg.failure_text(invalid, "en") == "size must be a multiple of 8 (got 100; try 96)."
-    assert msg.failure_text(invalid, "ja") == "サイズは 8 の倍数にしてください（指定された値: 100。96 をお試しください）。"
+    assert msg.failure_text(invalid, "ja") == ("サイズは 8 の倍数にしてください（指定された値: 100。96 を"
+                                               "お試しください）。")
     gone = failure(Failure.REFUSED, refusal="pictures_gone", values={"job": 5})
     assert msg.failure_text(gone, "ja").startswith("モーフ #5 の画像はもう保存されていません")
     # texts of an older version: a catalogue text is translated, any other shown as it is (made inert)

@@ -9,7 +9,7 @@ import time
 import pytest
 from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, req, run, submit
 
-from bot.jobs import Job, Refused
+from bot.jobs import Failure, Job, Refused, read_failure
 from bot.result import JobResult
 from bot.store import MAX_ATTEMPTS, DatabaseClock, Store
 
@@ -189,7 +189,7 @@ async def test_recover_requeues_running_and_fails_after_three_attempts(store, cl
     assert len(changed) == 1
     failed = changed[0]
     assert failed.state == "failed" and failed.attempts == MAX_ATTEMPTS
-    assert failed.error == "the renderer crashed 3 times on this job"
+    assert read_failure(failed.error) == (Failure.CRASHED, {"attempts": 3})
     assert await store.claim(run("w1")) is None
     # rendered job untouched and still due for delivery, never re-rendered
     r = await store.get(rendered.id)
