@@ -20,7 +20,7 @@ def english_sentences() -> frozenset[str]:
     out = set()
     for m in template:
         for source in (m.id if isinstance(m.id, tuple) else (m.id,)):
-            for piece in re.split(r"\{[^}]*\}", source or ""):
+            for piece in re.split(r"\{[^}]*\}", str(source or "")):
                 piece = piece.strip(" .,:;()!?…—-–*'\"")
                 if re.search(r"[A-Za-z]{2,}[,'’]*\s+[A-Za-z]{2,}", piece):  # not a name such as morph-queue
                     out.add(piece)
