@@ -380,8 +380,9 @@ class PlaygroundServer:
         elif kind == "interaction_failed":
             it = self.fake.interactions.get(ev.get("interaction_id", 0))
             if it is not None:
-                self._broadcast("notice", {"text": f"This interaction failed: {ev.get('reason')}.", "error": True},
-                                only=it.user.id)
+                # what Discord's client tells the member (in their language; the reason is the fake's own words)
+                said = i18n.text(it.user.locale)._("This interaction failed: {reason}.", reason=ev.get("reason"))
+                self._broadcast("notice", {"text": said, "error": True}, only=it.user.id)
         elif kind == "violation":
             self._broadcast("notice", {"text": f"The bot broke a Discord rule: {ev.get('rule')}", "error": True})
         elif kind == "commands_synced":

@@ -286,3 +286,16 @@ async def test_status_message_and_user_jobs(store, clock):
     await store.mark_failed(a.id, "boom")
     assert [j.id for j in await store.user_jobs(G1, ALICE)] == [b.id]
     assert [j.id for j in await store.user_jobs(G1, ALICE, states=["failed"])] == [a.id]
+
+
+async def test_the_playground_queue_panel_words_a_failure_in_every_language(store):
+    """The playground's queue panel carries a failed job's reason in each language (the page shows the one of
+    the member it acts as), worded from the stored kind."""
+    from bot.jobs import failure
+    from bot.playground.page import store_jobs
+
+    job = await submit(store)
+    await store.mark_failed(job.id, failure(Failure.CRASHED, attempts=3))
+    rows = await store_jobs(lambda: store, G1, {ALICE: "alice"})()
+    assert rows[0]["error"] == {"en": "the renderer crashed 3 times on this job",
+                                "ja": "このジョブで生成処理が 3 回続けて異常終了しました"}
