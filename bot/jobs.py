@@ -53,7 +53,7 @@ class Refusal(str, Enum):
     EXPIRED_RETENTION = "expired_retention"    # job, days
     NOT_ACTIVE = "not_active"                  # job, state
     CHANNEL_NOT_ALLOWED = "channel_not_allowed"  # channels (ids)
-    INVALID = "invalid"                        # detail (the validation's message: bot.validation, morph.request)
+    INVALID = "invalid"                        # detail: an untyped message, shown as it is (the engine raises Invalid)
     BAD_FORMAT = "bad_format"                  # option ("format" | "default_format"), value, choices
     USER_QUEUE_FULL = "user_queue_full"        # jobs (ids), limit
     GUILD_QUEUE_FULL = "guild_queue_full"      # count, limit
@@ -104,7 +104,7 @@ class Failure(str, Enum):
 
 def failure(kind: Failure, /, **facts) -> str:
     """A failure as ``jobs.error`` holds it: JSON ``{"failure": kind, …facts}`` (facts are plain values)."""
-    return json.dumps({"failure": Failure(kind).value, **facts}, ensure_ascii=False, sort_keys=True)
+    return json.dumps({"failure": Failure(kind).value, **facts}, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def read_failure(error: str | None) -> tuple[Failure | None, dict]:

@@ -590,9 +590,13 @@ def _fact(tr: Text, key: str, value: object) -> str:
         return option_name(tr, str(value))
     if isinstance(value, (list, tuple)):
         return _listed(tr, (safe(str(v), 40) for v in value))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in DIMENSIONS:
         return tr.number(value)
     return safe(str(value), 100)
+
+
+#: Facts that are picture sizes in pixels (``512px``, ``1024x768``): written as they are, never ``1,024``.
+DIMENSIONS = frozenset({"size", "width", "height", "suggestion"})
 
 
 def invalid_text(code: str, facts: dict, locale: object = None) -> str:

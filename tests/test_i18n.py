@@ -278,6 +278,9 @@ def test_the_engines_refusals_in_japanese():
     assert "fresh noise" in str(err.value) and "dpm++2m, ddim" in str(err.value)
     ja = msg.error_text(err.value, "ja")
     assert "「euler\\_a」" in ja and "dpm++2m、ddim" in ja and "ノイズ" in ja
+    # picture sizes are written as they are, other numbers the language's way
+    assert "1024px" in msg.error_text(Invalid("out_of_memory_batch", size=1024), "ja")
+    assert "4,096" in msg.error_text(Invalid("prompt_too_long", what="prompt", length=4096, limit=1000), "en")
     # a problem of another version of the engine (a stored failure) still reads as a sentence
     assert msg.invalid_text("from_the_future", {}, "ja") == "モーフの設定が正しくありません（from\\_the\\_future）。"
 
