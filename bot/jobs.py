@@ -53,7 +53,7 @@ class Refusal(str, Enum):
     EXPIRED_RETENTION = "expired_retention"    # job, days
     NOT_ACTIVE = "not_active"                  # job, state
     CHANNEL_NOT_ALLOWED = "channel_not_allowed"  # channels (ids)
-    INVALID = "invalid"                        # detail: an untyped message, shown as it is (the engine raises Invalid)
+    INVALID = "invalid"                        # code, facts (the engine's morph.request.Invalid), or detail
     BAD_FORMAT = "bad_format"                  # option ("format" | "default_format"), value, choices
     USER_QUEUE_FULL = "user_queue_full"        # jobs (ids), limit
     GUILD_QUEUE_FULL = "guild_queue_full"      # count, limit

@@ -497,6 +497,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
         case Refusal.CHANNEL_NOT_ALLOWED:
             return tr._("{morph} is not enabled in this channel. Use it in {channels}.", morph=command(tr, "morph"),
                         channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
+        case Refusal.INVALID if "code" in v:
+            return invalid_text(str(v["code"]), v.get("facts") or {}, locale)
         case Refusal.INVALID:
             return clip(str(v.get("detail", "")), 1500)
         case Refusal.PICTURES_GONE:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from bot import i18n
+#: the template of the bot's catalogue (read as a file: testkit imports nothing of the bot)
+TEMPLATE = Path(__file__).resolve().parents[1] / "bot" / "locales" / "bot.pot"
 
 
 @functools.cache
@@ -15,7 +17,7 @@ def english_sentences() -> frozenset[str]:
     """The English parts of every catalogue text that read as a phrase (two words or more, apart, between
     placeholders): what must not appear in a Japanese session. Command names (``morph-queue``) are not phrases:
     the playground's command box takes them as typed."""
-    with (i18n.LOCALES_DIR / "bot.pot").open("rb") as f:
+    with TEMPLATE.open("rb") as f:
         template = read_po(f)
     out = set()
     for m in template:

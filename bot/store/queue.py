@@ -14,7 +14,7 @@ from bot.store.guilds import Limits
 from bot.store.uploads import save_uploads
 from bot.validation import check_request
 from morph.animation import FORMATS
-from morph.request import MorphError, RenderRequest
+from morph.request import Invalid, MorphError, RenderRequest
 
 #: How long Discord lets a bot use an interaction's token for followups.
 INTERACTION_TTL_S = 15 * 60
@@ -58,11 +58,15 @@ class JobQueue(StoreBase):
         rows = await self.db.fetch("SELECT banned_words, max_frames FROM guild_settings WHERE guild_id = $1",
                                    guild_id)
         checked = Limits.from_row(rows[0] if rows else None, self.settings)
-        problem: MorphError | None = None  # a Refused, or the engine's Invalid (each worded by bot.messages)
+        problem: Refused | None = None
         try:
             request = check_request(request, list(checked.banned_words), max_frames=checked.max_frames)
-        except MorphError as e:
+        except Refused as e:
             problem = e
+        except Invalid as e:  # the engine's own check: its code and facts, worded by bot.messages
+            problem = Refused(Refusal.INVALID, code=e.code, facts=e.facts)
+        except MorphError as e:
+            problem = Refused(Refusal.INVALID, detail=str(e))
         async with self.db.transaction() as tx:
             await tx.serialize("queue")
             limits = Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
