@@ -98,6 +98,7 @@ class Failure(str, Enum):
     CRASHED = "crashed"            # attempts: its renders crashed that many times
     INVALID = "invalid"            # code, facts: the engine refused it (morph.request.Invalid)
     REFUSED = "refused"            # refusal (a Refusal), values: the Store refused it at render time
+    PICTURE = "picture"            # kind (a morph.images.Problem), what, facts: an uploaded picture the render refused
     ENGINE = "engine"              # message: another check of the engine, which speaks English only
     NOT_POSTED = "not_posted"      # reason: why Discord would not take the result (Discord's own words)
 
@@ -179,7 +180,7 @@ class Job:
     #: the language of the job's public messages (status, result, picks, errors): a language of
     #: ``bot.i18n.languages()``, decided at enqueue (None: English)
     language: str | None = None
-    #: bytes its stored files take (None: not rendered, or from before the storage budget)
+    #: bytes its stored files and uploaded pictures take (None: not rendered, or from before the storage budget)
     stored_bytes: int | None = None
 
     @classmethod

@@ -8,6 +8,7 @@ import sys
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.jobs import Failure, Refused, failure
 from bot.result import Animation, JobResult, SegmentResult
+from morph.images import PictureError, Problem
 from morph.request import Invalid, ModelLoadError, MorphError, RenderResult, is_out_of_memory
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
     return files, summary
 
 
+#: Picture problems that name a file on the worker's disk (its copy of an upload), never shown to members.
+SERVER_FILE_PROBLEMS = (Problem.MISSING, Problem.FOLDER, Problem.UNREADABLE)
+
+
 def failure_reason(e: BaseException) -> str:
     """The failure to store for a render that raised ``e`` (``jobs.error``, see :func:`bot.jobs.failure`):
     the engine's typed refusals and the Store's keep their facts (a front words them in the job's language);
@@ -93,6 +98,10 @@ def failure_reason(e: BaseException) -> str:
         return failure(Failure.INVALID, code=e.code, facts=e.facts)
     if isinstance(e, Refused):
         return failure(Failure.REFUSED, refusal=e.kind.value, values=e.values)
+    if isinstance(e, PictureError) and e.kind not in SERVER_FILE_PROBLEMS:
+        return failure(Failure.PICTURE, kind=str(getattr(e.kind, "value", e.kind)), what=e.what, facts=e.facts)
+    if isinstance(e, PictureError):  # names the worker's own files: the log has it
+        return failure(Failure.RENDERER)
     if isinstance(e, MorphError):
         return failure(Failure.ENGINE, message=str(e))
     if is_out_of_memory(e):

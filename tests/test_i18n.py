@@ -300,6 +300,9 @@ def test_stored_failures_are_worded_when_shown():
     assert msg.failure_text(invalid, "en") == "size must be a multiple of 8 (got 100; try 96)."
     assert msg.failure_text(invalid, "ja") == ("サイズは 8 の倍数にしてください（指定された値: 100。96 を"
                                                "お試しください）。")
+    damaged = failure(Failure.PICTURE, kind="damaged", what="second picture", facts={})
+    assert msg.failure_text(damaged, "en").startswith("The second picture is damaged")
+    assert msg.failure_text(damaged, "ja") != msg.failure_text(damaged, "en")
     gone = failure(Failure.REFUSED, refusal="pictures_gone", values={"job": 5})
     assert msg.failure_text(gone, "ja").startswith("モーフ #5 の画像はもう保存されていません")
     # texts of an older version: a catalogue text is translated, any other shown as it is (made inert)

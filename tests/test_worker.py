@@ -23,6 +23,7 @@ from bot.store import Store, WorkerRun
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
 from bot.worker import Worker, recover_own_jobs
 from fakediscord import eventually
+from morph.images import PictureError, Problem
 from morph.request import SCHEDULERS, Invalid, MorphError, RenderRequest
 from morph.video import decode_mp4
 
@@ -247,8 +248,10 @@ def test_failure_reasons():
     for oom in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"),
                 RuntimeError("CUDA error: out of memory")):
         assert read_failure(failure_reason(oom)) == (Failure.OUT_OF_MEMORY, {})
+    assert read_failure(failure_reason(PictureError(Problem.DAMAGED, "first picture"))) == (
+        Failure.PICTURE, {"kind": "damaged", "what": "first picture", "facts": {}})
     leaky = OSError(5, "Input/output error", "/srv/morph/data/artifacts/7-0badf00d/frame_003.png")
-    for err in (KeyError("x"), leaky):
+    for err in (KeyError("x"), leaky, PictureError(Problem.MISSING, "first picture", path="/tmp/morph-7/first")):
         assert read_failure(failure_reason(err)) == (Failure.RENDERER, {})
         assert "/srv" not in failure_reason(err)
 
