@@ -43,7 +43,7 @@ lint: setup
 # The message catalogues (bot/locales, see README "Languages"): extract every text of the bot into the template
 # bot/locales/bot.pot, then merge it into each language's bot.po (new texts arrive empty: translate them).
 # A new language: `$(BIN)/pybabel init -D bot -i bot/locales/bot.pot -d bot/locales -l <code>`.
-MESSAGE_SOURCES := bot/*.py bot/cogs bot/store bot/playground
+MESSAGE_SOURCES := bot/*.py bot/cogs bot/store bot/playground morph/request.py
 messages: setup
 	$(BIN)/pybabel -q extract --no-wrap -k locale_str -k N_ --no-location --sort-by-file --project=morph-bot \
 		-o bot/locales/bot.pot $(MESSAGE_SOURCES)

@@ -83,7 +83,9 @@ class MorphTree(app_commands.CommandTree):
             await answer_unavailable(interaction)
             return
         tr = i18n.text(interaction.locale)
-        if isinstance(original, (app_commands.CheckFailure, MorphError)):
+        if isinstance(original, app_commands.NoPrivateMessage):  # discord.py's own words are English
+            text = tr._("❌ This command works only in a server, not in direct messages.")
+        elif isinstance(original, (app_commands.CheckFailure, MorphError)):
             text = (msg.error_text(original, interaction.locale) if isinstance(original, MorphError)
                     else str(original) or tr._("❌ You cannot use this command here."))
         elif isinstance(original, app_commands.TransformerError):  # a value Discord's client would not send

@@ -22,7 +22,7 @@ from bot.aio import quietly, wait_event
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL, log_failure
 from bot.interactions import NO_PINGS
-from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
+from bot.jobs import DEFAULT_UPLOAD_LIMIT, Failure, JobState, failure
 from bot.safety import withheld_note
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
@@ -428,10 +428,10 @@ class Delivery:
         if is_retryable(err) and attempt < MAX_DELIVERY_ATTEMPTS:
             retry_in = backoff_s(attempt)
             log.warning("delivery of job %s failed (%s); retry %d in %.1f s", job.id, reason, attempt, retry_in)
-            await self.store.delivery_failed(job.id, reason, retry_in)
+            await self.store.delivery_failed(job.id, _not_posted(err), retry_in)
             return "retry"
         log.error("delivery of job %s failed for good: %s", job.id, reason)
-        failed = await self.store.delivery_failed(job.id, f"could not post the result: {reason}", None)
+        failed = await self.store.delivery_failed(job.id, _not_posted(err), None)
         if await self.store.take_failure(job.id):
             await self.show_failure(failed)
         return "failed"
@@ -503,6 +503,14 @@ class Delivery:
             except discord.HTTPException as err:
                 log.warning("could not add reaction %s to message %s: %s", emoji, message.id, err)
                 return
+
+
+def _not_posted(err: BaseException) -> str:
+    """The stored failure of a result Discord would not take: Discord's status, error code and words; of any
+    other error only its kind (it may name the server's paths: the log has it)."""
+    if isinstance(err, discord.HTTPException):
+        return failure(Failure.NOT_POSTED, status=err.status, code=err.code, detail=err.text or "")
+    return failure(Failure.NOT_POSTED)
 
 
 def _describe(err: BaseException) -> str:

@@ -55,7 +55,7 @@ class Refusal(str, Enum):
     EXPIRED_RETENTION = "expired_retention"    # job, days
     NOT_ACTIVE = "not_active"                  # job, state
     CHANNEL_NOT_ALLOWED = "channel_not_allowed"  # channels (ids)
-    INVALID = "invalid"                        # detail (the validation's message: bot.validation, morph.request)
+    INVALID = "invalid"                        # code, facts (the engine's morph.request.Invalid), or detail
     BAD_FORMAT = "bad_format"                  # option ("format" | "default_format"), value, choices
     USER_QUEUE_FULL = "user_queue_full"        # jobs (ids), limit
     GUILD_QUEUE_FULL = "guild_queue_full"      # count, limit
@@ -99,6 +99,38 @@ class Refused(MorphError):
         self.values = values
         facts = ", ".join(f"{k}={v!r}" for k, v in values.items())
         super().__init__(f"{self.kind.value}" + (f" ({facts})" if facts else ""))
+
+
+class Failure(str, Enum):
+    """Why a job failed, as the store keeps it (:func:`failure`): a kind and its facts, never a sentence, so
+    every front words it in the job's language when it shows it (:func:`bot.messages.failure_text`)."""
+
+    OUT_OF_MEMORY = "out_of_memory"
+    RENDERER = "renderer"          # a bug or an internal error (the details are in the worker's log)
+    MODEL_LOAD = "model_load"      # the model could not be loaded (the operator's problem; the log says why)
+    CRASHED = "crashed"            # attempts: its renders crashed that many times
+    INVALID = "invalid"            # code, facts: the engine refused it (morph.request.Invalid)
+    REFUSED = "refused"            # refusal (a Refusal), values: the Store refused it at render time
+    PICTURE = "picture"            # kind (a morph.images.Problem), what, facts: an uploaded picture the render refused
+    ENGINE = "engine"              # message: another check of the engine, which speaks English only
+    NOT_POSTED = "not_posted"      # reason: why Discord would not take the result (Discord's own words)
+
+
+def failure(kind: Failure, /, **facts) -> str:
+    """A failure as ``jobs.error`` holds it: JSON ``{"failure": kind, …facts}`` (facts are plain values)."""
+    return json.dumps({"failure": Failure(kind).value, **facts}, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def read_failure(error: str | None) -> tuple[Failure | None, dict]:
+    """(kind, facts) of a stored ``jobs.error``; (None, {"text": …}) for a text of an older version or another
+    kind of writer (shown as it is, translated when it is a catalogue text)."""
+    if not error:
+        return None, {}
+    try:
+        data = json.loads(error)
+        return Failure(data.pop("failure")), data
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None, {"text": error}
 
 
 class Expired(Refused):

@@ -18,11 +18,12 @@ import re
 import discord
 
 from bot.i18n import N_, Text, text
-from bot.jobs import Refusal, Refused
+from bot.jobs import Failure, Refusal, Refused, read_failure
 from bot.result import JobResult
 from bot.uploads import Fetch
 from bot.validation import LINK_RE
 from morph.images import PictureError, Problem
+from morph.request import PROBLEMS, Invalid
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
@@ -95,20 +96,24 @@ def prompts(prompt_a: str, prompt_b: str) -> str:
     return f"**{safe(prompt_a)}** → **{safe(prompt_b)}**"
 
 
-def path_prompts(request) -> list[str]:
+#: A picture end without a description (``/morph-images``), as its title names it
+PICTURE_ENDS = (N_("first picture"), N_("second picture"))
+
+
+def path_prompts(request, locale: object = None) -> list[str]:
     """The prompts a job's morph goes through;
     a picture end (``/morph-images``) is ``🖼️`` and its description, or ``🖼️ first picture``."""
     names = list(request.prompts)
     for i, image in enumerate(getattr(request, "images", None) or []):
         if image is not None and i < len(names):
-            names[i] = f"🖼️ {names[i]}" if names[i] else f"🖼️ {('first', 'second')[i]} picture"
+            names[i] = f"🖼️ {names[i] or text(locale)._(PICTURE_ENDS[min(i, 1)])}"
     return names
 
 
-def title(request) -> str:
+def title(request, locale: object = None) -> str:
     """What a job morphs, for every message about it: ``**a dog** → **a cat**``; a chain names every prompt
     (``→ **a dog**`` again at the end when it loops); a 🔍 refine adds the part of the path it fills."""
-    names = path_prompts(request)
+    names = path_prompts(request, locale)
     limit = 200 if len(names) == 2 else 100
     text_ = " → ".join(f"**{safe(p, limit)}**" for p in names + names[:1] * bool(request.loop))
     if request.t_start is not None:
@@ -116,10 +121,10 @@ def title(request) -> str:
     return text_
 
 
-def short_segment(request, index: int, limit: int = 12) -> str:
+def short_segment(request, index: int, limit: int = 12, locale: object = None) -> str:
     """``dog→cat``: segment ``index`` of a chain for a button label, each prompt by what sets it apart from the
     others (:func:`distinct_words`) cut to ``limit`` characters."""
-    names = distinct_words(path_prompts(request))
+    names = distinct_words(path_prompts(request, locale))
     a, b = names[index % len(names)], names[(index + 1) % len(names)]
     return f"{clip(a, limit)}→{clip(b, limit)}"
 
@@ -152,7 +157,7 @@ def queued_text(job_id: int, request, user_id: int, position: int | None, paused
     if paused:
         where = tr._("{where} (queue paused by a server admin)", where=where)
     return clip(tr._("🕓 Morph job #{job} queued for {user}: {title}, {frames}. {where}.", job=job_id,
-                     user=user(user_id, locale), title=title(request), frames=frames, where=where))
+                     user=user(user_id, locale), title=title(request, locale), frames=frames, where=where))
 
 
 #: the stages of a render (:class:`morph.Progress` ``stage``) as a member reads them
@@ -166,7 +171,7 @@ def rendering_text(job_id: int, request, user_id: int, progress=None, eta_s: flo
     :class:`morph.Progress`, which has the same fields) or None (just started)."""
     tr = text(locale)
     head = tr._("🎨 Morph job #{job} for {user}: {title} — rendering", job=job_id, user=user(user_id, locale),
-                title=title(request))
+                title=title(request, locale))
     if progress is None:
         return clip(tr._("{head}, loading…", head=head))
     pct = int(round(100 * max(0.0, min(1.0, progress.fraction))))
@@ -195,25 +200,73 @@ QUEUE_UNAVAILABLE = N_("⏳ The morph queue is unavailable for a moment (its dat
 
 def delivered_text(job_id: int, request, user_id: int, link: str | None, locale: object = None) -> str:
     tr = text(locale)
-    values = dict(job=job_id, user=user(user_id, locale), title=title(request), link=link)
+    values = dict(job=job_id, user=user(user_id, locale), title=title(request, locale), link=link)
     if link:
         return clip(tr._("✅ Morph job #{job} for {user} ({title}) is done: {link}", **values))
     return clip(tr._("✅ Morph job #{job} for {user} ({title}) is done below.", **values))
 
 
-#: The reasons the bot itself records for a failed job (bot/render_output.py, bot/store/claims.py); the
-#: catalogues translate them when they are shown. Other reasons (the engine's own checks) are shown as they are.
-FAILURE_REASONS = (
-    N_("the GPU ran out of memory on this morph; try fewer frames or a smaller size."),
-    N_("the renderer failed on the bot's side (the details are in the bot's log)."),
-    N_("the renderer crashed 3 times on this job"),
-)
-
-
-def failed_text(job_id: int, reason: str | None, locale: object = None) -> str:
+def failed_text(job_id: int, error: str | None, locale: object = None) -> str:
+    """``⚠️ Morph job #… failed: …`` with the job's stored failure (``Job.error``) worded by :func:`failure_text`."""
     tr = text(locale)
-    return clip(tr._("⚠️ Morph job #{job} failed: {reason}", job=job_id,
-                     reason=safe(tr._(reason), 1500) if reason else tr._("unknown error")))
+    return clip(tr._("⚠️ Morph job #{job} failed: {reason}", job=job_id, reason=failure_text(error, locale)))
+
+
+def failure_text(error: str | None, locale: object = None) -> str:
+    """Why a job failed, in the language of ``locale``, from what the store keeps (:func:`bot.jobs.failure`).
+    A text of an older version (or of another writer) is shown as it is, translated if it is a catalogue text."""
+    tr = text(locale)
+    kind, facts = read_failure(error)
+    match kind:
+        case None if facts:
+            return safe(tr._(str(facts["text"])), 1500)
+        case Failure.OUT_OF_MEMORY:
+            return tr._("the GPU ran out of memory on this morph; try fewer frames or a smaller size.")
+        case Failure.RENDERER:
+            return tr._("the renderer failed on the bot's side (the details are in the bot's log).")
+        case Failure.MODEL_LOAD:
+            return tr._("the bot's model could not be loaded; the bot's operator can see why in its log.")
+        case Failure.CRASHED:
+            n = int(facts.get("attempts") or 0)
+            return tr.ngettext("the renderer crashed {count} time on this job", "the renderer crashed {count} times "
+                               "on this job", n)
+        case Failure.INVALID:
+            return invalid_text(str(facts.get("code")), facts.get("facts") or {}, locale)
+        case Failure.REFUSED:
+            try:
+                refused = Refused(Refusal(facts.get("refusal")), **(facts.get("values") or {}))
+            except ValueError:  # a kind of another version
+                return safe(str(facts.get("refusal")), 100)
+            return refusal_text(refused, locale)
+        case Failure.PICTURE:
+            problem = str(facts.get("kind"))
+            known = {k.value: k for k in (*Problem, *Fetch)}
+            return picture_text(PictureError(known.get(problem, problem), str(facts.get("what") or "picture"),
+                                             **(facts.get("facts") or {})), locale)
+        case Failure.ENGINE:
+            return safe(str(facts.get("message", "")), 1500)
+        case Failure.NOT_POSTED:
+            return not_posted_text(tr, facts.get("status"), facts.get("code"), str(facts.get("detail") or ""))
+    return tr._("unknown error")
+
+
+#: Discord's error codes for a result it would not take (https://discord.com/developers/docs/topics/opcodes-and-status-codes)
+NO_ACCESS_CODES = (50001, 50013)  # Missing Access, Missing Permissions
+TOO_LARGE_CODES = (40005,)        # Request entity too large
+
+
+def not_posted_text(tr: Text, status: object, code: object, detail: str) -> str:
+    """Why Discord would not take a job's result (its status, error code and own words, which are English)."""
+    detail = safe(detail, 300)
+    if code in NO_ACCESS_CODES or status == 403:
+        return tr._("could not post the result: the bot may not post or attach files in this channel (Discord: "
+                    "{detail}).", detail=detail)
+    if code in TOO_LARGE_CODES or status == 413:
+        return tr._("could not post the result: its files are over this channel's upload limit.")
+    if status:
+        return tr._("could not post the result: Discord answered {status} ({detail}).", status=status,
+                    detail=detail)
+    return tr._("could not post the result (the details are in the bot's log).")
 
 
 def cancelled_text(job_id: int, by_user_id: int | None, locale: object = None) -> str:
@@ -246,7 +299,7 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     tr = text(locale)
     k = len(result.candidates)
     lines = [tr._("{marker} for {user}: {title}", marker=result_marker(job_id, locale), user=user(user_id, locale),
-                  title=title(request))]
+                  title=title(request, locale))]
     if refined_from is not None:
         lines.append(tr._("🔍 More frames between two neighbouring frames of morph job #{job}.",
                           job=int(refined_from)))
@@ -264,8 +317,8 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     parts = candidate_parts(request, result)
     if len(parts) > 1:
         lines.append(tr._("Candidates by part: {parts}", parts=tr._(", ").join(
-            f"{first}–{last} {title_of_segment(request, index)}" if first != last
-            else f"{first} {title_of_segment(request, index)}" for index, first, last in parts)))
+            f"{first}–{last} {title_of_segment(request, index, locale)}" if first != last
+            else f"{first} {title_of_segment(request, index, locale)}" for index, first, last in parts)))
     for anim in result.animations:
         for w in anim.reductions:
             lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=anim.kind.upper(),
@@ -309,10 +362,10 @@ def sheet_caption(result: JobResult, locale: object = None) -> str:
     return tr._("Candidates 1–{k} around the midpoint", k=k)
 
 
-def title_of_segment(request, index: int) -> str:
+def title_of_segment(request, index: int, locale: object = None) -> str:
     """``**a dog** → **a cat**``: segment ``index`` of the job's path (the last one of a loop goes back to
     the first prompt)."""
-    names = path_prompts(request)
+    names = path_prompts(request, locale)
     return prompts(names[index % len(names)], names[(index + 1) % len(names)])
 
 
@@ -392,7 +445,7 @@ def queue_list_text(rows: list[tuple[int, str, object, int | None]], locale: obj
     lines = [tr._("Your morph jobs:")]
     for job_id, state, request, pos in rows:
         where = tr._("position {position}", position=tr.number(pos)) if pos else state_name(tr, state)
-        lines.append(f"• #{job_id} {title(request)}: {where}")
+        lines.append(f"• #{job_id} {title(request, locale)}: {where}")
     return clip("\n".join(lines))
 
 
@@ -474,6 +527,8 @@ def refusal_text(err: Refused, locale: object = None) -> str:
         case Refusal.CHANNEL_NOT_ALLOWED:
             return tr._("{morph} is not enabled in this channel. Use it in {channels}.", morph=command(tr, "morph"),
                         channels=_listed(tr, (f"<#{int(c)}>" for c in v["channels"])))
+        case Refusal.INVALID if "code" in v:
+            return invalid_text(str(v["code"]), v.get("facts") or {}, locale)
         case Refusal.INVALID:
             return clip(str(v.get("detail", "")), 1500)
         case Refusal.PICTURES_GONE:
@@ -635,14 +690,51 @@ def picture_text(err: PictureError, locale: object = None) -> str:
     return safe(str(err), 300)  # a file on the bot's own disk (the command line's kinds): as the engine says it
 
 
+#: What the engine's facts (:class:`morph.request.Invalid`) call a setting (``name``) that is no option of a
+#: command; the options are called what the member's client calls them (:func:`option_name`).
+SETTING_NAMES = {"size": N_("size"), "steps": N_("steps"), "guidance": N_("guidance"), "scheduler": N_("scheduler"),
+                 "candidates": N_("candidates"), "interpolation": N_("interpolation"),
+                 "second seed": N_("second seed")}
+
+
+def _fact(tr: Text, key: str, value: object) -> str:
+    """One fact of an engine refusal as a member reads it: a prompt's or a setting's name in their language,
+    numbers written the language's way, lists as a list, anything given made inert."""
+    if key == "what":
+        return tr._(PROMPT_LABELS.get(str(value), "prompt"))
+    if key == "name":
+        return option_name(tr, str(value))
+    if isinstance(value, (list, tuple)):
+        return _listed(tr, (safe(str(v), 40) for v in value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in DIMENSIONS:
+        return tr.number(value)
+    return safe(str(value), 100)
+
+
+#: Facts that are picture sizes in pixels (``512px``, ``1024x768``): written as they are, never ``1,024``.
+DIMENSIONS = frozenset({"size", "width", "height", "suggestion"})
+
+
+def invalid_text(code: str, facts: dict, locale: object = None) -> str:
+    """The engine's refusal :class:`morph.request.Invalid` (its ``code`` and ``facts``, as raised or as
+    stored for a failed job) in the language of ``locale``."""
+    tr = text(locale)
+    template = PROBLEMS.get(code)
+    if template is None:  # a problem of another version of the engine
+        return tr._("the morph's settings are not valid ({code}).", code=safe(code, 40))
+    return tr._(template, **{k: _fact(tr, k, v) for k, v in facts.items()})
+
+
 def error_text(err: Exception, locale: object = None) -> str:
-    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` or a refused picture
-    (:class:`PictureError`) in the language of ``locale``, any other :class:`MorphError` (the engine's own
-    checks) as it says it."""
+    """``❌ …`` for a refused request or an invalid one in the language of ``locale``: a :class:`Refused`, a
+    refused picture (:class:`PictureError`), the engine's typed refusal :class:`~morph.request.Invalid`; any
+    other :class:`MorphError` as it says it."""
     if isinstance(err, Refused):
         body = refusal_text(err, locale)
     elif isinstance(err, PictureError):
         body = picture_text(err, locale)
+    elif isinstance(err, Invalid):
+        body = invalid_text(err.code, err.facts, locale)
     else:
         body = clip(str(err), 1500)
     return clip(f"❌ {body}")

@@ -1,13 +1,15 @@
 """What a render leaves behind: the job's files and its :class:`~bot.result.JobResult`
-(:func:`render_files`), or the reason a user is shown when it failed (:func:`failure_reason`)."""
+(:func:`render_files`), or the failure stored when it failed (:func:`failure_reason`)."""
 from __future__ import annotations
 
 import logging
 import sys
 
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
+from bot.jobs import Failure, Refused, failure
 from bot.result import Animation, JobResult, SegmentResult
-from morph.request import ModelLoadError, MorphError, RenderResult, is_out_of_memory
+from morph.images import PictureError, Problem
+from morph.request import Invalid, ModelLoadError, MorphError, RenderResult, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +82,31 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
     return files, summary
 
 
+#: Picture problems that name a file on the worker's disk (its copy of an upload), never shown to members.
+SERVER_FILE_PROBLEMS = (Problem.MISSING, Problem.FOLDER, Problem.UNREADABLE)
+
+
 def failure_reason(e: BaseException) -> str:
-    """A short user-facing reason for a failed render. Only the engine's own messages (MorphError) are
-    shown as they are: anything else may carry paths or internals of the server, so it stays in the log. A
-    model that cannot be loaded is the operator's problem, and its message names paths: log only."""
+    """The failure to store for a render that raised ``e`` (``jobs.error``, see :func:`bot.jobs.failure`):
+    the engine's typed refusals and the Store's keep their facts (a front words them in the job's language);
+    a model that cannot be loaded (its message names paths: the operator reads it in the log), an
+    out-of-memory error and anything else (which may carry paths or internals of the server) only their
+    kind."""
     if isinstance(e, ModelLoadError):
-        return "the bot's model could not be loaded; the bot's operator can see why in its log."
+        return failure(Failure.MODEL_LOAD)
+    if isinstance(e, Invalid):
+        return failure(Failure.INVALID, code=e.code, facts=e.facts)
+    if isinstance(e, Refused):
+        return failure(Failure.REFUSED, refusal=e.kind.value, values=e.values)
+    if isinstance(e, PictureError) and e.kind not in SERVER_FILE_PROBLEMS:
+        return failure(Failure.PICTURE, kind=str(getattr(e.kind, "value", e.kind)), what=e.what, facts=e.facts)
+    if isinstance(e, PictureError):  # names the worker's own files: the log has it
+        return failure(Failure.RENDERER)
     if isinstance(e, MorphError):
-        return str(e)
+        return failure(Failure.ENGINE, message=str(e))
     if is_out_of_memory(e):
-        return "the GPU ran out of memory on this morph; try fewer frames or a smaller size."
-    return "the renderer failed on the bot's side (the details are in the bot's log)."
+        return failure(Failure.OUT_OF_MEMORY)
+    return failure(Failure.RENDERER)
 
 
 def free_gpu_memory() -> None:

@@ -104,7 +104,7 @@ def result_view(job: Job) -> discord.ui.View:
     withheld = withheld_frames(job.safety)
     view = discord.ui.View(timeout=None)
     lang = job.language
-    for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
+    for frame, label, row in candidate_buttons(job.request, result, lang)[: len(msg.KEYCAPS)]:
         if frame not in withheld:
             view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
     frames = [f for f in msg.choose_select_frames(frame_count, candidates) if f not in withheld]
@@ -124,7 +124,7 @@ def result_view(job: Job) -> discord.ui.View:
     return view
 
 
-def candidate_buttons(request: RenderRequest, result: JobResult) -> list[tuple[int, str, int]]:
+def candidate_buttons(request: RenderRequest, result: JobResult, locale: object = None) -> list[tuple[int, str, int]]:
     """``(frame, label, row)`` of each candidate button, in number order. A plain morph: labels 1..K, five per row. A
     chain: ``4 · cat→bird`` (which segment the candidate is from), and one row per segment when there are
     two (each offers at most five)."""
@@ -135,7 +135,7 @@ def candidate_buttons(request: RenderRequest, result: JobResult) -> list[tuple[i
     out = []
     for part, (index, first, last) in enumerate(parts):
         for n in range(first, last + 1):
-            label = f"{n} · {msg.short_segment(request, index)}"
+            label = f"{n} · {msg.short_segment(request, index, locale=locale)}"
             out.append((candidates[n - 1], label, part if len(parts) == 2 else (n - 1) // 5))
     return out
 

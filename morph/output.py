@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from morph.request import MorphError
+from morph.request import Invalid, MorphError
 
 DEFAULT_BUDGET = 10 * 1024 * 1024  # Discord's default upload limit
 SIZE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)  # picture size ladder, fractions of the input
@@ -185,9 +185,8 @@ def encode_gif(frames: list[Image.Image], budget_bytes: int = DEFAULT_BUDGET, du
             break
         if i == len(ladder) - 1:
             w, h = _dims(rung, width, height)
-            raise MorphError(
-                f"the GIF cannot fit in {human_size(budget_bytes)}: even at {w}x{h}, {rung.colors} colours and "
-                f"{len(rung.keep)} frames it is {human_size(len(data))}")
+            raise Invalid("gif_too_big", budget=human_size(budget_bytes), width=w, height=h, colors=rung.colors,
+                          frames=len(rung.keep), size=human_size(len(data)))
         # Jump to the first later rung predicted to fit (or the last one).
         nxt = i + 1
         while nxt < len(ladder) - 1 and _predict(len(data), rung, ladder[nxt], width, height) > budget_bytes * SAFETY:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from morph.request import MAX_STEPS, MorphError, RenderRequest
+from morph.request import MAX_STEPS, Invalid, MorphError, RenderRequest
 
 #: Values of MORPH_PROFILE / --profile ("auto": recognise it from the model).
 PROFILE_NAMES = ("auto", "standard", "turbo", "lightning", "lcm")
@@ -45,9 +45,8 @@ class Profile:
             request, steps=steps, guidance=self.guidance if request.guidance is None else float(request.guidance),
             scheduler=request.scheduler or self.scheduler)
         if steps > self.max_steps:
-            raise MorphError(f"this model is distilled for 1-{self.max_steps} steps ({self.name} profile); "
-                             f"{steps} steps would make its pictures worse. Ask for {self.steps}, or leave steps "
-                             "out for the model's default.")
+            raise Invalid("too_many_steps", max_steps=self.max_steps, profile=self.name, steps=steps,
+                          default=self.steps)
         return r
 
 

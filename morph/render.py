@@ -47,7 +47,7 @@ from morph.request import (
     CLIP_MAX_TOKENS,
     PROMPT_NAMES,
     Cancelled,
-    MorphError,
+    Invalid,
     Progress,
     RenderRequest,
     RenderResult,
@@ -315,8 +315,7 @@ class Render:
                 continue
             _free_memory(self.m.device)  # outside the except block: the traceback no longer pins tensors
             if n == 1:
-                raise MorphError(f"Out of device memory even with one frame per batch at {self.size}px; "
-                                 "try a smaller size, or free the GPU from other programs.")
+                raise Invalid("out_of_memory_batch", size=self.size)
             cap = n // 2
             self.m.cap_batch(cap)
         return torch.cat(out)
@@ -382,8 +381,7 @@ class Render:
             if decoded is None:
                 _free_memory(self.m.device)
                 if step == 1:
-                    raise MorphError(f"Out of device memory while decoding one {self.size}px frame; "
-                                     "try a smaller size.")
+                    raise Invalid("out_of_memory_decode", size=self.size)
                 step //= 2
                 continue
             images += self.pipe.image_processor.postprocess(decoded, output_type="pil")

@@ -57,6 +57,71 @@ class MorphError(ValueError):
     """A problem the user can fix; ``str(err)`` is the message to show them (no traceback)."""
 
 
+def N_(message: str) -> str:
+    """Mark an English message of :data:`PROBLEMS` for the bot's catalogue (a no-op: the engine itself speaks
+    English; the bot translates the message where it shows it)."""
+    return message
+
+
+#: Every problem :class:`Invalid` names (its ``code``) with its English message, whose placeholders its facts
+#: fill. Facts are plain values (text, numbers, lists of text), so a front can store them and word them in
+#: another language: ``what`` names a prompt (:data:`PROMPT_NAMES`, ``negative prompt``), ``name`` a setting,
+#: ``given`` is what was given as the message quotes it, lists are choices. ``make messages`` puts a new
+#: message into the bot's catalogues.
+PROBLEMS = {
+    "prompt_empty": N_("The {what} is empty: give a few words, e.g. 'a dog'."),
+    "prompt_too_long": N_("The {what} is {length} characters long; the limit is {limit}."),
+    "prompt_invisible": N_("The {what} contains control or invisible characters (e.g. {char}); use plain text."),
+    "prompt_no_letters": N_("The {what} has no letters or digits; give a few words, e.g. 'a dog'."),
+    "prompt_count": N_("a chain takes {low} to {high} prompts (got {count})."),
+    "prompt_one_text": N_("a chain takes {low} to {high} prompts (got one text)."),
+    "not_true_or_false": N_("{name} must be true or false (got {given})."),
+    "not_a_whole_number": N_("{name} must be a whole number between {low} and {high} (got {given})."),
+    "out_of_range": N_("{name} must be between {low} and {high} (got {given})."),
+    "not_a_number": N_("{name} must be a number (got {given})."),
+    "not_a_choice": N_("{name} must be one of: {choices}."),
+    "second_seed_chain": N_("a second seed only works for a plain two-prompt morph, not a chain or a loop (a chain "
+                            "keeps one starting noise so its joins do not jump)."),
+    "size_multiple": N_("size must be a multiple of 8 (got {given}; try {suggestion})."),
+    "guidance_not_a_number": N_("guidance must be a number between 0 and 30 (got {given})."),
+    "guidance_range": N_("guidance must be between 0 and 30 (got {given})."),
+    "scheduler_noisy": N_("scheduler '{given}' adds fresh noise at every step, so neighbouring frames would not "
+                          "match; use one of: {choices}."),
+    "scheduler_unknown": N_("unknown scheduler '{given}'; use one of: {choices}."),
+    "picture_ends": N_("a picture morph has two ends, a picture or a prompt each, and at least one picture."),
+    "picture_path": N_("a picture end must be a picture file's path."),
+    "picture_chain": N_("pictures can only be the two ends of a plain morph, not part of a chain or a loop."),
+    "picture_second_seed": N_("a second seed does not work with pictures: a picture's own noise is found from it."),
+    "picture_scheduler": N_("picture morphs sample with {scheduler} (the sampler a picture is inverted with); "
+                            "leave the scheduler out."),
+    "refine_one_end": N_("a refine range needs both ends (t_start and t_end), or neither."),
+    "refine_range": N_("the refine range must run forwards inside the path 0..{length} (got {start}..{end})."),
+    "refine_frames": N_("frames must be at least {needed} to refine {start}..{end}: its ends and the prompts "
+                        "inside it each take a frame."),
+    "chain_frames": N_("a chain of {segments} segments needs at least {needed} frames (2 per segment; got "
+                       "{frames})."),
+    "too_many_steps": N_("this model is distilled for 1-{max_steps} steps ({profile} profile); {steps} steps would "
+                         "make its pictures worse. Ask for {default}, or leave steps out for the model's default."),
+    "out_of_memory_batch": N_("Out of device memory even with one frame per batch at {size}px; try a smaller size, "
+                              "or free the GPU from other programs."),
+    "out_of_memory_decode": N_("Out of device memory while decoding one {size}px frame; try a smaller size."),
+    "gif_too_big": N_("the GIF cannot fit in {budget}: even at {width}x{height}, {colors} colours and {frames} "
+                      "frames it is {size}"),
+}
+
+
+class Invalid(MorphError):
+    """A request the engine refuses, as data: ``code`` (a :data:`PROBLEMS` key) and ``facts``, the values its
+    message names. ``str(err)`` is that message in English (what the command line shows); the bot words it in
+    a member's language from the code and the facts, and stores them for a failed job."""
+
+    def __init__(self, code: str, /, **facts: object) -> None:
+        self.code = code
+        self.facts = facts
+        shown = {k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in facts.items()}
+        super().__init__(PROBLEMS[code].format(**shown))
+
+
 class ModelLoadError(MorphError):
     """The model (or a LoRA) cannot be loaded: a problem for whoever runs the engine, whose message names
     paths and the hub's error. The command line shows it; the bot logs it and tells members only that the
@@ -94,19 +159,18 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
     symbols): such a prompt looks empty in a message and gives the model nothing to draw.
     """
     if text is None:
-        raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
+        raise Invalid("prompt_empty", what=what)
     text = str(text).replace("\t", " ").replace("\r", " ").replace("\n", " ").strip()
     if not text:
-        raise MorphError(f"The {what} is empty: give a few words, e.g. 'a dog'.")
+        raise Invalid("prompt_empty", what=what)
     if len(text) > MAX_PROMPT_CHARS:
-        raise MorphError(f"The {what} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        raise Invalid("prompt_too_long", what=what, length=len(text), limit=MAX_PROMPT_CHARS)
     bad = [c for i, c in enumerate(text)
            if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") and not _joins_emoji(text, i)]
     if bad:
-        raise MorphError(f"The {what} contains control or invisible characters (e.g. U+{ord(bad[0]):04X}); "
-                         "use plain text.")
+        raise Invalid("prompt_invisible", what=what, char=f"U+{ord(bad[0]):04X}")
     if not any(c.isalnum() and not is_default_ignorable(c) for c in text):
-        raise MorphError(f"The {what} has no letters or digits; give a few words, e.g. 'a dog'.")
+        raise Invalid("prompt_no_letters", what=what)
     return " ".join(text.split())
 
 
@@ -219,7 +283,7 @@ class RenderRequest:
             r.images = []
             r.prompts = _check_prompts(r.prompts)
         if not isinstance(r.loop, bool):
-            raise MorphError(f"loop must be true or false (got {r.loop!r}).")
+            raise Invalid("not_true_or_false", name="loop", given=repr(r.loop))
         r.negative = clean_prompt(r.negative, "negative prompt") if (r.negative or "").strip() else ""
         _int_in("frames", r.frames, MIN_FRAMES, MAX_FRAMES)
         if r.steps is not None:
@@ -230,31 +294,29 @@ class RenderRequest:
         _int_in("candidates", r.candidates, 1, MAX_CANDIDATES)
         r.candidates = min(r.candidates, r.frames)  # a 3-frame morph offers at most 3 candidates
         if r.seed_b is not None and r.segments > 1:
-            raise MorphError("a second seed only works for a plain two-prompt morph, not a chain or a loop "
-                             "(a chain keeps one starting noise so its joins do not jump).")
+            raise Invalid("second_seed_chain")
         _check_range(r)
         if r.size is not None:
             _int_in("size", r.size, MIN_SIZE, MAX_SIZE)
             if r.size % 8:
-                raise MorphError(f"size must be a multiple of 8 (got {r.size}; try {r.size // 8 * 8}).")
+                raise Invalid("size_multiple", given=str(r.size), suggestion=r.size // 8 * 8)
         if r.guidance is not None:
             if isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float)):
-                raise MorphError(f"guidance must be a number between 0 and 30 (got {r.guidance!r}).")
+                raise Invalid("guidance_not_a_number", given=repr(r.guidance))
             if not 0.0 <= float(r.guidance) <= 30.0:  # NaN fails this too
-                raise MorphError(f"guidance must be between 0 and 30 (got {r.guidance}).")
+                raise Invalid("guidance_range", given=str(r.guidance))
             r.guidance = float(r.guidance)
         r.scheduler = (r.scheduler or "").strip().lower() or None
         if r.scheduler in STOCHASTIC_SCHEDULERS:
-            raise MorphError(f"scheduler '{r.scheduler}' adds fresh noise at every step, so neighbouring frames "
-                             f"would not match; use one of: {', '.join(SCHEDULERS)}.")
+            raise Invalid("scheduler_noisy", given=r.scheduler, choices=list(SCHEDULERS))
         if r.scheduler is not None and r.scheduler not in SCHEDULERS:
-            raise MorphError(f"unknown scheduler '{r.scheduler}'; use one of: {', '.join(SCHEDULERS)}.")
+            raise Invalid("scheduler_unknown", given=r.scheduler, choices=list(SCHEDULERS))
         if r.interpolation not in INTERPOLATIONS:
-            raise MorphError(f"interpolation must be one of: {', '.join(INTERPOLATIONS)}.")
+            raise Invalid("not_a_choice", name="interpolation", choices=list(INTERPOLATIONS))
         if r.pacing not in PACINGS:
-            raise MorphError(f"pacing must be one of: {', '.join(PACINGS)}.")
+            raise Invalid("not_a_choice", name="pacing", choices=list(PACINGS))
         if r.path not in PATHS:
-            raise MorphError(f"path must be one of: {', '.join(PATHS)}.")
+            raise Invalid("not_a_choice", name="path", choices=list(PATHS))
         return r
 
     def to_dict(self) -> dict:
@@ -269,8 +331,9 @@ class RenderRequest:
 def _check_prompts(prompts) -> list[str]:
     """The cleaned chain: ``prompts`` (2..4)."""
     if isinstance(prompts, str) or not MIN_PROMPTS <= len(prompts or ()) <= MAX_PROMPTS:
-        count = "one text" if isinstance(prompts, str) else f"{len(prompts or ())}"
-        raise MorphError(f"a chain takes {MIN_PROMPTS} to {MAX_PROMPTS} prompts (got {count}).")
+        if isinstance(prompts, str):
+            raise Invalid("prompt_one_text", low=MIN_PROMPTS, high=MAX_PROMPTS)
+        raise Invalid("prompt_count", low=MIN_PROMPTS, high=MAX_PROMPTS, count=len(prompts or ()))
     return [clean_prompt(p, PROMPT_NAMES[i]) for i, p in enumerate(prompts)]
 
 
@@ -280,16 +343,15 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
     inverted sampler (morph.inversion), on the path the request asks for (the smooth one by default)."""
     images = list(r.images)
     if len(images) != 2 or not any(images):
-        raise MorphError("a picture morph has two ends, a picture or a prompt each, and at least one picture.")
+        raise Invalid("picture_ends")
     if any(img is not None and (not isinstance(img, str) or not img.strip()) for img in images):
-        raise MorphError("a picture end must be a picture file's path.")
+        raise Invalid("picture_path")
     if r.loop or (r.prompts and len(r.prompts) != 2):
-        raise MorphError("pictures can only be the two ends of a plain morph, not part of a chain or a loop.")
+        raise Invalid("picture_chain")
     if r.seed_b is not None:
-        raise MorphError("a second seed does not work with pictures: a picture's own noise is found from it.")
+        raise Invalid("picture_second_seed")
     if (r.scheduler or "").strip().lower() not in ("", IMAGE_SCHEDULER):
-        raise MorphError(f"picture morphs sample with {IMAGE_SCHEDULER} (the sampler a picture is inverted with); "
-                         "leave the scheduler out.")
+        raise Invalid("picture_scheduler", scheduler=IMAGE_SCHEDULER)
     given = list(r.prompts) if r.prompts else ["", ""]
     prompts = []
     for i, (text, picture) in enumerate(zip(given, images, strict=True)):
@@ -307,32 +369,29 @@ def _check_range(r: RenderRequest) -> None:
     """A refine range inside the path, and enough frames for the path's prompts (whose frames are always
     rendered, so a chain's joins never fall between frames)."""
     if (r.t_start is None) != (r.t_end is None):
-        raise MorphError("a refine range needs both ends (t_start and t_end), or neither.")
+        raise Invalid("refine_one_end")
     length = r.segments
     if r.t_start is not None and r.t_end is not None:
         for name in ("t_start", "t_end"):
             value = getattr(r, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise MorphError(f"{name} must be a number (got {value!r}).")
+                raise Invalid("not_a_number", name=name, given=repr(value))
         t_start, t_end = float(r.t_start), float(r.t_end)
         r.t_start, r.t_end = t_start, t_end
         if not 0.0 <= t_start < t_end <= length:
-            raise MorphError(f"the refine range must run forwards inside the path 0..{length} "
-                             f"(got {t_start:g}..{t_end:g}).")
+            raise Invalid("refine_range", length=length, start=f"{t_start:g}", end=f"{t_end:g}")
         needed = len(r.knots())
         if r.frames < needed:
-            raise MorphError(f"frames must be at least {needed} to refine {r.t_start:g}..{r.t_end:g}: its ends and "
-                             "the prompts inside it each take a frame.")
+            raise Invalid("refine_frames", needed=needed, start=f"{t_start:g}", end=f"{t_end:g}")
     elif length > 1 and r.frames < 2 * length:
-        raise MorphError(f"a chain of {length} segments needs at least {2 * length} frames (2 per segment; "
-                         f"got {r.frames}).")
+        raise Invalid("chain_frames", segments=length, needed=2 * length, frames=r.frames)
 
 
 def _int_in(name: str, value, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MorphError(f"{name} must be a whole number between {lo} and {hi} (got {value!r}).")
+        raise Invalid("not_a_whole_number", name=name, low=lo, high=hi, given=repr(value))
     if not lo <= value <= hi:
-        raise MorphError(f"{name} must be between {lo} and {hi} (got {value}).")
+        raise Invalid("out_of_range", name=name, low=lo, high=hi, given=str(value))
 
 
 @dataclass

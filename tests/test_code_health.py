@@ -11,6 +11,7 @@ import torch
 from bot.artifacts import FolderArtifacts
 from bot.config import Settings
 from bot.jobs import Job, JobState
+from bot.messages import failure_text
 from bot.recent import RecentIds
 from bot.render_output import failure_reason
 from bot.store import Limits
@@ -36,7 +37,7 @@ def test_recent_ids_forget_the_oldest_first():
 def test_one_rule_for_out_of_memory(err, oom):
     assert is_out_of_memory(err) is oom
     # the engine halves its batch on exactly these; the bot names them to the user
-    assert ("ran out of memory" in failure_reason(err)) is oom
+    assert ("ran out of memory" in failure_text(failure_reason(err))) is oom
 
 
 def test_the_frame_cap_is_decided_by_the_servers_limits():

@@ -21,11 +21,11 @@ from discord.ext import commands
 from bot import i18n
 from bot import messages as msg
 from bot.config import Settings
-from bot.jobs import Job, JobState, Refusal, Refused
+from bot.jobs import Failure, Job, JobState, Refusal, Refused, failure
 from bot.result import Animation, JobResult, SegmentResult
 from bot.translator import CatalogueTranslator
 from bot.views import cancel_view, result_view
-from morph.request import RenderRequest
+from morph.request import PROBLEMS, Invalid, RenderRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGS = [lang for lang in i18n.languages() if lang != i18n.SOURCE]
@@ -175,7 +175,7 @@ def every_text(lang: str) -> list[str]:
         msg.rendering_text(job.id, job.request, job.user_id, None, locale=lang),
         msg.delivered_text(job.id, job.request, job.user_id, "https://discord.com/channels/" + "9" * 60, lang),
         msg.failed_text(job.id, "e" * 3000, lang),
-        msg.failed_text(job.id, msg.FAILURE_REASONS[0], lang),
+        *(msg.failed_text(job.id, error, lang) for error in every_failure()),
         msg.cancelled_text(job.id, job.user_id, lang),
         msg.result_text(job.id, job.request, job.user_id, job.result, note="n" * 400, refined_from=2**62,
                         locale=lang),
@@ -189,6 +189,29 @@ def every_text(lang: str) -> list[str]:
                   cap=10_000, keys=["max_user_active"] * 9, low=1, high=10_000, words=500, chars=100,
                   action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">", first=2**62, second=2**62)
     out += [msg.error_text(Refused(kind, **values), lang) for kind in Refusal]
+    return out
+
+
+def long_facts(message: str) -> dict:
+    """Long values for every placeholder of an engine problem's message (lists where it lists choices)."""
+    def value(name):
+        if name == "what":
+            return "negative prompt"
+        if name in ("choices", "commands", "names", "slots", "members", "options"):
+            return ["c" * 40] * 30
+        return "v" * 300
+    return {name: value(name) for name in placeholders(message)}
+
+
+def every_failure() -> list[str]:
+    """A stored failure of every kind (bot.jobs.failure), with long facts: every engine problem, every refusal."""
+    out = [failure(Failure.OUT_OF_MEMORY), failure(Failure.RENDERER), failure(Failure.MODEL_LOAD),
+           failure(Failure.CRASHED, attempts=3), failure(Failure.ENGINE, message="m" * 3000),
+           failure(Failure.NOT_POSTED), failure(Failure.NOT_POSTED, status=403, code=50013, detail="d" * 3000),
+           failure(Failure.NOT_POSTED, status=413, code=40005, detail="d"),
+           failure(Failure.NOT_POSTED, status=500, code=0, detail="d" * 3000)]
+    out += [failure(Failure.INVALID, code=code, facts=long_facts(message)) for code, message in PROBLEMS.items()]
+    out += [failure(Failure.REFUSED, refusal=Refusal.NO_JOB.value, values={"job": 2**62})]
     return out
 
 
@@ -233,6 +256,60 @@ def test_japanese_texts_are_japanese():
         "好きなフレームを選ぶ…", "🔍 細分化: 隣り合うフレームの間をさらに細かく…"}
     assert msg.refusal_text(Refused(Refusal.COOLDOWN, seconds=20), "ja").replace(" ", "").startswith("少し待って")
     assert msg.refusal_text(Refused(Refusal.COOLDOWN, seconds=20), "fr").startswith("Slow down")  # fallback
+
+
+def test_the_engines_refusals_in_japanese():
+    """The engine raises typed refusals (morph.request.Invalid: a code and facts) and keeps its English for the
+    command line; the bot words them in the member's language, naming settings and prompts as the member's
+    client does and writing numbers the language's way."""
+    with pytest.raises(Invalid) as err:
+        RenderRequest(prompts=["a dog", "a cat"], seed=-1).validate()
+    assert str(err.value) == "seed must be between 0 and 4294967295 (got -1)."
+    # what was given is made inert like every value a member typed (markdown escaped: Discord shows "-1")
+    assert msg.error_text(err.value, "en") == "❌ seed must be between 0 and 4,294,967,295 (got \\-1)."
+    assert msg.error_text(err.value, "ja") == ("❌ 「シード」は 0 から 4,294,967,295 までにしてください"
+                                               "（指定された値: \\-1）。")
+    with pytest.raises(Invalid) as err:
+        RenderRequest(prompts=["a dog", "   "]).validate()
+    assert msg.error_text(err.value, "ja") == ("❌ 2つ目のプロンプトが空です。「a dog」のように、いくつかの単語を"
+                                               "入力してください。")
+    with pytest.raises(Invalid) as err:
+        RenderRequest(prompts=["a dog", "a cat"], scheduler="euler_a").validate()
+    assert "fresh noise" in str(err.value) and "dpm++2m, ddim" in str(err.value)
+    ja = msg.error_text(err.value, "ja")
+    assert "「euler\\_a」" in ja and "dpm++2m、ddim" in ja and "ノイズ" in ja
+    # picture sizes are written as they are, other numbers the language's way
+    assert "1024px" in msg.error_text(Invalid("out_of_memory_batch", size=1024), "ja")
+    assert "4,096" in msg.error_text(Invalid("prompt_too_long", what="prompt", length=4096, limit=1000), "en")
+    # a problem of another version of the engine (a stored failure) still reads as a sentence
+    assert msg.invalid_text("from_the_future", {}, "ja") == "モーフの設定が正しくありません（from\\_the\\_future）。"
+
+
+def test_stored_failures_are_worded_when_shown():
+    """A failed job keeps its failure's kind and facts; each front words it in the job's language."""
+    oom, crashed = failure(Failure.OUT_OF_MEMORY), failure(Failure.CRASHED, attempts=3)
+    assert msg.failed_text(7, oom, "en") == ("⚠️ Morph job #7 failed: the GPU ran out of memory on this morph; try "
+                                             "fewer frames or a smaller size.")
+    assert msg.failed_text(7, oom, "ja").startswith("⚠️ モーフ ジョブ #7 は失敗しました: このモーフで GPU のメモリ")
+    assert msg.failure_text(crashed, "en") == "the renderer crashed 3 times on this job"
+    assert msg.failure_text(crashed, "ja") == "このジョブで生成処理が 3 回続けて異常終了しました"
+    assert "読み込めません" in msg.failure_text(failure(Failure.MODEL_LOAD), "ja")
+    denied = failure(Failure.NOT_POSTED, status=403, code=50013, detail="Missing Permissions")
+    assert msg.failure_text(denied, "ja").endswith("権限がありません（Discord: Missing Permissions）。")
+    invalid = failure(Failure.INVALID, code="size_multiple", facts={"given": "100", "suggestion": 96})
+    assert msg.failure_text(invalid, "en") == "size must be a multiple of 8 (got 100; try 96)."
+    assert msg.failure_text(invalid, "ja") == ("サイズは 8 の倍数にしてください（指定された値: 100。96 を"
+                                               "お試しください）。")
+    damaged = failure(Failure.PICTURE, kind="damaged", what="second picture", facts={})
+    assert msg.failure_text(damaged, "en").startswith("The second picture is damaged")
+    assert msg.failure_text(damaged, "ja") != msg.failure_text(damaged, "en")
+    gone = failure(Failure.REFUSED, refusal="pictures_gone", values={"job": 5})
+    assert msg.failure_text(gone, "ja").startswith("モーフ #5 の画像はもう保存されていません")
+    # texts of an older version: a catalogue text is translated, any other shown as it is (made inert)
+    assert msg.failure_text("the renderer failed on the bot's side (the details are in the bot's log).", "ja") \
+        == "ボット側で生成に失敗しました（詳細はボットのログにあります）。"
+    assert msg.failure_text("boom @everyone", "ja") == "boom @\u200beveryone"
+    assert msg.failure_text(None, "ja") == "不明なエラー"
 
 
 def test_every_refusal_kind_has_a_text_in_every_language():

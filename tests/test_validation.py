@@ -9,7 +9,7 @@ from morph.request import MorphError, RenderRequest
 
 
 def shown(err: Exception) -> str:
-    """What the member reads: the bot's refusals are worded by bot.messages, the engine's errors by themselves."""
+    """What the member reads: the bot's refusals and the engine's typed ones, worded by bot.messages."""
     return error_text(err)
 
 
@@ -29,7 +29,7 @@ def test_clean_prompt_passes_and_is_normalised():
     ("", ["first prompt", "empty"]),
     ("   \t\n ", ["first prompt", "empty"]),
     (None, ["first prompt", "empty"]),
-    ("x" * 5000, ["first prompt", "5000", "1000"]),
+    ("x" * 5000, ["first prompt", "5,000", "1,000"]),  # numbers as the member's language writes them
     ("a dog\x00", ["control"]),
     ("a dog\x07bell", ["control"]),
     ("a\u200bdog", ["invisible"]),
@@ -120,7 +120,7 @@ def test_words_with_dots_and_colons_are_not_links(prompt):
 @pytest.mark.parametrize("changes, words", [
     ({"prompts": ["", "a cat"]}, ["first prompt", "empty"]),
     ({"prompts": ["a dog", "  "]}, ["second prompt", "empty"]),
-    ({"prompts": ["a dog", "y" * 5000]}, ["second prompt", "5000"]),
+    ({"prompts": ["a dog", "y" * 5000]}, ["second prompt", "5,000"]),
     ({"negative": "ugly <@&5>"}, ["negative prompt", "role mention"]),
     ({"prompts": ["@everyone dog", "a cat"]}, ["first prompt", "@everyone"]),
     ({"frames": 1}, ["frames", "between 2 and 120"]),

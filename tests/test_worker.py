@@ -15,13 +15,16 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.db import JOBS_CHANNEL
+from bot.jobs import Failure, read_failure
+from bot.messages import failure_text
 from bot.render_output import MIN_GIF_BUDGET, UPLOAD_HEADROOM, failure_reason
 from bot.result import JobResult
 from bot.store import Store, WorkerRun
 from bot.threads import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S
 from bot.worker import Worker, recover_own_jobs
 from fakediscord import eventually
-from morph.request import MorphError, RenderRequest
+from morph.images import PictureError, Problem
+from morph.request import SCHEDULERS, Invalid, MorphError, RenderRequest
 from morph.video import decode_mp4
 
 MiB = 1024 * 1024
@@ -209,10 +212,12 @@ async def test_render_errors_fail_only_that_job(store, settings, morpher):
     finally:
         await worker.stop()
     j1, j2, j3 = [await store.get(j.id) for j in (bad_engine, bad_bug, good)]
-    assert j1.state == "failed" and "fresh noise" in j1.error
-    # the engine's own messages are shown; anything else stays in the log (it may carry server paths)
-    assert j2.state == "failed"
-    assert j2.error == "the renderer failed on the bot's side (the details are in the bot's log)."
+    # the engine's own refusal is kept as its code and facts (worded in the job's language when shown);
+    # anything else is only its kind: its text stays in the log (it may carry server paths)
+    assert j1.state == "failed" and read_failure(j1.error) == (Failure.INVALID, {
+        "code": "scheduler_noisy", "facts": {"given": "euler_a", "choices": list(SCHEDULERS)}})
+    assert "fresh noise" in failure_text(j1.error, "en")
+    assert j2.state == "failed" and read_failure(j2.error) == (Failure.RENDERER, {})
     assert j3.state == "rendered"
     assert [j.id for j in await store.failures_to_show()] == [j1.id, j2.id]  # for a front to show, once
     assert await store.artifacts.read(j1, "morph.gif") is None
@@ -228,18 +233,27 @@ async def test_model_that_cannot_load_fails_the_job_with_the_reason(store, setti
     j = await store.get(job.id)
     # members see that the model could not be loaded, not the server's paths or the hub's error text
     assert j.state == "failed"
-    assert j.error == "the bot's model could not be loaded; the bot's operator can see why in its log."
+    assert read_failure(j.error) == (Failure.MODEL_LOAD, {})
+    assert failure_text(j.error, "en") == ("the bot's model could not be loaded; the bot's operator can see why in "
+                                           "its log.")
     await watch.wait_for(job.id, "failed")
     assert watch.states(job.id)[-1] == "failed" and "rendered" not in watch.states(job.id)
 
 
 def test_failure_reasons():
-    assert failure_reason(MorphError("frames must be between 2 and 120")) == "frames must be between 2 and 120"
-    assert "ran out of memory" in failure_reason(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
-    assert "ran out of memory" in failure_reason(RuntimeError("CUDA error: out of memory"))
+    frames = Invalid("out_of_range", name="frames", low=2, high=120, given="500")
+    assert read_failure(failure_reason(frames)) == (Failure.INVALID, {"code": "out_of_range", "facts": {
+        "name": "frames", "low": 2, "high": 120, "given": "500"}})
+    assert read_failure(failure_reason(MorphError("untyped"))) == (Failure.ENGINE, {"message": "untyped"})
+    for oom in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"),
+                RuntimeError("CUDA error: out of memory")):
+        assert read_failure(failure_reason(oom)) == (Failure.OUT_OF_MEMORY, {})
+    assert read_failure(failure_reason(PictureError(Problem.DAMAGED, "first picture"))) == (
+        Failure.PICTURE, {"kind": "damaged", "what": "first picture", "facts": {}})
     leaky = OSError(5, "Input/output error", "/srv/morph/data/artifacts/7-0badf00d/frame_003.png")
-    for err in (KeyError("x"), leaky):
-        assert failure_reason(err) == "the renderer failed on the bot's side (the details are in the bot's log)."
+    for err in (KeyError("x"), leaky, PictureError(Problem.MISSING, "first picture", path="/tmp/morph-7/first")):
+        assert read_failure(failure_reason(err)) == (Failure.RENDERER, {})
+        assert "/srv" not in failure_reason(err)
 
 
 async def render_job_in_background(store, settings, morpher, request, **kw):

@@ -191,7 +191,8 @@ class AdminCog(commands.Cog):
             pos = places.get(job.id)
             state = tr._("position {position}", position=tr.number(pos)) if pos else msg.state_name(tr, job.state)
             frames = tr.ngettext("{count} frame", "{count} frames", job.request.frames)
-            lines.append(f"• #{job.id} {msg.user(job.user_id, tr.lang)} {msg.title(job.request)} · {frames} · {state}")
+            lines.append(f"• #{job.id} {msg.user(job.user_id, tr.lang)} {msg.title(job.request, tr.lang)} · {frames} · "
+                         f"{state}")
         if guild is not None and await store.is_paused(guild):
             lines.append(tr._("⏸️ The queue of this server is paused ({command}).",
                               command=msg.command(tr, "morphadmin resume")))

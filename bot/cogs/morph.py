@@ -128,7 +128,7 @@ class MorphCog(commands.Cog):
         jobs = await self.store.user_jobs(guild_of(interaction), interaction.user.id)
         out = []
         for job in jobs:
-            name = f"#{job.id} {' → '.join(msg.path_prompts(job.request))} " \
+            name = f"#{job.id} {' → '.join(msg.path_prompts(job.request, interaction.locale))} " \
                    f"({msg.state_name(text(interaction.locale), job.state)})"
             if current.strip() in str(job.id) or current.strip().lower() in name.lower():
                 out.append(app_commands.Choice(name=name[:100], value=job.id))

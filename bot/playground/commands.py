@@ -21,15 +21,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bot import i18n
+from bot.i18n import N_
+
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
-TYPE_NAMES = {STRING: "text", INTEGER: "whole number", BOOLEAN: "true/false", USER: "member",
-              CHANNEL: "channel", ROLE: "role", MENTIONABLE: "member", NUMBER: "number", ATTACHMENT: "file"}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "y", "on", "1"}, {"false", "no", "n", "off", "0"}
 
 
 class CommandError(ValueError):
-    """The typed text is not a valid command; ``str(err)`` is the message to show (as Discord's client would)."""
+    """The typed text is not a valid command, as Discord's client would say it: ``message`` (a catalogue text)
+    with its ``facts``; ``str(err)`` is it in English, :meth:`text` in the language of the member who typed it.
+    Lists among the facts are shown as lists."""
+
+    def __init__(self, message: str, /, **facts: object) -> None:
+        self.message = message
+        self.facts = facts
+        super().__init__(self.text(None))
+
+    def text(self, locale: object) -> str:
+        tr = i18n.text(locale)
+        shown = {k: tr._(", ").join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in self.facts.items()}
+        return tr._(self.message, **shown)
 
 
 @dataclass
@@ -48,7 +61,7 @@ _TOKEN = re.compile(r'([A-Za-z_][\w-]*):(?:"([^"]*)"|(\S*))|"([^"]*)"|(\S+)')
 def tokenize(text: str) -> list[tuple[str | None, str, bool]]:
     """Split into ``(key, value, quoted)``; key is None for positional tokens. An unclosed quote is an error."""
     if text.count('"') % 2:
-        raise CommandError('A quote is not closed: put multi-word prompts in "double quotes".')
+        raise CommandError(N_('A quote is not closed: put multi-word prompts in "double quotes".'))
     out = []
     for m in _TOKEN.finditer(text):
         key, kq, kv, q, bare = m.groups()
@@ -66,13 +79,16 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
     ``files``: how many files are attached, which fill the command's attachment options in declared order."""
     text = (text or "").strip()
     if not text.startswith("/"):
-        raise CommandError("Commands start with '/', e.g. /morph dog cat")
+        raise CommandError(N_("Commands start with '/', e.g. /morph dog cat"))
     head, _, rest = text[1:].partition(" ")
     head = head.strip().lower()
     by_name = {c["name"]: c for c in commands if c.get("type", 1) == 1}
     if head not in by_name:
-        known = ", ".join("/" + n for n in sorted(by_name)) or "none yet (the bot is still starting)"
-        raise CommandError(f"Unknown command '/{head}'. Commands: {known}")
+        if not by_name:
+            raise CommandError(N_("Unknown command '/{name}'. Commands: none yet (the bot is still starting)"),
+                               name=head)
+        raise CommandError(N_("Unknown command '/{name}'. Commands: {commands}"), name=head,
+                           commands=["/" + n for n in sorted(by_name)])
     cmd = by_name[head]
     tokens = tokenize(rest)
     options = cmd.get("options") or []
@@ -81,17 +97,24 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
     while options and all(o["type"] in (SUB_COMMAND, SUB_COMMAND_GROUP) for o in options):
         subs = {o["name"]: o for o in options}
         if not tokens or tokens[0][0] is not None:
-            raise CommandError(f"/{' '.join([head, *path])} needs one of: {', '.join(subs)}")
+            raise CommandError(N_("{command} needs one of: {choices}"), command="/" + " ".join([head, *path]),
+                               choices=list(subs))
         name = tokens.pop(0)[1].lower()
         if name not in subs:
-            raise CommandError(f"/{' '.join([head, *path])} has no '{name}'; use one of: {', '.join(subs)}")
+            raise CommandError(N_("{command} has no '{name}'; use one of: {choices}"),
+                               command="/" + " ".join([head, *path]), name=name, choices=list(subs))
         path.append(name)
         options = subs[name].get("options") or []
     full = "/" + " ".join([head, *path])
     slots = [o["name"] for o in options if o["type"] == ATTACHMENT]
     if files > len(slots):
-        raise CommandError(f"{full} takes {len(slots) or 'no'} file{'s' if len(slots) != 1 else ''} "
-                           f"({', '.join(slots) or 'none'}); {files} attached.")
+        if not slots:
+            raise CommandError(N_("{command} takes no files (none); {files} attached."), command=full, files=files)
+        if len(slots) == 1:
+            raise CommandError(N_("{command} takes 1 file ({slots}); {files} attached."), command=full, slots=slots,
+                               files=files)
+        raise CommandError(N_("{command} takes {count} files ({slots}); {files} attached."), command=full,
+                           count=len(slots), slots=slots, files=files)
     attached = slots[:files]
     options = [o for o in options if o["type"] != ATTACHMENT or o["name"] in attached]
     by_opt = {o["name"]: o for o in options}
@@ -103,7 +126,7 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
         if key is not None and key.lower() in by_opt:
             key = key.lower()
             if key in raw:
-                raise CommandError(f"{key} is given twice.")
+                raise CommandError(N_("{name} is given twice."), name=key)
             raw[key] = value
             # Only text options run on over several words; numbers, booleans and members are one word.
             open_key = key if not quoted and by_opt[key]["type"] == STRING and not by_opt[key].get("choices") \
@@ -124,24 +147,26 @@ def parse(text: str, commands: list[dict], members: dict[str, str] | None = None
     if len(positional) > len(free):
         extra = " ".join(positional[len(free):])
         if unknown:
-            raise CommandError(f"{full} has no option '{unknown[0]}'. Options: {', '.join(by_opt) or 'none'}")
-        raise CommandError(f"Too many values for {full} ('{extra}'). "
-                           'Put multi-word prompts in "double quotes" or use name:value.')
+            raise CommandError(N_("{command} has no option '{name}'. Options: {options}"), command=full,
+                               name=unknown[0], options=list(by_opt) or ["-"])
+        raise CommandError(N_("Too many values for {command} ('{extra}'). Put multi-word prompts in \"double "
+                              "quotes\" or use name:value."), command=full, extra=extra)
     for name, value in zip(free, positional, strict=False):
         raw[name] = value
     typed = [name for name in raw if name in attached]
     if typed:
-        raise CommandError(f"{typed[0]} is a file: attach it (the + button, or drop it on the command box) "
-                           "instead of typing it.")
+        raise CommandError(N_("{name} is a file: attach it (the + button, or drop it on the command box) instead "
+                              "of typing it."), name=typed[0])
     unfilled = [o["name"] for o in cmd_options(cmd, path) if o["type"] == ATTACHMENT and o.get("required")
                 and o["name"] not in attached]
     if unfilled:
-        raise CommandError(f"{full} needs a file for {', '.join(unfilled)}: attach a picture (the + button, or "
-                           "drop it on the command box).")
+        raise CommandError(N_("{command} needs a file for {names}: attach a picture (the + button, or drop it on "
+                              "the command box)."), command=full, names=unfilled)
     missing = [o["name"] for o in options if o.get("required") and o["type"] != ATTACHMENT
                and not str(raw.get(o["name"], "")).strip()]
     if missing:
-        raise CommandError(f"{full} needs {', '.join(missing)}. Usage: {usage(cmd, path)}")
+        raise CommandError(N_("{command} needs {names}. Usage: {usage}"), command=full, names=missing,
+                           usage=usage(cmd, path))
     values = {name: _convert(by_opt[name], value, members or {}) for name, value in raw.items()}
     return ParsedCommand(head, values, path, attached)
 
@@ -158,13 +183,16 @@ def _convert(opt: dict, value: str, members: dict[str, str]) -> int | float | bo
         try:
             v = int(value) if kind == INTEGER else float(value)
         except ValueError:
-            raise CommandError(f"{name} must be a {TYPE_NAMES[kind]} (got '{value}').") from None
+            message = N_("{name} must be a whole number (got '{value}').") if kind == INTEGER else \
+                N_("{name} must be a number (got '{value}').")
+            raise CommandError(message, name=name, value=value) from None
         lo, hi = opt.get("min_value"), opt.get("max_value")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise CommandError(f"{name} must be between {lo} and {hi} (got {value}).")
+            raise CommandError(N_("{name} must be between {low} and {high} (got {value})."), name=name, low=lo,
+                               high=hi, value=value)
     elif kind == BOOLEAN:
         if value.lower() not in TRUE_WORDS | FALSE_WORDS:
-            raise CommandError(f"{name} must be true or false (got '{value}').")
+            raise CommandError(N_("{name} must be true or false (got '{value}')."), name=name, value=value)
         v = value.lower() in TRUE_WORDS
     elif kind in (USER, MENTIONABLE):
         key = value.strip().lstrip("@").lower()
@@ -176,20 +204,23 @@ def _convert(opt: dict, value: str, members: dict[str, str]) -> int | float | bo
         elif key in members:
             v = members[key]
         else:
-            raise CommandError(f"{name}: no member called '{value}'. Members: {', '.join(members) or 'none'}")
+            raise CommandError(N_("{name}: no member called '{value}'. Members: {members}"), name=name, value=value,
+                               members=list(members) or ["-"])
     else:
         v = value
         lo, hi = opt.get("min_length"), opt.get("max_length")
         if lo is not None and len(v) < lo:
-            raise CommandError(f"{name} must be at least {lo} characters.")
+            raise CommandError(N_("{name} must be at least {low} characters."), name=name, low=lo)
         if hi is not None and len(v) > hi:
-            raise CommandError(f"{name} must be at most {hi} characters (got {len(v)}).")
+            raise CommandError(N_("{name} must be at most {high} characters (got {length})."), name=name, high=hi,
+                               length=len(v))
     choices = opt.get("choices")
     if choices:
         allowed = {str(c["value"]).lower(): c["value"] for c in choices}
         allowed.update({str(c["name"]).lower(): c["value"] for c in choices})
         if str(v).lower() not in allowed:
-            raise CommandError(f"{name} must be one of: {', '.join(str(c['name']) for c in choices)}.")
+            raise CommandError(N_("{name} must be one of: {choices}."), name=name,
+                               choices=[str(c["name"]) for c in choices])
         v = allowed[str(v).lower()]
     return v
 
@@ -217,22 +248,24 @@ def usage(cmd: dict, path: list | None = None) -> str:
 
 
 def help_entries(commands: list[dict]) -> list[dict]:
-    """Flatten the synced commands (with subcommands) into ``{"usage", "description", "admin"}`` rows for the page."""
+    """Flatten the synced commands (with subcommands) into ``{"usage", "description", "descriptions", "admin"}``
+    rows for the page (``descriptions``: the description in each language the bot synced, by Discord locale)."""
     rows = []
 
-    def walk(cmd, options, path, description):
+    def walk(cmd, options, path, description, descriptions):
         subs = [o for o in options if o["type"] in (SUB_COMMAND, SUB_COMMAND_GROUP)]
         if not subs:
-            rows.append({"usage": usage(cmd, path), "description": description or "",
+            rows.append({"usage": usage(cmd, path), "description": description or "", "descriptions": descriptions,
                          "admin": cmd.get("default_member_permissions") not in (None, "0", 0) or False,
                          "options": [{"name": o["name"], "description": o.get("description", ""),
                                       "required": bool(o.get("required"))} for o in options]})
         for s in subs:
-            walk(cmd, s.get("options") or [], [*path, s["name"]], s.get("description", ""))
+            walk(cmd, s.get("options") or [], [*path, s["name"]], s.get("description", ""),
+                 s.get("description_localizations") or {})
 
     for c in sorted(commands, key=lambda c: c["name"]):
         if c.get("type", 1) == 1:
-            walk(c, c.get("options") or [], [], c.get("description", ""))
+            walk(c, c.get("options") or [], [], c.get("description", ""), c.get("description_localizations") or {})
     return rows
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.i18n import N_, text
+from bot.i18n import N_, languages, text
 from bot.jobs import ACTIVE_STATES, STATES
+from bot.messages import failure_text
 from fakediscord import FakeDiscord, FakeGuild, FakeMember, FakeMessage
 from fakediscord.model import LOADING, permissions_value
 
@@ -36,6 +37,35 @@ PAGE_TEXTS = {
     "member-role": N_("Member"),
     "live": N_("live"),
     "reconnecting": N_("reconnecting…"),
+    "connecting": N_("connecting…"),
+    "edited": N_("(edited)"),
+    "admin-suffix": N_(" (admin)"),
+    "admin-tag": N_("admin"),
+    "bot-tag": N_("Bot"),
+    "bot-role": N_("the real MorphBot"),
+    "manage-server": N_("Manage Server"),
+    "member-lower": N_("member"),
+    "pictures-hint": N_("Pictures to try: click one (or drag it onto the command box) to attach it, then {example}; "
+                        "attach both for a picture → picture morph."),
+    "toy-picture": N_("toy picture"),
+    "attach": N_("attach {name}"),
+    "waiting-commands": N_("Waiting for the bot to sync its commands…"),
+    "try-prompts": N_("Try (prompts this model knows)"),
+    "frames": N_("{count} frames"),
+    "make-selection": N_("Make a selection"),
+    "see-attachment": N_("Click to see attachment"),
+    "react-with": N_("React with {emoji}"),
+    "only-you": N_("Only you can see this"),
+    "dismiss": N_("Dismiss message"),
+    "commands-matching": N_("Commands matching {text}"),
+    "slash-only": N_("This playground talks to the bot through slash commands: start with '/', e.g. /morph dog cat"),
+    # the job states of the queue panel (the same words as /morph-queue's)
+    "state-queued": N_("queued"),
+    "state-running": N_("rendering"),
+    "state-rendered": N_("rendered"),
+    "state-delivered": N_("delivered"),
+    "state-failed": N_("failed"),
+    "state-cancelled": N_("cancelled"),
 }
 
 
@@ -178,7 +208,9 @@ def store_jobs(store_of: Callable[[], Any], guild_id: int, users: dict[int, str]
             rows.append({"id": job.id, "state": job.state, "position": places.get(job.id),
                          "user_name": users.get(job.user_id, str(job.user_id)),
                          "prompts": prompts + prompts[:1] if request.loop else prompts,
-                         "frames": request.frames, "error": job.error})
+                         "frames": request.frames,
+                         # the panel speaks the language of whoever the page acts as: every language's wording
+                         "error": {lang: failure_text(job.error, lang) for lang in languages()} if job.error else None})
         return rows
 
     return jobs

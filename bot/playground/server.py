@@ -40,6 +40,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import i18n
 from bot.i18n import language
 from bot.playground import commands as cmdparse
 from bot.playground.guard import TOKEN_PLACEHOLDER, guard
@@ -264,9 +265,10 @@ class PlaygroundServer:
             raise ApiProblem(f"unknown message {message_id!r}", 404)
         return msg
 
-    def _need_bot(self) -> None:
+    def _need_bot(self, member: FakeMember) -> None:
         if not self.fake.connected:
-            raise ApiProblem("The bot is not connected yet; try again in a moment.", 503)
+            raise ApiProblem(i18n.text(member.user.locale)._("The bot is not connected yet; try again in a moment."),
+                             503)
 
     async def _command(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -274,13 +276,13 @@ class PlaygroundServer:
         channel = self._channel(body.get("channel"))
         text = str(body.get("text") or "")
         files = _files(body.get("files"))
-        self._need_bot()
+        self._need_bot(member)
         names = {m.name.lower(): str(m.id) for m in self.guild.members.values()}
         synced = self.view.synced_commands()
         try:
             parsed = cmdparse.parse(text, synced, names, files=len(files))
         except cmdparse.CommandError as err:
-            raise ApiProblem(str(err)) from None
+            raise ApiProblem(err.text(member.user.locale)) from None
         # attached files: uploaded to the fake Discord, which serves them to the bot like Discord's CDN
         options: dict = {name: self.fake.upload(filename, data) for name, (filename, data) in
                          zip(parsed.attachments, files, strict=True)}
@@ -289,7 +291,7 @@ class PlaygroundServer:
             if opt["type"] in (cmdparse.USER, cmdparse.MENTIONABLE):
                 value = self.guild.members.get(int(value)) or self.fake.users.get(int(value))
                 if value is None:
-                    raise ApiProblem(f"{name}: no such member")
+                    raise ApiProblem(i18n.text(member.user.locale)._("{name}: no such member", name=name))
             options[name] = value
         it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
                                                 in_channel=channel, options=options))
@@ -303,7 +305,7 @@ class PlaygroundServer:
 
     async def _click(self, request: web.Request) -> web.Response:
         body, member, msg = await self._target(request)
-        self._need_bot()
+        self._need_bot(member)
         it = self._send(lambda: self.fake.click(member, msg, str(body.get("custom_id") or "")))
         return json_response({"ok": True, "interaction": str(it.id)})
 
@@ -312,7 +314,7 @@ class PlaygroundServer:
         values = body.get("values")
         if not isinstance(values, list):
             raise ApiProblem("values must be a list")
-        self._need_bot()
+        self._need_bot(member)
         it = self._send(lambda: self.fake.select(member, msg, str(body.get("custom_id") or ""),
                                                  [str(v) for v in values]))
         return json_response({"ok": True, "interaction": str(it.id)})
@@ -323,7 +325,7 @@ class PlaygroundServer:
         if not emoji or len(emoji) > 64:
             raise ApiProblem("emoji is missing")
         if msg.ephemeral:
-            raise ApiProblem("Ephemeral messages cannot have reactions.")
+            raise ApiProblem(i18n.text(member.user.locale)._("Ephemeral messages cannot have reactions."))
         if member.id in msg.reactions.get(emoji, []):
             self.fake.unreact(member, msg, emoji)
             added = False
@@ -390,8 +392,9 @@ class PlaygroundServer:
         elif kind == "interaction_failed":
             it = self.fake.interactions.get(ev.get("interaction_id", 0))
             if it is not None:
-                self._broadcast("notice", {"text": f"This interaction failed: {ev.get('reason')}.", "error": True},
-                                only=it.user.id)
+                # what Discord's client tells the member (in their language; the reason is the fake's own words)
+                said = i18n.text(it.user.locale)._("This interaction failed: {reason}.", reason=ev.get("reason"))
+                self._broadcast("notice", {"text": said, "error": True}, only=it.user.id)
         elif kind == "violation":
             self._broadcast("notice", {"text": f"The bot broke a Discord rule: {ev.get('rule')}", "error": True})
         elif kind == "commands_synced":

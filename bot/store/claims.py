@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
 from bot.db import JOBS_CHANNEL, QUEUE_CHANNEL
-from bot.jobs import Job, JobState, sql_list
+from bot.jobs import Failure, Job, JobState, failure, sql_list
 from bot.result import JobProgress, JobResult
 from bot.store.base import StoreBase, ensure_guild_row, marks
 
@@ -104,7 +104,7 @@ class WorkerClaims(StoreBase):
         if kept:
             where += f" AND id NOT IN ({marks(kept, first=len(params) + 1)})"
             params += kept
-        reason = f"the renderer crashed {MAX_ATTEMPTS} times on this job"
+        reason = failure(Failure.CRASHED, attempts=MAX_ATTEMPTS)
         n = len(params)
         async with self.db.transaction() as tx:
             failed = await tx.fetch(
@@ -167,8 +167,8 @@ class WorkerClaims(StoreBase):
 
     async def mark_failed(self, job_id: int, error: str, run: WorkerRun | None = None,
                           now: float | None = None) -> bool:
-        """queued/running/rendered → failed with a user-facing reason (a front shows it). False if already
-        final (or, with ``run``, if the job is not running for that run any more)."""
+        """queued/running/rendered → failed with its ``error`` (:func:`bot.jobs.failure`; a front shows it).
+        False if already final (or, with ``run``, if the job is not running for that run any more)."""
         now = self._now(now)
         fail = f"UPDATE jobs SET state = '{JobState.FAILED}', error = $1, finished_at = $2 WHERE id = $3 AND "
         async with self.db.transaction() as tx:

@@ -16,7 +16,7 @@ from bot.store.guilds import Limits
 from bot.store.uploads import save_uploads
 from bot.validation import check_request
 from morph.animation import FORMATS
-from morph.request import MorphError, RenderRequest
+from morph.request import Invalid, MorphError, RenderRequest
 
 #: How long Discord lets a bot use an interaction's token for followups.
 INTERACTION_TTL_S = 15 * 60
@@ -69,6 +69,8 @@ class JobQueue(StoreBase):
             check_blocklist(request, self.settings.blocklist)
         except Refused as e:
             problem = e
+        except Invalid as e:  # the engine's own check: its code and facts, worded by bot.messages
+            problem = Refused(Refusal.INVALID, code=e.code, facts=e.facts)
         except MorphError as e:
             problem = Refused(Refusal.INVALID, detail=str(e))
         async with self.db.transaction() as tx:

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.db.base import Tx
 from bot.jobs import Job, Refusal, Refused
 from bot.store.base import StoreBase
-from morph.request import MorphError, RenderRequest
+from morph.request import RenderRequest
 
 #: The ends, as messages name them.
 SLOT_NAMES = ("first", "second")
@@ -60,7 +60,7 @@ class PictureUploads(StoreBase):
     async def pictures_for_render(self, job: Job, folder: Path) -> RenderRequest:
         """``job.request`` with its picture ends pointing at the job's pictures, written into ``folder`` (the
         worker's own, removed after the render). Whatever ``images`` the stored request names, only the
-        job's own uploads are read. Raises MorphError when they are gone."""
+        job's own uploads are read. Raises Refused (PICTURES_GONE) when they are gone."""
         request = job.request
         slots = picture_slots(request)
         if not slots:
@@ -69,8 +69,7 @@ class PictureUploads(StoreBase):
         images: list[str | None] = [None] * len(request.images)
         for slot in slots:
             if slot not in data:
-                raise MorphError(f"The {SLOT_NAMES[slot]} picture of this morph is no longer kept; upload it again "
-                                 "with /morph-images.")
+                raise Refused(Refusal.PICTURES_GONE, job=job.id)
             path = Path(folder) / f"{SLOT_NAMES[slot]}-picture"
             await asyncio.to_thread(path.write_bytes, data[slot])
             images[slot] = str(path)

@@ -28,8 +28,8 @@ REACHES_THE_BOT = [
 ]
 CLIENT_REFUSES = [
     (dict(from_="", to="a cat"), "length", ["empty"]),
-    (dict(from_="x" * 1001, to="a cat"), "length", ["1000"]),
-    (dict(from_="a dog", to="y" * 6000), "length", ["1000"]),
+    (dict(from_="x" * 1001, to="a cat"), "length", ["1,000"]),  # numbers as the member's language writes them
+    (dict(from_="a dog", to="y" * 6000), "length", ["1,000"]),
     (dict(from_="a dog", to="a cat", frames=1), "min_value", ["frames"]),
     (dict(from_="a dog", to="a cat", frames=500), "max_value", ["frames"]),
     (dict(from_="a dog", to="a cat", seed=-1), "min_value", ["seed"]),

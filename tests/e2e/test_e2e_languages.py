@@ -3,29 +3,14 @@ whose language is Japanese gets every public post in Japanese (status, result, b
 English sentence of the catalogue shows up in either; the synced commands carry the Japanese names."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
-from babel.messages.pofile import read_po
 from e2e_helpers import job_id_of
 
-from bot import i18n
 from fakediscord import FakeMessage
-
-
-def english_sentences() -> set[str]:
-    """The English parts of every catalogue text that read as a phrase (two words or more between
-    placeholders): what must not appear in a Japanese session."""
-    with (i18n.LOCALES_DIR / "bot.pot").open("rb") as f:
-        template = read_po(f)
-    out = set()
-    for m in template:
-        for source in (m.id if isinstance(m.id, tuple) else (m.id,)):
-            for piece in re.split(r"\{[^}]*\}", source or ""):
-                piece = piece.strip(" .,:;()!?…—-–*")
-                if re.search(r"[A-Za-z]{2,}[ ,'’-]+[A-Za-z]{2,}", piece):
-                    out.add(piece)
-    return out
+from testkit.languages import assert_no_english
 
 
 def texts_of(message: FakeMessage) -> list[str]:
@@ -37,11 +22,6 @@ def texts_of(message: FakeMessage) -> list[str]:
         out += [c.get("label") or "", c.get("placeholder") or ""]
         out += [o.get("label") or "" for o in c.get("options") or []]
     return [t for t in out if t]
-
-
-def assert_no_english(texts: list[str]) -> None:
-    leaks = {s: t for s in english_sentences() for t in texts if s in t}
-    assert not leaks, leaks
 
 
 def is_japanese(text: str) -> bool:
@@ -70,6 +50,7 @@ async def test_a_japanese_member_and_a_japanese_server(harness):
     private = []
     for user, name, options in [
         (yuki, "morph", dict(from_="a dog", to="a cat", then2="a bird")),  # then2 without then
+        (yuki, "morph", dict(from_="!!!", to="a cat")),  # refused by the engine's own check
         (yuki, "morph-queue", {}),
         (yuki, "morph-cancel", dict(job=999)),
         (kenji, "morphadmin limits", {}),
@@ -80,9 +61,11 @@ async def test_a_japanese_member_and_a_japanese_server(harness):
         it = await fake.slash(user, name, **options)
         assert it.ephemeral and is_japanese(it.content), (name, it.content)
         private.append(it.content)
-    assert "4つ目" in private[0] and private[1] == "待機中・生成中のモーフ ジョブはありません。"
-    assert private[2] == "❌ モーフ #999 はありません。" and private[3].startswith("このサーバーの制限:")
-    assert "「最大フレーム数」は最大 40 です" in private[4]
+    assert "4つ目" in private[0] and private[2] == "待機中・生成中のモーフ ジョブはありません。"
+    assert private[1] == ("❌ 1つ目のプロンプトに文字や数字がありません。「a dog」のように、いくつかの単語を"
+                          "入力してください。")
+    assert private[3] == "❌ モーフ #999 はありません。" and private[4].startswith("このサーバーの制限:")
+    assert "「最大フレーム数」は最大 40 です" in private[5]
     # the same commands in English for a member whose Discord is in English
     alice = h.guild.add_member("alice")
     assert (await fake.slash(alice, "morph-queue")).content == "You have no queued or running morph jobs."
@@ -116,6 +99,20 @@ async def test_a_japanese_member_and_a_japanese_server(harness):
     assert not pick.ephemeral and "を選びました" in pick.content
     # sam's own private answers stay in English
     assert (await fake.slash(sam, "morph-queue")).content == "You have no queued or running morph jobs."
+
+    # a job the engine refuses at render time (a request stored by an older version): its public failure is
+    # worded in the server's language from the failure's kind and facts the worker stored
+    await h.store.pause(ja_guild.id, 1)
+    doomed = await fake.slash(sam, "morph", from_="a fox", to="an owl", frames=4)
+    doomed_id = job_id_of(doomed.content)
+    stored = (await h.store.get(doomed_id)).request.to_dict()
+    await h.store.db.execute("UPDATE jobs SET request = $1 WHERE id = $2",
+                             json.dumps({**stored, "scheduler": "euler_a"}), doomed_id)
+    await h.store.resume(ja_guild.id, 1)
+    failed = await h.wait_state(doomed_id, "failed")
+    assert "fresh noise" not in failed.error and '"code": "scheduler_noisy"' in failed.error
+    shown = await fake.wait_for_message(lambda m: m is doomed.original and "失敗しました" in m.content, timeout=30)
+    assert f"モーフ ジョブ #{doomed_id} は失敗しました" in shown.content and "新しいノイズ" in shown.content
 
     public = [t for m in fake.all_messages() if m.guild_id == ja_guild.id
               and not (m.ephemeral and m.interaction_user_id == sam.id) for t in texts_of(m)]

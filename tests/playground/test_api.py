@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 from playground_helpers import has_gif, open_stream, post
 
+from testkit.languages import assert_no_english
+
 
 @pytest.mark.asyncio(loop_scope="package")
 async def test_state_lists_guild_members_commands_and_banner(pg, http):
@@ -157,9 +159,20 @@ async def test_yuki_whose_discord_is_in_japanese_is_answered_in_japanese(pg, htt
     async with http.get("/api/state", params={"user": str(yuki.id)}) as resp:
         state = await resp.json()
     assert state["lang"] == "ja" and state["ui"]["queue"] == "キュー" and state["ui"]["members"] == "メンバー"
+    # the help lists each command's Japanese description, as her Discord client shows it
+    morph = next(c for c in state["commands"] if c["usage"].startswith("/morph <"))
+    assert morph["descriptions"]["ja"].startswith("プロンプトから")
+    # what the command box refuses (as Discord's client would) is said in her language too
+    refused = [(await post(http, "/api/command", {"user": str(yuki.id), "text": text}, status=400))["error"]
+               for text in ("/morph frames:abc", "/nope", '/morph "a dog', "/morph a b frames:9999")]
+    assert refused[0] == "/morph には from、to が必要です。使い方: " + morph["usage"]
+    assert refused[1].startswith("「/nope」というコマンドはありません。")
+    assert_no_english([*state["ui"].values(), *refused, *(c["descriptions"]["ja"] for c in state["commands"])])
     async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
         state = await resp.json()
     assert state["lang"] == "en" and state["ui"]["queue"] == "Queue"
+    assert (await post(http, "/api/command", {"user": str(bob.id), "text": "/nope"}, status=400))["error"] \
+        .startswith("Unknown command '/nope'.")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import time
 import pytest
 from store_helpers import ADMIN, ALICE, BOB, CAROL, G1, G2, ROOT, count_jobs, req, run, submit
 
-from bot.jobs import Job, Refused
+from bot.jobs import Failure, Job, Refused, read_failure
 from bot.result import JobResult
 from bot.store import MAX_ATTEMPTS, DatabaseClock, Store
 
@@ -189,7 +189,7 @@ async def test_recover_requeues_running_and_fails_after_three_attempts(store, cl
     assert len(changed) == 1
     failed = changed[0]
     assert failed.state == "failed" and failed.attempts == MAX_ATTEMPTS
-    assert failed.error == "the renderer crashed 3 times on this job"
+    assert read_failure(failed.error) == (Failure.CRASHED, {"attempts": 3})
     assert await store.claim(run("w1")) is None
     # rendered job untouched and still due for delivery, never re-rendered
     r = await store.get(rendered.id)
@@ -286,3 +286,16 @@ async def test_status_message_and_user_jobs(store, clock):
     await store.mark_failed(a.id, "boom")
     assert [j.id for j in await store.user_jobs(G1, ALICE)] == [b.id]
     assert [j.id for j in await store.user_jobs(G1, ALICE, states=["failed"])] == [a.id]
+
+
+async def test_the_playground_queue_panel_words_a_failure_in_every_language(store):
+    """The playground's queue panel carries a failed job's reason in each language (the page shows the one of
+    the member it acts as), worded from the stored kind."""
+    from bot.jobs import failure
+    from bot.playground.page import store_jobs
+
+    job = await submit(store)
+    await store.mark_failed(job.id, failure(Failure.CRASHED, attempts=3))
+    rows = await store_jobs(lambda: store, G1, {ALICE: "alice"})()
+    assert rows[0]["error"] == {"en": "the renderer crashed 3 times on this job",
+                                "ja": "このジョブで生成処理が 3 回続けて異常終了しました"}

@@ -59,8 +59,9 @@ async def test_the_worker_gets_the_jobs_own_pictures_as_files(store, tmp_path):
     assert request.images[0].startswith(str(tmp_path))
     assert await asyncio.to_thread(Path(request.images[0]).read_bytes) == PNG_A
     await store.db.execute("DELETE FROM uploads WHERE job_id = $1", job.id)
-    with pytest.raises(Exception, match="no longer kept"):
+    with pytest.raises(Refused) as gone:
         await store.pictures_for_render(job, tmp_path)
+    assert gone.value.kind == Refusal.PICTURES_GONE and gone.value.values == {"job": job.id}
 
 
 async def test_pictures_go_with_the_results_files(store, clock):

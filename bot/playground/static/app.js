@@ -16,13 +16,22 @@ function ui(key, fallback) { return (state.ui && state.ui[key]) || fallback; }
 
 function applyUi(texts, lang) {
   state.ui = texts || {};
-  document.documentElement.lang = lang || "en";
+  state.lang = lang || "en";
+  document.documentElement.lang = state.lang;
   document.querySelectorAll("[data-ui]").forEach((el) => {
     const t = state.ui[el.dataset.ui];
     if (!t) return;
     if (el.tagName === "INPUT") el.placeholder = t; else el.textContent = t;
   });
 }
+
+// ui() with {name} placeholders filled (values are escaped by the caller where they reach innerHTML).
+function uif(key, fallback, values) {
+  return ui(key, fallback).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
+}
+
+// A text the server words in every language ({en: …, ja: …}): the page's language, else English.
+function inLang(texts) { return texts ? (texts[state.lang] || texts.en || "") : ""; }
 
 function esc(s) {
   return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => (
@@ -167,7 +176,7 @@ function renderComponents(msg) {
         const opts = (c.options || []).map((o) =>
           `<div class="select-opt" data-value="${esc(o.value)}">${multi ? "<input type=checkbox>" : ""}<div><div>${o.emoji && o.emoji.name ? esc(o.emoji.name) + " " : ""}${esc(o.label)}</div>${o.description ? `<div class="desc">${esc(o.description)}</div>` : ""}</div></div>`).join("");
         return `<div class="select" data-custom-id="${esc(c.custom_id)}" data-min="${esc(c.min_values == null ? 1 : c.min_values)}" data-max="${esc(c.max_values || 1)}">
-          <div class="select-box" data-action="toggle-select" tabindex="0">${esc(c.placeholder || "Make a selection")}</div>
+          <div class="select-box" data-action="toggle-select" tabindex="0">${esc(c.placeholder || ui("make-selection", "Make a selection"))}</div>
           <div class="select-menu" hidden>${opts}${multi ? '<button class="btn s1 select-apply" data-action="apply-select">Send</button>' : ""}</div></div>`;
       }
       return `<span class="muted">[component ${esc(c.type)}]</span>`;
@@ -184,7 +193,7 @@ function renderMessage(m) {
   if (m.reference_id) {
     const ref = state.messages.get(String(m.reference_id));
     const refName = ref ? (ref.author || {}).name : "a message";
-    const refText = ref ? (plainText(ref.content) || (ref.attachments && ref.attachments.length ? "Click to see attachment" : "")) : "";
+    const refText = ref ? (plainText(ref.content) || (ref.attachments && ref.attachments.length ? ui("see-attachment", "Click to see attachment") : "")) : "";
     h += `<div class="msg-ref" data-action="jump" data-target="${esc(m.reference_id)}">${ref ? avatar(ref.author, "tiny") : ""}<span class="ref-name">${esc(refName)}</span> <span>${esc(refText.slice(0, 80))}</span></div>`;
   } else if (m.interaction && m.interaction.name) {
     h += `<div class="msg-ref"><span class="ref-name">${esc(m.interaction.user_name || "")}</span> used <span class="cmd">/${esc(m.interaction.name)}</span></div>`;
@@ -193,17 +202,17 @@ function renderMessage(m) {
   h += `<div class="body"><div class="msg-head"><span class="author ${member.admin ? "admin" : ""}">${esc(author.name)}</span>`;
   if (author.bot) h += `<span class="bot-tag">${author.system ? "System" : "Bot"}</span>`;
   h += `<span class="time" title="${esc(m.timestamp || "")}">${esc(fmtTime(m.timestamp))}</span></div>`;
-  if (m.content) h += `<div class="content ${m.error ? "error-text" : ""}">${markdown(m.content)}${m.edited_timestamp ? '<span class="edited">(edited)</span>' : ""}</div>`;
+  if (m.content) h += `<div class="content ${m.error ? "error-text" : ""}">${markdown(m.content)}${m.edited_timestamp ? `<span class="edited">${esc(ui("edited", "(edited)"))}</span>` : ""}</div>`;
   if (m.attachments && m.attachments.length) h += `<div class="attachments">${m.attachments.map(renderAttachment).join("")}</div>`;
   for (const e of m.embeds || []) h += renderEmbed(e);
   h += renderComponents(m);
   if (m.reactions && m.reactions.length) {
     h += `<div class="reactions">` + m.reactions.map((r) => {
       const mine = (r.users || []).includes(state.me);
-      return `<button class="reaction ${mine ? "me" : ""}" data-action="react" data-emoji="${esc(r.emoji)}" title="React with ${esc(r.emoji)}">${esc(r.emoji)} <span>${esc(r.count)}</span></button>`;
+      return `<button class="reaction ${mine ? "me" : ""}" data-action="react" data-emoji="${esc(r.emoji)}" title="${esc(uif("react-with", "React with {emoji}", { emoji: r.emoji }))}">${esc(r.emoji)} <span>${esc(r.count)}</span></button>`;
     }).join("") + `</div>`;
   }
-  if (m.ephemeral) h += `<div class="eph-note">Only you can see this · <a data-action="dismiss">Dismiss message</a></div>`;
+  if (m.ephemeral) h += `<div class="eph-note">${esc(ui("only-you", "Only you can see this"))} · <a data-action="dismiss">${esc(ui("dismiss", "Dismiss message"))}</a></div>`;
   h += `</div>`;
   return h;
 }
@@ -248,32 +257,32 @@ function systemMessage(text, isError) {
 function renderMembers() {
   const sel = $("member-switch");
   sel.innerHTML = state.members.filter((m) => !m.bot).map((m) =>
-    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? " (admin)" : ""}${m.locale === "ja" ? " · 日本語" : ""}</option>`).join("");
+    `<option value="${esc(m.id)}" ${String(m.id) === String(state.me) ? "selected" : ""}>${esc(m.name)}${m.admin ? esc(ui("admin-suffix", " (admin)")) : ""}${m.locale === "ja" ? " · 日本語" : ""}</option>`).join("");
   const me = state.byId[state.me] || { name: "?" };
   $("me-avatar").outerHTML = avatar(me, "small").replace('class="avatar small"', 'class="avatar small" id="me-avatar"');
   $("me-name").textContent = me.name;
   $("me-role").textContent = me.admin ? ui("admin-role", "Admin · Manage Server") : ui("member-role", "Member");
   $("members").innerHTML = state.members.map((m) =>
-    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ' <span class="bot-tag">Bot</span>' : ""}</div><div class="role">${m.bot ? "the real MorphBot" : m.admin ? "Manage Server" : "member"}${m.locale ? ` · ${esc(m.locale)}` : ""}</div></div></div>`).join("");
+    `<div class="member ${String(m.id) === String(state.me) ? "current" : ""}">${avatar(m)}<div><div class="${m.admin ? "author admin" : "author"}">${esc(m.name)}${m.bot ? ` <span class="bot-tag">${esc(ui("bot-tag", "Bot"))}</span>` : ""}</div><div class="role">${esc(m.bot ? ui("bot-role", "the real MorphBot") : m.admin ? ui("manage-server", "Manage Server") : ui("member-lower", "member"))}${m.locale ? ` · ${esc(m.locale)}` : ""}</div></div></div>`).join("");
 }
 
 function renderHelp() {
   const tries = state.examples.map((e) =>
     `<div class="help-row" data-example="${esc(e)}"><code>${esc(e)}</code></div>`).join("")
-    + (state.pictures.length ? `<div class="help-row muted">Pictures to try: click one (or drag it onto the command box) to attach it, then <code>/morph-images to:"a blue square"</code>; attach both for a picture → picture morph.</div>
-       <div class="toy-pictures">${state.pictures.map((u) => `<img src="${esc(u)}" alt="toy picture" title="attach ${esc(u.split("/").pop())}" data-picture="${esc(u)}" draggable="true">`).join("")}</div>` : "");
+    + (state.pictures.length ? `<div class="help-row muted">${esc(ui("pictures-hint", "Pictures to try: click one (or drag it onto the command box) to attach it, then {example}; attach both for a picture → picture morph.")).replace("{example}", '<code>/morph-images to:"a blue square"</code>')}</div>
+       <div class="toy-pictures">${state.pictures.map((u) => `<img src="${esc(u)}" alt="${esc(ui("toy-picture", "toy picture"))}" title="${esc(uif("attach", "attach {name}", { name: u.split("/").pop() }))}" data-picture="${esc(u)}" draggable="true">`).join("")}</div>` : "");
   $("help").innerHTML = (state.commands.length ? state.commands.map((c) =>
-    `<div class="help-row" data-usage="${esc(c.usage)}"><code>${esc(c.usage)}</code>${c.admin ? ' <span class="ac-admin">admin</span>' : ""}<span class="muted">${esc(c.description)}</span></div>`).join("")
-    : '<div class="muted">Waiting for the bot to sync its commands…</div>')
-    + (tries ? `<h3 class="muted">Try (prompts this model knows)</h3>${tries}` : "");
+    `<div class="help-row" data-usage="${esc(c.usage)}"><code>${esc(c.usage)}</code>${c.admin ? ` <span class="ac-admin">${esc(ui("admin-tag", "admin"))}</span>` : ""}<span class="muted">${esc(inLang(c.descriptions) || c.description)}</span></div>`).join("")
+    : `<div class="muted">${esc(ui("waiting-commands", "Waiting for the bot to sync its commands…"))}</div>`)
+    + (tries ? `<h3 class="muted">${esc(ui("try-prompts", "Try (prompts this model knows)"))}</h3>${tries}` : "");
 }
 
 function renderQueue(jobs) {
   $("queue-count").textContent = jobs.length ? `(${jobs.length})` : "";
   $("queue").innerHTML = jobs.length ? jobs.map((j) => `<div class="job" data-job="${esc(j.id)}">
-      <div class="job-top"><span class="job-id">#${esc(j.id)}</span><span class="state ${esc(j.state)}">${esc(j.state)}${j.position ? " · " + esc(j.position) : ""}</span></div>
+      <div class="job-top"><span class="job-id">#${esc(j.id)}</span><span class="state ${esc(j.state)}">${esc(ui("state-" + j.state, j.state))}${j.position ? " · " + esc(j.position) : ""}</span></div>
       <div class="job-prompts" title="${esc(j.prompts.join(" → "))}">${esc(j.prompts.join(" → "))}</div>
-      <div class="job-meta">${esc(j.user_name)} · ${esc(j.frames)} frames${j.error ? " · " + esc(j.error) : ""}</div></div>`).join("")
+      <div class="job-meta">${esc(j.user_name)} · ${esc(uif("frames", "{count} frames", { count: j.frames }))}${j.error ? " · " + esc(inLang(j.error)) : ""}</div></div>`).join("")
     : `<div class="muted">${esc(ui("no-jobs", "No jobs yet. Type a /morph command below."))}</div>`;
 }
 
@@ -291,8 +300,8 @@ function updateAutocomplete() {
   state.acRows = rows;
   if (!rows.length) { box.hidden = true; return; }
   state.acIndex = Math.min(state.acIndex, rows.length - 1);
-  box.innerHTML = `<div class="ac-title">Commands matching ${esc(v.split(" ")[0])}</div>` + rows.map((c, i) =>
-    `<div class="ac-row ${i === state.acIndex ? "sel" : ""}" data-ac="${i}"><span class="ac-usage">${esc(c.usage)}</span>${c.admin ? '<span class="ac-admin">admin</span>' : ""}<span class="ac-desc">${esc(c.description)}</span></div>`).join("");
+  box.innerHTML = `<div class="ac-title">${esc(uif("commands-matching", "Commands matching {text}", { text: v.split(" ")[0] }))}</div>` + rows.map((c, i) =>
+    `<div class="ac-row ${i === state.acIndex ? "sel" : ""}" data-ac="${i}"><span class="ac-usage">${esc(c.usage)}</span>${c.admin ? `<span class="ac-admin">${esc(ui("admin-tag", "admin"))}</span>` : ""}<span class="ac-desc">${esc(inLang(c.descriptions) || c.description)}</span></div>`).join("");
   box.hidden = false;
 }
 
@@ -312,7 +321,7 @@ async function sendCommand(text) {
   state.history.unshift(text);
   state.histPos = -1;
   if (!text.startsWith("/")) {
-    systemMessage("This playground talks to the bot through slash commands: start with '/', e.g. /morph dog cat", true);
+    systemMessage(ui("slash-only", "This playground talks to the bot through slash commands: start with '/', e.g. /morph dog cat"), true);
     return;
   }
   const files = state.files.map((f) => ({ name: f.name, data: f.data }));
