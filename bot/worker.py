@@ -19,7 +19,11 @@ one per process) and a ``run_id`` new at every start, so:
   except a job whose heartbeat still moves: a live process with the same id renders it (two processes were
   given one ``MORPH_WORKER_ID``);
 - every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* workers whose heartbeat is older
-  than ``STALE_S`` (that process died and was not restarted);
+  than ``STALE_S`` (that process died and was not restarted) — but not within ``STALE_S`` after a database
+  outage (one this process saw, or a restart of the PostgreSQL server): nobody could heartbeat while it was
+  away, so an old heartbeat says nothing yet; the workers that are alive write one within that time
+  (:meth:`Worker._heartbeats_tell`), so an outage of the database never has a job rendered twice (a worker
+  cut off alone loses its job after ``STALE_S``, and what it renders late is dropped, below);
 - a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without touching
   its state or files.
 
@@ -165,6 +169,7 @@ class Worker:
         self.poll_s = POLL_S[store.db.dialect] if poll_s is None else poll_s
         self.progress_interval_s = progress_interval_s
         self.disk_full_pause_s = DISK_FULL_PAUSE_S
+        self.stale_s, self.recover_interval_s = STALE_S, RECOVER_INTERVAL_S
         self.current: Job | None = None  # the job being rendered, if any
         self._morpher = None
         self._morpher_lock = asyncio.Lock()
@@ -296,9 +301,9 @@ class Worker:
                 if time.time() - self._last_purge > PURGE_INTERVAL_S:
                     self._last_purge = time.time()
                     await self.store.purge()
-                if time.time() - self._last_recover > RECOVER_INTERVAL_S:
+                if time.time() - self._last_recover > self.recover_interval_s and await self._heartbeats_tell():
                     self._last_recover = time.time()
-                    await self.store.recover(stale_s=STALE_S)
+                    await self.store.recover(stale_s=self.stale_s)
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:
@@ -308,6 +313,18 @@ class Worker:
             if self._stopping:
                 break
             await wait_event(self._wake, self.poll_s)
+
+    async def _heartbeats_tell(self) -> bool:
+        """Whether a heartbeat older than ``stale_s`` means its worker is gone: only once the database has
+        answered for ``stale_s`` since its last outage, as this process saw it (``Availability``) and, for
+        PostgreSQL, since the server last started. Before that, a live worker may simply not have been able
+        to write one, and taking its job would render it twice."""
+        db = self.store.db
+        up_for = db.availability.up_for()
+        if up_for is not None and up_for < self.stale_s:
+            return False
+        started = await db.started_at()
+        return started is None or self.store.clock() - started >= self.stale_s
 
     # ------------------------------------------------------------------ one job
 
