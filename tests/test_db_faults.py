@@ -225,9 +225,8 @@ async def test_an_outage_longer_than_the_stale_window_takes_no_job_over(own_post
     When it is back, an idle worker of another process (one that saw the outage, and one started after it)
     must not take the job over as if its worker were dead: the job is rendered once, by the worker that had
     it, counting no attempt."""
-    from morph import Morpher
-
     import bot.worker
+    from morph import Morpher
 
     torch.set_num_threads(1)
     stale_s = 4.0
