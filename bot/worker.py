@@ -72,9 +72,11 @@ PURGE_INTERVAL_S = 3600.0
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
 RECOVER_INTERVAL_S = 30.0
-#: After a job's files could not be stored for lack of space (it went back to the queue), the worker
-#: waits this long before it claims again, instead of rendering the same job into a full disk in a loop.
-DISK_FULL_PAUSE_S = 60.0
+#: After a job's files could not be stored for lack of space and nothing was left to expire (the job went back
+#: to the queue), the worker renders nothing until there is room for them: at once where it can measure the
+#: room (a data folder), else it tries again after this long, doubling up to :data:`DISK_FULL_PAUSE_MAX_S` —
+#: never rendering the same job into a full disk in a loop (see :meth:`Worker._waiting_for_room`).
+DISK_FULL_PAUSE_S, DISK_FULL_PAUSE_MAX_S = 60.0, 1800.0
 #: While the database is unavailable, a write the worker must make is tried again after this long (doubling
 #: up to :data:`WRITE_RETRY_MAX_S`).
 WRITE_RETRY_S, WRITE_RETRY_MAX_S = 0.5, 4.0
@@ -124,6 +126,11 @@ class WorkerStore(Protocol):
     async def purge(self, now: float | None = ...) -> int: ...
 
     async def enforce_storage_budget(self, *, free_bytes: int = ..., now: float | None = ...) -> list[int]: ...
+
+    async def set_storage_full(self, worker_id: str, needed: int, retry_at: float | None,
+                               now: float | None = ...) -> None: ...
+
+    async def clear_storage_full(self, worker_id: str) -> None: ...
 
     async def sync_clock(self) -> None: ...
 
@@ -183,6 +190,8 @@ class Worker:
         self._last_purge = 0.0
         self._last_recover = 0.0
         self._disk_full_until = 0.0  # monotonic
+        self._room_needed: int | None = None  # bytes the last job's files need; None: its files were stored
+        self._disk_full_pause = 0.0  # the current wait (doubles while no room comes)
         store.db.subscribe(QUEUE_CHANNEL, self.wake)
 
     # ------------------------------------------------------------------ lifecycle
@@ -330,7 +339,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim one job and process it completely (render, files, result); False if none was claimable."""
-        if self._stopping or time.monotonic() < self._disk_full_until:
+        if self._stopping or self._waiting_for_room():
             return False
         job = await self.store.claim(self.run)
         if job is None:
@@ -361,6 +370,8 @@ class Worker:
                 return
             await self._until_written(lambda: self.store.artifacts.save(job, files))
             monitor.cancel()
+            if self._room_needed is not None:
+                await self._room_again()
             size = sum(len(data) for data in files.values())
             if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run,
                                                                               stored_bytes=size)):
@@ -391,18 +402,13 @@ class Worker:
                 log.info("job #%d cancelled", job.id)
         except StorageFull as e:
             # make room: the oldest finished results expire (at least twice what this job needs, at least 64 MiB)
-            needed = max(2 * sum(map(len, files.values())), 64 * 2 ** 20)
+            size = sum(map(len, files.values()))
             try:
-                await self.store.enforce_storage_budget(free_bytes=needed)
-            except Exception as err:  # noqa: BLE001 - the pause below still comes
+                await self.store.enforce_storage_budget(free_bytes=max(2 * size, 64 * 2 ** 20))
+            except Exception as err:  # noqa: BLE001 - the wait below still comes
                 log_failure(log, "could not expire results to make room", err)
             if await self._until_written(lambda: self.store.requeue(job.id, self.run)):
-                # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
-                self._disk_full_until = time.monotonic() + self.disk_full_pause_s
-                self._last_purge = 0.0  # purge expired results at once: it may free the space
-                log.error("job #%d: %s; the job is back in the queue and this worker waits %.0f s before "
-                          "rendering again (free space or lower MORPH_RETENTION_DAYS)", job.id, e,
-                          self.disk_full_pause_s)
+                await self._no_room(job, e, size)
         except DatabaseUnavailable:
             # the worker stopped while the database was away: the job stays running for this worker's id,
             # and its next start (or another worker, after STALE_S) puts it back in the queue
@@ -415,6 +421,44 @@ class Worker:
                 shutil.rmtree(pictures, ignore_errors=True)
             self._cancel.pop(job.id, None)
             self.current = None
+
+    async def _no_room(self, job: Job, err: StorageFull, size: int) -> None:
+        """``job`` (back in the queue, no attempt counted: not its fault) found no room for its ``size`` bytes:
+        render nothing until there is room (:meth:`_waiting_for_room`), and say so in ``/morphadmin stats``."""
+        self._room_needed = size + size // 10 + 2 ** 20  # its files, and some slack for the file system
+        self._disk_full_pause = min(max(self._disk_full_pause * 2, self.disk_full_pause_s), DISK_FULL_PAUSE_MAX_S)
+        self._disk_full_until = time.monotonic() + self._disk_full_pause
+        self._last_purge = 0.0  # purge expired results at once: it may free the space
+        measured = self.store.artifacts.free_bytes() is not None
+        retry_at = None if measured else self.store.clock() + self._disk_full_pause
+        try:
+            await self.store.set_storage_full(self.worker_id, self._room_needed, retry_at)
+        except Exception as e:  # noqa: BLE001 - the database may be on the full disk: the log says it all the same
+            log_failure(log, "could not record that the storage is full", e)
+        log.error("job #%d: %s; the job is back in the queue and this worker renders nothing until %s (free space, "
+                  "lower MORPH_RETENTION_DAYS or MORPH_STORAGE_MAX_GB)", job.id, err,
+                  f"{self._room_needed / 2 ** 20:.0f} MiB are free" if measured
+                  else f"it tries again in {self._disk_full_pause:.0f} s")
+
+    def _waiting_for_room(self) -> bool:
+        """Whether the worker holds off claiming because the last job's files found no room: until the room
+        it needs is free, where the artifacts can measure it (a data folder: no render is wasted on a full
+        disk), else until the back-off has passed (a database's room cannot be measured from here)."""
+        if self._room_needed is None:
+            return False
+        free = self.store.artifacts.free_bytes()
+        if free is not None:
+            return free < self._room_needed
+        return time.monotonic() < self._disk_full_until
+
+    async def _room_again(self) -> None:
+        """A job's files were stored after a full disk: the wait is over, and stats no longer show it."""
+        self._room_needed, self._disk_full_pause, self._disk_full_until = None, 0.0, 0.0
+        log.warning("worker %s stores results again", self.worker_id)
+        try:
+            await self.store.clear_storage_full(self.worker_id)
+        except Exception as e:  # noqa: BLE001 - stats show it until the next stored job
+            log_failure(log, "could not record that the storage has room again", e)
 
     async def _fail(self, job: Job, e: BaseException) -> None:
         """Mark ``job`` failed with a user-facing reason (details only in the log); a front shows it."""
