@@ -344,8 +344,8 @@ class AdminCog(commands.Cog):
             lines.append(tr._("⏸️ The queue of this server is paused."))
         if full := await store.storage_full():  # every server's queue waits for it
             lines.append(tr._("⚠️ Storage has been full for {duration}: {workers} render worker(s) cannot store "
-                              "finished morphs and render nothing until there is room. Queued morphs wait; the bot owner "
-                              "can free space or lower MORPH_RETENTION_DAYS or MORPH_STORAGE_MAX_GB.",
+                              "finished morphs and render nothing until there is room. Queued morphs wait; the bot "
+                              "owner can free space or lower MORPH_RETENTION_DAYS or MORPH_STORAGE_MAX_GB.",
                               workers=n(len(full)), duration=msg.duration(
                                   max(0.0, store.clock() - min(r["since"] for r in full)), interaction.locale)))
         lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
