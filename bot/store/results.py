@@ -59,7 +59,8 @@ class Results(StoreBase):
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
             raise Refused(Refusal.NO_FRAMES, job=job.id, state=str(job.state))
         count = job.result.frame_count
-        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
+        # only the frames a result offers are stored (its buttons and menu; see bot.render_output)
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame not in job.result.pickable_frames:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
 
