@@ -148,7 +148,7 @@ class Job:
     #: the language of the job's public messages (status, result, picks, errors): a language of
     #: ``bot.i18n.languages()``, decided at enqueue (None: English)
     language: str | None = None
-    #: bytes its stored files take (None: not rendered, or from before the storage budget)
+    #: bytes its stored files and uploaded pictures take (None: not rendered, or from before the storage budget)
     stored_bytes: int | None = None
 
     @classmethod

@@ -22,7 +22,9 @@ from bot.jobs import Refusal, Refused
 from bot.result import SELECT_LIMIT as SELECT_LIMIT  # re-exported: views and tests read them here
 from bot.result import JobResult
 from bot.result import choose_select_frames as choose_select_frames
+from bot.uploads import Fetch
 from bot.validation import LINK_RE
+from morph.images import PictureError, Problem
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
@@ -252,6 +254,9 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
             smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
+    recon = reconstruction_text(result, locale)
+    if recon:
+        lines.append(recon)
     if k:
         lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
                           "{first}–{last}, or any frame from the menu; 🔍 the refine menu renders more frames "
@@ -273,6 +278,25 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
+
+
+def reconstruction_text(result: JobResult, locale: object = None) -> str | None:
+    """How closely a picture morph's end frames reproduce the uploads (PSNR in dB against each picture at the
+    model's size, :mod:`morph.inversion`); None when no picture end is among the frames."""
+    tr = text(locale)
+    first, second = (tuple(result.reconstruction) + (None, None))[:2]
+
+    def db(value: float) -> str:
+        return tr.number(value, 1)
+
+    if first is not None and second is not None:
+        return tr._("🖼️ The first frame reproduces the first picture at {first} dB PSNR, the last frame the second "
+                    "picture at {second} dB.", first=db(first), second=db(second))
+    if first is not None:
+        return tr._("🖼️ The first frame reproduces the picture at {db} dB PSNR.", db=db(first))
+    if second is not None:
+        return tr._("🖼️ The last frame reproduces the second picture at {db} dB PSNR.", db=db(second))
+    return None
 
 
 def sheet_caption(result: JobResult, locale: object = None) -> str:
@@ -504,8 +528,65 @@ def refusal_text(err: Refused, locale: object = None) -> str:
     return safe(str(err), 300)  # pragma: no cover - every kind is handled above
 
 
+PICTURE_LABELS = {"first picture": N_("first picture"), "second picture": N_("second picture"),
+                  "picture": N_("picture")}
+#: The taken formats (morph.images.FORMAT_NAMES) as the member's language lists them.
+FORMAT_NAMES = N_("PNG, JPEG, WebP or GIF")
+
+
+def picture_text(err: PictureError, locale: object = None) -> str:
+    """Why an upload was refused (:mod:`bot.uploads`, :mod:`morph.images`): ``err``'s kind and facts in the
+    language of ``locale``."""
+    tr = text(locale)
+    v = err.facts
+    what = tr._(PICTURE_LABELS.get(err.what, "picture"))
+    match err.kind:
+        case Problem.OVER_BYTES if "size_mib" in v:
+            return tr._("The {what} is {size} MiB; the limit is {limit} MiB.", what=what,
+                        size=tr.number(float(v["size_mib"]), 1), limit=tr.number(float(v["limit_mib"])))
+        case Problem.OVER_BYTES:
+            return tr._("The {what} is over {limit} MiB; use a smaller file.", what=what,
+                        limit=tr.number(float(v["limit_mib"])))
+        case Problem.EMPTY:
+            return tr._("The {what} is an empty file.", what=what)
+        case Problem.NOT_A_PICTURE if v.get("content_type"):
+            return tr._("The {what} is not a picture (Discord reports it as {type}); attach a {formats} picture.",
+                        what=what, type=safe(str(v["content_type"]), 60), formats=tr._(FORMAT_NAMES))
+        case Problem.NOT_A_PICTURE:
+            return tr._("The {what} is not a {formats} picture (judged by its content, not its name); use one of "
+                        "those.", what=what, formats=tr._(FORMAT_NAMES))
+        case Problem.DAMAGED:
+            return tr._("The {what} is damaged and cannot be read; try it again or save it anew.", what=what)
+        case Problem.OVER_PIXELS if "width" in v:
+            return tr._("The {what} is {width}×{height} pixels; the limit is {limit}×{limit}. Use a smaller "
+                        "picture.", what=what, width=v["width"], height=v["height"], limit=v["limit"])
+        case Problem.OVER_PIXELS:
+            return tr._("The {what} is too large: at most {limit}×{limit} pixels.", what=what, limit=v["limit"])
+        case Problem.UNDER_PIXELS:
+            return tr._("The {what} is only {width}×{height} pixels; give one at least {limit}×{limit}.",
+                        what=what, width=v["width"], height=v["height"], limit=v["limit"])
+        case Fetch.NO_URL:
+            return tr._("The {what} has no address to download it from; attach it again.", what=what)
+        case Fetch.HTTP:
+            return tr._("Could not download the {what} from Discord (HTTP {status}); attach it again.", what=what,
+                        status=v["status"])
+        case Fetch.TIMEOUT:
+            return tr._("The {what} took longer than {wait} to download; try again.", what=what,
+                        wait=tr.seconds(float(v["seconds"])))
+        case Fetch.NETWORK:
+            return tr._("Could not download the {what} from Discord ({error}); try again.", what=what,
+                        error=safe(str(v["error"]), 60))
+    return safe(str(err), 300)  # a file on the bot's own disk (the command line's kinds): as the engine says it
+
+
 def error_text(err: Exception, locale: object = None) -> str:
-    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` in the language of ``locale``, any
-    other :class:`MorphError` (the engine's own checks) as it says it."""
-    body = refusal_text(err, locale) if isinstance(err, Refused) else clip(str(err), 1500)
+    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` or a refused picture
+    (:class:`PictureError`) in the language of ``locale``, any other :class:`MorphError` (the engine's own
+    checks) as it says it."""
+    if isinstance(err, Refused):
+        body = refusal_text(err, locale)
+    elif isinstance(err, PictureError):
+        body = picture_text(err, locale)
+    else:
+        body = clip(str(err), 1500)
     return clip(f"❌ {body}")

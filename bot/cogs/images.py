@@ -90,7 +90,7 @@ class ImagesCog(commands.Cog):
             prompts=[first_prompt or "", to if to is not None else second_prompt or ""],
             images=[UPLOAD_NAMES[0], UPLOAD_NAMES[1] if second is not None else None],
             frames=frames, seed=random.randint(0, SEED_MAX) if seed is None else seed,
-            steps=self.settings.default_steps,
+            steps=self.settings.default_steps, path=self.settings.path,  # MORPH_PATH, as for /morph
             pacing=pacing.value if pacing is not None else "perceptual")
         request.candidates = offered_candidates(request)
         channel = interaction.channel

@@ -95,8 +95,9 @@ class Results(StoreBase):
         """Expire the oldest finished results (delivered, failed, cancelled; their picks then answer
         "expired", as after the retention) until everything stored fits ``MORPH_STORAGE_MAX_GB`` and each
         server's results fit its ``MORPH_STORAGE_GUILD_SHARE`` of it, and, with ``free_bytes`` (a full disk),
-        until at least that much more was freed. Results still waiting to be posted are never expired.
-        Returns the ids of the expired jobs."""
+        until at least that much more was freed. Results still waiting to be posted are never expired. A result's
+        stored bytes include its uploaded pictures, which are deleted with it. Returns the ids of the expired
+        jobs."""
         now = self._now(now)
         budget = int(self.settings.storage_max_gb * 1024 ** 3)
         if budget <= 0 and free_bytes <= 0:
@@ -128,6 +129,8 @@ class Results(StoreBase):
             expired = await tx.fetch("UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN "
                                      f"({marks(evicted, first=2)}) RETURNING *", now,
                                      *(r["id"] for r in evicted)) if evicted else []
+            if evicted:  # uploaded pictures count in a result's stored bytes and go with it
+                await tx.execute(f"DELETE FROM uploads WHERE job_id IN ({marks(evicted)})", *(r["id"] for r in evicted))
         for r in expired:  # files after the commit, as in purge
             await self.artifacts.delete(self._job(r))
         if evicted:
