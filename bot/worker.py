@@ -191,6 +191,7 @@ class Worker:
         self._last_recover = 0.0
         self._disk_full_until = 0.0  # monotonic
         self._room_needed: int | None = None  # bytes the last job's files need; None: its files were stored
+        self._full_recorded = True  # stats may show this worker's storage as full (a previous run may have left it)
         self._disk_full_pause = 0.0  # the current wait (doubles while no room comes)
         store.db.subscribe(QUEUE_CHANNEL, self.wake)
 
@@ -370,7 +371,7 @@ class Worker:
                 return
             await self._until_written(lambda: self.store.artifacts.save(job, files))
             monitor.cancel()
-            if self._room_needed is not None:
+            if self._room_needed is not None or self._full_recorded:
                 await self._room_again()
             size = sum(len(data) for data in files.values())
             if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run,
@@ -431,6 +432,7 @@ class Worker:
         self._last_purge = 0.0  # purge expired results at once: it may free the space
         measured = self.store.artifacts.free_bytes() is not None
         retry_at = None if measured else self.store.clock() + self._disk_full_pause
+        self._full_recorded = True
         try:
             await self.store.set_storage_full(self.worker_id, self._room_needed, retry_at)
         except Exception as e:  # noqa: BLE001 - the database may be on the full disk: the log says it all the same
@@ -453,10 +455,12 @@ class Worker:
 
     async def _room_again(self) -> None:
         """A job's files were stored after a full disk: the wait is over, and stats no longer show it."""
+        if self._room_needed is not None:
+            log.warning("worker %s stores results again", self.worker_id)
         self._room_needed, self._disk_full_pause, self._disk_full_until = None, 0.0, 0.0
-        log.warning("worker %s stores results again", self.worker_id)
         try:
             await self.store.clear_storage_full(self.worker_id)
+            self._full_recorded = False
         except Exception as e:  # noqa: BLE001 - stats show it until the next stored job
             log_failure(log, "could not record that the storage has room again", e)
 
