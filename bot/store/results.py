@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refusal, Refused, sql_list
+from bot.safety import withheld_frames
 from bot.store.base import StoreBase, audit, check_may_act, marks
 from morph.output import frame_filename
 
@@ -63,6 +64,8 @@ class Results(StoreBase):
         if isinstance(frame, bool) or not isinstance(frame, int) or frame not in job.result.pickable_frames:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
+        if frame in withheld_frames(job.safety):
+            raise Refused(Refusal.WITHHELD_FRAME, job=job.id, frame=frame + 1)
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
@@ -178,10 +181,10 @@ class Results(StoreBase):
             # uploaded pictures go with their job's files, or at the same age when the job made none
             await tx.execute(
                 "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
-                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
+                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))} AND "
                 "COALESCE(finished_at, created_at) < $1))", cutoff)
             row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
-            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
+            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))
             pruned = await tx.execute(
                 f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
                 "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)
