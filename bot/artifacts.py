@@ -42,6 +42,8 @@ class Artifacts(Protocol):
 
     async def purge_orphans(self, kept: set[str]) -> int: ...
 
+    def free_bytes(self) -> int | None: ...
+
 
 class StorageFull(OSError):
     """No room left to store a job's files (disk full, database out of space)."""
@@ -53,6 +55,16 @@ class FolderArtifacts:
 
     def path(self, job: Job) -> Path:
         return self.root / (job.artifact_dir or job.folder_name)
+
+    def free_bytes(self) -> int | None:
+        """Room left on the file system of the folder (of its nearest existing parent before the first save)."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            return None
 
     async def save(self, job: Job, files: dict[str, bytes]) -> None:
         await asyncio.to_thread(self._save, self.root / job.folder_name, files)
@@ -134,6 +146,10 @@ class DatabaseArtifacts:
         await self.db.execute("DELETE FROM artifacts WHERE job_id = $1", job.id)
 
     delete_unclaimed = delete
+
+    def free_bytes(self) -> int | None:
+        """Unknown: the room a database has is its server's business."""
+        return None
 
     async def purge_orphans(self, kept: set[str]) -> int:
         """Files of jobs whose results are gone or were never recorded (cancelled, failed); a save is one

@@ -73,7 +73,8 @@ def import_engine_libraries() -> None:
 
 class MorphTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Only the first front to record an interaction answers it (see ``bot.interactions.first_to_answer``)."""
+        """Every command enters here: its answer deadline starts, and only the first front to record the
+        interaction answers it (see ``bot.interactions.first_to_answer``)."""
         return await first_to_answer(interaction)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:

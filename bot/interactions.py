@@ -3,12 +3,16 @@
 Shared by the slash commands (``bot/cogs``), the components (``bot/views``) and the use cases
 (``bot/actions``); knows nothing about jobs.
 
-While the database is down, slow or locked, every interaction still gets an answer in time: the first
-database call of each (:func:`first_to_answer`) waits at most :data:`CLAIM_LIMIT_S`, the work after it
-(:func:`in_time`) at most :data:`WORK_LIMIT_S` (answering "thinking…" meanwhile; work that is not the
-database's, such as a download with its own timeout, runs before it under :func:`deferring`), and a
-:class:`~bot.db.DatabaseUnavailable` anywhere on the way becomes the private :data:`bot.messages.QUEUE_UNAVAILABLE`
-(:func:`answer_unavailable`): nothing queued, nothing public. The outage is logged once by the database.
+While the database is down, slow or locked, every interaction still gets an answer in time. The bound sits
+at the one place every interaction enters the bot, :func:`first_to_answer` (the command tree's and the
+components' ``interaction_check``, run first in the task that handles the interaction): it starts the
+interaction's deadline (:func:`answer_in_time`). Whatever command or component runs next, and whichever of its
+database calls hangs, an interaction still unanswered after :data:`ANSWER_LIMIT_S` has its handling cancelled
+(nothing half done: its open transaction rolls back) and gets the private :data:`bot.messages.QUEUE_UNAVAILABLE`
+(:func:`answer_unavailable`): nothing queued, nothing public. A database that fails at once
+(:class:`~bot.db.DatabaseUnavailable`) gets the same answer from the command's error handler. Work known to
+take longer answers "thinking…" first: :func:`in_time` (the database work of /morph and picks, bounded by
+:data:`WORK_LIMIT_S`) and :func:`deferring` (a download with its own timeout). The outage is logged once.
 """
 from __future__ import annotations
 
@@ -32,15 +36,17 @@ NO_PINGS = discord.AllowedMentions.none()
 #: Discord fails an interaction that is not answered within 3 s. Work that takes longer than this (a
 #: database locked by another process) first answers "thinking…" and fills the answer in afterwards.
 DEFER_AFTER_S = 1.5
-#: The longest the database may take to record an interaction (:func:`first_to_answer`, the first database
-#: call of every interaction) before the member is told the queue is unavailable: Discord's 3 s also hold
-#: the trip of the event here and of the answer back.
-CLAIM_LIMIT_S = 2.0
-#: The longest the work after the claim (:func:`in_time`) waits for the database, deferred meanwhile.
+#: The longest an interaction may go unanswered (no answer, no "thinking…") before its handling is cancelled
+#: and the member is told the queue is unavailable (:func:`answer_in_time`): Discord's 3 s also hold the trip
+#: of the event here and of the answer back.
+ANSWER_LIMIT_S = 2.0
+#: The longest the work under :func:`in_time` waits for the database, deferred meanwhile.
 WORK_LIMIT_S = 10.0
 #: Discord's error code for a second answer to one interaction. After a lost answer (applied, but the
 #: reply was a 5xx) discord.py retries and gets it: the first answer stands.
 ALREADY_ACKNOWLEDGED = 40060
+#: Keys of ``Interaction.extras``: the deadline's task, an answer on its way, the deadline passed.
+_DEADLINE, _ANSWERING, _EXPIRED = "morph.deadline", "morph.answering", "morph.expired"
 
 
 def upload_limit_for(interaction: discord.Interaction) -> int:
@@ -67,6 +73,7 @@ async def reply(interaction: discord.Interaction, text: str, *, private: bool = 
     removes it first (it must not stay behind for everyone).
     """
     text = msg.clip(text)
+    interaction.extras[_ANSWERING] = True  # an answer is on its way: the deadline stands down
     extra: dict[str, Any] = {k: v for k, v in (("file", file), ("view", view)) if v is not None}
     response = interaction.response
     if not response.is_done():
@@ -117,6 +124,7 @@ async def _defer_if_slow(interaction: discord.Interaction, work: asyncio.Future[
     if (not done and interaction.type != discord.InteractionType.autocomplete
             and not interaction.response.is_done()):
         try:
+            interaction.extras[_ANSWERING] = True
             await interaction.response.defer(thinking=True)
         except discord.HTTPException as err:  # too late already: the answer after the work will fail too
             log.warning("could not defer interaction %s: %s", interaction.id, err)
@@ -146,18 +154,61 @@ async def deferring(interaction: discord.Interaction, work: Awaitable[T]) -> tup
     return result, DEFER_AFTER_S - (loop.time() - began)
 
 
+def answer_in_time(interaction: discord.Interaction, limit_s: float | None = None) -> None:
+    """Start ``interaction``'s deadline over the task running now (the one that handles it): if after ``limit_s``
+    (:data:`ANSWER_LIMIT_S`) it is neither answered nor deferred, nor on its way to be, nor left to another
+    front (:func:`stand_down`), the task is cancelled and the member gets the private "unavailable for a
+    moment" answer. Every interaction passes here (:func:`first_to_answer`), before any database call."""
+    task = asyncio.current_task()
+    if task is None or _DEADLINE in interaction.extras:
+        return
+    watch = asyncio.ensure_future(_watch(interaction, task, ANSWER_LIMIT_S if limit_s is None else limit_s))
+    interaction.extras[_DEADLINE] = watch
+
+    def handled(_: asyncio.Task) -> None:  # answered or not, the handling is over: nothing left to watch
+        if not interaction.extras.get(_EXPIRED):  # (unless the deadline is answering right now)
+            watch.cancel()
+
+    task.add_done_callback(handled)
+
+
+def stand_down(interaction: discord.Interaction) -> None:
+    """This front does not answer ``interaction`` (another did, or it answered itself): no deadline for it."""
+    watch = interaction.extras.get(_DEADLINE)
+    if watch is not None:
+        watch.cancel()
+
+
+async def _watch(interaction: discord.Interaction, task: asyncio.Task, limit_s: float) -> None:
+    await asyncio.sleep(limit_s)
+    if task.done() or interaction.response.is_done() or interaction.extras.get(_ANSWERING):
+        return
+    interaction.extras[_EXPIRED] = True
+    task.cancel()  # a transaction it holds rolls back: what it was doing did not happen
+    store = getattr(interaction.client, "store", None)
+    if store is not None:  # logged once per outage (a slow database raises nothing itself)
+        store.db.availability.failed(DatabaseUnavailable(f"no answer within {limit_s:g} s"))
+    await answer_unavailable(interaction)
+
+
 async def first_to_answer(interaction: discord.Interaction) -> bool:
     """True if this process is the one to answer ``interaction``: every gateway session of a shard gets
     every interaction (two fronts on one shard, a resume replaying events), and only the first front to
     record it in the database answers (``Store.claim_interaction``); the others stay silent.
 
-    A database that does not record it within :data:`CLAIM_LIMIT_S` (down, slow, locked by another
-    process) gets the member the private "unavailable for a moment" answer instead, and False: the command
-    or component does not run. (Every front of the shard may answer so; the first answer stands.)"""
+    The entry of every interaction (the command tree's and the components' ``interaction_check``): starts its
+    deadline (:func:`answer_in_time`) first, so a database that does not record it (or answer any later call)
+    in time (slow, locked by another process) gets the member the private "unavailable for a moment" answer;
+    one that is down gets it at once, and False: the command or component does not run. (Every front of the
+    shard may answer so; the first answer stands.)"""
+    answer_in_time(interaction)
     store = interaction.client.store  # type: ignore[attr-defined]  # MorphBot's; this module knows no bot class
     try:
-        return await _within(asyncio.ensure_future(store.claim_interaction(interaction.id)), CLAIM_LIMIT_S)
-    except DatabaseUnavailable as err:
-        store.db.availability.failed(err)  # logged once per outage (a slow database raises nothing itself)
+        first = await store.claim_interaction(interaction.id)
+    except DatabaseUnavailable:
+        stand_down(interaction)
         await answer_unavailable(interaction)
         return False
+    if not first:
+        stand_down(interaction)
+    return first

@@ -19,7 +19,9 @@ import discord
 
 from bot.i18n import N_, Text, text
 from bot.jobs import Failure, Refusal, Refused, read_failure
+from bot.result import SELECT_LIMIT as SELECT_LIMIT  # re-exported: views and tests read them here
 from bot.result import JobResult
+from bot.result import choose_select_frames as choose_select_frames
 from bot.uploads import Fetch
 from bot.validation import LINK_RE
 from morph.images import PictureError, Problem
@@ -27,7 +29,6 @@ from morph.request import PROBLEMS, Invalid
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
-SELECT_LIMIT = 25
 
 #: The marker every result message starts with. Delivery searches the channel for it to avoid posting a
 #: result twice after a crash (see bot/delivery.py), and reactions use it to find the job of a message.
@@ -394,29 +395,6 @@ def pick_text(job_id: int, frame: int, frame_count: int | None, picker_id: int,
     if frame_count:
         return clip(tr._("🖼️ {user} picked frame {frame} of {count} from morph job #{job}.", **values))
     return clip(tr._("🖼️ {user} picked frame {frame} from morph job #{job}.", **values))
-
-
-def choose_select_frames(frame_count: int, candidates: list[int] | None = None,
-                         limit: int = SELECT_LIMIT) -> list[int]:
-    """Up to ``limit`` frame indices for the select menu, ascending.
-
-    All frames when they fit; otherwise the first, the last, every candidate, and the rest evenly spaced
-    over the whole morph (so the menu spans it from start to end without gaps larger than needed).
-    """
-    if frame_count <= 0:
-        return []
-    if frame_count <= limit:
-        return list(range(frame_count))
-    chosen = {0, frame_count - 1}
-    for c in sorted(set(c for c in (candidates or []) if 0 <= c < frame_count)):
-        if len(chosen) < limit:
-            chosen.add(c)
-    free = limit - len(chosen)
-    rest = [i for i in range(frame_count) if i not in chosen]
-    if free > 0:  # evenly spaced over the frames not yet chosen (len(rest) > free here)
-        step = len(rest) / free
-        chosen.update(rest[int((i + 0.5) * step)] for i in range(free))
-    return sorted(chosen)[:limit]
 
 
 def frame_label(frame: int, frame_count: int, ts: list[float] | None, candidates: list[int] | None,

@@ -7,7 +7,7 @@ import sys
 
 from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.jobs import Failure, Refused, failure
-from bot.result import Animation, JobResult, SegmentResult
+from bot.result import Animation, JobResult, SegmentResult, pickable_frames
 from morph.images import PictureError, Problem
 from morph.request import Invalid, ModelLoadError, MorphError, RenderResult, is_out_of_memory
 
@@ -23,7 +23,9 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
                  output_format: str = "gif") -> tuple[dict[str, bytes], JobResult]:
     """The job's files — ``sheet.png`` (candidate frames), the animation as ``output_format`` (``morph.mp4``
     and/or ``morph.gif``, together within ``upload_limit`` minus the sheet and headroom: see
-    :func:`morph.animation.encode_animation`) and every ``frame_NNN.png`` — and its :class:`JobResult`.
+    :func:`morph.animation.encode_animation`) and a lossless ``frame_NNN.png`` of each frame one can pick
+    (:func:`bot.result.pickable_frames`: the candidates and the select menu's, at most 25 + 9, not all of a
+    60- or 120-frame morph; ``bench/storage.py`` measures it) — and its :class:`JobResult`.
 
     When an MP4 was asked for but cannot be made here, a GIF takes its place: the result's ``files``
     says what was made, ``mp4_error`` why there is no MP4 (for the log only: it may name paths), and
@@ -40,7 +42,7 @@ def render_files(result: RenderResult, upload_limit: int, boomerang: bool = Fals
         return buf.getvalue()
 
     frames = result.frames
-    files = {frame_filename(i): png(frame) for i, frame in enumerate(frames)}
+    files = {frame_filename(i): png(frames[i]) for i in pickable_frames(len(frames), result.candidates)}
     sheet = png(contact_sheet([frames[i] for i in result.candidates],
                               [str(k + 1) for k in range(len(result.candidates))]), optimize=True)
     budget = max(MIN_GIF_BUDGET, int(upload_limit) - len(sheet) - UPLOAD_HEADROOM)

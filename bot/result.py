@@ -49,6 +49,41 @@ class Animation:
     bitrate: int | None = None
 
 
+#: Discord's most options in one select menu.
+SELECT_LIMIT = 25
+
+
+def choose_select_frames(frame_count: int, candidates: list[int] | None = None,
+                         limit: int = SELECT_LIMIT) -> list[int]:
+    """Up to ``limit`` frame indices for the select menu, ascending.
+
+    All frames when they fit; otherwise the first, the last, every candidate, and the rest evenly spaced
+    over the whole morph (so the menu spans it from start to end without gaps larger than needed).
+    """
+    if frame_count <= 0:
+        return []
+    if frame_count <= limit:
+        return list(range(frame_count))
+    chosen = {0, frame_count - 1}
+    for c in sorted(set(c for c in (candidates or []) if 0 <= c < frame_count)):
+        if len(chosen) < limit:
+            chosen.add(c)
+    free = limit - len(chosen)
+    rest = [i for i in range(frame_count) if i not in chosen]
+    if free > 0:  # evenly spaced over the frames not yet chosen (len(rest) > free here)
+        step = len(rest) / free
+        chosen.update(rest[int((i + 0.5) * step)] for i in range(free))
+    return sorted(chosen)[:limit]
+
+
+def pickable_frames(frame_count: int, candidates) -> tuple[int, ...]:
+    """The frames a result offers to pick, ascending: its candidates (buttons, reactions) and the select menu's
+    (:func:`choose_select_frames`). Only these are stored as pictures (``bot.render_output``)."""
+    candidates = [int(c) for c in candidates]
+    return tuple(sorted(set(c for c in candidates if 0 <= c < frame_count)
+                        | set(choose_select_frames(frame_count, candidates))))
+
+
 @dataclass(frozen=True)
 class JobResult:
     """A render's outcome as stored with its job (the frames themselves are files: see bot.artifacts).
@@ -92,6 +127,11 @@ class JobResult:
     def fell_back(self) -> bool:
         """An MP4 was asked for but could not be made here: a GIF took its place."""
         return self.mp4_error is not None
+
+    @property
+    def pickable_frames(self) -> tuple[int, ...]:
+        """The frames one can pick (:func:`pickable_frames`): the only ones stored as pictures."""
+        return pickable_frames(self.frame_count, self.candidates)
 
     def animation(self, kind: str) -> Animation | None:
         return next((a for a in self.animations if a.kind == kind), None)

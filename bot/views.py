@@ -167,7 +167,8 @@ def _job_ref(match: re.Match[str]) -> tuple[int, str]:
 
 
 class _JobItem:
-    """What every component of a job shares: only the first front to record an interaction answers it."""
+    """What every component of a job shares: its answer deadline starts at the check, and only the first front to
+    record an interaction answers it (``bot.interactions.first_to_answer``)."""
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return await first_to_answer(interaction)

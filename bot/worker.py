@@ -19,7 +19,11 @@ one per process) and a ``run_id`` new at every start, so:
   except a job whose heartbeat still moves: a live process with the same id renders it (two processes were
   given one ``MORPH_WORKER_ID``);
 - every ``RECOVER_INTERVAL_S`` an idle worker recovers jobs of *other* workers whose heartbeat is older
-  than ``STALE_S`` (that process died and was not restarted);
+  than ``STALE_S`` (that process died and was not restarted) — but not within ``STALE_S`` after a database
+  outage (one this process saw, or a restart of the PostgreSQL server): nobody could heartbeat while it was
+  away, so an old heartbeat says nothing yet; the workers that are alive write one within that time
+  (:meth:`Worker._heartbeats_tell`), so an outage of the database never has a job rendered twice (a worker
+  cut off alone loses its job after ``STALE_S``, and what it renders late is dropped, below);
 - a worker whose job was taken from it that way (``heartbeat`` says ``lost``) drops it without touching
   its state or files.
 
@@ -71,9 +75,11 @@ PURGE_INTERVAL_S = 3600.0
 #: belongs to a dead process and is put back in the queue by any idle worker.
 STALE_S = 60.0
 RECOVER_INTERVAL_S = 30.0
-#: After a job's files could not be stored for lack of space (it went back to the queue), the worker
-#: waits this long before it claims again, instead of rendering the same job into a full disk in a loop.
-DISK_FULL_PAUSE_S = 60.0
+#: After a job's files could not be stored for lack of space and nothing was left to expire (the job went back
+#: to the queue), the worker renders nothing until there is room for them: at once where it can measure the
+#: room (a data folder), else it tries again after this long, doubling up to :data:`DISK_FULL_PAUSE_MAX_S` —
+#: never rendering the same job into a full disk in a loop (see :meth:`Worker._waiting_for_room`).
+DISK_FULL_PAUSE_S, DISK_FULL_PAUSE_MAX_S = 60.0, 1800.0
 #: How often a worker whose safety checker could not be loaded tries again (it renders nothing meanwhile).
 CHECKER_RETRY_S = 60.0
 #: While the database is unavailable, a write the worker must make is tried again after this long (doubling
@@ -133,6 +139,11 @@ class WorkerStore(Protocol):
 
     async def enforce_storage_budget(self, *, free_bytes: int = ..., now: float | None = ...) -> list[int]: ...
 
+    async def set_storage_full(self, worker_id: str, needed: int, retry_at: float | None,
+                               now: float | None = ...) -> None: ...
+
+    async def clear_storage_full(self, worker_id: str) -> None: ...
+
     async def sync_clock(self) -> None: ...
 
 
@@ -185,6 +196,7 @@ class Worker:
         self.poll_s = POLL_S[store.db.dialect] if poll_s is None else poll_s
         self.progress_interval_s = progress_interval_s
         self.disk_full_pause_s = DISK_FULL_PAUSE_S
+        self.stale_s, self.recover_interval_s = STALE_S, RECOVER_INTERVAL_S
         self.current: Job | None = None  # the job being rendered, if any
         self._morpher = None
         self._morpher_lock = asyncio.Lock()
@@ -198,6 +210,9 @@ class Worker:
         self._last_purge = 0.0
         self._last_recover = 0.0
         self._disk_full_until = 0.0  # monotonic
+        self._room_needed: int | None = None  # bytes the last job's files need; None: its files were stored
+        self._full_recorded = True  # stats may show this worker's storage as full (a previous run may have left it)
+        self._disk_full_pause = 0.0  # the current wait (doubles while no room comes)
         store.db.subscribe(QUEUE_CHANNEL, self.wake)
 
     # ------------------------------------------------------------------ lifecycle
@@ -316,9 +331,9 @@ class Worker:
                 if time.time() - self._last_purge > PURGE_INTERVAL_S:
                     self._last_purge = time.time()
                     await self.store.purge()
-                if time.time() - self._last_recover > RECOVER_INTERVAL_S:
+                if time.time() - self._last_recover > self.recover_interval_s and await self._heartbeats_tell():
                     self._last_recover = time.time()
-                    await self.store.recover(stale_s=STALE_S)
+                    await self.store.recover(stale_s=self.stale_s)
                 if await self.run_once():
                     continue
             except asyncio.CancelledError:
@@ -328,6 +343,18 @@ class Worker:
             if self._stopping:
                 break
             await wait_event(self._wake, self.poll_s)
+
+    async def _heartbeats_tell(self) -> bool:
+        """Whether a heartbeat older than ``stale_s`` means its worker is gone: only once the database has
+        answered for ``stale_s`` since its last outage, as this process saw it (``Availability``) and, for
+        PostgreSQL, since the server last started. Before that, a live worker may simply not have been able
+        to write one, and taking its job would render it twice."""
+        db = self.store.db
+        up_for = db.availability.up_for()
+        if up_for is not None and up_for < self.stale_s:
+            return False
+        started = await db.started_at()
+        return started is None or self.store.clock() - started >= self.stale_s
 
     # ------------------------------------------------------------------ one job
 
@@ -355,7 +382,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim one job and process it completely (render, files, result); False if none was claimable."""
-        if self._stopping or time.monotonic() < self._disk_full_until:
+        if self._stopping or self._waiting_for_room():
             return False
         if not await self.ensure_checker():
             return False
@@ -404,6 +431,8 @@ class Worker:
                 return
             await self._until_written(lambda: self.store.artifacts.save(job, files))
             monitor.cancel()
+            if self._room_needed is not None or self._full_recorded:
+                await self._room_again()
             size = sum(len(data) for data in files.values())
             if not await self._until_written(lambda: self.store.mark_rendered(job.id, summary, self.run,
                                                                               stored_bytes=size)):
@@ -434,18 +463,13 @@ class Worker:
                 log.info("job #%d cancelled", job.id)
         except StorageFull as e:
             # make room: the oldest finished results expire (at least twice what this job needs, at least 64 MiB)
-            needed = max(2 * sum(map(len, files.values())), 64 * 2 ** 20)
+            size = sum(map(len, files.values()))
             try:
-                await self.store.enforce_storage_budget(free_bytes=needed)
-            except Exception as err:  # noqa: BLE001 - the pause below still comes
+                await self.store.enforce_storage_budget(free_bytes=max(2 * size, 64 * 2 ** 20))
+            except Exception as err:  # noqa: BLE001 - the wait below still comes
                 log_failure(log, "could not expire results to make room", err)
             if await self._until_written(lambda: self.store.requeue(job.id, self.run)):
-                # Not the job's fault: it waits in the queue, and this worker pauses before the next claim.
-                self._disk_full_until = time.monotonic() + self.disk_full_pause_s
-                self._last_purge = 0.0  # purge expired results at once: it may free the space
-                log.error("job #%d: %s; the job is back in the queue and this worker waits %.0f s before "
-                          "rendering again (free space or lower MORPH_RETENTION_DAYS)", job.id, e,
-                          self.disk_full_pause_s)
+                await self._no_room(job, e, size)
         except DatabaseUnavailable:
             # the worker stopped while the database was away: the job stays running for this worker's id,
             # and its next start (or another worker, after STALE_S) puts it back in the queue
@@ -458,6 +482,47 @@ class Worker:
                 shutil.rmtree(pictures, ignore_errors=True)
             self._cancel.pop(job.id, None)
             self.current = None
+
+    async def _no_room(self, job: Job, err: StorageFull, size: int) -> None:
+        """``job`` (back in the queue, no attempt counted: not its fault) found no room for its ``size`` bytes:
+        render nothing until there is room (:meth:`_waiting_for_room`), and say so in ``/morphadmin stats``."""
+        self._room_needed = size + size // 10 + 2 ** 20  # its files, and some slack for the file system
+        self._disk_full_pause = min(max(self._disk_full_pause * 2, self.disk_full_pause_s), DISK_FULL_PAUSE_MAX_S)
+        self._disk_full_until = time.monotonic() + self._disk_full_pause
+        self._last_purge = 0.0  # purge expired results at once: it may free the space
+        measured = self.store.artifacts.free_bytes() is not None
+        retry_at = None if measured else self.store.clock() + self._disk_full_pause
+        self._full_recorded = True
+        try:
+            await self.store.set_storage_full(self.worker_id, self._room_needed, retry_at)
+        except Exception as e:  # noqa: BLE001 - the database may be on the full disk: the log says it all the same
+            log_failure(log, "could not record that the storage is full", e)
+        log.error("job #%d: %s; the job is back in the queue and this worker renders nothing until %s (free space, "
+                  "lower MORPH_RETENTION_DAYS or MORPH_STORAGE_MAX_GB)", job.id, err,
+                  f"{self._room_needed / 2 ** 20:.0f} MiB are free" if measured
+                  else f"it tries again in {self._disk_full_pause:.0f} s")
+
+    def _waiting_for_room(self) -> bool:
+        """Whether the worker holds off claiming because the last job's files found no room: until the room
+        it needs is free, where the artifacts can measure it (a data folder: no render is wasted on a full
+        disk), else until the back-off has passed (a database's room cannot be measured from here)."""
+        if self._room_needed is None:
+            return False
+        free = self.store.artifacts.free_bytes()
+        if free is not None:
+            return free < self._room_needed
+        return time.monotonic() < self._disk_full_until
+
+    async def _room_again(self) -> None:
+        """A job's files were stored after a full disk: the wait is over, and stats no longer show it."""
+        if self._room_needed is not None:
+            log.warning("worker %s stores results again", self.worker_id)
+        self._room_needed, self._disk_full_pause, self._disk_full_until = None, 0.0, 0.0
+        try:
+            await self.store.clear_storage_full(self.worker_id)
+            self._full_recorded = False
+        except Exception as e:  # noqa: BLE001 - stats show it until the next stored job
+            log_failure(log, "could not record that the storage has room again", e)
 
     async def _check(self, job: Job, result: RenderResult) -> SafetyOutcome | None:
         """Check every frame (in the render thread) and decide what may be posted (:func:`bot.safety.decide`);

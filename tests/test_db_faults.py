@@ -217,3 +217,55 @@ async def test_a_frozen_process_holding_the_claims_lock_releases_the_queue_withi
         holder.kill()
         holder.wait()
         await store.close()
+
+
+@pytest.mark.slow
+async def test_an_outage_longer_than_the_stale_window_takes_no_job_over(own_postgres, tmp_path, monkeypatch):
+    """The server is away longer than the stale window while a job renders: no worker can heartbeat meanwhile.
+    When it is back, an idle worker of another process (one that saw the outage, and one started after it)
+    must not take the job over as if its worker were dead: the job is rendered once, by the worker that had
+    it, counting no attempt."""
+    import bot.worker
+    from morph import Morpher
+
+    torch.set_num_threads(1)
+    stale_s = 4.0
+    monkeypatch.setattr(bot.worker, "STALE_S", stale_s)
+    monkeypatch.setattr(bot.worker, "RECOVER_INTERVAL_S", 0.2)
+    url = own_postgres.create_database()
+    settings = Settings(db_path=url, data_dir=tmp_path / "art", cooldown_s=0, model="tiny")
+    stores = [await Store.open(url, settings) for _ in range(3)]  # three processes
+    # heartbeats 3 s apart (within the 4-s stale window): after the outage the idle workers look first
+    renderer = Worker(stores[0], lambda: Morpher("tiny", device="cpu"), settings, worker_id="renderer",
+                      progress_interval_s=3.0)
+    idle = Worker(stores[1], lambda: Morpher("tiny", device="cpu"), settings, worker_id="idle", poll_s=0.2)
+    late = Worker(stores[2], lambda: Morpher("tiny", device="cpu"), settings, worker_id="late", poll_s=0.2)
+    job = await submit(stores[0], frames=24, steps=4)
+    renderer.preload()
+    await renderer.start()
+    try:
+        async def rendering():
+            j = await stores[0].get(job.id)
+            return j.progress is not None and j.progress.frames_done >= 1
+        assert await eventually(rendering, timeout=120, interval=0.05)
+        await idle.start()
+        assert await eventually(lambda: idle._last_recover > 0, timeout=10)  # it looks for stale jobs
+        own_postgres.stop_server()
+        try:
+            await asyncio.sleep(stale_s + 2)  # every heartbeat is older than the stale window now
+        finally:
+            own_postgres.start_server()
+        await late.start()
+
+        async def finished():
+            j = await stores[0].get(job.id)
+            return j if j.state in ("rendered", "failed") else None
+        done = await eventually(finished, timeout=120, interval=0.1)
+        assert done is not None
+        assert (done.state, done.worker_id, done.attempts) == ("rendered", "renderer", 0)
+        assert idle.current is None and late.current is None
+    finally:
+        for w in (renderer, idle, late):
+            await w.stop()
+        for s in stores:
+            await s.close()

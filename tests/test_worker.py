@@ -116,6 +116,38 @@ def make_worker(store, settings, morpher, **kw):
     return w
 
 
+@pytest.mark.slow
+async def test_a_long_morph_stores_only_the_frames_one_can_pick(store, settings, morpher):
+    """60 frames: the GIF and the MP4 carry all of them, but only the frames a result offers to pick (its
+    candidate buttons and its select menu, Discord's 25 options at most) are stored as pictures, and every one
+    of those picks works; a frame nobody was offered is refused as no such frame, not served."""
+    from bot import messages as msg
+    from bot.jobs import Refused
+    from morph.output import frame_filename
+
+    worker = make_worker(store, settings, morpher)
+    job = await submit(store, small(frames=60, steps=1, candidates=5))
+    assert await worker.run_once() is True
+    done = await store.get(job.id)
+    r = done.result
+    assert done.state == "rendered" and r.frame_count == 60
+    offered = set(r.candidates) | set(msg.choose_select_frames(60, list(r.candidates)))  # what the result view shows
+    assert set(r.pickable_frames) == offered and len(offered) <= 25 + 5
+    stored = {i for i in range(60) if await store.artifacts.read(done, frame_filename(i)) is not None}
+    assert stored == offered  # fewer than 60: the rest are in the animations only
+    gif = Image.open(io.BytesIO(await store.artifacts.read(done, "morph.gif")))
+    assert gif.n_frames == 60
+    assert done.stored_bytes == sum([len(await store.artifacts.read(done, n) or b"") for n in
+                                     ("morph.gif", "morph.mp4", "sheet.png", *map(frame_filename, offered))])
+    for frame in sorted(offered):
+        picked = await store.pick(job.id, user_id=1000 + frame, frame=frame)  # one person each: no pick cooldown
+        assert Image.open(io.BytesIO(picked.data)).size == (64, 64)
+    hidden = min(set(range(60)) - offered)
+    with pytest.raises(Refused) as refused:
+        await store.pick(job.id, user_id=BOB, frame=hidden)
+    assert refused.value.kind.name == "NO_SUCH_FRAME"
+
+
 async def test_renders_a_job_to_stored_artifacts(store, settings, morpher):
     watch = Watch(store)
     worker = make_worker(store, settings, morpher)

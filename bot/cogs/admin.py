@@ -14,6 +14,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import discord
@@ -140,6 +141,11 @@ class AdminStore(Protocol):
     async def audit_log(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
 
     async def stats(self, guild_id: int | None, now: float | None = ...) -> dict: ...
+
+    async def storage_full(self) -> list[dict]: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
 
     async def reports(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
 
@@ -373,6 +379,12 @@ class AdminCog(commands.Cog):
         ]
         if s.get("paused"):
             lines.append(tr._("⏸️ The queue of this server is paused."))
+        if full := await store.storage_full():  # every server's queue waits for it
+            lines.append(tr._("⚠️ Storage has been full for {duration}: {workers} render worker(s) cannot store "
+                              "finished morphs and render nothing until there is room. Queued morphs wait; the bot "
+                              "owner can free space or lower MORPH_RETENTION_DAYS or MORPH_STORAGE_MAX_GB.",
+                              workers=n(len(full)), duration=msg.duration(
+                                  max(0.0, store.clock() - min(r["since"] for r in full)), interaction.locale)))
         lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
 

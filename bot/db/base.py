@@ -49,6 +49,8 @@ class Availability:
     def __init__(self, name: str) -> None:
         self.name = name
         self.down_since: float | None = None  # monotonic
+        #: when it last came back after an outage this process saw (monotonic); None: never away
+        self.back_at: float | None = None
 
     @property
     def up(self) -> bool:
@@ -62,8 +64,13 @@ class Availability:
 
     def answered(self) -> None:
         if self.down_since is not None:
-            log.warning("the database %s is back after %.1f s", self.name, time.monotonic() - self.down_since)
+            self.back_at = time.monotonic()
+            log.warning("the database %s is back after %.1f s", self.name, self.back_at - self.down_since)
             self.down_since = None
+
+    def up_for(self) -> float | None:
+        """Seconds since it came back after the last outage this process saw; None if it never went away."""
+        return None if self.back_at is None or self.down_since is not None else time.monotonic() - self.back_at
 
 
 class Tx:
@@ -110,6 +117,11 @@ class Database:
     async def now(self) -> float:
         """The database's clock, in Unix seconds (every process compares times with this one clock)."""
         raise NotImplementedError
+
+    async def started_at(self) -> float | None:
+        """When the database server last started, in Unix seconds of its clock (PostgreSQL); None where there
+        is no server (SQLite). Nobody could write to it before then, heartbeats included."""
+        return None
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """``async with db.transaction() as tx``: commit at the end, roll back on any exception."""

@@ -218,6 +218,9 @@ class PostgresDatabase(Database):
     async def now(self) -> float:
         return float(await self.fetchval("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"))
 
+    async def started_at(self) -> float | None:
+        return float(await self.fetchval("SELECT EXTRACT(EPOCH FROM pg_postmaster_start_time())::float8"))
+
     def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         first = channel not in self._subscribers
         self._subscribers.setdefault(channel, []).append(callback)

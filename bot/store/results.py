@@ -60,7 +60,8 @@ class Results(StoreBase):
         if job.state not in (JobState.RENDERED, JobState.DELIVERED) or not job.result or job.artifact_dir is None:
             raise Refused(Refusal.NO_FRAMES, job=job.id, state=str(job.state))
         count = job.result.frame_count
-        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
+        # only the frames a result offers are stored (its buttons and menu; see bot.render_output)
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame not in job.result.pickable_frames:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
         if frame in withheld_frames(job.safety):
@@ -138,6 +139,24 @@ class Results(StoreBase):
         if evicted:
             log.info("storage budget: expired the %d oldest result(s), %.1f MiB", len(evicted), freed / 2 ** 20)
         return [r["id"] for r in evicted]
+
+    async def set_storage_full(self, worker_id: str, needed: int, retry_at: float | None,
+                               now: float | None = None) -> None:
+        """Record that ``worker_id`` could not store a job's files (``needed`` bytes) and renders nothing until
+        there is room (``retry_at``: when it tries anyway, where the room cannot be measured); shown by
+        ``/morphadmin stats``. ``since`` stays that of the first failure."""
+        now = self._now(now)
+        await self.db.execute("INSERT INTO storage_full (worker_id, since, needed, retry_at) VALUES ($1, $2, $3, $4) "
+                              "ON CONFLICT (worker_id) DO UPDATE SET needed = excluded.needed, "
+                              "retry_at = excluded.retry_at", worker_id, now, int(needed), retry_at)
+
+    async def clear_storage_full(self, worker_id: str) -> None:
+        """``worker_id`` stored a job's files again."""
+        await self.db.execute("DELETE FROM storage_full WHERE worker_id = $1", worker_id)
+
+    async def storage_full(self) -> list[dict]:
+        """Workers waiting for room to store results: ``{worker_id, since, needed, retry_at}``, oldest first."""
+        return await self.db.fetch("SELECT * FROM storage_full ORDER BY since, worker_id")
 
     async def purge(self, now: float | None = None) -> int:
         """Delete the files of jobs older than ``retention_days`` (by render time, else creation time) and

@@ -260,3 +260,40 @@ async def test_a_full_disk_puts_the_job_back_and_leaves_no_files(harness, small_
     await h.result_message(job_id, timeout=60)
     assert (await h.wait_state(job_id, "delivered")).attempts == 0
     assert fake.violations == []
+
+
+@pytest.mark.slow
+async def test_a_full_disk_with_nothing_to_expire_does_not_spin_and_resumes_when_room_comes(harness, small_disk,
+                                                                                           caplog):
+    """The data folder's disk is full and no result is old enough to expire: the job goes back to the queue once
+    (no attempt counted), the worker renders nothing while there is no room (no render every minute into a full
+    disk), ``/morphadmin stats`` tells the admins why the queue waits, and once there is room the job is rendered
+    and posted once, by itself, and the notice is gone."""
+    fake, h = harness.fake, harness
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    await h.start_bot(data_dir=small_disk)
+    h.bot.worker.disk_full_pause_s = 0.3  # the fixed pause a full disk had: it would render again and again
+    alice, admin = h.guild.add_member("alice"), h.guild.add_member("root", admin=True)
+    job_id = job_id_of((await fake.slash(alice, "morph", from_="a dog", to="a cat", frames=12)).content)
+
+    def no_room_lines():
+        return [r for r in caplog.records if r.name == "bot.worker" and f"job #{job_id}: " in r.getMessage()
+                and "back in the queue" in r.getMessage()]
+
+    assert await eventually(lambda: len(no_room_lines()) >= 1, timeout=60)
+    await asyncio.sleep(4.0)  # many times the pause, and the time a render takes
+    assert len(no_room_lines()) == 1, [r.getMessage() for r in no_room_lines()]
+    job = await h.store.get(job_id)
+    assert (job.state, job.attempts, job.error) == ("queued", 0, None)
+    [full] = await h.store.storage_full()
+    assert full["worker_id"] == h.bot.worker.worker_id and full["needed"] > 0
+    stats = await fake.slash(admin, "morphadmin stats")
+    assert "Storage has been full" in stats.content and str(small_disk) not in stats.content
+
+    await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    await h.result_message(job_id, timeout=30)  # well before a back-off of minutes: the room is measured
+    done = await h.wait_state(job_id, "delivered")
+    assert done.attempts == 0 and len(h.result_messages(job_id)) == 1
+    assert await h.store.storage_full() == []
+    assert "Storage has been full" not in (await fake.slash(admin, "morphadmin stats")).content
+    assert len(no_room_lines()) == 1
