@@ -23,9 +23,10 @@ a synthetic one.
 
 Frame distance (:func:`image_features` / :func:`feature_distance`), chosen to need no downloads (LPIPS
 needs network weights): each frame is downsampled to 64×64 with area averaging and blurred slightly, which
-removes pixel noise and dithering so only visible changes count; the distance is the RMS difference of those
-RGB images (colour and layout) plus the RMS difference of their luminance gradients (Sobel-like), which
-responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
+removes pixel noise and dithering so only visible changes count; the distance is the mean CIELAB colour
+difference of those images (ΔE76 per pixel, closer to the CIEDE2000 judge of bench.quality than RGB, which
+counts black → blue the same as white → yellow) plus the RMS difference of their luminance gradients
+(Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
 the same colour), weighted so both terms count about equally for a typical change. Pixel values are scaled
 to [0, 1], so distances from different renders and sizes compare.
 """
