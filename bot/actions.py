@@ -33,15 +33,16 @@ from bot.interactions import (
     upload_limit_for,
 )
 from bot.jobs import Expired, Job, Refusal, Refused
-from bot.permissions import can_manage_job
+from bot.permissions import can_admin, can_manage_job
 from bot.recent import RecentIds
+from bot.safety import channel_is_nsfw, withheld_frames
 from bot.views import JobActions, cancel_view
 from morph.request import SEED_MAX, MorphError, RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from bot.config import Settings
     from bot.jobs import Pick
-    from bot.store import Limits
+    from bot.store import Limits, Report
     from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,9 @@ class ActionsStore(Protocol):
     async def enqueue(self, *, guild_id: int, channel_id: int, user_id: int, request: RenderRequest,
                       upload_limit: int, interaction_token: str | None = ..., application_id: int | None = ...,
                       boomerang: bool = ..., output_format: str | None = ..., parent_id: int | None = ...,
-                      reply_to_message_id: int | None = ..., guild_locale: object = ...,
-                      uploads: Mapping[int, bytes] | None = ..., uploads_from: int | None = ...,
-                      now: float | None = ...) -> Job: ...
+                      reply_to_message_id: int | None = ..., channel_nsfw: bool = ...,
+                      guild_locale: object = ..., uploads: Mapping[int, bytes] | None = ...,
+                      uploads_from: int | None = ..., now: float | None = ...) -> Job: ...
 
     async def position(self, job_id: int) -> int | None: ...
 
@@ -94,6 +95,8 @@ class ActionsStore(Protocol):
 
     async def delete_result(self, job_id: int, *, actor_id: int, admin: bool = ..., guild_id: int | None = ...,
                             now: float | None = ...) -> Job: ...
+
+    async def report(self, job_id: int, *, user_id: int, now: float | None = ...) -> Report: ...
 
 
 def offered_candidates(request: RenderRequest) -> int:
@@ -210,7 +213,7 @@ class Actions:
                                       output_format=output_format,
                                       parent_id=refines.id if refines is not None else None,
                                       reply_to_message_id=reply_to, guild_locale=interaction.guild_locale,
-                                      uploads=uploads,
+                                      channel_nsfw=channel_is_nsfw(interaction.channel), uploads=uploads,
                                       uploads_from=pictures_from.id if pictures_from is not None else None)
             return job, await store.position(job.id), await store.is_paused(job.guild_id)
 
@@ -273,6 +276,10 @@ class Actions:
                 "❌ Morph #{job} has no frames {first} and {second} to refine between.", job=job.id, first=gap + 1,
                 second=gap + 2))
             return
+        if {gap, gap + 1} & withheld_frames(job.safety):
+            refused = Refused(Refusal.WITHHELD_GAP, job=job.id, first=gap + 1, second=gap + 2)
+            await ephemeral(interaction, msg.error_text(refused, interaction.locale))
+            return
         request = job.request.refine(ts[gap], ts[gap + 1], limits.capped_frames(self.settings.default_frames))
         request.candidates = offered_candidates(request)
 
@@ -290,6 +297,10 @@ class Actions:
         if found is None:
             return
         job, limits = found
+        if withheld_frames(job.safety):
+            refused = Refused(Refusal.WITHHELD_REROLL, job=job.id)
+            await ephemeral(interaction, msg.error_text(refused, interaction.locale))
+            return
         request = dataclasses.replace(job.request, seed=random.randint(0, SEED_MAX), seed_b=None,
                                       frames=limits.capped_frames(job.request.frames))
         lowered = request.frames < job.request.frames
@@ -441,6 +452,61 @@ class Actions:
                 await ephemeral(interaction, tr._("The frames are deleted, but Discord did not let the bot remove "
                                                   "the message; a server admin can delete it."))
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
+
+    # ------------------------------------------------------------------ reports (bot.safety)
+    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
+        """🚩 Report: any member of the server reports the result to its admins, once (a repeat is answered,
+        not counted). When the server's ``report_hide_after`` is reached the message is deleted (the audit
+        log keeps the reports and the hiding)."""
+        async def report():
+            job = await self.own_job(interaction, job_id, token)
+            return job, await self.store.report(job.id, user_id=interaction.user.id)
+
+        try:
+            job, done = await in_time(interaction, report())
+        except MorphError as err:
+            await ephemeral(interaction, msg.error_text(err, interaction.locale))
+            return
+        await ephemeral(interaction, msg.report_thanks_text(job.id, repeat=not done.new, locale=interaction.locale))
+        log.info("job %s reported by %s (%d report(s))%s", job.id, interaction.user.id, done.reports,
+                 "; hidden" if done.hide else "")
+        if done.hide and interaction.message is not None:
+            channel = interaction.message.channel
+            try:
+                await interaction.message.delete()
+                await channel.send(msg.report_hidden_text(job.id, done.reports, locale=job.language),
+                                   allowed_mentions=NO_PINGS)
+            except discord.HTTPException as err:
+                log.warning("could not hide the result message of job %s: %s", job.id, err)
+
+    async def admin_delete_result(self, interaction: discord.Interaction, job_id: int) -> None:
+        """``/morphadmin delete``: an admin of the job's server (or a bot owner) deletes a result: its frames
+        and its message. Audited."""
+        tr = text(interaction.locale)
+        job = await self.store.get(job_id)
+        if job is None or not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
+                                        owner_ids=self.owner_ids, caller_guild_id=interaction.guild_id,
+                                        target_guild_id=job.guild_id):
+            await ephemeral(interaction, msg.error_text(Refused(Refusal.NO_JOB, job=job_id), interaction.locale))
+            return
+        try:
+            await self.store.delete_result(job_id, actor_id=interaction.user.id, admin=True,
+                                           guild_id=self._acting_guild(interaction))
+        except MorphError as err:
+            if job.deleted_at is None:
+                await ephemeral(interaction, msg.error_text(err, interaction.locale))
+                return
+        note = ""
+        if job.result_message_id is not None:
+            channel = interaction.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            try:
+                await channel.get_partial_message(job.result_message_id).delete()
+            except discord.NotFound:
+                pass
+            except discord.HTTPException as err:
+                log.warning("could not delete result message of job %s: %s", job_id, err)
+                note = " " + tr._("Discord did not let the bot remove its message; delete it by hand.")
+        await ephemeral(interaction, tr._("🗑️ Deleted the result of morph job #{job}.", job=job_id) + note)
 
 
 if TYPE_CHECKING:  # pragma: no cover

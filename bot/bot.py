@@ -19,7 +19,8 @@ from bot.config import Settings
 from bot.db import DatabaseUnavailable
 from bot.delivery import Delivery
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
-from bot.startup import default_morpher_factory
+from bot.safety import upload_check
+from bot.startup import default_morpher_factory, log_safety_mode
 from bot.translator import CatalogueTranslator
 from bot.validation import warm_up_banned_words
 from bot.views import DYNAMIC_ITEMS
@@ -137,6 +138,7 @@ class MorphBot(commands.Bot):
         if self.store is None:
             self.store = await Store.open(self.settings.db_path, self.settings)
         self.delivery = Delivery(self, self.store, self.settings, owns_guild=self.owns_guild)
+        log_safety_mode(self.settings)
         if self.start_worker:  # the model starts loading in a thread of its own (see Worker.preload)
             self.worker = Worker(self.store, self.morpher_factory, self.settings)
             libraries_imported = self.worker.preload(prepare=import_engine_libraries)
@@ -151,7 +153,7 @@ class MorphBot(commands.Bot):
         await self.tree.set_translator(CatalogueTranslator())  # command names and texts in every catalogue's language
         await asyncio.to_thread(warm_up_banned_words)  # its tables load here, not during the first /morph
         await self.add_cog(MorphCog(self, self.actions, self.store))
-        await self.add_cog(ImagesCog(self, self.actions, self.store))
+        await self.add_cog(ImagesCog(self, self.actions, self.store, safety=upload_check(self.settings)))
         await self.add_cog(AdminCog(self.actions, self.store))
         await self.sync_commands()
         await self.delivery.start()

@@ -81,6 +81,16 @@ class Settings:
     #: PLAYGROUND_ALLOW_REMOTE: serve the playground on a PLAYGROUND_HOST other machines can reach
     #: (anyone there can use it as any of its members); without it such a host is refused at start.
     playground_allow_remote: bool = False
+    # --- content safety (bot.safety, morph.safety) ---
+    #: MORPH_SAFETY: check every frame with the image safety checker (on, the default). Off: no checker is
+    #: loaded and /morph works only in age-restricted channels.
+    safety: bool = True
+    #: MORPH_SAFETY_CHECKER: the checker for models without their own safety_checker/ folder (repo id or
+    #: folder); None: morph.safety.DEFAULT_CHECKER (the built-in random models use the toy one)
+    safety_checker: str | None = None
+    #: MORPH_BLOCKLIST: words and phrases refused in every server's prompts (read from that file)
+    blocklist: tuple[str, ...] = ()
+    blocklist_path: str | None = None
 
     def __post_init__(self) -> None:
         # Absolute from the start: a job's files must be found (and only its files deleted) whatever the
@@ -140,6 +150,10 @@ class Settings:
             playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
             playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
             playground_allow_remote=_bool(get, "PLAYGROUND_ALLOW_REMOTE", cls.playground_allow_remote),
+            safety=_on_off(get, "MORPH_SAFETY", cls.safety),
+            safety_checker=get("MORPH_SAFETY_CHECKER"),
+            blocklist=_blocklist(get("MORPH_BLOCKLIST")),
+            blocklist_path=get("MORPH_BLOCKLIST"),
         )
         _check_shards(s.shard_count, s.shard_ids)
         if not re.fullmatch(r"[A-Za-z0-9_.:@-]{1,200}", s.worker_id):
@@ -255,6 +269,32 @@ def _bool(get, name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off; got {raw!r}).")
+
+
+def _on_off(get, name: str, default: bool) -> bool:
+    """``on``/``off`` (also 1/0, true/false, yes/no)."""
+    raw = get(name)
+    if raw is None:
+        return default
+    v = raw.lower()
+    if v in ("on", "1", "true", "yes"):
+        return True
+    if v in ("off", "0", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off (got {raw!r}).")
+
+
+def _blocklist(path: str | None) -> tuple[str, ...]:
+    """The words and phrases of a MORPH_BLOCKLIST file: one per line; blank lines and lines starting with
+    ``#`` are skipped. A file that cannot be read stops the start (an operator's list must not be ignored)."""
+    if path is None:
+        return ()
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"MORPH_BLOCKLIST: cannot read {path!r} ({err}).") from err
+    entries = [" ".join(line.split()) for line in text.splitlines()]
+    return tuple(dict.fromkeys(e.casefold() for e in entries if e and not e.startswith("#")))
 
 
 def _check_range(name, value, lo, hi) -> None:

@@ -23,6 +23,7 @@ from bot.artifacts import GIF_FILE, MP4_FILE, SHEET_FILE
 from bot.db import JOBS_CHANNEL, log_failure
 from bot.interactions import NO_PINGS
 from bot.jobs import DEFAULT_UPLOAD_LIMIT, JobState
+from bot.safety import withheld_note
 from bot.status_editor import EDIT_INTERVAL_S, StatusEditor, StatusTarget
 from bot.views import result_view
 
@@ -229,7 +230,11 @@ class Delivery:
                 await self.show_failure(job)
 
     async def show_failure(self, job) -> None:
-        """Show the failure (with the job id) on the status message, or in the channel if that cannot be."""
+        """Show the failure (with the job id) on the status message, or in the channel if that cannot be.
+        A job the safety filter withheld is shown by :meth:`show_withheld` instead."""
+        if job.state == JobState.WITHHELD:
+            await self.show_withheld(job)
+            return
         self.queue_changed()
         text = msg.failed_text(job.id, job.error, locale=job.language)
 
@@ -239,6 +244,42 @@ class Delivery:
 
         if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
             await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} failed")
+
+    async def show_withheld(self, job) -> None:
+        """A job the safety filter kept from its channel (:mod:`bot.safety`): its public status message says
+        only "withheld by the safety filter"; the author is told privately what happened.
+
+        Privately means: an ephemeral followup of the author's /morph interaction while its token lives
+        (15 minutes; it reaches them in the channel, seen by nobody else, and needs no open DMs), else a
+        direct message (renders that waited longer in the queue). A closed DM is logged, not retried: the
+        public status message already says the job was withheld."""
+        self.queue_changed()
+        text = msg.withheld_status_text(job.id, locale=job.language)
+
+        async def post_in_channel():
+            channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            await channel.send(text, allowed_mentions=NO_PINGS)
+
+        if not await self._edit_status(job, final=True, fallback=post_in_channel, content=text, view=None):
+            await quietly(post_in_channel(), f"telling channel {job.channel_id} that job {job.id} was withheld")
+        outcome = job.safety
+        flagged, total = (len(outcome.flagged), outcome.frame_count) if outcome is not None else (0, 0)
+        # the author's own locale is not known here (no interaction): the job's language, like its public posts
+        private = msg.withheld_author_text(job.id, job.request, flagged, total, locale=job.language)
+        if job.application_id and job.interaction_alive(self.store.clock() + 5):
+            webhook = discord.Webhook.partial(int(job.application_id), job.interaction_token, client=self.bot)
+            # an interaction's followup webhook is an application webhook, the only kind that sends ephemerally
+            webhook.type = discord.WebhookType.application
+            try:
+                await webhook.send(private, ephemeral=True, allowed_mentions=NO_PINGS)
+                return
+            except discord.HTTPException as err:
+                log.info("job %s: could not tell the author through the interaction (%s); trying a DM", job.id, err)
+        try:
+            author = await self.bot.fetch_user(job.user_id)
+            await author.send(private, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as err:
+            log.info("job %s: could not tell author %s by DM that it was withheld: %s", job.id, job.user_id, err)
 
     async def show_cancelled(self, job, by_user_id: int | None) -> None:
         await self._edit_status(job, final=True, content=msg.cancelled_text(job.id, by_user_id, locale=job.language),
@@ -349,7 +390,7 @@ class Delivery:
     async def _deliver(self, job) -> str:
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         content = msg.result_text(job.id, job.request, job.user_id, job.rendered(), refined_from=job.parent_id,
-                                  locale=job.language)
+                                  note=withheld_note(job.safety, job.language), locale=job.language)
         via = "channel"
         try:
             message = await self._already_posted(channel, job.id)

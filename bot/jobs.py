@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
-from bot.result import JobProgress, JobResult
+from bot.result import JobProgress, JobResult, SafetyOutcome
 from morph.request import MorphError, RenderRequest
 
 
 class JobState(str, Enum):
-    """A job's state: ``queued → running → rendered → delivered``; ``failed`` and ``cancelled`` are final.
+    """A job's state: ``queued → running → rendered → delivered``; ``failed``, ``cancelled`` and ``withheld``
+    (the safety filter kept the whole result from its channel: :mod:`bot.safety`) are final.
 
     A ``str``: each member equals its value (what the database stores and JSON carries), and ``str()`` /
     f-strings give the value, also inside SQL text (:func:`sql_list`)."""
@@ -23,6 +24,7 @@ class JobState(str, Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WITHHELD = "withheld"
 
     def __str__(self) -> str:
         return self.value
@@ -73,6 +75,17 @@ class Refusal(str, Enum):
     PROMPT_BANNED = "prompt_banned"            # what
     FRAMES_OVER_CAP = "frames_over_cap"        # cap (the server's max_frames), value
     PICTURES_GONE = "pictures_gone"            # job (the morph they were to be copied from, or None)
+    # content safety (bot.safety)
+    SAFETY_OFF = "safety_off"                  # (MORPH_SAFETY=off and the channel is not age-restricted)
+    PROMPT_BLOCKED = "prompt_blocked"          # what (a word of the operator's MORPH_BLOCKLIST)
+    WITHHELD_FRAME = "withheld_frame"          # job, frame (1-based)
+    WITHHELD_GAP = "withheld_gap"              # job, first, second (1-based: a 🔍 refine next to a withheld frame)
+    WITHHELD_REROLL = "withheld_reroll"        # job (🔁 on a result with withheld frames)
+    UPLOAD_FLAGGED = "upload_flagged"          # what ("first picture" or "second picture")
+    SAFETY_UNAVAILABLE = "safety_unavailable"  # (the check of uploads could not run: its checker did not load)
+    NO_RESULT_TO_REPORT = "no_result_to_report"  # job
+    NSFW_ALLOW_VALUE = "nsfw_allow_value"      # value
+    REPORT_HIDE_RANGE = "report_hide_range"    # value
 
 
 class Refused(MorphError):
@@ -148,8 +161,15 @@ class Job:
     #: the language of the job's public messages (status, result, picks, errors): a language of
     #: ``bot.i18n.languages()``, decided at enqueue (None: English)
     language: str | None = None
-    #: bytes its stored files take (None: not rendered, or from before the storage budget)
+    #: bytes its stored files and uploaded pictures take (None: not rendered, or from before the storage budget)
     stored_bytes: int | None = None
+    # --- content safety (0009; bot.safety) ---
+    #: Discord marked the channel age-restricted (a thread: its parent) when /morph was used
+    channel_nsfw: bool = False
+    #: the image check's outcome; None before rendering or without a check
+    safety: SafetyOutcome | None = None
+    #: the result was hidden after reports (its message deleted)
+    hidden_at: float | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> Job:
@@ -159,6 +179,8 @@ class Job:
         d["result"] = JobResult.from_json(d["result"]) if d["result"] else None
         d["progress"] = JobProgress.from_json(d["progress"]) if d.get("progress") else None
         d["boomerang"] = bool(d["boomerang"])
+        d["channel_nsfw"] = bool(d["channel_nsfw"])
+        d["safety"] = SafetyOutcome.from_json(d["safety"]) if d["safety"] else None
         return cls(**d)
 
     @property

@@ -20,7 +20,9 @@ import discord
 from bot.i18n import N_, Text, text
 from bot.jobs import Refusal, Refused
 from bot.result import JobResult
+from bot.uploads import Fetch
 from bot.validation import LINK_RE
+from morph.images import PictureError, Problem
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
@@ -251,6 +253,9 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     meta = [tr.ngettext("{count} frame", "{count} frames", result.frame_count), tr._("seed {seed}", seed=request.seed),
             smoothness(result, locale), tr._("rendered in {duration}", duration=duration(result.seconds, locale))]
     lines.append(" · ".join(meta))
+    recon = reconstruction_text(result, locale)
+    if recon:
+        lines.append(recon)
     if k:
         lines.append(tr._("Pick the in-between you like: buttons 1–{k} (candidates on the sheet), reactions "
                           "{first}–{last}, or any frame from the menu; 🔍 the refine menu renders more frames "
@@ -272,6 +277,25 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
+
+
+def reconstruction_text(result: JobResult, locale: object = None) -> str | None:
+    """How closely a picture morph's end frames reproduce the uploads (PSNR in dB against each picture at the
+    model's size, :mod:`morph.inversion`); None when no picture end is among the frames."""
+    tr = text(locale)
+    first, second = (tuple(result.reconstruction) + (None, None))[:2]
+
+    def db(value: float) -> str:
+        return tr.number(value, 1)
+
+    if first is not None and second is not None:
+        return tr._("🖼️ The first frame reproduces the first picture at {first} dB PSNR, the last frame the second "
+                    "picture at {second} dB.", first=db(first), second=db(second))
+    if first is not None:
+        return tr._("🖼️ The first frame reproduces the picture at {db} dB PSNR.", db=db(first))
+    if second is not None:
+        return tr._("🖼️ The last frame reproduces the second picture at {db} dB PSNR.", db=db(second))
+    return None
 
 
 def sheet_caption(result: JobResult, locale: object = None) -> str:
@@ -379,7 +403,7 @@ def command(tr: Text, name: str) -> str:
 
 
 #: the command option of a Store setting whose name differs (``/morphadmin limits cooldown:`` sets cooldown_s)
-OPTION_OF = {"cooldown_s": "cooldown"}
+OPTION_OF = {"cooldown_s": "cooldown", "nsfw_allow": "nsfw"}
 
 
 def option_name(tr: Text, key: str) -> str:
@@ -390,7 +414,8 @@ def option_name(tr: Text, key: str) -> str:
 def state_name(tr: Text, state: object) -> str:
     """A job state as a member reads it."""
     names = {"queued": tr._("queued"), "running": tr._("rendering"), "rendered": tr._("rendered"),
-             "delivered": tr._("delivered"), "failed": tr._("failed"), "cancelled": tr._("cancelled")}
+             "delivered": tr._("delivered"), "failed": tr._("failed"), "cancelled": tr._("cancelled"),
+             "withheld": tr._("withheld")}
     return names.get(str(state), safe(str(state), 20))
 
 
@@ -520,14 +545,159 @@ def refusal_text(err: Refused, locale: object = None) -> str:
         case Refusal.FRAMES_OVER_CAP:
             return tr._("{frames} must be at most {cap} on this server (got {value}).",
                         frames=option_name(tr, "frames"), cap=tr.number(v["cap"]), value=given)
+        case Refusal.SAFETY_OFF:
+            return tr._("This bot's image safety check is turned off, so morphs work only in age-restricted "
+                        "channels. Use {morph} in a channel marked age-restricted.", morph=command(tr, "morph"))
+        case Refusal.PROMPT_BLOCKED:
+            return tr._("The {what} contains a word this bot does not allow. Rephrase it and try again.",
+                        what=tr._(PROMPT_LABELS.get(v["what"], "prompt")))
+        case Refusal.WITHHELD_FRAME:
+            return tr._("Frame {frame} of morph #{job} was withheld by the safety filter; it cannot be picked.",
+                        job=job, frame=safe(str(v["frame"]), 20))
+        case Refusal.WITHHELD_GAP:
+            return tr._("Frames {first} and {second} of morph #{job}: one of them was withheld by the safety "
+                        "filter, so the gap between them cannot be refined.", job=job, first=tr.number(v["first"]),
+                        second=tr.number(v["second"]))
+        case Refusal.WITHHELD_REROLL:
+            return tr._("The safety filter withheld frames of morph #{job}, so it cannot be rerolled; change the "
+                        "prompts and use {morph} instead.", job=job, morph=command(tr, "morph"))
+        case Refusal.UPLOAD_FLAGGED:
+            return tr._("The {what} was flagged by the bot's image safety filter, so nothing was queued. The filter "
+                        "makes mistakes; try another picture. In an age-restricted channel a server admin may "
+                        "allow unfiltered results ({limits} {nsfw}:allow).",
+                        what=tr._(PICTURE_LABELS.get(v["what"], "picture")), limits=command(tr, "morphadmin limits"),
+                        nsfw=option_name(tr, "nsfw_allow"))
+        case Refusal.SAFETY_UNAVAILABLE:
+            return tr._("The bot's image safety check is not available right now, so pictures cannot be taken; "
+                        "try again later.")
+        case Refusal.NO_RESULT_TO_REPORT:
+            return tr._("Morph #{job} has no result to report.", job=job)
+        case Refusal.NSFW_ALLOW_VALUE:
+            return tr._("{option} must be allow or deny (got {value}).", option=option_name(tr, "nsfw_allow"),
+                        value=given)
+        case Refusal.REPORT_HIDE_RANGE:
+            return tr._("{option} must be a whole number between 1 and 1000 (got {value}).",
+                        option=option_name(tr, "report_hide_after"), value=given)
         case Refusal.BAD_LANGUAGE:
             return tr._("{option} must be one of: {choices} (got {value}).", option=option_name(tr, "language"),
                         choices=_listed(tr, v["choices"]), value=given)
     return safe(str(err), 300)  # pragma: no cover - every kind is handled above
 
 
+PICTURE_LABELS = {"first picture": N_("first picture"), "second picture": N_("second picture"),
+                  "picture": N_("picture")}
+#: The taken formats (morph.images.FORMAT_NAMES) as the member's language lists them.
+FORMAT_NAMES = N_("PNG, JPEG, WebP or GIF")
+
+
+def picture_text(err: PictureError, locale: object = None) -> str:
+    """Why an upload was refused (:mod:`bot.uploads`, :mod:`morph.images`): ``err``'s kind and facts in the
+    language of ``locale``."""
+    tr = text(locale)
+    v = err.facts
+    what = tr._(PICTURE_LABELS.get(err.what, "picture"))
+    match err.kind:
+        case Problem.OVER_BYTES if "size_mib" in v:
+            return tr._("The {what} is {size} MiB; the limit is {limit} MiB.", what=what,
+                        size=tr.number(float(v["size_mib"]), 1), limit=tr.number(float(v["limit_mib"])))
+        case Problem.OVER_BYTES:
+            return tr._("The {what} is over {limit} MiB; use a smaller file.", what=what,
+                        limit=tr.number(float(v["limit_mib"])))
+        case Problem.EMPTY:
+            return tr._("The {what} is an empty file.", what=what)
+        case Problem.NOT_A_PICTURE if v.get("content_type"):
+            return tr._("The {what} is not a picture (Discord reports it as {type}); attach a {formats} picture.",
+                        what=what, type=safe(str(v["content_type"]), 60), formats=tr._(FORMAT_NAMES))
+        case Problem.NOT_A_PICTURE:
+            return tr._("The {what} is not a {formats} picture (judged by its content, not its name); use one of "
+                        "those.", what=what, formats=tr._(FORMAT_NAMES))
+        case Problem.DAMAGED:
+            return tr._("The {what} is damaged and cannot be read; try it again or save it anew.", what=what)
+        case Problem.OVER_PIXELS if "width" in v:
+            return tr._("The {what} is {width}×{height} pixels; the limit is {limit}×{limit}. Use a smaller "
+                        "picture.", what=what, width=v["width"], height=v["height"], limit=v["limit"])
+        case Problem.OVER_PIXELS:
+            return tr._("The {what} is too large: at most {limit}×{limit} pixels.", what=what, limit=v["limit"])
+        case Problem.UNDER_PIXELS:
+            return tr._("The {what} is only {width}×{height} pixels; give one at least {limit}×{limit}.",
+                        what=what, width=v["width"], height=v["height"], limit=v["limit"])
+        case Fetch.NO_URL:
+            return tr._("The {what} has no address to download it from; attach it again.", what=what)
+        case Fetch.HTTP:
+            return tr._("Could not download the {what} from Discord (HTTP {status}); attach it again.", what=what,
+                        status=v["status"])
+        case Fetch.TIMEOUT:
+            return tr._("The {what} took longer than {wait} to download; try again.", what=what,
+                        wait=tr.seconds(float(v["seconds"])))
+        case Fetch.NETWORK:
+            return tr._("Could not download the {what} from Discord ({error}); try again.", what=what,
+                        error=safe(str(v["error"]), 60))
+    return safe(str(err), 300)  # a file on the bot's own disk (the command line's kinds): as the engine says it
+
+
 def error_text(err: Exception, locale: object = None) -> str:
-    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` in the language of ``locale``, any
-    other :class:`MorphError` (the engine's own checks) as it says it."""
-    body = refusal_text(err, locale) if isinstance(err, Refused) else clip(str(err), 1500)
+    """``❌ …`` for a refused request or an invalid one: a :class:`Refused` or a refused picture
+    (:class:`PictureError`) in the language of ``locale``, any other :class:`MorphError` (the engine's own
+    checks) as it says it."""
+    if isinstance(err, Refused):
+        body = refusal_text(err, locale)
+    elif isinstance(err, PictureError):
+        body = picture_text(err, locale)
+    else:
+        body = clip(str(err), 1500)
     return clip(f"❌ {body}")
+
+
+# ---------------------------------------------------------------------------- content safety (bot.safety)
+# (the texts the worker and the store show, which must not import discord.py, are in bot/safety.py)
+def withheld_status_text(job_id: int, locale: object = None) -> str:
+    """The public status message of a job the safety filter kept from the channel: nothing about why."""
+    return text(locale)._("🛡️ Morph job #{job} was withheld by the safety filter.", job=job_id)
+
+
+def withheld_author_text(job_id: int, request, flagged: int, frame_count: int, locale: object = None) -> str:
+    """What the author is told privately about a withheld job."""
+    tr = text(locale)
+    return clip(tr.ngettext(
+        "🛡️ Your morph job #{job} ({title}) was not posted: the image safety filter flagged {count} of its {total} "
+        "frame (or its midpoint frames), so nothing of it is shown and its files are deleted. The filter makes "
+        "mistakes; if you think this is one, try other prompts or ask a server admin. In an age-restricted "
+        "channel an admin may allow unfiltered results ({limits} {nsfw}:allow).",
+        "🛡️ Your morph job #{job} ({title}) was not posted: the image safety filter flagged {count} of its {total} "
+        "frames (or its midpoint frames), so nothing of it is shown and its files are deleted. The filter makes "
+        "mistakes; if you think this is one, try other prompts or ask a server admin. In an age-restricted "
+        "channel an admin may allow unfiltered results ({limits} {nsfw}:allow).",
+        frame_count, job=job_id, title=title(request), count=tr.number(flagged), total=tr.number(frame_count),
+        limits=command(tr, "morphadmin limits"), nsfw=option_name(tr, "nsfw_allow")))
+
+
+def report_thanks_text(job_id: int, repeat: bool, locale: object = None) -> str:
+    tr = text(locale)
+    if repeat:
+        return tr._("🚩 You already reported morph #{job}; the server's admins can see it.", job=job_id)
+    return tr._("🚩 Thanks: morph #{job} is reported to this server's admins ({reports}).", job=job_id,
+                reports=command(tr, "morphadmin reports"))
+
+
+def report_hidden_text(job_id: int, count: int, locale: object = None) -> str:
+    tr = text(locale)
+    return tr.ngettext("🚩 Morph job #{job} was hidden after {count} report; the server's admins can review it.",
+                       "🚩 Morph job #{job} was hidden after {count} reports; the server's admins can review it.",
+                       count, job=job_id)
+
+
+def reports_list_text(rows: list[dict], locale: object = None) -> str:
+    """``rows``: {job_id, user_id (author), reports, last_at, hidden} for /morphadmin reports."""
+    tr = text(locale)
+    if not rows:
+        return tr._("No reported morphs in this server.")
+    lines = [tr._("Reported morphs (newest report first):")]
+    for r in rows:
+        reports = tr.ngettext("{count} report", "{count} reports", int(r["reports"]))
+        if r.get("hidden"):
+            reports = tr._("{reports} (hidden)", reports=reports)
+        lines.append("• " + tr._("#{job} by {user}: {reports}", job=int(r["job_id"]), user=user(r["user_id"], locale),
+                                 reports=reports))
+    lines.append(tr._("Delete one with {delete} {job}:N, ban its author with {ban}.",
+                      delete=command(tr, "morphadmin delete"), job=tr._("job"), ban=command(tr, "morphadmin ban")))
+    return clip("\n".join(lines))

@@ -172,3 +172,46 @@ class JobProgress:
                        eta_s=None if d["eta_s"] is None else float(d["eta_s"]))
         except (TypeError, KeyError, ValueError) as e:
             raise ResultFormatError(f"not a job's progress: {e}") from e
+
+
+#: The shape :meth:`SafetyOutcome.to_json` writes and :meth:`SafetyOutcome.from_json` reads.
+SAFETY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SafetyOutcome:
+    """What the image safety check of a job's frames found and what was done (the job's ``safety`` column;
+    the policy is :func:`bot.safety.decide`). Frame indices are 0-based."""
+
+    #: a checker ran (False: MORPH_SAFETY=off, an age-restricted channel)
+    checked: bool
+    #: frames the checker flagged, or whose check failed
+    flagged: tuple[int, ...] = ()
+    #: frames replaced by the placeholder in everything posted (they cannot be picked or refined)
+    withheld: tuple[int, ...] = ()
+    #: posted as rendered: an age-restricted channel of a server that allows it
+    unfiltered: bool = False
+    #: nothing posted: the midpoint, every candidate or more than half the frames were flagged
+    whole: bool = False
+    frame_count: int = 0
+    #: seconds the check took
+    seconds: float = 0.0
+    version: int = field(default=SAFETY_VERSION)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SafetyOutcome:
+        """The record :meth:`to_json` wrote; :class:`ResultFormatError` for anything else."""
+        try:
+            d = json.loads(text)
+            if d.get("version") != SAFETY_VERSION:
+                raise ResultFormatError(f"safety version {d.get('version')!r}, this code reads {SAFETY_VERSION}")
+            return cls(checked=bool(d["checked"]), flagged=tuple(int(i) for i in d["flagged"]),
+                       withheld=tuple(int(i) for i in d["withheld"]), unfiltered=bool(d["unfiltered"]),
+                       whole=bool(d["whole"]), frame_count=int(d["frame_count"]), seconds=float(d["seconds"]))
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
+            if isinstance(e, ResultFormatError):
+                raise
+            raise ResultFormatError(f"not a version {SAFETY_VERSION} safety outcome: {e}") from e

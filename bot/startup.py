@@ -62,6 +62,14 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
 
 
+def log_safety_mode(settings: Settings) -> None:
+    """Say at start whether frames are checked (README, "Content safety")."""
+    if settings.safety:
+        log.info("MORPH_SAFETY=on: every frame is checked by the image safety checker before anything is posted")
+    else:
+        log.warning("MORPH_SAFETY=off: no image safety check; /morph works only in age-restricted channels")
+
+
 def default_morpher_factory(settings: Settings) -> Callable[[], object]:
     """What a worker calls, in its loading thread, to make the engine for ``settings``."""
     def make():

@@ -15,6 +15,7 @@ Custom ids (``<job>`` is ``<number>-<token>``):
                                the first frame's index), queued for the clicker, posted as a reply
 ``morph:reroll:<job>``         same prompts, new random seed, queued for the clicker
 ``morph:delete:<job>``         delete the result message (author, guild admin or bot owner)
+``morph:report:<job>``         🚩 report the result to the server's admins (any member, once)
 ``morph:cancel:<job>``         cancel a queued/running job (button on the status message)
 =============================  ================================================================
 
@@ -38,6 +39,7 @@ from bot.db import DatabaseUnavailable
 from bot.i18n import N_, text
 from bot.interactions import answer_unavailable, ephemeral, first_to_answer
 from bot.result import JobResult
+from bot.safety import withheld_frames
 from morph.request import RenderRequest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +53,7 @@ FRAMES_RE = rf"morph:frames:{_JOB}"
 REFINE_RE = rf"morph:refine:{_JOB}"
 REROLL_RE = rf"morph:reroll:{_JOB}"
 DELETE_RE = rf"morph:delete:{_JOB}"
+REPORT_RE = rf"morph:report:{_JOB}"
 CANCEL_RE = rf"morph:cancel:{_JOB}"
 
 
@@ -72,6 +75,8 @@ class JobActions(Protocol):
 
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
 
+    async def report_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None: ...
+
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
                          from_button: bool = False) -> None: ...
 
@@ -92,25 +97,30 @@ def cancel_view(job: Job) -> discord.ui.View:
 def result_view(job: Job) -> discord.ui.View:
     """Rows 0–1: candidate buttons 1..K (≤ 9; a chain's labels name their segment, and with two segments each
     has its own row); row 2: frame select; row 3: 🔍 refine select (the gaps between neighbouring frames;
-    ≤ 25 options each); row 4: reroll and delete. Discord's five rows."""
+    ≤ 25 options each); row 4: reroll, delete and 🚩 report. Discord's five rows. Frames the safety filter
+    withheld (:func:`bot.safety.withheld_frames`) are in neither menu, nor are the gaps next to them."""
     result = job.rendered()
     frame_count, candidates, ts = result.frame_count, list(result.candidates), list(result.ts)
+    withheld = withheld_frames(job.safety)
     view = discord.ui.View(timeout=None)
     lang = job.language
     for frame, label, row in candidate_buttons(job.request, result)[: len(msg.KEYCAPS)]:
-        view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
-    frames = msg.choose_select_frames(frame_count, candidates)
+        if frame not in withheld:
+            view.add_item(PickButton(job.id, job.token, frame, label=label, row=row))
+    frames = [f for f in msg.choose_select_frames(frame_count, candidates) if f not in withheld]
     if frames:
         view.add_item(FramesSelect(job.id, job.token, [
             discord.SelectOption(label=msg.frame_label(f, frame_count, ts, candidates, locale=lang), value=str(f))
             for f in frames], row=2, locale=lang))
     gaps = msg.choose_select_frames(len(ts) - 1, candidates) if ts and len(ts) == frame_count else []
+    gaps = [g for g in gaps if g not in withheld and g + 1 not in withheld]
     if gaps:
         view.add_item(RefineSelect(job.id, job.token, [
             discord.SelectOption(label=msg.gap_label(g, ts, locale=lang), value=str(g)) for g in gaps], row=3,
             locale=lang))
     view.add_item(RerollButton(job.id, job.token, row=4, locale=lang))
     view.add_item(DeleteButton(job.id, job.token, row=4, locale=lang))
+    view.add_item(ReportButton(job.id, job.token, row=4, locale=lang))
     return view
 
 
@@ -280,6 +290,15 @@ class DeleteButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], templa
         await actions.delete_result(interaction, self.job_id, self.token)
 
 
+class ReportButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=REPORT_RE):
+    """🚩 Report: any member tells the server's admins about a result (``Actions.report_result``)."""
+
+    kind, look = "report", (N_("Report"), "🚩", discord.ButtonStyle.secondary)
+
+    async def run(self, actions: JobActions, interaction: discord.Interaction) -> None:
+        await actions.report_result(interaction, self.job_id, self.token)
+
+
 class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_RE):
     kind, look = "cancel", (N_("Cancel"), "❌", discord.ButtonStyle.secondary)
 
@@ -287,4 +306,4 @@ class CancelButton(_JobButton, discord.ui.DynamicItem[discord.ui.Button], templa
         await actions.cancel_job(interaction, self.job_id, token=self.token, from_button=True)
 
 
-DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, CancelButton)
+DYNAMIC_ITEMS = (PickButton, FramesSelect, RefineSelect, RerollButton, DeleteButton, ReportButton, CancelButton)

@@ -31,6 +31,7 @@ write afterwards (files, "rendered", a failure, a cancel) is retried until the d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import secrets
@@ -43,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from bot import safety
 from bot.aio import wait_event
 from bot.artifacts import StorageFull
 from bot.config import Settings
@@ -57,7 +59,8 @@ from morph.request import Cancelled, ModelLoadError, MorphError, Progress, Rende
 if TYPE_CHECKING:  # pragma: no cover
     from bot.artifacts import Artifacts
     from bot.db import Database
-    from bot.result import JobResult
+    from bot.result import JobResult, SafetyOutcome
+    from bot.store import Limits
     from morph.request import RenderRequest
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ RECOVER_INTERVAL_S = 30.0
 #: After a job's files could not be stored for lack of space (it went back to the queue), the worker
 #: waits this long before it claims again, instead of rendering the same job into a full disk in a loop.
 DISK_FULL_PAUSE_S = 60.0
+#: How often a worker whose safety checker could not be loaded tries again (it renders nothing meanwhile).
+CHECKER_RETRY_S = 60.0
 #: While the database is unavailable, a write the worker must make is tried again after this long (doubling
 #: up to :data:`WRITE_RETRY_MAX_S`).
 WRITE_RETRY_S, WRITE_RETRY_MAX_S = 0.5, 4.0
@@ -114,6 +119,13 @@ class WorkerStore(Protocol):
 
     async def pictures_for_render(self, job: Job, folder: Path) -> RenderRequest: ...
 
+    async def get_limits(self, guild_id: int) -> Limits: ...
+
+    async def set_safety(self, job_id: int, outcome: SafetyOutcome) -> None: ...
+
+    async def mark_withheld(self, job_id: int, outcome: SafetyOutcome, run: WorkerRun,
+                            now: float | None = ...) -> bool: ...
+
     async def recover(self, *, worker_id: str | None = ..., stale_s: float | None = ..., keep: Iterable[int] = ...,
                       now: float | None = ...) -> list[Job]: ...
 
@@ -155,9 +167,17 @@ class Worker:
 
     def __init__(self, store: WorkerStore, morpher_factory: Callable[[], object], settings: Settings,
                  worker_id: str | None = None, *, poll_s: float | None = None,
-                 progress_interval_s: float = PROGRESS_INTERVAL_S):
+                 progress_interval_s: float = PROGRESS_INTERVAL_S,
+                 checker_factory: Callable[[], object] | None = None):
         self.store = store
         self.morpher_factory = morpher_factory
+        #: loads the image safety checker (in the render thread); None with MORPH_SAFETY=off
+        self.checker_factory = (checker_factory if checker_factory is not None
+                                else default_checker_factory(settings) if settings.safety else None)
+        self.checker = None  # the loaded morph.safety.SafetyChecker
+        #: why rendering is blocked: the safety checker could not be loaded (None: not blocked)
+        self.safety_error: str | None = None
+        self._checker_tried = 0.0  # monotonic
         self.settings = settings
         self.worker_id = settings.worker_id if worker_id is None else worker_id
         #: what this run claims jobs as (see the module docstring)
@@ -311,9 +331,33 @@ class Worker:
 
     # ------------------------------------------------------------------ one job
 
+    async def ensure_checker(self) -> bool:
+        """Whether this worker may render: MORPH_SAFETY=off, or the safety checker is loaded (loaded here,
+        in the render thread, at most every ``CHECKER_RETRY_S`` after a failure). A checker that cannot be
+        loaded blocks rendering, jobs wait in the queue, and the log and ``/morphadmin stats`` say why: the
+        bot never renders unchecked into an ordinary channel."""
+        if self.checker_factory is None or self.checker is not None:
+            return True
+        if self.safety_error is not None and time.monotonic() - self._checker_tried < CHECKER_RETRY_S:
+            return False
+        self._checker_tried = time.monotonic()
+        try:
+            self.checker = await self._in_render_thread(self.checker_factory)
+        except Exception as e:  # noqa: BLE001 - any failure blocks rendering, with its reason
+            self.safety_error = str(e) or type(e).__name__
+            log.error("the image safety checker could not be loaded, so this worker renders nothing (jobs wait "
+                      "in the queue; retried every %.0f s): %s", CHECKER_RETRY_S, self.safety_error)
+            return False
+        if self.safety_error is not None:
+            log.info("the image safety checker is loaded now; rendering again")
+        self.safety_error = None
+        return True
+
     async def run_once(self) -> bool:
         """Claim one job and process it completely (render, files, result); False if none was claimable."""
         if self._stopping or time.monotonic() < self._disk_full_until:
+            return False
+        if not await self.ensure_checker():
             return False
         job = await self.store.claim(self.run)
         if job is None:
@@ -334,10 +378,26 @@ class Worker:
             morpher = await self.get_morpher()
             request = await self.store.pictures_for_render(job, Path(pictures)) if pictures else job.request
             state.render_started = time.monotonic()
+            if self.checker is None and not job.channel_nsfw:
+                # MORPH_SAFETY=off, and this job was queued for an ordinary channel before that
+                await self._until_written(lambda: self.store.mark_failed(job.id, safety.SAFETY_OFF_FAILURE, self.run))
+                return
             result: RenderResult = await self._in_render_thread(
                 morpher.render, request, progress=state.update, cancel=cancel)
+            outcome = await self._check(job, result)
+            if outcome is not None and outcome.whole:
+                withheld = outcome
+                if await self._until_written(lambda: self.store.mark_withheld(job.id, withheld, self.run)):
+                    log.info("job #%d withheld by the safety filter (%d of %d frames flagged); no files kept",
+                             job.id, len(outcome.flagged), outcome.frame_count)
+                return
+            if outcome is not None and outcome.withheld:
+                result = dataclasses.replace(result, frames=safety.apply(result.frames, outcome))
             files, summary = await self._in_render_thread(render_files, result, job.upload_limit, job.boomerang,
                                                           job.format)
+            if outcome is not None:
+                checked = outcome
+                await self._until_written(lambda: self.store.set_safety(job.id, checked))
             if await self._until_written(lambda: self.store.heartbeat(job.id, self.run)) == LOST:
                 # rendered just as another worker took the job over: its files are not ours to write
                 log.warning("job #%d finished rendering here but another worker holds it now", job.id)
@@ -399,6 +459,24 @@ class Worker:
             self._cancel.pop(job.id, None)
             self.current = None
 
+    async def _check(self, job: Job, result: RenderResult) -> SafetyOutcome | None:
+        """Check every frame (in the render thread) and decide what may be posted (:func:`bot.safety.decide`);
+        None without a checker (MORPH_SAFETY=off: only age-restricted channels get jobs then)."""
+        if self.checker is None:
+            return None
+        checker = self.checker
+        started = time.monotonic()
+        flags = await self._in_render_thread(checker.check_images, result.frames)
+        seconds = time.monotonic() - started
+        limits = await self._until_written(lambda: self.store.get_limits(job.guild_id))
+        outcome = safety.decide(flags, list(result.candidates), result.midpoint,
+                                unfiltered=job.channel_nsfw and limits.nsfw_allow, seconds=seconds)
+        if outcome.flagged:
+            log.info("job #%d: the safety check flagged frame(s) %s of %d (%.2f s)%s", job.id,
+                     ", ".join(str(i + 1) for i in outcome.flagged), outcome.frame_count, seconds,
+                     "; posted unfiltered (age-restricted channel, allowed)" if outcome.unfiltered else "")
+        return outcome
+
     async def _fail(self, job: Job, e: BaseException) -> None:
         """Mark ``job`` failed with a user-facing reason (details only in the log); a front shows it."""
         if isinstance(e, ModelLoadError):
@@ -449,6 +527,20 @@ class Worker:
                     cancel.set()
             except Exception as err:  # noqa: BLE001 - the render goes on; the next heartbeat tries again
                 log_failure(log, f"heartbeat for job #{job.id} failed", err)
+
+
+def default_checker_factory(settings: Settings) -> Callable[[], object]:
+    """Loads :class:`morph.safety.SafetyChecker` for ``MORPH_MODEL`` on the render's device (``MORPH_DEVICE``)."""
+    def make():
+        from morph.safety import DEFAULT_CHECKER, SafetyChecker, set_default
+
+        fallback, explicit = settings.safety_checker or DEFAULT_CHECKER, settings.safety_checker is not None
+        checker = SafetyChecker.load(settings.model, settings.device, fallback=fallback, explicit=explicit)
+        # morph.safety.check_images (the check of uploads, bot.safety.upload_check) uses this one too
+        set_default(checker, settings.model, fallback, explicit=explicit)
+        return checker
+
+    return make
 
 
 class _ProgressState:

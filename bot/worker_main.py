@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 async def run_worker(settings, morpher_factory=None, stop: asyncio.Event | None = None) -> int:
     """Render until ``stop`` is set (default: until SIGINT or SIGTERM); return the exit status."""
     from bot.db import DatabaseUnusable, MigrationError
-    from bot.startup import default_morpher_factory
+    from bot.startup import default_morpher_factory, log_safety_mode
     from bot.store import Store
     from bot.worker import Worker, recover_own_jobs
 
@@ -58,6 +58,7 @@ async def run_worker(settings, morpher_factory=None, stop: asyncio.Event | None 
     try:
         await recover_own_jobs(store, settings.worker_id)
         worker = Worker(store, morpher_factory or default_morpher_factory(settings), settings)
+        log_safety_mode(settings)
         log.info("morph-worker %s renders from %s (model %s)", worker.run.worker_id, store.db.name, settings.model)
         worker.preload()  # at start-up, in a thread of its own: jobs wait in the queue meanwhile
         await worker.start()

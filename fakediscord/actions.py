@@ -134,6 +134,16 @@ class UserActions(DiscordState):
                             {"custom_id": custom_id, "component_type": comp.get("type", 3), "values": values},
                             msg, None)
 
+    def forge_component(self, user: FakeMember | FakeUser, message: FakeMessage | int, custom_id: str,
+                        values: Iterable[str] | None = None) -> FakeInteraction:
+        """A component interaction on ``message`` that its components need not offer: what a modified client can
+        send (Discord does not check custom ids or select values against the message). ``values``: a select's."""
+        msg = self.message(message)
+        data: dict = {"custom_id": custom_id, "component_type": 2 if values is None else 3}
+        if values is not None:
+            data["values"] = [str(v) for v in values]
+        return self._inject(3, user, self.channels[msg.channel_id], data, msg, None)
+
     def react(self, user: FakeMember | FakeUser, message: FakeMessage | int, emoji: str) -> asyncio.Future:
         """``user`` adds ``emoji`` to ``message`` → MESSAGE_REACTION_ADD. Returns a done future (awaitable)."""
         msg = self.message(message)

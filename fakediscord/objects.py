@@ -95,13 +95,28 @@ class FakeChannel:
     overwrites: list[dict] = field(default_factory=list)  # {"id", "type": 0 role / 1 member, "allow", "deny"}
     recipient: FakeUser | None = None
     position: int = 0
+    #: Discord's age-restricted flag (``nsfw``); a thread has none of its own: it follows its parent
+    nsfw: bool = False
+    #: a thread's (type 11) channel
+    parent: FakeChannel | None = None
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type in (10, 11, 12)
 
     def payload(self) -> dict:
         if self.guild is None:
             return {"id": str(self.id), "type": 1, "last_message_id": None, "flags": 0,
                     "recipients": [self.recipient.payload()] if self.recipient else []}
+        if self.is_thread:
+            assert self.parent is not None
+            return {"id": str(self.id), "type": self.type, "guild_id": str(self.guild.id), "name": self.name,
+                    "parent_id": str(self.parent.id), "owner_id": str(self.guild.owner_id), "last_message_id": None,
+                    "rate_limit_per_user": 0, "flags": 0, "message_count": 0, "member_count": 1,
+                    "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                        "archive_timestamp": "2026-01-01T00:00:00+00:00"}}
         return {"id": str(self.id), "type": self.type, "guild_id": str(self.guild.id), "name": self.name,
-                "position": self.position, "parent_id": None, "topic": None, "nsfw": False,
+                "position": self.position, "parent_id": None, "topic": None, "nsfw": self.nsfw,
                 "last_message_id": None, "rate_limit_per_user": 0, "flags": 0,
                 "permission_overwrites": [{"id": str(o["id"]), "type": o["type"], "allow": str(o.get("allow", 0)),
                                            "deny": str(o.get("deny", 0))} for o in self.overwrites]}
@@ -150,6 +165,8 @@ class FakeMember:
         perms = self.base_permissions()
         if perms == ALL_PERMISSIONS or channel is None:
             return perms
+        if channel.is_thread and channel.parent is not None:  # a thread has its parent's overwrites
+            channel = channel.parent
         ows = {(o["type"], o["id"]): o for o in channel.overwrites}
         if (o := ows.get((0, self.guild.id))):
             perms = (perms & ~o["deny"]) | o["allow"]
@@ -205,11 +222,20 @@ class FakeGuild:
         self.default_channel = self.add_channel("general")
 
     # builders -------------------------------------------------------------------------------------------
-    def add_channel(self, name: str, *, type: int = 0) -> FakeChannel:
-        ch = FakeChannel(self.fake.ids.next(), name, self, type, position=len(self.channels))
+    def add_channel(self, name: str, *, type: int = 0, nsfw: bool = False) -> FakeChannel:
+        """A text channel; ``nsfw``: Discord's age-restricted flag."""
+        ch = FakeChannel(self.fake.ids.next(), name, self, type, position=len(self.channels), nsfw=nsfw)
         self.channels[ch.id] = ch
         self.fake.channels[ch.id] = ch
         self.fake._guild_event("CHANNEL_CREATE", self, ch.payload())
+        return ch
+
+    def add_thread(self, parent: FakeChannel, name: str) -> FakeChannel:
+        """A public thread (type 11) in ``parent``: it has no ``nsfw`` flag of its own, as on Discord."""
+        ch = FakeChannel(self.fake.ids.next(), name, self, 11, position=0, parent=parent)
+        self.channels[ch.id] = ch
+        self.fake.channels[ch.id] = ch
+        self.fake._guild_event("THREAD_CREATE", self, {**ch.payload(), "newly_created": True})
         return ch
 
     def add_role(self, name: str, permissions=0, *, mentionable: bool = False, managed: bool = False) -> FakeRole:
@@ -252,6 +278,7 @@ class FakeGuild:
             "roles": [r.payload() for r in self.roles.values()],
             "joined_at": iso(self.fake.clock.time()), "large": False, "unavailable": False,
             "member_count": len(self.members), "members": [m.payload() for m in self.members.values()],
-            "channels": [c.payload() for c in self.channels.values()], "threads": [], "presences": [],
+            "channels": [c.payload() for c in self.channels.values() if not c.is_thread],
+            "threads": [c.payload() for c in self.channels.values() if c.is_thread], "presences": [],
             "voice_states": [], "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
         }

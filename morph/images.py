@@ -2,11 +2,15 @@
 and turned into what the model sees.
 
 Taken: PNG, JPEG, WebP and GIF (its first frame; an animated WebP likewise), recognised by their content,
-never by the file name. Refused with a :class:`PictureError` (a :class:`~morph.request.MorphError`, so its
-text is the message to show) and nothing else done: any other type, a file over :data:`MAX_BYTES`, a picture
+never by the file name. Refused with a :class:`PictureError` (a :class:`~morph.request.MorphError`) and
+nothing else done: any other type, a file over :data:`MAX_BYTES`, a picture
 over :data:`MAX_SIDE` pixels on a side (read from the header, before anything is decoded; Pillow's
 decompression-bomb guard stays on as a second fence), a picture under :data:`MIN_SIDE`, and a broken or
 truncated file.
+
+A refusal is typed: :attr:`PictureError.kind` (a :class:`Problem`) and :attr:`PictureError.facts` say what is
+wrong, for a caller that words it itself (the bot, in the member's language); ``str(err)`` is the engine's
+own English (the command line's message).
 
 :func:`prepare` then applies the EXIF orientation (a phone's portrait photo stands upright), flattens
 transparency onto white, and centre-crops and resizes to the model's square size. Pillow only: the bot
@@ -18,6 +22,8 @@ import io
 import os
 import warnings
 from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -37,8 +43,49 @@ FORMAT_NAMES = "PNG, JPEG, WebP or GIF"
 BACKGROUND = (255, 255, 255)
 
 
+class Problem(str, Enum):
+    """Why a picture is refused (the facts each kind carries, besides ``what``)."""
+
+    MISSING = "missing"              # path
+    FOLDER = "folder"                # path
+    UNREADABLE = "unreadable"        # path, reason
+    EMPTY = "empty"
+    OVER_BYTES = "over_bytes"        # limit_mib; size_mib where the size is known before reading
+    NOT_A_PICTURE = "not_a_picture"  # formats (FORMAT_NAMES); content_type where judged from a reported type
+    DAMAGED = "damaged"
+    OVER_PIXELS = "over_pixels"      # limit (MAX_SIDE); width, height where read from the header
+    UNDER_PIXELS = "under_pixels"    # limit (MIN_SIDE), width, height
+
+
+_ENGLISH: dict[str, str] = {
+    Problem.MISSING: "the {what} '{path}' does not exist.",
+    Problem.FOLDER: "the {what} '{path}' is a folder; give a picture file.",
+    Problem.UNREADABLE: "cannot read the {what} '{path}': {reason}.",
+    Problem.EMPTY: "the {what} is an empty file.",
+    Problem.OVER_BYTES: "the {what} is over {limit_mib:g} MiB; use a smaller file.",
+    Problem.NOT_A_PICTURE: "the {what} is not a {formats} picture (judged by its content, not its name); "
+                           "use one of those.",
+    Problem.DAMAGED: "the {what} is damaged and cannot be read; try it again or save it anew.",
+    Problem.OVER_PIXELS: "the {what} is too large: at most {limit}×{limit} pixels.",
+    Problem.UNDER_PIXELS: "the {what} is only {width}×{height} pixels; give one at least {limit}×{limit}.",
+}
+
+
 class PictureError(MorphError):
-    """A picture that cannot be used; ``str(err)`` says why and what to do."""
+    """A picture that cannot be used: ``kind`` (a :class:`Problem`, or a caller's own kind such as the bot's
+    download problems) and ``facts`` say why, ``what`` names the picture ("first picture"); ``str(err)`` is the
+    engine's English sentence for its own kinds (a summary of the kind and facts for others)."""
+
+    def __init__(self, kind: str, what: str = "picture", /, **facts: Any) -> None:
+        self.kind = kind
+        self.what = what
+        self.facts = facts
+        template = _ENGLISH.get(kind)
+        if template is not None and kind == Problem.OVER_PIXELS and "width" in facts:
+            template = "the {what} is {width}×{height} pixels; the limit is {limit}×{limit}. Use a smaller picture."
+        summary = ", ".join(f"{k}={v!r}" for k, v in facts.items())
+        super().__init__(template.format(what=what, **facts) if template is not None
+                         else f"the {what}: {getattr(kind, 'value', kind)}" + (f" ({summary})" if summary else ""))
 
 
 @dataclass(frozen=True)
@@ -57,11 +104,11 @@ def read_file(path: str | os.PathLike, what: str = "picture") -> bytes:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise PictureError(f"the {what} '{path}' does not exist.") from None
+        raise PictureError(Problem.MISSING, what, path=str(path)) from None
     except IsADirectoryError:
-        raise PictureError(f"the {what} '{path}' is a folder; give a picture file.") from None
+        raise PictureError(Problem.FOLDER, what, path=str(path)) from None
     except OSError as err:
-        raise PictureError(f"cannot read the {what} '{path}': {err.strerror or err}.") from None
+        raise PictureError(Problem.UNREADABLE, what, path=str(path), reason=str(err.strerror or err)) from None
     _check_length(len(data), what)
     return data
 
@@ -101,9 +148,9 @@ def load(path: str | os.PathLike, size: int, what: str = "picture") -> Image.Ima
 # ------------------------------------------------------------------------------------------------ pieces
 def _check_length(length: int, what: str) -> None:
     if length > MAX_BYTES:
-        raise PictureError(f"the {what} is over {MAX_BYTES // (1024 * 1024)} MiB; use a smaller file.")
+        raise PictureError(Problem.OVER_BYTES, what, limit_mib=MAX_BYTES / 2**20)
     if length == 0:
-        raise PictureError(f"the {what} is an empty file.")
+        raise PictureError(Problem.EMPTY, what)
 
 
 def _open(data: bytes, what: str) -> tuple[Image.Image, str]:
@@ -116,21 +163,19 @@ def _open(data: bytes, what: str) -> tuple[Image.Image, str]:
             image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         if _signed_as_taken(data):
-            raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
-        raise PictureError(f"the {what} is not a {FORMAT_NAMES} picture (judged by its content, not its name); "
-                           "use one of those.") from None
+            raise PictureError(Problem.DAMAGED, what) from None
+        raise PictureError(Problem.NOT_A_PICTURE, what, formats=FORMAT_NAMES) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PictureError(f"the {what} is too large: at most {MAX_SIDE}×{MAX_SIDE} pixels.") from None
+        raise PictureError(Problem.OVER_PIXELS, what, limit=MAX_SIDE) from None
     except Exception:  # noqa: BLE001 — a decoder's header parser failing on a broken file
-        raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
+        raise PictureError(Problem.DAMAGED, what) from None
     width, height = image.size
     if width > MAX_SIDE or height > MAX_SIDE:
         image.close()
-        raise PictureError(f"the {what} is {width}×{height} pixels; the limit is {MAX_SIDE}×{MAX_SIDE}. "
-                           "Use a smaller picture.")
+        raise PictureError(Problem.OVER_PIXELS, what, limit=MAX_SIDE, width=width, height=height)
     if width < MIN_SIDE or height < MIN_SIDE:
         image.close()
-        raise PictureError(f"the {what} is only {width}×{height} pixels; give one at least {MIN_SIDE}×{MIN_SIDE}.")
+        raise PictureError(Problem.UNDER_PIXELS, what, limit=MIN_SIDE, width=width, height=height)
     return image, str(image.format)
 
 
@@ -149,7 +194,7 @@ def _decoded_first_frame(image: Image.Image, what: str) -> Image.Image:
             image.load()
             frame = image.copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PictureError(f"the {what} is too large: at most {MAX_SIDE}×{MAX_SIDE} pixels.") from None
+        raise PictureError(Problem.OVER_PIXELS, what, limit=MAX_SIDE) from None
     except Exception:  # noqa: BLE001 — truncated data, bad CRC, corrupt stream: any decoder error
-        raise PictureError(f"the {what} is damaged and cannot be read; try it again or save it anew.") from None
+        raise PictureError(Problem.DAMAGED, what) from None
     return frame

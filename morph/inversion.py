@@ -29,10 +29,12 @@ starting noise at a picture end is not drawn from the seed but found from the pi
 Each end's inversion costs one UNet evaluation per step (no guidance): an image morph costs at most two
 inversions more than a prompt morph of the same frames (bench: ``python -m bench.images``).
 
-No per-picture training (no LoRA fitting). The attention anchoring of the smooth path (each frame attending to
-the ends' own keys/values) hooks in where the render runs its UNet: :attr:`PictureEnds.ends` holds each
-picture end's inverted path (``InvertedEnd.trajectory``, the latent at every sampling step), from which the
-ends' own keys and values at each step can be taken.
+No per-picture training (no LoRA fitting). On the smooth path (the default) the frames in between attend to
+the two pictures' own keys/values (:mod:`morph.anchoring`): a picture end is rendered from its inverted noise
+like any end, its attention inputs recorded at every step as it is denoised back towards the picture, and the
+frames are anchored to those recordings. So the keys/values are those of the very frame that reproduces the
+picture, and a refine (anchored to the same two ends) gives back the frames it refines. Each picture end also
+keeps its inverted path (``InvertedEnd.trajectory``, the latent at every sampling step).
 """
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ needs network weights): each frame is downsampled to 64×64 with area averaging 
 removes pixel noise and dithering so only visible changes count; the distance is the mean CIELAB colour
 difference of those images (ΔE76 per pixel, closer to the CIEDE2000 judge of bench.quality than RGB, which
 counts black → blue the same as white → yellow) plus the RMS difference of their luminance gradients
-(Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
-the same colour), weighted so both terms count about equally for a typical change. Pixel values are scaled
-to [0, 1], so distances from different renders and sizes compare.
+(Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog
+turning into a cat of the same colour), weighted so both terms count about equally for a typical change.
+Pixel values are scaled to [0, 1], so distances from different renders and sizes compare.
 """
 from __future__ import annotations
 

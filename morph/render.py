@@ -189,7 +189,8 @@ class Render:
             candidates=[c for s in segments for c in s.candidates], segments=segments,
             warnings=self.warnings, unet_evals=self.unet_evals, seconds=time.perf_counter() - started,
             model=self.m.model, request=req,
-            reconstruction=self.pictures.reconstruction(self.images) if self.pictures else [])
+            reconstruction=self.pictures.reconstruction(
+                {self._key(t): self.images[self._key(t)] for t in ts[:n]}) if self.pictures else [])
 
     # ------------------------------------------------------------------------------------ smooth path
     @contextlib.contextmanager

@@ -147,6 +147,8 @@ class RenderRequest:
     **Pictures.** ``images`` makes either end (or both) a picture instead of a prompt (:mod:`morph.inversion`):
     the end's noise is found from the picture, so its frame reproduces the picture; its prompt, which may be
     empty, describes it. Such a morph samples with ddim and, unless ``guidance`` is given, without guidance.
+    On the smooth path its frames are anchored to the two end renders like any morph's: a picture end's render
+    is its inverted noise denoised back, so the frames in between attend to the pictures' own keys/values.
     """
 
     prompts: list[str] = field(default_factory=list)
@@ -274,8 +276,8 @@ def _check_prompts(prompts) -> list[str]:
 
 def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
     """(images, prompts) of a morph with picture ends: two ends, at least one a picture file; an end's prompt
-    may be empty only when it is a picture. Picture morphs are plain two-end morphs with the inverted
-    sampler (morph.inversion)."""
+    may be empty only when it is a picture. Picture morphs are two-end morphs (no chain, no loop) with the
+    inverted sampler (morph.inversion), on the path the request asks for (the smooth one by default)."""
     images = list(r.images)
     if len(images) != 2 or not any(images):
         raise MorphError("a picture morph has two ends, a picture or a prompt each, and at least one picture.")
@@ -296,7 +298,6 @@ def _check_pictures(r: RenderRequest) -> tuple[list[str | None], list[str]]:
         else:
             prompts.append(clean_prompt(text, PROMPT_NAMES[i]))
     r.scheduler = IMAGE_SCHEDULER
-    r.path = "plain"  # the smooth path's anchors are not yet the pictures' own inverted renders
     if r.guidance is None:
         r.guidance = IMAGE_GUIDANCE  # inverted and rendered alike
     return images, prompts

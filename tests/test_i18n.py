@@ -187,7 +187,7 @@ def every_text(lang: str) -> list[str]:
                   channels=[2**62] * 50, detail="d" * 3000, option="default_format", value="v" * 3000,
                   choices=["mp4", "gif", "both"], jobs=list(range(2**62, 2**62 + 100)), limit=10_000, key="k" * 100,
                   cap=10_000, keys=["max_user_active"] * 9, low=1, high=10_000, words=500, chars=100,
-                  action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">")
+                  action="delete", what="negative prompt", mention="<@" + "9" * 20 + ">", first=2**62, second=2**62)
     out += [msg.error_text(Refused(kind, **values), lang) for kind in Refusal]
     return out
 

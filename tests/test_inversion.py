@@ -120,6 +120,72 @@ def test_refine_between_two_frames_of_a_picture_morph_keeps_them(toy, two_pictur
     assert refined.reconstruction == [None, None]  # neither end of the morph is in the range
 
 
+# ------------------------------------------------------------------------------------ the smooth path
+#: Frames rendered in other batches differ by float rounding at most (uint8 steps), as in test_anchoring.
+BATCH_TOLERANCE = 2
+
+
+def _arrays(result):
+    return [np.asarray(im).astype(int) for im in result.frames]
+
+
+def _max_diff(a, b):
+    return max(int(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture
+def anchor_mode(toy):
+    """Sets the module's Morpher's anchor mode and batch size for one test, and puts them back after it."""
+    saved = toy.anchor_mode, toy.batch_size
+
+    def choose(mode: str, batch: int | None = None) -> None:
+        toy.anchor_mode, toy.batch_size = mode, batch
+
+    yield choose
+    toy.anchor_mode, toy.batch_size = saved
+
+
+@pytest.mark.slow
+def test_picture_morphs_take_the_smooth_path_anchored_to_the_pictures_renders(toy, pictures, two_pictures):
+    """The frames in between attend to the two ends' own keys/values: the ends (the inverted pictures denoised
+    back) are the plain path's, the middle is not."""
+    assert two_pictures.request.path == "smooth"
+    plain = toy.render(RenderRequest(images=list(pictures), frames=4, pacing="uniform", path="plain"))
+    smooth, flat = _arrays(two_pictures), _arrays(plain)
+    for i in (0, -1):
+        assert np.abs(smooth[i] - flat[i]).max() <= 1
+    assert all(np.abs(smooth[i] - flat[i]).mean() > 0.5 for i in (1, 2))
+    assert min(two_pictures.reconstruction) >= 24.0 and plain.reconstruction == pytest.approx(
+        two_pictures.reconstruction, abs=0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["cache", "batch"])
+def test_smooth_picture_frames_do_not_depend_on_their_batch_and_refine_keeps_them(toy, pictures, anchor_mode, mode):
+    """Either way of getting the ends' keys/values (cached, or riding along in each batch): a frame comes out
+    the same whatever batch it is in, and a refine (anchored to the same two inverted ends) gives back the
+    frames it refines."""
+    req = RenderRequest(images=list(pictures), frames=5, pacing="uniform", seed=2)
+    anchor_mode(mode, 1)
+    one = toy.render(req)
+    anchor_mode(mode, 4)
+    four = toy.render(req)
+    assert one.ts == four.ts == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert _max_diff(_arrays(one), _arrays(four)) <= BATCH_TOLERANCE
+    assert min(four.reconstruction) >= 24.0
+    refined = toy.render(four.request.refine(0.25, 0.75, 3))
+    assert refined.ts == [0.25, 0.5, 0.75] and refined.reconstruction == [None, None]
+    assert _max_diff(_arrays(four)[1:4], _arrays(refined)) <= BATCH_TOLERANCE
+
+
+@pytest.mark.slow
+def test_a_refine_reaching_a_picture_end_reports_its_reconstruction(toy, two_pictures):
+    """The reconstruction is of the ends among the frames delivered: a refine from the first picture reports the
+    first end only."""
+    refined = toy.render(two_pictures.request.refine(0.0, two_pictures.ts[1], 2))
+    assert refined.reconstruction == [two_pictures.reconstruction[0], None]
+
+
 # --------------------------------------------------------------------------------------- the request
 @pytest.mark.parametrize("changes,needle", [
     ({"images": ["a.png"]}, "two ends"),

@@ -146,3 +146,23 @@ def test_pick_text():
 def test_duration_reads_well_from_tenths_to_hours():
     assert [msg.duration(x) for x in (None, 0.04, 2.44, 9.96, 45.2, 185, 3720)] == \
         ["?", "0.0 s", "2.4 s", "10 s", "45 s", "3 min 5 s", "1 h 2 min"]
+
+
+def test_a_picture_morphs_result_reports_the_reconstruction_of_its_ends():
+    """The PSNR of each picture end's frame against its upload, in the member's language; nothing for a
+    prompt morph, a refine that reaches no picture end only its ends' among the frames."""
+    two = JobResult(frame_count=8, reconstruction=(30.94, 27.06))
+    request = RenderRequest(["", ""], images=["upload:first", "upload:second"], seed=1)
+    text = msg.result_text(7, request, MEMBER, two)
+    assert ("🖼️ The first frame reproduces the first picture at 30.9 dB PSNR, the last frame the second picture "
+            "at 27.1 dB.") in text
+    assert "30.9 dB" in msg.result_text(7, request, MEMBER, two, locale="ja") and "再現" in msg.result_text(
+        7, request, MEMBER, two, locale="ja")
+    mixed = JobResult(frame_count=8, reconstruction=(28.0, None))
+    assert "🖼️ The first frame reproduces the picture at 28.0 dB PSNR." in msg.result_text(7, request, MEMBER, mixed)
+    assert msg.reconstruction_text(JobResult(frame_count=8, reconstruction=(None, 25.5))) == (
+        "🖼️ The last frame reproduces the second picture at 25.5 dB PSNR.")
+    for none in ((), (None, None)):
+        result = JobResult(frame_count=8, reconstruction=none)
+        assert msg.reconstruction_text(result) is None
+        assert "reproduces" not in msg.result_text(7, request, MEMBER, result)

@@ -110,7 +110,8 @@ async def test_result_view_fits_discord_limits():
     assert labels[31] == "Frame 32/60 (t=0.53) ★ candidate 5"
     # 🔍 refine: 25 of the 59 gaps between neighbours, the first and last included, each named by its frames
     rows = [[c.get("custom_id") for c in row["components"]] for row in payload]
-    assert rows[3] == ["morph:refine:5-0a1b2c3d"] and rows[4] == ["morph:reroll:5-0a1b2c3d", "morph:delete:5-0a1b2c3d"]
+    assert rows[3] == ["morph:refine:5-0a1b2c3d"] and rows[4] == ["morph:reroll:5-0a1b2c3d", "morph:delete:5-0a1b2c3d",
+                                                                 "morph:report:5-0a1b2c3d"]
     refine = payload[3]["components"][0]
     gaps = [int(o["value"]) for o in refine["options"]]
     assert len(gaps) == 25 and gaps[0] == 0 and gaps[-1] == 58 and set(candidates) <= set(gaps)
@@ -152,7 +153,7 @@ async def test_result_view_small_morph_and_custom_ids_always_carry_the_token():
     payload = views.result_view(result_job(6, 4, [1, 2], token="0a1b2c3d")).to_components()
     ids = [c["custom_id"] for row in payload for c in row["components"]]
     assert ids == ["morph:pick:6-0a1b2c3d:1", "morph:pick:6-0a1b2c3d:2", "morph:frames:6-0a1b2c3d",
-                   "morph:reroll:6-0a1b2c3d", "morph:delete:6-0a1b2c3d"]
+                   "morph:reroll:6-0a1b2c3d", "morph:delete:6-0a1b2c3d", "morph:report:6-0a1b2c3d"]
     for template, bare in ((views.PICK_RE, "morph:pick:6:1"), (views.FRAMES_RE, "morph:frames:6"),
                            (views.CANCEL_RE, "morph:cancel:6")):
         assert re.fullmatch(template, bare) is None  # a custom id without the job's token names no job

@@ -71,6 +71,10 @@ def format_limits(limits: Limits, settings=None, locale: object = None) -> str:
         f"• {key('default_format')}: " + tr._("{format} (what {morph} sends when not told)",
                                              format=limits.default_format, morph=msg.command(tr, "morph")),
         f"• {key('language')}: {language_name(limits.language, tr)}",
+        f"• {key('nsfw_allow')}: " + (tr._("allow (unfiltered results in age-restricted channels)")
+                                     if limits.nsfw_allow else tr._("deny (results are filtered everywhere)")),
+        f"• {key('report_hide_after')}: " + (tr.ngettext("{count} report", "{count} reports", limits.report_hide_after)
+                                            if limits.report_hide_after else tr._("never")),
         "• " + tr._("paused") + ": " + (tr._("yes") if limits.paused else tr._("no")),
         *bounds,
     ])
@@ -136,6 +140,8 @@ class AdminStore(Protocol):
     async def audit_log(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
 
     async def stats(self, guild_id: int | None, now: float | None = ...) -> dict: ...
+
+    async def reports(self, guild_id: int | None, limit: int = ...) -> list[dict]: ...
 
 
 class AdminCog(commands.Cog):
@@ -251,7 +257,8 @@ class AdminCog(commands.Cog):
     @app_commands.rename(max_user_active=locale_str("max_user_active"), max_guild_queue=locale_str("max_guild_queue"),
                          cooldown=locale_str("cooldown"), max_frames=locale_str("max_frames"),
                          banned_words=locale_str("banned_words"), allowed_channels=locale_str("allowed_channels"),
-                         default_format=locale_str("default_format"), language=locale_str("language"))
+                         default_format=locale_str("default_format"), language=locale_str("language"),
+                         nsfw=locale_str("nsfw"), report_hide_after=locale_str("report_hide_after"))
     @app_commands.describe(
         max_user_active=locale_str("Queued + rendering morphs per person (at most the bot's own limit)"),
         max_guild_queue=locale_str("Queued + rendering morphs for the whole server (at most the bot's own limit)"),
@@ -261,12 +268,18 @@ class AdminCog(commands.Cog):
         allowed_channels=locale_str("Channels where /morph works (#a #b or ids); 'all' = every channel"),
         default_format=locale_str("What /morph sends when its format option is not given: mp4, gif or both"),
         language=locale_str("The language of the bot's public posts here (default: the server's language)"),
+        nsfw=locale_str("allow: results in age-restricted channels are posted unfiltered; deny (default): filtered "
+                        "everywhere"),
+        report_hide_after=locale_str("Hide a result automatically after this many members reported it (0: never)"),
     )
     @app_commands.choices(default_format=FORMAT_CHOICES,
                           language=[app_commands.Choice(name=locale_str("the server's language in Discord"),
                                                         value=AUTO_LANGUAGE)]
                           + [app_commands.Choice(name=language_name(lang, text(lang)), value=lang)
-                             for lang in languages()])
+                             for lang in languages()],
+                          nsfw=[app_commands.Choice(name=locale_str("allow (age-restricted channels only)"),
+                                                    value="allow"),
+                                app_commands.Choice(name=locale_str("deny (default)"), value="deny")])
     async def limits(self, interaction: discord.Interaction,
                      max_user_active: app_commands.Range[int, 1, 100] | None = None,
                      max_guild_queue: app_commands.Range[int, 1, 10000] | None = None,
@@ -275,7 +288,9 @@ class AdminCog(commands.Cog):
                      banned_words: str | None = None,
                      allowed_channels: str | None = None,
                      default_format: app_commands.Choice[str] | None = None,
-                     language: app_commands.Choice[str] | None = None) -> None:
+                     language: app_commands.Choice[str] | None = None,
+                     nsfw: app_commands.Choice[str] | None = None,
+                     report_hide_after: app_commands.Range[int, 0, 1000] | None = None) -> None:
         store = self.store
         tr = text(interaction.locale)
         changes: dict = {}
@@ -299,6 +314,10 @@ class AdminCog(commands.Cog):
                 changes["default_format"] = default_format.value
             if language is not None:
                 changes["language"] = None if language.value == AUTO_LANGUAGE else language.value
+            if nsfw is not None:
+                changes["nsfw_allow"] = nsfw.value == "allow"
+            if report_hide_after is not None:
+                changes["report_hide_after"] = report_hide_after or None
             if changes:
                 current = await store.set_limits(guild_of(interaction), interaction.user.id, **changes)
                 head = tr._("✅ Limits updated:")
@@ -309,6 +328,21 @@ class AdminCog(commands.Cog):
             await ephemeral(interaction, msg.error_text(err, interaction.locale))
             return
         await ephemeral(interaction, msg.clip(head + "\n" + format_limits(current, self.settings, interaction.locale)))
+
+    @admin.command(name=locale_str("reports"),
+                   description=locale_str("Results members reported with 🚩, the most recent first"))
+    @app_commands.rename(everywhere=locale_str("everywhere"))
+    @app_commands.describe(everywhere=locale_str("Bot owner only: every server"))
+    async def reports(self, interaction: discord.Interaction, everywhere: bool = False) -> None:
+        guild = self._shown_guild(interaction, everywhere)
+        await ephemeral(interaction, msg.reports_list_text(await self.store.reports(guild), interaction.locale))
+
+    @admin.command(name=locale_str("delete"),
+                   description=locale_str("Delete a result of this server (its message and frames)"))
+    @app_commands.rename(job=locale_str("job"))
+    @app_commands.describe(job=locale_str("The job number"))
+    async def delete(self, interaction: discord.Interaction, job: app_commands.Range[int, 1, None]) -> None:
+        await self.actions.admin_delete_result(interaction, job)
 
     @admin.command(name=locale_str("stats"), description=locale_str("Queue length, throughput, render time, GPU"))
     @app_commands.rename(everywhere=locale_str("everywhere"))
@@ -330,14 +364,36 @@ class AdminCog(commands.Cog):
                  failed=n(s.get("failed_last_hour", 0))),
             tr._("• mean render time (24 h): {duration}", duration=msg.duration(mean, interaction.locale)
                  if mean is not None else tr._("no renders yet")),
-            tr._("• totals: {delivered} delivered, {failed} failed, {cancelled} cancelled",
-                 delivered=n(s.get("delivered", 0)), failed=n(s.get("failed", 0)), cancelled=n(s.get("cancelled", 0))),
+            tr._("• totals: {delivered} delivered, {failed} failed, {cancelled} cancelled, {withheld} withheld by the "
+                 "safety filter", delivered=n(s.get("delivered", 0)), failed=n(s.get("failed", 0)),
+                 cancelled=n(s.get("cancelled", 0)), withheld=n(s.get("withheld", 0))),
             "• " + self._device_line(tr, show_model=self._is_owner(interaction)),
+            "• " + self._safety_line(tr, show_details=self._is_owner(interaction)),
         ]
         if s.get("paused"):
             lines.append(tr._("⏸️ The queue of this server is paused."))
         lines.append(format_audit(await store.audit_log(guild, limit=5), interaction.locale))
         await ephemeral(interaction, msg.clip("\n".join(lines)))
+
+    def _safety_line(self, tr: Text, *, show_details: bool) -> str:
+        """The image safety check as this process's worker has it (a worker elsewhere logs its own).
+        ``show_details`` (bot owners only): where the checker came from and why it failed, which may name paths
+        on the server."""
+        if not self.settings.safety:
+            return tr._("image safety check: off (MORPH_SAFETY=off): {morph} works only in age-restricted channels",
+                        morph=msg.command(tr, "morph"))
+        worker = self.actions.worker
+        if worker is None:
+            return tr._("image safety check: on (the render workers run elsewhere; their logs say whether it loaded)")
+        if worker.safety_error is not None:
+            why = msg.safe(worker.safety_error, 300) if show_details else tr._("the details are in the bot's log")
+            return tr._("⚠️ image safety check: could not be loaded, so nothing renders (jobs wait): {why}", why=why)
+        checker = worker.checker
+        if checker is None:
+            return tr._("image safety check: on (loads with the model)")
+        if show_details:
+            return tr._("image safety check: on ({source})", source=msg.safe(str(getattr(checker, "source", "?")), 100))
+        return tr._("image safety check: on")
 
     def _device_line(self, tr: Text, *, show_model: bool) -> str:
         """The render device, its memory and (``show_model``: bot owners only) the model, which may be a path

@@ -20,6 +20,7 @@ from bot.cogs.morph import MorphCogStore
 from bot.cogs.options import BOOMERANG_DESCRIPTION, FORMAT_CHOICES, FORMAT_DESCRIPTION, set_frames_bound
 from bot.i18n import text
 from bot.interactions import ephemeral, guild_of
+from bot.safety import channel_is_nsfw
 from bot.uploads import SafetyCheck, allow_all, fetch_pictures
 from morph.request import MAX_FRAMES, MIN_FRAMES, SEED_MAX, RenderRequest
 
@@ -83,18 +84,19 @@ class ImagesCog(commands.Cog):
                                               "'{second_prompt}' out.", to=tr._("to"),
                                               second_prompt=tr._("second_prompt")))
             return
+        limits = await self.store.get_limits(guild_of(interaction))
         if frames is None:  # the bot's default, but never above this server's own cap
-            frames = (await self.store.get_limits(guild_of(interaction))).capped_frames(self.settings.default_frames)
+            frames = limits.capped_frames(self.settings.default_frames)
         attachments = {0: first} if second is None else {0: first, 1: second}
         request = RenderRequest(
             prompts=[first_prompt or "", to if to is not None else second_prompt or ""],
             images=[UPLOAD_NAMES[0], UPLOAD_NAMES[1] if second is not None else None],
             frames=frames, seed=random.randint(0, SEED_MAX) if seed is None else seed,
-            steps=self.settings.default_steps,
+            steps=self.settings.default_steps, path=self.settings.path,  # MORPH_PATH, as for /morph
             pacing=pacing.value if pacing is not None else "perceptual")
         request.candidates = offered_candidates(request)
-        channel = interaction.channel
-        age_restricted = bool(getattr(channel, "nsfw", False))
-        pictures = functools.partial(fetch_pictures, attachments, age_restricted=age_restricted, safety=self.safety)
+        # the uploads go unchecked only where the result would be posted unfiltered (bot.safety.upload_check)
+        unfiltered = channel_is_nsfw(interaction.channel) and limits.nsfw_allow
+        pictures = functools.partial(fetch_pictures, attachments, age_restricted=unfiltered, safety=self.safety)
         await self.actions.start_job(interaction, request, boomerang=boomerang, pictures=pictures,
                                      output_format=output_format.value if output_format is not None else None)

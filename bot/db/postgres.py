@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Advisory lock keys (bigints this application alone uses).
 MIGRATE_LOCK = 0x6D6F7270_68000001
-SERIALIZE_LOCKS = {"claims": 0x6D6F7270_68000002, "queue": 0x6D6F7270_68000003, "picks": 0x6D6F7270_68000004}
+SERIALIZE_LOCKS = {"claims": 0x6D6F7270_68000002, "queue": 0x6D6F7270_68000003, "picks": 0x6D6F7270_68000004,
+                   "reports": 0x6D6F7270_68000005}
 CONNECT_TIMEOUT_S = 10.0
 LISTEN_RETRY_S = 5.0
 #: Client-side bound on one statement (the server's ``statement_timeout`` normally ends it first).

@@ -57,7 +57,10 @@ def model_banner(model: str, reason: str | None = None) -> str | None:
         text = ("**Images come from `toy`, a small model trained here on coloured shapes**: a circle, square, "
                 "triangle, star, heart, ring, cross or diamond in red, orange, yellow, green, blue, purple, pink, "
                 "white, black or gray, small or big, on a background of another colour. Try the prompts under "
-                f"Commands. To see real pictures, {REAL_MODEL_HINT}.")
+                f"Commands. To see real pictures, {REAL_MODEL_HINT}. Its image safety filter is a stand-in that "
+                "treats **yellow stars** as unsafe: frames with one are withheld in #morph; #after-dark (in the "
+                "channel list) is age-restricted and shows them once an admin (Ada) sets /morphadmin limits "
+                "nsfw:allow.")
     elif model == TINY:
         text = (f"**Images come from an untrained offline model (tiny)**: random weights, so expect coloured "
                 f"noise, not pictures. To see real images, {REAL_MODEL_HINT}.")
@@ -151,6 +154,8 @@ class Playground:
         self.fake = fake = await FakeDiscord(bot_name="morph-bot").start("127.0.0.1", 0)
         self.guild = guild = fake.add_guild("Playground")
         self.channel = channel = guild.add_channel("morph")
+        #: age-restricted (Discord's nsfw flag): where an admin may allow unfiltered results
+        self.restricted_channel = guild.add_channel("after-dark", nsfw=True)
         self.members = [guild.add_member(name, permissions=perms, locale=locale) for name, perms, locale in MEMBERS]
         settings = settings.replace(api_base=fake.api_base, gateway_url=fake.gateway_url)
         use_discord_endpoints(fake.api_base, fake.gateway_url)
@@ -168,7 +173,7 @@ class Playground:
         users = {m.id: m.name for m in self.members}
         self.server = PlaygroundServer(
             fake, guild, channel, self.members, banner=self.banner, model=self.model,
-            examples=examples(self.model),
+            examples=examples(self.model), others=[self.restricted_channel],
             jobs=store_jobs(lambda: getattr(self.bot, "store", None), guild.id, users))
         self.url = await self._listen()
         return self.url

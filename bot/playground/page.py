@@ -46,10 +46,13 @@ def page_texts(locale: object) -> dict[str, str]:
 
 
 class PageView:
-    """One channel of ``guild`` as the playground's ``members`` see it (each member has a colour)."""
+    """The channels of ``guild`` the page shows (``channel`` first, then ``others``) as the playground's
+    ``members`` see them (each member has a colour)."""
 
-    def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember]) -> None:
+    def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember],
+                 others: list | None = None) -> None:
         self.fake, self.guild, self.channel = fake, guild, channel
+        self.channels = [channel, *(others or [])]
         self.members = list(members)
         self.colors = {m.id: MEMBER_COLORS[i % len(MEMBER_COLORS)] for i, m in enumerate(self.members)}
 
@@ -60,8 +63,21 @@ class PageView:
                      "bot": True, "color": BOT_COLOR, "locale": None})
         return rows
 
+    def channel_rows(self) -> list[dict]:
+        """The channels a member can switch between; ``nsfw``: Discord marks it age-restricted."""
+        return [{"id": str(c.id), "name": c.name, "nsfw": bool(c.nsfw)} for c in self.channels]
+
+    def find_channel(self, channel_id) -> object:
+        """The shown channel ``channel_id`` names (None or empty: the first)."""
+        if channel_id in (None, ""):
+            return self.channel
+        for c in self.channels:
+            if str(c.id) == str(channel_id):
+                return c
+        raise KeyError(channel_id)
+
     def visible_to(self, msg: FakeMessage, user_id: int) -> bool:
-        return msg.channel_id == self.channel.id and not msg.deleted and (
+        return any(msg.channel_id == c.id for c in self.channels) and not msg.deleted and (
             not msg.ephemeral or msg.interaction_user_id == user_id)
 
     def page_message(self, msg: FakeMessage) -> dict:
@@ -121,8 +137,8 @@ class PageView:
     def _attachment_url(a) -> str:
         return f"/attachments/{a.id}/{a.filename}"
 
-    def channel_messages(self, user_id: int) -> list[dict]:
-        msgs = self.fake.messages.get(self.channel.id, [])
+    def channel_messages(self, user_id: int, channel=None) -> list[dict]:
+        msgs = self.fake.messages.get((channel or self.channel).id, [])
         return [self.page_message(m) for m in msgs if self.visible_to(m, user_id)]
 
     def synced_commands(self) -> list[dict]:

@@ -9,10 +9,10 @@ HTTP API (all JSON; ids are strings because snowflakes do not fit in a JavaScrip
 
     GET  /                                   the page (static/index.html)
     GET  /static/{file}                      app.js, style.css
-    GET  /api/state?user=ID                  guild, channel, members, banner, commands, messages, queue
-    GET  /api/events?user=ID                 text/event-stream: message, delete, queue, commands, notice
+    GET  /api/state?user=ID&channel=ID       guild, channel, channels, members, banner, commands, messages, queue
+    GET  /api/events?user=ID&channel=ID      text/event-stream: message, delete, queue, commands, notice
     GET  /api/queue                          {"jobs": [...]} read from the bot's Store
-    POST /api/command  {user, text}          "/morph dog cat frames:16" → slash command
+    POST /api/command  {user, text, channel} "/morph dog cat frames:16" → slash command in that channel
     POST /api/click    {user, message, custom_id}
     POST /api/select   {user, message, custom_id, values: [...]}
     POST /api/react    {user, message, emoji}   toggles the member's reaction, as Discord's client does
@@ -58,10 +58,11 @@ TOY_PICTURES = ("toy-red-circle.png", "toy-yellow-star.png")
 
 
 class _Client:
-    """One open event stream: the member it shows the channel to and its outgoing queue."""
+    """One open event stream: the member it shows a channel to, that channel, and its outgoing queue."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, channel_id: int) -> None:
         self.user_id = user_id
+        self.channel_id = channel_id
         self.queue: asyncio.Queue = asyncio.Queue()
 
 
@@ -83,7 +84,8 @@ def _files(raw) -> list[tuple[str, bytes]]:
 
 
 class PlaygroundServer:
-    """Serve one channel of ``guild`` to browsers, acting as ``members``.
+    """Serve ``channel`` of ``guild`` (and ``others``, which the page can switch to: the age-restricted one)
+    to browsers, acting as ``members``.
 
     ``jobs`` is an async callable returning the queue panel rows (see
     :func:`bot.playground.page.store_jobs`); ``banner`` is shown at the top of the page when set (e.g. the
@@ -93,13 +95,13 @@ class PlaygroundServer:
 
     def __init__(self, fake: FakeDiscord, guild: FakeGuild, channel, members: list[FakeMember], *,
                  jobs: Callable[[], Awaitable[list[dict]]] | None = None, banner: str | None = None,
-                 model: str = "", examples: list[str] | None = None) -> None:
+                 model: str = "", examples: list[str] | None = None, others: list | None = None) -> None:
         self.fake, self.guild, self.channel = fake, guild, channel
         self.members = list(members)
         self.jobs = jobs
         self.banner = banner
         self.model = model
-        self.view = PageView(fake, guild, channel, self.members)
+        self.view = PageView(fake, guild, channel, self.members, others)
         self.examples = list(examples or [])
         self._clients: set[_Client] = set()
         self._events: asyncio.Queue | None = None
@@ -192,17 +194,26 @@ class PlaygroundServer:
         user = request.query.get("user")
         return self.member(user) if user else self.members[0]
 
+    def _channel(self, channel_id):
+        """The shown channel ``channel_id`` names (None: the first one)."""
+        try:
+            return self.view.find_channel(channel_id)
+        except KeyError:
+            raise ApiProblem(f"unknown channel {channel_id!r}", 404) from None
+
     async def _state(self, request: web.Request) -> web.Response:
         me = self._user_param(request)
+        channel = self._channel(request.query.get("channel"))
         return json_response({
             "guild": {"id": str(self.guild.id), "name": self.guild.name},
-            "channel": {"id": str(self.channel.id), "name": self.channel.name},
+            "channel": {"id": str(channel.id), "name": channel.name, "nsfw": bool(channel.nsfw)},
+            "channels": self.view.channel_rows(),
             "members": self.view.member_rows(), "me": str(me.id), "banner": self.banner, "model": self.model,
             "examples": self.examples, "pictures": [f"/static/{name}" for name in TOY_PICTURES],
             "bot": {"id": str(self.fake.bot_user.id), "name": self.fake.bot_user.name,
                     "connected": self.fake.connected},
             "commands": cmdparse.help_entries(self.view.synced_commands()),
-            "messages": self.view.channel_messages(me.id), "queue": await self.queue_rows(),
+            "messages": self.view.channel_messages(me.id, channel), "queue": await self.queue_rows(),
             "lang": language(me.user.locale), "ui": page_texts(me.user.locale),
         })
 
@@ -211,10 +222,11 @@ class PlaygroundServer:
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         me = self._user_param(request)
+        channel = self._channel(request.query.get("channel"))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
-        client = _Client(me.id)
+        client = _Client(me.id, channel.id)
         self._clients.add(client)
         try:
             await resp.write(b": connected\n\n")
@@ -259,6 +271,7 @@ class PlaygroundServer:
     async def _command(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         member = self.member(body.get("user"))
+        channel = self._channel(body.get("channel"))
         text = str(body.get("text") or "")
         files = _files(body.get("files"))
         self._need_bot()
@@ -279,7 +292,7 @@ class PlaygroundServer:
                     raise ApiProblem(f"{name}: no such member")
             options[name] = value
         it = self._send(lambda: self.fake.slash(member, " ".join([parsed.name, *parsed.path]),
-                                                in_channel=self.channel, options=options))
+                                                in_channel=channel, options=options))
         return json_response({"ok": True, "interaction": str(it.id)})
 
     async def _target(self, request: web.Request) -> tuple[dict, FakeMember, FakeMessage]:
@@ -339,20 +352,20 @@ class PlaygroundServer:
                                      "X-Content-Type-Options": "nosniff"})
 
     # events from the fake → open streams ----------------------------------------------------------------
-    def _broadcast(self, event: str, data: dict, *, only: int | None = None) -> None:
+    def _broadcast(self, event: str, data: dict, *, only: int | None = None, channel_id: int | None = None) -> None:
         for client in list(self._clients):
-            if only is None or client.user_id == only:
+            if (only is None or client.user_id == only) and (channel_id is None or client.channel_id == channel_id):
                 client.queue.put_nowait((event, data))
 
     def _send_message(self, msg: FakeMessage) -> None:
-        if msg.channel_id != self.channel.id:
-            return
         if msg.deleted:
-            self._broadcast("delete", {"id": str(msg.id)})
+            self._broadcast("delete", {"id": str(msg.id)}, channel_id=msg.channel_id)
+            return
+        if not any(msg.channel_id == c.id for c in self.view.channels):
             return
         data = self.view.page_message(msg)
         for client in list(self._clients):
-            if self.view.visible_to(msg, client.user_id):
+            if client.channel_id == msg.channel_id and self.view.visible_to(msg, client.user_id):
                 client.queue.put_nowait(("message", data))
 
     async def _pump_events(self) -> None:
@@ -370,8 +383,7 @@ class PlaygroundServer:
             with contextlib.suppress(KeyError):
                 self._send_message(self.fake.message(int(ev["message"]["id"])))
         elif kind == "message_delete":
-            if int(ev["channel_id"]) == self.channel.id:
-                self._broadcast("delete", {"id": str(ev["message_id"])})
+            self._broadcast("delete", {"id": str(ev["message_id"])}, channel_id=int(ev["channel_id"]))
         elif kind in ("reaction_add", "reaction_remove"):
             with contextlib.suppress(KeyError):
                 self._send_message(self.fake.message(int(ev["message_id"])))

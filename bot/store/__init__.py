@@ -20,6 +20,7 @@ The Store is one class made of one part per concern, each in its own module:
 - :mod:`bot.store.posting`: the fronts' side: posting rendered jobs once, showing failures once;
 - :mod:`bot.store.results`: picks, deleting a result, the retention purge;
 - :mod:`bot.store.uploads`: the pictures of ``/morph-images`` jobs, stored with the job;
+- :mod:`bot.store.safety`: the image check's outcome, the ``withheld`` state, reports;
 - :mod:`bot.store.guilds`: per-guild limits (:class:`Limits`), pause, bans, the audit log, stats;
 - :mod:`bot.store.base`: what they share (database, settings, clock, reading a job).
 """
@@ -37,13 +38,14 @@ from bot.store.guilds import LIMIT_KEYS, GuildRules, Limits
 from bot.store.posting import DELIVERY_LEASE_S, ResultPosting
 from bot.store.queue import INTERACTION_TTL_S, JobQueue
 from bot.store.results import INTERACTION_MEMORY_S, Results
+from bot.store.safety import ContentSafety, Report
 from bot.store.uploads import PictureUploads
 
 __all__ = ["DELIVERY_LEASE_S", "DatabaseClock", "INTERACTION_MEMORY_S", "INTERACTION_TTL_S", "LIMIT_KEYS", "LOST",
-           "MAX_ATTEMPTS", "Limits", "Store", "WorkerRun"]
+           "MAX_ATTEMPTS", "Limits", "Report", "Store", "WorkerRun"]
 
 
-class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, PictureUploads):
+class Store(JobQueue, WorkerClaims, ResultPosting, Results, GuildRules, PictureUploads, ContentSafety):
     """Create with ``await Store.open(MORPH_DB, settings)``: a SQLite path or a PostgreSQL URL."""
 
     @classmethod

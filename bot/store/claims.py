@@ -146,8 +146,9 @@ class WorkerClaims(StoreBase):
     async def mark_rendered(self, job_id: int, result: JobResult, run: WorkerRun, now: float | None = None,
                             stored_bytes: int | None = None) -> bool:
         """running → rendered with its result; the job's files (``stored_bytes`` in all) are stored under
-        its folder name (see ``bot.artifacts``). False (nothing changed) when the job is no longer running for
-        ``run``: it was cancelled during the render, or another worker holds it now."""
+        its folder name (see ``bot.artifacts``). The job's uploaded pictures (``/morph-images``) are kept with it
+        and count in its stored bytes too (the storage budget). False (nothing changed) when the job is no longer
+        running for ``run``: it was cancelled during the render, or another worker holds it now."""
         now = self._now(now)
         async with self.db.transaction() as tx:
             job = await tx.fetchrow("SELECT id, token FROM jobs WHERE id = $1", job_id)
@@ -156,7 +157,8 @@ class WorkerClaims(StoreBase):
             name = f"{job_id}-{job['token']}"  # Job.folder_name
             n = await tx.execute(
                 f"UPDATE jobs SET state = '{JobState.RENDERED}', rendered_at = $1, result = $2, artifact_dir = $3, "
-                f"stored_bytes = $4, error = NULL, next_delivery_at = NULL WHERE id = $5 AND state = "
+                "stored_bytes = CAST($4 AS BIGINT) + (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM uploads WHERE "
+                f"job_id = $5), error = NULL, next_delivery_at = NULL WHERE id = $5 AND state = "
                 f"'{JobState.RUNNING}' AND worker_id = $6 AND run_id = $7", now, result.to_json(), name, stored_bytes,
                 job_id, *run)
             if n:

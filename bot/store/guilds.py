@@ -16,7 +16,7 @@ from morph.request import MAX_FRAMES, MIN_FRAMES
 
 #: Keys accepted by :meth:`GuildRules.set_limits` (None resets a key to the bot's default).
 LIMIT_KEYS = ("max_user_active", "max_guild_queue", "cooldown_s", "max_frames", "banned_words",
-              "allowed_channels", "default_format", "language")
+              "allowed_channels", "default_format", "language", "nsfw_allow", "report_hide_after")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class Limits:
     #: the language of the bot's public posts in this server (a language of ``bot.i18n.languages()``);
     #: None: the server's preferred locale as Discord sends it. Not a limit either
     language: str | None = None
+    #: unfiltered results in this guild's age-restricted channels (``nsfw:allow``; bot.safety). Default off.
+    nsfw_allow: bool = False
+    #: hide a result after this many members reported it (None: never)
+    report_hide_after: int | None = None
 
     @classmethod
     def from_row(cls, row: dict | None, settings: Settings) -> Limits:
@@ -65,6 +69,8 @@ class Limits:
             allowed_channels=tuple(json.loads(row.get("allowed_channels") or "[]")),
             default_format=row.get("default_format") or s.output_format,
             language=row.get("language") or None,
+            nsfw_allow=bool(row.get("nsfw_allow") or 0),
+            report_hide_after=row.get("report_hide_after"),
         )
 
     def capped_frames(self, frames: int) -> int:
@@ -103,6 +109,8 @@ class GuildRules(StoreBase):
             for key, value in updates.items():
                 if key in ("banned_words", "allowed_channels"):
                     value = json.dumps(value or [])
+                if key == "nsfw_allow":
+                    value = int(bool(value))
                 await tx.execute(f"UPDATE guild_settings SET {key} = $1, updated_at = $2 WHERE guild_id = $3",
                                  value, now, guild_id)
             detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
@@ -241,6 +249,14 @@ def _check_limit(key: str, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
             raise Refused(Refusal.COOLDOWN_RANGE, value=value)
         return float(value)
+    if key == "nsfw_allow":
+        if not isinstance(value, bool):
+            raise Refused(Refusal.NSFW_ALLOW_VALUE, value=value)
+        return value
+    if key == "report_hide_after":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise Refused(Refusal.REPORT_HIDE_RANGE, value=value)
+        return value
     if key == "default_format":
         if value not in FORMATS:
             raise Refused(Refusal.BAD_FORMAT, option="default_format", value=value, choices=list(FORMATS))

@@ -66,9 +66,9 @@ class ResultPosting(StoreBase):
             return await self._job_in_tx(tx, job_id)
 
     async def failures_to_show(self) -> list[Job]:
-        """Failed jobs no front has told Discord about yet, oldest first."""
-        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE state = '{JobState.FAILED}' AND failure_shown_at "
-                                   "IS NULL ORDER BY id")
+        """Failed and withheld jobs no front has told Discord about yet, oldest first."""
+        rows = await self.db.fetch(f"SELECT * FROM jobs WHERE state IN ('{JobState.FAILED}', '{JobState.WITHHELD}') "
+                                   "AND failure_shown_at IS NULL ORDER BY id")
         return [self._job(r) for r in rows]
 
     async def take_failure(self, job_id: int, now: float | None = None) -> bool:

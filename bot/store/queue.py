@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from bot.db import QUEUE_CHANNEL
 from bot.i18n import language
 from bot.jobs import ACTIVE_STATES, Job, JobState, Refusal, Refused, sql_list
+from bot.safety import check_blocklist
+from bot.safety import refusal as safety_refusal
 from bot.store.base import StoreBase, audit, check_may_act, check_states, marks
 from bot.store.guilds import Limits
 from bot.store.uploads import save_uploads
@@ -29,7 +31,8 @@ class JobQueue(StoreBase):
                       upload_limit: int, interaction_token: str | None = None,
                       application_id: int | None = None, boomerang: bool = False,
                       output_format: str | None = None, parent_id: int | None = None,
-                      reply_to_message_id: int | None = None, guild_locale: object = None,
+                      reply_to_message_id: int | None = None, channel_nsfw: bool = False,
+                      guild_locale: object = None,
                       uploads: Mapping[int, bytes] | None = None, uploads_from: int | None = None,
                       now: float | None = None) -> Job:
         """Validate ``request`` and queue it; return the new job.
@@ -40,9 +43,11 @@ class JobQueue(StoreBase):
 
         ``output_format``: ``mp4``, ``gif`` or ``both``; None: the guild's ``default_format`` (else
         ``MORPH_FORMAT``). ``parent_id`` and ``reply_to_message_id``: a 🔍 refine of that job, whose result
-        is posted as a reply to that message. ``guild_locale``: the server's preferred locale as Discord sends
-        it; the job's public messages are written in the server's ``language`` setting, else in that locale's
-        language (:func:`bot.i18n.language`: English when the bot has no catalogue for it).
+        is posted as a reply to that message. ``channel_nsfw``: Discord marks the channel age-restricted (a
+        thread: its parent); with ``MORPH_SAFETY=off`` only such channels get morphs (:mod:`bot.safety`).
+        ``guild_locale``: the server's preferred locale as Discord sends it; the job's public messages are
+        written in the server's ``language`` setting, else in that locale's language (:func:`bot.i18n.language`:
+        English when the bot has no catalogue for it).
 
         Refuses (``Refused``, nothing written) a banned user, a channel outside the guild's allow-list,
         a banned word or any invalid input (``check_request``), more frames than the guild allows, a
@@ -61,6 +66,7 @@ class JobQueue(StoreBase):
         problem: Refused | None = None
         try:
             request = check_request(request, list(checked.banned_words), max_frames=checked.max_frames)
+            check_blocklist(request, self.settings.blocklist)
         except Refused as e:
             problem = e
         except MorphError as e:
@@ -84,6 +90,9 @@ class JobQueue(StoreBase):
             allowed = limits.allowed_channels
             if allowed and channel_id not in allowed:
                 raise Refused(Refusal.CHANNEL_NOT_ALLOWED, channels=list(allowed))
+            refusal = safety_refusal(safety_on=self.settings.safety, channel_nsfw=channel_nsfw)
+            if refusal is not None:
+                raise refusal
             if problem is not None:
                 raise problem
             output_format = output_format or limits.default_format
@@ -105,11 +114,12 @@ class JobQueue(StoreBase):
             row = await tx.fetchrow(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, state, request, boomerang, created_at, "
                 "interaction_token, interaction_expires_at, application_id, upload_limit, token, output_format, "
-                "parent_id, reply_to_message_id, language) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *",
+                "parent_id, reply_to_message_id, language, channel_nsfw) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING *",
                 guild_id, channel_id, user_id, JobState.QUEUED, json.dumps(request.to_dict()), int(bool(boomerang)),
                 now, interaction_token, expires, application_id, int(upload_limit), secrets.token_hex(4),
-                output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale))
+                output_format, parent_id, reply_to_message_id, limits.language or language(guild_locale),
+                int(bool(channel_nsfw)))
             assert row is not None  # INSERT … RETURNING
             await save_uploads(tx, row["id"], guild_id, request, uploads, uploads_from)
             tx.notify(QUEUE_CHANNEL)

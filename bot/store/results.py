@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import ACTIVE_STATES, Expired, Job, JobState, Pick, Refusal, Refused, sql_list
+from bot.safety import withheld_frames
 from bot.store.base import StoreBase, audit, check_may_act, marks
 from morph.output import frame_filename
 
@@ -62,6 +63,8 @@ class Results(StoreBase):
         if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < count:
             shown = frame + 1 if isinstance(frame, int) else frame
             raise Refused(Refusal.NO_SUCH_FRAME, job=job.id, count=count, frame=shown)
+        if frame in withheld_frames(job.safety):
+            raise Refused(Refusal.WITHHELD_FRAME, job=job.id, frame=frame + 1)
 
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
@@ -94,8 +97,9 @@ class Results(StoreBase):
         """Expire the oldest finished results (delivered, failed, cancelled; their picks then answer
         "expired", as after the retention) until everything stored fits ``MORPH_STORAGE_MAX_GB`` and each
         server's results fit its ``MORPH_STORAGE_GUILD_SHARE`` of it, and, with ``free_bytes`` (a full disk),
-        until at least that much more was freed. Results still waiting to be posted are never expired.
-        Returns the ids of the expired jobs."""
+        until at least that much more was freed. Results still waiting to be posted are never expired. A result's
+        stored bytes include its uploaded pictures, which are deleted with it. Returns the ids of the expired
+        jobs."""
         now = self._now(now)
         budget = int(self.settings.storage_max_gb * 1024 ** 3)
         if budget <= 0 and free_bytes <= 0:
@@ -127,6 +131,8 @@ class Results(StoreBase):
             expired = await tx.fetch("UPDATE jobs SET artifacts_purged_at = $1 WHERE id IN "
                                      f"({marks(evicted, first=2)}) RETURNING *", now,
                                      *(r["id"] for r in evicted)) if evicted else []
+            if evicted:  # uploaded pictures count in a result's stored bytes and go with it
+                await tx.execute(f"DELETE FROM uploads WHERE job_id IN ({marks(evicted)})", *(r["id"] for r in evicted))
         for r in expired:  # files after the commit, as in purge
             await self.artifacts.delete(self._job(r))
         if evicted:
@@ -156,10 +162,10 @@ class Results(StoreBase):
             # uploaded pictures go with their job's files, or at the same age when the job made none
             await tx.execute(
                 "DELETE FROM uploads WHERE job_id IN (SELECT id FROM jobs WHERE artifacts_purged_at IS NOT NULL OR "
-                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED))} AND "
+                f"(state IN {sql_list((JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))} AND "
                 "COALESCE(finished_at, created_at) < $1))", cutoff)
             row_cutoff = now - max(ROW_RETENTION_FACTOR * self.settings.retention_days * 86400, ROW_MIN_KEEP_S)
-            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED))
+            final = sql_list((JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.WITHHELD))
             pruned = await tx.execute(
                 f"DELETE FROM jobs WHERE state IN {final} AND (artifact_dir IS NULL OR artifacts_purged_at IS NOT "
                 "NULL) AND COALESCE(delivered_at, finished_at, rendered_at, created_at) < $1", row_cutoff)

@@ -49,6 +49,10 @@ async def test_two_pictures_are_downloaded_stored_and_morphed(harness):
     assert len(frames) == 4
     recon = job.result.reconstruction
     assert len(recon) == 2 and all(isinstance(db, float) for db in recon)
+    assert job.request.path == "smooth"  # (the tiny model's random weights reproduce nothing: toy's ≥ 24 dB is
+    # checked in tests/test_inversion.py)
+    assert (f"The first frame reproduces the first picture at {recon[0]:.1f} dB PSNR, the last frame the second "
+            f"picture at {recon[1]:.1f} dB.") in result.content
     assert result.guild_id == h.guild.id and fake.violations == []
 
 
@@ -102,6 +106,7 @@ async def test_picture_to_prompt_then_reroll_and_refine(harness):
     (lambda f: f.upload("broken.png", picture()[:120]), "damaged"),
     (lambda f: f.upload("huge.png", png_header_only(5000, 5000)), "5000×5000 pixels; the limit is 4096×4096"),
     (lambda f: f.upload("big.png", b"\x89PNG" + b"\0" * (10 * 2**20)), "the limit is 10 MiB"),
+    (lambda f: f.upload("clip.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 200), "Discord reports it as video/mp4"),
 ])
 async def test_refused_uploads_queue_nothing(harness, make, needle):
     fake, h = harness.fake, harness
@@ -112,9 +117,21 @@ async def test_refused_uploads_queue_nothing(harness, make, needle):
     answer = await it.reply()
     assert answer.ephemeral and needle in answer.content, answer.content
     assert await h.job_count() == 0
-    if bad.size > 10 * 2**20:
-        assert fake.downloads == []  # refused from Discord's size, before downloading
+    if bad.size > 10 * 2**20 or bad.filename in ("huge.png", "clip.mp4"):
+        assert fake.downloads == []  # refused from Discord's size, type or width/height, before downloading
     assert fake.violations == []
+
+
+async def test_a_refused_upload_is_worded_in_the_members_language(harness):
+    fake, h = harness.fake, harness
+    await h.start_bot()
+    yuki = h.guild.add_member("yuki", locale="ja")
+    it = await fake.slash(yuki, "morph-images", first=fake.upload("huge.png", png_header_only(5000, 5000)),
+                          to="a cat")
+    answer = await it.reply()
+    assert answer.ephemeral and answer.content == ("❌ 1枚目の画像は 5000×5000 ピクセルです。上限は 4096×4096 です。"
+                                                   "もっと小さい画像を使ってください。"), answer.content
+    assert await h.job_count() == 0 and fake.downloads == [] and fake.violations == []
 
 
 @pytest.mark.slow
@@ -147,6 +164,16 @@ async def test_a_download_slower_than_the_database_limit_is_not_a_database_outag
     answer = await it.reply()
     assert not answer.ephemeral and "queued" in answer.content.lower(), answer.content
     assert await h.job_count() == 1 and fake.violations == []
+
+
+async def test_picture_morphs_take_the_operators_path(harness):
+    """MORPH_PATH, as for /morph: smooth by default (the other tests), plain when the operator sets it."""
+    fake, h = harness.fake, harness
+    await h.start_bot(path="plain")
+    alice = h.guild.add_member("alice")
+    it = await fake.slash(alice, "morph-images", first=fake.upload("a.png", picture()), to="a cat", frames=2)
+    job_id = job_id_of((await it.reply()).content)
+    assert (await h.store.get(job_id)).request.path == "plain"
 
 
 async def test_option_mistakes_are_refused_privately(harness):

@@ -121,7 +121,7 @@ async def test_a_three_prompt_chain_joins_on_the_plain_morphs_end_frames(harness
     assert "Candidates by part: 1–4 **a photo of a dog** → **a photo of a cat**, 5–8 **a photo of a cat** → " \
            "**a photo of a bird**" in chain_msg.content
     assert list(chain_msg.reactions) == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣"]
-    assert len(chain_msg.components) == 5  # Discord's limit: buttons ×2, frame menu, 🔍 menu, reroll/delete
+    assert len(chain_msg.components) == 5  # Discord's limit: buttons ×2, frame menu, 🔍 menu, reroll/delete/report
 
     # 7️⃣ is the third candidate of the second part
     await fake.react(viewer, chain_msg, "7️⃣")
@@ -184,7 +184,7 @@ async def test_refine_renders_more_frames_between_two_chosen_neighbours(harness)
 
     # the same picks, reactions and components as any result
     kinds = sorted({cid.split(":")[1] for cid in refined_msg.custom_ids()})
-    assert kinds == ["delete", "frames", "pick", "refine", "reroll"]
+    assert kinds == ["delete", "frames", "pick", "refine", "report", "reroll"]
     assert list(refined_msg.reactions) == ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"]
 
     # bans apply as to /morph: nothing is queued for a banned member

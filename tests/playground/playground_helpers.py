@@ -46,9 +46,11 @@ class Stream:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(http, user):
-    """``async with open_stream(http, member) as stream:`` the member's /api/events, closed on exit."""
-    resp = await http.get("/api/events", params={"user": str(user.id)}, timeout=aiohttp.ClientTimeout(total=None))
+async def open_stream(http, user, channel: str | None = None):
+    """``async with open_stream(http, member) as stream:`` the member's /api/events (of ``channel``, an id;
+    None: the first channel), closed on exit."""
+    params = {"user": str(user.id)} if channel is None else {"user": str(user.id), "channel": channel}
+    resp = await http.get("/api/events", params=params, timeout=aiohttp.ClientTimeout(total=None))
     try:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
         yield Stream(resp)

@@ -39,6 +39,30 @@ async def test_state_lists_guild_members_commands_and_banner(pg, http):
 
 
 @pytest.mark.asyncio(loop_scope="package")
+async def test_the_member_can_switch_to_the_age_restricted_channel(pg, http):
+    """The playground has an age-restricted channel (Discord's nsfw flag), where the safety filter may be
+    turned off by an admin: the page lists it, shows its own messages, and sends commands there."""
+    ada, bob, cleo, yuki = pg.members
+    async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
+        channels = {c["name"]: c for c in (await resp.json())["channels"]}
+    assert channels["morph"]["nsfw"] is False and channels["after-dark"]["nsfw"] is True
+    dark = channels["after-dark"]["id"]
+    async with open_stream(http, bob, channel=dark) as there:
+        await post(http, "/api/command", {"user": str(bob.id), "channel": dark, "text": "/morph-queue"})
+        answer = await there.wait_for(lambda e, d: e == "message" and d["author"]["bot"], 30)
+    assert answer["channel_id"] == dark
+    assert pg.fake.message(int(answer["id"])).channel_id == pg.restricted_channel.id
+    async with http.get("/api/state", params={"user": str(bob.id), "channel": dark}) as resp:
+        there_now = await resp.json()
+    assert there_now["channel"] == {"id": dark, "name": "after-dark", "nsfw": True}
+    assert answer["id"] in [m["id"] for m in there_now["messages"]]
+    async with http.get("/api/state", params={"user": str(bob.id)}) as resp:
+        assert answer["id"] not in [m["id"] for m in (await resp.json())["messages"]]  # not in #morph
+    async with http.get("/api/state", params={"user": str(bob.id), "channel": "42"}) as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.asyncio(loop_scope="package")
 async def test_morph_through_http_api_gives_a_gif_with_the_frame_count_and_picks(pg, http):
     ada, bob, cleo, yuki = pg.members
     async with open_stream(http, bob) as stream:

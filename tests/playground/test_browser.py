@@ -133,6 +133,18 @@ async def test_browser_morph_pick_and_screenshot(pg):
             await page.screenshot(path=str(ARTIFACTS / "playground.png"))
             if os.environ.get("PLAYGROUND_SCREENSHOT"):
                 await page.screenshot(path=os.environ["PLAYGROUND_SCREENSHOT"])
+
+            # the age-restricted channel: listed with its tag; switching shows its own messages and sends there
+            dark = page.locator("#channel-list .channel", has_text="after-dark")
+            assert await dark.locator(".nsfw-tag").count() == 1
+            await dark.click()
+            await page.wait_for_function("document.querySelector('#channel-name').textContent === 'after-dark'")
+            await page.wait_for_selector("#conn.live")
+            assert await page.locator(".msg", has_text="dog → cat").count() == 0  # #morph's messages stay there
+            await box.type("/morph-queue")
+            await box.press("Enter")
+            await page.wait_for_selector(".msg.ephemeral .eph-note:has-text('Only you can see this')")
+            assert any(m.channel_id == pg.restricted_channel.id and m.ephemeral for m in pg.fake.all_messages())
             assert not errors, errors
             assert not outside, f"the page fetched something outside the playground: {outside}"
         finally:

@@ -4,7 +4,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from store_helpers import ALICE, BOB, G2, count_jobs, run, submit
+from store_helpers import ALICE, BOB, G1, G2, count_jobs, run, submit
 
 from bot.jobs import Refusal, Refused
 from bot.messages import refusal_text
@@ -86,3 +86,31 @@ async def test_deleting_a_result_deletes_its_pictures(store):
     await store.mark_rendered(job.id, JobResult(frame_count=3, candidates=(0,)), run("w1"))
     await store.delete_result(job.id, actor_id=ALICE)
     assert await store.uploads(job.id) == {}
+
+
+async def test_pictures_count_in_the_storage_budget_and_go_with_the_result_it_expires(store, clock):
+    """A picture morph's stored bytes are its files and its uploads: a server's share that its files alone would
+    fit is exceeded with its pictures, so the result expires and its pictures are deleted in the same step; a
+    result within the budget keeps them."""
+    big = b"\x89PNG" + b"\0" * 3000
+    jobs = []
+    for guild in (G1, G2):
+        job = await submit(store, guild=guild, request=pictures(), uploads={0: big, 1: PNG_B}, clock=clock)
+        claimed = await store.claim(run("w1"))
+        await store.artifacts.save(claimed, {"morph.gif": b"GIF89a"})
+        assert await store.mark_rendered(job.id, JobResult(frame_count=3, candidates=(0,)), run("w1"),
+                                         stored_bytes=1000)
+        await store.mark_delivered(job.id, 5)
+        jobs.append(job)
+    for job in jobs:
+        assert (await store.get(job.id)).stored_bytes == 1000 + len(big) + len(PNG_B)
+    # 2 × 4012 bytes: within 10 KiB, but a server's share is 3 KiB, which the files alone (1000) would fit
+    store.settings = store.settings.replace(storage_max_gb=10 * 1024 / 1024 ** 3, storage_guild_share=0.3)
+    assert await store.enforce_storage_budget() == [jobs[0].id, jobs[1].id]
+    assert await store.uploads(jobs[0].id) == {} and await store.uploads(jobs[1].id) == {}
+    store.settings = store.settings.replace(storage_guild_share=1.0)
+    third = await submit(store, guild=G2, request=pictures(), uploads={0: big, 1: PNG_B}, clock=clock)
+    claimed = await store.claim(run("w1"))
+    await store.mark_rendered(third.id, JobResult(frame_count=3, candidates=(0,)), run("w1"), stored_bytes=1000)
+    await store.mark_delivered(third.id, 5)
+    assert await store.enforce_storage_budget() == [] and await store.uploads(third.id) == {0: big, 1: PNG_B}

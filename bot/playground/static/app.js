@@ -3,7 +3,7 @@
 "use strict";
 
 const state = {
-  me: null, members: [], byId: {}, messages: new Map(), commands: [], examples: [], history: [], histPos: -1,
+  me: null, channel: null, channels: [], members: [], byId: {}, messages: new Map(), commands: [], examples: [], history: [], histPos: -1,
   files: [], pictures: [],  // attached files {name, data (base64), url}; pictures the page suggests
   acIndex: 0, acRows: [], events: null, openSelect: null, dismissed: new Set(),
 };
@@ -317,7 +317,8 @@ async function sendCommand(text) {
   }
   const files = state.files.map((f) => ({ name: f.name, data: f.data }));
   try {
-    await api("/api/command", files.length ? { user: state.me, text, files } : { user: state.me, text });
+    const body = { user: state.me, channel: state.channel, text };
+    await api("/api/command", files.length ? { ...body, files } : body);
     clearFiles();
   } catch (e) {
     systemMessage(e.message, true);
@@ -432,7 +433,8 @@ function showLightbox(src) {
 
 function connect() {
   if (state.events) state.events.close();
-  const es = new EventSource(`/api/events?user=${encodeURIComponent(state.me)}&token=${encodeURIComponent(TOKEN)}`);
+  const es = new EventSource(`/api/events?user=${encodeURIComponent(state.me)}&channel=${encodeURIComponent(state.channel)}` +
+                             `&token=${encodeURIComponent(TOKEN)}`);
   state.events = es;
   const conn = $("conn");
   let broken = false;  // after a lost connection, reload everything: events sent meanwhile were missed
@@ -449,16 +451,32 @@ function connect() {
   es.addEventListener("reset", () => load());  // the server asks for a full reload (e.g. after reconnecting)
 }
 
+// The channels in the sidebar; an age-restricted one (Discord's nsfw flag) carries its tag, as in Discord.
+function renderChannels() {
+  $("channel-list").innerHTML = state.channels.map((c) =>
+    `<div class="channel${c.id === state.channel ? " active" : ""}" data-channel="${esc(c.id)}"` +
+    `${c.nsfw ? ' title="Age-restricted channel"' : ""}><span class="hash">#</span><span>${esc(c.name)}</span>` +
+    `${c.nsfw ? '<span class="nsfw-tag">NSFW</span>' : ""}</div>`).join("");
+}
+
 async function load() {
   let s;
+  const query = () => {
+    const q = [];
+    if (state.me) q.push(`user=${encodeURIComponent(state.me)}`);
+    if (state.channel) q.push(`channel=${encodeURIComponent(state.channel)}`);
+    return q.length ? "?" + q.join("&") : "";
+  };
   try {
-    s = await api("/api/state" + (state.me ? `?user=${encodeURIComponent(state.me)}` : ""));
+    s = await api("/api/state" + query());
   } catch (e) {
-    if (!state.me) throw e;
-    state.me = null;  // a member from an earlier run of the playground: start as the default one
+    if (!state.me && !state.channel) throw e;
+    state.me = state.channel = null;  // a member or channel of an earlier run of the playground: the defaults
     s = await api("/api/state");
   }
   state.me = String(s.me);
+  state.channel = String(s.channel.id);
+  state.channels = s.channels || [s.channel];
   try { localStorage.setItem("playground-member", state.me); } catch (e) { /* storage disabled */ }
   applyUi(s.ui, s.lang);
   state.members = s.members;
@@ -469,7 +487,8 @@ async function load() {
   $("guild-name").textContent = s.guild.name;
   $("guild-icon").textContent = s.guild.name[0].toUpperCase();
   $("guild-icon").title = s.guild.name;
-  $("channel-name").textContent = $("channel-name-side").textContent = s.channel.name;
+  $("channel-name").textContent = s.channel.name;
+  renderChannels();
   $("command-input").placeholder = `Message #${s.channel.name}` + (state.examples.length ? ` — try ${state.examples[0]}` : "");
   const banner = $("banner");
   if (s.banner) { banner.innerHTML = markdown(s.banner); banner.hidden = false; } else banner.hidden = true;
@@ -545,6 +564,10 @@ function init() {
   $("messages").addEventListener("click", onMessagesClick);
   document.addEventListener("click", (ev) => { if (!ev.target.closest(".select")) closeSelect(); });
   $("member-switch").addEventListener("change", (ev) => { state.me = ev.target.value; load(); });
+  $("channel-list").addEventListener("click", (ev) => {
+    const link = ev.target.closest("[data-channel]");
+    if (link && link.dataset.channel !== state.channel) { state.channel = link.dataset.channel; load(); }
+  });
   try { state.me = localStorage.getItem("playground-member"); } catch (e) { /* storage disabled */ }
   load().catch((e) => systemMessage("Could not reach the playground server: " + e.message, true));
   setInterval(() => {  // the queue panel also refreshes on its own (positions change as jobs finish)
