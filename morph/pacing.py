@@ -23,11 +23,12 @@ a synthetic one.
 
 Frame distance (:func:`image_features` / :func:`feature_distance`), chosen to need no downloads (LPIPS
 needs network weights): each frame is downsampled to 64×64 with area averaging and blurred slightly, which
-removes pixel noise and dithering so only visible changes count; the distance is the RMS difference of those
-RGB images (colour and layout) plus the RMS difference of their luminance gradients (Sobel-like), which
-responds to shapes and edges moving even when average colours stay the same (a dog turning into a cat of
-the same colour), weighted so both terms count about equally for a typical change. Pixel values are scaled
-to [0, 1], so distances from different renders and sizes compare.
+removes pixel noise and dithering so only visible changes count; the distance is the mean CIELAB colour
+difference of those images (ΔE76 per pixel, closer to the CIEDE2000 judge of bench.quality than RGB, which
+counts black → blue the same as white → yellow) plus the RMS difference of their luminance gradients
+(Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog
+turning into a cat of the same colour), weighted so both terms count about equally for a typical change.
+Pixel values are scaled to [0, 1], so distances from different renders and sizes compare.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ import numpy as np
 FEATURE_SIZE = 64
 #: Luminance gradients are ~4x smaller than colour differences at 64 px; this puts the two terms on a par.
 GRADIENT_WEIGHT = 4.0
+#: CIELAB differences (ΔE76, 0..~130 for saturated changes) divided by this are on the scale of the RGB
+#: differences in [0, 1] the gradient weight was set against.
+LAB_SCALE = 200.0
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -314,8 +318,9 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
 
 
 # ------------------------------------------------------------------------------------------ distance
-def image_features(image) -> tuple[np.ndarray, np.ndarray]:
-    """(blurred 64×64 RGB in [0, 1], its luminance gradients) for one PIL image or HxWx3 uint8 array."""
+def image_features(image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(blurred 64×64 RGB in [0, 1], its luminance gradients, the same in CIELAB) for one PIL image or HxWx3
+    uint8 array."""
     from PIL import Image
 
     if not isinstance(image, Image.Image):
@@ -325,12 +330,13 @@ def image_features(image) -> tuple[np.ndarray, np.ndarray]:
     rgb = _blur3(rgb)
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     gy, gx = np.gradient(luma)
-    return rgb, np.stack([gx, gy], axis=-1)
+    return rgb, np.stack([gx, gy], axis=-1), _lab(rgb)
 
 
-def feature_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    """RMS colour difference + GRADIENT_WEIGHT × RMS gradient difference (see the module docstring)."""
-    colour = float(np.sqrt(np.mean((a[0] - b[0]) ** 2)))
+def feature_distance(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
+    """Mean CIELAB colour difference (ΔE76 / LAB_SCALE) + GRADIENT_WEIGHT × RMS gradient difference (see the
+    module docstring)."""
+    colour = float(np.mean(np.sqrt(np.sum((a[2] - b[2]) ** 2, axis=-1)))) / LAB_SCALE
     edges = float(np.sqrt(np.mean((a[1] - b[1]) ** 2)))
     return colour + GRADIENT_WEIGHT * edges
 
@@ -348,3 +354,12 @@ def _blur3(x: np.ndarray) -> np.ndarray:
         x = (np.take(p, range(0, n), axis=axis) + 2 * np.take(p, range(1, n + 1), axis=axis)
              + np.take(p, range(2, n + 2), axis=axis)) / 4.0
     return x
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (... x 3) to CIELAB (D65)."""
+    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = lin @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)

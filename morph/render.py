@@ -147,6 +147,8 @@ class Render:
         self.steps_per_frame = 0
         #: The smooth path's anchoring state (None on the plain path), see _anchoring.
         self.anchors: Anchors | None = None
+        #: Latents of the ends that rode along in a batch (the in-batch way), by position.
+        self.riders: dict[float, torch.Tensor] = {}
 
     def run(self) -> RenderResult:
         started = time.perf_counter()
@@ -278,6 +280,24 @@ class Render:
         if todo:
             images = self._decode(self._denoise_with_fallback(todo))
             self.images.update(zip(todo, images, strict=False))
+            if self.anchors is not None:  # after the update: an end may be in this very batch
+                for k in todo:
+                    self.images[k] = self._straightened(k, self.images[k])
+
+    def _straightened(self, u: float, image):
+        """A smooth-path frame in between with its colour straightened towards its two ends'
+        (:func:`morph.anchoring.straightened`); an end as it is. The ends are rendered first where they are
+        not yet (the in-batch way does not keep their pictures)."""
+        k, t = self.req.locate(u)
+        ends = list(self._segment_ends(u))
+        if t == 0.0 or u in ends or anchoring.STRAIGHTEN <= 0:
+            return image
+        riding = [e for e in ends if e not in self.images and e in self.riders]
+        if riding:
+            self.images.update(zip(riding, self._decode(torch.stack([self.riders[e] for e in riding])), strict=True))
+        self._render_new(ends)
+        a, b = (self.images[e] for e in ends)
+        return anchoring.straightened(image, a, b, t, anchoring.STRAIGHTEN, anchoring.STRAIGHTEN_BLUR)
 
     def _conditions(self, ts: list[float]) -> tuple[TextEmbedding, torch.Tensor]:
         """Per-frame text embeddings (n×77×D, SDXL: and n×P pooled) and starting noise (n×C×h×w) for path
@@ -360,6 +380,8 @@ class Render:
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
+        if extra:  # the riding ends' latents, for their pictures (_straightened)
+            self.riders.update(zip(extra, latents[:len(extra)], strict=True))
         return latents[len(extra):]
 
     def _decode(self, latents: torch.Tensor) -> list:

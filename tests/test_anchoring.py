@@ -176,3 +176,42 @@ def test_ends_too_big_for_the_cache_ride_along_in_the_batch(morpher, monkeypatch
     assert "ride along" in caplog.text
     monkeypatch.undo()
     assert _max_diff(low, _arrays(morpher.render(_req()))) <= BATCH_TOLERANCE
+
+
+def test_straightened_takes_the_cross_fades_colour_and_keeps_its_own_outline():
+    """A green frame with a white square between a black and a blue end: its background becomes the ends'
+    half-way colour (dark blue, not green), the square's outline stays where and about as sharp as it was."""
+    from PIL import Image
+
+    from morph.anchoring import straightened
+
+    def flat(rgb):
+        return np.full((64, 64, 3), rgb, dtype=np.uint8)
+
+    frame = flat((40, 180, 60))
+    frame[24:40, 24:40] = 255
+    black, blue = Image.fromarray(flat((0, 0, 0))), Image.fromarray(flat((0, 0, 250)))
+    out = np.asarray(straightened(Image.fromarray(frame), black, blue, 0.5, 1.0, 1 / 16)).astype(int)
+    assert np.abs(out[2, 2] - (0, 0, 125)).max() <= 3  # far from the square: the cross-fade's colour
+    row = out[32].sum(axis=1)
+    assert int(np.argmax(np.abs(np.diff(row[:32])))) == 23  # the outline is where it was, still the sharpest
+    assert row[24] - row[23] > 200
+    # at t = 0 a frame equal to its first end stays it
+    same = np.asarray(straightened(black, black, blue, 0.0, 1.0, 1 / 16)).astype(int)
+    assert np.abs(same).max() <= 1
+
+
+def test_frames_in_between_are_straightened_towards_the_ends_colour(morpher, monkeypatch):
+    """On a render, each frame in between ends nearer the ends' cross-fade in mean colour than unstraightened;
+    the ends are untouched."""
+    from morph import anchoring
+
+    straight = _arrays(morpher.render(_req()))
+    monkeypatch.setattr(anchoring, "STRAIGHTEN", 0.0)
+    raw = _arrays(morpher.render(_req()))
+    assert _max_diff([straight[0], straight[-1]], [raw[0], raw[-1]]) == 0
+    ts = [i / 4 for i in range(5)]
+    for i in (1, 2, 3):
+        fade = (1 - ts[i]) * straight[0] + ts[i] * straight[-1]
+        assert (np.abs(straight[i].mean((0, 1)) - fade.mean((0, 1))).sum()
+                < np.abs(raw[i].mean((0, 1)) - fade.mean((0, 1))).sum())
