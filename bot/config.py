@@ -150,7 +150,7 @@ class Settings:
             playground_host=get("PLAYGROUND_HOST") or cls.playground_host,
             playground_port=_int(get, "PLAYGROUND_PORT", cls.playground_port, lo=0, hi=65535),
             playground_allow_remote=_bool(get, "PLAYGROUND_ALLOW_REMOTE", cls.playground_allow_remote),
-            safety=_on_off(get, "MORPH_SAFETY", cls.safety),
+            safety=_bool(get, "MORPH_SAFETY", cls.safety, "on or off"),
             safety_checker=get("MORPH_SAFETY_CHECKER"),
             blocklist=_blocklist(get("MORPH_BLOCKLIST")),
             blocklist_path=get("MORPH_BLOCKLIST"),
@@ -259,7 +259,7 @@ def _float(get, name: str, default: float, lo: float | None = None, hi: float | 
     return value
 
 
-def _bool(get, name: str, default: bool) -> bool:
+def _bool(get, name: str, default: bool, expected: str = "1 or 0 (also true/false, yes/no, on/off)") -> bool:
     raw = get(name)
     if raw is None:
         return default
@@ -268,20 +268,7 @@ def _bool(get, name: str, default: bool) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off; got {raw!r}).")
-
-
-def _on_off(get, name: str, default: bool) -> bool:
-    """``on``/``off`` (also 1/0, true/false, yes/no)."""
-    raw = get(name)
-    if raw is None:
-        return default
-    v = raw.lower()
-    if v in ("on", "1", "true", "yes"):
-        return True
-    if v in ("off", "0", "false", "no"):
-        return False
-    raise ConfigError(f"{name} must be on or off (got {raw!r}).")
+    raise ConfigError(f"{name} must be {expected} (got {raw!r}).")
 
 
 def _blocklist(path: str | None) -> tuple[str, ...]:
