@@ -44,6 +44,13 @@ class Stream:
                     return data
         return await asyncio.wait_for(go(), timeout)
 
+    async def seen_or_wait(self, predicate, timeout: float = 60.0) -> dict:
+        """The first event seen so far that matches, else the next one that does (as :meth:`wait_for`)."""
+        for event, data in self.seen:
+            if predicate(event, data):
+                return data
+        return await self.wait_for(predicate, timeout)
+
 
 @contextlib.asynccontextmanager
 async def open_stream(http, user, channel: str | None = None):
