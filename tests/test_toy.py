@@ -176,8 +176,52 @@ def test_quality_bench_smoke(capsys):
     for text in ("| plain uniform |", "| plain perceptual |", "| smooth uniform |", "| smooth perceptual |",
                  "classic midpoint", "engine max/mean: plain perceptual lower in",
                  "judge 1 − Gini: plain perceptual higher in", "| SSIM max/mean |", "| ΔE path/direct |",
-                 "midpoint within ±0.1 of the judge's 50/50", "| none: the exact render again | 0.000 / 0.000 |"):
+                 "midpoint within ±0.1 of the judge's 50/50", "an ideal even colour morph of 4 frames has such a frame",
+                 "| none: the exact render again | 0.000 / 0.000 |"):
         assert text in out, text
+
+
+@pytest.mark.slow
+def test_the_judges_50_50_is_sharper_than_an_even_morphs_frames():
+    """The midpoint goal's ceiling (bench.quality.midpoint_ceiling): an ideal even colour morph drawn with no
+    model has a frame within ±0.1 of the judge's 50/50 in few colour pairs at 24 frames, more with more frames."""
+    from bench.quality import midpoint_ceiling
+
+    at_24, total = midpoint_ceiling(24)
+    at_48, _ = midpoint_ceiling(48)
+    assert total == 45 and at_24 < 0.3 * total and at_48 > at_24
+
+
+def _drawn(shape: str, colour, background, box=(16, 16, 48, 48)):
+    from PIL import Image
+
+    mask = np.asarray(shapes.shape_mask(shape, box), dtype=np.float64)[..., None] / 255
+    picture = mask * np.array(colour, dtype=np.float64) + (1 - mask) * np.array(background, dtype=np.float64)
+    return Image.fromarray(np.clip(picture + 0.5, 0, 255).astype(np.uint8))
+
+
+def test_shared_colour_drift_is_measured_where_the_shape_is_at_both_ends():
+    """bench.quality's drift of a colour both prompts share, measured inside the shape where it is at both ends
+    (on toy renders the judge's own reading of in-between frames can take another patch for the shape:
+    bench/RESULTS.md): a blue diamond whose background goes yellow → black keeps its blue; one that turns red
+    half-way drifts; a circle that shrinks on a yellow background keeps both its colour and the background."""
+    from bench.quality import standard_measures
+
+    blue, yellow, black, red = shapes.COLOURS["blue"], shapes.COLOURS["yellow"], shapes.COLOURS["black"], (200, 40, 40)
+    a, b = shapes.parse("a blue diamond on a yellow background"), shapes.parse("a blue diamond on a black background")
+    backgrounds = [tuple((1 - t) * np.array(yellow) + t * np.array(black)) for t in np.linspace(0, 1, 9)]
+    kept = [_drawn("diamond", blue, bg) for bg in backgrounds]
+    m = standard_measures(kept, a, b, [judge.features(x) for x in kept])
+    assert m["drift_background"] is None and m["drift_colour"] < 1.0
+    turned = [_drawn("diamond", red if i == 4 else blue, bg) for i, bg in enumerate(backgrounds)]
+    m = standard_measures(turned, a, b, [judge.features(x) for x in turned])
+    assert m["drift_colour"] > 30
+    same_background = [_drawn(s, blue, yellow, box) for s, box in (("circle", (16, 16, 48, 48)),
+                                                                  ("circle", (20, 20, 44, 44)))]
+    m = standard_measures(same_background, shapes.parse("a big blue circle on a yellow background"),
+                          shapes.parse("a small blue circle on a yellow background"),
+                          [judge.features(x) for x in same_background])
+    assert m["drift_background"] < 1.0 and m["drift_colour"] < 1.0
 
 
 @pytest.mark.slow

@@ -62,16 +62,8 @@ class Verdict:
 
 def judge(image) -> Verdict:
     """Judge one picture (PIL image or H×W×3 uint8 array; scaled to 64×64)."""
-    rgb = _as_array(image)
-    nearest = ((rgb[..., None, :] - _PALETTE) ** 2).sum(axis=-1).argmin(axis=-1)  # palette colour per pixel
-    border = np.concatenate([nearest[:2].ravel(), nearest[-2:].ravel(),
-                             nearest[:, :2].ravel(), nearest[:, -2:].ravel()])
-    background = np.bincount(border, minlength=len(_PALETTE)).argmax()
-    bg = np.median(rgb[nearest == background], axis=0)
-    off = np.linalg.norm(rgb - bg, axis=-1)
-    rough = nearest != background
-    fg = np.median(rgb[rough], axis=0) if rough.sum() >= MIN_PIXELS else bg
-    mask = _largest_patch(off > max(20.0, 0.5 * float(np.linalg.norm(fg - bg))))
+    rgb = as_array(image)
+    bg, mask = _background_and_shape(rgb)
     background_probs = _colour_probs(bg)
     if mask.sum() < MIN_PIXELS:
         uniform = {s: 1.0 / len(shapes.SHAPES) for s in shapes.SHAPES}
@@ -88,6 +80,26 @@ def judge(image) -> Verdict:
     size = "small" if side <= shapes.SMALL_MAX + 2 else "big" if side >= shapes.BIG_MIN - 2 else None
     return Verdict(_best(shape_probs), _best(colour_probs), _best(background_probs), size, shape_probs,
                    colour_probs, background_probs, _features(colour, bg, ious, mask))
+
+
+def shape_mask(image) -> np.ndarray:
+    """The 64×64 boolean mask of the pixels the judge takes for the shape (steps 1–2 of the module docstring;
+    all False when nothing is drawn)."""
+    _, mask = _background_and_shape(as_array(image))
+    return mask if mask.sum() >= MIN_PIXELS else np.zeros_like(mask)
+
+
+def _background_and_shape(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the background's colour, the shape's mask) of a 64×64×3 float picture."""
+    nearest = ((rgb[..., None, :] - _PALETTE) ** 2).sum(axis=-1).argmin(axis=-1)  # palette colour per pixel
+    border = np.concatenate([nearest[:2].ravel(), nearest[-2:].ravel(),
+                             nearest[:, :2].ravel(), nearest[:, -2:].ravel()])
+    background = np.bincount(border, minlength=len(_PALETTE)).argmax()
+    bg = np.median(rgb[nearest == background], axis=0)
+    off = np.linalg.norm(rgb - bg, axis=-1)
+    rough = nearest != background
+    fg = np.median(rgb[rough], axis=0) if rough.sum() >= MIN_PIXELS else bg
+    return bg, _largest_patch(off > max(20.0, 0.5 * float(np.linalg.norm(fg - bg))))
 
 
 def features(image) -> np.ndarray:
@@ -206,7 +218,7 @@ def frame_drift(exact, approx) -> dict:
     engine = [pacing.image_distance(x, y) for x, y in zip(a, b, strict=True)]
     va, vb = [judge(x) for x in a], [judge(y) for y in b]
     judged = [feature_distance(x.features, y.features) for x, y in zip(va, vb, strict=True)]
-    pixels = [float(np.abs(_as_array(x) - _as_array(y)).mean()) for x, y in zip(a, b, strict=True)]
+    pixels = [float(np.abs(as_array(x) - as_array(y)).mean()) for x, y in zip(a, b, strict=True)]
     same = [(x.shape, x.colour, x.background) == (y.shape, y.colour, y.background) for x, y in zip(va, vb, strict=True)]
     return {"frames": len(a), "engine_mean": float(np.mean(engine)), "engine_max": float(np.max(engine)),
             "judge_mean": float(np.mean(judged)), "judge_max": float(np.max(judged)),
@@ -214,7 +226,8 @@ def frame_drift(exact, approx) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- pieces
-def _as_array(image) -> np.ndarray:
+def as_array(image) -> np.ndarray:
+    """A PIL image or uint8 array as the judge sees it: 64×64 RGB, float."""
     from PIL import Image
 
     if not isinstance(image, Image.Image):
