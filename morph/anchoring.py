@@ -1,21 +1,23 @@
 """Attention anchored to the two ends: the smooth path.
 
 Every in-between frame of a morph segment takes, in each of the UNet's attention layers (self- and
-cross-attention), its attention from the segment's two ends, weighted by how far along it is (``t``): with its
-own queries Q it reads ``(1 - t) attention(Q, keys/values of end A) + t attention(Q, keys/values of end B)``.
-This is the outer attention interpolation of AID (Attention Interpolation of Text-to-Image Diffusion, He et
-al. 2024: ``QY-H00/attention-interpolation-diffusion``) without the frame's own keys; DiffMorpher injects the
-ends' self-attention keys/values the same way, with a weight. The frame thus draws its content from the two
-pictures it lies between rather than wandering through others (a colour or background neither end has),
-and changes by degrees as ``t`` moves. AID's variants with the frame's own keys ("outer": over [own; A] and
-[own; B]; "fused": one softmax over [own; A; B] weighted 1, 1 - t, t) and AdaIN of the latents towards the
-ends' statistics were tried on ``toy`` and left out (``bench/RESULTS.md``, the smooth path): "fused" kept the
-frames at end A for most of the way and then jumped, "outer" turned as gradually as this one at twice the
-cost, AdaIN changed the evenness by less than the pairs' spread and pulled the midpoint towards end A.
+cross-attention), its keys and values from the segment's two ends, mixed by how far along it is (``t``): with
+its own queries Q it reads ``attention(Q, (1 - t) keys of A + t keys of B, (1 - t) values of A + t values of
+B)``. This is the inner attention interpolation of AID (Attention Interpolation of Text-to-Image Diffusion, He
+et al. 2024: ``QY-H00/attention-interpolation-diffusion``) without the frame's own keys; DiffMorpher injects
+the ends' self-attention keys/values the same way, with a weight. The frame thus draws its content from the
+two pictures it lies between rather than wandering through others (a colour or background neither end has),
+and changes by degrees as ``t`` moves; it costs one attention per layer, as a plain frame's. Tried on
+``toy`` and left out (``bench/RESULTS.md``, the smooth path): the outer interpolation, ``(1 - t)
+attention(Q, A) + t attention(Q, B)`` (as even: pair for pair a tie over 24 pairs; two attentions per layer
+made the whole render 1.05x slower); AID's variants with the frame's own keys ("outer"
+over [own; A] and [own; B]: as gradual at twice that cost; "fused", one softmax over [own; A; B] weighted 1,
+1 - t, t: kept the frames at end A for most of the way and then jumped); AdaIN of the latents towards the
+ends' statistics (changed the evenness by less than the pairs' spread and pulled the midpoint towards end A).
 
-Cross-attention reads only the two ends' texts, so an anchored frame's own mixed text (the request's
-``interpolation``: lerp or slerp) does not reach its attention: the interpolation matters on the plain path
-(and, on the smooth path, only through SDXL's pooled text, which is no attention input).
+Cross-attention reads only the two ends' texts (their keys/values mixed: with lerp interpolation that is the
+frame's own mixed text), so the request's ``interpolation`` (lerp or slerp) matters on the plain path (and,
+on the smooth path, only through SDXL's pooled text, which is no attention input).
 
 **Colour straightened after decoding.** On ``toy`` the attention alone leaves the morph's colour detours
 (black → green → blue backgrounds) where they were, and they are not the UNet's: the toy VAE decodes the
@@ -41,8 +43,9 @@ include the half, so an unconditional sample anchors to the ends' unconditional 
 
 **Two ways to get the ends' keys/values** (:class:`Anchors` ``keep``):
 
-* *cached* (``keep=True``): the ends are denoised first, once, and their attention inputs of every step are
-  kept; every later batch of frames reads them (no extra UNet work; memory: :func:`cache_bytes`);
+* *cached* (``keep=True``): the ends are denoised once, at the front of the render's first batch, and their
+  attention inputs of every step are kept; the frames of that batch and of every later one read them (no
+  extra UNet work; memory: :func:`cache_bytes`);
 * *in batch* (``keep=False``): the ends ride along in every UNet batch that needs them (a little more UNet
   work per batch, memory for one step only).
 
@@ -205,14 +208,6 @@ class AnchoredAttnProcessor:
                 a._put(self.name, cross, row.record, context[i])
 
         query = attn.to_q(hidden_states)
-        ends: dict[Hashable, tuple[torch.Tensor, torch.Tensor]] = {}  # an end's keys/values, projected once
-
-        def keys_values(end: Hashable, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            if end not in ends:
-                ends[end] = _keys_values(attn, a._get(self.name, cross, end).unsqueeze(0))
-            key, value = ends[end]
-            return key.expand(n, -1, -1, -1), value.expand(n, -1, -1, -1)
-
         outs = []
         whole = len(a.parts) == 1  # one part is the whole batch: no indexing
         for part in a.parts:
@@ -220,10 +215,10 @@ class AnchoredAttnProcessor:
             if part.ends is None:  # plain: the samples' own keys/values
                 outs.append(_attend(q, *_keys_values(attn, context if whole else context[part.index])))
                 continue
-            t = part.t(query)  # (1 - t) attention over end A + t attention over end B
-            x0 = _attend(q, *keys_values(part.ends[0], q.shape[0]))
-            x1 = _attend(q, *keys_values(part.ends[1], q.shape[0]))
-            outs.append((1 - t) * x0 + t * x1)
+            # attention over (1 - t) x end A's keys/values + t x end B's (both ends projected in one call)
+            key, value = _keys_values(attn, torch.stack([a._get(self.name, cross, end) for end in part.ends]))
+            t = part.t(query).unsqueeze(1)  # n x 1 x 1 x 1
+            outs.append(_attend(q, key[:1] + t * (key[1:] - key[:1]), value[:1] + t * (value[1:] - value[:1])))
         if a.tiled:
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
         else:

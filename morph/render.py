@@ -149,6 +149,8 @@ class Render:
         self.anchors: Anchors | None = None
         #: Latents of the ends that rode along in a batch (the in-batch way), by position.
         self.riders: dict[float, torch.Tensor] = {}
+        #: The cached way's ends not denoised yet: they lead the render's first batch (:meth:`_render_new`).
+        self.ends_first: list[float] = []
 
     def run(self) -> RenderResult:
         started = time.perf_counter()
@@ -217,8 +219,8 @@ class Render:
         self.anchors = Anchors(keep=keep)
         try:
             with self.anchors.installed(unet):
-                if keep:  # the ends first, once: every later batch reads their recordings
-                    self._render_new(ends)
+                if keep:  # the ends lead the first batch, once: every later batch reads their recordings
+                    self.ends_first = ends
                 yield
         finally:
             self.anchors.clear()
@@ -277,6 +279,10 @@ class Render:
     def _render_new(self, keys: list[float]) -> None:
         """Denoise and decode the positions among ``keys`` not rendered yet (each once) into ``images``."""
         todo = [k for k in dict.fromkeys(keys) if k not in self.images]
+        if todo and self.ends_first:  # in front: a frame in any sub-batch finds its ends recorded
+            lead = [e for e in self.ends_first if e not in self.images]
+            todo = lead + [k for k in todo if k not in lead]
+            self.ends_first = []
         if todo:
             images = self._decode(self._denoise_with_fallback(todo))
             self.images.update(zip(todo, images, strict=False))

@@ -67,18 +67,23 @@ def test_cached_and_in_batch_ends_give_the_same_frames(morpher, count_unet):
     in_batch = _arrays(morpher.render(_req(frames=6)))
     assert _max_diff(cached, in_batch) <= BATCH_TOLERANCE
     steps = 4
-    # cached: the two ends first (x2 with guidance), then the batches of 4 positions without them (.2,.4,.6
-    # and .8): 6 frames of UNet work; in batch: 0,.2,.4,.6 with end 1 riding along, then .8,1 with end 0: 8
-    assert cache_batches == [2 * 2] * steps + [2 * 3] * steps + [2 * 1] * steps
-    assert count_unet == [2 * 5] * steps + [2 * 3] * steps
+    # (x2 with guidance) pacing asks for the knots first, 0,1,.2,.4, and then .6,.8. Cached: the two ends are
+    # recorded in the first batch and read in both: 6 frames of UNet work; in batch: the same first batch,
+    # then .6,.8 with both ends riding along: 8
+    assert cache_batches == [2 * 4] * steps + [2 * 2] * steps
+    assert count_unet == [2 * 4] * steps + [2 * 4] * steps
 
 
-def test_without_guidance_too(morpher):
-    """A no-CFG profile (guidance 1: no unconditional half): ends unchanged, frames anchored in between."""
-    smooth = _arrays(morpher.render(_req(guidance=1.0)))
-    plain = _arrays(morpher.render(_req(guidance=1.0, path="plain")))
+def test_without_guidance_too():
+    """A no-CFG profile (guidance 1: no unconditional half): ends unchanged, frames anchored in between. On
+    the trained toy model: without guidance the random tiny one's frames hardly depend on their keys/values
+    (its mixed ends are nearly its own), so anchoring moves them by less than a pixel value there."""
+    toy = Morpher("toy", device="cpu")
+    req = dict(prompts=["a red circle", "a blue square"], guidance=1.0)
+    smooth = _arrays(toy.render(_req(**req)))
+    plain = _arrays(toy.render(_req(**req, path="plain")))
     assert np.abs(smooth[0] - plain[0]).max() <= 1 and np.abs(smooth[-1] - plain[-1]).max() <= 1
-    assert np.abs(smooth[2] - plain[2]).mean() > 1
+    assert all(np.abs(smooth[i] - plain[i]).mean() > 3 for i in (1, 2, 3))
 
 
 def test_with_a_negative_prompt(morpher):

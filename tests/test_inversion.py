@@ -115,8 +115,8 @@ def test_refine_between_two_frames_of_a_picture_morph_keeps_them(toy, two_pictur
     t0, t1 = two_pictures.ts[1], two_pictures.ts[2]
     refined = toy.render(req.refine(t0, t1, 3))
     assert len(refined.ts) == 3 and refined.ts[0] == t0 and refined.ts[-1] == t1
-    assert np.array_equal(np.asarray(refined.frames[0]), np.asarray(two_pictures.frames[1]))
-    assert np.array_equal(np.asarray(refined.frames[-1]), np.asarray(two_pictures.frames[2]))
+    # the same frames, up to the float rounding of other batches (as every refine: README)
+    assert _max_diff(_arrays(refined)[::2], _arrays(two_pictures)[1:3]) <= BATCH_TOLERANCE
     assert refined.reconstruction == [None, None]  # neither end of the morph is in the range
 
 
