@@ -11,7 +11,9 @@ same UNet work), and reports for each of the four, averaged over the pairs:
   (worst pair), **path/direct** (sum of adjacent distances over the distance from the first frame to the
   last: 1 goes straight, ≫ 1 wanders through other pictures), and for pairs that share the background or
   the shape's colour how far it drifts (largest ΔE from the ends' mean value, measured where the shape, or
-  the background, is at both ends; and as the judge reads it frame by frame);
+  the background, is at both ends; and as the judge reads it frame by frame); and the same measures of a
+  reference that uses no model, the two ends' pixel cross-fade (:func:`crossfade_reference`: the straightest
+  path between the two pictures, so the best these measures can say of any morph between them);
 
 * max/mean adjacent distance and 1 − Gini of the adjacent distances, measured with the engine's own
   distance (:func:`morph.pacing.image_distance`, what perceptual pacing evens out) **and** with the
@@ -140,6 +142,7 @@ def main(argv=None) -> int:
         return 0
     rows: dict[str, list[dict]] = {}
     classic: list[float] = []
+    reference: list[dict] = []
     if args.load:
         import json
 
@@ -149,10 +152,11 @@ def main(argv=None) -> int:
             for key, values in part["rows"].items():
                 rows.setdefault(key, []).extend(values)
             classic += part["classic"]
+            reference += part.get("reference", [])
         print(f"# bench.quality — {len(next(iter(rows.values())))} pairs from {', '.join(args.load)}\n")
         print(report(rows, classic))
         print()
-        print(standard_report(rows))
+        print(standard_report(rows, reference))
         return 0
     pairs = PAIRS[args.first:args.first + max(1, args.pairs)]
     started = time.perf_counter()
@@ -172,6 +176,7 @@ def main(argv=None) -> int:
             rows[name].append(row)
             if name == baseline(rows):
                 classic.append(row["progress_at_half"])
+                reference.append(crossfade_reference(result))
             if args.details:
                 print(f"{name:18s} {a!r} -> {b!r}: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
@@ -182,12 +187,12 @@ def main(argv=None) -> int:
           f"{base.scheduler}, CFG {base.guidance}, seed {base.seed}; {time.perf_counter() - started:.0f} s\n")
     print(report(rows, classic))
     print()
-    print(standard_report(rows))
+    print(standard_report(rows, reference))
     if args.save:
         import json
 
         with open(args.save, "w") as f:
-            json.dump({"rows": rows, "classic": classic}, f)
+            json.dump({"rows": rows, "classic": classic, "reference": reference}, f)
     if args.drift:
         print()
         print(drift_report(morpher, base, pairs[:4]))
@@ -274,6 +279,28 @@ def standard_measures(frames, a: dict, b: dict, feats: list) -> dict:
     return out
 
 
+def crossfade_reference(result) -> dict:
+    """The standard measures of the reference morph that uses no model: ``result``'s two end frames (the
+    prompts' plain renders, the same on every path) cross-faded pixel by pixel in RGB, as many frames, evenly
+    spaced. It goes straight from one picture to the other at an even rate, so its figures are the best these
+    measures give any morph between the two: by CIEDE2000 about 1.1 path/direct (ΔE2000 is not linear along a
+    straight RGB line). 1 − SSIM is no distance along a path: a straight fade's steps sum to about a fifth of
+    its direct distance, so SSIM path/direct says nothing of wandering; and its steps are uneven along a fade
+    at an even rate (largest next to the ends: a little of another picture takes more structure from a crisp
+    picture than from a blend), so SSIM max/mean and 1 − Gini have this row as their floor."""
+    import numpy as np
+    from PIL import Image
+
+    from toykit import judge, shapes
+
+    a, b = (np.asarray(f.convert("RGB"), dtype=np.float64) for f in (result.frames[0], result.frames[-1]))
+    n = len(result.frames)
+    frames = [Image.fromarray(((1 - t) * a + t * b + 0.5).astype(np.uint8)) for t in np.linspace(0, 1, n)]
+    prompts = result.request.prompts
+    return standard_measures(frames, shapes.parse(prompts[0]), shapes.parse(prompts[-1]),
+                             [judge.features(f) for f in frames])
+
+
 def _grown(mask, pixels: int):
     for _ in range(pixels):
         mask = mask | _neighbours(mask, any)
@@ -297,10 +324,13 @@ def _neighbours(mask, how):
 
 #: The goal for every pair's largest step: at most this many times its mean step (standard_report).
 STEP_GOAL = 2.5
+#: The name of standard_report's reference row (crossfade_reference).
+REFERENCE = "the ends' pixel cross-fade (no model: reference)"
 
 
-def standard_report(rows: dict) -> str:
-    """The scikit-image measures of every path and pacing, averaged over the pairs, with the goals."""
+def standard_report(rows: dict, reference: list[dict] | None = None) -> str:
+    """The scikit-image measures of every path and pacing, averaged over the pairs, with the goals; with
+    ``reference`` (:func:`crossfade_reference` of each pair), its row last."""
     def mean(values):
         values = [v for v in values if v is not None and v == v]
         return statistics.fmean(values) if values else float("nan")
@@ -314,7 +344,11 @@ def standard_report(rows: dict) -> str:
         values = [r[key] for r in rs if r[key] is not None]
         return f"{mean(values):.1f} / {max(values):.1f} ({len(values)} pairs)" if values else "–"
 
-    for name, rs in rows.items():
+    named = list(rows.items())
+    if reference:
+        named.append((REFERENCE, reference))
+    for name, rs in named:
+        seconds = mean(r["seconds"] for r in rs) if name != REFERENCE else float("nan")
         lines.append(
             f"| {name} | {mean(r['ssim_max_over_mean'] for r in rs):.2f} | {mean(r['ssim_1_gini'] for r in rs):.3f} | "
             f"{mean(r['ssim_path_over_direct'] for r in rs):.2f} | {mean(r['de_max_over_mean'] for r in rs):.2f} | "
@@ -322,7 +356,7 @@ def standard_report(rows: dict) -> str:
             f"{max(r['ssim_max_over_mean'] for r in rs):.2f} / {max(r['de_max_over_mean'] for r in rs):.2f} | "
             f"{drift(rs, 'drift_background')} | {drift(rs, 'drift_colour')} | "
             f"{drift(rs, 'judge_drift_background')}, {drift(rs, 'judge_drift_colour')} | "
-            f"{mean(r['seconds'] for r in rs):.2f} |")
+            f"{seconds:.2f} |".replace("| nan |", "| – |"))
     mids = {name: [r["progress_at_midpoint"] for r in rs if r["progress_at_midpoint"] is not None]
             for name, rs in rows.items()}
     lines.append("")
@@ -337,7 +371,7 @@ def standard_report(rows: dict) -> str:
         "(midpoint_ceiling)")
     lines.append(f"pairs with a step over {STEP_GOAL:g}× their mean (SSIM / ΔE): " + ", ".join(
         f"{name} {sum(r['ssim_max_over_mean'] > STEP_GOAL for r in rs)} / "
-        f"{sum(r['de_max_over_mean'] > STEP_GOAL for r in rs)} of {len(rs)}" for name, rs in rows.items()))
+        f"{sum(r['de_max_over_mean'] > STEP_GOAL for r in rs)} of {len(rs)}" for name, rs in named))
     lines.append("goals (smooth perceptual, both measures): max/mean ≤ 1.5, 1 − Gini ≥ 0.85, path/direct ≤ 1.5, "
                  f"no pair's step > {STEP_GOAL:g}× its mean, shared drift < ΔE 5, smooth ≤ 1.25× plain uniform's time")
     return "\n".join(lines)

@@ -12,7 +12,8 @@ and changes by degrees as ``t`` moves; it costs one attention per layer, as a pl
 attention(Q, A) + t attention(Q, B)`` (as even: pair for pair a tie over 24 pairs; two attentions per layer
 made the whole render 1.05x slower); AID's variants with the frame's own keys ("outer"
 over [own; A] and [own; B]: as gradual at twice that cost; "fused", one softmax over [own; A; B] weighted 1,
-1 - t, t: kept the frames at end A for most of the way and then jumped); AdaIN of the latents towards the
+1 - t, t: kept the frames at end A for most of the way and then jumped; the same over [A; B] alone: each query
+took the end it matched best, a longer way round by ΔE); AdaIN of the latents towards the
 ends' statistics (changed the evenness by less than the pairs' spread and pulled the midpoint towards end A).
 
 Cross-attention reads only the two ends' texts (their keys/values mixed: with lerp interpolation that is the

@@ -177,8 +177,25 @@ def test_quality_bench_smoke(capsys):
                  "classic midpoint", "engine max/mean: plain perceptual lower in",
                  "judge 1 − Gini: plain perceptual higher in", "| SSIM max/mean |", "| ΔE path/direct |",
                  "midpoint within ±0.1 of the judge's 50/50", "an ideal even colour morph of 4 frames has such a frame",
-                 "| none: the exact render again | 0.000 / 0.000 |"):
+                 "| none: the exact render again | 0.000 / 0.000 |",
+                 "| the ends' pixel cross-fade (no model: reference) |"):
         assert text in out, text
+
+
+def test_the_cross_fade_reference_goes_straight_and_the_plain_path_wanders_more(toy):
+    """bench.quality's reference row: the two end frames cross-faded pixel by pixel go straight by CIEDE2000
+    (path/direct near 1, even steps) between exactly the render's ends; the plain path between the same ends
+    goes a longer way."""
+    from bench.quality import crossfade_reference, standard_measures
+    from morph import RenderRequest
+
+    result = toy.render(RenderRequest(["a red circle", "a blue square"], frames=8, steps=10, seed=7,
+                                      pacing="uniform", path="plain"))
+    ref = crossfade_reference(result)
+    assert 0.8 < ref["de_path_over_direct"] < 1.3 and ref["de_max_over_mean"] < 1.8
+    a, b = shapes.parse("a red circle"), shapes.parse("a blue square")
+    own = standard_measures(result.frames, a, b, [judge.features(f) for f in result.frames])
+    assert own["de_path_over_direct"] > ref["de_path_over_direct"] + 0.2
 
 
 @pytest.mark.slow
