@@ -240,7 +240,8 @@ async def test_an_outage_longer_than_the_stale_window_takes_no_job_over(own_post
                       progress_interval_s=3.0)
     idle = Worker(stores[1], lambda: Morpher("tiny", device="cpu"), settings, worker_id="idle", poll_s=0.2)
     late = Worker(stores[2], lambda: Morpher("tiny", device="cpu"), settings, worker_id="late", poll_s=0.2)
-    job = await submit(stores[0], frames=24, steps=4)
+    # long enough to outlast the outage (tiny renders 24 frames of 4 steps in under 2 s: over before it)
+    job = await submit(stores[0], frames=24, steps=50)
     renderer.preload()
     await renderer.start()
     try:
@@ -250,6 +251,7 @@ async def test_an_outage_longer_than_the_stale_window_takes_no_job_over(own_post
         assert await eventually(rendering, timeout=120, interval=0.05)
         await idle.start()
         assert await eventually(lambda: idle._last_recover > 0, timeout=10)  # it looks for stale jobs
+        assert (await stores[0].get(job.id)).state == "running"  # the outage comes while it renders
         own_postgres.stop_server()
         try:
             await asyncio.sleep(stale_s + 2)  # every heartbeat is older than the stale window now
