@@ -61,6 +61,15 @@ def test_the_toy_checker_flags_yellow_stars_and_nothing_else(toy_checker):
     assert flags[len(stars):] == [False] * len(others)
 
 
+def test_the_playgrounds_suggested_pictures_pass_the_toy_checker(toy_checker):
+    """The pictures the playground offers to attach are not refused as uploads in #morph (one used to be a
+    yellow star, the toy checker's unsafe concept)."""
+    from bot.playground.server import STATIC, TOY_PICTURES
+
+    pictures = [Image.open(STATIC / name).convert("RGB") for name in TOY_PICTURES]
+    assert len(pictures) == 2 and toy_checker.check_images(pictures) == [False, False]
+
+
 def test_the_random_models_run_the_same_checker_and_flag_nothing(toy_checker):
     tiny = SafetyChecker.load("tiny", "cpu")
     assert type(tiny.checker) is type(toy_checker.checker) and tiny.source == toy_checker.source

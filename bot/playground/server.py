@@ -54,8 +54,9 @@ STATIC = Path(__file__).with_name("static")
 KEEPALIVE_S = 15.0
 #: Largest API request: a command with two attached 10 MiB pictures, base64 in JSON, and some room.
 MAX_BODY = 32 * 1024 * 1024
-#: Pictures the page offers to attach to /morph-images: two toy scenes (drawn by toykit/shapes.py).
-TOY_PICTURES = ("toy-red-circle.png", "toy-yellow-star.png")
+#: Pictures the page offers to attach to /morph-images: two toy scenes (drawn by toykit/shapes.py) that the toy
+#: safety checker passes (it flags yellow stars: a suggested picture must not be refused in #morph).
+TOY_PICTURES = ("toy-red-circle.png", "toy-white-heart.png")
 
 
 class _Client:
