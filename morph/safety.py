@@ -93,11 +93,13 @@ class SafetyChecker:
         errors = []
         for where, subfolder in tries:
             try:
+                # safetensors only, as every model part (morph.models): pickled .bin weights can run code
                 if subfolder:
-                    checker = StableDiffusionSafetyChecker.from_pretrained(where, subfolder=subfolder)
+                    checker = StableDiffusionSafetyChecker.from_pretrained(where, subfolder=subfolder,
+                                                                           use_safetensors=True)
                     processor = CLIPImageProcessor.from_pretrained(where, subfolder="feature_extractor")
                 else:
-                    checker = StableDiffusionSafetyChecker.from_pretrained(where)
+                    checker = StableDiffusionSafetyChecker.from_pretrained(where, use_safetensors=True)
                     processor = CLIPImageProcessor.from_pretrained(where)
             except Exception as err:  # noqa: BLE001 - every failure becomes one message; the next source is tried
                 if subfolder is not None and not os.path.isdir(where):
@@ -117,7 +119,8 @@ class SafetyChecker:
             return cls(checker, processor, dev, source)
         raise MorphError("Could not load the image safety checker (" + "; ".join(errors) + "). Set "
                          "MORPH_SAFETY_CHECKER to a repo id or folder holding a StableDiffusionSafetyChecker "
-                         "(config.json) and its CLIP image processor (preprocessor_config.json).")
+                         "(config.json, weights as model.safetensors: pickled .bin weights are not loaded) and "
+                         "its CLIP image processor (preprocessor_config.json).")
 
     def check_images(self, images: Sequence) -> list[bool]:
         """One bool per PIL picture: True when the checker flags it, or when checking its batch failed."""

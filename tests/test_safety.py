@@ -70,6 +70,31 @@ def test_the_playgrounds_suggested_pictures_pass_the_toy_checker(toy_checker):
     assert len(pictures) == 2 and toy_checker.check_images(pictures) == [False, False]
 
 
+def test_a_checker_with_pickled_weights_is_refused_naming_safetensors(tmp_path):
+    """Pickled weights (.bin) can run code when loaded: the checker loads from safetensors only, like the
+    model's parts, and the refusal says what to give it; the same checker saved as safetensors loads."""
+    import shutil
+    from pathlib import Path
+
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+    from morph import MorphError
+
+    checker = StableDiffusionSafetyChecker.from_pretrained(TOY_CHECKER_DIR, subfolder="safety_checker")
+    for name in ("pickled", "safe"):
+        checker.save_pretrained(tmp_path / name)
+        for f in (Path(TOY_CHECKER_DIR) / "feature_extractor").iterdir():
+            shutil.copy(f, tmp_path / name)
+    (tmp_path / "pickled" / "model.safetensors").unlink()  # the same weights pickled, as older repos have them
+    torch.save(checker.state_dict(), tmp_path / "pickled" / "pytorch_model.bin")
+    assert list((tmp_path / "pickled").glob("*.bin")) and not list((tmp_path / "pickled").glob("*.safetensors"))
+    with pytest.raises(MorphError) as info:
+        SafetyChecker.load("tiny", device="cpu", fallback=str(tmp_path / "pickled"), explicit=True)
+    assert "model.safetensors" in str(info.value) and "pickled" in str(info.value)
+    assert SafetyChecker.load("tiny", device="cpu", fallback=str(tmp_path / "safe"), explicit=True).source == str(
+        tmp_path / "safe")
+
+
 def test_the_random_models_run_the_same_checker_and_flag_nothing(toy_checker):
     tiny = SafetyChecker.load("tiny", "cpu")
     assert type(tiny.checker) is type(toy_checker.checker) and tiny.source == toy_checker.source
