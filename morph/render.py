@@ -385,10 +385,18 @@ class Render:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + self.guidance * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_kwargs)[0]
+            if self.anchors is not None:  # the conditional half's rows: one per sample of ``latents``
+                latents = self.anchors.pull(i, rows[len(rows) - n:], latents, self._pull())
             self._report(n, i + 1, self._fraction(n, i + 1), "denoise", steps=total)
         if extra:  # the riding ends' latents, for their pictures (_straightened)
             self.riders.update(zip(extra, latents[:len(extra)], strict=True))
         return latents[len(extra):]
+
+    def _pull(self) -> float:
+        """How far the frames in between are pulled onto their ends' latent line after each step
+        (:data:`morph.anchoring.LATENT_PULL`); not at all on a picture morph, whose seed is what gives a
+        reroll a new middle between the same pictures (a pull every step would all but erase it)."""
+        return 0.0 if self.pictures is not None else anchoring.LATENT_PULL
 
     def _decode(self, latents: torch.Tensor) -> list:
         """VAE-decode in slices (halved on out-of-memory) and return PIL images."""

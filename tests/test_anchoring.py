@@ -220,3 +220,36 @@ def test_frames_in_between_are_straightened_towards_the_ends_colour(morpher, mon
         fade = (1 - ts[i]) * straight[0] + ts[i] * straight[-1]
         assert (np.abs(straight[i].mean((0, 1)) - fade.mean((0, 1))).sum()
                 < np.abs(raw[i].mean((0, 1)) - fade.mean((0, 1))).sum())
+
+
+def test_pull_moves_anchored_latents_onto_their_ends_line_and_keeps_the_ends():
+    """Anchors.pull after a step: the ends' latents are kept as they are; a frame at t moves the given share of
+    the way onto (1 - t) end A + t end B, also in a later batch without its ends; an end never kept is an error."""
+    from morph.anchoring import Anchors, Row
+
+    anchors = Anchors()
+    a, b, frame = torch.zeros(4, 2, 2), torch.full((4, 2, 2), 8.0), torch.full((4, 2, 2), 10.0)
+    rows = [Row(record="A"), Row(record="B"), Row(ends=("A", "B"), t=0.25)]
+    out = anchors.pull(0, rows, torch.stack([a, b, frame]), 0.5)
+    assert torch.equal(out[0], a) and torch.equal(out[1], b)
+    assert torch.allclose(out[2], torch.full((4, 2, 2), 6.0))  # 10 + 0.5 x (2 - 10)
+    later = anchors.pull(0, [Row(ends=("A", "B"), t=0.75)], frame[None].clone(), 1.0)
+    assert torch.allclose(later[0], torch.full((4, 2, 2), 6.0))  # onto the line: 0.25 x 0 + 0.75 x 8
+    assert torch.equal(anchors.pull(0, rows, torch.stack([a, b, frame]), 0.0)[2], frame)
+    with pytest.raises(RuntimeError, match="not kept at step 1"):
+        anchors.pull(1, [Row(ends=("A", "B"), t=0.5)], frame[None].clone(), 0.5)
+
+
+def test_pulled_frames_lie_nearer_their_ends_cross_fade(morpher, monkeypatch):
+    """On a render (colour straightening off, to see the pull alone): every frame in between is nearer the ends'
+    pixel cross-fade with the latents pulled than without; the ends are the same either way."""
+    from morph import anchoring
+
+    monkeypatch.setattr(anchoring, "STRAIGHTEN", 0.0)
+    pulled = _arrays(morpher.render(_req()))
+    monkeypatch.setattr(anchoring, "LATENT_PULL", 0.0)
+    free = _arrays(morpher.render(_req()))
+    assert _max_diff([pulled[0], pulled[-1]], [free[0], free[-1]]) == 0
+    for i in (1, 2, 3):
+        fade = (1 - i / 4) * pulled[0] + i / 4 * pulled[-1]
+        assert np.abs(pulled[i] - fade).mean() < np.abs(free[i] - fade).mean(), i
