@@ -177,12 +177,15 @@ class Anchors:
     def pull(self, step: int, rows: Sequence[Row], latents: torch.Tensor, strength: float) -> torch.Tensor:
         """After denoising step ``step`` of a batch whose samples are ``rows`` (one row per sample of
         ``latents``): keep the ends' latents of this step, and move each anchored sample ``strength`` of the way
-        onto the straight line between its two ends' latents at its t (see "Latents pulled")."""
+        onto the straight line between its two ends' latents at its t (see "Latents pulled"). A strength of 0
+        does nothing, not even keep them."""
+        if strength <= 0:
+            return latents
         for j, row in enumerate(rows):
             if row.record is not None:
                 self._latents[(step, row.record)] = latents[j].detach().clone()
         anchored = [j for j, row in enumerate(rows) if row.ends is not None]
-        if strength <= 0 or not anchored:
+        if not anchored:
             return latents
         latents = latents.clone()
         for j in anchored:
