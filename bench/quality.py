@@ -348,7 +348,7 @@ def standard_report(rows: dict, reference: list[dict] | None = None) -> str:
     if reference:
         named.append((REFERENCE, reference))
     for name, rs in named:
-        seconds = mean(r["seconds"] for r in rs) if name != REFERENCE else float("nan")
+        seconds = "–" if name == REFERENCE else f"{mean(r['seconds'] for r in rs):.2f}"  # no render to time
         lines.append(
             f"| {name} | {mean(r['ssim_max_over_mean'] for r in rs):.2f} | {mean(r['ssim_1_gini'] for r in rs):.3f} | "
             f"{mean(r['ssim_path_over_direct'] for r in rs):.2f} | {mean(r['de_max_over_mean'] for r in rs):.2f} | "
@@ -356,7 +356,7 @@ def standard_report(rows: dict, reference: list[dict] | None = None) -> str:
             f"{max(r['ssim_max_over_mean'] for r in rs):.2f} / {max(r['de_max_over_mean'] for r in rs):.2f} | "
             f"{drift(rs, 'drift_background')} | {drift(rs, 'drift_colour')} | "
             f"{drift(rs, 'judge_drift_background')}, {drift(rs, 'judge_drift_colour')} | "
-            f"{seconds:.2f} |".replace("| nan |", "| – |"))
+            f"{seconds} |")
     mids = {name: [r["progress_at_midpoint"] for r in rs if r["progress_at_midpoint"] is not None]
             for name, rs in rows.items()}
     lines.append("")
