@@ -155,7 +155,7 @@ def compare(frames: list[Image.Image], budget: int, duration_ms: int = 100, repe
             timeline = gif_timeline(enc.data)
         else:
             timeline = [(f, enc.duration_ms) for f in decode_mp4(enc.data)]
-        row[kind] = {"bytes": len(enc.data), "seconds": best, "reductions": list(enc.reductions),
+        row[kind] = {"bytes": len(enc.data), "seconds": best, "reductions": [str(r) for r in enc.reductions],
                      "fidelity": fidelity(shown_at_frames(timeline, len(frames), duration_ms, size), frames),
                      "frames": len(timeline), "size": (enc.width, enc.height)}
     return row

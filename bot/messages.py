@@ -25,7 +25,7 @@ from bot.result import choose_select_frames as choose_select_frames
 from bot.uploads import Fetch
 from bot.validation import LINK_RE
 from morph.images import PictureError, Problem
-from morph.request import PROBLEMS, Invalid
+from morph.request import NOTICES, PROBLEMS, Invalid, Notice
 
 MAX_CONTENT = 2000
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣")
@@ -321,13 +321,13 @@ def result_text(job_id: int, request, user_id: int, result: JobResult, note: str
             f"{first}–{last} {title_of_segment(request, index, locale)}" if first != last
             else f"{first} {title_of_segment(request, index, locale)}" for index, first, last in parts)))
     for anim in result.animations:
-        for w in anim.reductions:
+        if anim.reductions:
             lines.append(tr._("{format} shrunk to fit the upload limit: {detail}", format=anim.kind.upper(),
-                              detail=safe(w, 100)))
+                              detail=_listed(tr, (notice_text(r, locale) for r in anim.reductions))))
     if result.fell_back:
         lines.append(tr._(MP4_FALLBACK))
     for w in result.warnings:
-        lines.append(tr._("Note: {detail}", detail=safe(w, 200)))
+        lines.append(tr._("Note: {detail}", detail=notice_text(w, locale)))
     if note:
         lines.append(safe(note, 300))
     return clip("\n".join(lines))
@@ -701,6 +701,13 @@ def invalid_text(code: str, facts: dict, locale: object = None) -> str:
     if template is None:  # a problem of another version of the engine
         return tr._("the morph's settings are not valid ({code}).", code=safe(code, 40))
     return tr._(template, **{k: _fact(tr, k, v) for k, v in facts.items()})
+
+
+def notice_text(notice: Notice, locale: object = None) -> str:
+    """The engine's :class:`morph.request.Notice` about a render (a warning, an animation's reduction) in the
+    language of ``locale``; the words of a prompt it quotes are kept as typed, made inert."""
+    tr = text(locale)
+    return clip(tr._(NOTICES[notice.code], **{k: _fact(tr, k, v) for k, v in notice.facts.items()}), 300)
 
 
 def error_text(err: Exception, locale: object = None) -> str:

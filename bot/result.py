@@ -5,7 +5,8 @@ The worker builds it (:func:`bot.render_output.render_files`), the store writes 
 (:meth:`JobResult.to_json`) and parses it once where the row is read (:meth:`bot.jobs.Job.from_row` →
 ``job.result``); messages, views, delivery and actions read its attributes. The JSON has a ``version``:
 a change of its shape gets a new version and a migration that converts the stored rows (0005 converted
-the untyped dicts written before the record existed), never a fallback in the code that reads it.
+the untyped dicts written before the record existed, 0012 the English warnings and reductions of version 1
+into notices), never a fallback in the code that reads it.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from morph.request import Progress
+from morph.request import Notice, Progress
 
 #: The shape :meth:`JobResult.to_json` writes and :meth:`JobResult.from_json` reads.
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 
 
 class ResultFormatError(ValueError):
@@ -38,14 +39,14 @@ class SegmentResult:
 @dataclass(frozen=True)
 class Animation:
     """One animation file the worker made: ``kind`` ``"mp4"`` or ``"gif"``, its size in bytes, how many
-    frames and pixels it kept, what was given up to fit the upload limit (``reductions``), and for an MP4
-    its bit rate."""
+    frames and pixels it kept, what was given up to fit the upload limit (``reductions``: the engine's
+    notices, :class:`morph.request.Notice`), and for an MP4 its bit rate."""
 
     kind: str
     bytes: int
     frame_count: int
     size: tuple[int, int]
-    reductions: tuple[str, ...] = ()
+    reductions: tuple[Notice, ...] = ()
     bitrate: int | None = None
 
 
@@ -93,7 +94,8 @@ class JobResult:
     made, in the order they are posted (MP4 first). ``mp4_error``: why an MP4 that was asked for is not
     among them (for the log only: it may name paths); ``budget``: the bytes the animations were given.
     ``reconstruction``: for a picture morph, each end's PSNR (dB) against its picture (None: a prompt end);
-    empty for a prompt morph.
+    empty for a prompt morph. ``warnings``: the engine's notices about the render (a prompt cut at CLIP's
+    77 tokens…), worded in the job's language where they are shown.
     """
 
     frame_count: int
@@ -104,7 +106,7 @@ class JobResult:
     midpoint: int = 0
     candidates: tuple[int, ...] = ()
     segments: tuple[SegmentResult, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Notice, ...] = ()
     seconds: float = 0.0
     reconstruction: tuple[float | None, ...] = ()
     #: what was asked for: "mp4", "gif" or "both"
@@ -164,14 +166,14 @@ class JobResult:
                                          midpoint=int(s["midpoint"]),
                                          candidates=tuple(int(c) for c in s["candidates"]))
                            for s in d["segments"]),
-            warnings=tuple(str(w) for w in d["warnings"]),
+            warnings=tuple(Notice.from_dict(w) for w in d["warnings"]),
             seconds=float(d["seconds"]),
             reconstruction=tuple(None if p is None else float(p) for p in d["reconstruction"]),
             format=str(d["format"]),
             animations=tuple(Animation(kind=str(a["kind"]), bytes=int(a["bytes"]),
                                        frame_count=int(a["frame_count"]),
                                        size=(int(a["size"][0]), int(a["size"][1])),
-                                       reductions=tuple(str(r) for r in a["reductions"]),
+                                       reductions=tuple(Notice.from_dict(r) for r in a["reductions"]),
                                        bitrate=None if a["bitrate"] is None else int(a["bitrate"]))
                              for a in d["animations"]),
             mp4_error=d["mp4_error"],

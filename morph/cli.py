@@ -231,7 +231,7 @@ def _report(args, paths: dict, result, animation) -> None:
               f"{mp4.width}x{mp4.height}, H.264 {quality}, {mp4.duration_ms} ms/frame "
               f"(render {result.seconds:.1f} s)", file=out)
         if mp4.reductions:
-            print(f"to fit {args.budget_mb:g} MiB the MP4 was reduced: {', '.join(mp4.reductions)}", file=out)
+            print(f"to fit {args.budget_mb:g} MiB the MP4 was reduced: {', '.join(map(str, mp4.reductions))}", file=out)
     for note in animation.notes:
         print(f"warning: {note}", file=out)
     gif = animation.gif
@@ -240,7 +240,7 @@ def _report(args, paths: dict, result, animation) -> None:
               f"{gif.height}, {gif.colors} colours, {gif.duration_ms} ms/frame (render {result.seconds:.1f} s)",
               file=out)
         if gif.reductions:
-            print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(gif.reductions)}", file=out)
+            print(f"to fit {args.budget_mb:g} MiB the GIF was reduced: {', '.join(map(str, gif.reductions))}", file=out)
     req = result.request
     print(f"sampling: {req.steps} steps {req.scheduler}, guidance {req.guidance:g}", file=out)
     if req.segments > 1 or req.t_start is not None:

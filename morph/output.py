@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from morph.request import Invalid, MorphError
+from morph.request import Invalid, MorphError, Notice
 
 DEFAULT_BUDGET = 10 * 1024 * 1024  # Discord's default upload limit
 SIZE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)  # picture size ladder, fractions of the input
@@ -41,7 +41,7 @@ class GifResult:
     height: int
     frame_count: int  # frames in the file (boomerang included)
     colors: int
-    reductions: list[str] = field(default_factory=list)  # e.g. "size 512→384", "palette 256→128"
+    reductions: list[Notice] = field(default_factory=list)  # e.g. size 512→384, palette 256→128
     duration_ms: int = 100  # how long each frame is shown (longer when frames were dropped)
     encodes: int = 0  # how many full encodes it took (for tests and tuning)
 
@@ -145,16 +145,16 @@ def _predict(measured: int, base: _Rung, rung: _Rung, width: int, height: int) -
     return measured * (w * h) / (bw * bh) * len(rung.keep) / len(base.keep) * bits
 
 
-def _describe(first: _Rung, chosen: _Rung, width: int, height: int, n_frames: int) -> list[str]:
+def _describe(first: _Rung, chosen: _Rung, width: int, height: int, n_frames: int) -> list[Notice]:
     out = []
     w0, h0 = _dims(first, width, height)
     w, h = _dims(chosen, width, height)
     if (w, h) != (w0, h0):
-        out.append(f"size {w0}→{w}" if (w0 == h0 and w == h) else f"size {w0}x{h0}→{w}x{h}")
+        out.append(size_reduction((w0, h0), (w, h)))
     if chosen.colors != first.colors:
-        out.append(f"palette {first.colors}→{chosen.colors}")
+        out.append(Notice("reduced_palette", {"before": first.colors, "after": chosen.colors}))
     if len(chosen.keep) != n_frames:
-        out.append(f"frames {n_frames}→{len(chosen.keep)}")
+        out.append(Notice("reduced_frames", {"before": n_frames, "after": len(chosen.keep)}))
     return out
 
 
@@ -198,6 +198,13 @@ def encode_gif(frames: list[Image.Image], budget_bytes: int = DEFAULT_BUDGET, du
     return GifResult(data=data, width=w, height=h, frame_count=shown, colors=rung.colors,
                      reductions=_describe(ladder[0], rung, width, height, len(frames)),
                      duration_ms=_frame_duration(duration_ms, len(frames), len(rung.keep)), encodes=encodes)
+
+
+def size_reduction(before: tuple[int, int], after: tuple[int, int]) -> Notice:
+    """The notice that a picture was shrunk: its side (``512→384``) when square before and after, else both."""
+    square = before[0] == before[1] and after[0] == after[1]
+    return Notice("reduced_size", {"before": str(before[0]) if square else f"{before[0]}x{before[1]}",
+                                   "after": str(after[0]) if square else f"{after[0]}x{after[1]}"})
 
 
 def human_size(n: int) -> str:

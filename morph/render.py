@@ -48,6 +48,7 @@ from morph.request import (
     PROMPT_NAMES,
     Cancelled,
     Invalid,
+    Notice,
     Progress,
     RenderRequest,
     RenderResult,
@@ -136,7 +137,7 @@ class Render:
         self.progress = progress
         self.cancel = cancel
         self.size = req.size or morpher.native_size
-        self.warnings: list[str] = []
+        self.warnings: list[Notice] = []
         self.frames_done = 0
         self.unet_evals = 0
         self.images: dict[float, object] = {}  # by path position (_key)
@@ -159,8 +160,7 @@ class Render:
         self.embs = [self._encode(prompt, PROMPT_NAMES[i]) for i, prompt in enumerate(req.prompts)]
         self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
         if req.negative and not self.guided:
-            self.warnings.append(f"The negative prompt was not used: at guidance {req.guidance:g} this model renders "
-                                 "without classifier-free guidance, which is what a negative prompt steers.")
+            self.warnings.append(Notice("negative_unused", {"guidance": float(req.guidance)}))
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
         self.pictures = (inversion.PictureEnds(self.m, req.images, self.size, self.embs, self.guidance,
@@ -254,8 +254,8 @@ class Render:
     def _encode(self, prompt: str, what: str) -> TextEmbedding:
         emb, dropped = self.m.encode(prompt)
         if dropped:
-            self.warnings.append(f"The {what} is longer than CLIP's {CLIP_MAX_TOKENS} tokens; these words were "
-                                 f"dropped: {' '.join(dropped)}")
+            self.warnings.append(Notice("prompt_truncated", {"what": what, "limit": CLIP_MAX_TOKENS,
+                                                             "dropped": " ".join(dropped)}))
         return emb
 
     def _scheduler(self):

@@ -122,6 +122,53 @@ class Invalid(MorphError):
         super().__init__(PROBLEMS[code].format(**shown))
 
 
+#: What the engine tells about a render it did make (a :class:`Notice`'s ``code``) with its English message:
+#: a render warning, or what an animation gave up to fit its byte budget. Facts as for :data:`PROBLEMS`;
+#: ``before`` and ``after`` of a size are picture sizes as written (``512``, ``512x384``).
+NOTICES = {
+    "prompt_truncated": N_("The {what} is longer than CLIP's {limit} tokens; these words were dropped: {dropped}"),
+    "negative_unused": N_("The negative prompt was not used: at guidance {guidance} this model renders without "
+                          "classifier-free guidance, which is what a negative prompt steers."),
+    "reduced_size": N_("size {before}→{after}"),
+    "reduced_palette": N_("palette {before}→{after}"),
+    "reduced_frames": N_("frames {before}→{after}"),
+    "reduced_bitrate": N_("bitrate {kbits} kbit/s"),
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the engine tells about a render it made, as data: ``code`` (a :data:`NOTICES` key) and
+    ``facts`` (plain values), so a front can store it and word it in a member's language; ``str()`` is the
+    English the command line prints."""
+
+    code: str
+    facts: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.code not in NOTICES:
+            raise ValueError(f"unknown notice {self.code!r}")
+
+    def __str__(self) -> str:
+        return NOTICES[self.code].format(**{k: _english(v) for k, v in self.facts.items()})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Notice:
+        """The notice as ``dataclasses.asdict`` wrote it."""
+        return cls(code=str(d["code"]), facts=dict(d["facts"]))
+
+
+def _english(value: object) -> object:
+    """A fact as the command line writes it: 1,234 and 7.5 (not 7.500000)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value
+
+
 class ModelLoadError(MorphError):
     """The model (or a LoRA) cannot be loaded: a problem for whoever runs the engine, whose message names
     paths and the hub's error. The command line shows it; the bot logs it and tells members only that the
@@ -443,7 +490,7 @@ class RenderResult:
     one_minus_gini: float
     midpoint: int  # index into frames: half the cumulative path length
     candidates: list[int]  # K indices around each segment's midpoint, in path order
-    warnings: list[str] = field(default_factory=list)  # e.g. prompt truncated to 77 tokens
+    warnings: list[Notice] = field(default_factory=list)  # e.g. the prompt truncated to 77 tokens
     unet_evals: int = 0  # frames denoised (each = `steps` UNet calls incl. CFG); for checking pacing cost
     seconds: float = 0.0
     model: str = ""

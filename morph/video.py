@@ -29,8 +29,8 @@ from fractions import Fraction
 
 from PIL import Image
 
-from morph.output import boomerang_frames, even_size, human_size, size_scales
-from morph.request import MorphError
+from morph.output import boomerang_frames, even_size, human_size, size_reduction, size_scales
+from morph.request import MorphError, Notice
 
 CODEC = "libx264"
 DEFAULT_CRF = 18  # x264's scale: 0 lossless, 23 its default, ~18 "visually lossless"
@@ -58,7 +58,7 @@ class VideoResult:
     frame_count: int  # frames in the file (boomerang included)
     duration_ms: int  # how long each frame is shown
     bitrate: int | None = None  # bits/s the encoder was held to; None: constant quality (CRF) fitted
-    reductions: list[str] = field(default_factory=list)  # e.g. "size 512→384"
+    reductions: list[Notice] = field(default_factory=list)  # e.g. size 512→384
     encodes: int = 0
 
 
@@ -118,10 +118,9 @@ def encode_mp4(frames: list[Image.Image], budget_bytes: int, duration_ms: int = 
         while len(tried) < BITRATE_TRIES and bitrate >= MIN_BITRATE:
             data = encode(size, bitrate=bitrate)
             if len(data) <= budget_bytes:
-                reductions = [f"bitrate {bitrate / 1000:,.0f} kbit/s"]
+                reductions = [Notice("reduced_bitrate", {"kbits": round(bitrate / 1000)})]
                 if size != full:
-                    reductions.insert(0, f"size {full[0]}→{size[0]}" if full[0] == full[1]
-                                      else f"size {full[0]}x{full[1]}→{size[0]}x{size[1]}")
+                    reductions.insert(0, size_reduction(full, size))
                 return _result(data, size, len(frames), duration_ms, bitrate, reductions, encodes)
             tried.append((bitrate, len(data)))
             bitrate = _next_bitrate(tried, target)

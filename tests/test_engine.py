@@ -7,6 +7,7 @@ import torch
 
 from morph import Cancelled, Morpher, MorphError, RenderRequest
 from morph.models import make_scheduler
+from morph.request import Notice
 
 torch.set_num_threads(1)
 
@@ -289,9 +290,10 @@ def test_long_prompt_is_truncated_with_a_warning_naming_the_dropped_words(morphe
     r = morpher.render(_req(prompts=[words, CAT], frames=2, steps=1))
     assert r.warnings == []
     r = morpher.render(_req(prompts=[words + " wizard castle", CAT], frames=2, steps=1))
-    assert len(r.warnings) == 1
-    assert "first prompt" in r.warnings[0] and "77" in r.warnings[0]
-    assert r.warnings[0].endswith("wizard castle")
+    assert r.warnings == [Notice("prompt_truncated", {"what": "first prompt", "limit": 77,
+                                                       "dropped": "wizard castle"})]
+    assert str(r.warnings[0]) == ("The first prompt is longer than CLIP's 77 tokens; these words were dropped: "
+                                  "wizard castle")
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -25,7 +25,7 @@ from bot.jobs import Failure, Job, JobState, Refusal, Refused, failure
 from bot.result import Animation, JobResult, SegmentResult
 from bot.translator import CatalogueTranslator
 from bot.views import cancel_view, result_view
-from morph.request import PROBLEMS, Invalid, RenderRequest
+from morph.request import NOTICES, PROBLEMS, Invalid, Notice, RenderRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGS = [lang for lang in i18n.languages() if lang != i18n.SOURCE]
@@ -155,13 +155,19 @@ def long_job(lang: str, prompts=4) -> Job:
     frames = 120
     result = JobResult(frame_count=frames, candidates=(10, 20, 30, 40, 50, 60, 70, 80, 90),
                        ts=tuple(i / (frames - 1) for i in range(frames)), one_minus_gini=0.93, max_over_mean=1.4,
-                       seconds=3725.0, mp4_error="no PyAV", warnings=("w" * 300,),
-                       animations=(Animation("mp4", 1, frames, (512, 512), ("y" * 200,)),
-                                   Animation("gif", 1, frames, (512, 512), ("x" * 200,))),
+                       seconds=3725.0, mp4_error="no PyAV", warnings=every_notice("warning"),
+                       animations=(Animation("mp4", 1, frames, (512, 512), every_notice("reduction")),
+                                   Animation("gif", 1, frames, (512, 512), every_notice("reduction"))),
                        segments=tuple(SegmentResult(i, 30 * i, 30 * i + 29, 30 * i + 15,
                                                     (10 * (2 * i + 1), 10 * (2 * i + 2))) for i in range(4)))
     return Job(id=2**62, guild_id=1, channel_id=2, user_id=2**62, state=JobState.DELIVERED, request=request,
                result=result, token="abcd1234", language=lang, artifact_dir="x")
+
+
+def every_notice(kind: str) -> tuple[Notice, ...]:
+    """Every notice of the engine's of ``kind`` (a reduction of an animation, or a render warning), long facts."""
+    return tuple(Notice(code, long_facts(message)) for code, message in NOTICES.items()
+                 if code.startswith("reduced_") == (kind == "reduction"))
 
 
 def every_text(lang: str) -> list[str]:

@@ -8,7 +8,10 @@ import pytest
 
 from bot import messages as msg
 from bot.result import Animation, JobResult, SegmentResult
-from morph.request import RenderRequest
+from morph.request import Notice, RenderRequest
+from testkit.languages import assert_no_english
+
+SHRUNK = Notice("reduced_size", {"before": "512", "after": "384"})
 
 MEMBER = 902
 MENTION = re.compile(r"<(@[!&]?|#)\d+>|@(everyone|here)")
@@ -50,9 +53,14 @@ def test_select_frames_many_candidates_and_120_frames():
 NASTY = "<@123456789012345678> @everyone <@&55> <#77> **bold** @here"
 #: A 4-prompt looped chain's result: two candidates in each of its four segments.
 CHAIN_RESULT = JobResult(frame_count=24, candidates=(2, 3, 8, 9, 14, 15, 20, 21), mp4_error="no PyAV",
-                         animations=(Animation("mp4", 1, 24, (384, 384), ("size 512→384",)),),
+                         animations=(Animation("mp4", 1, 24, (384, 384), (SHRUNK,)),),
                          segments=tuple(SegmentResult(k, 6 * k, 6 * k + 5, 6 * k + 3, (6 * k + 2, 6 * k + 3))
                                         for k in range(4)))
+
+
+def cut(words: str) -> Notice:
+    """The engine's notice that the first prompt lost ``words`` at CLIP's 77 tokens."""
+    return Notice("prompt_truncated", {"what": "first prompt", "limit": 77, "dropped": words})
 
 
 def _mentions_except(text: str, allowed: set[str]) -> list[str]:
@@ -61,7 +69,7 @@ def _mentions_except(text: str, allowed: set[str]) -> list[str]:
 
 def test_texts_never_contain_mentions_from_user_text():
     result = JobResult(frame_count=24, candidates=(10, 11, 12), one_minus_gini=0.91, max_over_mean=1.3, seconds=75,
-                       animations=(Animation("gif", 1, 24, (384, 384), ("size 512→384",)),), warnings=(NASTY,))
+                       animations=(Animation("gif", 1, 24, (384, 384), (SHRUNK,)),), warnings=(cut(NASTY),))
     texts = [
         msg.queued_text(1, RenderRequest([NASTY, NASTY], frames=24), MEMBER, 3),
         msg.rendering_text(1, RenderRequest([NASTY, NASTY]), MEMBER),
@@ -87,8 +95,9 @@ LINKS = "go https://evil.example/x or HTTP://a.b, www.evil.com, discord.gg/abc, 
 def test_texts_never_carry_a_clickable_link_from_user_text():
     """Prompts stored before links were refused, error texts and warnings: any link in user text is
     defanged (a zero-width space after its ``:`` and before its dots), so Discord shows no link and no preview."""
-    result = JobResult(frame_count=24, candidates=(1,), warnings=(LINKS,),
-                       animations=(Animation("gif", 1, 24, (64, 64), (LINKS,)),))
+    result = JobResult(frame_count=24, candidates=(1,), warnings=(cut(LINKS),),
+                       animations=(Animation("gif", 1, 24, (64, 64), (Notice("reduced_size", {"before": LINKS,
+                                                                                             "after": LINKS}),)),))
     texts = [
         msg.queued_text(1, RenderRequest([LINKS, LINKS]), MEMBER, 3),
         msg.rendering_text(1, RenderRequest([LINKS, LINKS]), MEMBER),
@@ -122,7 +131,7 @@ def test_result_text_names_job_prompts_user_smoothness():
 
 def test_long_texts_are_clipped_to_2000():
     text = msg.result_text(1, RenderRequest(["a" * 1000, "b" * 1000]), MEMBER,
-                           JobResult(frame_count=2, warnings=("w" * 500,) * 10))
+                           JobResult(frame_count=2, warnings=(cut("w" * 500),) * 10))
     assert len(text) <= 2000
     text = msg.result_text(1, RenderRequest(prompts=["a" * 1000] * 4, loop=True), MEMBER, CHAIN_RESULT)
     assert len(text) <= 2000
@@ -166,3 +175,25 @@ def test_a_picture_morphs_result_reports_the_reconstruction_of_its_ends():
         result = JobResult(frame_count=8, reconstruction=none)
         assert msg.reconstruction_text(result) is None
         assert "reproduces" not in msg.result_text(7, request, MEMBER, result)
+
+
+def test_the_engines_notices_are_worded_in_the_results_language():
+    """Render warnings and what an animation gave up are the engine's notices (code and facts), worded in the
+    language of the result, with the words a prompt lost quoted as typed."""
+    result = JobResult(frame_count=24, candidates=(11,), warnings=(
+        cut("in the snow"), Notice("negative_unused", {"guidance": 0.0})), animations=(
+        Animation("mp4", 1, 24, (384, 384), (SHRUNK, Notice("reduced_bitrate", {"kbits": 1234}))),
+        Animation("gif", 1, 12, (384, 384), (SHRUNK, Notice("reduced_palette", {"before": 256, "after": 64}),
+                                             Notice("reduced_frames", {"before": 24, "after": 12})))))
+    english = msg.result_text(1, RenderRequest(["a dog", "a cat"]), MEMBER, result)
+    assert "MP4 shrunk to fit the upload limit: size 512→384, bitrate 1,234 kbit/s" in english
+    assert "GIF shrunk to fit the upload limit: size 512→384, palette 256→64, frames 24→12" in english
+    assert ("Note: The first prompt is longer than CLIP's 77 tokens; these words were dropped: in the snow"
+            in english) and "Note: The negative prompt was not used: at guidance 0 this model" in english
+    japanese = msg.result_text(1, RenderRequest(["a dog", "a cat"]), MEMBER, result, locale="ja")
+    assert "MP4 を縮小しました: サイズ 512→384、ビットレート 1,234 kbit/s" in japanese
+    assert "色数 256→64、フレーム数 24→12" in japanese
+    assert "1つ目のプロンプトが CLIP の上限 77 トークンを超えたため、次の語は使われませんでした: in the snow" \
+        in japanese
+    assert "ガイダンス 0 では" in japanese
+    assert_no_english([japanese])

@@ -7,12 +7,14 @@ from bot.config import Settings
 from bot.db import Database, is_postgres, open_database
 from bot.result import RESULT_VERSION, Animation, JobResult, SegmentResult
 from bot.store import Store
-from morph.request import RenderRequest
+from morph.request import Notice, RenderRequest
+
+CUT = "The first prompt is longer than CLIP's 77 tokens; these words were dropped: in the snow"
 
 #: A result as the worker wrote it between formats (0004) and the typed record: MP4 and GIF, flat keys.
 FLAT_BOTH = {
     "ts": [0.0, 0.5, 1.0], "distances": [0.2, 0.3], "max_over_mean": 1.2, "one_minus_gini": 0.9,
-    "midpoint": 1, "candidates": [1], "frame_count": 3, "warnings": ["w"], "seconds": 2.5,
+    "midpoint": 1, "candidates": [1], "frame_count": 3, "warnings": [CUT], "seconds": 2.5,
     "segments": [{"index": 0, "first": 0, "last": 2, "midpoint": 1, "candidates": [1]}],
     "format": "both", "files": ["mp4", "gif"], "fell_back": False, "mp4_error": None, "budget": 9000,
     "sheet_bytes": 77, "frame_size": [64, 64], "model": "toy", "unet_evals": 30,
@@ -38,7 +40,7 @@ async def open_at_0004(url: str, tmp_path) -> Database:
     return await open_database(url, migrations_dir=old)
 
 
-async def test_0005_turns_the_untyped_results_into_version_1_records(db_url, tmp_path):
+async def test_0005_turns_the_untyped_results_into_records(db_url, tmp_path):
     database = await open_at_0004(db_url, tmp_path)
     request = json.dumps(RenderRequest(prompts=["a dog", "a cat"], frames=3).to_dict())
     try:
@@ -58,9 +60,11 @@ async def test_0005_turns_the_untyped_results_into_version_1_records(db_url, tmp
         await store.close()
     assert both.result == JobResult(
         frame_count=3, ts=(0.0, 0.5, 1.0), distances=(0.2, 0.3), max_over_mean=1.2, one_minus_gini=0.9,
-        midpoint=1, candidates=(1,), segments=(SegmentResult(0, 0, 2, 1, (1,)),), warnings=("w",), seconds=2.5,
+        midpoint=1, candidates=(1,), segments=(SegmentResult(0, 0, 2, 1, (1,)),), seconds=2.5,
+        warnings=(Notice("prompt_truncated", {"what": "first prompt", "limit": 77, "dropped": "in the snow"}),),
         format="both", animations=(Animation("mp4", 500, 3, (64, 64), (), 12000),
-                                   Animation("gif", 800, 3, (48, 48), ("size 64→48",))),
+                                   Animation("gif", 800, 3, (48, 48),
+                                             (Notice("reduced_size", {"before": "64", "after": "48"}),))),
         mp4_error=None, budget=9000, sheet_bytes=77, frame_size=(64, 64), model="toy", unet_evals=30)
     assert both.result.files == ("mp4", "gif") and not both.result.fell_back
     assert gif_only.result == JobResult(

@@ -11,6 +11,7 @@ import torch
 from morph import Morpher, MorphError, RenderRequest, models
 from morph.profiles import LCM, LCM_GUIDANCE_INPUT, STANDARD, STANDARD_XL, TURBO, profile_for
 from morph.render import step_generators
+from morph.request import Notice
 
 torch.set_num_threads(1)
 
@@ -80,8 +81,10 @@ def test_turbo_profile_renders_four_trailing_steps_without_an_unconditional_batc
     assert [t for _, t in calls] == [999.0, 749.0, 499.0, 249.0]  # trailing spacing
     assert m.device_info()["profile"] == "turbo" and r.warnings == []
     with_negative = m.render(_req(frames=4, negative="blurry", path="plain"))
-    assert with_negative.warnings == ["The negative prompt was not used: at guidance 0 this model renders without "
-                                      "classifier-free guidance, which is what a negative prompt steers."]
+    assert with_negative.warnings == [Notice("negative_unused", {"guidance": 0.0})]
+    assert str(with_negative.warnings[0]) == ("The negative prompt was not used: at guidance 0 this model renders "
+                                              "without classifier-free guidance, which is what a negative prompt "
+                                              "steers.")
     assert all(np.array_equal(a, b) for a, b in zip(_arrays(r), _arrays(with_negative), strict=True))
 
 

@@ -4,10 +4,14 @@ import json
 import pytest
 
 from bot.result import RESULT_VERSION, Animation, JobResult, ResultFormatError, SegmentResult
+from morph.request import Notice
+
+SHRUNK = Notice("reduced_size", {"before": "16", "after": "8"})
+UNUSED = Notice("negative_unused", {"guidance": 1.0})
 
 RESULT = JobResult(frame_count=3, ts=(0.0, 0.5, 1.0), distances=(0.1, 0.2), max_over_mean=1.3, one_minus_gini=0.8,
-                   midpoint=1, candidates=(1, 2), segments=(SegmentResult(0, 0, 2, 1, (1, 2)),), warnings=("w",),
-                   seconds=1.5, format="mp4", animations=(Animation("gif", 9, 3, (8, 8), ("size 16→8",)),),
+                   midpoint=1, candidates=(1, 2), segments=(SegmentResult(0, 0, 2, 1, (1, 2)),), warnings=(UNUSED,),
+                   seconds=1.5, format="mp4", animations=(Animation("gif", 9, 3, (8, 8), (SHRUNK,)),),
                    mp4_error="no PyAV", budget=100, sheet_bytes=5, frame_size=(16, 16), model="toy", unet_evals=6)
 
 
@@ -16,11 +20,14 @@ def test_round_trip_and_derived_facts():
     assert stored["version"] == RESULT_VERSION and stored["animations"][0]["kind"] == "gif"
     back = JobResult.from_json(RESULT.to_json())
     assert back == RESULT and back.files == ("gif",) and back.fell_back
-    assert back.animation("gif").reductions == ("size 16→8",) and back.animation("mp4") is None
+    assert back.animation("gif").reductions == (SHRUNK,) and back.animation("mp4") is None
+    assert stored["warnings"] == [{"code": "negative_unused", "facts": {"guidance": 1.0}}]
 
 
 @pytest.mark.parametrize("change", [{"version": None}, {"version": RESULT_VERSION + 1}, {"frame_count": None},
-                                    {"animations": [{"kind": "gif"}]}, {"reconstruction": None}])
+                                    {"animations": [{"kind": "gif"}]}, {"reconstruction": None},
+                                    {"warnings": ["The negative prompt was not used"]},  # version 1's sentences
+                                    {"warnings": [{"code": "no_such_notice", "facts": {}}]}])
 def test_other_shapes_are_refused(change):
     d = json.loads(RESULT.to_json())
     d.update(change)
