@@ -26,7 +26,7 @@ from discord.ext import commands
 from bot import messages as msg
 from bot.actions import Actions
 from bot.cogs.options import FORMAT_CHOICES
-from bot.i18n import Text, languages, text
+from bot.i18n import N_, Text, languages, text
 from bot.interactions import ephemeral, guild_of
 from bot.jobs import Job, JobState
 from bot.permissions import can_admin
@@ -79,19 +79,6 @@ def format_limits(limits: Limits, settings=None, locale: object = None) -> str:
         "• " + tr._("paused") + ": " + (tr._("yes") if limits.paused else tr._("no")),
         *bounds,
     ])
-
-
-def format_audit(entries: list[dict], locale: object = None) -> str:
-    tr = text(locale)
-    if not entries:
-        return tr._("Audit log: (empty)")
-    lines = [tr._("Audit log (newest first):")]
-    for e in entries:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.get("created_at") or 0))
-        where = "" if e.get("guild_id") is not None else " " + tr._("[all servers]")
-        lines.append(f"• {when} UTC {msg.user(e.get('actor_id'))} {e.get('action')}"
-                     f"{(': ' + msg.safe(e['detail'], 120)) if e.get('detail') else ''}{where}")
-    return "\n".join(lines)
 
 
 def format_bytes(n) -> str:
@@ -430,3 +417,96 @@ class AdminCog(commands.Cog):
         return tr._("device: {device}, memory {free} free of {total}; model {model} ({size} px)",
                     model=msg.safe(str(info.get("model")), 80), **values)
 
+
+# ---------------------------------------------------------------------------------- the audit log
+#: The admin actions ``bot.store`` records (``audit_log.action``) as an admin reads them: a command's own name
+#: where the action is one (``/morphadmin pause`` is audited as ``pause``).
+AUDIT_ACTIONS = {"pause": N_("pause"), "resume": N_("resume"), "cancel": N_("cancel"), "clear": N_("clear"),
+                 "ban": N_("ban"), "unban": N_("unban"), "limits": N_("limits"), "delete": N_("delete"),
+                 "report": N_("report"), "hide": N_("hide"), "left": N_("left")}
+_JOB_BY = r"#(?P<job>\d+) by <@(?P<author>\d+)>"
+#: The details ``bot.store`` writes with those actions (``audit_log.detail``, in English, as the operator reads the
+#: table), read back into their facts so that an admin reads them in their language (:func:`audit_detail`); the
+#: ``limits`` detail is ``key=value, …``.
+AUDIT_DETAILS = {
+    "cancel": re.compile(rf"{_JOB_BY} \((?P<state>\w+)\)"),
+    "delete": re.compile(_JOB_BY),
+    "report": re.compile(rf"{_JOB_BY} \((?P<count>\d+) in all\)"),
+    "hide": re.compile(rf"{_JOB_BY} hidden after (?P<count>\d+) reports"),
+    "clear": re.compile(r"(?P<count>\d+) queued morphs? cancelled"),
+    "left": re.compile(r"the bot left the server: (?P<count>\d+) morphs? cancelled"),
+    "ban": re.compile(r"<@(?P<user>\d+)> \((?P<count>\d+) queued cancelled\)"),
+    "unban": re.compile(r"<@(?P<user>\d+)>(?P<not_banned> \(was not banned\))?"),
+}
+_LIMIT_CHANGE = re.compile(r"(\w+)=(\[[^\]]*\]|[^,]*)")
+
+
+def audit_detail(action: str, detail: str, tr: Text) -> str:
+    """An audit entry's detail (what ``bot.store`` wrote with ``action``) in ``tr``'s language; a detail of
+    another form (another version's) as it is, made inert."""
+    if action == "limits":
+        return _limits_detail(detail, tr)
+    pattern = AUDIT_DETAILS.get(action)
+    m = pattern.fullmatch(detail) if pattern is not None else None
+    if m is None:
+        return msg.safe(detail, 120)
+    v = m.groupdict()
+    n = int(v.get("count") or 0)
+    values = dict(job=v.get("job"), user=msg.user(int(v.get("author") or v.get("user") or 0), tr.lang),
+                  count=tr.number(n))
+    match action:
+        case "cancel":
+            return tr._("#{job} by {user} ({state})", state=msg.state_name(tr, v["state"]), **values)
+        case "delete":
+            return tr._("#{job} by {user}", **values)
+        case "report":
+            return tr._("#{job} by {user} ({count} in all)", **values)
+        case "hide":
+            return tr.ngettext("#{job} by {user} hidden after {count} report",
+                               "#{job} by {user} hidden after {count} reports", n, **values)
+        case "clear":
+            return tr.ngettext("{count} queued morph cancelled", "{count} queued morphs cancelled", n)
+        case "left":
+            return tr.ngettext("the bot left the server: {count} morph cancelled",
+                               "the bot left the server: {count} morphs cancelled", n)
+        case "ban":
+            return tr._("{user} ({count} queued cancelled)", **values)
+        case "unban" if v.get("not_banned"):
+            return tr._("{user} (was not banned)", **values)
+    return str(values["user"])  # unban
+
+
+def _limits_detail(detail: str, tr: Text) -> str:
+    """``max_frames=12, banned_words=2 words, language=default`` with the options as the admin's client names
+    them (:func:`bot.messages.option_name`)."""
+    changes = _LIMIT_CHANGE.findall(detail)
+    if ", ".join(f"{key}={value}" for key, value in changes) != detail:
+        return msg.safe(detail, 120)
+
+    def shown(key: str, value: str) -> str:
+        if value == "default":
+            return tr._("default")
+        if key == "nsfw_allow" and value in ("True", "False"):
+            return tr._("yes") if value == "True" else tr._("no")
+        if key == "banned_words" and (words := re.fullmatch(r"(\d+) words", value)):
+            return tr.ngettext("{count} word", "{count} words", int(words[1]))
+        return msg.safe(value, 60)
+
+    return tr._(", ").join(f"{msg.safe(msg.option_name(tr, key), 40)}={shown(key, value)}" for key, value in changes)
+
+
+def format_audit(entries: list[dict], locale: object = None) -> str:
+    """The latest audit entries for ``/morphadmin list`` and ``stats``, in the language of ``locale``."""
+    tr = text(locale)
+    if not entries:
+        return tr._("Audit log: (empty)")
+    lines = [tr._("Audit log (newest first):")]
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.get("created_at") or 0))
+        where = "" if e.get("guild_id") is not None else " " + tr._("[all servers]")
+        actor = tr._("the bot") if e.get("actor_id") == 0 else msg.user(e.get("actor_id"), tr.lang)
+        action = str(e.get("action") or "")
+        what = tr._(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else msg.safe(action, 40)
+        detail = audit_detail(action, str(e["detail"]), tr) if e.get("detail") else ""
+        lines.append(f"• {when} UTC {actor} {what}{(': ' + detail) if detail else ''}{where}")
+    return "\n".join(lines)

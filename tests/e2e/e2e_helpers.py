@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 from PIL import Image, ImageSequence
@@ -171,3 +172,18 @@ def db_job(db_path: Path, job_id: int) -> dict:
         return dict(row) if row else {}
     finally:
         conn.close()
+
+
+def texts_of(message: FakeMessage) -> list[str]:
+    """Everything a member reads on a message, over all its versions: content, embed titles, button
+    labels, menu placeholders and options."""
+    out = [snap.get("content") or "" for snap in message.history] + [message.content or ""]
+    out += [e.get("title") or "" for e in message.embeds]
+    for c in message.iter_components():
+        out += [c.get("label") or "", c.get("placeholder") or ""]
+        out += [o.get("label") or "" for o in c.get("options") or []]
+    return [t for t in out if t]
+
+
+def is_japanese(text: str) -> bool:
+    return re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text or "") is not None

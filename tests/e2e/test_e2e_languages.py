@@ -7,25 +7,9 @@ import json
 import re
 
 import pytest
-from e2e_helpers import job_id_of
+from e2e_helpers import is_japanese, job_id_of, texts_of
 
-from fakediscord import FakeMessage
 from testkit.languages import assert_no_english
-
-
-def texts_of(message: FakeMessage) -> list[str]:
-    """Everything a member reads on a message, over all its versions: content, embed titles, button
-    labels, menu placeholders and options."""
-    out = [snap.get("content") or "" for snap in message.history] + [message.content or ""]
-    out += [e.get("title") or "" for e in message.embeds]
-    for c in message.iter_components():
-        out += [c.get("label") or "", c.get("placeholder") or ""]
-        out += [o.get("label") or "" for o in c.get("options") or []]
-    return [t for t in out if t]
-
-
-def is_japanese(text: str) -> bool:
-    return re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text or "") is not None
 
 
 @pytest.mark.slow

@@ -2,7 +2,23 @@
 operator's settings as ceilings."""
 
 import pytest
-from store_helpers import ADMIN, ALICE, BOB, C1, C2, CAROL, G1, G2, MiB, count_jobs, refused, req, run, submit
+from store_helpers import (
+    ADMIN,
+    ALICE,
+    BOB,
+    C1,
+    C2,
+    CAROL,
+    G1,
+    G2,
+    MiB,
+    count_jobs,
+    refused,
+    rendered_job,
+    req,
+    run,
+    submit,
+)
 
 from bot.jobs import Refusal, Refused
 from bot.messages import refusal_text
@@ -306,3 +322,55 @@ async def test_a_job_is_written_in_the_servers_language(store, clock):
         await store.set_limits(G2, ADMIN, language="xx")
     assert refusal_text(e.value, "ja").startswith("「言語」は次のいずれかにしてください")  # the option's own name
     assert (await store.get_limits(G2)).language is None  # nothing changed
+
+
+async def test_every_audit_entry_reads_in_the_admins_language(store, settings, clock):
+    """What the Store audits is written in English (``audit_log``: action and detail, as the operator reads the
+    table); ``/morphadmin list`` and ``stats`` show each entry in the admin's language, every detail the Store
+    writes read back into its facts (``bot.cogs.admin.format_audit``); a detail it does not know is shown as it is."""
+    import re
+
+    from bot.cogs.admin import format_audit
+
+    queued = await submit(store, clock=clock)
+    await store.cancel(queued.id, actor_id=ADMIN, admin=True, guild_id=G1)
+    await store.pause(G1, ADMIN)
+    await store.resume(G1, ADMIN)
+    await submit(store, user=BOB, clock=clock)
+    await store.clear(G1, ADMIN)
+    await submit(store, user=CAROL, clock=clock)
+    await store.ban(G1, CAROL, ADMIN)
+    await store.unban(G1, CAROL, ADMIN)
+    await store.unban(G1, CAROL, ADMIN)  # was not banned: audited too
+    await store.set_limits(G1, ADMIN, max_frames=30, banned_words=["kraken"], allowed_channels=[C1, C2],
+                           nsfw_allow=True, report_hide_after=1)
+    await store.set_limits(G1, ADMIN, language=None)
+    reported = await rendered_job(store, settings, user=BOB)
+    await store.report(reported.id, user_id=ALICE)  # hidden by the bot after one report
+    clock.advance(60)
+    deleted = await rendered_job(store, settings, user=BOB)
+    await store.delete_result(deleted.id, actor_id=ADMIN, admin=True, guild_id=G1)
+    clock.advance(60)
+    await submit(store, clock=clock)
+    await store.guild_left(G1)
+    entries = await store.audit_log(G1, limit=50)
+    assert {e["action"] for e in entries} == {"cancel", "pause", "resume", "clear", "ban", "unban", "limits",
+                                              "report", "hide", "delete", "left"}
+
+    ja = format_audit(entries, "ja").splitlines()
+    assert ja[0] == "監査ログ（新しい順）:" and len(ja) == len(entries) + 1
+    leftover = {w for line in ja for w in re.findall(r"[A-Za-z]{2,}", re.sub(r"<@\d+>|\bUTC\b", "", line))}
+    assert leftover == set(), ja  # (the channels' list [11, 12] and numbers are all that is not Japanese)
+    shown = [line.split(" UTC ", 1)[1] for line in ja[1:]]
+    assert "ボット 退出: ボットがサーバーから退出したため、モーフ 1 件を取り消し" in shown
+    assert f"<@{ADMIN}> 取り消し: #{queued.id}（<@{ALICE}> さん、待機中）" in shown
+    assert f"<@{ADMIN}> 制限: 言語=既定" in shown
+    assert (f"<@{ADMIN}> 制限: 最大フレーム数=30、禁止ワード=1 語、許可チャンネル=[{C1}, {C2}]、年齢制限=はい、"
+            "通報で非表示=1") in shown
+    en = [line.split(" UTC ", 1)[1] for line in format_audit(entries, "en").splitlines()[1:]]
+    assert f"the bot hide: #{reported.id} by <@{BOB}> hidden after 1 report" in en
+    assert f"<@{ADMIN}> unban: <@{CAROL}> (was not banned)" in en
+    # a detail of another form (another version's): as it is, made inert
+    other = format_audit([{"guild_id": G1, "actor_id": ADMIN, "action": "clear", "detail": "all of *them*",
+                           "created_at": 0}], "ja")
+    assert other.endswith(f"<@{ADMIN}> 全取り消し: all of \\*them\\*")
