@@ -27,7 +27,9 @@ def test_admin_texts_quote_user_text_safely():
     from bot.store import Limits
 
     audit = format_audit([{"guild_id": GUILD, "actor_id": ADMIN, "action": "limits",
-                           "detail": "banned_words=@everyone <@&5>", "created_at": 0}])
+                           "facts": {"text": "banned_words=@everyone <@&5>"}, "created_at": 0},
+                          {"guild_id": GUILD, "actor_id": ADMIN, "action": "limits",
+                           "facts": {"changes": {"default_format": "@everyone <@&5>"}}, "created_at": 0}])
     assert _mentions_except(audit, {f"<@{ADMIN}>"}) == []
     limits = format_limits(Limits(max_user_active=2, max_guild_queue=20, cooldown_s=30.0, max_frames=60,
                                   banned_words=("@here", "cat"), allowed_channels=(77,), paused=True,

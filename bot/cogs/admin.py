@@ -424,39 +424,20 @@ class AdminCog(commands.Cog):
 AUDIT_ACTIONS = {"pause": N_("pause"), "resume": N_("resume"), "cancel": N_("cancel"), "clear": N_("clear"),
                  "ban": N_("ban"), "unban": N_("unban"), "limits": N_("limits"), "delete": N_("delete"),
                  "report": N_("report"), "hide": N_("hide"), "left": N_("left")}
-_JOB_BY = r"#(?P<job>\d+) by <@(?P<author>\d+)>"
-#: The details ``bot.store`` writes with those actions (``audit_log.detail``, in English, as the operator reads the
-#: table), read back into their facts so that an admin reads them in their language (:func:`audit_detail`); the
-#: ``limits`` detail is ``key=value, …``.
-AUDIT_DETAILS = {
-    "cancel": re.compile(rf"{_JOB_BY} \((?P<state>\w+)\)"),
-    "delete": re.compile(_JOB_BY),
-    "report": re.compile(rf"{_JOB_BY} \((?P<count>\d+) in all\)"),
-    "hide": re.compile(rf"{_JOB_BY} hidden after (?P<count>\d+) reports"),
-    "clear": re.compile(r"(?P<count>\d+) queued morphs? cancelled"),
-    "left": re.compile(r"the bot left the server: (?P<count>\d+) morphs? cancelled"),
-    "ban": re.compile(r"<@(?P<user>\d+)> \((?P<count>\d+) queued cancelled\)"),
-    "unban": re.compile(r"<@(?P<user>\d+)>(?P<not_banned> \(was not banned\))?"),
-}
-_LIMIT_CHANGE = re.compile(r"(\w+)=(\[[^\]]*\]|[^,]*)")
-
-
-def audit_detail(action: str, detail: str, tr: Text) -> str:
-    """An audit entry's detail (what ``bot.store`` wrote with ``action``) in ``tr``'s language; a detail of
-    another form (another version's) as it is, made inert."""
+def audit_detail(action: str, facts: dict, tr: Text) -> str:
+    """An audit entry's facts (what ``bot.store.base.audit`` wrote with ``action``) in ``tr``'s language;
+    ``""`` for an action that has none (pause, resume)."""
+    if "text" in facts:  # an entry from before migration 0013: its English line, as written
+        return msg.safe(str(facts["text"]), 120)
     if action == "limits":
-        return _limits_detail(detail, tr)
-    pattern = AUDIT_DETAILS.get(action)
-    m = pattern.fullmatch(detail) if pattern is not None else None
-    if m is None:
-        return msg.safe(detail, 120)
-    v = m.groupdict()
-    n = int(v.get("count") or 0)
-    values = dict(job=v.get("job"), user=msg.user(int(v.get("author") or v.get("user") or 0), tr.lang),
+        return tr._(", ").join(f"{msg.safe(msg.option_name(tr, key), 40)}={_limit_value(key, value, tr)}"
+                               for key, value in (facts.get("changes") or {}).items())
+    n = int(facts.get("count") or 0)
+    values = dict(job=facts.get("job"), user=msg.user(int(facts.get("author") or facts.get("user") or 0), tr.lang),
                   count=tr.number(n))
     match action:
         case "cancel":
-            return tr._("#{job} by {user} ({state})", state=msg.state_name(tr, v["state"]), **values)
+            return tr._("#{job} by {user} ({state})", state=msg.state_name(tr, facts.get("state")), **values)
         case "delete":
             return tr._("#{job} by {user}", **values)
         case "report":
@@ -471,28 +452,31 @@ def audit_detail(action: str, detail: str, tr: Text) -> str:
                                "the bot left the server: {count} morphs cancelled", n)
         case "ban":
             return tr._("{user} ({count} queued cancelled)", **values)
-        case "unban" if v.get("not_banned"):
+        case "unban" if not facts.get("was_banned", True):
             return tr._("{user} (was not banned)", **values)
-    return str(values["user"])  # unban
+        case "unban":
+            return str(values["user"])
+    return ""
 
 
-def _limits_detail(detail: str, tr: Text) -> str:
-    """``max_frames=12, banned_words=2 words, language=default`` with the options as the admin's client names
-    them (:func:`bot.messages.option_name`)."""
-    changes = _LIMIT_CHANGE.findall(detail)
-    if ", ".join(f"{key}={value}" for key, value in changes) != detail:
-        return msg.safe(detail, 120)
-
-    def shown(key: str, value: str) -> str:
-        if value == "default":
-            return tr._("default")
-        if key == "nsfw_allow" and value in ("True", "False"):
-            return tr._("yes") if value == "True" else tr._("no")
-        if key == "banned_words" and (words := re.fullmatch(r"(\d+) words", value)):
-            return tr.ngettext("{count} word", "{count} words", int(words[1]))
-        return msg.safe(value, 60)
-
-    return tr._(", ").join(f"{msg.safe(msg.option_name(tr, key), 40)}={shown(key, value)}" for key, value in changes)
+def _limit_value(key: str, value: object, tr: Text) -> str:
+    """A changed limit's new value as the admin reads it: ``default``, yes/no, a count of banned words (the
+    words stay out of the log), channels as channels, numbers the language's way."""
+    if key == "language":
+        return language_name(None if value is None else str(value), tr)
+    if value is None:
+        return tr._("default")
+    if isinstance(value, bool):
+        return tr._("yes") if value else tr._("no")
+    if key == "banned_words":
+        return tr.ngettext("{count} word", "{count} words", int(value))
+    if key == "cooldown_s":
+        return msg.duration(float(value), tr.lang)
+    if key == "allowed_channels":
+        return tr._(", ").join(f"<#{int(c)}>" for c in value) or tr._("every channel")
+    if isinstance(value, (int, float)):
+        return tr.number(value)
+    return msg.safe(str(value), 60)
 
 
 def format_audit(entries: list[dict], locale: object = None) -> str:
@@ -507,6 +491,6 @@ def format_audit(entries: list[dict], locale: object = None) -> str:
         actor = tr._("the bot") if e.get("actor_id") == 0 else msg.user(e.get("actor_id"), tr.lang)
         action = str(e.get("action") or "")
         what = tr._(AUDIT_ACTIONS[action]) if action in AUDIT_ACTIONS else msg.safe(action, 40)
-        detail = audit_detail(action, str(e["detail"]), tr) if e.get("detail") else ""
+        detail = audit_detail(action, e.get("facts") or {}, tr)
         lines.append(f"• {when} UTC {actor} {what}{(': ' + detail) if detail else ''}{where}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """What every part of the Store shares: the database, the settings, the clock, and reading a job."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -81,12 +82,13 @@ class StoreBase:
         return self._job(rows[0]) if rows else None
 
 
-async def audit(tx: Tx, guild_id: int | None, actor_id: int, action: str, detail: str, now: float) -> None:
+async def audit(tx: Tx, guild_id: int | None, actor_id: int, action: str, now: float, **facts) -> None:
     """Write an entry of the admin audit log (the latest are shown by ``/morphadmin list`` and ``stats``),
-    inside the action's transaction."""
+    inside the action's transaction: the action and its facts (plain values, stored as JSON in ``detail``:
+    a job, its author, a count…), which ``bot.cogs.admin.format_audit`` words in the admin's language."""
     await tx.execute("INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) "
                      "VALUES ($1, $2, $3, $4, $5)",
-                     guild_id, actor_id, action, detail, now)
+                     guild_id, actor_id, action, json.dumps(facts), now)
 
 
 async def ensure_guild_row(tx: Tx, guild_id: int) -> None:

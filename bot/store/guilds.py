@@ -113,10 +113,9 @@ class GuildRules(StoreBase):
                     value = int(bool(value))
                 await tx.execute(f"UPDATE guild_settings SET {key} = $1, updated_at = $2 WHERE guild_id = $3",
                                  value, now, guild_id)
-            detail = ", ".join(f"{k}={'default' if v is None else (len(v) if k == 'banned_words' else v)}"
-                               + (" words" if k == "banned_words" and v is not None else "")
-                               for k, v in updates.items())
-            await audit(tx, guild_id, actor_id, "limits", detail, now)
+            # the banned words themselves stay out of the log: only how many there are now
+            await audit(tx, guild_id, actor_id, "limits", now, changes={
+                k: len(v) if k == "banned_words" and v is not None else v for k, v in updates.items()})
             return Limits.from_row(await tx.fetchrow("SELECT * FROM guild_settings WHERE guild_id = $1", guild_id),
                                    self.settings)
 
@@ -137,7 +136,7 @@ class GuildRules(StoreBase):
             await ensure_guild_row(tx, guild_id)
             await tx.execute("UPDATE guild_settings SET paused = $1, updated_at = $2 WHERE guild_id = $3",
                              int(paused), now, guild_id)
-            await audit(tx, guild_id, actor_id, "pause" if paused else "resume", "", now)
+            await audit(tx, guild_id, actor_id, "pause" if paused else "resume", now)
             if not paused:
                 tx.notify(QUEUE_CHANNEL)
 
@@ -149,8 +148,7 @@ class GuildRules(StoreBase):
             rows = await tx.fetch(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, "
                                   f"cancelled_by = $2 WHERE guild_id = $3 AND state = '{JobState.QUEUED}' RETURNING *",
                                   now, actor_id, guild_id)
-            n = len(rows)
-            await audit(tx, guild_id, actor_id, "clear", f"{n} queued morph{'s' if n != 1 else ''} cancelled", now)
+            await audit(tx, guild_id, actor_id, "clear", now, count=len(rows))
         return [self._job(r) for r in rows]
 
     async def guild_left(self, guild_id: int, now: float | None = None) -> list[Job]:
@@ -162,8 +160,7 @@ class GuildRules(StoreBase):
                                   f"WHERE guild_id = $2 AND state IN {sql_list(ACTIVE_STATES)} RETURNING *",
                                   now, guild_id)
             if rows:
-                await audit(tx, guild_id, 0, "left", f"the bot left the server: {len(rows)} "
-                            f"morph{'s' if len(rows) != 1 else ''} cancelled", now)
+                await audit(tx, guild_id, 0, "left", now, count=len(rows))
         return [self._job(r) for r in rows]
 
     async def ban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> list[Job]:
@@ -178,7 +175,7 @@ class GuildRules(StoreBase):
                                   f"cancelled_by = $2 WHERE guild_id = $3 AND user_id = $4 "
                                   f"AND state = '{JobState.QUEUED}' RETURNING *",
                                   now, actor_id, guild_id, user_id)
-            await audit(tx, guild_id, actor_id, "ban", f"<@{user_id}> ({len(rows)} queued cancelled)", now)
+            await audit(tx, guild_id, actor_id, "ban", now, user=user_id, count=len(rows))
         return [self._job(r) for r in rows]
 
     async def unban(self, guild_id: int, user_id: int, actor_id: int, now: float | None = None) -> bool:
@@ -186,7 +183,7 @@ class GuildRules(StoreBase):
         now = self._now(now)
         async with self.db.transaction() as tx:
             n = await tx.execute("DELETE FROM bans WHERE guild_id = $1 AND user_id = $2", guild_id, user_id)
-            await audit(tx, guild_id, actor_id, "unban", f"<@{user_id}>" + ("" if n else " (was not banned)"), now)
+            await audit(tx, guild_id, actor_id, "unban", now, user=user_id, was_banned=bool(n))
             return n == 1
 
     # ------------------------------------------------------------------ listing, stats, audit
@@ -226,11 +223,14 @@ class GuildRules(StoreBase):
         }
 
     async def audit_log(self, guild_id: int | None, limit: int = 20) -> list[dict]:
-        """Newest first: ``{id, guild_id, actor_id, action, detail, created_at}`` (None: every guild)."""
+        """Newest first: ``{id, guild_id, actor_id, action, facts, created_at}`` (None: every guild); ``facts``
+        as :func:`bot.store.base.audit` wrote them (``{"text": …}``: an entry from before 0013, as written)."""
         if guild_id is None:
-            return await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1", limit)
-        return await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
-                                   guild_id, limit)
+            rows = await self.db.fetch("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1", limit)
+        else:
+            rows = await self.db.fetch("SELECT * FROM audit_log WHERE guild_id = $1 ORDER BY id DESC LIMIT $2",
+                                       guild_id, limit)
+        return [{k: v for k, v in r.items() if k != "detail"} | {"facts": json.loads(r["detail"])} for r in rows]
 
 
 def _check_limit(key: str, value):

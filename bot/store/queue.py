@@ -211,7 +211,8 @@ class JobQueue(StoreBase):
             await tx.execute(f"UPDATE jobs SET state = '{JobState.CANCELLED}', finished_at = $1, cancelled_by = $2 "
                              "WHERE id = $3", now, actor_id, job_id)
             if admin:
-                await audit(tx, job.guild_id, actor_id, "cancel", f"#{job_id} by <@{job.user_id}> ({job.state})", now)
+                await audit(tx, job.guild_id, actor_id, "cancel", now, job=job_id, author=job.user_id,
+                            state=str(job.state))
             return await self._job_in_tx(tx, job_id)
 
     async def withdraw(self, job_id: int, now: float | None = None) -> bool:

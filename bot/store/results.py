@@ -89,7 +89,7 @@ class Results(StoreBase):
                              "WHERE id = $3", now, now, job_id)
             await tx.execute("DELETE FROM uploads WHERE job_id = $1", job_id)
             if admin:
-                await audit(tx, job.guild_id, actor_id, "delete", f"#{job_id} by <@{job.user_id}>", now)
+                await audit(tx, job.guild_id, actor_id, "delete", now, job=job_id, author=job.user_id)
             job = await self._job_in_tx(tx, job_id)
         await self.artifacts.delete(job)
         return job

@@ -62,15 +62,14 @@ class ContentSafety(StoreBase):
             count = int(await tx.fetchval("SELECT COUNT(*) FROM reports WHERE job_id = $1", job_id) or 0)
             if not new:
                 return Report(False, count, False)
-            await audit(tx, job.guild_id, user_id, "report", f"#{job_id} by <@{job.user_id}> ({count} in all)", now)
+            await audit(tx, job.guild_id, user_id, "report", now, job=job_id, author=job.user_id, count=count)
             limit = await tx.fetchval("SELECT report_hide_after FROM guild_settings WHERE guild_id = $1", job.guild_id)
             hide = limit is not None and count >= int(limit) and job.hidden_at is None
             if hide:
                 await tx.execute("UPDATE jobs SET hidden_at = $1, deleted_at = COALESCE(deleted_at, $2), "
                                  "artifacts_purged_at = COALESCE(artifacts_purged_at, $3) WHERE id = $4",
                                  now, now, now, job_id)
-                await audit(tx, job.guild_id, 0, "hide", f"#{job_id} by <@{job.user_id}> hidden after {count} "
-                            "reports", now)
+                await audit(tx, job.guild_id, 0, "hide", now, job=job_id, author=job.user_id, count=count)
         if hide:
             await self.artifacts.delete(job)
         return Report(True, count, hide)

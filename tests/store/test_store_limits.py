@@ -314,7 +314,7 @@ async def test_a_job_is_written_in_the_servers_language(store, clock):
     limits = await store.set_limits(G2, ADMIN, language="ja")
     assert limits.language == "ja" and (await store.get_limits(G2)).language == "ja"
     assert (await submit(store, guild=G2, clock=clock, guild_locale="en-US")).language == "ja"  # the setting wins
-    assert (await store.audit_log(G2))[0]["detail"] == "language=ja"
+    assert (await store.audit_log(G2))[0]["facts"] == {"changes": {"language": "ja"}}
     await store.set_limits(G2, ADMIN, language=None)  # back to the server's own language
     assert (await store.get_limits(G2)).language is None
     assert (await submit(store, user=BOB, guild=G2, clock=clock, guild_locale="en-GB")).language == "en"
@@ -325,9 +325,9 @@ async def test_a_job_is_written_in_the_servers_language(store, clock):
 
 
 async def test_every_audit_entry_reads_in_the_admins_language(store, settings, clock):
-    """What the Store audits is written in English (``audit_log``: action and detail, as the operator reads the
-    table); ``/morphadmin list`` and ``stats`` show each entry in the admin's language, every detail the Store
-    writes read back into its facts (``bot.cogs.admin.format_audit``); a detail it does not know is shown as it is."""
+    """What the Store audits is an action and its facts (``audit_log.detail``: JSON, no words, no mentions);
+    ``/morphadmin list`` and ``stats`` word each entry in the admin's language (``bot.cogs.admin.format_audit``);
+    an entry from before migration 0013 keeps its line, shown as written."""
     import re
 
     from bot.cogs.admin import format_audit
@@ -359,18 +359,23 @@ async def test_every_audit_entry_reads_in_the_admins_language(store, settings, c
 
     ja = format_audit(entries, "ja").splitlines()
     assert ja[0] == "監査ログ（新しい順）:" and len(ja) == len(entries) + 1
-    leftover = {w for line in ja for w in re.findall(r"[A-Za-z]{2,}", re.sub(r"<@\d+>|\bUTC\b", "", line))}
-    assert leftover == set(), ja  # (the channels' list [11, 12] and numbers are all that is not Japanese)
+    leftover = {w for line in ja for w in re.findall(r"[A-Za-z]{2,}", re.sub(r"<@\d+>|\bUTC\b|Discord", "", line))}
+    assert leftover == set(), ja  # (mentions, numbers and Discord's name are all that is not Japanese)
     shown = [line.split(" UTC ", 1)[1] for line in ja[1:]]
     assert "ボット 退出: ボットがサーバーから退出したため、モーフ 1 件を取り消し" in shown
     assert f"<@{ADMIN}> 取り消し: #{queued.id}（<@{ALICE}> さん、待機中）" in shown
-    assert f"<@{ADMIN}> 制限: 言語=既定" in shown
-    assert (f"<@{ADMIN}> 制限: 最大フレーム数=30、禁止ワード=1 語、許可チャンネル=[{C1}, {C2}]、年齢制限=はい、"
+    assert f"<@{ADMIN}> 制限: 言語=Discord のサーバー言語" in shown
+    assert (f"<@{ADMIN}> 制限: 最大フレーム数=30、禁止ワード=1 語、許可チャンネル=<#{C1}>、<#{C2}>、年齢制限=はい、"
             "通報で非表示=1") in shown
     en = [line.split(" UTC ", 1)[1] for line in format_audit(entries, "en").splitlines()[1:]]
     assert f"the bot hide: #{reported.id} by <@{BOB}> hidden after 1 report" in en
     assert f"<@{ADMIN}> unban: <@{CAROL}> (was not banned)" in en
-    # a detail of another form (another version's): as it is, made inert
-    other = format_audit([{"guild_id": G1, "actor_id": ADMIN, "action": "clear", "detail": "all of *them*",
+    # what is stored: facts only (the banned words themselves stay out of the log)
+    stored = {e["action"]: e["facts"] for e in entries}
+    assert stored["cancel"] == {"job": queued.id, "author": ALICE, "state": "queued"}
+    assert stored["hide"] == {"job": reported.id, "author": BOB, "count": 1} and stored["pause"] == {}
+    assert "kraken" not in str(entries)
+    # an entry of before 0013: its line as it is, made inert
+    other = format_audit([{"guild_id": G1, "actor_id": ADMIN, "action": "clear", "facts": {"text": "all of *them*"},
                            "created_at": 0}], "ja")
     assert other.endswith(f"<@{ADMIN}> 全取り消し: all of \\*them\\*")
