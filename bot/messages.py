@@ -744,7 +744,7 @@ def withheld_author_text(job_id: int, request, flagged: int, frame_count: int, l
         "frames (or its midpoint frames), so nothing of it is shown and its files are deleted. The filter makes "
         "mistakes; if you think this is one, try other prompts or ask a server admin. In an age-restricted "
         "channel an admin may allow unfiltered results ({limits} {nsfw}:allow).",
-        frame_count, job=job_id, title=title(request), count=tr.number(flagged), total=tr.number(frame_count),
+        frame_count, job=job_id, title=title(request, locale), count=tr.number(flagged), total=tr.number(frame_count),
         limits=command(tr, "morphadmin limits"), nsfw=option_name(tr, "nsfw_allow")))
 
 

@@ -197,3 +197,10 @@ def test_the_engines_notices_are_worded_in_the_results_language():
         in japanese
     assert "ガイダンス 0 では" in japanese
     assert_no_english([japanese])
+
+
+def test_the_withheld_notice_names_a_picture_end_in_the_authors_language():
+    request = RenderRequest(prompts=["", "a cat"], images=["upload:1", None])
+    japanese = msg.withheld_author_text(7, request, 3, 24, "ja")
+    assert "🖼️ 1枚目の画像" in japanese and "first picture" not in japanese
+    assert "🖼️ first picture" in msg.withheld_author_text(7, request, 3, 24)
