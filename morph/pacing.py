@@ -23,9 +23,11 @@ a synthetic one.
 
 Frame distance (:func:`image_features` / :func:`feature_distance`), chosen to need no downloads (LPIPS
 needs network weights): each frame is downsampled to 64×64 with area averaging and blurred slightly, which
-removes pixel noise and dithering so only visible changes count; the distance is the mean CIELAB colour
-difference of those images (ΔE76 per pixel, closer to the CIEDE2000 judge of bench.quality than RGB, which
-counts black → blue the same as white → yellow) plus the RMS difference of their luminance gradients
+removes pixel noise and dithering so only visible changes count; the distance is the mean CIEDE2000 colour
+difference of those images (per pixel, :func:`ciede2000`: the standard perceptual colour difference, which
+also judges the morphs in bench.quality; plain CIELAB distance ΔE76 overweighted saturated colour changes
+against light and grey ones and left the largest ΔE2000 step at 1.55× the mean, bench/RESULTS.md) plus the
+RMS difference of their luminance gradients
 (Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog
 turning into a cat of the same colour), weighted so both terms count about equally for a typical change.
 Pixel values are scaled to [0, 1], so distances from different renders and sizes compare.
@@ -42,9 +44,9 @@ import numpy as np
 FEATURE_SIZE = 64
 #: Luminance gradients are ~4x smaller than colour differences at 64 px; this puts the two terms on a par.
 GRADIENT_WEIGHT = 4.0
-#: CIELAB differences (ΔE76, 0..~130 for saturated changes) divided by this are on the scale of the RGB
+#: CIEDE2000 differences (0..~100 between any two colours) divided by this are on the scale of the RGB
 #: differences in [0, 1] the gradient weight was set against.
-LAB_SCALE = 200.0
+LAB_SCALE = 100.0
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -293,9 +295,14 @@ def pace(render: Callable[[list[float]], list[Any]], distance: Callable[[Any, An
                 raise ValueError(f"render returned {len(items)} items for {len(chunk)} ts")
             done.update(zip(chunk, items, strict=False))
 
+    measured: dict[tuple[float, float], float] = {}  # a neighbours' distance is measured once
+
     def measure() -> tuple[list[float], list[float]]:
         ts = sorted(done)
-        return ts, [float(distance(done[a], done[b])) for a, b in zip(ts, ts[1:], strict=False)]
+        for a, b in zip(ts, ts[1:], strict=False):
+            if (a, b) not in measured:
+                measured[a, b] = float(distance(done[a], done[b]))
+        return ts, [measured[a, b] for a, b in zip(ts, ts[1:], strict=False)]
 
     grid = path_grid(total, knots)
     first = coarse_ts(total, default_stride(total, batch_size, rounds, knots), knots) if perceptual else grid
@@ -335,9 +342,9 @@ def image_features(image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def feature_distance(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> float:
-    """Mean CIELAB colour difference (ΔE76 / LAB_SCALE) + GRADIENT_WEIGHT × RMS gradient difference (see the
+    """Mean CIEDE2000 colour difference / LAB_SCALE + GRADIENT_WEIGHT × RMS gradient difference (see the
     module docstring)."""
-    colour = float(np.mean(np.sqrt(np.sum((a[2] - b[2]) ** 2, axis=-1)))) / LAB_SCALE
+    colour = float(np.mean(ciede2000(a[2], b[2]))) / LAB_SCALE
     edges = float(np.sqrt(np.mean((a[1] - b[1]) ** 2)))
     return colour + GRADIENT_WEIGHT * edges
 
@@ -355,6 +362,32 @@ def _blur3(x: np.ndarray) -> np.ndarray:
         x = (np.take(p, range(0, n), axis=axis) + 2 * np.take(p, range(1, n + 1), axis=axis)
              + np.take(p, range(2, n + 2), axis=axis)) / 4.0
     return x
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """The CIEDE2000 colour difference of CIELAB colours (``... x 3``), per colour (kL = kC = kH = 1), as
+    Sharma, Wu and Dalal, "The CIEDE2000 color-difference formula" (2005), write it out."""
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, dtype=np.float64), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, dtype=np.float64), -1, 0)
+    c7 = ((np.hypot(a1, b1) + np.hypot(a2, b2)) / 2) ** 7
+    g = 0.5 * (1 - np.sqrt(c7 / (c7 + 25.0 ** 7)))
+    a1, a2 = (1 + g) * a1, (1 + g) * a2
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    h1, h2 = np.degrees(np.arctan2(b1, a1)) % 360, np.degrees(np.arctan2(b2, a2)) % 360
+    grey = c1 * c2 == 0  # a hue is undefined: no hue difference, the hues' sum as their mean
+    dh = h2 - h1
+    dh = np.where(grey, 0.0, np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh)))
+    dL, dC, dH = L2 - L1, c2 - c1, 2 * np.sqrt(c1 * c2) * np.sin(np.radians(dh / 2))
+    L, C = (L1 + L2) / 2, (c1 + c2) / 2
+    hsum = h1 + h2
+    h = np.where(grey, hsum, np.where(np.abs(h1 - h2) <= 180, hsum / 2,
+                                      np.where(hsum < 360, (hsum + 360) / 2, (hsum - 360) / 2)))
+    t = (1 - 0.17 * np.cos(np.radians(h - 30)) + 0.24 * np.cos(np.radians(2 * h))
+         + 0.32 * np.cos(np.radians(3 * h + 6)) - 0.20 * np.cos(np.radians(4 * h - 63)))
+    rotation = -np.sin(np.radians(60 * np.exp(-(((h - 275) / 25) ** 2)))) * 2 * np.sqrt(C ** 7 / (C ** 7 + 25.0 ** 7))
+    sl = 1 + 0.015 * (L - 50) ** 2 / np.sqrt(20 + (L - 50) ** 2)
+    sc, sh = 1 + 0.045 * C, 1 + 0.015 * C * t
+    return np.sqrt((dL / sl) ** 2 + (dC / sc) ** 2 + (dH / sh) ** 2 + rotation * (dC / sc) * (dH / sh))
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:

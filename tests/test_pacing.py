@@ -264,3 +264,27 @@ def test_segment_picks_split_the_frames_between_the_prompts():
     ]
     # A closed loop: the last position is the first frame again, owned by nobody.
     assert pacing.segment_picks(ts, d, [0.0, 1.0, 2.0], 1, closed=True)[-1] == (2, 5, 4, [4])
+
+
+#: Pairs of Sharma, Wu and Dalal's CIEDE2000 test data (2005) with the difference they publish.
+SHARMA = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, -1.3802, -84.2814), (50, 0, -82.7485), 1.0),
+          ((50, 0, 0), (50, -1, 2), 2.3669), ((50, 2.5, 0), (50, 0, -2.5), 4.3065),
+          ((50, 2.5, 0), (73, 25, -18), 27.1492), ((50, 2.5, 0), (50, 3.1736, 0.5854), 1.0),
+          ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+          ((22.7233, 20.0904, -46.694), (23.0331, 14.973, -42.5619), 2.0373),
+          ((2.0776, 0.0795, -1.135), (0.9033, -0.0636, -0.5514), 0.9082)]
+
+
+def test_the_frame_distance_measures_colour_by_ciede2000():
+    """pacing.ciede2000 gives the published CIEDE2000 differences and scikit-image's on any colours (greys,
+    whose hue is undefined, included)."""
+    from skimage.color import deltaE_ciede2000
+
+    got = pacing.ciede2000(np.array([p[0] for p in SHARMA]), np.array([p[1] for p in SHARMA]))
+    assert np.allclose(got, [p[2] for p in SHARMA], atol=5e-5)
+    rng = np.random.default_rng(0)
+    a = np.stack([rng.uniform(0, 100, 5000), rng.uniform(-100, 100, 5000), rng.uniform(-100, 100, 5000)], -1)
+    b = a + rng.normal(0, 20, a.shape)
+    a[:100, 1:] = 0
+    assert np.allclose(pacing.ciede2000(a, b), deltaE_ciede2000(a, b), atol=1e-9)
+    assert pacing.ciede2000(a, a).max() == 0
