@@ -107,6 +107,7 @@ PROBLEMS = {
     "out_of_memory_decode": N_("Out of device memory while decoding one {size}px frame; try a smaller size."),
     "gif_too_big": N_("the GIF cannot fit in {budget}: even at {width}x{height}, {colors} colours and {frames} "
                       "frames it is {size}"),
+    "mp4_too_big": N_("the MP4 cannot fit in {budget}: even at {width}x{height} and {kbits} kbit/s it is {size}"),
 }
 
 

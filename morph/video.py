@@ -30,7 +30,7 @@ from fractions import Fraction
 from PIL import Image
 
 from morph.output import boomerang_frames, even_size, human_size, size_reduction, size_scales
-from morph.request import MorphError, Notice
+from morph.request import Invalid, MorphError, Notice
 
 CODEC = "libx264"
 DEFAULT_CRF = 18  # x264's scale: 0 lossless, 23 its default, ~18 "visually lossless"
@@ -124,8 +124,8 @@ def encode_mp4(frames: list[Image.Image], budget_bytes: int, duration_ms: int = 
                 return _result(data, size, len(frames), duration_ms, bitrate, reductions, encodes)
             tried.append((bitrate, len(data)))
             bitrate = _next_bitrate(tried, target)
-    raise MorphError(f"the MP4 cannot fit in {human_size(budget_bytes)}: even at {size[0]}x{size[1]} and "
-                     f"{tried[-1][0] / 1000:,.0f} kbit/s it is {human_size(min(b for _, b in tried))}")
+    raise Invalid("mp4_too_big", budget=human_size(budget_bytes), width=size[0], height=size[1],
+                  kbits=round(tried[-1][0] / 1000), size=human_size(min(b for _, b in tried)))
 
 
 def _next_bitrate(tried: list[tuple[int, int]], target: float) -> int:

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from bench.video import psnr, scene_frames
+from bot.messages import error_text
 from morph.animation import encode_animation
 from morph.output import encode_gif
 from morph.request import MorphError
@@ -60,8 +61,11 @@ def test_a_tight_budget_is_met_by_bitrate_then_by_size(frames):
     small = encode_mp4(large, 10_000)
     assert len(small.data) <= 10_000 and small.width < 512 and str(small.reductions[0]).startswith("size 512→")
     assert len(decode_mp4(small.data)) == 8
-    with pytest.raises(MorphError, match="the MP4 cannot fit in 500 bytes"):
+    with pytest.raises(MorphError, match="the MP4 cannot fit in 500 bytes") as refused:
         encode_mp4(frames, 500)
+    # a typed refusal, so a member reads it in their language
+    assert refused.value.code == "mp4_too_big" and refused.value.facts["budget"] == "500 bytes"
+    assert error_text(refused.value, "ja").startswith("❌ MP4 を 500 bytes に収められません。")
 
 
 def test_mp4_is_smaller_and_truer_than_the_gif(frames):
