@@ -1,10 +1,9 @@
 """Migration 0005 converts rows written in the older forms, on both backends, so the code reads one form only."""
 import json
-import shutil
 
-from bot import db
+from migration_helpers import open_before
+
 from bot.config import Settings
-from bot.db import Database, is_postgres, open_database
 from bot.result import RESULT_VERSION, Animation, JobResult, SegmentResult
 from bot.store import Store
 from morph.request import Notice, RenderRequest
@@ -30,18 +29,8 @@ FLAT_GIF_ONLY = {
 }
 
 
-async def open_at_0004(url: str, tmp_path) -> Database:
-    """The database at ``url`` migrated up to 0004 only (0001-0004 copied to a folder of their own), for
-    the test to write rows of the time and close; ``Store.open`` then applies 0005 on."""
-    old = tmp_path / "migs"
-    old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / ("postgres" if is_postgres(url) else "sqlite")).glob("000[1-4]_*.sql")):
-        shutil.copy(p, old)
-    return await open_database(url, migrations_dir=old)
-
-
 async def test_0005_turns_the_untyped_results_into_records(db_url, tmp_path):
-    database = await open_at_0004(db_url, tmp_path)
+    database = await open_before(db_url, tmp_path, 5)
     request = json.dumps(RenderRequest(prompts=["a dog", "a cat"], frames=3).to_dict())
     try:
         for result in (FLAT_BOTH, FLAT_GIF_ONLY, None):
@@ -77,7 +66,7 @@ async def test_0005_turns_the_untyped_results_into_records(db_url, tmp_path):
 async def test_0005_gives_old_jobs_a_token_a_folder_name_a_format_and_a_prompt_list(db_url, tmp_path):
     """Rows from before 0002 (no token, a path as artifact_dir) and 0004 (no format), with a request of the
     time (prompt_a/prompt_b): after 0005 each holds the one form the code reads."""
-    database = await open_at_0004(db_url, tmp_path)
+    database = await open_before(db_url, tmp_path, 5)
     plain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": [], "frames": 4, "seed": 3}
     chain = {"prompt_a": "a dog", "prompt_b": "a cat", "prompts": ["a dog", "a cat", "a bird"], "frames": 6}
     try:

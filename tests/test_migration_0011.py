@@ -1,10 +1,9 @@
 """Migration 0011 turns the English failure sentences the bot stored before into failure kinds (bot.jobs.failure),
 on both backends, so a failed job of an older version is worded in its language when it is shown."""
-import shutil
 
-from bot import db
+from migration_helpers import open_before
+
 from bot.config import Settings
-from bot.db import Database, is_postgres, open_database
 from bot.jobs import Failure, read_failure
 from bot.messages import failure_text
 from bot.store import Store
@@ -21,17 +20,8 @@ OLD_REASONS = {
 }
 
 
-async def open_before_0011(url: str, tmp_path) -> Database:
-    old = tmp_path / "migs"
-    old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / ("postgres" if is_postgres(url) else "sqlite")).glob("*.sql")):
-        if p.name < "0011":
-            shutil.copy(p, old)
-    return await open_database(url, migrations_dir=old)
-
-
 async def test_0011_turns_stored_sentences_into_failure_kinds(db_url, tmp_path):
-    database = await open_before_0011(db_url, tmp_path)
+    database = await open_before(db_url, tmp_path, 11)
     try:
         for reason in OLD_REASONS:
             await database.execute(

@@ -1,12 +1,11 @@
 """Migration 0012 turns the English warnings and reductions a version 1 result stored into the engine's
 notices (bot/result.py version 2), on both backends, so an older job's result is worded in its language."""
 import json
-import shutil
 from dataclasses import asdict
 
-from bot import db
+from migration_helpers import open_before
+
 from bot.config import Settings
-from bot.db import Database, is_postgres, open_database
 from bot.messages import notice_text
 from bot.result import Animation, JobResult
 from bot.store import Store
@@ -36,20 +35,11 @@ def version_1(result: JobResult, warnings, mp4, gif) -> str:
     return json.dumps(d)
 
 
-async def open_before_0012(url: str, tmp_path) -> Database:
-    old = tmp_path / "migs"
-    old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / ("postgres" if is_postgres(url) else "sqlite")).glob("*.sql")):
-        if p.name < "0012":
-            shutil.copy(p, old)
-    return await open_database(url, migrations_dir=old)
-
-
 async def test_0012_turns_stored_sentences_into_notices(db_url, tmp_path):
     result = JobResult(frame_count=24, format="both", animations=(Animation("mp4", 900, 24, (384, 288)),
                                                                   Animation("gif", 800, 12, (256, 256))))
     rows = [version_1(result, WARNINGS, MP4_REDUCTIONS, GIF_REDUCTIONS), version_1(result, [], [], [])]
-    database = await open_before_0012(db_url, tmp_path)
+    database = await open_before(db_url, tmp_path, 12)
     request = json.dumps(RenderRequest(prompts=["a dog", "a cat"], frames=24).to_dict())
     try:
         for row in rows:

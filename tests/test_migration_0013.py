@@ -1,25 +1,15 @@
 """Migration 0013 keeps the audit lines older versions wrote, as ``{"text": …}`` facts shown as written, on both
 backends, so the audit log reads one form (facts) only."""
-import shutil
 
-from bot import db
+from migration_helpers import open_before
+
 from bot.cogs.admin import format_audit
 from bot.config import Settings
-from bot.db import Database, is_postgres, open_database
 from bot.store import Store
 
 
-async def open_before_0013(url: str, tmp_path) -> Database:
-    old = tmp_path / "migs"
-    old.mkdir()
-    for p in sorted((db.MIGRATIONS_DIR / ("postgres" if is_postgres(url) else "sqlite")).glob("*.sql")):
-        if p.name < "0013":
-            shutil.copy(p, old)
-    return await open_database(url, migrations_dir=old)
-
-
 async def test_0013_keeps_old_audit_lines_as_text(db_url, tmp_path):
-    database = await open_before_0013(db_url, tmp_path)
+    database = await open_before(db_url, tmp_path, 13)
     try:
         for action, detail in (("pause", ""), ("clear", "2 queued morphs cancelled"),
                                ("ban", "<@7> (1 queued cancelled)")):
