@@ -160,7 +160,7 @@ class Render:
         self.embs = [self._encode(prompt, PROMPT_NAMES[i]) for i, prompt in enumerate(req.prompts)]
         self.uncond = self._encode(req.negative, "negative prompt") if self.guided else None
         if req.negative and not self.guided:
-            self.warnings.append(Notice("negative_unused", {"guidance": float(req.guidance)}))
+            self.warnings.append(Notice("negative_unused", {"guidance": self.guidance}))
         self.noise_a = self.m.noise(req.seed, self.size)
         self.noise_b = self.m.noise(req.seed_b, self.size) if req.seed_b is not None else None
         self.pictures = (inversion.PictureEnds(self.m, req.images, self.size, self.embs, self.guidance,

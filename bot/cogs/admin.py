@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 from babel import Locale
@@ -459,7 +459,7 @@ def audit_detail(action: str, facts: dict, tr: Text) -> str:
     return ""
 
 
-def _limit_value(key: str, value: object, tr: Text) -> str:
+def _limit_value(key: str, value: Any, tr: Text) -> str:
     """A changed limit's new value as the admin reads it: ``default``, yes/no, a count of banned words (the
     words stay out of the log), channels as channels, numbers the language's way."""
     if key == "language":
