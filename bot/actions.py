@@ -90,6 +90,10 @@ class ActionsStore(Protocol):
     async def pick(self, job_id: int, *, user_id: int, frame: int, source: str = ...,
                    now: float | None = ...) -> Pick: ...
 
+    async def pick_posted(self, job_id: int, *, user_id: int, frame: int, message_id: int) -> None: ...
+
+    async def pick_messages(self, job_id: int) -> list[int]: ...
+
     async def cancel(self, job_id: int, *, actor_id: int, admin: bool = ..., guild_id: int | None = ...,
                      now: float | None = ...) -> Job: ...
 
@@ -334,8 +338,10 @@ class Actions:
             return
         # a repeat is answered privately, in the member's language; a new pick publicly, in the server's
         locale = interaction.locale if picked.repeat else None
-        await reply(interaction, pick_text(job, frame, interaction.user.id, locale), private=picked.repeat,
-                    file=frame_file(job.id, frame, picked.data))
+        posted = await reply(interaction, pick_text(job, frame, interaction.user.id, locale), private=picked.repeat,
+                             file=frame_file(job.id, frame, picked.data))
+        if not picked.repeat and posted is not None:
+            await self._remember_pick(job, interaction.user.id, frame, posted)
 
     async def pick_by_reaction(self, channel: discord.abc.Messageable, message: discord.Message, *, job_id: int,
                                guild_id: int | None, channel_id: int, user_id: int, n: int) -> None:
@@ -366,8 +372,32 @@ class Actions:
         if picked.repeat:
             log.info("reaction pick of %s on job %s repeats frame %d; not posted again", user_id, job.id, frame)
             return
-        await channel.send(pick_text(job, frame, user_id), file=frame_file(job.id, frame, picked.data),
-                           reference=reference, allowed_mentions=NO_PINGS)
+        posted = await channel.send(pick_text(job, frame, user_id), file=frame_file(job.id, frame, picked.data),
+                                    reference=reference, allowed_mentions=NO_PINGS)
+        await self._remember_pick(job, user_id, frame, posted.id)
+
+    async def _remember_pick(self, job: Job, user_id: int, frame: int, message_id: int) -> None:
+        """Keep the message a pick was posted as, for :meth:`_remove_picks`; the pick is posted either way."""
+        try:
+            await self.store.pick_posted(job.id, user_id=user_id, frame=frame, message_id=message_id)
+        except DatabaseUnavailable as err:  # the pick stays posted, only untracked
+            log.warning("could not record pick message %s of job %s: %s", message_id, job.id, err)
+
+    async def _remove_picks(self, client: discord.Client, job: Job) -> None:
+        """Delete the picks' pictures of a result that was deleted or hidden (replies in the result's channel)."""
+        try:
+            messages = await self.store.pick_messages(job.id)
+        except DatabaseUnavailable as err:
+            log.warning("could not read the pick messages of job %s: %s", job.id, err)
+            return
+        channel = client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        for message_id in messages:
+            try:
+                await channel.get_partial_message(message_id).delete()
+            except discord.NotFound:
+                pass
+            except discord.HTTPException as err:
+                log.warning("could not delete pick message %s of job %s: %s", message_id, job.id, err)
 
     # ------------------------------------------------------------------ cancel, delete
     async def cancel_job(self, interaction: discord.Interaction, job_id: int, *, token: str | None = None,
@@ -424,7 +454,8 @@ class Actions:
         self.events.queue_changed()
 
     async def delete_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
-        """Delete a result's frames and its message, for the author, an admin of its guild or a bot owner."""
+        """Delete a result's frames, its message and its picks' pictures, for the author, an admin of its guild
+        or a bot owner."""
         try:
             job = await self.own_job(interaction, job_id, token)
             self._check_may_manage(interaction, job, "delete")
@@ -451,13 +482,14 @@ class Actions:
                             job_id, err)
                 await ephemeral(interaction, tr._("The frames are deleted, but Discord did not let the bot remove "
                                                   "the message; a server admin can delete it."))
+        await self._remove_picks(interaction.client, job)
         log.info("result of job %s deleted by %s", job_id, interaction.user.id)
 
     # ------------------------------------------------------------------ reports (bot.safety)
     async def report_result(self, interaction: discord.Interaction, job_id: int, token: str) -> None:
         """🚩 Report: any member of the server reports the result to its admins, once (a repeat is answered,
-        not counted). When the server's ``report_hide_after`` is reached the message is deleted (the audit
-        log keeps the reports and the hiding)."""
+        not counted). When the server's ``report_hide_after`` is reached the message and its picks' pictures
+        are deleted (the audit log keeps the reports and the hiding)."""
         async def report():
             job = await self.own_job(interaction, job_id, token)
             return job, await self.store.report(job.id, user_id=interaction.user.id)
@@ -478,10 +510,11 @@ class Actions:
                                    allowed_mentions=NO_PINGS)
             except discord.HTTPException as err:
                 log.warning("could not hide the result message of job %s: %s", job.id, err)
+            await self._remove_picks(interaction.client, job)
 
     async def admin_delete_result(self, interaction: discord.Interaction, job_id: int) -> None:
-        """``/morphadmin delete``: an admin of the job's server (or a bot owner) deletes a result: its frames
-        and its message. Audited."""
+        """``/morphadmin delete``: an admin of the job's server (or a bot owner) deletes a result: its frames,
+        its message and its picks' pictures. Audited."""
         tr = text(interaction.locale)
         job = await self.store.get(job_id)
         if job is None or not can_admin(user_id=interaction.user.id, permissions=interaction.permissions,
@@ -506,6 +539,7 @@ class Actions:
             except discord.HTTPException as err:
                 log.warning("could not delete result message of job %s: %s", job_id, err)
                 note = " " + tr._("Discord did not let the bot remove its message; delete it by hand.")
+        await self._remove_picks(interaction.client, job)
         await ephemeral(interaction, tr._("🗑️ Deleted the result of morph job #{job}.", job=job_id) + note)
 
 

@@ -67,6 +67,18 @@ class Results(StoreBase):
         if frame in withheld_frames(job.safety):
             raise Refused(Refusal.WITHHELD_FRAME, job=job.id, frame=frame + 1)
 
+    async def pick_posted(self, job_id: int, *, user_id: int, frame: int, message_id: int) -> None:
+        """The pick of ``frame`` by ``user_id`` was posted as ``message_id``: deleting or hiding the result
+        removes that message too (:meth:`pick_messages`)."""
+        await self.db.execute("UPDATE picks SET message_id = $1 WHERE job_id = $2 AND user_id = $3 AND frame = $4",
+                              message_id, job_id, user_id, frame)
+
+    async def pick_messages(self, job_id: int) -> list[int]:
+        """The messages the job's picks were posted as, oldest first."""
+        rows = await self.db.fetch("SELECT message_id FROM picks WHERE job_id = $1 AND message_id IS NOT NULL "
+                                   "ORDER BY id", job_id)
+        return [int(r["message_id"]) for r in rows]
+
     async def picks(self, job_id: int) -> list[dict]:
         """Every pick of the job, oldest first: ``{user_id, frame, source, created_at}``."""
         return await self.db.fetch("SELECT user_id, frame, source, created_at FROM picks WHERE job_id = $1 "
