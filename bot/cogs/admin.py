@@ -424,6 +424,8 @@ class AdminCog(commands.Cog):
 AUDIT_ACTIONS = {"pause": N_("pause"), "resume": N_("resume"), "cancel": N_("cancel"), "clear": N_("clear"),
                  "ban": N_("ban"), "unban": N_("unban"), "limits": N_("limits"), "delete": N_("delete"),
                  "report": N_("report"), "hide": N_("hide"), "left": N_("left")}
+
+
 def audit_detail(action: str, facts: dict, tr: Text) -> str:
     """An audit entry's facts (what ``bot.store.base.audit`` wrote with ``action``) in ``tr``'s language;
     ``""`` for an action that has none (pause, resume)."""
