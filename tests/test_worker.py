@@ -362,10 +362,14 @@ async def test_progress_is_throttled_has_eta_and_loop_stays_responsive(store, se
     stop.set()
     await tick
     max_lag_ms = max(lags) * 1000
+    p95_ms = sorted(lags)[int(0.95 * len(lags))] * 1000
     print(f"render {render_s:.2f} s, {len(lags)} ticks, event-loop lag max {max_lag_ms:.1f} ms, "
-          f"mean {sum(lags) / len(lags) * 1000:.1f} ms")
+          f"95th percentile {p95_ms:.1f} ms, mean {sum(lags) / len(lags) * 1000:.1f} ms")
     assert (await store.get(job.id)).state == "rendered"
-    assert max_lag_ms < 250
+    # the render never holds the loop: nearly every tick is on time (a render holding the GIL would delay
+    # most of them), and even the worst one, when a loaded 2-core machine leaves the loop's thread waiting
+    # for a core, is far inside the 3 s an interaction has to be answered in
+    assert p95_ms < 50 and max_lag_ms < 1000
 
     progress = watch.progress(job.id)
     assert 2 <= len(progress) <= render_s / interval + 1  # at most one write per interval
