@@ -25,9 +25,9 @@ Frame distance (:func:`image_features` / :func:`feature_distance`), chosen to ne
 needs network weights): each frame is downsampled to 64×64 with area averaging and blurred slightly, which
 removes pixel noise and dithering so only visible changes count; the distance is the mean CIEDE2000 colour
 difference of those images (per pixel, :func:`ciede2000`: the standard perceptual colour difference, which
-also judges the morphs in bench.quality; plain CIELAB distance ΔE76 overweighted saturated colour changes
-against light and grey ones and left the largest ΔE2000 step at 1.55× the mean, bench/RESULTS.md) plus the
-RMS difference of their luminance gradients
+also judges the morphs in bench.quality; plain CIELAB distance ΔE76, which does not discount chroma
+differences of saturated colours as CIEDE2000 does, left the largest CIEDE2000 step at 1.58× the mean,
+bench/RESULTS.md) plus the RMS difference of their luminance gradients
 (Sobel-like), which responds to shapes and edges moving even when average colours stay the same (a dog
 turning into a cat of the same colour), weighted so both terms count about equally for a typical change.
 Pixel values are scaled to [0, 1], so distances from different renders and sizes compare.
